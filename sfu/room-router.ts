@@ -1,0 +1,855 @@
+/**
+ * Rooms on top of a WorkerPool.
+ *
+ * RoomRouter owns Rooms; a Room owns its mediasoup Routers (one per worker it
+ * spans), an ActiveSpeakerObserver and its Peers; a Peer owns its transports,
+ * producers and consumers. Every close() is idempotent and cascades to the
+ * children; maps are kept in sync through mediasoup's observer 'close'
+ * events, so objects closed by mediasoup itself (transport closed, producer
+ * closed upstream, worker died) are removed too.
+ *
+ * - A room's first Router is created on the least-loaded worker on the first
+ *   join (concurrent joins share one creation; a failed creation is not
+ *   cached). The room closes when its last peer leaves.
+ * - In-node spread: each peer is assigned to one of the room's routers. When
+ *   the room's consumers on every router reach `threshold` x
+ *   `consumersPerWorker`, the next peer gets a new router on another worker.
+ *   A peer consuming a producer that lives on another router gets it through
+ *   `router.pipeToRouter()` (one pipe per producer and router, cached).
+ * - Audio producers feed the room's ActiveSpeakerObserver (on the first
+ *   router; producers on other routers are piped to it).
+ * - Consumers are created paused: the signaling layer resumes them with
+ *   Peer.resumeConsumer() once the remote side is ready.
+ * - If a worker hosting one of the room's routers dies, the room closes with
+ *   reason 'workerdied' (the WorkerPool reports the room id as lost).
+ */
+import type { types as ms } from 'mediasoup';
+
+import { SfuError } from './errors.ts';
+import { DEFAULT_MEDIA_CODECS } from './media-codecs.ts';
+import {
+  aggregateRoomStats,
+  computeParticipantStats,
+  type ParticipantQualityStats,
+  type ParticipantRawStats,
+  type RoomQualityStats,
+} from './quality-stats.ts';
+import { TypedEmitter } from './typed-emitter.ts';
+import type { PoolWorker, WorkerPool } from './worker-pool.ts';
+
+export interface SpreadOptions {
+  /** Consumers one worker is expected to carry (capacity). Default 500. */
+  consumersPerWorker?: number;
+  /** Share (0..1] of that capacity a room may use on one router before spreading. Default 0.8. */
+  threshold?: number;
+  /** Maximum routers (= workers) per room. Default: the pool size. */
+  maxRoutersPerRoom?: number;
+}
+
+export interface WebRtcTransportDefaults {
+  enableUdp?: boolean;
+  enableTcp?: boolean;
+  preferUdp?: boolean;
+  initialAvailableOutgoingBitrate?: number;
+  /** Applied with setMaxIncomingBitrate() after creation. */
+  maxIncomingBitrate?: number;
+  enableSctp?: boolean;
+}
+
+export interface PipeOptions {
+  /** IP the pipe transports between a room's routers listen on (default: the pool's listenIp). */
+  listenIp?: string;
+  enableSrtp?: boolean;
+  enableRtx?: boolean;
+}
+
+export interface RoomRouterOptions {
+  pool: WorkerPool;
+  mediaCodecs?: readonly ms.RouterRtpCodecCapability[];
+  /** ActiveSpeakerObserver interval in ms (default 300). */
+  activeSpeakerIntervalMs?: number;
+  /** In-node spread settings, or false to keep every room on one router. */
+  spread?: SpreadOptions | false;
+  webRtcTransport?: WebRtcTransportDefaults;
+  pipe?: PipeOptions;
+}
+
+export type RoomCloseReason = 'empty' | 'closed' | 'workerdied' | 'routerclosed';
+
+export type RoomRouterEvents = {
+  roomcreated: [Room];
+  roomclosed: [Room, RoomCloseReason];
+  close: [];
+};
+
+export type RoomEvents = {
+  peerjoined: [Peer];
+  peerleft: [Peer];
+  /** A peer produced: the signaling layer typically lets the other peers consume it. */
+  newproducer: [Peer, ms.Producer];
+  producerclose: [Peer, ms.Producer];
+  /** Dominant speaker changed. */
+  activespeaker: [{ peerId: string; producerId: string }];
+  /** The room spread to another worker. */
+  routeradded: [{ router: ms.Router; worker: PoolWorker }];
+  close: [RoomCloseReason];
+};
+
+export type ConsumerCloseReason = 'producerclose' | 'transportclose' | 'closed';
+
+export type PeerEvents = {
+  producerclose: [ms.Producer];
+  consumerclose: [ms.Consumer, ConsumerCloseReason];
+  consumerproducerpause: [ms.Consumer];
+  consumerproducerresume: [ms.Consumer];
+  consumerlayerschange: [ms.Consumer, ms.ConsumerLayers | undefined];
+  consumerscore: [ms.Consumer, ms.ConsumerScore];
+  close: [];
+};
+
+export interface JoinOptions {
+  /** The peer's device RTP capabilities (needed before consume()). */
+  rtpCapabilities?: ms.RtpCapabilities;
+  appData?: Record<string, unknown>;
+}
+
+export interface PeerWebRtcTransportOptions extends WebRtcTransportDefaults {
+  appData?: Record<string, unknown>;
+}
+
+export interface PeerPlainTransportOptions {
+  /** Listen IP (default: the pool's listenIp). Port is ephemeral unless portRange is given. */
+  ip?: string;
+  announcedAddress?: string;
+  portRange?: { min: number; max: number };
+  rtcpMux?: boolean;
+  comedia?: boolean;
+  enableSrtp?: boolean;
+  srtpCryptoSuite?: ms.SrtpCryptoSuite;
+  appData?: Record<string, unknown>;
+}
+
+export type TransportConnectParams =
+  | { dtlsParameters: ms.DtlsParameters }
+  | { ip?: string; port?: number; rtcpPort?: number; srtpParameters?: ms.SrtpParameters };
+
+export interface ProduceOptions {
+  transportId: string;
+  kind: ms.MediaKind;
+  rtpParameters: ms.RtpParameters;
+  paused?: boolean;
+  appData?: Record<string, unknown>;
+}
+
+export interface ConsumeOptions {
+  transportId: string;
+  producerId: string;
+  /** Defaults to the capabilities given at join / setRtpCapabilities(). */
+  rtpCapabilities?: ms.RtpCapabilities;
+  preferredLayers?: ms.ConsumerLayers;
+  appData?: Record<string, unknown>;
+}
+
+interface ResolvedSpread {
+  consumersPerWorker: number;
+  threshold: number;
+  maxRoutersPerRoom: number;
+}
+
+/** What a Room needs from its RoomRouter. */
+interface RoomContext {
+  pool: WorkerPool;
+  mediaCodecs: ms.RouterRtpCodecCapability[];
+  activeSpeakerIntervalMs: number;
+  spread: ResolvedSpread | undefined;
+  webRtcTransport: WebRtcTransportDefaults;
+  pipe: Required<Pick<PipeOptions, 'listenIp'>> & PipeOptions;
+}
+
+/** One of a room's routers and the pooled worker it lives on. */
+export interface RoomRouterSlot {
+  readonly router: ms.Router;
+  readonly worker: PoolWorker;
+  /** Peers assigned to this router. */
+  readonly peers: ReadonlySet<Peer>;
+  /** Live consumers on this router (peers' consumers and pipe consumers). */
+  readonly consumers: number;
+}
+
+interface Slot extends RoomRouterSlot {
+  peers: Set<Peer>;
+  consumers: number;
+}
+
+interface ProducerEntry {
+  producer: ms.Producer;
+  peer: Peer;
+  slot: Slot;
+}
+
+function positiveInt(value: number | undefined, fallback: number, name: string): number {
+  const v = value ?? fallback;
+  if (!Number.isFinite(v) || v <= 0) throw new SfuError('INVALID_ARGUMENT', `${name} must be > 0 (got ${v})`);
+  return v;
+}
+
+export class RoomRouter extends TypedEmitter<RoomRouterEvents> {
+  readonly #ctx: RoomContext;
+  readonly #rooms = new Map<string, Room>();
+  readonly #creating = new Map<string, Promise<Room>>();
+  #closed = false;
+
+  constructor(options: RoomRouterOptions) {
+    super();
+    const spread = options.spread === false ? undefined : (options.spread ?? {});
+    const threshold = spread?.threshold ?? 0.8;
+    if (spread && !(threshold > 0 && threshold <= 1)) {
+      throw new SfuError('INVALID_ARGUMENT', `spread.threshold must be in (0, 1] (got ${threshold})`);
+    }
+    this.#ctx = {
+      pool: options.pool,
+      mediaCodecs: [...(options.mediaCodecs ?? DEFAULT_MEDIA_CODECS)],
+      activeSpeakerIntervalMs: positiveInt(options.activeSpeakerIntervalMs, 300, 'activeSpeakerIntervalMs'),
+      spread: spread
+        ? {
+            consumersPerWorker: positiveInt(spread.consumersPerWorker, 500, 'spread.consumersPerWorker'),
+            threshold,
+            maxRoutersPerRoom: positiveInt(spread.maxRoutersPerRoom, options.pool.size, 'spread.maxRoutersPerRoom'),
+          }
+        : undefined,
+      webRtcTransport: { ...options.webRtcTransport },
+      pipe: { ...options.pipe, listenIp: options.pipe?.listenIp ?? options.pool.options.listenIp },
+    };
+  }
+
+  get pool(): WorkerPool {
+    return this.#ctx.pool;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get rooms(): ReadonlyMap<string, Room> {
+    return this.#rooms;
+  }
+
+  getRoom(roomId: string): Room | undefined {
+    return this.#rooms.get(roomId);
+  }
+
+  /**
+   * The room, creating it (and its first router) if needed. Concurrent calls
+   * share one creation; a failed creation is retried by the next call.
+   * A room created here without a join stays open until close() or until
+   * a peer joins and the room empties again.
+   */
+  getOrCreateRoom(roomId: string): Promise<Room> {
+    if (this.#closed) return Promise.reject(new SfuError('CLOSED', 'RoomRouter is closed'));
+    const existing = this.#rooms.get(roomId);
+    if (existing && !existing.closed) return Promise.resolve(existing);
+    let creating = this.#creating.get(roomId);
+    if (!creating) {
+      creating = Room.create(roomId, this.#ctx).then(
+        (room) => {
+          this.#creating.delete(roomId);
+          if (this.#closed) {
+            room.close('closed');
+            throw new SfuError('CLOSED', 'RoomRouter is closed');
+          }
+          this.#rooms.set(roomId, room);
+          room.once('close', (reason) => {
+            if (this.#rooms.get(roomId) === room) this.#rooms.delete(roomId);
+            this.safeEmit('roomclosed', room, reason);
+          });
+          this.safeEmit('roomcreated', room);
+          return room;
+        },
+        (error: unknown) => {
+          this.#creating.delete(roomId);
+          throw error;
+        },
+      );
+      this.#creating.set(roomId, creating);
+    }
+    return creating;
+  }
+
+  /** Joins a peer to a room, creating the room on first join. */
+  async join(roomId: string, peerId: string, options: JoinOptions = {}): Promise<Peer> {
+    // A room may close (last peer left) between its creation and our join:
+    // then a fresh room is created.
+    for (let attempt = 0; ; attempt++) {
+      const room = await this.getOrCreateRoom(roomId);
+      try {
+        return await room.join(peerId, options);
+      } catch (error) {
+        if (!(error instanceof SfuError && error.code === 'CLOSED' && room.closed && !this.#closed && attempt < 3)) {
+          throw error;
+        }
+      }
+    }
+  }
+
+  /** Removes a peer (closing its transports); returns whether it was there. */
+  leave(roomId: string, peerId: string): boolean {
+    const peer = this.#rooms.get(roomId)?.getPeer(peerId);
+    if (!peer) return false;
+    peer.close();
+    return true;
+  }
+
+  /** Closes every room. The pool is not closed (it is not owned). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const room of [...this.#rooms.values()]) room.close('closed');
+    this.#rooms.clear();
+    this.safeEmit('close');
+  }
+}
+
+export class Room extends TypedEmitter<RoomEvents> {
+  readonly id: string;
+  readonly #ctx: RoomContext;
+  readonly #slots: Slot[] = [];
+  readonly #peers = new Map<string, Peer>();
+  readonly #producers = new Map<string, ProducerEntry>();
+  /** `${producerId} ${routerId}` -> pipe in progress / done. */
+  readonly #pipes = new Map<string, Promise<void>>();
+  #activeSpeakerObserver: ms.ActiveSpeakerObserver | undefined;
+  #addingRouter: Promise<Slot> | undefined;
+  #pendingJoins = 0;
+  #closed = false;
+
+  private constructor(id: string, ctx: RoomContext) {
+    super();
+    this.id = id;
+    this.#ctx = ctx;
+  }
+
+  /** @internal Use RoomRouter.getOrCreateRoom() / join(). */
+  static async create(id: string, ctx: RoomContext): Promise<Room> {
+    const room = new Room(id, ctx);
+    const slot = await room.#addRouter(ctx.pool.leastLoaded());
+    try {
+      const observer = await slot.router.createActiveSpeakerObserver({ interval: ctx.activeSpeakerIntervalMs });
+      room.#activeSpeakerObserver = observer;
+      observer.on('dominantspeaker', ({ producer }) => {
+        const entry = room.#producers.get(producer.id);
+        if (entry) room.safeEmit('activespeaker', { peerId: entry.peer.id, producerId: producer.id });
+      });
+    } catch (error) {
+      room.close('closed');
+      throw error;
+    }
+    if (room.#closed) throw new SfuError('CLOSED', `room ${id} closed while being created`);
+    return room;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get peers(): ReadonlyMap<string, Peer> {
+    return this.#peers;
+  }
+
+  /** The room's routers; the first one hosts the ActiveSpeakerObserver. */
+  get routers(): readonly RoomRouterSlot[] {
+    return this.#slots;
+  }
+
+  /** RTP capabilities to hand to clients (same codecs on every router of the room). */
+  get rtpCapabilities(): ms.RtpCapabilities {
+    const primary = this.#slots[0];
+    if (!primary) throw new SfuError('CLOSED', `room ${this.id} is closed`);
+    return primary.router.rtpCapabilities;
+  }
+
+  get activeSpeakerObserver(): ms.ActiveSpeakerObserver | undefined {
+    return this.#activeSpeakerObserver;
+  }
+
+  /** Producers of all peers, by id. */
+  get producers(): ReadonlyMap<string, { producer: ms.Producer; peerId: string }> {
+    return new Map([...this.#producers].map(([id, e]) => [id, { producer: e.producer, peerId: e.peer.id }]));
+  }
+
+  getPeer(peerId: string): Peer | undefined {
+    return this.#peers.get(peerId);
+  }
+
+  /** Adds a peer, assigning it a router (spreading to another worker if needed). */
+  async join(peerId: string, options: JoinOptions = {}): Promise<Peer> {
+    if (this.#closed) throw new SfuError('CLOSED', `room ${this.id} is closed`);
+    if (this.#peers.has(peerId)) throw new SfuError('PEER_EXISTS', `peer ${peerId} already in room ${this.id}`);
+    this.#pendingJoins++;
+    let joined = false;
+    try {
+      const slot = await this.#slotForNewPeer();
+      if (this.#closed) throw new SfuError('CLOSED', `room ${this.id} is closed`);
+      if (this.#peers.has(peerId)) throw new SfuError('PEER_EXISTS', `peer ${peerId} already in room ${this.id}`);
+      const peer = new Peer(peerId, this, slot, options, {
+        ctx: this.#ctx,
+        registerProducer: (p, producer) => this.#registerProducer(p, slot, producer),
+        producerEntry: (producerId) => this.#producers.get(producerId),
+        ensurePiped: (producerId, target) => this.#ensurePiped(producerId, target),
+      });
+      this.#peers.set(peerId, peer);
+      slot.peers.add(peer);
+      peer.once('close', () => this.#onPeerClosed(peer, slot));
+      joined = true;
+      this.safeEmit('peerjoined', peer);
+      return peer;
+    } finally {
+      this.#pendingJoins--;
+      if (!joined) this.#closeIfEmpty();
+    }
+  }
+
+  /** Removes a peer; returns whether it was in the room. */
+  leave(peerId: string): boolean {
+    const peer = this.#peers.get(peerId);
+    if (!peer) return false;
+    peer.close();
+    return true;
+  }
+
+  /** Quality stats of every participant and the room aggregate. */
+  async getStats(): Promise<RoomQualityStats> {
+    const participants = await Promise.all([...this.#peers.values()].map((p) => p.getStats()));
+    return aggregateRoomStats(this.id, participants);
+  }
+
+  /** Closes peers, the observer and the routers. Idempotent. */
+  close(reason: RoomCloseReason = 'closed'): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const peer of [...this.#peers.values()]) peer.close();
+    this.#peers.clear();
+    this.#activeSpeakerObserver?.close();
+    for (const slot of this.#slots) slot.router.close();
+    this.#slots.length = 0;
+    this.#producers.clear();
+    this.#pipes.clear();
+    this.safeEmit('close', reason);
+  }
+
+  #closeIfEmpty(): void {
+    if (!this.#closed && this.#peers.size === 0 && this.#pendingJoins === 0) this.close('empty');
+  }
+
+  #onPeerClosed(peer: Peer, slot: Slot): void {
+    if (this.#peers.get(peer.id) === peer) this.#peers.delete(peer.id);
+    slot.peers.delete(peer);
+    if (this.#closed) return;
+    this.safeEmit('peerleft', peer);
+    // A secondary router without peers only carries pipes for nobody: close it.
+    if (slot !== this.#slots[0] && slot.peers.size === 0 && this.#slots.includes(slot)) {
+      this.#removeSlot(slot);
+      slot.router.close();
+    }
+    this.#closeIfEmpty();
+  }
+
+  async #slotForNewPeer(): Promise<Slot> {
+    const spread = this.#ctx.spread;
+    const primary = this.#slots[0];
+    if (!primary) throw new SfuError('CLOSED', `room ${this.id} is closed`);
+    if (!spread) return primary;
+
+    const fewestConsumers = (slots: Slot[]): Slot =>
+      slots.reduce((best, s) => (s.consumers < best.consumers ? s : best));
+    const limit = spread.consumersPerWorker * spread.threshold;
+    const open = this.#slots.filter((s) => s.consumers < limit);
+    if (open.length > 0) return fewestConsumers(open);
+
+    if (this.#slots.length < spread.maxRoutersPerRoom) {
+      const used = new Set(this.#slots.map((s) => s.worker));
+      if (this.#ctx.pool.workers.some((w) => !used.has(w))) {
+        this.#addingRouter ??= this.#addRouter(this.#ctx.pool.leastLoaded({ exclude: used })).finally(() => {
+          this.#addingRouter = undefined;
+        });
+        try {
+          return await this.#addingRouter;
+        } catch {
+          // Could not spread: fall back to the existing routers.
+          if (this.#closed) throw new SfuError('CLOSED', `room ${this.id} is closed`);
+        }
+      }
+    }
+    return fewestConsumers(this.#slots);
+  }
+
+  async #addRouter(worker: PoolWorker): Promise<Slot> {
+    const router = await worker.worker.createRouter({
+      mediaCodecs: this.#ctx.mediaCodecs,
+      appData: { roomId: this.id },
+    });
+    if (this.#closed) {
+      router.close();
+      throw new SfuError('CLOSED', `room ${this.id} is closed`);
+    }
+    const slot: Slot = { router, worker, peers: new Set(), consumers: 0 };
+    this.#slots.push(slot);
+
+    router.observer.on('newtransport', (transport) => {
+      transport.observer.on('newconsumer', (consumer) => {
+        slot.consumers++;
+        consumer.observer.once('close', () => slot.consumers--);
+      });
+    });
+    router.once('workerclose', () => this.close('workerdied'));
+    router.observer.once('close', () => {
+      // Closed by us (room close / empty secondary) or from outside.
+      for (const key of [...this.#pipes.keys()]) if (key.endsWith(` ${router.id}`)) this.#pipes.delete(key);
+      if (!this.#closed && this.#slots.includes(slot)) {
+        if (slot === this.#slots[0]) this.close('routerclosed');
+        else this.#removeSlot(slot);
+      }
+    });
+
+    if (this.#slots.length > 1) this.safeEmit('routeradded', { router, worker });
+    return slot;
+  }
+
+  #removeSlot(slot: Slot): void {
+    const i = this.#slots.indexOf(slot);
+    if (i >= 0) this.#slots.splice(i, 1);
+    for (const peer of [...slot.peers]) peer.close();
+  }
+
+  #registerProducer(peer: Peer, slot: Slot, producer: ms.Producer): void {
+    this.#producers.set(producer.id, { producer, peer, slot });
+    producer.observer.once('close', () => {
+      this.#producers.delete(producer.id);
+      for (const key of [...this.#pipes.keys()]) if (key.startsWith(`${producer.id} `)) this.#pipes.delete(key);
+      if (!this.#closed) this.safeEmit('producerclose', peer, producer);
+    });
+    if (producer.kind === 'audio') void this.#observeSpeaker(producer, slot);
+    this.safeEmit('newproducer', peer, producer);
+  }
+
+  async #observeSpeaker(producer: ms.Producer, slot: Slot): Promise<void> {
+    const observer = this.#activeSpeakerObserver;
+    const primary = this.#slots[0];
+    if (!observer || !primary || observer.closed) return;
+    try {
+      if (slot !== primary) await this.#ensurePiped(producer.id, primary);
+      if (!producer.closed && !observer.closed) await observer.addProducer({ producerId: producer.id });
+    } catch {
+      // Producer or room closed meanwhile: nothing to observe.
+    }
+  }
+
+  /** Makes `producerId` available on `target`'s router (no-op if it lives there). */
+  #ensurePiped(producerId: string, target: Slot): Promise<void> {
+    const entry = this.#producers.get(producerId);
+    if (!entry) return Promise.reject(new SfuError('NOT_FOUND', `producer ${producerId} not found in room ${this.id}`));
+    if (entry.slot === target) return Promise.resolve();
+    const key = `${producerId} ${target.router.id}`;
+    let piping = this.#pipes.get(key);
+    if (!piping) {
+      const pipe = this.#ctx.pipe;
+      piping = entry.slot.router
+        .pipeToRouter({
+          producerId,
+          router: target.router,
+          listenInfo: { protocol: 'udp', ip: pipe.listenIp, port: 0 },
+          enableSrtp: pipe.enableSrtp ?? false,
+          enableRtx: pipe.enableRtx ?? false,
+        })
+        .then(
+          () => undefined,
+          (error: unknown) => {
+            if (this.#pipes.get(key) === piping) this.#pipes.delete(key);
+            throw error;
+          },
+        );
+      this.#pipes.set(key, piping);
+    }
+    return piping;
+  }
+}
+
+interface PeerInternals {
+  ctx: RoomContext;
+  registerProducer: (peer: Peer, producer: ms.Producer) => void;
+  producerEntry: (producerId: string) => ProducerEntry | undefined;
+  ensurePiped: (producerId: string, target: Slot) => Promise<void>;
+}
+
+export class Peer extends TypedEmitter<PeerEvents> {
+  readonly id: string;
+  readonly room: Room;
+  readonly appData: Record<string, unknown>;
+  rtpCapabilities: ms.RtpCapabilities | undefined;
+  readonly #slot: Slot;
+  readonly #internals: PeerInternals;
+  readonly #transports = new Map<string, ms.Transport>();
+  readonly #producers = new Map<string, ms.Producer>();
+  readonly #consumers = new Map<string, ms.Consumer>();
+  #closed = false;
+
+  /** @internal Created by Room.join(). */
+  constructor(id: string, room: Room, slot: Slot, options: JoinOptions, internals: PeerInternals) {
+    super();
+    this.id = id;
+    this.room = room;
+    this.#slot = slot;
+    this.#internals = internals;
+    this.appData = { ...options.appData };
+    this.rtpCapabilities = options.rtpCapabilities;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The router this peer's transports live on. */
+  get router(): ms.Router {
+    return this.#slot.router;
+  }
+
+  /** The pooled worker this peer's transports live on. */
+  get worker(): PoolWorker {
+    return this.#slot.worker;
+  }
+
+  get transports(): ReadonlyMap<string, ms.Transport> {
+    return this.#transports;
+  }
+
+  get producers(): ReadonlyMap<string, ms.Producer> {
+    return this.#producers;
+  }
+
+  get consumers(): ReadonlyMap<string, ms.Consumer> {
+    return this.#consumers;
+  }
+
+  /** A WebRTC transport on the worker's WebRtcServer (shared port). */
+  async createWebRtcTransport(options: PeerWebRtcTransportOptions = {}): Promise<ms.WebRtcTransport> {
+    this.#assertOpen();
+    const o = { ...this.#internals.ctx.webRtcTransport, ...options };
+    const transport = await this.router.createWebRtcTransport({
+      webRtcServer: this.worker.webRtcServer,
+      enableUdp: o.enableUdp ?? true,
+      enableTcp: o.enableTcp ?? true,
+      preferUdp: o.preferUdp ?? true,
+      ...(o.initialAvailableOutgoingBitrate !== undefined
+        ? { initialAvailableOutgoingBitrate: o.initialAvailableOutgoingBitrate }
+        : {}),
+      enableSctp: o.enableSctp ?? false,
+      appData: { ...options.appData, peerId: this.id },
+    });
+    this.#adoptTransport(transport);
+    if (o.maxIncomingBitrate !== undefined) {
+      try {
+        await transport.setMaxIncomingBitrate(o.maxIncomingBitrate);
+      } catch {
+        // Transport closed meanwhile; #assertOpen below reports it.
+      }
+    }
+    this.#assertAlive(transport);
+    return transport;
+  }
+
+  /** A plain RTP transport (recording, ingest, tests) listening on an ephemeral port by default. */
+  async createPlainTransport(options: PeerPlainTransportOptions = {}): Promise<ms.PlainTransport> {
+    this.#assertOpen();
+    const poolOptions = this.#internals.ctx.pool.options;
+    const announcedAddress = options.announcedAddress ?? poolOptions.announcedAddress;
+    const transport = await this.router.createPlainTransport({
+      listenInfo: {
+        protocol: 'udp',
+        ip: options.ip ?? poolOptions.listenIp,
+        ...(announcedAddress ? { announcedAddress } : {}),
+        ...(options.portRange ? { portRange: options.portRange } : { port: 0 }),
+      },
+      rtcpMux: options.rtcpMux ?? true,
+      comedia: options.comedia ?? false,
+      enableSrtp: options.enableSrtp ?? false,
+      ...(options.srtpCryptoSuite ? { srtpCryptoSuite: options.srtpCryptoSuite } : {}),
+      appData: { ...options.appData, peerId: this.id },
+    });
+    this.#adoptTransport(transport);
+    return transport;
+  }
+
+  /** Connects a transport: DTLS parameters (WebRTC) or remote ip/port (plain). */
+  async connectTransport(transportId: string, params: TransportConnectParams): Promise<void> {
+    await this.#transport(transportId).connect(params);
+  }
+
+  async produce(options: ProduceOptions): Promise<ms.Producer> {
+    const transport = this.#transport(options.transportId);
+    const producer = await transport.produce({
+      kind: options.kind,
+      rtpParameters: options.rtpParameters,
+      paused: options.paused ?? false,
+      appData: { ...options.appData, peerId: this.id },
+    });
+    if (this.#closed || producer.closed) {
+      producer.close();
+      throw new SfuError('CLOSED', `peer ${this.id} closed while producing`);
+    }
+    this.#producers.set(producer.id, producer);
+    producer.observer.once('close', () => {
+      this.#producers.delete(producer.id);
+      if (!this.#closed) this.safeEmit('producerclose', producer);
+    });
+    this.#internals.registerProducer(this, producer);
+    return producer;
+  }
+
+  async pauseProducer(producerId: string): Promise<void> {
+    await this.#producer(producerId).pause();
+  }
+
+  async resumeProducer(producerId: string): Promise<void> {
+    await this.#producer(producerId).resume();
+  }
+
+  closeProducer(producerId: string): void {
+    this.#producer(producerId).close();
+  }
+
+  /**
+   * Consumes a producer of the room (piping it from another router if
+   * needed). The consumer starts paused: call resumeConsumer() when the
+   * remote side is ready.
+   */
+  async consume(options: ConsumeOptions): Promise<ms.Consumer> {
+    const transport = this.#transport(options.transportId);
+    const rtpCapabilities = options.rtpCapabilities ?? this.rtpCapabilities;
+    if (!rtpCapabilities) {
+      throw new SfuError('NO_RTP_CAPABILITIES', `peer ${this.id} has no RTP capabilities (give them at join)`);
+    }
+    if (!this.#internals.producerEntry(options.producerId)) {
+      throw new SfuError('NOT_FOUND', `producer ${options.producerId} not found in room ${this.room.id}`);
+    }
+    await this.#internals.ensurePiped(options.producerId, this.#slot);
+    this.#assertAlive(transport);
+    if (!this.router.canConsume({ producerId: options.producerId, rtpCapabilities })) {
+      throw new SfuError('CANNOT_CONSUME', `peer ${this.id} cannot consume producer ${options.producerId}`);
+    }
+    const consumer = await transport.consume({
+      producerId: options.producerId,
+      rtpCapabilities,
+      paused: true,
+      ...(options.preferredLayers ? { preferredLayers: options.preferredLayers } : {}),
+      appData: { ...options.appData, peerId: this.id },
+    });
+    if (this.#closed || consumer.closed) {
+      consumer.close();
+      throw new SfuError('CLOSED', `peer ${this.id} closed while consuming`);
+    }
+    this.#adoptConsumer(consumer);
+    return consumer;
+  }
+
+  async resumeConsumer(consumerId: string): Promise<void> {
+    await this.#consumer(consumerId).resume();
+  }
+
+  async pauseConsumer(consumerId: string): Promise<void> {
+    await this.#consumer(consumerId).pause();
+  }
+
+  closeConsumer(consumerId: string): void {
+    this.#consumer(consumerId).close();
+  }
+
+  /** Preferred spatial/temporal layers for a simulcast/SVC consumer. */
+  async setPreferredLayers(consumerId: string, layers: ms.ConsumerLayers): Promise<void> {
+    await this.#consumer(consumerId).setPreferredLayers(layers);
+  }
+
+  async getStats(): Promise<ParticipantQualityStats> {
+    const ignoreClosed = <T>(p: Promise<T>): Promise<T | undefined> => p.catch(() => undefined);
+    const [transports, producers, consumers] = await Promise.all([
+      Promise.all([...this.#transports.values()].map((t) => ignoreClosed(t.getStats() as Promise<ms.BaseTransportStats[]>))),
+      Promise.all(
+        [...this.#producers.values()].map(async (p) => {
+          const stats = await ignoreClosed(p.getStats());
+          return stats ? { clockRate: p.rtpParameters.codecs[0]?.clockRate ?? 0, stats } : undefined;
+        }),
+      ),
+      Promise.all([...this.#consumers.values()].map((c) => ignoreClosed(c.getStats()))),
+    ]);
+    const raw: ParticipantRawStats = {
+      peerId: this.id,
+      transports: transports.filter((s) => s !== undefined).flat(),
+      producers: producers.filter((s) => s !== undefined),
+      consumers: consumers.filter((s) => s !== undefined),
+    };
+    return computeParticipantStats(raw);
+  }
+
+  /** Closes transports (and so producers and consumers). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const transport of [...this.#transports.values()]) transport.close();
+    this.#transports.clear();
+    this.#producers.clear();
+    this.#consumers.clear();
+    this.safeEmit('close');
+  }
+
+  #adoptTransport(transport: ms.Transport): void {
+    if (this.#closed) {
+      transport.close();
+      throw new SfuError('CLOSED', `peer ${this.id} closed while creating a transport`);
+    }
+    this.#transports.set(transport.id, transport);
+    transport.observer.once('close', () => this.#transports.delete(transport.id));
+  }
+
+  #adoptConsumer(consumer: ms.Consumer): void {
+    this.#consumers.set(consumer.id, consumer);
+    let reason: ConsumerCloseReason = 'closed';
+    consumer.on('producerclose', () => (reason = 'producerclose'));
+    consumer.on('transportclose', () => (reason = 'transportclose'));
+    consumer.on('producerpause', () => this.safeEmit('consumerproducerpause', consumer));
+    consumer.on('producerresume', () => this.safeEmit('consumerproducerresume', consumer));
+    consumer.on('layerschange', (layers) => this.safeEmit('consumerlayerschange', consumer, layers));
+    consumer.on('score', (score) => this.safeEmit('consumerscore', consumer, score));
+    consumer.observer.once('close', () => {
+      this.#consumers.delete(consumer.id);
+      if (!this.#closed) this.safeEmit('consumerclose', consumer, reason);
+    });
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new SfuError('CLOSED', `peer ${this.id} is closed`);
+  }
+
+  #assertAlive(transport: ms.Transport): void {
+    this.#assertOpen();
+    if (transport.closed) throw new SfuError('CLOSED', `transport ${transport.id} is closed`);
+  }
+
+  #transport(id: string): ms.Transport {
+    this.#assertOpen();
+    const transport = this.#transports.get(id);
+    if (!transport) throw new SfuError('NOT_FOUND', `transport ${id} not found for peer ${this.id}`);
+    return transport;
+  }
+
+  #producer(id: string): ms.Producer {
+    this.#assertOpen();
+    const producer = this.#producers.get(id);
+    if (!producer) throw new SfuError('NOT_FOUND', `producer ${id} not found for peer ${this.id}`);
+    return producer;
+  }
+
+  #consumer(id: string): ms.Consumer {
+    this.#assertOpen();
+    const consumer = this.#consumers.get(id);
+    if (!consumer) throw new SfuError('NOT_FOUND', `consumer ${id} not found for peer ${this.id}`);
+    return consumer;
+  }
+}
