@@ -12,8 +12,11 @@ import type { EventMap, TypedEmitter } from '../../../sfu/typed-emitter.ts';
 export const OPUS_PT = 100;
 export const VP8_PT = 101;
 
+export const AUDIO_LEVEL_EXT_ID = 1;
+
 export const opusRtpParameters = (ssrc: number): ms.RtpParameters => ({
   codecs: [{ mimeType: 'audio/opus', payloadType: OPUS_PT, clockRate: 48000, channels: 2 }],
+  headerExtensions: [{ uri: 'urn:ietf:params:rtp-hdrext:ssrc-audio-level', id: AUDIO_LEVEL_EXT_ID }],
   encodings: [{ ssrc }],
 });
 
@@ -37,14 +40,20 @@ export interface RtpHeader {
   marker?: boolean;
 }
 
-export function rtpPacket(header: RtpHeader, payload: Buffer): Buffer {
+/**
+ * An RTP packet. With `audioLevel` (0 = loudest .. 127 = silence, RFC 6464)
+ * a one-byte header extension carries it with the voice-activity bit set.
+ */
+export function rtpPacket(header: RtpHeader, payload: Buffer, audioLevel?: number): Buffer {
   const b = Buffer.alloc(12);
-  b[0] = 0x80; // V=2
+  b[0] = audioLevel === undefined ? 0x80 : 0x90; // V=2, X
   b[1] = (header.marker ? 0x80 : 0) | (header.payloadType & 0x7f);
   b.writeUInt16BE(header.sequenceNumber & 0xffff, 2);
   b.writeUInt32BE(header.timestamp >>> 0, 4);
   b.writeUInt32BE(header.ssrc >>> 0, 8);
-  return Buffer.concat([b, payload]);
+  if (audioLevel === undefined) return Buffer.concat([b, payload]);
+  const ext = Buffer.from([0xbe, 0xde, 0x00, 0x01, AUDIO_LEVEL_EXT_ID << 4, 0x80 | (audioLevel & 0x7f), 0, 0]);
+  return Buffer.concat([b, ext, payload]);
 }
 
 export function parseRtp(packet: Buffer): RtpHeader & { payload: Buffer } {
@@ -166,14 +175,22 @@ export class MediaSender {
     this.#port = port;
   }
 
-  startOpus(ssrc: number): this {
+  /**
+   * Opus every 20 ms. `audioLevel` (0 loud .. 127 silent, or a function of
+   * the frame number) adds the audio-level header extension.
+   */
+  startOpus(ssrc: number, audioLevel?: number | ((frame: number) => number)): this {
     let seq = 1000;
     let ts = 12345;
     let frame = 0;
     this.#timers.push(
       setInterval(() => {
         this.#endpoint.send(
-          rtpPacket({ payloadType: OPUS_PT, sequenceNumber: seq++, timestamp: ts, ssrc, marker: frame === 0 }, opusPayload(frame)),
+          rtpPacket(
+            { payloadType: OPUS_PT, sequenceNumber: seq++, timestamp: ts, ssrc, marker: frame === 0 },
+            opusPayload(frame),
+            typeof audioLevel === 'function' ? audioLevel(frame) : audioLevel,
+          ),
           this.#port,
         );
         ts += 960;
@@ -246,6 +263,14 @@ export function answerSenderReports(endpoint: UdpEndpoint, sfuPort: number, dela
     }
   });
 }
+
+/**
+ * Speech-like audio levels: syllables of varying loudness with short pauses
+ * (a constant level counts as background noise for dominant speaker
+ * detection).
+ */
+export const speechLevel = (frame: number): number =>
+  frame % 25 < 18 ? 10 + Math.round(20 * Math.abs(Math.sin(frame / 3))) : 100;
 
 /** Polls `condition` until it is true or `timeoutMs` passes. */
 export async function waitUntil(
