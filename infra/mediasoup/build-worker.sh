@@ -108,6 +108,7 @@ step "check mediasoup package" "run 'npm ci' (MEDIASOUP_WORKER_BIN=skip npm ci) 
 MS_VERSION="$(sed -n 's/^[[:space:]]*"version":[[:space:]]*"\([^"]*\)".*/\1/p' "${MS_PKG}/package.json" | head -n1)"
 [[ -n "${MS_VERSION}" ]] || die "cannot read the version from ${MS_PKG}/package.json"
 
+step "check options"
 case "${SOURCE}" in
   offline | prebuilt) ;;
   *) die "GEO_SFU_WORKER_SOURCE must be 'offline' or 'prebuilt' (got '${SOURCE}')" ;;

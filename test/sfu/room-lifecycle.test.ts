@@ -193,3 +193,57 @@ describe('rooms: lifecycle and leaks', () => {
     expect(poolWorker.counts).toEqual({ routers: 0, transports: 0, producers: 0, consumers: 0 });
   });
 });
+
+describe('rooms: codecs and layers', () => {
+  const cleanups: (() => void)[] = [];
+  afterEach(() => {
+    for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+  });
+
+  it('offers Opus, VP8, VP9 and H264 and applies preferred layers to simulcast consumers', async () => {
+    const pool = await WorkerPool.create({ numWorkers: 1 });
+    cleanups.push(() => pool.close());
+    const rooms = new RoomRouter({ pool });
+    cleanups.push(() => rooms.close());
+
+    const sender = await rooms.join('layers', 'sender');
+    const caps = sender.room.rtpCapabilities;
+    const mimeTypes = new Set((caps.codecs ?? []).map((c) => c.mimeType.toLowerCase()));
+    for (const mime of ['audio/opus', 'video/vp8', 'video/vp9', 'video/h264']) expect(mimeTypes).toContain(mime);
+
+    const viewer = await rooms.join('layers', 'viewer', { rtpCapabilities: caps });
+    const st = await sender.createPlainTransport({ comedia: true });
+    const simulcast = await sender.produce({
+      transportId: st.id,
+      kind: 'video',
+      rtpParameters: {
+        codecs: [{ mimeType: 'video/VP8', payloadType: 101, clockRate: 90000 }],
+        encodings: [
+          { ssrc: 1001, scalabilityMode: 'L1T3' },
+          { ssrc: 1002, scalabilityMode: 'L1T3' },
+          { ssrc: 1003, scalabilityMode: 'L1T3' },
+        ],
+      },
+    });
+    const vt = await viewer.createWebRtcTransport();
+    const consumer = await viewer.consume({
+      transportId: vt.id,
+      producerId: simulcast.id,
+      preferredLayers: { spatialLayer: 1, temporalLayer: 1 },
+    });
+    expect(consumer.type).toBe('simulcast');
+    expect(consumer.paused).toBe(true);
+    expect(consumer.preferredLayers).toEqual({ spatialLayer: 1, temporalLayer: 1 });
+    await viewer.setPreferredLayers(consumer.id, { spatialLayer: 0, temporalLayer: 2 });
+    expect(consumer.preferredLayers).toEqual({ spatialLayer: 0, temporalLayer: 2 });
+    await viewer.resumeConsumer(consumer.id);
+    expect(consumer.paused).toBe(false);
+
+    await expect(viewer.consume({ transportId: vt.id, producerId: 'nope' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    const noCaps = await rooms.join('layers', 'no-caps');
+    const nt = await noCaps.createWebRtcTransport();
+    await expect(noCaps.consume({ transportId: nt.id, producerId: simulcast.id })).rejects.toMatchObject({
+      code: 'NO_RTP_CAPABILITIES',
+    });
+  });
+});
