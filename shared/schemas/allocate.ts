@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Id, RegionId, Url } from './common.ts';
-import { EXCLUSION_CODES, Reason } from './reasons.ts';
+import { EXCLUSION_CODES, Reason, stringEnum } from './reasons.ts';
 
 export const AllocateRequest = Type.Object(
   {
@@ -32,7 +32,7 @@ export const Candidate = Type.Object({
   /** The client's RTT to that region, ms, as used for the decision. */
   clientRttMs: Type.Number(),
   nodeId: Type.Optional(Type.String()),
-  excludedBecause: Type.Optional(Type.Union(EXCLUSION_CODES.map((c) => Type.Literal(c)))),
+  excludedBecause: Type.Optional(stringEnum(EXCLUSION_CODES)),
 });
 export type Candidate = Static<typeof Candidate>;
 

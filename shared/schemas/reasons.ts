@@ -33,8 +33,11 @@ export const EXCLUSION_CODES = [
 ] as const;
 export type ExclusionCode = (typeof EXCLUSION_CODES)[number];
 
+/** A string enum schema whose static type is the union of its values. */
+export const stringEnum = <T extends string>(values: readonly T[]) => Type.Unsafe<T>({ type: 'string', enum: [...values] });
+
 export const Reason = Type.Object({
-  code: Type.Union(REASON_CODES.map((c) => Type.Literal(c))),
+  code: stringEnum(REASON_CODES),
   message: Type.String(),
   region: Type.Optional(Type.String()),
   nodeId: Type.Optional(Type.String()),

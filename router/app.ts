@@ -1,0 +1,128 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { GeoSfuConfig } from '../shared/config/index.ts';
+import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorHandler } from '../shared/http.ts';
+import { keepRawJsonBody } from '../shared/signed-http.ts';
+import { Allocator } from './allocation/allocator.ts';
+import { ExpirySweeper } from './allocation/expiry-sweeper.ts';
+import { type GeoLookup, lookupIp } from './geo.ts';
+import { createRouterMetrics, type RouterMetrics } from './metrics.ts';
+import { createStrategy } from './placement/index.ts';
+import { NodeRegistry } from './registry/node-registry.ts';
+import { Prober } from './registry/prober.ts';
+import { allocateRoutes } from './routes/allocate.ts';
+import { nodeRoutes } from './routes/nodes.ts';
+import { opsRoutes } from './routes/ops.ts';
+import { regionRoutes } from './routes/regions.ts';
+import { roomRoutes } from './routes/rooms.ts';
+import type { NodeRegistryStore, RoomStore, SessionLog } from './state/types.ts';
+
+export interface RouterDeps {
+  config: GeoSfuConfig;
+  rooms: RoomStore;
+  nodes: NodeRegistryStore;
+  sessions: SessionLog;
+  /** Defaults to geoip-lite (call preloadGeoIp() first). */
+  geoLookup?: GeoLookup;
+  now?: () => number;
+  logger?: FastifyBaseLogger | boolean;
+}
+
+export interface RouterServices {
+  config: GeoSfuConfig;
+  rooms: RoomStore;
+  sessions: SessionLog;
+  registry: NodeRegistry;
+  prober: Prober;
+  allocator: Allocator;
+  metrics: RouterMetrics;
+  now: () => number;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    services: RouterServices;
+  }
+}
+
+export type RouterApp = FastifyInstance;
+
+/**
+ * Builds the router: a fastify app with every route, the registry snapshot refresher, the prober
+ * and the allocation expiry sweeper. `app.listen()` starts serving; `app.close()` stops the
+ * background work and closes the stores it was given.
+ */
+export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
+  const { config } = deps;
+  const now = deps.now ?? Date.now;
+  const app = Fastify({
+    logger: deps.logger ?? { level: config.logLevel },
+    // A hop count is valid at run time (proxy-addr), though fastify's types only list the other forms.
+    trustProxy: config.trustProxy as boolean | string | string[],
+    ajv: AJV_OPTIONS,
+    bodyLimit: BODY_LIMIT_BYTES,
+    disableRequestLogging: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setErrorHandler(errorHandler);
+  keepRawJsonBody(app);
+
+  const metrics = createRouterMetrics();
+  const registry = new NodeRegistry({ config, store: deps.nodes, rooms: deps.rooms, now });
+  const prober = new Prober({
+    intervalMs: config.probeIntervalMs,
+    timeoutMs: config.probeTimeoutMs,
+    ewmaAlpha: config.rttEwmaAlpha,
+    lossWindow: config.lossWindow,
+    targets: () =>
+      registry
+        .snapshot()
+        .nodes.filter((n) => n.state !== 'dead')
+        .map((n) => ({ nodeId: n.nodeId, probeUrl: n.record.registration.probeUrl })),
+  });
+  const allocator = new Allocator({
+    config,
+    registry,
+    rooms: deps.rooms,
+    sessions: deps.sessions,
+    strategy: createStrategy(config.placementStrategy),
+    geoLookup: deps.geoLookup ?? lookupIp,
+    now,
+    newId: randomUUID,
+    onDecision: (outcome, ms) => {
+      metrics.allocations.inc({ outcome });
+      metrics.placementSeconds.observe(ms / 1000);
+    },
+  });
+  const sweeper = new ExpirySweeper({ rooms: deps.rooms, sessions: deps.sessions, now, onExpired: (n) => metrics.expiredAllocations.inc(n) });
+  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, metrics, now });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'geo-sfu router', version: '0.1.0', description: 'Global router and latency-aware SFU allocator' },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(allocateRoutes);
+  await app.register(roomRoutes);
+  await app.register(regionRoutes);
+  await app.register(nodeRoutes);
+  await app.register(opsRoutes);
+
+  app.addHook('onReady', async () => {
+    await deps.sessions.start();
+    await registry.start(Math.min(250, config.heartbeatIntervalMs));
+    prober.start();
+    sweeper.start(Math.min(1_000, config.allocationTtlMs / 2));
+  });
+  app.addHook('onClose', async () => {
+    sweeper.stop();
+    registry.stop();
+    await prober.close();
+    await deps.sessions.close();
+    await Promise.allSettled([deps.rooms.close(), deps.nodes.close()]);
+  });
+  return app as unknown as RouterApp;
+}

@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { configWith, type GeoSfuConfig } from '../../shared/config/index.ts';
+import { buildRouter, type RouterApp } from '../../router/app.ts';
+import { preloadGeoIp } from '../../router/geo.ts';
+import { createStores } from '../../router/state/index.ts';
+
+export const REDIS_URL = 'redis://127.0.0.1:6379';
+export const DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
+
+export type Backend = 'memory' | 'real';
+
+/** A per-run namespace on the shared Redis and PostgreSQL (parallel work shares one of each). */
+export function runNamespace(): { redisKeyPrefix: string; pgSchema: string } {
+  const id = randomBytes(5).toString('hex');
+  return { redisKeyPrefix: `test:${id}:`, pgSchema: `test_${id}` };
+}
+
+/** Test configuration: secrets set, fast timings, quiet logs, real stores when backend is 'real'. */
+export function testConfig(backend: Backend, overrides: Partial<GeoSfuConfig> = {}, ns = runNamespace()): GeoSfuConfig {
+  return configWith({
+    logLevel: 'silent',
+    clusterSecret: 'c'.repeat(40),
+    tokenKeys: [{ kid: 'k1', secret: 's'.repeat(40) }],
+    apiKey: 'api-key-for-tests-0123456789abcdef',
+    adminToken: 'admin-token-for-tests-0123456789abcdef',
+    routerPort: 0,
+    heartbeatIntervalMs: 200,
+    suspectAfterMs: 700,
+    deadAfterMs: 1_500,
+    probeIntervalMs: 200,
+    ...(backend === 'real' ? { redisUrl: REDIS_URL, databaseUrl: DATABASE_URL, ...ns } : {}),
+    ...overrides,
+  });
+}
+
+export interface RunningRouter {
+  app: RouterApp;
+  url: string;
+  config: GeoSfuConfig;
+  close(): Promise<void>;
+}
+
+export async function startRouter(config: GeoSfuConfig): Promise<RunningRouter> {
+  const geoLookup = await preloadGeoIp();
+  const stores = await createStores(config);
+  const app = await buildRouter({ config, ...stores, geoLookup, logger: false });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  return { app, url, config, close: () => app.close() };
+}
