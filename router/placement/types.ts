@@ -1,3 +1,4 @@
+import type { RawConfig } from '../../shared/config/index.ts';
 import type { Candidate, Reason } from '../../shared/schemas/index.ts';
 
 /**
@@ -35,6 +36,7 @@ export interface PlacedParticipant {
 }
 
 export interface RoomSnapshot {
+  /** Null while the room has no home; set together with `homeNodeId` (a room without both has no home). */
   homeRegion: string | null;
   homeNodeId: string | null;
   /** Everyone else already in the room (the newcomer excluded). */
@@ -71,6 +73,9 @@ export interface PlacementDecision {
 export type PlacementResult =
   | { ok: true; decision: PlacementDecision }
   | { ok: false; reasons: Reason[]; candidates: Candidate[] };
+
+/** The strategies GEO_SFU_PLACEMENT_STRATEGY accepts. */
+export type PlacementStrategyKind = RawConfig['placementStrategy'];
 
 /** One placement strategy per file, built by `createStrategy(kind)`. */
 export interface PlacementStrategy {
