@@ -2,7 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
 import { AgentController } from './controller.ts';
-import { errorReplies } from './error-replies.ts';
+import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies } from '../shared/http.ts';
 import { noSfu, type SfuLoadProvider } from './load.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -40,7 +40,8 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   const app: FastifyInstance = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: config.logLevel } }),
     // Bad input is refused and named, never silently dropped or converted.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    ajv: AJV_OPTIONS,
+    bodyLimit: BODY_LIMIT_BYTES,
   });
   keepRawJsonBody(app);
   const controller = new AgentController({ app, config, settings, load: deps.load ?? noSfu, now });

@@ -4,7 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
-import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorHandler } from '../shared/http.ts';
+import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies } from '../shared/http.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
 import { Allocator } from './allocation/allocator.ts';
 import { ExpirySweeper } from './allocation/expiry-sweeper.ts';
@@ -66,7 +66,6 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     bodyLimit: BODY_LIMIT_BYTES,
     disableRequestLogging: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
-  app.setErrorHandler(errorHandler);
   keepRawJsonBody(app);
 
   const metrics = createRouterMetrics();
@@ -99,6 +98,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   const sweeper = new ExpirySweeper({ rooms: deps.rooms, sessions: deps.sessions, now, onExpired: (n) => metrics.expiredAllocations.inc(n) });
   app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, metrics, now });
 
+  await app.register(errorReplies);
   await app.register(swagger, {
     openapi: {
       info: { title: 'geo-sfu router', version: '0.1.0', description: 'Global router and latency-aware SFU allocator' },

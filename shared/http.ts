@@ -1,8 +1,10 @@
-import type { FastifyError, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
+import type { FastifyError, FastifyPluginAsync, FastifyServerOptions } from 'fastify';
+import fp from 'fastify-plugin';
 import { GeoSfuError, NoCapacityError } from './errors.ts';
+import type { ErrorBody } from './schemas/index.ts';
 
 /**
- * fastify settings and the error handler shared by the router and the agents, so both refuse bad
+ * fastify settings and error replies shared by the router and the agents, so both refuse bad
  * input the same way: no coercion, no silent stripping, and a 4xx naming the field.
  */
 export const AJV_OPTIONS: NonNullable<FastifyServerOptions['ajv']> = {
@@ -12,37 +14,48 @@ export const AJV_OPTIONS: NonNullable<FastifyServerOptions['ajv']> = {
 /** Body limit for JSON APIs (allocation and control messages are small). */
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
-interface ValidationIssue {
-  instancePath?: string;
-  params?: { missingProperty?: string; additionalProperty?: string };
-  message?: string;
+/** The field a schema validation error is about, as a dotted path: `latencies.us-west`, `params.roomId` → `roomId`. */
+function fieldOf(err: FastifyError): string {
+  const first = err.validation?.[0];
+  const path = (first?.instancePath ?? '').split('/').filter(Boolean);
+  const params = first?.params as { missingProperty?: string; additionalProperty?: string } | undefined;
+  const named = params?.missingProperty ?? params?.additionalProperty;
+  if (named !== undefined) path.push(named);
+  return path.length > 0 ? path.join('.') : (err.validationContext ?? 'body');
 }
 
-/** Turns an ajv issue into a dotted field name: `latencies.us-west`, `roomId`. */
-export function fieldOf(context: string | undefined, issue: ValidationIssue): string {
-  const path = (issue.instancePath ?? '').split('/').filter(Boolean);
-  if (issue.params?.missingProperty) path.push(issue.params.missingProperty);
-  if (issue.params?.additionalProperty) path.push(issue.params.additionalProperty);
-  const prefix = context && context !== 'body' ? [context] : [];
-  return [...prefix, ...path].join('.') || (context ?? 'body');
+function toReply(err: FastifyError): { statusCode: number; body: ErrorBody } {
+  if (err instanceof GeoSfuError) {
+    return { statusCode: err.statusCode, body: { error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } } };
+  }
+  const first = err.validation?.[0];
+  if (first) {
+    // The first error only: for unions the others just restate the branches.
+    const field = fieldOf(err);
+    const extra = (first.params as { additionalProperty?: string }).additionalProperty;
+    const message = extra === undefined ? `${field} ${first.message ?? 'is invalid'}` : `${field} is not allowed`;
+    return { statusCode: 400, body: { error: { code: 'BAD_REQUEST', message, field } } };
+  }
+  const statusCode = err.statusCode ?? 500;
+  if (statusCode >= 400 && statusCode < 500) {
+    // fastify's own refusals (unparsable or oversized body, wrong content type) are about the body.
+    return { statusCode, body: { error: { code: err.code ?? 'BAD_REQUEST', message: err.message, field: 'body' } } };
+  }
+  return { statusCode: 500, body: { error: { code: 'INTERNAL', message: 'internal error' } } };
 }
 
-export function errorHandler(error: FastifyError & { validation?: ValidationIssue[]; validationContext?: string }, req: FastifyRequest, reply: FastifyReply): FastifyReply {
-  if (error.validation && error.validation.length > 0) {
-    const issue = error.validation[0]!;
-    const field = fieldOf(error.validationContext, issue);
-    const what = issue.params?.additionalProperty ? 'is not allowed' : (issue.message ?? 'is invalid');
-    return reply.status(400).send({ error: { code: 'BAD_REQUEST', message: `${field} ${what}`, field } });
-  }
-  if (error instanceof GeoSfuError) {
-    if (error instanceof NoCapacityError) reply.header('retry-after', String(error.retryAfterSeconds));
-    const body: { code: string; message: string; field?: string } = { code: error.code, message: error.message };
-    if (error.field) body.field = error.field;
-    return reply.status(error.statusCode).send({ error: body });
-  }
-  const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-  if (status === 500) req.log.error({ err: error }, 'unhandled error');
-  return reply.status(status).send({
-    error: { code: status === 500 ? 'INTERNAL' : (error.code ?? 'BAD_REQUEST'), message: status === 500 ? 'internal error' : error.message },
-  });
-}
+/** Every error, and unknown routes, answered as `{ error: { code, message, field? } }`. */
+export const errorReplies: FastifyPluginAsync = fp(
+  async (app) => {
+    app.setErrorHandler((err: FastifyError, req, reply) => {
+      const { statusCode, body } = toReply(err);
+      if (statusCode >= 500) req.log.error({ err }, 'request failed');
+      if (err instanceof NoCapacityError) void reply.header('retry-after', String(err.retryAfterSeconds));
+      return reply.code(statusCode).send(body);
+    });
+    app.setNotFoundHandler((req, reply) =>
+      reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } } satisfies ErrorBody),
+    );
+  },
+  { name: 'geo-sfu-error-replies' },
+);

@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { Heartbeat, type HeartbeatAck, NodeRegistration, type PeerInfo } from '../../shared/schemas/index.ts';
 import { keepRawJsonBody, requireSignature } from '../../shared/signed-http.ts';
+import { AJV_OPTIONS } from '../../shared/http.ts';
 
 /**
  * The router's node API as the agent sees it, and nothing more: a real fastify app that verifies
@@ -28,7 +29,7 @@ export interface FakeRouter {
 }
 
 export async function startFakeRouter(opts: { secret: string; port?: number; windowMs?: number }): Promise<FakeRouter> {
-  const app: FastifyInstance = Fastify({ logger: false, ajv: { customOptions: { removeAdditional: false, coerceTypes: false } } });
+  const app: FastifyInstance = Fastify({ logger: false, ajv: AJV_OPTIONS });
   keepRawJsonBody(app);
   const state: Omit<FakeRouter, 'url' | 'port' | 'close' | 'heartbeatsOf'> = {
     registrations: [],

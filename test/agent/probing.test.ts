@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type DelayProxy, startDelayProxy } from './delay-proxy.ts';
+import { type DelayProxy, startDelayProxy } from '../../infra/embedded/delay-proxy.ts';
 import { type FakeRouter, startFakeRouter } from './fake-router.ts';
 import { Agents, CLUSTER_SECRET, agentConfig, freePort, waitFor } from './helpers.ts';
 
@@ -44,7 +44,7 @@ describe('peer probing', () => {
   it('probes through GEO_SFU_PEER_ROUTES: a proxy adding N ms each way gives a median RTT of about 2N', async () => {
     const oneWayMs = 25;
     const east = await agents.start(agentConfig(router.url, { agentId: 'east-1', agentRegion: 'us-east' }));
-    const proxy: DelayProxy = await startDelayProxy({ host: '127.0.0.1', port: Number(new URL(east.url).port) }, oneWayMs);
+    const proxy: DelayProxy = await startDelayProxy({ targetHost: '127.0.0.1', targetPort: Number(new URL(east.url).port), oneWayDelayMs: oneWayMs });
     cleanups.push(() => proxy.close());
     const west = await agents.start(
       agentConfig(router.url, { agentId: 'west-1', agentRegion: 'us-west', peerRoutes: JSON.stringify({ 'east-1': proxy.url }) }),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { NonceCache, signRequest, verifySignedRequest } from '../../shared/signed-request.ts';
-import { signJoinToken, TokenError, verifyJoinToken } from '../../shared/tokens.ts';
+import type { TokenError} from '../../shared/tokens.ts';
+import { signJoinToken, verifyJoinToken } from '../../shared/tokens.ts';
 
 const k1 = { kid: 'k1', secret: 'a'.repeat(40) };
 const k2 = { kid: 'k2', secret: 'b'.repeat(40) };
