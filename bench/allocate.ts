@@ -1,8 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { FakeNodes } from '../test/utils/fake-nodes.ts';
-import { DATABASE_URL, REDIS_URL, runNamespace, startRouter, testConfig } from '../test/utils/router-harness.ts';
+import { cleanupNamespaces, REDIS_URL, runNamespace, startRouter, testConfig } from '../test/utils/router-harness.ts';
 import type { LoadJob } from './load-worker.ts';
 import type { LoadResult } from './load.ts';
 
@@ -67,7 +66,8 @@ export async function benchAllocate(opts: { quick: boolean }): Promise<AllocateB
 
   await nodes.close();
   await router.close();
-  await cleanup(redis, ns);
+  await redis.quit();
+  await cleanupNamespaces();
   return {
     allocatePerSecond,
     referencePerSecond,
@@ -77,18 +77,4 @@ export async function benchAllocate(opts: { quick: boolean }): Promise<AllocateB
     rate,
     errors,
   };
-}
-
-async function cleanup(redis: Redis, ns: { redisKeyPrefix: string; pgSchema: string }): Promise<void> {
-  let cursor = '0';
-  do {
-    const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${ns.redisKeyPrefix}*`, 'COUNT', 1000);
-    cursor = nextCursor;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-  await redis.quit();
-  const client = new pg.Client({ connectionString: DATABASE_URL });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS ${ns.pgSchema} CASCADE`);
-  await client.end();
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
 import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies } from '../shared/http.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
@@ -22,13 +22,15 @@ import type { NodeRegistryStore, RoomStore, SessionLog } from './state/types.ts'
 
 export interface RouterDeps {
   config: GeoSfuConfig;
+  /** Opened and started stores (see createStores); the router closes them when it closes. */
   rooms: RoomStore;
   nodes: NodeRegistryStore;
   sessions: SessionLog;
   /** Defaults to geoip-lite (call preloadGeoIp() first). */
   geoLookup?: GeoLookup;
   now?: () => number;
-  logger?: FastifyBaseLogger | boolean;
+  /** Default: a pino logger at GEO_SFU_LOG_LEVEL. */
+  logger?: FastifyBaseLogger;
 }
 
 export interface RouterServices {
@@ -59,12 +61,15 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   const { config } = deps;
   const now = deps.now ?? Date.now;
   const app = Fastify({
-    logger: deps.logger ?? { level: config.logLevel },
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: config.logLevel } }),
     // A hop count is valid at run time (proxy-addr), though fastify's types only list the other forms.
     trustProxy: config.trustProxy as boolean | string | string[],
     ajv: AJV_OPTIONS,
     bodyLimit: BODY_LIMIT_BYTES,
-    disableRequestLogging: true,
+    // Ids are up to 128 characters; longer ones must reach validation (400), not miss the route (404).
+    routerOptions: { maxParamLength: 256 },
+    // Per-request lines at /allocate rates would drown the useful ones; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<TypeBoxTypeProvider>();
   keepRawJsonBody(app);
 
@@ -112,7 +117,6 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(opsRoutes);
 
   app.addHook('onReady', async () => {
-    await deps.sessions.start();
     await registry.start(Math.min(250, config.heartbeatIntervalMs));
     prober.start();
     sweeper.start(Math.min(1_000, config.allocationTtlMs / 2));

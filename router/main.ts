@@ -3,6 +3,7 @@
  * picks the stores (Redis/PostgreSQL when REDIS_URL/DATABASE_URL are set, in-memory otherwise),
  * serves until SIGTERM/SIGINT, then closes cleanly.
  */
+import { pino } from 'pino';
 import { ConfigError } from '../shared/errors.ts';
 import { loadConfig } from '../shared/config/index.ts';
 import { buildRouter } from './app.ts';
@@ -16,11 +17,13 @@ async function main(): Promise<void> {
   if (config.tokenKeys.length === 0) missing.push('GEO_SFU_TOKEN_SECRETS is required (join tokens are signed with it)');
   if (missing.length > 0) throw new ConfigError(missing);
 
+  const logger = pino({ level: config.logLevel });
   const geoLookup = await preloadGeoIp();
-  const stores = await createStores(config);
-  const app = await buildRouter({ config, ...stores, geoLookup });
+  const { rooms, nodes, sessions, backends } = await createStores(config, { logger });
+  logger.info({ backends }, 'stores open');
+  const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger });
   await app.listen({ host: config.routerHost, port: config.routerPort });
-  app.log.info({ url: `http://${config.routerHost}:${(app.server.address() as { port: number }).port}`, redis: config.redisUrl !== '', postgres: config.databaseUrl !== '' }, 'router listening');
+  app.log.info({ url: `http://${config.routerHost}:${(app.server.address() as { port: number }).port}` }, 'router listening');
 
   let closing = false;
   const shutdown = (signal: string) => {

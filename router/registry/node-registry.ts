@@ -113,7 +113,8 @@ export class NodeRegistry {
   }
 
   peersOf(nodeId: string): HeartbeatAck['peers'] {
-    return this.#snapshot.nodes
+    return this.snapshot()
+      .nodes
       .filter((n) => n.nodeId !== nodeId && n.state !== 'dead')
       .map((n) => ({
         nodeId: n.nodeId,

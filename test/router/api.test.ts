@@ -117,7 +117,8 @@ describe('allocation results', () => {
 
   it('GET /rooms/:roomId shows participants by edge and the cascade mesh; DELETE removes one', async () => {
     await call('POST', '/allocate', { roomId: 'view', participantId: 'a', latencies: { 'us-west': 10, 'us-east': 60, 'eu-west': 130, apac: 170 } });
-    await call('POST', '/allocate', { roomId: 'view', participantId: 'b', latencies: { 'us-west': 170, 'us-east': 230, 'eu-west': 170, apac: 3 } });
+    // b: apac (3+167+10)/2 = 90 (geo-estimated us-west–apac RTT 167) beats us-west (230+10)/2 = 120.
+    await call('POST', '/allocate', { roomId: 'view', participantId: 'b', latencies: { 'us-west': 230, 'us-east': 230, 'eu-west': 170, apac: 3 } });
     const view = (await call('GET', '/rooms/view')).body;
     expect(view.homeRegion).toBe('us-west');
     expect(view.participants.map((p: { participantId: string; region: string }) => [p.participantId, p.region])).toEqual([['a', 'us-west'], ['b', 'apac']]);

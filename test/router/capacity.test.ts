@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { signedCall } from '../../shared/signed-http.ts';
 import { FakeNodes } from '../utils/fake-nodes.ts';
-import { startRouter, testConfig, type Backend, type RunningRouter } from '../utils/router-harness.ts';
+import { cleanupNamespaces, startRouter, testConfig, type Backend, type RunningRouter } from '../utils/router-harness.ts';
 import { allocate } from '../utils/http.ts';
 
 let routers: RunningRouter[] = [];
@@ -11,6 +11,7 @@ afterEach(async () => {
   await Promise.all(routers.map((r) => r.close()));
   routers = [];
 });
+afterAll(cleanupNamespaces);
 
 const US_WEST = { 'us-west': 10, 'us-east': 60, 'eu-west': 130, apac: 170 };
 

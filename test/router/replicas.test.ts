@@ -2,7 +2,7 @@ import { afterAll, expect, it } from 'vitest';
 import pg from 'pg';
 import { FakeNodes } from '../utils/fake-nodes.ts';
 import { allocate } from '../utils/http.ts';
-import { DATABASE_URL, runNamespace, startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
+import { cleanupNamespaces, DATABASE_URL, runNamespace, startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
 
 const ns = runNamespace();
 const routers: RunningRouter[] = [];
@@ -10,10 +10,7 @@ let nodes: FakeNodes | null = null;
 afterAll(async () => {
   await nodes?.close();
   await Promise.all(routers.map((r) => r.close()));
-  const client = new pg.Client({ connectionString: DATABASE_URL });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS ${ns.pgSchema} CASCADE`);
-  await client.end();
+  await cleanupNamespaces();
 });
 
 it('two routers sharing Redis: hundreds of concurrent allocations for one room give one home and exact counts', async () => {

@@ -1,19 +1,28 @@
-import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
 import { configWith, type GeoSfuConfig } from '../../shared/config/index.ts';
 import { buildRouter, type RouterApp } from '../../router/app.ts';
 import { preloadGeoIp } from '../../router/geo.ts';
 import { createStores } from '../../router/state/index.ts';
+import { TEST_DATABASE_URL, TEST_REDIS_URL, TestPgSchemas, TestRedisKeys } from './test-backends.ts';
 
-export const REDIS_URL = 'redis://127.0.0.1:6379';
-export const DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
+export const REDIS_URL = TEST_REDIS_URL;
+export const DATABASE_URL = TEST_DATABASE_URL;
 
 export type Backend = 'memory' | 'real';
 
-/** A per-run namespace on the shared Redis and PostgreSQL (parallel work shares one of each). */
+const redisKeys = new TestRedisKeys();
+const pgSchemas = new TestPgSchemas();
+
+/** A namespace of this run on the shared Redis and PostgreSQL (parallel work shares one of each). */
 export function runNamespace(): { redisKeyPrefix: string; pgSchema: string } {
-  const id = randomBytes(5).toString('hex');
-  return { redisKeyPrefix: `test:${id}:`, pgSchema: `test_${id}` };
+  return { redisKeyPrefix: redisKeys.prefix(), pgSchema: pgSchemas.schema() };
+}
+
+/** Deletes every Redis key and PostgreSQL schema `runNamespace()` handed out in this file. */
+export async function cleanupNamespaces(): Promise<void> {
+  await redisKeys.cleanup();
+  await pgSchemas.cleanup();
 }
 
 /** Test configuration: secrets set, fast timings, quiet logs, real stores when backend is 'real'. */
@@ -43,8 +52,9 @@ export interface RunningRouter {
 
 export async function startRouter(config: GeoSfuConfig): Promise<RunningRouter> {
   const geoLookup = await preloadGeoIp();
-  const stores = await createStores(config);
-  const app = await buildRouter({ config, ...stores, geoLookup, logger: false });
+  const logger = pino({ level: 'silent' });
+  const { rooms, nodes, sessions } = await createStores(config, { logger });
+  const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   return { app, url, config, close: () => app.close() };
