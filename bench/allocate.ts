@@ -22,7 +22,7 @@ export interface AllocateBenchResult {
 
 function runJob(job: LoadJob): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./load-worker.ts', import.meta.url), { workerData: job, execArgv: ['--import', 'tsx'] });
+    const worker = new Worker(new URL('./load-worker.mjs', import.meta.url), { workerData: job });
     worker.once('message', resolve);
     worker.once('error', reject);
   });
@@ -31,11 +31,13 @@ function runJob(job: LoadJob): Promise<LoadResult> {
 export async function benchAllocate(opts: { quick: boolean }): Promise<AllocateBenchResult> {
   const ns = runNamespace();
   const config = testConfig('real', { maxParticipantsPerNode: 1_000_000, allocationTtlMs: 600_000 }, ns);
-  const router = await startRouter(config);
-  const redis = new Redis(REDIS_URL);
+  // Same client settings as the router's own connection, so only the work differs.
+  const redis = new Redis(REDIS_URL, { enableAutoPipelining: true });
   const refKey = `${ns.redisKeyPrefix}bench:reference`;
   await redis.set(refKey, '1');
-  router.app.get('/bench/reference', async () => ({ value: await redis.get(refKey) }));
+  const router = await startRouter(config, (app) => {
+    app.get('/bench/reference', async () => ({ value: await redis.get(refKey) }));
+  });
   const nodes = new FakeNodes(router.url, config.clusterSecret);
   await nodes.start(1_000);
   for (const region of ['us-west', 'us-east', 'eu-west', 'apac']) await nodes.add({ nodeId: `${region}-1`, region, maxParticipants: 100_000 });

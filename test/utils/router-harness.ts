@@ -50,11 +50,13 @@ export interface RunningRouter {
   close(): Promise<void>;
 }
 
-export async function startRouter(config: GeoSfuConfig): Promise<RunningRouter> {
+/** Builds and starts a router on a free port; `extend` may add routes before it listens. */
+export async function startRouter(config: GeoSfuConfig, extend?: (app: RouterApp) => void): Promise<RunningRouter> {
   const geoLookup = await preloadGeoIp();
   const logger = pino({ level: 'silent' });
   const { rooms, nodes, sessions } = await createStores(config, { logger });
   const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger });
+  extend?.(app);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   return { app, url, config, close: () => app.close() };
