@@ -11,11 +11,13 @@ import { ExpirySweeper } from './allocation/expiry-sweeper.ts';
 import { type GeoLookup, lookupIp } from './geo.ts';
 import { createRouterMetrics, type RouterMetrics } from './metrics.ts';
 import { createStrategy } from './placement/index.ts';
+import { ScalingManager } from './operations/scaling-manager.ts';
 import { NodeRegistry } from './registry/node-registry.ts';
 import { Prober } from './registry/prober.ts';
 import { allocateRoutes } from './routes/allocate.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { opsRoutes } from './routes/ops.ts';
+import { scalingRoutes } from './routes/scaling.ts';
 import { regionRoutes } from './routes/regions.ts';
 import { roomRoutes } from './routes/rooms.ts';
 import type { NodeRegistryStore, RoomStore, SessionLog } from './state/types.ts';
@@ -40,6 +42,7 @@ export interface RouterServices {
   registry: NodeRegistry;
   prober: Prober;
   allocator: Allocator;
+  scaling: ScalingManager;
   metrics: RouterMetrics;
   now: () => number;
 }
@@ -86,6 +89,13 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
         .nodes.filter((n) => n.state !== 'dead')
         .map((n) => ({ nodeId: n.nodeId, probeUrl: n.record.registration.probeUrl })),
   });
+  const scaling = new ScalingManager({
+    config,
+    registry,
+    now,
+    onDecision: (d) => metrics.scalingDecisions.inc({ region: d.region, action: d.action }),
+    onWebhookFailure: () => metrics.scalingWebhookFailures.inc(),
+  });
   const allocator = new Allocator({
     config,
     registry,
@@ -95,13 +105,14 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     geoLookup: deps.geoLookup ?? lookupIp,
     now,
     newId: randomUUID,
-    onDecision: (outcome, ms) => {
+    onDecision: (outcome, ms, placed) => {
       metrics.allocations.inc({ outcome });
       metrics.placementSeconds.observe(ms / 1000);
+      if (placed) scaling.observeAllocation(placed.region, placed.clientRttMs, outcome === 'overflow' ? placed.homeRegion : null);
     },
   });
   const sweeper = new ExpirySweeper({ rooms: deps.rooms, sessions: deps.sessions, now, onExpired: (n) => metrics.expiredAllocations.inc(n) });
-  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, metrics, now });
+  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, metrics, now });
 
   await app.register(errorReplies);
   await app.register(swagger, {
@@ -115,14 +126,17 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(regionRoutes);
   await app.register(nodeRoutes);
   await app.register(opsRoutes);
+  await app.register(scalingRoutes);
 
   app.addHook('onReady', async () => {
     await registry.start(Math.min(250, config.heartbeatIntervalMs));
     prober.start();
     sweeper.start(Math.min(1_000, config.allocationTtlMs / 2));
+    scaling.start(1_000);
   });
   app.addHook('onClose', async () => {
     sweeper.stop();
+    scaling.stop();
     registry.stop();
     await prober.close();
     await deps.sessions.close();

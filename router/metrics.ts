@@ -61,6 +61,23 @@ export function createRouterMetrics() {
       help: 'Session-log writes dropped because the buffer was full.',
       registers: [registry],
     }),
+    regionStress: new Gauge({
+      name: 'geo_sfu_region_stress_ratio',
+      help: 'Mean stress of the nodes of a region able to take participants (the autoscaling signal).',
+      labelNames: ['region'] as const,
+      registers: [registry],
+    }),
+    scalingDecisions: new Counter({
+      name: 'geo_sfu_scaling_decisions_total',
+      help: 'Scaling decisions by region and action (scale_out, scale_in, add_region).',
+      labelNames: ['region', 'action'] as const,
+      registers: [registry],
+    }),
+    scalingWebhookFailures: new Counter({
+      name: 'geo_sfu_scaling_webhook_failures_total',
+      help: 'Scaling decisions the webhook did not accept after every retry.',
+      registers: [registry],
+    }),
     expiredAllocations: new Counter({
       name: 'geo_sfu_allocations_expired_total',
       help: 'Allocations not followed by a join in time.',

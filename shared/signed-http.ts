@@ -35,7 +35,8 @@ export async function signedCall<T>(opts: SignedCallOptions): Promise<SignedCall
     bodyTimeout: opts.timeoutMs,
   });
   const text = await res.body.text();
-  return { statusCode: res.statusCode, body: (text === '' ? null : JSON.parse(text)) as T };
+  const isJson = String(res.headers['content-type'] ?? '').includes('json');
+  return { statusCode: res.statusCode, body: (isJson && text !== '' ? JSON.parse(text) : text === '' ? null : text) as T };
 }
 
 declare module 'fastify' {

@@ -18,11 +18,18 @@ export interface AllocatorDeps {
   geoLookup: GeoLookup;
   now: () => number;
   newId: () => string;
-  /** Observes each decision (metrics). */
-  onDecision?: (outcome: AllocationOutcome, elapsedMs: number) => void;
+  /** Observes each decision (metrics, scaling); `placed` is absent for refusals. */
+  onDecision?: (outcome: AllocationOutcome, elapsedMs: number, placed?: PlacedAllocation) => void;
 }
 
 export type AllocationOutcome = 'home' | 'edge' | 'cascade' | 'overflow' | 'refused';
+
+export interface PlacedAllocation {
+  homeRegion: string;
+  region: string;
+  /** The client's RTT to its edge region, ms, as used for the decision. */
+  clientRttMs: number;
+}
 
 /** How often an allocation is placed again after losing a race (node filled, room pinned elsewhere). */
 const MAX_PLACEMENT_ATTEMPTS = 5;
@@ -113,7 +120,11 @@ export class Allocator {
         iat: Math.floor(nowMs / 1000),
         exp: expSeconds,
       });
-      this.deps.onDecision?.(outcomeOf(decision, outcome.room.homeRegion, state), performance.now() - started);
+      this.deps.onDecision?.(outcomeOf(decision, outcome.room.homeRegion, state), performance.now() - started, {
+        homeRegion: outcome.room.homeRegion,
+        region: decision.region,
+        clientRttMs: client.byRegion[decision.region] ?? config.defaultClientRttMs,
+      });
       return {
         mode: 'sfu',
         allocationId: participant.allocationId,

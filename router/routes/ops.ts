@@ -17,6 +17,11 @@ export const opsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { metrics, registry, prober, sessions } = app.services;
     const snapshot = registry.snapshot();
     metrics.nodesByState.reset();
+    metrics.nodeStress.reset();
+    metrics.probeRtt.reset();
+    metrics.probeLoss.reset();
+    metrics.regionStress.reset();
+    for (const view of app.services.scaling.view().regions) if (view.meanStress !== null) metrics.regionStress.set({ region: view.region }, view.meanStress);
     for (const n of snapshot.nodes) {
       metrics.nodesByState.inc({ region: n.region, state: n.state });
       metrics.nodeStress.set({ region: n.region, node: n.nodeId }, n.stress);

@@ -101,6 +101,12 @@ export const CONFIG_SPEC = {
   sessionLogBatchSize: int('GEO_SFU_SESSION_LOG_BATCH_SIZE', 'router', 200, 1, 10_000, 'Session-log rows written per INSERT.'),
   sessionLogFlushMs: int('GEO_SFU_SESSION_LOG_FLUSH_MS', 'router', 200, 10, 60_000, 'Session-log buffer flush interval.'),
   sessionLogBufferMax: int('GEO_SFU_SESSION_LOG_BUFFER_MAX', 'router', 100_000, 100, 10_000_000, 'Rows kept while PostgreSQL is away; past this the oldest are dropped and counted.'),
+  scalingWindowMs: int('GEO_SFU_SCALING_WINDOW_MS', 'router', 30_000, 1_000, 24 * HOUR_MS, 'A scaling condition must hold this long before the scaling manager acts on it.'),
+  scaleOutStress: num('GEO_SFU_SCALE_OUT_STRESS', 'router', 0.8, 0.1, 1, "Scale out a region when its nodes' mean stress stays at or above this for the window."),
+  scaleInStress: num('GEO_SFU_SCALE_IN_STRESS', 'router', 0.3, 0, 0.9, "Scale in a region with several nodes when its nodes' mean stress stays below this for the window (hysteresis: must be well under the scale-out level)."),
+  scalingCooldownMs: int('GEO_SFU_SCALING_COOLDOWN_MS', 'router', 300_000, 0, 24 * HOUR_MS, 'After a scaling decision for a region, no other decision for it before this long (no flapping).'),
+  addRegionRttMs: num('GEO_SFU_ADD_REGION_RTT_MS', 'router', 150, 10, 10_000, "Advise adding a region when clients' median RTT to the region they were placed in stays above this (more nodes would not lower it)."),
+  scalingWebhookUrl: str('GEO_SFU_SCALING_WEBHOOK_URL', 'router', '', 'When set, each scaling decision is POSTed here, signed like agent calls (cluster secret) and retried with backoff.'),
   // --- agent ---
   agentId: str('GEO_SFU_AGENT_ID', 'agent', '', 'Node id of this agent (unique in the deployment). Empty: `<region>-<random>`.'),
   agentRegion: str('GEO_SFU_AGENT_REGION', 'agent', '', 'Region this agent serves (a catalog id). Required for a standalone agent.'),
