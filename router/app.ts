@@ -11,12 +11,14 @@ import { ExpirySweeper } from './allocation/expiry-sweeper.ts';
 import { type GeoLookup, lookupIp } from './geo.ts';
 import { createRouterMetrics, type RouterMetrics } from './metrics.ts';
 import { createStrategy } from './placement/index.ts';
+import { QualityMonitor } from './operations/quality-monitor.ts';
 import { ScalingManager } from './operations/scaling-manager.ts';
 import { NodeRegistry } from './registry/node-registry.ts';
 import { Prober } from './registry/prober.ts';
 import { allocateRoutes } from './routes/allocate.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { opsRoutes } from './routes/ops.ts';
+import { alertRoutes } from './routes/alerts.ts';
 import { scalingRoutes } from './routes/scaling.ts';
 import { regionRoutes } from './routes/regions.ts';
 import { roomRoutes } from './routes/rooms.ts';
@@ -43,6 +45,7 @@ export interface RouterServices {
   prober: Prober;
   allocator: Allocator;
   scaling: ScalingManager;
+  quality: QualityMonitor;
   metrics: RouterMetrics;
   now: () => number;
 }
@@ -96,6 +99,16 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     onDecision: (d) => metrics.scalingDecisions.inc({ region: d.region, action: d.action }),
     onWebhookFailure: () => metrics.scalingWebhookFailures.inc(),
   });
+  const quality = new QualityMonitor({
+    config,
+    registry,
+    now,
+    onChange: (active) => {
+      metrics.qualityAlerts.reset();
+      for (const a of active) metrics.qualityAlerts.inc({ region: a.region, kind: a.kind });
+    },
+    onWebhookFailure: () => metrics.alertWebhookFailures.inc(),
+  });
   const allocator = new Allocator({
     config,
     registry,
@@ -112,7 +125,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     },
   });
   const sweeper = new ExpirySweeper({ rooms: deps.rooms, sessions: deps.sessions, now, onExpired: (n) => metrics.expiredAllocations.inc(n) });
-  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, metrics, now });
+  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, metrics, now });
 
   await app.register(errorReplies);
   await app.register(swagger, {
@@ -127,16 +140,19 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(nodeRoutes);
   await app.register(opsRoutes);
   await app.register(scalingRoutes);
+  await app.register(alertRoutes);
 
   app.addHook('onReady', async () => {
     await registry.start(Math.min(250, config.heartbeatIntervalMs));
     prober.start();
     sweeper.start(Math.min(1_000, config.allocationTtlMs / 2));
     scaling.start(1_000);
+    quality.start(1_000);
   });
   app.addHook('onClose', async () => {
     sweeper.stop();
     scaling.stop();
+    quality.stop();
     registry.stop();
     await prober.close();
     await deps.sessions.close();

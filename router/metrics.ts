@@ -78,6 +78,17 @@ export function createRouterMetrics() {
       help: 'Scaling decisions the webhook did not accept after every retry.',
       registers: [registry],
     }),
+    qualityAlerts: new Gauge({
+      name: 'geo_sfu_quality_alerts',
+      help: 'Active quality alerts (packet loss or RTT over threshold) by region and kind.',
+      labelNames: ['region', 'kind'] as const,
+      registers: [registry],
+    }),
+    alertWebhookFailures: new Counter({
+      name: 'geo_sfu_alert_webhook_failures_total',
+      help: 'Alert notifications the webhook did not accept after every retry.',
+      registers: [registry],
+    }),
     expiredAllocations: new Counter({
       name: 'geo_sfu_allocations_expired_total',
       help: 'Allocations not followed by a join in time.',

@@ -1,6 +1,6 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
-import { signedCall } from '../../shared/signed-http.ts';
 import type { NodeRegistry } from '../registry/node-registry.ts';
+import { deliverSignedWebhook } from './webhook.ts';
 import { evaluateScaling, type RegionScalingView, type ScalingDecision, type ScalingState } from './scaling.ts';
 
 export interface ScalingManagerDeps {
@@ -14,7 +14,6 @@ export interface ScalingManagerDeps {
 }
 
 const HISTORY = 100;
-const WEBHOOK_ATTEMPTS = 4;
 
 /**
  * Runs `evaluateScaling` every tick on the registry snapshot and the allocations seen since the
@@ -77,7 +76,11 @@ export class ScalingManager {
     for (const decision of result.decisions) {
       this.#decisions.unshift(decision);
       this.deps.onDecision?.(decision);
-      if (config.scalingWebhookUrl !== '') void this.#deliver(decision);
+      if (config.scalingWebhookUrl !== '') {
+        deliverSignedWebhook(config.scalingWebhookUrl, config.clusterSecret, { type: 'scaling_decision', decision }).catch((err: unknown) =>
+          this.deps.onWebhookFailure?.(decision, err),
+        );
+      }
     }
     this.#decisions.splice(HISTORY);
     return result.decisions;
@@ -85,29 +88,5 @@ export class ScalingManager {
 
   view(): { regions: RegionScalingView[]; decisions: ScalingDecision[] } {
     return { regions: this.#views, decisions: [...this.#decisions] };
-  }
-
-  async #deliver(decision: ScalingDecision): Promise<void> {
-    const { config } = this.deps;
-    const url = new URL(config.scalingWebhookUrl);
-    let lastError: unknown;
-    for (let attempt = 0; attempt < WEBHOOK_ATTEMPTS; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
-      try {
-        const res = await signedCall({
-          secret: config.clusterSecret,
-          baseUrl: url.origin,
-          method: 'POST',
-          path: url.pathname + url.search,
-          body: { type: 'scaling_decision', decision },
-          timeoutMs: 5_000,
-        });
-        if (res.statusCode < 300) return;
-        lastError = new Error(`webhook answered ${res.statusCode}`);
-      } catch (err) {
-        lastError = err;
-      }
-    }
-    this.deps.onWebhookFailure?.(decision, lastError);
   }
 }

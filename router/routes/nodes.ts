@@ -22,7 +22,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/nodes/heartbeat',
     { preHandler: signed, schema: { hide: true, body: Heartbeat, response: { 200: HeartbeatAck, 400: ErrorBody, 401: ErrorBody } } },
-    async (req) => registry.heartbeat(req.body),
+    async (req) => ({ ...(await registry.heartbeat(req.body)), alerts: app.services.quality.forNode(req.body.nodeId) }),
   );
 
   app.post(

@@ -107,6 +107,10 @@ export const CONFIG_SPEC = {
   scalingCooldownMs: int('GEO_SFU_SCALING_COOLDOWN_MS', 'router', 300_000, 0, 24 * HOUR_MS, 'After a scaling decision for a region, no other decision for it before this long (no flapping).'),
   addRegionRttMs: num('GEO_SFU_ADD_REGION_RTT_MS', 'router', 150, 10, 10_000, "Advise adding a region when clients' median RTT to the region they were placed in stays above this (more nodes would not lower it)."),
   scalingWebhookUrl: str('GEO_SFU_SCALING_WEBHOOK_URL', 'router', '', 'When set, each scaling decision is POSTed here, signed like agent calls (cluster secret) and retried with backoff.'),
+  alertLossRatio: num('GEO_SFU_ALERT_LOSS_RATIO', 'router', 0.05, 0, 1, 'Quality alert when a participant\'s packet loss stays above this fraction (the guide\'s 5%).'),
+  alertRttMs: num('GEO_SFU_ALERT_RTT_MS', 'router', 200, 1, 10_000, 'Quality alert when a participant\'s RTT stays above this (the guide\'s 200 ms).'),
+  alertWindowMs: int('GEO_SFU_ALERT_WINDOW_MS', 'router', 10_000, 0, HOUR_MS, 'A quality condition must hold this long to raise an alert, and be gone this long to clear it.'),
+  alertWebhookUrl: str('GEO_SFU_ALERT_WEBHOOK_URL', 'router', '', 'When set, alerts raised and cleared are POSTed here, signed with the cluster secret and retried.'),
   // --- agent ---
   agentId: str('GEO_SFU_AGENT_ID', 'agent', '', 'Node id of this agent (unique in the deployment). Empty: `<region>-<random>`.'),
   agentRegion: str('GEO_SFU_AGENT_REGION', 'agent', '', 'Region this agent serves (a catalog id). Required for a standalone agent.'),

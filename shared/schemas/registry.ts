@@ -44,6 +44,23 @@ export const NodeState = Type.Union([
 ]);
 export type NodeState = Static<typeof NodeState>;
 
+/** Media quality of one participant as the SFU sees it (mediasoup stats, aggregated by the agent). */
+export const ParticipantQuality = Type.Object(
+  {
+    roomId: Id,
+    participantId: Id,
+    /** Fraction of packets lost, 0..1 (worst of its transports' directions). */
+    packetLoss: Type.Number({ minimum: 0, maximum: 1 }),
+    /** From RTCP receiver reports (consumers' outbound roundTripTime); null before any report. */
+    rttMs: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]),
+    /** Inbound jitter of its producers; null when it publishes nothing. */
+    jitterMs: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]),
+    bitrateBps: Type.Number({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type ParticipantQuality = Static<typeof ParticipantQuality>;
+
 export const Heartbeat = Type.Object(
   {
     nodeId: Id,
@@ -56,6 +73,8 @@ export const Heartbeat = Type.Object(
     maxParticipants: Type.Integer({ minimum: 0, maximum: 100_000 }),
     /** RTT this agent measured to its peers, by peer node id. */
     peerRtt: Type.Record(Id, RttStats, { maxProperties: 1_000 }),
+    /** Media quality per participant (absent until the SFU has stats). */
+    quality: Type.Optional(Type.Array(ParticipantQuality, { maxItems: 10_000 })),
   },
   { additionalProperties: false },
 );
@@ -69,11 +88,26 @@ export const PeerInfo = Type.Object({
 });
 export type PeerInfo = Static<typeof PeerInfo>;
 
-/** Router's answer to register and heartbeat: who else to probe. */
+export const QualityAlert = Type.Object({
+  roomId: Type.String(),
+  participantId: Type.String(),
+  region: Type.String(),
+  nodeId: Type.String(),
+  kind: Type.Union([Type.Literal('packet_loss'), Type.Literal('rtt')]),
+  /** The value that crossed the threshold (loss fraction or ms). */
+  value: Type.Number(),
+  threshold: Type.Number(),
+  since: Type.String({ format: 'date-time' }),
+});
+export type QualityAlert = Static<typeof QualityAlert>;
+
+/** Router's answer to register and heartbeat: who else to probe, and alerts about this node's participants. */
 export const HeartbeatAck = Type.Object({
   /** False when the router does not know this node (restarted, or it was forgotten): register again. */
   known: Type.Boolean(),
   peers: Type.Array(PeerInfo),
+  /** Active quality alerts for participants on this node (the agent tells those clients). */
+  alerts: Type.Optional(Type.Array(QualityAlert)),
 });
 export type HeartbeatAck = Static<typeof HeartbeatAck>;
 

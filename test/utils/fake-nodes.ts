@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Heartbeat, HeartbeatAck, NodeLoad, NodeRegistration, RttStats } from '../../shared/schemas/index.ts';
+import type { Heartbeat, HeartbeatAck, NodeLoad, NodeRegistration, ParticipantQuality, RttStats } from '../../shared/schemas/index.ts';
 import { signedCall } from '../../shared/signed-http.ts';
 
 /**
@@ -22,6 +22,7 @@ interface FakeNode {
   seq: number;
   beating: boolean;
   peerRtt: Record<string, RttStats>;
+  quality: ParticipantQuality[];
 }
 
 const ZERO_LOAD: NodeLoad = { cpu: 0, memory: 0, participants: 0, rooms: 0, transports: 0, producers: 0, consumers: 0, workers: 1 };
@@ -60,7 +61,7 @@ export class FakeNodes {
     };
     const res = await this.#call<HeartbeatAck>('/v1/nodes/register', registration);
     if (res.statusCode !== 200) throw new Error(`register ${spec.nodeId}: ${res.statusCode} ${JSON.stringify(res.body)}`);
-    this.#nodes.set(spec.nodeId, { spec, seq: 0, beating: true, peerRtt: {} });
+    this.#nodes.set(spec.nodeId, { spec, seq: 0, beating: true, peerRtt: {}, quality: [] });
     await this.heartbeat(spec.nodeId);
     return res.body;
   }
@@ -74,6 +75,11 @@ export class FakeNodes {
   /** Sets the inter-region RTT this node reports to a peer. */
   setPeerRtt(nodeId: string, peerId: string, rttMs: number): void {
     this.#nodes.get(nodeId)!.peerRtt[peerId] = { rttMs, medianMs: rttMs, jitterMs: 0, loss: 0, samples: 10 };
+  }
+
+  /** Sets the per-participant media quality the node reports. */
+  setQuality(nodeId: string, quality: ParticipantQuality[]): void {
+    this.#nodes.get(nodeId)!.quality = quality;
   }
 
   /** Stops heartbeating for the node, as if it died. */
@@ -91,6 +97,7 @@ export class FakeNodes {
       cordoned: node.spec.cordoned ?? false,
       maxParticipants: node.spec.maxParticipants ?? 100,
       peerRtt: node.peerRtt,
+      ...(node.quality.length > 0 ? { quality: node.quality } : {}),
     };
     const res = await this.#call<HeartbeatAck>('/v1/nodes/heartbeat', hb);
     if (res.statusCode !== 200) throw new Error(`heartbeat ${nodeId}: ${res.statusCode}`);
