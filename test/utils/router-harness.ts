@@ -38,6 +38,8 @@ export function testConfig(backend: Backend, overrides: Partial<GeoSfuConfig> = 
     suspectAfterMs: 700,
     deadAfterMs: 1_500,
     probeIntervalMs: 200,
+    // Shared 2-core machines stall at times; production keeps the 500 ms default.
+    redisTimeoutMs: 3_000,
     ...(backend === 'real' ? { redisUrl: REDIS_URL, databaseUrl: DATABASE_URL, ...ns } : {}),
     ...overrides,
   });
