@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config/index.ts';
 import { DEFAULT_REGIONS } from '../../shared/regions.ts';
-import { KNOWN_ENV, SAMPLE_SECRETS, getRoutes } from './code-index.ts';
+import { KNOWN_ENV, SAMPLE_SECRETS, getRoutes, metricNames } from './code-index.ts';
 import { INFRA, isRecord, parseYamlDocs, readYamlDocs, requireTool, run, walk } from './helpers.ts';
 
 type Obj = Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } };
@@ -131,8 +131,11 @@ describe('infra/k8s (kustomize base and region overlays)', () => {
     const hpa = find(objs, 'HorizontalPodAutoscaler', 'geo-sfu-agent');
     expect(hpa.spec).toMatchObject({
       scaleTargetRef: { kind: 'Deployment', name: 'geo-sfu-agent' },
-      metrics: [{ type: 'External', external: { metric: { name: 'geo_sfu_node_stress_ratio', selector: { matchLabels: { region } } } } }],
+      metrics: [{ type: 'External', external: { metric: { name: 'geo_sfu_region_stress_ratio', selector: { matchLabels: { region } } } } }],
     });
+    // The HPA's metric is one the router registers, and the adapter rule serves exactly it.
+    expect(metricNames().has('geo_sfu_region_stress_ratio')).toBe(true);
+    expect(JSON.stringify(readYamlDocs('infra/k8s/addons/prometheus-adapter-rules.yaml'))).toContain('as: \\"geo_sfu_region_stress_ratio\\"');
     for (const o of objs) expect((o.metadata as { labels?: Record<string, string> }).labels?.['geo-sfu/region'], `${o.kind}/${o.metadata.name}`).toBe(region);
     expect(JSON.stringify(objs)).not.toContain('REPLACED-BY-OVERLAY');
   });
