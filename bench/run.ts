@@ -1,0 +1,30 @@
+/**
+ * `npm run bench [-- --quick]`: every benchmark of the project, each printed as
+ * `name: value (ratio vs reference)`, and a summary in bench/results/summary.md.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { benchAllocate } from './allocate.ts';
+
+const quick = process.argv.includes('--quick');
+const lines: string[] = [];
+const print = (line: string) => {
+  lines.push(line);
+  process.stdout.write(`${line}\n`);
+};
+
+const f = (x: number, digits = 1) => x.toFixed(digits);
+const allocate = await benchAllocate({ quick });
+print(`allocate throughput: ${f(allocate.allocatePerSecond, 0)} req/s (ratio ${f(allocate.ratio, 2)} vs reference one-Redis-round-trip route ${f(allocate.referencePerSecond, 0)} req/s; target ≥ 0.50)`);
+print(`allocate latency at ${allocate.rate} req/s: p50 ${f(allocate.p50AtRateMs, 2)} ms, p99 ${f(allocate.p99AtRateMs, 2)} ms (target p99 < 10 ms)`);
+if (allocate.errors > 0) print(`allocate errors: ${allocate.errors}`);
+
+const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+const results = new URL('./results/', import.meta.url);
+mkdirSync(results, { recursive: true });
+writeFileSync(
+  new URL('summary.md', results),
+  [`# Benchmark summary`, '', `Measured ${new Date().toISOString().slice(0, 10)} on ${machine}${quick ? ' (--quick)' : ''}.`, '', ...lines.map((l) => `- ${l}`), ''].join('\n'),
+);
+writeFileSync(new URL('allocate.json', results), `${JSON.stringify(allocate, null, 2)}\n`);
+process.exit(0);

@@ -1,0 +1,7 @@
+/**
+ * geo-sfu CLI entry: `node --import tsx cli/main.ts <command> ...` (or the `geo-sfu` bin, cli/bin.js).
+ * Exit codes: 0 ok, 1 runtime/network error, 2 bad arguments (see `geo-sfu --help`).
+ */
+import { main } from './program.ts';
+
+process.exitCode = await main(process.argv);

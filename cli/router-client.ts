@@ -1,0 +1,115 @@
+import { FormatRegistry, TypeRegistry, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { Agent, request } from 'undici';
+import {
+  AllocateResponse,
+  RegionsResponse,
+  RoomView,
+  type AllocateRequest,
+  type ErrorBody,
+} from '../shared/schemas/index.ts';
+import { CliError } from './errors.ts';
+
+/**
+ * The router's public HTTP API as the CLI uses it: GET /regions, GET /rooms/:id, POST /allocate.
+ * Every answer is checked against the shared schema, so a router of another version fails with a
+ * message instead of a crash halfway through a table.
+ */
+
+// The shared schemas use `date-time` and Type.Unsafe string enums (reasons, exclusion codes);
+// fastify validates them with ajv, the CLI with TypeBox's Value, which needs both registered.
+if (!TypeRegistry.Has('Unsafe')) {
+  TypeRegistry.Set('Unsafe', (schema: { enum?: unknown[] }, value) => !Array.isArray(schema.enum) || schema.enum.includes(value));
+}
+if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => !Number.isNaN(Date.parse(v)));
+
+export const ROUTER_TIMEOUT_MS = 10_000;
+
+export interface RouterClientOptions {
+  baseUrl: string;
+  apiKey?: string;
+  timeoutMs?: number;
+}
+
+export class RouterClient {
+  readonly #agent: Agent;
+  readonly #timeoutMs: number;
+
+  constructor(private readonly opts: RouterClientOptions) {
+    this.#timeoutMs = opts.timeoutMs ?? ROUTER_TIMEOUT_MS;
+    this.#agent = new Agent({ connectTimeout: this.#timeoutMs, keepAliveTimeout: 5_000 });
+  }
+
+  regions(): Promise<RegionsResponse> {
+    return this.#call('GET', '/regions', undefined, RegionsResponse, 'GET /regions');
+  }
+
+  room(roomId: string): Promise<RoomView> {
+    return this.#call('GET', `/rooms/${encodeURIComponent(roomId)}`, undefined, RoomView, `GET /rooms/${roomId}`);
+  }
+
+  allocate(body: AllocateRequest): Promise<AllocateResponse> {
+    return this.#call('POST', '/allocate', body, AllocateResponse, 'POST /allocate');
+  }
+
+  close(): Promise<void> {
+    return this.#agent.close();
+  }
+
+  async #call<T>(method: 'GET' | 'POST', path: string, body: unknown, schema: TSchema, what: string): Promise<T> {
+    const url = `${this.opts.baseUrl}${path}`;
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.opts.apiKey) headers.authorization = `Bearer ${this.opts.apiKey}`;
+    let res;
+    try {
+      res = await request(url, {
+        method,
+        headers,
+        body: body === undefined ? null : JSON.stringify(body),
+        dispatcher: this.#agent,
+        headersTimeout: this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs,
+      });
+    } catch (err) {
+      throw new CliError('ROUTER_UNREACHABLE', `cannot reach the router at ${this.opts.baseUrl} (${describeNetworkError(err)})`, { url });
+    }
+    const text = await res.body.text().catch(() => '');
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (res.statusCode >= 400) throw routerError(what, res.statusCode, parsed, res.headers['retry-after']);
+    if (parsed === undefined || !Value.Check(schema, parsed)) {
+      const first = parsed === undefined ? undefined : Value.Errors(schema, parsed).First();
+      const where = first ? `: ${first.path || '/'} ${first.message}` : ': not JSON';
+      throw new CliError('UNEXPECTED_RESPONSE', `${what} answered ${res.statusCode} with an unexpected body${where}`, { status: res.statusCode });
+    }
+    return parsed as T;
+  }
+}
+
+function routerError(what: string, status: number, body: unknown, retryAfter: string | string[] | undefined): CliError {
+  const error = (body as Partial<ErrorBody> | undefined)?.error;
+  const code = typeof error?.code === 'string' ? error.code : `HTTP_${status}`;
+  const message = typeof error?.message === 'string' ? error.message : `HTTP ${status}`;
+  const field = typeof error?.field === 'string' ? error.field : undefined;
+  const retry = typeof retryAfter === 'string' ? Number(retryAfter) : undefined;
+  let text = `${what} failed: ${status} ${code}: ${message}`;
+  if (field !== undefined) text += ` (field: ${field})`;
+  if (retry !== undefined && Number.isFinite(retry)) text += `; retry after ${retry} s`;
+  return new CliError(code, text, {
+    status,
+    ...(field !== undefined ? { field } : {}),
+    ...(retry !== undefined && Number.isFinite(retry) ? { retryAfterSeconds: retry } : {}),
+  });
+}
+
+/** "connect ECONNREFUSED 127.0.0.1:1", "timeout after 10000 ms", ... */
+export function describeNetworkError(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.code === 'UND_ERR_HEADERS_TIMEOUT' || e?.code === 'UND_ERR_BODY_TIMEOUT' || e?.code === 'UND_ERR_CONNECT_TIMEOUT') return 'timed out';
+  return e?.cause?.message ?? e?.message ?? String(err);
+}

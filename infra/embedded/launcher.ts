@@ -1,0 +1,195 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { GeoSfuConfig } from '../../shared/config/index.ts';
+import { startDelayProxy, type DelayProxy } from './delay-proxy.ts';
+import { interRegionRtt, readWanProfile, type WanProfile } from './wan-profile.ts';
+
+/**
+ * The embedded default: one router and `agentsPerRegion` region agents per catalog region, each a
+ * child process on loopback, with in-memory state unless REDIS_URL/DATABASE_URL are set. With a
+ * WAN profile, loopback delay proxies sit between agents (so agents measure the profile's
+ * inter-region RTTs) and, with `clientRttMs`, in front of each agent's public URL (so clients and
+ * the router's prober see those RTTs).
+ */
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface LaunchOptions {
+  config: GeoSfuConfig;
+  /** Extra environment for every child (tests pass per-run Redis prefixes, log levels...). */
+  env?: NodeJS.ProcessEnv;
+  /** Use routerPort, routerPort+1, ... (npm start); otherwise free ports are picked. */
+  fixedPorts: boolean;
+  /** Receives each child's output lines. */
+  onOutput?: (name: string, line: string) => void;
+}
+
+export interface LaunchedAgent {
+  nodeId: string;
+  region: string;
+  /** Where the agent really listens. */
+  directUrl: string;
+  /** What clients see (the delay proxy when the profile has clientRttMs). */
+  publicUrl: string;
+  process: ChildProcess;
+}
+
+export interface Credentials {
+  clusterSecret: string;
+  tokenSecrets: string;
+  adminToken: string;
+  apiKey: string;
+}
+
+export interface Embedded {
+  routerUrl: string;
+  router: ChildProcess;
+  agents: LaunchedAgent[];
+  credentials: Credentials;
+  wanProfile: WanProfile | null;
+  /** Starts an agent again (same id, port and proxies) after it was stopped. */
+  restartAgent(nodeId: string): Promise<LaunchedAgent>;
+  close(): Promise<void>;
+}
+
+const secret = () => randomBytes(32).toString('base64url');
+
+export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
+  const { config } = opts;
+  const credentials: Credentials = {
+    clusterSecret: config.clusterSecret || secret(),
+    tokenSecrets: config.tokenKeys.length > 0 ? config.tokenKeys.map((k) => `${k.kid}:${k.secret}`).join(',') : `dev-${Date.now().toString(36)}:${secret()}`,
+    adminToken: config.adminToken || secret(),
+    apiKey: config.apiKey || secret(),
+  };
+  const wanProfile = config.wanProfile ? readWanProfile(config.wanProfile, config.regions.map((r) => r.id)) : null;
+  const proxies: DelayProxy[] = [];
+  const children = new Set<ChildProcess>();
+
+  const routerPort = opts.fixedPorts ? config.routerPort : await freePort();
+  const routerUrl = `http://${config.routerHost}:${routerPort}`;
+  const plan = config.regions.flatMap((region) =>
+    Array.from({ length: config.agentsPerRegion }, (_, i) => ({ nodeId: `${region.id}-${i + 1}`, region: region.id })),
+  );
+  const ports: number[] = [];
+  for (let i = 0; i < plan.length; i++) ports.push(opts.fixedPorts ? routerPort + 1 + i : await freePort());
+
+  const baseEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...opts.env,
+    GEO_SFU_CLUSTER_SECRET: credentials.clusterSecret,
+    GEO_SFU_TOKEN_SECRETS: credentials.tokenSecrets,
+    GEO_SFU_ADMIN_TOKEN: credentials.adminToken,
+    GEO_SFU_API_KEY: credentials.apiKey,
+  };
+  const spawnChild = (name: string, script: string, env: NodeJS.ProcessEnv): ChildProcess => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    child.on('exit', () => children.delete(child));
+    for (const stream of [child.stdout, child.stderr]) {
+      let buffered = '';
+      stream?.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString();
+        const lines = buffered.split('\n');
+        buffered = lines.pop() ?? '';
+        for (const line of lines) opts.onOutput?.(name, line);
+      });
+    }
+    return child;
+  };
+
+  const router = spawnChild('router', 'router/main.ts', { ...baseEnv, GEO_SFU_ROUTER_PORT: String(routerPort) });
+
+  // Public URLs (client-facing delay proxies) and per-pair peer routes are known before any agent starts.
+  const publicUrls = new Map<string, string>();
+  const peerRoutes = new Map<string, Record<string, string>>();
+  for (const [i, a] of plan.entries()) {
+    const directUrl = `http://${config.agentHost}:${ports[i]}`;
+    const clientRtt = wanProfile?.clientRttMs?.[a.region];
+    if (clientRtt !== undefined) {
+      const proxy = await startDelayProxy({ targetHost: config.agentHost, targetPort: ports[i]!, oneWayDelayMs: clientRtt / 2 });
+      proxies.push(proxy);
+      publicUrls.set(a.nodeId, proxy.url);
+    } else {
+      publicUrls.set(a.nodeId, directUrl);
+    }
+  }
+  for (const a of plan) {
+    const routes: Record<string, string> = {};
+    for (const [j, b] of plan.entries()) {
+      if (a === b) continue;
+      const rtt = wanProfile ? interRegionRtt(wanProfile, a.region, b.region) ?? 0 : 0;
+      // Without a profile (or within a region) peers are reached directly at their real address.
+      if (rtt > 0) {
+        const proxy = await startDelayProxy({ targetHost: config.agentHost, targetPort: ports[j]!, oneWayDelayMs: rtt / 2 });
+        proxies.push(proxy);
+        routes[b.nodeId] = proxy.url;
+      } else {
+        routes[b.nodeId] = `http://${config.agentHost}:${ports[j]}`;
+      }
+    }
+    peerRoutes.set(a.nodeId, routes);
+  }
+
+  const startAgent = (index: number): LaunchedAgent => {
+    const a = plan[index]!;
+    const child = spawnChild(a.nodeId, 'region-agent/main.ts', {
+      ...baseEnv,
+      GEO_SFU_AGENT_ID: a.nodeId,
+      GEO_SFU_AGENT_REGION: a.region,
+      GEO_SFU_AGENT_PORT: String(ports[index]),
+      GEO_SFU_AGENT_PUBLIC_URL: publicUrls.get(a.nodeId)!,
+      GEO_SFU_ROUTER_URL: routerUrl,
+      GEO_SFU_PEER_ROUTES: JSON.stringify(peerRoutes.get(a.nodeId)),
+    });
+    return { ...a, directUrl: `http://${config.agentHost}:${ports[index]}`, publicUrl: publicUrls.get(a.nodeId)!, process: child };
+  };
+  const agents = plan.map((_, i) => startAgent(i));
+
+  const close = async () => {
+    await Promise.all([...children].map((c) => stopChild(c)));
+    await Promise.all(proxies.map((p) => p.close()));
+  };
+  return {
+    routerUrl,
+    router,
+    agents,
+    credentials,
+    wanProfile,
+    restartAgent: async (nodeId) => {
+      const index = plan.findIndex((a) => a.nodeId === nodeId);
+      if (index < 0) throw new Error(`unknown agent ${nodeId}`);
+      const running = agents[index]!;
+      if (running.process.exitCode === null && running.process.signalCode === null) await stopChild(running.process);
+      agents[index] = startAgent(index);
+      return agents[index]!;
+    },
+    close,
+  };
+}
+
+/** SIGTERM, then SIGKILL if the child has not exited within the grace time. */
+export function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

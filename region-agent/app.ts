@@ -1,0 +1,59 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { GeoSfuConfig } from '../shared/config/index.ts';
+import { keepRawJsonBody } from '../shared/signed-http.ts';
+import { AgentController } from './controller.ts';
+import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies } from '../shared/http.ts';
+import { noSfu, type SfuLoadProvider } from './load.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { healthRoutes } from './routes/health.ts';
+import { metricsRoutes } from './routes/metrics.ts';
+import { resolveAgentSettings } from './settings.ts';
+
+export type { AgentEvents, AgentStatus } from './controller.ts';
+export type { SfuLoad, SfuLoadProvider } from './load.ts';
+export { AgentController };
+
+export interface AgentDeps {
+  config: GeoSfuConfig;
+  /** The SFU's counters and worker usage; an agent without an SFU reports zeros. */
+  load?: SfuLoadProvider;
+  /** Wall clock, ms: timestamps of signed requests and of the status. */
+  now?: () => number;
+  /** Default: a pino logger at GEO_SFU_LOG_LEVEL. */
+  logger?: FastifyBaseLogger;
+}
+
+export interface Agent {
+  app: FastifyInstance;
+  controller: AgentController;
+}
+
+/**
+ * Builds a region agent: its HTTP API and the controller that registers it with the router,
+ * heartbeats, probes its peers and drains. Nothing listens or calls out until `controller.start()`.
+ * Throws ConfigError (naming the variables) when the configuration cannot run an agent.
+ */
+export async function buildAgent(deps: AgentDeps): Promise<Agent> {
+  const { config } = deps;
+  const settings = resolveAgentSettings(config);
+  const now = deps.now ?? Date.now;
+  const app: FastifyInstance = Fastify({
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: config.logLevel } }),
+    // Bad input is refused and named, never silently dropped or converted.
+    ajv: AJV_OPTIONS,
+    bodyLimit: BODY_LIMIT_BYTES,
+  });
+  keepRawJsonBody(app);
+  const controller = new AgentController({ app, config, settings, load: deps.load ?? noSfu, now });
+  await app.register(errorReplies);
+  await app.register(healthRoutes, { controller });
+  await app.register(metricsRoutes, { controller });
+  await app.register(adminRoutes, {
+    controller,
+    adminToken: config.adminToken,
+    clusterSecret: config.clusterSecret,
+    signedRequestWindowMs: config.signedRequestWindowMs,
+    now,
+  });
+  return { app, controller };
+}

@@ -1,0 +1,43 @@
+/**
+ * A standalone region agent: `node --import tsx region-agent/main.ts`, configured by GEO_SFU_*
+ * (GEO_SFU_CLUSTER_SECRET and GEO_SFU_AGENT_REGION are required). SIGTERM or SIGINT drains it:
+ * it takes no new rooms, waits for the last participant (at most GEO_SFU_DRAIN_DEADLINE_MS),
+ * deregisters and exits 0. A second signal exits at once.
+ */
+import { loadConfig } from '../shared/config/index.ts';
+import { ConfigError } from '../shared/errors.ts';
+import { buildAgent } from './app.ts';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const { app, controller } = await buildAgent({ config });
+  controller.once('close', () => process.exit(0));
+
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      app.log.warn({ signal }, 'second signal: exiting without waiting for the drain');
+      process.exit(1);
+    }
+    signalled = true;
+    app.log.info({ signal }, 'draining before exit');
+    controller.drain().catch((err: unknown) => {
+      app.log.error({ err }, 'drain failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  const url = await controller.start();
+  app.log.info(
+    { nodeId: controller.nodeId, region: controller.region, url, probe: `${url}/probe`, metrics: `${url}/metrics`, status: `${url}/status`, routerUrl: config.routerUrl },
+    `region agent ${controller.nodeId} (${controller.region}) listening on ${url}`,
+  );
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
+  else process.stderr.write(`region agent failed to start: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

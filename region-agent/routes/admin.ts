@@ -1,0 +1,65 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { UnauthorizedError } from '../../shared/errors.ts';
+import { requireSignature } from '../../shared/signed-http.ts';
+import { SIGNATURE_HEADER } from '../../shared/signed-request.ts';
+import type { AgentController } from '../controller.ts';
+
+export interface AdminRoutesOptions {
+  controller: AgentController;
+  /** Empty: bearer tokens are refused and only signed requests get in. */
+  adminToken: string;
+  clusterSecret: string;
+  signedRequestWindowMs: number;
+  now: () => number;
+}
+
+const CordonBody = Type.Object({ cordoned: Type.Boolean() }, { additionalProperties: false });
+const CapacityBody = Type.Object(
+  { maxParticipants: Type.Union([Type.Integer({ minimum: 1, maximum: 100_000 }), Type.Null()]) },
+  { additionalProperties: false },
+);
+
+/** Compares digests, so neither the content nor the length of the token leaks through timing. */
+const sameToken = (given: string, expected: string): boolean =>
+  timingSafeEqual(createHash('sha256').update(given).digest(), createHash('sha256').update(expected).digest());
+
+/**
+ * Operator routes. Callers authenticate with `Authorization: Bearer <GEO_SFU_ADMIN_TOKEN>` (people,
+ * scripts) or by signing with the cluster secret (the router acting for an operator).
+ */
+export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, opts) => {
+  const { controller } = opts;
+  const verifySignature = requireSignature(opts.clusterSecret, opts.signedRequestWindowMs, opts.now);
+
+  // preValidation: after the body is parsed (the signature covers its raw text), before the
+  // schema runs, so an unauthenticated caller learns nothing about what a valid body looks like.
+  app.addHook('preValidation', async (req: FastifyRequest) => {
+    const authorization = req.headers.authorization;
+    if (authorization !== undefined) {
+      const token = /^Bearer (.+)$/i.exec(authorization)?.[1];
+      if (token === undefined || opts.adminToken === '' || !sameToken(token, opts.adminToken)) {
+        throw new UnauthorizedError('invalid admin token', 'BAD_ADMIN_TOKEN');
+      }
+      return;
+    }
+    if (req.headers[SIGNATURE_HEADER] !== undefined) return verifySignature(req);
+    throw new UnauthorizedError('admin routes need Authorization: Bearer <admin token> or a request signed with the cluster secret');
+  });
+
+  app.post<{ Body: Static<typeof CordonBody> }>('/admin/cordon', { schema: { body: CordonBody } }, async (req) => {
+    controller.setCordoned(req.body.cordoned);
+    return controller.status();
+  });
+
+  app.post<{ Body: Static<typeof CapacityBody> }>('/admin/capacity', { schema: { body: CapacityBody } }, async (req) => {
+    controller.setCapacityOverride(req.body.maxParticipants);
+    return controller.status();
+  });
+
+  app.post('/admin/drain', async (req, reply) => {
+    controller.drain().catch((err: unknown) => req.log.error({ err }, 'drain failed'));
+    return reply.code(202).send(controller.status());
+  });
+};

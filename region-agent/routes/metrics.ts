@@ -1,0 +1,62 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { AgentController } from '../controller.ts';
+
+export interface MetricsRoutesOptions {
+  controller: AgentController;
+}
+
+/**
+ * GET /metrics from a registry of the agent's own (several agents may share a process in the
+ * embedded launcher; a global registry would mix them). Gauges read the controller at scrape time.
+ */
+export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, { controller }) => {
+  const registry = new Registry();
+  registry.setDefaultLabels({ node_id: controller.nodeId, region: controller.region });
+  const registers = [registry];
+
+  const loadGauge = (name: string, help: string, read: () => number) =>
+    new Gauge({ name, help, registers, collect() { this.set(read()); } });
+  loadGauge('geo_sfu_agent_participants', 'Participants on this node, as of the last heartbeat.', () => controller.load.participants);
+  loadGauge('geo_sfu_agent_rooms', 'Rooms on this node, as of the last heartbeat.', () => controller.load.rooms);
+  loadGauge('geo_sfu_agent_cpu_load', "CPU used by the agent and its SFU workers over the cores it may use.", () => controller.load.cpu);
+  loadGauge('geo_sfu_agent_memory_load', 'Resident memory of the agent and its SFU workers over the memory it may use.', () => controller.load.memory);
+  loadGauge('geo_sfu_agent_max_participants', 'Participants this node accepts (operator override or configuration).', () => controller.maxParticipants);
+  loadGauge('geo_sfu_agent_registered', '1 while registered with the router.', () => Number(controller.registered));
+  loadGauge('geo_sfu_agent_draining', '1 while draining.', () => Number(controller.draining));
+  loadGauge('geo_sfu_agent_cordoned', '1 while cordoned by an operator.', () => Number(controller.cordoned));
+
+  const peerLabels = ['peer_region', 'peer_node'] as const;
+  new Gauge({
+    name: 'geo_sfu_agent_peer_rtt_ms',
+    help: 'Smoothed RTT to each peer agent, ms.',
+    labelNames: peerLabels,
+    registers,
+    collect() {
+      // Reset first, so a peer the router stopped listing disappears from the scrape.
+      this.reset();
+      for (const peer of controller.peers()) {
+        if (peer.rtt.rttMs !== null) this.set({ peer_region: peer.region, peer_node: peer.nodeId }, peer.rtt.rttMs);
+      }
+    },
+  });
+  new Gauge({
+    name: 'geo_sfu_agent_peer_loss',
+    help: 'Fraction of recent probes to each peer agent that were lost.',
+    labelNames: peerLabels,
+    registers,
+    collect() {
+      this.reset();
+      for (const peer of controller.peers()) this.set({ peer_region: peer.region, peer_node: peer.nodeId }, peer.rtt.loss);
+    },
+  });
+
+  const heartbeats = new Counter({ name: 'geo_sfu_agent_heartbeats_total', help: 'Heartbeats the router acknowledged.', registers });
+  const heartbeatFailures = new Counter({ name: 'geo_sfu_agent_heartbeat_failures_total', help: 'Heartbeats the router did not acknowledge.', registers });
+  const registrations = new Counter({ name: 'geo_sfu_agent_registrations_total', help: 'Successful registrations (more than one: the router forgot this node).', registers });
+  controller.on('heartbeat', () => heartbeats.inc());
+  controller.on('heartbeatfailure', () => heartbeatFailures.inc());
+  controller.on('registered', () => registrations.inc());
+
+  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+};

@@ -1,0 +1,162 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type { GeoSfuConfig } from '../shared/config/index.ts';
+import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies } from '../shared/http.ts';
+import { keepRawJsonBody } from '../shared/signed-http.ts';
+import { Allocator } from './allocation/allocator.ts';
+import { ExpirySweeper } from './allocation/expiry-sweeper.ts';
+import { type GeoLookup, lookupIp } from './geo.ts';
+import { createRouterMetrics, type RouterMetrics } from './metrics.ts';
+import { createStrategy } from './placement/index.ts';
+import { QualityMonitor } from './operations/quality-monitor.ts';
+import { ScalingManager } from './operations/scaling-manager.ts';
+import { NodeRegistry } from './registry/node-registry.ts';
+import { Prober } from './registry/prober.ts';
+import { allocateRoutes } from './routes/allocate.ts';
+import { nodeRoutes } from './routes/nodes.ts';
+import { opsRoutes } from './routes/ops.ts';
+import { alertRoutes } from './routes/alerts.ts';
+import { scalingRoutes } from './routes/scaling.ts';
+import { regionRoutes } from './routes/regions.ts';
+import { roomRoutes } from './routes/rooms.ts';
+import type { NodeRegistryStore, RoomStore, SessionLog } from './state/types.ts';
+
+export interface RouterDeps {
+  config: GeoSfuConfig;
+  /** Opened and started stores (see createStores); the router closes them when it closes. */
+  rooms: RoomStore;
+  nodes: NodeRegistryStore;
+  sessions: SessionLog;
+  /** Defaults to geoip-lite (call preloadGeoIp() first). */
+  geoLookup?: GeoLookup;
+  now?: () => number;
+  /** Default: a pino logger at GEO_SFU_LOG_LEVEL. */
+  logger?: FastifyBaseLogger;
+}
+
+export interface RouterServices {
+  config: GeoSfuConfig;
+  rooms: RoomStore;
+  sessions: SessionLog;
+  registry: NodeRegistry;
+  prober: Prober;
+  allocator: Allocator;
+  scaling: ScalingManager;
+  quality: QualityMonitor;
+  metrics: RouterMetrics;
+  now: () => number;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    services: RouterServices;
+  }
+}
+
+export type RouterApp = FastifyInstance;
+
+/**
+ * Builds the router: a fastify app with every route, the registry snapshot refresher, the prober
+ * and the allocation expiry sweeper. `app.listen()` starts serving; `app.close()` stops the
+ * background work and closes the stores it was given.
+ */
+export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
+  const { config } = deps;
+  const now = deps.now ?? Date.now;
+  const app = Fastify({
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: config.logLevel } }),
+    // A hop count is valid at run time (proxy-addr), though fastify's types only list the other forms.
+    trustProxy: config.trustProxy as boolean | string | string[],
+    ajv: AJV_OPTIONS,
+    bodyLimit: BODY_LIMIT_BYTES,
+    // Ids are up to 128 characters; longer ones must reach validation (400), not miss the route (404).
+    routerOptions: { maxParamLength: 256 },
+    // Per-request lines at /allocate rates would drown the useful ones; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  keepRawJsonBody(app);
+
+  const metrics = createRouterMetrics();
+  const registry = new NodeRegistry({ config, store: deps.nodes, rooms: deps.rooms, now });
+  const prober = new Prober({
+    intervalMs: config.probeIntervalMs,
+    timeoutMs: config.probeTimeoutMs,
+    ewmaAlpha: config.rttEwmaAlpha,
+    lossWindow: config.lossWindow,
+    targets: () =>
+      registry
+        .snapshot()
+        .nodes.filter((n) => n.state !== 'dead')
+        .map((n) => ({ nodeId: n.nodeId, probeUrl: n.record.registration.probeUrl })),
+  });
+  const scaling = new ScalingManager({
+    config,
+    registry,
+    now,
+    onDecision: (d) => metrics.scalingDecisions.inc({ region: d.region, action: d.action }),
+    onWebhookFailure: () => metrics.scalingWebhookFailures.inc(),
+  });
+  const quality = new QualityMonitor({
+    config,
+    registry,
+    now,
+    onChange: (active) => {
+      metrics.qualityAlerts.reset();
+      for (const a of active) metrics.qualityAlerts.inc({ region: a.region, kind: a.kind });
+    },
+    onWebhookFailure: () => metrics.alertWebhookFailures.inc(),
+  });
+  const allocator = new Allocator({
+    config,
+    registry,
+    rooms: deps.rooms,
+    sessions: deps.sessions,
+    strategy: createStrategy(config.placementStrategy),
+    geoLookup: deps.geoLookup ?? lookupIp,
+    now,
+    newId: randomUUID,
+    onDecision: (outcome, ms, placed) => {
+      metrics.allocations.inc({ outcome });
+      metrics.placementSeconds.observe(ms / 1000);
+      if (placed) scaling.observeAllocation(placed.region, placed.clientRttMs, outcome === 'overflow' ? placed.homeRegion : null);
+    },
+  });
+  const sweeper = new ExpirySweeper({ rooms: deps.rooms, sessions: deps.sessions, now, onExpired: (n) => metrics.expiredAllocations.inc(n) });
+  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, metrics, now });
+
+  await app.register(errorReplies);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'geo-sfu router', version: '0.1.0', description: 'Global router and latency-aware SFU allocator' },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(allocateRoutes);
+  await app.register(roomRoutes);
+  await app.register(regionRoutes);
+  await app.register(nodeRoutes);
+  await app.register(opsRoutes);
+  await app.register(scalingRoutes);
+  await app.register(alertRoutes);
+
+  app.addHook('onReady', async () => {
+    await registry.start(Math.min(250, config.heartbeatIntervalMs));
+    prober.start();
+    sweeper.start(Math.min(1_000, config.allocationTtlMs / 2));
+    scaling.start(1_000);
+    quality.start(1_000);
+  });
+  app.addHook('onClose', async () => {
+    sweeper.stop();
+    scaling.stop();
+    quality.stop();
+    registry.stop();
+    await prober.close();
+    await deps.sessions.close();
+    await Promise.allSettled([deps.rooms.close(), deps.nodes.close()]);
+  });
+  return app as unknown as RouterApp;
+}

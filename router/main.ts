@@ -1,0 +1,48 @@
+/**
+ * Router entry point: `node --import tsx router/main.ts`. Reads and validates the configuration,
+ * picks the stores (Redis/PostgreSQL when REDIS_URL/DATABASE_URL are set, in-memory otherwise),
+ * serves until SIGTERM/SIGINT, then closes cleanly.
+ */
+import { pino } from 'pino';
+import { ConfigError } from '../shared/errors.ts';
+import { loadConfig } from '../shared/config/index.ts';
+import { buildRouter } from './app.ts';
+import { preloadGeoIp } from './geo.ts';
+import { createStores } from './state/index.ts';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const missing: string[] = [];
+  if (config.clusterSecret === '') missing.push('GEO_SFU_CLUSTER_SECRET is required (agents sign their calls with it)');
+  if (config.tokenKeys.length === 0) missing.push('GEO_SFU_TOKEN_SECRETS is required (join tokens are signed with it)');
+  if (missing.length > 0) throw new ConfigError(missing);
+
+  const logger = pino({ level: config.logLevel });
+  const geoLookup = await preloadGeoIp();
+  const { rooms, nodes, sessions, backends } = await createStores(config, { logger });
+  logger.info({ backends }, 'stores open');
+  const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger });
+  await app.listen({ host: config.routerHost, port: config.routerPort });
+  app.log.info({ url: `http://${config.routerHost}:${(app.server.address() as { port: number }).port}` }, 'router listening');
+
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'router shutting down');
+    app.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        app.log.error({ err }, 'error while closing');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`geo-sfu router: ${err instanceof ConfigError ? err.message : (err as Error).stack}\n`);
+  process.exit(1);
+});

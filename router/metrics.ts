@@ -1,0 +1,100 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The router's Prometheus metrics, on a registry of its own (tests run several routers in one
+ * process). Labels are bounded: region, node, outcome — never room or participant ids.
+ */
+export function createRouterMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'geo_sfu_router_' });
+  return {
+    registry,
+    allocations: new Counter({
+      name: 'geo_sfu_allocations_total',
+      help: 'Allocations by outcome (home, edge, cascade, overflow, refused).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    placementSeconds: new Histogram({
+      name: 'geo_sfu_allocation_duration_seconds',
+      help: 'Time to answer /allocate (placement and state commit).',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    probeRtt: new Gauge({
+      name: 'geo_sfu_probe_rtt_milliseconds',
+      help: 'Smoothed router→node probe RTT.',
+      labelNames: ['region', 'node'] as const,
+      registers: [registry],
+    }),
+    probeLoss: new Gauge({
+      name: 'geo_sfu_probe_loss_ratio',
+      help: 'Fraction of recent router→node probes lost.',
+      labelNames: ['region', 'node'] as const,
+      registers: [registry],
+    }),
+    interRegionRtt: new Gauge({
+      name: 'geo_sfu_inter_region_rtt_milliseconds',
+      help: 'Inter-region RTT measured by the agents (best node pair).',
+      labelNames: ['from', 'to'] as const,
+      registers: [registry],
+    }),
+    nodeStress: new Gauge({
+      name: 'geo_sfu_node_stress_ratio',
+      help: 'max(cpu/maxCpu, memory/maxMemory, participants/maxParticipants) per node.',
+      labelNames: ['region', 'node'] as const,
+      registers: [registry],
+    }),
+    nodesByState: new Gauge({
+      name: 'geo_sfu_nodes',
+      help: 'Registered nodes by region and state.',
+      labelNames: ['region', 'state'] as const,
+      registers: [registry],
+    }),
+    sessionLogBufferDepth: new Gauge({
+      name: 'geo_sfu_session_log_buffer_depth',
+      help: 'Session-log writes queued and not yet in PostgreSQL.',
+      registers: [registry],
+    }),
+    sessionLogDropped: new Gauge({
+      name: 'geo_sfu_session_log_dropped_total',
+      help: 'Session-log writes dropped because the buffer was full.',
+      registers: [registry],
+    }),
+    regionStress: new Gauge({
+      name: 'geo_sfu_region_stress_ratio',
+      help: 'Mean stress of the nodes of a region able to take participants (the autoscaling signal).',
+      labelNames: ['region'] as const,
+      registers: [registry],
+    }),
+    scalingDecisions: new Counter({
+      name: 'geo_sfu_scaling_decisions_total',
+      help: 'Scaling decisions by region and action (scale_out, scale_in, add_region).',
+      labelNames: ['region', 'action'] as const,
+      registers: [registry],
+    }),
+    scalingWebhookFailures: new Counter({
+      name: 'geo_sfu_scaling_webhook_failures_total',
+      help: 'Scaling decisions the webhook did not accept after every retry.',
+      registers: [registry],
+    }),
+    qualityAlerts: new Gauge({
+      name: 'geo_sfu_quality_alerts',
+      help: 'Active quality alerts (packet loss or RTT over threshold) by region and kind.',
+      labelNames: ['region', 'kind'] as const,
+      registers: [registry],
+    }),
+    alertWebhookFailures: new Counter({
+      name: 'geo_sfu_alert_webhook_failures_total',
+      help: 'Alert notifications the webhook did not accept after every retry.',
+      registers: [registry],
+    }),
+    expiredAllocations: new Counter({
+      name: 'geo_sfu_allocations_expired_total',
+      help: 'Allocations not followed by a join in time.',
+      registers: [registry],
+    }),
+  };
+}
+
+export type RouterMetrics = ReturnType<typeof createRouterMetrics>;

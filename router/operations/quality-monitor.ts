@@ -1,0 +1,61 @@
+import type { GeoSfuConfig } from '../../shared/config/index.ts';
+import type { QualityAlert } from '../../shared/schemas/index.ts';
+import type { NodeRegistry } from '../registry/node-registry.ts';
+import { evaluateQuality, type QualitySample, type QualityState } from './quality.ts';
+import { deliverSignedWebhook } from './webhook.ts';
+
+export interface QualityMonitorDeps {
+  config: GeoSfuConfig;
+  registry: NodeRegistry;
+  now: () => number;
+  onChange?: (active: readonly QualityAlert[], raised: readonly QualityAlert[], cleared: readonly QualityAlert[]) => void;
+  onWebhookFailure?: (err: unknown) => void;
+}
+
+/**
+ * Evaluates the agents' latest per-participant quality stats every tick: active alerts are
+ * served at GET /alerts, counted in metrics, sent back to each node in its heartbeat ack (the
+ * agent tells the affected clients) and, when configured, POSTed to the alert webhook.
+ */
+export class QualityMonitor {
+  #state: QualityState = new Map();
+  #active: QualityAlert[] = [];
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly deps: QualityMonitorDeps) {}
+
+  start(intervalMs: number): void {
+    this.#timer = setInterval(() => this.tick(), intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  tick(): void {
+    const { config, registry, now } = this.deps;
+    const samples: QualitySample[] = registry
+      .snapshot()
+      .nodes.filter((n) => n.state !== 'dead')
+      .flatMap((n) => (n.record.heartbeat?.quality ?? []).map((q) => ({ ...q, region: n.region, nodeId: n.nodeId })));
+    const result = evaluateQuality(this.#state, samples, now(), { lossRatio: config.alertLossRatio, rttMs: config.alertRttMs, windowMs: config.alertWindowMs });
+    this.#state = result.state;
+    this.#active = result.active;
+    this.deps.onChange?.(result.active, result.raised, result.cleared);
+    if (config.alertWebhookUrl !== '' && (result.raised.length > 0 || result.cleared.length > 0)) {
+      void deliverSignedWebhook(config.alertWebhookUrl, config.clusterSecret, { type: 'quality_alerts', raised: result.raised, cleared: result.cleared }).catch((err: unknown) =>
+        this.deps.onWebhookFailure?.(err),
+      );
+    }
+  }
+
+  active(): QualityAlert[] {
+    return [...this.#active];
+  }
+
+  forNode(nodeId: string): QualityAlert[] {
+    return this.#active.filter((a) => a.nodeId === nodeId);
+  }
+}

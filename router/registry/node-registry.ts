@@ -1,0 +1,173 @@
+import type { GeoSfuConfig } from '../../shared/config/index.ts';
+import type { HeartbeatAck, NodeRegistration, Heartbeat, NodeState, RttStats } from '../../shared/schemas/index.ts';
+import { nodeStress } from '../placement/stress.ts';
+import type { NodeRecord, NodeRegistryStore, RoomStore } from '../state/types.ts';
+
+/** A registered node as the router sees it at one instant. */
+export interface NodeSnapshot {
+  record: NodeRecord;
+  nodeId: string;
+  region: string;
+  state: NodeState;
+  draining: boolean;
+  cordoned: boolean;
+  /** Participants the router counts on it (allocated + joined, across router replicas). */
+  reserved: number;
+  /** Participants at which the node is full: min(setting, what the agent advertises). */
+  maxParticipants: number;
+  stress: number;
+}
+
+export interface RegistrySnapshot {
+  takenAtMs: number;
+  nodes: NodeSnapshot[];
+  /** Best measured RTT between two regions' nodes, by region pair. */
+  interRegion: Record<string, Record<string, RttStats>>;
+}
+
+export interface NodeRegistryOptions {
+  config: GeoSfuConfig;
+  store: NodeRegistryStore;
+  rooms: RoomStore;
+  now: () => number;
+}
+
+/**
+ * The live map of nodes: registration and heartbeats go to the shared store (so router replicas
+ * agree); placement reads a snapshot refreshed in the background, so /allocate never waits on the
+ * registry. Liveness comes from heartbeat age: suspect, then dead (GEO_SFU_SUSPECT_AFTER_MS,
+ * GEO_SFU_DEAD_AFTER_MS).
+ */
+export class NodeRegistry {
+  #snapshot: RegistrySnapshot = { takenAtMs: 0, nodes: [], interRegion: {} };
+  #timer: NodeJS.Timeout | null = null;
+  #refreshing: Promise<RegistrySnapshot> | null = null;
+
+  constructor(private readonly opts: NodeRegistryOptions) {}
+
+  /** Refreshes now and then every `intervalMs`. */
+  async start(intervalMs: number): Promise<void> {
+    await this.refresh();
+    this.#timer = setInterval(() => {
+      this.refresh().catch(() => {
+        // Keep the last snapshot: node states still age from it (see `snapshot()`).
+      });
+    }, intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  async register(registration: NodeRegistration): Promise<HeartbeatAck> {
+    await this.opts.store.register(registration, this.opts.now());
+    await this.refresh();
+    return { known: true, peers: this.peersOf(registration.nodeId) };
+  }
+
+  async heartbeat(heartbeat: Heartbeat): Promise<HeartbeatAck> {
+    const known = await this.opts.store.heartbeat(heartbeat, this.opts.now());
+    return { known, peers: known ? this.peersOf(heartbeat.nodeId) : [] };
+  }
+
+  async deregister(nodeId: string): Promise<void> {
+    await this.opts.store.deregister(nodeId);
+    await this.refresh();
+  }
+
+  /** The latest snapshot, with node states re-aged to now (so a stalled refresh still detects death). */
+  snapshot(): RegistrySnapshot {
+    const now = this.opts.now();
+    const { config } = this.opts;
+    return {
+      ...this.#snapshot,
+      nodes: this.#snapshot.nodes.map((n) => ({ ...n, state: nodeState(now - n.record.lastHeartbeatMs, config) })),
+    };
+  }
+
+  /** Reads the store; concurrent callers share one read. */
+  refresh(): Promise<RegistrySnapshot> {
+    this.#refreshing ??= this.#read().finally(() => {
+      this.#refreshing = null;
+    });
+    return this.#refreshing;
+  }
+
+  async #read(): Promise<RegistrySnapshot> {
+    const { config, store, rooms, now } = this.opts;
+    const [records, counts] = await Promise.all([store.list(), rooms.nodeCounts()]);
+    const takenAtMs = now();
+    const live: NodeRecord[] = [];
+    for (const record of records) {
+      if (takenAtMs - record.lastHeartbeatMs > config.forgetDeadAfterMs) {
+        await store.deregister(record.registration.nodeId);
+      } else {
+        live.push(record);
+      }
+    }
+    const nodes = live.map((record) => toSnapshot(record, counts.get(record.registration.nodeId) ?? 0, takenAtMs, config));
+    this.#snapshot = { takenAtMs, nodes, interRegion: interRegionFrom(nodes) };
+    return this.#snapshot;
+  }
+
+  peersOf(nodeId: string): HeartbeatAck['peers'] {
+    return this.snapshot()
+      .nodes
+      .filter((n) => n.nodeId !== nodeId && n.state !== 'dead')
+      .map((n) => ({
+        nodeId: n.nodeId,
+        region: n.region,
+        controlUrl: n.record.registration.controlUrl,
+        probeUrl: n.record.registration.probeUrl,
+      }));
+  }
+}
+
+export function nodeState(heartbeatAgeMs: number, config: Pick<GeoSfuConfig, 'suspectAfterMs' | 'deadAfterMs'>): NodeState {
+  if (heartbeatAgeMs >= config.deadAfterMs) return 'dead';
+  if (heartbeatAgeMs >= config.suspectAfterMs) return 'suspect';
+  return 'alive';
+}
+
+function toSnapshot(record: NodeRecord, reserved: number, nowMs: number, config: GeoSfuConfig): NodeSnapshot {
+  const hb = record.heartbeat;
+  const maxParticipants = Math.min(
+    config.maxParticipantsPerNode,
+    record.registration.maxParticipants,
+    hb ? hb.maxParticipants : Number.POSITIVE_INFINITY,
+  );
+  const participants = Math.max(reserved, hb?.load.participants ?? 0);
+  return {
+    record,
+    nodeId: record.registration.nodeId,
+    region: record.registration.region,
+    state: nodeState(nowMs - record.lastHeartbeatMs, config),
+    draining: hb?.draining ?? false,
+    cordoned: hb?.cordoned ?? false,
+    reserved,
+    maxParticipants,
+    stress: nodeStress(
+      { cpu: hb?.load.cpu ?? 0, memory: hb?.load.memory ?? 0, participants },
+      { maxCpu: config.maxCpu, maxMemory: config.maxMemory, maxParticipants },
+    ),
+  };
+}
+
+/** For each region pair, the stats of the node pair with the lowest smoothed RTT. */
+function interRegionFrom(nodes: readonly NodeSnapshot[]): Record<string, Record<string, RttStats>> {
+  const regionOf = new Map(nodes.map((n) => [n.nodeId, n.region]));
+  const matrix: Record<string, Record<string, RttStats>> = {};
+  for (const node of nodes) {
+    if (node.state === 'dead') continue;
+    for (const [peerId, stats] of Object.entries(node.record.heartbeat?.peerRtt ?? {})) {
+      const peerRegion = regionOf.get(peerId);
+      if (peerRegion === undefined || stats.rttMs === null) continue;
+      const row = (matrix[node.region] ??= {});
+      const best = row[peerRegion];
+      if (!best || best.rttMs === null || stats.rttMs < best.rttMs) row[peerRegion] = stats;
+    }
+  }
+  return matrix;
+}

@@ -1,0 +1,110 @@
+import { Pool } from 'undici';
+import type { RttStats } from '../../shared/schemas/index.ts';
+import { RttEstimator } from '../../shared/rtt.ts';
+
+export interface ProbeTarget {
+  nodeId: string;
+  probeUrl: string;
+}
+
+export interface ProberOptions {
+  intervalMs: number;
+  timeoutMs: number;
+  ewmaAlpha: number;
+  lossWindow: number;
+  /** Current targets (read every round, so nodes come and go without restarts). */
+  targets: () => readonly ProbeTarget[];
+  /** Observes each probe outcome (metrics). */
+  onProbe?: (nodeId: string, rttMs: number | null) => void;
+}
+
+interface ProbeState {
+  url: URL;
+  pool: Pool;
+  estimator: RttEstimator;
+  inFlight: boolean;
+}
+
+/**
+ * Probes every node's probe URL on an interval over keep-alive connections (one undici Pool per
+ * node, so connection set-up is not counted as RTT after the first probe) and keeps smoothed RTT,
+ * jitter and loss per node. A probe that does not answer within the timeout counts as lost.
+ */
+export class Prober {
+  readonly #states = new Map<string, ProbeState>();
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly opts: ProberOptions) {}
+
+  start(): void {
+    this.#timer = setInterval(() => this.round(), this.opts.intervalMs);
+    this.#timer.unref();
+    this.round();
+  }
+
+  stats(nodeId: string): RttStats {
+    return this.#states.get(nodeId)?.estimator.stats() ?? { rttMs: null, medianMs: null, jitterMs: 0, loss: 0, samples: 0 };
+  }
+
+  /** One probe to every current target; targets that disappeared are dropped. */
+  round(): void {
+    const targets = this.opts.targets();
+    const current = new Set(targets.map((t) => t.nodeId));
+    for (const [nodeId, state] of this.#states) {
+      if (!current.has(nodeId)) {
+        this.#states.delete(nodeId);
+        void state.pool.close();
+      }
+    }
+    for (const target of targets) {
+      let state = this.#states.get(target.nodeId);
+      if (state && state.url.href !== target.probeUrl) {
+        void state.pool.close();
+        state = undefined;
+      }
+      if (!state) {
+        const url = new URL(target.probeUrl);
+        state = {
+          url,
+          pool: new Pool(url.origin, { connections: 1, pipelining: 1, keepAliveTimeout: 60_000 }),
+          estimator: new RttEstimator(this.opts.ewmaAlpha, this.opts.lossWindow),
+          inFlight: false,
+        };
+        this.#states.set(target.nodeId, state);
+      }
+      if (!state.inFlight) void this.#probe(target.nodeId, state);
+    }
+  }
+
+  async #probe(nodeId: string, state: ProbeState): Promise<void> {
+    state.inFlight = true;
+    const started = performance.now();
+    let rttMs: number | null = null;
+    try {
+      const res = await state.pool.request({
+        method: 'GET',
+        path: state.url.pathname + state.url.search,
+        headersTimeout: this.opts.timeoutMs,
+        bodyTimeout: this.opts.timeoutMs,
+      });
+      await res.body.dump();
+      if (res.statusCode < 500) rttMs = performance.now() - started;
+    } catch {
+      // Timeout, refused or reset: a lost probe.
+    } finally {
+      state.inFlight = false;
+    }
+    if (this.#states.get(nodeId) !== state) return;
+    if (rttMs === null) state.estimator.addLoss();
+    else state.estimator.addSample(rttMs);
+    this.opts.onProbe?.(nodeId, rttMs);
+  }
+
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    const pools = [...this.#states.values()].map((s) => s.pool.close());
+    this.#states.clear();
+    await Promise.allSettled(pools);
+  }
+}

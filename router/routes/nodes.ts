@@ -1,0 +1,58 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { BadRequestError, NotFoundError } from '../../shared/errors.ts';
+import { ErrorBody, Heartbeat, HeartbeatAck, Id, NodeRegistration, ParticipantEvent } from '../../shared/schemas/index.ts';
+import { requireSignature } from '../../shared/signed-http.ts';
+
+/** The agents' control API: every call is signed with the cluster secret. */
+export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { config, registry, rooms, sessions, now } = app.services;
+  const signed = requireSignature(config.clusterSecret, config.signedRequestWindowMs, now);
+  const catalog = new Set(config.regions.map((r) => r.id));
+
+  app.post(
+    '/v1/nodes/register',
+    { preHandler: signed, schema: { hide: true, body: NodeRegistration, response: { 200: HeartbeatAck, 400: ErrorBody, 401: ErrorBody } } },
+    async (req) => {
+      if (!catalog.has(req.body.region)) throw new BadRequestError(`region "${req.body.region}" is not in the catalog`, 'region');
+      return registry.register(req.body);
+    },
+  );
+
+  app.post(
+    '/v1/nodes/heartbeat',
+    { preHandler: signed, schema: { hide: true, body: Heartbeat, response: { 200: HeartbeatAck, 400: ErrorBody, 401: ErrorBody } } },
+    async (req) => ({ ...(await registry.heartbeat(req.body)), alerts: app.services.quality.forNode(req.body.nodeId) }),
+  );
+
+  app.post(
+    '/v1/nodes/deregister',
+    {
+      preHandler: signed,
+      schema: { hide: true, body: Type.Object({ nodeId: Id }, { additionalProperties: false }), response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody } },
+    },
+    async (req, reply) => {
+      await registry.deregister(req.body.nodeId);
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.post(
+    '/v1/nodes/participant-event',
+    { preHandler: signed, schema: { hide: true, body: ParticipantEvent, response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } } },
+    async (req, reply) => {
+      const { roomId, participantId, allocationId, event } = req.body;
+      const at = new Date(now());
+      if (event === 'joined') {
+        if (!(await rooms.markJoined(roomId, participantId, allocationId))) {
+          throw new NotFoundError(`allocation ${allocationId} is not current for ${participantId} in ${roomId}`);
+        }
+        sessions.setStatus(allocationId, 'active', at);
+      } else {
+        await rooms.removeParticipant(roomId, participantId, allocationId);
+        sessions.setStatus(allocationId, 'ended', at);
+      }
+      return reply.status(204).send(null);
+    },
+  );
+};

@@ -1,0 +1,39 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+
+export const opsRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+
+  /** Ready once the registry has been read and the stores answer. */
+  app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+    try {
+      await app.services.registry.refresh();
+      return { ok: true };
+    } catch (err) {
+      return reply.status(503).send({ ok: false, error: (err as Error).message });
+    }
+  });
+
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    const { metrics, registry, prober, sessions } = app.services;
+    const snapshot = registry.snapshot();
+    metrics.nodesByState.reset();
+    metrics.nodeStress.reset();
+    metrics.probeRtt.reset();
+    metrics.probeLoss.reset();
+    metrics.regionStress.reset();
+    for (const view of app.services.scaling.view().regions) if (view.meanStress !== null) metrics.regionStress.set({ region: view.region }, view.meanStress);
+    for (const n of snapshot.nodes) {
+      metrics.nodesByState.inc({ region: n.region, state: n.state });
+      metrics.nodeStress.set({ region: n.region, node: n.nodeId }, n.stress);
+      const probe = prober.stats(n.nodeId);
+      if (probe.rttMs !== null) metrics.probeRtt.set({ region: n.region, node: n.nodeId }, probe.rttMs);
+      metrics.probeLoss.set({ region: n.region, node: n.nodeId }, probe.loss);
+    }
+    for (const [from, row] of Object.entries(snapshot.interRegion)) {
+      for (const [to, stats] of Object.entries(row)) if (stats.rttMs !== null) metrics.interRegionRtt.set({ from, to }, stats.rttMs);
+    }
+    metrics.sessionLogBufferDepth.set(sessions.bufferDepth());
+    metrics.sessionLogDropped.set(sessions.droppedCount());
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+};

@@ -1,0 +1,54 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { NotFoundError } from '../../shared/errors.ts';
+import { ErrorBody, Id, RoomView } from '../../shared/schemas/index.ts';
+import { requireAdmin } from '../auth.ts';
+import { roomView } from '../room-view.ts';
+
+export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { config } = app.services;
+  const regionOrder = config.regions.map((r) => r.id);
+
+  app.get(
+    '/rooms/:roomId',
+    {
+      schema: {
+        summary: 'A room: home region, participants with their edge region, cascade links',
+        params: Type.Object({ roomId: Id }),
+        response: { 200: RoomView, 400: ErrorBody, 404: ErrorBody },
+      },
+    },
+    async (req) => {
+      const state = await app.services.rooms.getRoom(req.params.roomId);
+      if (!state) throw new NotFoundError(`room ${req.params.roomId} does not exist`);
+      return roomView(state, regionOrder);
+    },
+  );
+
+  app.get(
+    '/rooms',
+    {
+      preHandler: requireAdmin(config.adminToken),
+      schema: { summary: 'Room ids (admin)', response: { 200: Type.Object({ rooms: Type.Array(Type.String()) }), 401: ErrorBody } },
+    },
+    async () => ({ rooms: await app.services.rooms.listRoomIds() }),
+  );
+
+  app.delete(
+    '/rooms/:roomId/participants/:participantId',
+    {
+      preHandler: requireAdmin(config.adminToken),
+      schema: {
+        summary: 'Remove a participant (admin); releases its capacity and ends its session',
+        params: Type.Object({ roomId: Id, participantId: Id }),
+        response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody },
+      },
+    },
+    async (req, reply) => {
+      const removed = await app.services.rooms.removeParticipant(req.params.roomId, req.params.participantId);
+      if (!removed) throw new NotFoundError(`participant ${req.params.participantId} is not in room ${req.params.roomId}`);
+      app.services.sessions.setStatus(removed.allocationId, 'ended', new Date(app.services.now()));
+      return reply.status(204).send(null);
+    },
+  );
+};

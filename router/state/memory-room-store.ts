@@ -1,0 +1,151 @@
+import { compareParticipants } from './participants.ts';
+import type { AllocateInput, AllocateOutcome, ParticipantRecord, RoomRecord, RoomState, RoomStore } from './types.ts';
+
+export interface MemoryRoomStoreOptions {
+  /** An empty room is forgotten this long after its last participant left. */
+  roomIdleTtlMs: number;
+  /** Clock of the idle TTL (Redis uses its own); defaults to Date.now. */
+  now?: () => number;
+}
+
+interface MemoryRoom {
+  record: RoomRecord;
+  participants: Map<string, ParticipantRecord>;
+  /** Set while the room has no participants: when its idle TTL started. */
+  emptySinceMs: number | null;
+}
+
+/**
+ * Room state of a single router. Every method runs synchronously inside one promise job, so each
+ * is atomic like its Redis script counterpart. Records are copied in and out, as they are
+ * serialised in Redis, so a caller can never alter the stored state by mutating a result.
+ */
+export class MemoryRoomStore implements RoomStore {
+  private readonly rooms = new Map<string, MemoryRoom>();
+  private readonly counts = new Map<string, number>();
+  private readonly roomIdleTtlMs: number;
+  private readonly now: () => number;
+
+  constructor(options: MemoryRoomStoreOptions) {
+    this.roomIdleTtlMs = options.roomIdleTtlMs;
+    this.now = options.now ?? Date.now;
+  }
+
+  async getRoom(roomId: string): Promise<RoomState | null> {
+    const room = this.liveRoom(roomId);
+    if (!room) return null;
+    return {
+      room: { ...room.record },
+      participants: [...room.participants.values()].sort(compareParticipants).map((p) => structuredClone(p)),
+    };
+  }
+
+  async allocate(input: AllocateInput): Promise<AllocateOutcome> {
+    const { participant } = input;
+    const existing = this.liveRoom(input.roomId);
+    if (existing && existing.record.homeRegion !== input.expectedHomeRegion) {
+      return { status: 'stale', room: { ...existing.record } };
+    }
+    const previous = existing?.participants.get(participant.participantId) ?? null;
+    const ownReservation = previous?.nodeId === participant.nodeId ? 1 : 0;
+    if (this.countOn(participant.nodeId) - ownReservation >= input.nodeLimit) return { status: 'node_full' };
+
+    const room = existing ?? this.pin(input);
+    if (previous) this.release(previous.nodeId);
+    this.counts.set(participant.nodeId, this.countOn(participant.nodeId) + 1);
+    room.participants.set(participant.participantId, structuredClone(participant));
+    room.emptySinceMs = null;
+    return { status: 'ok', room: { ...room.record }, replaced: previous };
+  }
+
+  async markJoined(roomId: string, participantId: string, allocationId: string): Promise<boolean> {
+    const participant = this.liveRoom(roomId)?.participants.get(participantId);
+    if (participant?.allocationId !== allocationId) return false;
+    participant.status = 'joined';
+    return true;
+  }
+
+  async removeParticipant(roomId: string, participantId: string, allocationId?: string): Promise<ParticipantRecord | null> {
+    const room = this.liveRoom(roomId);
+    const participant = room?.participants.get(participantId);
+    if (!room || !participant || (allocationId !== undefined && participant.allocationId !== allocationId)) return null;
+    this.remove(room, participant);
+    return participant;
+  }
+
+  async rehome(roomId: string, expectedEpoch: number, home: { region: string; nodeId: string }): Promise<RoomRecord | null> {
+    const room = this.liveRoom(roomId);
+    if (!room || room.record.epoch !== expectedEpoch) return null;
+    room.record = { ...room.record, homeRegion: home.region, homeNodeId: home.nodeId, epoch: expectedEpoch + 1 };
+    return { ...room.record };
+  }
+
+  async expireAllocations(nowMs: number): Promise<Array<{ roomId: string; participant: ParticipantRecord }>> {
+    const expired: Array<{ roomId: string; participant: ParticipantRecord }> = [];
+    for (const roomId of [...this.rooms.keys()]) {
+      const room = this.liveRoom(roomId);
+      if (!room) continue;
+      for (const participant of room.participants.values()) {
+        if (participant.status !== 'allocated' || participant.expiresAtMs > nowMs) continue;
+        this.remove(room, participant);
+        expired.push({ roomId, participant });
+      }
+    }
+    return expired;
+  }
+
+  async nodeCounts(): Promise<Map<string, number>> {
+    return new Map(this.counts);
+  }
+
+  async listRoomIds(): Promise<string[]> {
+    return [...this.rooms.keys()].filter((roomId) => this.liveRoom(roomId));
+  }
+
+  async close(): Promise<void> {
+    this.rooms.clear();
+    this.counts.clear();
+  }
+
+  /** The room, unless it has sat empty past its idle TTL (then it is forgotten now). */
+  private liveRoom(roomId: string): MemoryRoom | undefined {
+    const room = this.rooms.get(roomId);
+    if (room?.emptySinceMs != null && this.now() - room.emptySinceMs >= this.roomIdleTtlMs) {
+      this.rooms.delete(roomId);
+      return undefined;
+    }
+    return room;
+  }
+
+  private pin(input: AllocateInput): MemoryRoom {
+    const room: MemoryRoom = {
+      record: {
+        roomId: input.roomId,
+        homeRegion: input.proposedHome.region,
+        homeNodeId: input.proposedHome.nodeId,
+        epoch: 0,
+        createdAtMs: input.nowMs,
+      },
+      participants: new Map(),
+      emptySinceMs: null,
+    };
+    this.rooms.set(input.roomId, room);
+    return room;
+  }
+
+  private remove(room: MemoryRoom, participant: ParticipantRecord): void {
+    room.participants.delete(participant.participantId);
+    this.release(participant.nodeId);
+    if (room.participants.size === 0) room.emptySinceMs = this.now();
+  }
+
+  private countOn(nodeId: string): number {
+    return this.counts.get(nodeId) ?? 0;
+  }
+
+  private release(nodeId: string): void {
+    const left = this.countOn(nodeId) - 1;
+    if (left > 0) this.counts.set(nodeId, left);
+    else this.counts.delete(nodeId);
+  }
+}

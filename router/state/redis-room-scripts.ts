@@ -1,0 +1,123 @@
+/**
+ * Lua scripts of RedisRoomStore. Each runs atomically in Redis, so two routers can never both pin a
+ * home, both take a node's last slot, or both win a re-home. Every script on one room takes the
+ * same KEYS, built by RedisRoomStore: 1 room hash, 2 participants hash, 3 node counts hash,
+ * 4 pending-expiry sorted set, 5 room-id set.
+ *
+ * Participant records are JSON written by the store with `status` as the first key, so a script can
+ * rewrite the status without re-encoding the record (Redis's cjson turns `{}` into `[]` and rounds
+ * numbers to 14 digits). Scripts only ever decode records.
+ */
+
+export const ALLOCATED_RECORD_HEAD = '{"status":"allocated"';
+const JOINED_RECORD_HEAD = '{"status":"joined"';
+
+const HELPERS = `
+local function releaseNode(countsKey, nodeId)
+  if redis.call('HINCRBY', countsKey, nodeId, -1) <= 0 then redis.call('HDEL', countsKey, nodeId) end
+end
+
+-- Drops a participant with its reservation and pending expiry; an emptied room starts its idle TTL.
+local function removeParticipant(participantId, nodeId, member, idleTtlMs)
+  redis.call('HDEL', KEYS[2], participantId)
+  releaseNode(KEYS[3], nodeId)
+  redis.call('ZREM', KEYS[4], member)
+  if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('PEXPIRE', KEYS[1], idleTtlMs) end
+end
+`;
+
+/**
+ * ARGV: roomId, proposedRegion, proposedNode, expectedHome ('' = the room was empty), participantId,
+ * record, nodeId, pendingMember, expiresAtMs ('' = joined, nothing pending), nodeLimit, nowMs.
+ * Returns {'ok', home, homeNode, epoch, createdAt, replacedRecord|nil} | {'stale', home, homeNode,
+ * epoch, createdAt} | {'node_full'}. Checks everything before writing anything.
+ */
+export const ALLOCATE = `${HELPERS}
+local room = redis.call('HMGET', KEYS[1], 'home', 'homeNode', 'epoch', 'createdAt')
+if room[1] and room[1] ~= ARGV[4] then
+  return {'stale', room[1], room[2], room[3], room[4]}
+end
+local previous = redis.call('HGET', KEYS[2], ARGV[5])
+local previousNode = previous and cjson.decode(previous).nodeId
+local reserved = tonumber(redis.call('HGET', KEYS[3], ARGV[7]) or '0')
+if previousNode == ARGV[7] then reserved = reserved - 1 end
+if reserved >= tonumber(ARGV[10]) then return {'node_full'} end
+
+if not room[1] then
+  room = {ARGV[2], ARGV[3], '0', ARGV[11]}
+  redis.call('HSET', KEYS[1], 'home', room[1], 'homeNode', room[2], 'epoch', room[3], 'createdAt', room[4])
+  redis.call('SADD', KEYS[5], ARGV[1])
+end
+redis.call('PERSIST', KEYS[1])
+if previousNode then releaseNode(KEYS[3], previousNode) end
+redis.call('HINCRBY', KEYS[3], ARGV[7], 1)
+redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
+if ARGV[9] == '' then
+  redis.call('ZREM', KEYS[4], ARGV[8])
+else
+  redis.call('ZADD', KEYS[4], ARGV[9], ARGV[8])
+end
+return {'ok', room[1], room[2], room[3], room[4], previous}
+`;
+
+/** ARGV: participantId, allocationId, pendingMember. Returns 1 | 0. */
+export const MARK_JOINED = `
+local record = redis.call('HGET', KEYS[2], ARGV[1])
+if not record or cjson.decode(record).allocationId ~= ARGV[2] then return 0 end
+if string.sub(record, 1, ${ALLOCATED_RECORD_HEAD.length}) == '${ALLOCATED_RECORD_HEAD}' then
+  redis.call('HSET', KEYS[2], ARGV[1], '${JOINED_RECORD_HEAD}' .. string.sub(record, ${ALLOCATED_RECORD_HEAD.length + 1}))
+  redis.call('ZREM', KEYS[4], ARGV[3])
+end
+return 1
+`;
+
+/** ARGV: participantId, allocationId ('' = any), pendingMember, idleTtlMs. Returns the removed record or nil. */
+export const REMOVE = `${HELPERS}
+local record = redis.call('HGET', KEYS[2], ARGV[1])
+if not record then return nil end
+local participant = cjson.decode(record)
+if ARGV[2] ~= '' and participant.allocationId ~= ARGV[2] then return nil end
+removeParticipant(ARGV[1], participant.nodeId, ARGV[3], ARGV[4])
+return record
+`;
+
+/**
+ * ARGV: participantId, pendingMember, nowMs, idleTtlMs. Removes the participant if it is still an
+ * allocation past its expiry (it may have joined or been re-allocated since the caller's scan).
+ * Returns the removed record or nil.
+ */
+export const EXPIRE = `${HELPERS}
+local record = redis.call('HGET', KEYS[2], ARGV[1])
+local participant = record and cjson.decode(record)
+if participant and participant.status == 'allocated' then
+  if participant.expiresAtMs > tonumber(ARGV[3]) then return nil end
+  removeParticipant(ARGV[1], participant.nodeId, ARGV[2], ARGV[4])
+  return record
+end
+redis.call('ZREM', KEYS[4], ARGV[2])
+return nil
+`;
+
+/** ARGV: expectedEpoch, region, nodeId. Returns {home, homeNode, epoch, createdAt} or nil. */
+export const REHOME = `
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch or tonumber(epoch) ~= tonumber(ARGV[1]) then return nil end
+redis.call('HSET', KEYS[1], 'home', ARGV[2], 'homeNode', ARGV[3], 'epoch', tonumber(epoch) + 1)
+return redis.call('HMGET', KEYS[1], 'home', 'homeNode', 'epoch', 'createdAt')
+`;
+
+/**
+ * KEYS: room-id set, then one room hash per ARGV room id. Removes ids whose room hash has expired
+ * (checked and removed in one step, so a room re-created meanwhile keeps its id). Returns live ids.
+ */
+export const PRUNE_ROOM_IDS = `
+local live = {}
+for i, roomId in ipairs(ARGV) do
+  if redis.call('EXISTS', KEYS[i + 1]) == 1 then
+    live[#live + 1] = roomId
+  else
+    redis.call('SREM', KEYS[1], roomId)
+  end
+end
+return live
+`;

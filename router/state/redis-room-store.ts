@@ -1,0 +1,210 @@
+import type { ChainableCommander, Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { compareParticipants } from './participants.ts';
+import { closeRedis, connectRedis, execAll, redisCall } from './redis-client.ts';
+import * as scripts from './redis-room-scripts.ts';
+import type { AllocateInput, AllocateOutcome, ParticipantRecord, RoomRecord, RoomState, RoomStore } from './types.ts';
+
+export interface RedisRoomStoreOptions {
+  url: string;
+  /** Prefix of every key (the configured redisKeyPrefix). */
+  keyPrefix: string;
+  timeoutMs: number;
+  roomIdleTtlMs: number;
+  logger?: Logger;
+}
+
+type Script = (...args: Array<string | number>) => Promise<unknown>;
+interface RoomScripts {
+  roomAllocate: Script;
+  roomMarkJoined: Script;
+  roomRemove: Script;
+  roomExpire: Script;
+  roomRehome: Script;
+  roomPruneIds: Script;
+}
+
+/** Every room script takes the same KEYS (see redis-room-scripts.ts). */
+const ROOM_KEY_COUNT = 5;
+/** Expired allocations and room ids are processed this many per round trip. */
+const SCAN_BATCH = 500;
+
+/**
+ * Room state shared by router replicas. Keys (P = keyPrefix):
+ * - `P room:{roomId}` hash: home, homeNode, epoch, createdAt (carries the idle TTL while empty)
+ * - `P room:{roomId}:participants` hash: participantId → JSON ParticipantRecord
+ * - `P nodecount` hash: nodeId → participants allocated + joined
+ * - `P allocations:pending` sorted set: JSON [roomId, participantId] scored by expiresAtMs
+ * - `P rooms` set of room ids (ids of expired rooms are removed lazily by listRoomIds)
+ * Every change is one Lua script (EVALSHA through ioredis defineCommand).
+ */
+export class RedisRoomStore implements RoomStore {
+  private readonly keys: { counts: string; pending: string; rooms: string };
+
+  private constructor(
+    private readonly redis: Redis & RoomScripts,
+    private readonly options: RedisRoomStoreOptions,
+  ) {
+    this.keys = {
+      counts: `${options.keyPrefix}nodecount`,
+      pending: `${options.keyPrefix}allocations:pending`,
+      rooms: `${options.keyPrefix}rooms`,
+    };
+  }
+
+  /** Connects (failing with DependencyUnavailableError when Redis is away) and loads the scripts. */
+  static async open(options: RedisRoomStoreOptions): Promise<RedisRoomStore> {
+    const redis = await connectRedis({ url: options.url, timeoutMs: options.timeoutMs, connectionName: 'geo-sfu:rooms', logger: options.logger });
+    redis.defineCommand('roomAllocate', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.ALLOCATE });
+    redis.defineCommand('roomMarkJoined', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.MARK_JOINED });
+    redis.defineCommand('roomRemove', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.REMOVE });
+    redis.defineCommand('roomExpire', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.EXPIRE });
+    redis.defineCommand('roomRehome', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.REHOME });
+    redis.defineCommand('roomPruneIds', { lua: scripts.PRUNE_ROOM_IDS });
+    return new RedisRoomStore(redis as Redis & RoomScripts, options);
+  }
+
+  async getRoom(roomId: string): Promise<RoomState | null> {
+    const [room, participants] = (await execAll(this.redis.multi().hgetall(this.roomKey(roomId)).hgetall(this.participantsKey(roomId)))) as Array<
+      Record<string, string>
+    >;
+    if (!room || room.home === undefined) return null;
+    return {
+      room: toRoomRecord(roomId, [room.home, room.homeNode, room.epoch, room.createdAt]),
+      participants: Object.values(participants ?? {}).map(decodeParticipant).sort(compareParticipants),
+    };
+  }
+
+  async allocate(input: AllocateInput): Promise<AllocateOutcome> {
+    const { participant } = input;
+    const reply = (await redisCall(() =>
+      this.redis.roomAllocate(
+        ...this.roomKeys(input.roomId),
+        input.roomId,
+        input.proposedHome.region,
+        input.proposedHome.nodeId,
+        input.expectedHomeRegion ?? '',
+        participant.participantId,
+        encodeParticipant(participant),
+        participant.nodeId,
+        pendingMember(input.roomId, participant.participantId),
+        participant.status === 'allocated' ? participant.expiresAtMs : '',
+        input.nodeLimit,
+        input.nowMs,
+      ),
+    )) as [string, ...Array<string | null>];
+    const [status, ...fields] = reply;
+    if (status === 'node_full') return { status };
+    const room = toRoomRecord(input.roomId, fields);
+    if (status === 'stale') return { status, room };
+    const replaced = fields[4];
+    return { status: 'ok', room, replaced: replaced ? decodeParticipant(replaced) : null };
+  }
+
+  async markJoined(roomId: string, participantId: string, allocationId: string): Promise<boolean> {
+    const joined = await redisCall(() =>
+      this.redis.roomMarkJoined(...this.roomKeys(roomId), participantId, allocationId, pendingMember(roomId, participantId)),
+    );
+    return joined === 1;
+  }
+
+  async removeParticipant(roomId: string, participantId: string, allocationId?: string): Promise<ParticipantRecord | null> {
+    const record = (await redisCall(() =>
+      this.redis.roomRemove(
+        ...this.roomKeys(roomId),
+        participantId,
+        allocationId ?? '',
+        pendingMember(roomId, participantId),
+        this.options.roomIdleTtlMs,
+      ),
+    )) as string | null;
+    return record ? decodeParticipant(record) : null;
+  }
+
+  async rehome(roomId: string, expectedEpoch: number, home: { region: string; nodeId: string }): Promise<RoomRecord | null> {
+    const fields = (await redisCall(() => this.redis.roomRehome(...this.roomKeys(roomId), expectedEpoch, home.region, home.nodeId))) as Array<string | null> | null;
+    return fields ? toRoomRecord(roomId, fields) : null;
+  }
+
+  async expireAllocations(nowMs: number): Promise<Array<{ roomId: string; participant: ParticipantRecord }>> {
+    const expired: Array<{ roomId: string; participant: ParticipantRecord }> = [];
+    try {
+      for (;;) {
+        const members = await redisCall(() => this.redis.zrangebyscore(this.keys.pending, '-inf', nowMs, 'LIMIT', 0, SCAN_BATCH));
+        const pipeline = this.redis.pipeline() as ChainableCommander & { roomExpire: (...args: Array<string | number>) => ChainableCommander };
+        const roomIds = members.map((member) => {
+          const [roomId, participantId] = JSON.parse(member) as [string, string];
+          pipeline.roomExpire(...this.roomKeys(roomId), participantId, member, nowMs, this.options.roomIdleTtlMs);
+          return roomId;
+        });
+        const records = members.length === 0 ? [] : await execAll(pipeline);
+        for (const [i, record] of records.entries()) {
+          if (record) expired.push({ roomId: roomIds[i]!, participant: decodeParticipant(record as string) });
+        }
+        if (members.length < SCAN_BATCH) return expired;
+      }
+    } catch (err) {
+      // Participants already removed must reach the caller (it closes their sessions); the rest
+      // are still pending and the next call picks them up.
+      if (expired.length > 0) return expired;
+      throw err;
+    }
+  }
+
+  async nodeCounts(): Promise<Map<string, number>> {
+    const counts = await redisCall(() => this.redis.hgetall(this.keys.counts));
+    return new Map(Object.entries(counts).map(([nodeId, count]) => [nodeId, Number(count)]));
+  }
+
+  async listRoomIds(): Promise<string[]> {
+    const roomIds = await redisCall(() => this.redis.smembers(this.keys.rooms));
+    const live: string[] = [];
+    for (let i = 0; i < roomIds.length; i += SCAN_BATCH) {
+      const batch = roomIds.slice(i, i + SCAN_BATCH);
+      const alive = (await redisCall(() =>
+        this.redis.roomPruneIds(batch.length + 1, this.keys.rooms, ...batch.map((roomId) => this.roomKey(roomId)), ...batch),
+      )) as string[];
+      live.push(...alive);
+    }
+    return live;
+  }
+
+  async close(): Promise<void> {
+    await closeRedis(this.redis);
+  }
+
+  /**
+   * Room ids may contain ':', so `room:a:participants` could name both room "a:participants" and
+   * the participants of room "a"; ':' and '%' in the id are percent-encoded to keep keys distinct.
+   */
+  private roomKey(roomId: string): string {
+    return `${this.options.keyPrefix}room:${roomId.replaceAll('%', '%25').replaceAll(':', '%3A')}`;
+  }
+
+  private participantsKey(roomId: string): string {
+    return `${this.roomKey(roomId)}:participants`;
+  }
+
+  /** The KEYS every room script takes, in the order redis-room-scripts.ts documents. */
+  private roomKeys(roomId: string): string[] {
+    return [this.roomKey(roomId), this.participantsKey(roomId), this.keys.counts, this.keys.pending, this.keys.rooms];
+  }
+}
+
+/** Serialises with `status` as the first key, which the scripts rely on (see redis-room-scripts.ts). */
+function encodeParticipant(participant: ParticipantRecord): string {
+  const { status, ...rest } = participant;
+  return JSON.stringify({ status, ...rest });
+}
+
+function decodeParticipant(json: string): ParticipantRecord {
+  return JSON.parse(json) as ParticipantRecord;
+}
+
+function pendingMember(roomId: string, participantId: string): string {
+  return JSON.stringify([roomId, participantId]);
+}
+
+function toRoomRecord(roomId: string, [home, homeNode, epoch, createdAt]: Array<string | null | undefined>): RoomRecord {
+  return { roomId, homeRegion: home ?? '', homeNodeId: homeNode ?? '', epoch: Number(epoch), createdAtMs: Number(createdAt) };
+}

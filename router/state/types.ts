@@ -1,0 +1,125 @@
+import type { Heartbeat, NodeRegistration } from '../../shared/schemas/index.ts';
+
+/**
+ * The router's state behind small interfaces, each with an in-memory implementation (embedded
+ * default, a single router) and a real one (Redis, PostgreSQL) shared by router replicas. One test
+ * suite runs against both. Times are wall-clock ms passed in by the caller (replicas share them).
+ */
+
+export interface RoomRecord {
+  roomId: string;
+  homeRegion: string;
+  homeNodeId: string;
+  /** Incremented on every re-home, so a later re-home cannot race a pin. */
+  epoch: number;
+  createdAtMs: number;
+}
+
+export interface ParticipantRecord {
+  participantId: string;
+  allocationId: string;
+  region: string;
+  nodeId: string;
+  status: 'allocated' | 'joined';
+  /** The client's RTT to each region as used for its placement, ms (kept for rebalancing). */
+  rttMs: Record<string, number>;
+  allocatedAtMs: number;
+  /** An 'allocated' participant not joined by then is expired and its reservation released. */
+  expiresAtMs: number;
+}
+
+export interface RoomState {
+  room: RoomRecord;
+  participants: ParticipantRecord[];
+}
+
+export interface AllocateInput {
+  roomId: string;
+  /** Home to pin if the room has none yet. */
+  proposedHome: { region: string; nodeId: string };
+  /** The home the decision assumed (null = the room was empty when read). */
+  expectedHomeRegion: string | null;
+  participant: ParticipantRecord;
+  /** The participant's node may hold at most this many participants (reserved + joined). */
+  nodeLimit: number;
+  nowMs: number;
+}
+
+export type AllocateOutcome =
+  | { status: 'ok'; room: RoomRecord; replaced: ParticipantRecord | null }
+  /** The node is full (capacity reserved by others since the snapshot): place again without it. */
+  | { status: 'node_full' }
+  /** The room got a different home since it was read: place again on fresh state. */
+  | { status: 'stale'; room: RoomRecord };
+
+export interface RoomStore {
+  getRoom(roomId: string): Promise<RoomState | null>;
+  /**
+   * Atomically: pin the home if the room has none (first pin wins), check `expectedHomeRegion`,
+   * check and reserve capacity on the participant's node, and record the participant (replacing
+   * an earlier record of the same participant, whose reservation is released).
+   */
+  allocate(input: AllocateInput): Promise<AllocateOutcome>;
+  /** Marks an allocation as joined (no expiry). False if that allocation is not current. */
+  markJoined(roomId: string, participantId: string, allocationId: string): Promise<boolean>;
+  /** Removes the participant (only the given allocation, when one is named); releases its reservation. */
+  removeParticipant(roomId: string, participantId: string, allocationId?: string): Promise<ParticipantRecord | null>;
+  /** Changes the room's home if its epoch is still `expectedEpoch`; returns null on a lost race. */
+  rehome(roomId: string, expectedEpoch: number, home: { region: string; nodeId: string }): Promise<RoomRecord | null>;
+  /** Removes every 'allocated' participant whose expiry has passed; returns them with their room. */
+  expireAllocations(nowMs: number): Promise<Array<{ roomId: string; participant: ParticipantRecord }>>;
+  /** Participants (allocated + joined) counted per node. */
+  nodeCounts(): Promise<Map<string, number>>;
+  listRoomIds(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export interface NodeRecord {
+  registration: NodeRegistration;
+  registeredAtMs: number;
+  lastHeartbeatMs: number;
+  /** Null until the first heartbeat. */
+  heartbeat: Heartbeat | null;
+}
+
+export interface NodeRegistryStore {
+  register(registration: NodeRegistration, nowMs: number): Promise<void>;
+  /** Records a heartbeat; false when the node is unknown (it must register again). Ignores older seq. */
+  heartbeat(heartbeat: Heartbeat, nowMs: number): Promise<boolean>;
+  deregister(nodeId: string): Promise<void>;
+  list(): Promise<NodeRecord[]>;
+  close(): Promise<void>;
+}
+
+export type SessionStatus = 'allocated' | 'active' | 'ended' | 'expired';
+
+/** One row of the guide's `video_sessions` table (plus region, home_region, ended_at). */
+export interface SessionRow {
+  /** UUID generated at allocation (the allocation id). */
+  id: string;
+  roomId: string;
+  userId: string;
+  serverId: string;
+  region: string;
+  homeRegion: string;
+  status: SessionStatus;
+  createdAt: Date;
+  endedAt: Date | null;
+}
+
+export interface SessionLog {
+  /** Runs migrations (real backend) and starts the background flusher. */
+  start(): Promise<void>;
+  /** Queues a new row; never blocks /allocate. Idempotent on `id`. */
+  record(row: SessionRow): void;
+  /** Queues a status change; applied after the row's insert, idempotent, never moves a status backwards. */
+  setStatus(id: string, status: Exclude<SessionStatus, 'allocated'>, at: Date): void;
+  /** Writes everything queued (retrying per the backend's policy until `timeoutMs`). */
+  flush(timeoutMs?: number): Promise<void>;
+  /** Rows and updates queued but not yet written. */
+  bufferDepth(): number;
+  /** Rows dropped because the buffer was full while the database was away. */
+  droppedCount(): number;
+  get(id: string): Promise<SessionRow | null>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,148 @@
+import { ConfigError } from '../errors.ts';
+import { type RegionInfo, DEFAULT_REGIONS, catalogProblems } from '../regions.ts';
+import { CONFIG_SPEC, type ConfigKey, type RawConfig, type Spec } from './spec.ts';
+
+export interface TokenKey {
+  kid: string;
+  secret: string;
+}
+
+export interface IceServer {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
+/** The validated configuration; string-encoded settings are parsed into their real shape. */
+export type GeoSfuConfig = Omit<RawConfig, 'regions' | 'tokenSecrets' | 'iceServers' | 'trustProxy'> & {
+  regions: readonly RegionInfo[];
+  /** Join-token keys; the first signs. Empty when none were configured (the launcher fills it). */
+  tokenKeys: readonly TokenKey[];
+  iceServers: readonly IceServer[];
+  trustProxy: boolean | number | string[];
+};
+
+export const MIN_SECRET_LENGTH = 32;
+
+function parseValue(spec: Spec, raw: string, problems: string[]): unknown {
+  const name = spec.env;
+  switch (spec.kind) {
+    case 'int':
+    case 'number': {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n)) {
+        problems.push(`${name}: "${raw}" is not a number`);
+        return spec.default;
+      }
+      if (spec.kind === 'int' && !Number.isInteger(n)) problems.push(`${name}: "${raw}" must be a whole number`);
+      if (n < spec.min || n > spec.max) problems.push(`${name}: ${n} is outside [${spec.min}, ${spec.max}]`);
+      return n;
+    }
+    case 'bool':
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off)$/i.test(raw)) return false;
+      problems.push(`${name}: "${raw}" is not a boolean (true/false)`);
+      return spec.default;
+    case 'enum':
+      if (!spec.values.includes(raw)) problems.push(`${name}: "${raw}" is not one of ${spec.values.join(', ')}`);
+      return raw;
+    case 'string':
+      if (spec.pattern && !spec.pattern.test(raw)) problems.push(`${name}: "${raw}" does not match ${spec.pattern}`);
+      return raw;
+  }
+}
+
+function parseRegions(raw: string, problems: string[]): RegionInfo[] {
+  if (raw === '') return [...DEFAULT_REGIONS];
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (!Array.isArray(parsed)) throw new Error('not an array');
+    const regions = parsed as RegionInfo[];
+    for (const p of catalogProblems(regions)) problems.push(`GEO_SFU_REGIONS: ${p}`);
+    return regions;
+  } catch (err) {
+    problems.push(`GEO_SFU_REGIONS: not a JSON array of regions (${(err as Error).message})`);
+    return [...DEFAULT_REGIONS];
+  }
+}
+
+export function parseTokenKeys(raw: string, problems: string[]): TokenKey[] {
+  if (raw === '') return [];
+  const keys: TokenKey[] = [];
+  for (const [i, part] of raw.split(',').entries()) {
+    const colon = part.indexOf(':');
+    const kid = part.slice(0, colon).trim();
+    const secret = part.slice(colon + 1).trim();
+    if (colon <= 0 || !/^[A-Za-z0-9._-]{1,64}$/.test(kid)) problems.push(`GEO_SFU_TOKEN_SECRETS: entry ${i + 1} must be "kid:secret" with a kid of [A-Za-z0-9._-]`);
+    else if (secret.length < MIN_SECRET_LENGTH) problems.push(`GEO_SFU_TOKEN_SECRETS: the secret of "${kid}" is shorter than ${MIN_SECRET_LENGTH} characters`);
+    else keys.push({ kid, secret });
+  }
+  return keys;
+}
+
+function parseIceServers(raw: string, problems: string[]): IceServer[] {
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (!Array.isArray(parsed)) throw new Error('not an array');
+    for (const [i, s] of parsed.entries()) {
+      const urls = (s as IceServer | null)?.urls;
+      const ok = typeof urls === 'string' || (Array.isArray(urls) && urls.every((u) => typeof u === 'string'));
+      if (!ok) problems.push(`GEO_SFU_ICE_SERVERS: [${i}].urls must be a string or an array of strings`);
+    }
+    return parsed as IceServer[];
+  } catch (err) {
+    problems.push(`GEO_SFU_ICE_SERVERS: not a JSON array (${(err as Error).message})`);
+    return [];
+  }
+}
+
+function parseTrustProxy(raw: string): boolean | number | string[] {
+  if (raw === 'true') return true;
+  if (raw === 'false' || raw === '') return false;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+const KNOWN_ENV = new Set(Object.values(CONFIG_SPEC).map((s) => s.env));
+
+/**
+ * Reads and validates the whole configuration from `env`. Throws ConfigError listing every
+ * problem (bad values and unknown GEO_SFU_* names, which are almost always typos).
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
+  const problems: string[] = [];
+  const raw: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(CONFIG_SPEC) as [ConfigKey, Spec][]) {
+    const value = env[spec.env];
+    raw[key] = value === undefined || (value === '' && spec.kind !== 'string') ? spec.default : parseValue(spec, value, problems);
+  }
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('GEO_SFU_') && !KNOWN_ENV.has(name)) problems.push(`${name}: unknown setting (see the configuration table in the README)`);
+  }
+  const r = raw as RawConfig;
+  if (r.clusterSecret !== '' && r.clusterSecret.length < MIN_SECRET_LENGTH) problems.push(`GEO_SFU_CLUSTER_SECRET: shorter than ${MIN_SECRET_LENGTH} characters`);
+  if (r.deadAfterMs <= r.suspectAfterMs) problems.push('GEO_SFU_DEAD_AFTER_MS must be greater than GEO_SFU_SUSPECT_AFTER_MS');
+  if (r.agentRegion !== '' && !/^[a-z0-9][a-z0-9-]{0,31}$/.test(r.agentRegion)) problems.push('GEO_SFU_AGENT_REGION: not a valid region id');
+  const config: GeoSfuConfig = {
+    ...r,
+    regions: parseRegions(r.regions, problems),
+    tokenKeys: parseTokenKeys(r.tokenSecrets, problems),
+    iceServers: parseIceServers(r.iceServers, problems),
+    trustProxy: parseTrustProxy(r.trustProxy),
+  };
+  if (config.agentRegion !== '' && !config.regions.some((x) => x.id === config.agentRegion)) {
+    problems.push(`GEO_SFU_AGENT_REGION: "${config.agentRegion}" is not in the region catalog (${config.regions.map((x) => x.id).join(', ')})`);
+  }
+  if (config.production) {
+    if (config.clusterSecret === '') problems.push('GEO_SFU_CLUSTER_SECRET is required in production mode');
+    if (config.tokenKeys.length === 0) problems.push('GEO_SFU_TOKEN_SECRETS is required in production mode');
+    if (config.adminToken.length < MIN_SECRET_LENGTH) problems.push(`GEO_SFU_ADMIN_TOKEN (≥ ${MIN_SECRET_LENGTH} chars) is required in production mode`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** Defaults with typed overrides, for tests and tools: `configWith({ marginMs: 20 })` (overrides are trusted, not re-validated). */
+export function configWith(overrides: Partial<GeoSfuConfig> = {}): GeoSfuConfig {
+  return { ...loadConfig({}), ...overrides };
+}

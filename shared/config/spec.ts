@@ -1,0 +1,135 @@
+/**
+ * Every tunable of geo-sfu, in one place, with its default, unit and meaning (in the spirit of
+ * jicofo's reference.conf). Values come from the environment (`GEO_SFU_*`, plus the conventional
+ * REDIS_URL and DATABASE_URL); `loadConfig` validates all of them at start and refuses to run with
+ * a message naming each bad variable. The README's configuration table is checked against this
+ * list by a test, so the two cannot drift.
+ */
+
+export type Component = 'router' | 'agent' | 'launcher' | 'setup' | 'all';
+
+interface BaseSpec {
+  env: string;
+  component: Component;
+  doc: string;
+}
+export interface IntSpec extends BaseSpec {
+  kind: 'int';
+  default: number;
+  min: number;
+  max: number;
+}
+export interface NumberSpec extends BaseSpec {
+  kind: 'number';
+  default: number;
+  min: number;
+  max: number;
+}
+export interface StringSpec extends BaseSpec {
+  kind: 'string';
+  default: string;
+  /** When set, the value must match. */
+  pattern?: RegExp;
+}
+export interface BoolSpec extends BaseSpec {
+  kind: 'bool';
+  default: boolean;
+}
+export interface EnumSpec<T extends string = string> extends BaseSpec {
+  kind: 'enum';
+  values: readonly T[];
+  default: T;
+}
+export type Spec = IntSpec | NumberSpec | StringSpec | BoolSpec | EnumSpec;
+
+const int = (env: string, component: Component, def: number, min: number, max: number, doc: string): IntSpec => ({
+  kind: 'int', env, component, default: def, min, max, doc,
+});
+const num = (env: string, component: Component, def: number, min: number, max: number, doc: string): NumberSpec => ({
+  kind: 'number', env, component, default: def, min, max, doc,
+});
+const str = (env: string, component: Component, def: string, doc: string, pattern?: RegExp): StringSpec => ({
+  kind: 'string', env, component, default: def, doc, ...(pattern ? { pattern } : {}),
+});
+const bool = (env: string, component: Component, def: boolean, doc: string): BoolSpec => ({
+  kind: 'bool', env, component, default: def, doc,
+});
+function oneOf<const T extends string>(env: string, component: Component, values: readonly T[], def: T, doc: string): EnumSpec<T> {
+  return { kind: 'enum', env, component, values, default: def, doc };
+}
+
+const HOUR_MS = 3_600_000;
+
+export const CONFIG_SPEC = {
+  // --- common ---
+  logLevel: oneOf('GEO_SFU_LOG_LEVEL', 'all', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'pino log level.'),
+  regions: str('GEO_SFU_REGIONS', 'all', '', 'Region catalog as JSON `[{"id","displayName","lat","lon"}, ...]`; empty means the four default regions (us-west, us-east, eu-west, apac).'),
+  clusterSecret: str('GEO_SFU_CLUSTER_SECRET', 'all', '', 'Shared secret (≥ 32 chars) for signed router↔agent and agent↔agent requests. Empty: the embedded launcher generates one per run; a standalone router or agent refuses to start without it.'),
+  signedRequestWindowMs: int('GEO_SFU_SIGNED_REQUEST_WINDOW_MS', 'all', 30_000, 1_000, 600_000, 'Replay window of signed requests: a request whose timestamp is further than this from now, or whose nonce was seen within it, is refused.'),
+  tokenSecrets: str('GEO_SFU_TOKEN_SECRETS', 'all', '', 'Join-token keys as `kid1:secret1,kid2:secret2` (each secret ≥ 32 chars). The first signs; all verify, so a key can be rotated without downtime. Empty: the embedded launcher generates one.'),
+  // --- router ---
+  routerHost: str('GEO_SFU_ROUTER_HOST', 'router', '127.0.0.1', 'Address the router listens on.'),
+  routerPort: int('GEO_SFU_ROUTER_PORT', 'router', 8080, 0, 65_535, 'Port the router listens on (0 = any free port).'),
+  trustProxy: str('GEO_SFU_TRUST_PROXY', 'router', 'false', "fastify `trustProxy`: `false`, `true`, a hop count, or a comma-separated list of proxy addresses/CIDRs. Decides whether X-Forwarded-For gives the client's IP."),
+  adminToken: str('GEO_SFU_ADMIN_TOKEN', 'all', '', 'Bearer token for admin routes (cordon, capacity override, rooms listing). Empty: the embedded launcher generates and prints one.'),
+  apiKey: str('GEO_SFU_API_KEY', 'router', '', 'API key for server-side callers of /allocate; only these may pass `clientIp` in the body. Empty: /allocate is open and ignores body `clientIp` (development).'),
+  joinTokenTtlMs: int('GEO_SFU_JOIN_TOKEN_TTL_MS', 'router', 120_000, 5_000, HOUR_MS, 'Lifetime of a join token returned by /allocate.'),
+  allocationTtlMs: int('GEO_SFU_ALLOCATION_TTL_MS', 'router', 30_000, 1_000, HOUR_MS, 'An allocation not followed by a join within this time expires and its capacity reservation is released.'),
+  heartbeatIntervalMs: int('GEO_SFU_HEARTBEAT_INTERVAL_MS', 'all', 1_000, 100, 60_000, 'How often agents send heartbeats (load and inter-region RTTs) to the router.'),
+  suspectAfterMs: int('GEO_SFU_SUSPECT_AFTER_MS', 'router', 1_500, 200, 120_000, 'A node with no heartbeat for this long is suspect (still routable, not preferred).'),
+  deadAfterMs: int('GEO_SFU_DEAD_AFTER_MS', 'router', 3_000, 300, 300_000, 'A node with no heartbeat for this long is dead: it gets no participants.'),
+  forgetDeadAfterMs: int('GEO_SFU_FORGET_DEAD_AFTER_MS', 'router', 600_000, 1_000, 24 * HOUR_MS, 'A dead node is removed from the registry after this long.'),
+  probeIntervalMs: int('GEO_SFU_PROBE_INTERVAL_MS', 'all', 1_000, 50, 60_000, 'Interval between latency probes (router→agent and agent→agent).'),
+  probeTimeoutMs: int('GEO_SFU_PROBE_TIMEOUT_MS', 'all', 2_000, 50, 60_000, 'A probe without an answer in this time counts as lost.'),
+  rttEwmaAlpha: num('GEO_SFU_RTT_EWMA_ALPHA', 'all', 0.2, 0.01, 1, 'Weight of a new RTT sample in the smoothed RTT (EWMA); jitter uses the same weight over |sample − previous sample|.'),
+  lossWindow: int('GEO_SFU_LOSS_WINDOW', 'all', 20, 2, 1_000, 'Number of recent probes over which loss is computed.'),
+  maxCpu: num('GEO_SFU_MAX_CPU', 'router', 0.7, 0.05, 1, "CPU fraction at which a node's stress reaches 1 (the guide scales at 70%)."),
+  maxMemory: num('GEO_SFU_MAX_MEMORY', 'router', 0.8, 0.05, 1, "Memory fraction at which a node's stress reaches 1 (the guide's 80%)."),
+  maxParticipantsPerNode: int('GEO_SFU_MAX_PARTICIPANTS_PER_NODE', 'all', 100, 1, 100_000, 'Participants at which a node\'s stress reaches 1 (the guide\'s 100 per SFU); an agent may advertise less.'),
+  marginMs: num('GEO_SFU_MARGIN_MS', 'router', 0, 0, 500, "Keep a newcomer in a region already in the room unless a new region lowers the newcomer's mean one-way delay to the others by more than this. 0 = pure delay minimisation."),
+  placementStrategy: oneOf('GEO_SFU_PLACEMENT_STRATEGY', 'router', ['min-delay', 'first-joiner', 'nearest'], 'min-delay', 'min-delay: each newcomer gets the edge minimising the room\'s mean pairwise delay; first-joiner: the room lives where its first participant is best served (LiveKit OSS style); nearest: each participant on its own nearest region.'),
+  geoBaseRttMs: num('GEO_SFU_GEO_BASE_RTT_MS', 'router', 5, 0, 500, 'Geo model: RTT = base + msPerKm × great-circle km (calibrated on public inter-region RTTs).'),
+  geoMsPerKm: num('GEO_SFU_GEO_MS_PER_KM', 'router', 0.0125, 0.001, 1, 'Geo model: RTT milliseconds per km of great-circle distance (fibre at 2/3 c with route inflation ≈ 1.25).'),
+  defaultClientRttMs: num('GEO_SFU_DEFAULT_CLIENT_RTT_MS', 'router', 100, 0, 10_000, 'RTT assumed to every region for a client with no measurements and no locatable IP.'),
+  roomIdleTtlMs: int('GEO_SFU_ROOM_IDLE_TTL_MS', 'router', 300_000, 1_000, 7 * 24 * HOUR_MS, 'An empty room (no participants, no pending allocations) is forgotten after this long.'),
+  iceServers: str('GEO_SFU_ICE_SERVERS', 'router', '[]', 'STUN/TURN servers returned by /allocate, JSON `[{"urls":[...]}]`.'),
+  redisUrl: str('REDIS_URL', 'router', '', 'Redis URL for shared room state and registry (router replicas). Empty: in-memory state (single router).'),
+  redisKeyPrefix: str('GEO_SFU_REDIS_PREFIX', 'router', 'geo-sfu:', 'Prefix of every Redis key this deployment writes.'),
+  redisTimeoutMs: int('GEO_SFU_REDIS_TIMEOUT_MS', 'router', 500, 10, 60_000, 'A Redis command that does not answer in this time fails (so /allocate never hangs on Redis).'),
+  databaseUrl: str('DATABASE_URL', 'router', '', 'PostgreSQL URL for the durable session log. Empty: in-memory session log.'),
+  pgSchema: str('GEO_SFU_PG_SCHEMA', 'router', 'public', 'PostgreSQL schema holding geo-sfu tables.', /^[a-z_][a-z0-9_]{0,62}$/),
+  sessionLogBatchSize: int('GEO_SFU_SESSION_LOG_BATCH_SIZE', 'router', 200, 1, 10_000, 'Session-log rows written per INSERT.'),
+  sessionLogFlushMs: int('GEO_SFU_SESSION_LOG_FLUSH_MS', 'router', 200, 10, 60_000, 'Session-log buffer flush interval.'),
+  sessionLogBufferMax: int('GEO_SFU_SESSION_LOG_BUFFER_MAX', 'router', 100_000, 100, 10_000_000, 'Rows kept while PostgreSQL is away; past this the oldest are dropped and counted.'),
+  scalingWindowMs: int('GEO_SFU_SCALING_WINDOW_MS', 'router', 30_000, 1_000, 24 * HOUR_MS, 'A scaling condition must hold this long before the scaling manager acts on it.'),
+  scaleOutStress: num('GEO_SFU_SCALE_OUT_STRESS', 'router', 0.8, 0.1, 1, "Scale out a region when its nodes' mean stress stays at or above this for the window."),
+  scaleInStress: num('GEO_SFU_SCALE_IN_STRESS', 'router', 0.3, 0, 0.9, "Scale in a region with several nodes when its nodes' mean stress stays below this for the window (hysteresis: must be well under the scale-out level)."),
+  scalingCooldownMs: int('GEO_SFU_SCALING_COOLDOWN_MS', 'router', 300_000, 0, 24 * HOUR_MS, 'After a scaling decision for a region, no other decision for it before this long (no flapping).'),
+  addRegionRttMs: num('GEO_SFU_ADD_REGION_RTT_MS', 'router', 150, 10, 10_000, "Advise adding a region when clients' median RTT to the region they were placed in stays above this (more nodes would not lower it)."),
+  scalingWebhookUrl: str('GEO_SFU_SCALING_WEBHOOK_URL', 'router', '', 'When set, each scaling decision is POSTed here, signed like agent calls (cluster secret) and retried with backoff.'),
+  alertLossRatio: num('GEO_SFU_ALERT_LOSS_RATIO', 'router', 0.05, 0, 1, 'Quality alert when a participant\'s packet loss stays above this fraction (the guide\'s 5%).'),
+  alertRttMs: num('GEO_SFU_ALERT_RTT_MS', 'router', 200, 1, 10_000, 'Quality alert when a participant\'s RTT stays above this (the guide\'s 200 ms).'),
+  alertWindowMs: int('GEO_SFU_ALERT_WINDOW_MS', 'router', 10_000, 0, HOUR_MS, 'A quality condition must hold this long to raise an alert, and be gone this long to clear it.'),
+  alertWebhookUrl: str('GEO_SFU_ALERT_WEBHOOK_URL', 'router', '', 'When set, alerts raised and cleared are POSTed here, signed with the cluster secret and retried.'),
+  // --- agent ---
+  agentId: str('GEO_SFU_AGENT_ID', 'agent', '', 'Node id of this agent (unique in the deployment). Empty: `<region>-<random>`.'),
+  agentRegion: str('GEO_SFU_AGENT_REGION', 'agent', '', 'Region this agent serves (a catalog id). Required for a standalone agent.'),
+  agentHost: str('GEO_SFU_AGENT_HOST', 'agent', '127.0.0.1', 'Address the agent listens on (HTTP + signaling).'),
+  agentPort: int('GEO_SFU_AGENT_PORT', 'agent', 0, 0, 65_535, 'Port the agent listens on (0 = any free port).'),
+  agentPublicUrl: str('GEO_SFU_AGENT_PUBLIC_URL', 'agent', '', 'URL clients and other agents use to reach this agent. Empty: derived from host and port.'),
+  routerUrl: str('GEO_SFU_ROUTER_URL', 'agent', 'http://127.0.0.1:8080', 'URL of the router (or its load balancer) the agent registers with.'),
+  agentCpuCores: num('GEO_SFU_AGENT_CPU_CORES', 'agent', 0, 0, 1_024, "CPU cores this agent may use; its load is its own process's and mediasoup workers' CPU time over this. 0 = the host's core count."),
+  agentMemoryMb: int('GEO_SFU_AGENT_MEMORY_MB', 'agent', 4_096, 64, 1_048_576, "Memory this agent may use (MiB); its memory load is its own and its workers' resident size over this."),
+  peerRoutes: str('GEO_SFU_PEER_ROUTES', 'agent', '{}', 'JSON `{ "<nodeId>": "<baseUrl>" }`: reach these peers through another URL than the one they registered (private interconnects; the embedded launcher\'s WAN emulation).'),
+  drainDeadlineMs: int('GEO_SFU_DRAIN_DEADLINE_MS', 'agent', 30_000, 0, 24 * HOUR_MS, 'On SIGTERM an agent stops taking rooms and exits when empty or after this long.'),
+  // --- launcher (embedded default) ---
+  wanProfile: str('GEO_SFU_WAN_PROFILE', 'launcher', '', 'Path of a WAN profile JSON (`interRegionRttMs`, optional `clientRttMs`): the launcher puts delaying loopback proxies between agents (and before the probe URLs clients see) so the regions behave as if far apart.'),
+  agentsPerRegion: int('GEO_SFU_AGENTS_PER_REGION', 'launcher', 1, 1, 16, 'Agents the embedded launcher starts per region.'),
+  workerSource: oneOf('GEO_SFU_WORKER_SOURCE', 'setup', ['offline', 'prebuilt'], 'offline', "How `npm run setup` gets the mediasoup worker: `offline` builds it from npm + Debian packages (no GitHub needed), `prebuilt` takes mediasoup's normal download."),
+  cacheDir: str('GEO_SFU_CACHE_DIR', 'setup', '', 'Where the built mediasoup worker is cached, outside the clone. Empty: `~/.cache/geo-sfu`.'),
+  production: bool('GEO_SFU_PRODUCTION', 'all', false, 'Production mode: refuse to start with generated or missing secrets.'),
+} as const satisfies Record<string, Spec>;
+
+export type ConfigKey = keyof typeof CONFIG_SPEC;
+type ValueOf<S> = S extends IntSpec | NumberSpec ? number : S extends BoolSpec ? boolean : S extends EnumSpec<infer T> ? T : string;
+export type RawConfig = { readonly [K in ConfigKey]: ValueOf<(typeof CONFIG_SPEC)[K]> };

@@ -1,0 +1,67 @@
+/**
+ * Typed errors shared by every process. Each carries a stable `code` and the HTTP status it maps
+ * to; the router's and agent's error handlers turn them into `{ error: { code, message, field? } }`.
+ */
+export class GeoSfuError extends Error {
+  constructor(
+    readonly code: string,
+    readonly statusCode: number,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input: names the offending field. 400. */
+export class BadRequestError extends GeoSfuError {
+  constructor(message: string, field?: string) {
+    super('BAD_REQUEST', 400, message, field);
+  }
+}
+
+/** Missing, forged, expired or replayed credentials. 401. */
+export class UnauthorizedError extends GeoSfuError {
+  constructor(message: string, code = 'UNAUTHORIZED') {
+    super(code, 401, message);
+  }
+}
+
+export class NotFoundError extends GeoSfuError {
+  constructor(message: string) {
+    super('NOT_FOUND', 404, message);
+  }
+}
+
+/** Conflict or wrong state (for example a stale room epoch). 409. */
+export class ConflictError extends GeoSfuError {
+  constructor(message: string, code = 'CONFLICT') {
+    super(code, 409, message);
+  }
+}
+
+/** No node can take the participant right now. 503 with Retry-After. */
+export class NoCapacityError extends GeoSfuError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds = 5,
+  ) {
+    super('NO_CAPACITY', 503, message);
+  }
+}
+
+/** A dependency (Redis, PostgreSQL) could not be reached in time. 503. */
+export class DependencyUnavailableError extends GeoSfuError {
+  constructor(message: string) {
+    super('DEPENDENCY_UNAVAILABLE', 503, message);
+  }
+}
+
+/** Invalid configuration at start; lists every problem found. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid geo-sfu configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}

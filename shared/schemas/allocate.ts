@@ -1,0 +1,67 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { Id, RegionId, Url } from './common.ts';
+import { EXCLUSION_CODES, Reason, stringEnum } from './reasons.ts';
+
+export const AllocateRequest = Type.Object(
+  {
+    roomId: Id,
+    participantId: Id,
+    /** RTTs the client measured itself, ms, by region id. */
+    latencies: Type.Optional(
+      Type.Record(RegionId, Type.Number({ minimum: 0, maximum: 60_000 }), { maxProperties: 64 }),
+    ),
+    /** Client IP for server-side callers holding the API key; ignored otherwise. */
+    clientIp: Type.Optional(Type.String({ minLength: 2, maxLength: 45, pattern: '^[0-9a-fA-F:.]+$' })),
+    /** Nodes the client just failed on. */
+    excludeNodeIds: Type.Optional(Type.Array(Id, { maxItems: 64, uniqueItems: true })),
+  },
+  { additionalProperties: false },
+);
+export type AllocateRequest = Static<typeof AllocateRequest>;
+
+export const IceServerSchema = Type.Object({
+  urls: Type.Union([Type.String(), Type.Array(Type.String())]),
+  username: Type.Optional(Type.String()),
+  credential: Type.Optional(Type.String()),
+});
+
+export const Candidate = Type.Object({
+  region: Type.String(),
+  /** Mean one-way delay (ms) the newcomer would have to the room (or RTT to the region when alone). */
+  score: Type.Union([Type.Number(), Type.Null()]),
+  /** The client's RTT to that region, ms, as used for the decision. */
+  clientRttMs: Type.Number(),
+  nodeId: Type.Optional(Type.String()),
+  excludedBecause: Type.Optional(stringEnum(EXCLUSION_CODES)),
+});
+export type Candidate = Static<typeof Candidate>;
+
+export const NodeRef = Type.Object({
+  id: Type.String(),
+  region: Type.String(),
+  signalingUrl: Type.String(),
+});
+
+export const AllocateSfuResponse = Type.Object({
+  mode: Type.Literal('sfu'),
+  allocationId: Type.String(),
+  roomId: Type.String(),
+  participantId: Type.String(),
+  homeRegion: Type.String(),
+  region: Type.String(),
+  node: NodeRef,
+  token: Type.String(),
+  expiresAt: Type.String({ format: 'date-time' }),
+  iceServers: Type.Array(IceServerSchema),
+  cascade: Type.Object({ regions: Type.Array(Type.String()) }),
+  rttSource: Type.Union([Type.Literal('client'), Type.Literal('geoip'), Type.Literal('default')]),
+  reasons: Type.Array(Reason),
+  candidates: Type.Array(Candidate),
+});
+export type AllocateSfuResponse = Static<typeof AllocateSfuResponse>;
+
+/** A union on `mode`: the P2P fallback (client SDK issue) adds `mode: "p2p"`. */
+export const AllocateResponse = Type.Union([AllocateSfuResponse]);
+export type AllocateResponse = Static<typeof AllocateResponse>;
+
+export { Url };

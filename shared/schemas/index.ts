@@ -1,0 +1,5 @@
+export * from './common.ts';
+export * from './reasons.ts';
+export * from './allocate.ts';
+export * from './registry.ts';
+export * from './views.ts';

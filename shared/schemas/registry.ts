@@ -1,0 +1,125 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { Id, RegionId, RttStats, Url } from './common.ts';
+
+/** What an agent tells the router about itself when it starts (signed request). */
+export const NodeRegistration = Type.Object(
+  {
+    nodeId: Id,
+    region: RegionId,
+    /** Base URL of the agent's HTTP API (control, probes). */
+    controlUrl: Url,
+    /** socket.io signaling URL clients connect to. */
+    signalingUrl: Url,
+    /** URL clients and the router probe for RTT (GET, cheap). */
+    probeUrl: Url,
+    maxParticipants: Type.Integer({ minimum: 1, maximum: 100_000 }),
+    version: Type.String({ maxLength: 64 }),
+  },
+  { additionalProperties: false },
+);
+export type NodeRegistration = Static<typeof NodeRegistration>;
+
+/** The agent's own load (its process and its SFU workers, not the host's). */
+export const NodeLoad = Type.Object(
+  {
+    /** CPU used over the last interval as a fraction of the cores the agent may use, 0..n. */
+    cpu: Type.Number({ minimum: 0, maximum: 1_000 }),
+    /** Resident memory as a fraction of the memory the agent may use. */
+    memory: Type.Number({ minimum: 0, maximum: 1_000 }),
+    participants: Type.Integer({ minimum: 0 }),
+    rooms: Type.Integer({ minimum: 0 }),
+    transports: Type.Integer({ minimum: 0 }),
+    producers: Type.Integer({ minimum: 0 }),
+    consumers: Type.Integer({ minimum: 0 }),
+    workers: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type NodeLoad = Static<typeof NodeLoad>;
+
+export const NodeState = Type.Union([
+  Type.Literal('alive'),
+  Type.Literal('suspect'),
+  Type.Literal('dead'),
+]);
+export type NodeState = Static<typeof NodeState>;
+
+/** Media quality of one participant as the SFU sees it (mediasoup stats, aggregated by the agent). */
+export const ParticipantQuality = Type.Object(
+  {
+    roomId: Id,
+    participantId: Id,
+    /** Fraction of packets lost, 0..1 (worst of its transports' directions). */
+    packetLoss: Type.Number({ minimum: 0, maximum: 1 }),
+    /** From RTCP receiver reports (consumers' outbound roundTripTime); null before any report. */
+    rttMs: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]),
+    /** Inbound jitter of its producers; null when it publishes nothing. */
+    jitterMs: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]),
+    bitrateBps: Type.Number({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type ParticipantQuality = Static<typeof ParticipantQuality>;
+
+export const Heartbeat = Type.Object(
+  {
+    nodeId: Id,
+    /** Monotonic per agent process; lets the router ignore reordered heartbeats. */
+    seq: Type.Integer({ minimum: 0 }),
+    load: NodeLoad,
+    draining: Type.Boolean(),
+    cordoned: Type.Boolean(),
+    /** Max participants the agent currently accepts (operator override may lower it). */
+    maxParticipants: Type.Integer({ minimum: 0, maximum: 100_000 }),
+    /** RTT this agent measured to its peers, by peer node id. */
+    peerRtt: Type.Record(Id, RttStats, { maxProperties: 1_000 }),
+    /** Media quality per participant (absent until the SFU has stats). */
+    quality: Type.Optional(Type.Array(ParticipantQuality, { maxItems: 10_000 })),
+  },
+  { additionalProperties: false },
+);
+export type Heartbeat = Static<typeof Heartbeat>;
+
+export const PeerInfo = Type.Object({
+  nodeId: Type.String(),
+  region: Type.String(),
+  controlUrl: Type.String(),
+  probeUrl: Type.String(),
+});
+export type PeerInfo = Static<typeof PeerInfo>;
+
+export const QualityAlert = Type.Object({
+  roomId: Type.String(),
+  participantId: Type.String(),
+  region: Type.String(),
+  nodeId: Type.String(),
+  kind: Type.Union([Type.Literal('packet_loss'), Type.Literal('rtt')]),
+  /** The value that crossed the threshold (loss fraction or ms). */
+  value: Type.Number(),
+  threshold: Type.Number(),
+  since: Type.String({ format: 'date-time' }),
+});
+export type QualityAlert = Static<typeof QualityAlert>;
+
+/** Router's answer to register and heartbeat: who else to probe, and alerts about this node's participants. */
+export const HeartbeatAck = Type.Object({
+  /** False when the router does not know this node (restarted, or it was forgotten): register again. */
+  known: Type.Boolean(),
+  peers: Type.Array(PeerInfo),
+  /** Active quality alerts for participants on this node (the agent tells those clients). */
+  alerts: Type.Optional(Type.Array(QualityAlert)),
+});
+export type HeartbeatAck = Static<typeof HeartbeatAck>;
+
+/** Agent→router report of a participant that actually joined or left (signed). */
+export const ParticipantEvent = Type.Object(
+  {
+    nodeId: Id,
+    roomId: Id,
+    participantId: Id,
+    allocationId: Type.String({ minLength: 1, maxLength: 64 }),
+    event: Type.Union([Type.Literal('joined'), Type.Literal('left')]),
+  },
+  { additionalProperties: false },
+);
+export type ParticipantEvent = Static<typeof ParticipantEvent>;

@@ -1,0 +1,63 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { NodeLoad, NodeState } from './registry.ts';
+import { RttStats } from './common.ts';
+
+export const NodeView = Type.Object({
+  nodeId: Type.String(),
+  region: Type.String(),
+  state: NodeState,
+  draining: Type.Boolean(),
+  cordoned: Type.Boolean(),
+  signalingUrl: Type.String(),
+  probeUrl: Type.String(),
+  load: NodeLoad,
+  /** Participants reserved by allocations not yet joined or expired. */
+  reserved: Type.Integer(),
+  maxParticipants: Type.Integer(),
+  stress: Type.Number(),
+  lastHeartbeatAgoMs: Type.Number(),
+  /** Router→node probe figures. */
+  probe: RttStats,
+});
+export type NodeView = Static<typeof NodeView>;
+
+export const RegionView = Type.Object({
+  id: Type.String(),
+  displayName: Type.String(),
+  lat: Type.Number(),
+  lon: Type.Number(),
+  healthy: Type.Boolean(),
+  nodes: Type.Array(NodeView),
+});
+
+export const RegionsResponse = Type.Object({
+  regions: Type.Array(RegionView),
+  /** Inter-region RTT as the agents measured it: matrix[from][to] (ms, smoothed; null if unmeasured). */
+  interRegionRttMs: Type.Record(Type.String(), Type.Record(Type.String(), Type.Union([Type.Number(), Type.Null()]))),
+  /** Full stats per region pair (best node pair). */
+  interRegion: Type.Record(Type.String(), Type.Record(Type.String(), RttStats)),
+});
+export type RegionsResponse = Static<typeof RegionsResponse>;
+
+export const RoomParticipantView = Type.Object({
+  participantId: Type.String(),
+  region: Type.String(),
+  nodeId: Type.String(),
+  status: Type.Union([Type.Literal('allocated'), Type.Literal('joined')]),
+  allocationId: Type.String(),
+});
+
+export const RoomView = Type.Object({
+  roomId: Type.String(),
+  homeRegion: Type.String(),
+  homeNodeId: Type.String(),
+  epoch: Type.Integer(),
+  participants: Type.Array(RoomParticipantView),
+  cascade: Type.Object({
+    regions: Type.Array(Type.String()),
+    nodes: Type.Array(Type.String()),
+    /** Full mesh between the room's nodes. */
+    links: Type.Array(Type.Object({ from: Type.String(), to: Type.String(), fromRegion: Type.String(), toRegion: Type.String() })),
+  }),
+});
+export type RoomView = Static<typeof RoomView>;

@@ -1,0 +1,133 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/**
+ * The client ↔ region-agent signaling protocol over socket.io, versioned and typed. One source
+ * for the agent (validation) and the SDK (types).
+ *
+ * Connect with `io(signalingUrl, { auth: { protocolVersion, token } })` (or `{ protocolVersion,
+ * resume }` to resume a dropped session). The agent refuses an incompatible major version or a bad
+ * credential with a connect_error whose `data` is `{ code, message }`. Requests are emitted with an
+ * acknowledgement callback that receives `{ ok: true, data }` or `{ ok: false, error }`; a bad
+ * payload gets an error naming the field and changes nothing.
+ */
+export const PROTOCOL_VERSION = '1.0';
+
+/** Compatible when the major versions match. */
+export function protocolCompatible(clientVersion: unknown): boolean {
+  return typeof clientVersion === 'string' && /^\d+\.\d+$/.test(clientVersion) && clientVersion.split('.')[0] === PROTOCOL_VERSION.split('.')[0];
+}
+
+export const ConnectAuth = Type.Object(
+  {
+    protocolVersion: Type.String({ maxLength: 16 }),
+    token: Type.Optional(Type.String({ maxLength: 4096 })),
+    resume: Type.Optional(Type.String({ maxLength: 4096 })),
+  },
+  { additionalProperties: false },
+);
+export type ConnectAuth = Static<typeof ConnectAuth>;
+
+/** mediasoup parameter objects are checked in depth by mediasoup itself; here only their shape. */
+const MediasoupObject = Type.Object({}, { additionalProperties: true });
+const Direction = Type.Union([Type.Literal('send'), Type.Literal('recv')]);
+const Kind = Type.Union([Type.Literal('audio'), Type.Literal('video')]);
+const MsId = Type.String({ minLength: 1, maxLength: 64 });
+
+/** Request name → [payload schema, response data type]. */
+export const REQUESTS = {
+  getRouterRtpCapabilities: Type.Object({}, { additionalProperties: false }),
+  join: Type.Object({ rtpCapabilities: MediasoupObject, displayName: Type.Optional(Type.String({ maxLength: 128 })) }, { additionalProperties: false }),
+  createWebRtcTransport: Type.Object({ direction: Direction, sctp: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+  connectTransport: Type.Object({ transportId: MsId, dtlsParameters: MediasoupObject }, { additionalProperties: false }),
+  restartIce: Type.Object({ transportId: MsId }, { additionalProperties: false }),
+  produce: Type.Object(
+    { transportId: MsId, kind: Kind, rtpParameters: MediasoupObject, appData: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { maxProperties: 16 })) },
+    { additionalProperties: false },
+  ),
+  closeProducer: Type.Object({ producerId: MsId }, { additionalProperties: false }),
+  pauseProducer: Type.Object({ producerId: MsId }, { additionalProperties: false }),
+  resumeProducer: Type.Object({ producerId: MsId }, { additionalProperties: false }),
+  consume: Type.Object({ transportId: MsId, producerId: MsId }, { additionalProperties: false }),
+  resumeConsumer: Type.Object({ consumerId: MsId }, { additionalProperties: false }),
+  setPreferredLayers: Type.Object(
+    { consumerId: MsId, spatialLayer: Type.Integer({ minimum: 0, maximum: 15 }), temporalLayer: Type.Optional(Type.Integer({ minimum: 0, maximum: 15 })) },
+    { additionalProperties: false },
+  ),
+  produceData: Type.Object(
+    { transportId: MsId, sctpStreamParameters: MediasoupObject, label: Type.Optional(Type.String({ maxLength: 128 })), protocol: Type.Optional(Type.String({ maxLength: 128 })) },
+    { additionalProperties: false },
+  ),
+  consumeData: Type.Object({ transportId: MsId, dataProducerId: MsId }, { additionalProperties: false }),
+  leave: Type.Object({}, { additionalProperties: false }),
+} as const satisfies Record<string, TSchema>;
+
+export type RequestName = keyof typeof REQUESTS;
+export type RequestPayload<N extends RequestName> = Static<(typeof REQUESTS)[N]>;
+
+export interface PeerInfoMessage {
+  peerId: string;
+  region: string;
+  displayName?: string;
+}
+export interface ProducerInfoMessage {
+  producerId: string;
+  peerId: string;
+  kind: 'audio' | 'video';
+  paused: boolean;
+  /** Region where the producer's publisher is connected (differs for producers piped in). */
+  region: string;
+}
+
+/** Response data of each request. */
+export interface ResponseData {
+  getRouterRtpCapabilities: { rtpCapabilities: Record<string, unknown> };
+  join: { peerId: string; region: string; peers: PeerInfoMessage[]; producers: ProducerInfoMessage[] };
+  createWebRtcTransport: {
+    transportId: string;
+    iceParameters: Record<string, unknown>;
+    iceCandidates: Record<string, unknown>[];
+    dtlsParameters: Record<string, unknown>;
+    sctpParameters?: Record<string, unknown>;
+  };
+  connectTransport: Record<string, never>;
+  restartIce: { iceParameters: Record<string, unknown> };
+  produce: { producerId: string };
+  closeProducer: Record<string, never>;
+  pauseProducer: Record<string, never>;
+  resumeProducer: Record<string, never>;
+  consume: { consumerId: string; producerId: string; kind: 'audio' | 'video'; rtpParameters: Record<string, unknown>; producerPaused: boolean };
+  resumeConsumer: Record<string, never>;
+  setPreferredLayers: Record<string, never>;
+  produceData: { dataProducerId: string };
+  consumeData: { dataConsumerId: string; dataProducerId: string; sctpStreamParameters: Record<string, unknown>; label: string; protocol: string };
+  leave: Record<string, never>;
+}
+
+export interface SignalingError {
+  code: string;
+  message: string;
+  field?: string;
+}
+export type Ack<T> = { ok: true; data: T } | { ok: false; error: SignalingError };
+
+/** Server → client events. */
+export interface ServerEvents {
+  /** Sent on connect: who you are and how to resume a dropped connection. */
+  welcome: (msg: { peerId: string; roomId: string; region: string; nodeId: string; resume: string; resumeGraceMs: number; protocolVersion: string }) => void;
+  peerJoined: (msg: PeerInfoMessage) => void;
+  peerLeft: (msg: { peerId: string }) => void;
+  newProducer: (msg: ProducerInfoMessage) => void;
+  producerClosed: (msg: { producerId: string }) => void;
+  producerPaused: (msg: { producerId: string }) => void;
+  producerResumed: (msg: { producerId: string }) => void;
+  consumerClosed: (msg: { consumerId: string; producerId: string }) => void;
+  activeSpeaker: (msg: { peerId: string; producerId: string }) => void;
+  quality: (msg: { peerId: string; packetLoss: number; rttMs: number | null; jitterMs: number | null; bitrateBps: number }) => void;
+  /** The router re-homed or migrated this participant: allocate again (or use `allocation`). */
+  moved: (msg: { reason: string; excludeNodeIds: string[] }) => void;
+}
+
+/** Client → server requests (each with an ack). */
+export type ClientEvents = {
+  [N in RequestName]: (payload: RequestPayload<N>, ack: (reply: Ack<ResponseData[N]>) => void) => void;
+};

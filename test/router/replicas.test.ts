@@ -1,0 +1,57 @@
+import { afterAll, expect, it } from 'vitest';
+import pg from 'pg';
+import { FakeNodes } from '../utils/fake-nodes.ts';
+import { allocate } from '../utils/http.ts';
+import { cleanupNamespaces, DATABASE_URL, runNamespace, startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
+
+const ns = runNamespace();
+const routers: RunningRouter[] = [];
+let nodes: FakeNodes | null = null;
+afterAll(async () => {
+  await nodes?.close();
+  await Promise.all(routers.map((r) => r.close()));
+  await cleanupNamespaces();
+});
+
+it('two routers sharing Redis: hundreds of concurrent allocations for one room give one home and exact counts', async () => {
+  const overrides = { maxParticipantsPerNode: 1_000 };
+  const a = await startRouter(testConfig('real', overrides, ns));
+  const b = await startRouter(testConfig('real', overrides, ns));
+  routers.push(a, b);
+  // Nodes register with router A only; router B sees them through the shared registry.
+  nodes = new FakeNodes(a.url, a.config.clusterSecret);
+  await nodes.start(200);
+  for (const region of ['us-west', 'us-east', 'eu-west', 'apac']) await nodes.add({ nodeId: `${region}-1`, region, maxParticipants: 1_000 });
+  await b.app.services.registry.refresh();
+  expect(b.app.services.registry.snapshot().nodes).toHaveLength(4);
+
+  const regions = ['us-west', 'us-east', 'eu-west', 'apac'];
+  const N = 300;
+  const started = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: N }, (_, i) => {
+      // Each participant is nearest to one region, in turn; alternate routers.
+      const near = regions[i % 4]!;
+      const latencies = Object.fromEntries(regions.map((r) => [r, r === near ? 10 : 150]));
+      return allocate((i % 2 === 0 ? a : b).url, { roomId: 'big-room', participantId: `p${i}`, latencies });
+    }),
+  );
+  const elapsed = performance.now() - started;
+  console.log(`${N} concurrent allocations for one room over 2 routers: ${elapsed.toFixed(0)} ms`);
+  expect(results.map((r) => r.status).filter((s) => s !== 200)).toEqual([]);
+  const homes = new Set(results.map((r) => r.body.homeRegion));
+  expect(homes.size).toBe(1);
+  const state = await a.app.services.rooms.getRoom('big-room');
+  expect(state?.participants).toHaveLength(N);
+  expect(new Set(state?.participants.map((p) => p.participantId)).size).toBe(N);
+  const counts = await a.app.services.rooms.nodeCounts();
+  expect([...counts.values()].reduce((x, y) => x + y, 0)).toBe(N);
+
+  // Every allocation reached the session log exactly once.
+  await Promise.all([a.app.services.sessions.flush(), b.app.services.sessions.flush()]);
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  const rows = await client.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS ids, min(home_region) AS h1, max(home_region) AS h2 FROM ${ns.pgSchema}.video_sessions WHERE room_id = 'big-room'`);
+  await client.end();
+  expect(rows.rows[0]).toEqual({ n: N, ids: N, h1: [...homes][0], h2: [...homes][0] });
+});

@@ -1,0 +1,119 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Heartbeat, HeartbeatAck, NodeLoad, NodeRegistration, ParticipantQuality, RttStats } from '../../shared/schemas/index.ts';
+import { signedCall } from '../../shared/signed-http.ts';
+
+/**
+ * Registers scripted nodes with a router through its real, signed control API and heartbeats for
+ * them with whatever load, state and inter-region RTTs a test sets. For router tests that need
+ * exact load figures; the region-agent tests cover the real agent.
+ */
+export interface FakeNodeSpec {
+  nodeId: string;
+  region: string;
+  maxParticipants?: number;
+  load?: Partial<NodeLoad>;
+  draining?: boolean;
+  cordoned?: boolean;
+}
+
+interface FakeNode {
+  spec: FakeNodeSpec;
+  seq: number;
+  beating: boolean;
+  peerRtt: Record<string, RttStats>;
+  quality: ParticipantQuality[];
+}
+
+const ZERO_LOAD: NodeLoad = { cpu: 0, memory: 0, participants: 0, rooms: 0, transports: 0, producers: 0, consumers: 0, workers: 1 };
+
+export class FakeNodes {
+  readonly #nodes = new Map<string, FakeNode>();
+  readonly #probeServer: http.Server;
+  #timer: NodeJS.Timeout | null = null;
+  probeUrl = '';
+
+  constructor(
+    private readonly routerUrl: string,
+    private readonly secret: string,
+  ) {
+    this.#probeServer = http.createServer((_req, res) => {
+      res.statusCode = 204;
+      res.end();
+    });
+  }
+
+  async start(heartbeatIntervalMs: number): Promise<void> {
+    await new Promise<void>((r) => this.#probeServer.listen(0, '127.0.0.1', r));
+    this.probeUrl = `http://127.0.0.1:${(this.#probeServer.address() as AddressInfo).port}/probe`;
+    this.#timer = setInterval(() => void this.heartbeatAll().catch(() => undefined), heartbeatIntervalMs);
+  }
+
+  async add(spec: FakeNodeSpec): Promise<HeartbeatAck> {
+    const registration: NodeRegistration = {
+      nodeId: spec.nodeId,
+      region: spec.region,
+      controlUrl: this.probeUrl.replace('/probe', ''),
+      signalingUrl: `http://127.0.0.1:1/${spec.nodeId}`,
+      probeUrl: this.probeUrl,
+      maxParticipants: spec.maxParticipants ?? 100,
+      version: 'test',
+    };
+    const res = await this.#call<HeartbeatAck>('/v1/nodes/register', registration);
+    if (res.statusCode !== 200) throw new Error(`register ${spec.nodeId}: ${res.statusCode} ${JSON.stringify(res.body)}`);
+    this.#nodes.set(spec.nodeId, { spec, seq: 0, beating: true, peerRtt: {}, quality: [] });
+    await this.heartbeat(spec.nodeId);
+    return res.body;
+  }
+
+  /** Changes what the node reports from its next heartbeat on. */
+  set(nodeId: string, patch: Partial<Omit<FakeNodeSpec, 'nodeId' | 'region'>>): void {
+    const node = this.#nodes.get(nodeId)!;
+    node.spec = { ...node.spec, ...patch, load: { ...node.spec.load, ...patch.load } };
+  }
+
+  /** Sets the inter-region RTT this node reports to a peer. */
+  setPeerRtt(nodeId: string, peerId: string, rttMs: number): void {
+    this.#nodes.get(nodeId)!.peerRtt[peerId] = { rttMs, medianMs: rttMs, jitterMs: 0, loss: 0, samples: 10 };
+  }
+
+  /** Sets the per-participant media quality the node reports. */
+  setQuality(nodeId: string, quality: ParticipantQuality[]): void {
+    this.#nodes.get(nodeId)!.quality = quality;
+  }
+
+  /** Stops heartbeating for the node, as if it died. */
+  silence(nodeId: string): void {
+    this.#nodes.get(nodeId)!.beating = false;
+  }
+
+  async heartbeat(nodeId: string): Promise<HeartbeatAck> {
+    const node = this.#nodes.get(nodeId)!;
+    const hb: Heartbeat = {
+      nodeId,
+      seq: ++node.seq,
+      load: { ...ZERO_LOAD, ...node.spec.load },
+      draining: node.spec.draining ?? false,
+      cordoned: node.spec.cordoned ?? false,
+      maxParticipants: node.spec.maxParticipants ?? 100,
+      peerRtt: node.peerRtt,
+      ...(node.quality.length > 0 ? { quality: node.quality } : {}),
+    };
+    const res = await this.#call<HeartbeatAck>('/v1/nodes/heartbeat', hb);
+    if (res.statusCode !== 200) throw new Error(`heartbeat ${nodeId}: ${res.statusCode}`);
+    return res.body;
+  }
+
+  async heartbeatAll(): Promise<void> {
+    await Promise.all([...this.#nodes.values()].filter((n) => n.beating).map((n) => this.heartbeat(n.spec.nodeId)));
+  }
+
+  #call<T>(path: string, body: unknown) {
+    return signedCall<T>({ secret: this.secret, baseUrl: this.routerUrl, method: 'POST', path, body, timeoutMs: 5_000 });
+  }
+
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    await new Promise<void>((r) => this.#probeServer.close(() => r()));
+  }
+}
