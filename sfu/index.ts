@@ -35,6 +35,7 @@ export {
   type TransportConnectParams,
   type WebRtcTransportDefaults,
 } from './room-router.ts';
+export { collectSfuLoad, type SfuLoadSnapshot } from './sfu-load.ts';
 export { setListenerErrorHandler, TypedEmitter, type EventMap, type Listener } from './typed-emitter.ts';
 export {
   installedMediasoupVersion,

@@ -238,6 +238,13 @@ export class RoomRouter extends TypedEmitter<RoomRouterEvents> {
     return this.#rooms.get(roomId);
   }
 
+  /** Peers in all rooms. */
+  get participantCount(): number {
+    let n = 0;
+    for (const room of this.#rooms.values()) n += room.peers.size;
+    return n;
+  }
+
   /**
    * The room, creating it (and its first router) if needed. Concurrent calls
    * share one creation; a failed creation is retried by the next call.

@@ -70,6 +70,8 @@ export interface WorkerLoad extends WorkerCounts {
   cpu: number;
   /** Interval the cpu fraction covers, in ms. */
   intervalMs: number;
+  /** CPU time (user + system) the worker has used since it started, ms (cumulative). */
+  cpuTimeMs: number;
   /** Resident set size in bytes: current (/proc) when available, else peak (ru_maxrss). */
   memoryRssBytes?: number;
   memorySource?: 'proc' | 'maxrss';
@@ -81,7 +83,7 @@ export interface PoolLoadSnapshot {
   /** Date.now() when the snapshot was taken. */
   at: number;
   workers: WorkerLoad[];
-  totals: WorkerCounts & { cpu: number; memoryRssBytes: number; rooms: number; workers: number };
+  totals: WorkerCounts & { cpu: number; cpuTimeMs: number; memoryRssBytes: number; rooms: number; workers: number };
 }
 
 export interface WorkerDiedEvent {
@@ -211,6 +213,7 @@ export class PoolWorker extends TypedEmitter<PoolWorkerEvents> {
       pid: this.pid,
       cpu,
       intervalMs,
+      cpuTimeMs: cpuMs,
       ...(memoryRssBytes !== undefined ? { memoryRssBytes, memorySource } : {}),
       ...this.#counts,
       rooms: this.#rooms.size,
@@ -357,13 +360,24 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     const workers = (
       await Promise.all(this.workers.map((w) => w.getLoad().catch(() => undefined)))
     ).filter((l): l is WorkerLoad => l !== undefined);
-    const totals = { routers: 0, transports: 0, producers: 0, consumers: 0, cpu: 0, memoryRssBytes: 0, rooms: 0, workers: 0 };
+    const totals = {
+      routers: 0,
+      transports: 0,
+      producers: 0,
+      consumers: 0,
+      cpu: 0,
+      cpuTimeMs: 0,
+      memoryRssBytes: 0,
+      rooms: 0,
+      workers: 0,
+    };
     for (const load of workers) {
       totals.routers += load.routers;
       totals.transports += load.transports;
       totals.producers += load.producers;
       totals.consumers += load.consumers;
       totals.cpu += load.cpu;
+      totals.cpuTimeMs += load.cpuTimeMs;
       totals.memoryRssBytes += load.memoryRssBytes ?? 0;
       totals.rooms += load.rooms;
       totals.workers++;

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { RoomRouter, WorkerPool } from '../../sfu/index.ts';
+import type { SfuLoadProvider } from '../../region-agent/load.ts';
+import { RoomRouter, WorkerPool, collectSfuLoad } from '../../sfu/index.ts';
 import { nextEvent, waitUntil } from './helpers/rtp.ts';
 
 describe('WorkerPool', () => {
@@ -90,6 +91,23 @@ describe('WorkerPool', () => {
     const againA = again.workers.find((w) => w.pid === a.worker.pid)!;
     expect(againA.intervalMs).toBeLessThan(5_000);
     expect(againA.cpu).toBeLessThan(2);
+  });
+
+  it('reports its load in the region agent\'s SfuLoad shape', async () => {
+    const pool = await makePool(2);
+    const rooms = new RoomRouter({ pool, spread: false });
+    cleanups.push(() => rooms.close());
+    const a = await rooms.join('r1', 'a');
+    await rooms.join('r1', 'b');
+    await rooms.join('r2', 'c');
+    await a.createWebRtcTransport();
+    const provider: SfuLoadProvider = () => collectSfuLoad(pool, rooms);
+    const first = await provider();
+    expect(first).toMatchObject({ participants: 3, rooms: 2, transports: 1, producers: 0, consumers: 0, workers: 2 });
+    expect(first.workerRssBytes).toBeGreaterThan(1_000_000);
+    expect(first.workerCpuTimeMs).toBeGreaterThan(0);
+    const second = await provider();
+    expect(second.workerCpuTimeMs).toBeGreaterThanOrEqual(first.workerCpuTimeMs); // cumulative
   });
 
   it('replaces a SIGKILLed worker and reports the rooms it hosted', async () => {
