@@ -17,16 +17,10 @@ fi
 step "mediasoup worker"
 # Built offline from Debian libraries and cached outside the clone (instant when cached);
 # then started once to prove it runs. See infra/mediasoup/build-worker.sh.
-if [ -f infra/mediasoup/build-worker.sh ]; then
-  bash infra/mediasoup/build-worker.sh
-  node --import tsx infra/mediasoup/check-worker.ts
-fi
+bash infra/mediasoup/build-worker.sh
+node --import tsx infra/mediasoup/check-worker.ts
 
-echo
-echo "setup done: 'npm start' runs the embedded default, 'npm test' runs the tests."
-
-# ---------------------------------------------------------------------------------------------
-# infra tools (owned by infra/): coturn (turnserver, turnutils_uclient) for test/infra/coturn.test.ts
+# Test tools: coturn (turnserver, turnutils_uclient) for test/infra/coturn.test.ts
 # and promtool (Debian's prometheus package) for the Prometheus config/rules checks. Installed only
 # when missing, so a second run costs two `command -v`. kubectl (for `kubectl kustomize`) comes
 # with the machine image; it is not in Debian's archive.
@@ -57,3 +51,6 @@ if [ "${#infra_missing[@]}" -gt 0 ]; then
 else
   echo "coturn and promtool are installed"
 fi
+
+echo
+echo "setup done: 'npm start' runs the embedded default, 'npm test' runs the tests."
