@@ -122,6 +122,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
   const r = raw as RawConfig;
   if (r.clusterSecret !== '' && r.clusterSecret.length < MIN_SECRET_LENGTH) problems.push(`GEO_SFU_CLUSTER_SECRET: shorter than ${MIN_SECRET_LENGTH} characters`);
   if (r.deadAfterMs <= r.suspectAfterMs) problems.push('GEO_SFU_DEAD_AFTER_MS must be greater than GEO_SFU_SUSPECT_AFTER_MS');
+  if (r.rtcMinPort > r.rtcMaxPort) problems.push('GEO_SFU_RTC_MIN_PORT must not be above GEO_SFU_RTC_MAX_PORT');
   if (r.agentRegion !== '' && !/^[a-z0-9][a-z0-9-]{0,31}$/.test(r.agentRegion)) problems.push('GEO_SFU_AGENT_REGION: not a valid region id');
   const config: GeoSfuConfig = {
     ...r,
