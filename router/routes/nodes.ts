@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { BadRequestError, NotFoundError } from '../../shared/errors.ts';
-import { ErrorBody, Heartbeat, HeartbeatAck, Id, NodeRegistration, ParticipantEvent } from '../../shared/schemas/index.ts';
+import { ErrorBody, Heartbeat, HeartbeatAck, Id, NodeRegistration, ParticipantEvent, RoomNodesAnswer, RoomNodesQuery } from '../../shared/schemas/index.ts';
 import { requireSignature } from '../../shared/signed-http.ts';
 
 /** The agents' control API: every call is signed with the cluster secret. */
@@ -53,6 +53,25 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         sessions.setStatus(allocationId, 'ended', at);
       }
       return reply.status(204).send(null);
+    },
+  );
+
+  app.post(
+    '/v1/nodes/room-nodes',
+    { preHandler: signed, schema: { hide: true, body: RoomNodesQuery, response: { 200: RoomNodesAnswer, 400: ErrorBody, 401: ErrorBody } } },
+    async (req) => {
+      const nodes = new Map(registry.snapshot().nodes.map((n) => [n.nodeId, n]));
+      const rooms: RoomNodesAnswer['rooms'] = {};
+      for (const roomId of req.body.roomIds) {
+        const state = await app.services.rooms.getRoom(roomId);
+        if (!state) continue;
+        const ids = [...new Set(state.participants.map((p) => p.nodeId))];
+        rooms[roomId] = ids.flatMap((id) => {
+          const n = nodes.get(id);
+          return n ? [{ nodeId: id, region: n.region, controlUrl: n.record.registration.controlUrl, state: n.state }] : [];
+        });
+      }
+      return { rooms };
     },
   );
 };

@@ -123,3 +123,27 @@ export const ParticipantEvent = Type.Object(
   { additionalProperties: false },
 );
 export type ParticipantEvent = Static<typeof ParticipantEvent>;
+
+/** Agent → router: which nodes serve these rooms (the cascade mesh the agent must pipe to). */
+export const RoomNodesQuery = Type.Object(
+  {
+    nodeId: Id,
+    roomIds: Type.Array(Id, { maxItems: 1_000 }),
+  },
+  { additionalProperties: false },
+);
+export type RoomNodesQuery = Static<typeof RoomNodesQuery>;
+
+export const RoomNode = Type.Object({
+  nodeId: Type.String(),
+  region: Type.String(),
+  controlUrl: Type.String(),
+  state: NodeState,
+});
+export type RoomNode = Static<typeof RoomNode>;
+
+export const RoomNodesAnswer = Type.Object({
+  /** For each asked room that exists: the nodes its participants are placed on (this node included). */
+  rooms: Type.Record(Type.String(), Type.Array(RoomNode)),
+});
+export type RoomNodesAnswer = Static<typeof RoomNodesAnswer>;
