@@ -121,6 +121,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   readonly #lastKickAt = new Map<string, number>();
   /** controlUrl of nodes seen in room-nodes answers. */
   readonly #directory = new Map<string, string>();
+  /** Nodes the router reported dead in the last answer: no links with them. */
+  readonly #dead = new Set<string>();
   readonly #roomListeners = new Map<Room, () => void>();
   #pollTimer: NodeJS.Timeout | undefined;
   #syncTimer: NodeJS.Timeout | undefined;
@@ -228,6 +230,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   async handleOpen(req: OpenRequest): Promise<{ status: 200; body: OpenAnswer } | { status: 409; code: string; message: string }> {
     if (req.toNodeId !== this.nodeId) return { status: 409, code: 'WRONG_NODE', message: `this is ${this.nodeId}, not ${req.toNodeId}` };
     if (!(req.fromNodeId < this.nodeId)) return { status: 409, code: 'NOT_INITIATOR', message: 'the lower nodeId opens links' };
+    if (this.#dead.has(req.fromNodeId)) return { status: 409, code: 'NODE_DEAD', message: `the router reports ${req.fromNodeId} dead` };
     const room = this.#o.rooms.getRoom(req.roomId);
     if (this.#closed || !room || room.closed) return { status: 409, code: 'ROOM_NOT_HERE', message: `room ${req.roomId} has no participants here` };
     const aad = (kind: string) => `${kind}|${req.roomId}|${req.fromNodeId}|${req.toNodeId}|${req.linkId}`;
@@ -332,7 +335,11 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       const nodes = answer[roomId];
       if (!nodes) continue; // The router does not know the room (yet): leave it to liveness.
       const others = nodes.filter((n) => n.nodeId !== this.nodeId);
-      for (const n of others) this.#directory.set(n.nodeId, n.controlUrl);
+      for (const n of others) {
+        this.#directory.set(n.nodeId, n.controlUrl);
+        if (n.state === 'dead') this.#dead.add(n.nodeId);
+        else this.#dead.delete(n.nodeId);
+      }
       const alive = new Map(others.filter((n) => n.state !== 'dead').map((n) => [n.nodeId, n]));
       for (const link of [...this.#links.values()]) {
         if (link.roomId !== roomId || alive.has(link.remote.nodeId)) continue;

@@ -22,6 +22,8 @@ export interface ClusterOptions {
   pollIntervalMs?: number;
   syncIntervalMs?: number;
   staleAfterMs?: number;
+  /** Called on each agent's app before it listens (hooks for tests). */
+  configureApp?: (nodeId: string, app: FastifyInstance) => void;
 }
 
 /** Where participants are, as the router would answer room-nodes. */
@@ -92,6 +94,7 @@ export class AgentNode {
       staleAfterMs: o.staleAfterMs ?? 4_000,
       ...(o.rewrite ? { rewriteRemoteEndpoint: o.rewrite } : {}),
     });
+    o.configureApp?.(this.nodeId, app);
     await app.listen({ host: '127.0.0.1', port: 0 });
     const address = app.server.address();
     this.url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
