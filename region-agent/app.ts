@@ -8,6 +8,7 @@ import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { resolveAgentSettings } from './settings.ts';
+import { cascadeOptionsFromConfig, registerCascade, type AgentCascadeDeps, type Cascade } from './cascade/index.ts';
 
 export type { AgentEvents, AgentStatus } from './controller.ts';
 export type { SfuLoad, SfuLoadProvider } from './load.ts';
@@ -21,11 +22,15 @@ export interface AgentDeps {
   now?: () => number;
   /** Default: a pino logger at GEO_SFU_LOG_LEVEL. */
   logger?: FastifyBaseLogger;
+  /** Cross-region cascade (region-agent/cascade/): the agent's rooms. Absent: no cascade routes. */
+  cascade?: AgentCascadeDeps;
 }
 
 export interface Agent {
   app: FastifyInstance;
   controller: AgentController;
+  /** Present when deps.cascade was given. */
+  cascade?: Cascade;
 }
 
 /**
@@ -55,5 +60,8 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
     signedRequestWindowMs: config.signedRequestWindowMs,
     now,
   });
-  return { app, controller };
+  // --- cascade (region-agent/cascade/): signed /v1/cascade/* routes + pipes to the room's other nodes ---
+  const cascade = deps.cascade ? await registerCascade(app, cascadeOptionsFromConfig(config, settings, deps.cascade, now)) : undefined;
+  // --- end cascade ---
+  return { app, controller, ...(cascade ? { cascade } : {}) };
 }
