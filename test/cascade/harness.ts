@@ -195,7 +195,16 @@ export class Participant {
     readonly recvTransport: ms.PlainTransport,
   ) {}
 
-  static async join(node: AgentNode, roomId: string, peerId: string, opts: { publish?: boolean; level?: (frame: number) => number } = {}): Promise<Participant> {
+  /**
+   * `consume`: 'remote' (default) consumes the producers of other nodes' peers; 'all' also those
+   * of this node's other peers.
+   */
+  static async join(
+    node: AgentNode,
+    roomId: string,
+    peerId: string,
+    opts: { publish?: boolean; level?: (frame: number) => number; consume?: 'remote' | 'all' } = {},
+  ): Promise<Participant> {
     const rooms = node.rooms;
     if (!rooms) throw new Error(`${node.nodeId} is stopped`);
     const room = await rooms.getOrCreateRoom(roomId);
@@ -214,12 +223,13 @@ export class Participant {
       if (!list) p.delays.set(f.tag, (list = []));
       list.push(performance.now() - at);
     });
+    const wanted = (owner: { remote: boolean; id: string }) => owner.id !== peerId && (owner.remote || opts.consume === 'all');
     const onNew = (owner: Peer, producer: ms.Producer) => {
-      if (owner.remote) void p.#consume(producer);
+      if (wanted(owner)) void p.#consume(producer);
     };
     peer.room.on('newproducer', onNew);
     p.#detach = () => peer.room.off('newproducer', onNew);
-    for (const [, { producer, remote }] of peer.room.producers) if (remote) void p.#consume(producer);
+    for (const [, { producer, remote, peerId: owner }] of peer.room.producers) if (wanted({ remote, id: owner })) void p.#consume(producer);
     if (opts.publish ?? true) {
       const sendTransport = await peer.createPlainTransport({ comedia: true });
       p.#sendPort = sendTransport.tuple.localPort;
