@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -74,6 +77,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     bodyLimit: BODY_LIMIT_BYTES,
     // Ids are up to 128 characters; longer ones must reach validation (400), not miss the route (404).
     routerOptions: { maxParamLength: 256 },
+    ...(config.tlsCertFile !== '' ? { https: { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) } } : {}),
     // Per-request lines at /allocate rates would drown the useful ones; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -128,6 +132,10 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, metrics, now });
 
   await app.register(errorReplies);
+  // Security headers; no CSP, since the router serves JSON and the interactive docs' own assets.
+  await app.register(helmet, { contentSecurityPolicy: false });
+  const origins = config.corsOrigins.split(',').map((o) => o.trim()).filter(Boolean);
+  await app.register(cors, { origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST', 'DELETE'] });
   await app.register(swagger, {
     openapi: {
       info: { title: 'geo-sfu router', version: '0.1.0', description: 'Global router and latency-aware SFU allocator' },

@@ -15,6 +15,9 @@ async function main(): Promise<void> {
   const missing: string[] = [];
   if (config.clusterSecret === '') missing.push('GEO_SFU_CLUSTER_SECRET is required (agents sign their calls with it)');
   if (config.tokenKeys.length === 0) missing.push('GEO_SFU_TOKEN_SECRETS is required (join tokens are signed with it)');
+  if (config.requireAuth && config.apiKey === '' && config.grantKeys.length === 0) {
+    missing.push('GEO_SFU_REQUIRE_AUTH (on in production mode) needs GEO_SFU_API_KEY or GEO_SFU_GRANT_SECRETS: nobody could allocate');
+  }
   if (missing.length > 0) throw new ConfigError(missing);
 
   const logger = pino({ level: config.logLevel });
