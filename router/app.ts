@@ -25,7 +25,9 @@ import { alertRoutes } from './routes/alerts.ts';
 import { scalingRoutes } from './routes/scaling.ts';
 import { regionRoutes } from './routes/regions.ts';
 import { roomRoutes } from './routes/rooms.ts';
+import { type LeaderLease, LocalLeaderLease } from './state/leader-lease.ts';
 import type { NodeRegistryStore, RoomStore, SessionLog } from './state/types.ts';
+import { Rehomer } from './operations/rehomer.ts';
 
 export interface RouterDeps {
   config: GeoSfuConfig;
@@ -33,6 +35,8 @@ export interface RouterDeps {
   rooms: RoomStore;
   nodes: NodeRegistryStore;
   sessions: SessionLog;
+  /** Who runs background duties among router replicas; default: this router alone. */
+  lease?: LeaderLease;
   /** Defaults to geoip-lite (call preloadGeoIp() first). */
   geoLookup?: GeoLookup;
   now?: () => number;
@@ -50,6 +54,8 @@ export interface RouterServices {
   scaling: ScalingManager;
   quality: QualityMonitor;
   metrics: RouterMetrics;
+  /** True while this router runs the background duties. */
+  isLeader: () => boolean;
   now: () => number;
 }
 
@@ -84,6 +90,8 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   keepRawJsonBody(app);
 
   const metrics = createRouterMetrics();
+  const lease = deps.lease ?? new LocalLeaderLease();
+  const isLeader = () => lease.isLeader();
   const registry = new NodeRegistry({ config, store: deps.nodes, rooms: deps.rooms, now });
   const prober = new Prober({
     intervalMs: config.probeIntervalMs,
@@ -100,6 +108,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     config,
     registry,
     now,
+    isLeader,
     onDecision: (d) => metrics.scalingDecisions.inc({ region: d.region, action: d.action }),
     onWebhookFailure: () => metrics.scalingWebhookFailures.inc(),
   });
@@ -107,6 +116,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     config,
     registry,
     now,
+    isLeader,
     onChange: (active) => {
       metrics.qualityAlerts.reset();
       for (const a of active) metrics.qualityAlerts.inc({ region: a.region, kind: a.kind });
@@ -128,8 +138,14 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
       if (placed) scaling.observeAllocation(placed.region, placed.clientRttMs, outcome === 'overflow' ? placed.homeRegion : null);
     },
   });
-  const sweeper = new ExpirySweeper({ rooms: deps.rooms, sessions: deps.sessions, now, onExpired: (n) => metrics.expiredAllocations.inc(n) });
-  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, metrics, now });
+  const sweeper = new ExpirySweeper({ rooms: deps.rooms, sessions: deps.sessions, now, isLeader, onExpired: (n) => metrics.expiredAllocations.inc(n) });
+  const rehomer = new Rehomer(
+    { registry, rooms: deps.rooms, isLeader, onRehome: () => metrics.rehomes.inc() },
+    config.regions.map((r) => r.id),
+  );
+  const rehomeTimer = setInterval(() => void rehomer.tick().catch(() => 0), 500);
+  rehomeTimer.unref();
+  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, metrics, isLeader, now });
 
   await app.register(errorReplies);
   // Security headers; no CSP, since the router serves JSON and the interactive docs' own assets.
@@ -151,6 +167,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(alertRoutes);
 
   app.addHook('onReady', async () => {
+    await lease.start();
     await registry.start(Math.min(250, config.heartbeatIntervalMs));
     prober.start();
     sweeper.start(Math.min(1_000, config.allocationTtlMs / 2));
@@ -158,11 +175,13 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     quality.start(1_000);
   });
   app.addHook('onClose', async () => {
+    clearInterval(rehomeTimer);
     sweeper.stop();
     scaling.stop();
     quality.stop();
     registry.stop();
     await prober.close();
+    await lease.close();
     await deps.sessions.close();
     await Promise.allSettled([deps.rooms.close(), deps.nodes.close()]);
   });
