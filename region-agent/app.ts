@@ -8,6 +8,10 @@ import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { resolveAgentSettings } from './settings.ts';
+// --- signaling (SFU + socket.io) ---
+import type { AgentSfu } from './sfu.ts';
+import { SignalingServer } from './signaling/server.ts';
+// --- end signaling ---
 
 export type { AgentEvents, AgentStatus } from './controller.ts';
 export type { SfuLoad, SfuLoadProvider } from './load.ts';
@@ -21,11 +25,19 @@ export interface AgentDeps {
   now?: () => number;
   /** Default: a pino logger at GEO_SFU_LOG_LEVEL. */
   logger?: FastifyBaseLogger;
+  /**
+   * The SFU (AgentSfu.create(config)): when given, the agent serves socket.io signaling on its
+   * HTTP server, reports the SFU's load (unless `load` is given) and participants' quality, and
+   * closes the SFU when it closes.
+   */
+  sfu?: AgentSfu;
 }
 
 export interface Agent {
   app: FastifyInstance;
   controller: AgentController;
+  /** Present when the agent runs an SFU. */
+  signaling?: SignalingServer;
 }
 
 /**
@@ -44,7 +56,8 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
     bodyLimit: BODY_LIMIT_BYTES,
   });
   keepRawJsonBody(app);
-  const controller = new AgentController({ app, config, settings, load: deps.load ?? noSfu, now });
+  const { sfu } = deps;
+  const controller = new AgentController({ app, config, settings, load: deps.load ?? sfu?.load ?? noSfu, ...(sfu ? { quality: sfu.quality } : {}), now });
   await app.register(errorReplies);
   await app.register(healthRoutes, { controller });
   await app.register(metricsRoutes, { controller });
@@ -55,5 +68,13 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
     signedRequestWindowMs: config.signedRequestWindowMs,
     now,
   });
+  // --- signaling (SFU + socket.io) ---
+  if (sfu) {
+    const signaling = new SignalingServer({ httpServer: app.server, sfu, config, controller, logger: app.log, now });
+    app.addHook('preClose', async () => signaling.close());
+    app.addHook('onClose', async () => sfu.close());
+    return { app, controller, signaling };
+  }
+  // --- end signaling ---
   return { app, controller };
 }
