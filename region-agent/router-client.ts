@@ -1,6 +1,10 @@
+import { FormatRegistry } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { type Heartbeat, HeartbeatAck, type NodeRegistration, type ParticipantEvent } from '../shared/schemas/index.ts';
 import { signedCall } from '../shared/signed-http.ts';
+
+// Value.Check refuses a string format it does not know: HeartbeatAck.alerts[].since is a date-time.
+if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => !Number.isNaN(Date.parse(v)));
 
 /** The router answered, but not as its API says (wrong status or body). */
 export class RouterCallError extends Error {
