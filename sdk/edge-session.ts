@@ -1,0 +1,352 @@
+import { Device, type types as mc } from 'mediasoup-client';
+import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
+import {
+  type Ack,
+  PROTOCOL_VERSION,
+  type PeerInfoMessage,
+  type ProducerInfoMessage,
+  type RequestName,
+  type RequestPayload,
+  type ResponseData,
+  type ServerEvents,
+  type SessionSnapshot,
+  type WelcomeMessage,
+} from '../shared/signaling.ts';
+import type { Allocation } from './router-api.ts';
+
+/**
+ * One signaling connection to one region agent (edge) and the WebRTC state on it: a mediasoup
+ * Device loaded with that router's capabilities, a send and a recv transport, this participant's
+ * producers and its consumers of the others' producers. `GeoSfuRoom` holds one of these (two
+ * during a make-before-break move) and replaces it on failure.
+ */
+
+export class SignalingError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'SignalingError';
+  }
+}
+
+/** Connect errors after which the same credential will never work on that node. */
+const FATAL_CONNECT_CODES = new Set(['RESUME_INVALID', 'RESUME_EXPIRED', 'TOKEN_EXPIRED', 'TOKEN_WRONG_BINDING', 'TOKEN_BAD_SIGNATURE', 'TOKEN_UNKNOWN_KEY', 'TOKEN_MALFORMED', 'DRAINING', 'PROTOCOL_VERSION', 'BAD_AUTH', 'AUTH_REQUIRED']);
+export const isFatalConnectError = (err: unknown): boolean => err instanceof SignalingError && FATAL_CONNECT_CODES.has(err.code);
+
+export interface DeviceOptions {
+  /** A built-in mediasoup-client handler name (default: detected from the environment). */
+  handlerName?: mc.BuiltinHandlerName;
+  /** Or a handler factory (e.g. FakeHandler for tests, a custom one for exotic runtimes). */
+  handlerFactory?: mc.HandlerFactory;
+}
+
+/** What to publish: a track and how. Video gets simulcast encodings unless `encodings` says otherwise. */
+export interface PublishOptions {
+  /** Default for video: three simulcast layers (¼, ½, full resolution; 150 k, 500 k, 1.2 Mbit/s). `null`: a single encoding. */
+  encodings?: mc.RtpEncodingParameters[] | null;
+  codecOptions?: mc.ProducerCodecOptions;
+  /** Sent to the SFU with the producer (≤ 16 keys). */
+  appData?: Record<string, unknown>;
+}
+
+export const DEFAULT_SIMULCAST: mc.RtpEncodingParameters[] = [
+  { rid: 'r0', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'r1', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'r2', scaleResolutionDownBy: 1, maxBitrate: 1_200_000 },
+];
+
+export interface LocalTrack {
+  /** Stable across edges (the producer id changes when the SDK republishes elsewhere). */
+  localId: string;
+  track: MediaStreamTrack;
+  options: PublishOptions;
+  paused: boolean;
+}
+
+export interface RemoteConsumer {
+  consumer: mc.Consumer;
+  info: ProducerInfoMessage;
+}
+
+export interface EdgeSessionHooks {
+  /** A server event (peerJoined, newProducer, moved, ...). */
+  onEvent<K extends keyof ServerEvents>(event: K, msg: Parameters<ServerEvents[K]>[0]): void;
+  /** The signaling connection dropped without `close()` (reason from socket.io). */
+  onLost(reason: string): void;
+  /** A WebRTC transport reached `failed` (ICE). */
+  onTransportState(direction: 'send' | 'recv', state: string): void;
+}
+
+export interface EdgeSessionOptions {
+  allocation: Allocation;
+  device: DeviceOptions;
+  /** Set here or later with setHooks() (before open()). */
+  hooks?: EdgeSessionHooks;
+  displayName?: string;
+  /** Default 10 000 ms. */
+  requestTimeoutMs?: number;
+  /** Default 5 000 ms. */
+  connectTimeoutMs?: number;
+  socketOptions?: Partial<ManagerOptions & SocketOptions>;
+}
+
+type SignalingSocket = Socket;
+
+export class EdgeSession {
+  readonly allocation: Allocation;
+  readonly #o: EdgeSessionOptions;
+  #hooks: EdgeSessionHooks | null;
+  #socket: SignalingSocket | null = null;
+  #device: Device | null = null;
+  #send: mc.Transport | null = null;
+  #sendCreating: Promise<mc.Transport> | null = null;
+  #recv: mc.Transport | null = null;
+  #closed = false;
+  welcome: WelcomeMessage | null = null;
+  joined: ResponseData['join'] | null = null;
+  /** Local track id → producer on this edge. */
+  readonly producers = new Map<string, mc.Producer>();
+  /** Remote producer id → consumer on this edge. */
+  readonly consumers = new Map<string, RemoteConsumer>();
+  readonly #consuming = new Map<string, Promise<RemoteConsumer | null>>();
+
+  constructor(o: EdgeSessionOptions) {
+    this.allocation = o.allocation;
+    this.#o = o;
+    this.#hooks = o.hooks ?? null;
+  }
+
+  setHooks(hooks: EdgeSessionHooks): void {
+    this.#hooks = hooks;
+  }
+
+  get nodeId(): string {
+    return this.allocation.node.id;
+  }
+  get region(): string {
+    return this.allocation.region;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+  get connected(): boolean {
+    return this.#socket?.connected ?? false;
+  }
+
+  /** Connects with the join token, loads the Device, joins the room and opens the recv transport. */
+  async open(): Promise<ResponseData['join']> {
+    this.welcome = await this.#connect({ token: this.allocation.token });
+    const { rtpCapabilities } = await this.request('getRouterRtpCapabilities', {});
+    const device = this.#o.device.handlerFactory ? new Device({ handlerFactory: this.#o.device.handlerFactory }) : new Device(this.#o.device.handlerName ? { handlerName: this.#o.device.handlerName } : {});
+    await device.load({ routerRtpCapabilities: rtpCapabilities as unknown as mc.RtpCapabilities });
+    this.#device = device;
+    this.joined = await this.request('join', {
+      rtpCapabilities: device.recvRtpCapabilities as unknown as Record<string, unknown>,
+      ...(this.#o.displayName !== undefined ? { displayName: this.#o.displayName } : {}),
+    });
+    this.#recv = await this.#createTransport('recv');
+    return this.joined;
+  }
+
+  /** Reconnects with the resume credential; resolves with what survived on the SFU. */
+  async resume(): Promise<SessionSnapshot | undefined> {
+    if (!this.welcome) throw new Error('nothing to resume');
+    const welcome = await this.#connect({ resume: this.welcome.resume });
+    this.welcome = welcome;
+    return welcome.session;
+  }
+
+  #connect(auth: { token: string } | { resume: string }): Promise<WelcomeMessage> {
+    this.#socket?.removeAllListeners();
+    this.#socket?.close();
+    const timeoutMs = this.#o.connectTimeoutMs ?? 5_000;
+    const socket: SignalingSocket = io(this.allocation.node.signalingUrl, {
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+      timeout: timeoutMs,
+      ...this.#o.socketOptions,
+      auth: { protocolVersion: PROTOCOL_VERSION, ...auth },
+    });
+    this.#socket = socket;
+    const events: Array<keyof ServerEvents> = ['peerJoined', 'peerLeft', 'newProducer', 'producerClosed', 'producerPaused', 'producerResumed', 'consumerClosed', 'activeSpeaker', 'quality', 'moved'];
+    for (const event of events) {
+      socket.on(event, (msg: Parameters<ServerEvents[typeof event]>[0]) => {
+        if (this.#socket === socket && !this.#closed) this.#hooks?.onEvent(event, msg);
+      });
+    }
+    return new Promise<WelcomeMessage>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => fail(new SignalingError('CONNECT_TIMEOUT', `no welcome from ${this.nodeId} within ${timeoutMs} ms`)), timeoutMs);
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.removeAllListeners();
+        socket.close();
+        reject(err);
+      };
+      socket.once('welcome', (msg: WelcomeMessage) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.on('disconnect', (reason) => {
+          if (this.#socket === socket && !this.#closed) this.#hooks?.onLost(reason);
+        });
+        resolve(msg);
+      });
+      socket.once('connect_error', (err: Error & { data?: { code?: string; message?: string } }) =>
+        fail(err.data?.code ? new SignalingError(err.data.code, `${this.nodeId}: ${err.data.message ?? err.data.code}`) : new SignalingError('CONNECT_FAILED', `${this.nodeId}: ${err.message}`)),
+      );
+      socket.once('disconnect', (reason) => fail(new SignalingError('CONNECT_FAILED', `${this.nodeId}: disconnected before welcome (${reason})`)));
+    });
+  }
+
+  /** One request with its ack; throws SignalingError with the agent's code. */
+  async request<N extends RequestName>(name: N, payload: RequestPayload<N>): Promise<ResponseData[N]> {
+    const socket = this.#socket;
+    if (!socket || this.#closed) throw new SignalingError('CLOSED', `${name}: session closed`);
+    let reply: Ack<ResponseData[N]>;
+    try {
+      reply = (await socket.timeout(this.#o.requestTimeoutMs ?? 10_000).emitWithAck(name, payload)) as Ack<ResponseData[N]>;
+    } catch {
+      throw new SignalingError('TIMEOUT', `${name}: no answer from ${this.nodeId}`);
+    }
+    if (!reply.ok) throw new SignalingError(reply.error.code, `${name}: ${reply.error.message}`, reply.error.field);
+    return reply.data;
+  }
+
+  async #createTransport(direction: 'send' | 'recv'): Promise<mc.Transport> {
+    const device = this.#device!;
+    const t = await this.request('createWebRtcTransport', { direction });
+    const options: mc.TransportOptions = {
+      id: t.transportId,
+      iceParameters: t.iceParameters as unknown as mc.IceParameters,
+      iceCandidates: t.iceCandidates as unknown as mc.IceCandidate[],
+      dtlsParameters: t.dtlsParameters as unknown as mc.DtlsParameters,
+      iceServers: this.allocation.iceServers as RTCIceServer[],
+    };
+    const transport = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
+    transport.on('connect', ({ dtlsParameters }, callback, errback) => {
+      this.request('connectTransport', { transportId: transport.id, dtlsParameters: dtlsParameters as unknown as Record<string, unknown> }).then(() => callback(), errback);
+    });
+    if (direction === 'send') {
+      transport.on('produce', ({ kind, rtpParameters, appData }, callback, errback) => {
+        this.request('produce', { transportId: transport.id, kind, rtpParameters: rtpParameters as unknown as Record<string, unknown>, appData })
+          .then(({ producerId }) => callback({ id: producerId }), errback);
+      });
+    }
+    transport.on('connectionstatechange', (state) => {
+      if (!this.#closed) this.#hooks?.onTransportState(direction, state);
+    });
+    return transport;
+  }
+
+  /** New ICE credentials on both transports (after an ICE failure while signaling is up). */
+  async restartIce(): Promise<void> {
+    for (const transport of [this.#send, this.#recv]) {
+      if (!transport || transport.closed) continue;
+      const { iceParameters } = await this.request('restartIce', { transportId: transport.id });
+      await transport.restartIce({ iceParameters: iceParameters as unknown as mc.IceParameters });
+    }
+  }
+
+  async #sendTransport(): Promise<mc.Transport> {
+    if (this.#send) return this.#send;
+    this.#sendCreating ??= this.#createTransport('send').then((t) => (this.#send = t));
+    return this.#sendCreating;
+  }
+
+  async produce(local: LocalTrack): Promise<mc.Producer> {
+    const transport = await this.#sendTransport();
+    const video = local.track.kind === 'video';
+    const encodings = local.options.encodings === null ? undefined : (local.options.encodings ?? (video ? DEFAULT_SIMULCAST : undefined));
+    const producer = await transport.produce({
+      track: local.track,
+      stopTracks: false, // the application owns its tracks; they are republished on another edge after a failure
+      ...(encodings ? { encodings } : {}),
+      ...(local.options.codecOptions ? { codecOptions: local.options.codecOptions } : {}),
+      appData: { ...local.options.appData, localId: local.localId },
+    });
+    this.producers.set(local.localId, producer);
+    if (local.paused) await this.setPaused(local.localId, true);
+    return producer;
+  }
+
+  async unpublish(localId: string): Promise<void> {
+    const producer = this.producers.get(localId);
+    if (!producer) return;
+    this.producers.delete(localId);
+    producer.close();
+    await this.request('closeProducer', { producerId: producer.id }).catch(() => undefined);
+  }
+
+  async setPaused(localId: string, paused: boolean): Promise<void> {
+    const producer = this.producers.get(localId);
+    if (!producer) return;
+    if (paused) producer.pause();
+    else producer.resume();
+    await this.request(paused ? 'pauseProducer' : 'resumeProducer', { producerId: producer.id });
+  }
+
+  /** Consumes a remote producer (consume → local consumer → resumeConsumer); null when it is gone or not consumable. */
+  consume(info: ProducerInfoMessage): Promise<RemoteConsumer | null> {
+    const existing = this.consumers.get(info.producerId);
+    if (existing) return Promise.resolve(existing);
+    let pending = this.#consuming.get(info.producerId);
+    if (!pending) {
+      pending = this.#consume(info).finally(() => this.#consuming.delete(info.producerId));
+      this.#consuming.set(info.producerId, pending);
+    }
+    return pending;
+  }
+
+  async #consume(info: ProducerInfoMessage): Promise<RemoteConsumer | null> {
+    const recv = this.#recv;
+    if (!recv || this.#closed) return null;
+    const c = await this.request('consume', { transportId: recv.id, producerId: info.producerId });
+    const consumer = await recv.consume({ id: c.consumerId, producerId: c.producerId, kind: c.kind, rtpParameters: c.rtpParameters as unknown as mc.RtpParameters });
+    const remote: RemoteConsumer = { consumer, info: { ...info, paused: c.producerPaused } };
+    this.consumers.set(info.producerId, remote);
+    await this.request('resumeConsumer', { consumerId: c.consumerId });
+    return remote;
+  }
+
+  /** Drops the local consumer of a remote producer; returns it if there was one. */
+  dropConsumer(producerId: string): RemoteConsumer | undefined {
+    const remote = this.consumers.get(producerId);
+    if (!remote) return undefined;
+    this.consumers.delete(producerId);
+    remote.consumer.close();
+    return remote;
+  }
+
+  async setPreferredLayers(producerId: string, spatialLayer: number, temporalLayer?: number): Promise<void> {
+    const remote = this.consumers.get(producerId);
+    if (!remote) throw new SignalingError('NOT_FOUND', `not consuming ${producerId}`);
+    await this.request('setPreferredLayers', { consumerId: remote.consumer.id, spatialLayer, ...(temporalLayer !== undefined ? { temporalLayer } : {}) });
+  }
+
+  /** Ends the session: `leave` (when asked and still connected), then closes transports and the socket. */
+  async close(opts: { leave: boolean }): Promise<void> {
+    if (this.#closed) return;
+    if (opts.leave && this.#socket?.connected) {
+      await Promise.race([this.request('leave', {}).catch(() => undefined), new Promise((r) => setTimeout(r, 2_000))]);
+    }
+    this.#closed = true;
+    for (const p of this.producers.values()) p.close();
+    for (const c of this.consumers.values()) c.consumer.close();
+    this.#send?.close();
+    this.#recv?.close();
+    const socket = this.#socket;
+    socket?.removeAllListeners();
+    socket?.close();
+  }
+
+  peers(): PeerInfoMessage[] {
+    return this.joined?.peers ?? [];
+  }
+}

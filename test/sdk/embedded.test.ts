@@ -1,0 +1,166 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGrant } from '../../sdk/server.ts';
+import { GeoSfuClientError, type GeoSfuRoom, type RoomEvents } from '../../sdk/index.ts';
+import { waitForNodeAlive, type Cluster, fakeMediaClient, fakeTrack, GRANT_AUDIENCE, GRANT_KEY, startCluster, waitFor } from './helpers.ts';
+
+/**
+ * The SDK against the embedded default (router + one agent per region, real SFUs and socket.io
+ * signaling) with the sample WAN profile (client RTTs us-west 20, us-east 75, eu-west 140, apac
+ * 175 ms) and grants required at /allocate. Media here goes through mediasoup-client's FakeHandler
+ * (real signaling, producers and consumers on the SFU, no ICE/DTLS); media.test.ts does real
+ * WebRTC with wrtc in child processes.
+ */
+let cluster: Cluster;
+const rooms: GeoSfuRoom[] = [];
+
+const grant = (roomId: string, participantId: string) =>
+  createGrant({ key: GRANT_KEY, issuer: 'sdk-test-app', audience: GRANT_AUDIENCE, roomId, participantId, ttlSeconds: 600, nowMs: Date.now() });
+
+beforeAll(async () => {
+  cluster = await startCluster();
+}, 90_000);
+afterAll(async () => {
+  await Promise.all(rooms.map((r) => r.leave().catch(() => undefined)));
+  await cluster?.embedded.close();
+});
+
+function record(room: GeoSfuRoom): Array<{ event: keyof RoomEvents; at: number; payload: unknown }> {
+  const log: Array<{ event: keyof RoomEvents; at: number; payload: unknown }> = [];
+  for (const event of ['participantJoined', 'participantLeft', 'trackAdded', 'trackRemoved', 'moved', 'reconnecting', 'reconnected', 'error', 'closed'] as const) {
+    room.on(event, (payload) => log.push({ event, at: performance.now(), payload }));
+  }
+  return log;
+}
+
+describe('probeRegions and allocate', () => {
+  it('measured RTTs follow the WAN profile’s clientRttMs and the allocation follows them', async () => {
+    const client = fakeMediaClient(cluster.embedded.routerUrl);
+    const result = await client.probeRegions({ samples: 7, timeoutMs: 5_000 });
+    const profile = cluster.embedded.wanProfile!.clientRttMs!;
+    const lines: string[] = [];
+    for (const r of result.regions) {
+      const expected = profile[r.region]!;
+      lines.push(`${r.region}: median ${r.medianMs} ms, jitter ${r.jitterMs} ms, loss ${r.loss} (profile ${expected} ms, ${r.received}/${r.sent} samples)`);
+      expect(r.loss).toBe(0);
+      expect(r.medianMs!).toBeGreaterThanOrEqual(expected);
+      expect(r.medianMs!).toBeLessThan(expected * 1.25 + 15);
+    }
+    console.log(`SDK probe (fetch, 7 samples after a warm-up):\n${lines.join('\n')}`);
+    expect(result.recommended).toBe('us-west');
+    expect(Object.keys(result.latencies).sort()).toEqual(['apac', 'eu-west', 'us-east', 'us-west']);
+
+    const allocation = await client.allocate('probe-room', 'alice', { grant: grant('probe-room', 'alice') });
+    expect(allocation.rttSource).toBe('client');
+    expect(allocation.region).toBe('us-west');
+    expect(allocation.candidates.find((c) => c.region === 'us-west')!.clientRttMs).toBe(result.latencies['us-west']);
+  }, 30_000);
+
+  it('grants work end to end; no credential, a grant for another room or another participant are refused', async () => {
+    const client = fakeMediaClient(cluster.embedded.routerUrl);
+    const latencies = { 'us-west': 20, 'us-east': 75, 'eu-west': 140, apac: 175 };
+    const ok = await client.allocate('granted', 'bob', { grant: grant('granted', 'bob'), latencies });
+    expect(ok.roomId).toBe('granted');
+    const refuse = async (o: Parameters<typeof client.allocate>[2]) => {
+      const err = await client.allocate('granted', 'bob', { ...o, latencies }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GeoSfuClientError);
+      return err as GeoSfuClientError;
+    };
+    const none = await refuse({});
+    const otherRoom = await refuse({ grant: grant('other-room', 'bob') });
+    const otherSub = await refuse({ grant: grant('granted', 'mallory') });
+    const forged = await refuse({ grant: createGrant({ key: { kid: GRANT_KEY.kid, secret: 'x'.repeat(40) }, issuer: 'x', audience: GRANT_AUDIENCE, roomId: 'granted', participantId: 'bob', ttlSeconds: 60, nowMs: Date.now() }) });
+    console.log(`refusals: none ${none.status} ${none.code}; other room ${otherRoom.status} ${otherRoom.code}; other participant ${otherSub.status} ${otherSub.code}; forged ${forged.status} ${forged.code}`);
+    expect(none.status).toBe(401);
+    expect([401, 403]).toContain(otherRoom.status);
+    expect([401, 403]).toContain(otherSub.status);
+    expect(forged.status).toBe(401);
+    // The API key (server side) works too.
+    const server = await client.allocate('granted', 'carol', { apiKey: cluster.embedded.credentials.apiKey, latencies });
+    expect(server.participantId).toBe('carol');
+  });
+});
+
+describe('join, publish, consume (FakeHandler)', () => {
+  it('two participants on one edge see each other and each other’s tracks', async () => {
+    const latencies = { 'us-west': 20, 'us-east': 75, 'eu-west': 140, apac: 175 };
+    const [a, b] = [fakeMediaClient(cluster.embedded.routerUrl), fakeMediaClient(cluster.embedded.routerUrl)];
+    const alice = await a.join({ allocation: await a.allocate('same-edge', 'alice', { grant: grant('same-edge', 'alice'), latencies }), tracks: [fakeTrack('audio'), fakeTrack('video')] });
+    rooms.push(alice);
+    const aliceLog = record(alice);
+    const bob = await b.join({ allocation: await b.allocate('same-edge', 'bob', { grant: grant('same-edge', 'bob'), latencies }), tracks: [fakeTrack('audio'), fakeTrack('video')] });
+    rooms.push(bob);
+    expect(bob.edge.nodeId).toBe(alice.edge.nodeId);
+    expect(bob.participants.map((p) => p.peerId)).toEqual(['alice']);
+    expect(bob.remoteTracks.map((t) => `${t.peerId}:${t.kind}`).sort()).toEqual(['alice:audio', 'alice:video']);
+    await waitFor('alice gets bob’s tracks', () => alice.remoteTracks.length === 2);
+    expect(aliceLog.filter((e) => e.event === 'participantJoined').map((e) => (e.payload as { peerId: string }).peerId)).toEqual(['bob']);
+    // Video is published with three simulcast encodings.
+    const video = alice.producers.find((p) => p.kind === 'video')!;
+    expect(video.rtpParameters.encodings?.length).toBe(3);
+
+    await bob.leave();
+    await waitFor('alice hears bob leave', () => aliceLog.some((e) => e.event === 'participantLeft'));
+    expect(alice.remoteTracks).toEqual([]);
+    expect(aliceLog.filter((e) => e.event === 'trackRemoved')).toHaveLength(2);
+  });
+
+  it('latencies put two participants on different edges', async () => {
+    const a = fakeMediaClient(cluster.embedded.routerUrl);
+    const b = fakeMediaClient(cluster.embedded.routerUrl);
+    const sf = await a.allocate('two-edges', 'sf', { grant: grant('two-edges', 'sf'), latencies: { 'us-west': 10, 'us-east': 70, 'eu-west': 140, apac: 170 } });
+    const ldn = await b.allocate('two-edges', 'ldn', { grant: grant('two-edges', 'ldn'), latencies: { 'us-west': 200, 'us-east': 80, 'eu-west': 5, apac: 180 } });
+    expect([sf.region, ldn.region]).toEqual(['us-west', 'eu-west']);
+    const sfRoom = await a.join({ allocation: sf, tracks: [fakeTrack('audio')] });
+    const ldnRoom = await b.join({ allocation: ldn, tracks: [fakeTrack('audio')] });
+    rooms.push(sfRoom, ldnRoom);
+    expect(sfRoom.edge.region).toBe('us-west');
+    expect(ldnRoom.edge.region).toBe('eu-west');
+  });
+});
+
+describe('failures', () => {
+  it('a killed agent: the SDK allocates elsewhere (excluding it), rejoins and republishes; the other side gets the new tracks', async () => {
+    const { embedded } = cluster;
+    const latencies = { 'us-west': 20, 'us-east': 75, 'eu-west': 140, apac: 175 };
+    const gaps: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      const roomId = `kill-${round}`;
+      const a = fakeMediaClient(embedded.routerUrl);
+      const b = fakeMediaClient(embedded.routerUrl);
+      const alice = await a.join({ allocation: await a.allocate(roomId, 'alice', { grant: grant(roomId, 'alice'), latencies }), tracks: [fakeTrack('audio'), fakeTrack('video')] });
+      const bob = await b.join({ allocation: await b.allocate(roomId, 'bob', { grant: grant(roomId, 'bob'), latencies }), tracks: [fakeTrack('audio')] });
+      rooms.push(alice, bob);
+      const aliceLog = record(alice);
+      const bobLog = record(bob);
+      const killed = alice.edge.nodeId;
+      const agent = embedded.agents.find((x) => x.nodeId === killed)!;
+      const aliceBack = alice.next('reconnected', () => true, 20_000);
+      const bobBack = bob.next('reconnected', () => true, 20_000);
+      const killedAt = performance.now();
+      agent.process.kill('SIGKILL');
+      const back = (await aliceBack.catch((err: Error) => {
+        throw new Error(`${err.message}; alice: ${JSON.stringify(aliceLog.map((e) => [e.event, String((e.payload as { error?: Error }).error ?? '')]))}`);
+      })) as RoomEvents['reconnected'];
+      await bobBack;
+      // Media back: alice consumes bob's new producer and bob alice's, on the new edge.
+      await waitFor('alice gets bob’s track again', () => alice.remoteTracks.length === 1 && alice.remoteTracks[0]!.consumer.closed === false && alice.edge.nodeId !== killed);
+      await waitFor('bob gets alice’s tracks again', () => bob.remoteTracks.length === 2);
+      const gap = performance.now() - killedAt;
+      gaps.push(gap);
+      console.log(
+        `round ${round}: killed ${killed}; alice → ${back.edge.nodeId} (resumed ${back.resumed}, reconnect ${back.gapMs} ms after the drop); both consuming again ${Math.round(gap)} ms after the kill; events alice ${aliceLog.map((e) => e.event).join(',')}`,
+      );
+      expect(back.resumed).toBe(false);
+      expect(back.edge.nodeId).not.toBe(killed);
+      expect(bob.edge.nodeId).not.toBe(killed);
+      expect(bobLog.some((e) => e.event === 'reconnected')).toBe(true);
+      await alice.leave();
+      await bob.leave();
+      await embedded.restartAgent(killed);
+      await waitForNodeAlive(embedded.routerUrl, killed);
+    }
+    const sorted = [...gaps].sort((x, y) => x - y);
+    console.log(`kill → both consuming again: p50 ${Math.round(sorted[1]!)} ms (${gaps.map(Math.round).join(', ')})`);
+    expect(sorted[1]!).toBeLessThan(5_000);
+  }, 120_000);
+});

@@ -1,0 +1,84 @@
+import { fileURLToPath } from 'node:url';
+import { FakeHandler, testFakeParameters } from 'mediasoup-client';
+import { FakeMediaStreamTrack } from 'fake-mediastreamtrack';
+import { launchEmbedded, type Embedded } from '../../infra/embedded/launcher.ts';
+import { loadConfig } from '../../shared/config/index.ts';
+import type { RegionsResponse } from '../../shared/schemas/index.ts';
+import { GeoSfuClient, type GeoSfuClientOptions } from '../../sdk/index.ts';
+
+export const PROFILE = fileURLToPath(new URL('../../infra/embedded/sample-wan-profile.json', import.meta.url));
+/** Grants: the application's backend signs with this key; the router lists it in GEO_SFU_GRANT_SECRETS. */
+export const GRANT_KEY = { kid: 'app-1', secret: 'sdk-test-grant-secret-0123456789abcdef' };
+export const GRANT_AUDIENCE = 'geo-sfu';
+
+export interface Cluster {
+  embedded: Embedded;
+  output: string[];
+}
+
+/** The embedded default with the sample WAN profile, grants required at /allocate, fast liveness. */
+export async function startCluster(extraEnv: Record<string, string> = {}): Promise<Cluster> {
+  const env = {
+    GEO_SFU_LOG_LEVEL: 'warn',
+    GEO_SFU_PROBE_INTERVAL_MS: '250',
+    GEO_SFU_GRANT_SECRETS: `${GRANT_KEY.kid}:${GRANT_KEY.secret}`,
+    GEO_SFU_REQUIRE_AUTH: 'true',
+    GEO_SFU_RATE_LIMIT_PER_MINUTE: '0',
+    ...extraEnv,
+  };
+  const config = loadConfig({ GEO_SFU_WAN_PROFILE: PROFILE, ...env });
+  const output: string[] = [];
+  const embedded = await launchEmbedded({ config, fixedPorts: false, env, onOutput: (name, line) => output.push(`[${name}] ${line}`) });
+  await waitHealthy(embedded, output);
+  return { embedded, output };
+}
+
+async function waitHealthy(embedded: Embedded, output: string[]): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    try {
+      const body = (await (await fetch(`${embedded.routerUrl}/regions`)).json()) as RegionsResponse;
+      if (body.regions.length > 0 && body.regions.every((r) => r.healthy && r.nodes.every((n) => n.state === 'alive' && n.probe.samples >= 3))) return;
+    } catch {
+      // router not up yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`cluster not healthy within 60 s:\n${output.slice(-30).join('\n')}`);
+}
+
+/** An SDK client whose media layer is mediasoup-client's FakeHandler: the real signaling and SFU, no ICE/DTLS. */
+export function fakeMediaClient(routerUrl: string, opts: Partial<GeoSfuClientOptions> = {}): GeoSfuClient {
+  return new GeoSfuClient({ routerUrl, handlerFactory: FakeHandler.createFactory(testFakeParameters), ...opts });
+}
+
+export function fakeTrack(kind: 'audio' | 'video'): MediaStreamTrack {
+  return new FakeMediaStreamTrack({ kind }) as unknown as MediaStreamTrack;
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined && v !== null && v !== false) return v;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** Until the router lists `nodeId` alive again (after restartAgent). */
+export async function waitForNodeAlive(routerUrl: string, nodeId: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const body = (await (await fetch(`${routerUrl}/regions`)).json()) as RegionsResponse;
+    if (body.regions.some((r) => r.nodes.some((n) => n.nodeId === nodeId && n.state === 'alive'))) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${nodeId} not alive again within ${timeoutMs} ms`);
+}
