@@ -2,7 +2,7 @@ import type { ManagerOptions, SocketOptions } from 'socket.io-client';
 import type { RegionsResponse } from '../shared/schemas/views.ts';
 import type { DeviceOptions, PublishOptions } from './edge-session.ts';
 import { probeRegionsView, type ProbeRegionsOptions, type ProbeResult } from './probe.ts';
-import { GeoSfuRoom } from './room.ts';
+import { GeoSfuRoom, type RoomListeners } from './room.ts';
 import { type AllocateAuth, type Allocation, RouterApi } from './router-api.ts';
 import { installWebRtc, type WebRtcImplementation } from './webrtc.ts';
 
@@ -46,6 +46,8 @@ export interface JoinOptions {
    * backend calls /allocate for the browser.
    */
   reallocate?: (excludeNodeIds: string[]) => Promise<Allocation>;
+  /** Room listeners attached before joining (events of the join itself and of a recovery during it). */
+  on?: RoomListeners;
 }
 
 /**
@@ -122,6 +124,6 @@ export class GeoSfuClient {
         ...(this.#o.connectTimeoutMs !== undefined ? { connectTimeoutMs: this.#o.connectTimeoutMs } : {}),
         ...(this.#o.socketOptions ? { socketOptions: this.#o.socketOptions } : {}),
       },
-    });
+    }, o.on);
   }
 }

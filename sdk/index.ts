@@ -3,7 +3,7 @@
  * The application's backend mints grants with `createGrant` from 'geo-sfu/sdk/server'.
  */
 export { GeoSfuClient, type GeoSfuClientOptions, type AllocateOptions, type JoinOptions } from './client.ts';
-export { GeoSfuRoom, type RoomEvents, type RemoteTrack, type EdgeInfo } from './room.ts';
+export { GeoSfuRoom, type RoomEvents, type RoomListeners, type RemoteTrack, type EdgeInfo } from './room.ts';
 export { DEFAULT_SIMULCAST, SignalingError, type DeviceOptions, type PublishOptions } from './edge-session.ts';
 export { GeoSfuClientError, RouterApi, parseRetryAfter, type Allocation, type AllocateAuth } from './router-api.ts';
 export { probeRegionsView, summarizeSamples, type ProbeRegionsOptions, type ProbeResult, type RegionProbeResult, type NodeProbeResult, type SampleStats } from './probe.ts';

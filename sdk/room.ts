@@ -1,7 +1,7 @@
 import type { types as mc } from 'mediasoup-client';
 import type { ProducerInfoMessage, ServerEvents, SessionSnapshot } from '../shared/signaling.ts';
 import { EdgeSession, type EdgeSessionOptions, isFatalConnectError, type LocalTrack, type PublishOptions, type RemoteConsumer } from './edge-session.ts';
-import { TypedEmitter } from './events.ts';
+import { type Listener, TypedEmitter } from './events.ts';
 import type { Allocation } from './router-api.ts';
 
 /** Where the room is connected. */
@@ -40,10 +40,15 @@ export interface RoomEvents {
   reconnecting: { reason: string; edge: EdgeInfo };
   /** Back: `resumed` on the same edge (SFU state kept), or rejoined (and republished) on `edge`. `gapMs` since the loss was noticed. */
   reconnected: { edge: EdgeInfo; resumed: boolean; gapMs: number; previous: EdgeInfo };
+  /** ICE/DTLS state of the current edge's transports ('connected', 'failed'...). */
+  transportState: { direction: 'send' | 'recv'; state: string; nodeId: string };
   /** A failure the SDK could not handle by itself (it keeps trying where that makes sense). */
   error: { error: Error; fatal: boolean };
   closed: { reason: string };
 }
+
+/** Listeners attached before joining, so that nothing from the join itself is missed. */
+export type RoomListeners = { [K in keyof RoomEvents]?: Listener<RoomEvents[K]> };
 
 export interface RoomOptions {
   participantId: string;
@@ -78,6 +83,8 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
   readonly #announced = new Map<string, RemoteTrack>();
   /** Nodes this participant failed on recently (node id → when), excluded from reallocations for FAILED_NODE_MEMORY_MS. */
   readonly #failedNodes = new Map<string, number>();
+  /** worker_died `moved`s by node (times). */
+  readonly #workerDeaths = new Map<string, number[]>();
   #recovering: Promise<void> | null = null;
   #closed = false;
 
@@ -90,9 +97,15 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
   }
 
   /** Joins on `allocation`'s edge and publishes `tracks`. */
-  static async join(allocation: Allocation, tracks: Array<MediaStreamTrack | { track: MediaStreamTrack; options?: PublishOptions }>, o: RoomOptions): Promise<GeoSfuRoom> {
+  static async join(
+    allocation: Allocation,
+    tracks: Array<MediaStreamTrack | { track: MediaStreamTrack; options?: PublishOptions }>,
+    o: RoomOptions,
+    listeners: RoomListeners = {},
+  ): Promise<GeoSfuRoom> {
     const session = new EdgeSession({ ...o.session, allocation, displayName: o.displayName });
     const room = new GeoSfuRoom(session, o);
+    for (const [event, listener] of Object.entries(listeners)) room.on(event as keyof RoomEvents, listener as Listener<unknown> as never);
     room.#wire(session);
     for (const t of tracks) {
       const spec = 'kind' in t ? { track: t, options: {} } : { track: t.track, options: t.options ?? {} };
@@ -102,6 +115,13 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
       await session.open();
       await room.#populate(session, session.joined!.producers);
     } catch (err) {
+      // A failure that started a recovery (e.g. `moved: worker_died` while publishing): the room
+      // is joined once the recovery succeeds.
+      const recovering = room.#recovering;
+      if (recovering) {
+        await recovering;
+        if (!room.#closed) return room;
+      }
       await session.close({ leave: true }).catch(() => undefined);
       throw err;
     }
@@ -172,10 +192,10 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
       onEvent: (event, msg) => this.#onEvent(session, event, msg),
       onLost: (reason) => this.#onLost(session, reason),
       onTransportState: (direction, state) => {
+        if (session === this.#session) this.emit('transportState', { direction, state, nodeId: session.nodeId });
         if (state === 'failed' && session === this.#session && !this.#recovering) {
           this.#session.restartIce().catch((err: Error) => this.emit('error', { error: err, fatal: false }));
         }
-        void direction;
       },
     };
     session.setHooks(hooks);
@@ -195,7 +215,10 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
         if (!current) return;
         this.emit('moved', { reason: msg.reason, from: edgeOf(session), excludeNodeIds: msg.excludeNodeIds });
         // worker_died: the SFU state is gone and the server disconnects us; anything else: make-before-break.
-        const exclude = msg.excludeNodeIds.length > 0 ? msg.excludeNodeIds : [];
+        // The node replaces a dead worker, so it is excluded only when that keeps happening there.
+        const deaths = (this.#workerDeaths.get(session.nodeId) ?? []).filter((at) => performance.now() - at < FAILED_NODE_MEMORY_MS);
+        if (msg.reason === 'worker_died') this.#workerDeaths.set(session.nodeId, [...deaths, performance.now()]);
+        const exclude = msg.excludeNodeIds.length > 0 ? msg.excludeNodeIds : msg.reason === 'worker_died' && deaths.length >= 1 ? [session.nodeId] : [];
         this.#recover(session, `moved: ${msg.reason}`, { exclude, makeBeforeBreak: msg.reason !== 'worker_died', tryResume: false });
         return;
       }

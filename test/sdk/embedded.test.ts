@@ -11,13 +11,15 @@ import { waitForNodeAlive, type Cluster, fakeMediaClient, fakeTrack, GRANT_AUDIE
  * WebRTC with wrtc in child processes.
  */
 let cluster: Cluster;
+const DRAIN_DEADLINE_MS = 12_500;
 const rooms: GeoSfuRoom[] = [];
 
 const grant = (roomId: string, participantId: string) =>
   createGrant({ key: GRANT_KEY, issuer: 'sdk-test-app', audience: GRANT_AUDIENCE, roomId, participantId, ttlSeconds: 600, nowMs: Date.now() });
 
 beforeAll(async () => {
-  cluster = await startCluster();
+  // A short drain deadline: `moved` comes at deadline − min(5 s, deadline / 5) after SIGTERM.
+  cluster = await startCluster({ GEO_SFU_DRAIN_DEADLINE_MS: String(DRAIN_DEADLINE_MS) });
 }, 90_000);
 afterAll(async () => {
   await Promise.all(rooms.map((r) => r.leave().catch(() => undefined)));
@@ -163,4 +165,40 @@ describe('failures', () => {
     console.log(`kill → both consuming again: p50 ${Math.round(sorted[1]!)} ms (${gaps.map(Math.round).join(', ')})`);
     expect(sorted[1]!).toBeLessThan(5_000);
   }, 120_000);
+
+  it('a draining agent sends `moved`: the SDK joins and publishes on another edge before leaving the old one', async () => {
+    const { embedded } = cluster;
+    const latencies = { 'us-west': 20, 'us-east': 75, 'eu-west': 140, apac: 175 };
+    const roomId = 'drain';
+    const a = fakeMediaClient(embedded.routerUrl);
+    const b = fakeMediaClient(embedded.routerUrl);
+    const alice = await a.join({ allocation: await a.allocate(roomId, 'alice', { grant: grant(roomId, 'alice'), latencies }), tracks: [fakeTrack('audio'), fakeTrack('video')] });
+    const bob = await b.join({ allocation: await b.allocate(roomId, 'bob', { grant: grant(roomId, 'bob'), latencies }), tracks: [fakeTrack('audio')] });
+    rooms.push(alice, bob);
+    const aliceLog = record(alice);
+    const drained = alice.edge.nodeId;
+    const agent = embedded.agents.find((x) => x.nodeId === drained)!;
+    const exited = new Promise<number>((resolve) => agent.process.once('exit', () => resolve(performance.now())));
+    const aliceBack = alice.next('reconnected', () => true, 20_000);
+    const bobBack = bob.next('reconnected', () => true, 20_000);
+    const termAt = performance.now();
+    agent.process.kill('SIGTERM');
+    const [back] = await Promise.all([aliceBack, bobBack]);
+    const moved = aliceLog.find((e) => e.event === 'moved')!;
+    expect(moved.payload).toMatchObject({ reason: 'draining', excludeNodeIds: [drained] });
+    // Make-before-break: no disconnect/reconnecting before the new edge was joined and published.
+    expect(aliceLog.map((e) => e.event).filter((e) => e === 'reconnecting' || e === 'moved' || e === 'reconnected')).toEqual(['moved', 'reconnecting', 'reconnected']);
+    expect(back.resumed).toBe(false);
+    expect(back.edge.nodeId).not.toBe(drained);
+    expect(alice.localProducers.every((p) => p.producerId !== null)).toBe(true);
+    await waitFor('both consuming on the new edge', () => alice.remoteTracks.length === 1 && bob.remoteTracks.length === 2);
+    // The old sessions left: the agent had nobody left and exited before its drain deadline.
+    const exitAt = await exited;
+    console.log(`drain: moved ${Math.round(moved.at - termAt)} ms after SIGTERM; alice on ${back.edge.nodeId} ${back.gapMs} ms after moved; agent exited ${Math.round(exitAt - termAt)} ms after SIGTERM (deadline ${DRAIN_DEADLINE_MS})`);
+    expect(exitAt - termAt).toBeLessThan(DRAIN_DEADLINE_MS - 500);
+    await alice.leave();
+    await bob.leave();
+    await embedded.restartAgent(drained);
+    await waitForNodeAlive(embedded.routerUrl, drained);
+  }, 60_000);
 });

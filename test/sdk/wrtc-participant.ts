@@ -1,0 +1,106 @@
+/**
+ * A real WebRTC participant built on the SDK, run as a CHILD process (wrtc has been seen to crash
+ * at process exit): `node --import tsx test/sdk/wrtc-participant.ts` with ROUTER_URL, ROOM_ID,
+ * PARTICIPANT_ID, GRANT and LATENCIES (JSON, optional; else it probes) in the environment,
+ * PUBLISH=0 to only consume, SIMULCAST=0 for a single video encoding.
+ *
+ * The SDK gets @roamhq/wrtc injected (`webrtc: wrtc`, Chrome111 handler); the participant
+ * publishes a synthetic 320×240 15 fps video track and a 48 kHz audio track and writes JSON lines:
+ * `{ type: 'joined' | 'event' | 'stats' | 'error' | 'left', t, ... }`. `stats` (every 250 ms)
+ * sums the inbound-rtp of the current consumers: framesDecoded, packets per kind, and the edge.
+ * stdin commands (JSON lines): `{ cmd: 'leave' | 'exit' }`.
+ */
+import { createInterface } from 'node:readline';
+import wrtc from '@roamhq/wrtc';
+import { GeoSfuClient, type RoomEvents, type RoomListeners } from '../../sdk/index.ts';
+
+const startedAt = performance.now();
+const out = (msg: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ ...msg, t: Math.round(performance.now() - startedAt) })}\n`);
+const env = (name: string) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is required`);
+  return v;
+};
+const timers: NodeJS.Timeout[] = [];
+
+function synthesize(): MediaStreamTrack[] {
+  const width = 320;
+  const height = 240;
+  const video = new wrtc.nonstandard.RTCVideoSource();
+  const frame = new Uint8Array(width * height * 1.5);
+  let n = 0;
+  timers.push(
+    setInterval(() => {
+      n++;
+      for (let i = 0; i < width * height; i++) frame[i] = (i + n * 4) & 0xff;
+      frame.fill(128, width * height);
+      video.onFrame({ width, height, data: frame });
+    }, 1000 / 15),
+  );
+  const audio = new wrtc.nonstandard.RTCAudioSource();
+  const samples = new Int16Array(480);
+  let phase = 0;
+  timers.push(
+    setInterval(() => {
+      for (let i = 0; i < samples.length; i++) samples[i] = Math.round(8_000 * Math.sin((phase += (2 * Math.PI * 440) / 48_000)));
+      audio.onData({ samples, sampleRate: 48_000, bitsPerSample: 16, channelCount: 1, numberOfFrames: samples.length });
+    }, 10),
+  );
+  return [video.createTrack() as unknown as MediaStreamTrack, audio.createTrack() as unknown as MediaStreamTrack];
+}
+
+async function main(): Promise<void> {
+  const client = new GeoSfuClient({ routerUrl: env('ROUTER_URL'), webrtc: wrtc, handlerName: 'Chrome111' });
+  const latencies = process.env.LATENCIES ? (JSON.parse(process.env.LATENCIES) as Record<string, number>) : (await client.probeRegions({ samples: 5 })).latencies;
+  const allocation = await client.allocate(env('ROOM_ID'), env('PARTICIPANT_ID'), { grant: env('GRANT'), latencies });
+  const [video, audio] = process.env.PUBLISH === '0' ? [] : synthesize();
+  const tracks = video && audio ? [{ track: video, options: process.env.SIMULCAST === '0' ? { encodings: null } : {} }, audio] : [];
+  const on: RoomListeners = {};
+  for (const event of ['participantJoined', 'participantLeft', 'trackAdded', 'trackRemoved', 'moved', 'reconnecting', 'reconnected', 'transportState', 'error', 'closed'] as const) {
+    on[event] = (payload: RoomEvents[typeof event]) => {
+      const msg = event === 'trackAdded' ? { peerId: (payload as RoomEvents['trackAdded']).peerId, producerId: (payload as RoomEvents['trackAdded']).producerId, kind: (payload as RoomEvents['trackAdded']).kind } : event === 'error' ? { message: (payload as RoomEvents['error']).error.message } : payload;
+      out({ type: 'event', event, msg });
+    };
+  }
+  const room = await client.join({ allocation, tracks, displayName: env('PARTICIPANT_ID'), on });
+  out({ type: 'joined', edge: room.edge, participants: room.participants });
+  let firstFrameAt: number | null = null;
+  timers.push(
+    setInterval(() => {
+      void (async () => {
+        let framesDecoded = 0;
+        const packets = { audio: 0, video: 0 };
+        for (const consumer of room.consumers) {
+          if (consumer.closed) continue;
+          const report = await consumer.getStats().catch(() => null);
+          report?.forEach((s: { type: string; kind?: string; framesDecoded?: number; packetsReceived?: number }) => {
+            if (s.type !== 'inbound-rtp') return;
+            if (s.kind === 'video') {
+              framesDecoded += s.framesDecoded ?? 0;
+              packets.video += s.packetsReceived ?? 0;
+            } else if (s.kind === 'audio') packets.audio += s.packetsReceived ?? 0;
+          });
+        }
+        if (framesDecoded > 0 && firstFrameAt === null) firstFrameAt = performance.now() - startedAt;
+        out({ type: 'stats', framesDecoded, packets, consumers: room.consumers.length, edge: room.edge.nodeId, firstFrameMs: firstFrameAt === null ? null : Math.round(firstFrameAt) });
+      })();
+    }, 250),
+  );
+  const commands = createInterface({ input: process.stdin });
+  commands.on('line', (line) => {
+    const { cmd } = JSON.parse(line) as { cmd: string };
+    if (cmd === 'leave') void room.leave().then(() => out({ type: 'left' }));
+    else if (cmd === 'exit') exit(0);
+  });
+  commands.on('close', () => exit(0));
+}
+
+function exit(code: number): never {
+  for (const t of timers) clearInterval(t);
+  process.exit(code);
+}
+
+main().catch((err: Error) => {
+  out({ type: 'error', message: err.stack ?? err.message });
+  exit(1);
+});
