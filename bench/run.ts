@@ -5,6 +5,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { benchAllocate } from './allocate.ts';
+import { benchConsumers } from './consumers.ts';
+import { benchPlacement } from './placement/index.ts';
 
 const quick = process.argv.includes('--quick');
 const lines: string[] = [];
@@ -19,6 +21,18 @@ print(`allocate throughput: ${f(allocate.allocatePerSecond, 0)} req/s (ratio ${f
 print(`allocate latency at ${allocate.rate} req/s: p50 ${f(allocate.p50AtRateMs, 2)} ms, p99 ${f(allocate.p99AtRateMs, 2)} ms (target p99 < 10 ms)`);
 if (allocate.errors > 0) print(`allocate errors: ${allocate.errors}`);
 
+const consumers = await benchConsumers({ quick });
+print(
+  `consumers per worker at 85% CPU: ${consumers.consumersAt85 ?? `> ${consumers.steps.at(-1)?.consumers}`} (ratio ${consumers.consumersAt85 === null ? 'n/a' : f(consumers.consumersAt85 / 500, 2)} vs mediasoup's ~500 per core guide; VP8 at ${consumers.bitrateKbps} kbit/s, SRTP; target ≥ 400)`,
+);
+
+const placement = await benchPlacement({ quick });
+const optimum = placement.policies.find((p) => p.policy === 'optimum')!;
+for (const p of placement.policies.filter((x) => x.policy !== 'optimum')) {
+  print(`placement ${p.policy}: mean pair delay ${f(p.meanRoomMeanMs)} ms (ratio ${f(p.meanRoomMeanMs / optimum.meanRoomMeanMs, 3)} vs offline optimum ${f(optimum.meanRoomMeanMs)} ms; regions/room ${f(p.regionsPerRoom, 2)})`);
+}
+for (const t of placement.decisionTimes) print(`placement decision, ${t.participants} participants: median ${f(t.medianUs)} µs (p99 ${f(t.p99Us)} µs; target < 1 ms at 500)`);
+
 const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 const results = new URL('./results/', import.meta.url);
 mkdirSync(results, { recursive: true });
@@ -27,4 +41,5 @@ writeFileSync(
   [`# Benchmark summary`, '', `Measured ${new Date().toISOString().slice(0, 10)} on ${machine}${quick ? ' (--quick)' : ''}.`, '', ...lines.map((l) => `- ${l}`), ''].join('\n'),
 );
 writeFileSync(new URL('allocate.json', results), `${JSON.stringify(allocate, null, 2)}\n`);
+writeFileSync(new URL('consumers.json', results), `${JSON.stringify(consumers, null, 2)}\n`);
 process.exit(0);

@@ -8,6 +8,7 @@ import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { resolveAgentSettings } from './settings.ts';
+import { cascadeOptionsFromConfig, registerCascade, type AgentCascadeDeps, type Cascade } from './cascade/index.ts';
 // --- signaling (SFU + socket.io) ---
 import type { AgentSfu } from './sfu.ts';
 import { SignalingServer } from './signaling/server.ts';
@@ -31,6 +32,8 @@ export interface AgentDeps {
    * closes the SFU when it closes.
    */
   sfu?: AgentSfu;
+  /** Cross-region cascade (region-agent/cascade/): the agent's rooms. Absent: no cascade routes. */
+  cascade?: AgentCascadeDeps;
 }
 
 export interface Agent {
@@ -38,6 +41,8 @@ export interface Agent {
   controller: AgentController;
   /** Present when the agent runs an SFU. */
   signaling?: SignalingServer;
+  /** Present when deps.cascade was given. */
+  cascade?: Cascade;
 }
 
 /**
@@ -68,13 +73,17 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
     signedRequestWindowMs: config.signedRequestWindowMs,
     now,
   });
+  // --- cascade (region-agent/cascade/): signed /v1/cascade/* routes + pipes to the room's other nodes ---
+  const cascade = deps.cascade ? await registerCascade(app, cascadeOptionsFromConfig(config, settings, deps.cascade, now)) : undefined;
+  // --- end cascade ---
   // --- signaling (SFU + socket.io) ---
+  let signaling: SignalingServer | undefined;
   if (sfu) {
-    const signaling = new SignalingServer({ httpServer: app.server, sfu, config, controller, logger: app.log, now });
-    app.addHook('preClose', async () => signaling.close());
+    const server = new SignalingServer({ httpServer: app.server, sfu, config, controller, logger: app.log, now });
+    app.addHook('preClose', async () => server.close());
     app.addHook('onClose', async () => sfu.close());
-    return { app, controller, signaling };
+    signaling = server;
   }
   // --- end signaling ---
-  return { app, controller };
+  return { app, controller, ...(cascade ? { cascade } : {}), ...(signaling ? { signaling } : {}) };
 }

@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -22,7 +25,9 @@ import { alertRoutes } from './routes/alerts.ts';
 import { scalingRoutes } from './routes/scaling.ts';
 import { regionRoutes } from './routes/regions.ts';
 import { roomRoutes } from './routes/rooms.ts';
+import { type LeaderLease, LocalLeaderLease } from './state/leader-lease.ts';
 import type { NodeRegistryStore, RoomStore, SessionLog } from './state/types.ts';
+import { Rehomer } from './operations/rehomer.ts';
 
 export interface RouterDeps {
   config: GeoSfuConfig;
@@ -30,6 +35,8 @@ export interface RouterDeps {
   rooms: RoomStore;
   nodes: NodeRegistryStore;
   sessions: SessionLog;
+  /** Who runs background duties among router replicas; default: this router alone. */
+  lease?: LeaderLease;
   /** Defaults to geoip-lite (call preloadGeoIp() first). */
   geoLookup?: GeoLookup;
   now?: () => number;
@@ -47,6 +54,8 @@ export interface RouterServices {
   scaling: ScalingManager;
   quality: QualityMonitor;
   metrics: RouterMetrics;
+  /** True while this router runs the background duties. */
+  isLeader: () => boolean;
   now: () => number;
 }
 
@@ -74,12 +83,15 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     bodyLimit: BODY_LIMIT_BYTES,
     // Ids are up to 128 characters; longer ones must reach validation (400), not miss the route (404).
     routerOptions: { maxParamLength: 256 },
+    ...(config.tlsCertFile !== '' ? { https: { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) } } : {}),
     // Per-request lines at /allocate rates would drown the useful ones; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<TypeBoxTypeProvider>();
   keepRawJsonBody(app);
 
   const metrics = createRouterMetrics();
+  const lease = deps.lease ?? new LocalLeaderLease();
+  const isLeader = () => lease.isLeader();
   const registry = new NodeRegistry({ config, store: deps.nodes, rooms: deps.rooms, now });
   const prober = new Prober({
     intervalMs: config.probeIntervalMs,
@@ -96,6 +108,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     config,
     registry,
     now,
+    isLeader,
     onDecision: (d) => metrics.scalingDecisions.inc({ region: d.region, action: d.action }),
     onWebhookFailure: () => metrics.scalingWebhookFailures.inc(),
   });
@@ -103,6 +116,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     config,
     registry,
     now,
+    isLeader,
     onChange: (active) => {
       metrics.qualityAlerts.reset();
       for (const a of active) metrics.qualityAlerts.inc({ region: a.region, kind: a.kind });
@@ -124,10 +138,20 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
       if (placed) scaling.observeAllocation(placed.region, placed.clientRttMs, outcome === 'overflow' ? placed.homeRegion : null);
     },
   });
-  const sweeper = new ExpirySweeper({ rooms: deps.rooms, sessions: deps.sessions, now, onExpired: (n) => metrics.expiredAllocations.inc(n) });
-  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, metrics, now });
+  const sweeper = new ExpirySweeper({ rooms: deps.rooms, sessions: deps.sessions, now, isLeader, onExpired: (n) => metrics.expiredAllocations.inc(n) });
+  const rehomer = new Rehomer(
+    { registry, rooms: deps.rooms, isLeader, onRehome: () => metrics.rehomes.inc() },
+    config.regions.map((r) => r.id),
+  );
+  const rehomeTimer = setInterval(() => void rehomer.tick().catch(() => 0), 500);
+  rehomeTimer.unref();
+  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, metrics, isLeader, now });
 
   await app.register(errorReplies);
+  // Security headers; no CSP, since the router serves JSON and the interactive docs' own assets.
+  await app.register(helmet, { contentSecurityPolicy: false });
+  const origins = config.corsOrigins.split(',').map((o) => o.trim()).filter(Boolean);
+  await app.register(cors, { origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST', 'DELETE'] });
   await app.register(swagger, {
     openapi: {
       info: { title: 'geo-sfu router', version: '0.1.0', description: 'Global router and latency-aware SFU allocator' },
@@ -143,6 +167,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(alertRoutes);
 
   app.addHook('onReady', async () => {
+    await lease.start();
     await registry.start(Math.min(250, config.heartbeatIntervalMs));
     prober.start();
     sweeper.start(Math.min(1_000, config.allocationTtlMs / 2));
@@ -150,11 +175,13 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     quality.start(1_000);
   });
   app.addHook('onClose', async () => {
+    clearInterval(rehomeTimer);
     sweeper.stop();
     scaling.stop();
     quality.stop();
     registry.stop();
     await prober.close();
+    await lease.close();
     await deps.sessions.close();
     await Promise.allSettled([deps.rooms.close(), deps.nodes.close()]);
   });

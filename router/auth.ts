@@ -1,6 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import { UnauthorizedError } from '../shared/errors.ts';
+import type { GeoSfuConfig } from '../shared/config/index.ts';
+import { ForbiddenError, UnauthorizedError } from '../shared/errors.ts';
+import { type Permissions, TokenError, verifyGrant } from '../shared/tokens.ts';
 
 /** Compares a presented credential with the configured one in constant time (via their hashes). */
 function sameSecret(presented: string, configured: string): boolean {
@@ -9,17 +11,12 @@ function sameSecret(presented: string, configured: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-function bearer(req: FastifyRequest): string | null {
+/** The presented credential: `Authorization: Bearer …` or `x-api-key`. */
+export function bearer(req: FastifyRequest): string | null {
   const header = req.headers.authorization;
   if (typeof header === 'string' && header.startsWith('Bearer ')) return header.slice(7);
   const key = req.headers['x-api-key'];
   return typeof key === 'string' ? key : null;
-}
-
-/** True when the request carries the server-side API key (such callers may pass `clientIp`). */
-export function isApiKeyCaller(req: FastifyRequest, apiKey: string): boolean {
-  const presented = bearer(req);
-  return apiKey !== '' && presented !== null && sameSecret(presented, apiKey);
 }
 
 /** preHandler for admin routes. */
@@ -30,4 +27,41 @@ export function requireAdmin(adminToken: string) {
       throw new UnauthorizedError('admin credential required (Authorization: Bearer <GEO_SFU_ADMIN_TOKEN>)');
     }
   };
+}
+
+/** Who is calling /allocate: a server with the API key, a browser with a grant, or nobody known. */
+export type AllocateCaller =
+  | { kind: 'api-key' }
+  | { kind: 'grant'; participantId: string; permissions: Permissions }
+  | { kind: 'anonymous' };
+
+/**
+ * Authenticates an /allocate call. A grant must be for the requested room and participant
+ * (else 403); without a credential the call is anonymous, refused when GEO_SFU_REQUIRE_AUTH is on.
+ */
+export function allocateCaller(
+  req: FastifyRequest,
+  body: { roomId: string; participantId: string },
+  config: Pick<GeoSfuConfig, 'apiKey' | 'grantKeys' | 'grantIssuer' | 'grantAudience' | 'requireAuth'>,
+  nowMs: number,
+): AllocateCaller {
+  const presented = bearer(req);
+  if (presented !== null && config.apiKey !== '' && sameSecret(presented, config.apiKey)) return { kind: 'api-key' };
+  if (presented !== null && presented.split('.').length === 3 && config.grantKeys.length > 0) {
+    try {
+      const grant = verifyGrant(config.grantKeys, presented, nowMs, {
+        audience: config.grantAudience,
+        issuer: config.grantIssuer,
+        room: body.roomId,
+        sub: body.participantId,
+      });
+      return { kind: 'grant', participantId: grant.sub, permissions: grant.perm };
+    } catch (err) {
+      if (err instanceof TokenError && err.reason === 'WRONG_BINDING') throw new ForbiddenError(`grant does not allow this: ${err.message}`);
+      throw new UnauthorizedError(`grant refused: ${(err as Error).message}`, 'BAD_GRANT');
+    }
+  }
+  if (presented !== null) throw new UnauthorizedError('unknown credential (expected the API key or a grant)');
+  if (config.requireAuth) throw new UnauthorizedError('a credential is required: Authorization: Bearer <API key or grant>');
+  return { kind: 'anonymous' };
 }

@@ -9,19 +9,29 @@ import { loadConfig } from '../shared/config/index.ts';
 import { buildRouter } from './app.ts';
 import { preloadGeoIp } from './geo.ts';
 import { createStores } from './state/index.ts';
+import { RedisLeaderLease } from './state/leader-lease.ts';
+
+/** A dead leader's duties move to another router within this time. */
+const LEASE_TTL_MS = 3_000;
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const missing: string[] = [];
   if (config.clusterSecret === '') missing.push('GEO_SFU_CLUSTER_SECRET is required (agents sign their calls with it)');
   if (config.tokenKeys.length === 0) missing.push('GEO_SFU_TOKEN_SECRETS is required (join tokens are signed with it)');
+  if (config.requireAuth && config.apiKey === '' && config.grantKeys.length === 0) {
+    missing.push('GEO_SFU_REQUIRE_AUTH (on in production mode) needs GEO_SFU_API_KEY or GEO_SFU_GRANT_SECRETS: nobody could allocate');
+  }
   if (missing.length > 0) throw new ConfigError(missing);
 
   const logger = pino({ level: config.logLevel });
   const geoLookup = await preloadGeoIp();
   const { rooms, nodes, sessions, backends } = await createStores(config, { logger });
   logger.info({ backends }, 'stores open');
-  const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger });
+  const lease = config.redisUrl
+    ? new RedisLeaderLease({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs, ttlMs: LEASE_TTL_MS, logger, onChange: (leader) => logger.info({ leader }, 'leader lease') })
+    : undefined;
+  const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger, ...(lease ? { lease } : {}) });
   await app.listen({ host: config.routerHost, port: config.routerPort });
   app.log.info({ url: `http://${config.routerHost}:${(app.server.address() as { port: number }).port}` }, 'router listening');
 

@@ -89,6 +89,16 @@ export function createRouterMetrics() {
       help: 'Alert notifications the webhook did not accept after every retry.',
       registers: [registry],
     }),
+    rehomes: new Counter({
+      name: 'geo_sfu_room_rehomes_total',
+      help: 'Rooms given a new home because their home node died.',
+      registers: [registry],
+    }),
+    leader: new Gauge({
+      name: 'geo_sfu_router_leader',
+      help: '1 while this router holds the leader lease (runs background duties).',
+      registers: [registry],
+    }),
     expiredAllocations: new Counter({
       name: 'geo_sfu_allocations_expired_total',
       help: 'Allocations not followed by a join in time.',

@@ -92,13 +92,33 @@ export type RoomEvents = {
   activespeaker: [{ peerId: string; producerId: string }];
   /** The room spread to another worker. */
   routeradded: [{ router: ms.Router; worker: PoolWorker }];
+  /** A peer (local, or remote through a region pipe) added a data producer. */
+  newdataproducer: [Peer, ms.DataProducer];
+  dataproducerclose: [Peer, ms.DataProducer];
   close: [RoomCloseReason];
 };
+
+/**
+ * Where a remote peer lives: the node (and its region) whose participant it is. Producers of
+ * remote peers arrive over a region pipe (sfu/region-pipe.ts) and are seen by the room like local
+ * ones (`newproducer`, consume(), active speaker), but remote peers are not participants of this
+ * node: they are not in `room.peers`, do not keep the room open and are not counted as load.
+ */
+export interface PeerOrigin {
+  nodeId: string;
+  region: string;
+}
+
+export interface PipedProducerOrigin extends PeerOrigin {
+  /** The producing peer's id on its origin node. */
+  peerId: string;
+}
 
 export type ConsumerCloseReason = 'producerclose' | 'transportclose' | 'closed';
 
 export type PeerEvents = {
   producerclose: [ms.Producer];
+  dataproducerclose: [ms.DataProducer];
   consumerclose: [ms.Consumer, ConsumerCloseReason];
   consumerproducerpause: [ms.Consumer];
   consumerproducerresume: [ms.Consumer];
@@ -138,6 +158,22 @@ export interface ProduceOptions {
   kind: ms.MediaKind;
   rtpParameters: ms.RtpParameters;
   paused?: boolean;
+  appData?: Record<string, unknown>;
+}
+
+export interface ProduceDataOptions {
+  transportId: string;
+  /** Required on SCTP (WebRTC) transports; absent on a DirectTransport. */
+  sctpStreamParameters?: ms.SctpStreamParameters;
+  label?: string;
+  protocol?: string;
+  appData?: Record<string, unknown>;
+}
+
+export interface ConsumeDataOptions {
+  transportId: string;
+  dataProducerId: string;
+  ordered?: boolean;
   appData?: Record<string, unknown>;
 }
 
@@ -183,6 +219,12 @@ interface Slot extends RoomRouterSlot {
 
 interface ProducerEntry {
   producer: ms.Producer;
+  peer: Peer;
+  slot: Slot;
+}
+
+interface DataProducerEntry {
+  dataProducer: ms.DataProducer;
   peer: Peer;
   slot: Slot;
 }
@@ -322,7 +364,10 @@ export class Room extends TypedEmitter<RoomEvents> {
   readonly #slots: Slot[] = [];
   readonly #peers = new Map<string, Peer>();
   readonly #producers = new Map<string, ProducerEntry>();
-  /** `${producerId} ${routerId}` -> pipe in progress / done. */
+  readonly #dataProducers = new Map<string, DataProducerEntry>();
+  /** Peers of other nodes whose producers arrived over region pipes. */
+  readonly #remotePeers = new Map<string, Peer>();
+  /** `${producerId} ${routerId}` -> pipe in progress / done (data producers too: ids are UUIDs). */
   readonly #pipes = new Map<string, Promise<void>>();
   #activeSpeakerObserver: ms.ActiveSpeakerObserver | undefined;
   #addingRouter: Promise<Slot> | undefined;
@@ -378,9 +423,79 @@ export class Room extends TypedEmitter<RoomEvents> {
     return this.#activeSpeakerObserver;
   }
 
-  /** Producers of all peers, by id. */
-  get producers(): ReadonlyMap<string, { producer: ms.Producer; peerId: string }> {
-    return new Map([...this.#producers].map(([id, e]) => [id, { producer: e.producer, peerId: e.peer.id }]));
+  /** Producers of all peers (remote peers' included, with `remote: true`), by id. */
+  get producers(): ReadonlyMap<string, { producer: ms.Producer; peerId: string; remote: boolean }> {
+    return new Map([...this.#producers].map(([id, e]) => [id, { producer: e.producer, peerId: e.peer.id, remote: e.peer.remote }]));
+  }
+
+  /** Data producers of all peers (remote peers' included), by id. */
+  get dataProducers(): ReadonlyMap<string, { dataProducer: ms.DataProducer; peerId: string; remote: boolean }> {
+    return new Map([...this.#dataProducers].map(([id, e]) => [id, { dataProducer: e.dataProducer, peerId: e.peer.id, remote: e.peer.remote }]));
+  }
+
+  /** Peers of other nodes (through region pipes), by peer id. Not participants of this node. */
+  get remotePeers(): ReadonlyMap<string, Peer> {
+    return this.#remotePeers;
+  }
+
+  /**
+   * Makes a producer (or data producer) of the room available on `router`, one of the room's
+   * routers, piping it from the router it lives on if needed (in-node spread).
+   */
+  async ensureOnRouter(router: ms.Router, target: { producerId: string } | { dataProducerId: string }): Promise<void> {
+    const slot = this.#slots.find((s) => s.router === router);
+    if (!slot) throw new SfuError('NOT_FOUND', `router ${router.id} is not a router of room ${this.id}`);
+    await ('producerId' in target ? this.#ensurePiped(target.producerId, slot) : this.#ensureDataPiped(target.dataProducerId, slot));
+  }
+
+  /**
+   * Adopts a producer created on a pipe transport of one of the room's routers (a region pipe)
+   * as a producer of the remote peer `origin.peerId`: the room emits `newproducer` for it and
+   * local peers consume it like any other. The remote peer is created on its first producer and
+   * goes away with its last one. Returns the remote peer.
+   */
+  adoptPipedProducer(producer: ms.Producer, router: ms.Router, origin: PipedProducerOrigin): Peer {
+    const { peer, slot } = this.#remoteSlot(router, origin);
+    peer.adoptProducer(producer);
+    this.#registerProducer(peer, slot, producer);
+    return peer;
+  }
+
+  /** Same as adoptPipedProducer() for a data producer. */
+  adoptPipedDataProducer(dataProducer: ms.DataProducer, router: ms.Router, origin: PipedProducerOrigin): Peer {
+    const { peer, slot } = this.#remoteSlot(router, origin);
+    peer.adoptDataProducer(dataProducer);
+    this.#registerDataProducer(peer, slot, dataProducer);
+    return peer;
+  }
+
+  #remoteSlot(router: ms.Router, origin: PipedProducerOrigin): { peer: Peer; slot: Slot } {
+    if (this.#closed) throw new SfuError('CLOSED', `room ${this.id} is closed`);
+    const slot = this.#slots.find((s) => s.router === router);
+    if (!slot) throw new SfuError('NOT_FOUND', `router ${router.id} is not a router of room ${this.id}`);
+    let peer = this.#remotePeers.get(origin.peerId);
+    if (peer && (peer.origin?.nodeId !== origin.nodeId || peer.closed)) {
+      // The participant moved to another node: its old remote peer goes.
+      peer.close();
+      peer = undefined;
+    }
+    if (!peer) {
+      const created = new Peer(origin.peerId, this, slot, {}, {
+        ctx: this.#ctx,
+        registerProducer: () => undefined,
+        registerDataProducer: () => undefined,
+        producerEntry: (producerId) => this.#producers.get(producerId),
+        dataProducerEntry: (dataProducerId) => this.#dataProducers.get(dataProducerId),
+        ensurePiped: (producerId, target) => this.#ensurePiped(producerId, target),
+        ensureDataPiped: (dataProducerId, target) => this.#ensureDataPiped(dataProducerId, target),
+      }, { nodeId: origin.nodeId, region: origin.region });
+      this.#remotePeers.set(origin.peerId, created);
+      created.once('close', () => {
+        if (this.#remotePeers.get(created.id) === created) this.#remotePeers.delete(created.id);
+      });
+      peer = created;
+    }
+    return { peer, slot };
   }
 
   getPeer(peerId: string): Peer | undefined {
@@ -400,8 +515,11 @@ export class Room extends TypedEmitter<RoomEvents> {
       const peer = new Peer(peerId, this, slot, options, {
         ctx: this.#ctx,
         registerProducer: (p, producer) => this.#registerProducer(p, slot, producer),
+        registerDataProducer: (p, dataProducer) => this.#registerDataProducer(p, slot, dataProducer),
         producerEntry: (producerId) => this.#producers.get(producerId),
+        dataProducerEntry: (dataProducerId) => this.#dataProducers.get(dataProducerId),
         ensurePiped: (producerId, target) => this.#ensurePiped(producerId, target),
+        ensureDataPiped: (dataProducerId, target) => this.#ensureDataPiped(dataProducerId, target),
       });
       this.#peers.set(peerId, peer);
       slot.peers.add(peer);
@@ -435,10 +553,13 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.#closed = true;
     for (const peer of [...this.#peers.values()]) peer.close();
     this.#peers.clear();
+    for (const peer of [...this.#remotePeers.values()]) peer.close();
+    this.#remotePeers.clear();
     this.#activeSpeakerObserver?.close();
     for (const slot of this.#slots) slot.router.close();
     this.#slots.length = 0;
     this.#producers.clear();
+    this.#dataProducers.clear();
     this.#pipes.clear();
     this.safeEmit('close', reason);
   }
@@ -538,6 +659,45 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.safeEmit('newproducer', peer, producer);
   }
 
+  #registerDataProducer(peer: Peer, slot: Slot, dataProducer: ms.DataProducer): void {
+    this.#dataProducers.set(dataProducer.id, { dataProducer, peer, slot });
+    dataProducer.observer.once('close', () => {
+      this.#dataProducers.delete(dataProducer.id);
+      for (const key of [...this.#pipes.keys()]) if (key.startsWith(`${dataProducer.id} `)) this.#pipes.delete(key);
+      if (!this.#closed) this.safeEmit('dataproducerclose', peer, dataProducer);
+    });
+    this.safeEmit('newdataproducer', peer, dataProducer);
+  }
+
+  /** Makes `dataProducerId` available on `target`'s router (no-op if it lives there). */
+  #ensureDataPiped(dataProducerId: string, target: Slot): Promise<void> {
+    const entry = this.#dataProducers.get(dataProducerId);
+    if (!entry) return Promise.reject(new SfuError('NOT_FOUND', `data producer ${dataProducerId} not found in room ${this.id}`));
+    if (entry.slot === target) return Promise.resolve();
+    const key = `${dataProducerId} ${target.router.id}`;
+    let piping = this.#pipes.get(key);
+    if (!piping) {
+      const pipe = this.#ctx.pipe;
+      piping = entry.slot.router
+        .pipeToRouter({
+          dataProducerId,
+          router: target.router,
+          listenInfo: { protocol: 'udp', ip: pipe.listenIp, port: 0 },
+          enableSrtp: pipe.enableSrtp ?? false,
+          enableRtx: pipe.enableRtx ?? false,
+        })
+        .then(
+          () => undefined,
+          (error: unknown) => {
+            if (this.#pipes.get(key) === piping) this.#pipes.delete(key);
+            throw error;
+          },
+        );
+      this.#pipes.set(key, piping);
+    }
+    return piping;
+  }
+
   async #observeSpeaker(producer: ms.Producer, slot: Slot): Promise<void> {
     const observer = this.#activeSpeakerObserver;
     const primary = this.#slots[0];
@@ -583,8 +743,11 @@ export class Room extends TypedEmitter<RoomEvents> {
 interface PeerInternals {
   ctx: RoomContext;
   registerProducer: (peer: Peer, producer: ms.Producer) => void;
+  registerDataProducer: (peer: Peer, dataProducer: ms.DataProducer) => void;
   producerEntry: (producerId: string) => ProducerEntry | undefined;
+  dataProducerEntry: (dataProducerId: string) => DataProducerEntry | undefined;
   ensurePiped: (producerId: string, target: Slot) => Promise<void>;
+  ensureDataPiped: (dataProducerId: string, target: Slot) => Promise<void>;
 }
 
 export class Peer extends TypedEmitter<PeerEvents> {
@@ -592,26 +755,36 @@ export class Peer extends TypedEmitter<PeerEvents> {
   readonly room: Room;
   readonly appData: Record<string, unknown>;
   rtpCapabilities: ms.RtpCapabilities | undefined;
+  /** Set for a remote peer (a participant of another node whose producers come over a region pipe). */
+  readonly origin: PeerOrigin | undefined;
   readonly #slot: Slot;
   readonly #internals: PeerInternals;
   readonly #transports = new Map<string, ms.Transport>();
   readonly #producers = new Map<string, ms.Producer>();
+  readonly #dataProducers = new Map<string, ms.DataProducer>();
   readonly #consumers = new Map<string, ms.Consumer>();
+  readonly #dataConsumers = new Map<string, ms.DataConsumer>();
   #closed = false;
 
-  /** @internal Created by Room.join(). */
-  constructor(id: string, room: Room, slot: Slot, options: JoinOptions, internals: PeerInternals) {
+  /** @internal Created by Room.join() (or, for remote peers, by Room.adoptPipedProducer()). */
+  constructor(id: string, room: Room, slot: Slot, options: JoinOptions, internals: PeerInternals, origin?: PeerOrigin) {
     super();
     this.id = id;
     this.room = room;
     this.#slot = slot;
     this.#internals = internals;
-    this.appData = { ...options.appData };
+    this.appData = { ...options.appData, ...(origin ? { remote: true, originNodeId: origin.nodeId, originRegion: origin.region } : {}) };
     this.rtpCapabilities = options.rtpCapabilities;
+    this.origin = origin ? { ...origin } : undefined;
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** A participant of another node (its producers arrive over a region pipe). */
+  get remote(): boolean {
+    return this.origin !== undefined;
   }
 
   /** The router this peer's transports live on. */
@@ -636,9 +809,25 @@ export class Peer extends TypedEmitter<PeerEvents> {
     return this.#consumers;
   }
 
+  get dataProducers(): ReadonlyMap<string, ms.DataProducer> {
+    return this.#dataProducers;
+  }
+
+  get dataConsumers(): ReadonlyMap<string, ms.DataConsumer> {
+    return this.#dataConsumers;
+  }
+
+  /** A DirectTransport (data channels from/to this process: bots, tests). */
+  async createDirectTransport(options: { appData?: Record<string, unknown> } = {}): Promise<ms.DirectTransport> {
+    this.#assertLocal();
+    const transport = await this.router.createDirectTransport({ maxMessageSize: 262_144, appData: { ...options.appData, peerId: this.id } });
+    this.#adoptTransport(transport);
+    return transport;
+  }
+
   /** A WebRTC transport on the worker's WebRtcServer (shared port). */
   async createWebRtcTransport(options: PeerWebRtcTransportOptions = {}): Promise<ms.WebRtcTransport> {
-    this.#assertOpen();
+    this.#assertLocal();
     const o = { ...this.#internals.ctx.webRtcTransport, ...options };
     const transport = await this.router.createWebRtcTransport({
       webRtcServer: this.worker.webRtcServer,
@@ -665,7 +854,7 @@ export class Peer extends TypedEmitter<PeerEvents> {
 
   /** A plain RTP transport (recording, ingest, tests) listening on an ephemeral port by default. */
   async createPlainTransport(options: PeerPlainTransportOptions = {}): Promise<ms.PlainTransport> {
-    this.#assertOpen();
+    this.#assertLocal();
     const poolOptions = this.#internals.ctx.pool.options;
     const announcedAddress = options.announcedAddress ?? poolOptions.announcedAddress;
     const transport = await this.router.createPlainTransport({
@@ -709,6 +898,76 @@ export class Peer extends TypedEmitter<PeerEvents> {
     });
     this.#internals.registerProducer(this, producer);
     return producer;
+  }
+
+  /** @internal A producer created on a region pipe for this remote peer (Room.adoptPipedProducer()). */
+  adoptProducer(producer: ms.Producer): void {
+    if (this.#closed) throw new SfuError('CLOSED', `peer ${this.id} is closed`);
+    this.#producers.set(producer.id, producer);
+    producer.observer.once('close', () => {
+      this.#producers.delete(producer.id);
+      if (!this.#closed) this.safeEmit('producerclose', producer);
+      this.#closeIfRemoteAndIdle();
+    });
+  }
+
+  /** @internal A data producer created on a region pipe for this remote peer. */
+  adoptDataProducer(dataProducer: ms.DataProducer): void {
+    if (this.#closed) throw new SfuError('CLOSED', `peer ${this.id} is closed`);
+    this.#dataProducers.set(dataProducer.id, dataProducer);
+    dataProducer.observer.once('close', () => {
+      this.#dataProducers.delete(dataProducer.id);
+      if (!this.#closed) this.safeEmit('dataproducerclose', dataProducer);
+      this.#closeIfRemoteAndIdle();
+    });
+  }
+
+  #closeIfRemoteAndIdle(): void {
+    if (this.remote && this.#producers.size === 0 && this.#dataProducers.size === 0) this.close();
+  }
+
+  /** A data producer on an SCTP-enabled WebRTC transport or a DirectTransport of this peer. */
+  async produceData(options: ProduceDataOptions): Promise<ms.DataProducer> {
+    const transport = this.#transport(options.transportId);
+    const dataProducer = await transport.produceData({
+      ...(options.sctpStreamParameters ? { sctpStreamParameters: options.sctpStreamParameters } : {}),
+      ...(options.label !== undefined ? { label: options.label } : {}),
+      ...(options.protocol !== undefined ? { protocol: options.protocol } : {}),
+      appData: { ...options.appData, peerId: this.id },
+    });
+    if (this.#closed || dataProducer.closed) {
+      dataProducer.close();
+      throw new SfuError('CLOSED', `peer ${this.id} closed while producing data`);
+    }
+    this.#dataProducers.set(dataProducer.id, dataProducer);
+    dataProducer.observer.once('close', () => {
+      this.#dataProducers.delete(dataProducer.id);
+      if (!this.#closed) this.safeEmit('dataproducerclose', dataProducer);
+    });
+    this.#internals.registerDataProducer(this, dataProducer);
+    return dataProducer;
+  }
+
+  /** Consumes a data producer of the room (piping it from another router if needed). */
+  async consumeData(options: ConsumeDataOptions): Promise<ms.DataConsumer> {
+    const transport = this.#transport(options.transportId);
+    if (!this.#internals.dataProducerEntry(options.dataProducerId)) {
+      throw new SfuError('NOT_FOUND', `data producer ${options.dataProducerId} not found in room ${this.room.id}`);
+    }
+    await this.#internals.ensureDataPiped(options.dataProducerId, this.#slot);
+    this.#assertAlive(transport);
+    const dataConsumer = await transport.consumeData({
+      dataProducerId: options.dataProducerId,
+      ...(options.ordered !== undefined ? { ordered: options.ordered } : {}),
+      appData: { ...options.appData, peerId: this.id },
+    });
+    if (this.#closed || dataConsumer.closed) {
+      dataConsumer.close();
+      throw new SfuError('CLOSED', `peer ${this.id} closed while consuming data`);
+    }
+    this.#dataConsumers.set(dataConsumer.id, dataConsumer);
+    dataConsumer.observer.once('close', () => this.#dataConsumers.delete(dataConsumer.id));
+    return dataConsumer;
   }
 
   async pauseProducer(producerId: string): Promise<void> {
@@ -795,14 +1054,23 @@ export class Peer extends TypedEmitter<PeerEvents> {
     return computeParticipantStats(raw);
   }
 
-  /** Closes transports (and so producers and consumers). Idempotent. */
+  /**
+   * Closes transports (and so producers and consumers). A remote peer closes its piped producers
+   * (their pipe consumers at the origin follow). Idempotent.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     for (const transport of [...this.#transports.values()]) transport.close();
+    if (this.remote) {
+      for (const producer of [...this.#producers.values()]) producer.close();
+      for (const dataProducer of [...this.#dataProducers.values()]) dataProducer.close();
+    }
     this.#transports.clear();
     this.#producers.clear();
+    this.#dataProducers.clear();
     this.#consumers.clear();
+    this.#dataConsumers.clear();
     this.safeEmit('close');
   }
 
@@ -832,6 +1100,11 @@ export class Peer extends TypedEmitter<PeerEvents> {
 
   #assertOpen(): void {
     if (this.#closed) throw new SfuError('CLOSED', `peer ${this.id} is closed`);
+  }
+
+  #assertLocal(): void {
+    this.#assertOpen();
+    if (this.remote) throw new SfuError('INVALID_ARGUMENT', `peer ${this.id} is a remote peer (node ${this.origin?.nodeId})`);
   }
 
   #assertAlive(transport: ms.Transport): void {

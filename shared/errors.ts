@@ -28,6 +28,13 @@ export class UnauthorizedError extends GeoSfuError {
   }
 }
 
+/** Valid credentials that do not allow this (a grant for another room). 403. */
+export class ForbiddenError extends GeoSfuError {
+  constructor(message: string) {
+    super('FORBIDDEN', 403, message);
+  }
+}
+
 export class NotFoundError extends GeoSfuError {
   constructor(message: string) {
     super('NOT_FOUND', 404, message);
@@ -38,6 +45,13 @@ export class NotFoundError extends GeoSfuError {
 export class ConflictError extends GeoSfuError {
   constructor(message: string, code = 'CONFLICT') {
     super(code, 409, message);
+  }
+}
+
+/** Over a rate limit. 429 (the limiter sets Retry-After). */
+export class TooManyRequestsError extends GeoSfuError {
+  constructor(message: string) {
+    super('RATE_LIMITED', 429, message);
   }
 }
 

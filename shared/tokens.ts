@@ -2,10 +2,20 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { TokenKey } from './config/load.ts';
 
 /**
- * Join tokens: compact JWS (HS256) with a key id, short-lived and bound to one room, participant,
- * region and node, so a token cannot be replayed against another room or SFU. Verification accepts
+ * The two bearer tokens of geo-sfu, both compact JWS (HS256) with a key id. Verification accepts
  * every configured key id, which is what makes key rotation possible without downtime.
+ *
+ * - Join tokens: minted by the router at /allocate, short-lived and bound to one room,
+ *   participant, region and node, so a token cannot be replayed against another room or SFU.
+ * - Grants: minted by the application's backend (`createGrant`, with keys it shares with the
+ *   router) for one room and participant with permissions; the browser presents it to /allocate
+ *   and never holds an API key.
  */
+export interface Permissions {
+  publish: boolean;
+  subscribe: boolean;
+}
+
 export interface JoinClaims {
   /** Allocation id (also the session-log row id). */
   aid: string;
@@ -13,15 +23,30 @@ export interface JoinClaims {
   sub: string;
   region: string;
   node: string;
+  /** What the participant may do on the SFU (from its grant; both when it had none). */
+  perm?: Permissions;
   /** Seconds since epoch. */
   iat: number;
   exp: number;
 }
 
-export type TokenFailure = 'MALFORMED' | 'UNKNOWN_KEY' | 'BAD_SIGNATURE' | 'EXPIRED' | 'WRONG_BINDING';
+export interface GrantClaims {
+  iss: string;
+  aud: string;
+  room: string;
+  sub: string;
+  perm: Permissions;
+  iat: number;
+  exp: number;
+}
+
+export type TokenFailure = 'MALFORMED' | 'UNKNOWN_KEY' | 'BAD_SIGNATURE' | 'EXPIRED' | 'WRONG_AUDIENCE' | 'WRONG_BINDING';
 
 export class TokenError extends Error {
-  constructor(readonly reason: TokenFailure, message: string) {
+  constructor(
+    readonly reason: TokenFailure,
+    message: string,
+  ) {
     super(message);
     this.name = 'TokenError';
   }
@@ -29,49 +54,102 @@ export class TokenError extends Error {
 
 const b64url = (data: Buffer | string) => Buffer.from(data).toString('base64url');
 
-function sign(secret: string, input: string): Buffer {
+function mac(secret: string, input: string): Buffer {
   return createHmac('sha256', secret).update(input).digest();
 }
 
-export function signJoinToken(key: TokenKey, claims: JoinClaims): string {
+function sign(key: TokenKey, claims: object): string {
   const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT', kid: key.kid }));
   const payload = b64url(JSON.stringify(claims));
-  return `${header}.${payload}.${sign(key.secret, `${header}.${payload}`).toString('base64url')}`;
+  return `${header}.${payload}.${mac(key.secret, `${header}.${payload}`).toString('base64url')}`;
 }
 
-/**
- * Verifies signature and expiry and, for every field in `expect`, that the claim matches.
- * `nowMs` is injected so callers control the clock.
- */
-export function verifyJoinToken(
-  keys: readonly TokenKey[],
-  token: string,
-  nowMs: number,
-  expect: Partial<Pick<JoinClaims, 'room' | 'sub' | 'region' | 'node'>> = {},
-): JoinClaims {
+/** Checks form, key id, signature and expiry; returns the claims for the caller's own checks. */
+function verify(keys: readonly TokenKey[], token: unknown, nowMs: number): Record<string, unknown> {
   const parts = typeof token === 'string' ? token.split('.') : [];
   if (parts.length !== 3) throw new TokenError('MALFORMED', 'token is not a compact JWS');
   const [h, p, s] = parts as [string, string, string];
   let header: { alg?: unknown; kid?: unknown };
-  let claims: JoinClaims;
+  let claims: Record<string, unknown>;
   try {
     header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
     claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
   } catch {
     throw new TokenError('MALFORMED', 'token header or payload is not JSON');
   }
-  if (header.alg !== 'HS256') throw new TokenError('MALFORMED', 'token alg must be HS256');
+  if (header?.alg !== 'HS256') throw new TokenError('MALFORMED', 'token alg must be HS256');
   const key = keys.find((k) => k.kid === header.kid);
   if (!key) throw new TokenError('UNKNOWN_KEY', `token key id ${JSON.stringify(header.kid)} is not configured`);
-  const expected = sign(key.secret, `${h}.${p}`);
+  const expected = mac(key.secret, `${h}.${p}`);
   const given = Buffer.from(s, 'base64url');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new TokenError('BAD_SIGNATURE', 'token signature does not verify');
   if (typeof claims !== 'object' || claims === null || typeof claims.exp !== 'number') throw new TokenError('MALFORMED', 'token has no exp');
   if (claims.exp * 1000 <= nowMs) throw new TokenError('EXPIRED', 'token has expired');
-  for (const [field, value] of Object.entries(expect)) {
-    if (value !== undefined && claims[field as keyof JoinClaims] !== value) {
-      throw new TokenError('WRONG_BINDING', `token is bound to another ${field}`);
-    }
-  }
   return claims;
+}
+
+function checkBinding(claims: Record<string, unknown>, expect: Record<string, string | undefined>): void {
+  for (const [field, value] of Object.entries(expect)) {
+    if (value !== undefined && claims[field] !== value) throw new TokenError('WRONG_BINDING', `token is bound to another ${field}`);
+  }
+}
+
+export function signJoinToken(key: TokenKey, claims: JoinClaims): string {
+  return sign(key, claims);
+}
+
+/** Verifies signature and expiry and, for every field in `expect`, that the claim matches. */
+export function verifyJoinToken(
+  keys: readonly TokenKey[],
+  token: string,
+  nowMs: number,
+  expect: Partial<Pick<JoinClaims, 'room' | 'sub' | 'region' | 'node'>> = {},
+): JoinClaims {
+  const claims = verify(keys, token, nowMs);
+  checkBinding(claims, expect);
+  return claims as unknown as JoinClaims;
+}
+
+export interface CreateGrantOptions {
+  key: TokenKey;
+  issuer: string;
+  /** The router's GEO_SFU_GRANT_AUDIENCE. */
+  audience: string;
+  roomId: string;
+  participantId: string;
+  permissions?: Partial<Permissions>;
+  ttlSeconds: number;
+  nowMs: number;
+}
+
+/** For the application's backend: a grant letting one participant allocate in one room. */
+export function createGrant(o: CreateGrantOptions): string {
+  const iat = Math.floor(o.nowMs / 1000);
+  const claims: GrantClaims = {
+    iss: o.issuer,
+    aud: o.audience,
+    room: o.roomId,
+    sub: o.participantId,
+    perm: { publish: o.permissions?.publish ?? true, subscribe: o.permissions?.subscribe ?? true },
+    iat,
+    exp: iat + o.ttlSeconds,
+  };
+  return sign(o.key, claims);
+}
+
+/** Verifies a grant: signature, expiry, audience, issuer (when one is required), room and participant. */
+export function verifyGrant(
+  keys: readonly TokenKey[],
+  token: string,
+  nowMs: number,
+  expect: { audience: string; issuer?: string; room: string; sub: string },
+): GrantClaims {
+  const claims = verify(keys, token, nowMs);
+  if (claims.aud !== expect.audience || (expect.issuer && claims.iss !== expect.issuer)) throw new TokenError('WRONG_AUDIENCE', 'grant was issued by or for someone else');
+  checkBinding(claims, { room: expect.room, sub: expect.sub });
+  const perm = claims.perm as Partial<Permissions> | undefined;
+  if (typeof perm !== 'object' || perm === null || typeof perm.publish !== 'boolean' || typeof perm.subscribe !== 'boolean') {
+    throw new TokenError('MALFORMED', 'grant has no permissions');
+  }
+  return claims as unknown as GrantClaims;
 }

@@ -1,7 +1,7 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { BadRequestError, NoCapacityError } from '../../shared/errors.ts';
 import type { AllocateRequest, AllocateSfuResponse } from '../../shared/schemas/index.ts';
-import { signJoinToken } from '../../shared/tokens.ts';
+import { type Permissions, signJoinToken } from '../../shared/tokens.ts';
 import type { GeoLookup } from '../geo.ts';
 import { estimateClientRtt } from '../placement/client-rtt.ts';
 import { buildInterRegionRtt } from '../placement/inter-region.ts';
@@ -42,7 +42,8 @@ const MAX_PLACEMENT_ATTEMPTS = 5;
 export class Allocator {
   constructor(private readonly deps: AllocatorDeps) {}
 
-  async allocate(req: AllocateRequest, clientIp: string | null): Promise<AllocateSfuResponse> {
+  /** `permissions` come from the caller's grant and travel in the join token for the SFU to enforce. */
+  async allocate(req: AllocateRequest, clientIp: string | null, permissions?: Permissions): Promise<AllocateSfuResponse> {
     const { config, rooms, strategy, now } = this.deps;
     const started = performance.now();
     const catalog = new Set(config.regions.map((r) => r.id));
@@ -117,6 +118,7 @@ export class Allocator {
         sub: req.participantId,
         region: decision.region,
         node: decision.nodeId,
+        ...(permissions ? { perm: permissions } : {}),
         iat: Math.floor(nowMs / 1000),
         exp: expSeconds,
       });

@@ -4,6 +4,8 @@ export interface ExpirySweeperDeps {
   rooms: RoomStore;
   sessions: SessionLog;
   now: () => number;
+  /** Only the leader sweeps (the store would make a second sweeper harmless, but idle). */
+  isLeader: () => boolean;
   onExpired?: (count: number) => void;
 }
 
@@ -24,7 +26,7 @@ export class ExpirySweeper {
   }
 
   async sweep(): Promise<number> {
-    if (this.#running) return 0;
+    if (this.#running || !this.deps.isLeader()) return 0;
     this.#running = true;
     try {
       const nowMs = this.deps.now();

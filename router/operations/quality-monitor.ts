@@ -8,6 +8,8 @@ export interface QualityMonitorDeps {
   config: GeoSfuConfig;
   registry: NodeRegistry;
   now: () => number;
+  /** Webhooks go out from the leader only, once per event across router replicas. */
+  isLeader: () => boolean;
   onChange?: (active: readonly QualityAlert[], raised: readonly QualityAlert[], cleared: readonly QualityAlert[]) => void;
   onWebhookFailure?: (err: unknown) => void;
 }
@@ -44,7 +46,7 @@ export class QualityMonitor {
     this.#state = result.state;
     this.#active = result.active;
     this.deps.onChange?.(result.active, result.raised, result.cleared);
-    if (config.alertWebhookUrl !== '' && (result.raised.length > 0 || result.cleared.length > 0)) {
+    if (config.alertWebhookUrl !== '' && this.deps.isLeader() && (result.raised.length > 0 || result.cleared.length > 0)) {
       void deliverSignedWebhook(config.alertWebhookUrl, config.clusterSecret, { type: 'quality_alerts', raised: result.raised, cleared: result.cleared }).catch((err: unknown) =>
         this.deps.onWebhookFailure?.(err),
       );

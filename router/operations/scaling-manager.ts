@@ -7,6 +7,8 @@ export interface ScalingManagerDeps {
   config: GeoSfuConfig;
   registry: NodeRegistry;
   now: () => number;
+  /** Webhooks go out from the leader only, once per event across router replicas. */
+  isLeader: () => boolean;
   /** Receives every decision (metrics, logs). */
   onDecision?: (decision: ScalingDecision) => void;
   /** Webhook delivery failed after every retry. */
@@ -76,7 +78,7 @@ export class ScalingManager {
     for (const decision of result.decisions) {
       this.#decisions.unshift(decision);
       this.deps.onDecision?.(decision);
-      if (config.scalingWebhookUrl !== '') {
+      if (config.scalingWebhookUrl !== '' && this.deps.isLeader()) {
         deliverSignedWebhook(config.scalingWebhookUrl, config.clusterSecret, { type: 'scaling_decision', decision }).catch((err: unknown) =>
           this.deps.onWebhookFailure?.(decision, err),
         );

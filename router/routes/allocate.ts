@@ -1,23 +1,41 @@
+import { createHash } from 'node:crypto';
+import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { TooManyRequestsError } from '../../shared/errors.ts';
 import { AllocateRequest, AllocateResponse, ErrorBody } from '../../shared/schemas/index.ts';
-import { isApiKeyCaller } from '../auth.ts';
+import { allocateCaller, bearer } from '../auth.ts';
 
 export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { config, allocator, now } = app.services;
+  if (config.rateLimitPerMinute > 0) {
+    await app.register(rateLimit, {
+      global: false,
+      // Per credential when there is one (a fleet of servers behind one key shares its budget),
+      // else per client address; only a hash of the credential is kept.
+      keyGenerator: (req) => {
+        const credential = bearer(req);
+        return credential === null ? `ip:${req.ip}` : `cred:${createHash('sha256').update(credential).digest('base64url').slice(0, 22)}`;
+      },
+      errorResponseBuilder: (_req, context) =>
+        new TooManyRequestsError(`more than ${context.max} /allocate calls per minute; retry in ${Math.ceil(context.ttl / 1000)} s`),
+    });
+  }
   app.post(
     '/allocate',
     {
+      ...(config.rateLimitPerMinute > 0 ? { config: { rateLimit: { max: config.rateLimitPerMinute, timeWindow: 60_000 } } } : {}),
       schema: {
         summary: "Place a participant: the room's home region, this participant's edge, and a join token",
         body: AllocateRequest,
-        response: { 200: AllocateResponse, 400: ErrorBody, 401: ErrorBody, 503: ErrorBody },
+        response: { 200: AllocateResponse, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 429: ErrorBody, 503: ErrorBody },
       },
     },
     async (req) => {
-      const { config, allocator } = app.services;
+      const caller = allocateCaller(req, req.body, config, now());
       // Only server-side callers (API key) may speak for another client's IP; everyone else is
       // located by the address the request came from (X-Forwarded-For only via trustProxy).
-      const clientIp = req.body.clientIp !== undefined && isApiKeyCaller(req, config.apiKey) ? req.body.clientIp : req.ip;
-      return allocator.allocate(req.body, clientIp);
+      const clientIp = req.body.clientIp !== undefined && caller.kind === 'api-key' ? req.body.clientIp : req.ip;
+      return allocator.allocate(req.body, clientIp, caller.kind === 'grant' ? caller.permissions : undefined);
     },
   );
 };

@@ -33,6 +33,7 @@ export const opsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       for (const [to, stats] of Object.entries(row)) if (stats.rttMs !== null) metrics.interRegionRtt.set({ from, to }, stats.rttMs);
     }
     metrics.sessionLogBufferDepth.set(sessions.bufferDepth());
+    metrics.leader.set(app.services.isLeader() ? 1 : 0);
     metrics.sessionLogDropped.set(sessions.droppedCount());
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });

@@ -14,10 +14,12 @@ export interface IceServer {
 }
 
 /** The validated configuration; string-encoded settings are parsed into their real shape. */
-export type GeoSfuConfig = Omit<RawConfig, 'regions' | 'tokenSecrets' | 'iceServers' | 'trustProxy'> & {
+export type GeoSfuConfig = Omit<RawConfig, 'regions' | 'tokenSecrets' | 'grantSecrets' | 'iceServers' | 'trustProxy'> & {
   regions: readonly RegionInfo[];
   /** Join-token keys; the first signs. Empty when none were configured (the launcher fills it). */
   tokenKeys: readonly TokenKey[];
+  /** Grant keys shared with the application's backend. */
+  grantKeys: readonly TokenKey[];
   iceServers: readonly IceServer[];
   trustProxy: boolean | number | string[];
 };
@@ -66,15 +68,15 @@ function parseRegions(raw: string, problems: string[]): RegionInfo[] {
   }
 }
 
-export function parseTokenKeys(raw: string, problems: string[]): TokenKey[] {
+export function parseTokenKeys(raw: string, problems: string[], name = 'GEO_SFU_TOKEN_SECRETS'): TokenKey[] {
   if (raw === '') return [];
   const keys: TokenKey[] = [];
   for (const [i, part] of raw.split(',').entries()) {
     const colon = part.indexOf(':');
     const kid = part.slice(0, colon).trim();
     const secret = part.slice(colon + 1).trim();
-    if (colon <= 0 || !/^[A-Za-z0-9._-]{1,64}$/.test(kid)) problems.push(`GEO_SFU_TOKEN_SECRETS: entry ${i + 1} must be "kid:secret" with a kid of [A-Za-z0-9._-]`);
-    else if (secret.length < MIN_SECRET_LENGTH) problems.push(`GEO_SFU_TOKEN_SECRETS: the secret of "${kid}" is shorter than ${MIN_SECRET_LENGTH} characters`);
+    if (colon <= 0 || !/^[A-Za-z0-9._-]{1,64}$/.test(kid)) problems.push(`${name}: entry ${i + 1} must be "kid:secret" with a kid of [A-Za-z0-9._-]`);
+    else if (secret.length < MIN_SECRET_LENGTH) problems.push(`${name}: the secret of "${kid}" is shorter than ${MIN_SECRET_LENGTH} characters`);
     else keys.push({ kid, secret });
   }
   return keys;
@@ -128,12 +130,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
     ...r,
     regions: parseRegions(r.regions, problems),
     tokenKeys: parseTokenKeys(r.tokenSecrets, problems),
+    grantKeys: parseTokenKeys(r.grantSecrets, problems, 'GEO_SFU_GRANT_SECRETS'),
     iceServers: parseIceServers(r.iceServers, problems),
     trustProxy: parseTrustProxy(r.trustProxy),
+    // Production never serves anonymous allocations.
+    requireAuth: r.requireAuth || r.production,
   };
   if (config.agentRegion !== '' && !config.regions.some((x) => x.id === config.agentRegion)) {
     problems.push(`GEO_SFU_AGENT_REGION: "${config.agentRegion}" is not in the region catalog (${config.regions.map((x) => x.id).join(', ')})`);
   }
+  if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) problems.push('GEO_SFU_TLS_CERT_FILE and GEO_SFU_TLS_KEY_FILE go together');
   if (config.production) {
     if (config.clusterSecret === '') problems.push('GEO_SFU_CLUSTER_SECRET is required in production mode');
     if (config.tokenKeys.length === 0) problems.push('GEO_SFU_TOKEN_SECRETS is required in production mode');

@@ -1,0 +1,587 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { Value } from '@sinclair/typebox/value';
+import type { FastifyBaseLogger } from 'fastify';
+import { pino } from 'pino';
+import type { RoomNode } from '../../shared/schemas/index.ts';
+import { RoomNodesAnswer } from '../../shared/schemas/index.ts';
+import { signedCall } from '../../shared/signed-http.ts';
+import { RegionPipe, type PipeEndpoint, type PipeExport, type PipeImportResult, type Room, type RoomRouter } from '../../sfu/index.ts';
+import { CASCADE_PATHS, OpenAnswer, SyncAnswer, type CloseRequest, type KickRequest, type OpenRequest, type SealedEndpoint, type SyncRequest } from './protocol.ts';
+import { derivePipeKey, seal, unseal } from './seal.ts';
+
+/** Which nodes serve these rooms (the router's signed `POST /v1/nodes/room-nodes`, or a stub). */
+export type RoomNodesSource = (roomIds: string[]) => Promise<Record<string, RoomNode[]>>;
+
+/** Rewrites the address a side was told to send to (tests and the launcher put a WAN relay there). */
+export type EndpointRewrite = (ctx: {
+  roomId: string;
+  localNodeId: string;
+  remoteNodeId: string;
+  ip: string;
+  port: number;
+}) => { ip: string; port: number } | Promise<{ ip: string; port: number }>;
+
+export interface CascadePipeSettings {
+  listenIp: string;
+  announcedAddress?: string;
+  portRange?: { min: number; max: number };
+  enableSrtp: boolean;
+  enableRtx: boolean;
+}
+
+export interface CascadeOptions {
+  rooms: RoomRouter;
+  nodeId: string;
+  region: string;
+  clusterSecret: string;
+  roomNodes: RoomNodesSource;
+  /** Base URL to reach a peer through instead of its registered controlUrl (GEO_SFU_PEER_ROUTES). */
+  peerRoutes?: ReadonlyMap<string, string>;
+  pipe: CascadePipeSettings;
+  /** Room-nodes poll period (also after every local join/leave). Default 2000. */
+  pollIntervalMs?: number;
+  /** Period of each link's state push (its heartbeat). Default 1000. */
+  syncIntervalMs?: number;
+  /** A link whose pushes have failed for this long is torn down. Default 4000. */
+  staleAfterMs?: number;
+  /** Timeout of one agent↔agent call. Default 2000. */
+  requestTimeoutMs?: number;
+  /** Imports without bytes arriving (while the origin sent some) before a link counts as stalled. Default 2. */
+  stallChecks?: number;
+  /** Only for tests and the launcher's WAN emulation. */
+  rewriteRemoteEndpoint?: EndpointRewrite;
+  logger?: FastifyBaseLogger;
+  /** Wall clock for signed requests. */
+  now?: () => number;
+}
+
+export interface CascadeLinkStatus {
+  roomId: string;
+  remoteNodeId: string;
+  remoteRegion: string;
+  linkId: string;
+  initiator: boolean;
+  connected: boolean;
+  exported: number;
+  imported: number;
+  lastOkAgoMs: number;
+}
+
+export type CascadeEvents = {
+  /** A link is connected (both endpoints known). */
+  linkup: [CascadeLinkStatus];
+  linkdown: [{ roomId: string; remoteNodeId: string; linkId: string; reason: string }];
+};
+
+interface Link {
+  key: string;
+  roomId: string;
+  remote: { nodeId: string; region: string };
+  linkId: string;
+  initiator: boolean;
+  pipe: RegionPipe;
+  /** Last successful exchange (our push answered, or theirs received), performance.now(). */
+  lastOkAt: number;
+  lastPushAt: number;
+  pushing: boolean;
+  dirty: boolean;
+  closed: boolean;
+}
+
+const linkKey = (roomId: string, nodeId: string): string => `${roomId}\n${nodeId}`;
+
+/** Call failed with a status the caller acts on. */
+class PeerCallError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+  ) {
+    super(`peer answered ${statusCode} ${code}`);
+  }
+}
+
+/**
+ * The agent's side of the cross-region cascade: for each local room, a RegionPipe to every other
+ * node serving it (full mesh), set up by the lower nodeId, kept in sync by state pushes, torn down
+ * when the room shrinks, the node dies or the link stalls, and re-established when it is back.
+ */
+export class Cascade extends EventEmitter<CascadeEvents> {
+  readonly nodeId: string;
+  readonly region: string;
+  readonly #o: Required<Pick<CascadeOptions, 'pollIntervalMs' | 'syncIntervalMs' | 'staleAfterMs' | 'requestTimeoutMs' | 'stallChecks'>> & CascadeOptions;
+  readonly #key: Buffer;
+  readonly #log: FastifyBaseLogger;
+  readonly #now: () => number;
+  readonly #links = new Map<string, Link>();
+  /** Links being opened by us (initiator), by key. */
+  readonly #opening = new Map<string, Promise<void>>();
+  /** Earliest next open attempt, and its backoff, by key. */
+  readonly #backoff = new Map<string, { nextAt: number; delayMs: number }>();
+  readonly #lastKickAt = new Map<string, number>();
+  /** controlUrl of nodes seen in room-nodes answers. */
+  readonly #directory = new Map<string, string>();
+  /** Nodes the router reported dead in the last answer: no links with them. */
+  readonly #dead = new Set<string>();
+  readonly #roomListeners = new Map<Room, () => void>();
+  #pollTimer: NodeJS.Timeout | undefined;
+  #syncTimer: NodeJS.Timeout | undefined;
+  #pollSoon: NodeJS.Timeout | undefined;
+  #polling: Promise<void> | undefined;
+  #pollAgain = false;
+  #started = false;
+  #closed = false;
+  readonly #onRoomCreated: (room: Room) => void;
+  readonly #onRoomClosed: (room: Room) => void;
+
+  constructor(options: CascadeOptions) {
+    super();
+    this.#o = {
+      pollIntervalMs: 2_000,
+      syncIntervalMs: 1_000,
+      staleAfterMs: 4_000,
+      requestTimeoutMs: 2_000,
+      stallChecks: 2,
+      ...options,
+    };
+    this.nodeId = options.nodeId;
+    this.region = options.region;
+    this.#key = derivePipeKey(options.clusterSecret);
+    this.#log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'cascade' });
+    this.#now = options.now ?? Date.now;
+    this.#onRoomCreated = (room) => this.#watchRoom(room);
+    this.#onRoomClosed = (room) => this.#unwatchRoom(room);
+  }
+
+  /** Starts polling and pushing (idempotent). */
+  start(): void {
+    if (this.#started || this.#closed) return;
+    this.#started = true;
+    const rooms = this.#o.rooms;
+    rooms.on('roomcreated', this.#onRoomCreated);
+    rooms.on('roomclosed', this.#onRoomClosed);
+    for (const room of rooms.rooms.values()) this.#watchRoom(room);
+    this.#pollTimer = setInterval(() => this.poll(), this.#o.pollIntervalMs);
+    this.#pollTimer.unref();
+    this.#syncTimer = setInterval(() => this.#pushDue(), Math.max(50, Math.floor(this.#o.syncIntervalMs / 4)));
+    this.#syncTimer.unref();
+    this.poll();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  links(): CascadeLinkStatus[] {
+    return [...this.#links.values()].map((l) => this.#status(l));
+  }
+
+  link(roomId: string, remoteNodeId: string): RegionPipe | undefined {
+    return this.#links.get(linkKey(roomId, remoteNodeId))?.pipe;
+  }
+
+  /**
+   * Asks the router which nodes serve the local rooms and reconciles the links (coalesced: a call
+   * during a poll runs one more poll after it). Resolves when done.
+   */
+  poll(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (this.#polling) {
+      this.#pollAgain = true;
+      return this.#polling;
+    }
+    this.#polling = (async () => {
+      try {
+        do {
+          this.#pollAgain = false;
+          await this.#pollOnce();
+        } while (this.#pollAgain && !this.#closed);
+      } finally {
+        this.#polling = undefined;
+      }
+    })();
+    return this.#polling;
+  }
+
+  /**
+   * Stops, closing every link. With `notify` (default) the other sides hear it at once; without,
+   * they find out by themselves (a crash).
+   */
+  async close(opts: { notify?: boolean } = {}): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#pollTimer);
+    clearInterval(this.#syncTimer);
+    clearTimeout(this.#pollSoon);
+    const rooms = this.#o.rooms;
+    rooms.off('roomcreated', this.#onRoomCreated);
+    rooms.off('roomclosed', this.#onRoomClosed);
+    for (const [room, detach] of this.#roomListeners) {
+      detach();
+      this.#roomListeners.delete(room);
+    }
+    const notices = [...this.#links.values()].map((link) => this.#teardown(link, 'node closing', opts.notify ?? true));
+    await Promise.allSettled(notices);
+  }
+
+  // --- handlers of the routes (region-agent/cascade/routes.ts) ---
+
+  /** POST /v1/cascade/open: we are the higher nodeId; set up our side and answer our endpoint. */
+  async handleOpen(req: OpenRequest): Promise<{ status: 200; body: OpenAnswer } | { status: 409; code: string; message: string }> {
+    if (req.toNodeId !== this.nodeId) return { status: 409, code: 'WRONG_NODE', message: `this is ${this.nodeId}, not ${req.toNodeId}` };
+    if (!(req.fromNodeId < this.nodeId)) return { status: 409, code: 'NOT_INITIATOR', message: 'the lower nodeId opens links' };
+    if (this.#dead.has(req.fromNodeId)) return { status: 409, code: 'NODE_DEAD', message: `the router reports ${req.fromNodeId} dead` };
+    const room = this.#o.rooms.getRoom(req.roomId);
+    if (this.#closed || !room || room.closed) return { status: 409, code: 'ROOM_NOT_HERE', message: `room ${req.roomId} has no participants here` };
+    const aad = (kind: string) => `${kind}|${req.roomId}|${req.fromNodeId}|${req.toNodeId}|${req.linkId}`;
+    let offer: SealedEndpoint;
+    try {
+      offer = unseal<SealedEndpoint>(this.#key, req.sealed, aad('open'));
+    } catch {
+      return { status: 409, code: 'BAD_SEAL', message: 'sealed endpoint does not open with the cluster key' };
+    }
+    const key = linkKey(req.roomId, req.fromNodeId);
+    const existing = this.#links.get(key);
+    if (existing) await this.#teardown(existing, 'replaced', false);
+    const remote = { nodeId: req.fromNodeId, region: req.fromRegion };
+    const pipe = await this.#createPipe(room, remote);
+    const link = this.#addLink(req.roomId, remote, req.linkId, false, pipe);
+    try {
+      await pipe.connect(await this.#rewrite(req.roomId, req.fromNodeId, offer.endpoint as PipeEndpoint));
+    } catch (err) {
+      await this.#teardown(link, 'connect failed', false);
+      throw err;
+    }
+    const answer: SealedEndpoint = { endpoint: pipe.localEndpoint as SealedEndpoint['endpoint'], enableSrtp: this.#o.pipe.enableSrtp, enableRtx: this.#o.pipe.enableRtx };
+    this.#linkUp(link);
+    return { status: 200, body: { linkId: req.linkId, sealed: seal(this.#key, answer, aad('answer')) } };
+  }
+
+  /** POST /v1/cascade/sync: the other side's export; import it and answer what we hold. */
+  async handleSync(req: SyncRequest): Promise<{ status: 200; body: SyncAnswer } | { status: 404; code: string; message: string }> {
+    const link = this.#links.get(linkKey(req.roomId, req.fromNodeId));
+    if (this.#closed || req.toNodeId !== this.nodeId || !link || link.closed || link.linkId !== req.linkId) {
+      return { status: 404, code: 'LINK_UNKNOWN', message: `no link ${req.linkId} for room ${req.roomId} with ${req.fromNodeId}` };
+    }
+    link.lastOkAt = performance.now();
+    const state = { ...(req.state as PipeExport), origin: { ...link.remote } };
+    const result = await link.pipe.importState(state);
+    return { status: 200, body: { linkId: link.linkId, result } };
+  }
+
+  /** POST /v1/cascade/close */
+  async handleClose(req: CloseRequest): Promise<void> {
+    const link = this.#links.get(linkKey(req.roomId, req.fromNodeId));
+    if (link && link.linkId === req.linkId) await this.#teardown(link, `closed by peer: ${req.reason}`, false);
+  }
+
+  /** POST /v1/cascade/kick: the higher node has no link with us for this room. */
+  handleKick(req: KickRequest): void {
+    if (this.#closed || !(this.nodeId < req.fromNodeId)) return;
+    const key = linkKey(req.roomId, req.fromNodeId);
+    this.#backoff.delete(key);
+    const link = this.#links.get(key);
+    // It has no link: ours is stale.
+    if (link) void this.#teardown(link, 'peer has no link', false);
+    this.#schedulePoll(0);
+  }
+
+  // --- internals ---
+
+  #watchRoom(room: Room): void {
+    if (this.#roomListeners.has(room)) return;
+    const onChange = () => this.#schedulePoll(20);
+    room.on('peerjoined', onChange);
+    room.on('peerleft', onChange);
+    this.#roomListeners.set(room, () => {
+      room.off('peerjoined', onChange);
+      room.off('peerleft', onChange);
+    });
+    this.#schedulePoll(0);
+  }
+
+  #unwatchRoom(room: Room): void {
+    this.#roomListeners.get(room)?.();
+    this.#roomListeners.delete(room);
+    // The pipes closed with the room (RegionPipe 'close'); the poll also updates the router's view.
+    this.#schedulePoll(20);
+  }
+
+  #schedulePoll(delayMs: number): void {
+    if (this.#closed || !this.#started) return;
+    if (this.#pollSoon) return;
+    this.#pollSoon = setTimeout(() => {
+      this.#pollSoon = undefined;
+      void this.poll();
+    }, delayMs);
+  }
+
+  async #pollOnce(): Promise<void> {
+    const roomIds = [...this.#o.rooms.rooms.values()].filter((r) => !r.closed && r.peers.size > 0).map((r) => r.id);
+    // Links of rooms that are gone here.
+    for (const link of [...this.#links.values()]) {
+      if (!roomIds.includes(link.roomId)) await this.#teardown(link, 'room empty here', true);
+    }
+    if (roomIds.length === 0) return;
+    let answer: Record<string, RoomNode[]>;
+    try {
+      answer = await this.#o.roomNodes(roomIds);
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'room-nodes query failed; keeping the links as they are');
+      return;
+    }
+    const now = performance.now();
+    for (const roomId of roomIds) {
+      const nodes = answer[roomId];
+      if (!nodes) continue; // The router does not know the room (yet): leave it to liveness.
+      const others = nodes.filter((n) => n.nodeId !== this.nodeId);
+      for (const n of others) {
+        this.#directory.set(n.nodeId, n.controlUrl);
+        if (n.state === 'dead') this.#dead.add(n.nodeId);
+        else this.#dead.delete(n.nodeId);
+      }
+      const alive = new Map(others.filter((n) => n.state !== 'dead').map((n) => [n.nodeId, n]));
+      for (const link of [...this.#links.values()]) {
+        if (link.roomId !== roomId || alive.has(link.remote.nodeId)) continue;
+        const dead = others.some((n) => n.nodeId === link.remote.nodeId);
+        await this.#teardown(link, dead ? 'node dead' : 'node left the room', !dead);
+      }
+      for (const node of alive.values()) {
+        const key = linkKey(roomId, node.nodeId);
+        if (this.#links.has(key) || this.#opening.has(key)) continue;
+        if (this.nodeId < node.nodeId) {
+          const backoff = this.#backoff.get(key);
+          if (backoff && backoff.nextAt > now) continue;
+          this.#startOpen(roomId, node);
+        } else {
+          const last = this.#lastKickAt.get(key) ?? -Infinity;
+          if (now - last < this.#o.pollIntervalMs / 2) continue;
+          this.#lastKickAt.set(key, now);
+          void this.#call(node.nodeId, CASCADE_PATHS.kick, { roomId, fromNodeId: this.nodeId, toNodeId: node.nodeId } satisfies KickRequest).catch(
+            (err: unknown) => this.#log.debug({ roomId, remote: node.nodeId, err: (err as Error).message }, 'kick failed'),
+          );
+        }
+      }
+    }
+  }
+
+  #startOpen(roomId: string, node: RoomNode): void {
+    const key = linkKey(roomId, node.nodeId);
+    const opening = this.#open(roomId, node)
+      .then(
+        () => {
+          this.#backoff.delete(key);
+        },
+        (err: unknown) => {
+          const delayMs = Math.min(4_000, (this.#backoff.get(key)?.delayMs ?? 500) * 2);
+          this.#backoff.set(key, { nextAt: performance.now() + delayMs, delayMs });
+          this.#log.info({ roomId, remote: node.nodeId, retryInMs: delayMs, err: (err as Error).message }, 'cascade link set-up failed');
+        },
+      )
+      .finally(() => this.#opening.delete(key));
+    this.#opening.set(key, opening);
+  }
+
+  async #open(roomId: string, node: RoomNode): Promise<void> {
+    const room = this.#o.rooms.getRoom(roomId);
+    if (!room || room.closed) return;
+    const linkId = randomUUID();
+    const remote = { nodeId: node.nodeId, region: node.region };
+    const aad = (kind: string) => `${kind}|${roomId}|${this.nodeId}|${node.nodeId}|${linkId}`;
+    const pipe = await this.#createPipe(room, remote);
+    if (this.#closed) {
+      pipe.close();
+      return;
+    }
+    // Registered before the call: the other side may push its state before we have its answer.
+    const link = this.#addLink(roomId, remote, linkId, true, pipe);
+    const offer: SealedEndpoint = { endpoint: pipe.localEndpoint as SealedEndpoint['endpoint'], enableSrtp: this.#o.pipe.enableSrtp, enableRtx: this.#o.pipe.enableRtx };
+    const body: OpenRequest = { roomId, fromNodeId: this.nodeId, toNodeId: node.nodeId, fromRegion: this.region, linkId, sealed: seal(this.#key, offer, aad('open')) };
+    try {
+      const res = await this.#call<OpenAnswer>(node.nodeId, CASCADE_PATHS.open, body);
+      if (!Value.Check(OpenAnswer, res) || res.linkId !== linkId) throw new Error('open: unexpected answer');
+      const answer = unseal<SealedEndpoint>(this.#key, res.sealed, aad('answer'));
+      if (answer.enableSrtp !== this.#o.pipe.enableSrtp || answer.enableRtx !== this.#o.pipe.enableRtx) {
+        throw new Error(`open: pipe settings differ (srtp ${answer.enableSrtp}, rtx ${answer.enableRtx} there)`);
+      }
+      if (link.closed) return;
+      await pipe.connect(await this.#rewrite(roomId, node.nodeId, answer.endpoint as PipeEndpoint));
+    } catch (err) {
+      await this.#teardown(link, 'set-up failed', false);
+      throw err;
+    }
+    this.#linkUp(link);
+  }
+
+  #createPipe(room: Room, remote: { nodeId: string; region: string }): Promise<RegionPipe> {
+    const p = this.#o.pipe;
+    return RegionPipe.create(room, {
+      local: { nodeId: this.nodeId, region: this.region },
+      remote,
+      listenIp: p.listenIp,
+      ...(p.announcedAddress ? { announcedAddress: p.announcedAddress } : {}),
+      ...(p.portRange ? { portRange: p.portRange } : {}),
+      enableSrtp: p.enableSrtp,
+      enableRtx: p.enableRtx,
+      stallChecks: this.#o.stallChecks,
+    });
+  }
+
+  async #rewrite(roomId: string, remoteNodeId: string, endpoint: PipeEndpoint): Promise<PipeEndpoint> {
+    const hook = this.#o.rewriteRemoteEndpoint;
+    if (!hook) return endpoint;
+    const { ip, port } = await hook({ roomId, localNodeId: this.nodeId, remoteNodeId, ip: endpoint.ip, port: endpoint.port });
+    return { ...endpoint, ip, port };
+  }
+
+  #addLink(roomId: string, remote: { nodeId: string; region: string }, linkId: string, initiator: boolean, pipe: RegionPipe): Link {
+    const key = linkKey(roomId, remote.nodeId);
+    const link: Link = { key, roomId, remote, linkId, initiator, pipe, lastOkAt: performance.now(), lastPushAt: 0, pushing: false, dirty: true, closed: false };
+    this.#links.set(key, link);
+    pipe.on('change', () => {
+      link.dirty = true;
+      void this.#push(link);
+    });
+    pipe.once('close', (reason) => {
+      // Closed under us (room emptied, router closed): tell the other side.
+      if (!link.closed) void this.#teardown(link, `pipe ${reason}`, true);
+    });
+    return link;
+  }
+
+  #linkUp(link: Link): void {
+    this.#log.info({ roomId: link.roomId, remote: link.remote.nodeId, linkId: link.linkId, initiator: link.initiator }, 'cascade link up');
+    this.emit('linkup', this.#status(link));
+    void this.#push(link);
+  }
+
+  /** Removes a link, closes its pipe, and optionally tells the other side. Never throws. */
+  async #teardown(link: Link, reason: string, notify: boolean): Promise<void> {
+    if (link.closed) return;
+    link.closed = true;
+    if (this.#links.get(link.key) === link) this.#links.delete(link.key);
+    link.pipe.close();
+    this.#log.info({ roomId: link.roomId, remote: link.remote.nodeId, linkId: link.linkId, reason }, 'cascade link down');
+    this.emit('linkdown', { roomId: link.roomId, remoteNodeId: link.remote.nodeId, linkId: link.linkId, reason });
+    if (notify) {
+      const body: CloseRequest = { roomId: link.roomId, fromNodeId: this.nodeId, toNodeId: link.remote.nodeId, linkId: link.linkId, reason: reason.slice(0, 64) };
+      await this.#call(link.remote.nodeId, CASCADE_PATHS.close, body).catch(() => undefined);
+    }
+  }
+
+  /** Tear down and set up again (stall, the other side lost the link). */
+  async #reset(link: Link, reason: string, notify: boolean): Promise<void> {
+    await this.#teardown(link, reason, notify);
+    this.#backoff.delete(link.key);
+    if (this.#closed) return;
+    if (link.initiator || this.nodeId < link.remote.nodeId) {
+      this.#schedulePoll(0);
+    } else {
+      this.#lastKickAt.set(link.key, performance.now());
+      await this.#call(link.remote.nodeId, CASCADE_PATHS.kick, { roomId: link.roomId, fromNodeId: this.nodeId, toNodeId: link.remote.nodeId } satisfies KickRequest).catch(
+        () => undefined,
+      );
+    }
+  }
+
+  #pushDue(): void {
+    const now = performance.now();
+    for (const link of this.#links.values()) {
+      if (link.pipe.connected && (link.dirty || now - link.lastPushAt >= this.#o.syncIntervalMs)) void this.#push(link);
+    }
+  }
+
+  /** Pushes our export on the link (coalesced), acting on the answer. */
+  async #push(link: Link): Promise<void> {
+    if (link.closed || !link.pipe.connected) return;
+    if (link.pushing) {
+      link.dirty = true;
+      return;
+    }
+    link.pushing = true;
+    link.dirty = false;
+    link.lastPushAt = performance.now();
+    try {
+      const state = await link.pipe.exportState();
+      if (link.closed) return;
+      const body: SyncRequest = { roomId: link.roomId, fromNodeId: this.nodeId, toNodeId: link.remote.nodeId, linkId: link.linkId, state };
+      let result: PipeImportResult;
+      try {
+        const res = await this.#call<SyncAnswer>(link.remote.nodeId, CASCADE_PATHS.sync, body);
+        if (!Value.Check(SyncAnswer, res)) throw new Error('sync: unexpected answer');
+        result = res.result;
+      } catch (err) {
+        if (link.closed) return;
+        if (err instanceof PeerCallError && err.statusCode === 404 && err.code === 'LINK_UNKNOWN') {
+          await this.#reset(link, 'peer does not know the link', false);
+          return;
+        }
+        const silentMs = performance.now() - link.lastOkAt;
+        if (silentMs > this.#o.staleAfterMs) await this.#reset(link, `no answer for ${Math.round(silentMs)} ms`, true);
+        return;
+      }
+      if (link.closed) return;
+      link.lastOkAt = performance.now();
+      link.pipe.applyImportResult(result);
+      if (result.stalled.length > 0) await this.#reset(link, `stalled (${result.stalled.length} producers)`, true);
+    } finally {
+      link.pushing = false;
+      if (link.dirty && !link.closed) setImmediate(() => void this.#push(link));
+    }
+  }
+
+  #urlOf(nodeId: string): string | undefined {
+    return this.#o.peerRoutes?.get(nodeId) ?? this.#directory.get(nodeId);
+  }
+
+  async #call<T>(nodeId: string, path: string, body: unknown): Promise<T> {
+    const baseUrl = this.#urlOf(nodeId);
+    if (!baseUrl) {
+      this.#schedulePoll(0);
+      throw new Error(`no URL known for node ${nodeId}`);
+    }
+    const res = await signedCall<T>({
+      secret: this.#o.clusterSecret,
+      baseUrl,
+      method: 'POST',
+      path,
+      body,
+      timeoutMs: this.#o.requestTimeoutMs,
+      nowMs: this.#now(),
+    });
+    if (res.statusCode === 200 || res.statusCode === 202 || res.statusCode === 204) return res.body;
+    const code = (res.body as { error?: { code?: unknown } } | null)?.error?.code;
+    throw new PeerCallError(res.statusCode, typeof code === 'string' ? code : 'ERROR');
+  }
+
+  #status(link: Link): CascadeLinkStatus {
+    return {
+      roomId: link.roomId,
+      remoteNodeId: link.remote.nodeId,
+      remoteRegion: link.remote.region,
+      linkId: link.linkId,
+      initiator: link.initiator,
+      connected: link.pipe.connected,
+      exported: link.pipe.exportedProducerIds.length,
+      imported: link.pipe.importedProducers.size,
+      lastOkAgoMs: Math.round(performance.now() - link.lastOkAt),
+    };
+  }
+}
+
+/** The router's signed `POST /v1/nodes/room-nodes`, as a RoomNodesSource. */
+export function routerRoomNodes(opts: { routerUrl: string; clusterSecret: string; nodeId: string; timeoutMs?: number; now?: () => number }): RoomNodesSource {
+  return async (roomIds) => {
+    const res = await signedCall<unknown>({
+      secret: opts.clusterSecret,
+      baseUrl: opts.routerUrl,
+      method: 'POST',
+      path: '/v1/nodes/room-nodes',
+      body: { nodeId: opts.nodeId, roomIds: roomIds.slice(0, 1_000) },
+      timeoutMs: opts.timeoutMs ?? 2_000,
+      nowMs: (opts.now ?? Date.now)(),
+    });
+    if (res.statusCode !== 200 || !Value.Check(RoomNodesAnswer, res.body)) throw new Error(`room-nodes answered ${res.statusCode}`);
+    return res.body.rooms;
+  };
+}

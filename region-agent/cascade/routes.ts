@@ -1,0 +1,43 @@
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { requireSignature } from '../../shared/signed-http.ts';
+import type { Cascade } from './cascade.ts';
+import { CASCADE_PATHS, CloseRequest, KickRequest, OpenRequest, SyncRequest } from './protocol.ts';
+
+export interface CascadeRoutesOptions {
+  cascade: Cascade;
+  clusterSecret: string;
+  signedRequestWindowMs: number;
+  now: () => number;
+}
+
+/** Sync bodies carry the RTP parameters of every producer of a room's local peers. */
+const CASCADE_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
+
+const refuse = (reply: FastifyReply, status: number, code: string, message: string) => reply.code(status).send({ error: { code, message } });
+
+/**
+ * The agent↔agent cascade routes. Every call must be signed with the cluster secret (unsigned,
+ * stale or replayed requests get 401 before the body is looked at).
+ */
+export const cascadeRoutes: FastifyPluginAsync<CascadeRoutesOptions> = async (app, opts) => {
+  const { cascade } = opts;
+  app.addHook('preValidation', requireSignature(opts.clusterSecret, opts.signedRequestWindowMs, opts.now));
+  const schema = (body: unknown) => ({ schema: { hide: true, body }, bodyLimit: CASCADE_BODY_LIMIT_BYTES });
+
+  app.post<{ Body: OpenRequest }>(CASCADE_PATHS.open, schema(OpenRequest), async (req, reply) => {
+    const res = await cascade.handleOpen(req.body);
+    return res.status === 200 ? res.body : refuse(reply, res.status, res.code, res.message);
+  });
+  app.post<{ Body: SyncRequest }>(CASCADE_PATHS.sync, schema(SyncRequest), async (req, reply) => {
+    const res = await cascade.handleSync(req.body);
+    return res.status === 200 ? res.body : refuse(reply, res.status, res.code, res.message);
+  });
+  app.post<{ Body: CloseRequest }>(CASCADE_PATHS.close, schema(CloseRequest), async (req, reply) => {
+    await cascade.handleClose(req.body);
+    return reply.code(204).send();
+  });
+  app.post<{ Body: KickRequest }>(CASCADE_PATHS.kick, schema(KickRequest), async (req, reply) => {
+    cascade.handleKick(req.body);
+    return reply.code(202).send();
+  });
+};

@@ -1,0 +1,211 @@
+/**
+ * WAN emulation for UDP (pipe transports between regions): a userspace relay with a one-way
+ * delay, jitter and loss per direction.
+ *
+ *   side A ──▶ [socket facing A] ──(a→b: delay, jitter, loss)──▶ [socket facing B] ──▶ side B
+ *   side A ◀── [socket facing A] ◀──(b→a: delay, jitter, loss)── [socket facing B] ◀── side B
+ *
+ * A PipeTransport drops packets from any address other than the one it connected to, so each side
+ * must connect to the socket facing it (`facing('a')` is what A is told the other side is), and
+ * the relay sends toward each side from that same socket. The real endpoints are given with
+ * `setTarget()` (the cascade's address-rewrite hook does it); a side that sends first is also
+ * learnt from its packets. `RelayMesh` makes that hook for a set of nodes: one relay per
+ * (room, node pair), with the delay of the pair's regions.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+
+export interface DirectionProfile {
+  /** One-way delay, ms. */
+  delayMs: number;
+  /** Uniform jitter ± ms around the delay (packets may be reordered). Default 0. */
+  jitterMs?: number;
+  /** Loss fraction 0..1. Default 0. */
+  loss?: number;
+}
+
+export type Side = 'a' | 'b';
+
+export interface DirectionStats {
+  packets: number;
+  bytes: number;
+  dropped: number;
+  /** Packets that looked like RTP (not RTCP), by SSRC (readable under SRTP: the header is clear). */
+  rtpBySsrc: Map<number, number>;
+}
+
+interface Address {
+  ip: string;
+  port: number;
+}
+
+const newStats = (): DirectionStats => ({ packets: 0, bytes: 0, dropped: 0, rtpBySsrc: new Map() });
+
+function bind(ip: string): Promise<Socket> {
+  const socket = createSocket('udp4');
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, ip, () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+  });
+}
+
+/** RTP vs RTCP (RFC 5761) — and the SSRC of an RTP packet. */
+function rtpSsrc(packet: Buffer): number | undefined {
+  if (packet.length < 12 || (packet[0]! & 0xc0) !== 0x80) return undefined;
+  const pt = packet[1]! & 0x7f;
+  if (pt >= 64 && pt <= 95) return undefined; // RTCP (192..223 with the marker bit)
+  return packet.readUInt32BE(8);
+}
+
+export class UdpRelay {
+  readonly #sockets: Record<Side, Socket>;
+  readonly #targets: Record<Side, Address | undefined> = { a: undefined, b: undefined };
+  readonly #profiles: { ab: DirectionProfile; ba: DirectionProfile };
+  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly stats: { ab: DirectionStats; ba: DirectionStats } = { ab: newStats(), ba: newStats() };
+  /** Sees every packet forwarded (before the delay). */
+  inspect: ((direction: 'ab' | 'ba', packet: Buffer) => void) | undefined;
+  #closed = false;
+
+  private constructor(a: Socket, b: Socket, profiles: { ab: DirectionProfile; ba: DirectionProfile }) {
+    this.#sockets = { a, b };
+    this.#profiles = { ab: { ...profiles.ab }, ba: { ...profiles.ba } };
+    a.on('message', (msg, rinfo) => this.#onMessage('a', msg, rinfo));
+    b.on('message', (msg, rinfo) => this.#onMessage('b', msg, rinfo));
+  }
+
+  /** Two sockets on `ip` (default 127.0.0.1); `ab` shapes A→B, `ba` B→A. */
+  static async open(profiles: { ab: DirectionProfile; ba: DirectionProfile }, ip = '127.0.0.1'): Promise<UdpRelay> {
+    const [a, b] = await Promise.all([bind(ip), bind(ip)]);
+    return new UdpRelay(a, b, profiles);
+  }
+
+  /** The address to give side `side` as "the other side". */
+  facing(side: Side): Address {
+    const { address, port } = this.#sockets[side].address();
+    return { ip: address, port };
+  }
+
+  /** The real address of side `side` (where packets towards it go). */
+  setTarget(side: Side, target: Address): void {
+    this.#targets[side] = { ...target };
+  }
+
+  setProfile(direction: 'ab' | 'ba', profile: DirectionProfile): void {
+    this.#profiles[direction] = { ...profile };
+  }
+
+  /** SSRCs of RTP packets seen in either direction. */
+  ssrcs(): Set<number> {
+    return new Set([...this.stats.ab.rtpBySsrc.keys(), ...this.stats.ba.rtpBySsrc.keys()]);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    for (const s of Object.values(this.#sockets)) {
+      try {
+        s.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  #onMessage(from: Side, msg: Buffer, rinfo: { address: string; port: number }): void {
+    if (this.#closed) return;
+    const to: Side = from === 'a' ? 'b' : 'a';
+    // Learn a side from its own packets when it was not given.
+    this.#targets[from] ??= { ip: rinfo.address, port: rinfo.port };
+    const direction = from === 'a' ? 'ab' : 'ba';
+    const stats = this.stats[direction];
+    const profile = this.#profiles[direction];
+    const target = this.#targets[to];
+    if (!target || (profile.loss ?? 0) > Math.random()) {
+      stats.dropped++;
+      return;
+    }
+    stats.packets++;
+    stats.bytes += msg.length;
+    const ssrc = rtpSsrc(msg);
+    if (ssrc !== undefined) stats.rtpBySsrc.set(ssrc, (stats.rtpBySsrc.get(ssrc) ?? 0) + 1);
+    this.inspect?.(direction, msg);
+    const jitter = profile.jitterMs ? (Math.random() * 2 - 1) * profile.jitterMs : 0;
+    const delay = Math.max(0, profile.delayMs + jitter);
+    const send = () => {
+      if (!this.#closed) this.#sockets[to].send(msg, target.port, target.ip);
+    };
+    if (delay === 0) {
+      send();
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      send();
+    }, delay);
+    this.#timers.add(timer);
+  }
+}
+
+/** One-way profile between two regions (symmetric unless given per direction). */
+export type RegionDelays = (regionA: string, regionB: string) => { ab: DirectionProfile; ba: DirectionProfile };
+
+/**
+ * Relays for a cascade mesh: `hook` is a Cascade `rewriteRemoteEndpoint` that puts a relay (one
+ * per room and node pair, side 'a' = the lower nodeId) between the two pipe transports.
+ */
+export class RelayMesh {
+  readonly relays = new Map<string, UdpRelay>();
+  readonly #pending = new Map<string, Promise<UdpRelay>>();
+  readonly #regionOf: (nodeId: string) => string;
+  readonly #delays: RegionDelays;
+
+  constructor(regionOf: (nodeId: string) => string, delays: RegionDelays) {
+    this.#regionOf = regionOf;
+    this.#delays = delays;
+  }
+
+  static key(roomId: string, n1: string, n2: string): string {
+    const [a, b] = n1 < n2 ? [n1, n2] : [n2, n1];
+    return `${roomId}|${a}|${b}`;
+  }
+
+  relay(roomId: string, n1: string, n2: string): UdpRelay | undefined {
+    return this.relays.get(RelayMesh.key(roomId, n1, n2));
+  }
+
+  /** Relays of one room. */
+  ofRoom(roomId: string): UdpRelay[] {
+    return [...this.relays.entries()].filter(([k]) => k.startsWith(`${roomId}|`)).map(([, r]) => r);
+  }
+
+  readonly hook = async (ctx: { roomId: string; localNodeId: string; remoteNodeId: string; ip: string; port: number }): Promise<{ ip: string; port: number }> => {
+    const key = RelayMesh.key(ctx.roomId, ctx.localNodeId, ctx.remoteNodeId);
+    let relay = this.relays.get(key);
+    if (!relay) {
+      let pending = this.#pending.get(key);
+      if (!pending) {
+        const [a, b] = ctx.localNodeId < ctx.remoteNodeId ? [ctx.localNodeId, ctx.remoteNodeId] : [ctx.remoteNodeId, ctx.localNodeId];
+        pending = UdpRelay.open(this.#delays(this.#regionOf(a), this.#regionOf(b)));
+        this.#pending.set(key, pending);
+      }
+      relay = await pending;
+      this.relays.set(key, relay);
+      this.#pending.delete(key);
+    }
+    const local: Side = ctx.localNodeId < ctx.remoteNodeId ? 'a' : 'b';
+    const remote: Side = local === 'a' ? 'b' : 'a';
+    // We are told where the remote side is: that is the relay's target for it; we send to the socket facing us.
+    relay.setTarget(remote, { ip: ctx.ip, port: ctx.port });
+    return relay.facing(local);
+  };
+
+  close(): void {
+    for (const r of this.relays.values()) r.close();
+    this.relays.clear();
+  }
+}
