@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { benchAllocate } from './allocate.ts';
+import { benchCascade } from './cascade.ts';
 import { benchConsumers } from './consumers.ts';
 import { benchPlacement } from './placement/index.ts';
 
@@ -26,6 +27,10 @@ print(
   `consumers per worker at 85% CPU: ${consumers.consumersAt85 ?? `> ${consumers.steps.at(-1)?.consumers}`} (ratio ${consumers.consumersAt85 === null ? 'n/a' : f(consumers.consumersAt85 / 500, 2)} vs mediasoup's ~500 per core guide; VP8 at ${consumers.bitrateKbps} kbit/s, SRTP; target ≥ 400)`,
 );
 
+const cascade = await benchCascade({ quick });
+print(`cascade added latency: p50 ${f(cascade.addedP50Ms, 2)} ms, p95 ${f(cascade.addedP95Ms, 2)} ms (piped p50 ${f(cascade.pipedP50Ms, 2)} ms vs one router ${f(cascade.localP50Ms, 2)} ms; target ≤ 2 ms at p50)`);
+print(`cascade inter-region bytes, 1 publisher → ${cascade.subscribers} far subscribers: ${cascade.cascadeLinkBytes} B (ratio ${f(cascade.savingFactor, 1)}× fewer than ${cascade.directLinkBytes} B over ${cascade.subscribers} direct connections)`);
+
 const placement = await benchPlacement({ quick });
 const optimum = placement.policies.find((p) => p.policy === 'optimum')!;
 for (const p of placement.policies.filter((x) => x.policy !== 'optimum')) {
@@ -42,4 +47,5 @@ writeFileSync(
 );
 writeFileSync(new URL('allocate.json', results), `${JSON.stringify(allocate, null, 2)}\n`);
 writeFileSync(new URL('consumers.json', results), `${JSON.stringify(consumers, null, 2)}\n`);
+writeFileSync(new URL('cascade.json', results), `${JSON.stringify(cascade, null, 2)}\n`);
 process.exit(0);
