@@ -27,8 +27,8 @@ export type AllocationOutcome = 'home' | 'edge' | 'cascade' | 'overflow' | 'refu
 
 /** How often an allocation is placed again after losing a race (node filled, room pinned elsewhere). */
 const MAX_PLACEMENT_ATTEMPTS = 5;
-/** Rooms whose state the router remembers (a 10-person room takes about 2 kB). */
-const KNOWN_ROOMS = 10_000;
+/** Participants (in all rooms) whose placement the router remembers: about 100 bytes each. */
+const KNOWN_PARTICIPANTS = 100_000;
 
 /**
  * POST /allocate's I/O around the pure placement: place on the room as this router last knew it
@@ -42,7 +42,7 @@ export class Allocator {
   readonly #regionIds: readonly string[];
   readonly #catalog: ReadonlySet<string>;
   readonly #clientRttModel: ClientRttModel;
-  readonly #knownRooms = new KnownRooms(KNOWN_ROOMS);
+  readonly #knownRooms = new KnownRooms(KNOWN_PARTICIPANTS);
   /** The inter-region RTTs of the registry's last refresh (they only change with a refresh). */
   #interRegionRtt: { of: RegistrySnapshot['interRegion']; rtt: InterRegionRtt } | null = null;
 

@@ -11,14 +11,16 @@ export interface KnownRoom {
 export const NO_ROOM: KnownRoom = { version: 0, home: null, participants: [] };
 
 /**
- * The rooms this router saw last, least recently used dropped first. An entry is only a guess: an
- * allocation placed on it states its version, and the store refuses it (with the room as it is
- * now) when the room changed since.
+ * The rooms this router saw last, least recently used dropped first once they hold more than
+ * `maxParticipants` participants in all. An entry is only a guess: an allocation placed on it
+ * states its version, and the store refuses it (with the room as it is now) when the room changed.
  */
 export class KnownRooms {
   readonly #rooms = new Map<string, KnownRoom>();
+  /** Participants of the rooms held, plus one per room (so empty rooms count too). */
+  #size = 0;
 
-  constructor(private readonly capacity: number) {}
+  constructor(private readonly maxParticipants: number) {}
 
   /** The room as last seen; NO_ROOM for a room never seen (a new room is the common case). */
   get(roomId: string): KnownRoom {
@@ -31,12 +33,23 @@ export class KnownRooms {
   }
 
   set(roomId: string, room: KnownRoom): void {
-    this.#rooms.delete(roomId);
+    this.delete(roomId);
     this.#rooms.set(roomId, room);
-    if (this.#rooms.size > this.capacity) this.#rooms.delete(this.#rooms.keys().next().value!);
+    this.#size += sizeOf(room);
+    for (const leastRecent of this.#rooms.keys()) {
+      if (this.#size <= this.maxParticipants) break;
+      this.delete(leastRecent);
+    }
   }
 
   delete(roomId: string): void {
+    const room = this.#rooms.get(roomId);
+    if (room === undefined) return;
     this.#rooms.delete(roomId);
+    this.#size -= sizeOf(room);
   }
+}
+
+function sizeOf(room: KnownRoom): number {
+  return room.participants.length + 1;
 }
