@@ -9,6 +9,10 @@ import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { resolveAgentSettings } from './settings.ts';
 import { cascadeOptionsFromConfig, registerCascade, type AgentCascadeDeps, type Cascade } from './cascade/index.ts';
+// --- signaling (SFU + socket.io) ---
+import type { AgentSfu } from './sfu.ts';
+import { SignalingServer } from './signaling/server.ts';
+// --- end signaling ---
 
 export type { AgentEvents, AgentStatus } from './controller.ts';
 export type { SfuLoad, SfuLoadProvider } from './load.ts';
@@ -22,6 +26,12 @@ export interface AgentDeps {
   now?: () => number;
   /** Default: a pino logger at GEO_SFU_LOG_LEVEL. */
   logger?: FastifyBaseLogger;
+  /**
+   * The SFU (AgentSfu.create(config)): when given, the agent serves socket.io signaling on its
+   * HTTP server, reports the SFU's load (unless `load` is given) and participants' quality, and
+   * closes the SFU when it closes.
+   */
+  sfu?: AgentSfu;
   /** Cross-region cascade (region-agent/cascade/): the agent's rooms. Absent: no cascade routes. */
   cascade?: AgentCascadeDeps;
 }
@@ -29,6 +39,8 @@ export interface AgentDeps {
 export interface Agent {
   app: FastifyInstance;
   controller: AgentController;
+  /** Present when the agent runs an SFU. */
+  signaling?: SignalingServer;
   /** Present when deps.cascade was given. */
   cascade?: Cascade;
 }
@@ -49,7 +61,8 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
     bodyLimit: BODY_LIMIT_BYTES,
   });
   keepRawJsonBody(app);
-  const controller = new AgentController({ app, config, settings, load: deps.load ?? noSfu, now });
+  const { sfu } = deps;
+  const controller = new AgentController({ app, config, settings, load: deps.load ?? sfu?.load ?? noSfu, ...(sfu ? { quality: sfu.quality } : {}), now });
   await app.register(errorReplies);
   await app.register(healthRoutes, { controller });
   await app.register(metricsRoutes, { controller });
@@ -63,5 +76,14 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   // --- cascade (region-agent/cascade/): signed /v1/cascade/* routes + pipes to the room's other nodes ---
   const cascade = deps.cascade ? await registerCascade(app, cascadeOptionsFromConfig(config, settings, deps.cascade, now)) : undefined;
   // --- end cascade ---
-  return { app, controller, ...(cascade ? { cascade } : {}) };
+  // --- signaling (SFU + socket.io) ---
+  let signaling: SignalingServer | undefined;
+  if (sfu) {
+    const server = new SignalingServer({ httpServer: app.server, sfu, config, controller, logger: app.log, now });
+    app.addHook('preClose', async () => server.close());
+    app.addHook('onClose', async () => sfu.close());
+    signaling = server;
+  }
+  // --- end signaling ---
+  return { app, controller, ...(cascade ? { cascade } : {}), ...(signaling ? { signaling } : {}) };
 }

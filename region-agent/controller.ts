@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
-import type { Heartbeat, HeartbeatAck, NodeLoad, NodeRegistration } from '../shared/schemas/index.ts';
+import type { Heartbeat, HeartbeatAck, NodeLoad, NodeRegistration, ParticipantQuality } from '../shared/schemas/index.ts';
 import { LoadSampler, type SfuLoadProvider } from './load.ts';
 import { PeerProber, type PeerStatus } from './peer-prober.ts';
 import { RouterClient } from './router-client.ts';
@@ -51,6 +51,8 @@ export interface AgentControllerOptions {
   config: GeoSfuConfig;
   settings: AgentSettings;
   load: SfuLoadProvider;
+  /** Per-participant media quality for the heartbeat (signaling: the SFU's stats). */
+  quality?: () => Promise<ParticipantQuality[]>;
   now: () => number;
 }
 
@@ -69,6 +71,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
   readonly #settings: AgentSettings;
   readonly #log: FastifyBaseLogger;
   readonly #loadProvider: SfuLoadProvider;
+  readonly #qualityProvider: (() => Promise<ParticipantQuality[]>) | undefined;
   readonly #sampler: LoadSampler;
   readonly #router: RouterClient;
   readonly #prober: PeerProber;
@@ -105,6 +108,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
     this.#settings = settings;
     this.#log = app.log.child({ nodeId: settings.nodeId, region: settings.region });
     this.#loadProvider = opts.load;
+    this.#qualityProvider = opts.quality;
     this.#now = opts.now;
     this.#startedAt = opts.now();
     this.#sampler = new LoadSampler(opts.load, settings.cpuCores, settings.memoryBytes);
@@ -284,7 +288,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
   }
 
   async #heartbeat(): Promise<void> {
-    const load = await this.#sampler.sample();
+    const [load, quality] = await Promise.all([this.#sampler.sample(), this.#qualityProvider?.().catch(() => undefined)]);
     this.#lastLoad = load;
     const heartbeat: Heartbeat = {
       nodeId: this.nodeId,
@@ -294,6 +298,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
       cordoned: this.#cordoned,
       maxParticipants: this.maxParticipants,
       peerRtt: this.#prober.rtt(),
+      ...(quality && quality.length > 0 ? { quality: quality.slice(0, 10_000) } : {}),
     };
     let ack: HeartbeatAck;
     try {

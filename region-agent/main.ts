@@ -2,15 +2,22 @@
  * A standalone region agent: `node --import tsx region-agent/main.ts`, configured by GEO_SFU_*
  * (GEO_SFU_CLUSTER_SECRET and GEO_SFU_AGENT_REGION are required). SIGTERM or SIGINT drains it:
  * it takes no new rooms, waits for the last participant (at most GEO_SFU_DRAIN_DEADLINE_MS),
- * deregisters and exits 0. A second signal exits at once.
+ * deregisters and exits 0. A second signal exits at once. It runs the SFU (GEO_SFU_SFU_WORKERS
+ * mediasoup workers) and serves socket.io signaling on its HTTP port.
  */
 import { loadConfig } from '../shared/config/index.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { buildAgent } from './app.ts';
+import { resolveAgentSettings } from './settings.ts';
+import { AgentSfu } from './sfu.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const { app, controller } = await buildAgent({ config });
+  // The SFU (mediasoup workers) and its signaling; closed with the agent.
+  resolveAgentSettings(config); // a bad configuration stops the agent before workers start
+  const sfu = await AgentSfu.create(config);
+  // Rooms that span regions are piped to the other regions' nodes (region-agent/cascade/).
+  const { app, controller } = await buildAgent({ config, sfu, cascade: { rooms: sfu.rooms } });
   controller.once('close', () => process.exit(0));
 
   let signalled = false;

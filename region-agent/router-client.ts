@@ -1,6 +1,10 @@
+import { FormatRegistry } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { type Heartbeat, HeartbeatAck, type NodeRegistration } from '../shared/schemas/index.ts';
+import { type Heartbeat, HeartbeatAck, type NodeRegistration, type ParticipantEvent } from '../shared/schemas/index.ts';
 import { signedCall } from '../shared/signed-http.ts';
+
+// Value.Check refuses a string format it does not know: HeartbeatAck.alerts[].since is a date-time.
+if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => !Number.isNaN(Date.parse(v)));
 
 /** The router answered, but not as its API says (wrong status or body). */
 export class RouterCallError extends Error {
@@ -36,6 +40,13 @@ export class RouterClient {
   async deregister(nodeId: string): Promise<void> {
     const path = '/v1/nodes/deregister';
     const res = await this.#call(path, { nodeId });
+    if (res.statusCode !== 204 && res.statusCode !== 200) throw new RouterCallError(path, res.statusCode, describe(res.body));
+  }
+
+  /** A participant joined or left this node (the router answers 204; 404 when the allocation is not current). */
+  async participantEvent(event: ParticipantEvent): Promise<void> {
+    const path = '/v1/nodes/participant-event';
+    const res = await this.#call(path, event);
     if (res.statusCode !== 204 && res.statusCode !== 200) throw new RouterCallError(path, res.statusCode, describe(res.body));
   }
 

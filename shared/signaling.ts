@@ -110,10 +110,58 @@ export interface SignalingError {
 }
 export type Ack<T> = { ok: true; data: T } | { ok: false; error: SignalingError };
 
+/** What a resumed session still holds on the SFU (events sent while disconnected are not replayed). */
+export interface SessionSnapshot {
+  peers: PeerInfoMessage[];
+  /** Other peers' producers, as `newProducer` would have announced them. */
+  producers: ProducerInfoMessage[];
+  transports: { transportId: string; direction: 'send' | 'recv' }[];
+  /** This peer's own producers and consumers that survived. */
+  producerIds: string[];
+  consumers: { consumerId: string; producerId: string }[];
+}
+
+export interface WelcomeMessage {
+  peerId: string;
+  roomId: string;
+  region: string;
+  nodeId: string;
+  /** Credential for `auth.resume` after a drop (valid while the session lives: resumeGraceMs after a disconnect). */
+  resume: string;
+  resumeGraceMs: number;
+  protocolVersion: string;
+  /** True when this connection resumed an existing session (auth.resume). */
+  resumed: boolean;
+  /** Whether the session has joined the room (a resumed session may have). */
+  joined: boolean;
+  /** On a resumed, joined session: the SFU state that survived the drop. */
+  session?: SessionSnapshot;
+}
+
+/**
+ * Error codes: connect_error `data.code` — BAD_AUTH, PROTOCOL_VERSION, AUTH_REQUIRED, DRAINING,
+ * TOKEN_MALFORMED, TOKEN_UNKNOWN_KEY, TOKEN_BAD_SIGNATURE, TOKEN_EXPIRED, TOKEN_WRONG_BINDING,
+ * RESUME_INVALID, RESUME_EXPIRED; request acks — INVALID_PAYLOAD (with `field`), UNKNOWN_REQUEST,
+ * NOT_JOINED, ALREADY_JOINED, WRONG_DIRECTION, NOT_FOUND, CANNOT_CONSUME, NO_RTP_CAPABILITIES,
+ * INVALID_ARGUMENT, CLOSED, NOT_SUPPORTED, INTERNAL.
+ */
+export type ConnectErrorCode =
+  | 'BAD_AUTH'
+  | 'PROTOCOL_VERSION'
+  | 'AUTH_REQUIRED'
+  | 'DRAINING'
+  | 'TOKEN_MALFORMED'
+  | 'TOKEN_UNKNOWN_KEY'
+  | 'TOKEN_BAD_SIGNATURE'
+  | 'TOKEN_EXPIRED'
+  | 'TOKEN_WRONG_BINDING'
+  | 'RESUME_INVALID'
+  | 'RESUME_EXPIRED';
+
 /** Server → client events. */
 export interface ServerEvents {
   /** Sent on connect: who you are and how to resume a dropped connection. */
-  welcome: (msg: { peerId: string; roomId: string; region: string; nodeId: string; resume: string; resumeGraceMs: number; protocolVersion: string }) => void;
+  welcome: (msg: WelcomeMessage) => void;
   peerJoined: (msg: PeerInfoMessage) => void;
   peerLeft: (msg: { peerId: string }) => void;
   newProducer: (msg: ProducerInfoMessage) => void;

@@ -143,6 +143,7 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
       GEO_SFU_AGENT_PUBLIC_URL: publicUrls.get(a.nodeId)!,
       GEO_SFU_ROUTER_URL: routerUrl,
       GEO_SFU_PEER_ROUTES: JSON.stringify(peerRoutes.get(a.nodeId)),
+      GEO_SFU_SFU_WORKERS: '1',
     });
     return { ...a, directUrl: `http://${config.agentHost}:${ports[index]}`, publicUrl: publicUrls.get(a.nodeId)!, process: child };
   };
