@@ -52,5 +52,23 @@ else
   echo "coturn and promtool are installed"
 fi
 
+# Debian's chromium for the dashboard's browser test (test/web/dashboard.test.ts, via playwright-core;
+# Playwright's own browser download is not used). Installed only when missing.
+step "chromium (dashboard browser test)"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+    echo "chromium is missing and not root: install it with apt-get (Debian package chromium)" >&2
+    exit 1
+  fi
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  if ! apt-cache show chromium >/dev/null 2>&1; then $SUDO apt-get update -qq; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium
+else
+  echo "chromium is installed"
+fi
+
+step "web dashboard (web/ -> web/dist)" && npm run --silent build:web
+
 echo
 echo "setup done: 'npm start' runs the embedded default, 'npm test' runs the tests."

@@ -26,23 +26,23 @@ export interface AgentDeps {
   now?: () => number;
   /** Default: a pino logger at GEO_SFU_LOG_LEVEL. */
   logger?: FastifyBaseLogger;
-  /** Cross-region cascade (region-agent/cascade/): the agent's rooms. Absent: no cascade routes. */
-  cascade?: AgentCascadeDeps;
   /**
    * The SFU (AgentSfu.create(config)): when given, the agent serves socket.io signaling on its
    * HTTP server, reports the SFU's load (unless `load` is given) and participants' quality, and
    * closes the SFU when it closes.
    */
   sfu?: AgentSfu;
+  /** Cross-region cascade (region-agent/cascade/): the agent's rooms. Absent: no cascade routes. */
+  cascade?: AgentCascadeDeps;
 }
 
 export interface Agent {
   app: FastifyInstance;
   controller: AgentController;
-  /** Present when deps.cascade was given. */
-  cascade?: Cascade;
   /** Present when the agent runs an SFU. */
   signaling?: SignalingServer;
+  /** Present when deps.cascade was given. */
+  cascade?: Cascade;
 }
 
 /**
@@ -77,12 +77,13 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   const cascade = deps.cascade ? await registerCascade(app, cascadeOptionsFromConfig(config, settings, deps.cascade, now)) : undefined;
   // --- end cascade ---
   // --- signaling (SFU + socket.io) ---
+  let signaling: SignalingServer | undefined;
   if (sfu) {
-    const signaling = new SignalingServer({ httpServer: app.server, sfu, config, controller, logger: app.log, now });
-    app.addHook('preClose', async () => signaling.close());
+    const server = new SignalingServer({ httpServer: app.server, sfu, config, controller, logger: app.log, now });
+    app.addHook('preClose', async () => server.close());
     app.addHook('onClose', async () => sfu.close());
-    return { app, controller, signaling, ...(cascade ? { cascade } : {}) };
+    signaling = server;
   }
   // --- end signaling ---
-  return { app, controller, ...(cascade ? { cascade } : {}) };
+  return { app, controller, ...(cascade ? { cascade } : {}), ...(signaling ? { signaling } : {}) };
 }

@@ -1,26 +1,12 @@
 import type { NodeLoad } from '../shared/schemas/index.ts';
+import type { SfuLoadSnapshot } from '../sfu/sfu-load.ts';
 
 /**
- * What the SFU tells the agent about itself. The agent reports its own load, never the host's
- * (several agents may share a host), so the SFU reports its workers' usage rather than the
- * agent sampling the machine.
+ * What the SFU tells the agent about itself (sfu/'s own snapshot type). The agent reports its own
+ * load, never the host's (several agents may share a host), so the SFU reports its workers' usage
+ * rather than the agent sampling the machine.
  */
-export interface SfuLoad {
-  participants: number;
-  rooms: number;
-  transports: number;
-  producers: number;
-  consumers: number;
-  workers: number;
-  /**
-   * CPU time (user + system, ms) the SFU workers have used since they started, summed over the
-   * workers. Cumulative, so the agent can difference it over any interval; a worker that exits
-   * takes its share with it, which the agent treats as no usage for that one interval.
-   */
-  workerCpuTimeMs: number;
-  /** Resident memory of the SFU workers now, bytes. */
-  workerRssBytes: number;
-}
+export type SfuLoad = SfuLoadSnapshot;
 
 /** Implemented by the SFU; may be async (mediasoup's worker.getResourceUsage() is). */
 export type SfuLoadProvider = () => SfuLoad | Promise<SfuLoad>;

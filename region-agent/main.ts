@@ -16,7 +16,8 @@ async function main(): Promise<void> {
   // The SFU (mediasoup workers) and its signaling; closed with the agent.
   resolveAgentSettings(config); // a bad configuration stops the agent before workers start
   const sfu = await AgentSfu.create(config);
-  const { app, controller } = await buildAgent({ config, sfu });
+  // Rooms that span regions are piped to the other regions' nodes (region-agent/cascade/).
+  const { app, controller } = await buildAgent({ config, sfu, cascade: { rooms: sfu.rooms } });
   controller.once('close', () => process.exit(0));
 
   let signalled = false;

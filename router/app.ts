@@ -165,6 +165,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(opsRoutes);
   await app.register(scalingRoutes);
   await app.register(alertRoutes);
+  await app.register((await import('./routes/dashboard.ts')).dashboardRoutes); // web dashboard: GET /, /assets/*, /events (router/routes/dashboard.ts)
 
   app.addHook('onReady', async () => {
     await lease.start();

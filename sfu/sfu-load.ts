@@ -1,6 +1,5 @@
 /**
- * The SFU's own load in the shape the region agent samples (structurally
- * the agent's `SfuLoad`; sfu/ does not import the agent): counts, and the
+ * The SFU's own load, which the region agent samples (its `SfuLoad`): counts, and the
  * workers' cumulative CPU time and current RSS so the agent can difference
  * CPU over its own interval. Workers that died are not counted.
  */

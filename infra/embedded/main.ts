@@ -19,6 +19,7 @@ async function main(): Promise<void> {
       '',
       'geo-sfu embedded default',
       `  router     ${embedded.routerUrl}   (GET /regions, POST /allocate, /docs)`,
+      `  dashboard  ${embedded.routerUrl}/#token=${encodeURIComponent(c.adminToken)}`,
       ...embedded.agents.map((a) => `  ${a.nodeId.padEnd(10)} ${a.publicUrl}${a.publicUrl !== a.directUrl ? `  (via WAN delay proxy → ${a.directUrl})` : ''}`),
       `  WAN profile ${config.wanProfile || 'none (all regions on loopback, ~0 ms apart)'}`,
       '',

@@ -3,11 +3,12 @@ import { BadRequestError, NoCapacityError } from '../../shared/errors.ts';
 import type { AllocateRequest, AllocateSfuResponse } from '../../shared/schemas/index.ts';
 import { type Permissions, signJoinToken } from '../../shared/tokens.ts';
 import type { GeoLookup } from '../geo.ts';
-import { estimateClientRtt } from '../placement/client-rtt.ts';
+import { estimateClientRtt, type ClientRttModel } from '../placement/client-rtt.ts';
 import { buildInterRegionRtt } from '../placement/inter-region.ts';
-import type { PlacementInput, PlacementNode, PlacementStrategy, RoomSnapshot } from '../placement/types.ts';
+import type { ClientRtt, InterRegionRtt, PlacedParticipant, PlacementInput, PlacementNode, PlacementStrategy } from '../placement/types.ts';
 import type { NodeRegistry, RegistrySnapshot } from '../registry/node-registry.ts';
 import type { ParticipantRecord, RoomState, RoomStore, SessionLog } from '../state/types.ts';
+import { KnownRooms, NO_ROOM, type KnownRoom } from './known-rooms.ts';
 
 export interface AllocatorDeps {
   config: GeoSfuConfig;
@@ -33,36 +34,54 @@ export interface PlacedAllocation {
 
 /** How often an allocation is placed again after losing a race (node filled, room pinned elsewhere). */
 const MAX_PLACEMENT_ATTEMPTS = 5;
+/** Participants (in all rooms) whose placement the router remembers: about 100 bytes each. */
+const KNOWN_PARTICIPANTS = 100_000;
 
 /**
- * POST /allocate's I/O around the pure placement: read the room and the registry snapshot, place,
- * then commit atomically in the room store (which may say the node filled up or the room was
- * pinned meanwhile: place again on fresh state), sign the join token and queue the session row.
+ * POST /allocate's I/O around the pure placement: place on the room as this router last knew it
+ * and the registry snapshot, then commit atomically in the room store, which checks that the room
+ * is still at that version and the node has room. When the room changed, the store answers with
+ * its current state and the participant is placed again on it (a node that filled up is left
+ * out); so the common case is one round trip to the store. Then sign the join token and queue the
+ * session row.
  */
 export class Allocator {
-  constructor(private readonly deps: AllocatorDeps) {}
+  readonly #regionIds: readonly string[];
+  readonly #catalog: ReadonlySet<string>;
+  readonly #clientRttModel: ClientRttModel;
+  readonly #knownRooms = new KnownRooms(KNOWN_PARTICIPANTS);
+  /** The inter-region RTTs of the registry's last refresh (they only change with a refresh). */
+  #interRegionRtt: { of: RegistrySnapshot['interRegion']; rtt: InterRegionRtt } | null = null;
+
+  constructor(private readonly deps: AllocatorDeps) {
+    const { config } = deps;
+    this.#regionIds = config.regions.map((r) => r.id);
+    this.#catalog = new Set(this.#regionIds);
+    this.#clientRttModel = { baseRttMs: config.geoBaseRttMs, msPerKm: config.geoMsPerKm, defaultRttMs: config.defaultClientRttMs };
+  }
 
   /** `permissions` come from the caller's grant and travel in the join token for the SFU to enforce. */
   async allocate(req: AllocateRequest, clientIp: string | null, permissions?: Permissions): Promise<AllocateSfuResponse> {
     const { config, rooms, strategy, now } = this.deps;
     const started = performance.now();
-    const catalog = new Set(config.regions.map((r) => r.id));
     for (const region of Object.keys(req.latencies ?? {})) {
-      if (!catalog.has(region)) throw new BadRequestError(`latencies.${region} is not a region of this deployment (${[...catalog].join(', ')})`, `latencies.${region}`);
+      if (!this.#catalog.has(region)) throw new BadRequestError(`latencies.${region} is not a region of this deployment (${this.#regionIds.join(', ')})`, `latencies.${region}`);
     }
     const client = estimateClientRtt({
       regions: config.regions,
       measured: req.latencies,
-      location: clientIp !== null && !hasAllRegions(req.latencies, catalog) ? this.deps.geoLookup(clientIp) : null,
-      model: { baseRttMs: config.geoBaseRttMs, msPerKm: config.geoMsPerKm, defaultRttMs: config.defaultClientRttMs },
+      location: clientIp !== null && !hasAllRegions(req.latencies, this.#regionIds) ? this.deps.geoLookup(clientIp) : null,
+      model: this.#clientRttModel,
     });
-
     const full = new Set<string>();
-    let state = await rooms.getRoom(req.roomId);
+    let basis = this.#knownRooms.get(req.roomId);
+    // The room as remembered may be old, so the store checks its version. A basis the store just
+    // returned is as fresh as a read and is checked as one was before (home only), so that joiners
+    // racing each other cannot keep each other stale.
+    let checkVersion = true;
     for (let attempt = 1; ; attempt++) {
       const snapshot = this.deps.registry.snapshot();
-      const input = this.#placementInput(req, client, state, snapshot, full);
-      const result = strategy.place(input);
+      const result = strategy.place(this.#placementInput(req, client, basis, snapshot, full));
       if (!result.ok) {
         this.deps.onDecision?.('refused', performance.now() - started);
         throw new NoCapacityError(`no region can take participant ${req.participantId} now: ${result.candidates.map((c) => `${c.region} ${c.excludedBecause ?? 'ok'}`).join(', ')}`);
@@ -83,7 +102,8 @@ export class Allocator {
       const outcome = await rooms.allocate({
         roomId: req.roomId,
         proposedHome: { region: decision.homeRegion, nodeId: decision.homeNodeId },
-        expectedHomeRegion: state?.room.homeRegion ?? null,
+        expectedHomeRegion: basis.home?.region ?? null,
+        ...(checkVersion ? { expectedVersion: basis.version } : {}),
         participant,
         nodeLimit: node.maxParticipants,
         nowMs,
@@ -93,9 +113,24 @@ export class Allocator {
           this.deps.onDecision?.('refused', performance.now() - started);
           throw new NoCapacityError(`allocation for room ${req.roomId} kept losing races; try again`, 1);
         }
-        if (outcome.status === 'node_full') full.add(decision.nodeId);
-        state = await rooms.getRoom(req.roomId);
+        if (outcome.status === 'node_full') {
+          full.add(decision.nodeId);
+        } else {
+          basis = outcome.current ? this.#knownRoom(outcome.current) : NO_ROOM;
+          checkVersion = false;
+        }
         continue;
+      }
+      if (outcome.previousVersion === basis.version) {
+        const others = basis.participants.filter((p) => p.participantId !== req.participantId);
+        this.#knownRooms.set(req.roomId, {
+          version: outcome.version,
+          home: { region: outcome.room.homeRegion, nodeId: outcome.room.homeNodeId },
+          participants: [...others, placed(participant, config.defaultClientRttMs)],
+        });
+      } else {
+        // Someone else changed the room between the basis and this allocation: what it holds now is unknown.
+        this.#knownRooms.delete(req.roomId);
       }
       if (outcome.replaced) this.deps.sessions.setStatus(outcome.replaced.allocationId, 'ended', new Date(nowMs));
       this.deps.sessions.record({
@@ -122,7 +157,7 @@ export class Allocator {
         iat: Math.floor(nowMs / 1000),
         exp: expSeconds,
       });
-      this.deps.onDecision?.(outcomeOf(decision, outcome.room.homeRegion, state), performance.now() - started, {
+      this.deps.onDecision?.(outcomeOf(decision, outcome.room.homeRegion, basis), performance.now() - started, {
         homeRegion: outcome.room.homeRegion,
         region: decision.region,
         clientRttMs: client.byRegion[decision.region] ?? config.defaultClientRttMs,
@@ -146,10 +181,18 @@ export class Allocator {
     }
   }
 
+  #knownRoom(state: RoomState): KnownRoom {
+    return {
+      version: state.version,
+      home: { region: state.room.homeRegion, nodeId: state.room.homeNodeId },
+      participants: state.participants.map((p) => placed(p, this.deps.config.defaultClientRttMs)),
+    };
+  }
+
   #placementInput(
     req: AllocateRequest,
-    client: PlacementInput['client'],
-    state: RoomState | null,
+    client: ClientRtt,
+    basis: KnownRoom,
     snapshot: RegistrySnapshot,
     full: ReadonlySet<string>,
   ): PlacementInput {
@@ -162,49 +205,51 @@ export class Allocator {
       cordoned: n.cordoned,
       stress: full.has(n.nodeId) ? Math.max(1, n.stress) : n.stress,
     }));
-    const room: RoomSnapshot = {
-      homeRegion: state?.room.homeRegion ?? null,
-      homeNodeId: state?.room.homeNodeId ?? null,
-      participants: (state?.participants ?? [])
-        .filter((p) => p.participantId !== req.participantId)
-        .map((p) => ({
-          participantId: p.participantId,
-          region: p.region,
-          nodeId: p.nodeId,
-          edgeRttMs: p.rttMs[p.region] ?? config.defaultClientRttMs,
-        })),
-    };
-    const measured: Record<string, Record<string, number | null>> = {};
-    for (const [from, row] of Object.entries(snapshot.interRegion)) {
-      measured[from] = Object.fromEntries(Object.entries(row).map(([to, s]) => [to, s.rttMs]));
-    }
     return {
-      regions: config.regions.map((r) => r.id),
+      regions: this.#regionIds,
       nodes,
-      interRegionRtt: buildInterRegionRtt({
-        regions: config.regions,
-        measured,
-        model: { baseRttMs: config.geoBaseRttMs, msPerKm: config.geoMsPerKm },
-      }),
+      interRegionRtt: this.#interRegionRttOf(snapshot),
       client,
-      room,
+      room: {
+        homeRegion: basis.home?.region ?? null,
+        homeNodeId: basis.home?.nodeId ?? null,
+        participants: basis.participants.filter((p) => p.participantId !== req.participantId),
+      },
       excludeNodeIds: req.excludeNodeIds ?? [],
       marginMs: config.marginMs,
     };
   }
+
+  #interRegionRttOf(snapshot: RegistrySnapshot): InterRegionRtt {
+    if (this.#interRegionRtt?.of !== snapshot.interRegion) {
+      const { config } = this.deps;
+      const measured: Record<string, Record<string, number | null>> = {};
+      for (const [from, row] of Object.entries(snapshot.interRegion)) {
+        measured[from] = Object.fromEntries(Object.entries(row).map(([to, s]) => [to, s.rttMs]));
+      }
+      const rtt = buildInterRegionRtt({ regions: config.regions, measured, model: { baseRttMs: config.geoBaseRttMs, msPerKm: config.geoMsPerKm } });
+      this.#interRegionRtt = { of: snapshot.interRegion, rtt };
+    }
+    return this.#interRegionRtt.rtt;
+  }
 }
 
-function hasAllRegions(latencies: Record<string, number> | undefined, catalog: ReadonlySet<string>): boolean {
-  return latencies !== undefined && [...catalog].every((r) => latencies[r] !== undefined);
+/** A participant as placement sees the others in its room. */
+function placed(p: ParticipantRecord, defaultClientRttMs: number): PlacedParticipant {
+  return { participantId: p.participantId, region: p.region, nodeId: p.nodeId, edgeRttMs: p.rttMs[p.region] ?? defaultClientRttMs };
+}
+
+function hasAllRegions(latencies: Record<string, number> | undefined, regionIds: readonly string[]): boolean {
+  return latencies !== undefined && regionIds.every((r) => latencies[r] !== undefined);
 }
 
 function outcomeOf(
   decision: { region: string; reasons: { code: string }[] },
   homeRegion: string,
-  before: RoomState | null,
+  before: KnownRoom,
 ): AllocationOutcome {
   if (decision.reasons.some((r) => r.code === 'HOME_REGION_UNAVAILABLE')) return 'overflow';
   if (decision.region === homeRegion) return 'home';
-  const inRoom = before?.participants.some((p) => p.region === decision.region) ?? false;
+  const inRoom = before.participants.some((p) => p.region === decision.region);
   return inRoom ? 'edge' : 'cascade';
 }

@@ -11,6 +11,7 @@ export interface MemoryRoomStoreOptions {
 interface MemoryRoom {
   record: RoomRecord;
   participants: Map<string, ParticipantRecord>;
+  version: number;
   /** Set while the room has no participants: when its idle TTL started. */
   emptySinceMs: number | null;
 }
@@ -23,6 +24,8 @@ interface MemoryRoom {
 export class MemoryRoomStore implements RoomStore {
   private readonly rooms = new Map<string, MemoryRoom>();
   private readonly counts = new Map<string, number>();
+  /** The last room version handed out (see RoomStore). */
+  private lastVersion = 0;
   private readonly roomIdleTtlMs: number;
   private readonly now: () => number;
 
@@ -34,28 +37,27 @@ export class MemoryRoomStore implements RoomStore {
   async getRoom(roomId: string): Promise<RoomState | null> {
     const room = this.liveRoom(roomId);
     if (!room) return null;
-    return {
-      room: { ...room.record },
-      participants: [...room.participants.values()].sort(compareParticipants).map((p) => structuredClone(p)),
-    };
+    return stateOf(room);
   }
 
   async allocate(input: AllocateInput): Promise<AllocateOutcome> {
     const { participant } = input;
     const existing = this.liveRoom(input.roomId);
-    if (existing && existing.record.homeRegion !== input.expectedHomeRegion) {
-      return { status: 'stale', room: { ...existing.record } };
-    }
+    const homeMoved = existing !== undefined && existing.record.homeRegion !== input.expectedHomeRegion;
+    const versionMoved = input.expectedVersion !== undefined && (existing?.version ?? 0) !== input.expectedVersion;
+    if (homeMoved || versionMoved) return { status: 'stale', current: existing ? stateOf(existing) : null };
     const previous = existing?.participants.get(participant.participantId) ?? null;
     const ownReservation = previous?.nodeId === participant.nodeId ? 1 : 0;
     if (this.countOn(participant.nodeId) - ownReservation >= input.nodeLimit) return { status: 'node_full' };
 
     const room = existing ?? this.pin(input);
+    const previousVersion = room.version;
     if (previous) this.release(previous.nodeId);
     this.counts.set(participant.nodeId, this.countOn(participant.nodeId) + 1);
-    room.participants.set(participant.participantId, structuredClone(participant));
+    room.participants.set(participant.participantId, copyParticipant(participant));
     room.emptySinceMs = null;
-    return { status: 'ok', room: { ...room.record }, replaced: previous };
+    this.bump(room);
+    return { status: 'ok', room: { ...room.record }, replaced: previous, version: room.version, previousVersion };
   }
 
   async markJoined(roomId: string, participantId: string, allocationId: string): Promise<boolean> {
@@ -77,6 +79,7 @@ export class MemoryRoomStore implements RoomStore {
     const room = this.liveRoom(roomId);
     if (!room || room.record.epoch !== expectedEpoch) return null;
     room.record = { ...room.record, homeRegion: home.region, homeNodeId: home.nodeId, epoch: expectedEpoch + 1 };
+    this.bump(room);
     return { ...room.record };
   }
 
@@ -127,6 +130,7 @@ export class MemoryRoomStore implements RoomStore {
         createdAtMs: input.nowMs,
       },
       participants: new Map(),
+      version: 0,
       emptySinceMs: null,
     };
     this.rooms.set(input.roomId, room);
@@ -136,7 +140,12 @@ export class MemoryRoomStore implements RoomStore {
   private remove(room: MemoryRoom, participant: ParticipantRecord): void {
     room.participants.delete(participant.participantId);
     this.release(participant.nodeId);
+    this.bump(room);
     if (room.participants.size === 0) room.emptySinceMs = this.now();
+  }
+
+  private bump(room: MemoryRoom): void {
+    room.version = ++this.lastVersion;
   }
 
   private countOn(nodeId: string): number {
@@ -148,4 +157,17 @@ export class MemoryRoomStore implements RoomStore {
     if (left > 0) this.counts.set(nodeId, left);
     else this.counts.delete(nodeId);
   }
+}
+
+function stateOf(room: MemoryRoom): RoomState {
+  return {
+    room: { ...room.record },
+    participants: [...room.participants.values()].sort(compareParticipants).map(copyParticipant),
+    version: room.version,
+  };
+}
+
+/** Only `rttMs` is nested, so a spread and one more copy it (structuredClone costs several times more). */
+function copyParticipant(participant: ParticipantRecord): ParticipantRecord {
+  return { ...participant, rttMs: { ...participant.rttMs } };
 }

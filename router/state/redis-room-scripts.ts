@@ -2,7 +2,11 @@
  * Lua scripts of RedisRoomStore. Each runs atomically in Redis, so two routers can never both pin a
  * home, both take a node's last slot, or both win a re-home. Every script on one room takes the
  * same KEYS, built by RedisRoomStore: 1 room hash, 2 participants hash, 3 node counts hash,
- * 4 pending-expiry sorted set, 5 room-id set.
+ * 4 pending-expiry sorted set, 5 room-id set, 6 room-version counter.
+ *
+ * A room's version (see RoomStore) is the `version` field of its hash, taken from the counter shared
+ * by all rooms, so a version is never handed out twice. A hash written before versions existed has
+ * none and counts as 0, like a missing room; the home check still tells the two apart.
  *
  * Participant records are JSON written by the store with `status` as the first key, so a script can
  * rewrite the status without re-encoding the record (Redis's cjson turns `{}` into `[]` and rounds
@@ -13,6 +17,12 @@ export const ALLOCATED_RECORD_HEAD = '{"status":"allocated"';
 const JOINED_RECORD_HEAD = '{"status":"joined"';
 
 const HELPERS = `
+local function bumpVersion()
+  local version = redis.call('INCR', KEYS[6])
+  redis.call('HSET', KEYS[1], 'version', version)
+  return version
+end
+
 local function releaseNode(countsKey, nodeId)
   if redis.call('HINCRBY', countsKey, nodeId, -1) <= 0 then redis.call('HDEL', countsKey, nodeId) end
 end
@@ -22,20 +32,25 @@ local function removeParticipant(participantId, nodeId, member, idleTtlMs)
   redis.call('HDEL', KEYS[2], participantId)
   releaseNode(KEYS[3], nodeId)
   redis.call('ZREM', KEYS[4], member)
+  bumpVersion()
   if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('PEXPIRE', KEYS[1], idleTtlMs) end
 end
 `;
 
 /**
  * ARGV: roomId, proposedRegion, proposedNode, expectedHome ('' = the room was empty), participantId,
- * record, nodeId, pendingMember, expiresAtMs ('' = joined, nothing pending), nodeLimit, nowMs.
- * Returns {'ok', home, homeNode, epoch, createdAt, replacedRecord|nil} | {'stale', home, homeNode,
- * epoch, createdAt} | {'node_full'}. Checks everything before writing anything.
+ * record, nodeId, pendingMember, expiresAtMs ('' = joined, nothing pending), nodeLimit, nowMs,
+ * expectedVersion ('' = not checked).
+ * Returns {'ok', home, homeNode, epoch, createdAt, version, previousVersion, replacedRecord|nil} |
+ * {'stale', home, homeNode, epoch, createdAt, version, participants as HGETALL} ({'stale'} alone: no
+ * such room) | {'node_full'}. Checks everything before writing anything.
  */
 export const ALLOCATE = `${HELPERS}
-local room = redis.call('HMGET', KEYS[1], 'home', 'homeNode', 'epoch', 'createdAt')
-if room[1] and room[1] ~= ARGV[4] then
-  return {'stale', room[1], room[2], room[3], room[4]}
+local room = redis.call('HMGET', KEYS[1], 'home', 'homeNode', 'epoch', 'createdAt', 'version')
+local version = room[5] or '0'
+if (room[1] and room[1] ~= ARGV[4]) or (ARGV[12] ~= '' and version ~= ARGV[12]) then
+  if not room[1] then return {'stale'} end
+  return {'stale', room[1], room[2], room[3], room[4], version, redis.call('HGETALL', KEYS[2])}
 end
 local previous = redis.call('HGET', KEYS[2], ARGV[5])
 local previousNode = previous and cjson.decode(previous).nodeId
@@ -57,7 +72,7 @@ if ARGV[9] == '' then
 else
   redis.call('ZADD', KEYS[4], ARGV[9], ARGV[8])
 end
-return {'ok', room[1], room[2], room[3], room[4], previous}
+return {'ok', room[1], room[2], room[3], room[4], bumpVersion(), version, previous}
 `;
 
 /** ARGV: participantId, allocationId, pendingMember. Returns 1 | 0. */
@@ -99,10 +114,11 @@ return nil
 `;
 
 /** ARGV: expectedEpoch, region, nodeId. Returns {home, homeNode, epoch, createdAt} or nil. */
-export const REHOME = `
+export const REHOME = `${HELPERS}
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch or tonumber(epoch) ~= tonumber(ARGV[1]) then return nil end
 redis.call('HSET', KEYS[1], 'home', ARGV[2], 'homeNode', ARGV[3], 'epoch', tonumber(epoch) + 1)
+bumpVersion()
 return redis.call('HMGET', KEYS[1], 'home', 'homeNode', 'epoch', 'createdAt')
 `;
 

@@ -15,6 +15,13 @@ export interface RedisRoomStoreOptions {
 }
 
 type Script = (...args: Array<string | number>) => Promise<unknown>;
+
+/** The ALLOCATE script's reply (see redis-room-scripts.ts). */
+type AllocateReply =
+  | ['ok', string, string, string, string, number, string, string | null]
+  | ['stale']
+  | ['stale', string, string, string, string, string, string[]]
+  | ['node_full'];
 interface RoomScripts {
   roomAllocate: Script;
   roomMarkJoined: Script;
@@ -25,21 +32,22 @@ interface RoomScripts {
 }
 
 /** Every room script takes the same KEYS (see redis-room-scripts.ts). */
-const ROOM_KEY_COUNT = 5;
+const ROOM_KEY_COUNT = 6;
 /** Expired allocations and room ids are processed this many per round trip. */
 const SCAN_BATCH = 500;
 
 /**
  * Room state shared by router replicas. Keys (P = keyPrefix):
- * - `P room:{roomId}` hash: home, homeNode, epoch, createdAt (carries the idle TTL while empty)
+ * - `P room:{roomId}` hash: home, homeNode, epoch, createdAt, version (carries the idle TTL while empty)
  * - `P room:{roomId}:participants` hash: participantId → JSON ParticipantRecord
  * - `P nodecount` hash: nodeId → participants allocated + joined
  * - `P allocations:pending` sorted set: JSON [roomId, participantId] scored by expiresAtMs
  * - `P rooms` set of room ids (ids of expired rooms are removed lazily by listRoomIds)
+ * - `P roomversion` counter the room versions are taken from
  * Every change is one Lua script (EVALSHA through ioredis defineCommand).
  */
 export class RedisRoomStore implements RoomStore {
-  private readonly keys: { counts: string; pending: string; rooms: string };
+  private readonly keys: { counts: string; pending: string; rooms: string; versions: string };
 
   private constructor(
     private readonly redis: Redis & RoomScripts,
@@ -49,6 +57,7 @@ export class RedisRoomStore implements RoomStore {
       counts: `${options.keyPrefix}nodecount`,
       pending: `${options.keyPrefix}allocations:pending`,
       rooms: `${options.keyPrefix}rooms`,
+      versions: `${options.keyPrefix}roomversion`,
     };
   }
 
@@ -69,10 +78,7 @@ export class RedisRoomStore implements RoomStore {
       Record<string, string>
     >;
     if (!room || room.home === undefined) return null;
-    return {
-      room: toRoomRecord(roomId, [room.home, room.homeNode, room.epoch, room.createdAt]),
-      participants: Object.values(participants ?? {}).map(decodeParticipant).sort(compareParticipants),
-    };
+    return toRoomState(roomId, [room.home, room.homeNode, room.epoch, room.createdAt], room.version, Object.values(participants ?? {}));
   }
 
   async allocate(input: AllocateInput): Promise<AllocateOutcome> {
@@ -91,14 +97,30 @@ export class RedisRoomStore implements RoomStore {
         participant.status === 'allocated' ? participant.expiresAtMs : '',
         input.nodeLimit,
         input.nowMs,
+        input.expectedVersion ?? '',
       ),
-    )) as [string, ...Array<string | null>];
-    const [status, ...fields] = reply;
-    if (status === 'node_full') return { status };
-    const room = toRoomRecord(input.roomId, fields);
-    if (status === 'stale') return { status, room };
-    const replaced = fields[4];
-    return { status: 'ok', room, replaced: replaced ? decodeParticipant(replaced) : null };
+    )) as AllocateReply;
+    switch (reply[0]) {
+      case 'node_full':
+        return { status: 'node_full' };
+      case 'stale': {
+        if (reply.length === 1) return { status: 'stale', current: null };
+        const [, home, homeNode, epoch, createdAt, version, participants] = reply;
+        // HGETALL's reply alternates field (participant id) and value (record).
+        const records = participants.filter((_, i) => i % 2 === 1);
+        return { status: 'stale', current: toRoomState(input.roomId, [home, homeNode, epoch, createdAt], version, records) };
+      }
+      case 'ok': {
+        const [, home, homeNode, epoch, createdAt, version, previousVersion, replaced] = reply;
+        return {
+          status: 'ok',
+          room: toRoomRecord(input.roomId, [home, homeNode, epoch, createdAt]),
+          replaced: replaced ? decodeParticipant(replaced) : null,
+          version,
+          previousVersion: Number(previousVersion),
+        };
+      }
+    }
   }
 
   async markJoined(roomId: string, participantId: string, allocationId: string): Promise<boolean> {
@@ -187,7 +209,7 @@ export class RedisRoomStore implements RoomStore {
 
   /** The KEYS every room script takes, in the order redis-room-scripts.ts documents. */
   private roomKeys(roomId: string): string[] {
-    return [this.roomKey(roomId), this.participantsKey(roomId), this.keys.counts, this.keys.pending, this.keys.rooms];
+    return [this.roomKey(roomId), this.participantsKey(roomId), this.keys.counts, this.keys.pending, this.keys.rooms, this.keys.versions];
   }
 }
 
@@ -207,4 +229,9 @@ function pendingMember(roomId: string, participantId: string): string {
 
 function toRoomRecord(roomId: string, [home, homeNode, epoch, createdAt]: Array<string | null | undefined>): RoomRecord {
   return { roomId, homeRegion: home ?? '', homeNodeId: homeNode ?? '', epoch: Number(epoch), createdAtMs: Number(createdAt) };
+}
+
+/** `version` absent: the room hash has none yet (see redis-room-scripts.ts). */
+function toRoomState(roomId: string, roomFields: Array<string | null | undefined>, version: string | undefined, records: string[]): RoomState {
+  return { room: toRoomRecord(roomId, roomFields), participants: records.map(decodeParticipant).sort(compareParticipants), version: Number(version ?? 0) };
 }

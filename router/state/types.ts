@@ -31,6 +31,8 @@ export interface ParticipantRecord {
 export interface RoomState {
   room: RoomRecord;
   participants: ParticipantRecord[];
+  /** See `RoomStore`: identifies the home and membership this state shows. */
+  version: number;
 }
 
 export interface AllocateInput {
@@ -39,6 +41,11 @@ export interface AllocateInput {
   proposedHome: { region: string; nodeId: string };
   /** The home the decision assumed (null = the room was empty when read). */
   expectedHomeRegion: string | null;
+  /**
+   * The room version the decision was made on (0 = no room), when the caller's view may be older
+   * than one read: the allocation is then also stale if anything placement depends on changed.
+   */
+  expectedVersion?: number;
   participant: ParticipantRecord;
   /** The participant's node may hold at most this many participants (reserved + joined). */
   nodeLimit: number;
@@ -46,12 +53,24 @@ export interface AllocateInput {
 }
 
 export type AllocateOutcome =
-  | { status: 'ok'; room: RoomRecord; replaced: ParticipantRecord | null }
+  /** `version`: the room's version with this allocation; `previousVersion`: just before it (0: it created the room). */
+  | { status: 'ok'; room: RoomRecord; replaced: ParticipantRecord | null; version: number; previousVersion: number }
   /** The node is full (capacity reserved by others since the snapshot): place again without it. */
   | { status: 'node_full' }
-  /** The room got a different home since it was read: place again on fresh state. */
-  | { status: 'stale'; room: RoomRecord };
+  /**
+   * The room is not as the decision assumed (another home, or another version when one was
+   * expected): place again on `current`, its state now (null: no such room), without a read.
+   */
+  | { status: 'stale'; current: RoomState | null };
 
+/**
+ * Room versions: a room's version identifies its home and membership (who holds an allocation, on
+ * which node, with which RTTs), the inputs of placement. Every allocate, removal, expiry and re-home
+ * gives the room a version never used before by the store, so equal versions mean equal inputs even
+ * across a room forgotten and created again. 0 is a room that does not exist. Marking a participant
+ * joined keeps the version: placement does not depend on it, and every allocation is followed by a
+ * join, which would otherwise outdate every router's view of the room.
+ */
 export interface RoomStore {
   getRoom(roomId: string): Promise<RoomState | null>;
   /**

@@ -56,7 +56,7 @@ it('shows four healthy regions with measured RTTs matching the WAN profile', asy
       const expected = profile.interRegionRttMs[from]?.[to] ?? profile.interRegionRttMs[to]![from]!;
       lines.push(`${from}→${to}: median ${stats.medianMs} ms (profile ${expected})`);
       expect(stats.medianMs!).toBeGreaterThanOrEqual(expected);
-      expect(stats.medianMs!).toBeLessThan(expected * 1.25 + 15);
+      expect(stats.medianMs!).toBeLessThan(expected * 1.25 + 40);
       expect(stats.loss).toBe(0);
     }
   }
@@ -65,17 +65,18 @@ it('shows four healthy regions with measured RTTs matching the WAN profile', asy
     const probe = r.nodes[0]!.probe;
     lines.push(`router→${r.id}: median ${probe.medianMs} ms (profile clientRttMs ${expected})`);
     expect(probe.medianMs!).toBeGreaterThanOrEqual(expected);
-    expect(probe.medianMs!).toBeLessThan(expected * 1.25 + 15);
+    expect(probe.medianMs!).toBeLessThan(expected * 1.25 + 40);
   }
   console.log(lines.join('\n'));
 }, 120_000);
 
 it('places people from three continents into one room as the delay model says', async () => {
   const NEW_YORK = { 'us-west': 70, 'us-east': 10, 'eu-west': 80, apac: 230 };
-  // eu-west (5+72+10)/2 = 43.5 beats us-east (90+10)/2 = 50.
-  const LONDON = { 'us-west': 140, 'us-east': 90, 'eu-west': 5, apac: 180 };
-  // apac mean((5+224+10)/2, (5+176+5)/2) = 106.25 beats eu-west mean((190+72+10)/2, (190+5)/2) = 116.75.
-  const SINGAPORE = { 'us-west': 180, 'us-east': 240, 'eu-west': 190, apac: 5 };
+  // Margins of 30+ ms, so a loaded machine's measurement error cannot flip a decision.
+  // eu-west (5+72+10)/2 = 43.5 beats us-east (140+10)/2 = 75.
+  const LONDON = { 'us-west': 200, 'us-east': 140, 'eu-west': 5, apac: 180 };
+  // apac mean((5+224+10)/2, (5+176+5)/2) = 106.25 beats eu-west mean((260+72+10)/2, (260+5)/2) = 149.75.
+  const SINGAPORE = { 'us-west': 250, 'us-east': 300, 'eu-west': 260, apac: 5 };
   const results = [];
   for (const [who, latencies] of [['alice', NEW_YORK], ['bob', LONDON], ['carol', SINGAPORE]] as const) {
     const res = await allocate(embedded.routerUrl, { roomId: 'world', participantId: who, latencies });

@@ -46,14 +46,5 @@ export function placementInput(overrides: Partial<PlacementInput> & Pick<Placeme
   return { regions: REGIONS, nodes: nodes(), interRegionRtt: interRegion(), excludeNodeIds: [], marginMs: 0, ...overrides };
 }
 
-/** mulberry32: a small seeded PRNG, so property tests are random-looking yet repeatable. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** The simulator's seeded PRNG: property tests are random-looking yet repeatable. */
+export { seededRandom } from '../../bench/placement/prng.ts';

@@ -1,30 +1,31 @@
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import pg from 'pg';
 import { FakeNodes } from '../utils/fake-nodes.ts';
 import { allocate } from '../utils/http.ts';
 import { cleanupNamespaces, DATABASE_URL, runNamespace, startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
 
 const ns = runNamespace();
-const routers: RunningRouter[] = [];
+let a: RunningRouter;
+let b: RunningRouter;
 let nodes: FakeNodes | null = null;
-afterAll(async () => {
-  await nodes?.close();
-  await Promise.all(routers.map((r) => r.close()));
-  await cleanupNamespaces();
-});
-
-it('two routers sharing Redis: hundreds of concurrent allocations for one room give one home and exact counts', async () => {
+beforeAll(async () => {
   const overrides = { maxParticipantsPerNode: 1_000 };
-  const a = await startRouter(testConfig('real', overrides, ns));
-  const b = await startRouter(testConfig('real', overrides, ns));
-  routers.push(a, b);
+  a = await startRouter(testConfig('real', overrides, ns));
+  b = await startRouter(testConfig('real', overrides, ns));
   // Nodes register with router A only; router B sees them through the shared registry.
   nodes = new FakeNodes(a.url, a.config.clusterSecret);
   await nodes.start(200);
   for (const region of ['us-west', 'us-east', 'eu-west', 'apac']) await nodes.add({ nodeId: `${region}-1`, region, maxParticipants: 1_000 });
   await b.app.services.registry.refresh();
-  expect(b.app.services.registry.snapshot().nodes).toHaveLength(4);
+});
+afterAll(async () => {
+  await nodes?.close();
+  await Promise.all([a?.close(), b?.close()]);
+  await cleanupNamespaces();
+});
 
+it('two routers sharing Redis: hundreds of concurrent allocations for one room give one home and exact counts', async () => {
+  expect(b.app.services.registry.snapshot().nodes).toHaveLength(4);
   const regions = ['us-west', 'us-east', 'eu-west', 'apac'];
   const N = 300;
   const started = performance.now();
@@ -54,4 +55,19 @@ it('two routers sharing Redis: hundreds of concurrent allocations for one room g
   const rows = await client.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS ids, min(home_region) AS h1, max(home_region) AS h2 FROM ${ns.pgSchema}.video_sessions WHERE room_id = 'big-room'`);
   await client.end();
   expect(rows.rows[0]).toEqual({ n: N, ids: N, h1: [...homes][0], h2: [...homes][0] });
+});
+
+it('a router placing on a room as it remembers it still sees what another router changed since', async () => {
+  const regions = ['us-west', 'us-east', 'eu-west', 'apac'];
+  const near = (region: string) => Object.fromEntries(regions.map((r) => [r, r === region ? 10 : 150]));
+  const othersIn = (body: { reasons: Array<{ message: string }> }) => body.reasons.map((r) => /to (\d+) others?/.exec(r.message)?.[1]).find(Boolean);
+  expect((await allocate(a.url, { roomId: 'shared-room', participantId: 'alice', latencies: near('us-west') })).status).toBe(200);
+  expect((await allocate(b.url, { roomId: 'shared-room', participantId: 'bob', latencies: near('apac') })).status).toBe(200);
+  // Router A last saw the room with alice alone; bob joined through B since.
+  const carol = await allocate(a.url, { roomId: 'shared-room', participantId: 'carol', latencies: near('eu-west') });
+  expect(carol.status).toBe(200);
+  expect(othersIn(carol.body)).toBe('2');
+  const dave = await allocate(a.url, { roomId: 'shared-room', participantId: 'dave', latencies: near('us-east') });
+  expect(othersIn(dave.body)).toBe('3');
+  expect((await a.app.services.rooms.getRoom('shared-room'))?.participants.map((p) => p.participantId)).toEqual(['alice', 'bob', 'carol', 'dave']);
 });

@@ -32,13 +32,14 @@ export function participant(participantId: string, nodeId: string, overrides: Pa
 export function allocation(
   roomId: string,
   record: ParticipantRecord,
-  options: { home?: string; expectedHomeRegion?: string | null; nodeLimit?: number } = {},
+  options: { home?: string; expectedHomeRegion?: string | null; expectedVersion?: number; nodeLimit?: number } = {},
 ): AllocateInput {
   const home = options.home ?? 'us-east-1';
   return {
     roomId,
     proposedHome: { region: home.replace(/-\d+$/, ''), nodeId: home },
     expectedHomeRegion: options.expectedHomeRegion ?? null,
+    ...(options.expectedVersion !== undefined ? { expectedVersion: options.expectedVersion } : {}),
     participant: record,
     nodeLimit: options.nodeLimit ?? 100,
     nowMs: T0,
@@ -50,12 +51,31 @@ function expectOk(outcome: AllocateOutcome): Extract<AllocateOutcome, { status: 
   return outcome as Extract<AllocateOutcome, { status: 'ok' }>;
 }
 
-/** Allocates as the router does: on 'stale', place again against the home that won. */
-async function allocateLikeRouter(store: RoomStore, input: AllocateInput): Promise<AllocateOutcome> {
+function expectStale(outcome: AllocateOutcome): Extract<AllocateOutcome, { status: 'stale' }> {
+  expect(outcome.status).toBe('stale');
+  return outcome as Extract<AllocateOutcome, { status: 'stale' }>;
+}
+
+/** What one router remembers of a room: the home and version it last saw (0: none). */
+interface RouterView {
+  homeRegion: string | null;
+  version: number;
+}
+
+/**
+ * Allocates as the router does: first on its view, stating the view's version; on 'stale', again
+ * on the room the store returned, checking the home only. The view follows what the router learns.
+ */
+async function allocateLikeRouter(store: RoomStore, view: RouterView, input: AllocateInput): Promise<AllocateOutcome> {
+  let next: AllocateInput = { ...input, expectedHomeRegion: view.homeRegion, expectedVersion: view.version };
   for (;;) {
-    const outcome = await store.allocate(input);
+    const basisVersion = next.expectedVersion ?? view.version;
+    const outcome = await store.allocate(next);
+    if (outcome.status === 'ok' && outcome.previousVersion === basisVersion) Object.assign(view, { homeRegion: outcome.room.homeRegion, version: outcome.version });
     if (outcome.status !== 'stale') return outcome;
-    input = { ...input, expectedHomeRegion: outcome.room.homeRegion };
+    const current = outcome.current;
+    Object.assign(view, { homeRegion: current?.room.homeRegion ?? null, version: current?.version ?? 0 });
+    next = { ...input, expectedHomeRegion: view.homeRegion };
   }
 }
 
@@ -78,7 +98,9 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       const outcome = expectOk(await store.allocate(allocation('r1', alice)));
       expect(outcome.room).toEqual({ roomId: 'r1', homeRegion: 'us-east', homeNodeId: 'us-east-1', epoch: 0, createdAtMs: T0 });
       expect(outcome.replaced).toBeNull();
-      expect(await store.getRoom('r1')).toEqual({ room: outcome.room, participants: [alice] });
+      expect(outcome.previousVersion).toBe(0);
+      expect(outcome.version).toBeGreaterThan(0);
+      expect(await store.getRoom('r1')).toEqual({ room: outcome.room, participants: [alice], version: outcome.version });
       expect(await store.getRoom('nope')).toBeNull();
       expect(await store.listRoomIds()).toEqual(['r1']);
       expect(await store.nodeCounts()).toEqual(new Map([['us-east-1', 1]]));
@@ -87,7 +109,7 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
     it('first pin wins: a later allocation that assumed an empty room is stale', async () => {
       expectOk(await store.allocate(allocation('r1', participant('alice', 'us-east-1'), { home: 'us-east-1' })));
       const late = await store.allocate(allocation('r1', participant('bob', 'eu-west-1'), { home: 'eu-west-1', expectedHomeRegion: null }));
-      expect(late).toMatchObject({ status: 'stale', room: { homeRegion: 'us-east', homeNodeId: 'us-east-1', epoch: 0 } });
+      expect(late).toMatchObject({ status: 'stale', current: { room: { homeRegion: 'us-east', homeNodeId: 'us-east-1', epoch: 0 } } });
       const state = await store.getRoom('r1');
       expect(state?.participants.map((p) => p.participantId)).toEqual(['alice']);
       expect(await store.nodeCounts()).toEqual(new Map([['us-east-1', 1]]));
@@ -96,7 +118,7 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
     it('detects a stale home and accepts the current one', async () => {
       expectOk(await store.allocate(allocation('r1', participant('alice', 'us-east-1'))));
       const stale = await store.allocate(allocation('r1', participant('bob', 'eu-west-1'), { expectedHomeRegion: 'eu-west' }));
-      expect(stale).toMatchObject({ status: 'stale', room: { homeRegion: 'us-east' } });
+      expect(stale).toMatchObject({ status: 'stale', current: { room: { homeRegion: 'us-east' } } });
       const ok = expectOk(await store.allocate(allocation('r1', participant('bob', 'eu-west-1'), { home: 'eu-west-1', expectedHomeRegion: 'us-east' })));
       expect(ok.room.homeRegion).toBe('us-east');
       expect(await store.nodeCounts()).toEqual(new Map([['us-east-1', 1], ['eu-west-1', 1]]));
@@ -198,11 +220,12 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
 
     it('300 concurrent allocations from two routers: one home, every participant recorded once', async () => {
       const routers = [store, await harness.open()];
+      const views: RouterView[] = [{ homeRegion: null, version: 0 }, { homeRegion: null, version: 0 }];
       const regions = ['us-east', 'us-west', 'eu-west', 'apac'];
       const outcomes = await Promise.all(
         Array.from({ length: 300 }, (_, i) => {
           const node = `${regions[i % regions.length]}-${i % 3}`;
-          return allocateLikeRouter(routers[i % 2]!, allocation('busy', participant(`p${i}`, node), { home: node, nodeLimit: 1_000 }));
+          return allocateLikeRouter(routers[i % 2]!, views[i % 2]!, allocation('busy', participant(`p${i}`, node), { home: node, nodeLimit: 1_000 }));
         }),
       );
       expect(outcomes.every((o) => o.status === 'ok')).toBe(true);
@@ -228,6 +251,70 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       expect(outcomes.filter((o) => o.status === 'node_full')).toHaveLength(181);
       expect(await store.nodeCounts()).toEqual(new Map(nodes.map((n) => [n, 40])));
       expect((await store.getRoom('burst'))?.participants).toHaveLength(120);
+    });
+
+    it('every change gives the room a version never used before; marking a participant joined keeps it', async () => {
+      const seen: number[] = [];
+      const current = async () => (await store.getRoom('r1'))!.version;
+      const first = expectOk(await store.allocate(allocation('r1', participant('alice', 'us-east-1'))));
+      seen.push(first.version);
+      expect(await current()).toBe(first.version);
+      expect(await store.markJoined('r1', 'alice', 'alloc-alice')).toBe(true);
+      expect(await current()).toBe(first.version);
+      const second = expectOk(await store.allocate(allocation('r1', participant('bob', 'us-east-2'), { expectedHomeRegion: 'us-east' })));
+      expect(second.previousVersion).toBe(first.version);
+      seen.push(second.version);
+      // Other rooms take versions from the same sequence.
+      expectOk(await store.allocate(allocation('r2', participant('carol', 'us-east-1'))));
+      seen.push((await store.getRoom('r2'))!.version);
+      await store.rehome('r1', 0, { region: 'eu-west', nodeId: 'eu-west-1' });
+      seen.push(await current());
+      expect(await store.expireAllocations(T0 + TTL_MS)).toHaveLength(2);
+      seen.push(await current());
+      await store.removeParticipant('r1', 'alice');
+      seen.push(await current());
+      expect(new Set(seen).size).toBe(seen.length);
+      // A refused allocation and a failed removal change nothing.
+      expect((await store.allocate(allocation('r1', participant('dave', 'us-east-1'), { expectedHomeRegion: 'apac' }))).status).toBe('stale');
+      expect(await store.removeParticipant('r1', 'nobody')).toBeNull();
+      expect(await current()).toBe(seen.at(-1));
+    });
+
+    it('an allocation stating a version is stale once anything changed, and gets the room as it is now', async () => {
+      const other = await harness.open();
+      const alice = participant('alice', 'us-east-1');
+      const bob = participant('bob', 'eu-west-1', { allocatedAtMs: T0 + 1 });
+      const v1 = expectOk(await store.allocate(allocation('r1', alice, { expectedVersion: 0 }))).version;
+      // The other router saw the room at v1 too and adds bob.
+      const v2 = expectOk(await other.allocate(allocation('r1', bob, { expectedHomeRegion: 'us-east', expectedVersion: v1 }))).version;
+      // This router still places on v1: same home, but not the same room any more.
+      const carol = participant('carol', 'us-east-1', { allocatedAtMs: T0 + 2 });
+      const stale = expectStale(await store.allocate(allocation('r1', carol, { expectedHomeRegion: 'us-east', expectedVersion: v1 })));
+      expect(stale.current).toEqual(await other.getRoom('r1'));
+      expect(stale.current).toMatchObject({ version: v2, room: { homeRegion: 'us-east' }, participants: [alice, bob] });
+      expect(await store.nodeCounts()).toEqual(new Map([['us-east-1', 1], ['eu-west-1', 1]]));
+      // Placed again on the room it got back: no read needed.
+      const ok = expectOk(await store.allocate(allocation('r1', carol, { expectedHomeRegion: 'us-east', expectedVersion: v2 })));
+      expect(ok.previousVersion).toBe(v2);
+      expect((await other.getRoom('r1'))?.participants).toEqual([alice, bob, carol]);
+      // Two routers allocating on the same version: exactly one wins.
+      const results = await Promise.all([
+        store.allocate(allocation('r1', participant('dave', 'us-east-1'), { expectedHomeRegion: 'us-east', expectedVersion: ok.version })),
+        other.allocate(allocation('r1', participant('erin', 'us-east-1'), { expectedHomeRegion: 'us-east', expectedVersion: ok.version })),
+      ]);
+      expect(results.map((r) => r.status).sort()).toEqual(['ok', 'stale']);
+    });
+
+    it('version 0 is a room that does not exist', async () => {
+      const missing = expectStale(await store.allocate(allocation('r1', participant('alice', 'us-east-1'), { expectedVersion: 7 })));
+      expect(missing.current).toBeNull();
+      expect(await store.getRoom('r1')).toBeNull();
+      expect(await store.listRoomIds()).toEqual([]);
+      expect(await store.nodeCounts()).toEqual(new Map());
+      const created = expectOk(await store.allocate(allocation('r1', participant('alice', 'us-east-1'), { expectedVersion: 0 })));
+      const existing = expectStale(await store.allocate(allocation('r1', participant('bob', 'us-east-1'), { expectedVersion: 0 })));
+      expect(existing.current?.version).toBe(created.version);
+      expect(existing.current?.participants.map((p) => p.participantId)).toEqual(['alice']);
     });
 
     it('keeps rooms whose ids look like key suffixes apart', async () => {
@@ -256,6 +343,7 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       expectOk(await store.allocate(allocation('idle', participant('alice', 'us-east-1'))));
       expectOk(await store.allocate(allocation('revived', participant('bob', 'us-east-1'))));
       await store.removeParticipant('idle', 'alice');
+      const forgottenVersion = (await store.getRoom('idle'))!.version;
       expect((await store.expireAllocations(T0 + TTL_MS)).map((e) => e.roomId)).toEqual(['revived']);
       expect((await store.getRoom('idle'))?.participants).toEqual([]);
       await sleep(200);
@@ -264,9 +352,11 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       expect(await store.getRoom('idle')).toBeNull();
       expect(await store.listRoomIds()).toEqual(['revived']);
       expect((await store.getRoom('revived'))?.participants.map((p) => p.participantId)).toEqual(['carol']);
-      // A forgotten room starts over: the next allocation pins a new home.
+      // A forgotten room starts over: the next allocation pins a new home, at a version never seen.
       const fresh = expectOk(await store.allocate(allocation('idle', participant('dave', 'eu-west-1'), { home: 'eu-west-1' })));
       expect(fresh.room).toMatchObject({ homeRegion: 'eu-west', epoch: 0 });
+      expect(fresh.previousVersion).toBe(0);
+      expect(fresh.version).toBeGreaterThan(forgottenVersion);
     });
   });
 }

@@ -60,7 +60,8 @@ describe('RedisRoomStore on Redis', () => {
     const store = await open({ keyPrefix: prefix });
     await store.allocate(allocation('r1', participant('alice', 'us-east-1')));
 
-    expect(await redis.hgetall(`${prefix}room:r1`)).toEqual({ home: 'us-east', homeNode: 'us-east-1', epoch: '0', createdAt: String(1_700_000_000_000) });
+    expect(await redis.hgetall(`${prefix}room:r1`)).toEqual({ home: 'us-east', homeNode: 'us-east-1', epoch: '0', createdAt: String(1_700_000_000_000), version: '1' });
+    expect(await redis.get(`${prefix}roomversion`)).toBe('1');
     const stored = await redis.hgetall(`${prefix}room:r1:participants`);
     expect(JSON.parse(stored.alice!)).toEqual(participant('alice', 'us-east-1'));
     expect(await redis.hgetall(`${prefix}nodecount`)).toEqual({ 'us-east-1': '1' });
@@ -76,6 +77,19 @@ describe('RedisRoomStore on Redis', () => {
     expect(await redis.pttl(`${prefix}room:r1`)).toBeGreaterThan(50_000);
     await store.allocate(allocation('r1', participant('bob', 'us-east-1'), { expectedHomeRegion: 'us-east' }));
     expect(await redis.pttl(`${prefix}room:r1`)).toBe(-1);
+  });
+
+  it('a room hash without a version (written before versions existed) is at version 0 until it changes', async () => {
+    const prefix = keys.prefix();
+    const store = await open({ keyPrefix: prefix });
+    await redis.hset(`${prefix}room:old`, { home: 'us-east', homeNode: 'us-east-1', epoch: '0', createdAt: '1' });
+    expect((await store.getRoom('old'))?.version).toBe(0);
+    // Version 0 with no home is "no such room": the home check still sees the room.
+    const asNew = await store.allocate(allocation('old', participant('alice', 'us-east-1'), { expectedVersion: 0 }));
+    expect(asNew).toMatchObject({ status: 'stale', current: { version: 0, room: { homeRegion: 'us-east' } } });
+    const ok = await store.allocate(allocation('old', participant('alice', 'us-east-1'), { expectedHomeRegion: 'us-east', expectedVersion: 0 }));
+    expect(ok).toMatchObject({ status: 'ok', previousVersion: 0 });
+    expect((await store.getRoom('old'))?.version).toBeGreaterThan(0);
   });
 
   it('removes the id of an expired room from the room-id set when listing', async () => {

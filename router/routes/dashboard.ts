@@ -1,0 +1,215 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { QualityAlert, RegionsResponse } from '../../shared/schemas/index.ts';
+import { bearer, requireAdmin } from '../auth.ts';
+import type { RegionScalingView } from '../operations/scaling.ts';
+import { roomView } from '../room-view.ts';
+
+/**
+ * The operator dashboard: the page built from web/ (`npm run build:web`, part of `npm run setup`)
+ * served at `/` and `/assets/*`, and `GET /events`, a server-sent event stream with one snapshot
+ * a second. Anyone gets the public part (GET /regions); with the admin token as `Authorization:
+ * Bearer` the snapshot also holds the rooms, active alerts and scaling state. The browser reads
+ * the stream with fetch (EventSource cannot send headers).
+ */
+
+/** A room as the dashboard draws it: participants grouped by edge region, region-level cascade links. */
+export interface DashboardRoom {
+  roomId: string;
+  homeRegion: string;
+  participants: number;
+  /** Edge regions, home first; `participantIds` lists at most PARTICIPANTS_SHOWN of `count`. */
+  edges: Array<{ region: string; count: number; joined: number; participantIds: string[] }>;
+  /** One entry per pair of regions the room's cascade links (nodes in the same region are not a link). */
+  links: Array<{ from: string; to: string }>;
+}
+
+export interface DashboardScalingDecision {
+  region: string;
+  action: 'scale_out' | 'scale_in' | 'add_region';
+  reason: string;
+  at: string;
+  meanStress: number | null;
+  nodes: number;
+  medianClientRttMs: number | null;
+}
+
+export interface DashboardSnapshot {
+  at: string;
+  scope: 'public' | 'admin';
+  /** Exactly what GET /regions answers. */
+  regions: RegionsResponse;
+  /** Admin only: the first `maxRooms` rooms by id, and how many there are. */
+  rooms?: DashboardRoom[];
+  roomsTotal?: number;
+  alerts?: QualityAlert[];
+  scaling?: { regions: RegionScalingView[]; decisions: DashboardScalingDecision[] };
+}
+
+export interface DashboardOptions {
+  /** The built page (default: web/dist in this checkout). */
+  distDir?: string;
+  intervalMs?: number;
+  maxRooms?: number;
+}
+
+const DEFAULT_DIST = fileURLToPath(new URL('../../web/dist/', import.meta.url));
+const PARTICIPANTS_SHOWN = 24;
+const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
+const ASSET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const CONTENT_TYPES: Record<string, string> = {
+  js: 'text/javascript; charset=utf-8',
+  css: 'text/css; charset=utf-8',
+  svg: 'image/svg+xml',
+  png: 'image/png',
+  ico: 'image/x-icon',
+  woff2: 'font/woff2',
+  map: 'application/json',
+};
+// The page loads only its own bundle and talks only to this router.
+const PAGE_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = async (app, opts) => {
+  const distDir = opts.distDir ?? DEFAULT_DIST;
+  const intervalMs = opts.intervalMs ?? 1_000;
+  const maxRooms = opts.maxRooms ?? 100;
+  const { config } = app.services;
+  const regionOrder = config.regions.map((r) => r.id);
+  const checkAdmin = requireAdmin(config.adminToken);
+
+  app.get('/', { schema: { hide: true } }, async (_req, reply) => {
+    const html = await readFile(join(distDir, 'index.html')).catch(() => null);
+    if (html === null) {
+      return reply
+        .status(503)
+        .type('text/plain; charset=utf-8')
+        .send('geo-sfu dashboard is not built: run npm run setup (or npm run build:web)\n');
+    }
+    return reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').header('content-security-policy', PAGE_CSP).send(html);
+  });
+
+  app.get<{ Params: { file: string } }>('/assets/:file', { schema: { hide: true } }, async (req, reply) => {
+    const { file } = req.params;
+    const type = CONTENT_TYPES[file.slice(file.lastIndexOf('.') + 1)];
+    const body = ASSET_NAME.test(file) && type ? await readFile(join(distDir, 'assets', file)).catch(() => null) : null;
+    if (body === null) return reply.status(404).send({ error: { code: 'NOT_FOUND', message: `no asset ${file}` } });
+    // Vite puts a content hash in every asset name.
+    return reply.type(type!).header('cache-control', 'public, max-age=31536000, immutable').send(body);
+  });
+
+  // One snapshot per tick for every client, computed only while someone is listening.
+  const clients = new Set<{ stream: PassThrough; admin: boolean }>();
+  let timer: NodeJS.Timeout | null = null;
+  let busy = false;
+
+  const publicSnapshot = async (): Promise<DashboardSnapshot> => {
+    const res = await app.inject({ method: 'GET', url: '/regions' });
+    return { at: new Date(app.services.now()).toISOString(), scope: 'public', regions: res.json<RegionsResponse>() };
+  };
+  const adminPart = async (): Promise<Pick<DashboardSnapshot, 'rooms' | 'roomsTotal' | 'alerts' | 'scaling'>> => {
+    const { rooms: store, quality, scaling } = app.services;
+    const ids = (await store.listRoomIds()).sort();
+    const states = await Promise.all(ids.slice(0, maxRooms).map((id) => store.getRoom(id)));
+    const rooms = states.flatMap((s) => (s && s.participants.length > 0 ? [dashboardRoom(roomView(s, regionOrder))] : []));
+    const view = scaling.view();
+    return {
+      rooms,
+      roomsTotal: ids.length,
+      alerts: quality.active(),
+      scaling: { regions: view.regions, decisions: view.decisions.map(({ atMs, ...d }) => ({ ...d, at: new Date(atMs).toISOString() })) },
+    };
+  };
+  const send = (client: { stream: PassThrough; admin: boolean }, event: string, data: unknown) => {
+    // A client that stopped reading is dropped rather than buffered for without bound.
+    if (client.stream.writableLength > MAX_BACKLOG_BYTES) return drop(client);
+    client.stream.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+  const broadcast = async (only?: { stream: PassThrough; admin: boolean }) => {
+    const targets = only ? [only] : [...clients];
+    if (targets.length === 0) return;
+    try {
+      const pub = await publicSnapshot();
+      const admin = targets.some((c) => c.admin) ? { ...pub, scope: 'admin' as const, ...(await adminPart()) } : null;
+      for (const c of targets) if (clients.has(c)) send(c, 'snapshot', c.admin ? admin! : pub);
+    } catch (err) {
+      app.log.warn({ err }, 'dashboard snapshot failed');
+      for (const c of targets) if (clients.has(c)) send(c, 'failure', { message: 'snapshot failed' });
+    }
+  };
+  const tick = () => {
+    if (busy) return;
+    busy = true;
+    void broadcast().finally(() => {
+      busy = false;
+    });
+  };
+  const drop = (client: { stream: PassThrough; admin: boolean }) => {
+    clients.delete(client);
+    client.stream.end();
+    if (clients.size === 0 && timer) {
+      clearInterval(timer);
+      timer = null;
+    }
+  };
+
+  app.get(
+    '/events',
+    {
+      schema: {
+        summary: 'Dashboard snapshots as server-sent events (text/event-stream), one a second; rooms, alerts and scaling with the admin token',
+      },
+    },
+    async (req, reply) => {
+      // No credential: public data. A credential that is not the admin token: 401 (not a silent downgrade).
+      if (bearer(req) !== null) await checkAdmin(req);
+      const client = { stream: new PassThrough(), admin: bearer(req) !== null };
+      clients.add(client);
+      reply.raw.once('close', () => drop(client));
+      timer ??= setInterval(tick, intervalMs);
+      client.stream.write(`retry: 2000\n\n`);
+      void broadcast(client);
+      return reply
+        .type('text/event-stream; charset=utf-8')
+        .header('cache-control', 'no-cache, no-transform')
+        .header('x-accel-buffering', 'no')
+        .send(client.stream);
+    },
+  );
+
+  // Open streams would hold app.close() until the clients hang up.
+  app.addHook('preClose', async () => {
+    for (const c of [...clients]) drop(c);
+  });
+};
+
+function dashboardRoom(view: ReturnType<typeof roomView>): DashboardRoom {
+  const byRegion = new Map<string, { region: string; count: number; joined: number; participantIds: string[] }>();
+  const edge = (region: string) => {
+    let e = byRegion.get(region);
+    if (!e) byRegion.set(region, (e = { region, count: 0, joined: 0, participantIds: [] }));
+    return e;
+  };
+  edge(view.homeRegion);
+  for (const p of view.participants) {
+    const e = edge(p.region);
+    e.count++;
+    if (p.status === 'joined') e.joined++;
+    if (e.participantIds.length < PARTICIPANTS_SHOWN) e.participantIds.push(p.participantId);
+  }
+  const links = new Map<string, { from: string; to: string }>();
+  for (const l of view.cascade.links) {
+    if (l.fromRegion === l.toRegion) continue;
+    const [from, to] = [l.fromRegion, l.toRegion].sort();
+    links.set(`${from}~${to}`, { from: from!, to: to! });
+  }
+  return {
+    roomId: view.roomId,
+    homeRegion: view.homeRegion,
+    participants: view.participants.length,
+    edges: [...byRegion.values()].filter((e) => e.count > 0 || e.region === view.homeRegion),
+    links: [...links.values()],
+  };
+}

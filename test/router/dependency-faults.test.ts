@@ -1,0 +1,95 @@
+import { afterAll, afterEach, expect, it } from 'vitest';
+import pg from 'pg';
+import { FakeNodes } from '../utils/fake-nodes.ts';
+import { allocate } from '../utils/http.ts';
+import { cleanupNamespaces, DATABASE_URL, REDIS_URL, runNamespace, startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
+import { TcpFaultProxy } from '../utils/tcp-fault-proxy.ts';
+
+/**
+ * The router between faults injected on its connections to the shared Redis and PostgreSQL
+ * (those servers are never stopped: a proxy in between cuts or delays the traffic).
+ */
+let router: RunningRouter | null = null;
+let nodes: FakeNodes | null = null;
+const proxies: TcpFaultProxy[] = [];
+afterEach(async () => {
+  await nodes?.close();
+  await router?.close();
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+});
+afterAll(cleanupNamespaces);
+
+const US_WEST = { 'us-west': 10, 'us-east': 60, 'eu-west': 130, apac: 170 };
+
+async function world(through: 'redis' | 'postgres') {
+  const ns = runNamespace();
+  const target = new URL(through === 'redis' ? REDIS_URL : DATABASE_URL);
+  const proxy = await TcpFaultProxy.start(target.hostname, Number(target.port));
+  proxies.push(proxy);
+  const viaProxy = new URL(target);
+  viaProxy.port = String(proxy.port);
+  const config = testConfig('real', { ...(through === 'redis' ? { redisUrl: viaProxy.href, redisTimeoutMs: 500 } : { databaseUrl: viaProxy.href }) }, ns);
+  router = await startRouter(config);
+  nodes = new FakeNodes(router.url, config.clusterSecret);
+  await nodes.start(200);
+  await nodes.add({ nodeId: 'us-west-1', region: 'us-west', maxParticipants: 1_000 });
+  await router.app.services.registry.refresh();
+  return { router, proxy, ns };
+}
+
+it('PostgreSQL away during allocations: /allocate keeps answering and every session row arrives once it is back', async () => {
+  const { router, proxy, ns } = await world('postgres');
+  proxy.cut();
+  const results = await Promise.all(Array.from({ length: 60 }, (_, i) => allocate(router.url, { roomId: `pg-${i % 6}`, participantId: `p${i}`, latencies: US_WEST })));
+  expect(results.map((r) => r.status).filter((s) => s !== 200)).toEqual([]);
+  await new Promise((r) => setTimeout(r, 600));
+  expect(router.app.services.sessions.bufferDepth()).toBeGreaterThan(0);
+  const metrics = await (await fetch(`${router.url}/metrics`)).text();
+  expect(metrics).toMatch(/geo_sfu_session_log_buffer_depth [1-9]/);
+  proxy.restore();
+  await router.app.services.sessions.flush(15_000);
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  const { rows } = await client.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS ids FROM "${ns.pgSchema}".video_sessions`);
+  await client.end();
+  expect(rows[0]).toEqual({ n: 60, ids: 60 });
+  expect(router.app.services.sessions.bufferDepth()).toBe(0);
+});
+
+it('Redis slow or away: /allocate answers 503 within the Redis timeout instead of hanging, and works again after', async () => {
+  const { router, proxy } = await world('redis');
+  expect((await allocate(router.url, { roomId: 'r', participantId: 'a', latencies: US_WEST })).status).toBe(200);
+
+  proxy.delay(5_000);
+  const started = Date.now();
+  const slow = await allocate(router.url, { roomId: 'r', participantId: 'b', latencies: US_WEST });
+  const slowMs = Date.now() - started;
+  console.log(`/allocate with Redis delayed 5 s: ${slow.status} after ${slowMs} ms (redisTimeoutMs 500)`);
+  expect(slow.status).toBe(503);
+  expect(slow.body.error?.code).toBe('DEPENDENCY_UNAVAILABLE');
+  expect(slowMs).toBeLessThan(2_000);
+
+  proxy.restore();
+  proxy.cut();
+  const cutStarted = Date.now();
+  const away = await allocate(router.url, { roomId: 'r', participantId: 'c', latencies: US_WEST });
+  console.log(`/allocate with Redis cut: ${away.status} after ${Date.now() - cutStarted} ms`);
+  expect(away.status).toBe(503);
+  expect(Date.now() - cutStarted).toBeLessThan(2_000);
+
+  proxy.restore();
+  let back = 0;
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && back !== 200) {
+    back = (await allocate(router.url, { roomId: 'r', participantId: 'd', latencies: US_WEST })).status;
+    if (back !== 200) await new Promise((r) => setTimeout(r, 200));
+  }
+  expect(back).toBe(200);
+  // One home; the call refused while Redis was cut left nothing behind. (b's script may still have
+  // run after its timeout: the store documents that, and an unjoined allocation expires.)
+  const state = (await router.app.services.rooms.getRoom('r'))!;
+  expect(state.room.homeRegion).toBe('us-west');
+  const ids = state.participants.map((p) => p.participantId);
+  expect(ids).toEqual(expect.arrayContaining(['a', 'd']));
+  expect(ids).not.toContain('c');
+});

@@ -1,0 +1,257 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchEmbedded, type Embedded } from '../../infra/embedded/launcher.ts';
+import { dashboardRoutes, type DashboardSnapshot } from '../../router/routes/dashboard.ts';
+import { loadConfig } from '../../shared/config/index.ts';
+import type { RegionsResponse } from '../../shared/schemas/index.ts';
+import { SseParser } from '../../web/src/sse.ts';
+import { allocate } from '../utils/http.ts';
+import { startRouter, testConfig } from '../utils/router-harness.ts';
+
+/**
+ * The dashboard in a real browser (Debian's chromium driven by playwright-core) against the
+ * embedded default with the sample WAN profile, and GET /events on its own.
+ */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const PROFILE = join(ROOT, 'infra/embedded/sample-wan-profile.json');
+const ARTIFACTS = join(ROOT, 'test/web/artifacts');
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const REGIONS = ['us-west', 'us-east', 'eu-west', 'apac'];
+
+let embedded: Embedded;
+let browser: Browser;
+const output: string[] = [];
+
+beforeAll(async () => {
+  // `npm run setup` builds the page and installs chromium; a test run on its own still gets the page.
+  if (!existsSync(join(ROOT, 'web/dist/index.html'))) execFileSync('npm', ['run', '--silent', 'build:web'], { cwd: ROOT, stdio: 'inherit' });
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run npm run setup (it installs Debian's chromium)`);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const config = loadConfig({ GEO_SFU_WAN_PROFILE: PROFILE, GEO_SFU_PROBE_INTERVAL_MS: '250' });
+  [embedded, browser] = await Promise.all([
+    launchEmbedded({
+      config,
+      fixedPorts: false,
+      env: { GEO_SFU_LOG_LEVEL: 'warn', GEO_SFU_PROBE_INTERVAL_MS: '250' },
+      onOutput: (name, line) => output.push(`[${name}] ${line}`),
+    }),
+    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
+  ]);
+  await measured();
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await embedded?.close();
+});
+
+/** Waits until every region is healthy and every region pair and probe has a few samples. */
+async function measured(): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    try {
+      const body = (await (await fetch(`${embedded.routerUrl}/regions`)).json()) as RegionsResponse;
+      const pairs = Object.values(body.interRegion).flatMap((row) => Object.values(row));
+      const probes = body.regions.flatMap((r) => r.nodes.map((n) => n.probe.samples));
+      if (body.regions.every((r) => r.healthy) && pairs.length === 12 && pairs.every((p) => p.samples >= 5) && probes.every((s) => s >= 5)) return;
+    } catch {
+      // Router not up yet.
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`regions not measured in time\n${output.slice(-20).join('\n')}`);
+}
+
+/** The first snapshot of GET /events (read with the page's own parser), or the refusal. */
+async function firstEvent(headers: Record<string, string> = {}): Promise<{ status: number; type: string | null; snapshot: DashboardSnapshot | null; body: unknown }> {
+  const abort = new AbortController();
+  const res = await fetch(`${embedded.routerUrl}/events`, { headers, signal: abort.signal });
+  if (res.status !== 200) return { status: res.status, type: res.headers.get('content-type'), snapshot: null, body: await res.json() };
+  const parser = new SseParser();
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error('stream ended before a snapshot');
+      const snapshot = parser.push(value).find((m) => m.event === 'snapshot');
+      if (snapshot) return { status: 200, type: res.headers.get('content-type'), snapshot: JSON.parse(snapshot.data) as DashboardSnapshot, body: null };
+    }
+  } finally {
+    abort.abort();
+  }
+}
+
+const profileRtt = (from: string, to: string) => embedded.wanProfile!.interRegionRttMs[from]?.[to] ?? embedded.wanProfile!.interRegionRttMs[to]![from]!;
+
+/** Opens a page that fails the test on script errors and CSP violations. */
+async function openPage(path: string): Promise<{ page: Page; problems: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
+  const problems: string[] = [];
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`console: ${msg.text()}`);
+  });
+  await page.goto(`${embedded.routerUrl}${path}`);
+  return { page, problems };
+}
+
+async function matrixValues(page: Page): Promise<Array<{ from: string; to: string; rtt: number }>> {
+  await page.waitForFunction(() => document.querySelectorAll('td[data-rtt]:not([data-rtt=""])').length === 12, null, { timeout: 15_000 });
+  return page.$$eval('td[data-rtt]', (cells) => cells.map((c) => ({ from: c.getAttribute('data-from')!, to: c.getAttribute('data-to')!, rtt: Number(c.getAttribute('data-rtt')) })));
+}
+
+describe('GET /events', () => {
+  it('streams public data only without a credential', async () => {
+    const { status, type, snapshot } = await firstEvent();
+    expect(status).toBe(200);
+    expect(type).toMatch(/^text\/event-stream/);
+    expect(snapshot!.scope).toBe('public');
+    expect(snapshot!.regions.regions.map((r) => r.id)).toEqual(REGIONS);
+    expect(snapshot!.regions.interRegionRttMs['us-west']!['eu-west']).toBeGreaterThan(100);
+    expect(Object.keys(snapshot!).sort()).toEqual(['at', 'regions', 'scope']);
+  });
+
+  it('adds rooms, alerts and scaling for the admin token, and refuses a wrong one', async () => {
+    const { status, snapshot } = await firstEvent({ authorization: `Bearer ${embedded.credentials.adminToken}` });
+    expect(status).toBe(200);
+    expect(snapshot!.scope).toBe('admin');
+    expect(Array.isArray(snapshot!.rooms)).toBe(true);
+    expect(snapshot!.roomsTotal).toBeTypeOf('number');
+    expect(snapshot!.alerts).toEqual([]);
+    expect(snapshot!.scaling!.regions.map((r) => r.region).sort()).toEqual([...REGIONS].sort());
+    expect(snapshot!.regions.regions).toHaveLength(4);
+
+    const wrong = await firstEvent({ authorization: 'Bearer not-the-admin-token' });
+    expect(wrong.status).toBe(401);
+    expect(wrong.body).toMatchObject({ error: { code: 'UNAUTHORIZED' } });
+  });
+
+  it('pushes a new snapshot every second', async () => {
+    const abort = new AbortController();
+    const res = await fetch(`${embedded.routerUrl}/events`, { signal: abort.signal });
+    const parser = new SseParser();
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const stamps: number[] = [];
+    while (stamps.length < 3) {
+      const { value } = await reader.read();
+      for (const m of parser.push(value!)) if (m.event === 'snapshot') stamps.push(Date.parse((JSON.parse(m.data) as DashboardSnapshot).at));
+    }
+    abort.abort();
+    expect(stamps[2]! - stamps[0]!).toBeGreaterThanOrEqual(1_500);
+    expect(stamps[2]! - stamps[0]!).toBeLessThan(4_000);
+  });
+});
+
+describe('the page', () => {
+  it('is served at / with a strict CSP; assets by hashed name only', async () => {
+    const res = await fetch(`${embedded.routerUrl}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
+    const html = await res.text();
+    const asset = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    expect(asset).toBeDefined();
+    const js = await fetch(`${embedded.routerUrl}${asset}`);
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-type')).toMatch(/^text\/javascript/);
+    for (const path of ['/assets/..%2F..%2Fpackage.json', '/assets/..%2Findex.html', '/assets/nothing.js']) {
+      expect((await fetch(`${embedded.routerUrl}${path}`)).status, path).toBe(404);
+    }
+  });
+
+  it('shows public data (regions, RTT matrix) without a token', async () => {
+    const { page, problems } = await openPage('/');
+    await page.waitForSelector('[data-region="apac"]');
+    expect(await page.$$eval('[data-region]', (els) => els.map((e) => e.getAttribute('data-region')))).toEqual(REGIONS);
+    expect(await matrixValues(page)).toHaveLength(12);
+    expect(await page.getAttribute('[data-scope]', 'data-scope')).toBe('public');
+    expect(await page.locator('#rooms-panel [data-admin-only]').count()).toBe(1);
+    expect(await page.locator('tr[data-room]').count()).toBe(0);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('falls back to public data when the token is refused', async () => {
+    const { page, problems } = await openPage('/#token=wrong-token');
+    await page.waitForSelector('.notice:not([hidden])');
+    expect(await page.textContent('.notice')).toContain('refused');
+    await page.waitForSelector('[data-scope="public"]');
+    await page.waitForSelector('[data-region="apac"]');
+    // The browser logs the 401 of the first attempt; nothing else may go wrong.
+    expect(problems.filter((p) => !p.includes('401'))).toEqual([]);
+    await page.close();
+  });
+
+  it('shows regions, the measured matrix, and a new room live with its cascade link (admin)', async () => {
+    const { page, problems } = await openPage(`/#token=${encodeURIComponent(embedded.credentials.adminToken)}`);
+    expect(page.url()).not.toContain('token=');
+    await page.waitForSelector('[data-scope="admin"]');
+    await page.waitForSelector('[data-region="apac"]');
+    expect(await page.$$eval('[data-region]', (els) => els.map((e) => e.getAttribute('data-region')))).toEqual(REGIONS);
+    expect(await page.$$eval('[data-health]', (els) => els.map((e) => e.getAttribute('data-health')))).toEqual(['healthy', 'healthy', 'healthy', 'healthy']);
+
+    // The heat map holds the agents' measurements (smoothed, so the first connections' extra round
+    // trips fade over a few seconds), close to the profile; the probe figures near its client RTTs.
+    const near = (value: number, expected: number) => value >= expected - 2 && value < expected * 1.25 + 15;
+    const read = async () => ({
+      matrix: await matrixValues(page),
+      probes: await page.$$eval('[data-region]', (els) => els.map((e) => ({ region: e.getAttribute('data-region')!, rtt: Number(e.querySelector('[data-probe-rtt]')!.getAttribute('data-probe-rtt')) }))),
+    });
+    let shown = await read();
+    const settled = () => shown.matrix.every((c) => near(c.rtt, profileRtt(c.from, c.to))) && shown.probes.every((p) => near(p.rtt, embedded.wanProfile!.clientRttMs![p.region]!));
+    for (const deadline = Date.now() + 30_000; !settled() && Date.now() < deadline; ) {
+      await page.waitForTimeout(1_000);
+      shown = await read();
+    }
+    for (const { from, to, rtt } of shown.matrix) expect(near(rtt, profileRtt(from, to)), `${from}→${to}: ${rtt} ms shown, profile ${profileRtt(from, to)}`).toBe(true);
+    for (const { region, rtt } of shown.probes) expect(near(rtt, embedded.wanProfile!.clientRttMs![region]!), `router→${region}: ${rtt} ms shown`).toBe(true);
+
+    // A room made now appears without a reload, grouped by edge region, with its cascade link.
+    await page.evaluate(() => Object.assign(window, { sameDocument: true }));
+    // Clear-cut latencies (placement has tests of its own): alice and dave on us-east, bob on eu-west.
+    const NEW_YORK = { 'us-west': 70, 'us-east': 10, 'eu-west': 80, apac: 230 };
+    const LONDON = { 'us-west': 150, 'us-east': 160, 'eu-west': 5, apac: 180 };
+    const placed = new Map<string, string[]>();
+    for (const [participantId, latencies] of [['alice', NEW_YORK], ['bob', LONDON], ['dave', NEW_YORK]] as const) {
+      const res = await allocate(embedded.routerUrl, { roomId: 'dashboard-demo', participantId, latencies });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      placed.set(res.body.region, [...(placed.get(res.body.region) ?? []), participantId]);
+    }
+    expect(Object.fromEntries(placed)).toEqual({ 'us-east': ['alice', 'dave'], 'eu-west': ['bob'] });
+    const row = page.locator('tr[data-room="dashboard-demo"]');
+    await row.waitFor({ timeout: 5_000 });
+    expect(await row.locator('[data-edge="us-east"]').textContent()).toMatch(/us-east · 2\s*alice, dave/);
+    expect(await row.locator('[data-edge="eu-west"]').textContent()).toMatch(/eu-west · 1\s*bob/);
+    expect(await row.locator('[data-room-link]').evaluateAll((els) => els.map((e) => e.getAttribute('data-room-link')))).toEqual(['eu-west~us-east']);
+    await page.waitForSelector('path[data-link="eu-west~us-east"]');
+    expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
+
+    // Selecting the room highlights its link on the map.
+    await row.click();
+    await page.waitForSelector('path[data-link="eu-west~us-east"].selected');
+
+    // Sparklines fill up from the stream; then the picture for people to look at.
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('svg.spark')).every((s) => Number(s.getAttribute('data-samples')) >= 8), null, { timeout: 20_000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+    expect(problems).toEqual([]);
+    await page.close();
+  }, 90_000);
+});
+
+it('answers 503 "run npm run setup" at / when the page is not built', async () => {
+  const missing = join(mkdtempSync(join(tmpdir(), 'geo-sfu-web-')), 'dist');
+  const router = await startRouter(testConfig('memory'), (app) => void app.register(dashboardRoutes, { prefix: '/unbuilt', distDir: missing }));
+  try {
+    const res = await fetch(`${router.url}/unbuilt/`);
+    expect(res.status).toBe(503);
+    expect(await res.text()).toContain('run npm run setup');
+    expect((await fetch(`${router.url}/regions`)).status).toBe(200);
+  } finally {
+    await router.close();
+  }
+});

@@ -1,0 +1,44 @@
+import { h } from '../dom.ts';
+import type { DashboardRoom } from '../types.ts';
+
+/** Rooms with their participants grouped by edge region (home first) and their cascade links. */
+export function roomsPanel(rooms: DashboardRoom[], total: number, selected: string | null, select: (roomId: string) => void): HTMLElement {
+  if (rooms.length === 0) return h('p', { class: 'empty muted' }, 'No rooms yet. POST /allocate creates one.');
+  return h(
+    'div',
+    null,
+    h(
+      'table',
+      { class: 'rooms' },
+      h('thead', null, h('tr', null, h('th', null, 'room'), h('th', null, 'home'), h('th', { class: 'num' }, 'people'), h('th', null, 'participants by edge region'), h('th', null, 'cascade'))),
+      h(
+        'tbody',
+        null,
+        rooms.map((room) =>
+          h(
+            'tr',
+            { class: room.roomId === selected ? 'selected' : '', 'data-room': room.roomId, tabindex: 0, onclick: () => select(room.roomId), onkeydown: (e: Event) => (e as KeyboardEvent).key === 'Enter' && select(room.roomId) },
+            h('td', { class: 'mono' }, room.roomId),
+            h('td', null, h('span', { class: 'region-tag home' }, room.homeRegion)),
+            h('td', { class: 'num' }, room.participants),
+            h(
+              'td',
+              null,
+              room.edges.map((e) =>
+                h(
+                  'div',
+                  { class: 'edge', 'data-edge': e.region },
+                  h('span', { class: `region-tag${e.region === room.homeRegion ? ' home' : ''}` }, `${e.region} · ${e.count}`),
+                  ' ',
+                  h('span', { class: 'ids' }, e.participantIds.join(', ') + (e.count > e.participantIds.length ? ` +${e.count - e.participantIds.length}` : '')),
+                ),
+              ),
+            ),
+            h('td', { class: 'links' }, room.links.length === 0 ? h('span', { class: 'muted' }, 'single region') : room.links.map((l) => h('div', { 'data-room-link': `${l.from}~${l.to}` }, `${l.from} ↔ ${l.to}`))),
+          ),
+        ),
+      ),
+    ),
+    total > rooms.length && h('p', { class: 'muted small' }, `showing ${rooms.length} of ${total} rooms`),
+  );
+}
