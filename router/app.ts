@@ -22,6 +22,7 @@ import { allocateRoutes } from './routes/allocate.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { alertRoutes } from './routes/alerts.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
 import { scalingRoutes } from './routes/scaling.ts';
 import { regionRoutes } from './routes/regions.ts';
 import { roomRoutes } from './routes/rooms.ts';
@@ -165,7 +166,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(opsRoutes);
   await app.register(scalingRoutes);
   await app.register(alertRoutes);
-  await app.register((await import('./routes/dashboard.ts')).dashboardRoutes); // web dashboard: GET /, /assets/*, /events (router/routes/dashboard.ts)
+  await app.register(dashboardRoutes);
 
   app.addHook('onReady', async () => {
     await lease.start();

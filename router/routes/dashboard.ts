@@ -7,6 +7,7 @@ import type { QualityAlert, RegionsResponse } from '../../shared/schemas/index.t
 import { bearer, requireAdmin } from '../auth.ts';
 import type { RegionScalingView } from '../operations/scaling.ts';
 import { roomView } from '../room-view.ts';
+import { regionsView } from './regions.ts';
 
 /**
  * The operator dashboard: the page built from web/ (`npm run build:web`, part of `npm run setup`)
@@ -106,8 +107,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   let busy = false;
 
   const publicSnapshot = async (): Promise<DashboardSnapshot> => {
-    const res = await app.inject({ method: 'GET', url: '/regions' });
-    return { at: new Date(app.services.now()).toISOString(), scope: 'public', regions: res.json<RegionsResponse>() };
+    return { at: new Date(app.services.now()).toISOString(), scope: 'public', regions: regionsView(app.services) };
   };
   const adminPart = async (): Promise<Pick<DashboardSnapshot, 'rooms' | 'roomsTotal' | 'alerts' | 'scaling'>> => {
     const { rooms: store, quality, scaling } = app.services;

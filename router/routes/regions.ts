@@ -1,40 +1,44 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { RegionsResponse } from '../../shared/schemas/index.ts';
+import type { RouterServices } from '../app.ts';
 
 export const regionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/regions',
     { schema: { summary: 'Regions, their nodes (health, load, probe RTT) and the inter-region RTT matrix', response: { 200: RegionsResponse } } },
-    async () => {
-      const { config, registry, prober, now } = app.services;
-      const snapshot = registry.snapshot();
-      const nowMs = now();
-      const regions = config.regions.map((region) => {
-        const nodes = snapshot.nodes
-          .filter((n) => n.region === region.id)
-          .map((n) => ({
-            nodeId: n.nodeId,
-            region: n.region,
-            state: n.state,
-            draining: n.draining,
-            cordoned: n.cordoned,
-            signalingUrl: n.record.registration.signalingUrl,
-            probeUrl: n.record.registration.probeUrl,
-            load: n.record.heartbeat?.load ?? { cpu: 0, memory: 0, participants: 0, rooms: 0, transports: 0, producers: 0, consumers: 0, workers: 0 },
-            reserved: n.reserved,
-            maxParticipants: n.maxParticipants,
-            stress: Math.round(n.stress * 1000) / 1000,
-            lastHeartbeatAgoMs: nowMs - n.record.lastHeartbeatMs,
-            probe: prober.stats(n.nodeId),
-          }));
-        const healthy = nodes.some((n) => n.state !== 'dead' && !n.draining && !n.cordoned && n.stress < 1);
-        return { ...region, healthy, nodes };
-      });
-      const ids = config.regions.map((r) => r.id);
-      const interRegionRttMs = Object.fromEntries(
-        ids.map((from) => [from, Object.fromEntries(ids.map((to) => [to, from === to ? 0 : (snapshot.interRegion[from]?.[to]?.rttMs ?? null)]))]),
-      );
-      return { regions, interRegionRttMs, interRegion: snapshot.interRegion };
-    },
+    async () => regionsView(app.services),
   );
 };
+
+/** GET /regions' answer: regions with their nodes (state, load, probe figures) and the RTT matrix. */
+export function regionsView(services: RouterServices): RegionsResponse {
+  const { config, registry, prober, now } = services;
+  const snapshot = registry.snapshot();
+  const nowMs = now();
+  const regions = config.regions.map((region) => {
+    const nodes = snapshot.nodes
+      .filter((n) => n.region === region.id)
+      .map((n) => ({
+        nodeId: n.nodeId,
+        region: n.region,
+        state: n.state,
+        draining: n.draining,
+        cordoned: n.cordoned,
+        signalingUrl: n.record.registration.signalingUrl,
+        probeUrl: n.record.registration.probeUrl,
+        load: n.record.heartbeat?.load ?? { cpu: 0, memory: 0, participants: 0, rooms: 0, transports: 0, producers: 0, consumers: 0, workers: 0 },
+        reserved: n.reserved,
+        maxParticipants: n.maxParticipants,
+        stress: Math.round(n.stress * 1000) / 1000,
+        lastHeartbeatAgoMs: nowMs - n.record.lastHeartbeatMs,
+        probe: prober.stats(n.nodeId),
+      }));
+    const healthy = nodes.some((n) => n.state !== 'dead' && !n.draining && !n.cordoned && n.stress < 1);
+    return { ...region, healthy, nodes };
+  });
+  const ids = config.regions.map((r) => r.id);
+  const interRegionRttMs = Object.fromEntries(
+    ids.map((from) => [from, Object.fromEntries(ids.map((to) => [to, from === to ? 0 : (snapshot.interRegion[from]?.[to]?.rttMs ?? null)]))]),
+  );
+  return { regions, interRegionRttMs, interRegion: snapshot.interRegion };
+}
