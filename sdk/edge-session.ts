@@ -137,7 +137,7 @@ export class EdgeSession {
   }
 
   /** Connects with the join token, loads the Device, joins the room and opens the recv transport. */
-  async open(): Promise<ResponseData['join']> {
+  async open(opts: { send?: boolean } = {}): Promise<ResponseData['join']> {
     this.welcome = await this.#connect({ token: this.allocation.token });
     const { rtpCapabilities } = await this.request('getRouterRtpCapabilities', {});
     const device = this.#o.device.handlerFactory ? new Device({ handlerFactory: this.#o.device.handlerFactory }) : new Device(this.#o.device.handlerName ? { handlerName: this.#o.device.handlerName } : {});
@@ -147,7 +147,9 @@ export class EdgeSession {
       rtpCapabilities: device.recvRtpCapabilities as unknown as Record<string, unknown>,
       ...(this.#o.displayName !== undefined ? { displayName: this.#o.displayName } : {}),
     });
-    this.#recv = await this.#createTransport('recv');
+    // Requests of one connection run in order on the agent: pipelining saves round trips.
+    const [recv] = await Promise.all([this.#createTransport('recv'), opts.send ? this.#sendTransport() : undefined]);
+    this.#recv = recv;
     return this.joined;
   }
 

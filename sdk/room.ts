@@ -1,6 +1,6 @@
 import type { types as mc } from 'mediasoup-client';
 import type { ProducerInfoMessage, ServerEvents, SessionSnapshot } from '../shared/signaling.ts';
-import { EdgeSession, type EdgeSessionOptions, isFatalConnectError, type LocalTrack, type PublishOptions, type RemoteConsumer } from './edge-session.ts';
+import { EdgeSession, type EdgeSessionOptions, isFatalConnectError, SignalingError, type LocalTrack, type PublishOptions, type RemoteConsumer } from './edge-session.ts';
 import { type Listener, TypedEmitter } from './events.ts';
 import type { Allocation } from './router-api.ts';
 
@@ -65,6 +65,7 @@ export interface RoomOptions {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let localIds = 0;
 const FAILED_NODE_MEMORY_MS = 60_000;
+const UNREACHABLE_GIVE_UP_MS = 500;
 
 /**
  * A joined room: publishes the application's tracks, consumes everyone else's, and keeps doing
@@ -112,7 +113,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
       room.#local.set(`local-${++localIds}`, { localId: `local-${localIds}`, track: spec.track, options: spec.options, paused: false });
     }
     try {
-      await session.open();
+      await session.open({ send: room.#local.size > 0 });
       await room.#populate(session, session.joined!.producers);
     } catch (err) {
       // A failure that started a recovery (e.g. `moved: worker_died` while publishing): the room
@@ -355,6 +356,10 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
   async #tryResume(session: EdgeSession): Promise<boolean> {
     const deadline = performance.now() + (this.#o.resumeBudgetMs ?? 1_500);
     let delay = 100;
+    // The node itself unreachable (connection refused or closed before any answer) several times
+    // over UNREACHABLE_GIVE_UP_MS: it is gone, do not wait for the whole budget.
+    let unreachableSince: number | null = null;
+    let unreachable = 0;
     while (performance.now() < deadline && !this.#closed) {
       try {
         const snapshot = await session.resume();
@@ -362,6 +367,13 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
         return true;
       } catch (err) {
         if (isFatalConnectError(err)) return false;
+        if (err instanceof SignalingError && err.code === 'CONNECT_FAILED') {
+          unreachableSince ??= performance.now();
+          if (++unreachable >= 3 && performance.now() - unreachableSince >= UNREACHABLE_GIVE_UP_MS) return false;
+        } else {
+          unreachableSince = null;
+          unreachable = 0;
+        }
         await sleep(Math.min(delay, Math.max(0, deadline - performance.now())));
         delay = Math.min(delay * 2, 500);
       }
@@ -406,7 +418,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
         for (const [id, at] of this.#failedNodes) if (performance.now() - at > FAILED_NODE_MEMORY_MS) this.#failedNodes.delete(id);
         const allocation = await this.#o.reallocate([...this.#failedNodes.keys()]);
         next = this.#wire(new EdgeSession({ ...this.#o.session, allocation, displayName: this.#o.displayName }));
-        await next.open();
+        await next.open({ send: this.#local.size > 0 });
         // Switch: from now on events come from the new edge. Own tracks first, then the others'.
         const oldAnnounced = new Map(this.#announced);
         this.#session = next;

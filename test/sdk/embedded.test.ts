@@ -110,61 +110,76 @@ describe('join, publish, consume (FakeHandler)', () => {
     const a = fakeMediaClient(cluster.embedded.routerUrl);
     const b = fakeMediaClient(cluster.embedded.routerUrl);
     const sf = await a.allocate('two-edges', 'sf', { grant: grant('two-edges', 'sf'), latencies: { 'us-west': 10, 'us-east': 70, 'eu-west': 140, apac: 170 } });
-    const ldn = await b.allocate('two-edges', 'ldn', { grant: grant('two-edges', 'ldn'), latencies: { 'us-west': 200, 'us-east': 80, 'eu-west': 5, apac: 180 } });
-    expect([sf.region, ldn.region]).toEqual(['us-west', 'eu-west']);
+    const ldn = await b.allocate('two-edges', 'ldn', { grant: grant('two-edges', 'ldn'), latencies: { 'us-west': 200, 'us-east': 150, 'eu-west': 5, apac: 180 } });
+    expect([sf.region, ldn.region], JSON.stringify({ reasons: ldn.reasons, candidates: ldn.candidates })).toEqual(['us-west', 'eu-west']);
     const sfRoom = await a.join({ allocation: sf, tracks: [fakeTrack('audio')] });
     const ldnRoom = await b.join({ allocation: ldn, tracks: [fakeTrack('audio')] });
     rooms.push(sfRoom, ldnRoom);
     expect(sfRoom.edge.region).toBe('us-west');
     expect(ldnRoom.edge.region).toBe('eu-west');
-  });
+    // Through the cascade each sees the other and consumes the other's track, piped from its region.
+    const seen = await Promise.all([
+      waitFor('sf consumes ldn', () => sfRoom.remoteTracks.find((t) => t.peerId === 'ldn'), 15_000),
+      waitFor('ldn consumes sf', () => ldnRoom.remoteTracks.find((t) => t.peerId === 'sf'), 15_000),
+    ]);
+    // Known agent-side issue: piped producers are announced with the consuming edge's region (see the report).
+    console.log(`cross-edge: sf sees ldn's track (announced region ${seen[0].region}) and participants ${JSON.stringify(sfRoom.participants)}; ldn sees sf's (announced region ${seen[1].region}) and ${JSON.stringify(ldnRoom.participants)}`);
+    expect(sfRoom.participants.map((p) => p.peerId)).toEqual(['ldn']);
+    expect(ldnRoom.participants.map((p) => p.peerId)).toEqual(['sf']);
+  }, 30_000);
 });
 
 describe('failures', () => {
   it('a killed agent: the SDK allocates elsewhere (excluding it), rejoins and republishes; the other side gets the new tracks', async () => {
     const { embedded } = cluster;
-    const latencies = { 'us-west': 20, 'us-east': 75, 'eu-west': 140, apac: 175 };
+    const SF = { 'us-west': 20, 'us-east': 75, 'eu-west': 140, apac: 175 };
+    const LONDON = { 'us-west': 200, 'us-east': 150, 'eu-west': 5, apac: 180 };
     const gaps: number[] = [];
-    for (let round = 0; round < 3; round++) {
+    // Rounds 0–2: alice (us-west) and bob (eu-west) on different edges, alice's agent is killed.
+    // Round 3: both on the killed agent.
+    for (let round = 0; round < 4; round++) {
       const roomId = `kill-${round}`;
+      const sameEdge = round === 3;
       const a = fakeMediaClient(embedded.routerUrl);
       const b = fakeMediaClient(embedded.routerUrl);
-      const alice = await a.join({ allocation: await a.allocate(roomId, 'alice', { grant: grant(roomId, 'alice'), latencies }), tracks: [fakeTrack('audio'), fakeTrack('video')] });
-      const bob = await b.join({ allocation: await b.allocate(roomId, 'bob', { grant: grant(roomId, 'bob'), latencies }), tracks: [fakeTrack('audio')] });
+      const alice = await a.join({ allocation: await a.allocate(roomId, 'alice', { grant: grant(roomId, 'alice'), latencies: SF }), tracks: [fakeTrack('audio'), fakeTrack('video')] });
+      const bob = await b.join({ allocation: await b.allocate(roomId, 'bob', { grant: grant(roomId, 'bob'), latencies: sameEdge ? SF : LONDON }), tracks: [fakeTrack('audio')] });
       rooms.push(alice, bob);
+      expect([alice.edge.region, bob.edge.region]).toEqual(['us-west', sameEdge ? 'us-west' : 'eu-west']);
+      await waitFor('both consuming', () => alice.remoteTracks.length === 1 && bob.remoteTracks.length === 2);
       const aliceLog = record(alice);
       const bobLog = record(bob);
       const killed = alice.edge.nodeId;
       const agent = embedded.agents.find((x) => x.nodeId === killed)!;
       const aliceBack = alice.next('reconnected', () => true, 20_000);
-      const bobBack = bob.next('reconnected', () => true, 20_000);
       const killedAt = performance.now();
       agent.process.kill('SIGKILL');
       const back = (await aliceBack.catch((err: Error) => {
         throw new Error(`${err.message}; alice: ${JSON.stringify(aliceLog.map((e) => [e.event, String((e.payload as { error?: Error }).error ?? '')]))}`);
       })) as RoomEvents['reconnected'];
-      await bobBack;
-      // Media back: alice consumes bob's new producer and bob alice's, on the new edge.
-      await waitFor('alice gets bob’s track again', () => alice.remoteTracks.length === 1 && alice.remoteTracks[0]!.consumer.closed === false && alice.edge.nodeId !== killed);
-      await waitFor('bob gets alice’s tracks again', () => bob.remoteTracks.length === 2);
+      // Media back: alice consumes bob's producer on her new edge, bob consumes alice's new producers.
+      const aliceProducers = () => new Set(alice.localProducers.map((p) => p.producerId));
+      await waitFor('alice consumes bob again', () => alice.remoteTracks.length === 1 && !alice.remoteTracks[0]!.consumer.closed, 10_000);
+      await waitFor('bob consumes alice’s new producers', () => bob.remoteTracks.filter((t) => aliceProducers().has(t.producerId)).length === 2, 10_000);
       const gap = performance.now() - killedAt;
       gaps.push(gap);
       console.log(
-        `round ${round}: killed ${killed}; alice → ${back.edge.nodeId} (resumed ${back.resumed}, reconnect ${back.gapMs} ms after the drop); both consuming again ${Math.round(gap)} ms after the kill; events alice ${aliceLog.map((e) => e.event).join(',')}`,
+        `round ${round}${sameEdge ? ' (same edge)' : ''}: killed ${killed}; alice → ${back.edge.nodeId} (reconnected ${back.gapMs} ms after the drop), bob on ${bob.edge.nodeId}; both consuming again ${Math.round(gap)} ms after the kill; alice: ${aliceLog.map((e) => e.event).join(',')}; bob: ${bobLog.map((e) => e.event).join(',')}`,
       );
       expect(back.resumed).toBe(false);
       expect(back.edge.nodeId).not.toBe(killed);
       expect(bob.edge.nodeId).not.toBe(killed);
-      expect(bobLog.some((e) => e.event === 'reconnected')).toBe(true);
+      if (sameEdge) expect(bobLog.some((e) => e.event === 'reconnected')).toBe(true);
+      else expect(bobLog.some((e) => e.event === 'reconnecting')).toBe(false);
       await alice.leave();
       await bob.leave();
       await embedded.restartAgent(killed);
       await waitForNodeAlive(embedded.routerUrl, killed);
     }
-    const sorted = [...gaps].sort((x, y) => x - y);
-    console.log(`kill → both consuming again: p50 ${Math.round(sorted[1]!)} ms (${gaps.map(Math.round).join(', ')})`);
+    const sorted = gaps.slice(0, 3).sort((x, y) => x - y);
+    console.log(`kill → both consuming again (alice and bob in different regions): p50 ${Math.round(sorted[1]!)} ms (${gaps.map(Math.round).join(', ')})`);
     expect(sorted[1]!).toBeLessThan(5_000);
-  }, 120_000);
+  }, 150_000);
 
   it('a draining agent sends `moved`: the SDK joins and publishes on another edge before leaving the old one', async () => {
     const { embedded } = cluster;

@@ -38,7 +38,10 @@ async function waitHealthy(embedded: Embedded, output: string[]): Promise<void> 
   while (Date.now() < deadline) {
     try {
       const body = (await (await fetch(`${embedded.routerUrl}/regions`)).json()) as RegionsResponse;
-      if (body.regions.length > 0 && body.regions.every((r) => r.healthy && r.nodes.every((n) => n.state === 'alive' && n.probe.samples >= 3))) return;
+      const pairs = Object.values(body.interRegion).flatMap((row) => Object.values(row));
+      const n = body.regions.length;
+      // Every node alive and probed, and the inter-region matrix measured (placement uses it).
+      if (n > 0 && body.regions.every((r) => r.healthy && r.nodes.every((x) => x.state === 'alive' && x.probe.samples >= 3)) && pairs.length === n * (n - 1) && pairs.every((p) => p.samples >= 3)) return;
     } catch {
       // router not up yet
     }

@@ -20,7 +20,7 @@ let dtlsBroken: string | null = null;
 const grant = (roomId: string, participantId: string) =>
   createGrant({ key: GRANT_KEY, issuer: 'sdk-media-test', audience: GRANT_AUDIENCE, roomId, participantId, ttlSeconds: 600, nowMs: Date.now() });
 const SF = { 'us-west': 20, 'us-east': 75, 'eu-west': 140, apac: 175 };
-const LONDON = { 'us-west': 200, 'us-east': 80, 'eu-west': 5, apac: 180 };
+const LONDON = { 'us-west': 200, 'us-east': 150, 'eu-west': 5, apac: 180 };
 
 function start(roomId: string, participantId: string, latencies: Record<string, number>): Participant {
   const p = startParticipant({ routerUrl: cluster.embedded.routerUrl, roomId, participantId, grant: grant(roomId, participantId), latencies });
