@@ -24,8 +24,12 @@ export interface GeoSfuClientOptions extends DeviceOptions {
 }
 
 export interface AllocateOptions {
-  /** A grant from the application's backend (browsers), or the API key (servers). Neither: the router must not require auth. */
-  grant?: string;
+  /**
+   * A grant from the application's backend (browsers), or the API key (servers). Neither: the router
+   * must not require auth. A function is called for every /allocate (also the SDK's own after a
+   * failure), so a long call can fetch a fresh grant when the first has expired.
+   */
+  grant?: string | (() => string | Promise<string>);
   apiKey?: string;
   /** Measured RTTs by region; default: the last probeRegions() result, else none (the router falls back to geo-IP). */
   latencies?: Record<string, number>;
@@ -90,7 +94,8 @@ export class GeoSfuClient {
 
   /** POST /allocate with the measured latencies (Retry-After honoured on 503). */
   async allocate(roomId: string, participantId: string, o: AllocateOptions = {}): Promise<Allocation> {
-    const auth: AllocateAuth = o.grant !== undefined ? { grant: o.grant } : o.apiKey !== undefined ? { apiKey: o.apiKey } : {};
+    const grant = typeof o.grant === 'function' ? await o.grant() : o.grant;
+    const auth: AllocateAuth = grant !== undefined ? { grant } : o.apiKey !== undefined ? { apiKey: o.apiKey } : {};
     const latencies = o.latencies ?? this.#lastProbe?.latencies;
     const allocation = await this.api.allocate(roomId, participantId, {
       auth,

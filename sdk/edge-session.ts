@@ -104,6 +104,7 @@ export class EdgeSession {
   #send: mc.Transport | null = null;
   #sendCreating: Promise<mc.Transport> | null = null;
   #recv: mc.Transport | null = null;
+  #recvReady: Promise<mc.Transport> | null = null;
   #closed = false;
   welcome: WelcomeMessage | null = null;
   joined: ResponseData['join'] | null = null;
@@ -148,8 +149,9 @@ export class EdgeSession {
       ...(this.#o.displayName !== undefined ? { displayName: this.#o.displayName } : {}),
     });
     // Requests of one connection run in order on the agent: pipelining saves round trips.
-    const [recv] = await Promise.all([this.#createTransport('recv'), opts.send ? this.#sendTransport() : undefined]);
-    this.#recv = recv;
+    // Producers announced from now on wait for the recv transport (#recvReady).
+    this.#recvReady = this.#createTransport('recv').then((t) => (this.#recv = t));
+    await Promise.all([this.#recvReady, opts.send ? this.#sendTransport() : undefined]);
     return this.joined;
   }
 
@@ -307,7 +309,7 @@ export class EdgeSession {
   }
 
   async #consume(info: ProducerInfoMessage): Promise<RemoteConsumer | null> {
-    const recv = this.#recv;
+    const recv = this.#recv ?? (await this.#recvReady?.catch(() => null));
     if (!recv || this.#closed) return null;
     const c = await this.request('consume', { transportId: recv.id, producerId: info.producerId });
     const consumer = await recv.consume({ id: c.consumerId, producerId: c.producerId, kind: c.kind, rtpParameters: c.rtpParameters as unknown as mc.RtpParameters });

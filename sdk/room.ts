@@ -2,7 +2,7 @@ import type { types as mc } from 'mediasoup-client';
 import type { ProducerInfoMessage, ServerEvents, SessionSnapshot } from '../shared/signaling.ts';
 import { EdgeSession, type EdgeSessionOptions, isFatalConnectError, SignalingError, type LocalTrack, type PublishOptions, type RemoteConsumer } from './edge-session.ts';
 import { type Listener, TypedEmitter } from './events.ts';
-import type { Allocation } from './router-api.ts';
+import { type Allocation, GeoSfuClientError } from './router-api.ts';
 
 /** Where the room is connected. */
 export interface EdgeInfo {
@@ -66,6 +66,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let localIds = 0;
 const FAILED_NODE_MEMORY_MS = 60_000;
 const UNREACHABLE_GIVE_UP_MS = 500;
+const CONSUME_RETRY_CODES = new Set(['NOT_FOUND', 'CANNOT_CONSUME', 'TIMEOUT', 'INTERNAL']);
+const CONSUME_RETRIES = 4;
 
 /**
  * A joined room: publishes the application's tracks, consumes everyone else's, and keeps doing
@@ -84,6 +86,8 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
   readonly #announced = new Map<string, RemoteTrack>();
   /** Nodes this participant failed on recently (node id → when), excluded from reallocations for FAILED_NODE_MEMORY_MS. */
   readonly #failedNodes = new Map<string, number>();
+  /** Producers announced closed (no consume retries for them). */
+  readonly #closedProducers = new Set<string>();
   /** worker_died `moved`s by node (times). */
   readonly #workerDeaths = new Map<string, number[]>();
   #recovering: Promise<void> | null = null;
@@ -245,6 +249,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
       case 'consumerClosed': {
         const { producerId } = raw as { producerId: string };
         if (!current) return;
+        if (event === 'producerClosed') this.#closedProducers.add(producerId);
         session.dropConsumer(producerId);
         this.#unannounce(producerId);
         return;
@@ -280,12 +285,24 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
   }
 
   async #consume(session: EdgeSession, info: ProducerInfoMessage): Promise<void> {
-    try {
-      const remote = await session.consume(info);
-      if (!remote || session !== this.#session || this.#closed) return;
-      this.#announce(remote);
-    } catch (err) {
-      if (!session.closed) this.emit('error', { error: err as Error, fatal: false });
+    // A producer announced by the cascade can reach this edge a moment after it is listed: retry
+    // the refusals that can be transient, unless the producer closes meanwhile.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const remote = await session.consume(info);
+        if (!remote || session !== this.#session || this.#closed) return;
+        this.#announce(remote);
+        return;
+      } catch (err) {
+        const transient = err instanceof SignalingError && CONSUME_RETRY_CODES.has(err.code);
+        const gone = session.closed || session !== this.#session || this.#closed || this.#closedProducers.has(info.producerId);
+        if (gone) return;
+        if (!transient || attempt >= CONSUME_RETRIES) {
+          this.emit('error', { error: err as Error, fatal: false });
+          return;
+        }
+        await sleep(200 * 2 ** attempt);
+      }
     }
   }
 
@@ -438,6 +455,8 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
           this.#failedNodes.set(next.nodeId, performance.now());
           await next.close({ leave: false }).catch(() => undefined);
         }
+        // Refused (bad or expired grant, bad request): trying again will not help.
+        if (err instanceof GeoSfuClientError && (err.status === 400 || err.status === 401 || err.status === 403)) throw err;
         if (performance.now() > giveUpAt) throw err;
         this.emit('error', { error: err as Error, fatal: false });
         await sleep(delay);

@@ -133,20 +133,36 @@ describe('failures', () => {
   it('a killed agent: the SDK allocates elsewhere (excluding it), rejoins and republishes; the other side gets the new tracks', async () => {
     const { embedded } = cluster;
     const SF = { 'us-west': 20, 'us-east': 75, 'eu-west': 140, apac: 175 };
-    const LONDON = { 'us-west': 200, 'us-east': 150, 'eu-west': 5, apac: 180 };
+    const NEW_YORK = { 'us-west': 70, 'us-east': 10, 'eu-west': 80, apac: 230 };
+    const SINGAPORE = { 'us-west': 180, 'us-east': 240, 'eu-west': 170, apac: 5 };
+    const LONDON = { 'us-west': 200, 'us-east': 150, 'eu-west': 5, apac: 250 };
+    // Rounds 0–2: alice (us-west, us-east, apac: a different agent each time, so that no round
+    // depends on an agent restarted by an earlier one) and bob (eu-west) on different edges;
+    // alice's agent is killed. Round 3: both on the killed agent.
+    const plan = [
+      { alice: SF, bob: LONDON, regions: ['us-west', 'eu-west'] },
+      { alice: NEW_YORK, bob: LONDON, regions: ['us-east', 'eu-west'] },
+      { alice: SINGAPORE, bob: LONDON, regions: ['apac', 'eu-west'] },
+      { alice: SF, bob: SF, regions: ['us-west', 'us-west'] },
+    ];
     const gaps: number[] = [];
-    // Rounds 0–2: alice (us-west) and bob (eu-west) on different edges, alice's agent is killed.
-    // Round 3: both on the killed agent.
-    for (let round = 0; round < 4; round++) {
+    for (const [round, p] of plan.entries()) {
       const roomId = `kill-${round}`;
       const sameEdge = round === 3;
       const a = fakeMediaClient(embedded.routerUrl);
       const b = fakeMediaClient(embedded.routerUrl);
-      const alice = await a.join({ allocation: await a.allocate(roomId, 'alice', { grant: grant(roomId, 'alice'), latencies: SF }), tracks: [fakeTrack('audio'), fakeTrack('video')] });
-      const bob = await b.join({ allocation: await b.allocate(roomId, 'bob', { grant: grant(roomId, 'bob'), latencies: sameEdge ? SF : LONDON }), tracks: [fakeTrack('audio')] });
+      // Alice's grant comes from a function (a fresh one per /allocate, as a backend call would give).
+      let aliceGrants = 0;
+      const aliceGrant = () => (aliceGrants++, grant(roomId, 'alice'));
+      const errors: string[] = [];
+      const on = (who: string) => ({ error: ({ error }: RoomEvents['error']) => errors.push(`${who}: ${error.message}`) });
+      const alice = await a.join({ allocation: await a.allocate(roomId, 'alice', { grant: aliceGrant, latencies: p.alice }), tracks: [fakeTrack('audio'), fakeTrack('video')], on: on('alice') });
+      const bob = await b.join({ allocation: await b.allocate(roomId, 'bob', { grant: grant(roomId, 'bob'), latencies: p.bob }), tracks: [fakeTrack('audio')], on: on('bob') });
       rooms.push(alice, bob);
-      expect([alice.edge.region, bob.edge.region]).toEqual(['us-west', sameEdge ? 'us-west' : 'eu-west']);
-      await waitFor('both consuming', () => alice.remoteTracks.length === 1 && bob.remoteTracks.length === 2);
+      expect([alice.edge.region, bob.edge.region]).toEqual(p.regions);
+      await waitFor('both consuming', () => alice.remoteTracks.length === 1 && bob.remoteTracks.length === 2).catch((err: Error) => {
+        throw new Error(`${err.message}: alice has ${JSON.stringify(alice.remoteTracks.map((t) => `${t.peerId}:${t.kind}`))}, participants ${JSON.stringify(alice.participants)}; bob has ${JSON.stringify(bob.remoteTracks.map((t) => `${t.peerId}:${t.kind}`))}, participants ${JSON.stringify(bob.participants)}; errors ${JSON.stringify(errors)}`);
+      });
       const aliceLog = record(alice);
       const bobLog = record(bob);
       const killed = alice.edge.nodeId;
@@ -164,11 +180,12 @@ describe('failures', () => {
       const gap = performance.now() - killedAt;
       gaps.push(gap);
       console.log(
-        `round ${round}${sameEdge ? ' (same edge)' : ''}: killed ${killed}; alice → ${back.edge.nodeId} (reconnected ${back.gapMs} ms after the drop), bob on ${bob.edge.nodeId}; both consuming again ${Math.round(gap)} ms after the kill; alice: ${aliceLog.map((e) => e.event).join(',')}; bob: ${bobLog.map((e) => e.event).join(',')}`,
+        `round ${round}${sameEdge ? ' (same edge)' : ''}: killed ${killed}; alice → ${back.edge.nodeId} (reconnected ${back.gapMs} ms after the drop), bob on ${bob.edge.nodeId}; both consuming again ${Math.round(gap)} ms after the kill; alice: ${aliceLog.map((e) => e.event).join(',')}; bob: ${bobLog.map((e) => e.event).join(',')}${errors.length ? `; errors ${errors.join(' | ')}` : ''}`,
       );
       expect(back.resumed).toBe(false);
       expect(back.edge.nodeId).not.toBe(killed);
       expect(bob.edge.nodeId).not.toBe(killed);
+      expect(aliceGrants).toBe(2);
       if (sameEdge) expect(bobLog.some((e) => e.event === 'reconnected')).toBe(true);
       else expect(bobLog.some((e) => e.event === 'reconnecting')).toBe(false);
       await alice.leave();
