@@ -13,7 +13,9 @@
 #   worker/subprojects/*.wrap (GitHub / wrapdb downloads) is replaced by the
 #   overlays in infra/mediasoup/subprojects/ that wrap Debian's libraries, and
 #   infra/mediasoup/patches/srtp3-compat/srtp.h maps the libsrtp 3 API the
-#   worker uses onto Debian's libsrtp 2. Then mediasoup's own
+#   worker uses onto Debian's libsrtp 2, and infra/mediasoup/patches/worker/
+#   *.patch are applied to the worker sources in the copy (patch -p1; see
+#   infra/mediasoup/patches/README.md for why each exists). Then mediasoup's own
 #   `npm run worker:build` runs in the copy (meson + ninja from pip).
 # GEO_SFU_WORKER_SOURCE=prebuilt
 #   For machines with internet: runs mediasoup's normal postinstall
@@ -281,6 +283,15 @@ else
   done
   mkdir -p "${subprojects}/libsrtp3/include"
   cp "${SCRIPT_DIR}/patches/srtp3-compat/srtp.h" "${subprojects}/libsrtp3/include/srtp.h"
+
+  # ---- worker source patches -------------------------------------------------
+  step "apply infra/mediasoup/patches/worker/*.patch to the worker sources" \
+    "a patch no longer applies (mediasoup ${MS_VERSION} changed the file?): check whether upstream fixed it (see infra/mediasoup/patches/README.md) and drop or refresh the patch"
+  for p in "${SCRIPT_DIR}"/patches/worker/*.patch; do
+    [[ -e "${p}" ]] || continue
+    log "applying $(basename "${p}")"
+    patch -d "${WORK}" -p1 --forward --batch --no-backup-if-mismatch <"${p}" 1>&2
+  done
 
   # ---- build -------------------------------------------------------------------
   step "npm run worker:build (mediasoup's meson/ninja build)" \

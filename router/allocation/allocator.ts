@@ -2,6 +2,7 @@ import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { BadRequestError, NoCapacityError } from '../../shared/errors.ts';
 import type { AllocateRequest, AllocateSfuResponse } from '../../shared/schemas/index.ts';
 import { type Permissions, signJoinToken } from '../../shared/tokens.ts';
+import { turnCredentials } from '../../shared/turn.ts';
 import type { GeoLookup } from '../geo.ts';
 import { estimateClientRtt, type ClientRttModel } from '../placement/client-rtt.ts';
 import { buildInterRegionRtt } from '../placement/inter-region.ts';
@@ -172,13 +173,21 @@ export class Allocator {
         node: { id: node.nodeId, region: node.region, signalingUrl: node.record.registration.signalingUrl },
         token,
         expiresAt: new Date(expSeconds * 1000).toISOString(),
-        iceServers: [...config.iceServers],
+        iceServers: this.#iceServers(decision.region, req.participantId, nowMs),
         cascade: { regions: decision.cascadeRegions },
         rttSource: client.source,
         reasons: decision.reasons,
         candidates: decision.candidates,
       };
     }
+  }
+
+  /** The configured STUN/TURN servers plus time-limited TURN credentials for the edge region's TURN servers. */
+  #iceServers(region: string, participantId: string, nowMs: number): AllocateSfuResponse['iceServers'] {
+    const { config } = this.deps;
+    const urls = config.turnUrls[region] ?? config.turnUrls['*'];
+    if (config.turnSecret === '' || !urls || urls.length === 0) return [...config.iceServers];
+    return [...config.iceServers, turnCredentials({ secret: config.turnSecret, ttlSeconds: config.turnTtlSeconds, participantId, nowMs, urls })];
   }
 
   #knownRoom(state: RoomState): KnownRoom {

@@ -14,13 +14,15 @@ export interface IceServer {
 }
 
 /** The validated configuration; string-encoded settings are parsed into their real shape. */
-export type GeoSfuConfig = Omit<RawConfig, 'regions' | 'tokenSecrets' | 'grantSecrets' | 'iceServers' | 'trustProxy'> & {
+export type GeoSfuConfig = Omit<RawConfig, 'regions' | 'tokenSecrets' | 'grantSecrets' | 'iceServers' | 'trustProxy' | 'turnUrls'> & {
   regions: readonly RegionInfo[];
   /** Join-token keys; the first signs. Empty when none were configured (the launcher fills it). */
   tokenKeys: readonly TokenKey[];
   /** Grant keys shared with the application's backend. */
   grantKeys: readonly TokenKey[];
   iceServers: readonly IceServer[];
+  /** TURN URLs by region id (`*`: the others). */
+  turnUrls: Readonly<Record<string, readonly string[]>>;
   trustProxy: boolean | number | string[];
 };
 
@@ -98,6 +100,21 @@ function parseIceServers(raw: string, problems: string[]): IceServer[] {
   }
 }
 
+function parseTurnUrls(raw: string, regionIds: ReadonlySet<string>, problems: string[]): Record<string, string[]> {
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+    for (const [region, urls] of Object.entries(parsed)) {
+      if (region !== '*' && !regionIds.has(region)) problems.push(`GEO_SFU_TURN_URLS: "${region}" is not a catalog region (or "*")`);
+      if (!Array.isArray(urls) || !urls.every((u) => typeof u === 'string' && /^turns?:/.test(u))) problems.push(`GEO_SFU_TURN_URLS.${region}: must be an array of turn:/turns: URLs`);
+    }
+    return parsed as Record<string, string[]>;
+  } catch (err) {
+    problems.push(`GEO_SFU_TURN_URLS: not a JSON object (${(err as Error).message})`);
+    return {};
+  }
+}
+
 function parseTrustProxy(raw: string): boolean | number | string[] {
   if (raw === 'true') return true;
   if (raw === 'false' || raw === '') return false;
@@ -126,16 +143,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
   if (r.deadAfterMs <= r.suspectAfterMs) problems.push('GEO_SFU_DEAD_AFTER_MS must be greater than GEO_SFU_SUSPECT_AFTER_MS');
   if (r.rtcMinPort > r.rtcMaxPort) problems.push('GEO_SFU_RTC_MIN_PORT must not be above GEO_SFU_RTC_MAX_PORT');
   if (r.agentRegion !== '' && !/^[a-z0-9][a-z0-9-]{0,31}$/.test(r.agentRegion)) problems.push('GEO_SFU_AGENT_REGION: not a valid region id');
+  const regions = parseRegions(r.regions, problems);
   const config: GeoSfuConfig = {
     ...r,
-    regions: parseRegions(r.regions, problems),
+    regions,
     tokenKeys: parseTokenKeys(r.tokenSecrets, problems),
     grantKeys: parseTokenKeys(r.grantSecrets, problems, 'GEO_SFU_GRANT_SECRETS'),
     iceServers: parseIceServers(r.iceServers, problems),
     trustProxy: parseTrustProxy(r.trustProxy),
+    turnUrls: parseTurnUrls(r.turnUrls, new Set(regions.map((x) => x.id)), problems),
     // Production never serves anonymous allocations.
     requireAuth: r.requireAuth || r.production,
   };
+  if (Object.keys(config.turnUrls).length > 0 && config.turnSecret === '') problems.push('GEO_SFU_TURN_URLS needs GEO_SFU_TURN_SECRET');
   if (config.agentRegion !== '' && !config.regions.some((x) => x.id === config.agentRegion)) {
     problems.push(`GEO_SFU_AGENT_REGION: "${config.agentRegion}" is not in the region catalog (${config.regions.map((x) => x.id).join(', ')})`);
   }

@@ -11,6 +11,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeNodes } from '../utils/fake-nodes.ts';
+import { allocate } from '../utils/http.ts';
+import { startRouter, testConfig } from '../utils/router-harness.ts';
 import { turnCredentials } from '../../shared/turn.ts';
 import { INFRA, freeTcpUdpPort, requireTool } from './helpers.ts';
 
@@ -133,6 +136,29 @@ describe('coturn with REST credentials from shared/turn.ts (test configuration)'
     expect(r.output).not.toMatch(/ERROR/);
     const lines = sessionLines(server.log(), ice.username);
     expect(lines.filter((l) => /incoming packet ALLOCATE processed, success/.test(l)).length, server.log()).toBeGreaterThanOrEqual(2);
+  });
+
+  it('credentials returned by POST /allocate for the edge region work against coturn', async () => {
+    const router = await startRouter(testConfig('memory', { turnSecret: SECRET, turnUrls: { 'eu-west': [`turn:127.0.0.1:${server.port}`], '*': ['turn:198.51.100.1:3478'] } }));
+    const nodes = new FakeNodes(router.url, router.config.clusterSecret);
+    try {
+      await nodes.start(200);
+      await nodes.add({ nodeId: 'eu-west-1', region: 'eu-west' });
+      await router.app.services.registry.refresh();
+      const res = await allocate(router.url, { roomId: 'turn-room', participantId: `bob-${Date.now()}`, latencies: { 'us-west': 140, 'us-east': 80, 'eu-west': 5, apac: 180 } });
+      expect(res.status).toBe(200);
+      const turn = res.body.iceServers.find((s) => String(s.urls).startsWith('turn:'))!;
+      expect(turn.urls).toEqual([`turn:127.0.0.1:${server.port}`]);
+      const [expiry, participant] = turn.username!.split(':');
+      expect(Number(expiry) - Date.now() / 1000).toBeGreaterThan(3_000);
+      expect(participant).toBe(res.body.participantId);
+      const r = await uclient(server.port, turn.username!, turn.credential!);
+      expect(r.code, r.output).toBe(0);
+      expect(r.output).toMatch(/tot_send_msgs=4, tot_recv_msgs=4/);
+    } finally {
+      await nodes.close();
+      await router.close();
+    }
   });
 
   it('a credential minted with another secret is refused (401)', async () => {

@@ -106,3 +106,32 @@ it('a full home region makes newcomers overflow and the home region scale out', 
   expect(decisions.map((d) => [d.region, d.action])).toEqual([['us-east', 'scale_out']]);
   expect(decisions[0]!.reason).toContain('overflowed');
 });
+
+it('a real agent under real load: its measured CPU drives the region to scale out', async () => {
+  router = await startRouter(testConfig('memory', { scalingWindowMs: 1_000 }));
+  const { buildAgent } = await import('../../region-agent/app.ts');
+  const { agentConfig } = await import('../agent/helpers.ts');
+  // The agent may use 0.5% of a core: its own real CPU use (heartbeats, probes, this busy loop)
+  // is then far past the 70% limit, without having to load the whole machine.
+  const config = agentConfig(router.url, { clusterSecret: router.config.clusterSecret, agentId: 'apac-1', agentRegion: 'apac', agentCpuCores: 0.005, heartbeatIntervalMs: 200 });
+  const agent = await buildAgent({ config });
+  await agent.controller.start();
+  const busy = setInterval(() => {
+    const until = performance.now() + 5;
+    while (performance.now() < until);
+  }, 20);
+  try {
+    const deadline = Date.now() + 10_000;
+    let decisions: Array<{ region: string; action: string; reason: string }> = [];
+    while (Date.now() < deadline && decisions.length === 0) {
+      await new Promise((r) => setTimeout(r, 250));
+      decisions = router.app.services.scaling.view().decisions;
+    }
+    const node = router.app.services.registry.snapshot().nodes.find((n) => n.nodeId === 'apac-1')!;
+    console.log(`real agent load: cpu ${node.record.heartbeat?.load.cpu} of its 0.005 cores → stress ${node.stress.toFixed(2)}; decision: ${decisions[0]?.reason}`);
+    expect(decisions.map((d) => [d.region, d.action])).toEqual([['apac', 'scale_out']]);
+  } finally {
+    clearInterval(busy);
+    await agent.app.close();
+  }
+});

@@ -6,31 +6,16 @@ import { type RunningAgent, SfuAgents, type SignalingRouter, signalingConfig, st
 /**
  * Real WebRTC: two wrtc + mediasoup-client participants (child processes, see wrtc-client.ts)
  * publishing synthetic video (320×240, 15 fps) and audio through the agent's SFU.
- *
- * Known blocker: the offline-built mediasoup worker (Debian OpenSSL 3.0) dies with SIGSEGV inside
- * libssl as soon as a DTLS handshake starts (either role), so WebRTC media cannot flow yet. The
- * suite probes that first and skips, saying so, while the worker cannot do DTLS; it runs as soon
- * as the worker can.
+ * (DTLS with Debian's kernel-TLS libssl needs the worker patch in infra/mediasoup/patches/worker/.)
  */
 let router: SignalingRouter;
 let agent: RunningAgent;
 const agents = new SfuAgents();
 const clients: MediaClient[] = [];
-let dtlsBroken = false;
 
 beforeAll(async () => {
   router = await startSignalingRouter(CLUSTER_SECRET);
   agent = await agents.start(signalingConfig(router.url, { resumeGraceMs: 0 }));
-  let died = false;
-  agent.sfu.pool.once('workerdied', () => (died = true));
-  const probe = startMediaClient(agent.url, token({ room: 'room-probe', sub: 'probe' }).token);
-  await probe.waitFor('the probe to publish', (c) => died || c.lines.some((l) => l.type === 'produced' && l.kind === 'audio'), 20_000).catch(() => undefined);
-  await probe.stop();
-  if (died) {
-    dtlsBroken = true;
-    console.warn('SKIPPING real-media tests: the mediasoup worker died during the DTLS handshake (SIGSEGV in libssl; see media.test.ts)');
-    await waitFor('worker replaced', () => agent.sfu.pool.workers.length === 1, 10_000);
-  }
 }, 60_000);
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.stop()));
@@ -39,8 +24,7 @@ afterAll(async () => {
 });
 
 describe('real media through the agent (wrtc + mediasoup-client)', () => {
-  it('two clients see each other’s media grow; a pause reaches the other side; leave reports `left`', async (ctx) => {
-    if (dtlsBroken) ctx.skip();
+  it('two clients see each other’s media grow; a pause reaches the other side; leave reports `left`', async () => {
     const alice = startMediaClient(agent.url, token({ room: 'room-media', sub: 'alice' }).token);
     const bob = startMediaClient(agent.url, token({ room: 'room-media', sub: 'bob' }).token);
     clients.push(alice, bob);

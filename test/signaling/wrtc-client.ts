@@ -91,9 +91,10 @@ async function consume(device: Device, info: ProducerInfoMessage): Promise<void>
 async function sampleStats(): Promise<void> {
   let framesDecoded = 0;
   const packets = { audio: 0, video: 0 };
-  for (const consumer of consumers.values()) {
-    if (consumer.closed) continue;
-    const report = await consumer.getStats().catch(() => null);
+  // @roamhq/wrtc 0.10 has no RTCRtpReceiver.getStats() (consumer.getStats() always rejects):
+  // the recv transport's RTCPeerConnection stats carry the same inbound-rtp figures.
+  if (recvTransport && consumers.size > 0) {
+    const report = await recvTransport.getStats().catch(() => null);
     report?.forEach((s: { type: string; kind?: string; framesDecoded?: number; packetsReceived?: number }) => {
       if (s.type !== 'inbound-rtp') return;
       if (s.kind === 'video') {
@@ -137,6 +138,8 @@ async function main(): Promise<void> {
 
   recvTransport = device.createRecvTransport(transportOptions(await req('createWebRtcTransport', { direction: 'recv' })));
   connectOn(recvTransport);
+  // Subscribe before publishing, or newProducer events that arrive while this client publishes are lost.
+  socket.on('newProducer', (info: ProducerInfoMessage) => void consume(device, info).catch((err: Error) => out({ type: 'error', message: err.message })));
 
   if (publish) {
     const send = device.createSendTransport(transportOptions(await req('createWebRtcTransport', { direction: 'send' })));
@@ -153,7 +156,6 @@ async function main(): Promise<void> {
     out({ type: 'produced', kind: 'audio', producerId: audioProducer.id });
   }
 
-  socket.on('newProducer', (info: ProducerInfoMessage) => void consume(device, info).catch((err: Error) => out({ type: 'error', message: err.message })));
   socket.on('producerClosed', ({ producerId }: { producerId: string }) => {
     consumers.get(producerId)?.close();
     consumers.delete(producerId);

@@ -225,6 +225,8 @@ describe('the page', () => {
     expect(Object.fromEntries(placed)).toEqual({ 'us-east': ['alice', 'dave'], 'eu-west': ['bob'] });
     const row = page.locator('tr[data-room="dashboard-demo"]');
     await row.waitFor({ timeout: 5_000 });
+    // The row may first show a snapshot taken between the allocations: wait for the one after them.
+    await row.locator('[data-edge="us-east"]', { hasText: /us-east · 2/ }).waitFor({ timeout: 10_000 });
     expect(await row.locator('[data-edge="us-east"]').textContent()).toMatch(/us-east · 2\s*alice, dave/);
     expect(await row.locator('[data-edge="eu-west"]').textContent()).toMatch(/eu-west · 1\s*bob/);
     expect(await row.locator('[data-room-link]').evaluateAll((els) => els.map((e) => e.getAttribute('data-room-link')))).toEqual(['eu-west~us-east']);
