@@ -350,6 +350,12 @@ export class EdgeSession {
     socket?.close();
   }
 
+  /** WebRTC stats of the transports (the peer connections'; works where RTCRtpReceiver.getStats() does not, e.g. wrtc). */
+  async getStats(): Promise<{ send: RTCStatsReport | null; recv: RTCStatsReport | null }> {
+    const [send, recv] = await Promise.all([this.#send?.getStats().catch(() => null) ?? null, this.#recv?.getStats().catch(() => null) ?? null]);
+    return { send, recv };
+  }
+
   peers(): PeerInfoMessage[] {
     return this.joined?.peers ?? [];
   }

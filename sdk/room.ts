@@ -158,6 +158,11 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
     return [...this.#session.producers.values()];
   }
 
+  /** WebRTC stats of the current edge's send and recv transports (inbound-rtp for what this participant receives). */
+  getStats(): Promise<{ send: RTCStatsReport | null; recv: RTCStatsReport | null }> {
+    return this.#session.getStats();
+  }
+
   /** Publishes a track (simulcast for video by default); returns its local id (stable across edges). */
   async publish(track: MediaStreamTrack, options: PublishOptions = {}): Promise<string> {
     const local: LocalTrack = { localId: `local-${++localIds}`, track, options, paused: false };

@@ -7,6 +7,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export interface Line {
   type: string;
   t: number;
+  /** performance.now() in the test process when the line arrived. */
+  at: number;
   [key: string]: unknown;
 }
 export interface Stats {
@@ -47,7 +49,7 @@ export function startParticipant(o: { routerUrl: string; roomId: string; partici
   let stderr = '';
   createInterface({ input: child.stdout! }).on('line', (line) => {
     try {
-      lines.push(JSON.parse(line) as Line);
+      lines.push({ ...(JSON.parse(line) as Line), at: performance.now() });
     } catch {
       stderr += `${line}\n`;
     }
@@ -79,4 +81,19 @@ export function startParticipant(o: { routerUrl: string; roomId: string; partici
     },
   };
   return p;
+}
+
+/**
+ * When media came back after `since`: the first stats line where `value` grows again after having
+ * stalled (not grown between two lines) after `since`. Null while it has not.
+ */
+export function resumedAt(p: Participant, since: number, value: (s: Stats) => number): number | null {
+  const stats = p.lines.filter((l) => l.type === 'stats' && l.at >= since) as unknown as Array<Stats & { at: number }>;
+  let stalled = false;
+  for (let i = 1; i < stats.length; i++) {
+    const grew = value(stats[i]!) > value(stats[i - 1]!);
+    if (!grew) stalled = true;
+    else if (stalled) return stats[i]!.at;
+  }
+  return null;
 }

@@ -70,9 +70,9 @@ async function main(): Promise<void> {
       void (async () => {
         let framesDecoded = 0;
         const packets = { audio: 0, video: 0 };
-        for (const consumer of room.consumers) {
-          if (consumer.closed) continue;
-          const report = await consumer.getStats().catch(() => null);
+        // @roamhq/wrtc 0.10 has no RTCRtpReceiver.getStats(): the recv transport's peer connection stats.
+        if (room.consumers.length > 0) {
+          const { recv: report } = await room.getStats();
           report?.forEach((s: { type: string; kind?: string; framesDecoded?: number; packetsReceived?: number }) => {
             if (s.type !== 'inbound-rtp') return;
             if (s.kind === 'video') {
