@@ -5,6 +5,7 @@
  * which points it at the offline-built worker binary.
  */
 export { SfuError, type SfuErrorCode } from './errors.ts';
+export { assertLastN, lastNPeers } from './last-n.ts';
 export { DEFAULT_MEDIA_CODECS } from './media-codecs.ts';
 export {
   aggregateRoomStats,

@@ -20,12 +20,16 @@
  *   router; producers on other routers are piped to it).
  * - Consumers are created paused: the signaling layer resumes them with
  *   Peer.resumeConsumer() once the remote side is ready.
+ * - Last-N (./last-n.ts): a peer joined with `lastN > 0` gets video only from
+ *   the `lastN` first peers of Room.speakerOrder among those it consumes; its
+ *   other video consumers are paused server-side until they rank again.
  * - If a worker hosting one of the room's routers dies, the room closes with
  *   reason 'workerdied' (the WorkerPool reports the room id as lost).
  */
 import type { types as ms } from 'mediasoup';
 
 import { SfuError } from './errors.ts';
+import { assertLastN, lastNPeers } from './last-n.ts';
 import { DEFAULT_MEDIA_CODECS } from './media-codecs.ts';
 import {
   aggregateRoomStats,
@@ -131,6 +135,8 @@ export interface JoinOptions {
   /** The peer's device RTP capabilities (needed before consume()). */
   rtpCapabilities?: ms.RtpCapabilities;
   appData?: Record<string, unknown>;
+  /** Receive video from the `lastN` most recent active speakers only (0 or absent = no limit). */
+  lastN?: number;
 }
 
 export interface PeerWebRtcTransportOptions extends WebRtcTransportDefaults {
@@ -370,6 +376,8 @@ export class Room extends TypedEmitter<RoomEvents> {
   /** `${producerId} ${routerId}` -> pipe in progress / done (data producers too: ids are UUIDs). */
   readonly #pipes = new Map<string, Promise<void>>();
   #activeSpeakerObserver: ms.ActiveSpeakerObserver | undefined;
+  /** Peer ids: dominant speakers, most recent first, then the others in join order. */
+  readonly #speakerOrder: string[] = [];
   #addingRouter: Promise<Slot> | undefined;
   #pendingJoins = 0;
   #closed = false;
@@ -389,7 +397,10 @@ export class Room extends TypedEmitter<RoomEvents> {
       room.#activeSpeakerObserver = observer;
       observer.on('dominantspeaker', ({ producer }) => {
         const entry = room.#producers.get(producer.id);
-        if (entry) room.safeEmit('activespeaker', { peerId: entry.peer.id, producerId: producer.id });
+        if (!entry) return;
+        room.#moveToFront(entry.peer.id);
+        room.safeEmit('activespeaker', { peerId: entry.peer.id, producerId: producer.id });
+        room.#applyLastN();
       });
     } catch (error) {
       room.close('closed');
@@ -421,6 +432,37 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   get activeSpeakerObserver(): ms.ActiveSpeakerObserver | undefined {
     return this.#activeSpeakerObserver;
+  }
+
+  /**
+   * Peer ids (local and remote) for last-N: the dominant speakers, most recent first, then the
+   * peers that never were dominant, in join order.
+   */
+  get speakerOrder(): readonly string[] {
+    return this.#speakerOrder;
+  }
+
+  #moveToFront(peerId: string): void {
+    const i = this.#speakerOrder.indexOf(peerId);
+    if (i >= 0) this.#speakerOrder.splice(i, 1);
+    this.#speakerOrder.unshift(peerId);
+  }
+
+  #addToOrder(peerId: string): void {
+    if (!this.#speakerOrder.includes(peerId)) this.#speakerOrder.push(peerId);
+  }
+
+  #removeFromOrder(peerId: string): void {
+    if (this.#peers.has(peerId) || this.#remotePeers.has(peerId)) return;
+    const i = this.#speakerOrder.indexOf(peerId);
+    if (i >= 0) this.#speakerOrder.splice(i, 1);
+  }
+
+  /** Re-applies last-N for every local peer that has a limit. */
+  #applyLastN(): void {
+    for (const peer of this.#peers.values()) {
+      if (peer.lastN > 0) peer.applyLastN().catch(() => undefined);
+    }
   }
 
   /** Producers of all peers (remote peers' included, with `remote: true`), by id. */
@@ -490,8 +532,10 @@ export class Room extends TypedEmitter<RoomEvents> {
         ensureDataPiped: (dataProducerId, target) => this.#ensureDataPiped(dataProducerId, target),
       }, { nodeId: origin.nodeId, region: origin.region });
       this.#remotePeers.set(origin.peerId, created);
+      this.#addToOrder(created.id);
       created.once('close', () => {
         if (this.#remotePeers.get(created.id) === created) this.#remotePeers.delete(created.id);
+        this.#removeFromOrder(created.id);
       });
       peer = created;
     }
@@ -506,6 +550,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   async join(peerId: string, options: JoinOptions = {}): Promise<Peer> {
     if (this.#closed) throw new SfuError('CLOSED', `room ${this.id} is closed`);
     if (this.#peers.has(peerId)) throw new SfuError('PEER_EXISTS', `peer ${peerId} already in room ${this.id}`);
+    if (options.lastN !== undefined) assertLastN(options.lastN);
     this.#pendingJoins++;
     let joined = false;
     try {
@@ -522,6 +567,7 @@ export class Room extends TypedEmitter<RoomEvents> {
         ensureDataPiped: (dataProducerId, target) => this.#ensureDataPiped(dataProducerId, target),
       });
       this.#peers.set(peerId, peer);
+      this.#addToOrder(peerId);
       slot.peers.add(peer);
       peer.once('close', () => this.#onPeerClosed(peer, slot));
       joined = true;
@@ -570,6 +616,7 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   #onPeerClosed(peer: Peer, slot: Slot): void {
     if (this.#peers.get(peer.id) === peer) this.#peers.delete(peer.id);
+    this.#removeFromOrder(peer.id);
     slot.peers.delete(peer);
     if (this.#closed) return;
     this.safeEmit('peerleft', peer);
@@ -764,6 +811,10 @@ export class Peer extends TypedEmitter<PeerEvents> {
   readonly #dataProducers = new Map<string, ms.DataProducer>();
   readonly #consumers = new Map<string, ms.Consumer>();
   readonly #dataConsumers = new Map<string, ms.DataConsumer>();
+  /** Video consumers the remote side asked to receive (resumeConsumer), for last-N. */
+  readonly #wantedVideo = new Set<string>();
+  #lastN: number;
+  #lastNQueue: Promise<void> = Promise.resolve();
   #closed = false;
 
   /** @internal Created by Room.join() (or, for remote peers, by Room.adoptPipedProducer()). */
@@ -776,6 +827,53 @@ export class Peer extends TypedEmitter<PeerEvents> {
     this.appData = { ...options.appData, ...(origin ? { remote: true, originNodeId: origin.nodeId, originRegion: origin.region } : {}) };
     this.rtpCapabilities = options.rtpCapabilities;
     this.origin = origin ? { ...origin } : undefined;
+    this.#lastN = options.lastN ?? 0;
+  }
+
+  /** Last-N limit on received video (0 = none); see ./last-n.ts. */
+  get lastN(): number {
+    return this.#lastN;
+  }
+
+  /** Changes the last-N limit (0 = none) and applies it. */
+  async setLastN(lastN: number): Promise<void> {
+    assertLastN(lastN);
+    this.#lastN = lastN;
+    await this.applyLastN();
+  }
+
+  /**
+   * Pauses / resumes this peer's video consumers (server side) so that exactly the resumed ones
+   * of the `lastN` first peers of the room's speaker order flow. Serialized per peer. Called by
+   * the room on active speaker changes; no-op work when nothing changes.
+   */
+  applyLastN(): Promise<void> {
+    const run = async (): Promise<void> => {
+      if (this.#closed) return;
+      const video = [...this.#consumers.values()].filter((c) => c.kind === 'video' && !c.closed);
+      const peerOf = (c: ms.Consumer): string | undefined => this.#internals.producerEntry(c.producerId)?.peer.id;
+      const wanted = video.filter((c) => this.#wantedVideo.has(c.id));
+      const allowed = lastNPeers(
+        this.room.speakerOrder,
+        wanted.map(peerOf).filter((id): id is string => id !== undefined),
+        this.#lastN,
+      );
+      await Promise.all(
+        video.map(async (c) => {
+          const peerId = peerOf(c);
+          const flow = this.#wantedVideo.has(c.id) && peerId !== undefined && allowed.has(peerId);
+          try {
+            if (flow && c.paused) await c.resume();
+            else if (!flow && !c.paused) await c.pause();
+          } catch (error) {
+            if (!c.closed && !this.#closed) throw error;
+          }
+        }),
+      );
+    };
+    const next = this.#lastNQueue.then(run);
+    this.#lastNQueue = next.catch(() => undefined);
+    return next;
   }
 
   get closed(): boolean {
@@ -1016,12 +1114,19 @@ export class Peer extends TypedEmitter<PeerEvents> {
     return consumer;
   }
 
+  /** Resumes a consumer (a video one stays paused server-side while last-N excludes it). */
   async resumeConsumer(consumerId: string): Promise<void> {
-    await this.#consumer(consumerId).resume();
+    const consumer = this.#consumer(consumerId);
+    if (consumer.kind === 'video') this.#wantedVideo.add(consumer.id);
+    if (consumer.kind === 'video' && this.#lastN > 0) await this.applyLastN();
+    else await consumer.resume();
   }
 
   async pauseConsumer(consumerId: string): Promise<void> {
-    await this.#consumer(consumerId).pause();
+    const consumer = this.#consumer(consumerId);
+    this.#wantedVideo.delete(consumer.id);
+    if (consumer.kind === 'video' && this.#lastN > 0) await this.applyLastN();
+    else await consumer.pause();
   }
 
   closeConsumer(consumerId: string): void {
@@ -1070,6 +1175,7 @@ export class Peer extends TypedEmitter<PeerEvents> {
     this.#producers.clear();
     this.#dataProducers.clear();
     this.#consumers.clear();
+    this.#wantedVideo.clear();
     this.#dataConsumers.clear();
     this.safeEmit('close');
   }
@@ -1094,6 +1200,8 @@ export class Peer extends TypedEmitter<PeerEvents> {
     consumer.on('score', (score) => this.safeEmit('consumerscore', consumer, score));
     consumer.observer.once('close', () => {
       this.#consumers.delete(consumer.id);
+      // A video slot may have freed up for another consumed peer.
+      if (this.#wantedVideo.delete(consumer.id) && this.#lastN > 0 && !this.#closed) this.applyLastN().catch(() => undefined);
       if (!this.#closed) this.safeEmit('consumerclose', consumer, reason);
     });
   }

@@ -36,7 +36,15 @@ const MsId = Type.String({ minLength: 1, maxLength: 64 });
 /** Request name → [payload schema, response data type]. */
 export const REQUESTS = {
   getRouterRtpCapabilities: Type.Object({}, { additionalProperties: false }),
-  join: Type.Object({ rtpCapabilities: MediasoupObject, displayName: Type.Optional(Type.String({ maxLength: 128 })) }, { additionalProperties: false }),
+  join: Type.Object(
+    {
+      rtpCapabilities: MediasoupObject,
+      displayName: Type.Optional(Type.String({ maxLength: 128 })),
+      /** Receive video from the `lastN` most recent active speakers only (0 or absent = no limit). */
+      lastN: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+    },
+    { additionalProperties: false },
+  ),
   createWebRtcTransport: Type.Object({ direction: Direction, sctp: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
   connectTransport: Type.Object({ transportId: MsId, dtlsParameters: MediasoupObject }, { additionalProperties: false }),
   restartIce: Type.Object({ transportId: MsId }, { additionalProperties: false }),

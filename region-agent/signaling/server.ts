@@ -462,6 +462,7 @@ export class SignalingServer {
     const peer = await this.#sfu.rooms.join(session.roomId, session.peerId, {
       rtpCapabilities: p.rtpCapabilities as unknown as ms.RtpCapabilities,
       appData: p.displayName !== undefined ? { displayName: p.displayName } : {},
+      ...(p.lastN !== undefined ? { lastN: p.lastN } : {}),
     });
     if (session.ended) {
       peer.close();

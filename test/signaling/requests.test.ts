@@ -21,10 +21,10 @@ const vp8 = (ssrc: number) => ({
   encodings: [{ ssrc }],
 });
 
-async function participant(room: string, sub: string): Promise<{ socket: Socket; send: string; recv: string; caps: Record<string, unknown> }> {
+async function participant(room: string, sub: string, lastN?: number): Promise<{ socket: Socket; send: string; recv: string; caps: Record<string, unknown> }> {
   const { socket } = await joinWith(agent.url, { token: token({ room, sub }).token });
   const { rtpCapabilities } = await ok(socket, 'getRouterRtpCapabilities', {});
-  await ok(socket, 'join', { rtpCapabilities, displayName: sub });
+  await ok(socket, 'join', { rtpCapabilities, displayName: sub, ...(lastN !== undefined ? { lastN } : {}) });
   const send = await ok(socket, 'createWebRtcTransport', { direction: 'send', sctp: true });
   const recv = await ok(socket, 'createWebRtcTransport', { direction: 'recv', sctp: true });
   return { socket, send: send.transportId, recv: recv.transportId, caps: rtpCapabilities };
@@ -40,6 +40,9 @@ describe('signaling requests', () => {
       ['join', {}, 'rtpCapabilities'],
       ['join', { rtpCapabilities: 'x' }, 'rtpCapabilities'],
       ['join', { rtpCapabilities: {}, displayName: 'x'.repeat(200) }, 'displayName'],
+      ['join', { rtpCapabilities: {}, lastN: -1 }, 'lastN'],
+      ['join', { rtpCapabilities: {}, lastN: 1.5 }, 'lastN'],
+      ['join', { rtpCapabilities: {}, lastN: '2' }, 'lastN'],
       ['createWebRtcTransport', { direction: 'sideways' }, 'direction'],
       ['createWebRtcTransport', { direction: 'send', sctp: 'yes' }, 'sctp'],
       ['connectTransport', { transportId: a.send, dtlsParameters: 'x' }, 'dtlsParameters'],
@@ -142,5 +145,33 @@ describe('signaling requests', () => {
     expect(aliceEvents[0]).toMatchObject({ nodeId: 'west-1', allocationId: expect.stringMatching(/^alloc-/) });
     for (const s of [b.socket, c]) await ok(s, 'leave', {});
     await waitFor('room gone', () => agent.sfu.rooms.rooms.size === 0);
+  });
+
+  it('join with lastN limits the video the SFU forwards (server-side pause), audio untouched', async () => {
+    const a = await participant('room-lastn', 'alice');
+    const b = await participant('room-lastn', 'bob');
+    const s = await participant('room-lastn', 'sub', 1);
+    const sfuSub = agent.sfu.rooms.rooms.get('room-lastn')?.getPeer('sub');
+    expect(sfuSub?.lastN).toBe(1);
+    const opus = (ssrc: number) => ({ codecs: [{ mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 }], encodings: [{ ssrc }] });
+    const producers = [
+      await ok(a.socket, 'produce', { transportId: a.send, kind: 'video', rtpParameters: vp8(5001) }),
+      await ok(b.socket, 'produce', { transportId: b.send, kind: 'video', rtpParameters: vp8(5002) }),
+      await ok(b.socket, 'produce', { transportId: b.send, kind: 'audio', rtpParameters: opus(5003) }),
+    ];
+    const consumers: string[] = [];
+    for (const { producerId } of producers) {
+      const c = await ok(s.socket, 'consume', { transportId: s.recv, producerId });
+      await ok(s.socket, 'resumeConsumer', { consumerId: c.consumerId });
+      consumers.push(c.consumerId);
+    }
+    // Nobody spoke yet: join order, so alice's video flows, bob's video is paused, bob's audio flows.
+    const paused = () => consumers.map((id) => sfuSub?.consumers.get(id)?.paused);
+    expect(paused()).toEqual([false, true, false]);
+    // Alice leaves: bob's video takes the freed slot.
+    await ok(a.socket, 'leave', {});
+    await waitFor('bob video resumed', () => sfuSub?.consumers.get(consumers[1]!)?.paused === false, 3_000);
+    for (const p of [b, s]) await ok(p.socket, 'leave', {});
+    await waitFor('room gone', () => !agent.sfu.rooms.rooms.has('room-lastn'));
   });
 });
