@@ -44,6 +44,8 @@ export interface JoinOptions {
   /** Published right after joining (video with simulcast unless options say otherwise). */
   tracks?: Array<MediaStreamTrack | { track: MediaStreamTrack; options?: PublishOptions }>;
   displayName?: string;
+  /** Large rooms: receive video from the `lastN` most recent active speakers only (audio is never limited). */
+  lastN?: number;
   /**
    * How to allocate again after a failure. Default: this client's allocate() with the credential
    * and latencies of the allocate() call that produced `allocation`. Give your own when your
@@ -121,6 +123,7 @@ export class GeoSfuClient {
     return GeoSfuRoom.join(allocation, o.tracks ?? [], {
       participantId: allocation.participantId,
       ...(o.displayName !== undefined ? { displayName: o.displayName } : {}),
+      ...(o.lastN !== undefined ? { lastN: o.lastN } : {}),
       reallocate,
       ...(this.#o.resumeBudgetMs !== undefined ? { resumeBudgetMs: this.#o.resumeBudgetMs } : {}),
       session: {

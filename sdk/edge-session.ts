@@ -86,6 +86,8 @@ export interface EdgeSessionOptions {
   /** Set here or later with setHooks() (before open()). */
   hooks?: EdgeSessionHooks;
   displayName?: string;
+  /** Receive video from the `lastN` most recent active speakers only (0/absent: no limit). */
+  lastN?: number;
   /** Default 10 000 ms. */
   requestTimeoutMs?: number;
   /** Default 5 000 ms. */
@@ -147,6 +149,7 @@ export class EdgeSession {
     this.joined = await this.request('join', {
       rtpCapabilities: device.recvRtpCapabilities as unknown as Record<string, unknown>,
       ...(this.#o.displayName !== undefined ? { displayName: this.#o.displayName } : {}),
+      ...(this.#o.lastN !== undefined ? { lastN: this.#o.lastN } : {}),
     });
     // Requests of one connection run in order on the agent: pipelining saves round trips.
     // Producers announced from now on wait for the recv transport (#recvReady).

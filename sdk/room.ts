@@ -56,6 +56,8 @@ export interface RoomOptions {
   /** Allocates again for a failover (the client passes its own /allocate with the original credential). */
   reallocate: (excludeNodeIds: string[]) => Promise<Allocation>;
   session: Omit<EdgeSessionOptions, 'allocation' | 'hooks' | 'displayName'>;
+  /** Kept across edges. */
+  lastN?: number;
   /** How long to try resuming the same edge before allocating another. Default 1 500 ms. */
   resumeBudgetMs?: number;
   /** Give up failing over after this long without success (then `closed`). Default 120 000 ms. */
@@ -108,7 +110,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
     o: RoomOptions,
     listeners: RoomListeners = {},
   ): Promise<GeoSfuRoom> {
-    const session = new EdgeSession({ ...o.session, allocation, displayName: o.displayName });
+    const session = new EdgeSession({ ...o.session, allocation, displayName: o.displayName, lastN: o.lastN });
     const room = new GeoSfuRoom(session, o);
     for (const [event, listener] of Object.entries(listeners)) room.on(event as keyof RoomEvents, listener as Listener<unknown> as never);
     room.#wire(session);
@@ -439,7 +441,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
       try {
         for (const [id, at] of this.#failedNodes) if (performance.now() - at > FAILED_NODE_MEMORY_MS) this.#failedNodes.delete(id);
         const allocation = await this.#o.reallocate([...this.#failedNodes.keys()]);
-        next = this.#wire(new EdgeSession({ ...this.#o.session, allocation, displayName: this.#o.displayName }));
+        next = this.#wire(new EdgeSession({ ...this.#o.session, allocation, displayName: this.#o.displayName, lastN: this.#o.lastN }));
         await next.open({ send: this.#local.size > 0 });
         // Switch: from now on events come from the new edge. Own tracks first, then the others'.
         const oldAnnounced = new Map(this.#announced);

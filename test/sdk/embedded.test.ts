@@ -89,7 +89,8 @@ describe('join, publish, consume (FakeHandler)', () => {
     const alice = await a.join({ allocation: await a.allocate('same-edge', 'alice', { grant: grant('same-edge', 'alice'), latencies }), tracks: [fakeTrack('audio'), fakeTrack('video')] });
     rooms.push(alice);
     const aliceLog = record(alice);
-    const bob = await b.join({ allocation: await b.allocate('same-edge', 'bob', { grant: grant('same-edge', 'bob'), latencies }), tracks: [fakeTrack('audio'), fakeTrack('video')] });
+    // lastN (large rooms) is accepted by the agent's join and kept across edges.
+    const bob = await b.join({ allocation: await b.allocate('same-edge', 'bob', { grant: grant('same-edge', 'bob'), latencies }), tracks: [fakeTrack('audio'), fakeTrack('video')], lastN: 4 });
     rooms.push(bob);
     expect(bob.edge.nodeId).toBe(alice.edge.nodeId);
     expect(bob.participants.map((p) => p.peerId)).toEqual(['alice']);
