@@ -28,7 +28,11 @@ type Msg<K extends keyof ServerEvents> = Parameters<ServerEvents[K]>[0];
 export interface RoomEvents {
   participantJoined: { peerId: string; region: string; displayName?: string };
   participantLeft: { peerId: string };
-  /** A remote track is being received. After a move or a failover the same producer is announced again with a new track (after trackRemoved of the old one, or before it for make-before-break). */
+  /**
+   * A remote track is being received. After a move or a failover the others' producers are consumed
+   * again on the new edge: a `trackAdded` for a producer id already announced replaces that track
+   * (no `trackRemoved` in between); producers the new edge does not carry get `trackRemoved`.
+   */
   trackAdded: RemoteTrack;
   trackRemoved: { peerId: string; producerId: string; kind: 'audio' | 'video' };
   trackPaused: { peerId: string; producerId: string; paused: boolean };
