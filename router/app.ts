@@ -152,7 +152,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   // Security headers; no CSP, since the router serves JSON and the interactive docs' own assets.
   await app.register(helmet, { contentSecurityPolicy: false });
   const origins = config.corsOrigins.split(',').map((o) => o.trim()).filter(Boolean);
-  await app.register(cors, { origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST', 'DELETE'] });
+  await app.register(cors, { origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST', 'DELETE'], exposedHeaders: ['retry-after'] });
   await app.register(swagger, {
     openapi: {
       info: { title: 'geo-sfu router', version: '0.1.0', description: 'Global router and latency-aware SFU allocator' },

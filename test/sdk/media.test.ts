@@ -8,14 +8,9 @@ import { type Participant, resumedAt, startParticipant } from './participants.ts
  * the SDK with @roamhq/wrtc injected) publishing synthetic video (320×240, 15 fps, simulcast) and
  * audio, against the embedded default with the sample WAN profile; cross-region media goes through
  * the agents' cascade.
- *
- * Gate: the suite first publishes once and skips, saying so, if the send transport does not
- * connect (the offline-built worker used to die in every DTLS handshake; fixed on main by the
- * dtls branch), so a broken media platform shows as a loud skip, not as an SDK failure.
  */
 let cluster: Cluster;
 const participants: Participant[] = [];
-let dtlsBroken: string | null = null;
 
 const grant = (roomId: string, participantId: string) =>
   createGrant({ key: GRANT_KEY, issuer: 'sdk-media-test', audience: GRANT_AUDIENCE, roomId, participantId, ttlSeconds: 600, nowMs: Date.now() });
@@ -30,22 +25,6 @@ function start(roomId: string, participantId: string, latencies: Record<string, 
 
 beforeAll(async () => {
   cluster = await startCluster();
-  const probe = start('dtls-probe', 'probe', SF);
-  const outcome = await probe
-    .waitFor('the probe’s send transport to connect, or its worker to die', (p) => {
-      const moved = p.events('moved') as Array<{ reason: string }>;
-      if (moved.some((m) => m.reason === 'worker_died')) return 'worker_died';
-      const states = p.events('transportState') as Array<{ direction: string; state: string }>;
-      if (states.some((s) => s.direction === 'send' && s.state === 'connected')) return 'connected';
-      if (states.some((s) => s.state === 'failed')) return 'failed';
-      return null;
-    }, 30_000)
-    .catch((err: Error) => `no outcome (${err.message})`);
-  await probe.stop();
-  if (outcome !== 'connected') {
-    dtlsBroken = outcome;
-    console.warn(`SKIPPING SDK real-media tests: publishing did not connect (${outcome}); the mediasoup worker dies in the DTLS handshake (see test/signaling/media.test.ts)`);
-  }
 }, 120_000);
 afterAll(async () => {
   await Promise.all(participants.map((p) => p.stop()));
@@ -59,8 +38,7 @@ const grows = async (p: Participant, what: string, since: { framesDecoded: numbe
   }, timeoutMs);
 
 describe('real media between two Node participants in different regions (wrtc)', () => {
-  it('media flows between regions; when a participant’s agent is killed it comes back via another edge (3 rounds)', async (ctx) => {
-    if (dtlsBroken) ctx.skip();
+  it('media flows between regions; when a participant’s agent is killed it comes back via another edge (3 rounds)', async () => {
     const NEW_YORK = { 'us-west': 70, 'us-east': 10, 'eu-west': 80, apac: 230 };
     const SINGAPORE = { 'us-west': 180, 'us-east': 240, 'eu-west': 170, apac: 5 };
     const LDN = { ...LONDON, apac: 250 };
