@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { request } from 'undici';
 import { type Agent, type AgentDeps, buildAgent } from '../../region-agent/app.ts';
 import { type GeoSfuConfig, configWith } from '../../shared/config/index.ts';
@@ -70,14 +69,8 @@ export async function postJson(
   return { statusCode: res.statusCode, body: text === '' ? null : JSON.parse(text) };
 }
 
-/** A port nothing listens on (bound, then released). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+/** A port nothing listens on right now (the launcher's, outside the ephemeral range). */
+export { freePort } from '../../infra/embedded/launcher.ts';
 
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
