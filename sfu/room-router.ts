@@ -718,31 +718,7 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   /** Makes `dataProducerId` available on `target`'s router (no-op if it lives there). */
   #ensureDataPiped(dataProducerId: string, target: Slot): Promise<void> {
-    const entry = this.#dataProducers.get(dataProducerId);
-    if (!entry) return Promise.reject(new SfuError('NOT_FOUND', `data producer ${dataProducerId} not found in room ${this.id}`));
-    if (entry.slot === target) return Promise.resolve();
-    const key = `${dataProducerId} ${target.router.id}`;
-    let piping = this.#pipes.get(key);
-    if (!piping) {
-      const pipe = this.#ctx.pipe;
-      piping = entry.slot.router
-        .pipeToRouter({
-          dataProducerId,
-          router: target.router,
-          listenInfo: { protocol: 'udp', ip: pipe.listenIp, port: 0 },
-          enableSrtp: pipe.enableSrtp ?? false,
-          enableRtx: pipe.enableRtx ?? false,
-        })
-        .then(
-          () => undefined,
-          (error: unknown) => {
-            if (this.#pipes.get(key) === piping) this.#pipes.delete(key);
-            throw error;
-          },
-        );
-      this.#pipes.set(key, piping);
-    }
-    return piping;
+    return this.#pipeOnce({ dataProducerId }, this.#dataProducers.get(dataProducerId)?.slot, target);
   }
 
   async #observeSpeaker(producer: ms.Producer, slot: Slot): Promise<void> {
@@ -759,16 +735,24 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   /** Makes `producerId` available on `target`'s router (no-op if it lives there). */
   #ensurePiped(producerId: string, target: Slot): Promise<void> {
-    const entry = this.#producers.get(producerId);
-    if (!entry) return Promise.reject(new SfuError('NOT_FOUND', `producer ${producerId} not found in room ${this.id}`));
-    if (entry.slot === target) return Promise.resolve();
-    const key = `${producerId} ${target.router.id}`;
+    return this.#pipeOnce({ producerId }, this.#producers.get(producerId)?.slot, target);
+  }
+
+  /**
+   * Pipes a (data) producer from the router it lives on to `target`'s, once: concurrent callers
+   * share the promise, and a failure is forgotten so that the next call tries again.
+   */
+  #pipeOnce(what: { producerId: string } | { dataProducerId: string }, from: Slot | undefined, target: Slot): Promise<void> {
+    const id = 'producerId' in what ? what.producerId : what.dataProducerId;
+    if (!from) return Promise.reject(new SfuError('NOT_FOUND', `${'producerId' in what ? 'producer' : 'data producer'} ${id} not found in room ${this.id}`));
+    if (from === target) return Promise.resolve();
+    const key = `${id} ${target.router.id}`;
     let piping = this.#pipes.get(key);
     if (!piping) {
       const pipe = this.#ctx.pipe;
-      piping = entry.slot.router
+      piping = from.router
         .pipeToRouter({
-          producerId,
+          ...what,
           router: target.router,
           listenInfo: { protocol: 'udp', ip: pipe.listenIp, port: 0 },
           enableSrtp: pipe.enableSrtp ?? false,
