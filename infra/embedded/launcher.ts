@@ -67,6 +67,12 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
   const wanProfile = config.wanProfile ? readWanProfile(config.wanProfile, config.regions.map((r) => r.id)) : null;
   const proxies: DelayProxy[] = [];
   const children = new Set<ChildProcess>();
+  // If this process ends without close() (a failed test set-up, an uncaught error), its router
+  // and agents must not outlive it.
+  const killChildren = () => {
+    for (const child of children) child.kill('SIGKILL');
+  };
+  process.once('exit', killChildren);
 
   const routerPort = opts.fixedPorts ? config.routerPort : await freePort();
   const routerUrl = `http://${config.routerHost}:${routerPort}`;
@@ -150,6 +156,7 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
   const agents = plan.map((_, i) => startAgent(i));
 
   const close = async () => {
+    process.off('exit', killChildren);
     await Promise.all([...children].map((c) => stopChild(c)));
     await Promise.all(proxies.map((p) => p.close()));
   };
