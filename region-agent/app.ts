@@ -65,7 +65,6 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   const controller = new AgentController({ app, config, settings, load: deps.load ?? sfu?.load ?? noSfu, ...(sfu ? { quality: sfu.quality } : {}), now });
   await app.register(errorReplies);
   await app.register(healthRoutes, { controller });
-  await app.register(metricsRoutes, { controller });
   await app.register(adminRoutes, {
     controller,
     adminToken: config.adminToken,
@@ -76,6 +75,7 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   // --- cascade (region-agent/cascade/): signed /v1/cascade/* routes + pipes to the room's other nodes ---
   const cascade = deps.cascade ? await registerCascade(app, cascadeOptionsFromConfig(config, settings, deps.cascade, now)) : undefined;
   // --- end cascade ---
+  await app.register(metricsRoutes, { controller, ...(sfu ? { sfu } : {}), cascadeLinks: () => cascade?.links() ?? [] });
   // --- signaling (SFU + socket.io) ---
   let signaling: SignalingServer | undefined;
   if (sfu) {

@@ -1,16 +1,22 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Counter, Gauge, Registry } from 'prom-client';
+import type { CascadeLinkStatus } from '../cascade/cascade.ts';
 import type { AgentController } from '../controller.ts';
+import type { AgentSfu } from '../sfu.ts';
 
 export interface MetricsRoutesOptions {
   controller: AgentController;
+  /** Worker deaths are counted when the agent runs an SFU. */
+  sfu?: AgentSfu;
+  /** The cascade's links, read at scrape time (none without a cascade). */
+  cascadeLinks?: () => CascadeLinkStatus[];
 }
 
 /**
  * GET /metrics from a registry of the agent's own (several agents may share a process in the
  * embedded launcher; a global registry would mix them). Gauges read the controller at scrape time.
  */
-export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, { controller }) => {
+export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, { controller, sfu, cascadeLinks }) => {
   const registry = new Registry();
   registry.setDefaultLabels({ node_id: controller.nodeId, region: controller.region });
   const registers = [registry];
@@ -22,6 +28,10 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (ap
   loadGauge('geo_sfu_agent_cpu_load', "CPU used by the agent and its SFU workers over the cores it may use.", () => controller.load.cpu);
   loadGauge('geo_sfu_agent_memory_load', 'Resident memory of the agent and its SFU workers over the memory it may use.', () => controller.load.memory);
   loadGauge('geo_sfu_agent_max_participants', 'Participants this node accepts (operator override or configuration).', () => controller.maxParticipants);
+  loadGauge('geo_sfu_agent_transports', 'WebRTC, plain and pipe transports on this node, as of the last heartbeat.', () => controller.load.transports);
+  loadGauge('geo_sfu_agent_producers', 'Producers on this node, as of the last heartbeat.', () => controller.load.producers);
+  loadGauge('geo_sfu_agent_consumers', 'Consumers on this node, as of the last heartbeat.', () => controller.load.consumers);
+  loadGauge('geo_sfu_agent_workers', 'mediasoup workers running on this node.', () => controller.load.workers);
   loadGauge('geo_sfu_agent_registered', '1 while registered with the router.', () => Number(controller.registered));
   loadGauge('geo_sfu_agent_draining', '1 while draining.', () => Number(controller.draining));
   loadGauge('geo_sfu_agent_cordoned', '1 while cordoned by an operator.', () => Number(controller.cordoned));
@@ -50,6 +60,30 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (ap
       for (const peer of controller.peers()) this.set({ peer_region: peer.region, peer_node: peer.nodeId }, peer.rtt.loss);
     },
   });
+
+  new Gauge({
+    name: 'geo_sfu_agent_pipes',
+    help: 'Cascade pipe links (one per room and remote node) by remote region and state.',
+    labelNames: ['remote_region', 'state'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const link of cascadeLinks?.() ?? []) this.inc({ remote_region: link.remoteRegion, state: link.connected ? 'connected' : 'connecting' });
+    },
+  });
+  new Gauge({
+    name: 'geo_sfu_agent_piped_producers',
+    help: 'Producers forwarded over cascade pipes, by direction (exported from here, imported here).',
+    labelNames: ['direction'] as const,
+    registers,
+    collect() {
+      const links = cascadeLinks?.() ?? [];
+      this.set({ direction: 'exported' }, links.reduce((n, l) => n + l.exported, 0));
+      this.set({ direction: 'imported' }, links.reduce((n, l) => n + l.imported, 0));
+    },
+  });
+  const workerDeaths = new Counter({ name: 'geo_sfu_agent_worker_deaths_total', help: 'mediasoup workers that died (each replaced; its rooms were lost).', registers });
+  sfu?.pool.on('workerdied', () => workerDeaths.inc());
 
   const heartbeats = new Counter({ name: 'geo_sfu_agent_heartbeats_total', help: 'Heartbeats the router acknowledged.', registers });
   const heartbeatFailures = new Counter({ name: 'geo_sfu_agent_heartbeat_failures_total', help: 'Heartbeats the router did not acknowledge.', registers });

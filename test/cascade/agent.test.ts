@@ -71,6 +71,9 @@ describe('cascade in buildAgent()', () => {
     people0!.startMedia();
     await waitUntil(() => people1!.received(people0!.audio!.id) > 5, 10_000, 'media through the agents');
     people0!.stopMedia();
+    const metrics = await (await fetch(`${eu.url}/metrics`)).text();
+    expect(metrics).toMatch(/^geo_sfu_agent_pipes\{[^}]*remote_region="us-west"[^}]*state="connected"[^}]*\} 1$/m);
+    expect(metrics).toMatch(/^geo_sfu_agent_piped_producers\{[^}]*direction="imported"[^}]*\} [1-9]/m);
   });
 
   it('an agent that closes tells the other side, which closes its pipe', async () => {

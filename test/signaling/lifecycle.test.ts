@@ -41,6 +41,9 @@ describe('signaling lifecycle', () => {
     expect(newPid).not.toBe(oldPid);
     await waitFor('left reported for both', () => router.participantEvents.filter((e) => e.event === 'left').length === 2);
     expect(agent.signaling?.sessionCount).toBe(0);
+    const metrics = await (await fetch(`${agent.url}/metrics`)).text();
+    expect(metrics).toMatch(/^geo_sfu_agent_worker_deaths_total\{[^}]*\} 1$/m);
+    expect(metrics).toMatch(/^geo_sfu_agent_workers\{[^}]*\} 1$/m);
 
     // The replaced worker serves new rooms.
     const { socket } = await joinWith(agent.url, { token: token({ room: 'room-kill', sub: 'carol' }).token });
