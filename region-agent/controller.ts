@@ -8,7 +8,7 @@ import { LoadSampler, type SfuLoadProvider } from './load.ts';
 import { PeerProber, type PeerStatus } from './peer-prober.ts';
 import { RouterClient } from './router-client.ts';
 import type { AgentSettings } from './settings.ts';
-import { Ticker } from './ticker.ts';
+import { Ticker } from '../shared/ticker.ts';
 
 /** First retry delay of registration; doubles (with jitter) up to the maximum. */
 const REGISTER_RETRY_FIRST_MS = 250;

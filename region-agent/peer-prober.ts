@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { Pool } from 'undici';
 import { RttEstimator } from '../shared/rtt.ts';
 import type { PeerInfo, RttStats } from '../shared/schemas/index.ts';
-import { Ticker } from './ticker.ts';
+import { Ticker } from '../shared/ticker.ts';
 
 export interface PeerProberOptions {
   selfNodeId: string;

@@ -178,9 +178,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   });
   app.addHook('onClose', async () => {
     clearInterval(rehomeTimer);
-    sweeper.stop();
-    scaling.stop();
-    quality.stop();
+    await Promise.all([sweeper.stop(), scaling.stop(), quality.stop()]);
     registry.stop();
     await prober.close();
     await lease.close();

@@ -1,3 +1,4 @@
+import { Ticker } from '../../shared/ticker.ts';
 import type { RoomStore, SessionLog } from '../state/types.ts';
 
 export interface ExpirySweeperDeps {
@@ -15,19 +16,17 @@ export interface ExpirySweeperDeps {
  * removes each expired allocation atomically, so exactly one replica sees it.
  */
 export class ExpirySweeper {
-  #timer: NodeJS.Timeout | null = null;
-  #running = false;
+  #ticker: Ticker | null = null;
 
   constructor(private readonly deps: ExpirySweeperDeps) {}
 
   start(intervalMs: number): void {
-    this.#timer = setInterval(() => void this.sweep(), intervalMs);
-    this.#timer.unref();
+    this.#ticker = new Ticker(intervalMs, async () => void (await this.sweep()), () => undefined);
+    this.#ticker.start();
   }
 
   async sweep(): Promise<number> {
-    if (this.#running || !this.deps.isLeader()) return 0;
-    this.#running = true;
+    if (!this.deps.isLeader()) return 0;
     try {
       const nowMs = this.deps.now();
       const expired = await this.deps.rooms.expireAllocations(nowMs);
@@ -37,13 +36,10 @@ export class ExpirySweeper {
     } catch {
       // The store is unreachable: the next sweep retries; reservations stay until then.
       return 0;
-    } finally {
-      this.#running = false;
     }
   }
 
-  stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
+  async stop(): Promise<void> {
+    await this.#ticker?.stop();
   }
 }

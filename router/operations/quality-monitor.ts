@@ -1,4 +1,5 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
+import { Ticker } from '../../shared/ticker.ts';
 import type { QualityAlert } from '../../shared/schemas/index.ts';
 import type { NodeRegistry } from '../registry/node-registry.ts';
 import { evaluateQuality, type QualitySample, type QualityState } from './quality.ts';
@@ -22,18 +23,18 @@ export interface QualityMonitorDeps {
 export class QualityMonitor {
   #state: QualityState = new Map();
   #active: QualityAlert[] = [];
-  #timer: NodeJS.Timeout | null = null;
+  #ticker: Ticker | null = null;
 
   constructor(private readonly deps: QualityMonitorDeps) {}
 
   start(intervalMs: number): void {
-    this.#timer = setInterval(() => this.tick(), intervalMs);
-    this.#timer.unref();
+    // tick() reports its own failures (webhook callbacks); nothing else can throw.
+    this.#ticker = new Ticker(intervalMs, async () => void this.tick(), () => undefined);
+    this.#ticker.start();
   }
 
-  stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
+  async stop(): Promise<void> {
+    await this.#ticker?.stop();
   }
 
   tick(): void {

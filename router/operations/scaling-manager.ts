@@ -1,4 +1,5 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
+import { Ticker } from '../../shared/ticker.ts';
 import type { NodeRegistry } from '../registry/node-registry.ts';
 import { deliverSignedWebhook } from './webhook.ts';
 import { evaluateScaling, type RegionScalingView, type ScalingDecision, type ScalingState } from './scaling.ts';
@@ -28,18 +29,18 @@ export class ScalingManager {
   readonly #decisions: ScalingDecision[] = [];
   #overflows = new Map<string, number>();
   #clientRtts = new Map<string, number[]>();
-  #timer: NodeJS.Timeout | null = null;
+  #ticker: Ticker | null = null;
 
   constructor(private readonly deps: ScalingManagerDeps) {}
 
   start(intervalMs: number): void {
-    this.#timer = setInterval(() => this.tick(), intervalMs);
-    this.#timer.unref();
+    // tick() reports its own failures (webhook callbacks); nothing else can throw.
+    this.#ticker = new Ticker(intervalMs, async () => void this.tick(), () => undefined);
+    this.#ticker.start();
   }
 
-  stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
+  async stop(): Promise<void> {
+    await this.#ticker?.stop();
   }
 
   /** One allocation: its edge region and the client's RTT to it; `overflowedFrom` the home it could not use. */
