@@ -77,7 +77,9 @@ export class AgentNode {
   async start(): Promise<void> {
     this.pool ??= await WorkerPool.create({ numWorkers: 1 });
     this.rooms = new RoomRouter({ pool: this.pool, spread: false, activeSpeakerIntervalMs: 200 });
-    const app = Fastify({ logger: false, ajv: AJV_OPTIONS });
+    // Closing a node must not wait on requests the other nodes have in flight to it (they may be
+    // waiting on this node in turn): drop its connections at close, as a crashed agent would.
+    const app = Fastify({ logger: false, ajv: AJV_OPTIONS, forceCloseConnections: true });
     keepRawJsonBody(app);
     await app.register(errorReplies);
     const o = this.cluster.options;
