@@ -23,6 +23,7 @@ import { nodeRoutes } from './routes/nodes.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
+import { demoGrantRoutes } from './routes/demo-grants.ts';
 import { scalingRoutes } from './routes/scaling.ts';
 import { regionRoutes } from './routes/regions.ts';
 import { roomRoutes } from './routes/rooms.ts';
@@ -167,6 +168,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(scalingRoutes);
   await app.register(alertRoutes);
   await app.register(dashboardRoutes);
+  await app.register(demoGrantRoutes);
 
   app.addHook('onReady', async () => {
     await lease.start();

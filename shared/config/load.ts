@@ -160,10 +160,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
     problems.push(`GEO_SFU_AGENT_REGION: "${config.agentRegion}" is not in the region catalog (${config.regions.map((x) => x.id).join(', ')})`);
   }
   if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) problems.push('GEO_SFU_TLS_CERT_FILE and GEO_SFU_TLS_KEY_FILE go together');
+  if (config.demoGrants && config.grantKeys.length === 0) problems.push('GEO_SFU_DEMO_GRANTS needs a key to sign with: set GEO_SFU_GRANT_SECRETS');
   if (config.production) {
     if (config.clusterSecret === '') problems.push('GEO_SFU_CLUSTER_SECRET is required in production mode');
     if (config.tokenKeys.length === 0) problems.push('GEO_SFU_TOKEN_SECRETS is required in production mode');
     if (config.adminToken.length < MIN_SECRET_LENGTH) problems.push(`GEO_SFU_ADMIN_TOKEN (≥ ${MIN_SECRET_LENGTH} chars) is required in production mode`);
+    // Anyone may mint a demo grant: in production that would be an open door past GEO_SFU_REQUIRE_AUTH.
+    if (config.demoGrants) problems.push('GEO_SFU_DEMO_GRANTS must be off in production mode (it hands grants to anyone)');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
