@@ -494,11 +494,13 @@ export class SignalingServer {
 
   #peerInfo(peer: Peer): PeerInfoMessage {
     const displayName = peer.appData.displayName;
-    return { peerId: peer.id, region: this.#controller.region, ...(typeof displayName === 'string' ? { displayName } : {}) };
+    return { peerId: peer.id, region: peer.origin?.region ?? this.#controller.region, ...(typeof displayName === 'string' ? { displayName } : {}) };
   }
 
   #producerInfo(peerId: string, producer: ms.Producer): ProducerInfoMessage {
-    return { producerId: producer.id, peerId, kind: producer.kind, paused: producer.paused, region: this.#controller.region };
+    // A producer piped in from another region's node carries its publisher's region (sfu/region-pipe.ts).
+    const origin = producer.appData.originRegion;
+    return { producerId: producer.id, peerId, kind: producer.kind, paused: producer.paused, region: typeof origin === 'string' ? origin : this.#controller.region };
   }
 
   // --- events ---
