@@ -98,6 +98,8 @@ export class SignalingServer {
   readonly #sessions = new Map<string, Session>();
   readonly #dataProducers = new Map<string, DataProducerEntry>();
   readonly #wiredRooms = new WeakSet<Room>();
+  /** Remote peers (participants of other nodes, seen through region pipes) whose leaving is announced. */
+  readonly #wiredRemotePeers = new WeakSet<Peer>();
   readonly #roomCloseReasons = new WeakMap<Room, RoomCloseReason>();
   /** Latest per-participant quality sent in a heartbeat. */
   #quality = new Map<string, ParticipantQuality>();
@@ -510,7 +512,15 @@ export class SignalingServer {
     this.#wiredRooms.add(room);
     room.on('peerjoined', (peer) => this.#toRoom(room, peer.id, 'peerJoined', this.#peerInfo(peer)));
     room.on('peerleft', (peer) => this.#toRoom(room, peer.id, 'peerLeft', { peerId: peer.id }));
-    room.on('newproducer', (peer, producer) => this.#toRoom(room, peer.id, 'newProducer', this.#producerInfo(peer.id, producer)));
+    room.on('newproducer', (peer, producer) => {
+      // A participant of another node is known here by its piped producers: it leaves when the
+      // room drops it (its last producer closed, or it moved to another node).
+      if (peer.origin && !this.#wiredRemotePeers.has(peer)) {
+        this.#wiredRemotePeers.add(peer);
+        peer.once('close', () => this.#toRoom(room, peer.id, 'peerLeft', { peerId: peer.id }));
+      }
+      this.#toRoom(room, peer.id, 'newProducer', this.#producerInfo(peer.id, producer));
+    });
     room.on('producerclose', (peer, producer) => this.#toRoom(room, peer.id, 'producerClosed', { producerId: producer.id }));
     room.on('activespeaker', (msg) => this.#toRoom(room, null, 'activeSpeaker', msg));
     room.once('close', (reason) => this.#roomCloseReasons.set(room, reason));

@@ -6,6 +6,7 @@ import type { PipeRelayView } from '../../infra/embedded/pipe-relays.ts';
 import { interRegionRtt } from '../../infra/embedded/wan-profile.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import type { RegionsResponse, RoomView } from '../../shared/schemas/index.ts';
+import { startRouter, testConfig } from '../utils/router-harness.ts';
 import { ARTIFACTS, launchChromium, MEDIA_ARGS, prepareWeb, ROOT } from './browser.ts';
 
 /**
@@ -264,4 +265,44 @@ describe('browsers in different regions through the cascade', () => {
     await expectRelayed(bob, elsewhere);
     await bob.page.screenshot({ path: join(ARTIFACTS, 'demo-bob-after-failover.png'), fullPage: true });
   }, 180_000);
+
+  it('Leave: the page leaves the room, the others drop its tile and the router its participant', async () => {
+    const carol = people.get('carol')!;
+    await carol.page.click('#leave');
+    await carol.page.waitForFunction(() => document.querySelector('#status')?.getAttribute('data-state') === 'left', null, { timeout: 10_000 });
+    for (const name of ['alice', 'bob']) {
+      await people.get(name)!.page.waitForSelector('figure.tile[data-peer="carol"]', { state: 'detached', timeout: 15_000 });
+      await people.get(name)!.page.waitForSelector('#groups li[data-participant="carol"]', { state: 'detached', timeout: 5_000 });
+    }
+    const deadline = Date.now() + 15_000;
+    let participants: string[] = [];
+    while (Date.now() < deadline) {
+      const room = (await (await fetch(`${embedded.routerUrl}/rooms/${ROOM}`)).json()) as RoomView;
+      participants = room.participants.map((p) => p.participantId).sort();
+      if (!participants.includes('carol')) break;
+      await sleep(250);
+    }
+    expect(participants).toEqual(['alice', 'bob']);
+    // Her camera is released.
+    expect(await carol.page.locator('video').count()).toBe(0);
+  }, 60_000);
+});
+
+describe('the demo without demo grants', () => {
+  it('says why it cannot join, and allocates nothing', async () => {
+    const router = await startRouter(testConfig('memory', { demoGrants: false }));
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${router.url}/demo?room=no-grants&name=dave&region=us-west`);
+      await page.waitForFunction(() => (document.querySelector('#region') as HTMLSelectElement | null)?.value === 'us-west', null, { timeout: 15_000 });
+      await page.click('#join');
+      await page.waitForFunction(() => document.querySelector('#status')?.getAttribute('data-state') === 'failed', null, { timeout: 15_000 });
+      expect(await page.locator('#log').innerText()).toContain('GEO_SFU_DEMO_GRANTS is off');
+      expect((await fetch(`${router.url}/rooms/no-grants`)).status).toBe(404);
+    } finally {
+      await context.close();
+      await router.close();
+    }
+  }, 60_000);
 });
