@@ -8,7 +8,8 @@ import { interRegionRtt, type WanProfile } from './wan-profile.ts';
  * infra/embedded/relayed-agent.ts, asks it over the child-process IPC channel where to send its
  * pipe transport's packets instead of the other agent's real endpoint. One way of a pair is
  * delayed by half the profile's inter-region RTT, so the cascade's media crosses the same
- * emulated link as the agents' HTTP (the TCP delay proxies).
+ * emulated link as the agents' HTTP (the TCP delay proxies). A relay (two UDP sockets) lives
+ * until the launcher closes: a link set up again between the same nodes reuses it.
  */
 
 /** Agent → launcher: the cascade's rewriteRemoteEndpoint context. */
