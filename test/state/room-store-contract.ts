@@ -379,7 +379,7 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       const ids = (room: { participants: Array<{ participantId: string }> } | null) => room?.participants.map((p) => p.participantId) ?? null;
 
       it('records participants up to the mesh size; the next is refused, a returning one replaces its record', async () => {
-        for (const id of ['a', 'b', 'c']) expect(await store.allocateP2p(p2pAllocation('mesh', p2pParticipant(id, { allocatedAtMs: T0 + id.charCodeAt(0) })), { maxParticipants: 3 })).toMatchObject({ status: 'ok', replaced: null });
+        for (const id of ['a', 'b', 'c']) expect(await store.allocateP2p(p2pAllocation('mesh', p2pParticipant(id, { allocatedAtMs: T0 + id.charCodeAt(0) }), { maxParticipants: 3 }))).toMatchObject({ status: 'ok', replaced: null });
         const full = await store.allocateP2p(p2pAllocation('mesh', p2pParticipant('d'), { maxParticipants: 3 }));
         expect(full.status).toBe('full');
         expect(ids(full.status === 'full' ? full.room : null)).toEqual(['a', 'b', 'c']);
