@@ -16,6 +16,7 @@ export interface Stats {
   packets: { audio: number; video: number };
   consumers: number;
   edge: string;
+  mode: 'sfu' | 'p2p';
   firstFrameMs: number | null;
 }
 

@@ -7,7 +7,7 @@
  * The SDK gets @roamhq/wrtc injected (`webrtc: wrtc`, Chrome111 handler); the participant
  * publishes a synthetic 320×240 15 fps video track and a 48 kHz audio track and writes JSON lines:
  * `{ type: 'joined' | 'event' | 'stats' | 'error' | 'left', t, ... }`. `stats` (every 250 ms)
- * sums the inbound-rtp of the current consumers: framesDecoded, packets per kind, and the edge.
+ * sums the inbound-rtp of what it receives: framesDecoded, packets per kind, the edge and its mode (sfu, p2p).
  * stdin commands (JSON lines): `{ cmd: 'leave' | 'exit' }`.
  */
 import { createInterface } from 'node:readline';
@@ -70,8 +70,9 @@ async function main(): Promise<void> {
       void (async () => {
         let framesDecoded = 0;
         const packets = { audio: 0, video: 0 };
-        // @roamhq/wrtc 0.10 has no RTCRtpReceiver.getStats(): the recv transport's peer connection stats.
-        if (room.consumers.length > 0) {
+        // @roamhq/wrtc 0.10 has no RTCRtpReceiver.getStats(): the recv transport's peer connection
+        // stats (in P2P, every direct link's).
+        if (room.remoteTracks.length > 0) {
           const { recv: report } = await room.getStats();
           report?.forEach((s: { type: string; kind?: string; framesDecoded?: number; packetsReceived?: number }) => {
             if (s.type !== 'inbound-rtp') return;
@@ -82,7 +83,7 @@ async function main(): Promise<void> {
           });
         }
         if (framesDecoded > 0 && firstFrameAt === null) firstFrameAt = performance.now() - startedAt;
-        out({ type: 'stats', framesDecoded, packets, consumers: room.consumers.length, edge: room.edge.nodeId, firstFrameMs: firstFrameAt === null ? null : Math.round(firstFrameAt) });
+        out({ type: 'stats', framesDecoded, packets, consumers: room.consumers.length, edge: room.edge.nodeId, mode: room.edge.mode, firstFrameMs: firstFrameAt === null ? null : Math.round(firstFrameAt) });
       })();
     }, 250),
   );
