@@ -5,8 +5,8 @@ import { GeoSfuClientError, parseRetryAfter, RouterApi, summarizeSamples, TypedE
 
 describe('summarizeSamples', () => {
   it('median, min, jitter (mean |Δ|) and loss of a series; null is a lost sample', () => {
-    expect(summarizeSamples([20, 22, null, 21, 30])).toEqual({ sent: 5, received: 4, minMs: 20, medianMs: 21.5, jitterMs: 4, loss: 0.2 });
-    expect(summarizeSamples([null, null])).toEqual({ sent: 2, received: 0, minMs: null, medianMs: null, jitterMs: null, loss: 1 });
+    expect(summarizeSamples([20, 22, null, 21, 30])).toEqual({ sent: 5, received: 4, minMs: 20, medianMs: 21.5, p95Ms: 30, jitterMs: 4, loss: 0.2 });
+    expect(summarizeSamples([null, null])).toEqual({ sent: 2, received: 0, minMs: null, medianMs: null, p95Ms: null, jitterMs: null, loss: 1 });
     expect(summarizeSamples([])).toMatchObject({ sent: 0, loss: 0, medianMs: null });
     expect(summarizeSamples([5])).toMatchObject({ medianMs: 5, jitterMs: null });
   });
