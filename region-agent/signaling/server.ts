@@ -19,7 +19,7 @@ import {
   type SignalingError,
 } from '../../shared/signaling.ts';
 import { TokenError, verifyJoinToken, type JoinClaims } from '../../shared/tokens.ts';
-import { SfuError, type Peer, type Room, type RoomCloseReason } from '../../sfu/index.ts';
+import { SfuError, type Peer, type PeerOrigin, type Room, type RoomCloseReason } from '../../sfu/index.ts';
 import type { AgentController } from '../controller.ts';
 import { RouterClient } from '../router-client.ts';
 import type { AgentSfu } from '../sfu.ts';
@@ -482,7 +482,7 @@ export class SignalingServer {
     const peers: PeerInfoMessage[] = [...room.peers.values()].filter((p) => p !== peer).map((p) => this.#peerInfo(p));
     const producers: ProducerInfoMessage[] = [...room.producers.values()]
       .filter(({ peerId }) => peerId !== peer.id)
-      .map(({ producer, peerId }) => this.#producerInfo(peerId, producer));
+      .map(({ producer, peerId, remote }) => this.#producerInfo(peerId, producer, remote ? room.remotePeers.get(peerId)?.origin : undefined));
     return {
       peers,
       producers,
@@ -497,8 +497,9 @@ export class SignalingServer {
     return { peerId: peer.id, region: this.#controller.region, ...(typeof displayName === 'string' ? { displayName } : {}) };
   }
 
-  #producerInfo(peerId: string, producer: ms.Producer): ProducerInfoMessage {
-    return { producerId: producer.id, peerId, kind: producer.kind, paused: producer.paused, region: this.#controller.region };
+  /** `origin`: where a producer piped in from another region was published (its publisher's edge). */
+  #producerInfo(peerId: string, producer: ms.Producer, origin?: PeerOrigin): ProducerInfoMessage {
+    return { producerId: producer.id, peerId, kind: producer.kind, paused: producer.paused, region: origin?.region ?? this.#controller.region };
   }
 
   // --- events ---
@@ -508,7 +509,7 @@ export class SignalingServer {
     this.#wiredRooms.add(room);
     room.on('peerjoined', (peer) => this.#toRoom(room, peer.id, 'peerJoined', this.#peerInfo(peer)));
     room.on('peerleft', (peer) => this.#toRoom(room, peer.id, 'peerLeft', { peerId: peer.id }));
-    room.on('newproducer', (peer, producer) => this.#toRoom(room, peer.id, 'newProducer', this.#producerInfo(peer.id, producer)));
+    room.on('newproducer', (peer, producer) => this.#toRoom(room, peer.id, 'newProducer', this.#producerInfo(peer.id, producer, peer.origin)));
     room.on('producerclose', (peer, producer) => this.#toRoom(room, peer.id, 'producerClosed', { producerId: producer.id }));
     room.on('activespeaker', (msg) => this.#toRoom(room, null, 'activeSpeaker', msg));
     room.once('close', (reason) => this.#roomCloseReasons.set(room, reason));
