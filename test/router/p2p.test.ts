@@ -100,6 +100,13 @@ describe.each(['memory', 'real'] as const)('P2P fallback on the %s backend', (ba
     expect(row).toMatchObject({ roomId: 'small', userId: 'a', serverId: 'p2p', status: 'allocated' });
   });
 
+  it('P2P ICE servers carry TURN credentials for the TURN servers of the client\'s nearest region', async () => {
+    const { router } = await cordonedCluster(backend, { turnSecret: 't'.repeat(40), turnUrls: { 'us-east': ['turn:turn-use.example.com:3478'], '*': ['turn:turn-any.example.com:3478'] } });
+    const a = await p2pAllocation(router.url, 'turn-room', 'a');
+    expect(a.iceServers).toHaveLength(1);
+    expect(a.iceServers[0]).toMatchObject({ urls: ['turn:turn-use.example.com:3478'], username: expect.stringMatching(/^\d+:a$/) as unknown as string });
+  });
+
   it('with GEO_SFU_P2P_FALLBACK off, the same situation is 503 with Retry-After and no relay', async () => {
     const { router } = await cordonedCluster(backend, { p2pFallback: false });
     const res = await allocate(router.url, { roomId: 'small', participantId: 'a', latencies: NEAR_US_EAST });
@@ -152,7 +159,7 @@ describe.each(['memory', 'real'] as const)('P2P fallback on the %s backend', (ba
   });
 
   it('an SFU allocation for a P2P room (a region is back) ends P2P mode at once and the relay tells the peers', async () => {
-    const { router, nodes } = await cordonedCluster(backend, { p2pCheckIntervalMs: 60_000 });
+    const { router, nodes } = await cordonedCluster(backend, { p2pCheckIntervalMs: 60_000, p2pLeaseMs: 180_000 });
     const a = await p2pAllocation(router.url, 'mesh', 'a');
     const alice = await connectRelay(router.url, a.relay.token);
     nodes.set('eu-west-1', { cordoned: false });
