@@ -52,10 +52,42 @@ const grows = (p: Participant, what: string, since: { framesDecoded: number; aud
   }, timeoutMs);
 
 describe('P2P fallback with real media (wrtc)', () => {
-  it('no region can take the room: peers exchange media directly; a region comes back: they move onto the SFU and media flows again', async () => {
+  beforeAll(async () => {
     for (const a of cluster.embedded.agents) await cordon(a.nodeId, true);
     await untilRouterSees('every node cordoned', (v) => v.regions.every((r) => r.nodes.every((n) => n.cordoned)));
+  }, 30_000);
 
+  it('a full mesh of three: everyone receives every publisher, also a participant that only receives', async () => {
+    const roomId = 'mesh-of-three';
+    const start = (participantId: string, publish: boolean) => {
+      const p = startParticipant({ routerUrl: cluster.embedded.routerUrl, roomId, participantId, grant: grant(roomId, participantId), latencies: NEW_YORK, publish });
+      participants.push(p);
+      return p;
+    };
+    const a = start('a', true);
+    const b = start('b', true);
+    const viewer = start('viewer', false);
+    const tracksFrom = (p: Participant) => (p.events('trackAdded') as Array<{ peerId: string; kind: string; region: string }>).map((t) => `${t.peerId}/${t.kind}@${t.region}`).sort();
+    await viewer.waitFor('four tracks at the viewer', (p) => tracksFrom(p).length === 4, 30_000);
+    expect(tracksFrom(viewer)).toEqual(['a/audio@p2p', 'a/video@p2p', 'b/audio@p2p', 'b/video@p2p']);
+    await a.waitFor('b’s tracks at a', (p) => tracksFrom(p).length === 2, 20_000);
+    await b.waitFor('a’s tracks at b', (p) => tracksFrom(p).length === 2, 20_000);
+    expect(tracksFrom(a)).toEqual(['b/audio@p2p', 'b/video@p2p']);
+    expect(tracksFrom(b)).toEqual(['a/audio@p2p', 'a/video@p2p']);
+    for (const p of [a, b, viewer]) expect((p.events('participantJoined') as Array<{ peerId: string }>).map((e) => e.peerId).sort()).toEqual(['a', 'b', 'viewer'].filter((x) => x !== p.name));
+    const start0 = (await viewer.waitFor('frames at the viewer', (p) => p.stats()?.framesDecoded, 20_000)) as number;
+    await new Promise((r) => setTimeout(r, 2_000));
+    const fps = (viewer.stats()!.framesDecoded - start0) / 2;
+    console.log(`mesh of three: the viewer decodes ${fps.toFixed(1)} frames/s over 2 direct streams`);
+    expect(fps).toBeGreaterThan(18);
+    // Leaving: the others hear it.
+    b.send('leave');
+    await a.waitFor('b left', (p) => (p.events('participantLeft') as Array<{ peerId: string }>).some((e) => e.peerId === 'b'), 10_000);
+    await viewer.waitFor('b’s tracks removed', (p) => p.events('trackRemoved').length === 2, 10_000);
+    await Promise.all([a, b, viewer].map((p) => p.stop()));
+  }, 90_000);
+
+  it('no region can take the room: peers exchange media directly; a region comes back: they move onto the SFU and media flows again', async () => {
     const roomId = 'p2p-media';
     const start = (participantId: string, latencies: Record<string, number>) => {
       const p = startParticipant({ routerUrl: cluster.embedded.routerUrl, roomId, participantId, grant: grant(roomId, participantId), latencies });
