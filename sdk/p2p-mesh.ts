@@ -199,6 +199,7 @@ export class P2pMesh {
       this.#link(msg.from).handle(msg, this.#o.localTracks);
     });
     socket.on('migrate', ({ reason }) => hooks.onMigrate(reason));
+    let welcomed = false;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => fail(new SignalingError('CONNECT_TIMEOUT', 'the P2P relay did not welcome us in time')), this.#o.connectTimeoutMs ?? 5_000);
       const fail = (err: SignalingError) => {
@@ -208,11 +209,21 @@ export class P2pMesh {
       };
       socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
         const code = err.data?.code;
-        // Before the welcome every refusal ends the attempt; later ones are socket.io reconnecting.
-        if (code && FATAL_RELAY_CODES.has(code)) fail(new SignalingError(code, err.data?.message ?? err.message));
-        else if (!socket.active) fail(new SignalingError('CONNECT_FAILED', err.message));
+        const fatal = code !== undefined && FATAL_RELAY_CODES.has(code);
+        if (!welcomed) {
+          if (fatal) fail(new SignalingError(code, err.data?.message ?? err.message));
+          else if (!socket.active) fail(new SignalingError('CONNECT_FAILED', err.message));
+          return;
+        }
+        // Reconnecting after a drop. The direct links do not need the relay to carry media.
+        if (!fatal) return;
+        socket.disconnect();
+        // The room left P2P mode while we were away (we missed `migrate`): move now.
+        if (code === 'NOT_P2P') hooks.onMigrate('room_on_sfu');
+        else hooks.onError(new SignalingError(code, `the P2P relay refused to take us back: ${err.data?.message ?? err.message}; the direct links stay, but no new peer can reach us`));
       });
       socket.on('welcome', ({ peers }) => {
+        welcomed = true;
         clearTimeout(timer);
         for (const peerId of peers) {
           if (!this.peers.has(peerId)) {

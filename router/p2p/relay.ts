@@ -38,7 +38,12 @@ interface Connection {
   tokens: number;
   refilledAtMs: number;
   migrateSent: boolean;
+  /** Set while the connection dropped (not left): the participant may come back until it fires. */
+  dropTimer: ReturnType<typeof setTimeout> | null;
 }
+
+/** socket.io's reasons for a disconnect the client asked for (leaving), as opposed to a dropped connection. */
+const LEFT_REASONS = new Set(['client namespace disconnect', 'server namespace disconnect']);
 
 /** A connection or message refused with a code. */
 class Refusal extends Error {
@@ -56,7 +61,9 @@ class Refusal extends Error {
  * connection only with a valid relay token whose allocation is current in a P2P room, forwards
  * offers, answers and ICE candidates only between connected participants of the same room
  * (validated, size-limited, rate-limited), keeps their leases in the room store alive while they
- * are connected, and tells them to move to an SFU as soon as a region can take their room.
+ * are connected, and tells them to move to an SFU as soon as a region can take their room. A
+ * connection that drops (rather than disconnecting) keeps its place for GEO_SFU_P2P_LEASE_MS, so
+ * a participant whose direct links still work can reconnect without the others hearing it left.
  *
  * The relay forwards between the participants connected to this router process: with several
  * router replicas, the load balancer must send a room's relay connections to one replica (sticky
@@ -117,7 +124,7 @@ export class P2pRelay {
     const { rooms, config, now, canHost, metrics } = this.#o;
     for (const [roomId, connections] of [...this.#rooms]) {
       const nowMs = now();
-      const members = [...connections.values()].map((c) => ({ participantId: c.claims.sub, allocationId: c.claims.aid }));
+      const members = [...connections.values()].filter((c) => c.socket.connected).map((c) => ({ participantId: c.claims.sub, allocationId: c.claims.aid }));
       const state = await rooms.renewP2p(roomId, members, nowMs + config.p2pLeaseMs, nowMs);
       if (state === null) {
         this.migrate(roomId, 'room_on_sfu');
@@ -131,7 +138,7 @@ export class P2pRelay {
   /** Tells the room's connected participants (once each) to allocate again: a region can take the room. */
   migrate(roomId: string, reason: 'region_available' | 'room_on_sfu'): void {
     for (const c of this.#rooms.get(roomId)?.values() ?? []) {
-      if (c.migrateSent) continue;
+      if (c.migrateSent || !c.socket.connected) continue;
       c.migrateSent = true;
       c.socket.emit('migrate', { reason });
     }
@@ -142,6 +149,7 @@ export class P2pRelay {
     if (this.#closed) return;
     this.#closed = true;
     await this.#ticker.stop();
+    for (const room of this.#rooms.values()) for (const c of room.values()) if (c.dropTimer) clearTimeout(c.dropTimer);
     this.io.disconnectSockets(true);
     this.io.engine.close();
   }
@@ -172,14 +180,17 @@ export class P2pRelay {
     let room = this.#rooms.get(claims.room);
     if (!room) this.#rooms.set(claims.room, (room = new Map()));
     const previous = room.get(claims.sub);
-    const connection: Connection = { socket, claims, tokens: 2 * config.p2pRelayMessagesPerSecond, refilledAtMs: now(), migrateSent: false };
+    const connection: Connection = { socket, claims, tokens: 2 * config.p2pRelayMessagesPerSecond, refilledAtMs: now(), migrateSent: false, dropTimer: null };
     room.set(claims.sub, connection);
-    // A second connection of the same participant replaces the first (its disconnect is then ignored).
-    if (previous) previous.socket.disconnect(true);
-    else metrics.p2pRelayConnections.inc();
+    // A second connection of the same participant (back after a drop, or a duplicate) replaces the
+    // first, whose disconnect is then ignored; the others knew it already.
+    if (previous) {
+      if (previous.dropTimer) clearTimeout(previous.dropTimer);
+      previous.socket.disconnect(true);
+    } else metrics.p2pRelayConnections.inc();
     sessions.setStatus(claims.aid, 'active', new Date(now()));
 
-    const peers = [...room.keys()].filter((id) => id !== claims.sub);
+    const peers = [...room].filter(([id, c]) => id !== claims.sub && c.socket.connected).map(([id]) => id);
     socket.emit('welcome', { participantId: claims.sub, peers });
     if (!previous) for (const id of peers) room.get(id)?.socket.emit('peerJoined', { peerId: claims.sub });
 
@@ -200,7 +211,11 @@ export class P2pRelay {
       const ack = args.at(-1);
       if (typeof ack === 'function') (ack as (a: RelayAck) => void)({ ok: false, error: { code: 'UNKNOWN_EVENT', message: `the relay takes only "signal", not ${JSON.stringify(event).slice(0, 80)}` } });
     });
-    socket.on('disconnect', () => void this.#disconnected(connection));
+    socket.on('disconnect', (reason) => {
+      if (room.get(claims.sub) !== connection || this.#closed) return;
+      if (LEFT_REASONS.has(reason)) void this.#left(connection);
+      else connection.dropTimer = setTimeout(() => void this.#left(connection), config.p2pLeaseMs);
+    });
   }
 
   #forward(from: Connection, msg: RelaySignal): void {
@@ -215,19 +230,20 @@ export class P2pRelay {
     if (bad) throw new Refusal('BAD_REQUEST', `${bad.field} ${bad.message}`, bad.field);
     if (msg.to === from.claims.sub) throw new Refusal('BAD_REQUEST', 'to names the sender itself', 'to');
     const target = this.#rooms.get(from.claims.room)?.get(msg.to);
-    if (!target) throw new Refusal('NOT_IN_ROOM', `${msg.to} is not connected in this room`, 'to');
+    if (!target?.socket.connected) throw new Refusal('NOT_IN_ROOM', `${msg.to} is not connected in this room`, 'to');
     const { to: _to, ...signal } = msg;
     target.socket.emit('signal', { from: from.claims.sub, ...signal });
   }
 
-  async #disconnected(connection: Connection): Promise<void> {
+  /** The participant left (or dropped and did not come back): the others hear it, its place is freed. */
+  async #left(connection: Connection): Promise<void> {
     const { claims } = connection;
     const room = this.#rooms.get(claims.room);
     if (room?.get(claims.sub) !== connection) return;
     room.delete(claims.sub);
     if (room.size === 0) this.#rooms.delete(claims.room);
     this.#o.metrics.p2pRelayConnections.dec();
-    for (const other of room.values()) other.socket.emit('peerLeft', { peerId: claims.sub });
+    for (const other of room.values()) if (other.socket.connected) other.socket.emit('peerLeft', { peerId: claims.sub });
     const nowMs = this.#o.now();
     this.#o.sessions.setStatus(claims.aid, 'ended', new Date(nowMs));
     try {

@@ -220,6 +220,27 @@ describe.each(['memory', 'real'] as const)('P2P fallback on the %s backend', (ba
     expect(metrics).toMatch(/geo_sfu_p2p_relay_refusals_total\{reason="TOKEN_EXPIRED"\} 1/);
   });
 
+  it('a dropped relay connection keeps its place for the lease: back in time, nobody hears it left; gone, the others do', async () => {
+    const { router } = await cordonedCluster(backend);
+    const [a, b, c] = [await p2pAllocation(router.url, 'mesh', 'a'), await p2pAllocation(router.url, 'mesh', 'b'), await p2pAllocation(router.url, 'mesh', 'c')];
+    const alice = await connectRelay(router.url, a.relay.token);
+    const bob = await connectRelay(router.url, b.relay.token);
+    const carol = await connectRelay(router.url, c.relay.token);
+    // Alice's transport drops (not a disconnect she asked for) and she comes back with the same token.
+    alice.socket.io.engine.close();
+    await until('bob cannot reach alice meanwhile', async () => (await bob.signal({ to: 'a', candidate: { candidate: 'x' } })).ok === false);
+    const back = await connectRelay(router.url, a.relay.token);
+    expect(back.events[0]).toEqual({ event: 'welcome', msg: { participantId: 'a', peers: ['b', 'c'] } });
+    expect(await bob.signal({ to: 'a', candidate: { candidate: 'y' } })).toEqual({ ok: true });
+    // Carol drops for good: after the lease (2 s here) the others hear she left and her place is free.
+    const droppedAt = performance.now();
+    carol.socket.io.engine.close();
+    await until('peerLeft for carol', () => bob.events.find((e) => e.event === 'peerLeft'), 6_000);
+    console.log(`dropped relay connection → peerLeft after ${Math.round(performance.now() - droppedAt)} ms (lease 2000 ms)`);
+    expect(bob.events.filter((e) => e.event === 'peerLeft').map((e) => e.msg)).toEqual([{ peerId: 'c' }]);
+    expect((await router.app.services.rooms.getP2pRoom('mesh', Date.now()))?.participants.map((p) => p.participantId)).toEqual(['a', 'b']);
+  });
+
   it('rate-limits signaling per connection', async () => {
     const { router } = await cordonedCluster(backend, { p2pRelayMessagesPerSecond: 5 });
     const a = await p2pAllocation(router.url, 'mesh', 'a');
