@@ -335,6 +335,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
           await this.#populate(next, next.joined!.producers);
           this.#meshCloseTimer = setTimeout(() => this.#closeMesh(), P2P_OVERLAP_MS);
           for (const peerId of mesh.linkedPeers) this.#retireDirectLink(peerId);
+          if (mesh.linkedPeers.length === 0) this.#closeMesh();
           this.emit('reconnected', { edge: edgeOf(next), resumed: false, gapMs: Math.round(performance.now() - started), previous });
           return;
         } catch (err) {
