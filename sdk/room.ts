@@ -315,43 +315,22 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
     const started = performance.now();
     const previous = p2pEdgeOf(mesh);
     this.emit('moved', { reason: `p2p_to_sfu: ${reason}`, from: previous, excludeNodeIds: [] });
-    this.#recovering = (async () => {
-      const giveUpAt = performance.now() + (this.#o.failoverGiveUpMs ?? 120_000);
-      let delay = 250;
-      for (;;) {
-        if (this.#closed) return;
-        let next: EdgeSession | null = null;
-        try {
-          const allocation = await this.#o.reallocate([...this.#failedNodes.keys()]);
-          if (allocation.mode === 'p2p') {
-            // No region could take the room after all (lost again meanwhile): stay direct, on the new allocation.
-            await this.#openMesh(allocation);
-            this.emit('reconnected', { edge: this.edge, resumed: false, gapMs: Math.round(performance.now() - started), previous });
-            return;
-          }
-          next = this.#wire(new EdgeSession({ ...this.#o.session, allocation, displayName: this.#o.displayName, lastN: this.#o.lastN }));
-          await next.open({ send: this.#local.size > 0 });
-          this.#session = next;
-          await this.#populate(next, next.joined!.producers);
-          this.#meshCloseTimer = setTimeout(() => this.#closeMesh(), P2P_OVERLAP_MS);
-          for (const peerId of mesh.linkedPeers) this.#retireDirectLink(peerId);
-          if (mesh.linkedPeers.length === 0) this.#closeMesh();
-          this.emit('reconnected', { edge: edgeOf(next), resumed: false, gapMs: Math.round(performance.now() - started), previous });
-          return;
-        } catch (err) {
-          if (next) {
-            if (this.#session === next) this.#session = null;
-            this.#failedNodes.set(next.nodeId, performance.now());
-            await next.close({ leave: false }).catch(() => undefined);
-          }
-          if (err instanceof GeoSfuClientError && (err.status === 400 || err.status === 401 || err.status === 403)) throw err;
-          if (performance.now() > giveUpAt) throw err;
-          this.emit('error', { error: err as Error, fatal: false });
-          await sleep(delay);
-          delay = Math.min(delay * 2, 5_000);
-        }
+    this.#recovering = this.#reallocateUntil(null, async (allocation, opened) => {
+      if (allocation.mode === 'p2p') {
+        // No region could take the room after all (lost again meanwhile): stay direct, on the new allocation.
+        await this.#openMesh(allocation);
+        this.emit('reconnected', { edge: this.edge, resumed: false, gapMs: Math.round(performance.now() - started), previous });
+        return;
       }
-    })()
+      const next = opened(this.#wire(new EdgeSession({ ...this.#o.session, allocation, displayName: this.#o.displayName, lastN: this.#o.lastN })));
+      await next.open({ send: this.#local.size > 0 });
+      this.#session = next;
+      await this.#populate(next, next.joined!.producers);
+      this.#meshCloseTimer = setTimeout(() => this.#closeMesh(), P2P_OVERLAP_MS);
+      for (const peerId of mesh.linkedPeers) this.#retireDirectLink(peerId);
+      if (mesh.linkedPeers.length === 0) this.#closeMesh();
+      this.emit('reconnected', { edge: edgeOf(next), resumed: false, gapMs: Math.round(performance.now() - started), previous });
+    })
       .catch((err: Error) => this.#fail(err))
       .finally(() => (this.#recovering = null));
   }
@@ -597,42 +576,58 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
 
   async #failover(old: EdgeSession, makeBeforeBreak: boolean, started: number, previous: EdgeInfo): Promise<void> {
     if (!makeBeforeBreak) await old.close({ leave: false });
+    await this.#reallocateUntil(old, async (allocation, opened) => {
+      if (allocation.mode === 'p2p') {
+        // No region can take the room: the others are reached directly.
+        await this.#openMesh(allocation);
+        if (makeBeforeBreak) await old.close({ leave: true });
+        this.#session = null;
+        for (const t of [...this.#announced.values()]) if (t.consumer) this.#unannounce(t.producerId);
+        for (const peerId of [...this.#peers.keys()]) if (!this.#mesh?.peers.has(peerId)) this.#removePeer(peerId);
+        this.emit('reconnected', { edge: this.edge, resumed: false, gapMs: Math.round(performance.now() - started), previous });
+        return;
+      }
+      const next = opened(this.#wire(new EdgeSession({ ...this.#o.session, allocation, displayName: this.#o.displayName, lastN: this.#o.lastN })));
+      await next.open({ send: this.#local.size > 0 });
+      // Switch: from now on events come from the new edge. Own tracks first, then the others'.
+      const oldAnnounced = new Map(this.#announced);
+      this.#session = next;
+      this.#announced.clear();
+      await this.#populate(next, next.joined!.producers);
+      // Tracks the new edge does not carry (any more) are gone; the others were re-announced.
+      for (const [producerId, t] of oldAnnounced) if (!this.#announced.has(producerId)) this.emit('trackRemoved', { peerId: t.peerId, producerId, kind: t.kind });
+      const nowPeers = new Set(next.peers().map((p) => p.peerId));
+      for (const t of this.#announced.values()) nowPeers.add(t.peerId);
+      for (const peerId of [...this.#peers.keys()]) if (!nowPeers.has(peerId)) this.#removePeer(peerId);
+      if (makeBeforeBreak) await old.close({ leave: true });
+      this.emit('reconnected', { edge: edgeOf(next), resumed: false, gapMs: Math.round(performance.now() - started), previous });
+    });
+  }
+
+  /**
+   * Allocates again (excluding the nodes failed on recently) and hands the allocation to `move`,
+   * until one `move` succeeds; retries with backoff, ends on a refused credential or after
+   * `failoverGiveUpMs`. An edge session `move` opened (passed through `opened`) is closed when
+   * that attempt fails, its node excluded, and `fallback` is the current session again.
+   */
+  async #reallocateUntil(
+    fallback: EdgeSession | null,
+    move: (allocation: Allocation, opened: (session: EdgeSession) => EdgeSession) => Promise<void>,
+  ): Promise<void> {
     const giveUpAt = performance.now() + (this.#o.failoverGiveUpMs ?? 120_000);
     let delay = 250;
     for (;;) {
       if (this.#closed) return;
-      let next: EdgeSession | null = null;
+      const attempt: { session: EdgeSession | null } = { session: null };
       try {
         for (const [id, at] of this.#failedNodes) if (performance.now() - at > FAILED_NODE_MEMORY_MS) this.#failedNodes.delete(id);
         const allocation = await this.#o.reallocate([...this.#failedNodes.keys()]);
-        if (allocation.mode === 'p2p') {
-          // No region can take the room: the others are reached directly.
-          await this.#openMesh(allocation);
-          if (makeBeforeBreak) await old.close({ leave: true });
-          this.#session = null;
-          for (const t of [...this.#announced.values()]) if (t.consumer) this.#unannounce(t.producerId);
-          for (const peerId of [...this.#peers.keys()]) if (!this.#mesh?.peers.has(peerId)) this.#removePeer(peerId);
-          this.emit('reconnected', { edge: this.edge, resumed: false, gapMs: Math.round(performance.now() - started), previous });
-          return;
-        }
-        next = this.#wire(new EdgeSession({ ...this.#o.session, allocation, displayName: this.#o.displayName, lastN: this.#o.lastN }));
-        await next.open({ send: this.#local.size > 0 });
-        // Switch: from now on events come from the new edge. Own tracks first, then the others'.
-        const oldAnnounced = new Map(this.#announced);
-        this.#session = next;
-        this.#announced.clear();
-        await this.#populate(next, next.joined!.producers);
-        // Tracks the new edge does not carry (any more) are gone; the others were re-announced.
-        for (const [producerId, t] of oldAnnounced) if (!this.#announced.has(producerId)) this.emit('trackRemoved', { peerId: t.peerId, producerId, kind: t.kind });
-        const nowPeers = new Set(next.peers().map((p) => p.peerId));
-        for (const t of this.#announced.values()) nowPeers.add(t.peerId);
-        for (const peerId of [...this.#peers.keys()]) if (!nowPeers.has(peerId)) this.#removePeer(peerId);
-        if (makeBeforeBreak) await old.close({ leave: true });
-        this.emit('reconnected', { edge: edgeOf(next), resumed: false, gapMs: Math.round(performance.now() - started), previous });
+        await move(allocation, (session) => (attempt.session = session));
         return;
       } catch (err) {
+        const next = attempt.session;
         if (next) {
-          if (this.#session === next) this.#session = old;
+          if (this.#session === next) this.#session = fallback;
           this.#failedNodes.set(next.nodeId, performance.now());
           await next.close({ leave: false }).catch(() => undefined);
         }

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { types as ms } from 'mediasoup';
 import { Server, type Socket } from 'socket.io';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
+import { Refusal } from '../../shared/errors.ts';
 import type { Heartbeat, HeartbeatAck, ParticipantQuality } from '../../shared/schemas/index.ts';
 import {
   type Ack,
@@ -25,17 +26,6 @@ import { RouterClient } from '../router-client.ts';
 import type { AgentSfu } from '../sfu.ts';
 import { ResumeCredentials } from './credentials.ts';
 import { isRequestName, validateAuth, validateRequest } from './validate.ts';
-
-/** A request refused with a protocol error code. */
-class Refusal extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-  }
-}
 
 type Direction = 'send' | 'recv';
 

@@ -2,6 +2,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import { Server, type Socket } from 'socket.io';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
+import { Refusal } from '../../shared/errors.ts';
 import {
   P2P_RELAY_PATH,
   type RelayAck,
@@ -44,17 +45,6 @@ interface Connection {
 
 /** socket.io's reasons for a disconnect the client asked for (leaving), as opposed to a dropped connection. */
 const LEFT_REASONS = new Set(['client namespace disconnect', 'server namespace disconnect']);
-
-/** A connection or message refused with a code. */
-class Refusal extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-  }
-}
 
 /**
  * The P2P fallback's signaling relay on the router's own port (see shared/p2p-relay.ts): admits a
