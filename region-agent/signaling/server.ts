@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { types as ms } from 'mediasoup';
 import { Server, type Socket } from 'socket.io';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
+import { Refusal } from '../../shared/errors.ts';
 import type { Heartbeat, HeartbeatAck, ParticipantQuality } from '../../shared/schemas/index.ts';
 import {
   type Ack,
@@ -19,23 +20,12 @@ import {
   type SignalingError,
 } from '../../shared/signaling.ts';
 import { TokenError, verifyJoinToken, type JoinClaims } from '../../shared/tokens.ts';
-import { SfuError, type Peer, type Room, type RoomCloseReason } from '../../sfu/index.ts';
+import { SfuError, type Peer, type PeerOrigin, type Room, type RoomCloseReason } from '../../sfu/index.ts';
 import type { AgentController } from '../controller.ts';
 import { RouterClient } from '../router-client.ts';
 import type { AgentSfu } from '../sfu.ts';
 import { ResumeCredentials } from './credentials.ts';
 import { isRequestName, validateAuth, validateRequest } from './validate.ts';
-
-/** A request refused with a protocol error code. */
-class Refusal extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-  }
-}
 
 type Direction = 'send' | 'recv';
 
@@ -484,7 +474,7 @@ export class SignalingServer {
     const peers: PeerInfoMessage[] = [...room.peers.values()].filter((p) => p !== peer).map((p) => this.#peerInfo(p));
     const producers: ProducerInfoMessage[] = [...room.producers.values()]
       .filter(({ peerId }) => peerId !== peer.id)
-      .map(({ producer, peerId }) => this.#producerInfo(peerId, producer));
+      .map(({ producer, peerId, remote }) => this.#producerInfo(peerId, producer, remote ? room.remotePeers.get(peerId)?.origin : undefined));
     return {
       peers,
       producers,
@@ -499,10 +489,9 @@ export class SignalingServer {
     return { peerId: peer.id, region: peer.origin?.region ?? this.#controller.region, ...(typeof displayName === 'string' ? { displayName } : {}) };
   }
 
-  #producerInfo(peerId: string, producer: ms.Producer): ProducerInfoMessage {
-    // A producer piped in from another region's node carries its publisher's region (sfu/region-pipe.ts).
-    const origin = producer.appData.originRegion;
-    return { producerId: producer.id, peerId, kind: producer.kind, paused: producer.paused, region: typeof origin === 'string' ? origin : this.#controller.region };
+  /** `origin`: where a producer piped in from another region was published (its publisher's edge). */
+  #producerInfo(peerId: string, producer: ms.Producer, origin?: PeerOrigin): ProducerInfoMessage {
+    return { producerId: producer.id, peerId, kind: producer.kind, paused: producer.paused, region: origin?.region ?? this.#controller.region };
   }
 
   // --- events ---
@@ -519,7 +508,7 @@ export class SignalingServer {
         this.#wiredRemotePeers.add(peer);
         peer.once('close', () => this.#toRoom(room, peer.id, 'peerLeft', { peerId: peer.id }));
       }
-      this.#toRoom(room, peer.id, 'newProducer', this.#producerInfo(peer.id, producer));
+      this.#toRoom(room, peer.id, 'newProducer', this.#producerInfo(peer.id, producer, peer.origin));
     });
     room.on('producerclose', (peer, producer) => this.#toRoom(room, peer.id, 'producerClosed', { producerId: producer.id }));
     room.on('activespeaker', (msg) => this.#toRoom(room, null, 'activeSpeaker', msg));

@@ -142,6 +142,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
   if (r.clusterSecret !== '' && r.clusterSecret.length < MIN_SECRET_LENGTH) problems.push(`GEO_SFU_CLUSTER_SECRET: shorter than ${MIN_SECRET_LENGTH} characters`);
   if (r.deadAfterMs <= r.suspectAfterMs) problems.push('GEO_SFU_DEAD_AFTER_MS must be greater than GEO_SFU_SUSPECT_AFTER_MS');
   if (r.rtcMinPort > r.rtcMaxPort) problems.push('GEO_SFU_RTC_MIN_PORT must not be above GEO_SFU_RTC_MAX_PORT');
+  // The relay renews P2P leases every check interval: a lease must outlive a missed renewal or two.
+  if (r.p2pLeaseMs < 3 * r.p2pCheckIntervalMs) problems.push('GEO_SFU_P2P_LEASE_MS must be at least 3 × GEO_SFU_P2P_CHECK_INTERVAL_MS');
   if (r.agentRegion !== '' && !/^[a-z0-9][a-z0-9-]{0,31}$/.test(r.agentRegion)) problems.push('GEO_SFU_AGENT_REGION: not a valid region id');
   const regions = parseRegions(r.regions, problems);
   const config: GeoSfuConfig = {

@@ -125,6 +125,11 @@ export const CONFIG_SPEC = {
   alertRttMs: num('GEO_SFU_ALERT_RTT_MS', 'router', 200, 1, 10_000, 'Quality alert when a participant\'s RTT stays above this (the guide\'s 200 ms).'),
   alertWindowMs: int('GEO_SFU_ALERT_WINDOW_MS', 'router', 10_000, 0, HOUR_MS, 'A quality condition must hold this long to raise an alert, and be gone this long to clear it.'),
   alertWebhookUrl: str('GEO_SFU_ALERT_WEBHOOK_URL', 'router', '', 'When set, alerts raised and cleared are POSTed here, signed with the cluster secret and retried.'),
+  p2pFallback: bool('GEO_SFU_P2P_FALLBACK', 'router', false, "When no region can take a small room (every candidate dead, cordoned, draining or at stress ≥ 1), /allocate answers `mode: \"p2p\"`: the participants connect directly (full mesh), signaling relayed by the router, and move to an SFU once a region can take the room. Off (the default, since a client without P2P support cannot use such an answer): /allocate answers 503 with Retry-After."),
+  p2pMaxParticipants: int('GEO_SFU_P2P_MAX_PARTICIPANTS', 'router', 4, 2, 8, 'Largest P2P fallback room (a full mesh sends every stream N − 1 times); the next participant gets 503 with Retry-After.'),
+  p2pLeaseMs: int('GEO_SFU_P2P_LEASE_MS', 'router', 15_000, 1_000, HOUR_MS, "A P2P participant's place in its room lasts this long unless its relay connection renews it (renewed every GEO_SFU_P2P_CHECK_INTERVAL_MS), so a router replica that dies does not leave ghosts."),
+  p2pCheckIntervalMs: int('GEO_SFU_P2P_CHECK_INTERVAL_MS', 'router', 1_000, 100, 60_000, 'How often the relay renews its P2P participants and checks whether a region can take their room now (then it tells them to move to the SFU).'),
+  p2pRelayMessagesPerSecond: int('GEO_SFU_P2P_RELAY_MESSAGES_PER_SECOND', 'router', 50, 1, 10_000, 'Signaling messages one relay connection may send per second (bursts up to twice this); more are refused with RATE_LIMITED.'),
   // --- agent ---
   agentId: str('GEO_SFU_AGENT_ID', 'agent', '', 'Node id of this agent (unique in the deployment). Empty: `<region>-<random>`.'),
   agentRegion: str('GEO_SFU_AGENT_REGION', 'agent', '', 'Region this agent serves (a catalog id). Required for a standalone agent.'),
