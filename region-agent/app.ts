@@ -1,5 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
+import { CredentialHashes, parseCredentialHashes } from '../shared/credentials.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
 import { AgentController } from './controller.ts';
 import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies } from '../shared/http.ts';
@@ -67,7 +68,7 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   await app.register(healthRoutes, { controller });
   await app.register(adminRoutes, {
     controller,
-    adminToken: config.adminToken,
+    admin: new CredentialHashes([config.adminToken], parseCredentialHashes(config.adminTokenHash)),
     clusterSecret: config.clusterSecret,
     signedRequestWindowMs: config.signedRequestWindowMs,
     now,

@@ -26,6 +26,7 @@ import { dashboardRoutes } from './routes/dashboard.ts';
 import { scalingRoutes } from './routes/scaling.ts';
 import { regionRoutes } from './routes/regions.ts';
 import { roomRoutes } from './routes/rooms.ts';
+import { type RouterCredentials, takeCredentials } from './auth.ts';
 import { type LeaderLease, LocalLeaderLease } from './state/leader-lease.ts';
 import type { NodeRegistryStore, RoomStore, SessionLog } from './state/types.ts';
 import { Rehomer } from './operations/rehomer.ts';
@@ -46,7 +47,9 @@ export interface RouterDeps {
 }
 
 export interface RouterServices {
+  /** The configuration without the plain API key and admin token (see `credentials`). */
   config: GeoSfuConfig;
+  credentials: RouterCredentials;
   rooms: RoomStore;
   sessions: SessionLog;
   registry: NodeRegistry;
@@ -74,7 +77,7 @@ export type RouterApp = FastifyInstance;
  * background work and closes the stores it was given.
  */
 export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
-  const { config } = deps;
+  const { config, credentials } = takeCredentials(deps.config);
   const now = deps.now ?? Date.now;
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: config.logLevel } }),
@@ -146,7 +149,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   );
   const rehomeTimer = setInterval(() => void rehomer.tick().catch(() => 0), 500);
   rehomeTimer.unref();
-  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, metrics, isLeader, now });
+  app.decorate('services', { config, credentials, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, metrics, isLeader, now });
 
   await app.register(errorReplies);
   // Security headers; no CSP, since the router serves JSON and the interactive docs' own assets.

@@ -79,7 +79,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   const maxRooms = opts.maxRooms ?? 100;
   const { config } = app.services;
   const regionOrder = config.regions.map((r) => r.id);
-  const checkAdmin = requireAdmin(config.adminToken);
+  const checkAdmin = requireAdmin(app.services.credentials.admin);
 
   app.get('/', { schema: { hide: true } }, async (_req, reply) => {
     const html = await readFile(join(distDir, 'index.html')).catch(() => null);
