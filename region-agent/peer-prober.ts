@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import { Pool } from 'undici';
 import { RttEstimator } from '../shared/rtt.ts';
@@ -11,6 +12,8 @@ export interface PeerProberOptions {
   timeoutMs: number;
   rttEwmaAlpha: number;
   lossWindow: number;
+  /** TLS options of the probe connections (GEO_SFU_TLS_CA_FILE). */
+  tls?: ConnectionOptions;
   logger: FastifyBaseLogger;
 }
 
@@ -70,7 +73,7 @@ export class PeerProber {
         info,
         target,
         // One connection: every probe reuses the warm socket; a second would pay a handshake.
-        pool: new Pool(target.origin, { connections: 1, connect: { timeout: this.opts.timeoutMs } }),
+        pool: new Pool(target.origin, { connections: 1, connect: { ...this.opts.tls, timeout: this.opts.timeoutMs } }),
         estimator: new RttEstimator(this.opts.rttEwmaAlpha, this.opts.lossWindow),
         probing: false,
       });

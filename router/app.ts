@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
@@ -9,6 +8,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { GeoSfuConfig } from '../shared/config/index.ts';
 import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies } from '../shared/http.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
+import { clientTls, serverTls } from '../shared/tls.ts';
 import { Allocator } from './allocation/allocator.ts';
 import { ExpirySweeper } from './allocation/expiry-sweeper.ts';
 import { type GeoLookup, lookupIp } from './geo.ts';
@@ -79,6 +79,7 @@ export type RouterApp = FastifyInstance;
 export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   const { config, credentials } = takeCredentials(deps.config);
   const now = deps.now ?? Date.now;
+  const tls = serverTls(config);
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: config.logLevel } }),
     // A hop count is valid at run time (proxy-addr), though fastify's types only list the other forms.
@@ -87,7 +88,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     bodyLimit: BODY_LIMIT_BYTES,
     // Ids are up to 128 characters; longer ones must reach validation (400), not miss the route (404).
     routerOptions: { maxParamLength: 256 },
-    ...(config.tlsCertFile !== '' ? { https: { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) } } : {}),
+    ...(tls ? { https: tls } : {}),
     // Per-request lines at /allocate rates would drown the useful ones; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -102,6 +103,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     timeoutMs: config.probeTimeoutMs,
     ewmaAlpha: config.rttEwmaAlpha,
     lossWindow: config.lossWindow,
+    tls: clientTls(config.tlsCaFile),
     targets: () =>
       registry
         .snapshot()

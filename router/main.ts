@@ -6,6 +6,7 @@
 import { pino } from 'pino';
 import { ConfigError } from '../shared/errors.ts';
 import { CONFIG_SPEC, loadConfig } from '../shared/config/index.ts';
+import { trustCaForOutgoingCalls } from '../shared/tls.ts';
 import { buildRouter } from './app.ts';
 import { preloadGeoIp } from './geo.ts';
 import { createStores } from './state/index.ts';
@@ -27,6 +28,7 @@ async function main(): Promise<void> {
   }
   if (missing.length > 0) throw new ConfigError(missing);
 
+  trustCaForOutgoingCalls(config.tlsCaFile);
   const logger = pino({ level: config.logLevel });
   const geoLookup = await preloadGeoIp();
   const { rooms, nodes, sessions, backends } = await createStores(config, { logger });
@@ -36,7 +38,7 @@ async function main(): Promise<void> {
     : undefined;
   const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger, ...(lease ? { lease } : {}) });
   await app.listen({ host: config.routerHost, port: config.routerPort });
-  app.log.info({ url: `http://${config.routerHost}:${(app.server.address() as { port: number }).port}` }, 'router listening');
+  app.log.info({ url: `${config.tlsCertFile === '' ? 'http' : 'https'}://${config.routerHost}:${(app.server.address() as { port: number }).port}` }, 'router listening');
 
   let closing = false;
   const shutdown = (signal: string) => {

@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import { Pool } from 'undici';
 import type { RttStats } from '../../shared/schemas/index.ts';
 import { RttEstimator } from '../../shared/rtt.ts';
@@ -12,6 +13,8 @@ export interface ProberOptions {
   timeoutMs: number;
   ewmaAlpha: number;
   lossWindow: number;
+  /** TLS options of the probe connections (GEO_SFU_TLS_CA_FILE). */
+  tls?: ConnectionOptions;
   /** Current targets (read every round, so nodes come and go without restarts). */
   targets: () => readonly ProbeTarget[];
   /** Observes each probe outcome (metrics). */
@@ -66,7 +69,7 @@ export class Prober {
         const url = new URL(target.probeUrl);
         state = {
           url,
-          pool: new Pool(url.origin, { connections: 1, pipelining: 1, keepAliveTimeout: 60_000 }),
+          pool: new Pool(url.origin, { connections: 1, pipelining: 1, keepAliveTimeout: 60_000, connect: this.opts.tls }),
           estimator: new RttEstimator(this.opts.ewmaAlpha, this.opts.lossWindow),
           inFlight: false,
         };

@@ -6,7 +6,7 @@ import type { RoomStore } from '../../router/state/types.ts';
 import { pino } from 'pino';
 import { FakeNodes } from '../utils/fake-nodes.ts';
 import { cleanupNamespaces, DATABASE_URL, REDIS_URL, runNamespace, testConfig } from '../utils/router-harness.ts';
-import { type RouterProcess, spawnRouter } from '../utils/router-process.ts';
+import { type ServiceProcess, spawnRouter } from '../utils/service-process.ts';
 
 /**
  * Two router processes sharing Redis (and the PostgreSQL session log) under a burst: 1,000
@@ -20,7 +20,7 @@ const REGIONS = ['us-west', 'us-east', 'eu-west', 'apac'];
 const NODES_PER_REGION = 2;
 const NODE_CAPACITY = 1_250; // 8 × 1,250 = 10,000 seats for 11,000 callers
 const API_KEY = SECRETS.apiKey;
-let routers: RouterProcess[] = [];
+let routers: ServiceProcess[] = [];
 let nodes: FakeNodes;
 let store: { rooms: RoomStore; close(): Promise<void> };
 const client = new Agent({ connections: 128, pipelining: 1 });

@@ -2,7 +2,7 @@ import { request } from 'undici';
 import { afterAll, expect, it } from 'vitest';
 import { Agents, CLUSTER_SECRET, agentConfig } from '../agent/helpers.ts';
 import { cleanupNamespaces, DATABASE_URL, REDIS_URL, runNamespace, testConfig } from '../utils/router-harness.ts';
-import { type RouterProcess, spawnRouter } from '../utils/router-process.ts';
+import { type ServiceProcess, spawnRouter } from '../utils/service-process.ts';
 
 /**
  * A router process killed (SIGKILL) and started again on the same port and Redis prefix, with real
@@ -18,7 +18,7 @@ const SECRETS = testConfig('memory');
 const API_KEY = SECRETS.apiKey;
 const REGIONS = ['us-west', 'us-east', 'eu-west', 'apac'];
 const agents = new Agents();
-const routers: RouterProcess[] = [];
+const routers: ServiceProcess[] = [];
 afterAll(async () => {
   await agents.closeAll();
   await Promise.all(routers.map((r) => r.stop()));
