@@ -31,6 +31,8 @@ interface Peer {
   pool: Pool;
   estimator: RttEstimator;
   probing: boolean;
+  /** Connections the pool opened; a probe during which it grew paid a TCP (and TLS) handshake. */
+  connects: number;
 }
 
 /**
@@ -76,7 +78,10 @@ export class PeerProber {
         pool: new Pool(target.origin, { connections: 1, connect: { ...this.opts.tls, timeout: this.opts.timeoutMs } }),
         estimator: new RttEstimator(this.opts.rttEwmaAlpha, this.opts.lossWindow),
         probing: false,
+        connects: 0,
       });
+      const added = this.#peers.get(nodeId)!;
+      added.pool.on('connect', () => added.connects++);
       this.opts.logger.info({ peer: nodeId, region: info.region, probeUrl: target.href }, 'probing peer');
     }
   }
@@ -120,6 +125,7 @@ export class PeerProber {
   async #probe(peer: Peer): Promise<void> {
     peer.probing = true;
     const startedAt = performance.now();
+    const connectsBefore = peer.connects;
     try {
       const res = await peer.pool.request({
         method: 'GET',
@@ -129,8 +135,10 @@ export class PeerProber {
       await res.body.dump();
       const rttMs = performance.now() - startedAt;
       if (this.#peers.get(peer.info.nodeId) !== peer) return;
-      if (res.statusCode >= 200 && res.statusCode < 300) peer.estimator.addSample(rttMs);
-      else {
+      if (res.statusCode >= 200 && res.statusCode < 300) {
+        // A probe that had to connect measured the handshake too (a TLS one can take hundreds of ms): not an RTT.
+        if (peer.connects === connectsBefore) peer.estimator.addSample(rttMs);
+      } else {
         peer.estimator.addLoss();
         this.opts.logger.debug({ peer: peer.info.nodeId, statusCode: res.statusCode }, 'peer probe refused');
       }
