@@ -37,6 +37,7 @@ for (const p of placement.policies.filter((x) => x.policy !== 'optimum')) {
   print(`placement ${p.policy}: mean pair delay ${f(p.meanRoomMeanMs)} ms (ratio ${f(p.meanRoomMeanMs / optimum.meanRoomMeanMs, 3)} vs offline optimum ${f(optimum.meanRoomMeanMs)} ms; regions/room ${f(p.regionsPerRoom, 2)})`);
 }
 for (const t of placement.decisionTimes) print(`placement decision, ${t.participants} participants: median ${f(t.medianUs)} µs (p99 ${f(t.p99Us)} µs; target < 1 ms at 500)`);
+print(await (await import('./soak.ts')).soakLine({ quick }));
 
 const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 const results = new URL('./results/', import.meta.url);
