@@ -41,6 +41,8 @@ describe('signaling lifecycle', () => {
     expect(newPid).not.toBe(oldPid);
     await waitFor('left reported for both', () => router.participantEvents.filter((e) => e.event === 'left').length === 2);
     expect(agent.signaling?.sessionCount).toBe(0);
+    // Load gauges are as of the last heartbeat: one may have run between the death and the replacement.
+    await waitFor('a heartbeat that counts the replacement', () => agent.controller.load.workers === 1);
     const metrics = await (await fetch(`${agent.url}/metrics`)).text();
     expect(metrics).toMatch(/^geo_sfu_agent_worker_deaths_total\{[^}]*\} 1$/m);
     expect(metrics).toMatch(/^geo_sfu_agent_workers\{[^}]*\} 1$/m);
