@@ -7,7 +7,7 @@ export function policyTable(policies: readonly PolicySummary[]): string {
   const header = '| policy | mean of room mean delay (ms) | room p95 (ms) | room worst pair (ms) | pairs > 150 ms | regions / room | migrations / participant | gap to optimum (mean of rooms) | gap (aggregate) | rooms at optimum |';
   const rows = policies.map(
     (p) =>
-      `| ${p.policy} | ${f(p.meanRoomMeanMs)} | ${f(p.meanRoomP95Ms)} | ${f(p.meanRoomWorstMs)} | ${f(p.pairsOver150Pct)}% | ${f(p.regionsPerRoom, 2)} | ${f(p.migrationsPerParticipant, 0)} | ${p.policy === 'optimum' ? '—' : `+${f(p.gapToOptimumPct)}%`} | ${p.policy === 'optimum' ? '—' : `+${f(p.aggregateGapPct)}%`} | ${f(p.roomsAtOptimumPct, 0)}% |`,
+      `| ${p.policy} | ${f(p.meanRoomMeanMs)} | ${f(p.meanRoomP95Ms)} | ${f(p.meanRoomWorstMs)} | ${f(p.pairsOver150Pct)}% | ${f(p.regionsPerRoom, 2)} | ${f(p.migrationsPerParticipant, 2)} | ${p.policy === 'optimum' ? '—' : `+${f(p.gapToOptimumPct)}%`} | ${p.policy === 'optimum' ? '—' : `+${f(p.aggregateGapPct)}%`} | ${f(p.roomsAtOptimumPct, 0)}% |`,
   );
   return [header, `|${'---|'.repeat(10)}`, ...rows].join('\n');
 }
