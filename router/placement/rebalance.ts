@@ -135,7 +135,7 @@ export function proposeRebalance(input: RebalanceInput): RebalanceProposal {
 
   // Participants kept in place because their own gain was too small, found iteratively below.
   const pinned = new Set<number>();
-  let best = current;
+  let best: Int32Array = current;
   for (let round = 0; round <= n; round++) {
     const can = (i: number, a: number) => !pinned.has(i) && allowed(i, a);
     best = search.best(current, can, regions.length);
@@ -291,7 +291,7 @@ class Search {
         return bestA;
       }),
     );
-    let best = current;
+    let best: Int32Array = current;
     let bestTotal = this.total(current);
     for (const start of starts) {
       const assignment = this.descend(Int32Array.from(start), can);

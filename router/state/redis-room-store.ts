@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { compareParticipants } from './participants.ts';
 import { closeRedis, connectRedis, execAll, redisCall } from './redis-client.ts';
 import * as scripts from './redis-room-scripts.ts';
-import type { AllocateInput, AllocateOutcome, ParticipantRecord, RoomRecord, RoomState, RoomStore } from './types.ts';
+import type { AllocateInput, AllocateOutcome, MovePlan, ParticipantRecord, RoomRecord, RoomState, RoomStore } from './types.ts';
 
 export interface RedisRoomStoreOptions {
   url: string;
@@ -20,7 +20,7 @@ type Script = (...args: Array<string | number>) => Promise<unknown>;
 type AllocateReply =
   | ['ok', string, string, string, string, number, string, string | null]
   | ['stale']
-  | ['stale', string, string, string, string, string, string[]]
+  | ['stale', string, string, string, string, string, string[], string[]]
   | ['node_full'];
 interface RoomScripts {
   roomAllocate: Script;
@@ -28,11 +28,12 @@ interface RoomScripts {
   roomRemove: Script;
   roomExpire: Script;
   roomRehome: Script;
+  roomPlanMoves: Script;
   roomPruneIds: Script;
 }
 
 /** Every room script takes the same KEYS (see redis-room-scripts.ts). */
-const ROOM_KEY_COUNT = 6;
+const ROOM_KEY_COUNT = 7;
 /** Expired allocations and room ids are processed this many per round trip. */
 const SCAN_BATCH = 500;
 
@@ -44,6 +45,7 @@ const SCAN_BATCH = 500;
  * - `P allocations:pending` sorted set: JSON [roomId, participantId] scored by expiresAtMs
  * - `P rooms` set of room ids (ids of expired rooms are removed lazily by listRoomIds)
  * - `P roomversion` counter the room versions are taken from
+ * - `P room:{roomId}:plans` hash: participantId → JSON MovePlan (live rebalancing)
  * Every change is one Lua script (EVALSHA through ioredis defineCommand).
  */
 export class RedisRoomStore implements RoomStore {
@@ -69,16 +71,17 @@ export class RedisRoomStore implements RoomStore {
     redis.defineCommand('roomRemove', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.REMOVE });
     redis.defineCommand('roomExpire', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.EXPIRE });
     redis.defineCommand('roomRehome', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.REHOME });
+    redis.defineCommand('roomPlanMoves', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.PLAN_MOVES });
     redis.defineCommand('roomPruneIds', { lua: scripts.PRUNE_ROOM_IDS });
     return new RedisRoomStore(redis as Redis & RoomScripts, options);
   }
 
   async getRoom(roomId: string): Promise<RoomState | null> {
-    const [room, participants] = (await execAll(this.redis.multi().hgetall(this.roomKey(roomId)).hgetall(this.participantsKey(roomId)))) as Array<
-      Record<string, string>
-    >;
+    const [room, participants, plans] = (await execAll(
+      this.redis.multi().hgetall(this.roomKey(roomId)).hgetall(this.participantsKey(roomId)).hgetall(this.plansKey(roomId)),
+    )) as Array<Record<string, string>>;
     if (!room || room.home === undefined) return null;
-    return toRoomState(roomId, [room.home, room.homeNode, room.epoch, room.createdAt], room.version, Object.values(participants ?? {}));
+    return toRoomState(roomId, [room.home, room.homeNode, room.epoch, room.createdAt], room.version, Object.values(participants ?? {}), Object.values(plans ?? {}));
   }
 
   async allocate(input: AllocateInput): Promise<AllocateOutcome> {
@@ -105,10 +108,10 @@ export class RedisRoomStore implements RoomStore {
         return { status: 'node_full' };
       case 'stale': {
         if (reply.length === 1) return { status: 'stale', current: null };
-        const [, home, homeNode, epoch, createdAt, version, participants] = reply;
+        const [, home, homeNode, epoch, createdAt, version, participants, plans] = reply;
         // HGETALL's reply alternates field (participant id) and value (record).
-        const records = participants.filter((_, i) => i % 2 === 1);
-        return { status: 'stale', current: toRoomState(input.roomId, [home, homeNode, epoch, createdAt], version, records) };
+        const values = (fields: string[]) => fields.filter((_, i) => i % 2 === 1);
+        return { status: 'stale', current: toRoomState(input.roomId, [home, homeNode, epoch, createdAt], version, values(participants), values(plans)) };
       }
       case 'ok': {
         const [, home, homeNode, epoch, createdAt, version, previousVersion, replaced] = reply;
@@ -141,6 +144,13 @@ export class RedisRoomStore implements RoomStore {
       ),
     )) as string | null;
     return record ? decodeParticipant(record) : null;
+  }
+
+  async planMoves(roomId: string, expectedVersion: number, plans: MovePlan[], nowMs: number): Promise<number | null> {
+    const version = (await redisCall(() =>
+      this.redis.roomPlanMoves(...this.roomKeys(roomId), expectedVersion, nowMs, ...plans.flatMap((plan) => [plan.participantId, JSON.stringify(plan)])),
+    )) as number | null;
+    return version === null ? null : Number(version);
   }
 
   async rehome(roomId: string, expectedEpoch: number, home: { region: string; nodeId: string }): Promise<RoomRecord | null> {
@@ -207,9 +217,13 @@ export class RedisRoomStore implements RoomStore {
     return `${this.roomKey(roomId)}:participants`;
   }
 
+  private plansKey(roomId: string): string {
+    return `${this.roomKey(roomId)}:plans`;
+  }
+
   /** The KEYS every room script takes, in the order redis-room-scripts.ts documents. */
   private roomKeys(roomId: string): string[] {
-    return [this.roomKey(roomId), this.participantsKey(roomId), this.keys.counts, this.keys.pending, this.keys.rooms, this.keys.versions];
+    return [this.roomKey(roomId), this.participantsKey(roomId), this.keys.counts, this.keys.pending, this.keys.rooms, this.keys.versions, this.plansKey(roomId)];
   }
 }
 
@@ -232,6 +246,11 @@ function toRoomRecord(roomId: string, [home, homeNode, epoch, createdAt]: Array<
 }
 
 /** `version` absent: the room hash has none yet (see redis-room-scripts.ts). */
-function toRoomState(roomId: string, roomFields: Array<string | null | undefined>, version: string | undefined, records: string[]): RoomState {
-  return { room: toRoomRecord(roomId, roomFields), participants: records.map(decodeParticipant).sort(compareParticipants), version: Number(version ?? 0) };
+function toRoomState(roomId: string, roomFields: Array<string | null | undefined>, version: string | undefined, records: string[], plans: string[]): RoomState {
+  return {
+    room: toRoomRecord(roomId, roomFields),
+    participants: records.map(decodeParticipant).sort(compareParticipants),
+    plans: plans.map((plan) => JSON.parse(plan) as MovePlan),
+    version: Number(version ?? 0),
+  };
 }
