@@ -29,6 +29,7 @@ import { roomRoutes } from './routes/rooms.ts';
 import { type LeaderLease, LocalLeaderLease } from './state/leader-lease.ts';
 import type { NodeRegistryStore, RoomStore, SessionLog } from './state/types.ts';
 import { Rehomer } from './operations/rehomer.ts';
+import { Rebalancer } from './operations/rebalancer.ts';
 
 export interface RouterDeps {
   config: GeoSfuConfig;
@@ -54,6 +55,7 @@ export interface RouterServices {
   allocator: Allocator;
   scaling: ScalingManager;
   quality: QualityMonitor;
+  rebalancer: Rebalancer;
   metrics: RouterMetrics;
   /** True while this router runs the background duties. */
   isLeader: () => boolean;
@@ -144,9 +146,22 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     { registry, rooms: deps.rooms, isLeader, onRehome: () => metrics.rehomes.inc() },
     config.regions.map((r) => r.id),
   );
+  const rebalancer = new Rebalancer({
+    config,
+    registry,
+    rooms: deps.rooms,
+    now,
+    interRegionRtt: (snapshot) => allocator.interRegionRtt(snapshot),
+    log: app.log,
+    onDecision: (d) => {
+      metrics.rebalanceDecisions.inc({ outcome: d.outcome });
+      if (d.outcome !== 'plan_in_flight' && d.outcome !== 'failed') metrics.rebalanceDecisionSeconds.observe(d.decisionMs / 1000);
+      for (const m of d.moves) metrics.rebalanceMoves.inc({ result: m.told ? 'told' : 'not_told' });
+    },
+  });
   const rehomeTimer = setInterval(() => void rehomer.tick().catch(() => 0), 500);
   rehomeTimer.unref();
-  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, metrics, isLeader, now });
+  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, rebalancer, metrics, isLeader, now });
 
   await app.register(errorReplies);
   // Security headers; no CSP, since the router serves JSON and the interactive docs' own assets.
@@ -178,7 +193,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   });
   app.addHook('onClose', async () => {
     clearInterval(rehomeTimer);
-    await Promise.all([sweeper.stop(), scaling.stop(), quality.stop()]);
+    await Promise.all([sweeper.stop(), scaling.stop(), quality.stop(), rebalancer.close()]);
     registry.stop();
     await prober.close();
     await lease.close();

@@ -133,23 +133,31 @@ export function proposeRebalance(input: RebalanceInput): RebalanceProposal {
   const before = search.total(current);
   const meanOf = (total: number) => total / (n * (n - 1));
 
-  // Participants kept in place because their own gain was too small, found iteratively below.
-  const pinned = new Set<number>();
+  // Participants kept in place because their own gain was too small (value: that gain, ms).
+  const pinned = new Map<number, number>();
   let best: Int32Array = current;
   for (let round = 0; round <= n; round++) {
     const can = (i: number, a: number) => !pinned.has(i) && allowed(i, a);
-    best = search.best(current, can, regions.length);
-    const small: number[] = [];
+    best = search.best(current, can);
+    let small = 0;
     for (let i = 0; i < n; i++) {
       if (best[i] === current[i]) continue;
-      if (ownMeanDelay(search, current, i) - ownMeanDelay(search, best, i) < thresholds.minPersonGainMs) small.push(i);
+      const gain = ownMeanDelay(search, current, i) - ownMeanDelay(search, best, i);
+      if (gain < thresholds.minPersonGainMs) {
+        pinned.set(i, gain);
+        small++;
+      }
     }
-    if (small.length === 0) break;
-    for (const i of small) pinned.add(i);
+    if (small === 0) break;
   }
-  for (const i of pinned) {
+  for (const [i, gain] of pinned) {
     const p = participants[i]!;
-    kept.push(reason('REBALANCE_PERSON_GAIN_TOO_SMALL', `${p.participantId} would gain less than ${ms(thresholds.minPersonGainMs)}: kept on ${p.region}`, { region: p.region, valueMs: thresholds.minPersonGainMs }));
+    kept.push(
+      reason('REBALANCE_PERSON_GAIN_TOO_SMALL', `${p.participantId} would ${gain < 0 ? `lose ${ms(-gain)}` : `gain only ${ms(gain)}`} moving with the room (minimum ${ms(thresholds.minPersonGainMs)}): kept on ${p.region}`, {
+        region: p.region,
+        valueMs: gain,
+      }),
+    );
   }
 
   const beforeMs = meanOf(before);
@@ -281,7 +289,8 @@ class Search {
   }
 
   /** The best assignment the descents reach, `can(i, a)` saying where participant i may go. */
-  best(current: Int32Array, can: (i: number, a: number) => boolean, regionCount: number): Int32Array {
+  best(current: Int32Array, can: (i: number, a: number) => boolean): Int32Array {
+    const regionCount = this.R;
     const starts: Int32Array[] = [current];
     for (let a = 0; a < regionCount; a++) starts.push(current.map((at, i) => (can(i, a) ? a : at)));
     starts.push(
