@@ -128,23 +128,30 @@ export function proposeRebalance(input: RebalanceInput): RebalanceProposal {
     if (why) kept.push(why);
   }
 
-  const allowed = (i: number, a: number) => a === current[i] || (movable[i]! && targetNode[a] !== null && Number.isFinite(rtt[i]![a]!));
+  // allowed[i * R + a]: participant i may be on region a (its own region always).
+  const allowed = new Uint8Array(n * R);
+  for (let i = 0; i < n; i++) {
+    for (let a = 0; a < R; a++) allowed[i * R + a] = a === current[i] || (movable[i]! && targetNode[a] !== null && Number.isFinite(rtt[i]![a]!)) ? 1 : 0;
+  }
   const search = new Search(rtt, inter);
   const before = search.total(current);
+  const ownBefore = search.ownMeanDelays(current);
   const meanOf = (total: number) => total / (n * (n - 1));
 
   // Participants kept in place because their own gain was too small (value: that gain, ms).
   const pinned = new Map<number, number>();
   let best: Int32Array = current;
   for (let round = 0; round <= n; round++) {
-    const can = (i: number, a: number) => !pinned.has(i) && allowed(i, a);
-    best = search.best(current, can);
+    // Later rounds only need to re-settle around the newly kept: from the last result, with them back.
+    best = round === 0 ? search.best(current, allowed) : search.best(current, allowed, best.map((a, i) => (allowed[i * R + a] ? a : current[i]!)));
+    const ownAfter = search.ownMeanDelays(best);
     let small = 0;
     for (let i = 0; i < n; i++) {
       if (best[i] === current[i]) continue;
-      const gain = ownMeanDelay(search, current, i) - ownMeanDelay(search, best, i);
+      const gain = ownBefore[i]! - ownAfter[i]!;
       if (gain < thresholds.minPersonGainMs) {
         pinned.set(i, gain);
+        for (let a = 0; a < R; a++) if (a !== current[i]) allowed[i * R + a] = 0;
         small++;
       }
     }
@@ -179,18 +186,19 @@ export function proposeRebalance(input: RebalanceInput): RebalanceProposal {
   }
 
   const moves: RebalanceMove[] = [];
+  const ownAfter = search.ownMeanDelays(best);
   for (let i = 0; i < n; i++) {
     if (best[i] === current[i]) continue;
     const p = participants[i]!;
     const to = { region: regions[best[i]!]!, nodeId: targetNode[best[i]!]! };
-    const own = ownMeanDelay(search, current, i) - ownMeanDelay(search, best, i);
+    const own = ownBefore[i]! - ownAfter[i]!;
     moves.push({
       participantId: p.participantId,
       from: { region: p.region, nodeId: p.nodeId },
       to,
       gainMs: own,
       reasons: [
-        reason('REBALANCE_MOVE', `${p.participantId}: ${p.region} → ${to.region}, its mean one-way delay to the others ${ms(ownMeanDelay(search, current, i))} → ${ms(ownMeanDelay(search, best, i))}`, {
+        reason('REBALANCE_MOVE', `${p.participantId}: ${p.region} → ${to.region}, its mean one-way delay to the others ${ms(ownBefore[i]!)} → ${ms(ownAfter[i]!)}`, {
           region: to.region,
           nodeId: to.nodeId,
           valueMs: own,
@@ -256,19 +264,12 @@ function homeAfter(input: RebalanceInput, assignment: Int32Array, targetNode: Re
   return { home: { region: input.regions[top]!, nodeId }, changed: true };
 }
 
-/** Participant i's mean one-way delay to the others under `assignment`. */
-function ownMeanDelay(search: Search, assignment: Int32Array, i: number): number {
-  const n = assignment.length;
-  const a = assignment[i]!;
-  let sum = 0;
-  for (let j = 0; j < n; j++) if (j !== i) sum += search.inter[a]![assignment[j]!]! + search.rtt[j]![assignment[j]!]!;
-  return (search.rtt[i]![a]! + sum / (n - 1)) / 2;
-}
-
 /** Local descent on T (see the top of the file), from several starts. */
 class Search {
   readonly n: number;
   readonly R: number;
+  /** byGain[a * R + b]: every participant, by rtt(b) − rtt(a) ascending (the group-move order from a to b). */
+  readonly #byGain: Int32Array[] = [];
 
   constructor(
     readonly rtt: readonly Float64Array[],
@@ -276,6 +277,13 @@ class Search {
   ) {
     this.n = rtt.length;
     this.R = inter.length;
+    for (let a = 0; a < this.R; a++) {
+      for (let b = 0; b < this.R; b++) {
+        const order = Int32Array.from(rtt.keys());
+        if (a !== b) order.sort((x, y) => rtt[x]![b]! - rtt[x]![a]! - (rtt[y]![b]! - rtt[y]![a]!));
+        this.#byGain.push(order);
+      }
+    }
   }
 
   /** T of an assignment (sum over ordered pairs of one-way delay). */
@@ -288,22 +296,45 @@ class Search {
     return (this.n - 1) * linear + quadratic / 2;
   }
 
-  /** The best assignment the descents reach, `can(i, a)` saying where participant i may go. */
-  best(current: Int32Array, can: (i: number, a: number) => boolean): Int32Array {
-    const regionCount = this.R;
+  /** Each participant's mean one-way delay to the others under `assignment`, in O(n + regions²). */
+  ownMeanDelays(assignment: Int32Array): Float64Array {
+    const { n, R, rtt, inter } = this;
+    const counts = this.counts(assignment);
+    let edgeSum = 0;
+    for (let i = 0; i < n; i++) edgeSum += rtt[i]![assignment[i]!]!;
+    const S = new Float64Array(R);
+    for (let x = 0; x < R; x++) for (let y = 0; y < R; y++) S[x]! += counts[y]! * inter[x]![y]!;
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const own = rtt[i]![assignment[i]!]!;
+      // Others: Σ_j≠i inter(A_i, A_j) + rtt_j(A_j); inter(A_i, A_i) = 0 drops i itself from S.
+      out[i] = (own + (S[assignment[i]!]! + edgeSum - own) / (n - 1)) / 2;
+    }
+    return out;
+  }
+
+  /**
+   * The best assignment the descents reach; `allowed[i * regions + a]` says whether participant i
+   * may be on a. Starts: `from` when given (and the current assignment), else the full set.
+   */
+  best(current: Int32Array, allowed: Uint8Array, from?: Int32Array): Int32Array {
+    const { R } = this;
     const starts: Int32Array[] = [current];
-    for (let a = 0; a < regionCount; a++) starts.push(current.map((at, i) => (can(i, a) ? a : at)));
-    starts.push(
-      current.map((at, i) => {
-        let bestA = at;
-        for (let a = 0; a < regionCount; a++) if (can(i, a) && this.rtt[i]![a]! < this.rtt[i]![bestA]!) bestA = a;
-        return bestA;
-      }),
-    );
+    if (from) starts.push(from);
+    else {
+      for (let a = 0; a < R; a++) starts.push(current.map((at, i) => (allowed[i * R + a] ? a : at)));
+      starts.push(
+        current.map((at, i) => {
+          let bestA = at;
+          for (let a = 0; a < R; a++) if (allowed[i * R + a] && this.rtt[i]![a]! < this.rtt[i]![bestA]!) bestA = a;
+          return bestA;
+        }),
+      );
+    }
     let best: Int32Array = current;
     let bestTotal = this.total(current);
     for (const start of starts) {
-      const assignment = this.descend(Int32Array.from(start), can);
+      const assignment = this.descend(Int32Array.from(start), allowed);
       const total = this.total(assignment);
       if (total < bestTotal - EPSILON_MS) {
         best = assignment;
@@ -319,7 +350,7 @@ class Search {
     return counts;
   }
 
-  descend(assignment: Int32Array, can: (i: number, a: number) => boolean): Int32Array {
+  descend(assignment: Int32Array, allowed: Uint8Array): Int32Array {
     const { n, R, rtt, inter } = this;
     const counts = this.counts(assignment);
     const S = new Float64Array(R);
@@ -336,40 +367,52 @@ class Search {
       assignment[i] = to;
     };
     refreshS();
+    const ids = new Int32Array(n);
+    const gains = new Float64Array(n);
     for (let pass = 0; pass < 100; pass++) {
-      let improved = false;
-      // Single moves: each participant to its best region given everyone else.
-      for (let i = 0; i < n; i++) {
-        const a = assignment[i]!;
-        let bestB = a;
-        let bestDelta = -EPSILON_MS;
-        for (let b = 0; b < R; b++) {
-          if (b === a || !can(i, b)) continue;
-          const delta = (n - 1) * (rtt[i]![b]! - rtt[i]![a]!) + S[b]! - S[a]! - inter[a]![b]!;
-          if (delta < bestDelta) {
-            bestDelta = delta;
-            bestB = b;
+      // Single moves until none helps: each participant to its best region given everyone else.
+      for (let round = 0; round < 100; round++) {
+        let moved = false;
+        for (let i = 0; i < n; i++) {
+          const a = assignment[i]!;
+          let bestB = a;
+          let bestDelta = -EPSILON_MS;
+          const row = rtt[i]!;
+          for (let b = 0; b < R; b++) {
+            if (b === a || !allowed[i * R + b]) continue;
+            const delta = (n - 1) * (row[b]! - row[a]!) + S[b]! - S[a]! - inter[a]![b]!;
+            if (delta < bestDelta) {
+              bestDelta = delta;
+              bestB = b;
+            }
+          }
+          if (bestB !== a) {
+            move(i, bestB);
+            refreshS();
+            moved = true;
           }
         }
-        if (bestB !== a) {
-          move(i, bestB);
-          refreshS();
-          improved = true;
-        }
+        if (!moved) break;
       }
-      // Group moves: the k participants of A who lose least (gain most) going to B, best k.
+      // Group moves: the k participants of A who lose least (gain most) going to B, best k. A
+      // group can pay where no single member's move does (the cascade hop is shared).
+      let improved = false;
       for (let a = 0; a < R; a++) {
         for (let b = 0; b < R; b++) {
-          if (a === b || counts[a] === 0) continue;
-          const group: Array<{ i: number; d: number }> = [];
-          for (let i = 0; i < n; i++) if (assignment[i] === a && can(i, b)) group.push({ i, d: rtt[i]![b]! - rtt[i]![a]! });
-          if (group.length < 2) continue;
-          group.sort((x, y) => x.d - y.d);
+          if (a === b || counts[a]! < 2) continue;
+          let size = 0;
+          for (const i of this.#byGain[a * R + b]!) {
+            if (assignment[i] === a && allowed[i * R + b]) {
+              ids[size] = i;
+              gains[size++] = rtt[i]![b]! - rtt[i]![a]!;
+            }
+          }
+          if (size < 2) continue;
           let prefix = 0;
           let bestK = 0;
           let bestDelta = -EPSILON_MS;
-          for (let k = 1; k <= group.length; k++) {
-            prefix += group[k - 1]!.d;
+          for (let k = 1; k <= size; k++) {
+            prefix += gains[k - 1]!;
             const delta = (n - 1) * prefix + k * (S[b]! - S[a]!) - k * k * inter[a]![b]!;
             if (delta < bestDelta) {
               bestDelta = delta;
@@ -377,7 +420,7 @@ class Search {
             }
           }
           if (bestK > 0) {
-            for (let k = 0; k < bestK; k++) move(group[k]!.i, b);
+            for (let k = 0; k < bestK; k++) move(ids[k]!, b);
             refreshS();
             improved = true;
           }
