@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadDataset } from '../../bench/placement/dataset.ts';
 import { exhaustiveOptimum, meanPairwiseMs } from '../../bench/placement/optimum.ts';
+import type { DashboardSnapshot } from '../../router/routes/dashboard.ts';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import type { MoveRequest } from '../../shared/schemas/index.ts';
 import { signedCall } from '../../shared/signed-http.ts';
@@ -84,6 +85,24 @@ function followMoves(w: World, latencies: (participantId: string) => Record<stri
   };
 }
 
+/** The first snapshot of GET /events with the admin token. */
+async function adminSnapshot(router: RunningRouter): Promise<DashboardSnapshot> {
+  const abort = new AbortController();
+  const res = await fetch(`${router.url}/events`, { headers: { authorization: `Bearer ${router.config.adminToken}` }, signal: abort.signal });
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error('event stream ended before a snapshot');
+    text += value;
+    const match = /event: snapshot\ndata: (.*)\n\n/.exec(text);
+    if (match) {
+      abort.abort();
+      return JSON.parse(match[1]!) as DashboardSnapshot;
+    }
+  }
+}
+
 async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 15_000): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
@@ -146,6 +165,10 @@ describe('live rebalancing through the router', () => {
     expect(w.nodes.moves.every((m) => m.toRegion === 'apac' && m.allocationId === before.participants.find((p) => p.participantId === m.participantId)!.allocationId)).toBe(true);
     // Nobody is left on eu-west: the home follows the room.
     expect(settled.room.homeRegion).toBe('apac');
+    // The dashboard's admin snapshot shows the decisions with their moves.
+    const dashboard = await adminSnapshot(router);
+    expect(dashboard.rebalancing!.enabled).toBe(true);
+    expect(dashboard.rebalancing!.decisions.filter((d) => d.outcome === 'moved').map((d) => d.moves.length)).toEqual([1, 6]);
     const metrics = await (await fetch(`${router.url}/metrics`)).text();
     expect(metrics).toContain(`geo_sfu_rebalance_moves_total{result="told"} ${w.nodes.moves.length}`);
     expect(metrics).toContain(`geo_sfu_allocations_total{outcome="rebalanced"} ${w.nodes.moves.length}`);
