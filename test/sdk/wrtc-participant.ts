@@ -8,6 +8,9 @@
  * publishes a synthetic 320×240 15 fps video track and a 48 kHz audio track and writes JSON lines:
  * `{ type: 'joined' | 'event' | 'stats' | 'error' | 'left', t, ... }`. `stats` (every 250 ms)
  * sums the inbound-rtp of the current consumers: framesDecoded, packets per kind, and the edge.
+ * Every remote track also gets a wrtc sink: `{ type: 'gap', peerId, kind, ms }` is written when a
+ * peer's video frames or audio chunks (from any of its tracks, old or new edge alike) resume after
+ * more than GAP_LOG_MS without any: the media gap the participant actually sees.
  * stdin commands (JSON lines): `{ cmd: 'leave' | 'exit' }`.
  */
 import { createInterface } from 'node:readline';
@@ -22,6 +25,31 @@ const env = (name: string) => {
   return v;
 };
 const timers: NodeJS.Timeout[] = [];
+const GAP_LOG_MS = 150;
+/** Live sinks by producer id, and when each peer's last video frame / audio chunk arrived (ms since start). */
+const sinks = new Map<string, { stop(): void }>();
+const lastMedia = new Map<string, { video: number | null; audio: number | null }>();
+
+function watch(remote: RoomEvents['trackAdded']): void {
+  sinks.get(remote.producerId)?.stop();
+  const onMedia = () => {
+    const now = performance.now() - startedAt;
+    const last = lastMedia.get(remote.peerId) ?? { video: null, audio: null };
+    const previous = last[remote.kind];
+    if (previous !== null && now - previous > GAP_LOG_MS) out({ type: 'gap', peerId: remote.peerId, kind: remote.kind, ms: Math.round(now - previous) });
+    last[remote.kind] = now;
+    lastMedia.set(remote.peerId, last);
+  };
+  if (remote.kind === 'video') {
+    const sink = new wrtc.nonstandard.RTCVideoSink(remote.track as never);
+    sink.onframe = onMedia;
+    sinks.set(remote.producerId, sink);
+  } else {
+    const sink = new wrtc.nonstandard.RTCAudioSink(remote.track as never);
+    sink.ondata = onMedia;
+    sinks.set(remote.producerId, sink);
+  }
+}
 
 function synthesize(): MediaStreamTrack[] {
   const width = 320;
@@ -60,6 +88,12 @@ async function main(): Promise<void> {
     on[event] = (payload: RoomEvents[typeof event]) => {
       const msg = event === 'trackAdded' ? { peerId: (payload as RoomEvents['trackAdded']).peerId, producerId: (payload as RoomEvents['trackAdded']).producerId, kind: (payload as RoomEvents['trackAdded']).kind } : event === 'error' ? { message: (payload as RoomEvents['error']).error.message } : payload;
       out({ type: 'event', event, msg });
+      if (event === 'trackAdded') watch(payload as RoomEvents['trackAdded']);
+      if (event === 'trackRemoved') {
+        const { producerId } = payload as RoomEvents['trackRemoved'];
+        sinks.get(producerId)?.stop();
+        sinks.delete(producerId);
+      }
     };
   }
   const room = await client.join({ allocation, tracks, displayName: env('PARTICIPANT_ID'), on });
@@ -97,6 +131,7 @@ async function main(): Promise<void> {
 
 function exit(code: number): never {
   for (const t of timers) clearInterval(t);
+  for (const sink of sinks.values()) sink.stop();
   process.exit(code);
 }
 
