@@ -46,9 +46,9 @@ const consumers: Benchmark = {
       lines: [
         {
           name: 'consumers per worker at 85% CPU',
-          value: at85 === null ? `> ${r.steps.at(-1)?.consumers ?? 0} (85% not reached)` : String(at85),
+          value: at85 === null ? `> ${r.steps.at(-1)?.consumers ?? 0} (85% CPU not reached${quick ? ' in the --quick time budget' : ''})` : String(at85),
           ratio: at85 === null ? "ratio n/a vs mediasoup's ~500 per core" : `ratio ${f(at85 / 500, 2)} vs mediasoup's ~500 per core (VP8 ${r.bitrateKbps} kbit/s, SRTP)`,
-          target: { text: '≥ 400', met: at85 === null || at85 >= 400 },
+          target: { text: '≥ 400', met: (at85 ?? r.steps.at(-1)?.consumers ?? 0) >= 400 },
         },
       ],
       json: r,
