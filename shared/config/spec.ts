@@ -100,7 +100,7 @@ export const CONFIG_SPEC = {
   rebalanceDebounceMs: int('GEO_SFU_REBALANCE_DEBOUNCE_MS', 'router', 2_000, 0, 600_000, 'A room is rebalanced this long after its last join or leave (a burst of joins gives one decision).'),
   rebalanceMinRoomGainMs: num('GEO_SFU_REBALANCE_MIN_ROOM_GAIN_MS', 'router', 1, 0, 500, "Rebalance only when the room's mean pairwise one-way delay drops by more than this."),
   rebalanceMinPersonGainMs: num('GEO_SFU_REBALANCE_MIN_PERSON_GAIN_MS', 'router', 2, 0, 500, "Move a participant only when its own mean one-way delay to the others drops by at least this."),
-  rebalanceWindowMs: int('GEO_SFU_REBALANCE_WINDOW_MS', 'router', 300_000, 0, 24 * HOUR_MS, 'A participant moved by rebalancing is not moved again within this.'),
+  rebalanceWindowMs: int('GEO_SFU_REBALANCE_WINDOW_MS', 'router', 120_000, 0, 24 * HOUR_MS, 'A participant moved by rebalancing is not moved again within this.'),
   rebalancePlanTtlMs: int('GEO_SFU_REBALANCE_PLAN_TTL_MS', 'router', 20_000, 1_000, HOUR_MS, "How long /allocate keeps a moved participant's planned edge for it; a room with a plan in flight is not rebalanced again meanwhile."),
   geoBaseRttMs: num('GEO_SFU_GEO_BASE_RTT_MS', 'router', 5, 0, 500, 'Geo model: RTT = base + msPerKm × great-circle km (calibrated on public inter-region RTTs).'),
   geoMsPerKm: num('GEO_SFU_GEO_MS_PER_KM', 'router', 0.0125, 0.001, 1, 'Geo model: RTT milliseconds per km of great-circle distance (fibre at 2/3 c with route inflation ≈ 1.25).'),

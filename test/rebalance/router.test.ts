@@ -269,7 +269,7 @@ describe('live rebalancing through the router', () => {
     expect(violations).toEqual([]);
     expect(samples).toBeGreaterThan(20);
     expect(w.nodes.moves.length).toBeGreaterThan(0);
-    // No double migration: nobody told to move twice (the window is 5 minutes), every move followed to its plan.
+    // No double migration: nobody told to move twice (the window is 2 minutes), every move followed to its plan.
     const told = w.nodes.moves.map((m) => `${m.roomId}/${m.participantId}`);
     expect(new Set(told).size).toBe(told.length);
     expect(followed.every((f) => f.reasons.includes('REBALANCE_PLANNED'))).toBe(true);
