@@ -30,7 +30,7 @@ function start(roomId: string, participantId: string, latencies: Record<string, 
 }
 
 beforeAll(async () => {
-  cluster = await startCluster({ GEO_SFU_REBALANCE_DEBOUNCE_MS: '500' });
+  cluster = await startCluster({ GEO_SFU_REBALANCE: 'true', GEO_SFU_REBALANCE_DEBOUNCE_MS: '500' });
 }, 120_000);
 afterAll(async () => {
   await Promise.all(participants.map((p) => p.stop()));
@@ -95,4 +95,29 @@ describe('live rebalancing with real WebRTC', () => {
     const worst = Math.max(...gaps.flatMap((g) => [g.video, g.audio]));
     expect(worst).toBeLessThan(1_000);
   }, 180_000);
+
+  it('San Francisco then London: San Francisco moves onto London’s edge (eu-west) and both keep video and audio', async () => {
+    const roomId = 'rebalance-media-2';
+    // The sample profile's figures (test/sdk/media.test.ts): greedy puts sf on us-west and ldn on
+    // eu-west, 79 ms one way; both on eu-west is 72.5 ms, so sf moves next to ldn.
+    const sf = start(roomId, 'sf', { 'us-west': 20, 'us-east': 75, 'eu-west': 140, apac: 175 });
+    await sf.waitFor('sf joined', (p) => p.lines.find((l) => l.type === 'joined'));
+    const ldn = start(roomId, 'ldn', { 'us-west': 200, 'us-east': 150, 'eu-west': 5, apac: 250 });
+    await ldn.waitFor('ldn joined', (p) => p.lines.find((l) => l.type === 'joined'));
+    const reconnected = await sf.waitFor('sf reconnected', (x) => x.lines.find((l) => l.type === 'event' && l.event === 'reconnected'), 40_000);
+    expect((reconnected.msg as { edge: { region: string } }).edge.region).toBe('eu-west');
+    expect(ldn.events('moved')).toEqual([]);
+    const since = { sf: sf.stats()?.packets.audio ?? 0, ldn: ldn.stats()?.packets.audio ?? 0 };
+    await Promise.all([
+      sf.waitFor('sf: video and audio from ldn on eu-west', (x) => {
+        const s = x.stats();
+        return s && s.edge === 'eu-west-1' && s.framesDecoded >= 15 && s.packets.audio >= since.sf + 50 ? true : null;
+      }, 30_000),
+      ldn.waitFor('ldn: video and audio from sf', (x) => {
+        const s = x.stats();
+        return s && s.framesDecoded >= 15 && s.packets.audio >= since.ldn + 50 ? true : null;
+      }, 30_000),
+    ]);
+    expect(sf.lines.filter((l) => l.type === 'event' && l.event === 'error')).toEqual([]);
+  }, 120_000);
 });

@@ -139,6 +139,9 @@ export class FakeNodes {
 
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
-    await new Promise<void>((r) => this.#probeServer.close(() => r()));
+    const closed = new Promise<void>((r) => this.#probeServer.close(() => r()));
+    // Routers' keep-alive connections (probes, move requests) would hold the close.
+    this.#probeServer.closeAllConnections();
+    await closed;
   }
 }
