@@ -13,7 +13,7 @@
  */
 import { Cluster, median, Participant, type AgentNode } from '../test/cascade/harness.ts';
 import { sleep, waitUntil } from '../test/sfu/helpers/rtp.ts';
-import { RelayMesh } from '../test/utils/udp-relay.ts';
+import { RelayMesh } from '../infra/embedded/udp-relay.ts';
 
 export interface CascadeBenchResult {
   /** Frames measured for the latency figures. */

@@ -13,6 +13,7 @@ import { Allocator } from './allocation/allocator.ts';
 import { ExpirySweeper } from './allocation/expiry-sweeper.ts';
 import { type GeoLookup, lookupIp } from './geo.ts';
 import { createRouterMetrics, type RouterMetrics } from './metrics.ts';
+import { P2pRelay } from './p2p/relay.ts';
 import { createStrategy } from './placement/index.ts';
 import { QualityMonitor } from './operations/quality-monitor.ts';
 import { ScalingManager } from './operations/scaling-manager.ts';
@@ -23,6 +24,7 @@ import { nodeRoutes } from './routes/nodes.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
+import { demoGrantRoutes } from './routes/demo-grants.ts';
 import { scalingRoutes } from './routes/scaling.ts';
 import { regionRoutes } from './routes/regions.ts';
 import { roomRoutes } from './routes/rooms.ts';
@@ -57,6 +59,8 @@ export interface RouterServices {
   quality: QualityMonitor;
   rebalancer: Rebalancer;
   metrics: RouterMetrics;
+  /** The P2P fallback's signaling relay (null when GEO_SFU_P2P_FALLBACK is off). */
+  p2pRelay: P2pRelay | null;
   /** True while this router runs the background duties. */
   isLeader: () => boolean;
   now: () => number;
@@ -126,6 +130,8 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     },
     onWebhookFailure: () => metrics.alertWebhookFailures.inc(),
   });
+  // Set right after the allocator it needs: the allocator tells it when a room leaves P2P mode.
+  let p2pRelay: P2pRelay | null = null;
   const allocator = new Allocator({
     config,
     registry,
@@ -140,7 +146,23 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
       metrics.placementSeconds.observe(ms / 1000);
       if (placed) scaling.observeAllocation(placed.region, placed.clientRttMs, outcome === 'overflow' ? placed.homeRegion : null);
     },
+    onP2pEnded: (roomId) => {
+      metrics.p2pMigrations.inc();
+      p2pRelay?.migrate(roomId, 'region_available');
+    },
   });
+  if (config.p2pFallback) {
+    p2pRelay = new P2pRelay({
+      httpServer: app.server,
+      config,
+      rooms: deps.rooms,
+      sessions: deps.sessions,
+      canHost: (room) => allocator.canHost(room),
+      metrics,
+      logger: app.log,
+      now,
+    });
+  }
   const sweeper = new ExpirySweeper({ rooms: deps.rooms, sessions: deps.sessions, now, isLeader, onExpired: (n) => metrics.expiredAllocations.inc(n) });
   const rehomer = new Rehomer(
     { registry, rooms: deps.rooms, isLeader, onRehome: () => metrics.rehomes.inc() },
@@ -161,7 +183,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   });
   const rehomeTimer = setInterval(() => void rehomer.tick().catch(() => 0), 500);
   rehomeTimer.unref();
-  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, rebalancer, metrics, isLeader, now });
+  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, rebalancer, metrics, p2pRelay, isLeader, now });
 
   await app.register(errorReplies);
   // Security headers; no CSP, since the router serves JSON and the interactive docs' own assets.
@@ -182,6 +204,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(scalingRoutes);
   await app.register(alertRoutes);
   await app.register(dashboardRoutes);
+  await app.register(demoGrantRoutes);
 
   app.addHook('onReady', async () => {
     await lease.start();
@@ -190,7 +213,10 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     sweeper.start(Math.min(1_000, config.allocationTtlMs / 2));
     scaling.start(1_000);
     quality.start(1_000);
+    p2pRelay?.start();
   });
+  // Long-lived relay connections would hold the server open.
+  app.addHook('preClose', async () => p2pRelay?.close());
   app.addHook('onClose', async () => {
     clearInterval(rehomeTimer);
     await Promise.all([sweeper.stop(), scaling.stop(), quality.stop(), rebalancer.close()]);

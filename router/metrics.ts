@@ -11,7 +11,7 @@ export function createRouterMetrics() {
     registry,
     allocations: new Counter({
       name: 'geo_sfu_allocations_total',
-      help: 'Allocations by outcome (home, edge, cascade, overflow, rebalanced: a move planned by rebalancing, refused).',
+      help: 'Allocations by outcome (home, edge, cascade, overflow, rebalanced: a move planned by rebalancing, p2p, refused).',
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
@@ -115,6 +115,22 @@ export function createRouterMetrics() {
     leader: new Gauge({
       name: 'geo_sfu_router_leader',
       help: '1 while this router holds the leader lease (runs background duties).',
+      registers: [registry],
+    }),
+    p2pRelayConnections: new Gauge({
+      name: 'geo_sfu_p2p_relay_connections',
+      help: 'P2P fallback participants connected to this router\'s signaling relay.',
+      registers: [registry],
+    }),
+    p2pRelayRefusals: new Counter({
+      name: 'geo_sfu_p2p_relay_refusals_total',
+      help: 'Relay connections and messages refused, by reason (bad token, not in room, bad message, rate limited...).',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    p2pMigrations: new Counter({
+      name: 'geo_sfu_p2p_migrations_total',
+      help: 'P2P rooms told to move to an SFU because a region can take them again.',
       registers: [registry],
     }),
     expiredAllocations: new Counter({

@@ -122,6 +122,7 @@ export class GeoSfuClient {
       });
     return GeoSfuRoom.join(allocation, o.tracks ?? [], {
       participantId: allocation.participantId,
+      routerUrl: this.api.routerUrl,
       ...(o.displayName !== undefined ? { displayName: o.displayName } : {}),
       ...(o.lastN !== undefined ? { lastN: o.lastN } : {}),
       reallocate,

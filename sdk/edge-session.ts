@@ -12,7 +12,7 @@ import {
   type SessionSnapshot,
   type WelcomeMessage,
 } from '../shared/signaling.ts';
-import type { Allocation } from './router-api.ts';
+import type { SfuAllocation } from './router-api.ts';
 
 /**
  * One signaling connection to one region agent (edge) and the WebRTC state on it: a mediasoup
@@ -81,7 +81,7 @@ export interface EdgeSessionHooks {
 }
 
 export interface EdgeSessionOptions {
-  allocation: Allocation;
+  allocation: SfuAllocation;
   device: DeviceOptions;
   /** Set here or later with setHooks() (before open()). */
   hooks?: EdgeSessionHooks;
@@ -98,7 +98,7 @@ export interface EdgeSessionOptions {
 type SignalingSocket = Socket;
 
 export class EdgeSession {
-  readonly allocation: Allocation;
+  readonly allocation: SfuAllocation;
   readonly #o: EdgeSessionOptions;
   #hooks: EdgeSessionHooks | null;
   #socket: SignalingSocket | null = null;

@@ -2,10 +2,12 @@ import type { types as mc } from 'mediasoup-client';
 import type { ProducerInfoMessage, ServerEvents, SessionSnapshot } from '../shared/signaling.ts';
 import { EdgeSession, type EdgeSessionOptions, isFatalConnectError, SignalingError, type LocalTrack, type PublishOptions, type RemoteConsumer } from './edge-session.ts';
 import { type Listener, TypedEmitter } from './events.ts';
-import { type Allocation, GeoSfuClientError } from './router-api.ts';
+import { P2pMesh, type P2pMeshHooks, type P2pRemoteTrack } from './p2p-mesh.ts';
+import { type Allocation, GeoSfuClientError, type P2pAllocation } from './router-api.ts';
 
-/** Where the room is connected. */
+/** Where the room is connected: an SFU edge, or (P2P fallback) directly to the others, with `nodeId`, `region` and `homeRegion` all "p2p". */
 export interface EdgeInfo {
+  mode: 'sfu' | 'p2p';
   nodeId: string;
   region: string;
   homeRegion: string;
@@ -16,10 +18,11 @@ export interface RemoteTrack {
   peerId: string;
   producerId: string;
   kind: 'audio' | 'video';
-  /** Region of the publisher's edge. */
+  /** Region of the publisher's edge ("p2p" for a track received directly from the publisher). */
   region: string;
   track: MediaStreamTrack;
-  consumer: mc.Consumer;
+  /** The SFU consumer; null for a track received directly (P2P fallback). */
+  consumer: mc.Consumer | null;
   paused: boolean;
 }
 
@@ -38,7 +41,10 @@ export interface RoomEvents {
   trackPaused: { peerId: string; producerId: string; paused: boolean };
   activeSpeaker: Msg<'activeSpeaker'>;
   quality: Msg<'quality'>;
-  /** The router moved this participant (e.g. its node drains): the SDK is moving it make-before-break. */
+  /**
+   * The router moved this participant (e.g. its node drains; or `p2p_to_sfu`: a region can take the
+   * P2P room again): the SDK is moving it make-before-break.
+   */
   moved: { reason: string; from: EdgeInfo; excludeNodeIds: string[] };
   /** The connection to the edge is lost; the SDK is resuming it or moving to another edge. */
   reconnecting: { reason: string; edge: EdgeInfo };
@@ -56,6 +62,8 @@ export type RoomListeners = { [K in keyof RoomEvents]?: Listener<RoomEvents[K]> 
 
 export interface RoomOptions {
   participantId: string;
+  /** The router: the P2P fallback's relay is on it. */
+  routerUrl: string;
   displayName?: string;
   /** Allocates again for a failover (the client passes its own /allocate with the original credential). */
   reallocate: (excludeNodeIds: string[]) => Promise<Allocation>;
@@ -74,18 +82,29 @@ const FAILED_NODE_MEMORY_MS = 60_000;
 const UNREACHABLE_GIVE_UP_MS = 500;
 const CONSUME_RETRY_CODES = new Set(['NOT_FOUND', 'CANNOT_CONSUME', 'TIMEOUT', 'INTERNAL']);
 const CONSUME_RETRIES = 4;
+/** After moving from P2P to the SFU, a direct link is kept until its peer is received through the SFU, at most this long. */
+const P2P_OVERLAP_MS = 10_000;
 
 /**
  * A joined room: publishes the application's tracks, consumes everyone else's, and keeps doing
  * so across failures — resume on the same edge while the resume credential works, else allocate
  * again excluding the failed node, rejoin and republish; on `moved`, connect to the new edge and
  * publish there before leaving the old one.
+ *
+ * P2P fallback: on a `mode: "p2p"` allocation (no region can take the room) the room connects to
+ * the others directly (P2pMesh) with the same API and events; when the relay says a region can
+ * take the room, it allocates again, joins the SFU and closes each direct link once that peer is
+ * received through the SFU.
  */
 export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
   readonly roomId: string;
   readonly participantId: string;
   readonly #o: RoomOptions;
-  #session: EdgeSession;
+  /** The SFU edge; null while the room is P2P only. */
+  #session: EdgeSession | null;
+  /** The direct mesh (P2P fallback); null on an SFU, both while moving from P2P to the SFU. */
+  #mesh: P2pMesh | null = null;
+  #meshCloseTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #local = new Map<string, LocalTrack>();
   readonly #peers = new Map<string, { region: string; displayName?: string }>();
   /** Producer id → what the app has been told about (trackAdded). */
@@ -99,10 +118,10 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
   #recovering: Promise<void> | null = null;
   #closed = false;
 
-  private constructor(session: EdgeSession, o: RoomOptions) {
+  private constructor(session: EdgeSession | null, allocation: Allocation, o: RoomOptions) {
     super();
     this.#session = session;
-    this.roomId = session.allocation.roomId;
+    this.roomId = allocation.roomId;
     this.participantId = o.participantId;
     this.#o = o;
   }
@@ -114,14 +133,18 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
     o: RoomOptions,
     listeners: RoomListeners = {},
   ): Promise<GeoSfuRoom> {
-    const session = new EdgeSession({ ...o.session, allocation, displayName: o.displayName, lastN: o.lastN });
-    const room = new GeoSfuRoom(session, o);
+    const session = allocation.mode === 'sfu' ? new EdgeSession({ ...o.session, allocation, displayName: o.displayName, lastN: o.lastN }) : null;
+    const room = new GeoSfuRoom(session, allocation, o);
     for (const [event, listener] of Object.entries(listeners)) room.on(event as keyof RoomEvents, listener as Listener<unknown> as never);
-    room.#wire(session);
     for (const t of tracks) {
       const spec = 'kind' in t ? { track: t, options: {} } : { track: t.track, options: t.options ?? {} };
       room.#local.set(`local-${++localIds}`, { localId: `local-${localIds}`, track: spec.track, options: spec.options, paused: false });
     }
+    if (!session) {
+      await room.#openMesh(allocation as P2pAllocation);
+      return room;
+    }
+    room.#wire(session);
     try {
       await session.open({ send: room.#local.size > 0 });
       await room.#populate(session, session.joined!.producers);
@@ -140,7 +163,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
   }
 
   get edge(): EdgeInfo {
-    return edgeOf(this.#session);
+    return this.#session ? edgeOf(this.#session) : p2pEdgeOf(this.#mesh!);
   }
   get closed(): boolean {
     return this.#closed;
@@ -154,51 +177,171 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
   }
   /** This participant's producers on the current edge, by local id. */
   get localProducers(): Array<{ localId: string; kind: string; producerId: string | null }> {
-    return [...this.#local.values()].map((l) => ({ localId: l.localId, kind: l.track.kind, producerId: this.#session.producers.get(l.localId)?.id ?? null }));
+    return [...this.#local.values()].map((l) => ({ localId: l.localId, kind: l.track.kind, producerId: this.#session?.producers.get(l.localId)?.id ?? null }));
   }
-  /** Consumers of the current edge (for stats). */
+  /** Consumers of the current edge (for stats); none in P2P. */
   get consumers(): mc.Consumer[] {
-    return [...this.#session.consumers.values()].map((c) => c.consumer);
+    return [...(this.#session?.consumers.values() ?? [])].map((c) => c.consumer);
   }
   get producers(): mc.Producer[] {
-    return [...this.#session.producers.values()];
+    return [...(this.#session?.producers.values() ?? [])];
   }
 
-  /** WebRTC stats of the current edge's send and recv transports (inbound-rtp for what this participant receives). */
-  getStats(): Promise<{ send: RTCStatsReport | null; recv: RTCStatsReport | null }> {
-    return this.#session.getStats();
+  /**
+   * WebRTC stats of the current edge's send and recv transports (inbound-rtp for what this
+   * participant receives); in P2P, `recv` has every direct link's stats (ids prefixed with the peer id).
+   */
+  async getStats(): Promise<{ send: RTCStatsReport | null; recv: RTCStatsReport | null }> {
+    if (this.#session) return this.#session.getStats();
+    return { send: null, recv: this.#mesh ? await this.#mesh.getStats() : null };
   }
 
   /** Publishes a track (simulcast for video by default); returns its local id (stable across edges). */
   async publish(track: MediaStreamTrack, options: PublishOptions = {}): Promise<string> {
     const local: LocalTrack = { localId: `local-${++localIds}`, track, options, paused: false };
     this.#local.set(local.localId, local);
-    await this.#session.produce(local);
+    this.#mesh?.publish(local);
+    await this.#session?.produce(local);
     return local.localId;
   }
 
   async unpublish(localId: string): Promise<void> {
     this.#local.delete(localId);
-    await this.#session.unpublish(localId);
+    this.#mesh?.unpublish(localId);
+    await this.#session?.unpublish(localId);
   }
 
   async setPaused(localId: string, paused: boolean): Promise<void> {
     const local = this.#local.get(localId);
     if (!local) return;
     local.paused = paused;
-    await this.#session.setPaused(localId, paused);
+    await this.#mesh?.setPaused(local, paused);
+    await this.#session?.setPaused(localId, paused);
   }
 
-  /** Simulcast: which layer to receive of a remote video producer. */
-  setPreferredLayers(producerId: string, spatialLayer: number, temporalLayer?: number): Promise<void> {
-    return this.#session.setPreferredLayers(producerId, spatialLayer, temporalLayer);
+  /** Simulcast: which layer to receive of a remote video producer (P2P tracks have a single layer: no-op). */
+  async setPreferredLayers(producerId: string, spatialLayer: number, temporalLayer?: number): Promise<void> {
+    if (this.#session?.consumers.has(producerId)) await this.#session.setPreferredLayers(producerId, spatialLayer, temporalLayer);
   }
 
   async leave(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#session.close({ leave: true });
+    this.#closeMesh();
+    await this.#session?.close({ leave: true });
     this.emit('closed', { reason: 'left' });
+  }
+
+  // --- P2P fallback ---
+
+  /** Connects to the relay of a P2P allocation; the mesh replaces any earlier one. */
+  async #openMesh(allocation: P2pAllocation): Promise<void> {
+    this.#closeMesh();
+    const mesh: P2pMesh = new P2pMesh({
+      allocation,
+      routerUrl: this.#o.routerUrl,
+      hooks: this.#meshHooks(() => mesh),
+      localTracks: () => [...this.#local.values()],
+      ...(this.#o.session.connectTimeoutMs !== undefined ? { connectTimeoutMs: this.#o.session.connectTimeoutMs } : {}),
+      ...(this.#o.session.socketOptions ? { socketOptions: this.#o.session.socketOptions } : {}),
+    });
+    this.#mesh = mesh;
+    await mesh.open();
+  }
+
+  #meshHooks(mesh: () => P2pMesh): P2pMeshHooks {
+    const current = () => !this.#closed && this.#mesh === mesh();
+    return {
+      onPeerJoined: (peerId) => {
+        if (current() && !this.#isSelf(peerId)) this.#addPeer(peerId, 'p2p');
+      },
+      // While moving to the SFU the peer may be there already: the mesh's close reconciles.
+      onPeerLeft: (peerId) => {
+        if (current() && !this.#session) this.#removePeer(peerId);
+      },
+      onTrack: (t) => {
+        if (current()) this.#announceDirect(t);
+      },
+      onLinkClosed: (_peerId, trackIds) => {
+        for (const id of trackIds) this.#unannounce(id);
+      },
+      onLinkState: (peerId, state) => {
+        if (current() && state === 'failed') this.emit('error', { error: new Error(`the direct link to ${peerId} failed`), fatal: false });
+      },
+      onMigrate: (reason) => {
+        if (current()) this.#moveToSfu(reason);
+      },
+      onError: (error) => {
+        if (current()) this.emit('error', { error, fatal: false });
+      },
+    };
+  }
+
+  #announceDirect(t: P2pRemoteTrack): void {
+    if (!this.#peers.has(t.peerId)) this.#addPeer(t.peerId, 'p2p');
+    const track: RemoteTrack = { peerId: t.peerId, producerId: t.id, kind: t.kind, region: 'p2p', track: t.track, consumer: null, paused: false };
+    this.#announced.set(track.producerId, track);
+    this.emit('trackAdded', track);
+  }
+
+  /** Ends the mesh: its links' tracks are removed; peers neither in the SFU room nor sending through it are gone. */
+  #closeMesh(): void {
+    if (this.#meshCloseTimer) clearTimeout(this.#meshCloseTimer);
+    this.#meshCloseTimer = null;
+    const mesh = this.#mesh;
+    if (!mesh) return;
+    this.#mesh = null;
+    mesh.close();
+    if (!this.#session || this.#closed) return;
+    const present = new Set(this.#session.peers().map((p) => p.peerId));
+    for (const t of this.#announced.values()) present.add(t.peerId);
+    for (const peerId of [...this.#peers.keys()]) if (!present.has(peerId)) this.#removePeer(peerId);
+  }
+
+  /** Make-before-break from P2P: a peer's direct link closes once as many of its tracks come through the SFU. */
+  #retireDirectLink(peerId: string): void {
+    const mesh = this.#mesh;
+    if (!mesh || !this.#session || !mesh.linkedPeers.includes(peerId)) return;
+    const tracks = [...this.#announced.values()].filter((t) => t.peerId === peerId);
+    const viaSfu = tracks.filter((t) => t.consumer !== null).length;
+    if (viaSfu >= tracks.length - viaSfu) mesh.dropPeer(peerId);
+    if (mesh.linkedPeers.length === 0) this.#closeMesh();
+  }
+
+  /** The relay says a region can take the room: allocate (SFU), join, then retire the direct links. */
+  #moveToSfu(reason: string): void {
+    const mesh = this.#mesh;
+    if (this.#recovering || this.#closed || !mesh) return;
+    const started = performance.now();
+    const previous = p2pEdgeOf(mesh);
+    this.emit('moved', { reason: `p2p_to_sfu: ${reason}`, from: previous, excludeNodeIds: [] });
+    this.#recovering = this.#reallocateUntil(null, async (allocation, opened) => {
+      if (allocation.mode === 'p2p') {
+        // No region could take the room after all (lost again meanwhile): stay direct, on the new allocation.
+        await this.#openMesh(allocation);
+        this.emit('reconnected', { edge: this.edge, resumed: false, gapMs: Math.round(performance.now() - started), previous });
+        return;
+      }
+      const next = opened(this.#wire(new EdgeSession({ ...this.#o.session, allocation, displayName: this.#o.displayName, lastN: this.#o.lastN })));
+      await next.open({ send: this.#local.size > 0 });
+      this.#session = next;
+      await this.#populate(next, next.joined!.producers);
+      this.#meshCloseTimer = setTimeout(() => this.#closeMesh(), P2P_OVERLAP_MS);
+      for (const peerId of mesh.linkedPeers) this.#retireDirectLink(peerId);
+      if (mesh.linkedPeers.length === 0) this.#closeMesh();
+      this.emit('reconnected', { edge: edgeOf(next), resumed: false, gapMs: Math.round(performance.now() - started), previous });
+    })
+      .catch((err: Error) => this.#fail(err))
+      .finally(() => (this.#recovering = null));
+  }
+
+  /** Recovery gave up: everything closes. */
+  #fail(err: Error): void {
+    this.emit('error', { error: err, fatal: true });
+    this.#closeMesh();
+    void this.#session?.close({ leave: false });
+    this.#closed = true;
+    this.emit('closed', { reason: `failover failed: ${err.message}` });
   }
 
   // --- wiring of one edge session ---
@@ -210,7 +353,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
       onTransportState: (direction, state) => {
         if (session === this.#session) this.emit('transportState', { direction, state, nodeId: session.nodeId });
         if (state === 'failed' && session === this.#session && !this.#recovering) {
-          this.#session.restartIce().catch((err: Error) => this.emit('error', { error: err, fatal: false }));
+          session.restartIce().catch((err: Error) => this.emit('error', { error: err, fatal: false }));
         }
       },
     };
@@ -332,6 +475,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
     };
     this.#announced.set(track.producerId, track);
     this.emit('trackAdded', track);
+    this.#retireDirectLink(track.peerId);
   }
 
   #unannounce(producerId: string): void {
@@ -372,12 +516,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
       for (const id of how.exclude) this.#failedNodes.set(id, performance.now());
       await this.#failover(session, how.makeBeforeBreak, started, previous);
     })()
-      .catch((err: Error) => {
-        this.emit('error', { error: err, fatal: true });
-        void this.#session.close({ leave: false });
-        this.#closed = true;
-        this.emit('closed', { reason: `failover failed: ${err.message}` });
-      })
+      .catch((err: Error) => this.#fail(err))
       .finally(() => (this.#recovering = null));
   }
 
@@ -437,32 +576,58 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
 
   async #failover(old: EdgeSession, makeBeforeBreak: boolean, started: number, previous: EdgeInfo): Promise<void> {
     if (!makeBeforeBreak) await old.close({ leave: false });
+    await this.#reallocateUntil(old, async (allocation, opened) => {
+      if (allocation.mode === 'p2p') {
+        // No region can take the room: the others are reached directly.
+        await this.#openMesh(allocation);
+        if (makeBeforeBreak) await old.close({ leave: true });
+        this.#session = null;
+        for (const t of [...this.#announced.values()]) if (t.consumer) this.#unannounce(t.producerId);
+        for (const peerId of [...this.#peers.keys()]) if (!this.#mesh?.peers.has(peerId)) this.#removePeer(peerId);
+        this.emit('reconnected', { edge: this.edge, resumed: false, gapMs: Math.round(performance.now() - started), previous });
+        return;
+      }
+      const next = opened(this.#wire(new EdgeSession({ ...this.#o.session, allocation, displayName: this.#o.displayName, lastN: this.#o.lastN })));
+      await next.open({ send: this.#local.size > 0 });
+      // Switch: from now on events come from the new edge. Own tracks first, then the others'.
+      const oldAnnounced = new Map(this.#announced);
+      this.#session = next;
+      this.#announced.clear();
+      await this.#populate(next, next.joined!.producers);
+      // Tracks the new edge does not carry (any more) are gone; the others were re-announced.
+      for (const [producerId, t] of oldAnnounced) if (!this.#announced.has(producerId)) this.emit('trackRemoved', { peerId: t.peerId, producerId, kind: t.kind });
+      const nowPeers = new Set(next.peers().map((p) => p.peerId));
+      for (const t of this.#announced.values()) nowPeers.add(t.peerId);
+      for (const peerId of [...this.#peers.keys()]) if (!nowPeers.has(peerId)) this.#removePeer(peerId);
+      if (makeBeforeBreak) await old.close({ leave: true });
+      this.emit('reconnected', { edge: edgeOf(next), resumed: false, gapMs: Math.round(performance.now() - started), previous });
+    });
+  }
+
+  /**
+   * Allocates again (excluding the nodes failed on recently) and hands the allocation to `move`,
+   * until one `move` succeeds; retries with backoff, ends on a refused credential or after
+   * `failoverGiveUpMs`. An edge session `move` opened (passed through `opened`) is closed when
+   * that attempt fails, its node excluded, and `fallback` is the current session again.
+   */
+  async #reallocateUntil(
+    fallback: EdgeSession | null,
+    move: (allocation: Allocation, opened: (session: EdgeSession) => EdgeSession) => Promise<void>,
+  ): Promise<void> {
     const giveUpAt = performance.now() + (this.#o.failoverGiveUpMs ?? 120_000);
     let delay = 250;
     for (;;) {
       if (this.#closed) return;
-      let next: EdgeSession | null = null;
+      const attempt: { session: EdgeSession | null } = { session: null };
       try {
         for (const [id, at] of this.#failedNodes) if (performance.now() - at > FAILED_NODE_MEMORY_MS) this.#failedNodes.delete(id);
         const allocation = await this.#o.reallocate([...this.#failedNodes.keys()]);
-        next = this.#wire(new EdgeSession({ ...this.#o.session, allocation, displayName: this.#o.displayName, lastN: this.#o.lastN }));
-        await next.open({ send: this.#local.size > 0 });
-        // Switch: from now on events come from the new edge. Own tracks first, then the others'.
-        const oldAnnounced = new Map(this.#announced);
-        this.#session = next;
-        this.#announced.clear();
-        await this.#populate(next, next.joined!.producers);
-        // Tracks the new edge does not carry (any more) are gone; the others were re-announced.
-        for (const [producerId, t] of oldAnnounced) if (!this.#announced.has(producerId)) this.emit('trackRemoved', { peerId: t.peerId, producerId, kind: t.kind });
-        const nowPeers = new Set(next.peers().map((p) => p.peerId));
-        for (const t of this.#announced.values()) nowPeers.add(t.peerId);
-        for (const peerId of [...this.#peers.keys()]) if (!nowPeers.has(peerId)) this.#removePeer(peerId);
-        if (makeBeforeBreak) await old.close({ leave: true });
-        this.emit('reconnected', { edge: edgeOf(next), resumed: false, gapMs: Math.round(performance.now() - started), previous });
+        await move(allocation, (session) => (attempt.session = session));
         return;
       } catch (err) {
+        const next = attempt.session;
         if (next) {
-          if (this.#session === next) this.#session = old;
+          if (this.#session === next) this.#session = fallback;
           this.#failedNodes.set(next.nodeId, performance.now());
           await next.close({ leave: false }).catch(() => undefined);
         }
@@ -478,5 +643,9 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
 }
 
 function edgeOf(session: EdgeSession): EdgeInfo {
-  return { nodeId: session.nodeId, region: session.region, homeRegion: session.allocation.homeRegion, allocationId: session.allocation.allocationId };
+  return { mode: 'sfu', nodeId: session.nodeId, region: session.region, homeRegion: session.allocation.homeRegion, allocationId: session.allocation.allocationId };
+}
+
+function p2pEdgeOf(mesh: P2pMesh): EdgeInfo {
+  return { mode: 'p2p', nodeId: 'p2p', region: 'p2p', homeRegion: 'p2p', allocationId: mesh.allocation.allocationId };
 }

@@ -1,8 +1,10 @@
-import type { AllocateRequest, AllocateSfuResponse } from '../shared/schemas/allocate.ts';
+import type { AllocateP2pResponse, AllocateRequest, AllocateSfuResponse } from '../shared/schemas/allocate.ts';
 import type { RegionsResponse } from '../shared/schemas/views.ts';
 
-/** What /allocate answers in SFU mode (the only mode the router implements today). */
-export type Allocation = AllocateSfuResponse;
+/** What /allocate answers: an SFU edge to join, or (P2P fallback) a place in a direct mesh. */
+export type Allocation = SfuAllocation | P2pAllocation;
+export type SfuAllocation = AllocateSfuResponse;
+export type P2pAllocation = AllocateP2pResponse;
 
 /** How the caller proves it may allocate: a grant from the application's backend, or (servers only) the API key. */
 export type AllocateAuth = { grant: string } | { apiKey: string } | Record<string, never>;
@@ -92,9 +94,9 @@ export class RouterApi {
     const started = Date.now();
     for (;;) {
       try {
-        const res = (await this.#request('POST', '/allocate', body, headers, o.signal)) as { mode?: string } & Allocation;
-        if (res.mode !== 'sfu') throw new GeoSfuClientError('UNSUPPORTED_MODE', `/allocate answered mode ${JSON.stringify(res.mode)}; this SDK speaks "sfu" only`);
-        return res;
+        const res = (await this.#request('POST', '/allocate', body, headers, o.signal)) as { mode?: unknown };
+        if (res.mode !== 'sfu' && res.mode !== 'p2p') throw new GeoSfuClientError('UNSUPPORTED_MODE', `/allocate answered mode ${JSON.stringify(res.mode)}; this SDK speaks "sfu" and "p2p"`);
+        return res as Allocation;
       } catch (err) {
         if (!(err instanceof GeoSfuClientError) || (err.status !== 503 && err.status !== 429)) throw err;
         const wait = Math.min(10_000, Math.max(250, err.retryAfterMs ?? 1_000));

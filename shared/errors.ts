@@ -72,6 +72,21 @@ export class DependencyUnavailableError extends GeoSfuError {
   }
 }
 
+/**
+ * A socket.io request or connection refused with a protocol error code (the agent's signaling, the
+ * router's P2P relay): sent to the client as `{ code, message, field? }`.
+ */
+export class Refusal extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'Refusal';
+  }
+}
+
 /** Invalid configuration at start; lists every problem found. */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

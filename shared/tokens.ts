@@ -7,6 +7,9 @@ import type { TokenKey } from './config/load.ts';
  *
  * - Join tokens: minted by the router at /allocate, short-lived and bound to one room,
  *   participant, region and node, so a token cannot be replayed against another room or SFU.
+ * - P2P relay tokens: minted by the router at /allocate in P2P fallback mode, short-lived and
+ *   bound to one room, participant and allocation; `typ` keeps them apart from join tokens (which
+ *   agents also refuse for lack of a region and node binding).
  * - Grants: minted by the application's backend (`createGrant`, with keys it shares with the
  *   router) for one room and participant with permissions; the browser presents it to /allocate
  *   and never holds an API key.
@@ -108,6 +111,33 @@ export function verifyJoinToken(
   const claims = verify(keys, token, nowMs);
   checkBinding(claims, expect);
   return claims as unknown as JoinClaims;
+}
+
+export const RELAY_TOKEN_TYPE = 'p2p-relay';
+
+export interface RelayClaims {
+  typ: typeof RELAY_TOKEN_TYPE;
+  /** Allocation id (also the session-log row id). */
+  aid: string;
+  room: string;
+  sub: string;
+  iat: number;
+  exp: number;
+}
+
+export function signRelayToken(key: TokenKey, claims: Omit<RelayClaims, 'typ'>): string {
+  return sign(key, { typ: RELAY_TOKEN_TYPE, ...claims });
+}
+
+/** Verifies signature, expiry and type; the claims' ids are checked to be ids (1–128 characters). */
+export function verifyRelayToken(keys: readonly TokenKey[], token: unknown, nowMs: number): RelayClaims {
+  const claims = verify(keys, token, nowMs);
+  if (claims.typ !== RELAY_TOKEN_TYPE) throw new TokenError('WRONG_AUDIENCE', 'not a P2P relay token');
+  for (const field of ['aid', 'room', 'sub'] as const) {
+    const v = claims[field];
+    if (typeof v !== 'string' || v.length === 0 || v.length > 128) throw new TokenError('MALFORMED', `token claim ${field} is not an id`);
+  }
+  return claims as unknown as RelayClaims;
 }
 
 export interface CreateGrantOptions {

@@ -54,6 +54,23 @@ export function renderDecision(request: AllocateRequest, res: AllocateResponse):
         .map(([r, v]) => `${r} ${v}`)
         .join(', ')
     : 'none (router estimates)';
+  const candidates = (selected: string | null) =>
+    table(
+      ['region', 'client RTT ms', 'score ms', 'node', 'excluded because'],
+      res.candidates.map((c) => [c.region === selected ? `${c.region} *` : c.region, ms(c.clientRttMs), ms(c.score), c.nodeId ?? DASH, c.excludedBecause ?? '']),
+      ['left', 'right', 'right', 'left', 'left'],
+    );
+  if (res.mode === 'p2p') {
+    return [
+      `No region can take room ${res.roomId} now: ${res.participantId} goes P2P (allocation ${res.allocationId})`,
+      `  mesh           at most ${res.maxParticipants} participants, signaling relayed by the router (${res.relay.path})`,
+      `  RTT source     ${res.rttSource} (sent, ms: ${sent})`,
+      `  relay token    ${res.relay.token.length} chars, expires ${res.expiresAt} (--json prints it)`,
+      '',
+      'Candidates',
+      candidates(null),
+    ].join('\n');
+  }
   const lines = [
     `Placed ${res.participantId} in room ${res.roomId} (allocation ${res.allocationId})`,
     `  home region    ${res.homeRegion}`,
@@ -67,17 +84,7 @@ export function renderDecision(request: AllocateRequest, res: AllocateResponse):
     ...res.reasons.map((r) => `  ${r.code.padEnd(30)} ${r.message}`),
     '',
     'Candidates (score = mean one-way delay to the room, ms; lower is better)',
-    table(
-      ['region', 'client RTT ms', 'score ms', 'node', 'excluded because'],
-      res.candidates.map((c) => [
-        c.region === res.region ? `${c.region} *` : c.region,
-        ms(c.clientRttMs),
-        ms(c.score),
-        c.nodeId ?? DASH,
-        c.excludedBecause ?? '',
-      ]),
-      ['left', 'right', 'right', 'left', 'left'],
-    ),
+    candidates(res.region),
   ];
   return lines.join('\n');
 }

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { startDelayProxy, type DelayProxy } from './delay-proxy.ts';
+import { PipeRelays } from './pipe-relays.ts';
 import { interRegionRtt, readWanProfile, type WanProfile } from './wan-profile.ts';
 
 /**
@@ -11,7 +12,9 @@ import { interRegionRtt, readWanProfile, type WanProfile } from './wan-profile.t
  * child process on loopback, with in-memory state unless REDIS_URL/DATABASE_URL are set. With a
  * WAN profile, loopback delay proxies sit between agents (so agents measure the profile's
  * inter-region RTTs) and, with `clientRttMs`, in front of each agent's public URL (so clients and
- * the router's prober see those RTTs).
+ * the router's prober see those RTTs); with `pipeRelays`, the cascade's media between regions
+ * crosses delaying UDP relays too (pipe-relays.ts). The router hands out demo grants (the /demo
+ * page) unless GEO_SFU_DEMO_GRANTS says otherwise or production mode is on.
  */
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -24,6 +27,11 @@ export interface LaunchOptions {
   fixedPorts: boolean;
   /** Receives each child's output lines. */
   onOutput?: (name: string, line: string) => void;
+  /**
+   * Route the cascade's pipe transports between regions through delaying UDP relays in this
+   * process, half the WAN profile's inter-region RTT each way (needs GEO_SFU_WAN_PROFILE).
+   */
+  pipeRelays?: boolean;
 }
 
 export interface LaunchedAgent {
@@ -41,6 +49,8 @@ export interface Credentials {
   tokenSecrets: string;
   adminToken: string;
   apiKey: string;
+  /** GEO_SFU_GRANT_SECRETS: what an application backend would sign grants with (createGrant). */
+  grantSecrets: string;
 }
 
 export interface Embedded {
@@ -49,6 +59,8 @@ export interface Embedded {
   agents: LaunchedAgent[];
   credentials: Credentials;
   wanProfile: WanProfile | null;
+  /** The media relays between regions (`pipeRelays`), else null. */
+  pipeRelays: PipeRelays | null;
   /** Starts an agent again (same id, port and proxies) after it was stopped. */
   restartAgent(nodeId: string): Promise<LaunchedAgent>;
   close(): Promise<void>;
@@ -63,8 +75,10 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
     tokenSecrets: config.tokenKeys.length > 0 ? config.tokenKeys.map((k) => `${k.kid}:${k.secret}`).join(',') : `dev-${Date.now().toString(36)}:${secret()}`,
     adminToken: config.adminToken || secret(),
     apiKey: config.apiKey || secret(),
+    grantSecrets: config.grantKeys.length > 0 ? config.grantKeys.map((k) => `${k.kid}:${k.secret}`).join(',') : `demo-${Date.now().toString(36)}:${secret()}`,
   };
   const wanProfile = config.wanProfile ? readWanProfile(config.wanProfile, config.regions.map((r) => r.id)) : null;
+  if (opts.pipeRelays && !wanProfile) throw new Error('launchEmbedded: pipeRelays needs a WAN profile (GEO_SFU_WAN_PROFILE)');
   const proxies: DelayProxy[] = [];
   const children = new Set<ChildProcess>();
   // If this process ends without close() (a failed test set-up, an uncaught error), its router
@@ -89,9 +103,10 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
     GEO_SFU_TOKEN_SECRETS: credentials.tokenSecrets,
     GEO_SFU_ADMIN_TOKEN: credentials.adminToken,
     GEO_SFU_API_KEY: credentials.apiKey,
+    GEO_SFU_GRANT_SECRETS: credentials.grantSecrets,
   };
-  const spawnChild = (name: string, script: string, env: NodeJS.ProcessEnv): ChildProcess => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const spawnChild = (name: string, script: string, env: NodeJS.ProcessEnv, ipc = false): ChildProcess => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc' as const] : [])] });
     children.add(child);
     child.on('exit', () => children.delete(child));
     for (const stream of [child.stdout, child.stderr]) {
@@ -106,7 +121,12 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
     return child;
   };
 
-  const router = spawnChild('router', 'router/main.ts', { ...baseEnv, GEO_SFU_ROUTER_PORT: String(routerPort) });
+  const router = spawnChild('router', 'router/main.ts', {
+    ...baseEnv,
+    GEO_SFU_ROUTER_PORT: String(routerPort),
+    // The /demo page needs grants and has no backend of its own; an explicit setting wins.
+    GEO_SFU_DEMO_GRANTS: baseEnv.GEO_SFU_DEMO_GRANTS ?? String(!config.production),
+  });
 
   // Public URLs (client-facing delay proxies) and per-pair peer routes are known before any agent starts.
   const publicUrls = new Map<string, string>();
@@ -139,9 +159,12 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
     peerRoutes.set(a.nodeId, routes);
   }
 
+  const regionOf = new Map(plan.map((a) => [a.nodeId, a.region]));
+  const pipeRelays = opts.pipeRelays && wanProfile ? new PipeRelays(wanProfile, (nodeId) => regionOf.get(nodeId) ?? '') : null;
   const startAgent = (index: number): LaunchedAgent => {
     const a = plan[index]!;
-    const child = spawnChild(a.nodeId, 'region-agent/main.ts', {
+    const script = pipeRelays ? 'infra/embedded/relayed-agent.ts' : 'region-agent/main.ts';
+    const child = spawnChild(a.nodeId, script, {
       ...baseEnv,
       GEO_SFU_AGENT_ID: a.nodeId,
       GEO_SFU_AGENT_REGION: a.region,
@@ -150,7 +173,8 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
       GEO_SFU_ROUTER_URL: routerUrl,
       GEO_SFU_PEER_ROUTES: JSON.stringify(peerRoutes.get(a.nodeId)),
       GEO_SFU_SFU_WORKERS: '1',
-    });
+    }, pipeRelays !== null);
+    pipeRelays?.serve(child);
     return { ...a, directUrl: `http://${config.agentHost}:${ports[index]}`, publicUrl: publicUrls.get(a.nodeId)!, process: child };
   };
   const agents = plan.map((_, i) => startAgent(i));
@@ -159,6 +183,7 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
     process.off('exit', killChildren);
     await Promise.all([...children].map((c) => stopChild(c)));
     await Promise.all(proxies.map((p) => p.close()));
+    pipeRelays?.close();
   };
   return {
     routerUrl,
@@ -166,6 +191,7 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
     agents,
     credentials,
     wanProfile,
+    pipeRelays,
     restartAgent: async (nodeId) => {
       const index = plan.findIndex((a) => a.nodeId === nodeId);
       if (index < 0) throw new Error(`unknown agent ${nodeId}`);

@@ -11,6 +11,8 @@ async function main(): Promise<void> {
   const embedded = await launchEmbedded({
     config,
     fixedPorts: true,
+    // With a WAN profile the cascade's media crosses the emulated links too.
+    pipeRelays: config.wanProfile !== '',
     onOutput: (name, line) => process.stdout.write(`[${name}] ${line}\n`),
   });
   const c = embedded.credentials;
@@ -20,8 +22,9 @@ async function main(): Promise<void> {
       'geo-sfu embedded default',
       `  router     ${embedded.routerUrl}   (GET /regions, POST /allocate, /docs)`,
       `  dashboard  ${embedded.routerUrl}/#token=${encodeURIComponent(c.adminToken)}`,
+      `  demo       ${embedded.routerUrl}/demo?room=demo   (open it in two tabs, each emulating another region)`,
       ...embedded.agents.map((a) => `  ${a.nodeId.padEnd(10)} ${a.publicUrl}${a.publicUrl !== a.directUrl ? `  (via WAN delay proxy → ${a.directUrl})` : ''}`),
-      `  WAN profile ${config.wanProfile || 'none (all regions on loopback, ~0 ms apart)'}`,
+      `  WAN profile ${config.wanProfile ? `${config.wanProfile} (agent links and cascade media delayed)` : 'none (all regions on loopback, ~0 ms apart)'}`,
       '',
       'development credentials (generated for this run unless set in the environment):',
       `  GEO_SFU_API_KEY=${c.apiKey}`,

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { types as ms } from 'mediasoup';
 import { Server, type Socket } from 'socket.io';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
+import { Refusal } from '../../shared/errors.ts';
 import type { Heartbeat, HeartbeatAck, ParticipantQuality } from '../../shared/schemas/index.ts';
 import {
   type Ack,
@@ -19,23 +20,12 @@ import {
   type SignalingError,
 } from '../../shared/signaling.ts';
 import { TokenError, verifyJoinToken, type JoinClaims } from '../../shared/tokens.ts';
-import { SfuError, type Peer, type Room, type RoomCloseReason } from '../../sfu/index.ts';
+import { SfuError, type Peer, type PeerOrigin, type Room, type RoomCloseReason } from '../../sfu/index.ts';
 import type { AgentController } from '../controller.ts';
 import { RouterClient } from '../router-client.ts';
 import type { AgentSfu } from '../sfu.ts';
 import { ResumeCredentials } from './credentials.ts';
 import { isRequestName, validateAuth, validateRequest } from './validate.ts';
-
-/** A request refused with a protocol error code. */
-class Refusal extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-  }
-}
 
 type Direction = 'send' | 'recv';
 
@@ -98,6 +88,8 @@ export class SignalingServer {
   readonly #sessions = new Map<string, Session>();
   readonly #dataProducers = new Map<string, DataProducerEntry>();
   readonly #wiredRooms = new WeakSet<Room>();
+  /** Remote peers (participants of other nodes, seen through region pipes) whose leaving is announced. */
+  readonly #wiredRemotePeers = new WeakSet<Peer>();
   readonly #roomCloseReasons = new WeakMap<Room, RoomCloseReason>();
   /** Latest per-participant quality sent in a heartbeat. */
   #quality = new Map<string, ParticipantQuality>();
@@ -495,7 +487,7 @@ export class SignalingServer {
     const peers: PeerInfoMessage[] = [...room.peers.values()].filter((p) => p !== peer).map((p) => this.#peerInfo(p));
     const producers: ProducerInfoMessage[] = [...room.producers.values()]
       .filter(({ peerId }) => peerId !== peer.id)
-      .map(({ producer, peerId }) => this.#producerInfo(peerId, producer));
+      .map(({ producer, peerId, remote }) => this.#producerInfo(peerId, producer, remote ? room.remotePeers.get(peerId)?.origin : undefined));
     return {
       peers,
       producers,
@@ -507,11 +499,12 @@ export class SignalingServer {
 
   #peerInfo(peer: Peer): PeerInfoMessage {
     const displayName = peer.appData.displayName;
-    return { peerId: peer.id, region: this.#controller.region, ...(typeof displayName === 'string' ? { displayName } : {}) };
+    return { peerId: peer.id, region: peer.origin?.region ?? this.#controller.region, ...(typeof displayName === 'string' ? { displayName } : {}) };
   }
 
-  #producerInfo(peerId: string, producer: ms.Producer): ProducerInfoMessage {
-    return { producerId: producer.id, peerId, kind: producer.kind, paused: producer.paused, region: this.#controller.region };
+  /** `origin`: where a producer piped in from another region was published (its publisher's edge). */
+  #producerInfo(peerId: string, producer: ms.Producer, origin?: PeerOrigin): ProducerInfoMessage {
+    return { producerId: producer.id, peerId, kind: producer.kind, paused: producer.paused, region: origin?.region ?? this.#controller.region };
   }
 
   // --- events ---
@@ -521,7 +514,15 @@ export class SignalingServer {
     this.#wiredRooms.add(room);
     room.on('peerjoined', (peer) => this.#toRoom(room, peer.id, 'peerJoined', this.#peerInfo(peer)));
     room.on('peerleft', (peer) => this.#toRoom(room, peer.id, 'peerLeft', { peerId: peer.id }));
-    room.on('newproducer', (peer, producer) => this.#toRoom(room, peer.id, 'newProducer', this.#producerInfo(peer.id, producer)));
+    room.on('newproducer', (peer, producer) => {
+      // A participant of another node is known here by its piped producers: it leaves when the
+      // room drops it (its last producer closed, or it moved to another node).
+      if (peer.origin && !this.#wiredRemotePeers.has(peer)) {
+        this.#wiredRemotePeers.add(peer);
+        peer.once('close', () => this.#toRoom(room, peer.id, 'peerLeft', { peerId: peer.id }));
+      }
+      this.#toRoom(room, peer.id, 'newProducer', this.#producerInfo(peer.id, producer, peer.origin));
+    });
     room.on('producerclose', (peer, producer) => this.#toRoom(room, peer.id, 'producerClosed', { producerId: producer.id }));
     room.on('activespeaker', (msg) => this.#toRoom(room, null, 'activeSpeaker', msg));
     room.once('close', (reason) => this.#roomCloseReasons.set(room, reason));

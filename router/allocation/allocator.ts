@@ -1,7 +1,8 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { BadRequestError, NoCapacityError } from '../../shared/errors.ts';
-import type { AllocateRequest, AllocateSfuResponse } from '../../shared/schemas/index.ts';
-import { type Permissions, signJoinToken } from '../../shared/tokens.ts';
+import type { AllocateP2pResponse, AllocateRequest, AllocateResponse, AllocateSfuResponse, Candidate } from '../../shared/schemas/index.ts';
+import { type Permissions, signJoinToken, signRelayToken } from '../../shared/tokens.ts';
+import { P2P_RELAY_PATH } from '../../shared/p2p-relay.ts';
 import { turnCredentials } from '../../shared/turn.ts';
 import type { GeoLookup } from '../geo.ts';
 import { estimateClientRtt, type ClientRttModel } from '../placement/client-rtt.ts';
@@ -9,7 +10,7 @@ import { buildInterRegionRtt } from '../placement/inter-region.ts';
 import { followPlan } from '../placement/rebalance.ts';
 import type { ClientRtt, InterRegionRtt, PlacedParticipant, PlacementInput, PlacementNode, PlacementStrategy } from '../placement/types.ts';
 import type { NodeRegistry, RegistrySnapshot } from '../registry/node-registry.ts';
-import type { ParticipantRecord, RoomState, RoomStore, SessionLog } from '../state/types.ts';
+import type { P2pRoomState, ParticipantRecord, RoomState, RoomStore, SessionLog } from '../state/types.ts';
 import { KnownRooms, NO_ROOM, type KnownRoom } from './known-rooms.ts';
 
 export interface AllocatorDeps {
@@ -21,11 +22,13 @@ export interface AllocatorDeps {
   geoLookup: GeoLookup;
   now: () => number;
   newId: () => string;
-  /** Observes each decision (metrics, scaling); `placed` is absent for refusals. */
+  /** Observes each decision (metrics, scaling); `placed` is absent for refusals and P2P. */
   onDecision?: (outcome: AllocationOutcome, elapsedMs: number, placed?: PlacedAllocation) => void;
+  /** A room left P2P mode because a region can take it now (its relay tells the peers). */
+  onP2pEnded?: (roomId: string) => void;
 }
 
-export type AllocationOutcome = 'home' | 'edge' | 'cascade' | 'overflow' | 'rebalanced' | 'refused';
+export type AllocationOutcome = 'home' | 'edge' | 'cascade' | 'overflow' | 'rebalanced' | 'p2p' | 'refused';
 
 export interface PlacedAllocation {
   homeRegion: string;
@@ -63,7 +66,7 @@ export class Allocator {
   }
 
   /** `permissions` come from the caller's grant and travel in the join token for the SFU to enforce. */
-  async allocate(req: AllocateRequest, clientIp: string | null, permissions?: Permissions): Promise<AllocateSfuResponse> {
+  async allocate(req: AllocateRequest, clientIp: string | null, permissions?: Permissions): Promise<AllocateResponse> {
     const { config, rooms, strategy, now } = this.deps;
     const started = performance.now();
     for (const region of Object.keys(req.latencies ?? {})) {
@@ -90,6 +93,7 @@ export class Allocator {
       const planned = plan && plan.expiresAtMs > now() ? followPlan(input, plan) : null;
       const result = planned ?? strategy.place(input);
       if (!result.ok) {
+        if (config.p2pFallback) return this.#allocateP2p(req, client, result.candidates, started);
         this.deps.onDecision?.('refused', performance.now() - started);
         throw new NoCapacityError(`no region can take participant ${req.participantId} now: ${result.candidates.map((c) => `${c.region} ${c.excludedBecause ?? 'ok'}`).join(', ')}`);
       }
@@ -116,6 +120,11 @@ export class Allocator {
         nodeLimit: node.maxParticipants,
         nowMs,
       });
+      if (outcome.status === 'p2p') {
+        // A region can take the room again: it leaves P2P mode (its relay moves the peers here) and
+        // this participant is placed on the SFU like any other.
+        if (await rooms.endP2p(req.roomId)) this.deps.onP2pEnded?.(req.roomId);
+      }
       if (outcome.status !== 'ok') {
         if (attempt >= MAX_PLACEMENT_ATTEMPTS) {
           this.deps.onDecision?.('refused', performance.now() - started);
@@ -123,7 +132,7 @@ export class Allocator {
         }
         if (outcome.status === 'node_full') {
           full.add(decision.nodeId);
-        } else {
+        } else if (outcome.status === 'stale') {
           basis = outcome.current ? this.#knownRoom(outcome.current) : NO_ROOM;
           checkVersion = false;
         }
@@ -190,6 +199,80 @@ export class Allocator {
         candidates: decision.candidates,
       };
     }
+  }
+
+  /**
+   * True when a region can take a P2P room now: placement for its first participant (with the RTTs
+   * it was allocated with) on an empty room succeeds.
+   */
+  canHost(room: P2pRoomState): boolean {
+    const first = room.participants[0];
+    if (!first) return false;
+    const { config } = this.deps;
+    const client = estimateClientRtt({ regions: config.regions, measured: first.rttMs, location: null, model: this.#clientRttModel });
+    const req: AllocateRequest = { roomId: room.roomId, participantId: first.participantId };
+    return this.deps.strategy.place(this.#placementInput(req, client, NO_ROOM, this.deps.registry.snapshot(), new Set())).ok;
+  }
+
+  /** No region can take the participant: a place in the room's P2P mesh, if it is not full and not on an SFU. */
+  async #allocateP2p(req: AllocateRequest, client: ClientRtt, candidates: Candidate[], started: number): Promise<AllocateP2pResponse> {
+    const { config, rooms, now } = this.deps;
+    const nowMs = now();
+    const allocationId = this.deps.newId();
+    const outcome = await rooms.allocateP2p({
+      roomId: req.roomId,
+      participant: {
+        participantId: req.participantId,
+        allocationId,
+        status: 'allocated',
+        rttMs: { ...client.byRegion },
+        allocatedAtMs: nowMs,
+        leaseUntilMs: nowMs + config.allocationTtlMs,
+      },
+      maxParticipants: config.p2pMaxParticipants,
+      nowMs,
+    });
+    const why = candidates.map((c) => `${c.region} ${c.excludedBecause ?? 'ok'}`).join(', ');
+    if (outcome.status !== 'ok') {
+      this.deps.onDecision?.('refused', performance.now() - started);
+      throw new NoCapacityError(
+        outcome.status === 'full'
+          ? `no region can take room ${req.roomId} now (${why}) and its P2P mesh is full (${config.p2pMaxParticipants} participants)`
+          : `no region can take participant ${req.participantId} now (${why}) and room ${req.roomId} is on an SFU`,
+      );
+    }
+    this.#knownRooms.delete(req.roomId);
+    if (outcome.replaced) this.deps.sessions.setStatus(outcome.replaced.allocationId, 'ended', new Date(nowMs));
+    this.deps.sessions.record({
+      id: allocationId,
+      roomId: req.roomId,
+      userId: req.participantId,
+      serverId: 'p2p',
+      region: 'p2p',
+      homeRegion: 'p2p',
+      status: 'allocated',
+      createdAt: new Date(nowMs),
+      endedAt: null,
+    });
+    const key = config.tokenKeys[0];
+    if (!key) throw new Error('no join-token key configured');
+    const expSeconds = Math.floor((nowMs + config.joinTokenTtlMs) / 1000);
+    const token = signRelayToken(key, { aid: allocationId, room: req.roomId, sub: req.participantId, iat: Math.floor(nowMs / 1000), exp: expSeconds });
+    // TURN of the client's nearest region: P2P media crosses the network directly, so relay near the client.
+    const nearest = Object.entries(client.byRegion).sort(([, a], [, b]) => a - b)[0]?.[0] ?? '*';
+    this.deps.onDecision?.('p2p', performance.now() - started);
+    return {
+      mode: 'p2p',
+      allocationId,
+      roomId: req.roomId,
+      participantId: req.participantId,
+      relay: { path: P2P_RELAY_PATH, token },
+      expiresAt: new Date(expSeconds * 1000).toISOString(),
+      iceServers: this.#iceServers(nearest, req.participantId, nowMs),
+      maxParticipants: config.p2pMaxParticipants,
+      rttSource: client.source,
+      candidates,
+    };
   }
 
   /** The configured STUN/TURN servers plus time-limited TURN credentials for the edge region's TURN servers. */

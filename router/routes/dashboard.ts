@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { QualityAlert, RegionsResponse } from '../../shared/schemas/index.ts';
 import { bearer, requireAdmin } from '../auth.ts';
 import type { RebalanceDecision } from '../operations/rebalancer.ts';
@@ -12,7 +13,7 @@ import { regionsView } from './regions.ts';
 
 /**
  * The operator dashboard: the page built from web/ (`npm run build:web`, part of `npm run setup`)
- * served at `/` and `/assets/*`, and `GET /events`, a server-sent event stream with one snapshot
+ * served at `/` and `/assets/*` (with the demo page at `/demo`, see web/README.md), and `GET /events`, a server-sent event stream with one snapshot
  * a second. Anyone gets the public part (GET /regions); with the admin token as `Authorization:
  * Bearer` the snapshot also holds the rooms, active alerts and scaling state. The browser reads
  * the stream with fetch (EventSource cannot send headers).
@@ -76,6 +77,20 @@ const CONTENT_TYPES: Record<string, string> = {
 // The page loads only its own bundle and talks only to this router.
 const PAGE_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
+/** The demo page's CSP: PAGE_CSP with the agents' HTTP and WebSocket origins added to connect-src. */
+export function demoCsp(nodes: ReadonlyArray<{ signalingUrl: string; probeUrl: string }>): string {
+  const origins = new Set<string>();
+  for (const n of nodes) {
+    for (const url of [n.signalingUrl, n.probeUrl]) {
+      const u = URL.parse(url);
+      if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) continue;
+      origins.add(u.origin);
+      origins.add(`${u.protocol === 'https:' ? 'wss:' : 'ws:'}//${u.host}`);
+    }
+  }
+  return PAGE_CSP.replace("connect-src 'self'", ["connect-src 'self'", ...[...origins].sort()].join(' '));
+}
+
 export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = async (app, opts) => {
   const distDir = opts.distDir ?? DEFAULT_DIST;
   const intervalMs = opts.intervalMs ?? 1_000;
@@ -84,16 +99,20 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   const regionOrder = config.regions.map((r) => r.id);
   const checkAdmin = requireAdmin(config.adminToken);
 
-  app.get('/', { schema: { hide: true } }, async (_req, reply) => {
-    const html = await readFile(join(distDir, 'index.html')).catch(() => null);
+  const page = (file: string, csp: () => string) => async (_req: FastifyRequest, reply: FastifyReply) => {
+    const html = await readFile(join(distDir, file)).catch(() => null);
     if (html === null) {
       return reply
         .status(503)
         .type('text/plain; charset=utf-8')
-        .send('geo-sfu dashboard is not built: run npm run setup (or npm run build:web)\n');
+        .send('geo-sfu web pages are not built: run npm run setup (or npm run build:web)\n');
     }
-    return reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').header('content-security-policy', PAGE_CSP).send(html);
-  });
+    return reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').header('content-security-policy', csp()).send(html);
+  };
+  app.get('/', { schema: { hide: true } }, page('index.html', () => PAGE_CSP));
+  // The demo also talks to the region agents (probes, socket.io signaling): their origins, as
+  // registered now, join connect-src. A node registered after the page loaded needs a reload.
+  app.get('/demo', { schema: { hide: true } }, page('demo.html', () => demoCsp(app.services.registry.snapshot().nodes.map((n) => n.record.registration))));
 
   app.get<{ Params: { file: string } }>('/assets/:file', { schema: { hide: true } }, async (req, reply) => {
     const { file } = req.params;

@@ -1,5 +1,17 @@
 import { compareParticipants } from './participants.ts';
-import type { AllocateInput, AllocateOutcome, MovePlan, ParticipantRecord, RoomRecord, RoomState, RoomStore } from './types.ts';
+import type {
+  AllocateInput,
+  AllocateOutcome,
+  MovePlan,
+  P2pAllocateInput,
+  P2pAllocateOutcome,
+  P2pParticipantRecord,
+  P2pRoomState,
+  ParticipantRecord,
+  RoomRecord,
+  RoomState,
+  RoomStore,
+} from './types.ts';
 
 export interface MemoryRoomStoreOptions {
   /** An empty room is forgotten this long after its last participant left. */
@@ -25,6 +37,8 @@ interface MemoryRoom {
 export class MemoryRoomStore implements RoomStore {
   private readonly rooms = new Map<string, MemoryRoom>();
   private readonly counts = new Map<string, number>();
+  /** P2P rooms: room id → participant id → record (expired leases pruned when the room is read). */
+  private readonly p2pRooms = new Map<string, Map<string, P2pParticipantRecord>>();
   /** The last room version handed out (see RoomStore). */
   private lastVersion = 0;
   private readonly roomIdleTtlMs: number;
@@ -43,6 +57,7 @@ export class MemoryRoomStore implements RoomStore {
 
   async allocate(input: AllocateInput): Promise<AllocateOutcome> {
     const { participant } = input;
+    if (this.liveP2p(input.roomId, input.nowMs)) return { status: 'p2p' };
     const existing = this.liveRoom(input.roomId);
     const homeMoved = existing !== undefined && existing.record.homeRegion !== input.expectedHomeRegion;
     const versionMoved = input.expectedVersion !== undefined && (existing?.version ?? 0) !== input.expectedVersion;
@@ -116,9 +131,67 @@ export class MemoryRoomStore implements RoomStore {
     return [...this.rooms.keys()].filter((roomId) => this.liveRoom(roomId));
   }
 
+  async allocateP2p(input: P2pAllocateInput): Promise<P2pAllocateOutcome> {
+    const sfu = this.liveRoom(input.roomId);
+    if (sfu && sfu.participants.size > 0) return { status: 'sfu' };
+    const mesh = this.liveP2p(input.roomId, input.nowMs) ?? new Map<string, P2pParticipantRecord>();
+    const previous = mesh.get(input.participant.participantId) ?? null;
+    if (mesh.size - (previous ? 1 : 0) >= input.maxParticipants) return { status: 'full', room: p2pStateOf(input.roomId, mesh) };
+    // An SFU room left empty gives way to the P2P one.
+    if (sfu) this.rooms.delete(input.roomId);
+    mesh.set(input.participant.participantId, copyP2pParticipant(input.participant));
+    this.p2pRooms.set(input.roomId, mesh);
+    return { status: 'ok', room: p2pStateOf(input.roomId, mesh), replaced: previous };
+  }
+
+  async getP2pRoom(roomId: string, nowMs: number): Promise<P2pRoomState | null> {
+    const mesh = this.liveP2p(roomId, nowMs);
+    return mesh ? p2pStateOf(roomId, mesh) : null;
+  }
+
+  async renewP2p(
+    roomId: string,
+    participants: ReadonlyArray<{ participantId: string; allocationId: string }>,
+    leaseUntilMs: number,
+    nowMs: number,
+  ): Promise<P2pRoomState | null> {
+    const mesh = this.liveP2p(roomId, nowMs);
+    if (!mesh) return null;
+    for (const { participantId, allocationId } of participants) {
+      const record = mesh.get(participantId);
+      if (record?.allocationId !== allocationId) continue;
+      record.status = 'connected';
+      record.leaseUntilMs = Math.max(record.leaseUntilMs, leaseUntilMs);
+    }
+    return p2pStateOf(roomId, mesh);
+  }
+
+  async removeP2pParticipant(roomId: string, participantId: string, allocationId: string, nowMs: number): Promise<boolean> {
+    const mesh = this.liveP2p(roomId, nowMs);
+    if (mesh?.get(participantId)?.allocationId !== allocationId) return false;
+    mesh.delete(participantId);
+    if (mesh.size === 0) this.p2pRooms.delete(roomId);
+    return true;
+  }
+
+  async endP2p(roomId: string): Promise<boolean> {
+    return this.p2pRooms.delete(roomId);
+  }
+
   async close(): Promise<void> {
     this.rooms.clear();
     this.counts.clear();
+    this.p2pRooms.clear();
+  }
+
+  /** The P2P room with its expired leases dropped; undefined (and forgotten) when none is left. */
+  private liveP2p(roomId: string, nowMs: number): Map<string, P2pParticipantRecord> | undefined {
+    const mesh = this.p2pRooms.get(roomId);
+    if (!mesh) return undefined;
+    for (const [id, record] of mesh) if (record.leaseUntilMs <= nowMs) mesh.delete(id);
+    if (mesh.size > 0) return mesh;
+    this.p2pRooms.delete(roomId);
+    return undefined;
   }
 
   /** The room, unless it has sat empty past its idle TTL (then it is forgotten now). */
@@ -183,5 +256,13 @@ function stateOf(room: MemoryRoom): RoomState {
 
 /** Only `rttMs` is nested, so a spread and one more copy it (structuredClone costs several times more). */
 function copyParticipant(participant: ParticipantRecord): ParticipantRecord {
+  return { ...participant, rttMs: { ...participant.rttMs } };
+}
+
+function p2pStateOf(roomId: string, mesh: Map<string, P2pParticipantRecord>): P2pRoomState {
+  return { roomId, participants: [...mesh.values()].sort(compareParticipants).map(copyP2pParticipant) };
+}
+
+function copyP2pParticipant(participant: P2pParticipantRecord): P2pParticipantRecord {
   return { ...participant, rttMs: { ...participant.rttMs } };
 }

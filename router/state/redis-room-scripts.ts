@@ -2,7 +2,13 @@
  * Lua scripts of RedisRoomStore. Each runs atomically in Redis, so two routers can never both pin a
  * home, both take a node's last slot, or both win a re-home. Every script on one room takes the
  * same KEYS, built by RedisRoomStore: 1 room hash, 2 participants hash, 3 node counts hash,
- * 4 pending-expiry sorted set, 5 room-id set, 6 room-version counter, 7 rebalancing plans hash.
+ * 4 pending-expiry sorted set, 5 room-id set, 6 room-version counter, 7 P2P participants hash,
+ * 8 rebalancing plans hash.
+ *
+ * A P2P room is its P2P participants hash alone (participantId → JSON P2pParticipantRecord with
+ * `leaseUntilMs` and `status` as its first keys, rewritten in place like the status above). The
+ * hash expires with its latest lease, so "the key exists" is "the room is P2P": ALLOCATE refuses
+ * while it does, and P2P_ALLOCATE refuses while the SFU room has participants.
  *
  * A room's version (see RoomStore) is the `version` field of its hash, taken from the counter shared
  * by all rooms, so a version is never handed out twice. A hash written before versions existed has
@@ -30,13 +36,13 @@ end
 -- Drops a participant with its reservation and pending expiry; an emptied room starts its idle TTL.
 local function removeParticipant(participantId, nodeId, member, idleTtlMs)
   redis.call('HDEL', KEYS[2], participantId)
-  redis.call('HDEL', KEYS[7], participantId)
+  redis.call('HDEL', KEYS[8], participantId)
   releaseNode(KEYS[3], nodeId)
   redis.call('ZREM', KEYS[4], member)
   bumpVersion()
   if redis.call('EXISTS', KEYS[2]) == 0 then
     redis.call('PEXPIRE', KEYS[1], idleTtlMs)
-    redis.call('DEL', KEYS[7])
+    redis.call('DEL', KEYS[8])
   end
 end
 `;
@@ -47,15 +53,16 @@ end
  * expectedVersion ('' = not checked).
  * Returns {'ok', home, homeNode, epoch, createdAt, version, previousVersion, replacedRecord|nil} |
  * {'stale', home, homeNode, epoch, createdAt, version, participants as HGETALL, plans as HGETALL}
- * ({'stale'} alone: no such room) | {'node_full'}. Checks everything before writing anything. The
- * participant's rebalancing plan, if any, is used up.
+ * ({'stale'} alone: no such room) | {'node_full'} | {'p2p'} (the room is in P2P mode). Checks
+ * everything before writing anything. The participant's rebalancing plan, if any, is used up.
  */
 export const ALLOCATE = `${HELPERS}
+if redis.call('EXISTS', KEYS[7]) == 1 then return {'p2p'} end
 local room = redis.call('HMGET', KEYS[1], 'home', 'homeNode', 'epoch', 'createdAt', 'version')
 local version = room[5] or '0'
 if (room[1] and room[1] ~= ARGV[4]) or (ARGV[12] ~= '' and version ~= ARGV[12]) then
   if not room[1] then return {'stale'} end
-  return {'stale', room[1], room[2], room[3], room[4], version, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[7])}
+  return {'stale', room[1], room[2], room[3], room[4], version, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[8])}
 end
 local previous = redis.call('HGET', KEYS[2], ARGV[5])
 local previousNode = previous and cjson.decode(previous).nodeId
@@ -72,7 +79,7 @@ redis.call('PERSIST', KEYS[1])
 if previousNode then releaseNode(KEYS[3], previousNode) end
 redis.call('HINCRBY', KEYS[3], ARGV[7], 1)
 redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
-redis.call('HDEL', KEYS[7], ARGV[5])
+redis.call('HDEL', KEYS[8], ARGV[5])
 if ARGV[9] == '' then
   redis.call('ZREM', KEYS[4], ARGV[8])
 else
@@ -126,11 +133,11 @@ return nil
 export const PLAN_MOVES = `${HELPERS}
 local version = redis.call('HGET', KEYS[1], 'version')
 if not version or version ~= ARGV[1] then return nil end
-for _, plan in ipairs(redis.call('HVALS', KEYS[7])) do
+for _, plan in ipairs(redis.call('HVALS', KEYS[8])) do
   if cjson.decode(plan).expiresAtMs > tonumber(ARGV[2]) then return nil end
 end
-redis.call('DEL', KEYS[7])
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1]) end
+redis.call('DEL', KEYS[8])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 1]) end
 return bumpVersion()
 `;
 
@@ -157,4 +164,84 @@ for i, roomId in ipairs(ARGV) do
   end
 end
 return live
+`;
+
+const P2P_HELPERS = `
+-- Drops the P2P participants whose lease ran out; returns the live records and the latest lease.
+local function liveMesh(nowMs)
+  local all = redis.call('HGETALL', KEYS[7])
+  local live = {}
+  local latest = 0
+  for i = 1, #all, 2 do
+    local lease = cjson.decode(all[i + 1]).leaseUntilMs
+    if lease <= nowMs then
+      redis.call('HDEL', KEYS[7], all[i])
+    else
+      live[#live + 1] = all[i + 1]
+      if lease > latest then latest = lease end
+    end
+  end
+  return live, latest
+end
+
+-- The P2P room lives as long as its latest lease.
+local function keepMeshUntil(latest, nowMs)
+  if latest > nowMs then redis.call('PEXPIRE', KEYS[7], math.ceil(latest - nowMs)) else redis.call('DEL', KEYS[7]) end
+end
+`;
+
+/**
+ * ARGV: participantId, record, maxParticipants, nowMs, leaseUntilMs.
+ * Returns {'ok', replacedRecord or '', live records...} | {'full', live records...} | {'sfu'}.
+ */
+export const P2P_ALLOCATE = `${P2P_HELPERS}
+local nowMs = tonumber(ARGV[4])
+local sfuRoom = redis.call('HEXISTS', KEYS[1], 'home') == 1
+if sfuRoom and redis.call('EXISTS', KEYS[2]) == 1 then return {'sfu'} end
+local live, latest = liveMesh(nowMs)
+local previous = redis.call('HGET', KEYS[7], ARGV[1])
+local others = #live
+if previous then others = others - 1 end
+if others >= tonumber(ARGV[3]) then return {'full', unpack(live)} end
+-- An SFU room left empty gives way to the P2P one.
+if sfuRoom then redis.call('DEL', KEYS[1]) end
+redis.call('HSET', KEYS[7], ARGV[1], ARGV[2])
+keepMeshUntil(math.max(latest, tonumber(ARGV[5])), nowMs)
+return {'ok', previous or '', unpack(redis.call('HVALS', KEYS[7]))}
+`;
+
+/**
+ * ARGV: nowMs, leaseUntilMs, then participantId, allocationId pairs. Renews those participants
+ * (current allocations only) and marks them connected. Returns the live records, or nil when the
+ * room is not P2P.
+ */
+export const P2P_RENEW = `${P2P_HELPERS}
+local nowMs = tonumber(ARGV[1])
+local live, latest = liveMesh(nowMs)
+if #live == 0 then return nil end
+for i = 3, #ARGV, 2 do
+  local record = redis.call('HGET', KEYS[7], ARGV[i])
+  if record then
+    local participant = cjson.decode(record)
+    if participant.allocationId == ARGV[i + 1] then
+      local lease = math.max(participant.leaseUntilMs, tonumber(ARGV[2]))
+      local renewed = string.gsub(record, '^{"leaseUntilMs":%d+,"status":"%a+"', '{"leaseUntilMs":' .. string.format('%.0f', lease) .. ',"status":"connected"', 1)
+      redis.call('HSET', KEYS[7], ARGV[i], renewed)
+      if lease > latest then latest = lease end
+    end
+  end
+end
+keepMeshUntil(latest, nowMs)
+return redis.call('HVALS', KEYS[7])
+`;
+
+/** ARGV: participantId, allocationId, nowMs. Returns 1 when removed, else 0. */
+export const P2P_REMOVE = `${P2P_HELPERS}
+local record = redis.call('HGET', KEYS[7], ARGV[1])
+if not record or cjson.decode(record).allocationId ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[7], ARGV[1])
+local nowMs = tonumber(ARGV[3])
+local live, latest = liveMesh(nowMs)
+keepMeshUntil(latest, nowMs)
+return 1
 `;

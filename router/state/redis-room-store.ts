@@ -3,7 +3,19 @@ import type { Logger } from 'pino';
 import { compareParticipants } from './participants.ts';
 import { closeRedis, connectRedis, execAll, redisCall } from './redis-client.ts';
 import * as scripts from './redis-room-scripts.ts';
-import type { AllocateInput, AllocateOutcome, MovePlan, ParticipantRecord, RoomRecord, RoomState, RoomStore } from './types.ts';
+import type {
+  AllocateInput,
+  AllocateOutcome,
+  MovePlan,
+  P2pAllocateInput,
+  P2pAllocateOutcome,
+  P2pParticipantRecord,
+  P2pRoomState,
+  ParticipantRecord,
+  RoomRecord,
+  RoomState,
+  RoomStore,
+} from './types.ts';
 
 export interface RedisRoomStoreOptions {
   url: string;
@@ -21,7 +33,8 @@ type AllocateReply =
   | ['ok', string, string, string, string, number, string, string | null]
   | ['stale']
   | ['stale', string, string, string, string, string, string[], string[]]
-  | ['node_full'];
+  | ['node_full']
+  | ['p2p'];
 interface RoomScripts {
   roomAllocate: Script;
   roomMarkJoined: Script;
@@ -30,10 +43,13 @@ interface RoomScripts {
   roomRehome: Script;
   roomPlanMoves: Script;
   roomPruneIds: Script;
+  p2pAllocate: Script;
+  p2pRenew: Script;
+  p2pRemove: Script;
 }
 
 /** Every room script takes the same KEYS (see redis-room-scripts.ts). */
-const ROOM_KEY_COUNT = 7;
+const ROOM_KEY_COUNT = 8;
 /** Expired allocations and room ids are processed this many per round trip. */
 const SCAN_BATCH = 500;
 
@@ -45,6 +61,7 @@ const SCAN_BATCH = 500;
  * - `P allocations:pending` sorted set: JSON [roomId, participantId] scored by expiresAtMs
  * - `P rooms` set of room ids (ids of expired rooms are removed lazily by listRoomIds)
  * - `P roomversion` counter the room versions are taken from
+ * - `P room:{roomId}:p2p` hash: participantId → JSON P2pParticipantRecord while the room is P2P (expires with its latest lease)
  * - `P room:{roomId}:plans` hash: participantId → JSON MovePlan (live rebalancing)
  * Every change is one Lua script (EVALSHA through ioredis defineCommand).
  */
@@ -73,6 +90,9 @@ export class RedisRoomStore implements RoomStore {
     redis.defineCommand('roomRehome', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.REHOME });
     redis.defineCommand('roomPlanMoves', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.PLAN_MOVES });
     redis.defineCommand('roomPruneIds', { lua: scripts.PRUNE_ROOM_IDS });
+    redis.defineCommand('p2pAllocate', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.P2P_ALLOCATE });
+    redis.defineCommand('p2pRenew', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.P2P_RENEW });
+    redis.defineCommand('p2pRemove', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.P2P_REMOVE });
     return new RedisRoomStore(redis as Redis & RoomScripts, options);
   }
 
@@ -106,6 +126,8 @@ export class RedisRoomStore implements RoomStore {
     switch (reply[0]) {
       case 'node_full':
         return { status: 'node_full' };
+      case 'p2p':
+        return { status: 'p2p' };
       case 'stale': {
         if (reply.length === 1) return { status: 'stale', current: null };
         const [, home, homeNode, epoch, createdAt, version, participants, plans] = reply;
@@ -201,6 +223,54 @@ export class RedisRoomStore implements RoomStore {
     return live;
   }
 
+  async allocateP2p(input: P2pAllocateInput): Promise<P2pAllocateOutcome> {
+    const reply = (await redisCall(() =>
+      this.redis.p2pAllocate(
+        ...this.roomKeys(input.roomId),
+        input.participant.participantId,
+        encodeP2pParticipant(input.participant),
+        input.maxParticipants,
+        input.nowMs,
+        input.participant.leaseUntilMs,
+      ),
+    )) as ['ok', string, ...string[]] | ['full', ...string[]] | ['sfu'];
+    switch (reply[0]) {
+      case 'sfu':
+        return { status: 'sfu' };
+      case 'full':
+        return { status: 'full', room: toP2pRoomState(input.roomId, reply.slice(1) as string[], input.nowMs) };
+      case 'ok': {
+        const [, replaced, ...records] = reply;
+        return { status: 'ok', room: toP2pRoomState(input.roomId, records, input.nowMs), replaced: replaced ? decodeP2pParticipant(replaced) : null };
+      }
+    }
+  }
+
+  async getP2pRoom(roomId: string, nowMs: number): Promise<P2pRoomState | null> {
+    const room = toP2pRoomState(roomId, await redisCall(() => this.redis.hvals(this.p2pKey(roomId))), nowMs);
+    return room.participants.length > 0 ? room : null;
+  }
+
+  async renewP2p(
+    roomId: string,
+    participants: ReadonlyArray<{ participantId: string; allocationId: string }>,
+    leaseUntilMs: number,
+    nowMs: number,
+  ): Promise<P2pRoomState | null> {
+    const records = (await redisCall(() =>
+      this.redis.p2pRenew(...this.roomKeys(roomId), nowMs, leaseUntilMs, ...participants.flatMap((p) => [p.participantId, p.allocationId])),
+    )) as string[] | null;
+    return records ? toP2pRoomState(roomId, records, nowMs) : null;
+  }
+
+  async removeP2pParticipant(roomId: string, participantId: string, allocationId: string, nowMs: number): Promise<boolean> {
+    return (await redisCall(() => this.redis.p2pRemove(...this.roomKeys(roomId), participantId, allocationId, nowMs))) === 1;
+  }
+
+  async endP2p(roomId: string): Promise<boolean> {
+    return (await redisCall(() => this.redis.del(this.p2pKey(roomId)))) === 1;
+  }
+
   async close(): Promise<void> {
     await closeRedis(this.redis);
   }
@@ -217,13 +287,26 @@ export class RedisRoomStore implements RoomStore {
     return `${this.roomKey(roomId)}:participants`;
   }
 
+  private p2pKey(roomId: string): string {
+    return `${this.roomKey(roomId)}:p2p`;
+  }
+
   private plansKey(roomId: string): string {
     return `${this.roomKey(roomId)}:plans`;
   }
 
   /** The KEYS every room script takes, in the order redis-room-scripts.ts documents. */
   private roomKeys(roomId: string): string[] {
-    return [this.roomKey(roomId), this.participantsKey(roomId), this.keys.counts, this.keys.pending, this.keys.rooms, this.keys.versions, this.plansKey(roomId)];
+    return [
+      this.roomKey(roomId),
+      this.participantsKey(roomId),
+      this.keys.counts,
+      this.keys.pending,
+      this.keys.rooms,
+      this.keys.versions,
+      this.p2pKey(roomId),
+      this.plansKey(roomId),
+    ];
   }
 }
 
@@ -253,4 +336,19 @@ function toRoomState(roomId: string, roomFields: Array<string | null | undefined
     plans: plans.map((plan) => JSON.parse(plan) as MovePlan),
     version: Number(version ?? 0),
   };
+}
+
+/** `leaseUntilMs` and `status` first: the renew script rewrites them in place (see redis-room-scripts.ts). */
+function encodeP2pParticipant(participant: P2pParticipantRecord): string {
+  const { leaseUntilMs, status, ...rest } = participant;
+  return JSON.stringify({ leaseUntilMs, status, ...rest });
+}
+
+function decodeP2pParticipant(json: string): P2pParticipantRecord {
+  return JSON.parse(json) as P2pParticipantRecord;
+}
+
+/** Only participants whose lease has not run out (the scripts drop the others lazily). */
+function toP2pRoomState(roomId: string, records: string[], nowMs: number): P2pRoomState {
+  return { roomId, participants: records.map(decodeP2pParticipant).filter((p) => p.leaseUntilMs > nowMs).sort(compareParticipants) };
 }

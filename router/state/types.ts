@@ -73,6 +73,40 @@ export interface AllocateInput {
   nowMs: number;
 }
 
+/** A participant of a P2P fallback room (see RoomStore's P2P methods). */
+export interface P2pParticipantRecord {
+  participantId: string;
+  allocationId: string;
+  /** 'connected' once its relay connection renewed it. */
+  status: 'allocated' | 'connected';
+  /** The client's RTT to each region as used for the decision, ms (the relay places the room with them). */
+  rttMs: Record<string, number>;
+  allocatedAtMs: number;
+  /** The participant is gone after this unless renewed: the allocation TTL, then the relay's lease. */
+  leaseUntilMs: number;
+}
+
+export interface P2pRoomState {
+  roomId: string;
+  /** Participants whose lease has not run out, in allocation order. */
+  participants: P2pParticipantRecord[];
+}
+
+export interface P2pAllocateInput {
+  roomId: string;
+  participant: P2pParticipantRecord;
+  maxParticipants: number;
+  nowMs: number;
+}
+
+export type P2pAllocateOutcome =
+  /** `replaced`: this participant's earlier record, if it had one. */
+  | { status: 'ok'; room: P2pRoomState; replaced: P2pParticipantRecord | null }
+  /** The mesh holds `maxParticipants` others already. */
+  | { status: 'full'; room: P2pRoomState }
+  /** The room is homed on an SFU and has participants there: it cannot become P2P. */
+  | { status: 'sfu' };
+
 export type AllocateOutcome =
   /** `version`: the room's version with this allocation; `previousVersion`: just before it (0: it created the room). */
   | { status: 'ok'; room: RoomRecord; replaced: ParticipantRecord | null; version: number; previousVersion: number }
@@ -82,7 +116,9 @@ export type AllocateOutcome =
    * The room is not as the decision assumed (another home, or another version when one was
    * expected): place again on `current`, its state now (null: no such room), without a read.
    */
-  | { status: 'stale'; current: RoomState | null };
+  | { status: 'stale'; current: RoomState | null }
+  /** The room is in P2P fallback mode: end it (endP2p) before placing it on an SFU. */
+  | { status: 'p2p' };
 
 /**
  * Room versions: a room's version identifies its home and membership (who holds an allocation, on
@@ -118,6 +154,28 @@ export interface RoomStore {
   /** Participants (allocated + joined) counted per node. */
   nodeCounts(): Promise<Map<string, number>>;
   listRoomIds(): Promise<string[]>;
+
+  /*
+   * P2P fallback rooms. A room is either homed on an SFU or P2P, never both: `allocate` answers
+   * 'p2p' while the room has a P2P participant, and `allocateP2p` answers 'sfu' while the SFU room
+   * has participants (an SFU room left empty is dropped for the P2P one). P2P participants hold a
+   * lease (`leaseUntilMs`): one whose lease ran out no longer counts and is dropped lazily, and a
+   * room whose leases all ran out is gone.
+   */
+  /** Atomically: check the mode and the mesh size, then record the participant (replacing its earlier record). */
+  allocateP2p(input: P2pAllocateInput): Promise<P2pAllocateOutcome>;
+  /** The P2P room (participants with a live lease), or null when the room is not P2P. */
+  getP2pRoom(roomId: string, nowMs: number): Promise<P2pRoomState | null>;
+  /**
+   * Renews the leases of these participants (current allocations only) until `leaseUntilMs` and
+   * marks them connected; returns the room after it, or null when the room is no longer P2P.
+   */
+  renewP2p(roomId: string, participants: ReadonlyArray<{ participantId: string; allocationId: string }>, leaseUntilMs: number, nowMs: number): Promise<P2pRoomState | null>;
+  /** Removes the participant if that allocation is current; the room ends with its last participant. */
+  removeP2pParticipant(roomId: string, participantId: string, allocationId: string, nowMs: number): Promise<boolean>;
+  /** Ends the room's P2P mode (its participants move to an SFU through /allocate); false if it was not P2P. */
+  endP2p(roomId: string): Promise<boolean>;
+
   close(): Promise<void>;
 }
 

@@ -142,6 +142,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
   if (r.clusterSecret !== '' && r.clusterSecret.length < MIN_SECRET_LENGTH) problems.push(`GEO_SFU_CLUSTER_SECRET: shorter than ${MIN_SECRET_LENGTH} characters`);
   if (r.deadAfterMs <= r.suspectAfterMs) problems.push('GEO_SFU_DEAD_AFTER_MS must be greater than GEO_SFU_SUSPECT_AFTER_MS');
   if (r.rtcMinPort > r.rtcMaxPort) problems.push('GEO_SFU_RTC_MIN_PORT must not be above GEO_SFU_RTC_MAX_PORT');
+  // The relay renews P2P leases every check interval: a lease must outlive a missed renewal or two.
+  if (r.p2pLeaseMs < 3 * r.p2pCheckIntervalMs) problems.push('GEO_SFU_P2P_LEASE_MS must be at least 3 × GEO_SFU_P2P_CHECK_INTERVAL_MS');
   if (r.agentRegion !== '' && !/^[a-z0-9][a-z0-9-]{0,31}$/.test(r.agentRegion)) problems.push('GEO_SFU_AGENT_REGION: not a valid region id');
   const regions = parseRegions(r.regions, problems);
   const config: GeoSfuConfig = {
@@ -160,10 +162,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
     problems.push(`GEO_SFU_AGENT_REGION: "${config.agentRegion}" is not in the region catalog (${config.regions.map((x) => x.id).join(', ')})`);
   }
   if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) problems.push('GEO_SFU_TLS_CERT_FILE and GEO_SFU_TLS_KEY_FILE go together');
+  if (config.demoGrants && config.grantKeys.length === 0) problems.push('GEO_SFU_DEMO_GRANTS needs a key to sign with: set GEO_SFU_GRANT_SECRETS');
   if (config.production) {
     if (config.clusterSecret === '') problems.push('GEO_SFU_CLUSTER_SECRET is required in production mode');
     if (config.tokenKeys.length === 0) problems.push('GEO_SFU_TOKEN_SECRETS is required in production mode');
     if (config.adminToken.length < MIN_SECRET_LENGTH) problems.push(`GEO_SFU_ADMIN_TOKEN (≥ ${MIN_SECRET_LENGTH} chars) is required in production mode`);
+    // Anyone may mint a demo grant: in production that would be an open door past GEO_SFU_REQUIRE_AUTH.
+    if (config.demoGrants) problems.push('GEO_SFU_DEMO_GRANTS must be off in production mode (it hands grants to anyone)');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

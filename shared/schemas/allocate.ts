@@ -60,8 +60,42 @@ export const AllocateSfuResponse = Type.Object({
 });
 export type AllocateSfuResponse = Static<typeof AllocateSfuResponse>;
 
-/** A union on `mode`: the P2P fallback (client SDK issue) adds `mode: "p2p"`. */
-export const AllocateResponse = Type.Union([AllocateSfuResponse]);
+/**
+ * The P2P fallback: no region can take the room now, so its (at most GEO_SFU_P2P_MAX_PARTICIPANTS)
+ * participants connect directly to each other (full mesh), exchanging offers, answers and ICE
+ * candidates through the router's relay (socket.io at `relay.path` on the router), and move to an
+ * SFU when the relay says `migrate`.
+ */
+export const AllocateP2pResponse = Type.Object(
+  {
+    mode: Type.Literal('p2p'),
+    allocationId: Type.String(),
+    roomId: Type.String(),
+    participantId: Type.String(),
+    relay: Type.Object(
+      {
+        /** socket.io path on the router's own origin. */
+        path: Type.String(),
+        /** Signed, short-lived, bound to this room, participant and allocation. */
+        token: Type.String(),
+      },
+      { additionalProperties: false },
+    ),
+    /** When the relay token expires (connect before then). */
+    expiresAt: Type.String({ format: 'date-time' }),
+    iceServers: Type.Array(IceServerSchema),
+    /** Most participants the mesh takes. */
+    maxParticipants: Type.Integer({ minimum: 2 }),
+    rttSource: Type.Union([Type.Literal('client'), Type.Literal('geoip'), Type.Literal('default')]),
+    /** Why no region could take the room: every candidate with its exclusion. */
+    candidates: Type.Array(Candidate),
+  },
+  { additionalProperties: false },
+);
+export type AllocateP2pResponse = Static<typeof AllocateP2pResponse>;
+
+/** A union on `mode`. */
+export const AllocateResponse = Type.Union([AllocateSfuResponse, AllocateP2pResponse]);
 export type AllocateResponse = Static<typeof AllocateResponse>;
 
 export { Url };

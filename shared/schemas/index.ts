@@ -3,3 +3,4 @@ export * from './reasons.ts';
 export * from './allocate.ts';
 export * from './registry.ts';
 export * from './views.ts';
+export * from './demo.ts';

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { RelayMesh } from '../utils/udp-relay.ts';
+import { RelayMesh } from '../../infra/embedded/udp-relay.ts';
 import { sleep, waitUntil } from '../sfu/helpers/rtp.ts';
 import { Cluster, median, Participant, type AgentNode } from './harness.ts';
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { types as ms } from 'mediasoup';
 
-import { RelayMesh, type UdpRelay } from '../utils/udp-relay.ts';
+import { RelayMesh, type UdpRelay } from '../../infra/embedded/udp-relay.ts';
 import { sleep, speechLevel, waitUntil } from '../sfu/helpers/rtp.ts';
 import { Cluster, median, Participant, sentAt, timedFrame, type AgentNode } from './harness.ts';
 

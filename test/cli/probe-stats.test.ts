@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { latencyArg, resolveRouterUrl } from '../../cli/args.ts';
-import { recommend, summarize } from '../../cli/probe.ts';
+import { recommend, summarizeSamples } from '../../shared/probe-stats.ts';
 
-describe('summarize: probe statistics worked out by hand', () => {
+describe('summarizeSamples (shared by the CLI and the SDK): probe statistics worked out by hand', () => {
   it('ten samples, one lost', () => {
     // Answered, in order: 20, 22, 21, 30, 20, 24, 23, 21, 22 (9 of 10).
     // Sorted: 20 20 21 21 22 22 23 24 30 → min 20, median 22 (5th), p95 nearest rank ⌈0.95 × 9⌉ = 9th = 30.
     // Jitter: |2|+|1|+|9|+|10|+|4|+|1|+|2|+|1| = 30 over 8 differences = 3.75. Loss 1/10.
-    expect(summarize([20, 22, 21, null, 30, 20, 24, 23, 21, 22])).toEqual({
+    expect(summarizeSamples([20, 22, 21, null, 30, 20, 24, 23, 21, 22])).toEqual({
       sent: 10,
       received: 9,
       minMs: 20,
@@ -20,12 +20,12 @@ describe('summarize: probe statistics worked out by hand', () => {
 
   it('even count: median is the mean of the middle two; one sample has no jitter', () => {
     // Sorted 10 12 14 100 → median (12 + 14) / 2 = 13, p95 ⌈3.8⌉ = 4th = 100; jitter (2+2+86)/3 = 30.
-    expect(summarize([10, 12, 14, 100])).toMatchObject({ medianMs: 13, p95Ms: 100, jitterMs: 30 });
-    expect(summarize([42])).toMatchObject({ minMs: 42, medianMs: 42, p95Ms: 42, jitterMs: null, loss: 0 });
+    expect(summarizeSamples([10, 12, 14, 100])).toMatchObject({ medianMs: 13, p95Ms: 100, jitterMs: 30 });
+    expect(summarizeSamples([42])).toMatchObject({ minMs: 42, medianMs: 42, p95Ms: 42, jitterMs: null, loss: 0 });
   });
 
   it('nothing answered', () => {
-    expect(summarize([null, null])).toEqual({ sent: 2, received: 0, minMs: null, medianMs: null, p95Ms: null, jitterMs: null, loss: 1 });
+    expect(summarizeSamples([null, null])).toEqual({ sent: 2, received: 0, minMs: null, medianMs: null, p95Ms: null, jitterMs: null, loss: 1 });
   });
 
   it('recommends the lowest median, ties to the first listed, null when none answered', () => {

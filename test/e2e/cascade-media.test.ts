@@ -1,68 +1,59 @@
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { loadConfig } from '../../shared/config/index.ts';
-import { launchEmbedded, type Embedded } from '../../infra/embedded/launcher.ts';
-import { type MediaClient, startMediaClient } from '../signaling/clients.ts';
-import { allocate } from '../utils/http.ts';
+import { createGrant } from '../../sdk/server.ts';
+import { type Cluster, GRANT_AUDIENCE, GRANT_KEY, startCluster } from '../sdk/helpers.ts';
+import { type Participant, startParticipant } from '../sdk/participants.ts';
 
 /**
  * The whole path across three regions: /allocate places people from three continents on three
- * edges of one room, each joins its edge's SFU with a real WebRTC client (wrtc + mediasoup-client),
- * and everyone receives everyone else's audio and video through the agents' encrypted pipes.
+ * edges of one room, each joins its edge's SFU through the SDK with real WebRTC (wrtc, see
+ * test/sdk/wrtc-participant.ts), and everyone receives everyone else's audio and video through the
+ * agents' encrypted pipes, each track announced with its publisher's region.
  */
-const PROFILE = fileURLToPath(new URL('../../infra/embedded/sample-wan-profile.json', import.meta.url));
-let embedded: Embedded;
-const clients: MediaClient[] = [];
+let cluster: Cluster;
+const participants: Participant[] = [];
 
 beforeAll(async () => {
-  const config = loadConfig({ GEO_SFU_WAN_PROFILE: PROFILE });
-  embedded = await launchEmbedded({ config, fixedPorts: false, env: { GEO_SFU_LOG_LEVEL: 'warn', GEO_SFU_PROBE_INTERVAL_MS: '250' } });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const body = await fetch(`${embedded.routerUrl}/regions`).then((r) => r.json() as Promise<{ regions: Array<{ healthy: boolean }>; interRegion: Record<string, Record<string, unknown>> }>).catch(() => null);
-    const pairs = body ? Object.values(body.interRegion).reduce((n, row) => n + Object.keys(row).length, 0) : 0;
-    if (body?.regions.every((r) => r.healthy) && pairs === 12) break;
-    if (Date.now() > deadline) throw new Error('embedded default did not come up');
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}, 90_000);
+  cluster = await startCluster();
+}, 120_000);
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.stop()));
-  await embedded?.close();
+  await Promise.all(participants.map((p) => p.stop()));
+  await cluster?.embedded.close();
 });
 
 it('three participants on us-west, eu-west and apac edges see and hear each other through the cascade', async () => {
+  const roomId = 'three-continents';
   const near = (region: string) => Object.fromEntries(['us-west', 'us-east', 'eu-west', 'apac'].map((r) => [r, r === region ? 5 : 400]));
-  const placed: Array<{ who: string; region: string; client: MediaClient }> = [];
+  const placed: Array<{ who: string; region: string; p: Participant }> = [];
   for (const [who, region] of [['alice', 'us-west'], ['bob', 'eu-west'], ['carol', 'apac']] as const) {
-    const res = await allocate(embedded.routerUrl, { roomId: 'three-continents', participantId: who, latencies: near(region) });
-    expect(res.status, JSON.stringify(res.body)).toBe(200);
-    expect(res.body.region).toBe(region);
-    // The client connects to the agent directly (the WAN delay proxies carry TCP only).
-    const agent = embedded.agents.find((a) => a.nodeId === res.body.node.id)!;
-    const client = startMediaClient(agent.directUrl, res.body.token);
-    clients.push(client);
-    placed.push({ who, region, client });
+    const grant = createGrant({ key: GRANT_KEY, issuer: 'cascade-e2e', audience: GRANT_AUDIENCE, roomId, participantId: who, ttlSeconds: 600, nowMs: Date.now() });
+    const p = startParticipant({ routerUrl: cluster.embedded.routerUrl, roomId, participantId: who, grant, latencies: near(region) });
+    participants.push(p);
+    const joined = await p.waitFor('joined', (x) => x.lines.find((l) => l.type === 'joined'), 30_000);
+    expect((joined.edge as { region: string }).region).toBe(region);
+    placed.push({ who, region, p });
   }
-  const room = (await (await fetch(`${embedded.routerUrl}/rooms/three-continents`)).json()) as { cascade: { regions: string[]; links: unknown[] } };
+  const room = (await (await fetch(`${cluster.embedded.routerUrl}/rooms/${roomId}`)).json()) as { cascade: { regions: string[]; links: unknown[] } };
   expect(room.cascade.regions).toEqual(['us-west', 'eu-west', 'apac']);
   expect(room.cascade.links).toHaveLength(3);
 
-  for (const { who, client } of placed) {
+  for (const { who, p } of placed) {
     // Two remote peers, audio and video each: four consumers, all of media that crossed a pipe.
-    await client.waitFor(`${who} consuming both others`, (c) => (c.stats()?.consumers ?? 0) >= 4, 45_000);
-    await client.waitFor(`${who} decoding`, (c) => (c.stats()?.framesDecoded ?? 0) >= 30 && (c.stats()?.packets.audio ?? 0) >= 100, 45_000);
+    await p.waitFor(`${who} consuming both others`, (x) => (x.stats()?.consumers ?? 0) >= 4, 45_000);
+    await p.waitFor(`${who} decoding`, (x) => (x.stats()?.framesDecoded ?? 0) >= 30 && (x.stats()?.packets.audio ?? 0) >= 100, 45_000);
   }
-  const before = placed.map((p) => p.client.stats()!);
+  const before = placed.map(({ p }) => p.stats()!);
   await new Promise((r) => setTimeout(r, 2_000));
-  const after = placed.map((p) => p.client.stats()!);
-  for (const [i, p] of placed.entries()) {
-    const peers = new Set(p.client.lines.filter((l) => l.type === 'consuming').map((l) => l.peerId));
+  const after = placed.map(({ p }) => p.stats()!);
+  const regionOf = new Map(placed.map((x) => [x.who, x.region]));
+  for (const [i, { who, region, p }] of placed.entries()) {
+    const added = p.events('trackAdded') as Array<{ peerId: string; kind: string; region: string }>;
     const fps = (after[i]!.framesDecoded - before[i]!.framesDecoded) / 2;
-    console.log(`${p.who} (${p.region}): consuming from ${[...peers].join(', ')}; ${fps.toFixed(1)} frames/s decoded over 2 streams, audio +${after[i]!.packets.audio - before[i]!.packets.audio} packets`);
-    expect([...peers].sort()).toEqual(placed.filter((o) => o !== p).map((o) => o.who).sort());
+    console.log(`${who} (${region}): tracks from ${added.map((t) => `${t.peerId}/${t.kind}@${t.region}`).join(', ')}; ${fps.toFixed(1)} frames/s decoded over 2 streams, audio +${after[i]!.packets.audio - before[i]!.packets.audio} packets`);
+    expect([...new Set(added.map((t) => t.peerId))].sort()).toEqual(placed.filter((o) => o.who !== who).map((o) => o.who).sort());
+    // Piped tracks carry the region their publisher is connected to, not this edge's.
+    for (const t of added) expect(t.region, `${who} got ${t.peerId}/${t.kind}`).toBe(regionOf.get(t.peerId));
     // Two 15 fps streams: well above what one stream alone could give.
     expect(fps).toBeGreaterThan(18);
     expect(after[i]!.packets.audio - before[i]!.packets.audio).toBeGreaterThan(100);
   }
-}, 150_000);
+}, 180_000);

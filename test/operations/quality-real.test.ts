@@ -3,7 +3,7 @@ import { buildAgent } from '../../region-agent/app.ts';
 import { AgentSfu } from '../../region-agent/sfu.ts';
 import { agentConfig } from '../agent/helpers.ts';
 import { MediaSender, UdpEndpoint, opusRtpParameters, vp8RtpParameters } from '../sfu/helpers/rtp.ts';
-import { UdpRelay } from '../utils/udp-relay.ts';
+import { UdpRelay } from '../../infra/embedded/udp-relay.ts';
 import { startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
 
 /**

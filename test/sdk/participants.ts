@@ -16,6 +16,7 @@ export interface Stats {
   packets: { audio: number; video: number };
   consumers: number;
   edge: string;
+  mode: 'sfu' | 'p2p';
   firstFrameMs: number | null;
 }
 
@@ -25,13 +26,22 @@ export interface Participant {
   lines: Line[];
   stats(): Stats | undefined;
   events(event: string): unknown[];
-  send(cmd: 'leave' | 'exit'): void;
+  send(cmd: 'pause' | 'resume' | 'leave' | 'exit'): void;
   waitFor<T>(what: string, probe: (p: Participant) => T | undefined | null | false, timeoutMs?: number): Promise<T>;
   stop(): Promise<void>;
   process: ChildProcess;
 }
 
-export function startParticipant(o: { routerUrl: string; roomId: string; participantId: string; grant: string; latencies?: Record<string, number>; publish?: boolean }): Participant {
+/** `allocation`: join this /allocate answer instead of allocating (then `grant` is not needed). */
+export function startParticipant(o: {
+  routerUrl: string;
+  roomId: string;
+  participantId: string;
+  grant?: string;
+  latencies?: Record<string, number>;
+  publish?: boolean;
+  allocation?: unknown;
+}): Participant {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/sdk/wrtc-participant.ts'], {
     cwd: ROOT,
     env: {
@@ -39,7 +49,8 @@ export function startParticipant(o: { routerUrl: string; roomId: string; partici
       ROUTER_URL: o.routerUrl,
       ROOM_ID: o.roomId,
       PARTICIPANT_ID: o.participantId,
-      GRANT: o.grant,
+      ...(o.grant !== undefined ? { GRANT: o.grant } : {}),
+      ...(o.allocation !== undefined ? { ALLOCATION: JSON.stringify(o.allocation) } : {}),
       ...(o.latencies ? { LATENCIES: JSON.stringify(o.latencies) } : {}),
       PUBLISH: o.publish === false ? '0' : '1',
     },

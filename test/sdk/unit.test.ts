@@ -5,8 +5,8 @@ import { GeoSfuClientError, parseRetryAfter, RouterApi, summarizeSamples, TypedE
 
 describe('summarizeSamples', () => {
   it('median, min, jitter (mean |Δ|) and loss of a series; null is a lost sample', () => {
-    expect(summarizeSamples([20, 22, null, 21, 30])).toEqual({ sent: 5, received: 4, minMs: 20, medianMs: 21.5, jitterMs: 4, loss: 0.2 });
-    expect(summarizeSamples([null, null])).toEqual({ sent: 2, received: 0, minMs: null, medianMs: null, jitterMs: null, loss: 1 });
+    expect(summarizeSamples([20, 22, null, 21, 30])).toEqual({ sent: 5, received: 4, minMs: 20, medianMs: 21.5, p95Ms: 30, jitterMs: 4, loss: 0.2 });
+    expect(summarizeSamples([null, null])).toEqual({ sent: 2, received: 0, minMs: null, medianMs: null, p95Ms: null, jitterMs: null, loss: 1 });
     expect(summarizeSamples([])).toMatchObject({ sent: 0, loss: 0, medianMs: null });
     expect(summarizeSamples([5])).toMatchObject({ medianMs: 5, jitterMs: null });
   });
@@ -62,17 +62,17 @@ describe('RouterApi.allocate against a stub router', () => {
     expect([err.status, err.code, err.retryAfterMs]).toEqual([503, 'NO_CAPACITY', 5_000]);
   });
 
-  it('a 400 names the field; a mode the SDK does not speak (p2p) is an error', async () => {
+  it('a 400 names the field; a mode the SDK does not speak is an error', async () => {
     let n = 0;
     const url = await stub((_req, raw, res) => {
       if (n++ === 0) res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'BAD_REQUEST', message: 'bad', field: 'roomId' } }));
-      else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...JSON.parse(sfu(JSON.parse(raw) as Record<string, unknown>)), mode: 'p2p' }));
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...JSON.parse(sfu(JSON.parse(raw) as Record<string, unknown>)), mode: 'mcu' }));
     });
     const api = new RouterApi({ routerUrl: url });
     const bad = (await api.allocate('bad room', 'a').catch((e: unknown) => e)) as GeoSfuClientError;
     expect([bad.status, bad.code, bad.field]).toEqual([400, 'BAD_REQUEST', 'roomId']);
-    const p2p = (await api.allocate('room', 'a').catch((e: unknown) => e)) as GeoSfuClientError;
-    expect(p2p.code).toBe('UNSUPPORTED_MODE');
+    const unknownMode = (await api.allocate('room', 'a').catch((e: unknown) => e)) as GeoSfuClientError;
+    expect(unknownMode.code).toBe('UNSUPPORTED_MODE');
   });
 
   it('an unreachable router is a NETWORK error', async () => {

@@ -2,20 +2,21 @@
  * A real WebRTC participant built on the SDK, run as a CHILD process (wrtc has been seen to crash
  * at process exit): `node --import tsx test/sdk/wrtc-participant.ts` with ROUTER_URL, ROOM_ID,
  * PARTICIPANT_ID, GRANT and LATENCIES (JSON, optional; else it probes) in the environment,
- * PUBLISH=0 to only consume, SIMULCAST=0 for a single video encoding.
+ * PUBLISH=0 to only consume, SIMULCAST=0 for a single video encoding. ALLOCATION (JSON of an
+ * /allocate answer) skips /allocate and joins it as given (tests of an agent without a router).
  *
  * The SDK gets @roamhq/wrtc injected (`webrtc: wrtc`, Chrome111 handler); the participant
  * publishes a synthetic 320×240 15 fps video track and a 48 kHz audio track and writes JSON lines:
  * `{ type: 'joined' | 'event' | 'stats' | 'error' | 'left', t, ... }`. `stats` (every 250 ms)
- * sums the inbound-rtp of the current consumers: framesDecoded, packets per kind, and the edge.
+ * sums the inbound-rtp of what it receives: framesDecoded, packets per kind, the edge and its mode (sfu, p2p).
  * Every remote track also gets a wrtc sink: `{ type: 'gap', peerId, kind, ms }` is written when a
  * peer's video frames or audio chunks (from any of its tracks, old or new edge alike) resume after
  * more than GAP_LOG_MS without any: the media gap the participant actually sees.
- * stdin commands (JSON lines): `{ cmd: 'leave' | 'exit' }`.
+ * stdin commands (JSON lines): `{ cmd: 'pause' | 'resume' | 'leave' | 'exit' }` (pause/resume: the video).
  */
 import { createInterface } from 'node:readline';
 import wrtc from '@roamhq/wrtc';
-import { GeoSfuClient, type RoomEvents, type RoomListeners } from '../../sdk/index.ts';
+import { type Allocation, GeoSfuClient, type RoomEvents, type RoomListeners } from '../../sdk/index.ts';
 
 const startedAt = performance.now();
 const out = (msg: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ ...msg, t: Math.round(performance.now() - startedAt) })}\n`);
@@ -79,14 +80,18 @@ function synthesize(): MediaStreamTrack[] {
 
 async function main(): Promise<void> {
   const client = new GeoSfuClient({ routerUrl: env('ROUTER_URL'), webrtc: wrtc, handlerName: 'Chrome111' });
-  const latencies = process.env.LATENCIES ? (JSON.parse(process.env.LATENCIES) as Record<string, number>) : (await client.probeRegions({ samples: 5 })).latencies;
-  const allocation = await client.allocate(env('ROOM_ID'), env('PARTICIPANT_ID'), { grant: env('GRANT'), latencies });
+  const allocate = async () => {
+    const latencies = process.env.LATENCIES ? (JSON.parse(process.env.LATENCIES) as Record<string, number>) : (await client.probeRegions({ samples: 5 })).latencies;
+    return client.allocate(env('ROOM_ID'), env('PARTICIPANT_ID'), { grant: env('GRANT'), latencies });
+  };
+  const allocation = process.env.ALLOCATION ? (JSON.parse(process.env.ALLOCATION) as Allocation) : await allocate();
   const [video, audio] = process.env.PUBLISH === '0' ? [] : synthesize();
   const tracks = video && audio ? [{ track: video, options: process.env.SIMULCAST === '0' ? { encodings: null } : {} }, audio] : [];
   const on: RoomListeners = {};
-  for (const event of ['participantJoined', 'participantLeft', 'trackAdded', 'trackRemoved', 'moved', 'reconnecting', 'reconnected', 'transportState', 'error', 'closed'] as const) {
+  for (const event of ['participantJoined', 'participantLeft', 'trackAdded', 'trackRemoved', 'trackPaused', 'moved', 'reconnecting', 'reconnected', 'transportState', 'error', 'closed'] as const) {
     on[event] = (payload: RoomEvents[typeof event]) => {
-      const msg = event === 'trackAdded' ? { peerId: (payload as RoomEvents['trackAdded']).peerId, producerId: (payload as RoomEvents['trackAdded']).producerId, kind: (payload as RoomEvents['trackAdded']).kind } : event === 'error' ? { message: (payload as RoomEvents['error']).error.message } : payload;
+      const added = payload as RoomEvents['trackAdded'];
+      const msg = event === 'trackAdded' ? { peerId: added.peerId, producerId: added.producerId, kind: added.kind, region: added.region } : event === 'error' ? { message: (payload as RoomEvents['error']).error.message } : payload;
       out({ type: 'event', event, msg });
       if (event === 'trackAdded') watch(payload as RoomEvents['trackAdded']);
       if (event === 'trackRemoved') {
@@ -97,6 +102,7 @@ async function main(): Promise<void> {
     };
   }
   const room = await client.join({ allocation, tracks, displayName: env('PARTICIPANT_ID'), on });
+  const videoId = room.localProducers.find((p) => p.kind === 'video')?.localId;
   out({ type: 'joined', edge: room.edge, participants: room.participants });
   let firstFrameAt: number | null = null;
   timers.push(
@@ -104,8 +110,9 @@ async function main(): Promise<void> {
       void (async () => {
         let framesDecoded = 0;
         const packets = { audio: 0, video: 0 };
-        // @roamhq/wrtc 0.10 has no RTCRtpReceiver.getStats(): the recv transport's peer connection stats.
-        if (room.consumers.length > 0) {
+        // @roamhq/wrtc 0.10 has no RTCRtpReceiver.getStats(): the recv transport's peer connection
+        // stats (in P2P, every direct link's).
+        if (room.remoteTracks.length > 0) {
           const { recv: report } = await room.getStats();
           report?.forEach((s: { type: string; kind?: string; framesDecoded?: number; packetsReceived?: number }) => {
             if (s.type !== 'inbound-rtp') return;
@@ -116,7 +123,7 @@ async function main(): Promise<void> {
           });
         }
         if (framesDecoded > 0 && firstFrameAt === null) firstFrameAt = performance.now() - startedAt;
-        out({ type: 'stats', framesDecoded, packets, consumers: room.consumers.length, edge: room.edge.nodeId, firstFrameMs: firstFrameAt === null ? null : Math.round(firstFrameAt) });
+        out({ type: 'stats', framesDecoded, packets, consumers: room.consumers.length, edge: room.edge.nodeId, mode: room.edge.mode, firstFrameMs: firstFrameAt === null ? null : Math.round(firstFrameAt) });
       })();
     }, 250),
   );
@@ -124,6 +131,7 @@ async function main(): Promise<void> {
   commands.on('line', (line) => {
     const { cmd } = JSON.parse(line) as { cmd: string };
     if (cmd === 'leave') void room.leave().then(() => out({ type: 'left' }));
+    else if ((cmd === 'pause' || cmd === 'resume') && videoId) void room.setPaused(videoId, cmd === 'pause').then(() => out({ type: 'done', cmd }));
     else if (cmd === 'exit') exit(0);
   });
   commands.on('close', () => exit(0));

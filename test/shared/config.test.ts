@@ -30,13 +30,15 @@ describe('configuration', () => {
         GEO_SFU_ROUTR_PORT: '1',
         GEO_SFU_DEAD_AFTER_MS: '1000',
         GEO_SFU_TOKEN_SECRETS: 'k:short',
+        GEO_SFU_P2P_LEASE_MS: '2000',
+        GEO_SFU_P2P_CHECK_INTERVAL_MS: '1000',
       });
     } catch (err) {
       error = err;
     }
     expect(error).toBeInstanceOf(ConfigError);
     const text = (error as ConfigError).message;
-    for (const name of ['GEO_SFU_ROUTER_PORT', 'GEO_SFU_MAX_CPU', 'GEO_SFU_LOG_LEVEL', 'GEO_SFU_REGIONS: regions[0].id', 'regions[0].lat', 'GEO_SFU_ROUTR_PORT: unknown setting', 'GEO_SFU_DEAD_AFTER_MS must be greater', 'GEO_SFU_TOKEN_SECRETS']) {
+    for (const name of ['GEO_SFU_ROUTER_PORT', 'GEO_SFU_MAX_CPU', 'GEO_SFU_LOG_LEVEL', 'GEO_SFU_REGIONS: regions[0].id', 'regions[0].lat', 'GEO_SFU_ROUTR_PORT: unknown setting', 'GEO_SFU_DEAD_AFTER_MS must be greater', 'GEO_SFU_TOKEN_SECRETS', 'GEO_SFU_P2P_LEASE_MS must be at least 3']) {
       expect(text).toContain(name);
     }
   });

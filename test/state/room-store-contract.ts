@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AllocateInput, AllocateOutcome, MovePlan, ParticipantRecord, RoomStore } from '../../router/state/types.ts';
+import type { AllocateInput, AllocateOutcome, MovePlan, P2pAllocateInput, P2pParticipantRecord, ParticipantRecord, RoomStore } from '../../router/state/types.ts';
 
 /** Stores over one shared state: each `open()` is another router (for Redis, another connection). */
 export interface RoomStoreHarness {
@@ -77,6 +77,22 @@ async function allocateLikeRouter(store: RoomStore, view: RouterView, input: All
     Object.assign(view, { homeRegion: current?.room.homeRegion ?? null, version: current?.version ?? 0 });
     next = { ...input, expectedHomeRegion: view.homeRegion };
   }
+}
+
+export function p2pParticipant(participantId: string, overrides: Partial<P2pParticipantRecord> = {}): P2pParticipantRecord {
+  return {
+    participantId,
+    allocationId: `p2p-${participantId}`,
+    status: 'allocated',
+    rttMs: { 'us-east': 12.345678901234567, 'eu-west': 80 },
+    allocatedAtMs: T0,
+    leaseUntilMs: T0 + TTL_MS,
+    ...overrides,
+  };
+}
+
+export function p2pAllocation(roomId: string, record: P2pParticipantRecord, options: { maxParticipants?: number; nowMs?: number } = {}): P2pAllocateInput {
+  return { roomId, participant: record, maxParticipants: options.maxParticipants ?? 4, nowMs: options.nowMs ?? T0 };
 }
 
 /** The RoomStore contract; every implementation must pass it unchanged. */
@@ -399,6 +415,85 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       expect(fresh.room).toMatchObject({ homeRegion: 'eu-west', epoch: 0 });
       expect(fresh.previousVersion).toBe(0);
       expect(fresh.version).toBeGreaterThan(forgottenVersion);
+    });
+
+    describe('P2P fallback rooms', () => {
+      const ids = (room: { participants: Array<{ participantId: string }> } | null) => room?.participants.map((p) => p.participantId) ?? null;
+
+      it('records participants up to the mesh size; the next is refused, a returning one replaces its record', async () => {
+        for (const id of ['a', 'b', 'c']) expect(await store.allocateP2p(p2pAllocation('mesh', p2pParticipant(id, { allocatedAtMs: T0 + id.charCodeAt(0) }), { maxParticipants: 3 }))).toMatchObject({ status: 'ok', replaced: null });
+        const full = await store.allocateP2p(p2pAllocation('mesh', p2pParticipant('d'), { maxParticipants: 3 }));
+        expect(full.status).toBe('full');
+        expect(ids(full.status === 'full' ? full.room : null)).toEqual(['a', 'b', 'c']);
+        const again = await store.allocateP2p(p2pAllocation('mesh', p2pParticipant('b', { allocationId: 'p2p-b-2', allocatedAtMs: T0 + 98 }), { maxParticipants: 3 }));
+        expect(again).toMatchObject({ status: 'ok', replaced: { allocationId: 'p2p-b' } });
+        const room = await store.getP2pRoom('mesh', T0);
+        expect(room?.participants.find((p) => p.participantId === 'b')).toEqual(p2pParticipant('b', { allocationId: 'p2p-b-2', allocatedAtMs: T0 + 98 }));
+        // P2P participants hold no SFU capacity, and a P2P room is no SFU room.
+        expect(await store.nodeCounts()).toEqual(new Map());
+        expect(await store.getRoom('mesh')).toBeNull();
+        expect(await store.getP2pRoom('other', T0)).toBeNull();
+      });
+
+      it('a room is never P2P and on an SFU at once: each mode refuses while the other holds participants', async () => {
+        expectOk(await store.allocate(allocation('sfu-room', participant('alice', 'us-east-1'))));
+        expect(await store.allocateP2p(p2pAllocation('sfu-room', p2pParticipant('bob')))).toEqual({ status: 'sfu' });
+        expect(await store.getP2pRoom('sfu-room', T0)).toBeNull();
+
+        expect((await store.allocateP2p(p2pAllocation('p2p-room', p2pParticipant('carol')))).status).toBe('ok');
+        expect(await store.allocate(allocation('p2p-room', participant('dave', 'us-east-1')))).toEqual({ status: 'p2p' });
+        expect(await store.getRoom('p2p-room')).toBeNull();
+        expect(await store.nodeCounts()).toEqual(new Map([['us-east-1', 1]]));
+
+        // Ending P2P mode lets the room go to an SFU; ending it twice says it was not P2P.
+        expect(await store.endP2p('p2p-room')).toBe(true);
+        expect(await store.endP2p('p2p-room')).toBe(false);
+        expectOk(await store.allocate(allocation('p2p-room', participant('dave', 'us-east-1'))));
+        expect(await store.renewP2p('p2p-room', [{ participantId: 'carol', allocationId: 'p2p-carol' }], T0 + 60_000, T0)).toBeNull();
+      });
+
+      it('an SFU room left empty gives way to a P2P room', async () => {
+        expectOk(await store.allocate(allocation('emptied', participant('alice', 'us-east-1'))));
+        await store.removeParticipant('emptied', 'alice');
+        expect((await store.allocateP2p(p2pAllocation('emptied', p2pParticipant('bob')))).status).toBe('ok');
+        expect(await store.getRoom('emptied')).toBeNull();
+        expect(await store.allocate(allocation('emptied', participant('alice', 'us-east-1')))).toEqual({ status: 'p2p' });
+      });
+
+      it('concurrent allocations in both modes from two routers leave the room in one mode only', async () => {
+        const other = await harness.open();
+        for (let i = 0; i < 10; i++) {
+          const roomId = `race-${i}`;
+          const [sfu, p2p] = await Promise.all([
+            (i % 2 ? store : other).allocate(allocation(roomId, participant(`s${i}`, 'us-east-1'))),
+            (i % 2 ? other : store).allocateP2p(p2pAllocation(roomId, p2pParticipant(`p${i}`))),
+          ]);
+          const sfuRoom = await store.getRoom(roomId);
+          const p2pRoom = await store.getP2pRoom(roomId, T0);
+          expect([sfu.status, p2p.status].sort()).toEqual(sfu.status === 'ok' ? ['ok', 'sfu'] : ['ok', 'p2p']);
+          expect((sfuRoom === null) !== (p2pRoom === null)).toBe(true);
+        }
+      });
+
+      it('leases: an expired participant no longer counts, renewals keep connected ones, the last one leaving ends the room', async () => {
+        expect((await store.allocateP2p(p2pAllocation('lease', p2pParticipant('a', { leaseUntilMs: T0 + 1_000 }), { maxParticipants: 2 }))).status).toBe('ok');
+        expect((await store.allocateP2p(p2pAllocation('lease', p2pParticipant('b', { leaseUntilMs: T0 + 5_000 }), { maxParticipants: 2 }))).status).toBe('ok');
+        expect((await store.allocateP2p(p2pAllocation('lease', p2pParticipant('c'), { maxParticipants: 2 }))).status).toBe('full');
+        // At T0 + 2 s `a` has expired: `c` takes its place.
+        expect((await store.allocateP2p(p2pAllocation('lease', p2pParticipant('c', { leaseUntilMs: T0 + 9_000 }), { maxParticipants: 2, nowMs: T0 + 2_000 }))).status).toBe('ok');
+        expect(ids(await store.getP2pRoom('lease', T0 + 2_000))).toEqual(['b', 'c']);
+
+        // Renewing: only current allocations, marked connected; a stale allocation id is ignored.
+        const renewed = await store.renewP2p('lease', [{ participantId: 'b', allocationId: 'p2p-b' }, { participantId: 'c', allocationId: 'old' }], T0 + 20_000, T0 + 3_000);
+        expect(renewed?.participants.map((p) => [p.participantId, p.status, p.leaseUntilMs])).toEqual([['b', 'connected', T0 + 20_000], ['c', 'allocated', T0 + 9_000]]);
+        expect(ids(await store.getP2pRoom('lease', T0 + 10_000))).toEqual(['b']);
+        expect(await store.removeP2pParticipant('lease', 'b', 'wrong', T0 + 10_000)).toBe(false);
+        expect(await store.removeP2pParticipant('lease', 'b', 'p2p-b', T0 + 10_000)).toBe(true);
+        expect(await store.getP2pRoom('lease', T0 + 10_000)).toBeNull();
+        expect(await store.renewP2p('lease', [{ participantId: 'b', allocationId: 'p2p-b' }], T0 + 30_000, T0 + 10_000)).toBeNull();
+        // With no P2P participant left, the room may go to an SFU.
+        expectOk(await store.allocate({ ...allocation('lease', participant('d', 'us-east-1')), nowMs: T0 + 10_000 }));
+      });
     });
   });
 }

@@ -1,9 +1,7 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchEmbedded, type Embedded } from '../../infra/embedded/launcher.ts';
 import { dashboardRoutes, type DashboardSnapshot } from '../../router/routes/dashboard.ts';
@@ -11,17 +9,14 @@ import { loadConfig } from '../../shared/config/index.ts';
 import type { RegionsResponse } from '../../shared/schemas/index.ts';
 import { SseParser } from '../../web/src/sse.ts';
 import { allocate } from '../utils/http.ts';
+import { ARTIFACTS, launchChromium, prepareWeb, ROOT } from './browser.ts';
 import { startRouter, testConfig } from '../utils/router-harness.ts';
 
 /**
  * The dashboard in a real browser (Debian's chromium driven by playwright-core) against the
  * embedded default with the sample WAN profile, and GET /events on its own.
  */
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PROFILE = join(ROOT, 'infra/embedded/sample-wan-profile.json');
-const ARTIFACTS = join(ROOT, 'test/web/artifacts');
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const REGIONS = ['us-west', 'us-east', 'eu-west', 'apac'];
 
 let embedded: Embedded;
@@ -29,10 +24,7 @@ let browser: Browser;
 const output: string[] = [];
 
 beforeAll(async () => {
-  // `npm run setup` builds the page and installs chromium; a test run on its own still gets the page.
-  if (!existsSync(join(ROOT, 'web/dist/index.html'))) execFileSync('npm', ['run', '--silent', 'build:web'], { cwd: ROOT, stdio: 'inherit' });
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run npm run setup (it installs Debian's chromium)`);
-  mkdirSync(ARTIFACTS, { recursive: true });
+  prepareWeb();
   const config = loadConfig({ GEO_SFU_WAN_PROFILE: PROFILE, GEO_SFU_PROBE_INTERVAL_MS: '250' });
   [embedded, browser] = await Promise.all([
     launchEmbedded({
@@ -41,7 +33,7 @@ beforeAll(async () => {
       env: { GEO_SFU_LOG_LEVEL: 'warn', GEO_SFU_PROBE_INTERVAL_MS: '250' },
       onOutput: (name, line) => output.push(`[${name}] ${line}`),
     }),
-    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
+    launchChromium(),
   ]);
   await measured();
 }, 120_000);

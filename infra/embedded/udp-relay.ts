@@ -26,9 +26,14 @@ export interface DirectionProfile {
 export type Side = 'a' | 'b';
 
 export interface DirectionStats {
+  /** Packets accepted for forwarding (the dropped ones excluded). */
   packets: number;
   bytes: number;
   dropped: number;
+  /** Packets sent on after their delay, and the sum and maximum of the time each was held, ms (measured, timer lateness included). */
+  forwarded: number;
+  heldTotalMs: number;
+  heldMaxMs: number;
   /** Packets that looked like RTP (not RTCP), by SSRC (readable under SRTP: the header is clear). */
   rtpBySsrc: Map<number, number>;
 }
@@ -38,7 +43,7 @@ interface Address {
   port: number;
 }
 
-const newStats = (): DirectionStats => ({ packets: 0, bytes: 0, dropped: 0, rtpBySsrc: new Map() });
+const newStats = (): DirectionStats => ({ packets: 0, bytes: 0, dropped: 0, forwarded: 0, heldTotalMs: 0, heldMaxMs: 0, rtpBySsrc: new Map() });
 
 function bind(ip: string): Promise<Socket> {
   const socket = createSocket('udp4');
@@ -136,8 +141,14 @@ export class UdpRelay {
     this.inspect?.(direction, msg);
     const jitter = profile.jitterMs ? (Math.random() * 2 - 1) * profile.jitterMs : 0;
     const delay = Math.max(0, profile.delayMs + jitter);
+    const receivedAt = performance.now();
     const send = () => {
-      if (!this.#closed) this.#sockets[to].send(msg, target.port, target.ip);
+      if (this.#closed) return;
+      const held = performance.now() - receivedAt;
+      stats.forwarded++;
+      stats.heldTotalMs += held;
+      if (held > stats.heldMaxMs) stats.heldMaxMs = held;
+      this.#sockets[to].send(msg, target.port, target.ip);
     };
     if (delay === 0) {
       send();

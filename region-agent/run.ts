@@ -1,0 +1,55 @@
+/**
+ * Runs a region agent in this process (region-agent/main.ts; the embedded launcher's WAN
+ * emulation adds a pipe-endpoint rewrite), configured by GEO_SFU_*
+ * (GEO_SFU_CLUSTER_SECRET and GEO_SFU_AGENT_REGION are required). SIGTERM or SIGINT drains it:
+ * it takes no new rooms, waits for the last participant (at most GEO_SFU_DRAIN_DEADLINE_MS),
+ * deregisters and exits 0. A second signal exits at once. It runs the SFU (GEO_SFU_SFU_WORKERS
+ * mediasoup workers) and serves socket.io signaling on its HTTP port.
+ */
+import { loadConfig } from '../shared/config/index.ts';
+import { ConfigError } from '../shared/errors.ts';
+import { buildAgent } from './app.ts';
+import type { EndpointRewrite } from './cascade/index.ts';
+import { resolveAgentSettings } from './settings.ts';
+import { AgentSfu } from './sfu.ts';
+
+async function start(rewriteRemoteEndpoint?: EndpointRewrite): Promise<void> {
+  const config = loadConfig();
+  // The SFU (mediasoup workers) and its signaling; closed with the agent.
+  resolveAgentSettings(config); // a bad configuration stops the agent before workers start
+  const sfu = await AgentSfu.create(config);
+  // Rooms that span regions are piped to the other regions' nodes (region-agent/cascade/).
+  const { app, controller } = await buildAgent({ config, sfu, cascade: { rooms: sfu.rooms, ...(rewriteRemoteEndpoint ? { rewriteRemoteEndpoint } : {}) } });
+  controller.once('close', () => process.exit(0));
+
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      app.log.warn({ signal }, 'second signal: exiting without waiting for the drain');
+      process.exit(1);
+    }
+    signalled = true;
+    app.log.info({ signal }, 'draining before exit');
+    controller.drain().catch((err: unknown) => {
+      app.log.error({ err }, 'drain failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  const url = await controller.start();
+  app.log.info(
+    { nodeId: controller.nodeId, region: controller.region, url, probe: `${url}/probe`, metrics: `${url}/metrics`, status: `${url}/status`, routerUrl: config.routerUrl },
+    `region agent ${controller.nodeId} (${controller.region}) listening on ${url}`,
+  );
+}
+
+/** Starts the agent; a failure to start is printed and ends the process (exit 1). */
+export function runAgent(options: { rewriteRemoteEndpoint?: EndpointRewrite } = {}): void {
+  start(options.rewriteRemoteEndpoint).catch((err: unknown) => {
+    if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
+    else process.stderr.write(`region agent failed to start: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,308 @@
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchEmbedded, type Embedded } from '../../infra/embedded/launcher.ts';
+import type { PipeRelayView } from '../../infra/embedded/pipe-relays.ts';
+import { interRegionRtt } from '../../infra/embedded/wan-profile.ts';
+import { loadConfig } from '../../shared/config/index.ts';
+import type { RegionsResponse, RoomView } from '../../shared/schemas/index.ts';
+import { startRouter, testConfig } from '../utils/router-harness.ts';
+import { ARTIFACTS, launchChromium, MEDIA_ARGS, prepareWeb, ROOT } from './browser.ts';
+
+/**
+ * Real browsers, real media, across emulated continents: chromium pages open /demo (the SDK
+ * bundled for the browser) against the embedded default with the sample WAN profile and media
+ * relays, each emulating a region so /allocate puts it on that region's edge. Their peer
+ * connections' getStats() must show the others' video decoded and audio received, growing; the
+ * launcher's UDP relays must show that media crossing the emulated inter-region links with the
+ * profile's delay. Then an agent is killed and its browser must come back through the SDK.
+ *
+ * The cases share one embedded default and run in order (each builds on the room of the one before).
+ * A P2P-fallback case (every region cordoned through the admin API: two pages connect directly)
+ * belongs here too, as its own describe block with its own room, once the router answers
+ * `mode: "p2p"` and the SDK speaks it: `joinDemo()` and `inboundMedia()` work for it unchanged.
+ */
+const PROFILE = join(ROOT, 'infra/embedded/sample-wan-profile.json');
+const ROOM = 'browsers-across-regions';
+const SAMPLE_MS = 4_000;
+
+let embedded: Embedded;
+let browser: Browser;
+const output: string[] = [];
+
+interface Participant {
+  name: string;
+  region: string;
+  context: BrowserContext;
+  page: Page;
+  nodeId: string;
+}
+const people = new Map<string, Participant>();
+
+beforeAll(async () => {
+  prepareWeb();
+  const config = loadConfig({ GEO_SFU_WAN_PROFILE: PROFILE });
+  [embedded, browser] = await Promise.all([
+    launchEmbedded({
+      config,
+      fixedPorts: false,
+      pipeRelays: true,
+      env: { GEO_SFU_LOG_LEVEL: 'warn', GEO_SFU_PROBE_INTERVAL_MS: '250' },
+      onOutput: (name, line) => output.push(`[${name}] ${line}`),
+    }),
+    launchChromium(MEDIA_ARGS),
+  ]);
+  await healthy();
+}, 120_000);
+
+afterAll(async () => {
+  for (const p of people.values()) await p.context.close().catch(() => undefined);
+  await browser?.close();
+  await embedded?.close();
+});
+
+async function healthy(): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    const body = await fetch(`${embedded.routerUrl}/regions`).then((r) => r.json() as Promise<RegionsResponse>).catch(() => null);
+    const pairs = body ? Object.values(body.interRegion).flatMap((row) => Object.values(row)) : [];
+    if (body?.regions.every((r) => r.healthy) && pairs.length === 12 && pairs.every((p) => p.samples >= 3)) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`embedded default did not come up\n${output.slice(-20).join('\n')}`);
+}
+
+/** Opens /demo as `name` emulating `region`, joins, and waits until the page says it is joined. */
+async function joinDemo(name: string, region: string): Promise<Participant> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  // Every RTCPeerConnection the page makes, for getStats() (the page itself exposes nothing).
+  await context.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    const made: RTCPeerConnection[] = [];
+    (window as unknown as { __peerConnections: RTCPeerConnection[] }).__peerConnections = made;
+    window.RTCPeerConnection = class extends Native {
+      constructor(config?: RTCConfiguration) {
+        super(config);
+        made.push(this);
+      }
+    };
+  });
+  const page = await context.newPage();
+  page.on('pageerror', (err) => output.push(`[page ${name}] ${err.message}`));
+  await page.goto(`${embedded.routerUrl}/demo?room=${ROOM}&name=${name}&region=${region}`);
+  // The region list and the browser's own RTT measurement are in.
+  await page.waitForFunction((r) => (document.querySelector('#region') as HTMLSelectElement | null)?.value === r, region, { timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#rtt td[data-rtt]:not([data-rtt=""])').length === 4, null, { timeout: 30_000 });
+  await page.click('#join');
+  await page.waitForFunction(() => document.querySelector('#status')?.getAttribute('data-state') === 'joined', null, { timeout: 60_000 }).catch(async (err: Error) => {
+    throw new Error(`${name} did not join: ${await page.locator('#log').innerText()}\n${err.message}`);
+  });
+  const edge = await page.locator('#edge').evaluate((el) => ({ region: el.getAttribute('data-region'), node: el.getAttribute('data-node') }));
+  const p: Participant = { name, region, context, page, nodeId: edge.node! };
+  expect(edge.region, `${name} emulating ${region} was placed on ${edge.region}`).toBe(region);
+  people.set(name, p);
+  return p;
+}
+
+type Inbound = Record<string, { region: string; videoTrackId: string | null; framesDecoded: number; audioPackets: number }>;
+
+/** Per remote participant shown on the page: video frames decoded and audio packets received (inbound-rtp of the live peer connections). */
+function inboundMedia(p: Participant): Promise<Inbound> {
+  return p.page.evaluate(async () => {
+    const pcs = (window as unknown as { __peerConnections: RTCPeerConnection[] }).__peerConnections.filter((pc) => pc.connectionState !== 'closed');
+    const byTrack = new Map<string, { framesDecoded?: number; packetsReceived?: number }>();
+    for (const pc of pcs) {
+      const report = await pc.getStats().catch(() => null);
+      report?.forEach((s: { type: string; trackIdentifier?: string; framesDecoded?: number; packetsReceived?: number }) => {
+        if (s.type === 'inbound-rtp' && s.trackIdentifier) byTrack.set(s.trackIdentifier, s);
+      });
+    }
+    const result: Record<string, { region: string; videoTrackId: string | null; framesDecoded: number; audioPackets: number }> = {};
+    for (const tile of Array.from(document.querySelectorAll<HTMLElement>('figure.tile[data-peer]'))) {
+      const track = (selector: string, kind: 'audio' | 'video') => ((tile.querySelector(selector) as HTMLMediaElement).srcObject as MediaStream | null)?.getTracks().find((t) => t.kind === kind);
+      const video = track('video', 'video');
+      const audio = track('audio', 'audio');
+      result[tile.dataset.peer!] = {
+        region: tile.dataset.region ?? '',
+        videoTrackId: video?.id ?? null,
+        framesDecoded: (video && byTrack.get(video.id)?.framesDecoded) || 0,
+        audioPackets: (audio && byTrack.get(audio.id)?.packetsReceived) || 0,
+      };
+    }
+    return result;
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `p` decodes video and receives audio from each of `from`. */
+async function waitForMedia(p: Participant, from: string[], timeoutMs = 60_000): Promise<Inbound> {
+  const deadline = Date.now() + timeoutMs;
+  let last: Inbound = {};
+  while (Date.now() < deadline) {
+    last = await inboundMedia(p);
+    if (from.every((o) => (last[o]?.framesDecoded ?? 0) > 0 && (last[o]?.audioPackets ?? 0) > 0)) return last;
+    await sleep(500);
+  }
+  throw new Error(`${p.name} gets no media from ${from.join(', ')}: ${JSON.stringify(last)}\n${await p.page.locator('#log').innerText()}\n${output.slice(-15).join('\n')}`);
+}
+
+/** Media growth at each participant from each other one over SAMPLE_MS; asserts ≥ 1/3 of 15 fps video and of 50 packets/s audio. */
+async function expectFlowing(names: string[]): Promise<void> {
+  const ps = names.map((n) => people.get(n)!);
+  for (const p of ps) await waitForMedia(p, names.filter((n) => n !== p.name));
+  const before = await Promise.all(ps.map(inboundMedia));
+  await sleep(SAMPLE_MS);
+  const after = await Promise.all(ps.map(inboundMedia));
+  for (const [i, p] of ps.entries()) {
+    for (const other of names.filter((n) => n !== p.name)) {
+      const fps = (after[i]![other]!.framesDecoded - before[i]![other]!.framesDecoded) / (SAMPLE_MS / 1000);
+      const pps = (after[i]![other]!.audioPackets - before[i]![other]!.audioPackets) / (SAMPLE_MS / 1000);
+      console.log(`${p.name} (${p.region}) ← ${other} (${after[i]![other]!.region}): ${fps.toFixed(1)} frames/s decoded, ${pps.toFixed(1)} audio packets/s`);
+      // The tile says where the other one is connected: its own edge's region, not this page's.
+      expect(after[i]![other]!.region, `${p.name}'s tile of ${other}`).toBe(people.get(other)!.region);
+      expect(fps, `${p.name} decoding ${other}`).toBeGreaterThan(5);
+      expect(pps, `${p.name} hearing ${other}`).toBeGreaterThan(16);
+    }
+  }
+}
+
+/** The room's relays between two nodes, with their traffic now. */
+function relaysOf(nodeA: string, nodeB: string): PipeRelayView[] {
+  return embedded.pipeRelays!.list().filter((r) => r.roomId === ROOM && r.nodes.includes(nodeA) && r.nodes.includes(nodeB));
+}
+
+/** Shows the media between two edges crossed the emulated link: packets both ways while sampling, held for the profile's one-way delay. */
+async function expectRelayed(a: Participant, b: Participant): Promise<void> {
+  const [relay] = relaysOf(a.nodeId, b.nodeId);
+  expect(relay, `a relay between ${a.nodeId} and ${b.nodeId}`).toBeDefined();
+  const oneWay = interRegionRtt(embedded.wanProfile!, a.region, b.region)! / 2;
+  expect(relay!.oneWayDelayMs).toBe(oneWay);
+  const snap = () => ({ ab: { ...relay!.relay.stats.ab }, ba: { ...relay!.relay.stats.ba } });
+  const before = snap();
+  await sleep(2_000);
+  const after = snap();
+  for (const dir of ['ab', 'ba'] as const) {
+    const forwarded = after[dir].forwarded - before[dir].forwarded;
+    const meanHeld = (after[dir].heldTotalMs - before[dir].heldTotalMs) / Math.max(1, forwarded);
+    const ssrcs = after[dir].rtpBySsrc.size;
+    console.log(
+      `relay ${relay!.nodes.join(' ↔ ')} ${dir === 'ab' ? '→' : '←'} (${relay!.regions.join('/')}, profile ${oneWay} ms one way): ${forwarded} packets in 2 s, ${ssrcs} RTP streams, held ${meanHeld.toFixed(1)} ms mean, ${after[dir].heldMaxMs.toFixed(1)} ms max`,
+    );
+    // Audio and video of one participant each way at least.
+    expect(forwarded).toBeGreaterThan(100);
+    expect(ssrcs).toBeGreaterThanOrEqual(2);
+    // Timers fire late, never early; the bound on lateness is generous for a busy 2-core machine.
+    expect(meanHeld).toBeGreaterThanOrEqual(oneWay - 1);
+    expect(meanHeld).toBeLessThan(oneWay + 60);
+  }
+}
+
+describe('browsers in different regions through the cascade', () => {
+  it('us-west and eu-west: placed on their regions\' edges, each decodes the other\'s video and receives its audio across the delayed pipe', async () => {
+    const alice = await joinDemo('alice', 'us-west');
+    const bob = await joinDemo('bob', 'eu-west');
+    expect(alice.nodeId).not.toBe(bob.nodeId);
+
+    // The page shows the browser's own RTTs, which follow the profile's clientRttMs (via the agents' delay proxies).
+    const rtts = await alice.page.locator('#rtt td[data-rtt]').evaluateAll((tds) => tds.map((td) => [td.closest('tr')!.getAttribute('data-region'), Number(td.getAttribute('data-rtt'))] as const));
+    console.log(`alice's measured RTTs: ${rtts.map(([r, v]) => `${r} ${v.toFixed(1)} ms`).join(', ')}`);
+    for (const [region, rtt] of rtts) expect(rtt, region!).toBeGreaterThanOrEqual(embedded.wanProfile!.clientRttMs![region!]! * 0.9);
+
+    await expectFlowing(['alice', 'bob']);
+    await expectRelayed(alice, bob);
+    // Both pages list the other under its region.
+    for (const [p, other] of [[alice, bob], [bob, alice]] as const) {
+      await p.page.waitForSelector(`#groups .group[data-region="${other.region}"] li[data-participant="${other.name}"]`, { timeout: 10_000 });
+    }
+    const room = (await (await fetch(`${embedded.routerUrl}/rooms/${ROOM}`)).json()) as RoomView;
+    expect(room.cascade.regions.sort()).toEqual(['eu-west', 'us-west']);
+  }, 180_000);
+
+  it('a third browser in apac joins: all three see and hear each other', async () => {
+    const carol = await joinDemo('carol', 'apac');
+    await expectFlowing(['alice', 'bob', 'carol']);
+    await expectRelayed(people.get('bob')!, carol);
+    for (const p of people.values()) await p.page.screenshot({ path: join(ARTIFACTS, `demo-${p.name}-${p.region}.png`), fullPage: true });
+    await people.get('alice')!.page.waitForSelector('#groups .group[data-region="apac"] li[data-participant="carol"]', { timeout: 10_000 });
+  }, 180_000);
+
+  it("the agent serving one browser is killed: that browser rejoins through the SDK and media resumes both ways", async () => {
+    const bob = people.get('bob')!;
+    const others = ['alice', 'carol'];
+    const agent = embedded.agents.find((a) => a.nodeId === bob.nodeId)!;
+    const baseline = await inboundMedia(bob);
+    const killedAt = Date.now();
+    agent.process.kill('SIGKILL');
+
+    // Bob decodes both others again: frames grow past what he had when his edge died.
+    const resumedAt: Record<string, number> = {};
+    const deadline = killedAt + 60_000;
+    while (Object.keys(resumedAt).length < others.length && Date.now() < deadline) {
+      const now = await inboundMedia(bob);
+      for (const o of others) {
+        // After the rejoin the tiles hold the new edge's tracks, whose counters start from zero.
+        const grew = now[o]?.videoTrackId !== baseline[o]?.videoTrackId && (now[o]?.framesDecoded ?? 0) > 0;
+        if (grew && resumedAt[o] === undefined) resumedAt[o] = Date.now();
+      }
+      await sleep(250);
+    }
+    const log = await bob.page.locator('#log').innerText();
+    const rejoin = /rejoined on (\S+) \((\S+)\) after (\d+) ms/.exec(log);
+    expect(rejoin, log).not.toBeNull();
+    const [, newRegion, newNode, sdkGapMs] = rejoin!;
+    console.log(`killed ${agent.nodeId}: bob rejoined on ${newNode} (${newRegion}); SDK gap ${sdkGapMs} ms; video from ${others.map((o) => `${o} back after ${resumedAt[o] === undefined ? 'never' : `${resumedAt[o]! - killedAt} ms`}`).join(', ')}`);
+    expect(newNode).not.toBe(agent.nodeId);
+    for (const o of others) expect(resumedAt[o], `bob decodes ${o} again`).toBeDefined();
+    bob.nodeId = newNode!;
+    bob.region = newRegion!;
+    await bob.page.waitForFunction(() => document.querySelector('#status')?.getAttribute('data-state') === 'joined');
+
+    // Everyone again: bob's republished tracks reach the others, and media keeps growing everywhere,
+    // over the emulated link from his new edge to the other region's.
+    await expectFlowing(['alice', 'bob', 'carol']);
+    const elsewhere = [...people.values()].find((p) => p !== bob && p.region !== bob.region)!;
+    await expectRelayed(bob, elsewhere);
+    await bob.page.screenshot({ path: join(ARTIFACTS, 'demo-bob-after-failover.png'), fullPage: true });
+  }, 180_000);
+
+  it('Leave: the page leaves the room, the others drop its tile and the router its participant', async () => {
+    const carol = people.get('carol')!;
+    await carol.page.click('#leave');
+    await carol.page.waitForFunction(() => document.querySelector('#status')?.getAttribute('data-state') === 'left', null, { timeout: 10_000 });
+    for (const name of ['alice', 'bob']) {
+      await people.get(name)!.page.waitForSelector('figure.tile[data-peer="carol"]', { state: 'detached', timeout: 15_000 });
+      await people.get(name)!.page.waitForSelector('#groups li[data-participant="carol"]', { state: 'detached', timeout: 5_000 });
+    }
+    const deadline = Date.now() + 15_000;
+    let participants: string[] = [];
+    while (Date.now() < deadline) {
+      const room = (await (await fetch(`${embedded.routerUrl}/rooms/${ROOM}`)).json()) as RoomView;
+      participants = room.participants.map((p) => p.participantId).sort();
+      if (!participants.includes('carol')) break;
+      await sleep(250);
+    }
+    expect(participants).toEqual(['alice', 'bob']);
+    // Her camera is released.
+    expect(await carol.page.locator('video').count()).toBe(0);
+  }, 60_000);
+});
+
+describe('the demo without demo grants', () => {
+  it('says why it cannot join, and allocates nothing', async () => {
+    const router = await startRouter(testConfig('memory', { demoGrants: false }));
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${router.url}/demo?room=no-grants&name=dave&region=us-west`);
+      await page.waitForFunction(() => (document.querySelector('#region') as HTMLSelectElement | null)?.value === 'us-west', null, { timeout: 15_000 });
+      await page.click('#join');
+      await page.waitForFunction(() => document.querySelector('#status')?.getAttribute('data-state') === 'failed', null, { timeout: 15_000 });
+      expect(await page.locator('#log').innerText()).toContain('GEO_SFU_DEMO_GRANTS is off');
+      expect((await fetch(`${router.url}/rooms/no-grants`)).status).toBe(404);
+    } finally {
+      await context.close();
+      await router.close();
+    }
+  }, 60_000);
+});
