@@ -10,6 +10,7 @@ import { benchAllocate } from './allocate.ts';
 import { benchCascade } from './cascade.ts';
 import { benchConsumers } from './consumers.ts';
 import { benchPlacement } from './placement/index.ts';
+import { benchSoak } from './soak.ts';
 import { formatLine, summaryBody, summaryMarkdown, writeReadmeSummary, type BenchLine, type Benchmark } from './summary.ts';
 
 const f = (x: number, digits = 1) => x.toFixed(digits);
@@ -142,8 +143,31 @@ const placement: Benchmark = {
   },
 };
 
+const soak: Benchmark = {
+  id: 'soak',
+  async run({ quick }) {
+    const r = await benchSoak({ quick });
+    const g = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)} MiB/h`;
+    return {
+      lines: [
+        {
+          name: `soak ${r.durationS} s on loopback: router memory growth`,
+          value: `RSS ${g(r.router.rssPerHourMiB)}, heap ${g(r.router.heapPerHourMiB)} (at ${r.router.rssEndMiB.toFixed(0)} / ${r.router.heapEndMiB.toFixed(0)} MiB)`,
+          ratio: `${r.failures} of ${r.allocations} allocations + ${r.sessions} joins/leaves failed`,
+        },
+        {
+          name: `soak ${r.durationS} s on loopback: 4 agents' memory growth`,
+          value: `RSS ${g(r.agents.rssPerHourMiB)}, heap ${g(r.agents.heapPerHourMiB)} (at ${r.agents.rssEndMiB.toFixed(0)} / ${r.agents.heapEndMiB.toFixed(0)} MiB)`,
+          ratio: 'per hour, from the lower envelope of the samples',
+        },
+      ],
+      json: r,
+    };
+  },
+};
+
 /** Every benchmark, in the order they run. */
-const BENCHMARKS: Benchmark[] = [allocate, consumers, cascade, placement];
+const BENCHMARKS: Benchmark[] = [allocate, consumers, cascade, placement, soak];
 
 const quick = process.argv.includes('--quick');
 const results = new URL('./results/', import.meta.url);

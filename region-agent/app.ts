@@ -1,6 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
+import { CredentialHashes, parseCredentialHashes } from '../shared/credentials.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
+import { serverTls } from '../shared/tls.ts';
 import { AgentController } from './controller.ts';
 import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies } from '../shared/http.ts';
 import { noSfu, type SfuLoadProvider } from './load.ts';
@@ -55,12 +57,15 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   const { config } = deps;
   const settings = resolveAgentSettings(config);
   const now = deps.now ?? Date.now;
-  const app: FastifyInstance = Fastify({
+  const tls = serverTls(config);
+  // Over TLS the server is an https.Server: the routes and socket.io attach to it the same way.
+  const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: config.logLevel } }),
+    ...(tls ? { https: tls } : {}),
     // Bad input is refused and named, never silently dropped or converted.
     ajv: AJV_OPTIONS,
     bodyLimit: BODY_LIMIT_BYTES,
-  });
+  }) as unknown as FastifyInstance;
   keepRawJsonBody(app);
   const { sfu } = deps;
   const controller = new AgentController({ app, config, settings, load: deps.load ?? sfu?.load ?? noSfu, ...(sfu ? { quality: sfu.quality } : {}), now });
@@ -68,7 +73,7 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   await app.register(healthRoutes, { controller });
   await app.register(adminRoutes, {
     controller,
-    adminToken: config.adminToken,
+    admin: new CredentialHashes([config.adminToken], parseCredentialHashes(config.adminTokenHash)),
     clusterSecret: config.clusterSecret,
     signedRequestWindowMs: config.signedRequestWindowMs,
     now,

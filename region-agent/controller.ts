@@ -9,6 +9,7 @@ import { PeerProber, type PeerStatus } from './peer-prober.ts';
 import { RouterClient } from './router-client.ts';
 import type { AgentSettings } from './settings.ts';
 import { Ticker } from '../shared/ticker.ts';
+import { clientTls } from '../shared/tls.ts';
 
 /** First retry delay of registration; doubles (with jitter) up to the maximum. */
 const REGISTER_RETRY_FIRST_MS = 250;
@@ -126,6 +127,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
       timeoutMs: config.probeTimeoutMs,
       rttEwmaAlpha: config.rttEwmaAlpha,
       lossWindow: config.lossWindow,
+      tls: clientTls(config.tlsCaFile),
       logger: this.#log,
     });
     this.#heartbeats = new Ticker(config.heartbeatIntervalMs, () => this.#heartbeat(), (err) => this.#log.error({ err }, 'heartbeat failed'));
@@ -249,7 +251,8 @@ export class AgentController extends EventEmitter<AgentEvents> {
     const address = this.#app.server.address() as AddressInfo;
     const wildcard = address.address === '0.0.0.0' || address.address === '::';
     const host = wildcard ? (address.family === 'IPv6' ? '::1' : '127.0.0.1') : address.address;
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+    const scheme = this.#config.tlsCertFile === '' ? 'http' : 'https';
+    const url = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
     if (wildcard) this.#log.warn({ publicUrl: url }, 'listening on a wildcard address without GEO_SFU_AGENT_PUBLIC_URL: advertising a loopback URL only this host can reach');
     return url;
   }

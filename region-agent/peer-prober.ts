@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import { Pool } from 'undici';
 import { RttEstimator } from '../shared/rtt.ts';
@@ -11,6 +12,8 @@ export interface PeerProberOptions {
   timeoutMs: number;
   rttEwmaAlpha: number;
   lossWindow: number;
+  /** TLS options of the probe connections (GEO_SFU_TLS_CA_FILE). */
+  tls?: ConnectionOptions;
   logger: FastifyBaseLogger;
 }
 
@@ -28,6 +31,8 @@ interface Peer {
   pool: Pool;
   estimator: RttEstimator;
   probing: boolean;
+  /** Connections the pool opened; a probe during which it grew paid a TCP (and TLS) handshake. */
+  connects: number;
 }
 
 /**
@@ -70,10 +75,13 @@ export class PeerProber {
         info,
         target,
         // One connection: every probe reuses the warm socket; a second would pay a handshake.
-        pool: new Pool(target.origin, { connections: 1, connect: { timeout: this.opts.timeoutMs } }),
+        pool: new Pool(target.origin, { connections: 1, connect: { ...this.opts.tls, timeout: this.opts.timeoutMs } }),
         estimator: new RttEstimator(this.opts.rttEwmaAlpha, this.opts.lossWindow),
         probing: false,
+        connects: 0,
       });
+      const added = this.#peers.get(nodeId)!;
+      added.pool.on('connect', () => added.connects++);
       this.opts.logger.info({ peer: nodeId, region: info.region, probeUrl: target.href }, 'probing peer');
     }
   }
@@ -117,6 +125,7 @@ export class PeerProber {
   async #probe(peer: Peer): Promise<void> {
     peer.probing = true;
     const startedAt = performance.now();
+    const connectsBefore = peer.connects;
     try {
       const res = await peer.pool.request({
         method: 'GET',
@@ -126,8 +135,10 @@ export class PeerProber {
       await res.body.dump();
       const rttMs = performance.now() - startedAt;
       if (this.#peers.get(peer.info.nodeId) !== peer) return;
-      if (res.statusCode >= 200 && res.statusCode < 300) peer.estimator.addSample(rttMs);
-      else {
+      if (res.statusCode >= 200 && res.statusCode < 300) {
+        // A probe that had to connect measured the handshake too (a TLS one can take hundreds of ms): not an RTT.
+        if (peer.connects === connectsBefore) peer.estimator.addSample(rttMs);
+      } else {
         peer.estimator.addLoss();
         this.opts.logger.debug({ peer: peer.info.nodeId, statusCode: res.statusCode }, 'peer probe refused');
       }

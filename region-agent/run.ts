@@ -8,6 +8,7 @@
  */
 import { loadConfig } from '../shared/config/index.ts';
 import { ConfigError } from '../shared/errors.ts';
+import { trustCaForOutgoingCalls } from '../shared/tls.ts';
 import { buildAgent } from './app.ts';
 import type { EndpointRewrite } from './cascade/index.ts';
 import { resolveAgentSettings } from './settings.ts';
@@ -15,6 +16,7 @@ import { AgentSfu } from './sfu.ts';
 
 async function start(rewriteRemoteEndpoint?: EndpointRewrite): Promise<void> {
   const config = loadConfig();
+  trustCaForOutgoingCalls(config.tlsCaFile);
   // The SFU (mediasoup workers) and its signaling; closed with the agent.
   resolveAgentSettings(config); // a bad configuration stops the agent before workers start
   const sfu = await AgentSfu.create(config);

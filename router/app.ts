@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
@@ -9,6 +8,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { GeoSfuConfig } from '../shared/config/index.ts';
 import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies } from '../shared/http.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
+import { clientTls, serverTls } from '../shared/tls.ts';
 import { Allocator } from './allocation/allocator.ts';
 import { ExpirySweeper } from './allocation/expiry-sweeper.ts';
 import { type GeoLookup, lookupIp } from './geo.ts';
@@ -28,6 +28,7 @@ import { demoGrantRoutes } from './routes/demo-grants.ts';
 import { scalingRoutes } from './routes/scaling.ts';
 import { regionRoutes } from './routes/regions.ts';
 import { roomRoutes } from './routes/rooms.ts';
+import { type RouterCredentials, takeCredentials } from './auth.ts';
 import { type LeaderLease, LocalLeaderLease } from './state/leader-lease.ts';
 import type { NodeRegistryStore, RoomStore, SessionLog } from './state/types.ts';
 import { Rehomer } from './operations/rehomer.ts';
@@ -49,7 +50,9 @@ export interface RouterDeps {
 }
 
 export interface RouterServices {
+  /** The configuration without the plain API key and admin token (see `credentials`). */
   config: GeoSfuConfig;
+  credentials: RouterCredentials;
   rooms: RoomStore;
   sessions: SessionLog;
   registry: NodeRegistry;
@@ -80,8 +83,9 @@ export type RouterApp = FastifyInstance;
  * background work and closes the stores it was given.
  */
 export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
-  const { config } = deps;
+  const { config, credentials } = takeCredentials(deps.config);
   const now = deps.now ?? Date.now;
+  const tls = serverTls(config);
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: config.logLevel } }),
     // A hop count is valid at run time (proxy-addr), though fastify's types only list the other forms.
@@ -90,7 +94,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     bodyLimit: BODY_LIMIT_BYTES,
     // Ids are up to 128 characters; longer ones must reach validation (400), not miss the route (404).
     routerOptions: { maxParamLength: 256 },
-    ...(config.tlsCertFile !== '' ? { https: { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) } } : {}),
+    ...(tls ? { https: tls } : {}),
     // Per-request lines at /allocate rates would drown the useful ones; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -105,6 +109,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     timeoutMs: config.probeTimeoutMs,
     ewmaAlpha: config.rttEwmaAlpha,
     lossWindow: config.lossWindow,
+    tls: clientTls(config.tlsCaFile),
     targets: () =>
       registry
         .snapshot()
@@ -183,7 +188,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   });
   const rehomeTimer = setInterval(() => void rehomer.tick().catch(() => 0), 500);
   rehomeTimer.unref();
-  app.decorate('services', { config, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, rebalancer, metrics, p2pRelay, isLeader, now });
+  app.decorate('services', { config, credentials, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, rebalancer, metrics, p2pRelay, isLeader, now });
 
   await app.register(errorReplies);
   // Security headers; no CSP, since the router serves JSON and the interactive docs' own assets.

@@ -1,14 +1,25 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
+import { CredentialHashes, parseCredentialHashes } from '../shared/credentials.ts';
 import { ForbiddenError, UnauthorizedError } from '../shared/errors.ts';
 import { type Permissions, TokenError, verifyGrant } from '../shared/tokens.ts';
 
-/** Compares a presented credential with the configured one in constant time (via their hashes). */
-function sameSecret(presented: string, configured: string): boolean {
-  const a = createHash('sha256').update(presented).digest();
-  const b = createHash('sha256').update(configured).digest();
-  return timingSafeEqual(a, b);
+/** The static credentials the router accepts, as SHA-256 digests only. */
+export interface RouterCredentials {
+  apiKeys: CredentialHashes;
+  admin: CredentialHashes;
+}
+
+/**
+ * Hashes the configured API key and admin token, adds the configured hashes, and returns a
+ * configuration without the plain secrets: the router keeps nothing else of them.
+ */
+export function takeCredentials(config: GeoSfuConfig): { credentials: RouterCredentials; config: GeoSfuConfig } {
+  const credentials = {
+    apiKeys: new CredentialHashes([config.apiKey], parseCredentialHashes(config.apiKeyHashes)),
+    admin: new CredentialHashes([config.adminToken], parseCredentialHashes(config.adminTokenHash)),
+  };
+  return { credentials, config: { ...config, apiKey: '', adminToken: '' } };
 }
 
 /** The presented credential: `Authorization: Bearer …` or `x-api-key`. */
@@ -20,10 +31,10 @@ export function bearer(req: FastifyRequest): string | null {
 }
 
 /** preHandler for admin routes. */
-export function requireAdmin(adminToken: string) {
+export function requireAdmin(admin: CredentialHashes) {
   return async (req: FastifyRequest): Promise<void> => {
     const presented = bearer(req);
-    if (adminToken === '' || presented === null || !sameSecret(presented, adminToken)) {
+    if (presented === null || !admin.matches(presented)) {
       throw new UnauthorizedError('admin credential required (Authorization: Bearer <GEO_SFU_ADMIN_TOKEN>)');
     }
   };
@@ -42,11 +53,12 @@ export type AllocateCaller =
 export function allocateCaller(
   req: FastifyRequest,
   body: { roomId: string; participantId: string },
-  config: Pick<GeoSfuConfig, 'apiKey' | 'grantKeys' | 'grantIssuer' | 'grantAudience' | 'requireAuth'>,
+  config: Pick<GeoSfuConfig, 'grantKeys' | 'grantIssuer' | 'grantAudience' | 'requireAuth'>,
+  apiKeys: CredentialHashes,
   nowMs: number,
 ): AllocateCaller {
   const presented = bearer(req);
-  if (presented !== null && config.apiKey !== '' && sameSecret(presented, config.apiKey)) return { kind: 'api-key' };
+  if (presented !== null && apiKeys.matches(presented)) return { kind: 'api-key' };
   if (presented !== null && presented.split('.').length === 3 && config.grantKeys.length > 0) {
     try {
       const grant = verifyGrant(config.grantKeys, presented, nowMs, {

@@ -5,7 +5,8 @@
  */
 import { pino } from 'pino';
 import { ConfigError } from '../shared/errors.ts';
-import { loadConfig } from '../shared/config/index.ts';
+import { CONFIG_SPEC, loadConfig } from '../shared/config/index.ts';
+import { trustCaForOutgoingCalls } from '../shared/tls.ts';
 import { buildRouter } from './app.ts';
 import { preloadGeoIp } from './geo.ts';
 import { createStores } from './state/index.ts';
@@ -16,14 +17,18 @@ const LEASE_TTL_MS = 3_000;
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  // The router keeps only hashes of its static credentials (buildRouter); not in its environment either.
+  delete process.env[CONFIG_SPEC.apiKey.env];
+  delete process.env[CONFIG_SPEC.adminToken.env];
   const missing: string[] = [];
   if (config.clusterSecret === '') missing.push('GEO_SFU_CLUSTER_SECRET is required (agents sign their calls with it)');
   if (config.tokenKeys.length === 0) missing.push('GEO_SFU_TOKEN_SECRETS is required (join tokens are signed with it)');
-  if (config.requireAuth && config.apiKey === '' && config.grantKeys.length === 0) {
-    missing.push('GEO_SFU_REQUIRE_AUTH (on in production mode) needs GEO_SFU_API_KEY or GEO_SFU_GRANT_SECRETS: nobody could allocate');
+  if (config.requireAuth && config.apiKey === '' && config.apiKeyHashes === '' && config.grantKeys.length === 0) {
+    missing.push('GEO_SFU_REQUIRE_AUTH (on in production mode) needs GEO_SFU_API_KEY, GEO_SFU_API_KEY_HASHES or GEO_SFU_GRANT_SECRETS: nobody could allocate');
   }
   if (missing.length > 0) throw new ConfigError(missing);
 
+  trustCaForOutgoingCalls(config.tlsCaFile);
   const logger = pino({ level: config.logLevel });
   const geoLookup = await preloadGeoIp();
   const { rooms, nodes, sessions, backends } = await createStores(config, { logger });
@@ -33,7 +38,7 @@ async function main(): Promise<void> {
     : undefined;
   const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger, ...(lease ? { lease } : {}) });
   await app.listen({ host: config.routerHost, port: config.routerPort });
-  app.log.info({ url: `http://${config.routerHost}:${(app.server.address() as { port: number }).port}` }, 'router listening');
+  app.log.info({ url: `${config.tlsCertFile === '' ? 'http' : 'https'}://${config.routerHost}:${(app.server.address() as { port: number }).port}` }, 'router listening');
 
   let closing = false;
   const shutdown = (signal: string) => {

@@ -1,6 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { CredentialHashes } from '../../shared/credentials.ts';
 import { UnauthorizedError } from '../../shared/errors.ts';
 import { requireSignature } from '../../shared/signed-http.ts';
 import { SIGNATURE_HEADER } from '../../shared/signed-request.ts';
@@ -8,8 +8,8 @@ import type { AgentController } from '../controller.ts';
 
 export interface AdminRoutesOptions {
   controller: AgentController;
-  /** Empty: bearer tokens are refused and only signed requests get in. */
-  adminToken: string;
+  /** The admin token's hash; empty: bearer tokens are refused and only signed requests get in. */
+  admin: CredentialHashes;
   clusterSecret: string;
   signedRequestWindowMs: number;
   now: () => number;
@@ -20,10 +20,6 @@ const CapacityBody = Type.Object(
   { maxParticipants: Type.Union([Type.Integer({ minimum: 1, maximum: 100_000 }), Type.Null()]) },
   { additionalProperties: false },
 );
-
-/** Compares digests, so neither the content nor the length of the token leaks through timing. */
-const sameToken = (given: string, expected: string): boolean =>
-  timingSafeEqual(createHash('sha256').update(given).digest(), createHash('sha256').update(expected).digest());
 
 /**
  * Operator routes. Callers authenticate with `Authorization: Bearer <GEO_SFU_ADMIN_TOKEN>` (people,
@@ -39,7 +35,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     const authorization = req.headers.authorization;
     if (authorization !== undefined) {
       const token = /^Bearer (.+)$/i.exec(authorization)?.[1];
-      if (token === undefined || opts.adminToken === '' || !sameToken(token, opts.adminToken)) {
+      if (token === undefined || !opts.admin.matches(token)) {
         throw new UnauthorizedError('invalid admin token', 'BAD_ADMIN_TOKEN');
       }
       return;

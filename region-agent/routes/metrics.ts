@@ -35,6 +35,9 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (ap
   loadGauge('geo_sfu_agent_registered', '1 while registered with the router.', () => Number(controller.registered));
   loadGauge('geo_sfu_agent_draining', '1 while draining.', () => Number(controller.draining));
   loadGauge('geo_sfu_agent_cordoned', '1 while cordoned by an operator.', () => Number(controller.cordoned));
+  // Of the whole process (shared when several agents run in one process), for leak watching (bench/soak.ts).
+  loadGauge('geo_sfu_agent_process_resident_memory_bytes', "Resident memory of the agent's Node.js process (not its mediasoup workers).", () => process.memoryUsage.rss());
+  loadGauge('geo_sfu_agent_process_heap_used_bytes', "V8 heap used by the agent's Node.js process.", () => process.memoryUsage().heapUsed);
 
   const peerLabels = ['peer_region', 'peer_node'] as const;
   new Gauge({

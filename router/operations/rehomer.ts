@@ -27,7 +27,8 @@ export class Rehomer {
 
   /** Re-homes the rooms of nodes that died since the last call; returns how many rooms moved. */
   async tick(): Promise<number> {
-    if (this.#running || !this.deps.isLeader()) return 0;
+    // Heartbeat ages mean nothing until the registry has read the store for a dead-after period.
+    if (this.#running || !this.deps.isLeader() || !this.deps.registry.livenessSettled()) return 0;
     this.#running = true;
     try {
       const nodes = this.deps.registry.snapshot().nodes;

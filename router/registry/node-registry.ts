@@ -42,6 +42,8 @@ export class NodeRegistry {
   #snapshot: RegistrySnapshot = { takenAtMs: 0, nodes: [], interRegion: {} };
   #timer: NodeJS.Timeout | null = null;
   #refreshing: Promise<RegistrySnapshot> | null = null;
+  /** Since when every read of the store has succeeded; null while it fails (see `livenessSettled`). */
+  #storeReachableSinceMs: number | null = null;
 
   constructor(private readonly opts: NodeRegistryOptions) {}
 
@@ -89,10 +91,31 @@ export class NodeRegistry {
 
   /** Reads the store; concurrent callers share one read. */
   refresh(): Promise<RegistrySnapshot> {
-    this.#refreshing ??= this.#read().finally(() => {
-      this.#refreshing = null;
-    });
+    this.#refreshing ??= this.#read()
+      .then(
+        (snapshot) => {
+          this.#storeReachableSinceMs ??= this.opts.now();
+          return snapshot;
+        },
+        (err: unknown) => {
+          this.#storeReachableSinceMs = null;
+          throw err;
+        },
+      )
+      .finally(() => {
+        this.#refreshing = null;
+      });
     return this.#refreshing;
+  }
+
+  /**
+   * Whether a node that looks dead really stopped heartbeating: true once the store has been
+   * readable for a whole GEO_SFU_DEAD_AFTER_MS. Right after this router starts, or after the store
+   * was unreachable (heartbeats could not be recorded meanwhile), every node's heartbeat looks old
+   * until it lands again; acting on that (re-homing rooms) would move rooms off live nodes.
+   */
+  livenessSettled(): boolean {
+    return this.#storeReachableSinceMs !== null && this.opts.now() - this.#storeReachableSinceMs >= this.opts.config.deadAfterMs;
   }
 
   async #read(): Promise<RegistrySnapshot> {

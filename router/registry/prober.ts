@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import { Pool } from 'undici';
 import type { RttStats } from '../../shared/schemas/index.ts';
 import { RttEstimator } from '../../shared/rtt.ts';
@@ -12,6 +13,8 @@ export interface ProberOptions {
   timeoutMs: number;
   ewmaAlpha: number;
   lossWindow: number;
+  /** TLS options of the probe connections (GEO_SFU_TLS_CA_FILE). */
+  tls?: ConnectionOptions;
   /** Current targets (read every round, so nodes come and go without restarts). */
   targets: () => readonly ProbeTarget[];
   /** Observes each probe outcome (metrics). */
@@ -23,11 +26,13 @@ interface ProbeState {
   pool: Pool;
   estimator: RttEstimator;
   inFlight: boolean;
+  /** Connections the pool opened; a probe during which it grew paid a TCP (and TLS) handshake. */
+  connects: number;
 }
 
 /**
  * Probes every node's probe URL on an interval over keep-alive connections (one undici Pool per
- * node, so connection set-up is not counted as RTT after the first probe) and keeps smoothed RTT,
+ * node; a probe that had to open a connection is not counted, so no handshake is) and keeps smoothed RTT,
  * jitter and loss per node. A probe that does not answer within the timeout counts as lost.
  */
 export class Prober {
@@ -66,10 +71,13 @@ export class Prober {
         const url = new URL(target.probeUrl);
         state = {
           url,
-          pool: new Pool(url.origin, { connections: 1, pipelining: 1, keepAliveTimeout: 60_000 }),
+          pool: new Pool(url.origin, { connections: 1, pipelining: 1, keepAliveTimeout: 60_000, connect: this.opts.tls }),
           estimator: new RttEstimator(this.opts.ewmaAlpha, this.opts.lossWindow),
           inFlight: false,
+          connects: 0,
         };
+        const opened = state;
+        opened.pool.on('connect', () => opened.connects++);
         this.#states.set(target.nodeId, state);
       }
       if (!state.inFlight) void this.#probe(target.nodeId, state);
@@ -79,6 +87,7 @@ export class Prober {
   async #probe(nodeId: string, state: ProbeState): Promise<void> {
     state.inFlight = true;
     const started = performance.now();
+    const connectsBefore = state.connects;
     let rttMs: number | null = null;
     try {
       const res = await state.pool.request({
@@ -95,6 +104,8 @@ export class Prober {
       state.inFlight = false;
     }
     if (this.#states.get(nodeId) !== state) return;
+    // A probe that had to connect measured the handshake too (a TLS one can take hundreds of ms): not an RTT.
+    if (rttMs !== null && state.connects !== connectsBefore) return;
     if (rttMs === null) state.estimator.addLoss();
     else state.estimator.addSample(rttMs);
     this.opts.onProbe?.(nodeId, rttMs);

@@ -7,7 +7,7 @@ export const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/alerts',
     {
-      preHandler: requireAdmin(app.services.config.adminToken),
+      preHandler: requireAdmin(app.services.credentials.admin),
       schema: { summary: 'Active quality alerts (admin)', response: { 200: Type.Object({ alerts: Type.Array(QualityAlert) }), 401: ErrorBody } },
     },
     async () => ({ alerts: app.services.quality.active() }),

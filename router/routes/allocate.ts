@@ -6,7 +6,7 @@ import { AllocateRequest, AllocateResponse, ErrorBody } from '../../shared/schem
 import { allocateCaller, bearer } from '../auth.ts';
 
 export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { config, allocator, now } = app.services;
+  const { config, credentials, allocator, now } = app.services;
   if (config.rateLimitPerMinute > 0) {
     await app.register(rateLimit, {
       global: false,
@@ -31,7 +31,7 @@ export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => {
-      const caller = allocateCaller(req, req.body, config, now());
+      const caller = allocateCaller(req, req.body, config, credentials.apiKeys, now());
       // Only server-side callers (API key) may speak for another client's IP; everyone else is
       // located by the address the request came from (X-Forwarded-For only via trustProxy).
       const clientIp = req.body.clientIp !== undefined && caller.kind === 'api-key' ? req.body.clientIp : req.ip;

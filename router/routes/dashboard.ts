@@ -97,7 +97,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   const maxRooms = opts.maxRooms ?? 100;
   const { config } = app.services;
   const regionOrder = config.regions.map((r) => r.id);
-  const checkAdmin = requireAdmin(config.adminToken);
+  const checkAdmin = requireAdmin(app.services.credentials.admin);
 
   const page = (file: string, csp: () => string) => async (_req: FastifyRequest, reply: FastifyReply) => {
     const html = await readFile(join(distDir, file)).catch(() => null);

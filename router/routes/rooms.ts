@@ -28,7 +28,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/rooms',
     {
-      preHandler: requireAdmin(config.adminToken),
+      preHandler: requireAdmin(app.services.credentials.admin),
       schema: { summary: 'Room ids (admin)', response: { 200: Type.Object({ rooms: Type.Array(Type.String()) }), 401: ErrorBody } },
     },
     async () => ({ rooms: await app.services.rooms.listRoomIds() }),
@@ -37,7 +37,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.delete(
     '/rooms/:roomId/participants/:participantId',
     {
-      preHandler: requireAdmin(config.adminToken),
+      preHandler: requireAdmin(app.services.credentials.admin),
       schema: {
         summary: 'Remove a participant (admin); releases its capacity and ends its session',
         params: Type.Object({ roomId: Id, participantId: Id }),

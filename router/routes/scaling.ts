@@ -9,7 +9,7 @@ export const scalingRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/scaling',
     {
-      preHandler: requireAdmin(app.services.config.adminToken),
+      preHandler: requireAdmin(app.services.credentials.admin),
       schema: {
         summary: 'Scaling state per region and the recent decisions (admin)',
         response: {

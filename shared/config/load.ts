@@ -166,7 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
   if (config.production) {
     if (config.clusterSecret === '') problems.push('GEO_SFU_CLUSTER_SECRET is required in production mode');
     if (config.tokenKeys.length === 0) problems.push('GEO_SFU_TOKEN_SECRETS is required in production mode');
-    if (config.adminToken.length < MIN_SECRET_LENGTH) problems.push(`GEO_SFU_ADMIN_TOKEN (≥ ${MIN_SECRET_LENGTH} chars) is required in production mode`);
+    if (config.adminToken.length < MIN_SECRET_LENGTH && config.adminTokenHash === '') problems.push(`GEO_SFU_ADMIN_TOKEN (≥ ${MIN_SECRET_LENGTH} chars) or GEO_SFU_ADMIN_TOKEN_HASH is required in production mode`);
     // Anyone may mint a demo grant: in production that would be an open door past GEO_SFU_REQUIRE_AUTH.
     if (config.demoGrants) problems.push('GEO_SFU_DEMO_GRANTS must be off in production mode (it hands grants to anyone)');
   }

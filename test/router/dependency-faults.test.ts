@@ -93,3 +93,54 @@ it('Redis slow or away: /allocate answers 503 within the Redis timeout instead o
   expect(ids).toEqual(expect.arrayContaining(['a', 'd']));
   expect(ids).not.toContain('c');
 });
+
+it('Redis away for longer than the dead-after time: refusals while away, then no room re-homed and no node taken for dead because of the outage', async () => {
+  const { router, proxy } = await world('redis');
+  await nodes!.add({ nodeId: 'eu-west-1', region: 'eu-west', maxParticipants: 1_000 });
+  await router.app.services.registry.refresh();
+  const EU_WEST = { 'us-west': 140, 'us-east': 80, 'eu-west': 10, apac: 170 };
+  // Two rooms, each with participants on both nodes (so each has somewhere else it could be re-homed).
+  for (const [roomId, first, second] of [['r-west', US_WEST, EU_WEST], ['r-east', EU_WEST, US_WEST]] as const) {
+    expect((await allocate(router.url, { roomId, participantId: 'a', latencies: first })).status).toBe(200);
+    expect((await allocate(router.url, { roomId, participantId: 'b', latencies: second })).status).toBe(200);
+  }
+  const homes = async () => Promise.all(['r-west', 'r-east'].map(async (id) => (await router.app.services.rooms.getRoom(id))!.room));
+  const before = await homes();
+  expect(before.map((r) => r.homeNodeId)).toEqual(['us-west-1', 'eu-west-1']);
+
+  proxy.cut();
+  const outageMs = router.config.deadAfterMs + 2_000;
+  const cutAt = Date.now();
+  const during: Array<{ what: string; status: number; ms: number }> = [];
+  for (const [what, body] of [['new room', { roomId: 'r-new', participantId: 'x', latencies: US_WEST }], ['known room', { roomId: 'r-west', participantId: 'c', latencies: US_WEST }]] as const) {
+    const started = Date.now();
+    const res = await allocate(router.url, body);
+    during.push({ what, status: res.status, ms: Date.now() - started });
+  }
+  const roomView = await fetch(`${router.url}/rooms/r-west`);
+  during.push({ what: 'GET /rooms/r-west', status: roomView.status, ms: 0 });
+  // The registry view is served from the router's last snapshot.
+  const regionsView = await fetch(`${router.url}/regions`);
+  during.push({ what: 'GET /regions', status: regionsView.status, ms: 0 });
+  await new Promise((r) => setTimeout(r, Math.max(0, outageMs - (Date.now() - cutAt))));
+  // One node's agent comes back later than the other (its heartbeat was backing off).
+  nodes!.silence('us-west-1');
+  proxy.restore();
+  const restoredAt = Date.now();
+  await new Promise((r) => setTimeout(r, router.config.deadAfterMs * 0.6));
+  nodes!.resume('us-west-1');
+  let back = 0;
+  while (back !== 200 && Date.now() - restoredAt < 10_000) {
+    back = (await allocate(router.url, { roomId: 'r-west', participantId: 'c', latencies: US_WEST })).status;
+    if (back !== 200) await new Promise((r) => setTimeout(r, 100));
+  }
+  await new Promise((r) => setTimeout(r, router.config.deadAfterMs + 500));
+  console.log(`Redis cut ${outageMs} ms: ${during.map((d) => `${d.what} → ${d.status}${d.ms ? ` in ${d.ms} ms` : ''}`).join(', ')}; /allocate 200 again ${Date.now() - restoredAt} ms after Redis returned`);
+  expect(during.map((d) => d.status)).toEqual([503, 503, 503, 200]);
+  expect(during.every((d) => d.ms < 2_000)).toBe(true);
+  expect(back).toBe(200);
+  // Reconciled: both nodes alive, every room still on the home it had, no re-home, one home each.
+  expect(router.app.services.registry.snapshot().nodes.map((n) => [n.nodeId, n.state])).toEqual([['us-west-1', 'alive'], ['eu-west-1', 'alive']]);
+  expect(await homes()).toEqual(before);
+  expect(await (await fetch(`${router.url}/metrics`)).text()).toContain('geo_sfu_room_rehomes_total 0');
+});

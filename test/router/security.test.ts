@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterEach, expect, it } from 'vitest';
-import type { GeoSfuConfig } from '../../shared/config/index.ts';
+import { type GeoSfuConfig, loadConfig } from '../../shared/config/index.ts';
+import { hashCredential } from '../../shared/credentials.ts';
 import { createGrant, verifyJoinToken } from '../../shared/tokens.ts';
 import { FakeNodes } from '../utils/fake-nodes.ts';
 import { allocate } from '../utils/http.ts';
@@ -98,4 +99,35 @@ it('serves HTTPS when given a certificate', async () => {
   const res = await request(`${url}/healthz`, { dispatcher: new Agent({ connect: { rejectUnauthorized: false } }) });
   expect(res.statusCode).toBe(200);
   expect(await res.body.json()).toEqual({ ok: true });
+});
+
+it('keeps only hashes of the API key and admin token; an operator may configure the hashes instead', async () => {
+  const apiKey = 'server-side-key-0123456789abcdefghij';
+  const adminToken = 'admin-token-0123456789abcdefghijklmn';
+  const listRooms = async (url: string, token: string) => {
+    const res = await request(`${url}/rooms`, { headers: bearer(token) });
+    await res.body.dump();
+    return res.statusCode;
+  };
+  const hashed = await world({ apiKey: '', adminToken: '', apiKeyHashes: `${hashCredential('an-older-key')},${hashCredential(apiKey)}`, adminTokenHash: hashCredential(adminToken) });
+  expect((await allocate(hashed.url, body, bearer(apiKey))).status).toBe(200);
+  expect((await allocate(hashed.url, body, bearer(hashCredential(apiKey)))).status).toBe(401);
+  expect(await listRooms(hashed.url, adminToken)).toBe(200);
+  expect(await listRooms(hashed.url, hashCredential(adminToken))).toBe(401);
+  await nodes?.close();
+  await router?.close();
+
+  // Given the plain secrets, the router's configuration keeps neither; they still work.
+  const plain = await world({ apiKey, adminToken });
+  const kept = JSON.stringify(plain.app.services.config);
+  expect([kept.includes(apiKey), kept.includes(adminToken)]).toEqual([false, false]);
+  expect((await allocate(plain.url, body, bearer(apiKey))).status).toBe(200);
+  expect(await listRooms(plain.url, adminToken)).toBe(200);
+  expect(await listRooms(plain.url, apiKey)).toBe(401);
+});
+
+it('refuses a configured hash that is not a SHA-256 hex digest, naming the variable', () => {
+  expect(() => loadConfig({ GEO_SFU_API_KEY_HASHES: 'not-a-hash' })).toThrow(/GEO_SFU_API_KEY_HASHES/);
+  expect(() => loadConfig({ GEO_SFU_ADMIN_TOKEN_HASH: hashCredential('x').toUpperCase() })).toThrow(/GEO_SFU_ADMIN_TOKEN_HASH/);
+  expect(loadConfig({ GEO_SFU_API_KEY_HASHES: `${hashCredential('a')},${hashCredential('b')}` }).apiKeyHashes).toContain(',');
 });

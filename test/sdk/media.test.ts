@@ -31,6 +31,14 @@ afterAll(async () => {
   await cluster?.embedded.close();
 });
 
+async function nodeStateOf(nodeId: string): Promise<string | undefined> {
+  const body = (await (await fetch(`${cluster.embedded.routerUrl}/regions`)).json()) as { regions: Array<{ nodes: Array<{ nodeId: string; state: string }> }> };
+  return body.regions.flatMap((r) => r.nodes).find((n) => n.nodeId === nodeId)?.state;
+}
+async function homeNodeOf(roomId: string): Promise<string> {
+  return ((await (await fetch(`${cluster.embedded.routerUrl}/rooms/${roomId}`)).json()) as { homeNodeId: string }).homeNodeId;
+}
+
 const grows = async (p: Participant, what: string, since: { framesDecoded: number; audio: number }, timeoutMs = 20_000) =>
   p.waitFor(what, (x) => {
     const s = x.stats();
@@ -48,6 +56,7 @@ describe('real media between two Node participants in different regions (wrtc)',
       { who: 'sg', latencies: SINGAPORE, region: 'apac' },
     ];
     const gaps: number[] = [];
+    const detections: number[] = [];
     for (const [i, r] of rounds.entries()) {
       const roomId = `media-${i}`;
       // The killed participant first: the room's home follows the first participant.
@@ -65,8 +74,21 @@ describe('real media between two Node participants in different regions (wrtc)',
       const rates = await Promise.all([fps(x), fps(ldn)]);
 
       const killed = x.stats()!.edge;
+      // The room's home is the killed participant's node (it joined first).
+      expect(await homeNodeOf(roomId)).toBe(killed);
       const killedAt = performance.now();
       cluster.embedded.agents.find((a) => a.nodeId === killed)!.process.kill('SIGKILL');
+      // The router's side: the node found dead (no heartbeat for GEO_SFU_DEAD_AFTER_MS, default 3 s) and the room re-homed.
+      const routerSide = (async () => {
+        let deadMs: number | null = null;
+        let rehomedMs: number | null = null;
+        while ((deadMs === null || rehomedMs === null) && performance.now() - killedAt < 15_000) {
+          if (deadMs === null && (await nodeStateOf(killed)) === 'dead') deadMs = performance.now() - killedAt;
+          if (rehomedMs === null && (await homeNodeOf(roomId)) !== killed) rehomedMs = performance.now() - killedAt;
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        return { deadMs, rehomedMs };
+      })();
       await x.waitFor(`${r.who} on another edge`, (p) => p.stats()!.edge !== killed, 15_000);
       const back = await Promise.all(
         [x, ldn].map((p) =>
@@ -79,9 +101,14 @@ describe('real media between two Node participants in different regions (wrtc)',
       );
       const gap = Math.round(Math.max(...back) - killedAt);
       gaps.push(gap);
+      const { deadMs, rehomedMs } = await routerSide;
+      expect(deadMs).not.toBeNull();
+      expect(rehomedMs).not.toBeNull();
+      detections.push(Math.round(deadMs!));
       console.log(
-        `round ${i}: ${r.who} (${r.region}) ↔ ldn (eu-west): first frame ${x.stats()!.firstFrameMs} / ${ldn.stats()!.firstFrameMs} ms after start, ${rates[0]} / ${rates[1]} fps; killed ${killed}: ${r.who} rejoined on ${x.stats()!.edge}; video+audio back at ${r.who} ${Math.round(back[0]! - killedAt)} ms, at ldn ${Math.round(back[1]! - killedAt)} ms after the kill`,
+        `round ${i}: ${r.who} (${r.region}) ↔ ldn (eu-west): first frame ${x.stats()!.firstFrameMs} / ${ldn.stats()!.firstFrameMs} ms after start, ${rates[0]} / ${rates[1]} fps; killed ${killed}: ${r.who} rejoined on ${x.stats()!.edge}; video+audio back at ${r.who} ${Math.round(back[0]! - killedAt)} ms, at ldn ${Math.round(back[1]! - killedAt)} ms after the kill; router found it dead ${Math.round(deadMs!)} ms and re-homed the room ${Math.round(rehomedMs!)} ms after the kill`,
       );
+      expect(deadMs!).toBeLessThan(3_500);
       expect(rates[0]).toBeGreaterThan(5);
       expect(rates[1]).toBeGreaterThan(5);
       await Promise.all([x.stop(), ldn.stop()]);
@@ -89,7 +116,7 @@ describe('real media between two Node participants in different regions (wrtc)',
       await waitForNodeAlive(cluster.embedded.routerUrl, killed);
     }
     const sorted = [...gaps].sort((a, b) => a - b);
-    console.log(`agent killed → video and audio back on both sides: p50 ${sorted[1]} ms (${gaps.join(', ')})`);
+    console.log(`agent killed → video and audio back on both sides: p50 ${sorted[1]} ms (${gaps.join(', ')}); killed agent found dead by the router: p50 ${[...detections].sort((a, b) => a - b)[1]} ms (${detections.join(', ')})`);
     expect(sorted[1]!).toBeLessThan(5_000);
   }, 240_000);
 });

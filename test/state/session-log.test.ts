@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MemorySessionLog } from '../../router/state/memory-session-log.ts';
+import { MEMORY_SESSION_ROWS, MemorySessionLog } from '../../router/state/memory-session-log.ts';
 import { MIGRATIONS, migrate } from '../../router/state/pg-migrations.ts';
 import { PgSessionLog, type PgSessionLogOptions } from '../../router/state/pg-session-log.ts';
 import { ConfigError, DependencyUnavailableError } from '../../shared/errors.ts';
@@ -15,6 +15,18 @@ afterAll(async () => {
 });
 
 describeSessionLogContract('MemorySessionLog', (options) => new MemorySessionLog(options));
+it('MemorySessionLog keeps only the most recent MEMORY_SESSION_ROWS rows (a long-running embedded router must not grow)', async () => {
+  const log = new MemorySessionLog({ ...QUIET_FLUSHER, batchSize: 5_000, bufferMax: 100_000 });
+  await log.start();
+  const rows = Array.from({ length: MEMORY_SESSION_ROWS + 250 }, (_, i) => sessionRow({ userId: `u${i}` }));
+  for (const row of rows) log.record(row);
+  await log.flush();
+  expect(await log.get(rows[249]!.id)).toBeNull();
+  expect((await log.get(rows[250]!.id))?.userId).toBe('u250');
+  expect((await log.get(rows.at(-1)!.id))?.userId).toBe(`u${MEMORY_SESSION_ROWS + 249}`);
+  await log.close();
+});
+
 describeSessionLogContract('PgSessionLog', (options) => new PgSessionLog({ ...options, connectionString: TEST_DATABASE_URL, schema: sharedSchema }));
 
 describe('PgSessionLog on PostgreSQL', () => {

@@ -112,6 +112,11 @@ export class FakeNodes {
     this.#nodes.get(nodeId)!.beating = false;
   }
 
+  /** Heartbeats for the node again. */
+  resume(nodeId: string): void {
+    this.#nodes.get(nodeId)!.beating = true;
+  }
+
   async heartbeat(nodeId: string): Promise<HeartbeatAck> {
     const node = this.#nodes.get(nodeId)!;
     const hb: Heartbeat = {

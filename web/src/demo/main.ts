@@ -218,7 +218,11 @@ async function join(): Promise<void> {
     renderRtt();
     // A function: the SDK asks again before every /allocate, also its own after a failure.
     const allocation = await client.allocate(roomId, participantId, { grant: () => demoGrant(roomId, participantId), latencies });
-    log(`/allocate: edge ${allocation.region} (${allocation.node.id}), home ${allocation.homeRegion}`);
+    log(
+      allocation.mode === 'p2p'
+        ? `/allocate: no region can take the room now; direct (P2P) links, up to ${allocation.maxParticipants} participants`
+        : `/allocate: edge ${allocation.region} (${allocation.node.id}), home ${allocation.homeRegion}`,
+    );
     localTile(state.local);
     const [audio, video] = [state.local.getAudioTracks()[0], state.local.getVideoTracks()[0]];
     state.room = await client.join({
