@@ -37,7 +37,9 @@ async function workerCpuMs(worker: ms.Worker): Promise<number> {
   return u.ru_utime + u.ru_stime;
 }
 
-export async function benchConsumers(opts: { quick: boolean; bitrateKbps?: number }): Promise<ConsumersBenchResult> {
+/** `budgetMs`: stop adding consumers after this long (default: 45 s with `quick`, none otherwise). */
+export async function benchConsumers(opts: { quick: boolean; bitrateKbps?: number; budgetMs?: number }): Promise<ConsumersBenchResult> {
+  const budgetMs = opts.budgetMs ?? (opts.quick ? 45_000 : Number.POSITIVE_INFINITY);
   const bitrateKbps = opts.bitrateKbps ?? 1_000;
   const mediasoup = await loadMediasoup();
   const worker = await mediasoup.createWorker({ logLevel: 'error' });
@@ -74,7 +76,7 @@ export async function benchConsumers(opts: { quick: boolean; bitrateKbps?: numbe
     const settleMs = opts.quick ? 1_500 : 3_000;
     const maxConsumers = opts.quick ? 1_500 : 3_000;
     let consumers = 0;
-    while (consumers < maxConsumers) {
+    while (consumers < maxConsumers && performance.now() - started < budgetMs) {
       for (let i = 0; i < step; i++) {
         // Ten consumers share a transport (a participant's downlink carries many streams).
         if (consumers % 10 === 0) {

@@ -1,6 +1,8 @@
 /**
- * `npm run bench [-- --quick]`: every benchmark of the project, each printed as
- * `name: value (ratio vs reference)`, and a summary in bench/results/summary.md.
+ * `npm run bench [-- --quick]`: every benchmark of the project, each figure printed as
+ * `name: value (ratio vs reference)` with its target (met or not), then a summary table in
+ * bench/results/summary.md, copied into README.md between its bench-summary markers. A benchmark
+ * is one entry of BENCHMARKS (see bench/summary.ts for the shape).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -8,45 +10,180 @@ import { benchAllocate } from './allocate.ts';
 import { benchCascade } from './cascade.ts';
 import { benchConsumers } from './consumers.ts';
 import { benchPlacement } from './placement/index.ts';
-
-const quick = process.argv.includes('--quick');
-const lines: string[] = [];
-const print = (line: string) => {
-  lines.push(line);
-  process.stdout.write(`${line}\n`);
-};
+import { benchSoak } from './soak.ts';
+import { formatLine, summaryBody, summaryMarkdown, writeReadmeSummary, type BenchLine, type Benchmark } from './summary.ts';
 
 const f = (x: number, digits = 1) => x.toFixed(digits);
-const allocate = await benchAllocate({ quick });
-print(`allocate throughput: ${f(allocate.allocatePerSecond, 0)} req/s (ratio ${f(allocate.ratio, 2)} vs reference one-Redis-round-trip route ${f(allocate.referencePerSecond, 0)} req/s; target ≥ 0.50)`);
-print(`allocate latency at ${allocate.rate} req/s: p50 ${f(allocate.p50AtRateMs, 2)} ms, p99 ${f(allocate.p99AtRateMs, 2)} ms (target p99 < 10 ms)`);
-if (allocate.errors > 0) print(`allocate errors: ${allocate.errors}`);
 
-const consumers = await benchConsumers({ quick });
-print(
-  `consumers per worker at 85% CPU: ${consumers.consumersAt85 ?? `> ${consumers.steps.at(-1)?.consumers}`} (ratio ${consumers.consumersAt85 === null ? 'n/a' : f(consumers.consumersAt85 / 500, 2)} vs mediasoup's ~500 per core guide; VP8 at ${consumers.bitrateKbps} kbit/s, SRTP; target ≥ 400)`,
-);
+const allocate: Benchmark = {
+  id: 'allocate',
+  async run({ quick }) {
+    const r = await benchAllocate({ quick });
+    const lines: BenchLine[] = [
+      {
+        name: 'allocate throughput',
+        value: `${f(r.allocatePerSecond, 0)} req/s`,
+        ratio: `ratio ${f(r.ratio, 2)} vs a one-Redis-round-trip route's ${f(r.referencePerSecond, 0)} req/s`,
+        target: { text: '≥ 0.50', met: r.ratio >= 0.5 },
+      },
+      {
+        name: `allocate p99 at ${r.rate} req/s`,
+        value: `${f(r.p99AtRateMs, 2)} ms (p50 ${f(r.p50AtRateMs, 2)} ms)`,
+        ratio: `ratio ${f(r.p99AtRateMs / 10, 2)} vs the 10 ms budget`,
+        target: { text: '< 10 ms', met: r.p99AtRateMs < 10 },
+      },
+    ];
+    if (r.errors > 0) lines.push({ name: 'allocate errors', value: String(r.errors), ratio: 'ratio n/a' });
+    return { lines, json: r };
+  },
+};
 
-const cascade = await benchCascade({ quick });
-print(`cascade added latency: p50 ${f(cascade.addedP50Ms, 2)} ms, p95 ${f(cascade.addedP95Ms, 2)} ms (piped p50 ${f(cascade.pipedP50Ms, 2)} ms vs one router ${f(cascade.localP50Ms, 2)} ms; target ≤ 2 ms at p50)`);
-print(`cascade inter-region bytes, 1 publisher → ${cascade.subscribers} far subscribers: ${cascade.cascadeLinkBytes} B (ratio ${f(cascade.savingFactor, 1)}× fewer than ${cascade.directLinkBytes} B over ${cascade.subscribers} direct connections)`);
+const consumers: Benchmark = {
+  id: 'consumers',
+  async run({ quick }) {
+    const r = await benchConsumers({ quick });
+    const at85 = r.consumersAt85;
+    return {
+      lines: [
+        {
+          name: 'consumers per worker at 85% CPU',
+          value: at85 === null ? `> ${r.steps.at(-1)?.consumers ?? 0} (85% CPU not reached${quick ? ' in the --quick time budget' : ''})` : String(at85),
+          ratio: at85 === null ? "ratio n/a vs mediasoup's ~500 per core" : `ratio ${f(at85 / 500, 2)} vs mediasoup's ~500 per core (VP8 ${r.bitrateKbps} kbit/s, SRTP)`,
+          target: { text: '≥ 400', met: (at85 ?? r.steps.at(-1)?.consumers ?? 0) >= 400 },
+        },
+      ],
+      json: r,
+    };
+  },
+};
 
-const placement = await benchPlacement({ quick });
-const optimum = placement.policies.find((p) => p.policy === 'optimum')!;
-for (const p of placement.policies.filter((x) => x.policy !== 'optimum')) {
-  print(`placement ${p.policy}: mean pair delay ${f(p.meanRoomMeanMs)} ms (ratio ${f(p.meanRoomMeanMs / optimum.meanRoomMeanMs, 3)} vs offline optimum ${f(optimum.meanRoomMeanMs)} ms; regions/room ${f(p.regionsPerRoom, 2)})`);
-}
-for (const t of placement.decisionTimes) print(`placement decision, ${t.participants} participants: median ${f(t.medianUs)} µs (p99 ${f(t.p99Us)} µs; target < 1 ms at 500)`);
-print(await (await import('./soak.ts')).soakLine({ quick }));
+const cascade: Benchmark = {
+  id: 'cascade',
+  async run({ quick }) {
+    const r = await benchCascade({ quick });
+    return {
+      lines: [
+        {
+          name: 'cascade added latency, p50',
+          value: `${f(r.addedP50Ms, 2)} ms (p95 ${f(r.addedP95Ms, 2)} ms)`,
+          ratio: `piped p50 ${f(r.pipedP50Ms, 2)} ms vs one router ${f(r.localP50Ms, 2)} ms`,
+          target: { text: '≤ 2 ms', met: r.addedP50Ms <= 2 },
+        },
+        {
+          name: `cascade inter-region bytes, 1 publisher → ${r.subscribers} far subscribers`,
+          value: `${r.cascadeLinkBytes} B`,
+          ratio: `ratio ${f(1 / r.savingFactor, 3)} (${f(r.savingFactor, 1)}× fewer) vs ${r.directLinkBytes} B over direct connections`,
+        },
+      ],
+      json: r,
+    };
+  },
+};
 
-const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+const placement: Benchmark = {
+  id: 'placement',
+  async run({ quick }) {
+    const s = await benchPlacement({ quick });
+    const policy = (id: string) => s.policies.find((p) => p.policy === id)!;
+    const optimum = policy('optimum');
+    const rebalance = policy('rebalance');
+    const spanning = Object.entries(s.byKind).find(([kind]) => kind.startsWith('spanning'))?.[1];
+    const spanP95 = (id: string) => spanning?.find((r) => r.policy === id)?.meanRoomP95Ms ?? NaN;
+    const meanRatio = rebalance.meanRoomMeanMs / optimum.meanRoomMeanMs;
+    const p95Ratio = spanP95('rebalance') / spanP95('optimum');
+    const regionRatio = rebalance.regionsPerRoom / optimum.regionsPerRoom;
+    const decision500 = s.decisionTimes.find((t) => t.participants === 500)!;
+    const rebalance500 = s.rebalanceTimes.find((t) => t.participants === 500)!;
+    const lines: BenchLine[] = [
+      {
+        name: `placement with rebalancing: mean pair delay (${s.rooms} rooms)`,
+        value: `${f(rebalance.meanRoomMeanMs)} ms`,
+        ratio: `ratio ${f(meanRatio, 3)} vs the offline optimum's ${f(optimum.meanRoomMeanMs)} ms`,
+        target: { text: '≤ 1.03', met: meanRatio <= 1.03 },
+      },
+      {
+        name: 'placement with rebalancing: p95 pair delay of spanning rooms',
+        value: `${f(spanP95('rebalance'))} ms`,
+        ratio: `ratio ${f(p95Ratio, 3)} vs the optimum's ${f(spanP95('optimum'))} ms`,
+        target: { text: '≤ 1.03', met: p95Ratio <= 1.03 },
+      },
+      {
+        name: 'placement with rebalancing: regions per room',
+        value: f(rebalance.regionsPerRoom, 2),
+        ratio: `ratio ${f(regionRatio, 3)} vs the optimum's ${f(optimum.regionsPerRoom, 2)}`,
+        target: { text: '≤ 1.10', met: regionRatio <= 1.1 },
+      },
+      {
+        name: 'placement with rebalancing: migrations per participant',
+        value: f(rebalance.migrationsPerParticipant, 3),
+        ratio: `ratio ${f(rebalance.migrationsPerParticipant / 0.3, 2)} vs the 0.3 limit`,
+        target: { text: '≤ 0.3', met: rebalance.migrationsPerParticipant <= 0.3 },
+      },
+      ...s.policies
+        .filter((p) => p.policy !== 'optimum' && p.policy !== 'rebalance')
+        .map((p) => ({
+          name: `placement ${p.policy}: mean pair delay`,
+          value: `${f(p.meanRoomMeanMs)} ms`,
+          ratio: `ratio ${f(p.meanRoomMeanMs / optimum.meanRoomMeanMs, 3)} vs the offline optimum (regions/room ${f(p.regionsPerRoom, 2)})`,
+        })),
+      ...s.decisionTimes.map((t) => ({
+        name: `placement decision, ${t.participants} participants`,
+        value: `${f(t.medianUs)} µs median (p99 ${f(t.p99Us)} µs)`,
+        ratio: `ratio ${f(t.medianUs / 1000, 3)} vs the 1 ms budget`,
+        ...(t === decision500 ? { target: { text: '< 1 ms at 500', met: t.medianUs < 1000 } } : {}),
+      })),
+      ...s.rebalanceTimes.map((t) => ({
+        name: `full rebalance, ${t.participants} participants`,
+        value: `${f(t.medianUs / 1000, 2)} ms median (p99 ${f(t.p99Us / 1000, 2)} ms)`,
+        ratio: `ratio ${f(t.medianUs / 1000 / 20, 3)} vs the 20 ms budget`,
+        ...(t === rebalance500 ? { target: { text: '< 20 ms at 500', met: t.medianUs < 20_000 } } : {}),
+      })),
+    ];
+    return { lines, json: { ...s, files: s.files } };
+  },
+};
+
+const soak: Benchmark = {
+  id: 'soak',
+  async run({ quick }) {
+    const r = await benchSoak({ quick });
+    const g = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)} MiB/h`;
+    return {
+      lines: [
+        {
+          name: `soak ${r.durationS} s on loopback: router memory growth`,
+          value: `RSS ${g(r.router.rssPerHourMiB)}, heap ${g(r.router.heapPerHourMiB)} (at ${r.router.rssEndMiB.toFixed(0)} / ${r.router.heapEndMiB.toFixed(0)} MiB)`,
+          ratio: `${r.failures} of ${r.allocations} allocations + ${r.sessions} joins/leaves failed`,
+        },
+        {
+          name: `soak ${r.durationS} s on loopback: 4 agents' memory growth`,
+          value: `RSS ${g(r.agents.rssPerHourMiB)}, heap ${g(r.agents.heapPerHourMiB)} (at ${r.agents.rssEndMiB.toFixed(0)} / ${r.agents.heapEndMiB.toFixed(0)} MiB)`,
+          ratio: 'per hour, from the lower envelope of the samples',
+        },
+      ],
+      json: r,
+    };
+  },
+};
+
+/** Every benchmark, in the order they run. */
+const BENCHMARKS: Benchmark[] = [allocate, consumers, cascade, placement, soak];
+
+const quick = process.argv.includes('--quick');
 const results = new URL('./results/', import.meta.url);
 mkdirSync(results, { recursive: true });
-writeFileSync(
-  new URL('summary.md', results),
-  [`# Benchmark summary`, '', `Measured ${new Date().toISOString().slice(0, 10)} on ${machine}${quick ? ' (--quick)' : ''}.`, '', ...lines.map((l) => `- ${l}`), ''].join('\n'),
-);
-writeFileSync(new URL('allocate.json', results), `${JSON.stringify(allocate, null, 2)}\n`);
-writeFileSync(new URL('consumers.json', results), `${JSON.stringify(consumers, null, 2)}\n`);
-writeFileSync(new URL('cascade.json', results), `${JSON.stringify(cascade, null, 2)}\n`);
+const lines: BenchLine[] = [];
+for (const bench of BENCHMARKS) {
+  const { lines: own, json } = await bench.run({ quick });
+  for (const line of own) process.stdout.write(`${formatLine(line)}\n`);
+  lines.push(...own);
+  writeFileSync(new URL(`${bench.id}.json`, results), `${JSON.stringify(json, null, 2)}\n`);
+}
+const cpus = os.cpus();
+const machine = `${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
+const body = summaryBody(lines, { date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', machine, quick });
+writeFileSync(new URL('summary.md', results), summaryMarkdown(body));
+writeReadmeSummary(new URL('../README.md', import.meta.url), body);
+const missed = lines.filter((l) => l.target && !l.target.met);
+process.stdout.write(`\n${lines.filter((l) => l.target).length - missed.length} of ${lines.filter((l) => l.target).length} targets met${missed.length > 0 ? `; not met: ${missed.map((l) => l.name).join('; ')}` : ''}\nwrote bench/results/summary.md and the README's benchmark summary\n`);
 process.exit(0);

@@ -14,6 +14,7 @@ import { cascadeOptionsFromConfig, registerCascade, type AgentCascadeDeps, type 
 // --- signaling (SFU + socket.io) ---
 import type { AgentSfu } from './sfu.ts';
 import { SignalingServer } from './signaling/server.ts';
+import { moveRoute } from './signaling/move-route.ts';
 // --- end signaling ---
 
 export type { AgentEvents, AgentStatus } from './controller.ts';
@@ -85,6 +86,7 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   let signaling: SignalingServer | undefined;
   if (sfu) {
     const server = new SignalingServer({ httpServer: app.server, sfu, config, controller, logger: app.log, now });
+    await app.register(moveRoute, { signaling: server, clusterSecret: config.clusterSecret, signedRequestWindowMs: config.signedRequestWindowMs, now });
     app.addHook('preClose', async () => server.close());
     app.addHook('onClose', async () => sfu.close());
     signaling = server;

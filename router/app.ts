@@ -32,6 +32,7 @@ import { type RouterCredentials, takeCredentials } from './auth.ts';
 import { type LeaderLease, LocalLeaderLease } from './state/leader-lease.ts';
 import type { NodeRegistryStore, RoomStore, SessionLog } from './state/types.ts';
 import { Rehomer } from './operations/rehomer.ts';
+import { Rebalancer } from './operations/rebalancer.ts';
 
 export interface RouterDeps {
   config: GeoSfuConfig;
@@ -59,6 +60,7 @@ export interface RouterServices {
   allocator: Allocator;
   scaling: ScalingManager;
   quality: QualityMonitor;
+  rebalancer: Rebalancer;
   metrics: RouterMetrics;
   /** The P2P fallback's signaling relay (null when GEO_SFU_P2P_FALLBACK is off). */
   p2pRelay: P2pRelay | null;
@@ -171,9 +173,22 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     { registry, rooms: deps.rooms, isLeader, onRehome: () => metrics.rehomes.inc() },
     config.regions.map((r) => r.id),
   );
+  const rebalancer = new Rebalancer({
+    config,
+    registry,
+    rooms: deps.rooms,
+    now,
+    interRegionRtt: (snapshot) => allocator.interRegionRtt(snapshot),
+    log: app.log,
+    onDecision: (d) => {
+      metrics.rebalanceDecisions.inc({ outcome: d.outcome });
+      if (d.outcome !== 'plan_in_flight' && d.outcome !== 'failed') metrics.rebalanceDecisionSeconds.observe(d.decisionMs / 1000);
+      for (const m of d.moves) metrics.rebalanceMoves.inc({ result: m.told ? 'told' : 'not_told' });
+    },
+  });
   const rehomeTimer = setInterval(() => void rehomer.tick().catch(() => 0), 500);
   rehomeTimer.unref();
-  app.decorate('services', { config, credentials, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, metrics, p2pRelay, isLeader, now });
+  app.decorate('services', { config, credentials, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, rebalancer, metrics, p2pRelay, isLeader, now });
 
   await app.register(errorReplies);
   // Security headers; no CSP, since the router serves JSON and the interactive docs' own assets.
@@ -209,7 +224,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   app.addHook('preClose', async () => p2pRelay?.close());
   app.addHook('onClose', async () => {
     clearInterval(rehomeTimer);
-    await Promise.all([sweeper.stop(), scaling.stop(), quality.stop()]);
+    await Promise.all([sweeper.stop(), scaling.stop(), quality.stop(), rebalancer.close()]);
     registry.stop();
     await prober.close();
     await lease.close();

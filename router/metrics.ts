@@ -11,7 +11,7 @@ export function createRouterMetrics() {
     registry,
     allocations: new Counter({
       name: 'geo_sfu_allocations_total',
-      help: 'Allocations by outcome (home, edge, cascade, overflow, p2p, refused).',
+      help: 'Allocations by outcome (home, edge, cascade, overflow, rebalanced: a move planned by rebalancing, p2p, refused).',
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
@@ -92,6 +92,24 @@ export function createRouterMetrics() {
     rehomes: new Counter({
       name: 'geo_sfu_room_rehomes_total',
       help: 'Rooms given a new home because their home node died.',
+      registers: [registry],
+    }),
+    rebalanceDecisions: new Counter({
+      name: 'geo_sfu_rebalance_decisions_total',
+      help: 'Live rebalancing decisions by outcome (moved, stable, below_threshold, plan_in_flight, raced, failed).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    rebalanceMoves: new Counter({
+      name: 'geo_sfu_rebalance_moves_total',
+      help: 'Participants live rebalancing moved, by whether their agent was told (told, not_told).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    rebalanceDecisionSeconds: new Histogram({
+      name: 'geo_sfu_rebalance_decision_seconds',
+      help: 'Time of one rebalancing decision (the pure search over the room).',
+      buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05],
       registers: [registry],
     }),
     leader: new Gauge({

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_DATASET_URL, loadDataset } from './dataset.ts';
 import { cdfSvg, policyTable } from './report.ts';
 import { OPTIMUM, simulate, type Outlier, type PolicySummary, type RoomResult } from './simulate.ts';
-import { decisionTimes, type DecisionTime } from './timing.ts';
+import { decisionTimes, rebalanceTimes, type DecisionTime } from './timing.ts';
 
 export { simulate } from './simulate.ts';
 export { loadDataset, validateDataset, DatasetError } from './dataset.ts';
@@ -30,9 +30,13 @@ export interface PlacementBenchSummary {
   /** Rooms whose optimum is exact (exhaustive or structured) and rooms with only bounds. */
   optimum: { exact: number; exhaustive: number; structured: number; bounded: number; checkedAgainstStructured: number };
   policies: PolicySummary[];
-  byKind: Record<string, Array<Pick<PolicySummary, 'policy' | 'meanRoomMeanMs' | 'gapToOptimumPct' | 'pairsOver150Pct'>>>;
+  byKind: Record<string, Array<Pick<PolicySummary, 'policy' | 'meanRoomMeanMs' | 'meanRoomP95Ms' | 'gapToOptimumPct' | 'pairsOver150Pct'>>>;
   outliers: { threshold: string; count: number; causes: Record<string, number>; rooms: Outlier[] };
   decisionTimes: DecisionTime[];
+  /** Full rebalance (proposeRebalance) of rooms placed by min-delay. */
+  rebalanceTimes: DecisionTime[];
+  /** proposeRebalance() calls of the rebalancing policy over the simulated rooms (2–50 people), ms. */
+  rebalanceInSimulation: { calls: number; medianMs: number; maxMs: number };
   elapsedMs: number;
   files: string[];
 }
@@ -47,6 +51,8 @@ export async function benchPlacement(opts: PlacementBenchOptions): Promise<Place
   const result = simulate(ds, { seed, rooms: roomCount, crossCheck: true });
 
   const times = decisionTimes(ds, [2, 50, 500], opts.quick ? 1_000 : 5_000);
+  const rebalancing = rebalanceTimes(ds, [50, 500], opts.quick ? 50 : 200);
+  const simulated = [...result.rebalanceMs].sort((a, b) => a - b);
   const causes: Record<string, number> = {};
   for (const o of result.outliers) causes[o.cause] = (causes[o.cause] ?? 0) + 1;
   const summary: PlacementBenchSummary = {
@@ -63,6 +69,8 @@ export async function benchPlacement(opts: PlacementBenchOptions): Promise<Place
     byKind: byKind(result.rooms, result.policies.map((p) => p.policy)),
     outliers: { threshold: 'router min-delay more than 5% above the optimum', count: result.outliers.length, causes, rooms: result.outliers },
     decisionTimes: times,
+    rebalanceTimes: rebalancing,
+    rebalanceInSimulation: { calls: simulated.length, medianMs: simulated[simulated.length >> 1] ?? 0, maxMs: simulated.at(-1) ?? 0 },
     elapsedMs: 0,
     files: [],
   };
@@ -93,6 +101,7 @@ function byKind(rooms: readonly RoomResult[], policies: readonly string[]): Plac
       return {
         policy,
         meanRoomMeanMs: scores.reduce((s, x) => s + x.meanMs, 0) / of.length,
+        meanRoomP95Ms: scores.reduce((s, x) => s + x.p95Ms, 0) / of.length,
         gapToOptimumPct: of.reduce((s, r) => s + ((r.scores[policy]!.meanMs - r.optimum.meanMs) / r.optimum.meanMs) * 100, 0) / of.length,
         pairsOver150Pct: (scores.reduce((s, x) => s + x.pairsOver150, 0) / pairs) * 100,
       };
@@ -116,7 +125,9 @@ function markdown(s: PlacementBenchSummary): string {
     '## By room kind',
     '',
     ...Object.entries(s.byKind).flatMap(([kind, rows]) => [
-      `**${kind}**: ${rows.map((r) => `${r.policy} ${f(r.meanRoomMeanMs)} ms${r.policy === OPTIMUM ? '' : ` (+${f(r.gapToOptimumPct)}%)`}`).join(', ')}`,
+      `**${kind}**, mean: ${rows.map((r) => `${r.policy} ${f(r.meanRoomMeanMs)} ms${r.policy === OPTIMUM ? '' : ` (+${f(r.gapToOptimumPct)}%)`}`).join(', ')}`,
+      '',
+      `**${kind}**, room p95: ${rows.map((r) => `${r.policy} ${f(r.meanRoomP95Ms)} ms`).join(', ')}`,
       '',
     ]),
     '## Decision time (router min-delay place())',
@@ -124,6 +135,14 @@ function markdown(s: PlacementBenchSummary): string {
     '| participants | median | p99 | runs |',
     '|---|---|---|---|',
     ...s.decisionTimes.map((t) => `| ${t.participants} | ${f(t.medianUs)} µs | ${f(t.p99Us)} µs | ${t.runs} |`),
+    '',
+    '## Full rebalance time (router proposeRebalance(), room placed by min-delay)',
+    '',
+    '| participants | median | p99 | runs |',
+    '|---|---|---|---|',
+    ...s.rebalanceTimes.map((t) => `| ${t.participants} | ${f(t.medianUs / 1000, 2)} ms | ${f(t.p99Us / 1000, 2)} ms | ${t.runs} |`),
+    '',
+    `In the simulation: ${s.rebalanceInSimulation.calls} rebalances (after every join and leave), median ${f(s.rebalanceInSimulation.medianMs * 1000)} µs, max ${f(s.rebalanceInSimulation.maxMs, 2)} ms.`,
     '',
     `## Rooms where the router is more than 5% above the optimum: ${s.outliers.count} of ${s.rooms}`,
     '',

@@ -3,6 +3,7 @@ import { DEFAULT_REGIONS, type RegionInfo } from '../../shared/regions.ts';
 import { buildInterRegionRtt, createStrategy, estimateClientRtt } from '../../router/placement/index.ts';
 import type { InterRegionRtt, PlacementInput, PlacementNode, PlacementStrategyKind, RoomSnapshot } from '../../router/placement/index.ts';
 import type { LatencyDataset } from './dataset.ts';
+import type { RebalancingOptions } from './rebalancing.ts';
 import { seededRandom } from './prng.ts';
 import type { SimParticipant, SimRoom } from './rooms.ts';
 
@@ -186,11 +187,29 @@ export interface PolicySpec {
   id: string;
   label: string;
   chooser: Chooser;
+  /** Set for the router with live rebalancing: run by runRebalancing() instead of runPolicy(). */
+  rebalancing?: RebalancingOptions;
 }
+
+/** Simulated time between two events of a room; see runRebalancing(). */
+export const EVENT_SPACING_MS = 15_000;
 
 export function policies(ctx: SimContext, seed: number): PolicySpec[] {
   const list: PolicySpec[] = [
-    { id: 'min-delay', label: 'router min-delay (greedy, default)', chooser: routerStrategy('min-delay') },
+    {
+      id: 'rebalance',
+      label: 'router min-delay + live rebalancing (default settings)',
+      chooser: routerStrategy('min-delay'),
+      rebalancing: {
+        thresholds: {
+          minRoomGainMs: ctx.config.rebalanceMinRoomGainMs,
+          minPersonGainMs: ctx.config.rebalanceMinPersonGainMs,
+          personWindowMs: ctx.config.rebalanceWindowMs,
+        },
+        eventSpacingMs: EVENT_SPACING_MS,
+      },
+    },
+    { id: 'min-delay', label: 'router min-delay (greedy, no rebalancing)', chooser: routerStrategy('min-delay') },
     { id: 'first-joiner', label: "first joiner's nearest region pins the room (LiveKit OSS style)", chooser: routerStrategy('first-joiner') },
   ];
   if (ctx.locatedRegions) list.push({ id: 'geoip-room', label: "room on the geo model's nearest region to the first joiner's city", chooser: geoipRoom });

@@ -7,7 +7,7 @@ export function policyTable(policies: readonly PolicySummary[]): string {
   const header = '| policy | mean of room mean delay (ms) | room p95 (ms) | room worst pair (ms) | pairs > 150 ms | regions / room | migrations / participant | gap to optimum (mean of rooms) | gap (aggregate) | rooms at optimum |';
   const rows = policies.map(
     (p) =>
-      `| ${p.policy} | ${f(p.meanRoomMeanMs)} | ${f(p.meanRoomP95Ms)} | ${f(p.meanRoomWorstMs)} | ${f(p.pairsOver150Pct)}% | ${f(p.regionsPerRoom, 2)} | ${f(p.migrationsPerParticipant, 0)} | ${p.policy === 'optimum' ? '—' : `+${f(p.gapToOptimumPct)}%`} | ${p.policy === 'optimum' ? '—' : `+${f(p.aggregateGapPct)}%`} | ${f(p.roomsAtOptimumPct, 0)}% |`,
+      `| ${p.policy} | ${f(p.meanRoomMeanMs)} | ${f(p.meanRoomP95Ms)} | ${f(p.meanRoomWorstMs)} | ${f(p.pairsOver150Pct)}% | ${f(p.regionsPerRoom, 2)} | ${f(p.migrationsPerParticipant, 2)} | ${p.policy === 'optimum' ? '—' : `+${f(p.gapToOptimumPct)}%`} | ${p.policy === 'optimum' ? '—' : `+${f(p.aggregateGapPct)}%`} | ${f(p.roomsAtOptimumPct, 0)}% |`,
   );
   return [header, `|${'---|'.repeat(10)}`, ...rows].join('\n');
 }
@@ -47,7 +47,7 @@ export function cdfSvg(pairDelays: Record<string, number[]>, order: readonly str
   parts.push(`<line x1="${x(G114_ONE_WAY_MS)}" y1="${m.top}" x2="${x(G114_ONE_WAY_MS)}" y2="${m.top + plotH}" stroke="#c00" stroke-dasharray="5 4"/>`);
   parts.push(`<text x="${x(G114_ONE_WAY_MS) + 4}" y="${m.top + plotH - 8}" fill="#c00">G.114: 150 ms one-way</text>`);
   // Baselines first, then the router and the optimum on top; legend in the given order.
-  const onTop = (id: string) => (id === 'optimum' ? 2 : id === 'min-delay' ? 1 : 0);
+  const onTop = (id: string) => (id === 'optimum' ? 3 : id === 'rebalance' ? 2 : id === 'min-delay' ? 1 : 0);
   const drawOrder = [...order.entries()].sort(([, a], [, b]) => onTop(a) - onTop(b));
   for (const [k, id] of drawOrder) {
     const data = sorted[id]!;
@@ -60,7 +60,7 @@ export function cdfSvg(pairDelays: Record<string, number[]>, order: readonly str
     }
     const colour = COLOURS[k % COLOURS.length]!;
     const dash = id === 'optimum' ? ' stroke-dasharray="6 3"' : '';
-    parts.push(`<polyline fill="none" stroke="${colour}" stroke-width="${id === 'min-delay' || id === 'optimum' ? 2.5 : 1.5}"${dash} points="${points.join(' ')}"/>`);
+    parts.push(`<polyline fill="none" stroke="${colour}" stroke-width="${id === 'min-delay' || id === 'rebalance' || id === 'optimum' ? 2.5 : 1.5}"${dash} points="${points.join(' ')}"/>`);
     const ly = m.top + 10 + k * 20;
     parts.push(`<line x1="${m.left + plotW + 16}" y1="${ly}" x2="${m.left + plotW + 40}" y2="${ly}" stroke="${colour}" stroke-width="2.5"${dash}/>`);
     parts.push(`<text x="${m.left + plotW + 46}" y="${ly + 4}">${escapeXml(id)}</text>`);

@@ -17,7 +17,7 @@ export interface RoomScore {
   pairsOver150: number;
   /** Distinct edge regions of the final room. */
   regionsUsed: number;
-  /** Participants moved after they joined (the router never moves anyone yet). */
+  /** Participants moved after they joined (live rebalancing only; the other policies never move anyone). */
   migrations: number;
 }
 

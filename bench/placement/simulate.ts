@@ -1,6 +1,7 @@
 import type { LatencyDataset } from './dataset.ts';
 import { optimum, structuredOptimum, type OptimumMethod, type OptimumProblem } from './optimum.ts';
 import { policies, routerStrategy, runPolicy, simContext, type PolicyRun, type SimContext } from './policies.ts';
+import { runRebalancing } from './rebalancing.ts';
 import { DEFAULT_MIX, generateRooms, randomOrders, reordered, type RoomMix, type SimRoom } from './rooms.ts';
 import { finalAssignment, finalRoomProblem, scoreAssignment, type RoomScore } from './score.ts';
 
@@ -71,6 +72,8 @@ export interface SimulationResult {
   crossChecked: number;
   /** Every pair delay of every room, per policy (for the CDF). */
   pairDelays: Record<string, number[]>;
+  /** Wall time of every proposeRebalance() call of the rebalancing policy, ms (rooms of 2–50). */
+  rebalanceMs: number[];
 }
 
 export function simulate(ds: LatencyDataset, opts: SimulationOptions): SimulationResult {
@@ -82,6 +85,7 @@ export function simulate(ds: LatencyDataset, opts: SimulationOptions): Simulatio
   const outliers: Outlier[] = [];
   const optimumMethods: Record<OptimumMethod, number> = { exhaustive: 0, structured: 0, bounded: 0 };
   let crossChecked = 0;
+  const rebalanceMs: number[] = [];
   for (const room of rooms) {
     const problem = finalRoomProblem(ds, room);
     const best = optimum(problem);
@@ -96,6 +100,12 @@ export function simulate(ds: LatencyDataset, opts: SimulationOptions): Simulatio
     const scores: Record<string, RoomScore> = { [OPTIMUM]: scoreAssignment(ctx, problem, best.assignment, pairDelays[OPTIMUM]) };
     let routerRun: PolicyRun | null = null;
     for (const spec of specs) {
+      if (spec.rebalancing) {
+        const run = runRebalancing(ctx, room, spec.rebalancing);
+        scores[spec.id] = { ...scoreAssignment(ctx, problem, finalAssignment(ds, room, run.regionOf), pairDelays[spec.id]), migrations: run.migrations };
+        for (const t of run.rebalanceMs) rebalanceMs.push(t);
+        continue;
+      }
       const run = runPolicy(ctx, room, spec.chooser);
       if (spec.id === 'min-delay') routerRun = run;
       scores[spec.id] = scoreAssignment(ctx, problem, finalAssignment(ds, room, run.regionOf), pairDelays[spec.id]);
@@ -114,7 +124,7 @@ export function simulate(ds: LatencyDataset, opts: SimulationOptions): Simulatio
     const gapPct = gap(scores['min-delay']!.meanMs, best.meanMs);
     if (gapPct > OUTLIER_GAP_PCT) outliers.push(explain(ctx, room, problem, routerRun!, best.assignment, best.meanMs, gapPct, opts.seed));
   }
-  return { rooms: results, policies: summarise(specs, results), outliers: outliers.sort((a, b) => b.gapPct - a.gapPct), optimumMethods, crossChecked, pairDelays };
+  return { rooms: results, policies: summarise(specs, results), outliers: outliers.sort((a, b) => b.gapPct - a.gapPct), optimumMethods, crossChecked, pairDelays, rebalanceMs };
 }
 
 /** `+1.2%`; never `+-0.0%` for float noise under an exact optimum. */

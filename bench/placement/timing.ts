@@ -1,6 +1,6 @@
-import { createStrategy } from '../../router/placement/index.ts';
+import { createStrategy, proposeRebalance } from '../../router/placement/index.ts';
 import type { LatencyDataset } from './dataset.ts';
-import { placementInput, routerStrategy, runPolicy, simContext } from './policies.ts';
+import { nodeIdOf, placementInput, routerStrategy, runPolicy, simContext } from './policies.ts';
 import { generateRooms, type SimRoom } from './rooms.ts';
 
 export interface DecisionTime {
@@ -41,6 +41,50 @@ export function decisionTimes(ds: LatencyDataset, sizes: readonly number[], runs
       const result = minDelay.place(input);
       samples.push(performance.now() - start);
       if (!result.ok) throw new Error('min-delay refused in the timing room');
+    }
+    samples.sort((a, b) => a - b);
+    return {
+      participants,
+      medianUs: samples[samples.length >> 1]! * 1000,
+      p99Us: samples[Math.min(samples.length - 1, Math.floor(samples.length * 0.99))]! * 1000,
+      runs,
+    };
+  });
+}
+
+/**
+ * Time of one full rebalance (the router's proposeRebalance(), default thresholds) of a spanning
+ * room of each size whose participants were placed one by one by min-delay (the state a room is in
+ * when the rebalancer first looks at it); median over `runs` calls after a warm-up.
+ */
+export function rebalanceTimes(ds: LatencyDataset, sizes: readonly number[], runs: number, seed = 42): DecisionTime[] {
+  const ctx = simContext(ds);
+  const { config } = ctx;
+  return sizes.map((participants) => {
+    const room = sizedRoom(ds, participants, seed);
+    const placed = runPolicy(ctx, room, routerStrategy('min-delay'));
+    const input = {
+      regions: config.regions.map((r) => r.id),
+      nodes: ctx.nodes,
+      interRegionRtt: ctx.interRegionRtt,
+      home: { region: placed.homeRegion, nodeId: nodeIdOf(placed.homeRegion) },
+      participants: room.final.map((i) => ({
+        participantId: room.participants[i]!.id,
+        region: placed.regionOf[i]!,
+        nodeId: nodeIdOf(placed.regionOf[i]!),
+        rttMs: room.participants[i]!.measuredRttMs,
+        status: 'joined' as const,
+        lastMovedAtMs: null,
+      })),
+      nowMs: 0,
+      thresholds: { minRoomGainMs: config.rebalanceMinRoomGainMs, minPersonGainMs: config.rebalanceMinPersonGainMs, personWindowMs: config.rebalanceWindowMs },
+    };
+    for (let i = 0; i < Math.max(20, runs / 5); i++) proposeRebalance(input);
+    const samples: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const start = performance.now();
+      proposeRebalance(input);
+      samples.push(performance.now() - start);
     }
     samples.sort((a, b) => a - b);
     return {

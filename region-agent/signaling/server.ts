@@ -142,6 +142,18 @@ export class SignalingServer {
     return this.#sessions.size;
   }
 
+  /**
+   * Live rebalancing (the router's signed call): tells the participant to move, keeping its session
+   * until it leaves from the new edge. False when no connected session holds that allocation.
+   */
+  requestMove(roomId: string, participantId: string, allocationId: string, toRegion: string): boolean {
+    const session = this.#sessions.get(sessionKey(roomId, participantId));
+    if (!session || session.ended || session.allocationId !== allocationId || !session.socket || !session.peer) return false;
+    this.#log.info({ roomId, participantId, toRegion }, 'rebalancing: participant told to move');
+    this.#move(session, 'rebalance', []);
+    return true;
+  }
+
   /** Ends every session (reporting `left`), disconnects every client and stops the engine. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -285,7 +297,8 @@ export class SignalingServer {
     if (session.ended) return;
     const socket = session.socket;
     if (socket) this.#send(socket, 'moved', { reason, excludeNodeIds });
-    if (reason === 'draining') return;
+    // Make-before-break: the client leaves once it is connected elsewhere.
+    if (reason === 'draining' || reason === 'rebalance') return;
     // The SFU state is gone: end now (no resume), let `moved` reach the client before the disconnect.
     const peer = session.peer;
     session.peer = null;

@@ -7,6 +7,7 @@ import { turnCredentials } from '../../shared/turn.ts';
 import type { GeoLookup } from '../geo.ts';
 import { estimateClientRtt, type ClientRttModel } from '../placement/client-rtt.ts';
 import { buildInterRegionRtt } from '../placement/inter-region.ts';
+import { followPlan } from '../placement/rebalance.ts';
 import type { ClientRtt, InterRegionRtt, PlacedParticipant, PlacementInput, PlacementNode, PlacementStrategy } from '../placement/types.ts';
 import type { NodeRegistry, RegistrySnapshot } from '../registry/node-registry.ts';
 import type { P2pRoomState, ParticipantRecord, RoomState, RoomStore, SessionLog } from '../state/types.ts';
@@ -27,7 +28,7 @@ export interface AllocatorDeps {
   onP2pEnded?: (roomId: string) => void;
 }
 
-export type AllocationOutcome = 'home' | 'edge' | 'cascade' | 'overflow' | 'p2p' | 'refused';
+export type AllocationOutcome = 'home' | 'edge' | 'cascade' | 'overflow' | 'rebalanced' | 'p2p' | 'refused';
 
 export interface PlacedAllocation {
   homeRegion: string;
@@ -85,7 +86,12 @@ export class Allocator {
     let checkVersion = true;
     for (let attempt = 1; ; attempt++) {
       const snapshot = this.deps.registry.snapshot();
-      const result = strategy.place(this.#placementInput(req, client, basis, snapshot, full));
+      const input = this.#placementInput(req, client, basis, snapshot, full);
+      // A participant rebalancing told to move gets the planned edge while the plan lives and the
+      // region can take it; otherwise it is placed as anyone else.
+      const plan = basis.plans.get(req.participantId);
+      const planned = plan && plan.expiresAtMs > now() ? followPlan(input, plan) : null;
+      const result = planned ?? strategy.place(input);
       if (!result.ok) {
         if (config.p2pFallback) return this.#allocateP2p(req, client, result.candidates, started);
         this.deps.onDecision?.('refused', performance.now() - started);
@@ -103,6 +109,7 @@ export class Allocator {
         rttMs: { ...client.byRegion },
         allocatedAtMs: nowMs,
         expiresAtMs: nowMs + config.allocationTtlMs,
+        ...(planned ? { movedAtMs: nowMs } : {}),
       };
       const outcome = await rooms.allocate({
         roomId: req.roomId,
@@ -133,10 +140,13 @@ export class Allocator {
       }
       if (outcome.previousVersion === basis.version) {
         const others = basis.participants.filter((p) => p.participantId !== req.participantId);
+        const plans = new Map(basis.plans);
+        plans.delete(req.participantId);
         this.#knownRooms.set(req.roomId, {
           version: outcome.version,
           home: { region: outcome.room.homeRegion, nodeId: outcome.room.homeNodeId },
           participants: [...others, placed(participant, config.defaultClientRttMs)],
+          plans,
         });
       } else {
         // Someone else changed the room between the basis and this allocation: what it holds now is unknown.
@@ -278,6 +288,7 @@ export class Allocator {
       version: state.version,
       home: { region: state.room.homeRegion, nodeId: state.room.homeNodeId },
       participants: state.participants.map((p) => placed(p, this.deps.config.defaultClientRttMs)),
+      plans: new Map(state.plans.map((plan) => [plan.participantId, plan])),
     };
   }
 
@@ -312,6 +323,11 @@ export class Allocator {
     };
   }
 
+  /** The inter-region RTT matrix placement uses for this registry snapshot (the rebalancer's too). */
+  interRegionRtt(snapshot: RegistrySnapshot): InterRegionRtt {
+    return this.#interRegionRttOf(snapshot);
+  }
+
   #interRegionRttOf(snapshot: RegistrySnapshot): InterRegionRtt {
     if (this.#interRegionRtt?.of !== snapshot.interRegion) {
       const { config } = this.deps;
@@ -340,6 +356,7 @@ function outcomeOf(
   homeRegion: string,
   before: KnownRoom,
 ): AllocationOutcome {
+  if (decision.reasons.some((r) => r.code === 'REBALANCE_PLANNED')) return 'rebalanced';
   if (decision.reasons.some((r) => r.code === 'HOME_REGION_UNAVAILABLE')) return 'overflow';
   if (decision.region === homeRegion) return 'home';
   const inRoom = before.participants.some((p) => p.region === decision.region);

@@ -1,4 +1,5 @@
 import type { PlacedParticipant } from '../placement/types.ts';
+import type { MovePlan } from '../state/types.ts';
 
 /** A room as this router last knew it: what placement needs of it, at a room version (see RoomStore). */
 export interface KnownRoom {
@@ -6,9 +7,11 @@ export interface KnownRoom {
   version: number;
   home: { region: string; nodeId: string } | null;
   participants: readonly PlacedParticipant[];
+  /** Rebalancing plans by participant id. */
+  plans: ReadonlyMap<string, MovePlan>;
 }
 
-export const NO_ROOM: KnownRoom = { version: 0, home: null, participants: [] };
+export const NO_ROOM: KnownRoom = { version: 0, home: null, participants: [], plans: new Map() };
 
 /**
  * The rooms this router saw last, least recently used dropped first once they hold more than

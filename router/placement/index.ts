@@ -42,3 +42,12 @@ export {
 export { minDelayStrategy } from './min-delay.ts';
 export { firstJoinerStrategy } from './first-joiner.ts';
 export { nearestStrategy } from './nearest.ts';
+export {
+  followPlan,
+  proposeRebalance,
+  type RebalanceInput,
+  type RebalanceMove,
+  type RebalanceParticipant,
+  type RebalanceProposal,
+  type RebalanceThresholds,
+} from './rebalance.ts';

@@ -6,6 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { QualityAlert, RegionsResponse } from '../../shared/schemas/index.ts';
 import { bearer, requireAdmin } from '../auth.ts';
+import type { RebalanceDecision } from '../operations/rebalancer.ts';
 import type { RegionScalingView } from '../operations/scaling.ts';
 import { roomView } from '../room-view.ts';
 import { regionsView } from './regions.ts';
@@ -49,6 +50,8 @@ export interface DashboardSnapshot {
   roomsTotal?: number;
   alerts?: QualityAlert[];
   scaling?: { regions: RegionScalingView[]; decisions: DashboardScalingDecision[] };
+  /** Admin only: live rebalancing, its last decisions newest first (reasons left out: see the router log). */
+  rebalancing?: { enabled: boolean; decisions: Array<Omit<RebalanceDecision, 'reasons'>> };
 }
 
 export interface DashboardOptions {
@@ -128,8 +131,8 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   const publicSnapshot = async (): Promise<DashboardSnapshot> => {
     return { at: new Date(app.services.now()).toISOString(), scope: 'public', regions: regionsView(app.services) };
   };
-  const adminPart = async (): Promise<Pick<DashboardSnapshot, 'rooms' | 'roomsTotal' | 'alerts' | 'scaling'>> => {
-    const { rooms: store, quality, scaling } = app.services;
+  const adminPart = async (): Promise<Pick<DashboardSnapshot, 'rooms' | 'roomsTotal' | 'alerts' | 'scaling' | 'rebalancing'>> => {
+    const { rooms: store, quality, scaling, rebalancer } = app.services;
     const ids = (await store.listRoomIds()).sort();
     const states = await Promise.all(ids.slice(0, maxRooms).map((id) => store.getRoom(id)));
     const rooms = states.flatMap((s) => (s && s.participants.length > 0 ? [dashboardRoom(roomView(s, regionOrder))] : []));
@@ -139,6 +142,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
       roomsTotal: ids.length,
       alerts: quality.active(),
       scaling: { regions: view.regions, decisions: view.decisions.map(({ atMs, ...d }) => ({ ...d, at: new Date(atMs).toISOString() })) },
+      rebalancing: { enabled: rebalancer.enabled, decisions: rebalancer.recent().slice(0, 10).map(({ reasons: _reasons, ...d }) => d) },
     };
   };
   const send = (client: { stream: PassThrough; admin: boolean }, event: string, data: unknown) => {

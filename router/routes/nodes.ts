@@ -52,6 +52,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         await rooms.removeParticipant(roomId, participantId, allocationId);
         sessions.setStatus(allocationId, 'ended', at);
       }
+      app.services.rebalancer.schedule(roomId);
       return reply.status(204).send(null);
     },
   );

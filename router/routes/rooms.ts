@@ -48,6 +48,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const removed = await app.services.rooms.removeParticipant(req.params.roomId, req.params.participantId);
       if (!removed) throw new NotFoundError(`participant ${req.params.participantId} is not in room ${req.params.roomId}`);
       app.services.sessions.setStatus(removed.allocationId, 'ended', new Date(app.services.now()));
+      app.services.rebalancer.schedule(req.params.roomId);
       return reply.status(204).send(null);
     },
   );

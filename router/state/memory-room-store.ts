@@ -2,6 +2,7 @@ import { compareParticipants } from './participants.ts';
 import type {
   AllocateInput,
   AllocateOutcome,
+  MovePlan,
   P2pAllocateInput,
   P2pAllocateOutcome,
   P2pParticipantRecord,
@@ -22,6 +23,7 @@ export interface MemoryRoomStoreOptions {
 interface MemoryRoom {
   record: RoomRecord;
   participants: Map<string, ParticipantRecord>;
+  plans: Map<string, MovePlan>;
   version: number;
   /** Set while the room has no participants: when its idle TTL started. */
   emptySinceMs: number | null;
@@ -69,6 +71,7 @@ export class MemoryRoomStore implements RoomStore {
     if (previous) this.release(previous.nodeId);
     this.counts.set(participant.nodeId, this.countOn(participant.nodeId) + 1);
     room.participants.set(participant.participantId, copyParticipant(participant));
+    room.plans.delete(participant.participantId);
     room.emptySinceMs = null;
     this.bump(room);
     return { status: 'ok', room: { ...room.record }, replaced: previous, version: room.version, previousVersion };
@@ -87,6 +90,15 @@ export class MemoryRoomStore implements RoomStore {
     if (!room || !participant || (allocationId !== undefined && participant.allocationId !== allocationId)) return null;
     this.remove(room, participant);
     return participant;
+  }
+
+  async planMoves(roomId: string, expectedVersion: number, plans: MovePlan[], nowMs: number): Promise<number | null> {
+    const room = this.liveRoom(roomId);
+    if (!room || room.version !== expectedVersion) return null;
+    for (const plan of room.plans.values()) if (plan.expiresAtMs > nowMs) return null;
+    room.plans = new Map(plans.map((plan) => [plan.participantId, { ...plan }]));
+    this.bump(room);
+    return room.version;
   }
 
   async rehome(roomId: string, expectedEpoch: number, home: { region: string; nodeId: string }): Promise<RoomRecord | null> {
@@ -202,6 +214,7 @@ export class MemoryRoomStore implements RoomStore {
         createdAtMs: input.nowMs,
       },
       participants: new Map(),
+      plans: new Map(),
       version: 0,
       emptySinceMs: null,
     };
@@ -211,6 +224,7 @@ export class MemoryRoomStore implements RoomStore {
 
   private remove(room: MemoryRoom, participant: ParticipantRecord): void {
     room.participants.delete(participant.participantId);
+    room.plans.delete(participant.participantId);
     this.release(participant.nodeId);
     this.bump(room);
     if (room.participants.size === 0) room.emptySinceMs = this.now();
@@ -235,6 +249,7 @@ function stateOf(room: MemoryRoom): RoomState {
   return {
     room: { ...room.record },
     participants: [...room.participants.values()].sort(compareParticipants).map(copyParticipant),
+    plans: [...room.plans.values()].map((plan) => ({ ...plan })),
     version: room.version,
   };
 }

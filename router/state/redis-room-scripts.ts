@@ -2,7 +2,8 @@
  * Lua scripts of RedisRoomStore. Each runs atomically in Redis, so two routers can never both pin a
  * home, both take a node's last slot, or both win a re-home. Every script on one room takes the
  * same KEYS, built by RedisRoomStore: 1 room hash, 2 participants hash, 3 node counts hash,
- * 4 pending-expiry sorted set, 5 room-id set, 6 room-version counter, 7 P2P participants hash.
+ * 4 pending-expiry sorted set, 5 room-id set, 6 room-version counter, 7 P2P participants hash,
+ * 8 rebalancing plans hash.
  *
  * A P2P room is its P2P participants hash alone (participantId → JSON P2pParticipantRecord with
  * `leaseUntilMs` and `status` as its first keys, rewritten in place like the status above). The
@@ -35,10 +36,14 @@ end
 -- Drops a participant with its reservation and pending expiry; an emptied room starts its idle TTL.
 local function removeParticipant(participantId, nodeId, member, idleTtlMs)
   redis.call('HDEL', KEYS[2], participantId)
+  redis.call('HDEL', KEYS[8], participantId)
   releaseNode(KEYS[3], nodeId)
   redis.call('ZREM', KEYS[4], member)
   bumpVersion()
-  if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('PEXPIRE', KEYS[1], idleTtlMs) end
+  if redis.call('EXISTS', KEYS[2]) == 0 then
+    redis.call('PEXPIRE', KEYS[1], idleTtlMs)
+    redis.call('DEL', KEYS[8])
+  end
 end
 `;
 
@@ -47,8 +52,9 @@ end
  * record, nodeId, pendingMember, expiresAtMs ('' = joined, nothing pending), nodeLimit, nowMs,
  * expectedVersion ('' = not checked).
  * Returns {'ok', home, homeNode, epoch, createdAt, version, previousVersion, replacedRecord|nil} |
- * {'stale', home, homeNode, epoch, createdAt, version, participants as HGETALL} ({'stale'} alone: no
- * such room) | {'node_full'} | {'p2p'} (the room is in P2P mode). Checks everything before writing anything.
+ * {'stale', home, homeNode, epoch, createdAt, version, participants as HGETALL, plans as HGETALL}
+ * ({'stale'} alone: no such room) | {'node_full'} | {'p2p'} (the room is in P2P mode). Checks
+ * everything before writing anything. The participant's rebalancing plan, if any, is used up.
  */
 export const ALLOCATE = `${HELPERS}
 if redis.call('EXISTS', KEYS[7]) == 1 then return {'p2p'} end
@@ -56,7 +62,7 @@ local room = redis.call('HMGET', KEYS[1], 'home', 'homeNode', 'epoch', 'createdA
 local version = room[5] or '0'
 if (room[1] and room[1] ~= ARGV[4]) or (ARGV[12] ~= '' and version ~= ARGV[12]) then
   if not room[1] then return {'stale'} end
-  return {'stale', room[1], room[2], room[3], room[4], version, redis.call('HGETALL', KEYS[2])}
+  return {'stale', room[1], room[2], room[3], room[4], version, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[8])}
 end
 local previous = redis.call('HGET', KEYS[2], ARGV[5])
 local previousNode = previous and cjson.decode(previous).nodeId
@@ -73,6 +79,7 @@ redis.call('PERSIST', KEYS[1])
 if previousNode then releaseNode(KEYS[3], previousNode) end
 redis.call('HINCRBY', KEYS[3], ARGV[7], 1)
 redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
+redis.call('HDEL', KEYS[8], ARGV[5])
 if ARGV[9] == '' then
   redis.call('ZREM', KEYS[4], ARGV[8])
 else
@@ -117,6 +124,21 @@ if participant and participant.status == 'allocated' then
 end
 redis.call('ZREM', KEYS[4], ARGV[2])
 return nil
+`;
+
+/**
+ * ARGV: expectedVersion, nowMs, then participantId and plan JSON pairs. Replaces the room's plans if
+ * the room is at that version and no plan is live at nowMs. Returns the new version or nil.
+ */
+export const PLAN_MOVES = `${HELPERS}
+local version = redis.call('HGET', KEYS[1], 'version')
+if not version or version ~= ARGV[1] then return nil end
+for _, plan in ipairs(redis.call('HVALS', KEYS[8])) do
+  if cjson.decode(plan).expiresAtMs > tonumber(ARGV[2]) then return nil end
+end
+redis.call('DEL', KEYS[8])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 1]) end
+return bumpVersion()
 `;
 
 /** ARGV: expectedEpoch, region, nodeId. Returns {home, homeNode, epoch, createdAt} or nil. */

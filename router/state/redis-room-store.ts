@@ -6,6 +6,7 @@ import * as scripts from './redis-room-scripts.ts';
 import type {
   AllocateInput,
   AllocateOutcome,
+  MovePlan,
   P2pAllocateInput,
   P2pAllocateOutcome,
   P2pParticipantRecord,
@@ -31,7 +32,7 @@ type Script = (...args: Array<string | number>) => Promise<unknown>;
 type AllocateReply =
   | ['ok', string, string, string, string, number, string, string | null]
   | ['stale']
-  | ['stale', string, string, string, string, string, string[]]
+  | ['stale', string, string, string, string, string, string[], string[]]
   | ['node_full']
   | ['p2p'];
 interface RoomScripts {
@@ -40,6 +41,7 @@ interface RoomScripts {
   roomRemove: Script;
   roomExpire: Script;
   roomRehome: Script;
+  roomPlanMoves: Script;
   roomPruneIds: Script;
   p2pAllocate: Script;
   p2pRenew: Script;
@@ -47,7 +49,7 @@ interface RoomScripts {
 }
 
 /** Every room script takes the same KEYS (see redis-room-scripts.ts). */
-const ROOM_KEY_COUNT = 7;
+const ROOM_KEY_COUNT = 8;
 /** Expired allocations and room ids are processed this many per round trip. */
 const SCAN_BATCH = 500;
 
@@ -60,6 +62,7 @@ const SCAN_BATCH = 500;
  * - `P rooms` set of room ids (ids of expired rooms are removed lazily by listRoomIds)
  * - `P roomversion` counter the room versions are taken from
  * - `P room:{roomId}:p2p` hash: participantId → JSON P2pParticipantRecord while the room is P2P (expires with its latest lease)
+ * - `P room:{roomId}:plans` hash: participantId → JSON MovePlan (live rebalancing)
  * Every change is one Lua script (EVALSHA through ioredis defineCommand).
  */
 export class RedisRoomStore implements RoomStore {
@@ -85,6 +88,7 @@ export class RedisRoomStore implements RoomStore {
     redis.defineCommand('roomRemove', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.REMOVE });
     redis.defineCommand('roomExpire', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.EXPIRE });
     redis.defineCommand('roomRehome', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.REHOME });
+    redis.defineCommand('roomPlanMoves', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.PLAN_MOVES });
     redis.defineCommand('roomPruneIds', { lua: scripts.PRUNE_ROOM_IDS });
     redis.defineCommand('p2pAllocate', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.P2P_ALLOCATE });
     redis.defineCommand('p2pRenew', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.P2P_RENEW });
@@ -93,11 +97,11 @@ export class RedisRoomStore implements RoomStore {
   }
 
   async getRoom(roomId: string): Promise<RoomState | null> {
-    const [room, participants] = (await execAll(this.redis.multi().hgetall(this.roomKey(roomId)).hgetall(this.participantsKey(roomId)))) as Array<
-      Record<string, string>
-    >;
+    const [room, participants, plans] = (await execAll(
+      this.redis.multi().hgetall(this.roomKey(roomId)).hgetall(this.participantsKey(roomId)).hgetall(this.plansKey(roomId)),
+    )) as Array<Record<string, string>>;
     if (!room || room.home === undefined) return null;
-    return toRoomState(roomId, [room.home, room.homeNode, room.epoch, room.createdAt], room.version, Object.values(participants ?? {}));
+    return toRoomState(roomId, [room.home, room.homeNode, room.epoch, room.createdAt], room.version, Object.values(participants ?? {}), Object.values(plans ?? {}));
   }
 
   async allocate(input: AllocateInput): Promise<AllocateOutcome> {
@@ -126,10 +130,10 @@ export class RedisRoomStore implements RoomStore {
         return { status: 'p2p' };
       case 'stale': {
         if (reply.length === 1) return { status: 'stale', current: null };
-        const [, home, homeNode, epoch, createdAt, version, participants] = reply;
+        const [, home, homeNode, epoch, createdAt, version, participants, plans] = reply;
         // HGETALL's reply alternates field (participant id) and value (record).
-        const records = participants.filter((_, i) => i % 2 === 1);
-        return { status: 'stale', current: toRoomState(input.roomId, [home, homeNode, epoch, createdAt], version, records) };
+        const values = (fields: string[]) => fields.filter((_, i) => i % 2 === 1);
+        return { status: 'stale', current: toRoomState(input.roomId, [home, homeNode, epoch, createdAt], version, values(participants), values(plans)) };
       }
       case 'ok': {
         const [, home, homeNode, epoch, createdAt, version, previousVersion, replaced] = reply;
@@ -162,6 +166,13 @@ export class RedisRoomStore implements RoomStore {
       ),
     )) as string | null;
     return record ? decodeParticipant(record) : null;
+  }
+
+  async planMoves(roomId: string, expectedVersion: number, plans: MovePlan[], nowMs: number): Promise<number | null> {
+    const version = (await redisCall(() =>
+      this.redis.roomPlanMoves(...this.roomKeys(roomId), expectedVersion, nowMs, ...plans.flatMap((plan) => [plan.participantId, JSON.stringify(plan)])),
+    )) as number | null;
+    return version === null ? null : Number(version);
   }
 
   async rehome(roomId: string, expectedEpoch: number, home: { region: string; nodeId: string }): Promise<RoomRecord | null> {
@@ -280,9 +291,22 @@ export class RedisRoomStore implements RoomStore {
     return `${this.roomKey(roomId)}:p2p`;
   }
 
+  private plansKey(roomId: string): string {
+    return `${this.roomKey(roomId)}:plans`;
+  }
+
   /** The KEYS every room script takes, in the order redis-room-scripts.ts documents. */
   private roomKeys(roomId: string): string[] {
-    return [this.roomKey(roomId), this.participantsKey(roomId), this.keys.counts, this.keys.pending, this.keys.rooms, this.keys.versions, this.p2pKey(roomId)];
+    return [
+      this.roomKey(roomId),
+      this.participantsKey(roomId),
+      this.keys.counts,
+      this.keys.pending,
+      this.keys.rooms,
+      this.keys.versions,
+      this.p2pKey(roomId),
+      this.plansKey(roomId),
+    ];
   }
 }
 
@@ -305,8 +329,13 @@ function toRoomRecord(roomId: string, [home, homeNode, epoch, createdAt]: Array<
 }
 
 /** `version` absent: the room hash has none yet (see redis-room-scripts.ts). */
-function toRoomState(roomId: string, roomFields: Array<string | null | undefined>, version: string | undefined, records: string[]): RoomState {
-  return { room: toRoomRecord(roomId, roomFields), participants: records.map(decodeParticipant).sort(compareParticipants), version: Number(version ?? 0) };
+function toRoomState(roomId: string, roomFields: Array<string | null | undefined>, version: string | undefined, records: string[], plans: string[]): RoomState {
+  return {
+    room: toRoomRecord(roomId, roomFields),
+    participants: records.map(decodeParticipant).sort(compareParticipants),
+    plans: plans.map((plan) => JSON.parse(plan) as MovePlan),
+    version: Number(version ?? 0),
+  };
 }
 
 /** `leaseUntilMs` and `status` first: the renew script rewrites them in place (see redis-room-scripts.ts). */

@@ -26,12 +26,33 @@ export interface ParticipantRecord {
   allocatedAtMs: number;
   /** An 'allocated' participant not joined by then is expired and its reservation released. */
   expiresAtMs: number;
+  /** Set when this allocation followed a rebalancing plan: when (the per-person window counts from it). */
+  movedAtMs?: number;
+}
+
+/**
+ * A participant live rebalancing told to move: its next /allocate gets this edge (if the region can
+ * still take it) until the plan expires. A plan is dropped when the participant allocates again or
+ * leaves.
+ */
+export interface MovePlan {
+  participantId: string;
+  /** The allocation the participant held when the plan was made. */
+  allocationId: string;
+  region: string;
+  nodeId: string;
+  /** Why, for the allocation's reasons. */
+  why: string;
+  plannedAtMs: number;
+  expiresAtMs: number;
 }
 
 export interface RoomState {
   room: RoomRecord;
   participants: ParticipantRecord[];
-  /** See `RoomStore`: identifies the home and membership this state shows. */
+  /** Rebalancing plans, expired ones included (callers compare `expiresAtMs` with their clock). */
+  plans: MovePlan[];
+  /** See `RoomStore`: identifies the home, membership and plans this state shows. */
   version: number;
 }
 
@@ -101,7 +122,8 @@ export type AllocateOutcome =
 
 /**
  * Room versions: a room's version identifies its home and membership (who holds an allocation, on
- * which node, with which RTTs), the inputs of placement. Every allocate, removal, expiry and re-home
+ * which node, with which RTTs) and its rebalancing plans, the inputs of placement. Every allocate,
+ * removal, expiry, re-home and plan
  * gives the room a version never used before by the store, so equal versions mean equal inputs even
  * across a room forgotten and created again. 0 is a room that does not exist. Marking a participant
  * joined keeps the version: placement does not depend on it, and every allocation is followed by a
@@ -119,6 +141,12 @@ export interface RoomStore {
   markJoined(roomId: string, participantId: string, allocationId: string): Promise<boolean>;
   /** Removes the participant (only the given allocation, when one is named); releases its reservation. */
   removeParticipant(roomId: string, participantId: string, allocationId?: string): Promise<ParticipantRecord | null>;
+  /**
+   * Replaces the room's plans (live rebalancing) if the room is still at `expectedVersion` and holds
+   * no plan live at `nowMs`: the per-room guard that keeps two routers from migrating one room at
+   * once. Returns the room's new version, or null on a lost race.
+   */
+  planMoves(roomId: string, expectedVersion: number, plans: MovePlan[], nowMs: number): Promise<number | null>;
   /** Changes the room's home if its epoch is still `expectedEpoch`; returns null on a lost race. */
   rehome(roomId: string, expectedEpoch: number, home: { region: string; nodeId: string }): Promise<RoomRecord | null>;
   /** Removes every 'allocated' participant whose expiry has passed; returns them with their room. */

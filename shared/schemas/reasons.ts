@@ -20,6 +20,15 @@ export const REASON_CODES = [
   'NODE_ALREADY_IN_ROOM', // the node already serves this room in that region
   'NODE_LEAST_STRESSED', // among eligible nodes of the region, the least stressed
   'ALL_REGIONS_EQUAL', // no information separates the regions: catalog order and load decide
+  'REBALANCE_PLANNED', // the edge was planned by live rebalancing (the participant was told to move)
+  'REBALANCE_MOVE', // rebalancing moves this participant: the room's mean delay drops and so does its own
+  'REBALANCE_ROOM_AT_BEST', // rebalancing found no assignment better than the current one
+  'REBALANCE_GAIN_BELOW_THRESHOLD', // a better assignment exists, but the room would gain too little
+  'REBALANCE_PERSON_GAIN_TOO_SMALL', // kept in place: moving would gain this participant too little
+  'REBALANCE_RECENTLY_MOVED', // kept in place: moved within the per-person window
+  'REBALANCE_NOT_JOINED', // kept in place: allocated but not joined yet
+  'REBALANCE_NODE_UNAVAILABLE', // kept in place: its node is leaving (drain/failover move it)
+  'REBALANCE_HOME_MOVED', // nobody stays on the home region: the room's home moves
 ] as const;
 export type ReasonCode = (typeof REASON_CODES)[number];
 

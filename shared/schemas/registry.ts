@@ -124,6 +124,25 @@ export const ParticipantEvent = Type.Object(
 );
 export type ParticipantEvent = Static<typeof ParticipantEvent>;
 
+/**
+ * Router → agent (signed): live rebalancing moved this participant; its agent sends it `moved`
+ * (reason `rebalance`) and keeps its session until it leaves (make-before-break). Only the named
+ * allocation is moved: a participant that allocated again since is left alone.
+ */
+export const MoveRequest = Type.Object(
+  {
+    roomId: Id,
+    participantId: Id,
+    allocationId: Type.String({ minLength: 1, maxLength: 64 }),
+    /** The planned edge region (for the agent's log; /allocate gives the edge). */
+    toRegion: RegionId,
+  },
+  { additionalProperties: false },
+);
+export type MoveRequest = Static<typeof MoveRequest>;
+
+export const MOVE_PATH = '/v1/signaling/move';
+
 /** Agent → router: which nodes serve these rooms (the cascade mesh the agent must pipe to). */
 export const RoomNodesQuery = Type.Object(
   {

@@ -24,6 +24,9 @@ export async function startCluster(extraEnv: Record<string, string> = {}): Promi
     GEO_SFU_GRANT_SECRETS: `${GRANT_KEY.kid}:${GRANT_KEY.secret}`,
     GEO_SFU_REQUIRE_AUTH: 'true',
     GEO_SFU_RATE_LIMIT_PER_MINUTE: '0',
+    // These rooms are shaped on purpose (who joins where) to exercise failover and drain; live
+    // rebalancing would move people under them. test/rebalance/ turns it on and tests it.
+    GEO_SFU_REBALANCE: 'false',
     ...extraEnv,
   };
   const config = loadConfig({ GEO_SFU_WAN_PROFILE: PROFILE, ...env });

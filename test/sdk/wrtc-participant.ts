@@ -9,6 +9,9 @@
  * publishes a synthetic 320×240 15 fps video track and a 48 kHz audio track and writes JSON lines:
  * `{ type: 'joined' | 'event' | 'stats' | 'error' | 'left', t, ... }`. `stats` (every 250 ms)
  * sums the inbound-rtp of what it receives: framesDecoded, packets per kind, the edge and its mode (sfu, p2p).
+ * Every remote track also gets a wrtc sink: `{ type: 'gap', peerId, kind, ms }` is written when a
+ * peer's video frames or audio chunks (from any of its tracks, old or new edge alike) resume after
+ * more than GAP_LOG_MS without any: the media gap the participant actually sees.
  * stdin commands (JSON lines): `{ cmd: 'pause' | 'resume' | 'leave' | 'exit' }` (pause/resume: the video).
  */
 import { createInterface } from 'node:readline';
@@ -23,6 +26,31 @@ const env = (name: string) => {
   return v;
 };
 const timers: NodeJS.Timeout[] = [];
+const GAP_LOG_MS = 150;
+/** Live sinks by producer id, and when each peer's last video frame / audio chunk arrived (ms since start). */
+const sinks = new Map<string, { stop(): void }>();
+const lastMedia = new Map<string, { video: number | null; audio: number | null }>();
+
+function watch(remote: RoomEvents['trackAdded']): void {
+  sinks.get(remote.producerId)?.stop();
+  const onMedia = () => {
+    const now = performance.now() - startedAt;
+    const last = lastMedia.get(remote.peerId) ?? { video: null, audio: null };
+    const previous = last[remote.kind];
+    if (previous !== null && now - previous > GAP_LOG_MS) out({ type: 'gap', peerId: remote.peerId, kind: remote.kind, ms: Math.round(now - previous) });
+    last[remote.kind] = now;
+    lastMedia.set(remote.peerId, last);
+  };
+  if (remote.kind === 'video') {
+    const sink = new wrtc.nonstandard.RTCVideoSink(remote.track as never);
+    sink.onframe = onMedia;
+    sinks.set(remote.producerId, sink);
+  } else {
+    const sink = new wrtc.nonstandard.RTCAudioSink(remote.track as never);
+    sink.ondata = onMedia;
+    sinks.set(remote.producerId, sink);
+  }
+}
 
 function synthesize(): MediaStreamTrack[] {
   const width = 320;
@@ -65,6 +93,12 @@ async function main(): Promise<void> {
       const added = payload as RoomEvents['trackAdded'];
       const msg = event === 'trackAdded' ? { peerId: added.peerId, producerId: added.producerId, kind: added.kind, region: added.region } : event === 'error' ? { message: (payload as RoomEvents['error']).error.message } : payload;
       out({ type: 'event', event, msg });
+      if (event === 'trackAdded') watch(payload as RoomEvents['trackAdded']);
+      if (event === 'trackRemoved') {
+        const { producerId } = payload as RoomEvents['trackRemoved'];
+        sinks.get(producerId)?.stop();
+        sinks.delete(producerId);
+      }
     };
   }
   const room = await client.join({ allocation, tracks, displayName: env('PARTICIPANT_ID'), on });
@@ -105,6 +139,7 @@ async function main(): Promise<void> {
 
 function exit(code: number): never {
   for (const t of timers) clearInterval(t);
+  for (const sink of sinks.values()) sink.stop();
   process.exit(code);
 }
 

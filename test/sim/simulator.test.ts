@@ -26,15 +26,20 @@ describe('placement simulator', () => {
       }
       expect(room.scores[OPTIMUM]!.meanMs).toBeCloseTo(room.optimum.meanMs, 9);
     }
-    expect(comparisons).toBe(250 * 7);
+    expect(comparisons).toBe(250 * 8);
     expect(result.crossChecked).toBe(result.optimumMethods.exhaustive);
   });
 
   it('scores every policy, with the router at or below first-joiner, nearest, fixed and random on average', () => {
     const by = Object.fromEntries(result.policies.map((p) => [p.policy, p]));
-    expect(Object.keys(by)).toEqual(['min-delay', 'first-joiner', 'geoip-room', 'nearest', 'fixed-us-east', 'random', 'optimum']);
+    expect(Object.keys(by)).toEqual(['rebalance', 'min-delay', 'first-joiner', 'geoip-room', 'nearest', 'fixed-us-east', 'random', 'optimum']);
     for (const baseline of ['nearest', 'fixed-us-east', 'random']) expect(by['min-delay']!.meanRoomMeanMs).toBeLessThan(by[baseline]!.meanRoomMeanMs);
     expect(by['min-delay']!.migrationsPerParticipant).toBe(0);
+    // Live rebalancing: closer to the optimum than greedy placement, at a bounded number of moves.
+    expect(by['rebalance']!.meanRoomMeanMs).toBeLessThan(by['min-delay']!.meanRoomMeanMs);
+    expect(by['rebalance']!.gapToOptimumPct).toBeLessThan(by['min-delay']!.gapToOptimumPct / 2);
+    expect(by['rebalance']!.migrationsPerParticipant).toBeGreaterThan(0);
+    expect(by['rebalance']!.migrationsPerParticipant).toBeLessThan(0.3);
     expect(by['first-joiner']!.regionsPerRoom).toBe(1);
   });
 
@@ -82,12 +87,15 @@ describe('placement simulator', () => {
     const summary = await benchPlacement({ quick: true, rooms: 40, outDir: dir });
     expect(summary.decisionTimes.map((t) => t.participants)).toEqual([2, 50, 500]);
     for (const t of summary.decisionTimes) expect(t.medianUs).toBeGreaterThan(0);
+    expect(summary.rebalanceTimes.map((t) => t.participants)).toEqual([50, 500]);
+    expect(summary.rebalanceInSimulation.calls).toBeGreaterThan(40);
     expect(summary.optimum.exact + summary.optimum.bounded).toBe(40);
     for (const file of summary.files) expect(existsSync(file)).toBe(true);
     const svg = readFileSync(join(dir, 'placement-cdf.svg'), 'utf8');
     expect(svg).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
-    expect(svg.match(/<polyline /g)).toHaveLength(7);
+    expect(svg.match(/<polyline /g)).toHaveLength(8);
     expect(readFileSync(join(dir, 'placement.md'), 'utf8')).toContain('| min-delay |');
+    expect(readFileSync(join(dir, 'placement.md'), 'utf8')).toContain('| rebalance |');
     expect(JSON.parse(readFileSync(join(dir, 'placement.json'), 'utf8')).roomResults).toHaveLength(40);
   });
 });

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AllocateInput, AllocateOutcome, P2pAllocateInput, P2pParticipantRecord, ParticipantRecord, RoomStore } from '../../router/state/types.ts';
+import type { AllocateInput, AllocateOutcome, MovePlan, P2pAllocateInput, P2pParticipantRecord, ParticipantRecord, RoomStore } from '../../router/state/types.ts';
 
 /** Stores over one shared state: each `open()` is another router (for Redis, another connection). */
 export interface RoomStoreHarness {
@@ -116,7 +116,7 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       expect(outcome.replaced).toBeNull();
       expect(outcome.previousVersion).toBe(0);
       expect(outcome.version).toBeGreaterThan(0);
-      expect(await store.getRoom('r1')).toEqual({ room: outcome.room, participants: [alice], version: outcome.version });
+      expect(await store.getRoom('r1')).toEqual({ room: outcome.room, participants: [alice], plans: [], version: outcome.version });
       expect(await store.getRoom('nope')).toBeNull();
       expect(await store.listRoomIds()).toEqual(['r1']);
       expect(await store.nodeCounts()).toEqual(new Map([['us-east-1', 1]]));
@@ -219,6 +219,48 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       expect((await store.getRoom('r1'))?.room).toEqual(moved);
       // The home changed: an allocation placed against the old home is stale.
       expect((await store.allocate(allocation('r1', participant('bob', 'us-east-1'), { expectedHomeRegion: 'us-east' }))).status).toBe('stale');
+    });
+
+    it('plans moves by compare-and-set on the version, not over a live plan; an allocation uses up its plan, a removal drops it', async () => {
+      expectOk(await store.allocate(allocation('r1', participant('alice', 'us-east-1'))));
+      const version = expectOk(await store.allocate(allocation('r1', participant('bob', 'us-east-1'), { expectedHomeRegion: 'us-east' }))).version;
+      const plan = (participantId: string, expiresAtMs: number): MovePlan => ({
+        participantId,
+        allocationId: `alloc-${participantId}`,
+        region: 'apac',
+        nodeId: 'apac-1',
+        why: 'room mean 120 → 80 ms',
+        plannedAtMs: T0,
+        expiresAtMs,
+      });
+      expect(await store.planMoves('r1', version + 1_000, [plan('alice', T0 + 10_000)], T0)).toBeNull();
+      expect(await store.planMoves('nope', 0, [plan('alice', T0 + 10_000)], T0)).toBeNull();
+      const planned = await store.planMoves('r1', version, [plan('alice', T0 + 10_000), plan('bob', T0 + 10_000)], T0);
+      expect(planned).toBeGreaterThan(version);
+      const state = await store.getRoom('r1');
+      expect(state?.version).toBe(planned);
+      expect(state?.plans.sort((a, b) => a.participantId.localeCompare(b.participantId))).toEqual([plan('alice', T0 + 10_000), plan('bob', T0 + 10_000)]);
+      // A live plan blocks another one, even at the current version; once expired it does not.
+      expect(await store.planMoves('r1', planned!, [plan('bob', T0 + 20_000)], T0 + 5_000)).toBeNull();
+      // An allocation placed on the old version is stale and learns the plans.
+      expect(expectStale(await store.allocate(allocation('r1', participant('carol', 'us-east-1'), { expectedHomeRegion: 'us-east', expectedVersion: version }))).current?.plans).toHaveLength(2);
+      expectOk(await store.allocate(allocation('r1', participant('alice', 'apac-1', { allocationId: 'alloc-2' }), { expectedHomeRegion: 'us-east' })));
+      expect((await store.getRoom('r1'))?.plans.map((p) => p.participantId)).toEqual(['bob']);
+      await store.removeParticipant('r1', 'bob');
+      const after = await store.getRoom('r1');
+      expect(after?.plans).toEqual([]);
+      expect(await store.planMoves('r1', after!.version, [plan('alice', T0 + 30_000)], T0 + 11_000)).toBeGreaterThan(after!.version);
+    });
+
+    it('of two routers planning the same room at once exactly one wins', async () => {
+      const other = await harness.open();
+      expectOk(await store.allocate(allocation('r1', participant('alice', 'us-east-1'))));
+      for (let round = 0; round < 20; round++) {
+        const version = (await store.getRoom('r1'))!.version;
+        const plan = (expiresAtMs: number): MovePlan => ({ participantId: 'alice', allocationId: 'alloc-alice', region: 'apac', nodeId: 'apac-1', why: 'test', plannedAtMs: T0, expiresAtMs });
+        const results = await Promise.all([store.planMoves('r1', version, [plan(T0 + round)], T0 + round), other.planMoves('r1', version, [plan(T0 + round)], T0 + round)]);
+        expect(results.filter((r) => r !== null)).toHaveLength(1);
+      }
     });
 
     it('of two concurrent re-homes from two routers exactly one wins', async () => {

@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Heartbeat, HeartbeatAck, NodeLoad, NodeRegistration, ParticipantQuality, RttStats } from '../../shared/schemas/index.ts';
+import { MOVE_PATH, type Heartbeat, type HeartbeatAck, type MoveRequest, type NodeLoad, type NodeRegistration, type ParticipantQuality, type RttStats } from '../../shared/schemas/index.ts';
 import { signedCall } from '../../shared/signed-http.ts';
+import { NonceCache, verifySignedRequest } from '../../shared/signed-request.ts';
 
 /**
  * Registers scripted nodes with a router through its real, signed control API and heartbeats for
@@ -30,16 +31,40 @@ const ZERO_LOAD: NodeLoad = { cpu: 0, memory: 0, participants: 0, rooms: 0, tran
 export class FakeNodes {
   readonly #nodes = new Map<string, FakeNode>();
   readonly #probeServer: http.Server;
+  readonly #nonces = new NonceCache(30_000);
   #timer: NodeJS.Timeout | null = null;
   probeUrl = '';
+  /** Signed move requests received (live rebalancing), in order. */
+  readonly moves: MoveRequest[] = [];
+  /** Called for every verified move request (e.g. to act as the moved participant's SDK). */
+  onMove: ((move: MoveRequest) => void) | null = null;
 
   constructor(
     private readonly routerUrl: string,
     private readonly secret: string,
   ) {
-    this.#probeServer = http.createServer((_req, res) => {
-      res.statusCode = 204;
-      res.end();
+    // The nodes' control URL too: the probe answers 204; a signed move request is recorded, 202.
+    this.#probeServer = http.createServer((req, res) => {
+      if (req.method !== 'POST' || req.url !== MOVE_PATH) {
+        res.statusCode = 204;
+        res.end();
+        return;
+      }
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        const failure = verifySignedRequest(this.secret, { method: 'POST', path: MOVE_PATH, body }, req.headers, Date.now(), 30_000, this.#nonces);
+        if (failure) {
+          res.statusCode = 401;
+          res.end();
+          return;
+        }
+        const move = JSON.parse(body) as MoveRequest;
+        this.moves.push(move);
+        this.onMove?.(move);
+        res.statusCode = 202;
+        res.end();
+      });
     });
   }
 
@@ -119,6 +144,9 @@ export class FakeNodes {
 
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
-    await new Promise<void>((r) => this.#probeServer.close(() => r()));
+    const closed = new Promise<void>((r) => this.#probeServer.close(() => r()));
+    // Routers' keep-alive connections (probes, move requests) would hold the close.
+    this.#probeServer.closeAllConnections();
+    await closed;
   }
 }

@@ -117,6 +117,8 @@ describe('GET /events', () => {
     expect(snapshot!.roomsTotal).toBeTypeOf('number');
     expect(snapshot!.alerts).toEqual([]);
     expect(snapshot!.scaling!.regions.map((r) => r.region).sort()).toEqual([...REGIONS].sort());
+    expect(snapshot!.rebalancing!.enabled).toBe(true);
+    expect(Array.isArray(snapshot!.rebalancing!.decisions)).toBe(true);
     expect(snapshot!.regions.regions).toHaveLength(4);
 
     const wrong = await firstEvent({ authorization: 'Bearer not-the-admin-token' });

@@ -2,6 +2,7 @@ import { h } from './dom.ts';
 import { graphPanel } from './panels/graph.ts';
 import { matrixPanel } from './panels/matrix.ts';
 import { alertsPanel, scalingPanel } from './panels/ops.ts';
+import { rebalancingPanel } from './panels/rebalancing.ts';
 import { HISTORY, regionsPanel } from './panels/regions.ts';
 import { roomsPanel } from './panels/rooms.ts';
 import { openStream, type StreamStatus } from './sse.ts';
@@ -36,6 +37,7 @@ const ui = {
   rooms: slot(),
   alerts: slot(),
   scaling: slot(),
+  rebalancing: slot(),
 };
 
 document.querySelector('#app')!.replaceChildren(
@@ -53,6 +55,7 @@ document.querySelector('#app')!.replaceChildren(
     panel('Rooms', 'rooms-panel', ui.rooms, 'wide'),
     panel('Quality alerts', 'alerts-panel', ui.alerts),
     panel('Scaling', 'scaling-panel', ui.scaling),
+    panel('Rebalancing', 'rebalancing-panel', ui.rebalancing),
   ),
 );
 
@@ -146,6 +149,7 @@ function render(): void {
   );
   ui.alerts.replaceChildren(snapshot.alerts ? alertsPanel(snapshot.alerts, now) : adminOnly('Alerts'));
   ui.scaling.replaceChildren(snapshot.scaling ? scalingPanel(snapshot.scaling, now) : adminOnly('Scaling decisions'));
+  ui.rebalancing.replaceChildren(snapshot.rebalancing ? rebalancingPanel(snapshot.rebalancing) : adminOnly('Rebalancing decisions'));
   renderChrome();
 }
 

@@ -1,0 +1,24 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { NotFoundError } from '../../shared/errors.ts';
+import { MOVE_PATH, MoveRequest } from '../../shared/schemas/index.ts';
+import { requireSignature } from '../../shared/signed-http.ts';
+import type { SignalingServer } from './server.ts';
+
+export interface MoveRouteOptions {
+  signaling: SignalingServer;
+  clusterSecret: string;
+  signedRequestWindowMs: number;
+  now: () => number;
+}
+
+/** The router's live rebalancing asks for a participant to be moved (signed with the cluster secret). */
+export const moveRoute: FastifyPluginAsync<MoveRouteOptions> = async (app, opts) => {
+  app.addHook('preValidation', requireSignature(opts.clusterSecret, opts.signedRequestWindowMs, opts.now));
+  app.post<{ Body: MoveRequest }>(MOVE_PATH, { schema: { hide: true, body: MoveRequest } }, async (req, reply) => {
+    const { roomId, participantId, allocationId, toRegion } = req.body;
+    if (!opts.signaling.requestMove(roomId, participantId, allocationId, toRegion)) {
+      throw new NotFoundError(`no connected session of ${participantId} in ${roomId} holds allocation ${allocationId}`);
+    }
+    return reply.code(202).send();
+  });
+};
