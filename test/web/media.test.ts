@@ -436,7 +436,7 @@ describe('the P2P fallback: no region can take the room', () => {
     for (const w of watch) {
       const log = await w.p.page.locator('#log').innerText();
       expect(w.viaSfuAt, `${w.p.name} decodes ${w.other} through the SFU\n${log}`).toBeGreaterThan(0);
-      const moved = /rejoined on (\S+) \((\S+)\) after (\d+) ms/.exec(log);
+      const moved = /moved onto the SFU on (\S+) \((\S+)\) after (\d+) ms/.exec(log);
       expect(moved, log).not.toBeNull();
       expect(log).toContain('moving from the direct links onto an SFU');
       console.log(

@@ -270,7 +270,7 @@ async function join(): Promise<void> {
         },
         reconnected: (e) => {
           setStatus('joined');
-          log(`${e.resumed ? 'resumed on' : 'rejoined on'} ${e.edge.region} (${e.edge.nodeId}) after ${Math.round(e.gapMs)} ms`);
+          log(`${e.resumed ? 'resumed on' : e.previous.mode === 'p2p' && e.edge.mode === 'sfu' ? 'moved onto the SFU on' : 'rejoined on'} ${e.edge.region} (${e.edge.nodeId}) after ${Math.round(e.gapMs)} ms`);
           renderRoom();
         },
         moved: (e) => log(e.from.mode === 'p2p' ? `a region can take the room again: moving from the direct links onto an SFU (${e.reason})` : `moved off ${e.from.nodeId}: ${e.reason}`),
