@@ -463,7 +463,10 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
   #announce(remote: RemoteConsumer): void {
     const previous = this.#announced.get(remote.info.producerId);
     if (previous?.consumer === remote.consumer) return;
-    if (!this.#peers.has(remote.info.peerId)) this.#addPeer(remote.info.peerId, remote.info.region);
+    // A peer known from elsewhere (the direct links before a move onto the SFU, or an edge whose
+    // peerJoined came while the new session was still opening) is where its producer says.
+    const known = this.#peers.get(remote.info.peerId);
+    if (known?.region !== remote.info.region) this.#addPeer(remote.info.peerId, remote.info.region, known?.displayName);
     const track: RemoteTrack = {
       peerId: remote.info.peerId,
       producerId: remote.info.producerId,

@@ -14,7 +14,8 @@ import { interRegionRtt, readWanProfile, type WanProfile } from './wan-profile.t
  * inter-region RTTs) and, with `clientRttMs`, in front of each agent's public URL (so clients and
  * the router's prober see those RTTs); with `pipeRelays`, the cascade's media between regions
  * crosses delaying UDP relays too (pipe-relays.ts). The router hands out demo grants (the /demo
- * page) unless GEO_SFU_DEMO_GRANTS says otherwise or production mode is on.
+ * page) and has the P2P fallback on unless GEO_SFU_DEMO_GRANTS / GEO_SFU_P2P_FALLBACK say otherwise
+ * or production mode is on.
  */
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -124,8 +125,11 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
   const router = spawnChild('router', 'router/main.ts', {
     ...baseEnv,
     GEO_SFU_ROUTER_PORT: String(routerPort),
-    // The /demo page needs grants and has no backend of its own; an explicit setting wins.
+    // The /demo page needs grants and has no backend of its own; it speaks P2P, so a room no region
+    // can take (e.g. every agent cordoned) connects its tabs directly. An explicit setting wins;
+    // production mode keeps both defaults (off).
     GEO_SFU_DEMO_GRANTS: baseEnv.GEO_SFU_DEMO_GRANTS ?? String(!config.production),
+    GEO_SFU_P2P_FALLBACK: baseEnv.GEO_SFU_P2P_FALLBACK ?? String(!config.production),
   });
 
   // Public URLs (client-facing delay proxies) and per-pair peer routes are known before any agent starts.

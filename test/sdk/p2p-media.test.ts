@@ -102,6 +102,7 @@ describe('P2P fallback with real media (wrtc)', () => {
     }
     const [a, b] = await Promise.all([grows(nyc, 'frames from ldn (direct)', { framesDecoded: 0, audio: 0 }), grows(ldn, 'frames from nyc (direct)', { framesDecoded: 0, audio: 0 })]);
     expect([a.mode, b.mode]).toEqual(['p2p', 'p2p']);
+    expect([a.regions, b.regions]).toEqual([{ ldn: 'p2p' }, { nyc: 'p2p' }]);
     const fps = async (p: Participant) => {
       const before = p.stats()!.framesDecoded;
       await new Promise((r) => setTimeout(r, 1_000));
@@ -152,5 +153,7 @@ describe('P2P fallback with real media (wrtc)', () => {
     expect(moved.every((m) => m.stats.edge === usEast)).toBe(true);
     await Promise.all([grows(nyc, 'frames through the SFU', { framesDecoded: moved[0]!.stats.framesDecoded, audio: moved[0]!.stats.packets.audio }), grows(ldn, 'frames through the SFU', { framesDecoded: moved[1]!.stats.framesDecoded, audio: moved[1]!.stats.packets.audio })]);
     for (const p of [nyc, ldn]) expect(p.lines.filter((l) => l.type === 'event' && l.event === 'participantLeft')).toEqual([]);
+    // Each knows the other where it now is: the region of the edge its producers come from, not "p2p".
+    expect([nyc.stats()!.regions, ldn.stats()!.regions]).toEqual([{ ldn: 'us-east' }, { nyc: 'us-east' }]);
   }, 180_000);
 });

@@ -17,6 +17,8 @@ export interface Stats {
   consumers: number;
   edge: string;
   mode: 'sfu' | 'p2p';
+  /** room.participants: peer id → region ("p2p" for a peer reached directly). */
+  regions: Record<string, string>;
   firstFrameMs: number | null;
 }
 

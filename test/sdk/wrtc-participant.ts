@@ -123,7 +123,8 @@ async function main(): Promise<void> {
           });
         }
         if (framesDecoded > 0 && firstFrameAt === null) firstFrameAt = performance.now() - startedAt;
-        out({ type: 'stats', framesDecoded, packets, consumers: room.consumers.length, edge: room.edge.nodeId, mode: room.edge.mode, firstFrameMs: firstFrameAt === null ? null : Math.round(firstFrameAt) });
+        const regions = Object.fromEntries(room.participants.map((p) => [p.peerId, p.region]));
+        out({ type: 'stats', framesDecoded, packets, consumers: room.consumers.length, edge: room.edge.nodeId, mode: room.edge.mode, regions, firstFrameMs: firstFrameAt === null ? null : Math.round(firstFrameAt) });
       })();
     }, 250),
   );

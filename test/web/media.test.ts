@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,10 +18,11 @@ import { ARTIFACTS, launchChromium, MEDIA_ARGS, prepareWeb, ROOT } from './brows
  * launcher's UDP relays must show that media crossing the emulated inter-region links with the
  * profile's delay. Then an agent is killed and its browser must come back through the SDK.
  *
- * The cases share one embedded default and run in order (each builds on the room of the one before).
- * A P2P-fallback case (every region cordoned through the admin API: two pages connect directly)
- * belongs here too, as its own describe block with its own room, once the router answers
- * `mode: "p2p"` and the SDK speaks it: `joinDemo()` and `inboundMedia()` work for it unchanged.
+ * The cascade cases share one embedded default and run in order (each builds on the room of the
+ * one before). The P2P fallback runs on the same embedded default afterwards, in its own room:
+ * every agent cordoned through the admin API, two pages connect directly (the launcher turns the
+ * fallback on outside production mode), then one region is uncordoned and the router's relay moves
+ * them onto the SFU.
  */
 const PROFILE = join(ROOT, 'infra/embedded/sample-wan-profile.json');
 const ROOM = 'browsers-across-regions';
@@ -72,8 +74,11 @@ async function healthy(): Promise<void> {
   throw new Error(`embedded default did not come up\n${output.slice(-20).join('\n')}`);
 }
 
-/** Opens /demo as `name` emulating `region`, joins, and waits until the page says it is joined. */
-async function joinDemo(name: string, region: string): Promise<Participant> {
+/**
+ * Opens /demo as `name` emulating `region`, joins `room`, and waits until the page says it is
+ * joined: on that region's edge, or (`direct`) in P2P mode, where `region` and `nodeId` become "p2p".
+ */
+async function joinDemo(name: string, region: string, opts: { room?: string; direct?: boolean } = {}): Promise<Participant> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
   // Every RTCPeerConnection the page makes, for getStats() (the page itself exposes nothing).
   await context.addInitScript(() => {
@@ -89,7 +94,7 @@ async function joinDemo(name: string, region: string): Promise<Participant> {
   });
   const page = await context.newPage();
   page.on('pageerror', (err) => output.push(`[page ${name}] ${err.message}`));
-  await page.goto(`${embedded.routerUrl}/demo?room=${ROOM}&name=${name}&region=${region}`);
+  await page.goto(`${embedded.routerUrl}/demo?room=${opts.room ?? ROOM}&name=${name}&region=${region}`);
   // The region list and the browser's own RTT measurement are in.
   await page.waitForFunction((r) => (document.querySelector('#region') as HTMLSelectElement | null)?.value === r, region, { timeout: 30_000 });
   await page.waitForFunction(() => document.querySelectorAll('#rtt td[data-rtt]:not([data-rtt=""])').length === 4, null, { timeout: 30_000 });
@@ -97,11 +102,17 @@ async function joinDemo(name: string, region: string): Promise<Participant> {
   await page.waitForFunction(() => document.querySelector('#status')?.getAttribute('data-state') === 'joined', null, { timeout: 60_000 }).catch(async (err: Error) => {
     throw new Error(`${name} did not join: ${await page.locator('#log').innerText()}\n${err.message}`);
   });
-  const edge = await page.locator('#edge').evaluate((el) => ({ region: el.getAttribute('data-region'), node: el.getAttribute('data-node') }));
-  const p: Participant = { name, region, context, page, nodeId: edge.node! };
-  expect(edge.region, `${name} emulating ${region} was placed on ${edge.region}`).toBe(region);
+  const edge = await edgeOf(page);
+  const p: Participant = { name, region: edge.region!, context, page, nodeId: edge.node! };
+  expect(edge.mode, `${name}'s connection`).toBe(opts.direct ? 'p2p' : 'sfu');
+  expect(edge.region, `${name} emulating ${region} was placed on ${edge.region}`).toBe(opts.direct ? 'p2p' : region);
   people.set(name, p);
   return p;
+}
+
+/** What the page's room panel says about this browser's connection. */
+function edgeOf(page: Page): Promise<{ mode: string | null; region: string | null; node: string | null }> {
+  return page.locator('#edge').evaluate((el) => ({ mode: el.getAttribute('data-mode'), region: el.getAttribute('data-region'), node: el.getAttribute('data-node') }));
 }
 
 type Inbound = Record<string, { region: string; videoTrackId: string | null; framesDecoded: number; audioPackets: number }>;
@@ -305,4 +316,150 @@ describe('the demo without demo grants', () => {
       await router.close();
     }
   }, 60_000);
+});
+
+describe('the P2P fallback: no region can take the room', () => {
+  const P2P_ROOM = 'browsers-direct';
+  // From a whole cluster (the agent killed above back), so that the cordons alone make the room P2P.
+  beforeAll(async () => {
+    for (const a of embedded.agents) if (a.process.exitCode !== null || a.process.signalCode !== null) await embedded.restartAgent(a.nodeId);
+    await healthy();
+  }, 120_000);
+
+  async function cordon(nodeId: string, cordoned: boolean): Promise<void> {
+    const agent = embedded.agents.find((a) => a.nodeId === nodeId)!;
+    const res = await fetch(`${agent.directUrl}/admin/cordon`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${embedded.credentials.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ cordoned }),
+    });
+    expect(res.status, `cordon ${nodeId}`).toBe(200);
+  }
+
+  async function untilRouterSees(what: string, ok: (view: RegionsResponse) => boolean): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      if (ok((await (await fetch(`${embedded.routerUrl}/regions`)).json()) as RegionsResponse)) return;
+      await sleep(200);
+    }
+    throw new Error(`the router did not see ${what} within 30 s`);
+  }
+
+  interface Candidate { type: string; address: string; port: number; protocol: string }
+  interface Path { index: number; state: string; local: Candidate; remote: Candidate }
+
+  /** The selected ICE candidate pair of each live peer connection of the page, by its index in creation order. */
+  function selectedPaths(p: Participant): Promise<Path[]> {
+    return p.page.evaluate(async () => {
+      const all = (window as unknown as { __peerConnections: RTCPeerConnection[] }).__peerConnections;
+      const paths: Array<{ index: number; state: string; local: Candidate; remote: Candidate }> = [];
+      for (const [index, pc] of all.entries()) {
+        if (pc.connectionState === 'closed') continue;
+        const stats = new Map<string, Record<string, unknown>>();
+        (await pc.getStats()).forEach((s: Record<string, unknown>) => stats.set(s.id as string, s));
+        const transport = [...stats.values()].find((s) => s.type === 'transport' && s.selectedCandidatePairId);
+        const pair = transport && stats.get(transport.selectedCandidatePairId as string);
+        if (!pair) continue;
+        const candidate = (id: unknown) => {
+          const c = stats.get(id as string)!;
+          return { type: c.candidateType as string, address: (c.address ?? c.ip) as string, port: c.port as number, protocol: c.protocol as string };
+        };
+        paths.push({ index, state: pc.connectionState, local: candidate(pair.localCandidateId), remote: candidate(pair.remoteCandidateId) });
+      }
+      return paths;
+    });
+  }
+
+  it('every agent cordoned through the admin API: two browsers connect directly (host candidates, no SFU between) and each decodes the other', async () => {
+    for (const a of embedded.agents) await cordon(a.nodeId, true);
+    await untilRouterSees('every node cordoned', (v) => v.regions.every((r) => r.nodes.every((n) => n.cordoned)));
+
+    const erin = await joinDemo('erin', 'us-west', { room: P2P_ROOM, direct: true });
+    const frank = await joinDemo('frank', 'eu-west', { room: P2P_ROOM, direct: true });
+    // The page says the room is direct and lists both under it.
+    for (const p of [erin, frank]) {
+      expect(await p.page.locator('#edge').innerText()).toContain('direct (P2P)');
+      for (const name of ['erin', 'frank']) await p.page.waitForSelector(`#groups .group[data-region="p2p"] li[data-participant="${name}"]`, { timeout: 10_000 });
+    }
+    await expectFlowing(['erin', 'frank']);
+
+    // Browser to browser: each page's one live peer connection has selected a pair of host
+    // candidates of this machine whose far end is the other page's near end (an SFU's would be
+    // neither). Chrome gathers every interface and ranks loopback last, so the pair is on
+    // 127.0.0.1 or on another address of this machine (delivered locally all the same).
+    const ownAddresses = new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)));
+    const [ep, fp] = await Promise.all([selectedPaths(erin), selectedPaths(frank)]);
+    const show = (x: Candidate) => `${x.type} ${x.protocol} ${x.address}:${x.port}`;
+    for (const [name, paths] of [['erin', ep], ['frank', fp]] as const) console.log(`${name}'s selected ICE pairs: ${paths.map((x) => `#${x.index} ${show(x.local)} → ${show(x.remote)} (${x.state})`).join('; ')}`);
+    expect(ep).toHaveLength(1);
+    expect(fp).toHaveLength(1);
+    for (const path of [ep[0]!, fp[0]!]) {
+      for (const c of [path.local, path.remote]) {
+        expect(c.type).toBe('host');
+        expect(ownAddresses.has(c.address), `${c.address} is an address of this machine`).toBe(true);
+      }
+      expect(path.remote.address).toBe(path.local.address);
+    }
+    expect(ep[0]!.remote.port).toBe(fp[0]!.local.port);
+    expect(fp[0]!.remote.port).toBe(ep[0]!.local.port);
+
+    for (const p of [erin, frank]) await p.page.screenshot({ path: join(ARTIFACTS, `demo-p2p-${p.name}.png`), fullPage: true });
+  }, 180_000);
+
+  it('one region uncordoned: the relay says migrate, both pages move onto the SFU and keep decoding each other', async () => {
+    const erin = people.get('erin')!;
+    const frank = people.get('frank')!;
+    const [directErin, directFrank] = await Promise.all([selectedPaths(erin), selectedPaths(frank)]);
+    const freed = embedded.agents.find((a) => a.region === 'us-east')!;
+    const before = await Promise.all([inboundMedia(erin), inboundMedia(frank)]);
+    const freedAt = Date.now();
+    await cordon(freed.nodeId, false);
+
+    // Per page: when the direct video last grew, and when video through the SFU (a new track) first decoded.
+    const watch = [
+      { p: erin, other: 'frank', track: before[0]!.frank!.videoTrackId, frames: before[0]!.frank!.framesDecoded, lastDirectAt: freedAt, viaSfuAt: 0 },
+      { p: frank, other: 'erin', track: before[1]!.erin!.videoTrackId, frames: before[1]!.erin!.framesDecoded, lastDirectAt: freedAt, viaSfuAt: 0 },
+    ];
+    const deadline = freedAt + 60_000;
+    while (watch.some((w) => w.viaSfuAt === 0) && Date.now() < deadline) {
+      for (const w of watch) {
+        if (w.viaSfuAt) continue;
+        const now = (await inboundMedia(w.p))[w.other];
+        if (!now) continue;
+        if (now.videoTrackId === w.track && now.framesDecoded > w.frames) {
+          w.frames = now.framesDecoded;
+          w.lastDirectAt = Date.now();
+        } else if (now.videoTrackId !== w.track && now.framesDecoded > 0 && (await edgeOf(w.p.page)).mode === 'sfu') w.viaSfuAt = Date.now();
+      }
+      await sleep(100);
+    }
+    for (const w of watch) {
+      const log = await w.p.page.locator('#log').innerText();
+      expect(w.viaSfuAt, `${w.p.name} decodes ${w.other} through the SFU\n${log}`).toBeGreaterThan(0);
+      const moved = /moved onto the SFU on (\S+) \((\S+)\) after (\d+) ms/.exec(log);
+      expect(moved, log).not.toBeNull();
+      expect(log).toContain('moving from the direct links onto an SFU');
+      console.log(
+        `uncordoned ${freed.nodeId}: ${w.p.name} moved onto ${moved![2]} (${moved![1]}), SDK move ${moved![3]} ms; video from ${w.other} through the SFU ${w.viaSfuAt - freedAt} ms after the uncordon; last direct frame seen ${w.lastDirectAt - freedAt} ms after it: gap ${w.viaSfuAt - w.lastDirectAt} ms (sampled every ~100 ms)`,
+      );
+      expect(moved![2]).toBe(freed.nodeId);
+      const edge = await edgeOf(w.p.page);
+      w.p.region = edge.region!;
+      w.p.nodeId = edge.node!;
+    }
+    // Media keeps flowing, now through the SFU (the tiles say the publisher's region).
+    await expectFlowing(['erin', 'frank']);
+    for (const [p, other] of [[erin, 'frank'], [frank, 'erin']] as const) {
+      await p.page.waitForSelector(`#groups .group[data-region="${freed.region}"] li[data-participant="${other}"]`, { timeout: 10_000 }).catch(async (err: Error) => {
+        throw new Error(`${p.name}'s page does not list ${other} under ${freed.region}: ${await p.page.locator('#groups').innerHTML()}\n${await p.page.locator('#log').innerText()}\n${err.message}`);
+      });
+    }
+    // The direct links closed once the other came through the SFU.
+    for (const [p, direct] of [[erin, directErin], [frank, directFrank]] as const) {
+      await p.page.waitForFunction((indexes) => indexes.every((i) => (window as unknown as { __peerConnections: RTCPeerConnection[] }).__peerConnections[i]!.connectionState === 'closed'), direct.map((d) => d.index), { timeout: 15_000 });
+    }
+    const room = (await (await fetch(`${embedded.routerUrl}/rooms/${P2P_ROOM}`)).json()) as RoomView;
+    expect(room.participants.map((x) => [x.participantId, x.nodeId]).sort()).toEqual([['erin', freed.nodeId], ['frank', freed.nodeId]]);
+    for (const p of [erin, frank]) await p.page.screenshot({ path: join(ARTIFACTS, `demo-p2p-${p.name}-after-migrate.png`), fullPage: true });
+  }, 180_000);
 });

@@ -124,9 +124,15 @@ function renderRoom(): void {
     return;
   }
   const edge = room.edge;
+  const direct = edge.mode === 'p2p';
+  ui.edge.dataset.mode = edge.mode;
   ui.edge.dataset.region = edge.region;
   ui.edge.dataset.node = edge.nodeId;
-  ui.edge.replaceChildren('Room ', h('b', null, room.roomId), ' · your edge ', h('b', null, edge.region), ` (${edge.nodeId}) · home region `, h('b', null, edge.homeRegion));
+  ui.edge.replaceChildren(
+    ...(direct
+      ? ['Room ', h('b', null, room.roomId), ' · ', h('span', { class: 'badge warn' }, 'direct (P2P)'), ' no region can take the room now: this browser is linked directly to each of the others (no SFU); it moves onto an SFU as soon as a region can take the room']
+      : ['Room ', h('b', null, room.roomId), ' · your edge ', h('b', null, edge.region), ` (${edge.nodeId}) · home region `, h('b', null, edge.homeRegion)]),
+  );
   const byRegion = new Map<string, Array<{ id: string; self: boolean }>>();
   const add = (region: string, id: string, self: boolean) => {
     if (!byRegion.has(region)) byRegion.set(region, []);
@@ -134,20 +140,28 @@ function renderRoom(): void {
   };
   add(edge.region, room.participantId, true);
   for (const p of room.participants) add(p.region, p.displayName ?? p.peerId, false);
-  // Home first, then the catalog's order.
+  // Home first, then the catalog's order. P2P: one group (region "p2p"), no edge and no home.
   const order = [edge.homeRegion, ...regionIds().filter((id) => id !== edge.homeRegion)];
+  const title = (region: string) =>
+    region === 'p2p'
+      ? h('h3', null, 'direct (P2P) ', h('span', { class: 'muted small' }, 'linked browser to browser'))
+      : h('h3', null, region, ' ', h('span', { class: 'muted small' }, regionName(region)), region === edge.homeRegion && !direct ? h('span', { class: 'badge ok' }, 'home') : null);
   ui.groups.replaceChildren(
     ...[...byRegion.keys()].sort((a, b) => order.indexOf(a) - order.indexOf(b)).map((region) =>
       h('div', { class: 'group', 'data-region': region },
-        h('h3', null, region, ' ', h('span', { class: 'muted small' }, regionName(region)), region === edge.homeRegion ? h('span', { class: 'badge ok' }, 'home') : null),
+        title(region),
         h('ul', null, byRegion.get(region)!.map((p) => h('li', { 'data-participant': p.id }, p.id, p.self ? h('span', { class: 'muted' }, ' (you)') : null))),
       ),
     ),
   );
 }
 
-/** One tile per remote participant: its video, and its audio in a hidden element. */
-const tiles = new Map<string, { el: HTMLElement; video: HTMLVideoElement; audio: HTMLAudioElement; label: HTMLElement }>();
+/**
+ * One tile per remote participant: its video, and its audio in a hidden element, each with the
+ * producer id it shows (a track replaced by another, e.g. direct → SFU, must not be cleared when
+ * the old one is removed).
+ */
+const tiles = new Map<string, { el: HTMLElement; video: HTMLVideoElement; audio: HTMLAudioElement; label: HTMLElement; showing: Record<'audio' | 'video', string | null> }>();
 
 function tileOf(peerId: string, region: string) {
   let tile = tiles.get(peerId);
@@ -155,20 +169,23 @@ function tileOf(peerId: string, region: string) {
     const video = h('video', { autoplay: true, playsinline: true, muted: true });
     const audio = h('audio', { autoplay: true });
     const label = h('div', { class: 'label' });
-    tile = { el: h('figure', { class: 'tile', 'data-peer': peerId }, video, audio, label), video, audio, label };
+    tile = { el: h('figure', { class: 'tile', 'data-peer': peerId }, video, audio, label), video, audio, label, showing: { audio: null, video: null } };
     tiles.set(peerId, tile);
     ui.videos.append(tile.el);
   }
   tile.el.dataset.region = region;
-  tile.label.textContent = `${peerId} · ${region}`;
+  tile.label.textContent = `${peerId} · ${region === 'p2p' ? 'direct (P2P)' : region}`;
   return tile;
 }
 
 function onTrack(t: RemoteTrack): void {
   const tile = tileOf(t.peerId, t.region);
   const media = t.kind === 'video' ? tile.video : tile.audio;
+  tile.showing[t.kind] = t.producerId;
   media.srcObject = new MediaStream([t.track]);
   void media.play().catch(() => undefined);
+  // A participant's region changes without an event of its own when the room moves (direct → SFU).
+  renderRoom();
 }
 
 function dropTile(peerId: string): void {
@@ -220,7 +237,7 @@ async function join(): Promise<void> {
     const allocation = await client.allocate(roomId, participantId, { grant: () => demoGrant(roomId, participantId), latencies });
     log(
       allocation.mode === 'p2p'
-        ? `/allocate: no region can take the room now; direct (P2P) links, up to ${allocation.maxParticipants} participants`
+        ? `/allocate: no region can take the room now; direct (P2P) links to the others, up to ${allocation.maxParticipants} participants`
         : `/allocate: edge ${allocation.region} (${allocation.node.id}), home ${allocation.homeRegion}`,
     );
     localTile(state.local);
@@ -232,7 +249,7 @@ async function join(): Promise<void> {
       tracks: [...(audio ? [audio] : []), ...(video ? [{ track: video, options: { encodings: null } }] : [])],
       on: {
         participantJoined: (p) => {
-          log(`${p.displayName ?? p.peerId} joined on ${p.region}`);
+          log(`${p.displayName ?? p.peerId} joined ${p.region === 'p2p' ? 'directly (P2P)' : `on ${p.region}`}`);
           renderRoom();
         },
         participantLeft: (p) => {
@@ -243,7 +260,9 @@ async function join(): Promise<void> {
         trackAdded: onTrack,
         trackRemoved: (t) => {
           const tile = tiles.get(t.peerId);
-          if (tile) (t.kind === 'video' ? tile.video : tile.audio).srcObject = null;
+          if (!tile || tile.showing[t.kind] !== t.producerId) return;
+          tile.showing[t.kind] = null;
+          (t.kind === 'video' ? tile.video : tile.audio).srcObject = null;
         },
         reconnecting: (e) => {
           setStatus('reconnecting');
@@ -251,10 +270,10 @@ async function join(): Promise<void> {
         },
         reconnected: (e) => {
           setStatus('joined');
-          log(`${e.resumed ? 'resumed on' : 'rejoined on'} ${e.edge.region} (${e.edge.nodeId}) after ${Math.round(e.gapMs)} ms`);
+          log(`${e.resumed ? 'resumed on' : e.previous.mode === 'p2p' && e.edge.mode === 'sfu' ? 'moved onto the SFU on' : 'rejoined on'} ${e.edge.region} (${e.edge.nodeId}) after ${Math.round(e.gapMs)} ms`);
           renderRoom();
         },
-        moved: (e) => log(`moved off ${e.from.nodeId}: ${e.reason}`),
+        moved: (e) => log(e.from.mode === 'p2p' ? `a region can take the room again: moving from the direct links onto an SFU (${e.reason})` : `moved off ${e.from.nodeId}: ${e.reason}`),
         error: (e) => log(`${e.fatal ? 'fatal: ' : ''}${e.error.message}`),
         closed: (e) => {
           log(`room closed: ${e.reason}`);
