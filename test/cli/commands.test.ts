@@ -339,7 +339,8 @@ describe('live, against the embedded cluster', () => {
       const expected = profile[region.region]!;
       lines.push(`${region.region}: min ${region.minMs} / median ${region.medianMs} / p95 ${region.p95Ms} ms, jitter ${region.jitterMs} ms, loss ${region.loss} (profile ${expected} ms, bounds: min < ${expected * 1.25 + 15}, median < ${expected * 1.25 + 40})`);
       expect(region.received).toBe(10);
-      expect(region.minMs).toBeGreaterThanOrEqual(expected);
+      // Node's millisecond timers in the delay proxy can fire up to 1 ms early in each direction.
+      expect(region.minMs).toBeGreaterThanOrEqual(expected - 2);
       expect(region.minMs).toBeLessThan(expected * 1.25 + 15);
       expect(region.medianMs).toBeLessThan(expected * 1.25 + 40);
     }
