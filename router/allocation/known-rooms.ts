@@ -5,10 +5,12 @@ export interface KnownRoom {
   /** 0: no such room. */
   version: number;
   home: { region: string; nodeId: string } | null;
+  /** The home's epoch (see RoomRecord); 0 with no room. */
+  epoch: number;
   participants: readonly PlacedParticipant[];
 }
 
-export const NO_ROOM: KnownRoom = { version: 0, home: null, participants: [] };
+export const NO_ROOM: KnownRoom = { version: 0, home: null, epoch: 0, participants: [] };
 
 /**
  * The rooms this router saw last, least recently used dropped first once they hold more than

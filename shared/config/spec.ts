@@ -113,6 +113,8 @@ export const CONFIG_SPEC = {
   redisUrl: str('REDIS_URL', 'router', '', 'Redis URL for shared room state and registry (router replicas). Empty: in-memory state (single router).'),
   redisKeyPrefix: str('GEO_SFU_REDIS_PREFIX', 'router', 'geo-sfu:', 'Prefix of every Redis key this deployment writes.'),
   redisTimeoutMs: int('GEO_SFU_REDIS_TIMEOUT_MS', 'router', 500, 10, 60_000, 'A Redis command that does not answer in this time fails (so /allocate never hangs on Redis).'),
+  degradedAllocation: bool('GEO_SFU_DEGRADED_ALLOCATION', 'router', true, "While Redis is unreachable, /allocate still places participants of a room this router knows (its last view of the room: home, epoch, nodes) on a node already serving the room, in a region already part of it: no new pin, region or re-home. Such allocations are journaled in memory and written to Redis (idempotently, by allocation id) as soon as it is back, before anything else. Off: every /allocate answers 503 while Redis is away."),
+  degradedSeatsPerNode: int('GEO_SFU_DEGRADED_SEATS_PER_NODE', 'router', 20, 1, 100_000, 'Most participants one router places on one node while Redis is away, and never more than the node had free at the router\'s last registry read. Each router replica has its own budget, so a node is overbooked by at most (replicas − 1) × this.'),
   databaseUrl: str('DATABASE_URL', 'router', '', 'PostgreSQL URL for the durable session log. Empty: in-memory session log.'),
   pgSchema: str('GEO_SFU_PG_SCHEMA', 'router', 'public', 'PostgreSQL schema holding geo-sfu tables.', /^[a-z_][a-z0-9_]{0,62}$/),
   sessionLogBatchSize: int('GEO_SFU_SESSION_LOG_BATCH_SIZE', 'router', 200, 1, 10_000, 'Session-log rows written per INSERT.'),
