@@ -153,6 +153,7 @@ export const CONFIG_SPEC = {
   consumersPerWorker: int('GEO_SFU_CONSUMERS_PER_WORKER', 'agent', 500, 10, 100_000, "Consumers one mediasoup worker carries at about 85% CPU (see the SFU benchmark); past 80% of it a room spreads to another worker's router."),
   pipeEnableSrtp: bool('GEO_SFU_PIPE_SRTP', 'agent', true, 'Encrypt media on pipe transports between regions (SRTP).'),
   pipeEnableRtx: bool('GEO_SFU_PIPE_RTX', 'agent', true, 'Retransmit lost packets on pipe transports between regions (RTX/NACK).'),
+  signalingConnectionsPerMinute: int('GEO_SFU_SIGNALING_CONNECTIONS_PER_MINUTE', 'agent', 300, 0, 10_000_000, 'socket.io signaling connection attempts (join or resume) an agent accepts per minute per client IP; more are refused with `RATE_LIMITED`. 0 = no limit (what the tests, the soak and the benchmarks set: they connect many times from one address).'),
   resumeGraceMs: int('GEO_SFU_RESUME_GRACE_MS', 'agent', 30_000, 0, HOUR_MS, 'A client whose signaling connection dropped may resume its session within this time, even after its join token expired.'),
   drainDeadlineMs: int('GEO_SFU_DRAIN_DEADLINE_MS', 'agent', 30_000, 0, 24 * HOUR_MS, 'On SIGTERM an agent stops taking rooms and exits when empty or after this long.'),
   // --- launcher (embedded default) ---

@@ -24,6 +24,7 @@ export async function startCluster(extraEnv: Record<string, string> = {}): Promi
     GEO_SFU_GRANT_SECRETS: `${GRANT_KEY.kid}:${GRANT_KEY.secret}`,
     GEO_SFU_REQUIRE_AUTH: 'true',
     GEO_SFU_RATE_LIMIT_PER_MINUTE: '0',
+    GEO_SFU_SIGNALING_CONNECTIONS_PER_MINUTE: '0',
     ...extraEnv,
   };
   const config = loadConfig({ GEO_SFU_WAN_PROFILE: PROFILE, ...env });
