@@ -13,8 +13,9 @@ let router: RunningRouter | null = null;
 let nodes: FakeNodes | null = null;
 const proxies: TcpFaultProxy[] = [];
 afterEach(async () => {
-  await nodes?.close();
+  // The router first: its prober holds keep-alive connections to the fake nodes' probe server.
   await router?.close();
+  await nodes?.close();
   await Promise.all(proxies.splice(0).map((p) => p.close()));
 });
 afterAll(cleanupNamespaces);
