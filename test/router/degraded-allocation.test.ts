@@ -194,7 +194,7 @@ it('two routers cut from Redis at once: both serve the room they know within the
   expect(await a.app.services.rooms.getRoom('other')).toBeNull();
 });
 
-it('a room re-homed by another router while this one was cut: the journaled participant is counted into the room as it is now', async () => {
+it('a room re-homed by another router while this one was cut: the journaled participant is counted into the room as it is now; one allocated again elsewhere keeps its newer allocation', async () => {
   const ns = runNamespace();
   const { proxy, url } = await proxiedRedis();
   const cutOff = await router(testConfig('real', { redisUrl: url, redisTimeoutMs: 500 }, ns));
@@ -209,6 +209,12 @@ it('a room re-homed by another router while this one was cut: the journaled part
   proxy.cut();
   const during = await allocate(cutOff.url, { roomId: 'moving', participantId: 'c', latencies: US_WEST });
   expect([during.status, during.body.homeRegion, during.body.node?.id]).toEqual([200, 'us-west', 'us-west-1']);
+  // The same participant e allocates through the cut-off router, then (its client retrying elsewhere) through the other one.
+  const eJournaled = await allocate(cutOff.url, { roomId: 'moving', participantId: 'e', latencies: US_WEST });
+  expect(eJournaled.status).toBe(200);
+  await new Promise((r) => setTimeout(r, 5));
+  const eLater = await allocate(connected.url, { roomId: 'moving', participantId: 'e', latencies: EU_WEST });
+  expect(eLater.status).toBe(200);
   // Meanwhile the router that still reaches Redis re-homes the room (compare-and-set on the epoch).
   const rehomed = await connected.app.services.rooms.rehome('moving', 0, { region: 'eu-west', nodeId: 'eu-west-1' });
   expect(rehomed?.epoch).toBe(1);
@@ -219,9 +225,14 @@ it('a room re-homed by another router while this one was cut: the journaled part
   expect([state.room.homeRegion, state.room.epoch]).toEqual(['eu-west', 1]);
   const c = state.participants.find((p) => p.participantId === 'c');
   expect([c?.allocationId, c?.nodeId]).toEqual([during.body.allocationId, 'us-west-1']);
-  expect(state.participants).toHaveLength(3);
+  // e keeps its newer allocation; the journaled one is dropped, not counted.
+  expect(state.participants.find((p) => p.participantId === 'e')?.allocationId).toBe(eLater.body.allocationId);
+  expect(state.participants).toHaveLength(4);
   expect((await cutOff.app.services.rooms.nodeCounts()).get('us-west-1')).toBe(2);
-  expect(await (await fetch(`${cutOff.url}/metrics`)).text()).toMatch(/geo_sfu_degraded_journal_replays_total\{result="rehomed"\} 1/);
+  expect((await cutOff.app.services.rooms.nodeCounts()).get('eu-west-1')).toBe(2);
+  const metrics = await (await fetch(`${cutOff.url}/metrics`)).text();
+  expect(metrics).toMatch(/geo_sfu_degraded_journal_replays_total\{result="rehomed"\} 1/);
+  expect(metrics).toMatch(/geo_sfu_degraded_journal_replays_total\{result="superseded"\} 1/);
   // The router that was cut now places on the room as it is (new home), not on its old view.
   const after = await allocate(cutOff.url, { roomId: 'moving', participantId: 'd', latencies: US_WEST });
   expect(after.body.homeRegion).toBe('eu-west');
