@@ -98,7 +98,7 @@ export async function benchSoak(opts: { quick: boolean }): Promise<SoakResult> {
   const sampleEveryMs = opts.quick ? 500 : 2_000;
   const windowMs = opts.quick ? 5_000 : 30_000;
   const concurrency = 8;
-  const env = { GEO_SFU_LOG_LEVEL: 'warn', GEO_SFU_RATE_LIMIT_PER_MINUTE: '0', GEO_SFU_ALLOCATION_TTL_MS: '5000' };
+  const env = { GEO_SFU_LOG_LEVEL: 'warn', GEO_SFU_RATE_LIMIT_PER_MINUTE: '0', GEO_SFU_SIGNALING_CONNECTIONS_PER_MINUTE: '0', GEO_SFU_ALLOCATION_TTL_MS: '5000' };
   const embedded = await launchEmbedded({ config: loadConfig(env), fixedPorts: false, env });
   try {
     const agentUrls = embedded.agents.map((a) => a.directUrl);

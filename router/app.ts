@@ -155,6 +155,8 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
       metrics.p2pMigrations.inc();
       p2pRelay?.migrate(roomId, 'region_available');
     },
+    onDegradedAllocation: () => metrics.degradedAllocations.inc(),
+    onReplayed: (result) => metrics.journalReplays.inc({ result }),
   });
   if (config.p2pFallback) {
     p2pRelay = new P2pRelay({
@@ -188,6 +190,11 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   });
   const rehomeTimer = setInterval(() => void rehomer.tick().catch(() => 0), 500);
   rehomeTimer.unref();
+  // Allocations made while Redis was away reach it soon after it is back, even with no new /allocate.
+  const replayTimer = setInterval(() => {
+    if (allocator.journalSize() > 0) allocator.replayJournal().catch(() => 0);
+  }, 250);
+  replayTimer.unref();
   app.decorate('services', { config, credentials, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, rebalancer, metrics, p2pRelay, isLeader, now });
 
   await app.register(errorReplies);
@@ -224,6 +231,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   app.addHook('preClose', async () => p2pRelay?.close());
   app.addHook('onClose', async () => {
     clearInterval(rehomeTimer);
+    clearInterval(replayTimer);
     await Promise.all([sweeper.stop(), scaling.stop(), quality.stop(), rebalancer.close()]);
     registry.stop();
     await prober.close();

@@ -12,9 +12,6 @@ import { preloadGeoIp } from './geo.ts';
 import { createStores } from './state/index.ts';
 import { RedisLeaderLease } from './state/leader-lease.ts';
 
-/** A dead leader's duties move to another router within this time. */
-const LEASE_TTL_MS = 3_000;
-
 async function main(): Promise<void> {
   const config = loadConfig();
   // The router keeps only hashes of its static credentials (buildRouter); not in its environment either.
@@ -34,7 +31,7 @@ async function main(): Promise<void> {
   const { rooms, nodes, sessions, backends } = await createStores(config, { logger });
   logger.info({ backends }, 'stores open');
   const lease = config.redisUrl
-    ? new RedisLeaderLease({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs, ttlMs: LEASE_TTL_MS, logger, onChange: (leader) => logger.info({ leader }, 'leader lease') })
+    ? new RedisLeaderLease({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs, ttlMs: config.leaderLeaseMs, logger, onChange: (leader) => logger.info({ leader }, 'leader lease') })
     : undefined;
   const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger, ...(lease ? { lease } : {}) });
   await app.listen({ host: config.routerHost, port: config.routerPort });

@@ -89,6 +89,17 @@ export function createRouterMetrics() {
       help: 'Alert notifications the webhook did not accept after every retry.',
       registers: [registry],
     }),
+    degradedAllocations: new Counter({
+      name: 'geo_sfu_degraded_allocations_total',
+      help: 'Allocations placed from local state while Redis was unreachable (GEO_SFU_DEGRADED_ALLOCATION).',
+      registers: [registry],
+    }),
+    journalReplays: new Counter({
+      name: 'geo_sfu_degraded_journal_replays_total',
+      help: 'Degraded allocations written to Redis when it came back, by result (applied, already_applied, rehomed, superseded).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     rehomes: new Counter({
       name: 'geo_sfu_room_rehomes_total',
       help: 'Rooms given a new home because their home node died.',

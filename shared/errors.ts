@@ -65,9 +65,12 @@ export class NoCapacityError extends GeoSfuError {
   }
 }
 
-/** A dependency (Redis, PostgreSQL) could not be reached in time. 503. */
+/** A dependency (Redis, PostgreSQL) could not be reached in time. 503 with Retry-After. */
 export class DependencyUnavailableError extends GeoSfuError {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds = 2,
+  ) {
     super('DEPENDENCY_UNAVAILABLE', 503, message);
   }
 }

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyPluginAsync, FastifyServerOptions } from 'fastify';
 import fp from 'fastify-plugin';
-import { GeoSfuError, NoCapacityError } from './errors.ts';
+import { DependencyUnavailableError, GeoSfuError, NoCapacityError } from './errors.ts';
 import type { ErrorBody } from './schemas/index.ts';
 
 /**
@@ -50,7 +50,7 @@ export const errorReplies: FastifyPluginAsync = fp(
     app.setErrorHandler((err: FastifyError, req, reply) => {
       const { statusCode, body } = toReply(err);
       if (statusCode >= 500) req.log.error({ err }, 'request failed');
-      if (err instanceof NoCapacityError) void reply.header('retry-after', String(err.retryAfterSeconds));
+      if (err instanceof NoCapacityError || err instanceof DependencyUnavailableError) void reply.header('retry-after', String(err.retryAfterSeconds));
       return reply.code(statusCode).send(body);
     });
     app.setNotFoundHandler((req, reply) =>

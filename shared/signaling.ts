@@ -149,7 +149,7 @@ export interface WelcomeMessage {
 /**
  * Error codes: connect_error `data.code` — BAD_AUTH, PROTOCOL_VERSION, AUTH_REQUIRED, DRAINING,
  * TOKEN_MALFORMED, TOKEN_UNKNOWN_KEY, TOKEN_BAD_SIGNATURE, TOKEN_EXPIRED, TOKEN_WRONG_BINDING,
- * RESUME_INVALID, RESUME_EXPIRED; request acks — INVALID_PAYLOAD (with `field`), UNKNOWN_REQUEST,
+ * RESUME_INVALID, RESUME_EXPIRED, RATE_LIMITED (too many connection attempts from one IP); request acks — INVALID_PAYLOAD (with `field`), UNKNOWN_REQUEST,
  * NOT_JOINED, ALREADY_JOINED, WRONG_DIRECTION, NOT_FOUND, CANNOT_CONSUME, NO_RTP_CAPABILITIES,
  * INVALID_ARGUMENT, CLOSED, NOT_SUPPORTED, INTERNAL.
  */
@@ -164,7 +164,8 @@ export type ConnectErrorCode =
   | 'TOKEN_EXPIRED'
   | 'TOKEN_WRONG_BINDING'
   | 'RESUME_INVALID'
-  | 'RESUME_EXPIRED';
+  | 'RESUME_EXPIRED'
+  | 'RATE_LIMITED';
 
 /** Server → client events. */
 export interface ServerEvents {

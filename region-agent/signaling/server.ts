@@ -24,6 +24,7 @@ import { SfuError, type Peer, type PeerOrigin, type Room, type RoomCloseReason }
 import type { AgentController } from '../controller.ts';
 import { RouterClient } from '../router-client.ts';
 import type { AgentSfu } from '../sfu.ts';
+import { ConnectionLimiter } from './connection-limiter.ts';
 import { ResumeCredentials } from './credentials.ts';
 import { isRequestName, validateAuth, validateRequest } from './validate.ts';
 
@@ -83,6 +84,7 @@ export class SignalingServer {
   readonly #log: FastifyBaseLogger;
   readonly #now: () => number;
   readonly #credentials = new ResumeCredentials();
+  readonly #limiter: ConnectionLimiter;
   readonly #router: RouterClient;
   /** `${roomId}\n${peerId}` → session (connected, or disconnected within the grace period). */
   readonly #sessions = new Map<string, Session>();
@@ -115,8 +117,12 @@ export class SignalingServer {
       pingTimeout: 5_000,
       maxHttpBufferSize: 256 * 1024,
     });
+    this.#limiter = new ConnectionLimiter(opts.config.signalingConnectionsPerMinute, opts.now);
     this.io.use((socket, next) => {
       try {
+        if (!this.#limiter.admit(socket.handshake.address)) {
+          throw new Refusal('RATE_LIMITED', `more than ${opts.config.signalingConnectionsPerMinute} signaling connections per minute from this address; try again later`);
+        }
         this.#authenticate(socket);
         next();
       } catch (err) {

@@ -1,5 +1,5 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
-import { BadRequestError, NoCapacityError } from '../../shared/errors.ts';
+import { BadRequestError, DependencyUnavailableError, NoCapacityError } from '../../shared/errors.ts';
 import type { AllocateP2pResponse, AllocateRequest, AllocateResponse, AllocateSfuResponse, Candidate } from '../../shared/schemas/index.ts';
 import { type Permissions, signJoinToken, signRelayToken } from '../../shared/tokens.ts';
 import { P2P_RELAY_PATH } from '../../shared/p2p-relay.ts';
@@ -8,9 +8,10 @@ import type { GeoLookup } from '../geo.ts';
 import { estimateClientRtt, type ClientRttModel } from '../placement/client-rtt.ts';
 import { buildInterRegionRtt } from '../placement/inter-region.ts';
 import { followPlan } from '../placement/rebalance.ts';
-import type { ClientRtt, InterRegionRtt, PlacedParticipant, PlacementInput, PlacementNode, PlacementStrategy } from '../placement/types.ts';
-import type { NodeRegistry, RegistrySnapshot } from '../registry/node-registry.ts';
+import type { ClientRtt, InterRegionRtt, PlacedParticipant, PlacementDecision, PlacementInput, PlacementNode, PlacementStrategy } from '../placement/types.ts';
+import type { NodeRegistry, NodeSnapshot, RegistrySnapshot } from '../registry/node-registry.ts';
 import type { P2pRoomState, ParticipantRecord, RoomState, RoomStore, SessionLog } from '../state/types.ts';
+import { DegradedJournal, type JournalEntry, type ReplayResult } from './degraded-journal.ts';
 import { KnownRooms, NO_ROOM, type KnownRoom } from './known-rooms.ts';
 
 export interface AllocatorDeps {
@@ -26,6 +27,10 @@ export interface AllocatorDeps {
   onDecision?: (outcome: AllocationOutcome, elapsedMs: number, placed?: PlacedAllocation) => void;
   /** A room left P2P mode because a region can take it now (its relay tells the peers). */
   onP2pEnded?: (roomId: string) => void;
+  /** An allocation was made from local state while Redis was away (see GEO_SFU_DEGRADED_ALLOCATION). */
+  onDegradedAllocation?: () => void;
+  /** A journaled allocation was written to Redis when it came back. */
+  onReplayed?: (result: ReplayResult) => void;
 }
 
 export type AllocationOutcome = 'home' | 'edge' | 'cascade' | 'overflow' | 'rebalanced' | 'p2p' | 'refused';
@@ -55,6 +60,9 @@ export class Allocator {
   readonly #catalog: ReadonlySet<string>;
   readonly #clientRttModel: ClientRttModel;
   readonly #knownRooms = new KnownRooms(KNOWN_PARTICIPANTS);
+  readonly #journal = new DegradedJournal();
+  /** The journal replay running now, shared by every caller waiting for it. */
+  #replaying: Promise<void> | null = null;
   /** The inter-region RTTs of the registry's last refresh (they only change with a refresh). */
   #interRegionRtt: { of: RegistrySnapshot['interRegion']; rtt: InterRegionRtt } | null = null;
 
@@ -80,6 +88,16 @@ export class Allocator {
     });
     const full = new Set<string>();
     let basis = this.#knownRooms.get(req.roomId);
+    if (this.#journal.size > 0) {
+      // Allocations made while Redis was away go to Redis before any new one.
+      try {
+        await this.replayJournal();
+      } catch (err) {
+        if (!(err instanceof DependencyUnavailableError)) throw err;
+        return this.#allocateDegraded(req, client, basis, permissions, started, err);
+      }
+      basis = this.#knownRooms.get(req.roomId);
+    }
     // The room as remembered may be old, so the store checks its version. A basis the store just
     // returned is as fresh as a read and is checked as one was before (home only), so that joiners
     // racing each other cannot keep each other stale.
@@ -111,15 +129,21 @@ export class Allocator {
         expiresAtMs: nowMs + config.allocationTtlMs,
         ...(planned ? { movedAtMs: nowMs } : {}),
       };
-      const outcome = await rooms.allocate({
-        roomId: req.roomId,
-        proposedHome: { region: decision.homeRegion, nodeId: decision.homeNodeId },
-        expectedHomeRegion: basis.home?.region ?? null,
-        ...(checkVersion ? { expectedVersion: basis.version } : {}),
-        participant,
-        nodeLimit: node.maxParticipants,
-        nowMs,
-      });
+      let outcome;
+      try {
+        outcome = await rooms.allocate({
+          roomId: req.roomId,
+          proposedHome: { region: decision.homeRegion, nodeId: decision.homeNodeId },
+          expectedHomeRegion: basis.home?.region ?? null,
+          ...(checkVersion ? { expectedVersion: basis.version } : {}),
+          participant,
+          nodeLimit: node.maxParticipants,
+          nowMs,
+        });
+      } catch (err) {
+        if (!(err instanceof DependencyUnavailableError)) throw err;
+        return this.#allocateDegraded(req, client, basis, permissions, started, err);
+      }
       if (outcome.status === 'p2p') {
         // A region can take the room again: it leaves P2P mode (its relay moves the peers here) and
         // this participant is placed on the SFU like any other.
@@ -145,6 +169,7 @@ export class Allocator {
         this.#knownRooms.set(req.roomId, {
           version: outcome.version,
           home: { region: outcome.room.homeRegion, nodeId: outcome.room.homeNodeId },
+          epoch: outcome.room.epoch,
           participants: [...others, placed(participant, config.defaultClientRttMs)],
           plans,
         });
@@ -164,41 +189,214 @@ export class Allocator {
         createdAt: new Date(nowMs),
         endedAt: null,
       });
-      const expSeconds = Math.floor((nowMs + config.joinTokenTtlMs) / 1000);
-      const key = config.tokenKeys[0];
-      if (!key) throw new Error('no join-token key configured');
-      const token = signJoinToken(key, {
-        aid: participant.allocationId,
-        room: req.roomId,
-        sub: req.participantId,
-        region: decision.region,
-        node: decision.nodeId,
-        ...(permissions ? { perm: permissions } : {}),
-        iat: Math.floor(nowMs / 1000),
-        exp: expSeconds,
-      });
       this.deps.onDecision?.(outcomeOf(decision, outcome.room.homeRegion, basis), performance.now() - started, {
         homeRegion: outcome.room.homeRegion,
         region: decision.region,
         clientRttMs: client.byRegion[decision.region] ?? config.defaultClientRttMs,
       });
-      return {
-        mode: 'sfu',
-        allocationId: participant.allocationId,
-        roomId: req.roomId,
-        participantId: req.participantId,
-        homeRegion: outcome.room.homeRegion,
-        region: decision.region,
-        node: { id: node.nodeId, region: node.region, signalingUrl: node.record.registration.signalingUrl },
-        token,
-        expiresAt: new Date(expSeconds * 1000).toISOString(),
-        iceServers: this.#iceServers(decision.region, req.participantId, nowMs),
-        cascade: { regions: decision.cascadeRegions },
-        rttSource: client.source,
-        reasons: decision.reasons,
-        candidates: decision.candidates,
-      };
+      return this.#sfuResponse(req, client, decision, node, participant, outcome.room.homeRegion, permissions);
     }
+  }
+
+  /** Allocations made while Redis was away and not yet written there. */
+  journalSize(): number {
+    return this.#journal.size;
+  }
+
+  /**
+   * A participant of a journaled allocation joined (true) or left its node: recorded in the journal,
+   * which writes it to Redis with the allocation. False when the allocation is not journaled.
+   */
+  journalEvent(allocationId: string, event: 'joined' | 'left'): boolean {
+    return event === 'joined' ? this.#journal.markJoined(allocationId) : this.#journal.remove(allocationId);
+  }
+
+  /**
+   * Writes the journal to Redis, oldest first; concurrent callers share one run. Throws
+   * DependencyUnavailableError when Redis is still away (the rest stays journaled).
+   */
+  replayJournal(): Promise<void> {
+    this.#replaying ??= this.#replayAll().finally(() => {
+      this.#replaying = null;
+    });
+    return this.#replaying;
+  }
+
+  async #replayAll(): Promise<void> {
+    for (const entry of this.#journal.entries()) {
+      if (!this.#journal.has(entry.participant.allocationId)) continue;
+      const result = await this.#replay(entry);
+      this.#knownRooms.delete(entry.roomId);
+      this.deps.onReplayed?.(result);
+    }
+  }
+
+  /**
+   * One journaled allocation into Redis, idempotent by allocation id: read the room, then write the
+   * participant with a compare-and-set on the version read (no capacity check: the seat was given
+   * already, within the degraded budget). The room's home in Redis wins: if it was re-homed
+   * meanwhile, the participant is counted into the room as it is now (its node serves the room as
+   * an edge, cascading to the new home); if the room was forgotten, it is pinned again where it was.
+   */
+  async #replay(entry: JournalEntry): Promise<ReplayResult> {
+    const { rooms, sessions, now } = this.deps;
+    const { allocationId, participantId } = entry.participant;
+    for (let attempt = 1; ; attempt++) {
+      const state = await rooms.getRoom(entry.roomId);
+      const current = state?.participants.find((p) => p.participantId === participantId);
+      if (current?.allocationId === allocationId) {
+        this.#journal.remove(allocationId);
+        return 'already_applied';
+      }
+      if (current && current.allocatedAtMs > entry.participant.allocatedAtMs) {
+        this.#journal.remove(allocationId);
+        sessions.setStatus(allocationId, 'ended', new Date(now()));
+        return 'superseded';
+      }
+      const written = entry.participant;
+      const outcome = await rooms.allocate({
+        roomId: entry.roomId,
+        proposedHome: entry.home,
+        expectedHomeRegion: state?.room.homeRegion ?? null,
+        expectedVersion: state?.version ?? 0,
+        participant: written,
+        nodeLimit: Number.MAX_SAFE_INTEGER,
+        nowMs: now(),
+      });
+      if (outcome.status === 'ok') {
+        if (outcome.replaced) sessions.setStatus(outcome.replaced.allocationId, 'ended', new Date(now()));
+        // A join or leave reported while the write was on its way.
+        if (!this.#journal.has(allocationId)) {
+          await rooms.removeParticipant(entry.roomId, participantId, allocationId);
+        } else if (entry.participant.status === 'joined' && written.status !== 'joined') {
+          await rooms.markJoined(entry.roomId, participantId, allocationId);
+        }
+        this.#journal.remove(allocationId);
+        return outcome.room.epoch === entry.epoch && outcome.room.homeRegion === entry.home.region ? 'applied' : 'rehomed';
+      }
+      if (outcome.status === 'p2p' || attempt >= MAX_PLACEMENT_ATTEMPTS * 2) {
+        // The room became a P2P mesh (or keeps changing under us): the participant's join fails and the SDK allocates again.
+        this.#journal.remove(allocationId);
+        sessions.setStatus(allocationId, 'ended', new Date(now()));
+        return 'superseded';
+      }
+      // 'stale': the room changed since the read; read again.
+    }
+  }
+
+  /**
+   * Redis is away (`cause`): place from this router's last view of the room, or refuse with `cause`.
+   * Only a room this router knows, only on a node already serving it (so in a region already part of
+   * it, no new pin, region or re-home), and only within the node's degraded budget: what it had free
+   * at the last registry read, at most GEO_SFU_DEGRADED_SEATS_PER_NODE, minus what this router
+   * placed on it since. Journaled for Redis; the token and session row are as usual.
+   */
+  #allocateDegraded(
+    req: AllocateRequest,
+    client: ClientRtt,
+    basis: KnownRoom,
+    permissions: Permissions | undefined,
+    started: number,
+    cause: DependencyUnavailableError,
+  ): AllocateSfuResponse {
+    const { config, now } = this.deps;
+    const home = basis.home;
+    if (!config.degradedAllocation || home === null) throw cause;
+    const snapshot = this.deps.registry.lastRead();
+    const serving = new Set([home.nodeId, ...basis.participants.map((p) => p.nodeId)]);
+    const excluded = new Set(req.excludeNodeIds ?? []);
+    // A participant allocating again reuses its own journaled seat.
+    const ownSeat = this.#journal.heldBy(req.roomId, req.participantId)?.participant.nodeId;
+    for (const n of snapshot.nodes) {
+      const used = Math.max(n.reserved, n.record.heartbeat?.load.participants ?? 0);
+      const taken = this.#journal.seatsTaken(n.nodeId) - (n.nodeId === ownSeat ? 1 : 0);
+      const budget = Math.min(config.degradedSeatsPerNode, n.maxParticipants - used) - taken;
+      if (!serving.has(n.nodeId) || budget <= 0) excluded.add(n.nodeId);
+    }
+    const result = this.deps.strategy.place(this.#placementInput({ ...req, excludeNodeIds: [...excluded] }, client, basis, snapshot, new Set()));
+    if (!result.ok || result.decision.homeRegion !== home.region || !serving.has(result.decision.nodeId)) {
+      throw new DependencyUnavailableError(
+        `${cause.message}; room ${req.roomId} cannot be placed from local state (no node already serving it with degraded budget left in its home or edge regions)`,
+      );
+    }
+    const { decision } = result;
+    const node = snapshot.nodes.find((n) => n.nodeId === decision.nodeId)!;
+    const nowMs = now();
+    const participant: ParticipantRecord = {
+      participantId: req.participantId,
+      allocationId: this.deps.newId(),
+      region: decision.region,
+      nodeId: decision.nodeId,
+      status: 'allocated',
+      rttMs: { ...client.byRegion },
+      allocatedAtMs: nowMs,
+      expiresAtMs: nowMs + config.allocationTtlMs,
+    };
+    const earlier = this.#journal.add({ roomId: req.roomId, participant, home, epoch: basis.epoch });
+    if (earlier) this.deps.sessions.setStatus(earlier.participant.allocationId, 'ended', new Date(nowMs));
+    const others = basis.participants.filter((p) => p.participantId !== req.participantId);
+    // Same version: the room in Redis does not have this participant yet, so a later compare-and-set on it must fail.
+    this.#knownRooms.set(req.roomId, { ...basis, participants: [...others, placed(participant, config.defaultClientRttMs)] });
+    this.deps.sessions.record({
+      id: participant.allocationId,
+      roomId: req.roomId,
+      userId: req.participantId,
+      serverId: decision.nodeId,
+      region: decision.region,
+      homeRegion: home.region,
+      status: 'allocated',
+      createdAt: new Date(nowMs),
+      endedAt: null,
+    });
+    this.deps.onDegradedAllocation?.();
+    this.deps.onDecision?.(outcomeOf(decision, home.region, basis), performance.now() - started, {
+      homeRegion: home.region,
+      region: decision.region,
+      clientRttMs: client.byRegion[decision.region] ?? config.defaultClientRttMs,
+    });
+    return this.#sfuResponse(req, client, decision, node, participant, home.region, permissions);
+  }
+
+  #sfuResponse(
+    req: AllocateRequest,
+    client: ClientRtt,
+    decision: PlacementDecision,
+    node: NodeSnapshot,
+    participant: ParticipantRecord,
+    homeRegion: string,
+    permissions: Permissions | undefined,
+  ): AllocateSfuResponse {
+    const { config } = this.deps;
+    const nowMs = participant.allocatedAtMs;
+    const expSeconds = Math.floor((nowMs + config.joinTokenTtlMs) / 1000);
+    const key = config.tokenKeys[0];
+    if (!key) throw new Error('no join-token key configured');
+    const token = signJoinToken(key, {
+      aid: participant.allocationId,
+      room: req.roomId,
+      sub: req.participantId,
+      region: decision.region,
+      node: decision.nodeId,
+      ...(permissions ? { perm: permissions } : {}),
+      iat: Math.floor(nowMs / 1000),
+      exp: expSeconds,
+    });
+    return {
+      mode: 'sfu',
+      allocationId: participant.allocationId,
+      roomId: req.roomId,
+      participantId: req.participantId,
+      homeRegion,
+      region: decision.region,
+      node: { id: node.nodeId, region: node.region, signalingUrl: node.record.registration.signalingUrl },
+      token,
+      expiresAt: new Date(expSeconds * 1000).toISOString(),
+      iceServers: this.#iceServers(decision.region, req.participantId, nowMs),
+      cascade: { regions: decision.cascadeRegions },
+      rttSource: client.source,
+      reasons: decision.reasons,
+      candidates: decision.candidates,
+    };
   }
 
   /**
@@ -287,6 +485,7 @@ export class Allocator {
     return {
       version: state.version,
       home: { region: state.room.homeRegion, nodeId: state.room.homeNodeId },
+      epoch: state.room.epoch,
       participants: state.participants.map((p) => placed(p, this.deps.config.defaultClientRttMs)),
       plans: new Map(state.plans.map((plan) => [plan.participantId, plan])),
     };

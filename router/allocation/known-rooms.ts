@@ -6,12 +6,14 @@ export interface KnownRoom {
   /** 0: no such room. */
   version: number;
   home: { region: string; nodeId: string } | null;
+  /** The home's epoch (see RoomRecord); 0 with no room. */
+  epoch: number;
   participants: readonly PlacedParticipant[];
   /** Rebalancing plans by participant id. */
   plans: ReadonlyMap<string, MovePlan>;
 }
 
-export const NO_ROOM: KnownRoom = { version: 0, home: null, participants: [], plans: new Map() };
+export const NO_ROOM: KnownRoom = { version: 0, home: null, epoch: 0, participants: [], plans: new Map() };
 
 /**
  * The rooms this router saw last, least recently used dropped first once they hold more than

@@ -89,6 +89,14 @@ export class NodeRegistry {
     };
   }
 
+  /**
+   * The snapshot with node states as of the last successful read of the store, not aged since: while
+   * the store is unreachable, heartbeats cannot land, so aging would show live nodes as dead.
+   */
+  lastRead(): RegistrySnapshot {
+    return this.#snapshot;
+  }
+
   /** Reads the store; concurrent callers share one read. */
   refresh(): Promise<RegistrySnapshot> {
     this.#refreshing ??= this.#read()

@@ -43,6 +43,11 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req, reply) => {
       const { roomId, participantId, allocationId, event } = req.body;
       const at = new Date(now());
+      if (app.services.allocator.journalEvent(allocationId, event)) {
+        // An allocation made while Redis was away: the journal carries the event to Redis with it.
+        sessions.setStatus(allocationId, event === 'joined' ? 'active' : 'ended', at);
+        return reply.status(204).send(null);
+      }
       if (event === 'joined') {
         if (!(await rooms.markJoined(roomId, participantId, allocationId))) {
           throw new NotFoundError(`allocation ${allocationId} is not current for ${participantId} in ${roomId}`);

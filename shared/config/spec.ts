@@ -119,6 +119,9 @@ export const CONFIG_SPEC = {
   redisUrl: str('REDIS_URL', 'router', '', 'Redis URL for shared room state and registry (router replicas). Empty: in-memory state (single router).'),
   redisKeyPrefix: str('GEO_SFU_REDIS_PREFIX', 'router', 'geo-sfu:', 'Prefix of every Redis key this deployment writes.'),
   redisTimeoutMs: int('GEO_SFU_REDIS_TIMEOUT_MS', 'router', 500, 10, 60_000, 'A Redis command that does not answer in this time fails (so /allocate never hangs on Redis).'),
+  degradedAllocation: bool('GEO_SFU_DEGRADED_ALLOCATION', 'router', true, "While Redis is unreachable, /allocate still places participants of a room this router knows (its last view of the room: home, epoch, nodes) on a node already serving the room, in a region already part of it: no new pin, region or re-home. Such allocations are journaled in memory and written to Redis (idempotently, by allocation id) as soon as it is back, before anything else. Off: every /allocate answers 503 while Redis is away."),
+  degradedSeatsPerNode: int('GEO_SFU_DEGRADED_SEATS_PER_NODE', 'router', 20, 1, 100_000, 'Most participants one router places on one node while Redis is away, and never more than the node had free at the router\'s last registry read. Each router replica has its own budget, so a node is overbooked by at most (replicas − 1) × this.'),
+  leaderLeaseMs: int('GEO_SFU_LEADER_LEASE_MS', 'router', 3_000, 300, 60_000, 'Router replicas sharing Redis run background duties (allocation expiry, re-homing, scaling, alert webhooks) on the one holding a Redis lease of this length, renewed every third of it: when the leader dies, another router takes over within about this time.'),
   databaseUrl: str('DATABASE_URL', 'router', '', 'PostgreSQL URL for the durable session log. Empty: in-memory session log.'),
   pgSchema: str('GEO_SFU_PG_SCHEMA', 'router', 'public', 'PostgreSQL schema holding geo-sfu tables.', /^[a-z_][a-z0-9_]{0,62}$/),
   sessionLogBatchSize: int('GEO_SFU_SESSION_LOG_BATCH_SIZE', 'router', 200, 1, 10_000, 'Session-log rows written per INSERT.'),
@@ -157,6 +160,7 @@ export const CONFIG_SPEC = {
   consumersPerWorker: int('GEO_SFU_CONSUMERS_PER_WORKER', 'agent', 500, 10, 100_000, "Consumers one mediasoup worker carries at about 85% CPU (see the SFU benchmark); past 80% of it a room spreads to another worker's router."),
   pipeEnableSrtp: bool('GEO_SFU_PIPE_SRTP', 'agent', true, 'Encrypt media on pipe transports between regions (SRTP).'),
   pipeEnableRtx: bool('GEO_SFU_PIPE_RTX', 'agent', true, 'Retransmit lost packets on pipe transports between regions (RTX/NACK).'),
+  signalingConnectionsPerMinute: int('GEO_SFU_SIGNALING_CONNECTIONS_PER_MINUTE', 'agent', 300, 0, 10_000_000, 'socket.io signaling connection attempts (join or resume) an agent accepts per minute per client IP; more are refused with `RATE_LIMITED`. 0 = no limit (what the tests, the soak and the benchmarks set: they connect many times from one address).'),
   resumeGraceMs: int('GEO_SFU_RESUME_GRACE_MS', 'agent', 30_000, 0, HOUR_MS, 'A client whose signaling connection dropped may resume its session within this time, even after its join token expired.'),
   drainDeadlineMs: int('GEO_SFU_DRAIN_DEADLINE_MS', 'agent', 30_000, 0, 24 * HOUR_MS, 'On SIGTERM an agent stops taking rooms and exits when empty or after this long.'),
   // --- launcher (embedded default) ---

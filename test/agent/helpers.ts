@@ -19,6 +19,8 @@ export function agentConfig(routerUrl: string, overrides: Partial<GeoSfuConfig> 
     heartbeatIntervalMs: 100,
     probeIntervalMs: 100,
     probeTimeoutMs: 500,
+    // Tests connect many times from one address; the limiter has a test of its own.
+    signalingConnectionsPerMinute: 0,
     ...overrides,
   });
 }

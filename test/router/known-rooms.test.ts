@@ -5,6 +5,7 @@ function room(version: number, participants: number): KnownRoom {
   return {
     version,
     home: { region: 'us-east', nodeId: 'us-east-1' },
+    epoch: 0,
     participants: Array.from({ length: participants }, (_, i) => ({ participantId: `p${i}`, region: 'us-east', nodeId: 'us-east-1', edgeRttMs: 10 })),
     plans: new Map(),
   };

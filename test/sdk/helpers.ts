@@ -27,6 +27,7 @@ export async function startCluster(extraEnv: Record<string, string> = {}): Promi
     // These rooms are shaped on purpose (who joins where) to exercise failover and drain; live
     // rebalancing would move people under them. test/rebalance/ turns it on and tests it.
     GEO_SFU_REBALANCE: 'false',
+    GEO_SFU_SIGNALING_CONNECTIONS_PER_MINUTE: '0',
     ...extraEnv,
   };
   const config = loadConfig({ GEO_SFU_WAN_PROFILE: PROFILE, ...env });
