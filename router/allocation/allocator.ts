@@ -118,17 +118,7 @@ export class Allocator {
       const { decision } = result;
       const nowMs = now();
       const node = snapshot.nodes.find((n) => n.nodeId === decision.nodeId)!;
-      const participant: ParticipantRecord = {
-        participantId: req.participantId,
-        allocationId: this.deps.newId(),
-        region: decision.region,
-        nodeId: decision.nodeId,
-        status: 'allocated',
-        rttMs: { ...client.byRegion },
-        allocatedAtMs: nowMs,
-        expiresAtMs: nowMs + config.allocationTtlMs,
-        ...(planned ? { movedAtMs: nowMs } : {}),
-      };
+      const participant: ParticipantRecord = { ...this.#newParticipant(req.participantId, decision, client, nowMs), ...(planned ? { movedAtMs: nowMs } : {}) };
       let outcome;
       try {
         outcome = await rooms.allocate({
@@ -322,16 +312,7 @@ export class Allocator {
     const { decision } = result;
     const node = snapshot.nodes.find((n) => n.nodeId === decision.nodeId)!;
     const nowMs = now();
-    const participant: ParticipantRecord = {
-      participantId: req.participantId,
-      allocationId: this.deps.newId(),
-      region: decision.region,
-      nodeId: decision.nodeId,
-      status: 'allocated',
-      rttMs: { ...client.byRegion },
-      allocatedAtMs: nowMs,
-      expiresAtMs: nowMs + config.allocationTtlMs,
-    };
+    const participant = this.#newParticipant(req.participantId, decision, client, nowMs);
     const earlier = this.#journal.add({ roomId: req.roomId, participant, home, epoch: basis.epoch });
     if (earlier) this.deps.sessions.setStatus(earlier.participant.allocationId, 'ended', new Date(nowMs));
     const others = basis.participants.filter((p) => p.participantId !== req.participantId);
@@ -474,6 +455,20 @@ export class Allocator {
   }
 
   /** The configured STUN/TURN servers plus time-limited TURN credentials for the edge region's TURN servers. */
+  /** A fresh allocation record for a participant placed by `decision`. */
+  #newParticipant(participantId: string, decision: PlacementDecision, client: ClientRtt, nowMs: number): ParticipantRecord {
+    return {
+      participantId,
+      allocationId: this.deps.newId(),
+      region: decision.region,
+      nodeId: decision.nodeId,
+      status: 'allocated',
+      rttMs: { ...client.byRegion },
+      allocatedAtMs: nowMs,
+      expiresAtMs: nowMs + this.deps.config.allocationTtlMs,
+    };
+  }
+
   #iceServers(region: string, participantId: string, nowMs: number): AllocateSfuResponse['iceServers'] {
     const { config } = this.deps;
     const urls = config.turnUrls[region] ?? config.turnUrls['*'];
