@@ -168,17 +168,7 @@ export class Allocator {
         this.#knownRooms.delete(req.roomId);
       }
       if (outcome.replaced) this.deps.sessions.setStatus(outcome.replaced.allocationId, 'ended', new Date(nowMs));
-      this.deps.sessions.record({
-        id: participant.allocationId,
-        roomId: req.roomId,
-        userId: req.participantId,
-        serverId: decision.nodeId,
-        region: decision.region,
-        homeRegion: outcome.room.homeRegion,
-        status: 'allocated',
-        createdAt: new Date(nowMs),
-        endedAt: null,
-      });
+      this.#recordSession(req.roomId, participant, outcome.room.homeRegion);
       this.deps.onDecision?.(outcomeOf(decision, outcome.room.homeRegion, basis), performance.now() - started, {
         homeRegion: outcome.room.homeRegion,
         region: decision.region,
@@ -318,17 +308,7 @@ export class Allocator {
     const others = basis.participants.filter((p) => p.participantId !== req.participantId);
     // Same version: the room in Redis does not have this participant yet, so a later compare-and-set on it must fail.
     this.#knownRooms.set(req.roomId, { ...basis, participants: [...others, placed(participant, config.defaultClientRttMs)] });
-    this.deps.sessions.record({
-      id: participant.allocationId,
-      roomId: req.roomId,
-      userId: req.participantId,
-      serverId: decision.nodeId,
-      region: decision.region,
-      homeRegion: home.region,
-      status: 'allocated',
-      createdAt: new Date(nowMs),
-      endedAt: null,
-    });
+    this.#recordSession(req.roomId, participant, home.region);
     this.deps.onDegradedAllocation?.();
     this.deps.onDecision?.(outcomeOf(decision, home.region, basis), performance.now() - started, {
       homeRegion: home.region,
@@ -422,17 +402,7 @@ export class Allocator {
     }
     this.#knownRooms.delete(req.roomId);
     if (outcome.replaced) this.deps.sessions.setStatus(outcome.replaced.allocationId, 'ended', new Date(nowMs));
-    this.deps.sessions.record({
-      id: allocationId,
-      roomId: req.roomId,
-      userId: req.participantId,
-      serverId: 'p2p',
-      region: 'p2p',
-      homeRegion: 'p2p',
-      status: 'allocated',
-      createdAt: new Date(nowMs),
-      endedAt: null,
-    });
+    this.#recordSession(req.roomId, { allocationId, participantId: req.participantId, nodeId: 'p2p', region: 'p2p', allocatedAtMs: nowMs }, 'p2p');
     const key = config.tokenKeys[0];
     if (!key) throw new Error('no join-token key configured');
     const expSeconds = Math.floor((nowMs + config.joinTokenTtlMs) / 1000);
@@ -455,6 +425,21 @@ export class Allocator {
   }
 
   /** The configured STUN/TURN servers plus time-limited TURN credentials for the edge region's TURN servers. */
+  /** The allocation's row in the durable session log (`video_sessions`). */
+  #recordSession(roomId: string, p: Pick<ParticipantRecord, 'allocationId' | 'participantId' | 'nodeId' | 'region' | 'allocatedAtMs'>, homeRegion: string): void {
+    this.deps.sessions.record({
+      id: p.allocationId,
+      roomId,
+      userId: p.participantId,
+      serverId: p.nodeId,
+      region: p.region,
+      homeRegion,
+      status: 'allocated',
+      createdAt: new Date(p.allocatedAtMs),
+      endedAt: null,
+    });
+  }
+
   /** A fresh allocation record for a participant placed by `decision`. */
   #newParticipant(participantId: string, decision: PlacementDecision, client: ClientRtt, nowMs: number): ParticipantRecord {
     return {
