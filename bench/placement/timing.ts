@@ -34,21 +34,8 @@ export function decisionTimes(ds: LatencyDataset, sizes: readonly number[], runs
       home: placed.homeRegion,
       present: others.final.map((i) => ({ index: i, region: placed.regionOf[i]!, edgeRttMs: room.participants[i]!.measuredRttMs[placed.regionOf[i]!]! })),
     });
-    for (let i = 0; i < Math.max(200, runs / 5); i++) minDelay.place(input);
-    const samples: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const start = performance.now();
-      const result = minDelay.place(input);
-      samples.push(performance.now() - start);
-      if (!result.ok) throw new Error('min-delay refused in the timing room');
-    }
-    samples.sort((a, b) => a - b);
-    return {
-      participants,
-      medianUs: samples[samples.length >> 1]! * 1000,
-      p99Us: samples[Math.min(samples.length - 1, Math.floor(samples.length * 0.99))]! * 1000,
-      runs,
-    };
+    if (!minDelay.place(input).ok) throw new Error('min-delay refused in the timing room');
+    return { participants, runs, ...timeCalls(() => minDelay.place(input), Math.max(200, runs / 5), runs) };
   });
 }
 
@@ -79,21 +66,24 @@ export function rebalanceTimes(ds: LatencyDataset, sizes: readonly number[], run
       nowMs: 0,
       thresholds: { minRoomGainMs: config.rebalanceMinRoomGainMs, minPersonGainMs: config.rebalanceMinPersonGainMs, personWindowMs: config.rebalanceWindowMs },
     };
-    for (let i = 0; i < Math.max(20, runs / 5); i++) proposeRebalance(input);
-    const samples: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const start = performance.now();
-      proposeRebalance(input);
-      samples.push(performance.now() - start);
-    }
-    samples.sort((a, b) => a - b);
-    return {
-      participants,
-      medianUs: samples[samples.length >> 1]! * 1000,
-      p99Us: samples[Math.min(samples.length - 1, Math.floor(samples.length * 0.99))]! * 1000,
-      runs,
-    };
+    return { participants, runs, ...timeCalls(() => proposeRebalance(input), Math.max(20, runs / 5), runs) };
   });
+}
+
+/** Median and p99 of `runs` timed calls of `call`, after `warmUp` untimed ones. */
+function timeCalls(call: () => unknown, warmUp: number, runs: number): { medianUs: number; p99Us: number } {
+  for (let i = 0; i < warmUp; i++) call();
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    call();
+    samples.push(performance.now() - start);
+  }
+  samples.sort((a, b) => a - b);
+  return {
+    medianUs: samples[samples.length >> 1]! * 1000,
+    p99Us: samples[Math.min(samples.length - 1, Math.floor(samples.length * 0.99))]! * 1000,
+  };
 }
 
 /** A spanning room of exactly `size` joiners, nobody leaving. */
