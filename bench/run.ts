@@ -9,6 +9,7 @@ import os from 'node:os';
 import { benchAllocate } from './allocate.ts';
 import { benchCascade } from './cascade.ts';
 import { benchConsumers } from './consumers.ts';
+import { benchHostile, withinHostileGoal } from './hostile.ts';
 import { benchPlacement } from './placement/index.ts';
 import { benchSoak } from './soak.ts';
 import { formatLine, summaryBody, summaryMarkdown, writeReadmeSummary, type BenchLine, type Benchmark } from './summary.ts';
@@ -166,18 +167,61 @@ const soak: Benchmark = {
   },
 };
 
+const hostile: Benchmark = {
+  id: 'hostile',
+  async run({ quick }) {
+    const r = await benchHostile({ quick });
+    const { quiet, attacked, attacker } = r;
+    const refusals = [...Object.entries(attacker.refusals)].map(([code, n]) => `${n} ${code}`).join(', ') || 'none';
+    return {
+      lines: [
+        {
+          name: "hostile client: an agent's /probe time, median",
+          value: `${f(attacked.probeP50Ms, 2)} ms under attack (p99 ${f(attacked.probeP99Ms, 2)} ms)`,
+          ratio: `ratio ${f(attacked.probeP50Ms / quiet.probeP50Ms, 2)} vs ${f(quiet.probeP50Ms, 2)} ms quiet (median of ${r.rounds} rounds)`,
+          target: { text: '≤ 1.5× or +2 ms', met: withinHostileGoal(quiet.probeP50Ms, attacked.probeP50Ms) },
+        },
+        {
+          name: 'hostile client: a legitimate /allocate p99',
+          value: `${f(attacked.allocateP99Ms, 2)} ms under attack (p50 ${f(attacked.allocateP50Ms, 2)} ms)`,
+          ratio: `ratio ${f(attacked.allocateP99Ms / quiet.allocateP99Ms, 2)} vs ${f(quiet.allocateP99Ms, 2)} ms quiet (median of ${r.rounds} rounds)`,
+          target: { text: '≤ 1.5× or +2 ms', met: withinHostileGoal(quiet.allocateP99Ms, attacked.allocateP99Ms) },
+        },
+        {
+          name: `hostile client: what one attacker got of ${1_000} transports and ${1_000} consumers`,
+          value: `${attacker.transports} transports, ${attacker.consumers} consumers`,
+          ratio: `refused: ${refusals}; ${attacker.slowConnectionsOpenAtEnd} of ${attacker.slowConnections} slow-body connections still open`,
+        },
+      ],
+      json: r,
+    };
+  },
+};
+
 /** Every benchmark, in the order they run. */
-const BENCHMARKS: Benchmark[] = [allocate, consumers, cascade, placement, soak];
+const BENCHMARKS: Benchmark[] = [allocate, consumers, cascade, placement, hostile, soak];
 
 const quick = process.argv.includes('--quick');
+// `--only id,id`: run those entries alone (while working on one); the summary is then not rewritten.
+const onlyAt = process.argv.indexOf('--only');
+const only = onlyAt >= 0 ? new Set((process.argv[onlyAt + 1] ?? '').split(',')) : null;
+const unknown = only ? [...only].filter((id) => !BENCHMARKS.some((b) => b.id === id)) : [];
+if (unknown.length > 0) {
+  process.stderr.write(`--only: unknown benchmark ${unknown.join(', ')} (known: ${BENCHMARKS.map((b) => b.id).join(', ')})\n`);
+  process.exit(2);
+}
 const results = new URL('./results/', import.meta.url);
 mkdirSync(results, { recursive: true });
 const lines: BenchLine[] = [];
-for (const bench of BENCHMARKS) {
+for (const bench of BENCHMARKS.filter((b) => !only || only.has(b.id))) {
   const { lines: own, json } = await bench.run({ quick });
   for (const line of own) process.stdout.write(`${formatLine(line)}\n`);
   lines.push(...own);
   writeFileSync(new URL(`${bench.id}.json`, results), `${JSON.stringify(json, null, 2)}\n`);
+}
+if (only) {
+  process.stdout.write(`\nran ${[...only].join(', ')} only: the summary and the README were not rewritten\n`);
+  process.exit(0);
 }
 const cpus = os.cpus();
 const machine = `${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
