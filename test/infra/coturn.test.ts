@@ -1,5 +1,5 @@
 /**
- * shared/turn.ts against a real coturn (Debian's `coturn`, installed by `npm run setup`): a
+ * shared/turn.ts against a real coturn (Debian's `coturn`, installed by `npm run setup:test`): a
  * turnserver on a free loopback port with use-auth-secret, and coturn's own test client
  * turnutils_uclient allocating relays with the credentials we mint. Then the shipped production
  * configuration, run on loopback, must authenticate the same credentials but refuse to relay to
@@ -19,7 +19,7 @@ import { INFRA, freeTcpUdpPort, requireTool } from './helpers.ts';
 
 const SECRET = 'geo-sfu-coturn-test-secret-0123456789';
 const REALM = 'geo-sfu.test';
-const HOW = "run 'npm run setup' (infra/setup.sh installs Debian's coturn when turnserver is missing)";
+const HOW = "run 'npm run setup:test' (infra/setup-test.sh installs Debian's coturn when turnserver is missing)";
 
 interface Turnserver {
   port: number;

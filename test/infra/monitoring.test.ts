@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { baseMetric, getRoutes, metricNames, metricsInPromql } from './code-index.ts';
 import { INFRA, isRecord, readText, readYaml, requireTool, run, walk } from './helpers.ts';
 
-const PROMTOOL_HOW = "run 'npm run setup' (infra/setup.sh installs Debian's prometheus package, which has promtool, when it is missing)";
+const PROMTOOL_HOW = "run 'npm run setup:test' (infra/setup-test.sh installs Debian's prometheus package, which has promtool, when it is missing)";
 const promtool = () => requireTool('promtool', PROMTOOL_HOW);
 const PROM_DIR = join(INFRA, 'prometheus');
 

@@ -20,7 +20,7 @@ export function prepareWeb(): void {
   if (!['index.html', 'demo.html'].every((page) => existsSync(join(ROOT, 'web/dist', page)))) {
     execFileSync('npm', ['run', '--silent', 'build:web'], { cwd: ROOT, stdio: 'inherit' });
   }
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run npm run setup (it installs Debian's chromium)`);
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run npm run setup:test (it installs Debian's chromium)`);
   mkdirSync(ARTIFACTS, { recursive: true });
 }
 
