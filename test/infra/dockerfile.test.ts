@@ -5,9 +5,10 @@
  * check, entry point and settings are what the deployment files expect.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, realpathSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
-import { homedir } from 'node:os';
+import { createServer as createHttpsServer } from 'node:https';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config/index.ts';
@@ -89,6 +90,42 @@ function debianPackageOf(lib: string): string {
   throw new Error(`dpkg -S found no package for ${lib}`);
 }
 
+/** A version as [major, minor, patch]; missing or x parts are null (wildcards). */
+function versionParts(v: string): [number | null, number | null, number | null] {
+  const parts = v.replace(/^v/, '').split('.').map((p) => (p === '' || p === 'x' || p === 'X' || p === '*' ? null : Number(p)));
+  return [parts[0] ?? null, parts[1] ?? null, parts[2] ?? null];
+}
+const cmp = (a: number[], b: number[]) => (a[0] ?? 0) - (b[0] ?? 0) || (a[1] ?? 0) - (b[1] ?? 0) || (a[2] ?? 0) - (b[2] ?? 0);
+
+/**
+ * Whether a Node version satisfies an `engines.node` range, for the forms the lockfile holds:
+ * `||` alternatives of space-separated comparators (>=, >, <=, <, ^, ~, bare or x-partial versions, *).
+ */
+function satisfiesEngine(version: string, range: string): boolean {
+  const v = versionParts(version).map((n) => n ?? 0);
+  return range.split('||').some((alternative) => {
+    const comparators = alternative.trim().replace(/(>=|<=|>|<|\^|~)\s+/g, '$1').split(/\s+/).filter(Boolean);
+    return comparators.every((c) => {
+      const m = /^(>=|<=|>|<|\^|~|=)?(.*)$/.exec(c);
+      const op = m?.[1] ?? '';
+      const parts = versionParts(m?.[2] ?? '');
+      if (parts[0] === null) return true;
+      const lo = parts.map((n) => n ?? 0);
+      if (op === '>=') return cmp(v, lo) >= 0;
+      if (op === '<=') return cmp(v, lo) <= 0;
+      if (op === '>') return cmp(v, lo) > 0;
+      if (op === '<') return cmp(v, lo) < 0;
+      if (op === '^' || op === '~' || op === '' || op === '=') {
+        if (cmp(v, lo) < 0) return false;
+        // ^: same major (for major ≥ 1); ~ or a partial version: same up to the last part given.
+        const fixed = op === '^' ? 1 : op === '~' ? Math.min(2, parts[1] === null ? 1 : 2) : parts.findIndex((p) => p === null) === -1 ? 3 : parts.findIndex((p) => p === null);
+        return v.slice(0, fixed).every((n, i) => n === lo[i]);
+      }
+      throw new Error(`cannot read engines range ${range}`);
+    });
+  });
+}
+
 describe('infra/Dockerfile', () => {
   it("the runtime stage installs exactly the Debian packages of every library the built worker links (ldd → dpkg -S)", () => {
     const workers = builtWorkers();
@@ -113,11 +150,11 @@ describe('infra/Dockerfile', () => {
   });
 
   it('has the deps, worker and runtime stages: npm ci without the worker download, worker from build-worker.sh or prebuilt, slim runtime', () => {
-    expect(from('deps')).toMatch(/^node:20-bookworm AS deps$/);
+    expect(from('deps')).toMatch(/^node:24-bookworm AS deps$/);
     expect(inStage('deps', 'RUN').some((r) => /MEDIASOUP_WORKER_BIN=skip npm ci\b/.test(r.args))).toBe(true);
     expect(inStage('worker', 'ARG').map((a) => a.args)).toContain('GEO_SFU_WORKER_SOURCE=offline');
     expect(inStage('worker', 'RUN').some((r) => /GEO_SFU_WORKER_SOURCE="\$\{GEO_SFU_WORKER_SOURCE\}" bash infra\/mediasoup\/build-worker\.sh/.test(r.args))).toBe(true);
-    expect(from('runtime')).toBe('node:20-bookworm-slim AS runtime');
+    expect(from('runtime')).toBe('node:24-bookworm-slim AS runtime');
     expect(aptPackages('runtime').some((p) => /-dev$|^(gcc|g\+\+|make|python3.*|pkg-config)$/.test(p))).toBe(false);
     // The worker stage installs the build-dependencies build-worker.sh declares (when that script is here).
     const script = join(INFRA, 'mediasoup', 'build-worker.sh');
@@ -166,6 +203,41 @@ describe('infra/Dockerfile', () => {
     expect(existsSync(join(ROOT, 'router/main.ts')) && existsSync(join(ROOT, 'region-agent/main.ts'))).toBe(true);
     expect(execFileSync('sh', ['-n', join(INFRA, 'docker', 'entrypoint.sh')], { encoding: 'utf8' })).toBe('');
   });
+  it("images run Node 24 LTS, which every production dependency admits; package.json's engines still admit the Node 20 of development", () => {
+    for (const arg of ['NODE_IMAGE', 'NODE_SLIM_IMAGE']) {
+      const m = /^node:(\d+)-bookworm(-slim)?$/.exec(globalArgs[arg] ?? '');
+      expect(m, `${arg}=${globalArgs[arg]}`).not.toBeNull();
+      expect(Number(m?.[1]), `${arg}: an LTS line (even major) still supported`).toBe(24);
+    }
+    // The first release of each line that was LTS, and the one these machines run.
+    const imageNode = '24.11.0';
+    const devNode = '20.19.0';
+    const pkg = JSON.parse(readText('package.json')) as { engines: { node: string } };
+    expect(satisfiesEngine(devNode, pkg.engines.node), pkg.engines.node).toBe(true);
+    expect(satisfiesEngine(imageNode, pkg.engines.node), pkg.engines.node).toBe(true);
+    const lock = JSON.parse(readText('package-lock.json')) as { packages: Record<string, { version?: string; dev?: boolean; engines?: { node?: string } | string[] }> };
+    const production = Object.entries(lock.packages).filter(([path, p]) => path !== '' && p.dev !== true);
+    expect(production.length).toBeGreaterThan(50);
+    const refuse = (node: string) =>
+      production.flatMap(([path, p]) => {
+        const range = Array.isArray(p.engines) ? undefined : p.engines?.node;
+        return range !== undefined && !satisfiesEngine(node, range) ? [`${path.replace(/^.*node_modules\//, '')}@${p.version ?? '?'} (node ${range})`] : [];
+      });
+    expect(refuse(imageNode), `production dependencies refusing Node ${imageNode}`).toEqual([]);
+    // Not a failure: npm ci on the Node 20 of development prints EBADENGINE for these.
+    console.log(`production dependencies whose engines refuse Node ${devNode}: ${refuse(devNode).join(', ') || 'none'}`);
+  });
+
+  it('the engines reader is not vacuous', () => {
+    expect(satisfiesEngine('20.19.0', '>=22')).toBe(false);
+    expect(satisfiesEngine('24.11.0', '>=22')).toBe(true);
+    expect(satisfiesEngine('21.0.0', '20 || >=22')).toBe(false);
+    expect(satisfiesEngine('20.3.0', '^18.17.0 || >=20.5.0')).toBe(false);
+    expect(satisfiesEngine('24.11.0', '^12.20 || >= 14.13')).toBe(true);
+    expect(satisfiesEngine('15.0.0', '>=16 || 14 >=14.17')).toBe(false);
+    expect(satisfiesEngine('14.18.0', '>=16 || 14 >=14.17')).toBe(true);
+    expect(satisfiesEngine('11.0.0', '10.* || >= 12.*')).toBe(false);
+  });
 });
 
 describe('infra/docker/healthcheck.mjs', () => {
@@ -191,6 +263,31 @@ describe('infra/docker/healthcheck.mjs', () => {
         resolve(err === null ? 0 : typeof err.code === 'number' ? err.code : -1);
       });
     });
+
+  it('speaks HTTPS when GEO_SFU_TLS_CERT_FILE is set (the process then serves nothing else), whatever name the certificate has', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'geo-sfu-healthcheck-'));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=sfu.example.net', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')], { stdio: 'ignore' });
+      const tlsServer = createHttpsServer({ cert: readFileSync(join(dir, 'tls.crt')), key: readFileSync(join(dir, 'tls.key')) }, (req, res) => {
+        res.statusCode = req.url === '/healthz' ? 200 : 503;
+        res.end();
+      });
+      await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+      const tlsPort = String((tlsServer.address() as { port: number }).port);
+      try {
+        const tlsEnv = { GEO_SFU_TLS_CERT_FILE: join(dir, 'tls.crt'), GEO_SFU_TLS_KEY_FILE: join(dir, 'tls.key') };
+        expect(await check({ ...tlsEnv, GEO_SFU_ROUTER_HOST: '0.0.0.0', GEO_SFU_ROUTER_PORT: tlsPort })).toBe(0);
+        expect(await check({ ...tlsEnv, GEO_SFU_AGENT_REGION: 'apac', GEO_SFU_AGENT_HOST: '0.0.0.0', GEO_SFU_AGENT_PORT: tlsPort })).toBe(0);
+        expect(await check({ ...tlsEnv, GEO_SFU_ROUTER_PORT: tlsPort }, '/readyz')).toBe(1);
+        // Plain HTTP to a TLS listener is not an answer.
+        expect(await check({ GEO_SFU_ROUTER_PORT: tlsPort })).toBe(1);
+      } finally {
+        await new Promise<void>((resolve) => tlsServer.close(() => resolve()));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it("probes the router's port, or the agent's when GEO_SFU_AGENT_REGION is set; 0.0.0.0 means loopback", async () => {
     expect(await check({ GEO_SFU_ROUTER_HOST: '0.0.0.0', GEO_SFU_ROUTER_PORT: String(port) })).toBe(0);

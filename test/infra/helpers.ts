@@ -85,3 +85,19 @@ export function walk(value: unknown, visit: (obj: Record<string, unknown>, path:
     for (const [k, v] of Object.entries(value)) walk(v, visit, `${path}.${k}`);
   }
 }
+
+/** An inclusive port range. */
+export type PortRange = [number, number];
+
+export const overlaps = (a: PortRange, b: PortRange): boolean => a[0] <= b[1] && b[0] <= a[1];
+
+/**
+ * UDP ports one agent's SFU takes from GEO_SFU_RTC_MIN_PORT..MAX_PORT at worst: each mediasoup
+ * worker's WebRtcServer one (sfu/worker-pool.ts; it takes one TCP port from the same range too),
+ * and each pipe to another region one (sfu/region-pipe.ts: one per room and remote node; a node
+ * hosts at most one room per participant; counted with a room on one node per region). Pipes
+ * between the workers of one node listen on ephemeral ports, not on the range.
+ */
+export function rtcUdpPortsNeeded(o: { workers: number; maxParticipantsPerNode: number; regions: number }): number {
+  return o.workers + o.maxParticipantsPerNode * (o.regions - 1);
+}

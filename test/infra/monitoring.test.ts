@@ -57,8 +57,8 @@ describe('Prometheus configuration and alert rules', () => {
     expect(known.size).toBeGreaterThan(15);
   });
 
-  it('scrapes the router and every agent on a path they serve', () => {
-    const prom = readYaml('infra/prometheus/prometheus.yml') as { scrape_configs: { job_name: string; metrics_path?: string; static_configs: { targets: string[] }[] }[] };
+  it('scrapes the router and every agent over HTTPS on a path they serve', () => {
+    const prom = readYaml('infra/prometheus/prometheus.yml') as { scrape_configs: { job_name: string; metrics_path?: string; scheme?: string; static_configs: { targets: string[] }[] }[] };
     const job = (name: string) => prom.scrape_configs.find((j) => j.job_name === name);
     expect(job('geo-sfu-router')?.static_configs.flatMap((s) => s.targets)).toEqual(['router:8080']);
     const compose = readText('infra/docker-compose.yml');
@@ -68,6 +68,10 @@ describe('Prometheus configuration and alert rules', () => {
       const [host, port] = t.split(':');
       expect(compose, `${t} is a compose service on that port`).toMatch(new RegExp(`\\n  ${host}:[\\s\\S]*?GEO_SFU_AGENT_PORT: "${port}"`));
     }
+    // The compose router and agents serve HTTPS only (GEO_SFU_TLS_CERT_FILE): so must the scrapes.
+    expect(compose).toMatch(/GEO_SFU_TLS_CERT_FILE: \S/);
+    expect(job('geo-sfu-router')?.scheme).toBe('https');
+    expect(job('geo-sfu-agent')?.scheme).toBe('https');
     expect(getRoutes('router').has(job('geo-sfu-router')?.metrics_path ?? '')).toBe(true);
     expect(getRoutes('region-agent').has(job('geo-sfu-agent')?.metrics_path ?? '')).toBe(true);
   });
