@@ -202,6 +202,16 @@ describe('infra/k8s (kustomize base and region overlays)', () => {
     }
   });
 
+  it('the overlays are copies of one another with the region name replaced, so a new region is a copied folder', () => {
+    const normalized = (region: string) => {
+      const dir = join(K8S, 'overlays', region);
+      return Object.fromEntries(readdirSync(dir).sort().map((f) => [f, readFileSync(join(dir, f), 'utf8').replaceAll(region, '<region>')]));
+    };
+    const [first = '', ...rest] = REGIONS;
+    expect(Object.keys(normalized(first))).toEqual(['agent-certificate.yaml', 'kustomization.yaml']);
+    for (const region of rest) expect(normalized(region), region).toEqual(normalized(first));
+  });
+
   it.each(REGIONS)('overlay %s sets the agent region and the HPA region, and nothing else of the base changes meaning', (region) => {
     const objs = renderedOf(region);
     const agent = find(objs, 'Deployment', 'geo-sfu-agent');
