@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONFIG_SPEC } from '../../shared/config/spec.ts';
 import type { Peer } from '../../sfu/index.ts';
 import { CLUSTER_SECRET } from '../agent/helpers.ts';
+import { fakeMediaClient, fakeTrack } from '../sdk/helpers.ts';
 import { type RunningAgent, SfuAgents, type SignalingRouter, joinWith, ok, request, signalingConfig, startSignalingRouter, token, waitFor } from '../signaling/helpers.ts';
 
 /**
@@ -22,6 +23,7 @@ afterAll(async () => {
   await router.close();
 });
 
+const opus = (ssrc: number) => ({ codecs: [{ mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 }], encodings: [{ ssrc }] });
 const vp8 = (ssrc: number) => ({
   codecs: [{ mimeType: 'video/VP8', payloadType: 101, clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }] }],
   encodings: [{ ssrc }],
@@ -133,6 +135,41 @@ describe('issue 14 row 4: per-client caps at the agent (defaults)', () => {
     socket.close();
     other.close();
   });
+});
+
+describe('the request burst fits the SDK joining a full room', () => {
+  it(`an SDK participant joins a room of ${CONFIG_SPEC.maxRoomParticipants.default} (every other one publishing audio and video) without a refusal`, async () => {
+    const roomSize = CONFIG_SPEC.maxRoomParticipants.default;
+    const others: Socket[] = [];
+    for (let i = 0; i < roomSize - 1; i++) {
+      const p = await joinedAs('caps-full-room', `p${i}`);
+      const send = await ok(p.socket, 'createWebRtcTransport', { direction: 'send' });
+      await ok(p.socket, 'produce', { transportId: send.transportId, kind: 'video', rtpParameters: vp8(20_000 + 2 * i) });
+      await ok(p.socket, 'produce', { transportId: send.transportId, kind: 'audio', rtpParameters: opus(20_001 + 2 * i) });
+      others.push(p.socket);
+    }
+    const client = fakeMediaClient(router.url);
+    const errors: string[] = [];
+    const { token: joinToken, claims } = token({ room: 'caps-full-room', sub: 'last' });
+    const started = performance.now();
+    const room = await client.join({
+      allocation: {
+        mode: 'sfu', allocationId: claims.aid, roomId: claims.room, participantId: claims.sub, homeRegion: claims.region, region: claims.region,
+        node: { id: claims.node, region: claims.region, signalingUrl: agent.url }, token: joinToken, expiresAt: new Date(claims.exp * 1000).toISOString(),
+        iceServers: [], cascade: { regions: [] }, rttSource: 'default', reasons: [], candidates: [],
+      },
+      tracks: [fakeTrack('audio'), fakeTrack('video')],
+      on: { error: ({ error }) => errors.push(error.message) },
+    });
+    const consumers = agent.sfu.rooms.rooms.get('caps-full-room')?.getPeer('last')?.consumers.size;
+    console.log(`SDK join of a full room (${roomSize - 1} others × audio + video) in ${Math.round(performance.now() - started)} ms: ${consumers} consumers, ${room.remoteTracks.length} remote tracks, errors ${JSON.stringify(errors)}; bucket ${4 * roomSize + 32}`);
+    expect(errors).toEqual([]);
+    expect(consumers).toBe(2 * (roomSize - 1));
+    expect(room.remoteTracks).toHaveLength(2 * (roomSize - 1));
+    await room.leave();
+    for (const s of others) s.close();
+    await waitFor('room gone', () => !agent.sfu.rooms.rooms.has('caps-full-room'), 10_000);
+  }, 120_000);
 });
 
 async function dataProducerIds(peer: Peer): Promise<string[]> {
