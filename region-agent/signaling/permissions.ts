@@ -1,6 +1,15 @@
 import { Refusal } from '../../shared/errors.ts';
 import type { ParticipantPermissions, RequestName, RequestPayload } from '../../shared/signaling.ts';
 
+/** A join token's `perm` claim is absent or `{ publish, subscribe, publishData? }` of booleans (else TOKEN_MALFORMED at connect). */
+export function assertPermissionsClaim(perm: unknown): void {
+  if (perm === undefined) return;
+  const { publish, subscribe, publishData } = (typeof perm === 'object' && perm !== null ? perm : {}) as Record<string, unknown>;
+  if (typeof publish !== 'boolean' || typeof subscribe !== 'boolean' || (publishData !== undefined && typeof publishData !== 'boolean')) {
+    throw new Refusal('TOKEN_MALFORMED', 'token claim perm is not { publish, subscribe, publishData? } of booleans');
+  }
+}
+
 /**
  * The join token's `perm`, enforced per request (see ./README.md "Permissions"): produce needs
  * `publish`, produceData `publishData`, consume and consumeData `subscribe`; a send transport needs

@@ -28,7 +28,7 @@ import type { AgentSfu } from '../sfu.ts';
 import { PeerCaps, RequestLimiter, requestBurst } from './client-limits.ts';
 import { ConnectionLimiter } from './connection-limiter.ts';
 import { ResumeCredentials } from './credentials.ts';
-import { assertPermitted } from './permissions.ts';
+import { assertPermissionsClaim, assertPermitted } from './permissions.ts';
 import { isRequestName, validateAuth, validateRequest } from './validate.ts';
 
 type Direction = 'send' | 'recv';
@@ -213,8 +213,7 @@ export class SignalingServer {
       const v = claims[field];
       if (typeof v !== 'string' || v.length === 0 || v.length > 128) throw new Refusal('TOKEN_MALFORMED', `token claim ${field} is not an id`);
     }
-    const perm: unknown = claims.perm;
-    if (perm !== undefined && !isPermissionsClaim(perm)) throw new Refusal('TOKEN_MALFORMED', 'token claim perm is not { publish, subscribe, publishData? } of booleans');
+    assertPermissionsClaim(claims.perm);
     socket.data = { claims };
   }
 
@@ -622,12 +621,6 @@ export class SignalingServer {
 }
 
 const sessionKey = (roomId: string, peerId: string) => `${roomId}\n${peerId}`;
-
-function isPermissionsClaim(perm: unknown): perm is NonNullable<JoinClaims['perm']> {
-  if (typeof perm !== 'object' || perm === null) return false;
-  const { publish, subscribe, publishData } = perm as Record<string, unknown>;
-  return typeof publish === 'boolean' && typeof subscribe === 'boolean' && (publishData === undefined || typeof publishData === 'boolean');
-}
 
 function joined(session: Session): Peer {
   if (!session.peer) throw new Refusal('NOT_JOINED', 'join first');

@@ -2,7 +2,7 @@ import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Permissions } from '../../shared/tokens.ts';
 import { CLUSTER_SECRET } from '../agent/helpers.ts';
-import { type RunningAgent, SfuAgents, type SignalingRouter, joinWith, ok, request, sfuCounts, signalingConfig, startSignalingRouter, token, waitFor } from '../signaling/helpers.ts';
+import { type RunningAgent, SfuAgents, type SignalingRouter, connect, joinWith, ok, request, sfuCounts, signalingConfig, startSignalingRouter, token, waitFor } from '../signaling/helpers.ts';
 
 /**
  * Issue 14, row 2: the join token's `perm` is enforced by the agent. `publish` allows produce,
@@ -123,6 +123,10 @@ describe('issue 14 row 2: permissions at the SFU', () => {
     expect(joined.permissions).toEqual({ publish: false, subscribe: true, publishData: false });
     const { socket: legacy } = await joinWith(agent.url, { token: token({ room: 'perm-split', sub: 'no-perm-claim' }).token });
     expect((await ok(legacy, 'join', { rtpCapabilities: sub.caps })).permissions).toEqual({ publish: true, subscribe: true, publishData: true });
+
+    // A perm claim of the wrong shape (the router never signs one) is refused at connect.
+    const malformed = await connect(agent.url, { token: token({ room: 'perm-split', sub: 'odd', perm: { publish: 'yes', subscribe: true } as unknown as Permissions }).token });
+    expect(malformed.error?.data?.code).toBe('TOKEN_MALFORMED');
 
     for (const s of [pub.socket, sub.socket, mediaOnly.socket, dataOnly.socket, socket, legacy]) await ok(s, 'leave', {});
     await waitFor('room gone', () => !agent.sfu.rooms.rooms.has('perm-split'));
