@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
 import { CredentialHashes, parseCredentialHashes } from '../shared/credentials.ts';
 import { ForbiddenError, UnauthorizedError } from '../shared/errors.ts';
-import { type Permissions, TokenError, verifyGrant } from '../shared/tokens.ts';
+import { type Permissions, resolvePermissions, TokenError, verifyGrant } from '../shared/tokens.ts';
 
 /** The static credentials the router accepts, as SHA-256 digests only. */
 export interface RouterCredentials {
@@ -76,4 +76,28 @@ export function allocateCaller(
   if (presented !== null) throw new UnauthorizedError('unknown credential (expected the API key or a grant)');
   if (config.requireAuth) throw new UnauthorizedError('a credential is required: Authorization: Bearer <API key or grant>');
   return { kind: 'anonymous' };
+}
+
+/**
+ * The permissions an allocation's join token carries. A grant's, narrowed by what the body asks
+ * (asking for more than the grant gives is 403 naming the field); for other callers what the body
+ * asks, each field absent allowed (`publishData` absent: as `publish`); nothing asked and no grant:
+ * undefined, which the agent reads as everything.
+ */
+export function allocationPermissions(caller: AllocateCaller, asked: Partial<Permissions> | undefined): Required<Permissions> | undefined {
+  const granted = caller.kind === 'grant' ? resolvePermissions(caller.permissions) : undefined;
+  if (asked === undefined) return granted;
+  const base = granted ?? resolvePermissions(undefined);
+  const publish = asked.publish ?? base.publish;
+  const wanted: Required<Permissions> = {
+    publish,
+    subscribe: asked.subscribe ?? base.subscribe,
+    publishData: asked.publishData ?? (asked.publish !== undefined ? publish : base.publishData),
+  };
+  if (granted) {
+    for (const field of ['publish', 'subscribe', 'publishData'] as const) {
+      if (wanted[field] && !granted[field]) throw new ForbiddenError(`permissions.${field}: the grant does not allow ${field}`, `permissions.${field}`);
+    }
+  }
+  return wanted;
 }

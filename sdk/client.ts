@@ -34,6 +34,12 @@ export interface AllocateOptions {
   /** Measured RTTs by region; default: the last probeRegions() result, else none (the router falls back to geo-IP). */
   latencies?: Record<string, number>;
   excludeNodeIds?: string[];
+  /**
+   * What the participant may do on the SFU (publish, subscribe, publishData). Servers with the API
+   * key set them; with a grant they can only narrow the grant's. The edge enforces them; the room
+   * opens only the transports they allow.
+   */
+  permissions?: { publish?: boolean; subscribe?: boolean; publishData?: boolean };
   /** How long to keep retrying on 503/429 (Retry-After), ms. Default 30 000. */
   maxRetryWaitMs?: number;
   signal?: AbortSignal;
@@ -103,6 +109,7 @@ export class GeoSfuClient {
       auth,
       ...(latencies ? { latencies } : {}),
       ...(o.excludeNodeIds ? { excludeNodeIds: o.excludeNodeIds } : {}),
+      ...(o.permissions ? { permissions: o.permissions } : {}),
       ...(o.maxRetryWaitMs !== undefined ? { maxRetryWaitMs: o.maxRetryWaitMs } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });

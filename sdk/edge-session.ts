@@ -2,9 +2,12 @@ import { Device, type types as mc } from 'mediasoup-client';
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import {
   type Ack,
+  FINAL_REQUEST_CODES,
+  type ParticipantPermissions,
   PROTOCOL_VERSION,
   type PeerInfoMessage,
   type ProducerInfoMessage,
+  type RequestErrorCode,
   type RequestName,
   type RequestPayload,
   type ResponseData,
@@ -35,6 +38,8 @@ export class SignalingError extends Error {
 /** Connect errors after which the same credential will never work on that node. */
 const FATAL_CONNECT_CODES = new Set(['RESUME_INVALID', 'RESUME_EXPIRED', 'TOKEN_EXPIRED', 'TOKEN_WRONG_BINDING', 'TOKEN_BAD_SIGNATURE', 'TOKEN_UNKNOWN_KEY', 'TOKEN_MALFORMED', 'DRAINING', 'PROTOCOL_VERSION', 'BAD_AUTH', 'AUTH_REQUIRED']);
 export const isFatalConnectError = (err: unknown): boolean => err instanceof SignalingError && FATAL_CONNECT_CODES.has(err.code);
+/** Request refusals every node would repeat (FORBIDDEN, a per-participant cap): not retried, no failover. */
+export const isFinalRequestError = (err: unknown): boolean => err instanceof SignalingError && FINAL_REQUEST_CODES.has(err.code as RequestErrorCode);
 
 export interface DeviceOptions {
   /** A built-in mediasoup-client handler name (default: detected from the environment). */
@@ -139,7 +144,18 @@ export class EdgeSession {
     return this.#socket?.connected ?? false;
   }
 
-  /** Connects with the join token, loads the Device, joins the room and opens the recv transport. */
+  /**
+   * What this participant may do here (the join answer's; everything before join, or from an agent
+   * that does not say).
+   */
+  get permissions(): ParticipantPermissions {
+    return this.joined?.permissions ?? { publish: true, subscribe: true, publishData: true };
+  }
+
+  /**
+   * Connects with the join token, loads the Device, joins the room and opens the recv transport
+   * (when the participant may subscribe) and, with `send`, the send transport (when it may publish).
+   */
   async open(opts: { send?: boolean } = {}): Promise<ResponseData['join']> {
     this.welcome = await this.#connect({ token: this.allocation.token });
     const { rtpCapabilities } = await this.request('getRouterRtpCapabilities', {});
@@ -153,8 +169,9 @@ export class EdgeSession {
     });
     // Requests of one connection run in order on the agent: pipelining saves round trips.
     // Producers announced from now on wait for the recv transport (#recvReady).
-    this.#recvReady = this.#createTransport('recv').then((t) => (this.#recv = t));
-    await Promise.all([this.#recvReady, opts.send ? this.#sendTransport() : undefined]);
+    const { publish, subscribe } = this.permissions;
+    if (subscribe) this.#recvReady = this.#createTransport('recv').then((t) => (this.#recv = t));
+    await Promise.all([this.#recvReady, opts.send && publish ? this.#sendTransport() : undefined]);
     return this.joined;
   }
 
@@ -268,6 +285,7 @@ export class EdgeSession {
   }
 
   async produce(local: LocalTrack): Promise<mc.Producer> {
+    if (!this.permissions.publish) throw new SignalingError('FORBIDDEN', `produce: participant ${this.allocation.participantId} may not publish`);
     const transport = await this.#sendTransport();
     const video = local.track.kind === 'video';
     const encodings = local.options.encodings === null ? undefined : (local.options.encodings ?? (video ? DEFAULT_SIMULCAST : undefined));

@@ -1,6 +1,15 @@
 import type { types as mc } from 'mediasoup-client';
-import type { ProducerInfoMessage, ServerEvents, SessionSnapshot } from '../shared/signaling.ts';
-import { EdgeSession, type EdgeSessionOptions, isFatalConnectError, SignalingError, type LocalTrack, type PublishOptions, type RemoteConsumer } from './edge-session.ts';
+import type { ParticipantPermissions, ProducerInfoMessage, ServerEvents, SessionSnapshot } from '../shared/signaling.ts';
+import {
+  EdgeSession,
+  type EdgeSessionOptions,
+  isFatalConnectError,
+  isFinalRequestError,
+  SignalingError,
+  type LocalTrack,
+  type PublishOptions,
+  type RemoteConsumer,
+} from './edge-session.ts';
 import { type Listener, TypedEmitter } from './events.ts';
 import { P2pMesh, type P2pMeshHooks, type P2pRemoteTrack } from './p2p-mesh.ts';
 import { type Allocation, GeoSfuClientError, type P2pAllocation } from './router-api.ts';
@@ -156,6 +165,9 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
         await recovering;
         if (!room.#closed) return room;
       }
+      // Failed to join (e.g. FORBIDDEN: tracks to publish without the permission): the room is
+      // over, so the server's disconnect after `leave` is not a connection loss to recover from.
+      room.#closed = true;
       await session.close({ leave: true }).catch(() => undefined);
       throw err;
     }
@@ -186,6 +198,15 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
   get producers(): mc.Producer[] {
     return [...(this.#session?.producers.values() ?? [])];
   }
+  /**
+   * What this participant may do, as its edge enforces it (the join token's permissions, from the
+   * join answer): without `publish` there is no send transport and publish() fails with FORBIDDEN;
+   * without `subscribe` no recv transport and nothing is consumed. A P2P room has no edge to ask:
+   * everything.
+   */
+  get permissions(): ParticipantPermissions {
+    return this.#session?.permissions ?? { publish: true, subscribe: true, publishData: true };
+  }
 
   /**
    * WebRTC stats of the current edge's send and recv transports (inbound-rtp for what this
@@ -198,6 +219,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
 
   /** Publishes a track (simulcast for video by default); returns its local id (stable across edges). */
   async publish(track: MediaStreamTrack, options: PublishOptions = {}): Promise<string> {
+    if (!this.permissions.publish) throw new SignalingError('FORBIDDEN', `publish: participant ${this.participantId} may not publish in room ${this.roomId}`);
     const local: LocalTrack = { localId: `local-${++localIds}`, track, options, paused: false };
     this.#local.set(local.localId, local);
     this.#mesh?.publish(local);
@@ -395,7 +417,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
       }
       case 'newProducer': {
         const msg = raw as Msg<'newProducer'>;
-        if (!current || this.#isSelf(msg.peerId)) return;
+        if (!current || this.#isSelf(msg.peerId) || !session.permissions.subscribe) return;
         void this.#consume(session, msg);
         return;
       }
@@ -493,6 +515,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
     const peers = session.peers().filter((p) => !this.#isSelf(p.peerId));
     for (const p of peers) this.#addPeer(p.peerId, p.region, p.displayName);
     for (const local of this.#local.values()) if (!session.producers.has(local.localId)) await session.produce(local);
+    if (!session.permissions.subscribe) return;
     await Promise.all(producers.filter((p) => !this.#isSelf(p.peerId)).map((p) => this.#consume(session, p)));
   }
 
@@ -574,6 +597,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
       }
       if (!session.producers.has(local.localId)) await session.produce(local);
     }
+    if (!session.permissions.subscribe) return;
     await Promise.all(snapshot.producers.filter((p) => !this.#isSelf(p.peerId)).map((p) => this.#consume(session, p)));
   }
 
@@ -634,8 +658,10 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
           this.#failedNodes.set(next.nodeId, performance.now());
           await next.close({ leave: false }).catch(() => undefined);
         }
-        // Refused (bad or expired grant, bad request): trying again will not help.
-        if (err instanceof GeoSfuClientError && (err.status === 400 || err.status === 401 || err.status === 403)) throw err;
+        // Refused (bad or expired grant, bad request, a full room; or by the edge: not permitted,
+        // over a per-participant cap): trying again will not help.
+        if (err instanceof GeoSfuClientError && (err.status === 400 || err.status === 401 || err.status === 403 || err.status === 409)) throw err;
+        if (isFinalRequestError(err)) throw err;
         if (performance.now() > giveUpAt) throw err;
         this.emit('error', { error: err as Error, fatal: false });
         await sleep(delay);

@@ -35,6 +35,8 @@ export interface AllocateCallOptions {
   auth?: AllocateAuth;
   latencies?: Record<string, number>;
   excludeNodeIds?: string[];
+  /** What the participant may do (the body's `permissions`: an API-key caller sets them; a grant caller may only narrow its grant's). */
+  permissions?: AllocateRequest['permissions'];
   /** On 503/429, wait as Retry-After says (at least 250 ms, at most 10 s a time) while the total stays under this. Default 30 000; 0 = do not retry. */
   maxRetryWaitMs?: number;
   signal?: AbortSignal;
@@ -85,6 +87,7 @@ export class RouterApi {
       participantId,
       ...(o.latencies && Object.keys(o.latencies).length > 0 ? { latencies: o.latencies } : {}),
       ...(o.excludeNodeIds && o.excludeNodeIds.length > 0 ? { excludeNodeIds: [...new Set(o.excludeNodeIds)] } : {}),
+      ...(o.permissions ? { permissions: o.permissions } : {}),
     };
     const headers: Record<string, string> = {};
     const auth = o.auth ?? {};

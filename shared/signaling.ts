@@ -89,7 +89,14 @@ export interface ProducerInfoMessage {
 /** Response data of each request. */
 export interface ResponseData {
   getRouterRtpCapabilities: { rtpCapabilities: Record<string, unknown> };
-  join: { peerId: string; region: string; peers: PeerInfoMessage[]; producers: ProducerInfoMessage[] };
+  join: {
+    peerId: string;
+    region: string;
+    peers: PeerInfoMessage[];
+    producers: ProducerInfoMessage[];
+    /** What this participant may do (its join token's `perm`; requests beyond it are refused with FORBIDDEN). */
+    permissions: ParticipantPermissions;
+  };
   createWebRtcTransport: {
     transportId: string;
     iceParameters: Record<string, unknown>;
@@ -109,6 +116,16 @@ export interface ResponseData {
   produceData: { dataProducerId: string };
   consumeData: { dataConsumerId: string; dataProducerId: string; sctpStreamParameters: Record<string, unknown>; label: string; protocol: string };
   leave: Record<string, never>;
+}
+
+/** A participant's permissions as the agent enforces them (see README "Permissions"). */
+export interface ParticipantPermissions {
+  /** produce; a send transport. */
+  publish: boolean;
+  /** consume, consumeData; a recv transport. */
+  subscribe: boolean;
+  /** produceData; a send transport. */
+  publishData: boolean;
 }
 
 export interface SignalingError {
@@ -149,9 +166,8 @@ export interface WelcomeMessage {
 /**
  * Error codes: connect_error `data.code` — BAD_AUTH, PROTOCOL_VERSION, AUTH_REQUIRED, DRAINING,
  * TOKEN_MALFORMED, TOKEN_UNKNOWN_KEY, TOKEN_BAD_SIGNATURE, TOKEN_EXPIRED, TOKEN_WRONG_BINDING,
- * RESUME_INVALID, RESUME_EXPIRED, RATE_LIMITED (too many connection attempts from one IP); request acks — INVALID_PAYLOAD (with `field`), UNKNOWN_REQUEST,
- * NOT_JOINED, ALREADY_JOINED, WRONG_DIRECTION, NOT_FOUND, CANNOT_CONSUME, NO_RTP_CAPABILITIES,
- * INVALID_ARGUMENT, CLOSED, NOT_SUPPORTED, INTERNAL.
+ * RESUME_INVALID, RESUME_EXPIRED, RATE_LIMITED (too many connection attempts from one IP); request
+ * acks — see RequestErrorCode.
  */
 export type ConnectErrorCode =
   | 'BAD_AUTH'
@@ -166,6 +182,42 @@ export type ConnectErrorCode =
   | 'RESUME_INVALID'
   | 'RESUME_EXPIRED'
   | 'RATE_LIMITED';
+
+/**
+ * Request ack error codes: INVALID_PAYLOAD (with `field`), UNKNOWN_REQUEST, NOT_JOINED,
+ * ALREADY_JOINED, WRONG_DIRECTION, NOT_FOUND, CANNOT_CONSUME, NO_RTP_CAPABILITIES,
+ * INVALID_ARGUMENT, CLOSED, NOT_SUPPORTED, INTERNAL; FORBIDDEN (the join token's permissions do not
+ * allow it); RATE_LIMITED (more than GEO_SFU_SIGNALING_REQUESTS_PER_SECOND on this connection);
+ * one code per per-participant cap (CAP_CODES). A refused request changed nothing.
+ */
+export type RequestErrorCode =
+  | 'INVALID_PAYLOAD'
+  | 'UNKNOWN_REQUEST'
+  | 'NOT_JOINED'
+  | 'ALREADY_JOINED'
+  | 'WRONG_DIRECTION'
+  | 'NOT_FOUND'
+  | 'CANNOT_CONSUME'
+  | 'NO_RTP_CAPABILITIES'
+  | 'INVALID_ARGUMENT'
+  | 'CLOSED'
+  | 'NOT_SUPPORTED'
+  | 'INTERNAL'
+  | 'FORBIDDEN'
+  | 'RATE_LIMITED'
+  | (typeof CAP_CODES)[keyof typeof CAP_CODES];
+
+/** What one participant may hold on the SFU, each capped (GEO_SFU_MAX_*_PER_PEER), and the code refusing one more. */
+export const CAP_CODES = {
+  transports: 'TOO_MANY_TRANSPORTS',
+  producers: 'TOO_MANY_PRODUCERS',
+  consumers: 'TOO_MANY_CONSUMERS',
+  dataProducers: 'TOO_MANY_DATA_PRODUCERS',
+  dataConsumers: 'TOO_MANY_DATA_CONSUMERS',
+} as const;
+
+/** Refusals that the same request meets again on any node: a client neither retries them nor fails over. */
+export const FINAL_REQUEST_CODES: ReadonlySet<RequestErrorCode> = new Set<RequestErrorCode>(['FORBIDDEN', ...Object.values(CAP_CODES)]);
 
 /** Server → client events. */
 export interface ServerEvents {

@@ -15,8 +15,18 @@ import type { TokenKey } from './config/load.ts';
  *   and never holds an API key.
  */
 export interface Permissions {
+  /** produce (audio, video). */
   publish: boolean;
+  /** consume and consumeData. */
   subscribe: boolean;
+  /** produceData; absent: as `publish` (grants and tokens made before it existed stay valid). */
+  publishData?: boolean;
+}
+
+/** What a participant may do, every field explicit: `publishData` defaults to `publish`; no `perm` at all allows everything. */
+export function resolvePermissions(perm: Permissions | undefined): Required<Permissions> {
+  if (!perm) return { publish: true, subscribe: true, publishData: true };
+  return { publish: perm.publish, subscribe: perm.subscribe, publishData: perm.publishData ?? perm.publish };
 }
 
 export interface JoinClaims {
@@ -26,7 +36,7 @@ export interface JoinClaims {
   sub: string;
   region: string;
   node: string;
-  /** What the participant may do on the SFU (from its grant; both when it had none). */
+  /** What the participant may do on the SFU (from its grant or the API caller); absent: everything. */
   perm?: Permissions;
   /** Seconds since epoch. */
   iat: number;
@@ -160,7 +170,11 @@ export function createGrant(o: CreateGrantOptions): string {
     aud: o.audience,
     room: o.roomId,
     sub: o.participantId,
-    perm: { publish: o.permissions?.publish ?? true, subscribe: o.permissions?.subscribe ?? true },
+    perm: {
+      publish: o.permissions?.publish ?? true,
+      subscribe: o.permissions?.subscribe ?? true,
+      ...(o.permissions?.publishData !== undefined ? { publishData: o.permissions.publishData } : {}),
+    },
     iat,
     exp: iat + o.ttlSeconds,
   };
@@ -178,7 +192,7 @@ export function verifyGrant(
   if (claims.aud !== expect.audience || (expect.issuer && claims.iss !== expect.issuer)) throw new TokenError('WRONG_AUDIENCE', 'grant was issued by or for someone else');
   checkBinding(claims, { room: expect.room, sub: expect.sub });
   const perm = claims.perm as Partial<Permissions> | undefined;
-  if (typeof perm !== 'object' || perm === null || typeof perm.publish !== 'boolean' || typeof perm.subscribe !== 'boolean') {
+  if (typeof perm !== 'object' || perm === null || typeof perm.publish !== 'boolean' || typeof perm.subscribe !== 'boolean' || (perm.publishData !== undefined && typeof perm.publishData !== 'boolean')) {
     throw new TokenError('MALFORMED', 'grant has no permissions');
   }
   return claims as unknown as GrantClaims;

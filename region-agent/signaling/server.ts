@@ -9,6 +9,7 @@ import type { Heartbeat, HeartbeatAck, ParticipantQuality } from '../../shared/s
 import {
   type Ack,
   type PeerInfoMessage,
+  type ParticipantPermissions,
   type ProducerInfoMessage,
   PROTOCOL_VERSION,
   protocolCompatible,
@@ -19,13 +20,15 @@ import {
   type SessionSnapshot,
   type SignalingError,
 } from '../../shared/signaling.ts';
-import { TokenError, verifyJoinToken, type JoinClaims } from '../../shared/tokens.ts';
+import { resolvePermissions, TokenError, verifyJoinToken, type JoinClaims } from '../../shared/tokens.ts';
 import { SfuError, type Peer, type PeerOrigin, type Room, type RoomCloseReason } from '../../sfu/index.ts';
 import type { AgentController } from '../controller.ts';
 import { RouterClient } from '../router-client.ts';
 import type { AgentSfu } from '../sfu.ts';
+import { PeerCaps, RequestLimiter, requestBurst } from './client-limits.ts';
 import { ConnectionLimiter } from './connection-limiter.ts';
 import { ResumeCredentials } from './credentials.ts';
+import { assertPermissionsClaim, assertPermitted } from './permissions.ts';
 import { isRequestName, validateAuth, validateRequest } from './validate.ts';
 
 type Direction = 'send' | 'recv';
@@ -37,6 +40,8 @@ interface Session {
   readonly allocationId: string;
   readonly sid: string;
   readonly resume: string;
+  /** From the join token's `perm` (absent: everything). */
+  readonly permissions: ParticipantPermissions;
   socket: Socket | null;
   peer: Peer | null;
   graceTimer: NodeJS.Timeout | null;
@@ -85,6 +90,8 @@ export class SignalingServer {
   readonly #now: () => number;
   readonly #credentials = new ResumeCredentials();
   readonly #limiter: ConnectionLimiter;
+  readonly #requestLimiter: RequestLimiter<Socket>;
+  readonly #caps: PeerCaps;
   readonly #router: RouterClient;
   /** `${roomId}\n${peerId}` → session (connected, or disconnected within the grace period). */
   readonly #sessions = new Map<string, Session>();
@@ -118,6 +125,8 @@ export class SignalingServer {
       maxHttpBufferSize: 256 * 1024,
     });
     this.#limiter = new ConnectionLimiter(opts.config.signalingConnectionsPerMinute, opts.now);
+    this.#requestLimiter = new RequestLimiter(opts.config.signalingRequestsPerSecond, requestBurst(opts.config), opts.now);
+    this.#caps = new PeerCaps(opts.config);
     this.io.use((socket, next) => {
       try {
         if (!this.#limiter.admit(socket.handshake.address)) {
@@ -204,6 +213,7 @@ export class SignalingServer {
       const v = claims[field];
       if (typeof v !== 'string' || v.length === 0 || v.length > 128) throw new Refusal('TOKEN_MALFORMED', `token claim ${field} is not an id`);
     }
+    assertPermissionsClaim(claims.perm);
     socket.data = { claims };
   }
 
@@ -233,6 +243,7 @@ export class SignalingServer {
         allocationId: aid,
         sid,
         resume: this.#credentials.sign({ room, peer: sub, node: this.#controller.nodeId, sid }),
+        permissions: resolvePermissions(data.claims.perm),
         socket,
         peer: null,
         graceTimer: null,
@@ -342,6 +353,10 @@ export class SignalingServer {
     const reply = (r: Ack<unknown>) => {
       if (socket.connected) ack(r);
     };
+    if (!this.#requestLimiter.admit(socket)) {
+      reply({ ok: false, error: { code: 'RATE_LIMITED', message: `more than ${this.#config.signalingRequestsPerSecond} requests per second on this connection (bursts of ${this.#requestLimiter.burst}); slow down` } });
+      return;
+    }
     if (!isRequestName(event)) {
       reply({ ok: false, error: { code: 'UNKNOWN_REQUEST', message: `unknown request ${JSON.stringify(event)}` } });
       return;
@@ -358,6 +373,8 @@ export class SignalingServer {
         return;
       }
       try {
+        assertPermitted(session.permissions, event, payload as never);
+        if (session.peer) this.#caps.assertRoomFor(session.peer, event);
         const data = await this.#handle(session, event, payload as never);
         reply({ ok: true, data });
         if (event === 'leave') void this.#end(session, 'left');
@@ -446,6 +463,7 @@ export class SignalingServer {
         });
         this.#dataProducers.set(dataProducer.id, { dataProducer, roomId: session.roomId, router: peer.router });
         dataProducer.observer.once('close', () => this.#dataProducers.delete(dataProducer.id));
+        this.#caps.track(peer, 'dataProducers', dataProducer);
         return { dataProducerId: dataProducer.id };
       },
       consumeData: async (p) => {
@@ -455,6 +473,7 @@ export class SignalingServer {
         if (!entry || entry.roomId !== session.roomId || entry.dataProducer.closed) throw new Refusal('NOT_FOUND', `data producer ${p.dataProducerId} not found in this room`);
         if (entry.router !== peer.router) throw new Refusal('NOT_SUPPORTED', 'data channels across the workers of a room are not supported');
         const dc = await t.consumeData({ dataProducerId: p.dataProducerId });
+        this.#caps.track(peer, 'dataConsumers', dc);
         return {
           dataConsumerId: dc.id,
           dataProducerId: dc.dataProducerId,
@@ -485,7 +504,7 @@ export class SignalingServer {
     session.joinedReported = true;
     this.#report(session, 'joined');
     const snapshot = this.#snapshot(peer);
-    return { peerId: peer.id, region: this.#controller.region, peers: snapshot.peers, producers: snapshot.producers };
+    return { peerId: peer.id, region: this.#controller.region, peers: snapshot.peers, producers: snapshot.producers, permissions: session.permissions };
   }
 
   #snapshot(peer: Peer): SessionSnapshot {

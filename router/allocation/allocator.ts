@@ -1,5 +1,5 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
-import { BadRequestError, DependencyUnavailableError, NoCapacityError } from '../../shared/errors.ts';
+import { BadRequestError, ConflictError, DependencyUnavailableError, NoCapacityError } from '../../shared/errors.ts';
 import type { AllocateP2pResponse, AllocateRequest, AllocateResponse, AllocateSfuResponse, Candidate } from '../../shared/schemas/index.ts';
 import { type Permissions, signJoinToken, signRelayToken } from '../../shared/tokens.ts';
 import { P2P_RELAY_PATH } from '../../shared/p2p-relay.ts';
@@ -73,7 +73,7 @@ export class Allocator {
     this.#clientRttModel = { baseRttMs: config.geoBaseRttMs, msPerKm: config.geoMsPerKm, defaultRttMs: config.defaultClientRttMs };
   }
 
-  /** `permissions` come from the caller's grant and travel in the join token for the SFU to enforce. */
+  /** `permissions` (the grant's, or what an API caller asked: see allocationPermissions) travel in the join token for the SFU to enforce. */
   async allocate(req: AllocateRequest, clientIp: string | null, permissions?: Permissions): Promise<AllocateResponse> {
     const { config, rooms, strategy, now } = this.deps;
     const started = performance.now();
@@ -128,6 +128,7 @@ export class Allocator {
           ...(checkVersion ? { expectedVersion: basis.version } : {}),
           participant,
           nodeLimit: node.maxParticipants,
+          roomLimit: config.maxRoomParticipants,
           nowMs,
         });
       } catch (err) {
@@ -138,6 +139,10 @@ export class Allocator {
         // A region can take the room again: it leaves P2P mode (its relay moves the peers here) and
         // this participant is placed on the SFU like any other.
         if (await rooms.endP2p(req.roomId)) this.deps.onP2pEnded?.(req.roomId);
+      }
+      if (outcome.status === 'room_full') {
+        this.deps.onDecision?.('refused', performance.now() - started);
+        throw roomFull(req.roomId, config.maxRoomParticipants);
       }
       if (outcome.status !== 'ok') {
         if (attempt >= MAX_PLACEMENT_ATTEMPTS) {
@@ -241,6 +246,7 @@ export class Allocator {
         expectedVersion: state?.version ?? 0,
         participant: written,
         nodeLimit: Number.MAX_SAFE_INTEGER,
+        roomLimit: 0,
         nowMs: now(),
       });
       if (outcome.status === 'ok') {
@@ -282,6 +288,8 @@ export class Allocator {
     const { config, now } = this.deps;
     const home = basis.home;
     if (!config.degradedAllocation || home === null) throw cause;
+    const others = basis.participants.filter((p) => p.participantId !== req.participantId);
+    if (config.maxRoomParticipants > 0 && others.length >= config.maxRoomParticipants) throw roomFull(req.roomId, config.maxRoomParticipants);
     const snapshot = this.deps.registry.lastRead();
     const serving = new Set([home.nodeId, ...basis.participants.map((p) => p.nodeId)]);
     const excluded = new Set(req.excludeNodeIds ?? []);
@@ -305,7 +313,6 @@ export class Allocator {
     const participant = this.#newParticipant(req.participantId, decision, client, nowMs);
     const earlier = this.#journal.add({ roomId: req.roomId, participant, home, epoch: basis.epoch });
     if (earlier) this.deps.sessions.setStatus(earlier.participant.allocationId, 'ended', new Date(nowMs));
-    const others = basis.participants.filter((p) => p.participantId !== req.participantId);
     // Same version: the room in Redis does not have this participant yet, so a later compare-and-set on it must fail.
     this.#knownRooms.set(req.roomId, { ...basis, participants: [...others, placed(participant, config.defaultClientRttMs)] });
     this.#recordSession(req.roomId, participant, home.region);
@@ -519,6 +526,10 @@ export class Allocator {
     }
     return this.#interRegionRtt.rtt;
   }
+}
+
+function roomFull(roomId: string, limit: number): ConflictError {
+  return new ConflictError(`room ${roomId} is full: it holds ${limit} participants (GEO_SFU_MAX_ROOM_PARTICIPANTS)`, 'ROOM_FULL');
 }
 
 /** A participant as placement sees the others in its room. */

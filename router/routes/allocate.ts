@@ -3,7 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { TooManyRequestsError } from '../../shared/errors.ts';
 import { AllocateRequest, AllocateResponse, ErrorBody } from '../../shared/schemas/index.ts';
-import { allocateCaller, bearer } from '../auth.ts';
+import { allocateCaller, allocationPermissions, bearer } from '../auth.ts';
 
 export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, credentials, allocator, now } = app.services;
@@ -27,7 +27,7 @@ export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         summary: "Place a participant: the room's home region, this participant's edge, and a join token",
         body: AllocateRequest,
-        response: { 200: AllocateResponse, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 429: ErrorBody, 503: ErrorBody },
+        response: { 200: AllocateResponse, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 409: ErrorBody, 429: ErrorBody, 503: ErrorBody },
       },
     },
     async (req) => {
@@ -35,7 +35,7 @@ export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // Only server-side callers (API key) may speak for another client's IP; everyone else is
       // located by the address the request came from (X-Forwarded-For only via trustProxy).
       const clientIp = req.body.clientIp !== undefined && caller.kind === 'api-key' ? req.body.clientIp : req.ip;
-      return allocator.allocate(req.body, clientIp, caller.kind === 'grant' ? caller.permissions : undefined);
+      return allocator.allocate(req.body, clientIp, allocationPermissions(caller, req.body.permissions));
     },
   );
 };

@@ -63,6 +63,7 @@ export class MemoryRoomStore implements RoomStore {
     const versionMoved = input.expectedVersion !== undefined && (existing?.version ?? 0) !== input.expectedVersion;
     if (homeMoved || versionMoved) return { status: 'stale', current: existing ? stateOf(existing) : null };
     const previous = existing?.participants.get(participant.participantId) ?? null;
+    if (input.roomLimit > 0 && (existing?.participants.size ?? 0) - (previous ? 1 : 0) >= input.roomLimit) return { status: 'room_full' };
     const ownReservation = previous?.nodeId === participant.nodeId ? 1 : 0;
     if (this.countOn(participant.nodeId) - ownReservation >= input.nodeLimit) return { status: 'node_full' };
 

@@ -50,10 +50,10 @@ end
 /**
  * ARGV: roomId, proposedRegion, proposedNode, expectedHome ('' = the room was empty), participantId,
  * record, nodeId, pendingMember, expiresAtMs ('' = joined, nothing pending), nodeLimit, nowMs,
- * expectedVersion ('' = not checked).
+ * expectedVersion ('' = not checked), roomLimit ('0' = none; the participant's own record does not count).
  * Returns {'ok', home, homeNode, epoch, createdAt, version, previousVersion, replacedRecord|nil} |
  * {'stale', home, homeNode, epoch, createdAt, version, participants as HGETALL, plans as HGETALL}
- * ({'stale'} alone: no such room) | {'node_full'} | {'p2p'} (the room is in P2P mode). Checks
+ * ({'stale'} alone: no such room) | {'room_full'} | {'node_full'} | {'p2p'} (the room is in P2P mode). Checks
  * everything before writing anything. The participant's rebalancing plan, if any, is used up.
  */
 export const ALLOCATE = `${HELPERS}
@@ -65,6 +65,8 @@ if (room[1] and room[1] ~= ARGV[4]) or (ARGV[12] ~= '' and version ~= ARGV[12]) 
   return {'stale', room[1], room[2], room[3], room[4], version, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[8])}
 end
 local previous = redis.call('HGET', KEYS[2], ARGV[5])
+local roomLimit = tonumber(ARGV[13])
+if roomLimit > 0 and redis.call('HLEN', KEYS[2]) - (previous and 1 or 0) >= roomLimit then return {'room_full'} end
 local previousNode = previous and cjson.decode(previous).nodeId
 local reserved = tonumber(redis.call('HGET', KEYS[3], ARGV[7]) or '0')
 if previousNode == ARGV[7] then reserved = reserved - 1 end

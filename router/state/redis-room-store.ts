@@ -34,6 +34,7 @@ type AllocateReply =
   | ['stale']
   | ['stale', string, string, string, string, string, string[], string[]]
   | ['node_full']
+  | ['room_full']
   | ['p2p'];
 interface RoomScripts {
   roomAllocate: Script;
@@ -121,11 +122,14 @@ export class RedisRoomStore implements RoomStore {
         input.nodeLimit,
         input.nowMs,
         input.expectedVersion ?? '',
+        input.roomLimit,
       ),
     )) as AllocateReply;
     switch (reply[0]) {
       case 'node_full':
         return { status: 'node_full' };
+      case 'room_full':
+        return { status: 'room_full' };
       case 'p2p':
         return { status: 'p2p' };
       case 'stale': {

@@ -70,6 +70,11 @@ export interface AllocateInput {
   participant: ParticipantRecord;
   /** The participant's node may hold at most this many participants (reserved + joined). */
   nodeLimit: number;
+  /**
+   * The room may hold at most this many participants (reserved + joined; 0 = no limit). The
+   * participant's own earlier record, if any, is replaced, so it does not count.
+   */
+  roomLimit: number;
   nowMs: number;
 }
 
@@ -112,6 +117,8 @@ export type AllocateOutcome =
   | { status: 'ok'; room: RoomRecord; replaced: ParticipantRecord | null; version: number; previousVersion: number }
   /** The node is full (capacity reserved by others since the snapshot): place again without it. */
   | { status: 'node_full' }
+  /** The room holds `roomLimit` other participants: refused, nothing changed. */
+  | { status: 'room_full' }
   /**
    * The room is not as the decision assumed (another home, or another version when one was
    * expected): place again on `current`, its state now (null: no such room), without a read.

@@ -14,6 +14,17 @@ export const AllocateRequest = Type.Object(
     clientIp: Type.Optional(Type.String({ minLength: 2, maxLength: 45, pattern: '^[0-9a-fA-F:.]+$' })),
     /** Nodes the client just failed on. */
     excludeNodeIds: Type.Optional(Type.Array(Id, { maxItems: 64, uniqueItems: true })),
+    /**
+     * What the participant may do on the SFU (carried in the join token's `perm`). API-key (and
+     * anonymous) callers: as given, each field absent = allowed (`publishData`: as `publish`). A
+     * grant caller may only narrow its grant's permissions (more is 403 naming the field).
+     */
+    permissions: Type.Optional(
+      Type.Object(
+        { publish: Type.Optional(Type.Boolean()), subscribe: Type.Optional(Type.Boolean()), publishData: Type.Optional(Type.Boolean()) },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -43,6 +43,8 @@ beforeAll(async () => {
     GEO_SFU_DEAD_AFTER_MS: '20000',
     GEO_SFU_ALLOCATION_TTL_MS: '600000',
     GEO_SFU_MAX_PARTICIPANTS_PER_NODE: String(NODE_CAPACITY),
+    // One room of 1,000 on purpose: the documented override of the room-size cap.
+    GEO_SFU_MAX_ROOM_PARTICIPANTS: '0',
   };
   routers = await Promise.all([spawnRouter(env), spawnRouter(env)]);
   nodes = new FakeNodes(routers[0]!.url, SECRETS.clusterSecret);

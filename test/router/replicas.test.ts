@@ -9,7 +9,8 @@ let a: RunningRouter;
 let b: RunningRouter;
 let nodes: FakeNodes | null = null;
 beforeAll(async () => {
-  const overrides = { maxParticipantsPerNode: 1_000 };
+  // One room of 300 on purpose: the documented override of the room-size cap.
+  const overrides = { maxParticipantsPerNode: 1_000, maxRoomParticipants: 0 };
   a = await startRouter(testConfig('real', overrides, ns));
   b = await startRouter(testConfig('real', overrides, ns));
   // Nodes register with router A only; router B sees them through the shared registry.

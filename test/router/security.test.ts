@@ -41,8 +41,8 @@ it('/allocate takes the API key or a grant for that room and participant, and re
 
   const ok = await allocate(r.url, body, bearer(grant()));
   expect(ok.status).toBe(200);
-  // The grant's permissions travel in the join token, for the SFU to enforce.
-  expect(verifyJoinToken(r.config.tokenKeys, ok.body.token, Date.now()).perm).toEqual({ publish: false, subscribe: true });
+  // The grant's permissions travel in the join token, for the SFU to enforce (publishData made explicit: the grant's publish).
+  expect(verifyJoinToken(r.config.tokenKeys, ok.body.token, Date.now()).perm).toEqual({ publish: false, subscribe: true, publishData: false });
 
   const refused = async (token: string) => {
     const res = await allocate(r.url, body, bearer(token));

@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   }
   const room = await client.join({ allocation, tracks, displayName: env('PARTICIPANT_ID'), on });
   const videoId = room.localProducers.find((p) => p.kind === 'video')?.localId;
-  out({ type: 'joined', edge: room.edge, participants: room.participants });
+  out({ type: 'joined', edge: room.edge, participants: room.participants, permissions: room.permissions });
   let firstFrameAt: number | null = null;
   timers.push(
     setInterval(() => {

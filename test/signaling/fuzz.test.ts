@@ -26,7 +26,9 @@ const vp8 = { codecs: [{ mimeType: 'video/VP8', payloadType: 101, clockRate: 900
 
 beforeAll(async () => {
   router = await startSignalingRouter(CLUSTER_SECRET);
-  agent = await agents.start(signalingConfig(router.url));
+  // A thousand requests on alice's connection: the documented override of the per-connection
+  // request rate (test/security/per-client-caps.test.ts tests the limit).
+  agent = await agents.start(signalingConfig(router.url, { signalingRequestsPerSecond: 0 }));
   const { socket } = await joinWith(agent.url, { token: token({ room: 'fuzz', sub: 'alice' }).token });
   const { rtpCapabilities } = await ok(socket, 'getRouterRtpCapabilities', {});
   await ok(socket, 'join', { rtpCapabilities });

@@ -32,7 +32,7 @@ export function participant(participantId: string, nodeId: string, overrides: Pa
 export function allocation(
   roomId: string,
   record: ParticipantRecord,
-  options: { home?: string; expectedHomeRegion?: string | null; expectedVersion?: number; nodeLimit?: number } = {},
+  options: { home?: string; expectedHomeRegion?: string | null; expectedVersion?: number; nodeLimit?: number; roomLimit?: number } = {},
 ): AllocateInput {
   const home = options.home ?? 'us-east-1';
   return {
@@ -42,6 +42,7 @@ export function allocation(
     ...(options.expectedVersion !== undefined ? { expectedVersion: options.expectedVersion } : {}),
     participant: record,
     nodeLimit: options.nodeLimit ?? 100,
+    roomLimit: options.roomLimit ?? 0,
     nowMs: T0,
   };
 }
@@ -148,6 +149,36 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       expect(await store.getRoom('r3')).toBeNull();
       expect((await store.getRoom('r1'))?.participants).toHaveLength(1);
       expect(await store.nodeCounts()).toEqual(new Map([['us-east-1', 2]]));
+    });
+
+    it('refuses a full room without changing anything; a participant already in it is not counted twice', async () => {
+      expectOk(await store.allocate(allocation('r1', participant('a', 'us-east-1'), { roomLimit: 2 })));
+      expectOk(await store.allocate(allocation('r1', participant('b', 'us-east-1'), { expectedHomeRegion: 'us-east', roomLimit: 2 })));
+      const before = await store.getRoom('r1');
+      expect(await store.allocate(allocation('r1', participant('c', 'us-east-2'), { expectedHomeRegion: 'us-east', roomLimit: 2 }))).toEqual({ status: 'room_full' });
+      expect(await store.getRoom('r1')).toEqual(before);
+      expect(await store.nodeCounts()).toEqual(new Map([['us-east-1', 2]]));
+      // b allocating again (a failover, a move) takes its own place.
+      const again = participant('b', 'us-east-2', { allocationId: 'alloc-b-2' });
+      expectOk(await store.allocate(allocation('r1', again, { expectedHomeRegion: 'us-east', roomLimit: 2 })));
+      expect(await store.nodeCounts()).toEqual(new Map([['us-east-1', 1], ['us-east-2', 1]]));
+      // 0: no limit.
+      expectOk(await store.allocate(allocation('r1', participant('c', 'us-east-2'), { expectedHomeRegion: 'us-east', roomLimit: 0 })));
+      expect((await store.getRoom('r1'))?.participants).toHaveLength(3);
+    });
+
+    it('a burst from two routers never fills a room past its limit', async () => {
+      const routers = [store, await harness.open()];
+      expectOk(await store.allocate(allocation('crowd', participant('first', 'us-east-1'), { roomLimit: 25 })));
+      const outcomes = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          routers[i % 2]!.allocate(allocation('crowd', participant(`p${i}`, `us-east-${1 + (i % 3)}`), { expectedHomeRegion: 'us-east', roomLimit: 25 })),
+        ),
+      );
+      expect(outcomes.filter((o) => o.status === 'ok')).toHaveLength(24);
+      expect(outcomes.filter((o) => o.status === 'room_full')).toHaveLength(76);
+      expect((await store.getRoom('crowd'))?.participants).toHaveLength(25);
+      expect([...(await store.nodeCounts()).values()].reduce((a, b) => a + b, 0)).toBe(25);
     });
 
     it('replacing a participant releases its earlier reservation', async () => {
