@@ -1,5 +1,5 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
-import { BadRequestError, DependencyUnavailableError, NoCapacityError } from '../../shared/errors.ts';
+import { BadRequestError, DependencyUnavailableError, ForbiddenError, NoCapacityError } from '../../shared/errors.ts';
 import type { AllocateP2pResponse, AllocateRequest, AllocateResponse, AllocateSfuResponse, Candidate } from '../../shared/schemas/index.ts';
 import { type Permissions, signJoinToken, signRelayToken } from '../../shared/tokens.ts';
 import { P2P_RELAY_PATH } from '../../shared/p2p-relay.ts';
@@ -73,8 +73,11 @@ export class Allocator {
     this.#clientRttModel = { baseRttMs: config.geoBaseRttMs, msPerKm: config.geoMsPerKm, defaultRttMs: config.defaultClientRttMs };
   }
 
-  /** `permissions` come from the caller's grant and travel in the join token for the SFU to enforce. */
-  async allocate(req: AllocateRequest, clientIp: string | null, permissions?: Permissions): Promise<AllocateResponse> {
+  /**
+   * `permissions` come from the caller's grant and travel in the join token for the SFU to enforce;
+   * `grantIssuedAtMs` (the grant's iat) is refused when an admin removed the participant since.
+   */
+  async allocate(req: AllocateRequest, clientIp: string | null, permissions?: Permissions, grantIssuedAtMs?: number): Promise<AllocateResponse> {
     const { config, rooms, strategy, now } = this.deps;
     const started = performance.now();
     for (const region of Object.keys(req.latencies ?? {})) {
@@ -129,6 +132,7 @@ export class Allocator {
           participant,
           nodeLimit: node.maxParticipants,
           nowMs,
+          ...(grantIssuedAtMs !== undefined ? { grantIssuedAtMs } : {}),
         });
       } catch (err) {
         if (!(err instanceof DependencyUnavailableError)) throw err;
@@ -138,6 +142,10 @@ export class Allocator {
         // A region can take the room again: it leaves P2P mode (its relay moves the peers here) and
         // this participant is placed on the SFU like any other.
         if (await rooms.endP2p(req.roomId)) this.deps.onP2pEnded?.(req.roomId);
+      }
+      if (outcome.status === 'kicked') {
+        this.deps.onDecision?.('refused', performance.now() - started);
+        throw new ForbiddenError(`${req.participantId} was removed from room ${req.roomId} after this grant was issued: a new grant is needed`, 'KICKED');
       }
       if (outcome.status !== 'ok') {
         if (attempt >= MAX_PLACEMENT_ATTEMPTS) {

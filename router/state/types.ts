@@ -71,6 +71,11 @@ export interface AllocateInput {
   /** The participant's node may hold at most this many participants (reserved + joined). */
   nodeLimit: number;
   nowMs: number;
+  /**
+   * When the caller's grant was issued (its `iat`, ms); absent for API-key and anonymous callers.
+   * Refused ('kicked') when an admin removed the participant at or after it (see `kick`).
+   */
+  grantIssuedAtMs?: number;
 }
 
 /** A participant of a P2P fallback room (see RoomStore's P2P methods). */
@@ -118,7 +123,16 @@ export type AllocateOutcome =
    */
   | { status: 'stale'; current: RoomState | null }
   /** The room is in P2P fallback mode: end it (endP2p) before placing it on an SFU. */
-  | { status: 'p2p' };
+  | { status: 'p2p' }
+  /** An admin removed this participant at or after its grant was issued. */
+  | { status: 'kicked' };
+
+/**
+ * `joined`: the allocation is current, now marked joined; `earlierNodeIds` are the other nodes this
+ * participant held allocations on since it last joined (their sessions are to close). Not current:
+ * `replaced` (a newer allocation of the participant), `removed` (an admin removed it), `unknown`.
+ */
+export type MarkJoinedOutcome = { status: 'joined'; earlierNodeIds: string[] } | { status: 'replaced' | 'removed' | 'unknown' };
 
 /**
  * Room versions: a room's version identifies its home and membership (who holds an allocation, on
@@ -132,13 +146,21 @@ export type AllocateOutcome =
 export interface RoomStore {
   getRoom(roomId: string): Promise<RoomState | null>;
   /**
-   * Atomically: pin the home if the room has none (first pin wins), check `expectedHomeRegion`,
-   * check and reserve capacity on the participant's node, and record the participant (replacing
-   * an earlier record of the same participant, whose reservation is released).
+   * Atomically: refuse a participant kicked since its grant, pin the home if the room has none
+   * (first pin wins), check `expectedHomeRegion`, check and reserve capacity on the participant's
+   * node, and record the participant (replacing an earlier record of the same participant, whose
+   * reservation is released and whose node joins the participant's earlier nodes).
    */
   allocate(input: AllocateInput): Promise<AllocateOutcome>;
-  /** Marks an allocation as joined (no expiry). False if that allocation is not current. */
-  markJoined(roomId: string, participantId: string, allocationId: string): Promise<boolean>;
+  /** Marks an allocation as joined (no expiry) and hands out its earlier nodes, once; or says why it is not current. */
+  markJoined(roomId: string, participantId: string, allocationId: string): Promise<MarkJoinedOutcome>;
+  /**
+   * Admin removal: removes the participant (whatever its allocation) and remembers the kick at
+   * `atMs` until `untilMs` (allocate refuses grants issued at or before it meanwhile; a store may
+   * remember it longer, never shorter). Null, and nothing recorded, when the participant is not in
+   * the room. `earlierNodeIds`: see MarkJoinedOutcome.
+   */
+  kick(roomId: string, participantId: string, atMs: number, untilMs: number): Promise<{ removed: ParticipantRecord; earlierNodeIds: string[] } | null>;
   /** Removes the participant (only the given allocation, when one is named); releases its reservation. */
   removeParticipant(roomId: string, participantId: string, allocationId?: string): Promise<ParticipantRecord | null>;
   /**
