@@ -173,7 +173,15 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
       now,
     });
   }
-  const sweeper = new ExpirySweeper({ rooms: deps.rooms, sessions: deps.sessions, now, isLeader, onExpired: (n) => metrics.expiredAllocations.inc(n) });
+  const sessionCloser = new SessionCloser({ config, registry, log: app.log });
+  const sweeper = new ExpirySweeper({
+    rooms: deps.rooms,
+    sessions: deps.sessions,
+    now,
+    isLeader,
+    onExpired: (n) => metrics.expiredAllocations.inc(n),
+    onOrphanedSessions: (roomId, participantId, nodeIds) => void sessionCloser.closeOn(nodeIds, { roomId, participantId, reason: 'expired' }),
+  });
   const rehomer = new Rehomer(
     { registry, rooms: deps.rooms, isLeader, onRehome: () => metrics.rehomes.inc() },
     config.regions.map((r) => r.id),
@@ -191,7 +199,6 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
       for (const m of d.moves) metrics.rebalanceMoves.inc({ result: m.told ? 'told' : 'not_told' });
     },
   });
-  const sessionCloser = new SessionCloser({ config, registry, log: app.log });
   const rehomeTimer = setInterval(() => void rehomer.tick().catch(() => 0), 500);
   rehomeTimer.unref();
   // Allocations made while Redis was away reach it soon after it is back, even with no new /allocate.

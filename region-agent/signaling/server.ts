@@ -5,7 +5,7 @@ import type { types as ms } from 'mediasoup';
 import { Server, type Socket } from 'socket.io';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { Refusal } from '../../shared/errors.ts';
-import type { Heartbeat, HeartbeatAck, ParticipantEventAnswer, ParticipantQuality } from '../../shared/schemas/index.ts';
+import type { CloseSessionRequest, Heartbeat, HeartbeatAck, ParticipantEventAnswer, ParticipantQuality } from '../../shared/schemas/index.ts';
 import {
   type Ack,
   type PeerInfoMessage,
@@ -167,15 +167,17 @@ export class SignalingServer {
   }
 
   /**
-   * The router's signed call (admin removal, or a newer session of the participant joined
-   * elsewhere): sends `removed` and closes the session. With `keepAllocationId`, a session holding
-   * that allocation stays. False when no such session is open here.
+   * The router's signed call (see CloseSessionRequest): closes the session, with `removed` (admin
+   * removal, or a newer session of the participant joined elsewhere) or `moved` (its replacement
+   * expired: allocate again). With `keepAllocationId`, a session holding that allocation stays.
+   * False when no such session is open here.
    */
-  closeSession(roomId: string, participantId: string, reason: 'removed' | 'replaced', keepAllocationId?: string): boolean {
+  closeSession(roomId: string, participantId: string, reason: CloseSessionRequest['reason'], keepAllocationId?: string): boolean {
     const session = this.#sessions.get(sessionKey(roomId, participantId));
     if (!session || session.ended || session.allocationId === keepAllocationId) return false;
     this.#log.info({ roomId, participantId, reason }, 'session closed by the router');
-    this.#remove(session, reason);
+    if (reason === 'expired') this.#move(session, 'allocation_not_current', []);
+    else this.#remove(session, reason);
     return true;
   }
 

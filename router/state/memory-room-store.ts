@@ -2,6 +2,7 @@ import { compareParticipants } from './participants.ts';
 import type {
   AllocateInput,
   AllocateOutcome,
+  ExpiredAllocation,
   MarkJoinedOutcome,
   MovePlan,
   P2pAllocateInput,
@@ -136,21 +137,22 @@ export class MemoryRoomStore implements RoomStore {
     return { ...room.record };
   }
 
-  async expireAllocations(nowMs: number): Promise<Array<{ roomId: string; participant: ParticipantRecord }>> {
+  async expireAllocations(nowMs: number): Promise<ExpiredAllocation[]> {
     // The sweeper's round also forgets the kicks whose time is up (on the store's clock, as Redis's key expiry).
     const clockMs = this.now();
     for (const [roomId, kicks] of this.kicks) {
       for (const [participantId, kick] of kicks) if (kick.untilMs <= clockMs) kicks.delete(participantId);
       if (kicks.size === 0) this.kicks.delete(roomId);
     }
-    const expired: Array<{ roomId: string; participant: ParticipantRecord }> = [];
+    const expired: ExpiredAllocation[] = [];
     for (const roomId of [...this.rooms.keys()]) {
       const room = this.liveRoom(roomId);
       if (!room) continue;
       for (const participant of room.participants.values()) {
         if (participant.status !== 'allocated' || participant.expiresAtMs > nowMs) continue;
+        const earlierNodeIds = room.earlierNodes.get(participant.participantId) ?? [];
         this.remove(room, participant);
-        expired.push({ roomId, participant });
+        expired.push({ roomId, participant, earlierNodeIds });
       }
     }
     return expired;

@@ -149,15 +149,16 @@ return record
 /**
  * ARGV: participantId, pendingMember, nowMs, idleTtlMs. Removes the participant if it is still an
  * allocation past its expiry (it may have joined or been re-allocated since the caller's scan).
- * Returns the removed record or nil.
+ * Returns {removed record, earlier node ids space-separated} or nil.
  */
 export const EXPIRE = `${HELPERS}
 local record = redis.call('HGET', KEYS[2], ARGV[1])
 local participant = record and cjson.decode(record)
 if participant and participant.status == 'allocated' then
   if participant.expiresAtMs > tonumber(ARGV[3]) then return nil end
+  local earlier = redis.call('HGET', KEYS[10], ARGV[1]) or ''
   removeParticipant(ARGV[1], participant.nodeId, ARGV[2], ARGV[4])
-  return record
+  return {record, earlier}
 end
 redis.call('ZREM', KEYS[4], ARGV[2])
 return nil

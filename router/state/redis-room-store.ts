@@ -6,6 +6,7 @@ import * as scripts from './redis-room-scripts.ts';
 import type {
   AllocateInput,
   AllocateOutcome,
+  ExpiredAllocation,
   MarkJoinedOutcome,
   MovePlan,
   P2pAllocateInput,
@@ -196,8 +197,8 @@ export class RedisRoomStore implements RoomStore {
     return fields ? toRoomRecord(roomId, fields) : null;
   }
 
-  async expireAllocations(nowMs: number): Promise<Array<{ roomId: string; participant: ParticipantRecord }>> {
-    const expired: Array<{ roomId: string; participant: ParticipantRecord }> = [];
+  async expireAllocations(nowMs: number): Promise<ExpiredAllocation[]> {
+    const expired: ExpiredAllocation[] = [];
     try {
       for (;;) {
         const members = await redisCall(() => this.redis.zrangebyscore(this.keys.pending, '-inf', nowMs, 'LIMIT', 0, SCAN_BATCH));
@@ -208,8 +209,10 @@ export class RedisRoomStore implements RoomStore {
           return roomId;
         });
         const records = members.length === 0 ? [] : await execAll(pipeline);
-        for (const [i, record] of records.entries()) {
-          if (record) expired.push({ roomId: roomIds[i]!, participant: decodeParticipant(record as string) });
+        for (const [i, reply] of records.entries()) {
+          if (!reply) continue;
+          const [record, earlier] = reply as [string, string];
+          expired.push({ roomId: roomIds[i]!, participant: decodeParticipant(record), earlierNodeIds: nodeIdList(earlier) });
         }
         if (members.length < SCAN_BATCH) return expired;
       }

@@ -127,6 +127,12 @@ export type AllocateOutcome =
   /** An admin removed this participant at or after its grant was issued. */
   | { status: 'kicked' };
 
+export interface ExpiredAllocation {
+  roomId: string;
+  participant: ParticipantRecord;
+  earlierNodeIds: string[];
+}
+
 /**
  * `joined`: the allocation is current, now marked joined; `earlierNodeIds` are the other nodes this
  * participant held allocations on since it last joined (their sessions are to close). Not current:
@@ -171,8 +177,11 @@ export interface RoomStore {
   planMoves(roomId: string, expectedVersion: number, plans: MovePlan[], nowMs: number): Promise<number | null>;
   /** Changes the room's home if its epoch is still `expectedEpoch`; returns null on a lost race. */
   rehome(roomId: string, expectedEpoch: number, home: { region: string; nodeId: string }): Promise<RoomRecord | null>;
-  /** Removes every 'allocated' participant whose expiry has passed; returns them with their room. */
-  expireAllocations(nowMs: number): Promise<Array<{ roomId: string; participant: ParticipantRecord }>>;
+  /**
+   * Removes every 'allocated' participant whose expiry has passed; returns them with their room and
+   * their earlier nodes (see MarkJoinedOutcome: sessions there no longer hold a current allocation).
+   */
+  expireAllocations(nowMs: number): Promise<ExpiredAllocation[]>;
   /** Participants (allocated + joined) counted per node. */
   nodeCounts(): Promise<Map<string, number>>;
   listRoomIds(): Promise<string[]>;

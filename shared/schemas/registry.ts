@@ -140,16 +140,18 @@ export const ParticipantEventAnswer = Type.Object(
 export type ParticipantEventAnswer = Static<typeof ParticipantEventAnswer>;
 
 /**
- * Router → agent (signed): close this participant's session on that node, with the `removed` event
- * (final: the client does not reconnect or allocate again). `removed`: an admin removed the
- * participant (every session of it closes); `replaced`: a newer allocation of the participant joined
- * elsewhere, so a session holding any other allocation than `keepAllocationId` closes.
+ * Router → agent (signed): close this participant's session on that node. `removed`: an admin
+ * removed the participant (every session of it closes); `replaced`: a newer allocation of the
+ * participant joined elsewhere, so a session holding any other allocation than `keepAllocationId`
+ * closes — both with the final `removed` event. `expired`: the allocation that replaced this
+ * session's expired unjoined, so the session holds no current allocation: it closes with `moved`
+ * (allocate again, to be counted).
  */
 export const CloseSessionRequest = Type.Object(
   {
     roomId: Id,
     participantId: Id,
-    reason: Type.Union([Type.Literal('removed'), Type.Literal('replaced')]),
+    reason: Type.Union([Type.Literal('removed'), Type.Literal('replaced'), Type.Literal('expired')]),
     keepAllocationId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   },
   { additionalProperties: false },

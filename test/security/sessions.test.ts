@@ -17,6 +17,8 @@ import { type RunningRouter, cleanupNamespaces, startRouter, testConfig } from '
 const GRANT_KEY: TokenKey = { kid: 'app-1', secret: 'security-sessions-grant-secret-0123456789' };
 const GRANT_AUDIENCE = 'geo-sfu';
 const OVERLAP_MS = 1_000;
+/** Allocations not joined within this expire (short, for the test of an unjoined replacement). */
+const ALLOCATION_TTL_MS = 2_000;
 const NODES = ['west-1', 'west-2', 'west-3'];
 const LATENCIES = { 'us-west': 20, 'us-east': 70, 'eu-west': 140, apac: 170 };
 
@@ -28,7 +30,7 @@ const grant = (roomId: string, participantId: string, nowMs = Date.now()) =>
   createGrant({ key: GRANT_KEY, issuer: 'security-test', audience: GRANT_AUDIENCE, roomId, participantId, ttlSeconds: 600, nowMs });
 
 beforeAll(async () => {
-  router = await startRouter(testConfig('memory', { grantKeys: [GRANT_KEY], requireAuth: true, sessionOverlapMs: OVERLAP_MS, rebalance: false }));
+  router = await startRouter(testConfig('memory', { grantKeys: [GRANT_KEY], requireAuth: true, sessionOverlapMs: OVERLAP_MS, allocationTtlMs: ALLOCATION_TTL_MS, rebalance: false }));
   for (const agentId of NODES) {
     const agent = await agents.start(
       signalingConfig(router.url, { agentId, clusterSecret: router.config.clusterSecret, tokenKeys: router.config.tokenKeys, heartbeatIntervalMs: 200, resumeGraceMs: 2_000 }),
@@ -178,6 +180,7 @@ describe('row 3: one live session per participant, and kicks that bite', () => {
     // The last join report is on its way; the overlap counts from it.
     await waitFor('older sessions closed after the overlap', () => livePeers('multi', 'mallory').length <= 1, OVERLAP_MS + 5_000);
     const after = livePeers('multi', 'mallory');
+    await Promise.all(sessions.slice(0, -1).map((s) => s.disconnected));
     const removed = sessions.map((s) => s.events.find((e) => e.event === 'removed')?.msg ?? null);
     console.log(`sessions of one grant on ${used.length} nodes: ${atLastJoin} carrying media at the last join, ${after.length} after the ${OVERLAP_MS} ms overlap (${after.join(', ')}); removed events: ${JSON.stringify(removed)}`);
     expect(after).toEqual([newest.nodeId]);
@@ -186,6 +189,25 @@ describe('row 3: one live session per participant, and kicks that bite', () => {
     const state = await router.app.services.rooms.getRoom('multi');
     expect(state?.participants.map((p) => [p.participantId, p.nodeId])).toEqual([['mallory', newest.nodeId]]);
     await ok(newest.socket, 'leave', {});
+  });
+});
+
+describe('no session runs uncounted', () => {
+  it('a replacement allocation that expires unjoined closes the session it replaced (`moved`: allocate again)', async () => {
+    const g = grant('orphan', 'mallory');
+    const first = await allocateWith(g, 'orphan', 'mallory');
+    const live = await joinAndPublish(first.body, 0x4001);
+    await routerJoined('orphan', 'mallory');
+    const replacement = await allocateWith(g, 'orphan', 'mallory', [first.body.node.id]);
+    expect(replacement.status).toBe(200);
+    // Never joined: it expires, and the router counts nobody for mallory.
+    const disconnect = await Promise.race([live.disconnected, new Promise((r) => setTimeout(() => r('still connected'), ALLOCATION_TTL_MS + 5_000))]);
+    const state = await router.app.services.rooms.getRoom('orphan');
+    console.log(`replacement expired unjoined: older session ${String(disconnect)}; events ${JSON.stringify(live.events.map((e) => [e.event, e.msg]))}`);
+    expect(disconnect).toBe('io server disconnect');
+    expect(live.events.map((e) => [e.event, e.msg])).toEqual([['moved', { reason: 'allocation_not_current', excludeNodeIds: [] }]]);
+    expect(state?.participants ?? []).toEqual([]);
+    expect(livePeers('orphan', 'mallory')).toEqual([]);
   });
 });
 

@@ -230,7 +230,7 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       expect(await store.markJoined('r2', 'carol', 'alloc-carol')).toEqual(JOINED);
 
       expect(await store.expireAllocations(T0 + TTL_MS - 1)).toEqual([]);
-      expect(await store.expireAllocations(T0 + TTL_MS)).toEqual([{ roomId: 'r1', participant: participant('alice', 'us-east-1') }]);
+      expect(await store.expireAllocations(T0 + TTL_MS)).toEqual([{ roomId: 'r1', participant: participant('alice', 'us-east-1'), earlierNodeIds: [] }]);
       expect(await store.nodeCounts()).toEqual(new Map([['us-east-1', 1], ['us-east-2', 1]]));
 
       const expired = await store.expireAllocations(T0 + 100 * TTL_MS);
@@ -245,7 +245,15 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       const renewed = participant('alice', 'us-east-1', { allocationId: 'alloc-2', expiresAtMs: T0 + 3 * TTL_MS });
       expectOk(await store.allocate(allocation('r1', renewed, { expectedHomeRegion: 'us-east' })));
       expect(await store.expireAllocations(T0 + 2 * TTL_MS)).toEqual([]);
-      expect(await store.expireAllocations(T0 + 3 * TTL_MS)).toEqual([{ roomId: 'r1', participant: renewed }]);
+      expect(await store.expireAllocations(T0 + 3 * TTL_MS)).toEqual([{ roomId: 'r1', participant: renewed, earlierNodeIds: [] }]);
+    });
+
+    it('an allocation that replaced a joined one and expires hands out the earlier node', async () => {
+      expectOk(await store.allocate(allocation('r1', participant('alice', 'us-east-1'))));
+      expect(await store.markJoined('r1', 'alice', 'alloc-alice')).toEqual(JOINED);
+      const unjoined = participant('alice', 'us-east-2', { allocationId: 'alloc-2' });
+      expectOk(await store.allocate(allocation('r1', unjoined, { expectedHomeRegion: 'us-east' })));
+      expect(await store.expireAllocations(T0 + TTL_MS)).toEqual([{ roomId: 'r1', participant: unjoined, earlierNodeIds: ['us-east-1'] }]);
     });
 
     it('removes a participant, only the named allocation when one is given', async () => {
