@@ -61,8 +61,10 @@ end
  * Checks everything before writing anything. The participant's rebalancing plan, if any, is used up.
  */
 export const ALLOCATE = `${HELPERS}
-local kickedAt = redis.call('HGET', KEYS[9], ARGV[5])
-if kickedAt and ARGV[13] ~= '' and tonumber(ARGV[13]) <= tonumber(kickedAt) then return {'kicked'} end
+if ARGV[13] ~= '' then
+  local kickedAt = redis.call('HGET', KEYS[9], ARGV[5])
+  if kickedAt and tonumber(ARGV[13]) <= tonumber(kickedAt) then return {'kicked'} end
+end
 if redis.call('EXISTS', KEYS[7]) == 1 then return {'p2p'} end
 local room = redis.call('HMGET', KEYS[1], 'home', 'homeNode', 'epoch', 'createdAt', 'version')
 local version = room[5] or '0'
@@ -83,12 +85,15 @@ if not room[1] then
 end
 redis.call('PERSIST', KEYS[1])
 if previousNode then releaseNode(KEYS[3], previousNode) end
-local earlier = {}
-for id in string.gmatch(redis.call('HGET', KEYS[10], ARGV[5]) or '', '%S+') do
-  if id ~= ARGV[7] and id ~= previousNode then earlier[#earlier + 1] = id end
+local known = previous and redis.call('HGET', KEYS[10], ARGV[5])
+if known or (previousNode and previousNode ~= ARGV[7]) then
+  local earlier = {}
+  for id in string.gmatch(known or '', '%S+') do
+    if id ~= ARGV[7] and id ~= previousNode then earlier[#earlier + 1] = id end
+  end
+  if previousNode and previousNode ~= ARGV[7] then earlier[#earlier + 1] = previousNode end
+  if #earlier > 0 then redis.call('HSET', KEYS[10], ARGV[5], table.concat(earlier, ' ')) else redis.call('HDEL', KEYS[10], ARGV[5]) end
 end
-if previousNode and previousNode ~= ARGV[7] then earlier[#earlier + 1] = previousNode end
-if #earlier > 0 then redis.call('HSET', KEYS[10], ARGV[5], table.concat(earlier, ' ')) else redis.call('HDEL', KEYS[10], ARGV[5]) end
 redis.call('HINCRBY', KEYS[3], ARGV[7], 1)
 redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
 redis.call('HDEL', KEYS[8], ARGV[5])
