@@ -14,6 +14,7 @@ import { cascadeOptionsFromConfig, registerCascade, type AgentCascadeDeps, type 
 // --- signaling (SFU + socket.io) ---
 import type { AgentSfu } from './sfu.ts';
 import { SignalingServer } from './signaling/server.ts';
+import { closeSessionRoute } from './signaling/close-route.ts';
 import { moveRoute } from './signaling/move-route.ts';
 // --- end signaling ---
 
@@ -87,6 +88,7 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   if (sfu) {
     const server = new SignalingServer({ httpServer: app.server, sfu, config, controller, logger: app.log, now });
     await app.register(moveRoute, { signaling: server, clusterSecret: config.clusterSecret, signedRequestWindowMs: config.signedRequestWindowMs, now });
+    await app.register(closeSessionRoute, { signaling: server, clusterSecret: config.clusterSecret, signedRequestWindowMs: config.signedRequestWindowMs, now });
     app.addHook('preClose', async () => server.close());
     app.addHook('onClose', async () => sfu.close());
     signaling = server;

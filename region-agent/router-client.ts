@@ -1,6 +1,6 @@
 import { FormatRegistry } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { type Heartbeat, HeartbeatAck, type NodeRegistration, type ParticipantEvent } from '../shared/schemas/index.ts';
+import { type Heartbeat, HeartbeatAck, type NodeRegistration, type ParticipantEvent, ParticipantEventAnswer } from '../shared/schemas/index.ts';
 import { signedCall } from '../shared/signed-http.ts';
 
 // Value.Check refuses a string format it does not know: HeartbeatAck.alerts[].since is a date-time.
@@ -43,11 +43,20 @@ export class RouterClient {
     if (res.statusCode !== 204 && res.statusCode !== 200) throw new RouterCallError(path, res.statusCode, describe(res.body));
   }
 
-  /** A participant joined or left this node (the router answers 204; 404 when the allocation is not current). */
-  async participantEvent(event: ParticipantEvent): Promise<void> {
+  /** A participant joined this node: the router answers whether its allocation is current. */
+  async participantJoined(event: Omit<ParticipantEvent, 'event'>): Promise<ParticipantEventAnswer> {
     const path = '/v1/nodes/participant-event';
-    const res = await this.#call(path, event);
-    if (res.statusCode !== 204 && res.statusCode !== 200) throw new RouterCallError(path, res.statusCode, describe(res.body));
+    const res = await this.#call(path, { ...event, event: 'joined' });
+    if (res.statusCode !== 200) throw new RouterCallError(path, res.statusCode, describe(res.body));
+    if (!Value.Check(ParticipantEventAnswer, res.body)) throw new RouterCallError(path, res.statusCode, 'body is not a ParticipantEventAnswer');
+    return res.body;
+  }
+
+  /** A participant left this node (the router answers 204). */
+  async participantLeft(event: Omit<ParticipantEvent, 'event'>): Promise<void> {
+    const path = '/v1/nodes/participant-event';
+    const res = await this.#call(path, { ...event, event: 'left' });
+    if (res.statusCode !== 204) throw new RouterCallError(path, res.statusCode, describe(res.body));
   }
 
   async #ackCall(path: string, body: unknown): Promise<HeartbeatAck> {

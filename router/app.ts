@@ -33,6 +33,7 @@ import { type LeaderLease, LocalLeaderLease } from './state/leader-lease.ts';
 import type { NodeRegistryStore, RoomStore, SessionLog } from './state/types.ts';
 import { Rehomer } from './operations/rehomer.ts';
 import { Rebalancer } from './operations/rebalancer.ts';
+import { SessionCloser } from './operations/session-closer.ts';
 
 export interface RouterDeps {
   config: GeoSfuConfig;
@@ -61,6 +62,8 @@ export interface RouterServices {
   scaling: ScalingManager;
   quality: QualityMonitor;
   rebalancer: Rebalancer;
+  /** Closes participants' sessions on their agents (admin removal, replaced sessions). */
+  sessionCloser: SessionCloser;
   metrics: RouterMetrics;
   /** The P2P fallback's signaling relay (null when GEO_SFU_P2P_FALLBACK is off). */
   p2pRelay: P2pRelay | null;
@@ -170,7 +173,15 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
       now,
     });
   }
-  const sweeper = new ExpirySweeper({ rooms: deps.rooms, sessions: deps.sessions, now, isLeader, onExpired: (n) => metrics.expiredAllocations.inc(n) });
+  const sessionCloser = new SessionCloser({ config, registry, log: app.log });
+  const sweeper = new ExpirySweeper({
+    rooms: deps.rooms,
+    sessions: deps.sessions,
+    now,
+    isLeader,
+    onExpired: (n) => metrics.expiredAllocations.inc(n),
+    onOrphanedSessions: (roomId, participantId, nodeIds) => void sessionCloser.closeOn(nodeIds, { roomId, participantId, reason: 'expired' }),
+  });
   const rehomer = new Rehomer(
     { registry, rooms: deps.rooms, isLeader, onRehome: () => metrics.rehomes.inc() },
     config.regions.map((r) => r.id),
@@ -195,7 +206,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     if (allocator.journalSize() > 0) allocator.replayJournal().catch(() => 0);
   }, 250);
   replayTimer.unref();
-  app.decorate('services', { config, credentials, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, rebalancer, metrics, p2pRelay, isLeader, now });
+  app.decorate('services', { config, credentials, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, rebalancer, sessionCloser, metrics, p2pRelay, isLeader, now });
 
   await app.register(errorReplies);
   // Security headers; no CSP, since the router serves JSON and the interactive docs' own assets.
@@ -232,6 +243,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   app.addHook('onClose', async () => {
     clearInterval(rehomeTimer);
     clearInterval(replayTimer);
+    sessionCloser.close();
     await Promise.all([sweeper.stop(), scaling.stop(), quality.stop(), rebalancer.close()]);
     registry.stop();
     await prober.close();

@@ -43,7 +43,8 @@ export function requireAdmin(admin: CredentialHashes) {
 /** Who is calling /allocate: a server with the API key, a browser with a grant, or nobody known. */
 export type AllocateCaller =
   | { kind: 'api-key' }
-  | { kind: 'grant'; participantId: string; permissions: Permissions }
+  /** `issuedAtMs`: the grant's `iat` (an admin removal refuses grants issued at or before it). */
+  | { kind: 'grant'; participantId: string; permissions: Permissions; issuedAtMs: number }
   | { kind: 'anonymous' };
 
 /**
@@ -67,7 +68,7 @@ export function allocateCaller(
         room: body.roomId,
         sub: body.participantId,
       });
-      return { kind: 'grant', participantId: grant.sub, permissions: grant.perm };
+      return { kind: 'grant', participantId: grant.sub, permissions: grant.perm, issuedAtMs: grant.iat * 1000 };
     } catch (err) {
       if (err instanceof TokenError && err.reason === 'WRONG_BINDING') throw new ForbiddenError(`grant does not allow this: ${err.message}`);
       throw new UnauthorizedError(`grant refused: ${(err as Error).message}`, 'BAD_GRANT');

@@ -36,7 +36,7 @@ export class SignalingError extends Error {
 }
 
 /** Connect errors after which the same credential will never work on that node. */
-const FATAL_CONNECT_CODES = new Set(['RESUME_INVALID', 'RESUME_EXPIRED', 'TOKEN_EXPIRED', 'TOKEN_WRONG_BINDING', 'TOKEN_BAD_SIGNATURE', 'TOKEN_UNKNOWN_KEY', 'TOKEN_MALFORMED', 'DRAINING', 'PROTOCOL_VERSION', 'BAD_AUTH', 'AUTH_REQUIRED']);
+const FATAL_CONNECT_CODES = new Set(['RESUME_INVALID', 'RESUME_EXPIRED', 'TOKEN_USED', 'TOKEN_EXPIRED', 'TOKEN_WRONG_BINDING', 'TOKEN_BAD_SIGNATURE', 'TOKEN_UNKNOWN_KEY', 'TOKEN_MALFORMED', 'DRAINING', 'PROTOCOL_VERSION', 'BAD_AUTH', 'AUTH_REQUIRED']);
 export const isFatalConnectError = (err: unknown): boolean => err instanceof SignalingError && FATAL_CONNECT_CODES.has(err.code);
 /** Request refusals every node would repeat (FORBIDDEN, a per-participant cap): not retried, no failover. */
 export const isFinalRequestError = (err: unknown): boolean => err instanceof SignalingError && FINAL_REQUEST_CODES.has(err.code as RequestErrorCode);
@@ -196,7 +196,7 @@ export class EdgeSession {
       auth: { protocolVersion: PROTOCOL_VERSION, ...auth },
     });
     this.#socket = socket;
-    const events: Array<keyof ServerEvents> = ['peerJoined', 'peerLeft', 'newProducer', 'producerClosed', 'producerPaused', 'producerResumed', 'consumerClosed', 'activeSpeaker', 'quality', 'moved'];
+    const events: Array<keyof ServerEvents> = ['peerJoined', 'peerLeft', 'newProducer', 'producerClosed', 'producerPaused', 'producerResumed', 'consumerClosed', 'activeSpeaker', 'quality', 'moved', 'removed'];
     for (const event of events) {
       socket.on(event, (msg: Parameters<ServerEvents[typeof event]>[0]) => {
         if (this.#socket === socket && !this.#closed) this.#hooks?.onEvent(event, msg);

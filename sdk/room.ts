@@ -63,6 +63,11 @@ export interface RoomEvents {
   transportState: { direction: 'send' | 'recv'; state: string; nodeId: string };
   /** A failure the SDK could not handle by itself (it keeps trying where that makes sense). */
   error: { error: Error; fatal: boolean };
+  /**
+   * The room is closed for good: `left`, `failover failed: …`, or (final, nothing is retried)
+   * `removed` (an admin removed this participant) / `replaced` (a newer session of this participant,
+   * e.g. on another device, carries its media now).
+   */
   closed: { reason: string };
 }
 
@@ -391,6 +396,16 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
     if (this.#closed) return;
     const current = session === this.#session;
     switch (event) {
+      case 'removed': {
+        const msg = raw as Msg<'removed'>;
+        // A session replaced while the SDK itself is moving to a newer one is just the old edge.
+        if (!current || (msg.reason === 'replaced' && this.#recovering)) return;
+        this.#closed = true;
+        this.#closeMesh();
+        void session.close({ leave: false });
+        this.emit('closed', { reason: msg.reason });
+        return;
+      }
       case 'moved': {
         const msg = raw as Msg<'moved'>;
         if (!current) return;

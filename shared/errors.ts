@@ -30,8 +30,8 @@ export class UnauthorizedError extends GeoSfuError {
 
 /** Valid credentials that do not allow this (a grant for another room). 403. */
 export class ForbiddenError extends GeoSfuError {
-  constructor(message: string, field?: string) {
-    super('FORBIDDEN', 403, message, field);
+  constructor(message: string, field?: string, code = 'FORBIDDEN') {
+    super(code, 403, message, field);
   }
 }
 

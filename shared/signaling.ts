@@ -234,6 +234,12 @@ export interface ServerEvents {
   quality: (msg: { peerId: string; packetLoss: number; rttMs: number | null; jitterMs: number | null; bitrateBps: number }) => void;
   /** The router re-homed or migrated this participant: allocate again (or use `allocation`). */
   moved: (msg: { reason: string; excludeNodeIds: string[] }) => void;
+  /**
+   * Final: this participant's session is closed and must not come back (the server disconnects
+   * right after). `removed`: an admin removed the participant; `replaced`: a newer session of the
+   * same participant carries its media now.
+   */
+  removed: (msg: { reason: 'removed' | 'replaced' }) => void;
 }
 
 /** Client → server requests (each with an ack). */

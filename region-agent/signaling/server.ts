@@ -5,7 +5,7 @@ import type { types as ms } from 'mediasoup';
 import { Server, type Socket } from 'socket.io';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { Refusal } from '../../shared/errors.ts';
-import type { Heartbeat, HeartbeatAck, ParticipantQuality } from '../../shared/schemas/index.ts';
+import type { CloseSessionRequest, Heartbeat, HeartbeatAck, ParticipantEventAnswer, ParticipantQuality } from '../../shared/schemas/index.ts';
 import {
   type Ack,
   type PeerInfoMessage,
@@ -25,6 +25,7 @@ import { SfuError, type Peer, type PeerOrigin, type Room, type RoomCloseReason }
 import type { AgentController } from '../controller.ts';
 import { RouterClient } from '../router-client.ts';
 import type { AgentSfu } from '../sfu.ts';
+import { AdmittedAllocations } from './admitted-allocations.ts';
 import { PeerCaps, RequestLimiter, requestBurst } from './client-limits.ts';
 import { ConnectionLimiter } from './connection-limiter.ts';
 import { ResumeCredentials } from './credentials.ts';
@@ -50,6 +51,8 @@ interface Session {
   /** Router reports run in order (joined before left). */
   reports: Promise<void>;
   joinedReported: boolean;
+  /** Set while the router could not say whether the allocation is current: when to ask again. */
+  recheckTimer: NodeJS.Timeout | null;
   ended: boolean;
   /** Quality alerts already told to the client (`kind since`). */
   alerts: Set<string>;
@@ -74,6 +77,8 @@ export interface SignalingOptions {
 const MOVED_FLUSH_MS = 50;
 /** How long close() waits for the `left` reports of the sessions it ends. */
 const CLOSE_REPORT_WAIT_MS = 1_000;
+/** A session admitted while the router could not answer its `joined` report is asked about again after this many heartbeat intervals. */
+const JOIN_RECHECK_HEARTBEATS = 5;
 
 /**
  * The agent's socket.io signaling (see ./README.md): authenticates connections (join token or
@@ -89,6 +94,7 @@ export class SignalingServer {
   readonly #log: FastifyBaseLogger;
   readonly #now: () => number;
   readonly #credentials = new ResumeCredentials();
+  readonly #admitted = new AdmittedAllocations();
   readonly #limiter: ConnectionLimiter;
   readonly #requestLimiter: RequestLimiter<Socket>;
   readonly #caps: PeerCaps;
@@ -169,6 +175,21 @@ export class SignalingServer {
     return true;
   }
 
+  /**
+   * The router's signed call (see CloseSessionRequest): closes the session, with `removed` (admin
+   * removal, or a newer session of the participant joined elsewhere) or `moved` (its replacement
+   * expired: allocate again). With `keepAllocationId`, a session holding that allocation stays.
+   * False when no such session is open here.
+   */
+  closeSession(roomId: string, participantId: string, reason: CloseSessionRequest['reason'], keepAllocationId?: string): boolean {
+    const session = this.#sessions.get(sessionKey(roomId, participantId));
+    if (!session || session.ended || session.allocationId === keepAllocationId) return false;
+    this.#log.info({ roomId, participantId, reason }, 'session closed by the router');
+    if (reason === 'expired') this.#move(session, 'allocation_not_current', []);
+    else this.#remove(session, reason);
+    return true;
+  }
+
   /** Ends every session (reporting `left`), disconnects every client and stops the engine. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -214,6 +235,9 @@ export class SignalingServer {
       if (typeof v !== 'string' || v.length === 0 || v.length > 128) throw new Refusal('TOKEN_MALFORMED', `token claim ${field} is not an id`);
     }
     assertPermissionsClaim(claims.perm);
+    if (!this.#admitted.admit(claims.aid, claims.exp * 1000, this.#now())) {
+      throw new Refusal('TOKEN_USED', 'this join token opened a session already: a dropped session resumes with its resume credential, a new one needs a new allocation');
+    }
     socket.data = { claims };
   }
 
@@ -250,6 +274,7 @@ export class SignalingServer {
         queue: Promise.resolve(),
         reports: Promise.resolve(),
         joinedReported: false,
+        recheckTimer: null,
         ended: false,
         alerts: new Set(),
       };
@@ -297,6 +322,8 @@ export class SignalingServer {
     session.ended = true;
     if (session.graceTimer) clearTimeout(session.graceTimer);
     session.graceTimer = null;
+    if (session.recheckTimer) clearTimeout(session.recheckTimer);
+    session.recheckTimer = null;
     if (this.#sessions.get(session.key) === session) this.#sessions.delete(session.key);
     const peer = session.peer;
     session.peer = null;
@@ -325,24 +352,56 @@ export class SignalingServer {
     if (socket) setTimeout(() => socket.disconnect(true), MOVED_FLUSH_MS).unref();
   }
 
+  /** Final: `removed` to the client, then the session ends at once (its media stops) and the socket is disconnected. */
+  #remove(session: Session, reason: 'removed' | 'replaced'): void {
+    const socket = session.socket;
+    if (socket) this.#send(socket, 'removed', { reason });
+    session.socket = null;
+    // The router no longer counts this allocation: no `left` for it.
+    void this.#end(session, `removed: ${reason}`, false);
+    if (socket) setTimeout(() => socket.disconnect(true), MOVED_FLUSH_MS).unref();
+  }
+
+  /**
+   * Reports `joined` or `left` (in order, with retries). The answer to `joined` may close the
+   * session; when the router cannot answer (it or Redis is away) the session stays — fail open, as
+   * the router's degraded mode serves known rooms — and is asked about again after JOIN_RECHECK_HEARTBEATS.
+   */
   #report(session: Session, event: 'joined' | 'left'): void {
-    const body = { nodeId: this.#controller.nodeId, roomId: session.roomId, participantId: session.peerId, allocationId: session.allocationId, event };
+    const body = { nodeId: this.#controller.nodeId, roomId: session.roomId, participantId: session.peerId, allocationId: session.allocationId };
     session.reports = session.reports.then(async () => {
       for (let attempt = 1; attempt <= 3; attempt++) {
         try {
-          await this.#router.participantEvent(body);
+          if (event === 'left') await this.#router.participantLeft(body);
+          else this.#onJoinAnswer(session, await this.#router.participantJoined(body));
           return;
         } catch (err) {
           const status = (err as { statusCode?: number }).statusCode;
           // 4xx: the router will not take it however often we try.
-          if (attempt === 3 || (status !== undefined && status >= 400 && status < 500)) {
-            this.#log.warn({ ...body, err: (err as Error).message }, 'participant event not accepted by the router');
+          const refused = status !== undefined && status >= 400 && status < 500;
+          if (attempt === 3 || refused) {
+            this.#log.warn({ ...body, event, err: (err as Error).message }, 'participant event not accepted by the router');
+            if (event === 'joined' && !refused && !session.ended) {
+              session.recheckTimer = setTimeout(() => {
+                session.recheckTimer = null;
+                if (!session.ended) this.#report(session, 'joined');
+              }, JOIN_RECHECK_HEARTBEATS * this.#config.heartbeatIntervalMs);
+              session.recheckTimer.unref();
+            }
             return;
           }
           await new Promise((r) => setTimeout(r, 200 * attempt));
         }
       }
     });
+  }
+
+  /** Not current: replaced by a newer allocation or removed by an admin (final), or gone otherwise (allocate again). */
+  #onJoinAnswer(session: Session, answer: ParticipantEventAnswer): void {
+    if (answer.current || session.ended) return;
+    this.#log.info({ roomId: session.roomId, participantId: session.peerId, allocationId: session.allocationId, reason: answer.reason }, 'joined on an allocation that is not current');
+    if (answer.reason === 'replaced' || answer.reason === 'removed') this.#remove(session, answer.reason);
+    else this.#move(session, 'allocation_not_current', []);
   }
 
   // --- requests ---

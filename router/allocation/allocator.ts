@@ -1,5 +1,5 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
-import { BadRequestError, ConflictError, DependencyUnavailableError, NoCapacityError } from '../../shared/errors.ts';
+import { BadRequestError, ConflictError, DependencyUnavailableError, ForbiddenError, NoCapacityError } from '../../shared/errors.ts';
 import type { AllocateP2pResponse, AllocateRequest, AllocateResponse, AllocateSfuResponse, Candidate } from '../../shared/schemas/index.ts';
 import { type Permissions, signJoinToken, signRelayToken } from '../../shared/tokens.ts';
 import { P2P_RELAY_PATH } from '../../shared/p2p-relay.ts';
@@ -73,8 +73,12 @@ export class Allocator {
     this.#clientRttModel = { baseRttMs: config.geoBaseRttMs, msPerKm: config.geoMsPerKm, defaultRttMs: config.defaultClientRttMs };
   }
 
-  /** `permissions` (the grant's, or what an API caller asked: see allocationPermissions) travel in the join token for the SFU to enforce. */
-  async allocate(req: AllocateRequest, clientIp: string | null, permissions?: Permissions): Promise<AllocateResponse> {
+  /**
+   * `permissions` (the grant's, or what an API caller asked: see allocationPermissions) travel in the
+   * join token for the SFU to enforce; `grantIssuedAtMs` (the grant's iat) is refused when an admin
+   * removed the participant since.
+   */
+  async allocate(req: AllocateRequest, clientIp: string | null, permissions?: Permissions, grantIssuedAtMs?: number): Promise<AllocateResponse> {
     const { config, rooms, strategy, now } = this.deps;
     const started = performance.now();
     for (const region of Object.keys(req.latencies ?? {})) {
@@ -130,6 +134,7 @@ export class Allocator {
           nodeLimit: node.maxParticipants,
           roomLimit: config.maxRoomParticipants,
           nowMs,
+          ...(grantIssuedAtMs !== undefined ? { grantIssuedAtMs } : {}),
         });
       } catch (err) {
         if (!(err instanceof DependencyUnavailableError)) throw err;
@@ -143,6 +148,10 @@ export class Allocator {
       if (outcome.status === 'room_full') {
         this.deps.onDecision?.('refused', performance.now() - started);
         throw roomFull(req.roomId, config.maxRoomParticipants);
+      }
+      if (outcome.status === 'kicked') {
+        this.deps.onDecision?.('refused', performance.now() - started);
+        throw new ForbiddenError(`${req.participantId} was removed from room ${req.roomId} after this grant was issued: a new grant is needed`, undefined, 'KICKED');
       }
       if (outcome.status !== 'ok') {
         if (attempt >= MAX_PLACEMENT_ATTEMPTS) {

@@ -8,6 +8,11 @@ export interface ExpirySweeperDeps {
   /** Only the leader sweeps (the store would make a second sweeper harmless, but idle). */
   isLeader: () => boolean;
   onExpired?: (count: number) => void;
+  /**
+   * An expired allocation had replaced this participant's allocations on these nodes: their
+   * sessions hold no current allocation any more (the router does not count them) and are closed.
+   */
+  onOrphanedSessions?: (roomId: string, participantId: string, nodeIds: string[]) => void;
 }
 
 /**
@@ -30,7 +35,10 @@ export class ExpirySweeper {
     try {
       const nowMs = this.deps.now();
       const expired = await this.deps.rooms.expireAllocations(nowMs);
-      for (const { participant } of expired) this.deps.sessions.setStatus(participant.allocationId, 'expired', new Date(nowMs));
+      for (const { roomId, participant, earlierNodeIds } of expired) {
+        this.deps.sessions.setStatus(participant.allocationId, 'expired', new Date(nowMs));
+        if (earlierNodeIds.length > 0) this.deps.onOrphanedSessions?.(roomId, participant.participantId, earlierNodeIds);
+      }
       if (expired.length > 0) this.deps.onExpired?.(expired.length);
       return expired.length;
     } catch {

@@ -35,7 +35,7 @@ export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // Only server-side callers (API key) may speak for another client's IP; everyone else is
       // located by the address the request came from (X-Forwarded-For only via trustProxy).
       const clientIp = req.body.clientIp !== undefined && caller.kind === 'api-key' ? req.body.clientIp : req.ip;
-      return allocator.allocate(req.body, clientIp, allocationPermissions(caller, req.body.permissions));
+      return allocator.allocate(req.body, clientIp, allocationPermissions(caller, req.body.permissions), caller.kind === 'grant' ? caller.issuedAtMs : undefined);
     },
   );
 };

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { BadRequestError, NotFoundError } from '../../shared/errors.ts';
-import { ErrorBody, Heartbeat, HeartbeatAck, Id, NodeRegistration, ParticipantEvent, RoomNodesAnswer, RoomNodesQuery } from '../../shared/schemas/index.ts';
+import { BadRequestError } from '../../shared/errors.ts';
+import { ErrorBody, Heartbeat, HeartbeatAck, Id, NodeRegistration, ParticipantEvent, ParticipantEventAnswer, RoomNodesAnswer, RoomNodesQuery } from '../../shared/schemas/index.ts';
 import { requireSignature } from '../../shared/signed-http.ts';
 
 /** The agents' control API: every call is signed with the cluster secret. */
@@ -39,24 +39,30 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/v1/nodes/participant-event',
-    { preHandler: signed, schema: { hide: true, body: ParticipantEvent, response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } } },
+    {
+      preHandler: signed,
+      schema: { hide: true, body: ParticipantEvent, response: { 200: ParticipantEventAnswer, 204: Type.Null(), 400: ErrorBody, 401: ErrorBody } },
+    },
     async (req, reply) => {
       const { roomId, participantId, allocationId, event } = req.body;
       const at = new Date(now());
       if (app.services.allocator.journalEvent(allocationId, event)) {
         // An allocation made while Redis was away: the journal carries the event to Redis with it.
         sessions.setStatus(allocationId, event === 'joined' ? 'active' : 'ended', at);
-        return reply.status(204).send(null);
+        return event === 'joined' ? reply.status(200).send({ current: true }) : reply.status(204).send(null);
       }
       if (event === 'joined') {
-        if (!(await rooms.markJoined(roomId, participantId, allocationId))) {
-          throw new NotFoundError(`allocation ${allocationId} is not current for ${participantId} in ${roomId}`);
-        }
+        // `joined` answers whether the allocation is current (ParticipantEventAnswer); the agent
+        // closes a session that is not.
+        const outcome = await rooms.markJoined(roomId, participantId, allocationId);
+        if (outcome.status !== 'joined') return reply.status(200).send({ current: false, reason: outcome.status });
         sessions.setStatus(allocationId, 'active', at);
-      } else {
-        await rooms.removeParticipant(roomId, participantId, allocationId);
-        sessions.setStatus(allocationId, 'ended', at);
+        app.services.sessionCloser.closeReplacedLater(roomId, participantId, allocationId, outcome.earlierNodeIds);
+        app.services.rebalancer.schedule(roomId);
+        return reply.status(200).send({ current: true });
       }
+      await rooms.removeParticipant(roomId, participantId, allocationId);
+      sessions.setStatus(allocationId, 'ended', at);
       app.services.rebalancer.schedule(roomId);
       return reply.status(204).send(null);
     },

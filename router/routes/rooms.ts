@@ -39,16 +39,21 @@ export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       preHandler: requireAdmin(app.services.credentials.admin),
       schema: {
-        summary: 'Remove a participant (admin); releases its capacity and ends its session',
+        summary:
+          'Remove a participant (admin): releases its capacity, closes its sessions (`removed`, final) and refuses its grants issued until now (403 KICKED) for GEO_SFU_KICK_MEMORY_MS',
         params: Type.Object({ roomId: Id, participantId: Id }),
         response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody },
       },
     },
     async (req, reply) => {
-      const removed = await app.services.rooms.removeParticipant(req.params.roomId, req.params.participantId);
-      if (!removed) throw new NotFoundError(`participant ${req.params.participantId} is not in room ${req.params.roomId}`);
-      app.services.sessions.setStatus(removed.allocationId, 'ended', new Date(app.services.now()));
-      app.services.rebalancer.schedule(req.params.roomId);
+      const { roomId, participantId } = req.params;
+      const atMs = app.services.now();
+      const kicked = await app.services.rooms.kick(roomId, participantId, atMs, atMs + config.kickMemoryMs);
+      if (!kicked) throw new NotFoundError(`participant ${participantId} is not in room ${roomId}`);
+      app.services.sessions.setStatus(kicked.removed.allocationId, 'ended', new Date(atMs));
+      app.services.rebalancer.schedule(roomId);
+      // Its session, and any older one still within the overlap, close now (the agents answer within 1 s).
+      await app.services.sessionCloser.closeOn([kicked.removed.nodeId, ...kicked.earlierNodeIds], { roomId, participantId, reason: 'removed' });
       return reply.status(204).send(null);
     },
   );

@@ -2,6 +2,8 @@ import { compareParticipants } from './participants.ts';
 import type {
   AllocateInput,
   AllocateOutcome,
+  ExpiredAllocation,
+  MarkJoinedOutcome,
   MovePlan,
   P2pAllocateInput,
   P2pAllocateOutcome,
@@ -24,6 +26,8 @@ interface MemoryRoom {
   record: RoomRecord;
   participants: Map<string, ParticipantRecord>;
   plans: Map<string, MovePlan>;
+  /** Participant id → the other nodes it held allocations on since it last joined. */
+  earlierNodes: Map<string, string[]>;
   version: number;
   /** Set while the room has no participants: when its idle TTL started. */
   emptySinceMs: number | null;
@@ -39,6 +43,8 @@ export class MemoryRoomStore implements RoomStore {
   private readonly counts = new Map<string, number>();
   /** P2P rooms: room id → participant id → record (expired leases pruned when the room is read). */
   private readonly p2pRooms = new Map<string, Map<string, P2pParticipantRecord>>();
+  /** Admin removals: room id → participant id → when, and until when (store clock) it is remembered; outlives the room. */
+  private readonly kicks = new Map<string, Map<string, { atMs: number; untilMs: number }>>();
   /** The last room version handed out (see RoomStore). */
   private lastVersion = 0;
   private readonly roomIdleTtlMs: number;
@@ -57,6 +63,8 @@ export class MemoryRoomStore implements RoomStore {
 
   async allocate(input: AllocateInput): Promise<AllocateOutcome> {
     const { participant } = input;
+    const kick = this.liveKick(input.roomId, participant.participantId);
+    if (kick && input.grantIssuedAtMs !== undefined && input.grantIssuedAtMs <= kick.atMs) return { status: 'kicked' };
     if (this.liveP2p(input.roomId, input.nowMs)) return { status: 'p2p' };
     const existing = this.liveRoom(input.roomId);
     const homeMoved = existing !== undefined && existing.record.homeRegion !== input.expectedHomeRegion;
@@ -70,6 +78,10 @@ export class MemoryRoomStore implements RoomStore {
     const room = existing ?? this.pin(input);
     const previousVersion = room.version;
     if (previous) this.release(previous.nodeId);
+    const earlier = (room.earlierNodes.get(participant.participantId) ?? []).filter((id) => id !== participant.nodeId);
+    if (previous && previous.nodeId !== participant.nodeId && !earlier.includes(previous.nodeId)) earlier.push(previous.nodeId);
+    if (earlier.length > 0) room.earlierNodes.set(participant.participantId, earlier);
+    else room.earlierNodes.delete(participant.participantId);
     this.counts.set(participant.nodeId, this.countOn(participant.nodeId) + 1);
     room.participants.set(participant.participantId, copyParticipant(participant));
     room.plans.delete(participant.participantId);
@@ -78,11 +90,27 @@ export class MemoryRoomStore implements RoomStore {
     return { status: 'ok', room: { ...room.record }, replaced: previous, version: room.version, previousVersion };
   }
 
-  async markJoined(roomId: string, participantId: string, allocationId: string): Promise<boolean> {
-    const participant = this.liveRoom(roomId)?.participants.get(participantId);
-    if (participant?.allocationId !== allocationId) return false;
+  async markJoined(roomId: string, participantId: string, allocationId: string): Promise<MarkJoinedOutcome> {
+    const room = this.liveRoom(roomId);
+    const participant = room?.participants.get(participantId);
+    if (!room || !participant) return { status: this.liveKick(roomId, participantId) ? 'removed' : 'unknown' };
+    if (participant.allocationId !== allocationId) return { status: 'replaced' };
     participant.status = 'joined';
-    return true;
+    const earlierNodeIds = room.earlierNodes.get(participantId) ?? [];
+    room.earlierNodes.delete(participantId);
+    return { status: 'joined', earlierNodeIds };
+  }
+
+  async kick(roomId: string, participantId: string, atMs: number, untilMs: number): Promise<{ removed: ParticipantRecord; earlierNodeIds: string[] } | null> {
+    const room = this.liveRoom(roomId);
+    const participant = room?.participants.get(participantId);
+    if (!room || !participant) return null;
+    const earlierNodeIds = room.earlierNodes.get(participantId) ?? [];
+    this.remove(room, participant);
+    const kicks = this.kicks.get(roomId) ?? new Map<string, { atMs: number; untilMs: number }>();
+    kicks.set(participantId, { atMs, untilMs });
+    this.kicks.set(roomId, kicks);
+    return { removed: participant, earlierNodeIds };
   }
 
   async removeParticipant(roomId: string, participantId: string, allocationId?: string): Promise<ParticipantRecord | null> {
@@ -110,15 +138,22 @@ export class MemoryRoomStore implements RoomStore {
     return { ...room.record };
   }
 
-  async expireAllocations(nowMs: number): Promise<Array<{ roomId: string; participant: ParticipantRecord }>> {
-    const expired: Array<{ roomId: string; participant: ParticipantRecord }> = [];
+  async expireAllocations(nowMs: number): Promise<ExpiredAllocation[]> {
+    // The sweeper's round also forgets the kicks whose time is up (on the store's clock, as Redis's key expiry).
+    const clockMs = this.now();
+    for (const [roomId, kicks] of this.kicks) {
+      for (const [participantId, kick] of kicks) if (kick.untilMs <= clockMs) kicks.delete(participantId);
+      if (kicks.size === 0) this.kicks.delete(roomId);
+    }
+    const expired: ExpiredAllocation[] = [];
     for (const roomId of [...this.rooms.keys()]) {
       const room = this.liveRoom(roomId);
       if (!room) continue;
       for (const participant of room.participants.values()) {
         if (participant.status !== 'allocated' || participant.expiresAtMs > nowMs) continue;
+        const earlierNodeIds = room.earlierNodes.get(participant.participantId) ?? [];
         this.remove(room, participant);
-        expired.push({ roomId, participant });
+        expired.push({ roomId, participant, earlierNodeIds });
       }
     }
     return expired;
@@ -183,6 +218,13 @@ export class MemoryRoomStore implements RoomStore {
     this.rooms.clear();
     this.counts.clear();
     this.p2pRooms.clear();
+    this.kicks.clear();
+  }
+
+  /** A kick still remembered, on the store's clock (Redis expires the kicks key on its own). */
+  private liveKick(roomId: string, participantId: string): { atMs: number; untilMs: number } | undefined {
+    const kick = this.kicks.get(roomId)?.get(participantId);
+    return kick && kick.untilMs > this.now() ? kick : undefined;
   }
 
   /** The P2P room with its expired leases dropped; undefined (and forgotten) when none is left. */
@@ -216,6 +258,7 @@ export class MemoryRoomStore implements RoomStore {
       },
       participants: new Map(),
       plans: new Map(),
+      earlierNodes: new Map(),
       version: 0,
       emptySinceMs: null,
     };
@@ -226,6 +269,7 @@ export class MemoryRoomStore implements RoomStore {
   private remove(room: MemoryRoom, participant: ParticipantRecord): void {
     room.participants.delete(participant.participantId);
     room.plans.delete(participant.participantId);
+    room.earlierNodes.delete(participant.participantId);
     this.release(participant.nodeId);
     this.bump(room);
     if (room.participants.size === 0) room.emptySinceMs = this.now();

@@ -3,7 +3,9 @@
  * home, both take a node's last slot, or both win a re-home. Every script on one room takes the
  * same KEYS, built by RedisRoomStore: 1 room hash, 2 participants hash, 3 node counts hash,
  * 4 pending-expiry sorted set, 5 room-id set, 6 room-version counter, 7 P2P participants hash,
- * 8 rebalancing plans hash.
+ * 8 rebalancing plans hash, 9 kicks hash (participantId → when an admin removed it; the key expires
+ * with the latest kick's memory, independently of the room), 10 earlier-nodes hash (participantId →
+ * the other nodes it held allocations on since it last joined, space-separated: ids hold no space).
  *
  * A P2P room is its P2P participants hash alone (participantId → JSON P2pParticipantRecord with
  * `leaseUntilMs` and `status` as its first keys, rewritten in place like the status above). The
@@ -37,12 +39,14 @@ end
 local function removeParticipant(participantId, nodeId, member, idleTtlMs)
   redis.call('HDEL', KEYS[2], participantId)
   redis.call('HDEL', KEYS[8], participantId)
+  redis.call('HDEL', KEYS[10], participantId)
   releaseNode(KEYS[3], nodeId)
   redis.call('ZREM', KEYS[4], member)
   bumpVersion()
   if redis.call('EXISTS', KEYS[2]) == 0 then
     redis.call('PEXPIRE', KEYS[1], idleTtlMs)
     redis.call('DEL', KEYS[8])
+    redis.call('DEL', KEYS[10])
   end
 end
 `;
@@ -50,13 +54,19 @@ end
 /**
  * ARGV: roomId, proposedRegion, proposedNode, expectedHome ('' = the room was empty), participantId,
  * record, nodeId, pendingMember, expiresAtMs ('' = joined, nothing pending), nodeLimit, nowMs,
- * expectedVersion ('' = not checked), roomLimit ('0' = none; the participant's own record does not count).
+ * expectedVersion ('' = not checked), roomLimit ('0' = none; the participant's own record does not count),
+ * grantIssuedAtMs ('' = no grant).
  * Returns {'ok', home, homeNode, epoch, createdAt, version, previousVersion, replacedRecord|nil} |
  * {'stale', home, homeNode, epoch, createdAt, version, participants as HGETALL, plans as HGETALL}
- * ({'stale'} alone: no such room) | {'room_full'} | {'node_full'} | {'p2p'} (the room is in P2P mode). Checks
- * everything before writing anything. The participant's rebalancing plan, if any, is used up.
+ * ({'stale'} alone: no such room) | {'room_full'} | {'node_full'} | {'p2p'} (the room is in P2P mode) |
+ * {'kicked'}. Checks everything before writing anything. The participant's rebalancing plan, if any,
+ * is used up.
  */
 export const ALLOCATE = `${HELPERS}
+if ARGV[14] ~= '' then
+  local kickedAt = redis.call('HGET', KEYS[9], ARGV[5])
+  if kickedAt and tonumber(ARGV[14]) <= tonumber(kickedAt) then return {'kicked'} end
+end
 if redis.call('EXISTS', KEYS[7]) == 1 then return {'p2p'} end
 local room = redis.call('HMGET', KEYS[1], 'home', 'homeNode', 'epoch', 'createdAt', 'version')
 local version = room[5] or '0'
@@ -79,6 +89,15 @@ if not room[1] then
 end
 redis.call('PERSIST', KEYS[1])
 if previousNode then releaseNode(KEYS[3], previousNode) end
+local known = previous and redis.call('HGET', KEYS[10], ARGV[5])
+if known or (previousNode and previousNode ~= ARGV[7]) then
+  local earlier = {}
+  for id in string.gmatch(known or '', '%S+') do
+    if id ~= ARGV[7] and id ~= previousNode then earlier[#earlier + 1] = id end
+  end
+  if previousNode and previousNode ~= ARGV[7] then earlier[#earlier + 1] = previousNode end
+  if #earlier > 0 then redis.call('HSET', KEYS[10], ARGV[5], table.concat(earlier, ' ')) else redis.call('HDEL', KEYS[10], ARGV[5]) end
+end
 redis.call('HINCRBY', KEYS[3], ARGV[7], 1)
 redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
 redis.call('HDEL', KEYS[8], ARGV[5])
@@ -90,15 +109,40 @@ end
 return {'ok', room[1], room[2], room[3], room[4], bumpVersion(), version, previous}
 `;
 
-/** ARGV: participantId, allocationId, pendingMember. Returns 1 | 0. */
+/**
+ * ARGV: participantId, allocationId, pendingMember. Returns {'joined', earlier node ids
+ * space-separated} (handed out once) | {'replaced'} | {'removed'} | {'unknown'}.
+ */
 export const MARK_JOINED = `
 local record = redis.call('HGET', KEYS[2], ARGV[1])
-if not record or cjson.decode(record).allocationId ~= ARGV[2] then return 0 end
+if not record then
+  if redis.call('HEXISTS', KEYS[9], ARGV[1]) == 1 then return {'removed'} end
+  return {'unknown'}
+end
+if cjson.decode(record).allocationId ~= ARGV[2] then return {'replaced'} end
 if string.sub(record, 1, ${ALLOCATED_RECORD_HEAD.length}) == '${ALLOCATED_RECORD_HEAD}' then
   redis.call('HSET', KEYS[2], ARGV[1], '${JOINED_RECORD_HEAD}' .. string.sub(record, ${ALLOCATED_RECORD_HEAD.length + 1}))
   redis.call('ZREM', KEYS[4], ARGV[3])
 end
-return 1
+local earlier = redis.call('HGET', KEYS[10], ARGV[1]) or ''
+redis.call('HDEL', KEYS[10], ARGV[1])
+return {'joined', earlier}
+`;
+
+/**
+ * ARGV: participantId, pendingMember, idleTtlMs, atMs, untilMs. Removes the participant and records
+ * the kick (the kicks hash lives until the latest kick's untilMs). Returns {removed record, earlier
+ * node ids space-separated} or nil (nothing changed) when the participant is not in the room.
+ */
+export const KICK = `${HELPERS}
+local record = redis.call('HGET', KEYS[2], ARGV[1])
+if not record then return nil end
+local earlier = redis.call('HGET', KEYS[10], ARGV[1]) or ''
+removeParticipant(ARGV[1], cjson.decode(record).nodeId, ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[9], ARGV[1], ARGV[4])
+local expiresAt = redis.call('PEXPIRETIME', KEYS[9])
+if expiresAt < 0 or expiresAt < tonumber(ARGV[5]) then redis.call('PEXPIREAT', KEYS[9], ARGV[5]) end
+return {record, earlier}
 `;
 
 /** ARGV: participantId, allocationId ('' = any), pendingMember, idleTtlMs. Returns the removed record or nil. */
@@ -114,15 +158,16 @@ return record
 /**
  * ARGV: participantId, pendingMember, nowMs, idleTtlMs. Removes the participant if it is still an
  * allocation past its expiry (it may have joined or been re-allocated since the caller's scan).
- * Returns the removed record or nil.
+ * Returns {removed record, earlier node ids space-separated} or nil.
  */
 export const EXPIRE = `${HELPERS}
 local record = redis.call('HGET', KEYS[2], ARGV[1])
 local participant = record and cjson.decode(record)
 if participant and participant.status == 'allocated' then
   if participant.expiresAtMs > tonumber(ARGV[3]) then return nil end
+  local earlier = redis.call('HGET', KEYS[10], ARGV[1]) or ''
   removeParticipant(ARGV[1], participant.nodeId, ARGV[2], ARGV[4])
-  return record
+  return {record, earlier}
 end
 redis.call('ZREM', KEYS[4], ARGV[2])
 return nil

@@ -6,6 +6,8 @@ import * as scripts from './redis-room-scripts.ts';
 import type {
   AllocateInput,
   AllocateOutcome,
+  ExpiredAllocation,
+  MarkJoinedOutcome,
   MovePlan,
   P2pAllocateInput,
   P2pAllocateOutcome,
@@ -35,10 +37,12 @@ type AllocateReply =
   | ['stale', string, string, string, string, string, string[], string[]]
   | ['node_full']
   | ['room_full']
-  | ['p2p'];
+  | ['p2p']
+  | ['kicked'];
 interface RoomScripts {
   roomAllocate: Script;
   roomMarkJoined: Script;
+  roomKick: Script;
   roomRemove: Script;
   roomExpire: Script;
   roomRehome: Script;
@@ -50,7 +54,7 @@ interface RoomScripts {
 }
 
 /** Every room script takes the same KEYS (see redis-room-scripts.ts). */
-const ROOM_KEY_COUNT = 8;
+const ROOM_KEY_COUNT = 10;
 /** Expired allocations and room ids are processed this many per round trip. */
 const SCAN_BATCH = 500;
 
@@ -64,6 +68,8 @@ const SCAN_BATCH = 500;
  * - `P roomversion` counter the room versions are taken from
  * - `P room:{roomId}:p2p` hash: participantId → JSON P2pParticipantRecord while the room is P2P (expires with its latest lease)
  * - `P room:{roomId}:plans` hash: participantId → JSON MovePlan (live rebalancing)
+ * - `P room:{roomId}:kicks` hash: participantId → when an admin removed it (expires with the latest kick's memory)
+ * - `P room:{roomId}:earlier` hash: participantId → its earlier nodes, space-separated (see MarkJoinedOutcome)
  * Every change is one Lua script (EVALSHA through ioredis defineCommand).
  */
 export class RedisRoomStore implements RoomStore {
@@ -86,6 +92,7 @@ export class RedisRoomStore implements RoomStore {
     const redis = await connectRedis({ url: options.url, timeoutMs: options.timeoutMs, connectionName: 'geo-sfu:rooms', logger: options.logger });
     redis.defineCommand('roomAllocate', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.ALLOCATE });
     redis.defineCommand('roomMarkJoined', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.MARK_JOINED });
+    redis.defineCommand('roomKick', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.KICK });
     redis.defineCommand('roomRemove', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.REMOVE });
     redis.defineCommand('roomExpire', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.EXPIRE });
     redis.defineCommand('roomRehome', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.REHOME });
@@ -123,9 +130,12 @@ export class RedisRoomStore implements RoomStore {
         input.nowMs,
         input.expectedVersion ?? '',
         input.roomLimit,
+        input.grantIssuedAtMs ?? '',
       ),
     )) as AllocateReply;
     switch (reply[0]) {
+      case 'kicked':
+        return { status: 'kicked' };
       case 'node_full':
         return { status: 'node_full' };
       case 'room_full':
@@ -152,11 +162,18 @@ export class RedisRoomStore implements RoomStore {
     }
   }
 
-  async markJoined(roomId: string, participantId: string, allocationId: string): Promise<boolean> {
-    const joined = await redisCall(() =>
+  async markJoined(roomId: string, participantId: string, allocationId: string): Promise<MarkJoinedOutcome> {
+    const reply = (await redisCall(() =>
       this.redis.roomMarkJoined(...this.roomKeys(roomId), participantId, allocationId, pendingMember(roomId, participantId)),
-    );
-    return joined === 1;
+    )) as ['joined', string] | ['replaced' | 'removed' | 'unknown'];
+    return reply[0] === 'joined' ? { status: 'joined', earlierNodeIds: nodeIdList(reply[1]) } : { status: reply[0] };
+  }
+
+  async kick(roomId: string, participantId: string, atMs: number, untilMs: number): Promise<{ removed: ParticipantRecord; earlierNodeIds: string[] } | null> {
+    const reply = (await redisCall(() =>
+      this.redis.roomKick(...this.roomKeys(roomId), participantId, pendingMember(roomId, participantId), this.options.roomIdleTtlMs, atMs, untilMs),
+    )) as [string, string] | null;
+    return reply ? { removed: decodeParticipant(reply[0]), earlierNodeIds: nodeIdList(reply[1]) } : null;
   }
 
   async removeParticipant(roomId: string, participantId: string, allocationId?: string): Promise<ParticipantRecord | null> {
@@ -184,8 +201,8 @@ export class RedisRoomStore implements RoomStore {
     return fields ? toRoomRecord(roomId, fields) : null;
   }
 
-  async expireAllocations(nowMs: number): Promise<Array<{ roomId: string; participant: ParticipantRecord }>> {
-    const expired: Array<{ roomId: string; participant: ParticipantRecord }> = [];
+  async expireAllocations(nowMs: number): Promise<ExpiredAllocation[]> {
+    const expired: ExpiredAllocation[] = [];
     try {
       for (;;) {
         const members = await redisCall(() => this.redis.zrangebyscore(this.keys.pending, '-inf', nowMs, 'LIMIT', 0, SCAN_BATCH));
@@ -196,8 +213,10 @@ export class RedisRoomStore implements RoomStore {
           return roomId;
         });
         const records = members.length === 0 ? [] : await execAll(pipeline);
-        for (const [i, record] of records.entries()) {
-          if (record) expired.push({ roomId: roomIds[i]!, participant: decodeParticipant(record as string) });
+        for (const [i, reply] of records.entries()) {
+          if (!reply) continue;
+          const [record, earlier] = reply as [string, string];
+          expired.push({ roomId: roomIds[i]!, participant: decodeParticipant(record), earlierNodeIds: nodeIdList(earlier) });
         }
         if (members.length < SCAN_BATCH) return expired;
       }
@@ -299,6 +318,14 @@ export class RedisRoomStore implements RoomStore {
     return `${this.roomKey(roomId)}:plans`;
   }
 
+  private kicksKey(roomId: string): string {
+    return `${this.roomKey(roomId)}:kicks`;
+  }
+
+  private earlierNodesKey(roomId: string): string {
+    return `${this.roomKey(roomId)}:earlier`;
+  }
+
   /** The KEYS every room script takes, in the order redis-room-scripts.ts documents. */
   private roomKeys(roomId: string): string[] {
     return [
@@ -310,6 +337,8 @@ export class RedisRoomStore implements RoomStore {
       this.keys.versions,
       this.p2pKey(roomId),
       this.plansKey(roomId),
+      this.kicksKey(roomId),
+      this.earlierNodesKey(roomId),
     ];
   }
 }
@@ -322,6 +351,11 @@ function encodeParticipant(participant: ParticipantRecord): string {
 
 function decodeParticipant(json: string): ParticipantRecord {
   return JSON.parse(json) as ParticipantRecord;
+}
+
+/** The scripts' space-separated node id list. */
+function nodeIdList(ids: string): string[] {
+  return ids === '' ? [] : ids.split(' ');
 }
 
 function pendingMember(roomId: string, participantId: string): string {

@@ -76,6 +76,11 @@ export interface AllocateInput {
    */
   roomLimit: number;
   nowMs: number;
+  /**
+   * When the caller's grant was issued (its `iat`, ms); absent for API-key and anonymous callers.
+   * Refused ('kicked') when an admin removed the participant at or after it (see `kick`).
+   */
+  grantIssuedAtMs?: number;
 }
 
 /** A participant of a P2P fallback room (see RoomStore's P2P methods). */
@@ -125,7 +130,22 @@ export type AllocateOutcome =
    */
   | { status: 'stale'; current: RoomState | null }
   /** The room is in P2P fallback mode: end it (endP2p) before placing it on an SFU. */
-  | { status: 'p2p' };
+  | { status: 'p2p' }
+  /** An admin removed this participant at or after its grant was issued. */
+  | { status: 'kicked' };
+
+export interface ExpiredAllocation {
+  roomId: string;
+  participant: ParticipantRecord;
+  earlierNodeIds: string[];
+}
+
+/**
+ * `joined`: the allocation is current, now marked joined; `earlierNodeIds` are the other nodes this
+ * participant held allocations on since it last joined (their sessions are to close). Not current:
+ * `replaced` (a newer allocation of the participant), `removed` (an admin removed it), `unknown`.
+ */
+export type MarkJoinedOutcome = { status: 'joined'; earlierNodeIds: string[] } | { status: 'replaced' | 'removed' | 'unknown' };
 
 /**
  * Room versions: a room's version identifies its home and membership (who holds an allocation, on
@@ -139,13 +159,21 @@ export type AllocateOutcome =
 export interface RoomStore {
   getRoom(roomId: string): Promise<RoomState | null>;
   /**
-   * Atomically: pin the home if the room has none (first pin wins), check `expectedHomeRegion`,
-   * check and reserve capacity on the participant's node, and record the participant (replacing
-   * an earlier record of the same participant, whose reservation is released).
+   * Atomically: refuse a participant kicked since its grant, pin the home if the room has none
+   * (first pin wins), check `expectedHomeRegion`, check and reserve capacity on the participant's
+   * node, and record the participant (replacing an earlier record of the same participant, whose
+   * reservation is released and whose node joins the participant's earlier nodes).
    */
   allocate(input: AllocateInput): Promise<AllocateOutcome>;
-  /** Marks an allocation as joined (no expiry). False if that allocation is not current. */
-  markJoined(roomId: string, participantId: string, allocationId: string): Promise<boolean>;
+  /** Marks an allocation as joined (no expiry) and hands out its earlier nodes, once; or says why it is not current. */
+  markJoined(roomId: string, participantId: string, allocationId: string): Promise<MarkJoinedOutcome>;
+  /**
+   * Admin removal: removes the participant (whatever its allocation) and remembers the kick at
+   * `atMs` until `untilMs` (allocate refuses grants issued at or before it meanwhile; a store may
+   * remember it longer, never shorter). Null, and nothing recorded, when the participant is not in
+   * the room. `earlierNodeIds`: see MarkJoinedOutcome.
+   */
+  kick(roomId: string, participantId: string, atMs: number, untilMs: number): Promise<{ removed: ParticipantRecord; earlierNodeIds: string[] } | null>;
   /** Removes the participant (only the given allocation, when one is named); releases its reservation. */
   removeParticipant(roomId: string, participantId: string, allocationId?: string): Promise<ParticipantRecord | null>;
   /**
@@ -156,8 +184,11 @@ export interface RoomStore {
   planMoves(roomId: string, expectedVersion: number, plans: MovePlan[], nowMs: number): Promise<number | null>;
   /** Changes the room's home if its epoch is still `expectedEpoch`; returns null on a lost race. */
   rehome(roomId: string, expectedEpoch: number, home: { region: string; nodeId: string }): Promise<RoomRecord | null>;
-  /** Removes every 'allocated' participant whose expiry has passed; returns them with their room. */
-  expireAllocations(nowMs: number): Promise<Array<{ roomId: string; participant: ParticipantRecord }>>;
+  /**
+   * Removes every 'allocated' participant whose expiry has passed; returns them with their room and
+   * their earlier nodes (see MarkJoinedOutcome: sessions there no longer hold a current allocation).
+   */
+  expireAllocations(nowMs: number): Promise<ExpiredAllocation[]>;
   /** Participants (allocated + joined) counted per node. */
   nodeCounts(): Promise<Map<string, number>>;
   listRoomIds(): Promise<string[]>;

@@ -125,6 +125,42 @@ export const ParticipantEvent = Type.Object(
 export type ParticipantEvent = Static<typeof ParticipantEvent>;
 
 /**
+ * The router's answer to a `joined` report (200): whether the allocation is current for that
+ * participant. Not current: `replaced` (the participant allocated again since), `removed` (an admin
+ * removed it), `unknown` (it expired, left or its room was forgotten). The agent closes a session
+ * whose allocation is not current; an undetermined answer (503, timeout) admits it and asks again.
+ */
+export const ParticipantEventAnswer = Type.Object(
+  {
+    current: Type.Boolean(),
+    reason: Type.Optional(Type.Union([Type.Literal('replaced'), Type.Literal('removed'), Type.Literal('unknown')])),
+  },
+  { additionalProperties: false },
+);
+export type ParticipantEventAnswer = Static<typeof ParticipantEventAnswer>;
+
+/**
+ * Router → agent (signed): close this participant's session on that node. `removed`: an admin
+ * removed the participant (every session of it closes); `replaced`: a newer allocation of the
+ * participant joined elsewhere, so a session holding any other allocation than `keepAllocationId`
+ * closes — both with the final `removed` event. `expired`: the allocation that replaced this
+ * session's expired unjoined, so the session holds no current allocation: it closes with `moved`
+ * (allocate again, to be counted).
+ */
+export const CloseSessionRequest = Type.Object(
+  {
+    roomId: Id,
+    participantId: Id,
+    reason: Type.Union([Type.Literal('removed'), Type.Literal('replaced'), Type.Literal('expired')]),
+    keepAllocationId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+export type CloseSessionRequest = Static<typeof CloseSessionRequest>;
+
+export const CLOSE_SESSION_PATH = '/v1/signaling/close';
+
+/**
  * Router → agent (signed): live rebalancing moved this participant; its agent sends it `moved`
  * (reason `rebalance`) and keeps its session until it leaves (make-before-break). Only the named
  * allocation is moved: a participant that allocated again since is left alone.

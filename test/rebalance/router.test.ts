@@ -61,7 +61,7 @@ async function participantEvent(router: RunningRouter, body: { nodeId: string; r
 async function join(router: RunningRouter, roomId: string, participantId: string, latencies: Record<string, number>) {
   const res = await allocate(router.url, { roomId, participantId, latencies });
   expect(res.status, JSON.stringify(res.body)).toBe(200);
-  expect(await participantEvent(router, { nodeId: res.body.node.id, roomId, participantId, allocationId: res.body.allocationId, event: 'joined' })).toBe(204);
+  expect(await participantEvent(router, { nodeId: res.body.node.id, roomId, participantId, allocationId: res.body.allocationId, event: 'joined' })).toBe(200);
   return res.body;
 }
 

@@ -115,7 +115,7 @@ it('a known room keeps allocating during a Redis cut (same home, within the budg
   expect(r.app.services.allocator.journalSize()).toBe(5);
   const event = (participantId: string, allocationId: string, e: 'joined' | 'left') =>
     signedCall({ secret: config.clusterSecret, baseUrl: r.url, method: 'POST', path: '/v1/nodes/participant-event', body: { nodeId: 'us-west-1', roomId: 'known', participantId, allocationId, event: e }, timeoutMs: 2_000, nowMs: Date.now() });
-  expect((await event('c1', allocationIds[0]!, 'joined')).statusCode).toBe(204);
+  expect((await event('c1', allocationIds[0]!, 'joined')).statusCode).toBe(200);
   expect((await event('c2', allocationIds[1]!, 'left')).statusCode).toBe(204);
 
   proxy.restore();

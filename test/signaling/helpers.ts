@@ -6,7 +6,7 @@ import { type Agent, buildAgent } from '../../region-agent/app.ts';
 import { AgentSfu } from '../../region-agent/sfu.ts';
 import type { GeoSfuConfig, TokenKey } from '../../shared/config/index.ts';
 import { AJV_OPTIONS } from '../../shared/http.ts';
-import { Heartbeat, type HeartbeatAck, NodeRegistration, ParticipantEvent, type QualityAlert } from '../../shared/schemas/index.ts';
+import { Heartbeat, type HeartbeatAck, NodeRegistration, ParticipantEvent, type ParticipantEventAnswer, type QualityAlert } from '../../shared/schemas/index.ts';
 import { keepRawJsonBody, requireSignature } from '../../shared/signed-http.ts';
 import { type Ack, PROTOCOL_VERSION, type RequestName, type RequestPayload, type ResponseData } from '../../shared/signaling.ts';
 import { type JoinClaims, signJoinToken } from '../../shared/tokens.ts';
@@ -24,13 +24,21 @@ export interface SignalingRouter {
   refused: Array<{ path: string; statusCode: number }>;
   /** Returned in every heartbeat ack. */
   alerts: QualityAlert[];
+  /** The answer to a `joined` report; null: 503 (the router cannot tell, e.g. Redis away). */
+  joinAnswer: ParticipantEventAnswer | null;
   close(): Promise<void>;
 }
 
 export async function startSignalingRouter(secret: string): Promise<SignalingRouter> {
   const app: FastifyInstance = Fastify({ logger: false, ajv: AJV_OPTIONS });
   keepRawJsonBody(app);
-  const state = { participantEvents: [] as SignalingRouter['participantEvents'], heartbeats: [] as Heartbeat[], refused: [] as SignalingRouter['refused'], alerts: [] as QualityAlert[] };
+  const state = {
+    participantEvents: [] as SignalingRouter['participantEvents'],
+    heartbeats: [] as Heartbeat[],
+    refused: [] as SignalingRouter['refused'],
+    alerts: [] as QualityAlert[],
+    joinAnswer: { current: true } as ParticipantEventAnswer | null,
+  };
   app.addHook('preValidation', requireSignature(secret, 30_000));
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
     state.refused.push({ path: req.url, statusCode: err.statusCode ?? 500 });
@@ -44,7 +52,9 @@ export async function startSignalingRouter(secret: string): Promise<SignalingRou
   app.post('/v1/nodes/deregister', { schema: { body: Type.Object({ nodeId: Type.String() }) } }, async (_req, reply) => reply.code(204).send());
   app.post<{ Body: ParticipantEvent }>('/v1/nodes/participant-event', { schema: { body: ParticipantEvent } }, async (req, reply) => {
     state.participantEvents.push({ ...req.body, receivedAt: performance.now() });
-    return reply.code(204).send();
+    if (req.body.event === 'left') return reply.code(204).send();
+    if (state.joinAnswer === null) return reply.code(503).send({ error: { code: 'DEPENDENCY_UNAVAILABLE', message: 'Redis is away' } });
+    return reply.code(200).send(state.joinAnswer);
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;

@@ -13,6 +13,8 @@ export type RoomStoreHarnessFactory = (options: { roomIdleTtlMs: number }) => Pr
 
 const T0 = 1_700_000_000_000;
 const TTL_MS = 30_000;
+/** markJoined of a current allocation with no earlier nodes. */
+const JOINED = { status: 'joined', earlierNodeIds: [] };
 
 export function participant(participantId: string, nodeId: string, overrides: Partial<ParticipantRecord> = {}): ParticipantRecord {
   const region = nodeId.replace(/-\d+$/, '');
@@ -195,24 +197,71 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       expect(await store.nodeCounts()).toEqual(new Map([['us-east-2', 1]]));
     });
 
-    it('marks only the current allocation joined', async () => {
+    it('marks only the current allocation joined, and says why another is not current', async () => {
       expectOk(await store.allocate(allocation('r1', participant('alice', 'us-east-1'))));
-      expect(await store.markJoined('r1', 'alice', 'stale-allocation')).toBe(false);
-      expect(await store.markJoined('r1', 'nobody', 'alloc-nobody')).toBe(false);
-      expect(await store.markJoined('nope', 'alice', 'alloc-alice')).toBe(false);
-      expect(await store.markJoined('r1', 'alice', 'alloc-alice')).toBe(true);
-      expect(await store.markJoined('r1', 'alice', 'alloc-alice')).toBe(true);
+      expect(await store.markJoined('r1', 'alice', 'stale-allocation')).toEqual({ status: 'replaced' });
+      expect(await store.markJoined('r1', 'nobody', 'alloc-nobody')).toEqual({ status: 'unknown' });
+      expect(await store.markJoined('nope', 'alice', 'alloc-alice')).toEqual({ status: 'unknown' });
+      expect(await store.markJoined('r1', 'alice', 'alloc-alice')).toEqual(JOINED);
+      expect(await store.markJoined('r1', 'alice', 'alloc-alice')).toEqual(JOINED);
       expect((await store.getRoom('r1'))?.participants).toEqual([participant('alice', 'us-east-1', { status: 'joined' })]);
+    });
+
+    it('a newer allocation on another node hands out the earlier nodes once, at its join', async () => {
+      expectOk(await store.allocate(allocation('r1', participant('alice', 'us-east-1'))));
+      expect(await store.markJoined('r1', 'alice', 'alloc-alice')).toEqual(JOINED);
+      const second = participant('alice', 'us-east-2', { allocationId: 'alloc-2' });
+      expect(expectOk(await store.allocate(allocation('r1', second, { expectedHomeRegion: 'us-east' }))).replaced?.allocationId).toBe('alloc-alice');
+      // Replaced again before joining: both earlier nodes are handed out; the node it is on is not.
+      const third = participant('alice', 'us-east-3', { allocationId: 'alloc-3' });
+      expectOk(await store.allocate(allocation('r1', third, { expectedHomeRegion: 'us-east' })));
+      expect(await store.markJoined('r1', 'alice', 'alloc-2')).toEqual({ status: 'replaced' });
+      const joined = await store.markJoined('r1', 'alice', 'alloc-3');
+      expect(joined.status === 'joined' && [...joined.earlierNodeIds].sort()).toEqual(['us-east-1', 'us-east-2']);
+      expect(await store.markJoined('r1', 'alice', 'alloc-3')).toEqual(JOINED);
+      // Back on an earlier node: that node is not an earlier one any more.
+      const fourth = participant('alice', 'us-east-1', { allocationId: 'alloc-4' });
+      expectOk(await store.allocate(allocation('r1', fourth, { expectedHomeRegion: 'us-east' })));
+      expect(await store.markJoined('r1', 'alice', 'alloc-4')).toEqual({ status: 'joined', earlierNodeIds: ['us-east-3'] });
+    });
+
+    it('kick: removes the participant, refuses its grants issued until then, and is remembered until untilMs', async () => {
+      const alice = participant('alice', 'us-east-1');
+      expectOk(await store.allocate(allocation('r1', alice)));
+      expectOk(await store.allocate(allocation('r1', participant('bob', 'us-east-2'), { expectedHomeRegion: 'us-east' })));
+      expectOk(await store.allocate(allocation('r1', participant('alice', 'us-east-2', { allocationId: 'alloc-2' }), { expectedHomeRegion: 'us-east' })));
+      expect(await store.kick('r1', 'nobody', T0, T0 + 60_000)).toBeNull();
+      const kicked = await store.kick('r1', 'alice', T0 + 1_000, Date.now() + 60_000);
+      expect(kicked).toEqual({ removed: participant('alice', 'us-east-2', { allocationId: 'alloc-2' }), earlierNodeIds: ['us-east-1'] });
+      expect((await store.getRoom('r1'))?.participants.map((p) => p.participantId)).toEqual(['bob']);
+      expect(await store.nodeCounts()).toEqual(new Map([['us-east-2', 1]]));
+      expect(await store.markJoined('r1', 'alice', 'alloc-2')).toEqual({ status: 'removed' });
+      // A grant issued at or before the kick is refused, and changes nothing; a later one, or none (API key), is not.
+      const version = (await store.getRoom('r1'))!.version;
+      const again = (grantIssuedAtMs?: number) =>
+        store.allocate({ ...allocation('r1', participant('alice', 'us-east-1', { allocationId: `alloc-${grantIssuedAtMs ?? 'key'}` }), { expectedHomeRegion: 'us-east' }), ...(grantIssuedAtMs !== undefined ? { grantIssuedAtMs } : {}) });
+      expect(await again(T0)).toEqual({ status: 'kicked' });
+      expect(await again(T0 + 1_000)).toEqual({ status: 'kicked' });
+      expect((await store.getRoom('r1'))!.version).toBe(version);
+      expectOk(await again(T0 + 1_001));
+      expectOk(await again());
+      // Forgotten after untilMs.
+      expectOk(await store.allocate(allocation('r2', participant('carol', 'us-east-1'))));
+      expect(await store.kick('r2', 'carol', T0, Date.now() + 300)).not.toBeNull();
+      const carolAgain = { ...allocation('r2', participant('carol', 'us-east-1'), { expectedHomeRegion: 'us-east' }), grantIssuedAtMs: T0 };
+      expect(await store.allocate(carolAgain)).toEqual({ status: 'kicked' });
+      await sleep(400);
+      expectOk(await store.allocate(carolAgain));
     });
 
     it('expires allocations not joined in time and releases their reservations; joined ones stay', async () => {
       expectOk(await store.allocate(allocation('r1', participant('alice', 'us-east-1'))));
       expectOk(await store.allocate(allocation('r1', participant('bob', 'us-east-1', { expiresAtMs: T0 + 2 * TTL_MS }), { expectedHomeRegion: 'us-east' })));
       expectOk(await store.allocate(allocation('r2', participant('carol', 'us-east-2'))));
-      expect(await store.markJoined('r2', 'carol', 'alloc-carol')).toBe(true);
+      expect(await store.markJoined('r2', 'carol', 'alloc-carol')).toEqual(JOINED);
 
       expect(await store.expireAllocations(T0 + TTL_MS - 1)).toEqual([]);
-      expect(await store.expireAllocations(T0 + TTL_MS)).toEqual([{ roomId: 'r1', participant: participant('alice', 'us-east-1') }]);
+      expect(await store.expireAllocations(T0 + TTL_MS)).toEqual([{ roomId: 'r1', participant: participant('alice', 'us-east-1'), earlierNodeIds: [] }]);
       expect(await store.nodeCounts()).toEqual(new Map([['us-east-1', 1], ['us-east-2', 1]]));
 
       const expired = await store.expireAllocations(T0 + 100 * TTL_MS);
@@ -227,7 +276,15 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       const renewed = participant('alice', 'us-east-1', { allocationId: 'alloc-2', expiresAtMs: T0 + 3 * TTL_MS });
       expectOk(await store.allocate(allocation('r1', renewed, { expectedHomeRegion: 'us-east' })));
       expect(await store.expireAllocations(T0 + 2 * TTL_MS)).toEqual([]);
-      expect(await store.expireAllocations(T0 + 3 * TTL_MS)).toEqual([{ roomId: 'r1', participant: renewed }]);
+      expect(await store.expireAllocations(T0 + 3 * TTL_MS)).toEqual([{ roomId: 'r1', participant: renewed, earlierNodeIds: [] }]);
+    });
+
+    it('an allocation that replaced a joined one and expires hands out the earlier node', async () => {
+      expectOk(await store.allocate(allocation('r1', participant('alice', 'us-east-1'))));
+      expect(await store.markJoined('r1', 'alice', 'alloc-alice')).toEqual(JOINED);
+      const unjoined = participant('alice', 'us-east-2', { allocationId: 'alloc-2' });
+      expectOk(await store.allocate(allocation('r1', unjoined, { expectedHomeRegion: 'us-east' })));
+      expect(await store.expireAllocations(T0 + TTL_MS)).toEqual([{ roomId: 'r1', participant: unjoined, earlierNodeIds: ['us-east-1'] }]);
     });
 
     it('removes a participant, only the named allocation when one is given', async () => {
@@ -348,7 +405,7 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       const first = expectOk(await store.allocate(allocation('r1', participant('alice', 'us-east-1'))));
       seen.push(first.version);
       expect(await current()).toBe(first.version);
-      expect(await store.markJoined('r1', 'alice', 'alloc-alice')).toBe(true);
+      expect(await store.markJoined('r1', 'alice', 'alloc-alice')).toEqual(JOINED);
       expect(await current()).toBe(first.version);
       const second = expectOk(await store.allocate(allocation('r1', participant('bob', 'us-east-2'), { expectedHomeRegion: 'us-east' })));
       expect(second.previousVersion).toBe(first.version);
