@@ -17,7 +17,8 @@ import { OBJECT_PROTOTYPE_KEYS, RESERVED_NAMES, unexpectedErrors, until } from '
  * `constructor`, `toString`... and random keys of Object.prototype) as room ids, participant ids
  * and display names, through the whole path on a real embedded cluster — a router and two agents
  * in two regions 80 ms apart (a WAN profile), cascade between them: /allocate, socket.io join,
- * produce and consume (SDK with mediasoup-client's FakeHandler) across the cascade, a live
+ * produce (appData with reserved keys too) and consume (SDK with mediasoup-client's FakeHandler)
+ * across the cascade, a live
  * rebalancing that moves two participants, leave. Afterwards every process is alive, no process
  * counted an unexpected error, and real media (wrtc participants, reserved names again) flows
  * across the cascade.
@@ -65,7 +66,9 @@ afterAll(async () => {
 async function join(roomId: string, participantId: string, displayName: string, latencies: Record<string, number>): Promise<GeoSfuRoom> {
   const client = fakeMediaClient(embedded.routerUrl);
   const allocation = await client.allocate(roomId, participantId, { grant: grant(roomId, participantId), latencies });
-  const room = await client.join({ allocation, displayName, tracks: [fakeTrack('audio'), fakeTrack('video')] });
+  // Producers' appData with reserved keys too (JSON.parse makes `__proto__` an own key, as the wire does).
+  const appData = JSON.parse('{"__proto__":{"polluted":true},"constructor":"c","toString":"s"}') as Record<string, unknown>;
+  const room = await client.join({ allocation, displayName, tracks: (['audio', 'video'] as const).map((kind) => ({ track: fakeTrack(kind), options: { appData } })) });
   joined.push(room);
   return room;
 }
