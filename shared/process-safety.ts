@@ -45,8 +45,8 @@ export function unexpectedErrorsCounter(registry: Registry): Counter<'kind'> {
 /** Exit code after an uncaught exception (70: EX_SOFTWARE, an internal error). */
 export const UNCAUGHT_EXCEPTION_EXIT_CODE = 70;
 
-/** Installs the process-wide handlers; returns a function removing them. */
-export function installProcessSafety(options: ProcessSafetyOptions): () => void {
+/** Installs the process-wide handlers (once per process, at start). */
+export function installProcessSafety(options: ProcessSafetyOptions): void {
   const { name, logger, count } = options;
   const drainTimeoutMs = options.drainTimeoutMs ?? 5_000;
   let exiting = false;
@@ -65,25 +65,21 @@ export function installProcessSafety(options: ProcessSafetyOptions): () => void 
     // Non-zero even if the process ended by itself while closing.
     process.exitCode = UNCAUGHT_EXCEPTION_EXIT_CODE;
     logger.fatal({ err, drainTimeoutMs }, `${name}: uncaught exception; closing and exiting with code ${UNCAUGHT_EXCEPTION_EXIT_CODE}`);
-    const deadline = setTimeout(() => {
+    // Kept ref'd: when close() hangs, this ends the process and says why.
+    setTimeout(() => {
       logger.fatal({ drainTimeoutMs }, `${name}: not closed within ${drainTimeoutMs} ms; exiting`);
       process.exit(UNCAUGHT_EXCEPTION_EXIT_CODE);
     }, drainTimeoutMs);
-    options.close().then(
-      () => {
-        clearTimeout(deadline);
-        process.exit(UNCAUGHT_EXCEPTION_EXIT_CODE);
-      },
-      (closeErr: unknown) => {
-        logger.fatal({ err: closeErr }, `${name}: closing failed; exiting`);
-        process.exit(UNCAUGHT_EXCEPTION_EXIT_CODE);
-      },
-    );
+    Promise.resolve()
+      .then(options.close)
+      .then(
+        () => process.exit(UNCAUGHT_EXCEPTION_EXIT_CODE),
+        (closeErr: unknown) => {
+          logger.fatal({ err: closeErr }, `${name}: closing failed; exiting`);
+          process.exit(UNCAUGHT_EXCEPTION_EXIT_CODE);
+        },
+      );
   };
   process.on('unhandledRejection', onRejection);
   process.on('uncaughtException', onException);
-  return () => {
-    process.off('unhandledRejection', onRejection);
-    process.off('uncaughtException', onException);
-  };
 }
