@@ -10,13 +10,14 @@ import { loadConfig } from '../../shared/config/index.ts';
 import { DEFAULT_REGIONS } from '../../shared/regions.ts';
 import { fakeMediaClient, fakeTrack, GRANT_AUDIENCE, GRANT_KEY, waitHealthy } from '../sdk/helpers.ts';
 import { type Participant, startParticipant } from '../sdk/participants.ts';
+import { cleanupNamespaces, DATABASE_URL, REDIS_URL, runNamespace } from '../utils/router-harness.ts';
 import { OBJECT_PROTOTYPE_KEYS, RESERVED_NAMES, unexpectedErrors, until } from './helpers.ts';
 
 /**
  * Issue #14's property test: names that collide with Object.prototype (`__proto__`,
  * `constructor`, `toString`... and random keys of Object.prototype) as room ids, participant ids
- * and display names, through the whole path on a real embedded cluster — a router and two agents
- * in two regions 80 ms apart (a WAN profile), cascade between them: /allocate, socket.io join,
+ * and display names, through the whole path on a real embedded cluster — a router (real Redis and
+ * PostgreSQL) and two agents in two regions 80 ms apart (a WAN profile), cascade between them: /allocate, socket.io join,
  * produce (appData with reserved keys too) and consume (SDK with mediasoup-client's FakeHandler)
  * across the cascade, a live
  * rebalancing that moves two participants, leave. Afterwards every process is alive, no process
@@ -41,7 +42,12 @@ beforeAll(async () => {
   profileDir = mkdtempSync(path.join(tmpdir(), 'geo-sfu-reserved-'));
   const profile = path.join(profileDir, 'wan.json');
   writeFileSync(profile, JSON.stringify({ interRegionRttMs: { 'us-west': { 'eu-west': 80 } } }));
+  const ns = runNamespace();
   const env = {
+    REDIS_URL,
+    DATABASE_URL,
+    GEO_SFU_REDIS_PREFIX: ns.redisKeyPrefix,
+    GEO_SFU_PG_SCHEMA: ns.pgSchema,
     GEO_SFU_LOG_LEVEL: 'warn',
     GEO_SFU_REGIONS: JSON.stringify(REGIONS),
     GEO_SFU_PROBE_INTERVAL_MS: '250',
@@ -60,6 +66,7 @@ afterAll(async () => {
   await Promise.all(joined.map((r) => r.leave().catch(() => undefined)));
   await Promise.all(wrtc.map((p) => p.stop()));
   await embedded?.close();
+  await cleanupNamespaces();
   if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 });
 
