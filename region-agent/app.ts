@@ -1,6 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { type Counter, Registry } from 'prom-client';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
 import { CredentialHashes, parseCredentialHashes } from '../shared/credentials.ts';
+import { unexpectedErrorsCounter } from '../shared/process-safety.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
 import { serverTls } from '../shared/tls.ts';
 import { AgentController } from './controller.ts';
@@ -43,6 +45,8 @@ export interface AgentDeps {
 export interface Agent {
   app: FastifyInstance;
   controller: AgentController;
+  /** geo_sfu_unexpected_errors_total on this agent's /metrics (counted by the process, region-agent/run.ts). */
+  unexpectedErrors: Counter<'kind'>;
   /** Present when the agent runs an SFU. */
   signaling?: SignalingServer;
   /** Present when deps.cascade was given. */
@@ -82,7 +86,9 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   // --- cascade (region-agent/cascade/): signed /v1/cascade/* routes + pipes to the room's other nodes ---
   const cascade = deps.cascade ? await registerCascade(app, cascadeOptionsFromConfig(config, settings, deps.cascade, now)) : undefined;
   // --- end cascade ---
-  await app.register(metricsRoutes, { controller, ...(sfu ? { sfu } : {}), cascadeLinks: () => cascade?.links() ?? [] });
+  const metricsRegistry = new Registry();
+  const unexpectedErrors = unexpectedErrorsCounter(metricsRegistry);
+  await app.register(metricsRoutes, { registry: metricsRegistry, controller, ...(sfu ? { sfu } : {}), cascadeLinks: () => cascade?.links() ?? [] });
   // --- signaling (SFU + socket.io) ---
   let signaling: SignalingServer | undefined;
   if (sfu) {
@@ -94,5 +100,5 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
     signaling = server;
   }
   // --- end signaling ---
-  return { app, controller, ...(cascade ? { cascade } : {}), ...(signaling ? { signaling } : {}) };
+  return { app, controller, unexpectedErrors, ...(cascade ? { cascade } : {}), ...(signaling ? { signaling } : {}) };
 }

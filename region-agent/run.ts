@@ -8,6 +8,7 @@
  */
 import { loadConfig } from '../shared/config/index.ts';
 import { ConfigError } from '../shared/errors.ts';
+import { installProcessSafety } from '../shared/process-safety.ts';
 import { trustCaForOutgoingCalls } from '../shared/tls.ts';
 import { buildAgent } from './app.ts';
 import type { EndpointRewrite } from './cascade/index.ts';
@@ -21,7 +22,8 @@ async function start(rewriteRemoteEndpoint?: EndpointRewrite): Promise<void> {
   resolveAgentSettings(config); // a bad configuration stops the agent before workers start
   const sfu = await AgentSfu.create(config);
   // Rooms that span regions are piped to the other regions' nodes (region-agent/cascade/).
-  const { app, controller } = await buildAgent({ config, sfu, cascade: { rooms: sfu.rooms, ...(rewriteRemoteEndpoint ? { rewriteRemoteEndpoint } : {}) } });
+  const { app, controller, unexpectedErrors } = await buildAgent({ config, sfu, cascade: { rooms: sfu.rooms, ...(rewriteRemoteEndpoint ? { rewriteRemoteEndpoint } : {}) } });
+  installProcessSafety({ name: `region agent ${controller.nodeId}`, logger: app.log, count: (kind) => unexpectedErrors.inc({ kind }), close: () => app.close() });
   controller.once('close', () => process.exit(0));
 
   let signalled = false;

@@ -199,11 +199,11 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
       for (const m of d.moves) metrics.rebalanceMoves.inc({ result: m.told ? 'told' : 'not_told' });
     },
   });
-  const rehomeTimer = setInterval(() => void rehomer.tick().catch(() => 0), 500);
+  const rehomeTimer = setInterval(() => void rehomer.tick().catch((err: unknown) => app.log.warn({ err }, 'rehoming tick failed')), 500);
   rehomeTimer.unref();
   // Allocations made while Redis was away reach it soon after it is back, even with no new /allocate.
   const replayTimer = setInterval(() => {
-    if (allocator.journalSize() > 0) allocator.replayJournal().catch(() => 0);
+    if (allocator.journalSize() > 0) allocator.replayJournal().catch((err: unknown) => app.log.debug({ err }, 'degraded journal not replayed yet'));
   }, 250);
   replayTimer.unref();
   app.decorate('services', { config, credentials, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, rebalancer, sessionCloser, metrics, p2pRelay, isLeader, now });

@@ -5,6 +5,7 @@
  */
 import { pino } from 'pino';
 import { ConfigError } from '../shared/errors.ts';
+import { installProcessSafety } from '../shared/process-safety.ts';
 import { CONFIG_SPEC, loadConfig } from '../shared/config/index.ts';
 import { trustCaForOutgoingCalls } from '../shared/tls.ts';
 import { buildRouter } from './app.ts';
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
     ? new RedisLeaderLease({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs, ttlMs: config.leaderLeaseMs, logger, onChange: (leader) => logger.info({ leader }, 'leader lease') })
     : undefined;
   const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger, ...(lease ? { lease } : {}) });
+  installProcessSafety({ name: 'router', logger: app.log, count: (kind) => app.services.metrics.unexpectedErrors.inc({ kind }), close: () => app.close() });
   await app.listen({ host: config.routerHost, port: config.routerPort });
   app.log.info({ url: `${config.tlsCertFile === '' ? 'http' : 'https'}://${config.routerHost}:${(app.server.address() as { port: number }).port}` }, 'router listening');
 

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { unexpectedErrorsCounter } from '../shared/process-safety.ts';
 
 /**
  * The router's Prometheus metrics, on a registry of its own (tests run several routers in one
@@ -149,6 +150,7 @@ export function createRouterMetrics() {
       help: 'Allocations not followed by a join in time.',
       registers: [registry],
     }),
+    unexpectedErrors: unexpectedErrorsCounter(registry),
   };
 }
 

@@ -88,7 +88,8 @@ class PeerLink {
     for (const local of locals) {
       if (this.senders.has(local.localId)) continue;
       this.senders.set(local.localId, this.pc.addTrack(local.track));
-      if (local.paused) void this.senders.get(local.localId)!.replaceTrack(null);
+      // Nobody awaits this: a connection closed meanwhile has nothing left to pause.
+      if (local.paused) this.senders.get(local.localId)!.replaceTrack(null).catch(() => undefined);
     }
   }
 

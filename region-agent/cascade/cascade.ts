@@ -10,8 +10,11 @@ import { RegionPipe, type PipeEndpoint, type PipeExport, type PipeImportResult, 
 import { CASCADE_PATHS, OpenAnswer, SyncAnswer, type CloseRequest, type KickRequest, type OpenRequest, type SealedEndpoint, type SyncRequest } from './protocol.ts';
 import { derivePipeKey, seal, unseal } from './seal.ts';
 
-/** Which nodes serve these rooms (the router's signed `POST /v1/nodes/room-nodes`, or a stub). */
-export type RoomNodesSource = (roomIds: string[]) => Promise<Record<string, RoomNode[]>>;
+/**
+ * Which nodes serve these rooms (the router's signed `POST /v1/nodes/room-nodes`, or a stub). A
+ * Map: room ids are client-chosen (a room may be named `__proto__` or `constructor`).
+ */
+export type RoomNodesSource = (roomIds: string[]) => Promise<ReadonlyMap<string, RoomNode[]>>;
 
 /** Rewrites the address a side was told to send to (tests and the launcher put a WAN relay there). */
 export type EndpointRewrite = (ctx: {
@@ -161,7 +164,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     rooms.on('roomcreated', this.#onRoomCreated);
     rooms.on('roomclosed', this.#onRoomClosed);
     for (const room of rooms.rooms.values()) this.#watchRoom(room);
-    this.#pollTimer = setInterval(() => this.poll(), this.#o.pollIntervalMs);
+    this.#pollTimer = setInterval(() => void this.poll(), this.#o.pollIntervalMs);
     this.#pollTimer.unref();
     this.#syncTimer = setInterval(() => this.#pushDue(), Math.max(50, Math.floor(this.#o.syncIntervalMs / 4)));
     this.#syncTimer.unref();
@@ -182,7 +185,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
 
   /**
    * Asks the router which nodes serve the local rooms and reconciles the links (coalesced: a call
-   * during a poll runs one more poll after it). Resolves when done.
+   * during a poll runs one more poll after it). Resolves when done; never rejects (timers call it
+   * with nobody awaiting): a failed poll is logged and the next one tries again.
    */
   poll(): Promise<void> {
     if (this.#closed) return Promise.resolve();
@@ -196,6 +200,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
           this.#pollAgain = false;
           await this.#pollOnce();
         } while (this.#pollAgain && !this.#closed);
+      } catch (err) {
+        this.#log.error({ err }, 'cascade poll failed');
       } finally {
         this.#polling = undefined;
       }
@@ -323,7 +329,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       if (!roomIds.includes(link.roomId)) await this.#teardown(link, 'room empty here', true);
     }
     if (roomIds.length === 0) return;
-    let answer: Record<string, RoomNode[]>;
+    let answer: ReadonlyMap<string, RoomNode[]>;
     try {
       answer = await this.#o.roomNodes(roomIds);
     } catch (err) {
@@ -332,7 +338,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     }
     const now = performance.now();
     for (const roomId of roomIds) {
-      const nodes = answer[roomId];
+      const nodes = answer.get(roomId);
       if (!nodes) continue; // The router does not know the room (yet): leave it to liveness.
       const others = nodes.filter((n) => n.nodeId !== this.nodeId);
       for (const n of others) {
@@ -491,7 +497,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     }
   }
 
-  /** Pushes our export on the link (coalesced), acting on the answer. */
+  /** Pushes our export on the link (coalesced), acting on the answer. Never rejects: its callers do not wait. */
   async #push(link: Link): Promise<void> {
     if (link.closed || !link.pipe.connected) return;
     if (link.pushing) {
@@ -524,6 +530,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       link.lastOkAt = performance.now();
       link.pipe.applyImportResult(result);
       if (result.stalled.length > 0) await this.#reset(link, `stalled (${result.stalled.length} producers)`, true);
+    } catch (err) {
+      this.#log.error({ roomId: link.roomId, remote: link.remote.nodeId, linkId: link.linkId, err }, 'cascade push failed');
     } finally {
       link.pushing = false;
       if (link.dirty && !link.closed) setImmediate(() => void this.#push(link));
@@ -582,6 +590,7 @@ export function routerRoomNodes(opts: { routerUrl: string; clusterSecret: string
       nowMs: (opts.now ?? Date.now)(),
     });
     if (res.statusCode !== 200 || !Value.Check(RoomNodesAnswer, res.body)) throw new Error(`room-nodes answered ${res.statusCode}`);
-    return res.body.rooms;
+    // JSON.parse made every room an own property; Object.entries reads only those.
+    return new Map(Object.entries(res.body.rooms));
   };
 }

@@ -1,10 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { CascadeLinkStatus } from '../cascade/cascade.ts';
 import type { AgentController } from '../controller.ts';
 import type { AgentSfu } from '../sfu.ts';
 
 export interface MetricsRoutesOptions {
+  /** The agent's own registry (its owner adds to it too: geo_sfu_unexpected_errors_total). */
+  registry: Registry;
   controller: AgentController;
   /** Worker deaths are counted when the agent runs an SFU. */
   sfu?: AgentSfu;
@@ -16,8 +18,7 @@ export interface MetricsRoutesOptions {
  * GET /metrics from a registry of the agent's own (several agents may share a process in the
  * embedded launcher; a global registry would mix them). Gauges read the controller at scrape time.
  */
-export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, { controller, sfu, cascadeLinks }) => {
-  const registry = new Registry();
+export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, { registry, controller, sfu, cascadeLinks }) => {
   registry.setDefaultLabels({ node_id: controller.nodeId, region: controller.region });
   const registers = [registry];
 

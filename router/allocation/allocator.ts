@@ -13,6 +13,7 @@ import type { NodeRegistry, NodeSnapshot, RegistrySnapshot } from '../registry/n
 import type { P2pRoomState, ParticipantRecord, RoomState, RoomStore, SessionLog } from '../state/types.ts';
 import { DegradedJournal, type JournalEntry, type ReplayResult } from './degraded-journal.ts';
 import { KnownRooms, NO_ROOM, type KnownRoom } from './known-rooms.ts';
+import { own } from '../../shared/own.ts';
 
 export interface AllocatorDeps {
   config: GeoSfuConfig;
@@ -472,7 +473,7 @@ export class Allocator {
 
   #iceServers(region: string, participantId: string, nowMs: number): AllocateSfuResponse['iceServers'] {
     const { config } = this.deps;
-    const urls = config.turnUrls[region] ?? config.turnUrls['*'];
+    const urls = own(config.turnUrls, region) ?? config.turnUrls['*'];
     if (config.turnSecret === '' || !urls || urls.length === 0) return [...config.iceServers];
     return [...config.iceServers, turnCredentials({ secret: config.turnSecret, ttlSeconds: config.turnTtlSeconds, participantId, nowMs, urls })];
   }
@@ -543,11 +544,11 @@ function roomFull(roomId: string, limit: number): ConflictError {
 
 /** A participant as placement sees the others in its room. */
 function placed(p: ParticipantRecord, defaultClientRttMs: number): PlacedParticipant {
-  return { participantId: p.participantId, region: p.region, nodeId: p.nodeId, edgeRttMs: p.rttMs[p.region] ?? defaultClientRttMs };
+  return { participantId: p.participantId, region: p.region, nodeId: p.nodeId, edgeRttMs: own(p.rttMs, p.region) ?? defaultClientRttMs };
 }
 
 function hasAllRegions(latencies: Record<string, number> | undefined, regionIds: readonly string[]): boolean {
-  return latencies !== undefined && regionIds.every((r) => latencies[r] !== undefined);
+  return latencies !== undefined && regionIds.every((r) => Object.hasOwn(latencies, r));
 }
 
 function outcomeOf(

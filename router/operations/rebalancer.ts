@@ -89,7 +89,7 @@ export class Rebalancer {
     if (pending) clearTimeout(pending);
     const timer = setTimeout(() => {
       this.#timers.delete(roomId);
-      void this.run(roomId);
+      this.run(roomId).catch((err: unknown) => this.deps.log.error({ roomId, err }, 'rebalancing failed'));
     }, delayMs);
     timer.unref();
     this.#timers.set(roomId, timer);
@@ -100,9 +100,11 @@ export class Rebalancer {
     const previous = this.#running.get(roomId) ?? Promise.resolve(null);
     const next = previous.then(() => this.#run(roomId));
     this.#running.set(roomId, next);
-    void next.finally(() => {
+    const forget = () => {
       if (this.#running.get(roomId) === next) this.#running.delete(roomId);
-    });
+    };
+    // Not `finally`: its promise would reject with `next`, and nobody awaits it (run's caller handles `next`).
+    next.then(forget, forget);
     return next;
   }
 

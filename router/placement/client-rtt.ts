@@ -1,6 +1,7 @@
 import type { RegionInfo } from '../../shared/regions.ts';
 import { geoRttMs, type GeoPoint, type GeoRttModel } from './geo-rtt.ts';
 import type { ClientRtt } from './types.ts';
+import { own } from '../../shared/own.ts';
 
 export interface ClientRttModel extends GeoRttModel {
   /** RTT assumed for a region when the client measured nothing there and has no location. */
@@ -27,7 +28,7 @@ export function estimateClientRtt(input: ClientRttInput): ClientRtt {
   const byRegion: Record<string, number> = {};
   const unmeasured: string[] = [];
   for (const region of regions) {
-    const measuredMs = Object.hasOwn(measured, region.id) ? measured[region.id] : undefined;
+    const measuredMs = own(measured, region.id);
     if (measuredMs !== undefined) {
       byRegion[region.id] = measuredMs;
     } else {

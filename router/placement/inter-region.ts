@@ -1,6 +1,7 @@
 import type { RegionInfo } from '../../shared/regions.ts';
 import { geoRttMs, type GeoRttModel } from './geo-rtt.ts';
 import type { InterRegionRtt } from './types.ts';
+import { own } from '../../shared/own.ts';
 
 /** Inter-region RTTs measured by the agents, ms: `measured[from][to]`, null while unanswered. */
 export type MeasuredInterRegionRtt = Readonly<Record<string, Readonly<Record<string, number | null>>>>;
@@ -35,8 +36,12 @@ export function buildInterRegionRtt(input: InterRegionRttInput): InterRegionRtt 
 }
 
 function pairRttMs(measured: MeasuredInterRegionRtt, a: RegionInfo, b: RegionInfo, model: GeoRttModel): number {
-  const there = measured[a.id]?.[b.id] ?? null;
-  const back = measured[b.id]?.[a.id] ?? null;
+  const measuredRtt = (from: string, to: string) => {
+    const row = own(measured, from);
+    return (row && own(row, to)) ?? null;
+  };
+  const there = measuredRtt(a.id, b.id);
+  const back = measuredRtt(b.id, a.id);
   if (there !== null && back !== null) return (there + back) / 2;
   return there ?? back ?? geoRttMs(a, b, model);
 }

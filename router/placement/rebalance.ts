@@ -2,6 +2,7 @@ import type { Reason } from '../../shared/schemas/index.ts';
 import { assessPlacement, decide, ms, reason } from './decision.ts';
 import { assessRegions, nodeExclusion } from './eligibility.ts';
 import type { InterRegionRtt, PlacementInput, PlacementNode, PlacementResult } from './types.ts';
+import { own } from '../../shared/own.ts';
 
 /**
  * Live rebalancing, the pure part. Participants arrive one at a time, so a room's early edges are
@@ -106,7 +107,7 @@ export function proposeRebalance(input: RebalanceInput): RebalanceProposal {
   const kept: Reason[] = [];
   for (const [i, p] of participants.entries()) {
     const row = new Float64Array(R);
-    for (let a = 0; a < R; a++) row[a] = p.rttMs[regions[a]!] ?? Number.POSITIVE_INFINITY;
+    for (let a = 0; a < R; a++) row[a] = own(p.rttMs, regions[a]!) ?? Number.POSITIVE_INFINITY;
     rtt.push(row);
     const at = regionIndex.get(p.region);
     if (at === undefined) throw new RangeError(`participant ${p.participantId} is on region ${p.region}, not in the catalog`);
@@ -243,7 +244,7 @@ function roomPlacementInput(input: RebalanceInput): PlacementInput {
     room: {
       homeRegion: input.home.region,
       homeNodeId: input.home.nodeId,
-      participants: input.participants.map((p) => ({ participantId: p.participantId, region: p.region, nodeId: p.nodeId, edgeRttMs: p.rttMs[p.region] ?? 0 })),
+      participants: input.participants.map((p) => ({ participantId: p.participantId, region: p.region, nodeId: p.nodeId, edgeRttMs: own(p.rttMs, p.region) ?? 0 })),
     },
     excludeNodeIds: [],
     marginMs: 0,

@@ -189,13 +189,14 @@ function toSnapshot(record: NodeRecord, reserved: number, nowMs: number, config:
 /** For each region pair, the stats of the node pair with the lowest smoothed RTT. */
 function interRegionFrom(nodes: readonly NodeSnapshot[]): Record<string, Record<string, RttStats>> {
   const regionOf = new Map(nodes.map((n) => [n.nodeId, n.region]));
-  const matrix: Record<string, Record<string, RttStats>> = {};
+  // Null-prototype: a region id may be `constructor` (the catalog's pattern allows it).
+  const matrix: Record<string, Record<string, RttStats>> = Object.create(null);
   for (const node of nodes) {
     if (node.state === 'dead') continue;
     for (const [peerId, stats] of Object.entries(node.record.heartbeat?.peerRtt ?? {})) {
       const peerRegion = regionOf.get(peerId);
       if (peerRegion === undefined || stats.rttMs === null) continue;
-      const row = (matrix[node.region] ??= {});
+      const row = (matrix[node.region] ??= Object.create(null) as Record<string, RttStats>);
       const best = row[peerRegion];
       if (!best || best.rttMs === null || stats.rttMs < best.rttMs) row[peerRegion] = stats;
     }

@@ -58,13 +58,13 @@ export class Prober {
     for (const [nodeId, state] of this.#states) {
       if (!current.has(nodeId)) {
         this.#states.delete(nodeId);
-        void state.pool.close();
+        state.pool.close().catch(() => undefined); // nobody awaits it; a pool already closed has nothing to release
       }
     }
     for (const target of targets) {
       let state = this.#states.get(target.nodeId);
       if (state && state.url.href !== target.probeUrl) {
-        void state.pool.close();
+        state.pool.close().catch(() => undefined); // nobody awaits it; a pool already closed has nothing to release
         state = undefined;
       }
       if (!state) {

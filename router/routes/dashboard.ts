@@ -10,6 +10,7 @@ import type { RebalanceDecision } from '../operations/rebalancer.ts';
 import type { RegionScalingView } from '../operations/scaling.ts';
 import { roomView } from '../room-view.ts';
 import { regionsView } from './regions.ts';
+import { own } from '../../shared/own.ts';
 
 /**
  * The operator dashboard: the page built from web/ (`npm run build:web`, part of `npm run setup`)
@@ -116,7 +117,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
 
   app.get<{ Params: { file: string } }>('/assets/:file', { schema: { hide: true } }, async (req, reply) => {
     const { file } = req.params;
-    const type = CONTENT_TYPES[file.slice(file.lastIndexOf('.') + 1)];
+    const type = own(CONTENT_TYPES, file.slice(file.lastIndexOf('.') + 1));
     const body = ASSET_NAME.test(file) && type ? await readFile(join(distDir, 'assets', file)).catch(() => null) : null;
     if (body === null) return reply.status(404).send({ error: { code: 'NOT_FOUND', message: `no asset ${file}` } });
     // Vite puts a content hash in every asset name.

@@ -73,17 +73,21 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     { preHandler: signed, schema: { hide: true, body: RoomNodesQuery, response: { 200: RoomNodesAnswer, 400: ErrorBody, 401: ErrorBody } } },
     async (req) => {
       const nodes = new Map(registry.snapshot().nodes.map((n) => [n.nodeId, n]));
-      const rooms: RoomNodesAnswer['rooms'] = {};
+      // Keyed by room ids clients chose: a Map, then own properties (a room named __proto__ included).
+      const rooms = new Map<string, RoomNodesAnswer['rooms'][string]>();
       for (const roomId of req.body.roomIds) {
         const state = await app.services.rooms.getRoom(roomId);
         if (!state) continue;
         const ids = [...new Set(state.participants.map((p) => p.nodeId))];
-        rooms[roomId] = ids.flatMap((id) => {
-          const n = nodes.get(id);
-          return n ? [{ nodeId: id, region: n.region, controlUrl: n.record.registration.controlUrl, state: n.state }] : [];
-        });
+        rooms.set(
+          roomId,
+          ids.flatMap((id) => {
+            const n = nodes.get(id);
+            return n ? [{ nodeId: id, region: n.region, controlUrl: n.record.registration.controlUrl, state: n.state }] : [];
+          }),
+        );
       }
-      return { rooms };
+      return { rooms: Object.fromEntries(rooms) };
     },
   );
 };

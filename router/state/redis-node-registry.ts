@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Heartbeat, NodeRegistration } from '../../shared/schemas/index.ts';
 import { closeRedis, connectRedis, execAll, redisCall } from './redis-client.ts';
 import type { NodeRecord, NodeRegistryStore } from './types.ts';
+import { own } from '../../shared/own.ts';
 
 export interface RedisNodeRegistryOptions {
   url: string;
@@ -79,7 +80,8 @@ export class RedisNodeRegistry implements NodeRegistryStore {
     const [nodes, heartbeats] = (await execAll(this.redis.multi().hgetall(this.nodesKey).hgetall(this.heartbeatsKey))) as Array<Record<string, string>>;
     return Object.entries(nodes ?? {}).map(([nodeId, json]) => {
       const { registration, registeredAtMs } = JSON.parse(json) as StoredRegistration;
-      const latest = heartbeats?.[nodeId];
+      // Node ids are free-form: one named `constructor` without a heartbeat yet must read as none.
+      const latest = heartbeats ? own(heartbeats, nodeId) : undefined;
       const beat = latest ? (JSON.parse(latest) as StoredHeartbeat) : null;
       return { registration, registeredAtMs, lastHeartbeatMs: beat?.lastHeartbeatMs ?? registeredAtMs, heartbeat: beat?.heartbeat ?? null };
     });

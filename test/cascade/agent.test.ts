@@ -23,15 +23,15 @@ describe('cascade in buildAgent()', () => {
   const people: Participant[] = [];
 
   /** Where participants are (the router's view); controlUrls deliberately unreachable. */
-  const roomNodes = async (ids: string[]): Promise<Record<string, RoomNode[]>> => {
-    const out: Record<string, RoomNode[]> = {};
-    for (const id of ids) {
-      out[id] = [...rooms.entries()]
-        .filter(([, r]) => (r.getRoom(id)?.peers.size ?? 0) > 0)
-        .map(([nodeId]) => ({ nodeId, region: nodeId.replace(/-\d+$/, ''), controlUrl: 'http://127.0.0.1:1', state: 'alive' as const }));
-    }
-    return out;
-  };
+  const roomNodes = async (ids: string[]): Promise<Map<string, RoomNode[]>> =>
+    new Map(
+      ids.map((id) => [
+        id,
+        [...rooms.entries()]
+          .filter(([, r]) => (r.getRoom(id)?.peers.size ?? 0) > 0)
+          .map(([nodeId]) => ({ nodeId, region: nodeId.replace(/-\d+$/, ''), controlUrl: 'http://127.0.0.1:1', state: 'alive' as const })),
+      ]),
+    );
 
   beforeAll(async () => {
     router = await startFakeRouter({ secret: CLUSTER_SECRET });

@@ -117,16 +117,21 @@ describe('cascade control plane', () => {
     const app = Fastify({ logger: false, ajv: AJV_OPTIONS });
     keepRawJsonBody(app);
     const seen: unknown[] = [];
-    app.post('/v1/nodes/room-nodes', { preValidation: requireSignature(SECRET, 30_000) }, async (req) => {
+    app.post('/v1/nodes/room-nodes', { preValidation: requireSignature(SECRET, 30_000) }, async (req, reply) => {
       seen.push(req.body);
-      return { rooms: { sec: [{ nodeId: 'us-west-1', region: 'us-west', controlUrl: 'http://127.0.0.1:1', state: 'alive' }] } };
+      const node = (nodeId: string) => [{ nodeId, region: 'us-west', controlUrl: 'http://127.0.0.1:1', state: 'alive' }];
+      // As JSON text: in an object literal, a `__proto__` key would set the prototype instead.
+      return reply.type('application/json').send(`{"rooms":{"sec":${JSON.stringify(node('us-west-1'))},"__proto__":${JSON.stringify(node('us-west-2'))}}}`);
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
     try {
       const address = app.server.address();
       const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
       const answer = await routerRoomNodes({ routerUrl: url, clusterSecret: SECRET, nodeId: 'eu-west-1' })(['sec']);
-      expect(answer.sec?.[0]?.nodeId).toBe('us-west-1');
+      expect(answer.get('sec')?.[0]?.nodeId).toBe('us-west-1');
+      // A room may be named like an Object.prototype key; only the router's answer says who serves it.
+      expect(answer.get('__proto__')?.[0]?.nodeId).toBe('us-west-2');
+      expect(answer.get('constructor')).toBeUndefined();
       expect(seen).toEqual([{ nodeId: 'eu-west-1', roomIds: ['sec'] }]);
       await expect(routerRoomNodes({ routerUrl: url, clusterSecret: 'wrong-secret-wrong-secret-0123456789', nodeId: 'eu-west-1' })(['sec'])).rejects.toThrow(/401/);
     } finally {

@@ -41,9 +41,9 @@ export class Cluster {
     return node;
   }
 
-  async roomNodes(roomIds: string[]): Promise<Record<string, RoomNode[]>> {
+  async roomNodes(roomIds: string[]): Promise<Map<string, RoomNode[]>> {
     this.queries++;
-    const out: Record<string, RoomNode[]> = {};
+    const out = new Map<string, RoomNode[]>();
     for (const roomId of roomIds) {
       const nodes: RoomNode[] = [];
       for (const n of this.nodes.values()) {
@@ -52,7 +52,7 @@ export class Cluster {
           nodes.push({ nodeId: n.nodeId, region: n.region, controlUrl: n.url, state: this.states.get(n.nodeId) ?? 'alive' });
         }
       }
-      if (nodes.length > 0) out[roomId] = nodes;
+      if (nodes.length > 0) out.set(roomId, nodes);
     }
     return out;
   }

@@ -19,7 +19,7 @@ function sources(dir: string): string[] {
   return out;
 }
 
-const text = (component: 'router' | 'region-agent') => sources(join(ROOT, component)).map((f) => readFileSync(f, 'utf8')).join('\n');
+const text = (component: 'router' | 'region-agent' | 'shared') => sources(join(ROOT, component)).map((f) => readFileSync(f, 'utf8')).join('\n');
 
 /** GET routes registered by a process: `app.get('/path', ...)`. */
 export function getRoutes(component: 'router' | 'region-agent'): Set<string> {
@@ -29,12 +29,13 @@ export function getRoutes(component: 'router' | 'region-agent'): Set<string> {
 }
 
 /**
- * Metric names registered in router/ and region-agent/: `name: 'geo_sfu_…'` in a metric's
+ * Metric names registered in router/, region-agent/ and shared/: `name: 'geo_sfu_…'` in a metric's
  * options, or the name passed as a string to a metric factory (`loadGauge('geo_sfu_…', …)`).
  */
 export function metricNames(): Set<string> {
   const names = new Set<string>();
-  for (const component of ['router', 'region-agent'] as const) {
+  // shared/: metrics both processes register from one definition (geo_sfu_unexpected_errors_total).
+  for (const component of ['router', 'region-agent', 'shared'] as const) {
     for (const m of text(component).matchAll(/(?:name:\s*|\(\s*)'(geo_sfu_[a-z0-9_]+)'/g)) if (m[1]) names.add(m[1]);
   }
   return names;

@@ -37,7 +37,8 @@ export async function startCluster(extraEnv: Record<string, string> = {}): Promi
   return { embedded, output };
 }
 
-async function waitHealthy(embedded: Embedded, output: string[]): Promise<void> {
+/** Until every node is alive and probed and the inter-region matrix is measured (placement uses it). */
+export async function waitHealthy(embedded: Embedded, output: string[]): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     try {

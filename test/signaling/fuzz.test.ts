@@ -5,13 +5,15 @@ import { validateAuth, validateRequest } from '../../region-agent/signaling/vali
 import { type Ack, PROTOCOL_VERSION, REQUESTS, type RequestName } from '../../shared/signaling.ts';
 import { type JoinClaims, signJoinToken } from '../../shared/tokens.ts';
 import { CLUSTER_SECRET } from '../agent/helpers.ts';
+import { OBJECT_PROTOTYPE_KEYS, RESERVED_NAMES } from '../security/helpers.ts';
 import { type RunningAgent, SfuAgents, type SignalingRouter, TOKEN_KEY, connect, joinWith, ok, request, sfuCounts, signalingConfig, startSignalingRouter, token, waitFor } from './helpers.ts';
 
 /**
  * Property-based bad input on every signaling message and on the connection handshake, against a
  * real agent with a real SFU: malformed and random payloads, wrong types, huge strings, unknown
  * ids, random request names, random auth objects, forged, expired, replayed and other-node
- * tokens. Only error acks (never INTERNAL) or refused connections; the SFU's state is counted
+ * tokens; names of Object.prototype's keys (`__proto__`, `constructor`...) mixed into every id,
+ * string, key and request name. Only error acks (never INTERNAL) or refused connections; the SFU's state is counted
  * before and after each case and never changes; the agent never crashes.
  */
 let router: SignalingRouter;
@@ -49,7 +51,11 @@ afterAll(async () => {
 const REFUSALS = ['INVALID_PAYLOAD', 'UNKNOWN_REQUEST', 'NOT_JOINED', 'ALREADY_JOINED', 'WRONG_DIRECTION', 'NOT_FOUND', 'CANNOT_CONSUME', 'NO_RTP_CAPABILITIES', 'INVALID_ARGUMENT', 'NOT_SUPPORTED'];
 const NAMES = Object.keys(REQUESTS) as RequestName[];
 
+/** Names that collide with Object.prototype's keys: as ids, strings, object keys and request names. */
+const reserved = fc.constantFrom(...new Set([...RESERVED_NAMES, ...OBJECT_PROTOTYPE_KEYS]));
+const key = fc.oneof(fc.string({ maxLength: 10 }), reserved);
 const junk = fc.oneof(
+  reserved,
   fc.string({ maxLength: 200 }),
   fc.string({ minLength: 65, maxLength: 300 }),
   // Huge strings; a payload of a few of them stays under the agent's 256 KiB message limit (tested apart).
@@ -58,11 +64,11 @@ const junk = fc.oneof(
   fc.double(),
   fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, -1, 0, 1e308, null, true, false),
   fc.array(fc.anything({ maxDepth: 2 }), { maxLength: 5 }),
-  fc.dictionary(fc.string({ maxLength: 10 }), fc.anything({ maxDepth: 2 }), { maxKeys: 5 }),
+  fc.dictionary(key, fc.anything({ maxDepth: 2 }), { maxKeys: 5 }),
 );
 /** The ids alice really holds, so a bad payload can point at live state too. */
 const liveId = () => fc.constantFrom(alice.send, alice.recv, alice.producerId);
-const anyId = () => fc.oneof(liveId(), fc.stringMatching(/^[A-Za-z0-9-]{1,64}$/), junk);
+const anyId = () => fc.oneof(liveId(), fc.stringMatching(/^[A-Za-z0-9-]{1,64}$/), reserved, junk);
 /** A payload built from the request's own field names, each with a random value (often of the wrong type). */
 const fieldPayload = (name: RequestName) => {
   const fields = Object.keys((REQUESTS[name] as { properties?: Record<string, unknown> }).properties ?? {});
@@ -103,8 +109,8 @@ it('every request with a malformed payload, from a joined participant: INVALID_P
 
 it('well-formed requests naming ids that do not exist, or with random mediasoup parameters: refused with a reason, nothing changes', async () => {
   const before = await sfuCounts(agent);
-  const unknownId = fc.stringMatching(/^[A-Za-z0-9-]{1,64}$/).filter((id) => ![alice.send, alice.recv, alice.producerId].includes(id));
-  const mediasoupJunk = fc.dictionary(fc.constantFrom('codecs', 'encodings', 'fingerprints', 'role', 'streamId', 'mid', 'rtcp', 'headerExtensions', 'x'), fc.anything({ maxDepth: 3 }), { maxKeys: 5 });
+  const unknownId = fc.oneof(fc.stringMatching(/^[A-Za-z0-9-]{1,64}$/), reserved).filter((id) => ![alice.send, alice.recv, alice.producerId].includes(id));
+  const mediasoupJunk = fc.dictionary(fc.oneof(fc.constantFrom('codecs', 'encodings', 'fingerprints', 'role', 'streamId', 'mid', 'rtcp', 'headerExtensions', 'x'), reserved), fc.anything({ maxDepth: 3 }), { maxKeys: 5 });
   const wellFormed = fc.oneof(
     unknownId.map((id) => ['connectTransport', { transportId: id, dtlsParameters: {} }] as const),
     mediasoupJunk.map((d) => ['connectTransport', { transportId: alice.send, dtlsParameters: d }] as const),
@@ -137,14 +143,15 @@ it('before join, any request but join/leave, and random request names: refused, 
     fc.asyncProperty(
       fc.oneof(
         fc.constantFrom(...notJoined).chain((name) => fc.tuple(fc.constant(name as string), payloadFor(name))),
-        fc.tuple(fc.string({ maxLength: 100 }).filter((n) => !(n in REQUESTS) && !['connect', 'disconnect', 'connect_error', 'disconnecting', 'newListener', 'removeListener'].includes(n)), junk),
+        fc.tuple(fc.oneof(fc.string({ maxLength: 100 }), reserved).filter((n) => !Object.hasOwn(REQUESTS, n) && !['connect', 'disconnect', 'connect_error', 'disconnecting', 'newListener', 'removeListener'].includes(n)), junk),
       ),
       async ([name, payload]) => {
         // Unknown names go to alice too (joined); known ones only to bob, since alice may do them.
-        for (const socket of name in REQUESTS ? [bob] : [bob, alice.socket]) {
+        const known = Object.hasOwn(REQUESTS, name);
+        for (const socket of known ? [bob] : [bob, alice.socket]) {
           const reply = await send(socket, name, payload);
           expectRefused(reply, name);
-          if (!(name in REQUESTS) && !reply.ok) expect(reply.error.code).toBe('UNKNOWN_REQUEST');
+          if (!known && !reply.ok) expect(reply.error.code).toBe('UNKNOWN_REQUEST');
         }
       },
     ),
@@ -188,7 +195,7 @@ it('handshakes with random auth, forged, expired, other-node and malformed token
   const auth = fc.oneof(
     badToken.map((t) => ({ protocolVersion: PROTOCOL_VERSION, token: t })),
     fc.string({ maxLength: 500 }).map((r) => ({ protocolVersion: PROTOCOL_VERSION, resume: r })),
-    fc.dictionary(fc.string({ maxLength: 12 }), fc.anything({ maxDepth: 2 }), { maxKeys: 4 }),
+    fc.dictionary(key, fc.anything({ maxDepth: 2 }), { maxKeys: 4 }),
     fc.record({ protocolVersion: fc.oneof(fc.constantFrom('2.0', '0.9', '1', '', 'x'.repeat(20)), junk), token: fc.oneof(fc.constant(token({ room: 'fuzz', sub: 'mallory' }).token), junk) }, { requiredKeys: [] }),
   );
   let refused = 0;

@@ -51,6 +51,16 @@ export function describeNodeRegistryContract(name: string, createHarness: () => 
       expect(await registry.list()).toEqual([{ registration: registration('n1'), registeredAtMs: 1_000, lastHeartbeatMs: 1_000, heartbeat: null }]);
     });
 
+    it('nodes named like Object.prototype keys, with and without a heartbeat', async () => {
+      for (const id of ['constructor', '__proto__', 'toString']) await registry.register(registration(id), 1_000);
+      expect(await registry.heartbeat(heartbeat('toString', 0), 1_500)).toBe(true);
+      const listed = new Map((await registry.list()).map((r) => [r.registration.nodeId, r]));
+      expect([...listed.keys()].sort()).toEqual(['__proto__', 'constructor', 'toString']);
+      expect(listed.get('constructor')).toEqual({ registration: registration('constructor'), registeredAtMs: 1_000, lastHeartbeatMs: 1_000, heartbeat: null });
+      expect(listed.get('__proto__')?.heartbeat).toBeNull();
+      expect(listed.get('toString')?.heartbeat).toEqual(heartbeat('toString', 0));
+    });
+
     it('records heartbeats of known nodes only', async () => {
       expect(await registry.heartbeat(heartbeat('ghost', 1), 1_000)).toBe(false);
       await registry.register(registration('n1'), 1_000);
