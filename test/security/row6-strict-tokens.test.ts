@@ -9,6 +9,8 @@ import { ResumeCredentials } from '../../region-agent/signaling/credentials.ts';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { NonceCache, SIGNATURE_HEADER, signRequest, verifySignedRequest } from '../../shared/signed-request.ts';
 import { createGrant, signJoinToken, signRelayToken, verifyJoinToken, verifyRelayToken } from '../../shared/tokens.ts';
+import { connect, SfuAgents, signalingConfig, startSignalingRouter, token } from '../signaling/helpers.ts';
+import { CLUSTER_SECRET } from '../agent/helpers.ts';
 import { FakeNodes } from '../utils/fake-nodes.ts';
 import { allocate } from '../utils/http.ts';
 import { startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
@@ -105,4 +107,26 @@ it('the /allocate limiter keys on the verified grant identity (key id + subject)
   expect([401, 429]).toContain(statuses[4]);
   // Another participant has a budget of its own.
   expect((await allocate(r.url, { roomId: 'r1', participantId: 'bob' }, bearer(grant({ participantId: 'bob' })))).status).toBe(200);
+});
+
+it('a region agent refuses a join token with junk appended at connect', async () => {
+  const fakeRouter = await startSignalingRouter(CLUSTER_SECRET);
+  const agents = new SfuAgents();
+  try {
+    const agent = await agents.start(signalingConfig(fakeRouter.url));
+    const answers = [];
+    for (const suffix of ['!!', '!!!']) {
+      const r = await connect(agent.url, { token: `${token().token}${suffix}` });
+      r.socket.close();
+      answers.push(r.error?.data?.code ?? 'welcome');
+    }
+    console.log('agent, junk-suffixed join tokens:', answers.join(' '));
+    for (const code of answers) expect(code).toMatch(/^TOKEN_(MALFORMED|BAD_SIGNATURE)$/);
+    const good = await connect(agent.url, { token: token().token });
+    good.socket.close();
+    expect(good.welcome).toBeDefined();
+  } finally {
+    await agents.closeAll();
+    await fakeRouter.close();
+  }
 });
