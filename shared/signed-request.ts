@@ -1,4 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { decodeBase64url } from './base64url.ts';
 
 /**
  * The one way processes of a deployment authenticate to each other (agent→router, router→agent,
@@ -63,8 +64,8 @@ export function verifySignedRequest(
   const ts = Number(timestamp);
   if (!Number.isFinite(ts) || Math.abs(nowMs - ts) > windowMs) return 'STALE';
   const expected = createHmac('sha256', secret).update(canonical(input, timestamp, nonce)).digest();
-  const given = Buffer.from(signature, 'base64url');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return 'BAD_SIGNATURE';
+  const given = decodeBase64url(signature);
+  if (!given || given.length !== expected.length || !timingSafeEqual(given, expected)) return 'BAD_SIGNATURE';
   if (!nonces.remember(nonce, nowMs)) return 'REPLAYED';
   return null;
 }
