@@ -12,7 +12,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/v1/nodes/register',
-    { preHandler: signed, schema: { hide: true, body: NodeRegistration, response: { 200: HeartbeatAck, 400: ErrorBody, 401: ErrorBody } } },
+    { onRequest: signed, schema: { hide: true, body: NodeRegistration, response: { 200: HeartbeatAck, 400: ErrorBody, 401: ErrorBody } } },
     async (req) => {
       if (!catalog.has(req.body.region)) throw new BadRequestError(`region "${req.body.region}" is not in the catalog`, 'region');
       return registry.register(req.body);
@@ -21,14 +21,14 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/v1/nodes/heartbeat',
-    { preHandler: signed, schema: { hide: true, body: Heartbeat, response: { 200: HeartbeatAck, 400: ErrorBody, 401: ErrorBody } } },
+    { onRequest: signed, schema: { hide: true, body: Heartbeat, response: { 200: HeartbeatAck, 400: ErrorBody, 401: ErrorBody } } },
     async (req) => ({ ...(await registry.heartbeat(req.body)), alerts: app.services.quality.forNode(req.body.nodeId) }),
   );
 
   app.post(
     '/v1/nodes/deregister',
     {
-      preHandler: signed,
+      onRequest: signed,
       schema: { hide: true, body: Type.Object({ nodeId: Id }, { additionalProperties: false }), response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody } },
     },
     async (req, reply) => {
@@ -39,7 +39,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/v1/nodes/participant-event',
-    { preHandler: signed, schema: { hide: true, body: ParticipantEvent, response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } } },
+    { onRequest: signed, schema: { hide: true, body: ParticipantEvent, response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } } },
     async (req, reply) => {
       const { roomId, participantId, allocationId, event } = req.body;
       const at = new Date(now());
@@ -64,7 +64,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/v1/nodes/room-nodes',
-    { preHandler: signed, schema: { hide: true, body: RoomNodesQuery, response: { 200: RoomNodesAnswer, 400: ErrorBody, 401: ErrorBody } } },
+    { onRequest: signed, schema: { hide: true, body: RoomNodesQuery, response: { 200: RoomNodesAnswer, 400: ErrorBody, 401: ErrorBody } } },
     async (req) => {
       const nodes = new Map(registry.snapshot().nodes.map((n) => [n.nodeId, n]));
       const rooms: RoomNodesAnswer['rooms'] = {};
