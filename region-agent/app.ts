@@ -4,7 +4,7 @@ import { CredentialHashes, parseCredentialHashes } from '../shared/credentials.t
 import { keepRawJsonBody } from '../shared/signed-http.ts';
 import { serverTls } from '../shared/tls.ts';
 import { AgentController } from './controller.ts';
-import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies } from '../shared/http.ts';
+import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies, failedAuthLimit, httpServerFactory } from '../shared/http.ts';
 import { noSfu, type SfuLoadProvider } from './load.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -59,9 +59,10 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   const now = deps.now ?? Date.now;
   const tls = serverTls(config);
   // Over TLS the server is an https.Server: the routes and socket.io attach to it the same way.
+  // Timeouts and the connection cap (GEO_SFU_HTTP_*) cover /probe and signaling too.
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: config.logLevel } }),
-    ...(tls ? { https: tls } : {}),
+    serverFactory: httpServerFactory(config, tls),
     // Bad input is refused and named, never silently dropped or converted.
     ajv: AJV_OPTIONS,
     bodyLimit: BODY_LIMIT_BYTES,
@@ -70,6 +71,7 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   const { sfu } = deps;
   const controller = new AgentController({ app, config, settings, load: deps.load ?? sfu?.load ?? noSfu, ...(sfu ? { quality: sfu.quality } : {}), now });
   await app.register(errorReplies);
+  await app.register(failedAuthLimit, { perMinute: config.failedAuthPerMinute, now });
   await app.register(healthRoutes, { controller });
   await app.register(adminRoutes, {
     controller,

@@ -6,7 +6,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
-import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies } from '../shared/http.ts';
+import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies, failedAuthLimit, httpServerFactory } from '../shared/http.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
 import { clientTls, serverTls } from '../shared/tls.ts';
 import { Allocator } from './allocation/allocator.ts';
@@ -94,7 +94,8 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     bodyLimit: BODY_LIMIT_BYTES,
     // Ids are up to 128 characters; longer ones must reach validation (400), not miss the route (404).
     routerOptions: { maxParamLength: 256 },
-    ...(tls ? { https: tls } : {}),
+    // Request, headers and keep-alive timeouts and the connection cap (GEO_SFU_HTTP_*), over TLS or not.
+    serverFactory: httpServerFactory(config, tls),
     // Per-request lines at /allocate rates would drown the useful ones; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -198,6 +199,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   app.decorate('services', { config, credentials, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, rebalancer, metrics, p2pRelay, isLeader, now });
 
   await app.register(errorReplies);
+  await app.register(failedAuthLimit, { perMinute: config.failedAuthPerMinute, now });
   // Security headers; no CSP, since the router serves JSON and the interactive docs' own assets.
   await app.register(helmet, { contentSecurityPolicy: false });
   const origins = config.corsOrigins.split(',').map((o) => o.trim()).filter(Boolean);

@@ -91,7 +91,7 @@ it('slow-body connections are closed by the request timeout (router and agent)',
 
 it('refuses connections beyond the cap and takes new ones once some close', async () => {
   const r = await world({ httpMaxConnections: 5 });
-  const held = [];
+  const held: Array<Awaited<ReturnType<typeof open>>> = [];
   for (let i = 0; i < 5; i++) {
     const c = await open(r.url);
     c.socket.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n');
@@ -111,7 +111,7 @@ it('refuses connections beyond the cap and takes new ones once some close', asyn
 it('caps /events subscribers per IP and in total', async () => {
   const r = await world({ eventsMaxPerIp: 2, eventsMaxSubscribers: 3 });
   const from = (localAddress: string) => {
-    const d = new HttpAgent({ connect: { localAddress } });
+    const d = new HttpAgent({ localAddress });
     dispatchers.push(d);
     return d;
   };
@@ -145,9 +145,9 @@ it('caps /events subscribers per IP and in total', async () => {
 
 it('answers 429 to an address that keeps failing authentication, not to others (router and agent)', async () => {
   const r = await world({ failedAuthPerMinute: 3 });
-  const agent = await agents.start(agentConfig(r.url, { agentRegion: 'eu-west', failedAuthPerMinute: 3 }));
-  const local = new HttpAgent({ connect: { localAddress: '127.0.0.1' } });
-  const other = new HttpAgent({ connect: { localAddress: '127.0.0.2' } });
+  const agent = await agents.start(agentConfig(r.url, { agentRegion: 'eu-west', clusterSecret: r.config.clusterSecret, failedAuthPerMinute: 3 }));
+  const local = new HttpAgent({ localAddress: '127.0.0.1' });
+  const other = new HttpAgent({ localAddress: '127.0.0.2' });
   dispatchers.push(local, other);
   const get = async (url: string, token: string, dispatcher: HttpAgent) => {
     const res = await request(url, { headers: { authorization: `Bearer ${token}` }, dispatcher });
