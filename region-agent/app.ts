@@ -4,11 +4,11 @@ import { CredentialHashes, parseCredentialHashes } from '../shared/credentials.t
 import { keepRawJsonBody } from '../shared/signed-http.ts';
 import { serverTls } from '../shared/tls.ts';
 import { AgentController } from './controller.ts';
-import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies, failedAuthLimit, httpServerFactory } from '../shared/http.ts';
+import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies, failedAuthLimit, httpServerFactory, serveMetrics } from '../shared/http.ts';
 import { noSfu, type SfuLoadProvider } from './load.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
-import { metricsRoutes } from './routes/metrics.ts';
+import { agentMetricsSource } from './routes/metrics.ts';
 import { resolveAgentSettings } from './settings.ts';
 import { cascadeOptionsFromConfig, registerCascade, type AgentCascadeDeps, type Cascade } from './cascade/index.ts';
 // --- signaling (SFU + socket.io) ---
@@ -72,10 +72,12 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   const controller = new AgentController({ app, config, settings, load: deps.load ?? sfu?.load ?? noSfu, ...(sfu ? { quality: sfu.quality } : {}), now });
   await app.register(errorReplies);
   await app.register(failedAuthLimit, { perMinute: config.failedAuthPerMinute, now });
-  await app.register(healthRoutes, { controller });
+  const admin = new CredentialHashes([config.adminToken], parseCredentialHashes(config.adminTokenHash));
+  // In production mode /status (router and peer URLs, load) is for operators only.
+  await app.register(healthRoutes, { controller, ...(config.production ? { statusAdmin: admin } : {}) });
   await app.register(adminRoutes, {
     controller,
-    admin: new CredentialHashes([config.adminToken], parseCredentialHashes(config.adminTokenHash)),
+    admin,
     clusterSecret: config.clusterSecret,
     signedRequestWindowMs: config.signedRequestWindowMs,
     now,
@@ -83,7 +85,12 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   // --- cascade (region-agent/cascade/): signed /v1/cascade/* routes + pipes to the room's other nodes ---
   const cascade = deps.cascade ? await registerCascade(app, cascadeOptionsFromConfig(config, settings, deps.cascade, now)) : undefined;
   // --- end cascade ---
-  await app.register(metricsRoutes, { controller, ...(sfu ? { sfu } : {}), cascadeLinks: () => cascade?.links() ?? [] });
+  serveMetrics(app, agentMetricsSource({ controller, ...(sfu ? { sfu } : {}), cascadeLinks: () => cascade?.links() ?? [] }), {
+    host: config.agentHost,
+    port: config.agentMetricsPort,
+    settings: config,
+    tls,
+  });
   // --- signaling (SFU + socket.io) ---
   let signaling: SignalingServer | undefined;
   if (sfu) {

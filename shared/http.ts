@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { FastifyError, FastifyPluginAsync, FastifyRequest, FastifyServerOptions } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyRequest, FastifyServerOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import type { GeoSfuConfig } from './config/index.ts';
 import { DependencyUnavailableError, GeoSfuError, NoCapacityError, TooManyRequestsError } from './errors.ts';
@@ -138,3 +139,63 @@ export const failedAuthLimit = fp<FailedAuthLimitOptions>(
   },
   { name: 'geo-sfu-failed-auth-limit' },
 );
+
+/** What GET /metrics answers (a prom-client registry, read at scrape time). */
+export interface MetricsSource {
+  contentType: string;
+  render(): Promise<string>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The listener of its own serving GET /metrics (GEO_SFU_*_METRICS_PORT), or null when metrics are on the main port. */
+    metricsServer: http.Server | null;
+  }
+}
+
+export interface MetricsListener {
+  host: string;
+  /** '' = on the app's own port; else a port of its own (0: any free port). */
+  port: string;
+  settings: ListenerSettings;
+  tls?: https.ServerOptions | null;
+}
+
+/**
+ * Serves GET /metrics on the app's port, or, when a metrics port is set, on a listener of its own
+ * serving nothing else (opened when the app is ready, closed with it): the main port can then be
+ * exposed to clients while the metrics port stays internal.
+ */
+export function serveMetrics(app: FastifyInstance, source: MetricsSource, listener: MetricsListener): void {
+  if (listener.port === '') {
+    app.decorate('metricsServer', null);
+    app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(source.contentType).send(await source.render()));
+    return;
+  }
+  const server = httpServerFactory(listener.settings, listener.tls)((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'this listener serves GET /metrics only' } }));
+      return;
+    }
+    source.render().then(
+      (body) => res.writeHead(200, { 'content-type': source.contentType }).end(body),
+      (err: unknown) => {
+        app.log.error({ err }, 'metrics scrape failed');
+        res.writeHead(500).end();
+      },
+    );
+  });
+  app.decorate('metricsServer', server);
+  app.addHook('onReady', () => new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(Number(listener.port), listener.host, () => {
+      server.off('error', reject);
+      app.log.info({ port: (server.address() as AddressInfo).port }, 'metrics listening on a port of their own');
+      resolve();
+    });
+  }));
+  app.addHook('onClose', () => new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  }));
+}

@@ -1,10 +1,10 @@
-import type { FastifyPluginAsync } from 'fastify';
 import { Counter, Gauge, Registry } from 'prom-client';
+import type { MetricsSource } from '../../shared/http.ts';
 import type { CascadeLinkStatus } from '../cascade/cascade.ts';
 import type { AgentController } from '../controller.ts';
 import type { AgentSfu } from '../sfu.ts';
 
-export interface MetricsRoutesOptions {
+export interface AgentMetricsOptions {
   controller: AgentController;
   /** Worker deaths are counted when the agent runs an SFU. */
   sfu?: AgentSfu;
@@ -13,10 +13,11 @@ export interface MetricsRoutesOptions {
 }
 
 /**
- * GET /metrics from a registry of the agent's own (several agents may share a process in the
- * embedded launcher; a global registry would mix them). Gauges read the controller at scrape time.
+ * What the agent's GET /metrics serves (shared/http.ts serveMetrics): a registry of the agent's own
+ * (several agents may share a process in the embedded launcher; a global registry would mix
+ * them). Gauges read the controller at scrape time.
  */
-export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, { controller, sfu, cascadeLinks }) => {
+export function agentMetricsSource({ controller, sfu, cascadeLinks }: AgentMetricsOptions): MetricsSource {
   const registry = new Registry();
   registry.setDefaultLabels({ node_id: controller.nodeId, region: controller.region });
   const registers = [registry];
@@ -95,5 +96,5 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (ap
   controller.on('heartbeatfailure', () => heartbeatFailures.inc());
   controller.on('registered', () => registrations.inc());
 
-  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-};
+  return { contentType: registry.contentType, render: () => registry.metrics() };
+}

@@ -75,6 +75,7 @@ export const CONFIG_SPEC = {
   // --- router ---
   routerHost: str('GEO_SFU_ROUTER_HOST', 'router', '127.0.0.1', 'Address the router listens on.'),
   routerPort: int('GEO_SFU_ROUTER_PORT', 'router', 8080, 0, 65_535, 'Port the router listens on (0 = any free port).'),
+  routerMetricsPort: str('GEO_SFU_ROUTER_METRICS_PORT', 'router', '', 'Serve GET /metrics on a listener of its own at this port (on GEO_SFU_ROUTER_HOST; 0 = any free port) and not on the main port, so the main port can be public and metrics stay internal. Empty: /metrics on the main port.', /^(|0|[1-9]\d{0,3}|[1-5]\d{4}|6[0-4]\d{3}|65[0-4]\d{2}|655[0-2]\d|6553[0-5])$/),
   trustProxy: str('GEO_SFU_TRUST_PROXY', 'router', 'false', "fastify `trustProxy`: `false`, `true`, a hop count, or a comma-separated list of proxy addresses/CIDRs. Decides whether X-Forwarded-For gives the client's IP."),
   adminToken: str('GEO_SFU_ADMIN_TOKEN', 'all', '', 'Bearer token for admin routes (cordon, capacity override, rooms listing). Kept only as its SHA-256 hash. Empty: the embedded launcher generates and prints one.'),
   adminTokenHash: str('GEO_SFU_ADMIN_TOKEN_HASH', 'all', '', 'The admin token given by its SHA-256 instead (`printf %s "$TOKEN" | sha256sum`, 64 hex digits), so the token itself never reaches the router or agents.', /^([0-9a-f]{64})?$/),
@@ -156,6 +157,7 @@ export const CONFIG_SPEC = {
   agentRegion: str('GEO_SFU_AGENT_REGION', 'agent', '', 'Region this agent serves (a catalog id). Required for a standalone agent.'),
   agentHost: str('GEO_SFU_AGENT_HOST', 'agent', '127.0.0.1', 'Address the agent listens on (HTTP + signaling).'),
   agentPort: int('GEO_SFU_AGENT_PORT', 'agent', 0, 0, 65_535, 'Port the agent listens on (0 = any free port).'),
+  agentMetricsPort: str('GEO_SFU_AGENT_METRICS_PORT', 'agent', '', 'Serve GET /metrics on a listener of its own at this port (on GEO_SFU_AGENT_HOST; 0 = any free port) and not on the main port, so the main port can be public and metrics stay internal. Empty: /metrics on the main port.', /^(|0|[1-9]\d{0,3}|[1-5]\d{4}|6[0-4]\d{3}|65[0-4]\d{2}|655[0-2]\d|6553[0-5])$/),
   agentPublicUrl: str('GEO_SFU_AGENT_PUBLIC_URL', 'agent', '', 'URL clients and other agents use to reach this agent. Empty: derived from host and port.'),
   routerUrl: str('GEO_SFU_ROUTER_URL', 'agent', 'http://127.0.0.1:8080', 'URL of the router (or its load balancer) the agent registers with.'),
   agentCpuCores: num('GEO_SFU_AGENT_CPU_CORES', 'agent', 0, 0, 1_024, "CPU cores this agent may use; its load is its own process's and mediasoup workers' CPU time over this. 0 = the host's core count."),
@@ -177,7 +179,7 @@ export const CONFIG_SPEC = {
   agentsPerRegion: int('GEO_SFU_AGENTS_PER_REGION', 'launcher', 1, 1, 16, 'Agents the embedded launcher starts per region.'),
   workerSource: oneOf('GEO_SFU_WORKER_SOURCE', 'setup', ['offline', 'prebuilt'], 'offline', "How `npm run setup` gets the mediasoup worker: `offline` builds it from npm + Debian packages (no GitHub needed), `prebuilt` takes mediasoup's normal download."),
   cacheDir: str('GEO_SFU_CACHE_DIR', 'setup', '', 'Where the built mediasoup worker is cached, outside the clone. Empty: `~/.cache/geo-sfu`.'),
-  production: bool('GEO_SFU_PRODUCTION', 'all', false, 'Production mode: refuse to start with generated or missing secrets.'),
+  production: bool('GEO_SFU_PRODUCTION', 'all', false, "Production mode: refuse to start with generated or missing secrets; /allocate needs a credential; GET /rooms/:id needs the admin token or a grant for the room; an agent's GET /status needs the admin token (docs/security.md: which ports to expose)."),
 } as const satisfies Record<string, Spec>;
 
 export type ConfigKey = keyof typeof CONFIG_SPEC;
