@@ -1,6 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { CredentialHashes } from '../../shared/credentials.ts';
+import { bearerToken, type CredentialHashes } from '../../shared/credentials.ts';
 import { UnauthorizedError } from '../../shared/errors.ts';
 import { requireSignature } from '../../shared/signed-http.ts';
 import { SIGNATURE_HEADER } from '../../shared/signed-request.ts';
@@ -35,7 +35,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     const authorization = req.headers.authorization;
     if (authorization !== undefined) {
-      const token = /^Bearer (.+)$/i.exec(authorization)?.[1];
+      const token = bearerToken(authorization);
       if (token === undefined || !opts.admin.matches(token)) {
         throw new UnauthorizedError('invalid admin token', 'BAD_ADMIN_TOKEN');
       }

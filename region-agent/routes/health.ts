@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { CredentialHashes } from '../../shared/credentials.ts';
+import { bearerToken, type CredentialHashes } from '../../shared/credentials.ts';
 import { GeoSfuError, UnauthorizedError } from '../../shared/errors.ts';
 import type { AgentController } from '../controller.ts';
 
@@ -28,7 +28,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
 
   app.get('/status', async (req) => {
     if (statusAdmin) {
-      const token = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+      const token = bearerToken(req.headers.authorization);
       if (token === undefined || !statusAdmin.matches(token)) throw new UnauthorizedError('GET /status needs Authorization: Bearer <admin token> in production mode', 'BAD_ADMIN_TOKEN');
     }
     return controller.status();
