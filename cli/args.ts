@@ -89,3 +89,9 @@ export function resolveApiKey(env: NodeJS.ProcessEnv): string | undefined {
   const key = env[CONFIG_SPEC.apiKey.env];
   return key ? key : undefined;
 }
+
+/** Admin token (GEO_SFU_ADMIN_TOKEN), sent as `Authorization: Bearer` where the router needs it (a room in production mode). */
+export function resolveAdminToken(env: NodeJS.ProcessEnv): string | undefined {
+  const token = env[CONFIG_SPEC.adminToken.env];
+  return token ? token : undefined;
+}

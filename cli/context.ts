@@ -1,4 +1,4 @@
-import { resolveApiKey, resolveRouterUrl } from './args.ts';
+import { resolveAdminToken, resolveApiKey, resolveRouterUrl } from './args.ts';
 import { CliError } from './errors.ts';
 import type { RouterClient } from './router-client.ts';
 
@@ -22,7 +22,7 @@ export class Context {
   async client(): Promise<RouterClient> {
     if (!this.#client) {
       const { RouterClient } = await import('./router-client.ts');
-      this.#client = new RouterClient({ baseUrl: this.routerUrl, apiKey: resolveApiKey(this.env) });
+      this.#client = new RouterClient({ baseUrl: this.routerUrl, apiKey: resolveApiKey(this.env), adminToken: resolveAdminToken(this.env) });
     }
     return this.#client;
   }

@@ -27,7 +27,9 @@ export const ROUTER_TIMEOUT_MS = 10_000;
 
 export interface RouterClientOptions {
   baseUrl: string;
-  apiKey?: string;
+  apiKey?: string | undefined;
+  /** Sent for GET /rooms/:id, which needs it on a router in production mode. */
+  adminToken?: string | undefined;
   timeoutMs?: number;
 }
 
@@ -41,26 +43,27 @@ export class RouterClient {
   }
 
   regions(): Promise<RegionsResponse> {
-    return this.#call('GET', '/regions', undefined, RegionsResponse, 'GET /regions');
+    return this.#call('GET', '/regions', undefined, RegionsResponse, 'GET /regions', this.opts.apiKey);
   }
 
   room(roomId: string): Promise<RoomView> {
-    return this.#call('GET', `/rooms/${encodeURIComponent(roomId)}`, undefined, RoomView, `GET /rooms/${roomId}`);
+    return this.#call('GET', `/rooms/${encodeURIComponent(roomId)}`, undefined, RoomView, `GET /rooms/${roomId}`, this.opts.adminToken);
   }
 
   allocate(body: AllocateRequest): Promise<AllocateResponse> {
-    return this.#call('POST', '/allocate', body, AllocateResponse, 'POST /allocate');
+    return this.#call('POST', '/allocate', body, AllocateResponse, 'POST /allocate', this.opts.apiKey);
   }
 
   close(): Promise<void> {
     return this.#agent.close();
   }
 
-  async #call<T>(method: 'GET' | 'POST', path: string, body: unknown, schema: TSchema, what: string): Promise<T> {
+  /** `credential`: the bearer token sent (the API key, or the admin token for a room). */
+  async #call<T>(method: 'GET' | 'POST', path: string, body: unknown, schema: TSchema, what: string, credential: string | undefined): Promise<T> {
     const url = `${this.opts.baseUrl}${path}`;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    if (this.opts.apiKey) headers.authorization = `Bearer ${this.opts.apiKey}`;
+    if (credential) headers.authorization = `Bearer ${credential}`;
     let res;
     try {
       res = await request(url, {

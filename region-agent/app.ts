@@ -6,11 +6,11 @@ import { unexpectedErrorsCounter } from '../shared/process-safety.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
 import { serverTls } from '../shared/tls.ts';
 import { AgentController } from './controller.ts';
-import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies } from '../shared/http.ts';
+import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies, failedAuthLimit, httpServerFactory, serveMetrics } from '../shared/http.ts';
 import { noSfu, type SfuLoadProvider } from './load.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { healthRoutes } from './routes/health.ts';
-import { metricsRoutes } from './routes/metrics.ts';
+import { agentMetricsSource } from './routes/metrics.ts';
 import { resolveAgentSettings } from './settings.ts';
 import { cascadeOptionsFromConfig, registerCascade, type AgentCascadeDeps, type Cascade } from './cascade/index.ts';
 // --- signaling (SFU + socket.io) ---
@@ -64,9 +64,10 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   const now = deps.now ?? Date.now;
   const tls = serverTls(config);
   // Over TLS the server is an https.Server: the routes and socket.io attach to it the same way.
+  // Timeouts and the connection cap (GEO_SFU_HTTP_*) cover /probe and signaling too.
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: { level: config.logLevel } }),
-    ...(tls ? { https: tls } : {}),
+    serverFactory: httpServerFactory(config, tls),
     // Bad input is refused and named, never silently dropped or converted.
     ajv: AJV_OPTIONS,
     bodyLimit: BODY_LIMIT_BYTES,
@@ -75,10 +76,13 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   const { sfu } = deps;
   const controller = new AgentController({ app, config, settings, load: deps.load ?? sfu?.load ?? noSfu, ...(sfu ? { quality: sfu.quality } : {}), now });
   await app.register(errorReplies);
-  await app.register(healthRoutes, { controller });
+  await app.register(failedAuthLimit, { perMinute: config.failedAuthPerMinute, now });
+  const admin = new CredentialHashes([config.adminToken], parseCredentialHashes(config.adminTokenHash));
+  // In production mode /status (router and peer URLs, load) is for operators only.
+  await app.register(healthRoutes, { controller, ...(config.production ? { statusAdmin: admin } : {}) });
   await app.register(adminRoutes, {
     controller,
-    admin: new CredentialHashes([config.adminToken], parseCredentialHashes(config.adminTokenHash)),
+    admin,
     clusterSecret: config.clusterSecret,
     signedRequestWindowMs: config.signedRequestWindowMs,
     now,
@@ -88,7 +92,12 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   // --- end cascade ---
   const metricsRegistry = new Registry();
   const unexpectedErrors = unexpectedErrorsCounter(metricsRegistry);
-  await app.register(metricsRoutes, { registry: metricsRegistry, controller, ...(sfu ? { sfu } : {}), cascadeLinks: () => cascade?.links() ?? [] });
+  serveMetrics(app, agentMetricsSource({ registry: metricsRegistry, controller, ...(sfu ? { sfu } : {}), cascadeLinks: () => cascade?.links() ?? [] }), {
+    host: config.agentHost,
+    port: config.agentMetricsPort,
+    settings: config,
+    tls,
+  });
   // --- signaling (SFU + socket.io) ---
   let signaling: SignalingServer | undefined;
   if (sfu) {

@@ -6,7 +6,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
-import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies } from '../shared/http.ts';
+import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies, failedAuthLimit, httpServerFactory, serveMetrics } from '../shared/http.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
 import { clientTls, serverTls } from '../shared/tls.ts';
 import { Allocator } from './allocation/allocator.ts';
@@ -21,7 +21,7 @@ import { NodeRegistry } from './registry/node-registry.ts';
 import { Prober } from './registry/prober.ts';
 import { allocateRoutes } from './routes/allocate.ts';
 import { nodeRoutes } from './routes/nodes.ts';
-import { opsRoutes } from './routes/ops.ts';
+import { opsRoutes, routerMetricsSource } from './routes/ops.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { demoGrantRoutes } from './routes/demo-grants.ts';
@@ -97,7 +97,8 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     bodyLimit: BODY_LIMIT_BYTES,
     // Ids are up to 128 characters; longer ones must reach validation (400), not miss the route (404).
     routerOptions: { maxParamLength: 256 },
-    ...(tls ? { https: tls } : {}),
+    // Request, headers and keep-alive timeouts and the connection cap (GEO_SFU_HTTP_*), over TLS or not.
+    serverFactory: httpServerFactory(config, tls),
     // Per-request lines at /allocate rates would drown the useful ones; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -209,6 +210,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   app.decorate('services', { config, credentials, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, rebalancer, sessionCloser, metrics, p2pRelay, isLeader, now });
 
   await app.register(errorReplies);
+  await app.register(failedAuthLimit, { perMinute: config.failedAuthPerMinute, now });
   // Security headers; no CSP, since the router serves JSON and the interactive docs' own assets.
   await app.register(helmet, { contentSecurityPolicy: false });
   const origins = config.corsOrigins.split(',').map((o) => o.trim()).filter(Boolean);
@@ -224,6 +226,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(regionRoutes);
   await app.register(nodeRoutes);
   await app.register(opsRoutes);
+  serveMetrics(app, routerMetricsSource(app.services), { host: config.routerHost, port: config.routerMetricsPort, settings: config, tls });
   await app.register(scalingRoutes);
   await app.register(alertRoutes);
   await app.register(dashboardRoutes);

@@ -40,6 +40,27 @@ export function requireAdmin(admin: CredentialHashes) {
   };
 }
 
+/**
+ * preHandler for a room's view in production mode: the admin token, or a grant for that room
+ * (any of its participants); a grant for another room gets 403.
+ */
+export function requireAdminOrRoomGrant(admin: CredentialHashes, config: Pick<GeoSfuConfig, 'grantKeys' | 'grantIssuer' | 'grantAudience'>, now: () => number) {
+  return async (req: FastifyRequest<{ Params: { roomId: string } }>): Promise<void> => {
+    const presented = bearer(req);
+    if (presented === null) throw new UnauthorizedError('a room needs the admin token or a grant for it: Authorization: Bearer <token>');
+    if (admin.matches(presented)) return;
+    if (config.grantKeys.length > 0) {
+      try {
+        verifyGrant(config.grantKeys, presented, now(), { audience: config.grantAudience, issuer: config.grantIssuer, room: req.params.roomId });
+        return;
+      } catch (err) {
+        if (err instanceof TokenError && err.reason === 'WRONG_BINDING') throw new ForbiddenError(`grant does not allow this: ${err.message}`);
+      }
+    }
+    throw new UnauthorizedError('unknown credential (expected the admin token or a grant for this room)');
+  };
+}
+
 /** Who is calling /allocate: a server with the API key, a browser with a grant, or nobody known. */
 export type AllocateCaller =
   | { kind: 'api-key' }

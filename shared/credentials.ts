@@ -39,3 +39,8 @@ export class CredentialHashes {
 export function parseCredentialHashes(raw: string): string[] {
   return raw.split(',').map((s) => s.trim()).filter(Boolean);
 }
+
+/** The token of an `Authorization: Bearer <token>` header, or undefined. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  return authorization === undefined ? undefined : /^Bearer (.+)$/i.exec(authorization)?.[1];
+}

@@ -1,7 +1,12 @@
-import type { FastifyError, FastifyPluginAsync, FastifyServerOptions } from 'fastify';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyRequest, FastifyServerOptions } from 'fastify';
 import fp from 'fastify-plugin';
-import { DependencyUnavailableError, GeoSfuError, NoCapacityError } from './errors.ts';
+import type { GeoSfuConfig } from './config/index.ts';
+import { DependencyUnavailableError, GeoSfuError, NoCapacityError, TooManyRequestsError } from './errors.ts';
 import type { ErrorBody } from './schemas/index.ts';
+import { SIGNATURE_HEADER } from './signed-request.ts';
 
 /**
  * fastify settings and error replies shared by the router and the agents, so both refuse bad
@@ -59,3 +64,138 @@ export const errorReplies: FastifyPluginAsync = fp(
   },
   { name: 'geo-sfu-error-replies' },
 );
+
+export type ListenerSettings = Pick<GeoSfuConfig, 'httpRequestTimeoutMs' | 'httpHeadersTimeoutMs' | 'httpKeepAliveTimeoutMs' | 'httpMaxConnections'>;
+
+/**
+ * The HTTP(S) server of the router and the agents, as a fastify `serverFactory`: request, headers
+ * and keep-alive timeouts and a cap on concurrent connections (GEO_SFU_HTTP_*). Node checks the
+ * request and headers timeouts on a timer (30 s by default, longer than the timeouts themselves):
+ * it runs at a quarter of the headers timeout here, at most once a second.
+ */
+export function httpServerFactory(settings: ListenerSettings, tls?: https.ServerOptions | null) {
+  const requestTimeout = settings.httpRequestTimeoutMs;
+  const headersTimeout = Math.min(settings.httpHeadersTimeoutMs, requestTimeout);
+  const options: http.ServerOptions = {
+    requestTimeout,
+    headersTimeout,
+    keepAliveTimeout: settings.httpKeepAliveTimeoutMs,
+    connectionsCheckingInterval: Math.min(1_000, Math.max(25, Math.floor(headersTimeout / 4))),
+  };
+  return (handler: http.RequestListener): http.Server => {
+    const server = tls ? https.createServer({ ...tls, ...options }, handler) : http.createServer(options, handler);
+    server.keepAliveTimeout = settings.httpKeepAliveTimeoutMs;
+    // Past the cap Node closes each new connection as soon as it is accepted.
+    if (settings.httpMaxConnections > 0) server.maxConnections = settings.httpMaxConnections;
+    return server;
+  };
+}
+
+/** True when the request presents a credential: a bearer token, an API key or a request signature. */
+const presentsCredential = (req: FastifyRequest): boolean =>
+  req.headers.authorization !== undefined || req.headers['x-api-key'] !== undefined || req.headers[SIGNATURE_HEADER] !== undefined;
+
+const FAILED_AUTH_WINDOW_MS = 60_000;
+/** Addresses tracked before expired windows are swept (each entry needs a 401 to exist). */
+const FAILED_AUTH_SWEEP_AT = 10_000;
+
+/**
+ * Per client IP, the 401 answers of the current minute (GEO_SFU_FAILED_AUTH_PER_MINUTE): past the
+ * limit, that address's requests presenting a credential get 429 until the minute is over, before
+ * the credential is looked at, so guessing tokens or keys costs a minute per few tries. Requests
+ * without a credential are not refused (they are not guesses).
+ */
+export interface FailedAuthLimitOptions {
+  perMinute: number;
+  now?: () => number;
+}
+
+export const failedAuthLimit = fp<FailedAuthLimitOptions>(
+  async (app, { perMinute, now = Date.now }) => {
+    if (perMinute <= 0) return;
+    const failures = new Map<string, { since: number; count: number }>();
+    const current = (ip: string, at: number) => {
+      const entry = failures.get(ip);
+      return entry && at - entry.since < FAILED_AUTH_WINDOW_MS ? entry : null;
+    };
+    app.addHook('onRequest', async (req, reply) => {
+      if (!presentsCredential(req)) return;
+      const at = now();
+      const entry = current(req.ip, at);
+      if (entry && entry.count >= perMinute) {
+        const retryAfterS = Math.ceil((entry.since + FAILED_AUTH_WINDOW_MS - at) / 1000);
+        void reply.header('retry-after', String(retryAfterS));
+        throw new TooManyRequestsError(`more than ${perMinute} failed authentications from this address in a minute; retry in ${retryAfterS} s`);
+      }
+    });
+    app.addHook('onResponse', async (req, reply) => {
+      if (reply.statusCode !== 401) return;
+      const at = now();
+      if (failures.size >= FAILED_AUTH_SWEEP_AT) for (const [ip, e] of failures) if (at - e.since >= FAILED_AUTH_WINDOW_MS) failures.delete(ip);
+      const entry = current(req.ip, at);
+      if (entry) entry.count++;
+      else failures.set(req.ip, { since: at, count: 1 });
+    });
+  },
+  { name: 'geo-sfu-failed-auth-limit' },
+);
+
+/** What GET /metrics answers (a prom-client registry, read at scrape time). */
+export interface MetricsSource {
+  contentType: string;
+  render(): Promise<string>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The listener of its own serving GET /metrics (GEO_SFU_*_METRICS_PORT), or null when metrics are on the main port. */
+    metricsServer: http.Server | null;
+  }
+}
+
+export interface MetricsListener {
+  host: string;
+  /** '' = on the app's own port; else a port of its own (0: any free port). */
+  port: string;
+  settings: ListenerSettings;
+  tls?: https.ServerOptions | null;
+}
+
+/**
+ * Serves GET /metrics on the app's port, or, when a metrics port is set, on a listener of its own
+ * serving nothing else (opened when the app is ready, closed with it): the main port can then be
+ * exposed to clients while the metrics port stays internal.
+ */
+export function serveMetrics(app: FastifyInstance, source: MetricsSource, listener: MetricsListener): void {
+  if (listener.port === '') {
+    app.decorate('metricsServer', null);
+    app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(source.contentType).send(await source.render()));
+    return;
+  }
+  const server = httpServerFactory(listener.settings, listener.tls)((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'this listener serves GET /metrics only' } }));
+      return;
+    }
+    source.render().then(
+      (body) => res.writeHead(200, { 'content-type': source.contentType }).end(body),
+      (err: unknown) => {
+        app.log.error({ err }, 'metrics scrape failed');
+        res.writeHead(500).end();
+      },
+    );
+  });
+  app.decorate('metricsServer', server);
+  app.addHook('onReady', () => new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(Number(listener.port), listener.host, () => {
+      server.off('error', reject);
+      app.log.info({ port: (server.address() as AddressInfo).port }, 'metrics listening on a port of their own');
+      resolve();
+    });
+  }));
+  app.addHook('onClose', () => new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  }));
+}

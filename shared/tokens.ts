@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { decodeBase64url } from './base64url.ts';
 import type { TokenKey } from './config/load.ts';
 
 /**
@@ -77,28 +78,38 @@ function sign(key: TokenKey, claims: object): string {
   return `${header}.${payload}.${mac(key.secret, `${header}.${payload}`).toString('base64url')}`;
 }
 
-/** Checks form, key id, signature and expiry; returns the claims for the caller's own checks. */
-function verify(keys: readonly TokenKey[], token: unknown, nowMs: number): Record<string, unknown> {
+/** Verified claims, and the key id that signed them (rate limits key on it with the subject). */
+interface Verified {
+  kid: string;
+  claims: Record<string, unknown>;
+}
+
+/**
+ * Checks form, key id, signature and expiry; returns the claims for the caller's own checks.
+ * Every part must be the canonical base64url of its bytes (decodeBase64url), so a token has one
+ * spelling only.
+ */
+function verify(keys: readonly TokenKey[], token: unknown, nowMs: number): Verified {
   const parts = typeof token === 'string' ? token.split('.') : [];
   if (parts.length !== 3) throw new TokenError('MALFORMED', 'token is not a compact JWS');
-  const [h, p, s] = parts as [string, string, string];
+  const [h, p, s] = parts.map(decodeBase64url);
+  if (!h || !p || !s) throw new TokenError('MALFORMED', 'token part is not canonical base64url');
   let header: { alg?: unknown; kid?: unknown };
   let claims: Record<string, unknown>;
   try {
-    header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
-    claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+    header = JSON.parse(h.toString('utf8'));
+    claims = JSON.parse(p.toString('utf8'));
   } catch {
     throw new TokenError('MALFORMED', 'token header or payload is not JSON');
   }
   if (header?.alg !== 'HS256') throw new TokenError('MALFORMED', 'token alg must be HS256');
   const key = keys.find((k) => k.kid === header.kid);
   if (!key) throw new TokenError('UNKNOWN_KEY', `token key id ${JSON.stringify(header.kid)} is not configured`);
-  const expected = mac(key.secret, `${h}.${p}`);
-  const given = Buffer.from(s, 'base64url');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new TokenError('BAD_SIGNATURE', 'token signature does not verify');
+  const expected = mac(key.secret, `${parts[0]}.${parts[1]}`);
+  if (s.length !== expected.length || !timingSafeEqual(s, expected)) throw new TokenError('BAD_SIGNATURE', 'token signature does not verify');
   if (typeof claims !== 'object' || claims === null || typeof claims.exp !== 'number') throw new TokenError('MALFORMED', 'token has no exp');
   if (claims.exp * 1000 <= nowMs) throw new TokenError('EXPIRED', 'token has expired');
-  return claims;
+  return { kid: key.kid, claims };
 }
 
 function checkBinding(claims: Record<string, unknown>, expect: Record<string, string | undefined>): void {
@@ -118,7 +129,7 @@ export function verifyJoinToken(
   nowMs: number,
   expect: Partial<Pick<JoinClaims, 'room' | 'sub' | 'region' | 'node'>> = {},
 ): JoinClaims {
-  const claims = verify(keys, token, nowMs);
+  const { claims } = verify(keys, token, nowMs);
   checkBinding(claims, expect);
   return claims as unknown as JoinClaims;
 }
@@ -141,7 +152,7 @@ export function signRelayToken(key: TokenKey, claims: Omit<RelayClaims, 'typ'>):
 
 /** Verifies signature, expiry and type; the claims' ids are checked to be ids (1–128 characters). */
 export function verifyRelayToken(keys: readonly TokenKey[], token: unknown, nowMs: number): RelayClaims {
-  const claims = verify(keys, token, nowMs);
+  const { claims } = verify(keys, token, nowMs);
   if (claims.typ !== RELAY_TOKEN_TYPE) throw new TokenError('WRONG_AUDIENCE', 'not a P2P relay token');
   for (const field of ['aid', 'room', 'sub'] as const) {
     const v = claims[field];
@@ -181,19 +192,46 @@ export function createGrant(o: CreateGrantOptions): string {
   return sign(o.key, claims);
 }
 
-/** Verifies a grant: signature, expiry, audience, issuer (when one is required), room and participant. */
+interface GrantExpectation {
+  audience: string;
+  issuer?: string;
+}
+
+function verifyGrantIssue(keys: readonly TokenKey[], token: string, nowMs: number, expect: GrantExpectation): Verified {
+  const verified = verify(keys, token, nowMs);
+  const { claims } = verified;
+  if (claims.aud !== expect.audience || (expect.issuer && claims.iss !== expect.issuer)) throw new TokenError('WRONG_AUDIENCE', 'grant was issued by or for someone else');
+  return verified;
+}
+
+/**
+ * Verifies a grant: signature, expiry, audience, issuer (when one is required), room, and
+ * participant when `sub` is given (a grant for any participant of the room shows the room).
+ */
 export function verifyGrant(
   keys: readonly TokenKey[],
   token: string,
   nowMs: number,
-  expect: { audience: string; issuer?: string; room: string; sub: string },
+  expect: GrantExpectation & { room: string; sub?: string },
 ): GrantClaims {
-  const claims = verify(keys, token, nowMs);
-  if (claims.aud !== expect.audience || (expect.issuer && claims.iss !== expect.issuer)) throw new TokenError('WRONG_AUDIENCE', 'grant was issued by or for someone else');
+  const { claims } = verifyGrantIssue(keys, token, nowMs, expect);
   checkBinding(claims, { room: expect.room, sub: expect.sub });
   const perm = claims.perm as Partial<Permissions> | undefined;
   if (typeof perm !== 'object' || perm === null || typeof perm.publish !== 'boolean' || typeof perm.subscribe !== 'boolean' || (perm.publishData !== undefined && typeof perm.publishData !== 'boolean')) {
     throw new TokenError('MALFORMED', 'grant has no permissions');
   }
   return claims as unknown as GrantClaims;
+}
+
+/**
+ * Whom a grant speaks for (its key id and subject) once its signature, expiry and audience
+ * verify; null for anything else. Rate limits key on this, never on the token's string.
+ */
+export function grantIdentity(keys: readonly TokenKey[], token: string, nowMs: number, expect: GrantExpectation): { kid: string; sub: string } | null {
+  try {
+    const { kid, claims } = verifyGrantIssue(keys, token, nowMs, expect);
+    return typeof claims.sub === 'string' ? { kid, sub: claims.sub } : null;
+  } catch {
+    return null;
+  }
 }

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { GeoSfuConfig } from '../../shared/config/index.ts';
+import type { GeoSfuConfig, TokenKey } from '../../shared/config/index.ts';
 import { startDelayProxy, type DelayProxy } from './delay-proxy.ts';
 import { PipeRelays } from './pipe-relays.ts';
 import { interRegionRtt, readWanProfile, type WanProfile } from './wan-profile.ts';
@@ -59,6 +59,8 @@ export interface Embedded {
   router: ChildProcess;
   agents: LaunchedAgent[];
   credentials: Credentials;
+  /** The credentials this run generated (the others came from the environment). */
+  generated: ReadonlySet<keyof Credentials>;
   wanProfile: WanProfile | null;
   /** The media relays between regions (`pipeRelays`), else null. */
   pipeRelays: PipeRelays | null;
@@ -71,12 +73,19 @@ const secret = () => randomBytes(32).toString('base64url');
 
 export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
   const { config } = opts;
+  const generated = new Set<keyof Credentials>();
+  const given = (name: keyof Credentials, value: string, generate: () => string) => {
+    if (value !== '') return value;
+    generated.add(name);
+    return generate();
+  };
+  const keyList = (keys: readonly TokenKey[]) => keys.map((k) => `${k.kid}:${k.secret}`).join(',');
   const credentials: Credentials = {
-    clusterSecret: config.clusterSecret || secret(),
-    tokenSecrets: config.tokenKeys.length > 0 ? config.tokenKeys.map((k) => `${k.kid}:${k.secret}`).join(',') : `dev-${Date.now().toString(36)}:${secret()}`,
-    adminToken: config.adminToken || secret(),
-    apiKey: config.apiKey || secret(),
-    grantSecrets: config.grantKeys.length > 0 ? config.grantKeys.map((k) => `${k.kid}:${k.secret}`).join(',') : `demo-${Date.now().toString(36)}:${secret()}`,
+    clusterSecret: given('clusterSecret', config.clusterSecret, secret),
+    tokenSecrets: given('tokenSecrets', keyList(config.tokenKeys), () => `dev-${Date.now().toString(36)}:${secret()}`),
+    adminToken: given('adminToken', config.adminToken, secret),
+    apiKey: given('apiKey', config.apiKey, secret),
+    grantSecrets: given('grantSecrets', keyList(config.grantKeys), () => `demo-${Date.now().toString(36)}:${secret()}`),
   };
   const wanProfile = config.wanProfile ? readWanProfile(config.wanProfile, config.regions.map((r) => r.id)) : null;
   if (opts.pipeRelays && !wanProfile) throw new Error('launchEmbedded: pipeRelays needs a WAN profile (GEO_SFU_WAN_PROFILE)');
@@ -194,6 +203,7 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
     router,
     agents,
     credentials,
+    generated,
     wanProfile,
     pipeRelays,
     restartAgent: async (nodeId) => {

@@ -1,10 +1,18 @@
 /**
  * `npm start`: the embedded default (router + agents on loopback). Prints the URLs and the
- * development credentials, and stops everything on Ctrl-C.
+ * credentials it generated (never one it was given), and stops everything on Ctrl-C.
  */
 import { ConfigError } from '../../shared/errors.ts';
-import { loadConfig } from '../../shared/config/index.ts';
-import { launchEmbedded } from './launcher.ts';
+import { CONFIG_SPEC, loadConfig } from '../../shared/config/index.ts';
+import { type Credentials, launchEmbedded } from './launcher.ts';
+
+const VARIABLE: Record<keyof Credentials, string> = {
+  clusterSecret: CONFIG_SPEC.clusterSecret.env,
+  tokenSecrets: CONFIG_SPEC.tokenSecrets.env,
+  adminToken: CONFIG_SPEC.adminToken.env,
+  apiKey: CONFIG_SPEC.apiKey.env,
+  grantSecrets: CONFIG_SPEC.grantSecrets.env,
+};
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -16,19 +24,28 @@ async function main(): Promise<void> {
     onOutput: (name, line) => process.stdout.write(`[${name}] ${line}\n`),
   });
   const c = embedded.credentials;
+  const generated = embedded.generated;
+  // What a person uses (API key, admin token) is shown when generated; a secret from the
+  // environment never is (the operator has it, and logs are not the place for it).
+  const shown = (name: 'apiKey' | 'adminToken') =>
+    generated.has(name) ? `  ${VARIABLE[name]}=${c[name]}   (generated for this run)` : `  ${VARIABLE[name]}   set in the environment (not shown)`;
+  const internal = (['clusterSecret', 'tokenSecrets', 'grantSecrets'] as const).filter((name) => generated.has(name)).map((name) => VARIABLE[name]);
   process.stdout.write(
     [
       '',
       'geo-sfu embedded default',
       `  router     ${embedded.routerUrl}   (GET /regions, POST /allocate, /docs)`,
-      `  dashboard  ${embedded.routerUrl}/#token=${encodeURIComponent(c.adminToken)}`,
+      generated.has('adminToken')
+        ? `  dashboard  ${embedded.routerUrl}/#token=${encodeURIComponent(c.adminToken)}`
+        : `  dashboard  ${embedded.routerUrl}/   (sign in with GEO_SFU_ADMIN_TOKEN)`,
       `  demo       ${embedded.routerUrl}/demo?room=demo   (open it in two tabs, each emulating another region)`,
       ...embedded.agents.map((a) => `  ${a.nodeId.padEnd(10)} ${a.publicUrl}${a.publicUrl !== a.directUrl ? `  (via WAN delay proxy → ${a.directUrl})` : ''}`),
       `  WAN profile ${config.wanProfile ? `${config.wanProfile} (agent links and cascade media delayed)` : 'none (all regions on loopback, ~0 ms apart)'}`,
       '',
-      'development credentials (generated for this run unless set in the environment):',
-      `  GEO_SFU_API_KEY=${c.apiKey}`,
-      `  GEO_SFU_ADMIN_TOKEN=${c.adminToken}`,
+      'credentials:',
+      shown('apiKey'),
+      shown('adminToken'),
+      ...(internal.length > 0 ? [`  generated for this run, used between the processes (not shown): ${internal.join(', ')}`] : []),
       '',
       'try:',
       `  curl -s ${embedded.routerUrl}/regions`,

@@ -17,11 +17,12 @@ const refuse = (reply: FastifyReply, status: number, code: string, message: stri
 
 /**
  * The agent↔agent cascade routes. Every call must be signed with the cluster secret (unsigned,
- * stale or replayed requests get 401 before the body is looked at).
+ * stale or replayed requests get 401 before a byte of the body is read).
  */
 export const cascadeRoutes: FastifyPluginAsync<CascadeRoutesOptions> = async (app, opts) => {
   const { cascade } = opts;
-  app.addHook('preValidation', requireSignature(opts.clusterSecret, opts.signedRequestWindowMs, opts.now));
+  // Before the body is read: an unsigned sync cannot make the agent take in 4 MiB.
+  app.addHook('onRequest', requireSignature(opts.clusterSecret, opts.signedRequestWindowMs, opts.now));
   const schema = (body: unknown) => ({ schema: { hide: true, body }, bodyLimit: CASCADE_BODY_LIMIT_BYTES });
 
   app.post<{ Body: OpenRequest }>(CASCADE_PATHS.open, schema(OpenRequest), async (req, reply) => {

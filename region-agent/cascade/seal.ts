@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { decodeBase64url } from '../../shared/base64url.ts';
 
 /**
  * Encryption of the cascade messages that carry SRTP keys (a pipe's endpoint with its
@@ -26,11 +27,12 @@ export function seal(key: Buffer, plaintext: unknown, aad: string): string {
 
 /** Throws when the text was not sealed with this key and additional data (or was altered). */
 export function unseal<T>(key: Buffer, sealed: string, aad: string): T {
-  const [version, iv, ct, tag] = sealed.split('.');
-  if (version !== 'v1' || iv === undefined || ct === undefined || tag === undefined) throw new Error('sealed payload: unknown format');
-  const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+  const [version, ...parts] = sealed.split('.');
+  const [iv, ct, tag] = parts.map(decodeBase64url);
+  if (version !== 'v1' || parts.length !== 3 || !iv || !ct || !tag) throw new Error('sealed payload: unknown format');
+  const decipher = createDecipheriv('aes-256-gcm', key, iv);
   decipher.setAAD(Buffer.from(aad, 'utf8'));
-  decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-  const text = Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]).toString('utf8');
+  decipher.setAuthTag(tag);
+  const text = Buffer.concat([decipher.update(ct), decipher.final()]).toString('utf8');
   return JSON.parse(text) as T;
 }

@@ -1,6 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { CredentialHashes } from '../../shared/credentials.ts';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { bearerToken, type CredentialHashes } from '../../shared/credentials.ts';
 import { UnauthorizedError } from '../../shared/errors.ts';
 import { requireSignature } from '../../shared/signed-http.ts';
 import { SIGNATURE_HEADER } from '../../shared/signed-request.ts';
@@ -29,18 +29,19 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
   const { controller } = opts;
   const verifySignature = requireSignature(opts.clusterSecret, opts.signedRequestWindowMs, opts.now);
 
-  // preValidation: after the body is parsed (the signature covers its raw text), before the
-  // schema runs, so an unauthenticated caller learns nothing about what a valid body looks like.
-  app.addHook('preValidation', async (req: FastifyRequest) => {
+  // onRequest: before the body is read or parsed (a signature is verified from its headers, the
+  // body checked against its hash as it arrives), so an unauthenticated caller costs no parsing
+  // and learns nothing about what a valid body looks like.
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     const authorization = req.headers.authorization;
     if (authorization !== undefined) {
-      const token = /^Bearer (.+)$/i.exec(authorization)?.[1];
+      const token = bearerToken(authorization);
       if (token === undefined || !opts.admin.matches(token)) {
         throw new UnauthorizedError('invalid admin token', 'BAD_ADMIN_TOKEN');
       }
       return;
     }
-    if (req.headers[SIGNATURE_HEADER] !== undefined) return verifySignature(req);
+    if (req.headers[SIGNATURE_HEADER] !== undefined) return verifySignature(req, reply);
     throw new UnauthorizedError('admin routes need Authorization: Bearer <admin token> or a request signed with the cluster secret');
   });
 

@@ -1,10 +1,10 @@
-import type { FastifyPluginAsync } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { MetricsSource } from '../../shared/http.ts';
 import type { CascadeLinkStatus } from '../cascade/cascade.ts';
 import type { AgentController } from '../controller.ts';
 import type { AgentSfu } from '../sfu.ts';
 
-export interface MetricsRoutesOptions {
+export interface AgentMetricsOptions {
   /** The agent's own registry (its owner adds to it too: geo_sfu_unexpected_errors_total). */
   registry: Registry;
   controller: AgentController;
@@ -15,10 +15,11 @@ export interface MetricsRoutesOptions {
 }
 
 /**
- * GET /metrics from a registry of the agent's own (several agents may share a process in the
- * embedded launcher; a global registry would mix them). Gauges read the controller at scrape time.
+ * What the agent's GET /metrics serves (shared/http.ts serveMetrics): a registry of the agent's own
+ * (several agents may share a process in the embedded launcher; a global registry would mix
+ * them). Gauges read the controller at scrape time.
  */
-export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, { registry, controller, sfu, cascadeLinks }) => {
+export function agentMetricsSource({ registry, controller, sfu, cascadeLinks }: AgentMetricsOptions): MetricsSource {
   registry.setDefaultLabels({ node_id: controller.nodeId, region: controller.region });
   const registers = [registry];
 
@@ -96,5 +97,5 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (ap
   controller.on('heartbeatfailure', () => heartbeatFailures.inc());
   controller.on('registered', () => registrations.inc());
 
-  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-};
+  return { contentType: registry.contentType, render: () => registry.metrics() };
+}

@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { decodeBase64url } from '../../shared/base64url.ts';
 
 /**
  * Resume credentials: `<payload>.<HMAC-SHA256>` (base64url), signed with a secret this agent
@@ -26,15 +27,16 @@ export class ResumeCredentials {
     return `${payload}.${this.#mac(payload).toString('base64url')}`;
   }
 
-  /** The claims, or null when the credential is malformed or not signed by this agent process. */
+  /** The claims, or null when the credential is malformed (not canonical base64url included) or not signed by this agent process. */
   verify(credential: string): ResumeClaims | null {
     const [payload, mac, extra] = credential.split('.');
     if (!payload || !mac || extra !== undefined) return null;
-    const given = Buffer.from(mac, 'base64url');
+    const given = decodeBase64url(mac);
+    const claimsJson = decodeBase64url(payload);
     const expected = this.#mac(payload);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
+    if (!given || !claimsJson || given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
     try {
-      const c = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
+      const c = JSON.parse(claimsJson.toString('utf8')) as Record<string, unknown>;
       if (c.v !== 1 || typeof c.room !== 'string' || typeof c.peer !== 'string' || typeof c.node !== 'string' || typeof c.sid !== 'string') return null;
       return { room: c.room, peer: c.peer, node: c.node, sid: c.sid };
     } catch {

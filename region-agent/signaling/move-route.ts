@@ -13,7 +13,7 @@ export interface MoveRouteOptions {
 
 /** The router's live rebalancing asks for a participant to be moved (signed with the cluster secret). */
 export const moveRoute: FastifyPluginAsync<MoveRouteOptions> = async (app, opts) => {
-  app.addHook('preValidation', requireSignature(opts.clusterSecret, opts.signedRequestWindowMs, opts.now));
+  app.addHook('onRequest', requireSignature(opts.clusterSecret, opts.signedRequestWindowMs, opts.now));
   app.post<{ Body: MoveRequest }>(MOVE_PATH, { schema: { hide: true, body: MoveRequest } }, async (req, reply) => {
     const { roomId, participantId, allocationId, toRegion } = req.body;
     if (!opts.signaling.requestMove(roomId, participantId, allocationId, toRegion)) {

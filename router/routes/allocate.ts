@@ -3,6 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { TooManyRequestsError } from '../../shared/errors.ts';
 import { AllocateRequest, AllocateResponse, ErrorBody } from '../../shared/schemas/index.ts';
+import { grantIdentity } from '../../shared/tokens.ts';
 import { allocateCaller, allocationPermissions, bearer } from '../auth.ts';
 
 export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -10,11 +11,17 @@ export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
   if (config.rateLimitPerMinute > 0) {
     await app.register(rateLimit, {
       global: false,
-      // Per credential when there is one (a fleet of servers behind one key shares its budget),
-      // else per client address; only a hash of the credential is kept.
+      // Per verified identity: an API key (a fleet of servers behind one key shares its budget;
+      // only a hash of it is kept) or a grant's key id and subject (however many grants that
+      // participant holds, whatever their spelling). Anything unverified: per client address.
       keyGenerator: (req) => {
         const credential = bearer(req);
-        return credential === null ? `ip:${req.ip}` : `cred:${createHash('sha256').update(credential).digest('base64url').slice(0, 22)}`;
+        if (credential !== null) {
+          if (credentials.apiKeys.matches(credential)) return `key:${createHash('sha256').update(credential).digest('base64url').slice(0, 22)}`;
+          const grant = config.grantKeys.length > 0 ? grantIdentity(config.grantKeys, credential, now(), { audience: config.grantAudience, issuer: config.grantIssuer }) : null;
+          if (grant) return `grant:${grant.kid}:${grant.sub}`;
+        }
+        return `ip:${req.ip}`;
       },
       errorResponseBuilder: (_req, context) =>
         new TooManyRequestsError(`more than ${context.max} /allocate calls per minute; retry in ${Math.ceil(context.ttl / 1000)} s`),

@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { GeoSfuError, TooManyRequestsError } from '../../shared/errors.ts';
 import type { QualityAlert, RegionsResponse } from '../../shared/schemas/index.ts';
 import { bearer, requireAdmin } from '../auth.ts';
 import type { RebalanceDecision } from '../operations/rebalancer.ts';
@@ -55,6 +57,15 @@ export interface DashboardSnapshot {
   rebalancing?: { enabled: boolean; decisions: Array<Omit<RebalanceDecision, 'reasons'>> };
 }
 
+interface EventsClient {
+  stream: PassThrough;
+  socket: Socket;
+  ip: string;
+  admin: boolean;
+  /** Since when its connection could take no more (null: it keeps up). */
+  fullSince: number | null;
+}
+
 export interface DashboardOptions {
   /** The built page (default: web/dist in this checkout). */
   distDir?: string;
@@ -64,7 +75,6 @@ export interface DashboardOptions {
 
 const DEFAULT_DIST = fileURLToPath(new URL('../../web/dist/', import.meta.url));
 const PARTICIPANTS_SHOWN = 24;
-const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
 const ASSET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const CONTENT_TYPES: Record<string, string> = {
   js: 'text/javascript; charset=utf-8',
@@ -125,7 +135,8 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   });
 
   // One snapshot per tick for every client, computed only while someone is listening.
-  const clients = new Set<{ stream: PassThrough; admin: boolean }>();
+  const clients = new Set<EventsClient>();
+  const perIp = new Map<string, number>();
   let timer: NodeJS.Timeout | null = null;
   let busy = false;
 
@@ -146,12 +157,19 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
       rebalancing: { enabled: rebalancer.enabled, decisions: rebalancer.recent().slice(0, 10).map(({ reasons: _reasons, ...d }) => d) },
     };
   };
-  const send = (client: { stream: PassThrough; admin: boolean }, event: string, data: unknown) => {
-    // A client that stopped reading is dropped rather than buffered for without bound.
-    if (client.stream.writableLength > MAX_BACKLOG_BYTES) return drop(client);
+  const send = (client: EventsClient, event: string, data: unknown) => {
+    // A client whose connection has stayed unable to take more (its socket buffer full, the
+    // snapshots piling up here) for GEO_SFU_EVENTS_SLOW_READER_MS is dropped, not buffered for.
+    const at = app.services.now();
+    if (client.stream.writableNeedDrain || client.socket.writableNeedDrain) {
+      client.fullSince ??= at;
+      if (at - client.fullSince >= config.eventsSlowReaderMs) return drop(client, true);
+    } else {
+      client.fullSince = null;
+    }
     client.stream.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
-  const broadcast = async (only?: { stream: PassThrough; admin: boolean }) => {
+  const broadcast = async (only?: EventsClient) => {
     const targets = only ? [only] : [...clients];
     if (targets.length === 0) return;
     try {
@@ -170,9 +188,14 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
       busy = false;
     });
   };
-  const drop = (client: { stream: PassThrough; admin: boolean }) => {
-    clients.delete(client);
+  const drop = (client: EventsClient, slow = false) => {
+    if (!clients.delete(client)) return;
+    const left = (perIp.get(client.ip) ?? 1) - 1;
+    if (left > 0) perIp.set(client.ip, left);
+    else perIp.delete(client.ip);
     client.stream.end();
+    // A slow reader would hold its socket until it read what is buffered: closed at once.
+    if (slow) client.socket.destroy();
     if (clients.size === 0 && timer) {
       clearInterval(timer);
       timer = null;
@@ -189,8 +212,17 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
     async (req, reply) => {
       // No credential: public data. A credential that is not the admin token: 401 (not a silent downgrade).
       if (bearer(req) !== null) await checkAdmin(req);
-      const client = { stream: new PassThrough(), admin: bearer(req) !== null };
+      if (config.eventsMaxSubscribers > 0 && clients.size >= config.eventsMaxSubscribers) {
+        void reply.header('retry-after', '10');
+        throw new GeoSfuError('TOO_MANY_SUBSCRIBERS', 503, `the dashboard stream has its ${config.eventsMaxSubscribers} subscribers; retry later`);
+      }
+      const fromIp = perIp.get(req.ip) ?? 0;
+      if (config.eventsMaxPerIp > 0 && fromIp >= config.eventsMaxPerIp) {
+        throw new TooManyRequestsError(`${config.eventsMaxPerIp} dashboard streams are open from this address already`);
+      }
+      const client: EventsClient = { stream: new PassThrough(), socket: req.raw.socket, ip: req.ip, admin: bearer(req) !== null, fullSince: null };
       clients.add(client);
+      perIp.set(req.ip, fromIp + 1);
       reply.raw.once('close', () => drop(client));
       timer ??= setInterval(tick, intervalMs);
       client.stream.write(`retry: 2000\n\n`);

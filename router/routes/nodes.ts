@@ -1,6 +1,7 @@
+import rateLimit from '@fastify/rate-limit';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { BadRequestError } from '../../shared/errors.ts';
+import { BadRequestError, TooManyRequestsError } from '../../shared/errors.ts';
 import { ErrorBody, Heartbeat, HeartbeatAck, Id, NodeRegistration, ParticipantEvent, ParticipantEventAnswer, RoomNodesAnswer, RoomNodesQuery } from '../../shared/schemas/index.ts';
 import { requireSignature } from '../../shared/signed-http.ts';
 
@@ -9,10 +10,25 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, registry, rooms, sessions, now } = app.services;
   const signed = requireSignature(config.clusterSecret, config.signedRequestWindowMs, now);
   const catalog = new Set(config.regions.map((r) => r.id));
+  // Per node id, counted once the signature verified and the body validated (every body names its
+  // node), over all these routes together: never per address, since many agents may share one
+  // (a benchmark runs a thousand on loopback). This plugin's routes only.
+  if (config.nodeCallsPerMinute > 0) {
+    await app.register(rateLimit, {
+      global: true,
+      hook: 'preHandler',
+      max: config.nodeCallsPerMinute,
+      timeWindow: 60_000,
+      cache: 100_000,
+      keyGenerator: (req) => `node:${(req.body as { nodeId: string }).nodeId}`,
+      errorResponseBuilder: (_req, context) =>
+        new TooManyRequestsError(`more than ${context.max} signed calls per minute from this node; retry in ${Math.ceil(context.ttl / 1000)} s`),
+    });
+  }
 
   app.post(
     '/v1/nodes/register',
-    { preHandler: signed, schema: { hide: true, body: NodeRegistration, response: { 200: HeartbeatAck, 400: ErrorBody, 401: ErrorBody } } },
+    { onRequest: signed, schema: { hide: true, body: NodeRegistration, response: { 200: HeartbeatAck, 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } } },
     async (req) => {
       if (!catalog.has(req.body.region)) throw new BadRequestError(`region "${req.body.region}" is not in the catalog`, 'region');
       return registry.register(req.body);
@@ -21,15 +37,15 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/v1/nodes/heartbeat',
-    { preHandler: signed, schema: { hide: true, body: Heartbeat, response: { 200: HeartbeatAck, 400: ErrorBody, 401: ErrorBody } } },
+    { onRequest: signed, schema: { hide: true, body: Heartbeat, response: { 200: HeartbeatAck, 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } } },
     async (req) => ({ ...(await registry.heartbeat(req.body)), alerts: app.services.quality.forNode(req.body.nodeId) }),
   );
 
   app.post(
     '/v1/nodes/deregister',
     {
-      preHandler: signed,
-      schema: { hide: true, body: Type.Object({ nodeId: Id }, { additionalProperties: false }), response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody } },
+      onRequest: signed,
+      schema: { hide: true, body: Type.Object({ nodeId: Id }, { additionalProperties: false }), response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } },
     },
     async (req, reply) => {
       await registry.deregister(req.body.nodeId);
@@ -40,8 +56,8 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/nodes/participant-event',
     {
-      preHandler: signed,
-      schema: { hide: true, body: ParticipantEvent, response: { 200: ParticipantEventAnswer, 204: Type.Null(), 400: ErrorBody, 401: ErrorBody } },
+      onRequest: signed,
+      schema: { hide: true, body: ParticipantEvent, response: { 200: ParticipantEventAnswer, 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } },
     },
     async (req, reply) => {
       const { roomId, participantId, allocationId, event } = req.body;
@@ -70,7 +86,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post(
     '/v1/nodes/room-nodes',
-    { preHandler: signed, schema: { hide: true, body: RoomNodesQuery, response: { 200: RoomNodesAnswer, 400: ErrorBody, 401: ErrorBody } } },
+    { onRequest: signed, schema: { hide: true, body: RoomNodesQuery, response: { 200: RoomNodesAnswer, 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } } },
     async (req) => {
       const nodes = new Map(registry.snapshot().nodes.map((n) => [n.nodeId, n]));
       // Keyed by room ids clients chose: a Map, then own properties (a room named __proto__ included).

@@ -1,4 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { MetricsSource } from '../../shared/http.ts';
+import type { RouterServices } from '../app.ts';
 
 export const opsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
@@ -12,29 +14,36 @@ export const opsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return reply.status(503).send({ ok: false, error: (err as Error).message });
     }
   });
-
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
-    const { metrics, registry, prober, sessions } = app.services;
-    const snapshot = registry.snapshot();
-    metrics.nodesByState.reset();
-    metrics.nodeStress.reset();
-    metrics.probeRtt.reset();
-    metrics.probeLoss.reset();
-    metrics.regionStress.reset();
-    for (const view of app.services.scaling.view().regions) if (view.meanStress !== null) metrics.regionStress.set({ region: view.region }, view.meanStress);
-    for (const n of snapshot.nodes) {
-      metrics.nodesByState.inc({ region: n.region, state: n.state });
-      metrics.nodeStress.set({ region: n.region, node: n.nodeId }, n.stress);
-      const probe = prober.stats(n.nodeId);
-      if (probe.rttMs !== null) metrics.probeRtt.set({ region: n.region, node: n.nodeId }, probe.rttMs);
-      metrics.probeLoss.set({ region: n.region, node: n.nodeId }, probe.loss);
-    }
-    for (const [from, row] of Object.entries(snapshot.interRegion)) {
-      for (const [to, stats] of Object.entries(row)) if (stats.rttMs !== null) metrics.interRegionRtt.set({ from, to }, stats.rttMs);
-    }
-    metrics.sessionLogBufferDepth.set(sessions.bufferDepth());
-    metrics.leader.set(app.services.isLeader() ? 1 : 0);
-    metrics.sessionLogDropped.set(sessions.droppedCount());
-    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
 };
+
+/** The router's metrics, refreshed from the registry, prober and scaling state at each scrape. */
+export function routerMetricsSource(services: RouterServices): MetricsSource {
+  const { metrics } = services;
+  return {
+    contentType: metrics.registry.contentType,
+    render: async () => {
+      const { registry, prober, sessions } = services;
+      const snapshot = registry.snapshot();
+      metrics.nodesByState.reset();
+      metrics.nodeStress.reset();
+      metrics.probeRtt.reset();
+      metrics.probeLoss.reset();
+      metrics.regionStress.reset();
+      for (const view of services.scaling.view().regions) if (view.meanStress !== null) metrics.regionStress.set({ region: view.region }, view.meanStress);
+      for (const n of snapshot.nodes) {
+        metrics.nodesByState.inc({ region: n.region, state: n.state });
+        metrics.nodeStress.set({ region: n.region, node: n.nodeId }, n.stress);
+        const probe = prober.stats(n.nodeId);
+        if (probe.rttMs !== null) metrics.probeRtt.set({ region: n.region, node: n.nodeId }, probe.rttMs);
+        metrics.probeLoss.set({ region: n.region, node: n.nodeId }, probe.loss);
+      }
+      for (const [from, row] of Object.entries(snapshot.interRegion)) {
+        for (const [to, stats] of Object.entries(row)) if (stats.rttMs !== null) metrics.interRegionRtt.set({ from, to }, stats.rttMs);
+      }
+      metrics.sessionLogBufferDepth.set(sessions.bufferDepth());
+      metrics.leader.set(services.isLeader() ? 1 : 0);
+      metrics.sessionLogDropped.set(sessions.droppedCount());
+      return metrics.registry.metrics();
+    },
+  };
+}

@@ -2,20 +2,22 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { NotFoundError } from '../../shared/errors.ts';
 import { ErrorBody, Id, RoomView } from '../../shared/schemas/index.ts';
-import { requireAdmin } from '../auth.ts';
+import { requireAdmin, requireAdminOrRoomGrant } from '../auth.ts';
 import { roomView } from '../room-view.ts';
 
 export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config } = app.services;
   const regionOrder = config.regions.map((r) => r.id);
 
-  app.get(
+  app.get<{ Params: { roomId: string } }>(
     '/rooms/:roomId',
     {
+      // Participant and allocation ids: in production mode for the room's own people and operators only.
+      ...(config.production ? { preHandler: requireAdminOrRoomGrant(app.services.credentials.admin, config, app.services.now) } : {}),
       schema: {
-        summary: 'A room: home region, participants with their edge region, cascade links',
+        summary: 'A room: home region, participants with their edge region, cascade links (production mode: admin token or a grant for the room)',
         params: Type.Object({ roomId: Id }),
-        response: { 200: RoomView, 400: ErrorBody, 404: ErrorBody },
+        response: { 200: RoomView, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody },
       },
     },
     async (req) => {

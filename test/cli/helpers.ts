@@ -13,12 +13,13 @@ export interface CliResult {
 
 /**
  * Runs the CLI as a user would (`node cli/bin.js ...`, the `geo-sfu` bin) in a child process.
- * The caller's GEO_SFU_ROUTER_URL / GEO_SFU_API_KEY are removed unless given in `env`.
+ * The caller's GEO_SFU_ROUTER_URL / GEO_SFU_API_KEY / GEO_SFU_ADMIN_TOKEN are removed unless given in `env`.
  */
 export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliResult> {
   const base = { ...process.env };
   delete base.GEO_SFU_ROUTER_URL;
   delete base.GEO_SFU_API_KEY;
+  delete base.GEO_SFU_ADMIN_TOKEN;
   return new Promise((resolve) => {
     execFile(process.execPath, ['cli/bin.js', ...args], { cwd: ROOT, env: { ...base, ...env }, timeout: timeoutMs }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;

@@ -21,10 +21,10 @@ function sources(dir: string): string[] {
 
 const text = (component: 'router' | 'region-agent' | 'shared') => sources(join(ROOT, component)).map((f) => readFileSync(f, 'utf8')).join('\n');
 
-/** GET routes registered by a process: `app.get('/path', ...)`. */
+/** GET routes registered by a process: `app.get('/path', ...)`, its own or shared/'s (GET /metrics, served by both). */
 export function getRoutes(component: 'router' | 'region-agent'): Set<string> {
   const routes = new Set<string>();
-  for (const m of text(component).matchAll(/\.get\(\s*'([^']+)'/g)) if (m[1]) routes.add(m[1]);
+  for (const m of `${text(component)}\n${text('shared')}`.matchAll(/\.get\(\s*'([^']+)'/g)) if (m[1]) routes.add(m[1]);
   return routes;
 }
 
