@@ -35,6 +35,8 @@ function routerEnv(ns: { redisKeyPrefix: string; pgSchema: string }): Record<str
     GEO_SFU_TOKEN_SECRETS: SECRETS.tokenKeys.map((k) => `${k.kid}:${k.secret}`).join(','),
     GEO_SFU_API_KEY: API_KEY,
     GEO_SFU_RATE_LIMIT_PER_MINUTE: '0',
+    // Clients allocate into one room for as long as the restart takes (hundreds on a slow machine).
+    GEO_SFU_MAX_ROOM_PARTICIPANTS: '0',
     GEO_SFU_REDIS_TIMEOUT_MS: '3000',
     GEO_SFU_HEARTBEAT_INTERVAL_MS: '200',
   };

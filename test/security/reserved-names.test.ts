@@ -25,7 +25,9 @@ import { OBJECT_PROTOTYPE_KEYS, RESERVED_NAMES, unexpectedErrors, until } from '
  * across the cascade.
  */
 const REGIONS = DEFAULT_REGIONS.filter((r) => r.id === 'us-west' || r.id === 'eu-west');
-const NEAR = { 'us-west': { 'us-west': 10, 'eu-west': 150 }, 'eu-west': { 'us-west': 150, 'eu-west': 10 } } as const;
+// The far region far enough that an inter-region RTT inflated by a loaded machine (the profile's
+// 80 ms, measured through a delaying proxy) never makes staying in the other region look better.
+const NEAR = { 'us-west': { 'us-west': 10, 'eu-west': 400 }, 'eu-west': { 'us-west': 400, 'eu-west': 10 } } as const;
 type Region = keyof typeof NEAR;
 const NAMES = [...new Set([...RESERVED_NAMES, ...OBJECT_PROTOTYPE_KEYS])];
 
