@@ -1,0 +1,126 @@
+/**
+ * The production build: `npm run build` compiles the router, region agent, SFU, shared code, CLI
+ * and SDK to JavaScript with source maps in dist/, and what the image runs (its entry point,
+ * infra/docker/entrypoint.sh: plain node on dist/, no TypeScript loader) starts a router and an
+ * agent that registers with it, with the files found beside the code (the dashboard's web/dist,
+ * package.json) resolved from dist/ as from the sources.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RegionsResponse } from '../../shared/schemas/index.ts';
+import { testConfig } from '../utils/router-harness.ts';
+import { type ServiceProcess, spawnAgent, spawnRouter } from '../utils/service-process.ts';
+import { ROOT } from './helpers.ts';
+
+const BUILT_FOLDERS = ['router', 'region-agent', 'sfu', 'shared', 'cli', 'sdk'];
+const DIST = join(ROOT, 'dist');
+
+/** Every file under `dir`, as paths relative to ROOT. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(join(ROOT, dir), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => relative(ROOT, join(e.parentPath, e.name)));
+}
+
+/** Module specifiers of static imports/exports and literal dynamic imports in JavaScript text. */
+function specifiers(js: string): string[] {
+  return [...js.matchAll(/\bfrom\s+["']([^"']+)["']|\bimport\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s+["']([^"']+)["']/gm)].map((m) => m[1] ?? m[2] ?? m[3] ?? '');
+}
+
+const SECRETS = testConfig('memory');
+const env = {
+  // In-memory stores, whatever the test environment says.
+  REDIS_URL: '',
+  DATABASE_URL: '',
+  GEO_SFU_CLUSTER_SECRET: SECRETS.clusterSecret,
+  GEO_SFU_TOKEN_SECRETS: SECRETS.tokenKeys.map((k) => `${k.kid}:${k.secret}`).join(','),
+  GEO_SFU_HEARTBEAT_INTERVAL_MS: '200',
+};
+
+describe('npm run build', () => {
+  const services: ServiceProcess[] = [];
+  beforeAll(async () => {
+    const started = performance.now();
+    await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT, timeout: 150_000 });
+    console.log(`npm run build: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }, 160_000);
+  afterAll(async () => {
+    await Promise.all(services.map((s) => s.stop()));
+  });
+
+  it('emits a module and its source map for every TypeScript module, whose imports all name JavaScript', () => {
+    const sources = BUILT_FOLDERS.flatMap(filesUnder).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
+    expect(sources.length).toBeGreaterThan(100);
+    const missing = sources.filter((f) => !existsSync(join(DIST, f.replace(/\.ts$/, '.js'))) || !existsSync(join(DIST, f.replace(/\.ts$/, '.js.map'))));
+    expect(missing, 'sources without dist/<path>.js and .js.map').toEqual([]);
+    const built = filesUnder('dist').filter((f) => f.endsWith('.js'));
+    expect(built.length).toBe(sources.length);
+    const relativeImports = built.flatMap((f) => specifiers(readFileSync(join(ROOT, f), 'utf8')).filter((s) => s.startsWith('.')).map((s) => `${f}: ${s}`));
+    expect(relativeImports.length).toBeGreaterThan(built.length);
+    expect(relativeImports.filter((i) => !i.endsWith('.js')), 'relative imports not rewritten to .js').toEqual([]);
+    // A map points at its source, so stack traces (node --enable-source-maps) name the .ts lines.
+    const map = JSON.parse(readFileSync(join(DIST, 'router', 'main.js.map'), 'utf8')) as { sources: string[] };
+    expect(map.sources.map((s) => join(DIST, 'router', s))).toEqual([join(ROOT, 'router', 'main.ts')]);
+  });
+
+  it("the image's entry point runs the built router and agent as plain node processes: the agent registers, the dashboard is served", async () => {
+    const started = performance.now();
+    const router = await spawnRouter(env, 0, { code: 'built' });
+    services.push(router);
+    const agent = await spawnAgent({ ...env, GEO_SFU_AGENT_ID: 'eu-west-built', GEO_SFU_AGENT_REGION: 'eu-west', GEO_SFU_ROUTER_URL: router.url }, { code: 'built', port: 0 });
+    services.push(agent);
+    console.log(`built router and agent listening ${((performance.now() - started) / 1000).toFixed(1)} s after spawn`);
+    expect(router.port).toBeGreaterThan(0);
+    expect(agent.port).toBeGreaterThan(0);
+
+    // What runs is node on dist/, no loader (Node 20 cannot run a .ts module without one).
+    for (const [service, script] of [[router, 'dist/router/main.js'], [agent, 'dist/region-agent/main.js']] as const) {
+      const argv = readFileSync(`/proc/${service.child.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      expect(argv.slice(1)).toEqual(['--enable-source-maps', script]);
+      expect(argv[0]).toMatch(/node$/);
+    }
+
+    // The agent registers and is alive in the router's view.
+    let regions: RegionsResponse | undefined;
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      const res = await request(`${router.url}/regions`);
+      regions = (await res.body.json()) as RegionsResponse;
+      if (regions.regions.some((r) => r.nodes.some((n) => n.nodeId === 'eu-west-built' && n.state === 'alive'))) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const euWest = regions?.regions.find((r) => r.id === 'eu-west');
+    expect(euWest?.nodes.map((n) => [n.nodeId, n.state])).toEqual([['eu-west-built', 'alive']]);
+    expect(euWest?.healthy).toBe(true);
+    const ready = await request(`${agent.url}/readyz`);
+    expect(ready.statusCode).toBe(200);
+    await ready.body.dump();
+
+    // The agent's version is package.json's, read from dist/ through the package root.
+    const status = await request(`${agent.url}/status`);
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(((await status.body.json()) as { version: string }).version).toBe(version);
+
+    // The dashboard (web/dist at the package root) and one of its assets, from the built router.
+    const page = await request(`${router.url}/`);
+    const html = await page.body.text();
+    expect(page.statusCode, html).toBe(200);
+    expect(html).toContain('<title>geo-sfu dashboard</title>');
+    const asset = /\/assets\/([A-Za-z0-9._-]+\.js)/.exec(html)?.[0];
+    expect(asset).toBeDefined();
+    const script = await request(`${router.url}${asset}`);
+    expect(script.statusCode).toBe(200);
+    expect(script.headers['content-type']).toMatch(/^text\/javascript/);
+    await script.body.dump();
+
+    // SIGTERM: the agent drains and deregisters, the router closes; both exit 0.
+    const exits = [router, agent].map((s) => new Promise<number | null>((resolve) => s.child.once('exit', (code) => resolve(code))));
+    await agent.stop();
+    await router.stop();
+    expect(await Promise.all(exits)).toEqual([0, 0]);
+  }, 60_000);
+});
