@@ -222,6 +222,9 @@ describe('infra/Dockerfile', () => {
       expect(text).not.toMatch(/\btsx\b|--import|--loader|\.ts\b/);
     }
     expect(execFileSync('sh', ['-n', join(INFRA, 'docker', 'entrypoint.sh')], { encoding: 'utf8' })).toBe('');
+    // The runtime's node_modules come from `npm ci --omit=dev`: tsx is not even there.
+    const lock = JSON.parse(readText('package-lock.json')) as { packages: Record<string, { dev?: boolean }> };
+    expect(lock.packages['node_modules/tsx']?.dev, 'tsx must be a devDependency').toBe(true);
   });
 
   it("images run Node 24 LTS, which every production dependency admits; package.json's engines still admit the Node 20 of development", () => {
