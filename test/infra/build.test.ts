@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
+import ts from 'typescript';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegionsResponse } from '../../shared/schemas/index.ts';
@@ -26,10 +27,13 @@ function filesUnder(dir: string): string[] {
     .map((e) => relative(ROOT, join(e.parentPath, e.name)));
 }
 
-/** Module specifiers of static imports/exports and literal dynamic imports in JavaScript text. */
+/** Module specifiers of a module's imports, re-exports and literal dynamic imports (comments skipped). */
 function specifiers(js: string): string[] {
-  return [...js.matchAll(/\bfrom\s+["']([^"']+)["']|\bimport\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s+["']([^"']+)["']/gm)].map((m) => m[1] ?? m[2] ?? m[3] ?? '');
+  return ts.preProcessFile(js, true, true).importedFiles.map((f) => f.fileName);
 }
+
+/** The package a bare specifier loads: `@scope/name` or `name`. */
+const packageOf = (specifier: string) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
 
 const SECRETS = testConfig('memory');
 const env = {
@@ -62,6 +66,13 @@ describe('npm run build', () => {
     const relativeImports = built.flatMap((f) => specifiers(readFileSync(join(ROOT, f), 'utf8')).filter((s) => s.startsWith('.')).map((s) => `${f}: ${s}`));
     expect(relativeImports.length).toBeGreaterThan(built.length);
     expect(relativeImports.filter((i) => !i.endsWith('.js')), 'relative imports not rewritten to .js').toEqual([]);
+    // What the built code loads from node_modules is a production dependency: the image installs
+    // only those (npm ci --omit=dev).
+    const { dependencies } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const packages = new Set(built.flatMap((f) => specifiers(readFileSync(join(ROOT, f), 'utf8')).filter((s) => !s.startsWith('.') && !s.startsWith('node:')).map(packageOf)));
+    expect(packages).toContain('fastify');
+    expect(packages).toContain('mediasoup');
+    expect([...packages].filter((p) => dependencies[p] === undefined), 'imported by dist/ but not a production dependency').toEqual([]);
     // A map points at its source, so stack traces (node --enable-source-maps) name the .ts lines.
     const map = JSON.parse(readFileSync(join(DIST, 'router', 'main.js.map'), 'utf8')) as { sources: string[] };
     expect(map.sources.map((s) => join(DIST, 'router', s))).toEqual([join(ROOT, 'router', 'main.ts')]);
