@@ -1,12 +1,14 @@
 /**
  * The production build: `npm run build` compiles the router, region agent, SFU, shared code, CLI
- * and SDK to JavaScript with source maps in dist/, and what the image runs (its entry point,
- * infra/docker/entrypoint.sh: plain node on dist/, no TypeScript loader) starts a router and an
- * agent that registers with it, with the files found beside the code (the dashboard's web/dist,
- * package.json) resolved from dist/ as from the sources.
+ * and SDK to JavaScript with source maps in dist/, importing only production dependencies; then,
+ * in a copy of what the image's runtime stage holds (package.json, infra/docker, dist/, web/dist,
+ * node_modules; no sources), the image's entry point (plain node on dist/, no TypeScript loader)
+ * starts a router and an agent that registers with it, with the files found beside the code (the
+ * dashboard's web/dist, package.json) resolved from dist/.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import ts from 'typescript';
@@ -47,13 +49,22 @@ const env = {
 
 describe('npm run build', () => {
   const services: ServiceProcess[] = [];
+  /** What the image's runtime stage holds, copied from this checkout after the build. */
+  let image = '';
   beforeAll(async () => {
     const started = performance.now();
     await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT, timeout: 150_000 });
     console.log(`npm run build: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    // The runtime stage's files (test/infra/dockerfile.test.ts checks the Dockerfile copies exactly
+    // these), no sources; node_modules linked rather than copied (the test above checks the built
+    // code imports only production dependencies).
+    image = mkdtempSync(join(tmpdir(), 'geo-sfu-image-'));
+    for (const path of ['package.json', 'infra/docker', 'dist', 'web/dist']) cpSync(join(ROOT, path), join(image, path), { recursive: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(image, 'node_modules'));
   }, 160_000);
   afterAll(async () => {
     await Promise.all(services.map((s) => s.stop()));
+    if (image !== '') rmSync(image, { recursive: true, force: true });
   });
 
   it('emits a module and its source map for every TypeScript module, whose imports all name JavaScript', () => {
@@ -78,21 +89,23 @@ describe('npm run build', () => {
     expect(map.sources.map((s) => join(DIST, 'router', s))).toEqual([join(ROOT, 'router', 'main.ts')]);
   });
 
-  it("the image's entry point runs the built router and agent as plain node processes: the agent registers, the dashboard is served", async () => {
+  it("in the image's file layout (no sources), its entry point runs the built router and agent as plain node processes: the agent registers, the dashboard is served", async () => {
+    expect(existsSync(join(image, 'router')) || existsSync(join(image, 'shared'))).toBe(false);
     const started = performance.now();
-    const router = await spawnRouter(env, 0, { code: 'built' });
+    const router = await spawnRouter(env, 0, { code: 'built', root: image });
     services.push(router);
-    const agent = await spawnAgent({ ...env, GEO_SFU_AGENT_ID: 'eu-west-built', GEO_SFU_AGENT_REGION: 'eu-west', GEO_SFU_ROUTER_URL: router.url }, { code: 'built', port: 0 });
+    const agent = await spawnAgent({ ...env, GEO_SFU_AGENT_ID: 'eu-west-built', GEO_SFU_AGENT_REGION: 'eu-west', GEO_SFU_ROUTER_URL: router.url }, { code: 'built', root: image, port: 0 });
     services.push(agent);
     console.log(`built router and agent listening ${((performance.now() - started) / 1000).toFixed(1)} s after spawn`);
     expect(router.port).toBeGreaterThan(0);
     expect(agent.port).toBeGreaterThan(0);
 
-    // What runs is node on dist/, no loader (Node 20 cannot run a .ts module without one).
+    // What runs is node on dist/ in the copy, no loader (Node 20 cannot run a .ts module without one).
     for (const [service, script] of [[router, 'dist/router/main.js'], [agent, 'dist/region-agent/main.js']] as const) {
       const argv = readFileSync(`/proc/${service.child.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
       expect(argv.slice(1)).toEqual(['--enable-source-maps', script]);
       expect(argv[0]).toMatch(/node$/);
+      expect(readlinkSync(`/proc/${service.child.pid}/cwd`)).toBe(realpathSync(image));
     }
 
     // The agent registers and is alive in the router's view.
@@ -111,12 +124,12 @@ describe('npm run build', () => {
     expect(ready.statusCode).toBe(200);
     await ready.body.dump();
 
-    // The agent's version is package.json's, read from dist/ through the package root.
+    // The agent's version is package.json's, found from dist/ through the package root.
     const status = await request(`${agent.url}/status`);
     const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
     expect(((await status.body.json()) as { version: string }).version).toBe(version);
 
-    // The dashboard (web/dist at the package root) and one of its assets, from the built router.
+    // The dashboard (web/dist at the package root, the copy's) and one of its assets.
     const page = await request(`${router.url}/`);
     const html = await page.body.text();
     expect(page.statusCode, html).toBe(200);

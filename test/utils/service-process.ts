@@ -13,6 +13,8 @@ export type ServiceCode = 'source' | 'built';
 
 export interface ServiceOptions {
   code?: ServiceCode;
+  /** The folder the service runs from (default: this checkout), e.g. a copy of what the image holds. */
+  root?: string;
 }
 
 /** A router or agent running as its own process, as deployed. */
@@ -33,13 +35,13 @@ export interface ServiceProcess {
  */
 export async function spawnRouter(env: Record<string, string>, port?: number, options: ServiceOptions = {}): Promise<ServiceProcess> {
   const listenPort = port ?? (await freePort());
-  return spawnService('router', options.code ?? 'source', { ...env, GEO_SFU_ROUTER_HOST: '127.0.0.1', GEO_SFU_ROUTER_PORT: String(listenPort) }, /"url":"(https?:\/\/[^"]+)","msg":"router listening"/);
+  return spawnService('router', options, { ...env, GEO_SFU_ROUTER_HOST: '127.0.0.1', GEO_SFU_ROUTER_PORT: String(listenPort) }, /"url":"(https?:\/\/[^"]+)","msg":"router listening"/);
 }
 
 /** A region agent as its own process (with its SFU) on `port` (default: a free one; 0: the kernel picks). */
 export async function spawnAgent(env: Record<string, string>, options: ServiceOptions & { port?: number } = {}): Promise<ServiceProcess> {
   const listenPort = options.port ?? (await freePort());
-  return spawnService('agent', options.code ?? 'source', { GEO_SFU_SFU_WORKERS: '1', ...env, GEO_SFU_AGENT_HOST: '127.0.0.1', GEO_SFU_AGENT_PORT: String(listenPort) }, /listening on (https?:\/\/[^\s"]+)/);
+  return spawnService('agent', options, { GEO_SFU_SFU_WORKERS: '1', ...env, GEO_SFU_AGENT_HOST: '127.0.0.1', GEO_SFU_AGENT_PORT: String(listenPort) }, /listening on (https?:\/\/[^\s"]+)/);
 }
 
 const COMMANDS: Record<'router' | 'agent', Record<ServiceCode, string[]>> = {
@@ -47,10 +49,10 @@ const COMMANDS: Record<'router' | 'agent', Record<ServiceCode, string[]>> = {
   agent: { source: [process.execPath, '--import', 'tsx', 'region-agent/main.ts'], built: ['sh', 'infra/docker/entrypoint.sh', 'agent'] },
 };
 
-async function spawnService(service: 'router' | 'agent', code: ServiceCode, env: Record<string, string>, readyLine: RegExp): Promise<ServiceProcess> {
-  const [command, ...args] = COMMANDS[service][code] as [string, ...string[]];
+async function spawnService(service: 'router' | 'agent', options: ServiceOptions, env: Record<string, string>, readyLine: RegExp): Promise<ServiceProcess> {
+  const [command, ...args] = COMMANDS[service][options.code ?? 'source'] as [string, ...string[]];
   const child = spawn(command, args, {
-    cwd: ROOT,
+    cwd: options.root ?? ROOT,
     env: { ...process.env, GEO_SFU_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
