@@ -7,6 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { benchAllocate } from './allocate.ts';
+import { benchBuild } from './build.ts';
 import { benchCascade } from './cascade.ts';
 import { benchConsumers } from './consumers.ts';
 import { benchHostile, withinHostileGoal } from './hostile.ts';
@@ -198,8 +199,24 @@ const hostile: Benchmark = {
   },
 };
 
+const build: Benchmark = {
+  id: 'build',
+  async run({ quick }) {
+    const r = await benchBuild({ quick });
+    const line = (service: 'router' | 'agent', what: string): BenchLine => {
+      const { built, source } = r[service];
+      return {
+        name: `${what} from the build (node dist/), spawn → listening, median of ${r.rounds}`,
+        value: `${f(built.medianStartMs, 0)} ms, RSS ${f(built.medianRssMiB, 0)} MiB`,
+        ratio: `ratio ${f(built.medianStartMs / source.medianStartMs, 2)} (start), ${f(built.medianRssMiB / source.medianRssMiB, 2)} (RSS) vs tsx's ${f(source.medianStartMs, 0)} ms, ${f(source.medianRssMiB, 0)} MiB`,
+      };
+    };
+    return { lines: [line('router', 'router'), line('agent', 'region agent (1 SFU worker)')], json: r };
+  },
+};
+
 /** Every benchmark, in the order they run. */
-const BENCHMARKS: Benchmark[] = [allocate, consumers, cascade, placement, hostile, soak];
+const BENCHMARKS: Benchmark[] = [allocate, consumers, cascade, placement, hostile, build, soak];
 
 const quick = process.argv.includes('--quick');
 // `--only id,id`: run those entries alone (while working on one); the summary is then not rewritten.

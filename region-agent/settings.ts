@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
 import { ConfigError } from '../shared/errors.ts';
+import { PACKAGE_VERSION } from '../shared/package-root.ts';
 import { ID_PATTERN } from '../shared/schemas/index.ts';
 
 /**
@@ -21,8 +21,6 @@ export interface AgentSettings {
   memoryBytes: number;
   version: string;
 }
-
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const isHttpUrl = (value: string): boolean => {
   try {
@@ -72,6 +70,6 @@ export function resolveAgentSettings(config: GeoSfuConfig): AgentSettings {
     peerRoutes,
     cpuCores: config.agentCpuCores > 0 ? config.agentCpuCores : availableParallelism(),
     memoryBytes: config.agentMemoryMb * 1024 * 1024,
-    version: VERSION,
+    version: PACKAGE_VERSION,
   };
 }

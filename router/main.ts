@@ -1,5 +1,6 @@
 /**
- * Router entry point: `node --import tsx router/main.ts`. Reads and validates the configuration,
+ * Router entry point: `node --import tsx router/main.ts` in development, `node dist/router/main.js`
+ * once built (`npm run build`). Reads and validates the configuration,
  * picks the stores (Redis/PostgreSQL when REDIS_URL/DATABASE_URL are set, in-memory otherwise),
  * serves until SIGTERM/SIGINT, then closes cleanly.
  */

@@ -2,10 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GeoSfuError, TooManyRequestsError } from '../../shared/errors.ts';
+import { PACKAGE_ROOT } from '../../shared/package-root.ts';
 import type { QualityAlert, RegionsResponse } from '../../shared/schemas/index.ts';
 import { bearer, requireAdmin } from '../auth.ts';
 import type { RebalanceDecision } from '../operations/rebalancer.ts';
@@ -67,13 +67,13 @@ interface EventsClient {
 }
 
 export interface DashboardOptions {
-  /** The built page (default: web/dist in this checkout). */
+  /** The built page (default: web/dist at the package root, from the sources as from dist/). */
   distDir?: string;
   intervalMs?: number;
   maxRooms?: number;
 }
 
-const DEFAULT_DIST = fileURLToPath(new URL('../../web/dist/', import.meta.url));
+const DEFAULT_DIST = join(PACKAGE_ROOT, 'web', 'dist');
 const PARTICIPANTS_SHOWN = 24;
 const ASSET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const CONTENT_TYPES: Record<string, string> = {

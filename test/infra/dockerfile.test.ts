@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSyn
 import { type Server, createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config/index.ts';
 import { KNOWN_ENV, SAMPLE_SECRETS, getRoutes } from './code-index.ts';
@@ -183,26 +183,50 @@ describe('infra/Dockerfile', () => {
     for (const m of DOCKERFILE.matchAll(/\bGEO_SFU_[A-Z0-9_]+\b/g)) expect(KNOWN_ENV.has(m[0]), m[0]).toBe(true);
   });
 
-  it('copies the filtered context (sources in, node_modules/tests/git out) and the entry point starts router or agent', () => {
+  it('the build stage compiles dist/ and web/dist from the filtered context; the runtime gets those, package.json and infra/docker, no sources', () => {
     for (const c of instructions.filter((i) => i.op === 'COPY' && !i.args.startsWith('--from='))) {
       const sources = c.args.split(' ').slice(0, -1);
-      for (const s of sources) {
-        // infra/mediasoup (build-worker.sh) comes with the sfu branch.
-        if (s === 'infra/mediasoup' && !existsSync(join(ROOT, s))) continue;
-        expect(existsSync(join(ROOT, s)), `COPY ${s}`).toBe(true);
-      }
+      for (const s of sources) expect(existsSync(join(ROOT, s)), `COPY ${s}`).toBe(true);
     }
+    expect(inStage('build', 'COPY').map((c) => c.args)).toContain('. .');
+    const buildRuns = inStage('build', 'RUN').map((r) => r.args).join(' && ');
+    expect(buildRuns).toMatch(/npm run build:web\b/);
+    expect(buildRuns).toMatch(/npm run build(?!:)/);
+    expect(inStage('runtime', 'COPY').map((c) => c.args).sort()).toEqual(
+      ['--from=build /app/dist ./dist', '--from=build /app/web/dist ./web/dist', `--from=deps /app/node_modules ./node_modules`, 'infra/docker ./infra/docker', 'package.json ./', expect.stringMatching(/^--from=worker /)].sort(),
+    );
     const ignored = readText('infra/Dockerfile.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-    for (const out of ['.git', '**/node_modules', 'test', 'bench']) expect(ignored).toContain(out);
-    for (const kept of ['router', 'region-agent', 'shared', 'sfu', 'infra', 'infra/docker', 'infra/mediasoup', 'package.json', 'package-lock.json']) {
-      expect(ignored.some((p) => p === kept || kept.startsWith(`${p}/`)), `${kept} must reach the image`).toBe(false);
+    for (const out of ['.git', '**/node_modules', 'test', 'bench', 'dist', 'web/dist']) expect(ignored).toContain(out);
+    for (const kept of ['router', 'region-agent', 'shared', 'sfu', 'cli', 'sdk', 'web', 'infra/docker', 'infra/mediasoup', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) {
+      expect(ignored.some((p) => p === kept || kept.startsWith(`${p}/`)), `${kept} must reach the build`).toBe(false);
     }
-    const entry = readText('infra/docker/entrypoint.sh');
-    expect(entry).toMatch(/router\) exec node --import tsx router\/main\.ts/);
-    expect(entry).toMatch(/agent \| region-agent\) exec node --import tsx region-agent\/main\.ts/);
-    expect(existsSync(join(ROOT, 'router/main.ts')) && existsSync(join(ROOT, 'region-agent/main.ts'))).toBe(true);
-    expect(execFileSync('sh', ['-n', join(INFRA, 'docker', 'entrypoint.sh')], { encoding: 'utf8' })).toBe('');
   });
+
+  it("the entry point runs node on the JavaScript `npm run build` emits for router/main.ts and region-agent/main.ts, never tsx", () => {
+    const build = JSON.parse(readText('tsconfig.build.json')) as { compilerOptions: { rootDir: string; outDir: string; rewriteRelativeImportExtensions?: boolean }; include: string[] };
+    expect(build.compilerOptions.rewriteRelativeImportExtensions).toBe(true);
+    const emitted = (source: string) => {
+      expect(build.include.some((dir) => source.startsWith(`${dir}/`)), `${source} is built`).toBe(true);
+      return join(build.compilerOptions.outDir, relative(build.compilerOptions.rootDir, source)).replace(/\.ts$/, '.js');
+    };
+    const entry = readText('infra/docker/entrypoint.sh');
+    const commands = Object.fromEntries([...entry.matchAll(/^\s*([a-z| *-]+)\) exec (.*?)\s*;;$/gm)].map((m) => [m[1]?.trim(), m[2]]));
+    expect(commands).toEqual({
+      router: `node --enable-source-maps ${emitted('router/main.ts')} "$@"`,
+      'agent | region-agent': `node --enable-source-maps ${emitted('region-agent/main.ts')} "$@"`,
+      '*': '"$cmd" "$@"',
+    });
+    expect(existsSync(join(ROOT, 'router/main.ts')) && existsSync(join(ROOT, 'region-agent/main.ts'))).toBe(true);
+    const entryCode = entry.split('\n').filter((l) => !l.trim().startsWith('#')).join('\n');
+    for (const text of [entryCode, ...inStage('runtime', 'ENTRYPOINT').map((i) => i.args), ...inStage('runtime', 'CMD').map((i) => i.args), ...inStage('runtime', 'HEALTHCHECK').map((i) => i.args)]) {
+      expect(text).not.toMatch(/\btsx\b|--import|--loader|\.ts\b/);
+    }
+    expect(execFileSync('sh', ['-n', join(INFRA, 'docker', 'entrypoint.sh')], { encoding: 'utf8' })).toBe('');
+    // The runtime's node_modules come from `npm ci --omit=dev`: tsx is not even there.
+    const lock = JSON.parse(readText('package-lock.json')) as { packages: Record<string, { dev?: boolean }> };
+    expect(lock.packages['node_modules/tsx']?.dev, 'tsx must be a devDependency').toBe(true);
+  });
+
   it("images run Node 24 LTS, which every production dependency admits; package.json's engines still admit the Node 20 of development", () => {
     for (const arg of ['NODE_IMAGE', 'NODE_SLIM_IMAGE']) {
       const m = /^node:(\d+)-bookworm(-slim)?$/.exec(globalArgs[arg] ?? '');
