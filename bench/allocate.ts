@@ -1,8 +1,8 @@
-import { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import { FakeNodes } from '../test/utils/fake-nodes.ts';
 import { cleanupNamespaces, REDIS_URL, runNamespace, startRouter, testConfig } from '../test/utils/router-harness.ts';
 import type { LoadJob } from './load-worker.ts';
+import { startTsWorker } from './ts-worker-host.ts';
 import type { LoadResult } from './load.ts';
 
 /**
@@ -22,7 +22,7 @@ export interface AllocateBenchResult {
 
 function runJob(job: LoadJob): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./load-worker.mjs', import.meta.url), { workerData: job });
+    const worker = startTsWorker(new URL('./load-worker.ts', import.meta.url), job);
     worker.once('message', resolve);
     worker.once('error', reject);
   });

@@ -19,7 +19,7 @@ export interface LoadJob {
   offset: number;
 }
 
-const job = workerData as LoadJob;
+const job = (workerData as { data: LoadJob }).data;
 const spec: RequestSpec = { method: job.method, path: job.path, ...(job.body === 'allocate' ? { body: allocateBody } : {}) };
 const result = job.mode === 'closed'
   ? await closedLoop(job.origin, spec, job.concurrency, job.durationMs, job.offset)
