@@ -57,7 +57,8 @@ describe('peer probing', () => {
     );
     expect(viaProxy.loss).toBe(0);
     expect(viaProxy.medianMs).toBeGreaterThanOrEqual(2 * oneWayMs);
-    expect(viaProxy.medianMs).toBeLessThan(2 * oneWayMs + 25);
+    // The proxy's delay counted once per direction, not twice (timer lag on a loaded machine adds some).
+    expect(viaProxy.medianMs).toBeLessThan(4 * oneWayMs);
     expect(direct.medianMs).toBeLessThan(2 * oneWayMs);
     expect(west.controller.status().peers[0]?.probeUrl).toBe(`${proxy.url}/probe`);
   });
