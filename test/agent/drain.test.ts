@@ -22,7 +22,8 @@ function sfuWith(participants: { count: number }) {
 describe('drain', () => {
   it('stops taking rooms, waits for the last participant, deregisters and closes', async () => {
     const participants = { count: 2 };
-    const { url, controller } = await agents.start(agentConfig(router.url, { agentId: 'west-1', drainDeadlineMs: 30_000 }), { load: sfuWith(participants) });
+    const drainDeadlineMs = 30_000;
+    const { url, controller } = await agents.start(agentConfig(router.url, { agentId: 'west-1', drainDeadlineMs }), { load: sfuWith(participants) });
     await waitFor('readiness', () => controller.ready);
     const closed = new Promise<void>((resolve) => controller.once('close', resolve));
 
@@ -41,7 +42,8 @@ describe('drain', () => {
     expect(router.deregistrations.map((d) => d.nodeId)).toEqual(['west-1']);
     const deregisteredAfterMs = router.deregistrations[0]!.receivedAt - emptiedAt;
     console.log(`deregistered ${deregisteredAfterMs.toFixed(0)} ms after the last participant left`);
-    expect(deregisteredAfterMs).toBeLessThan(1_000);
+    // It left because the node emptied, not because the deadline passed: far sooner than the deadline.
+    expect(deregisteredAfterMs).toBeLessThan(drainDeadlineMs / 10);
     // Nothing from this node reaches the router after it deregistered.
     expect(router.heartbeats.filter((h) => h.receivedAt > router.deregistrations[0]!.receivedAt)).toEqual([]);
     expect(router.nodes.size).toBe(0);
@@ -49,16 +51,21 @@ describe('drain', () => {
   });
 
   it('gives up waiting at the deadline', async () => {
-    const { controller } = await agents.start(agentConfig(router.url, { agentId: 'west-1', drainDeadlineMs: 400 }), { load: sfuWith({ count: 3 }) });
+    const drainDeadlineMs = 400;
+    const { controller } = await agents.start(agentConfig(router.url, { agentId: 'west-1', drainDeadlineMs }), { load: sfuWith({ count: 3 }) });
     await waitFor('readiness', () => controller.ready);
     const startedAt = performance.now();
     const drained = controller.drain();
     expect(controller.drain()).toBe(drained);
     await drained;
     const tookMs = performance.now() - startedAt;
-    console.log(`drain with 3 participants left and a 400 ms deadline took ${tookMs.toFixed(0)} ms`);
-    expect(tookMs).toBeGreaterThanOrEqual(390);
-    expect(tookMs).toBeLessThan(1_500);
+    const deregisteredAfterMs = router.deregistrations[0]!.receivedAt - startedAt;
+    console.log(`drain with 3 participants left and a ${drainDeadlineMs} ms deadline: deregistered after ${deregisteredAfterMs.toFixed(0)} ms, closed after ${tookMs.toFixed(0)} ms`);
+    // Not before the deadline, and it ends although nobody left: deregistering and closing once the
+    // deadline passed take a moment, on a loaded machine a long one.
+    expect(deregisteredAfterMs).toBeGreaterThanOrEqual(drainDeadlineMs);
+    expect(tookMs).toBeGreaterThanOrEqual(deregisteredAfterMs);
+    expect(tookMs).toBeLessThan(drainDeadlineMs + 5_000);
     expect(router.deregistrations.map((d) => d.nodeId)).toEqual(['west-1']);
     expect(router.heartbeatsOf('west-1').some((h) => h.draining && h.load.participants === 3)).toBe(true);
   });

@@ -9,32 +9,52 @@ afterEach(async () => {
   await router?.close();
 });
 
-it('a node that stops heartbeating becomes suspect, then dead, within the default 3 s', async () => {
+it('a node that stops heartbeating becomes suspect, then dead: never before the settings say, detected within one heartbeat interval after', async () => {
   // Default timings (1 s heartbeats, suspect at 1.5 s, dead at 3 s).
-  router = await startRouter(testConfig('memory', { heartbeatIntervalMs: 1_000, suspectAfterMs: 1_500, deadAfterMs: 3_000 }));
+  const timings = { heartbeatIntervalMs: 1_000, suspectAfterMs: 1_500, deadAfterMs: 3_000 };
+  router = await startRouter(testConfig('memory', timings));
   nodes = new FakeNodes(router.url, router.config.clusterSecret);
-  await nodes.start(1_000);
+  await nodes.start(timings.heartbeatIntervalMs);
   await nodes.add({ nodeId: 'us-west-1', region: 'us-west' });
   await nodes.add({ nodeId: 'us-east-1', region: 'us-east' });
   await router.app.services.registry.refresh();
-  const stateOf = (id: string) => router!.app.services.registry.snapshot().nodes.find((n) => n.nodeId === id)?.state;
-  expect(stateOf('us-west-1')).toBe('alive');
+  const nodeOf = (id: string) => router!.app.services.registry.snapshot().nodes.find((n) => n.nodeId === id);
+  expect(nodeOf('us-west-1')?.state).toBe('alive');
 
   nodes.silence('us-west-1');
   const silencedAt = Date.now();
-  let suspectAfter = -1;
-  let deadAfter = -1;
-  while (Date.now() - silencedAt < 5_000 && deadAfter < 0) {
-    const s = stateOf('us-west-1');
-    if (s === 'suspect' && suspectAfter < 0) suspectAfter = Date.now() - silencedAt;
-    if (s === 'dead') deadAfter = Date.now() - silencedAt;
+  // Each observation bracketed by the clock before and after reading the snapshot, with the
+  // heartbeat age the router judges by (its last heartbeat, a request in flight included).
+  const seen: Array<{ state: string; minAgeMs: number; maxAgeMs: number; at: number }> = [];
+  while (Date.now() - silencedAt < 2 * timings.deadAfterMs && seen.at(-1)?.state !== 'dead') {
+    const before = Date.now();
+    const node = nodeOf('us-west-1')!;
+    const after = Date.now();
+    seen.push({ state: node.state, minAgeMs: before - node.record.lastHeartbeatMs, maxAgeMs: after - node.record.lastHeartbeatMs, at: after });
     await new Promise((r) => setTimeout(r, 20));
   }
-  console.log(`death detection: suspect after ${suspectAfter} ms, dead after ${deadAfter} ms of silence`);
-  expect(suspectAfter).toBeGreaterThan(0);
-  expect(deadAfter).toBeGreaterThan(0);
-  expect(deadAfter).toBeLessThanOrEqual(3_000 + 100);
-  expect(stateOf('us-east-1')).toBe('alive');
+  const first = (state: string) => seen.find((o) => o.state === state);
+  const suspect = first('suspect');
+  const dead = first('dead');
+  console.log(
+    `death detection: suspect after ${suspect ? suspect.at - silencedAt : '-'} ms, dead after ${dead ? dead.at - silencedAt : '-'} ms of silence ` +
+      `(heartbeat age ${dead?.maxAgeMs ?? '-'} ms at the first dead reading, setting ${timings.deadAfterMs} ms)`,
+  );
+  // alive → suspect → dead, in that order, never back.
+  expect(seen.map((o) => o.state).filter((s, i, all) => i === 0 || s !== all[i - 1])).toEqual(['alive', 'suspect', 'dead']);
+  // Never earlier than the settings: suspect only from suspectAfterMs of silence, dead only from deadAfterMs.
+  for (const o of seen) {
+    if (o.state === 'alive') expect(o.minAgeMs).toBeLessThan(timings.suspectAfterMs);
+    if (o.state === 'suspect') {
+      expect(o.maxAgeMs).toBeGreaterThanOrEqual(timings.suspectAfterMs);
+      expect(o.minAgeMs).toBeLessThan(timings.deadAfterMs);
+    }
+    if (o.state === 'dead') expect(o.maxAgeMs).toBeGreaterThanOrEqual(timings.deadAfterMs);
+  }
+  // And not much later: the last heartbeat came at most an interval before the silence, so dead
+  // is due within deadAfterMs of it; a heartbeat interval on top allows for this loop's own lag.
+  expect(dead!.at - silencedAt).toBeLessThanOrEqual(timings.deadAfterMs + timings.heartbeatIntervalMs);
+  expect(nodeOf('us-east-1')?.state).toBe('alive');
   // Peers are told only about live nodes.
   const ack = await nodes.heartbeat('us-east-1');
   expect(ack.peers.map((p) => p.nodeId)).not.toContain('us-west-1');

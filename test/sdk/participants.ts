@@ -14,6 +14,8 @@ export interface Line {
 export interface Stats {
   framesDecoded: number;
   packets: { audio: number; video: number };
+  /** Per peer: video frames and audio chunks rendered (by wrtc sinks), whatever edge or track they came on. */
+  received: Record<string, { video: number; audio: number }>;
   consumers: number;
   edge: string;
   mode: 'sfu' | 'p2p';

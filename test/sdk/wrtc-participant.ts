@@ -8,7 +8,8 @@
  * The SDK gets @roamhq/wrtc injected (`webrtc: wrtc`, Chrome111 handler); the participant
  * publishes a synthetic 320×240 15 fps video track and a 48 kHz audio track and writes JSON lines:
  * `{ type: 'joined' | 'event' | 'stats' | 'error' | 'left', t, ... }`. `stats` (every 250 ms)
- * sums the inbound-rtp of what it receives: framesDecoded, packets per kind, the edge and its mode (sfu, p2p).
+ * sums the inbound-rtp of what it receives: framesDecoded, packets per kind, the edge and its mode (sfu, p2p),
+ * and `received`: per peer, the video frames and audio chunks its sinks rendered so far.
  * Every remote track also gets a wrtc sink: `{ type: 'gap', peerId, kind, ms }` is written when a
  * peer's video frames or audio chunks (from any of its tracks, old or new edge alike) resume after
  * more than GAP_LOG_MS without any: the media gap the participant actually sees.
@@ -30,6 +31,8 @@ const GAP_LOG_MS = 150;
 /** Live sinks by producer id, and when each peer's last video frame / audio chunk arrived (ms since start). */
 const sinks = new Map<string, { stop(): void }>();
 const lastMedia = new Map<string, { video: number | null; audio: number | null }>();
+/** Video frames and audio chunks rendered, by peer (whatever edge or track they came on). */
+const received = new Map<string, { video: number; audio: number }>();
 
 function watch(remote: RoomEvents['trackAdded']): void {
   sinks.get(remote.producerId)?.stop();
@@ -40,6 +43,9 @@ function watch(remote: RoomEvents['trackAdded']): void {
     if (previous !== null && now - previous > GAP_LOG_MS) out({ type: 'gap', peerId: remote.peerId, kind: remote.kind, ms: Math.round(now - previous) });
     last[remote.kind] = now;
     lastMedia.set(remote.peerId, last);
+    const counts = received.get(remote.peerId) ?? { video: 0, audio: 0 };
+    counts[remote.kind]++;
+    received.set(remote.peerId, counts);
   };
   if (remote.kind === 'video') {
     const sink = new wrtc.nonstandard.RTCVideoSink(remote.track as never);
@@ -124,7 +130,7 @@ async function main(): Promise<void> {
         }
         if (framesDecoded > 0 && firstFrameAt === null) firstFrameAt = performance.now() - startedAt;
         const regions = Object.fromEntries(room.participants.map((p) => [p.peerId, p.region]));
-        out({ type: 'stats', framesDecoded, packets, consumers: room.consumers.length, edge: room.edge.nodeId, mode: room.edge.mode, regions, firstFrameMs: firstFrameAt === null ? null : Math.round(firstFrameAt) });
+        out({ type: 'stats', framesDecoded, packets, received: Object.fromEntries(received), consumers: room.consumers.length, edge: room.edge.nodeId, mode: room.edge.mode, regions, firstFrameMs: firstFrameAt === null ? null : Math.round(firstFrameAt) });
       })();
     }, 250),
   );

@@ -33,6 +33,8 @@ export class FakeNodes {
   readonly #probeServer: http.Server;
   readonly #nonces = new NonceCache(30_000);
   #timer: NodeJS.Timeout | null = null;
+  /** The timer's heartbeat rounds still under way. */
+  readonly #beating = new Set<Promise<void>>();
   probeUrl = '';
   /** Signed move requests received (live rebalancing), in order. */
   readonly moves: MoveRequest[] = [];
@@ -71,7 +73,12 @@ export class FakeNodes {
   async start(heartbeatIntervalMs: number): Promise<void> {
     await new Promise<void>((r) => this.#probeServer.listen(0, '127.0.0.1', r));
     this.probeUrl = `http://127.0.0.1:${(this.#probeServer.address() as AddressInfo).port}/probe`;
-    this.#timer = setInterval(() => void this.heartbeatAll().catch(() => undefined), heartbeatIntervalMs);
+    this.#timer = setInterval(() => {
+      const round = this.heartbeatAll()
+        .catch(() => undefined)
+        .finally(() => this.#beating.delete(round));
+      this.#beating.add(round);
+    }, heartbeatIntervalMs);
   }
 
   async add(spec: FakeNodeSpec): Promise<HeartbeatAck> {
@@ -144,6 +151,9 @@ export class FakeNodes {
 
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
+    // A heartbeat still under way when the router closes leaves its connection to the router open
+    // in keep-alive (the router's 72 s, as the response advertises): the router's close would wait for it.
+    await Promise.all(this.#beating);
     const closed = new Promise<void>((r) => this.#probeServer.close(() => r()));
     // Routers' keep-alive connections (probes, move requests) would hold the close.
     this.#probeServer.closeAllConnections();

@@ -127,18 +127,26 @@ describe('GET /events', () => {
   });
 
   it('pushes a new snapshot every second', async () => {
+    const intervalMs = 1_000;
     const abort = new AbortController();
     const res = await fetch(`${embedded.routerUrl}/events`, { signal: abort.signal });
     const parser = new SseParser();
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
     const stamps: number[] = [];
-    while (stamps.length < 3) {
+    // One snapshot on connecting, then one a tick.
+    while (stamps.length < 6) {
       const { value } = await reader.read();
       for (const m of parser.push(value!)) if (m.event === 'snapshot') stamps.push(Date.parse((JSON.parse(m.data) as DashboardSnapshot).at));
     }
     abort.abort();
-    expect(stamps[2]! - stamps[0]!).toBeGreaterThanOrEqual(1_500);
-    expect(stamps[2]! - stamps[0]!).toBeLessThan(4_000);
+    const gaps = stamps.slice(2).map((at, i) => at - stamps[i + 1]!);
+    const sorted = [...gaps].sort((a, b) => a - b);
+    const medianGap = (sorted[1]! + sorted[2]!) / 2;
+    console.log(`SSE snapshots every ${intervalMs} ms: tick gaps ${gaps.join(', ')} ms (median ${medianGap})`);
+    for (const gap of gaps) expect(gap).toBeGreaterThan(0);
+    // A tick per interval: neither more often (a tenth off for timer jitter) nor skipping ticks.
+    expect(medianGap).toBeGreaterThanOrEqual(0.9 * intervalMs);
+    expect(medianGap).toBeLessThan(2 * intervalMs);
   });
 });
 
@@ -190,8 +198,10 @@ describe('the page', () => {
     expect(await page.$$eval('[data-health]', (els) => els.map((e) => e.getAttribute('data-health')))).toEqual(['healthy', 'healthy', 'healthy', 'healthy']);
 
     // The heat map holds the agents' measurements (smoothed, so the first connections' extra round
-    // trips fade over a few seconds), close to the profile; the probe figures near its client RTTs.
-    const near = (value: number, expected: number) => value >= expected - 2 && value < expected * 1.25 + 15;
+    // trips fade over a few seconds) of the profile's delays; the probe figures of its client RTTs:
+    // never below the emulated delay, and that delay counted once, not twice (timer lag on a loaded
+    // machine adds to every figure; the accuracy of the measurements is test/e2e/embedded.test.ts's).
+    const near = (value: number, expected: number) => value >= expected - 2 && value < 2 * expected + 15;
     const read = async () => ({
       matrix: await matrixValues(page),
       probes: await page.$$eval('[data-region]', (els) => els.map((e) => ({ region: e.getAttribute('data-region')!, rtt: Number(e.querySelector('[data-probe-rtt]')!.getAttribute('data-probe-rtt')) }))),
