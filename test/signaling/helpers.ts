@@ -69,6 +69,10 @@ export function signalingConfig(routerUrl: string, overrides: Partial<GeoSfuConf
     rtcListenIp: '127.0.0.1',
     heartbeatIntervalMs: 200,
     resumeGraceMs: 1_000,
+    // An agent in the test's process counts that whole process's CPU as its own (the router, the
+    // other agents, the test itself): on a loaded machine it would report itself overloaded and
+    // placement would refuse it. These tests are not about load (test/agent/ and placement are).
+    agentCpuCores: 64,
     ...overrides,
   });
 }
