@@ -83,7 +83,16 @@ export function httpServerFactory(settings: ListenerSettings, tls?: https.Server
     connectionsCheckingInterval: Math.min(1_000, Math.max(25, Math.floor(headersTimeout / 4))),
   };
   return (handler: http.RequestListener): http.Server => {
-    const server = tls ? https.createServer({ ...tls, ...options }, handler) : http.createServer(options, handler);
+    // close() ends the connections idle at that moment; one whose request is under way would stay
+    // open for the keep-alive timeout after its answer, and the close would wait that long (agents
+    // heartbeating while a router stops). Such a connection ends with its answer instead.
+    const endWhenClosing: http.RequestListener = (req, res) => {
+      res.once('finish', () => {
+        if (!server.listening) req.socket.end();
+      });
+      handler(req, res);
+    };
+    const server = tls ? https.createServer({ ...tls, ...options }, endWhenClosing) : http.createServer(options, endWhenClosing);
     server.keepAliveTimeout = settings.httpKeepAliveTimeoutMs;
     // Past the cap Node closes each new connection as soon as it is accepted.
     if (settings.httpMaxConnections > 0) server.maxConnections = settings.httpMaxConnections;
