@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignalingError, type GeoSfuRoom } from '../../sdk/index.ts';
-import type { AllocateSfuResponse } from '../../shared/schemas/index.ts';
 import type { Permissions } from '../../shared/tokens.ts';
 import type { Peer } from '../../sfu/index.ts';
 import { CLUSTER_SECRET } from '../agent/helpers.ts';
-import { type RunningAgent, SfuAgents, type SignalingRouter, signalingConfig, startSignalingRouter, token, waitFor } from '../signaling/helpers.ts';
+import { type RunningAgent, SfuAgents, type SignalingRouter, signalingConfig, startSignalingRouter, directAllocation, waitFor } from '../signaling/helpers.ts';
 import { fakeMediaClient, fakeTrack } from './helpers.ts';
 import { type Participant, startParticipant } from './participants.ts';
 
@@ -32,26 +31,6 @@ afterAll(async () => {
   await router.close();
 });
 
-/** What /allocate would answer for this agent, with `perm` in the join token. */
-function allocation(roomId: string, participantId: string, perm?: Permissions): AllocateSfuResponse {
-  const { token: joinToken, claims } = token({ room: roomId, sub: participantId, ...(perm ? { perm } : {}) });
-  return {
-    mode: 'sfu',
-    allocationId: claims.aid,
-    roomId,
-    participantId,
-    homeRegion: claims.region,
-    region: claims.region,
-    node: { id: claims.node, region: claims.region, signalingUrl: agent.url },
-    token: joinToken,
-    expiresAt: new Date(claims.exp * 1000).toISOString(),
-    iceServers: [],
-    cascade: { regions: [] },
-    rttSource: 'default',
-    reasons: [],
-    candidates: [],
-  };
-}
 
 const sfuPeer = (roomId: string, peerId: string): Peer | undefined => agent.sfu.rooms.rooms.get(roomId)?.getPeer(peerId);
 const directions = (peer: Peer | undefined) => [...(peer?.transports.values() ?? [])].map((t) => (t.appData as { direction?: string }).direction).sort();
@@ -60,7 +39,7 @@ describe('SDK permissions (real media)', () => {
   it('a publish-only and a subscribe-only participant: each opens only its transport; media flows one way', async () => {
     const room = 'sdk-perm-media';
     const start = (id: string, perm: Permissions, publish: boolean) => {
-      const p = startParticipant({ routerUrl: router.url, roomId: room, participantId: id, allocation: allocation(room, id, perm), publish });
+      const p = startParticipant({ routerUrl: router.url, roomId: room, participantId: id, allocation: directAllocation(agent.url, room, id, perm), publish });
       participants.push(p);
       return p;
     };
@@ -95,7 +74,7 @@ describe('SDK permissions (real media)', () => {
     let reallocations = 0;
     const events: string[] = [];
     const room = await client.join({
-      allocation: allocation('sdk-perm-final', 'watcher', { publish: false, subscribe: true }),
+      allocation: directAllocation(agent.url, 'sdk-perm-final', 'watcher', { publish: false, subscribe: true }),
       reallocate: async () => {
         reallocations++;
         throw new Error('no reallocation expected');
@@ -112,7 +91,7 @@ describe('SDK permissions (real media)', () => {
 
     // Joining with tracks but no publish permission: the join fails with FORBIDDEN, no failover.
     const failed = await client
-      .join({ allocation: allocation('sdk-perm-final', 'mute', { publish: false, subscribe: true }), tracks: [fakeTrack('audio')], reallocate: async () => {
+      .join({ allocation: directAllocation(agent.url, 'sdk-perm-final', 'mute', { publish: false, subscribe: true }), tracks: [fakeTrack('audio')], reallocate: async () => {
         reallocations++;
         throw new Error('no reallocation expected');
       } })

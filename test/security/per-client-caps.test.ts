@@ -4,7 +4,7 @@ import { CONFIG_SPEC } from '../../shared/config/spec.ts';
 import type { Peer } from '../../sfu/index.ts';
 import { CLUSTER_SECRET } from '../agent/helpers.ts';
 import { fakeMediaClient, fakeTrack } from '../sdk/helpers.ts';
-import { type RunningAgent, SfuAgents, type SignalingRouter, joinWith, ok, request, signalingConfig, startSignalingRouter, token, waitFor } from '../signaling/helpers.ts';
+import { type RunningAgent, SfuAgents, type SignalingRouter, joinWith, ok, request, signalingConfig, startSignalingRouter, token, waitFor, vp8Parameters } from '../signaling/helpers.ts';
 
 /**
  * Issue 14, row 4: one participant tried 1,000 WebRTC transports and 200 consumers of one
@@ -24,11 +24,6 @@ afterAll(async () => {
 });
 
 const opus = (ssrc: number) => ({ codecs: [{ mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 }], encodings: [{ ssrc }] });
-const vp8 = (ssrc: number) => ({
-  codecs: [{ mimeType: 'video/VP8', payloadType: 101, clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }] }],
-  encodings: [{ ssrc }],
-});
-
 async function joinedAs(room: string, sub: string): Promise<{ socket: Socket; caps: Record<string, unknown>; peer: Peer }> {
   const { socket } = await joinWith(agent.url, { token: token({ room, sub }).token });
   const { rtpCapabilities } = await ok(socket, 'getRouterRtpCapabilities', {});
@@ -70,7 +65,7 @@ describe('issue 14 row 4: per-client caps at the agent (defaults)', () => {
     // Within its caps the peer still works (once its request bucket has refilled a little).
     await new Promise((r) => setTimeout(r, 1_000));
     const send = [...a.peer.transports.values()].find((t) => (t.appData as { direction?: string }).direction === 'send')!;
-    await ok(a.socket, 'produce', { transportId: send.id, kind: 'video', rtpParameters: vp8(9001) });
+    await ok(a.socket, 'produce', { transportId: send.id, kind: 'video', rtpParameters: vp8Parameters(9001) });
     expect(a.peer.producers.size).toBe(1);
     // A refused request changed nothing: closing one transport frees a place for exactly one more.
     send.close();
@@ -83,7 +78,7 @@ describe('issue 14 row 4: per-client caps at the agent (defaults)', () => {
   it('250 consumers of one producer attempted: the SFU holds the consumer cap, the rest TOO_MANY_CONSUMERS', async () => {
     const alice = await joinedAs('caps-consumers', 'alice');
     const send = await ok(alice.socket, 'createWebRtcTransport', { direction: 'send' });
-    const { producerId } = await ok(alice.socket, 'produce', { transportId: send.transportId, kind: 'video', rtpParameters: vp8(9101) });
+    const { producerId } = await ok(alice.socket, 'produce', { transportId: send.transportId, kind: 'video', rtpParameters: vp8Parameters(9101) });
     const m = await joinedAs('caps-consumers', 'mallory');
     const recv = await ok(m.socket, 'createWebRtcTransport', { direction: 'recv' });
     const started = performance.now();
@@ -105,7 +100,7 @@ describe('issue 14 row 4: per-client caps at the agent (defaults)', () => {
     const a = await joinedAs('caps-other', 'alice');
     const send = await ok(a.socket, 'createWebRtcTransport', { direction: 'send', sctp: true });
     const recv = await ok(a.socket, 'createWebRtcTransport', { direction: 'recv', sctp: true });
-    const producers = await burst(a.socket, 20, 'produce', (i) => ({ transportId: send.transportId, kind: 'video', rtpParameters: vp8(9200 + i) }));
+    const producers = await burst(a.socket, 20, 'produce', (i) => ({ transportId: send.transportId, kind: 'video', rtpParameters: vp8Parameters(9200 + i) }));
     const dataProducers = await burst(a.socket, 20, 'produceData', (i) => ({ transportId: send.transportId, sctpStreamParameters: { streamId: i } }));
     const [dataProducerId] = await dataProducerIds(a.peer);
     const dataConsumers = await burst(a.socket, 250, 'consumeData', () => ({ transportId: recv.transportId, dataProducerId }));
@@ -144,7 +139,7 @@ describe('the request burst fits the SDK joining a full room', () => {
     for (let i = 0; i < roomSize - 1; i++) {
       const p = await joinedAs('caps-full-room', `p${i}`);
       const send = await ok(p.socket, 'createWebRtcTransport', { direction: 'send' });
-      await ok(p.socket, 'produce', { transportId: send.transportId, kind: 'video', rtpParameters: vp8(20_000 + 2 * i) });
+      await ok(p.socket, 'produce', { transportId: send.transportId, kind: 'video', rtpParameters: vp8Parameters(20_000 + 2 * i) });
       await ok(p.socket, 'produce', { transportId: send.transportId, kind: 'audio', rtpParameters: opus(20_001 + 2 * i) });
       others.push(p.socket);
     }

@@ -2,7 +2,7 @@ import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Permissions } from '../../shared/tokens.ts';
 import { CLUSTER_SECRET } from '../agent/helpers.ts';
-import { type RunningAgent, SfuAgents, type SignalingRouter, connect, joinWith, ok, request, sfuCounts, signalingConfig, startSignalingRouter, token, waitFor } from '../signaling/helpers.ts';
+import { type RunningAgent, SfuAgents, type SignalingRouter, connect, joinWith, ok, request, sfuCounts, signalingConfig, startSignalingRouter, token, waitFor, vp8Parameters } from '../signaling/helpers.ts';
 
 /**
  * Issue 14, row 2: the join token's `perm` is enforced by the agent. `publish` allows produce,
@@ -20,11 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await agents.closeAll();
   await router.close();
-});
-
-const vp8 = (ssrc: number) => ({
-  codecs: [{ mimeType: 'video/VP8', payloadType: 101, clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }] }],
-  encodings: [{ ssrc }],
 });
 
 /** Joined, with its transports opened when it may have them. */
@@ -60,7 +55,7 @@ describe('issue 14 row 2: permissions at the SFU', () => {
     const alice = await joinedAs('perm-room', 'alice');
     const send = await ok(alice.socket, 'createWebRtcTransport', { direction: 'send', sctp: true });
     const recv = await ok(alice.socket, 'createWebRtcTransport', { direction: 'recv', sctp: true });
-    const { producerId } = await ok(alice.socket, 'produce', { transportId: send.transportId, kind: 'video', rtpParameters: vp8(7001) });
+    const { producerId } = await ok(alice.socket, 'produce', { transportId: send.transportId, kind: 'video', rtpParameters: vp8Parameters(7001) });
     const { dataProducerId } = await ok(alice.socket, 'produceData', { transportId: send.transportId, sctpStreamParameters: { streamId: 1, ordered: true }, label: 'chat' });
 
     const mallory = await joinedAs('perm-room', 'mallory', { publish: false, subscribe: false });
@@ -73,7 +68,7 @@ describe('issue 14 row 2: permissions at the SFU', () => {
     replies.recvTransport = recvT;
     const sendId = sendT.ok ? sendT.data.transportId : send.transportId;
     const recvId = recvT.ok ? recvT.data.transportId : recv.transportId;
-    replies.produce = await request(mallory.socket, 'produce', { transportId: sendId, kind: 'video', rtpParameters: vp8(7002) });
+    replies.produce = await request(mallory.socket, 'produce', { transportId: sendId, kind: 'video', rtpParameters: vp8Parameters(7002) });
     replies.consume = await request(mallory.socket, 'consume', { transportId: recvId, producerId });
     replies.produceData = await request(mallory.socket, 'produceData', { transportId: sendId, sctpStreamParameters: { streamId: 2, ordered: true } });
     replies.consumeData = await request(mallory.socket, 'consumeData', { transportId: recvId, dataProducerId });
@@ -101,21 +96,21 @@ describe('issue 14 row 2: permissions at the SFU', () => {
     const subRecv = await ok(sub.socket, 'createWebRtcTransport', { direction: 'recv', sctp: true });
     expect(await request(sub.socket, 'createWebRtcTransport', { direction: 'send' })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
 
-    const { producerId } = await ok(pub.socket, 'produce', { transportId: pubSend.transportId, kind: 'video', rtpParameters: vp8(7101) });
+    const { producerId } = await ok(pub.socket, 'produce', { transportId: pubSend.transportId, kind: 'video', rtpParameters: vp8Parameters(7101) });
     // publishData absent: follows publish.
     const { dataProducerId } = await ok(pub.socket, 'produceData', { transportId: pubSend.transportId, sctpStreamParameters: { streamId: 1, ordered: true } });
     await ok(sub.socket, 'consume', { transportId: subRecv.transportId, producerId });
     await ok(sub.socket, 'consumeData', { transportId: subRecv.transportId, dataProducerId });
-    expect(await request(sub.socket, 'produce', { transportId: subRecv.transportId, kind: 'video', rtpParameters: vp8(7102) })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await request(sub.socket, 'produce', { transportId: subRecv.transportId, kind: 'video', rtpParameters: vp8Parameters(7102) })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
     expect(await request(pub.socket, 'consume', { transportId: pubSend.transportId, producerId })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
 
     // publish without publishData: media yes, data no; publishData alone: data yes, media no.
     const mSend = await ok(mediaOnly.socket, 'createWebRtcTransport', { direction: 'send', sctp: true });
-    await ok(mediaOnly.socket, 'produce', { transportId: mSend.transportId, kind: 'video', rtpParameters: vp8(7103) });
+    await ok(mediaOnly.socket, 'produce', { transportId: mSend.transportId, kind: 'video', rtpParameters: vp8Parameters(7103) });
     expect(await request(mediaOnly.socket, 'produceData', { transportId: mSend.transportId, sctpStreamParameters: { streamId: 1 } })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
     const dSend = await ok(dataOnly.socket, 'createWebRtcTransport', { direction: 'send', sctp: true });
     await ok(dataOnly.socket, 'produceData', { transportId: dSend.transportId, sctpStreamParameters: { streamId: 1 } });
-    expect(await request(dataOnly.socket, 'produce', { transportId: dSend.transportId, kind: 'video', rtpParameters: vp8(7104) })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await request(dataOnly.socket, 'produce', { transportId: dSend.transportId, kind: 'video', rtpParameters: vp8Parameters(7104) })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
 
     // The join answer tells the client what it may do (the SDK opens only the transports it can use).
     const { socket } = await joinWith(agent.url, { token: token({ room: 'perm-split', sub: 'late', perm: { publish: false, subscribe: true } }).token });

@@ -6,10 +6,10 @@ import { type Agent, buildAgent } from '../../region-agent/app.ts';
 import { AgentSfu } from '../../region-agent/sfu.ts';
 import type { GeoSfuConfig, TokenKey } from '../../shared/config/index.ts';
 import { AJV_OPTIONS } from '../../shared/http.ts';
-import { Heartbeat, type HeartbeatAck, NodeRegistration, ParticipantEvent, type ParticipantEventAnswer, type QualityAlert } from '../../shared/schemas/index.ts';
+import { type AllocateSfuResponse, Heartbeat, type HeartbeatAck, NodeRegistration, ParticipantEvent, type ParticipantEventAnswer, type QualityAlert } from '../../shared/schemas/index.ts';
 import { keepRawJsonBody, requireSignature } from '../../shared/signed-http.ts';
 import { type Ack, PROTOCOL_VERSION, type RequestName, type RequestPayload, type ResponseData } from '../../shared/signaling.ts';
-import { type JoinClaims, signJoinToken } from '../../shared/tokens.ts';
+import { type JoinClaims, type Permissions, signJoinToken } from '../../shared/tokens.ts';
 import { agentConfig } from '../agent/helpers.ts';
 
 export { waitFor } from '../agent/helpers.ts';
@@ -101,6 +101,33 @@ export function token(claims: Partial<JoinClaims> = {}, key: TokenKey = TOKEN_KE
   const now = Math.floor(Date.now() / 1000);
   const full: JoinClaims = { aid: `alloc-${++seq}`, room: 'room-1', sub: `p${seq}`, region: 'us-west', node: 'west-1', iat: now, exp: now + 60, ...claims };
   return { token: signJoinToken(key, full), claims: full };
+}
+
+/** A VP8 producer's RTP parameters (no media needs to flow for the signaling). */
+export const vp8Parameters = (ssrc: number) => ({
+  codecs: [{ mimeType: 'video/VP8', payloadType: 101, clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }] }],
+  encodings: [{ ssrc }],
+});
+
+/** What /allocate would answer for a participant placed on `agentUrl`, with a join token of TOKEN_KEY (no router needed). */
+export function directAllocation(agentUrl: string, roomId: string, participantId: string, perm?: Permissions): AllocateSfuResponse {
+  const { token: joinToken, claims } = token({ room: roomId, sub: participantId, ...(perm ? { perm } : {}) });
+  return {
+    mode: 'sfu',
+    allocationId: claims.aid,
+    roomId,
+    participantId,
+    homeRegion: claims.region,
+    region: claims.region,
+    node: { id: claims.node, region: claims.region, signalingUrl: agentUrl },
+    token: joinToken,
+    expiresAt: new Date(claims.exp * 1000).toISOString(),
+    iceServers: [],
+    cascade: { regions: [] },
+    rttSource: 'default',
+    reasons: [],
+    candidates: [],
+  };
 }
 
 export interface ConnectResult {

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AllocateSfuResponse } from '../../shared/schemas/index.ts';
 import { CLUSTER_SECRET } from '../agent/helpers.ts';
 import { type Participant, startParticipant } from '../sdk/participants.ts';
-import { type RunningAgent, SfuAgents, type SignalingRouter, signalingConfig, startSignalingRouter, token, waitFor } from './helpers.ts';
+import { type RunningAgent, SfuAgents, type SignalingRouter, signalingConfig, startSignalingRouter, directAllocation, waitFor } from './helpers.ts';
 
 /**
  * Real WebRTC: two SDK participants with @roamhq/wrtc (child processes, see
@@ -25,29 +24,9 @@ afterAll(async () => {
   await router.close();
 });
 
-/** What /allocate would answer for this agent (us-west, node west-1). */
-function allocation(roomId: string, participantId: string): AllocateSfuResponse {
-  const { token: joinToken, claims } = token({ room: roomId, sub: participantId });
-  return {
-    mode: 'sfu',
-    allocationId: claims.aid,
-    roomId,
-    participantId,
-    homeRegion: claims.region,
-    region: claims.region,
-    node: { id: claims.node, region: claims.region, signalingUrl: agent.url },
-    token: joinToken,
-    expiresAt: new Date(claims.exp * 1000).toISOString(),
-    iceServers: [],
-    cascade: { regions: [] },
-    rttSource: 'default',
-    reasons: [],
-    candidates: [],
-  };
-}
 
 function start(participantId: string): Participant {
-  const p = startParticipant({ routerUrl: router.url, roomId: 'room-media', participantId, allocation: allocation('room-media', participantId), publish: true });
+  const p = startParticipant({ routerUrl: router.url, roomId: 'room-media', participantId, allocation: directAllocation(agent.url, 'room-media', participantId), publish: true });
   participants.push(p);
   return p;
 }

@@ -1,7 +1,7 @@
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLUSTER_SECRET } from '../agent/helpers.ts';
-import { type RunningAgent, SfuAgents, type SignalingRouter, joinWith, ok, recordEvents, request, sfuCounts, signalingConfig, startSignalingRouter, token, waitFor } from './helpers.ts';
+import { type RunningAgent, SfuAgents, type SignalingRouter, joinWith, ok, recordEvents, request, sfuCounts, signalingConfig, startSignalingRouter, token, waitFor, vp8Parameters } from './helpers.ts';
 
 let router: SignalingRouter;
 let agent: RunningAgent;
@@ -13,12 +13,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await agents.closeAll();
   await router.close();
-});
-
-/** A VP8 producer's RTP parameters (no media needs to flow for the signaling). */
-const vp8 = (ssrc: number) => ({
-  codecs: [{ mimeType: 'video/VP8', payloadType: 101, clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }] }],
-  encodings: [{ ssrc }],
 });
 
 async function participant(room: string, sub: string, lastN?: number): Promise<{ socket: Socket; send: string; recv: string; caps: Record<string, unknown> }> {
@@ -33,7 +27,7 @@ async function participant(room: string, sub: string, lastN?: number): Promise<{
 describe('signaling requests', () => {
   it('refuses every request with a bad payload, naming the field, and changes nothing', async () => {
     const a = await participant('room-bad', 'alice');
-    const producer = await ok(a.socket, 'produce', { transportId: a.send, kind: 'video', rtpParameters: vp8(1111) });
+    const producer = await ok(a.socket, 'produce', { transportId: a.send, kind: 'video', rtpParameters: vp8Parameters(1111) });
     const before = await sfuCounts(agent);
     const cases: Array<[string, unknown, string]> = [
       ['getRouterRtpCapabilities', { extra: 1 }, 'extra'],
@@ -48,8 +42,8 @@ describe('signaling requests', () => {
       ['connectTransport', { transportId: a.send, dtlsParameters: 'x' }, 'dtlsParameters'],
       ['connectTransport', { dtlsParameters: {} }, 'transportId'],
       ['restartIce', { transportId: '' }, 'transportId'],
-      ['produce', { transportId: a.send, kind: 'text', rtpParameters: vp8(2) }, 'kind'],
-      ['produce', { transportId: a.send, kind: 'video', rtpParameters: vp8(2), appData: 5 }, 'appData'],
+      ['produce', { transportId: a.send, kind: 'text', rtpParameters: vp8Parameters(2) }, 'kind'],
+      ['produce', { transportId: a.send, kind: 'video', rtpParameters: vp8Parameters(2), appData: 5 }, 'appData'],
       ['closeProducer', {}, 'producerId'],
       ['pauseProducer', { producerId: 5 }, 'producerId'],
       ['resumeProducer', { producerId: 'x'.repeat(65) }, 'producerId'],
@@ -75,7 +69,7 @@ describe('signaling requests', () => {
       ['join', { rtpCapabilities: a.caps }, 'ALREADY_JOINED'],
       ['consume', { transportId: a.recv, producerId: 'nope' }, 'NOT_FOUND'],
       ['consume', { transportId: a.send, producerId: producer.producerId }, 'WRONG_DIRECTION'],
-      ['produce', { transportId: a.recv, kind: 'video', rtpParameters: vp8(3) }, 'WRONG_DIRECTION'],
+      ['produce', { transportId: a.recv, kind: 'video', rtpParameters: vp8Parameters(3) }, 'WRONG_DIRECTION'],
       ['produce', { transportId: a.send, kind: 'video', rtpParameters: { codecs: [] } }, 'INVALID_ARGUMENT'],
       ['pauseProducer', { producerId: 'nope' }, 'NOT_FOUND'],
       ['resumeConsumer', { consumerId: 'nope' }, 'NOT_FOUND'],
@@ -106,7 +100,7 @@ describe('signaling requests', () => {
     await waitFor('alice hears bob joined', () => aEvents.find((e) => e.event === 'peerJoined'));
     expect(aEvents.find((e) => e.event === 'peerJoined')?.msg).toEqual({ peerId: 'bob', region: 'us-west', displayName: 'bob' });
 
-    const { producerId } = await ok(a.socket, 'produce', { transportId: a.send, kind: 'video', rtpParameters: vp8(4242), appData: { source: 'camera' } });
+    const { producerId } = await ok(a.socket, 'produce', { transportId: a.send, kind: 'video', rtpParameters: vp8Parameters(4242), appData: { source: 'camera' } });
     await waitFor('bob hears the new producer', () => bEvents.find((e) => e.event === 'newProducer'));
     expect(bEvents.find((e) => e.event === 'newProducer')?.msg).toEqual({ producerId, peerId: 'alice', kind: 'video', paused: false, region: 'us-west' });
 
@@ -155,8 +149,8 @@ describe('signaling requests', () => {
     expect(sfuSub?.lastN).toBe(1);
     const opus = (ssrc: number) => ({ codecs: [{ mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 }], encodings: [{ ssrc }] });
     const producers = [
-      await ok(a.socket, 'produce', { transportId: a.send, kind: 'video', rtpParameters: vp8(5001) }),
-      await ok(b.socket, 'produce', { transportId: b.send, kind: 'video', rtpParameters: vp8(5002) }),
+      await ok(a.socket, 'produce', { transportId: a.send, kind: 'video', rtpParameters: vp8Parameters(5001) }),
+      await ok(b.socket, 'produce', { transportId: b.send, kind: 'video', rtpParameters: vp8Parameters(5002) }),
       await ok(b.socket, 'produce', { transportId: b.send, kind: 'audio', rtpParameters: opus(5003) }),
     ];
     const consumers: string[] = [];
