@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
 import { CredentialHashes, parseCredentialHashes } from '../shared/credentials.ts';
 import { ForbiddenError, UnauthorizedError } from '../shared/errors.ts';
-import { type Permissions, resolvePermissions, TokenError, verifyGrant } from '../shared/tokens.ts';
+import { grantFor, type Permissions, resolvePermissions, TokenError, type Verified, verifyGrant, verifyGrantIssue } from '../shared/tokens.ts';
 
 /** The static credentials the router accepts, as SHA-256 digests only. */
 export interface RouterCredentials {
@@ -68,6 +68,28 @@ export type AllocateCaller =
   | { kind: 'grant'; participantId: string; permissions: Permissions; issuedAtMs: number }
   | { kind: 'anonymous' };
 
+type GrantConfig = Pick<GeoSfuConfig, 'grantKeys' | 'grantIssuer' | 'grantAudience'>;
+/** A request's grant, verified once (signature, expiry, audience): the claims, or why it failed. */
+type PresentedGrant = { verified: Verified } | { refused: Error };
+const presentedGrants = new WeakMap<FastifyRequest, PresentedGrant>();
+
+/**
+ * The grant `token` that `req` presents, verified once per request: /allocate's rate limit keys on
+ * it before the body is read and allocateCaller then checks what it allows, without a second HMAC.
+ */
+export function presentedGrant(req: FastifyRequest, token: string, config: GrantConfig, nowMs: number): PresentedGrant {
+  let grant = presentedGrants.get(req);
+  if (!grant) {
+    try {
+      grant = { verified: verifyGrantIssue(config.grantKeys, token, nowMs, { audience: config.grantAudience, issuer: config.grantIssuer }) };
+    } catch (err) {
+      grant = { refused: err as Error };
+    }
+    presentedGrants.set(req, grant);
+  }
+  return grant;
+}
+
 /**
  * Authenticates an /allocate call. A grant must be for the requested room and participant
  * (else 403); without a credential the call is anonymous, refused when GEO_SFU_REQUIRE_AUTH is on.
@@ -75,7 +97,7 @@ export type AllocateCaller =
 export function allocateCaller(
   req: FastifyRequest,
   body: { roomId: string; participantId: string },
-  config: Pick<GeoSfuConfig, 'grantKeys' | 'grantIssuer' | 'grantAudience' | 'requireAuth'>,
+  config: GrantConfig & Pick<GeoSfuConfig, 'requireAuth'>,
   apiKeys: CredentialHashes,
   nowMs: number,
 ): AllocateCaller {
@@ -83,13 +105,10 @@ export function allocateCaller(
   if (presented !== null && apiKeys.matches(presented)) return { kind: 'api-key' };
   if (presented !== null && presented.split('.').length === 3 && config.grantKeys.length > 0) {
     try {
-      const grant = verifyGrant(config.grantKeys, presented, nowMs, {
-        audience: config.grantAudience,
-        issuer: config.grantIssuer,
-        room: body.roomId,
-        sub: body.participantId,
-      });
-      return { kind: 'grant', participantId: grant.sub, permissions: grant.perm, issuedAtMs: grant.iat * 1000 };
+      const grant = presentedGrant(req, presented, config, nowMs);
+      if ('refused' in grant) throw grant.refused;
+      const claims = grantFor(grant.verified, { room: body.roomId, sub: body.participantId });
+      return { kind: 'grant', participantId: claims.sub, permissions: claims.perm, issuedAtMs: claims.iat * 1000 };
     } catch (err) {
       if (err instanceof TokenError && err.reason === 'WRONG_BINDING') throw new ForbiddenError(`grant does not allow this: ${err.message}`);
       throw new UnauthorizedError(`grant refused: ${(err as Error).message}`, 'BAD_GRANT');

@@ -79,7 +79,7 @@ function sign(key: TokenKey, claims: object): string {
 }
 
 /** Verified claims, and the key id that signed them (rate limits key on it with the subject). */
-interface Verified {
+export interface Verified {
   kid: string;
   claims: Record<string, unknown>;
 }
@@ -197,7 +197,12 @@ interface GrantExpectation {
   issuer?: string;
 }
 
-function verifyGrantIssue(keys: readonly TokenKey[], token: string, nowMs: number, expect: GrantExpectation): Verified {
+/**
+ * A grant's signature, expiry, audience and issuer (when one is required): whom it speaks for,
+ * whatever it is for. The router checks this once per /allocate call (its rate limit keys on the
+ * key id and subject) and then what the grant allows with grantFor.
+ */
+export function verifyGrantIssue(keys: readonly TokenKey[], token: string, nowMs: number, expect: GrantExpectation): Verified {
   const verified = verify(keys, token, nowMs);
   const { claims } = verified;
   if (claims.aud !== expect.audience || (expect.issuer && claims.iss !== expect.issuer)) throw new TokenError('WRONG_AUDIENCE', 'grant was issued by or for someone else');
@@ -205,16 +210,12 @@ function verifyGrantIssue(keys: readonly TokenKey[], token: string, nowMs: numbe
 }
 
 /**
- * Verifies a grant: signature, expiry, audience, issuer (when one is required), room, and
- * participant when `sub` is given (a grant for any participant of the room shows the room).
+ * The claims of a verified grant (verifyGrantIssue) if it is for `room`, and for participant
+ * `sub` when given (a grant for any participant of the room shows the room), with well-formed
+ * permissions.
  */
-export function verifyGrant(
-  keys: readonly TokenKey[],
-  token: string,
-  nowMs: number,
-  expect: GrantExpectation & { room: string; sub?: string },
-): GrantClaims {
-  const { claims } = verifyGrantIssue(keys, token, nowMs, expect);
+export function grantFor(verified: Verified, expect: { room: string; sub?: string }): GrantClaims {
+  const { claims } = verified;
   checkBinding(claims, { room: expect.room, sub: expect.sub });
   const perm = claims.perm as Partial<Permissions> | undefined;
   if (typeof perm !== 'object' || perm === null || typeof perm.publish !== 'boolean' || typeof perm.subscribe !== 'boolean' || (perm.publishData !== undefined && typeof perm.publishData !== 'boolean')) {
@@ -223,15 +224,12 @@ export function verifyGrant(
   return claims as unknown as GrantClaims;
 }
 
-/**
- * Whom a grant speaks for (its key id and subject) once its signature, expiry and audience
- * verify; null for anything else. Rate limits key on this, never on the token's string.
- */
-export function grantIdentity(keys: readonly TokenKey[], token: string, nowMs: number, expect: GrantExpectation): { kid: string; sub: string } | null {
-  try {
-    const { kid, claims } = verifyGrantIssue(keys, token, nowMs, expect);
-    return typeof claims.sub === 'string' ? { kid, sub: claims.sub } : null;
-  } catch {
-    return null;
-  }
+/** Verifies a grant: verifyGrantIssue, then grantFor. */
+export function verifyGrant(
+  keys: readonly TokenKey[],
+  token: string,
+  nowMs: number,
+  expect: GrantExpectation & { room: string; sub?: string },
+): GrantClaims {
+  return grantFor(verifyGrantIssue(keys, token, nowMs, expect), expect);
 }

@@ -3,8 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { TooManyRequestsError } from '../../shared/errors.ts';
 import { AllocateRequest, AllocateResponse, ErrorBody } from '../../shared/schemas/index.ts';
-import { grantIdentity } from '../../shared/tokens.ts';
-import { allocateCaller, allocationPermissions, bearer } from '../auth.ts';
+import { allocateCaller, allocationPermissions, bearer, presentedGrant } from '../auth.ts';
 
 export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, credentials, allocator, now } = app.services;
@@ -18,8 +17,8 @@ export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const credential = bearer(req);
         if (credential !== null) {
           if (credentials.apiKeys.matches(credential)) return `key:${createHash('sha256').update(credential).digest('base64url').slice(0, 22)}`;
-          const grant = config.grantKeys.length > 0 ? grantIdentity(config.grantKeys, credential, now(), { audience: config.grantAudience, issuer: config.grantIssuer }) : null;
-          if (grant) return `grant:${grant.kid}:${grant.sub}`;
+          const grant = config.grantKeys.length > 0 ? presentedGrant(req, credential, config, now()) : null;
+          if (grant && 'verified' in grant && typeof grant.verified.claims.sub === 'string') return `grant:${grant.verified.kid}:${grant.verified.claims.sub}`;
         }
         return `ip:${req.ip}`;
       },
