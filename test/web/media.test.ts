@@ -385,8 +385,8 @@ describe('the P2P fallback: no region can take the room', () => {
 
     // Browser to browser: each page's one live peer connection has selected a pair of host
     // candidates of this machine whose far end is the other page's near end (an SFU's would be
-    // neither). Chrome gathers every interface and ranks loopback last, so the pair is on
-    // 127.0.0.1 or on another address of this machine (delivered locally all the same).
+    // neither). Chrome gathers every interface and ranks loopback last, so either end may be on
+    // 127.0.0.1 or on another address of this machine.
     const ownAddresses = new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)));
     const [ep, fp] = await Promise.all([selectedPaths(erin), selectedPaths(frank)]);
     const show = (x: Candidate) => `${x.type} ${x.protocol} ${x.address}:${x.port}`;
@@ -398,10 +398,11 @@ describe('the P2P fallback: no region can take the room', () => {
         expect(c.type).toBe('host');
         expect(ownAddresses.has(c.address), `${c.address} is an address of this machine`).toBe(true);
       }
-      expect(path.remote.address).toBe(path.local.address);
     }
-    expect(ep[0]!.remote.port).toBe(fp[0]!.local.port);
-    expect(fp[0]!.remote.port).toBe(ep[0]!.local.port);
+    // The two ends need not share an address: a page may send from 127.0.0.1 to the other's
+    // eth0 address (seen in CI), which the kernel delivers locally all the same.
+    expect(show(ep[0]!.remote)).toBe(show(fp[0]!.local));
+    expect(show(fp[0]!.remote)).toBe(show(ep[0]!.local));
 
     for (const p of [erin, frank]) await p.page.screenshot({ path: join(ARTIFACTS, `demo-p2p-${p.name}.png`), fullPage: true });
   }, 180_000);
