@@ -1,22 +1,5 @@
-import { FormatRegistry } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
-import { type Heartbeat, HeartbeatAck, type NodeRegistration, type ParticipantEvent, ParticipantEventAnswer } from '../shared/schemas/index.ts';
-import { signedCall } from '../shared/signed-http.ts';
-
-// Value.Check refuses a string format it does not know: HeartbeatAck.alerts[].since is a date-time.
-if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => !Number.isNaN(Date.parse(v)));
-
-/** The router answered, but not as its API says (wrong status or body). */
-export class RouterCallError extends Error {
-  constructor(
-    readonly path: string,
-    readonly statusCode: number,
-    detail: string,
-  ) {
-    super(`router ${path} answered ${statusCode}: ${detail}`);
-    this.name = 'RouterCallError';
-  }
-}
+import { controlCall, controlPlane, type CallBody, type ControlCall } from '../shared/control-plane.ts';
+import type { HeartbeatAck, NodeRegistration, Heartbeat, ParticipantEvent, ParticipantEventAnswer } from '../shared/schemas/index.ts';
 
 export interface RouterClientOptions {
   routerUrl: string;
@@ -25,62 +8,39 @@ export interface RouterClientOptions {
   now: () => number;
 }
 
-/** The router's node API, as the agent calls it: every call signed with the cluster secret. */
+/**
+ * The router's side of the control plane (shared/control-plane.ts), as the agent calls it: every
+ * call signed with the cluster secret, every answer checked against the contract (a call answered
+ * otherwise throws ControlCallError).
+ */
 export class RouterClient {
   constructor(private readonly opts: RouterClientOptions) {}
 
-  register(registration: NodeRegistration): Promise<HeartbeatAck> {
-    return this.#ackCall('/v1/nodes/register', registration);
+  async register(registration: NodeRegistration): Promise<HeartbeatAck> {
+    return (await this.#call(controlPlane.register, registration)).body;
   }
 
-  heartbeat(heartbeat: Heartbeat): Promise<HeartbeatAck> {
-    return this.#ackCall('/v1/nodes/heartbeat', heartbeat);
+  async heartbeat(heartbeat: Heartbeat): Promise<HeartbeatAck> {
+    return (await this.#call(controlPlane.heartbeat, heartbeat)).body;
   }
 
   async deregister(nodeId: string): Promise<void> {
-    const path = '/v1/nodes/deregister';
-    const res = await this.#call(path, { nodeId });
-    if (res.statusCode !== 204 && res.statusCode !== 200) throw new RouterCallError(path, res.statusCode, describe(res.body));
+    await this.#call(controlPlane.deregister, { nodeId });
   }
 
   /** A participant joined this node: the router answers whether its allocation is current. */
   async participantJoined(event: Omit<ParticipantEvent, 'event'>): Promise<ParticipantEventAnswer> {
-    const path = '/v1/nodes/participant-event';
-    const res = await this.#call(path, { ...event, event: 'joined' });
-    if (res.statusCode !== 200) throw new RouterCallError(path, res.statusCode, describe(res.body));
-    if (!Value.Check(ParticipantEventAnswer, res.body)) throw new RouterCallError(path, res.statusCode, 'body is not a ParticipantEventAnswer');
+    const res = await this.#call(controlPlane.participantEvent, { ...event, event: 'joined' });
+    if (res.statusCode !== 200) throw new Error(`${controlPlane.participantEvent.path} answered a join with ${res.statusCode}`);
     return res.body;
   }
 
-  /** A participant left this node (the router answers 204). */
+  /** A participant left this node. */
   async participantLeft(event: Omit<ParticipantEvent, 'event'>): Promise<void> {
-    const path = '/v1/nodes/participant-event';
-    const res = await this.#call(path, { ...event, event: 'left' });
-    if (res.statusCode !== 204) throw new RouterCallError(path, res.statusCode, describe(res.body));
+    await this.#call(controlPlane.participantEvent, { ...event, event: 'left' });
   }
 
-  async #ackCall(path: string, body: unknown): Promise<HeartbeatAck> {
-    const res = await this.#call(path, body);
-    if (res.statusCode !== 200) throw new RouterCallError(path, res.statusCode, describe(res.body));
-    if (!Value.Check(HeartbeatAck, res.body)) throw new RouterCallError(path, res.statusCode, 'body is not a HeartbeatAck');
-    return res.body;
+  #call<C extends ControlCall>(call: C, body: CallBody<C>) {
+    return controlCall(call, { secret: this.opts.clusterSecret, baseUrl: this.opts.routerUrl, timeoutMs: this.opts.timeoutMs, nowMs: this.opts.now() }, body);
   }
-
-  #call(path: string, body: unknown) {
-    return signedCall<unknown>({
-      secret: this.opts.clusterSecret,
-      baseUrl: this.opts.routerUrl,
-      method: 'POST',
-      path,
-      body,
-      timeoutMs: this.opts.timeoutMs,
-      nowMs: this.opts.now(),
-    });
-  }
-}
-
-/** The router's own error message when it sent the shared `{ error }` shape. */
-function describe(body: unknown): string {
-  const message = (body as { error?: { message?: unknown } } | null)?.error?.message;
-  return typeof message === 'string' ? message : JSON.stringify(body);
 }

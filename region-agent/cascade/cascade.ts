@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Value } from '@sinclair/typebox/value';
 import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
+import { type CallAnswer, type CallBody, type ControlCall, ControlCallError, controlCall, controlPlane } from '../../shared/control-plane.ts';
+import type { CloseRequest, KickRequest, OpenAnswer, OpenRequest, SealedEndpoint, SyncAnswer, SyncRequest } from '../../shared/schemas/cascade.ts';
 import type { RoomNode } from '../../shared/schemas/index.ts';
-import { RoomNodesAnswer } from '../../shared/schemas/index.ts';
-import { signedCall } from '../../shared/signed-http.ts';
 import { RegionPipe, type PipeEndpoint, type PipeExport, type PipeImportResult, type Room, type RoomRouter } from '../../sfu/index.ts';
-import { CASCADE_PATHS, OpenAnswer, SyncAnswer, type CloseRequest, type KickRequest, type OpenRequest, type SealedEndpoint, type SyncRequest } from './protocol.ts';
 import { derivePipeKey, seal, unseal } from './seal.ts';
 
 /**
@@ -95,15 +93,6 @@ interface Link {
 const linkKey = (roomId: string, nodeId: string): string => `${roomId}\n${nodeId}`;
 
 /** Call failed with a status the caller acts on. */
-class PeerCallError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-  ) {
-    super(`peer answered ${statusCode} ${code}`);
-  }
-}
-
 /**
  * The agent's side of the cross-region cascade: for each local room, a RegionPipe to every other
  * node serving it (full mesh), set up by the lower nodeId, kept in sync by state pushes, torn down
@@ -363,7 +352,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
           const last = this.#lastKickAt.get(key) ?? -Infinity;
           if (now - last < this.#o.pollIntervalMs / 2) continue;
           this.#lastKickAt.set(key, now);
-          void this.#call(node.nodeId, CASCADE_PATHS.kick, { roomId, fromNodeId: this.nodeId, toNodeId: node.nodeId } satisfies KickRequest).catch(
+          void this.#call(node.nodeId, controlPlane.cascadeKick, { roomId, fromNodeId: this.nodeId, toNodeId: node.nodeId } satisfies KickRequest).catch(
             (err: unknown) => this.#log.debug({ roomId, remote: node.nodeId, err: (err as Error).message }, 'kick failed'),
           );
         }
@@ -404,8 +393,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     const offer: SealedEndpoint = { endpoint: pipe.localEndpoint as SealedEndpoint['endpoint'], enableSrtp: this.#o.pipe.enableSrtp, enableRtx: this.#o.pipe.enableRtx };
     const body: OpenRequest = { roomId, fromNodeId: this.nodeId, toNodeId: node.nodeId, fromRegion: this.region, linkId, sealed: seal(this.#key, offer, aad('open')) };
     try {
-      const res = await this.#call<OpenAnswer>(node.nodeId, CASCADE_PATHS.open, body);
-      if (!Value.Check(OpenAnswer, res) || res.linkId !== linkId) throw new Error('open: unexpected answer');
+      const { body: res } = await this.#call(node.nodeId, controlPlane.cascadeOpen, body);
+      if (res.linkId !== linkId) throw new Error('open: unexpected answer');
       const answer = unseal<SealedEndpoint>(this.#key, res.sealed, aad('answer'));
       if (answer.enableSrtp !== this.#o.pipe.enableSrtp || answer.enableRtx !== this.#o.pipe.enableRtx) {
         throw new Error(`open: pipe settings differ (srtp ${answer.enableSrtp}, rtx ${answer.enableRtx} there)`);
@@ -471,7 +460,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     this.emit('linkdown', { roomId: link.roomId, remoteNodeId: link.remote.nodeId, linkId: link.linkId, reason });
     if (notify) {
       const body: CloseRequest = { roomId: link.roomId, fromNodeId: this.nodeId, toNodeId: link.remote.nodeId, linkId: link.linkId, reason: reason.slice(0, 64) };
-      await this.#call(link.remote.nodeId, CASCADE_PATHS.close, body).catch(() => undefined);
+      await this.#call(link.remote.nodeId, controlPlane.cascadeClose, body).catch(() => undefined);
     }
   }
 
@@ -484,7 +473,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       this.#schedulePoll(0);
     } else {
       this.#lastKickAt.set(link.key, performance.now());
-      await this.#call(link.remote.nodeId, CASCADE_PATHS.kick, { roomId: link.roomId, fromNodeId: this.nodeId, toNodeId: link.remote.nodeId } satisfies KickRequest).catch(
+      await this.#call(link.remote.nodeId, controlPlane.cascadeKick, { roomId: link.roomId, fromNodeId: this.nodeId, toNodeId: link.remote.nodeId } satisfies KickRequest).catch(
         () => undefined,
       );
     }
@@ -513,12 +502,10 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       const body: SyncRequest = { roomId: link.roomId, fromNodeId: this.nodeId, toNodeId: link.remote.nodeId, linkId: link.linkId, state };
       let result: PipeImportResult;
       try {
-        const res = await this.#call<SyncAnswer>(link.remote.nodeId, CASCADE_PATHS.sync, body);
-        if (!Value.Check(SyncAnswer, res)) throw new Error('sync: unexpected answer');
-        result = res.result;
+        result = (await this.#call(link.remote.nodeId, controlPlane.cascadeSync, body)).body.result;
       } catch (err) {
         if (link.closed) return;
-        if (err instanceof PeerCallError && err.statusCode === 404 && err.code === 'LINK_UNKNOWN') {
+        if (err instanceof ControlCallError && err.statusCode === 404 && err.code === 'LINK_UNKNOWN') {
           await this.#reset(link, 'peer does not know the link', false);
           return;
         }
@@ -542,24 +529,13 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     return this.#o.peerRoutes?.get(nodeId) ?? this.#directory.get(nodeId);
   }
 
-  async #call<T>(nodeId: string, path: string, body: unknown): Promise<T> {
+  async #call<C extends ControlCall>(nodeId: string, call: C, body: CallBody<C>): Promise<CallAnswer<C>> {
     const baseUrl = this.#urlOf(nodeId);
     if (!baseUrl) {
       this.#schedulePoll(0);
       throw new Error(`no URL known for node ${nodeId}`);
     }
-    const res = await signedCall<T>({
-      secret: this.#o.clusterSecret,
-      baseUrl,
-      method: 'POST',
-      path,
-      body,
-      timeoutMs: this.#o.requestTimeoutMs,
-      nowMs: this.#now(),
-    });
-    if (res.statusCode === 200 || res.statusCode === 202 || res.statusCode === 204) return res.body;
-    const code = (res.body as { error?: { code?: unknown } } | null)?.error?.code;
-    throw new PeerCallError(res.statusCode, typeof code === 'string' ? code : 'ERROR');
+    return controlCall(call, { secret: this.#o.clusterSecret, baseUrl, timeoutMs: this.#o.requestTimeoutMs, nowMs: this.#now() }, body);
   }
 
   #status(link: Link): CascadeLinkStatus {
@@ -577,20 +553,12 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   }
 }
 
-/** The router's signed `POST /v1/nodes/room-nodes`, as a RoomNodesSource. */
+/** The router's signed room-nodes call (the reconcile poll), as a RoomNodesSource. */
 export function routerRoomNodes(opts: { routerUrl: string; clusterSecret: string; nodeId: string; timeoutMs?: number; now?: () => number }): RoomNodesSource {
   return async (roomIds) => {
-    const res = await signedCall<unknown>({
-      secret: opts.clusterSecret,
-      baseUrl: opts.routerUrl,
-      method: 'POST',
-      path: '/v1/nodes/room-nodes',
-      body: { nodeId: opts.nodeId, roomIds: roomIds.slice(0, 1_000) },
-      timeoutMs: opts.timeoutMs ?? 2_000,
-      nowMs: (opts.now ?? Date.now)(),
-    });
-    if (res.statusCode !== 200 || !Value.Check(RoomNodesAnswer, res.body)) throw new Error(`room-nodes answered ${res.statusCode}`);
+    const target = { secret: opts.clusterSecret, baseUrl: opts.routerUrl, timeoutMs: opts.timeoutMs ?? 2_000, nowMs: (opts.now ?? Date.now)() };
+    const { body } = await controlCall(controlPlane.roomNodes, target, { nodeId: opts.nodeId, roomIds: roomIds.slice(0, 1_000) });
     // JSON.parse made every room an own property; Object.entries reads only those.
-    return new Map(Object.entries(res.body.rooms));
+    return new Map(Object.entries(body.rooms).map(([roomId, set]) => [roomId, set.nodes]));
   };
 }

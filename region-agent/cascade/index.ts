@@ -12,7 +12,6 @@ import { cascadeRoutes } from './routes.ts';
 export { Cascade, routerRoomNodes };
 export type { CascadeEvents, CascadeLinkStatus, CascadeOptions, CascadePipeSettings, EndpointRewrite, RoomNodesSource } from './cascade.ts';
 export { derivePipeKey, PIPE_KEY_INFO, seal, unseal } from './seal.ts';
-export { CASCADE_PATHS } from './protocol.ts';
 
 export interface RegisterCascadeOptions extends Omit<CascadeOptions, 'roomNodes' | 'logger'> {
   signedRequestWindowMs: number;

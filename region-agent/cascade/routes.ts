@@ -1,7 +1,8 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { requireSignature } from '../../shared/signed-http.ts';
 import type { Cascade } from './cascade.ts';
-import { CASCADE_PATHS, CloseRequest, KickRequest, OpenRequest, SyncRequest } from './protocol.ts';
+import { controlPlane } from '../../shared/control-plane.ts';
+import type { CloseRequest, KickRequest, OpenRequest, SyncRequest } from '../../shared/schemas/cascade.ts';
 
 export interface CascadeRoutesOptions {
   cascade: Cascade;
@@ -23,21 +24,21 @@ export const cascadeRoutes: FastifyPluginAsync<CascadeRoutesOptions> = async (ap
   const { cascade } = opts;
   // Before the body is read: an unsigned sync cannot make the agent take in 4 MiB.
   app.addHook('onRequest', requireSignature(opts.clusterSecret, opts.signedRequestWindowMs, opts.now));
-  const schema = (body: unknown) => ({ schema: { hide: true, body }, bodyLimit: CASCADE_BODY_LIMIT_BYTES });
+  const schema = (body: object) => ({ schema: { hide: true, body }, bodyLimit: CASCADE_BODY_LIMIT_BYTES });
 
-  app.post<{ Body: OpenRequest }>(CASCADE_PATHS.open, schema(OpenRequest), async (req, reply) => {
+  app.post<{ Body: OpenRequest }>(controlPlane.cascadeOpen.path, schema(controlPlane.cascadeOpen.body), async (req, reply) => {
     const res = await cascade.handleOpen(req.body);
     return res.status === 200 ? res.body : refuse(reply, res.status, res.code, res.message);
   });
-  app.post<{ Body: SyncRequest }>(CASCADE_PATHS.sync, schema(SyncRequest), async (req, reply) => {
+  app.post<{ Body: SyncRequest }>(controlPlane.cascadeSync.path, schema(controlPlane.cascadeSync.body), async (req, reply) => {
     const res = await cascade.handleSync(req.body);
     return res.status === 200 ? res.body : refuse(reply, res.status, res.code, res.message);
   });
-  app.post<{ Body: CloseRequest }>(CASCADE_PATHS.close, schema(CloseRequest), async (req, reply) => {
+  app.post<{ Body: CloseRequest }>(controlPlane.cascadeClose.path, schema(controlPlane.cascadeClose.body), async (req, reply) => {
     await cascade.handleClose(req.body);
     return reply.code(204).send();
   });
-  app.post<{ Body: KickRequest }>(CASCADE_PATHS.kick, schema(KickRequest), async (req, reply) => {
+  app.post<{ Body: KickRequest }>(controlPlane.cascadeKick.path, schema(controlPlane.cascadeKick.body), async (req, reply) => {
     cascade.handleKick(req.body);
     return reply.code(202).send();
   });

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
-import { MOVE_PATH, type MoveRequest, type Reason } from '../../shared/schemas/index.ts';
-import { signedCall } from '../../shared/signed-http.ts';
+import { type MoveRequest, type Reason } from '../../shared/schemas/index.ts';
+import { controlCall, controlPlane } from '../../shared/control-plane.ts';
 import { proposeRebalance, type RebalanceProposal } from '../placement/rebalance.ts';
 import type { InterRegionRtt, PlacementNode } from '../placement/types.ts';
 import type { NodeRegistry, RegistrySnapshot } from '../registry/node-registry.ts';
@@ -239,6 +239,5 @@ export class Rebalancer {
 }
 
 async function tellAgentSigned(config: GeoSfuConfig, controlUrl: string, body: MoveRequest): Promise<void> {
-  const res = await signedCall<unknown>({ secret: config.clusterSecret, baseUrl: controlUrl, method: 'POST', path: MOVE_PATH, body, timeoutMs: AGENT_TIMEOUT_MS });
-  if (res.statusCode !== 202) throw new Error(`agent answered ${res.statusCode}: ${JSON.stringify(res.body)}`);
+  await controlCall(controlPlane.move, { secret: config.clusterSecret, baseUrl: controlUrl, timeoutMs: AGENT_TIMEOUT_MS, nowMs: Date.now() }, body);
 }

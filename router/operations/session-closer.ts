@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
-import { CLOSE_SESSION_PATH, type CloseSessionRequest } from '../../shared/schemas/index.ts';
-import { signedCall } from '../../shared/signed-http.ts';
+import type { CloseSessionRequest } from '../../shared/schemas/index.ts';
+import { controlCall, controlPlane } from '../../shared/control-plane.ts';
 import type { NodeRegistry } from '../registry/node-registry.ts';
 
 /** An admin removal must close the session within 1 s: the agent's answer is awaited this long. */
@@ -11,7 +11,7 @@ export interface SessionCloserDeps {
   config: Pick<GeoSfuConfig, 'clusterSecret' | 'sessionOverlapMs'>;
   registry: NodeRegistry;
   log: FastifyBaseLogger;
-  /** Default: the signed call to the agent's CLOSE_SESSION_PATH; true when it closed a session. */
+  /** Default: the signed closeSession call (shared/control-plane.ts); true when it closed a session. */
   tellAgent?: (controlUrl: string, body: CloseSessionRequest) => Promise<boolean>;
 }
 
@@ -66,8 +66,6 @@ export class SessionCloser {
 
 /** True when the agent closed a session (204), false when it had none (404). */
 async function tellAgentSigned(secret: string, controlUrl: string, body: CloseSessionRequest): Promise<boolean> {
-  const res = await signedCall<unknown>({ secret, baseUrl: controlUrl, method: 'POST', path: CLOSE_SESSION_PATH, body, timeoutMs: AGENT_TIMEOUT_MS });
-  if (res.statusCode === 204) return true;
-  if (res.statusCode === 404) return false;
-  throw new Error(`agent answered ${res.statusCode}: ${JSON.stringify(res.body)}`);
+  const res = await controlCall(controlPlane.closeSession, { secret, baseUrl: controlUrl, timeoutMs: AGENT_TIMEOUT_MS, nowMs: Date.now() }, body);
+  return res.statusCode === 204;
 }

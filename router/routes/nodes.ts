@@ -1,11 +1,14 @@
 import rateLimit from '@fastify/rate-limit';
-import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { BadRequestError, TooManyRequestsError } from '../../shared/errors.ts';
-import { ErrorBody, Heartbeat, HeartbeatAck, Id, NodeRegistration, ParticipantEvent, ParticipantEventAnswer, RoomNodesAnswer, RoomNodesQuery } from '../../shared/schemas/index.ts';
+import { controlPlane } from '../../shared/control-plane.ts';
+import { ErrorBody, type RoomNodeSet } from '../../shared/schemas/index.ts';
 import { requireSignature } from '../../shared/signed-http.ts';
 
-/** The agents' control API: every call is signed with the cluster secret. */
+/** What every signed route may answer besides the contract's answers. */
+const refusals = { 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } as const;
+
+/** The agents' side of the control plane (shared/control-plane.ts): every call is signed with the cluster secret. */
 export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, registry, rooms, sessions, now } = app.services;
   const signed = requireSignature(config.clusterSecret, config.signedRequestWindowMs, now);
@@ -27,8 +30,8 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }
 
   app.post(
-    '/v1/nodes/register',
-    { onRequest: signed, schema: { hide: true, body: NodeRegistration, response: { 200: HeartbeatAck, 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } } },
+    controlPlane.register.path,
+    { onRequest: signed, schema: { hide: true, body: controlPlane.register.body, response: { ...controlPlane.register.answers, ...refusals } } },
     async (req) => {
       if (!catalog.has(req.body.region)) throw new BadRequestError(`region "${req.body.region}" is not in the catalog`, 'region');
       return registry.register(req.body);
@@ -36,17 +39,14 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   app.post(
-    '/v1/nodes/heartbeat',
-    { onRequest: signed, schema: { hide: true, body: Heartbeat, response: { 200: HeartbeatAck, 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } } },
+    controlPlane.heartbeat.path,
+    { onRequest: signed, schema: { hide: true, body: controlPlane.heartbeat.body, response: { ...controlPlane.heartbeat.answers, ...refusals } } },
     async (req) => ({ ...(await registry.heartbeat(req.body)), alerts: app.services.quality.forNode(req.body.nodeId) }),
   );
 
   app.post(
-    '/v1/nodes/deregister',
-    {
-      onRequest: signed,
-      schema: { hide: true, body: Type.Object({ nodeId: Id }, { additionalProperties: false }), response: { 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } },
-    },
+    controlPlane.deregister.path,
+    { onRequest: signed, schema: { hide: true, body: controlPlane.deregister.body, response: { ...controlPlane.deregister.answers, ...refusals } } },
     async (req, reply) => {
       await registry.deregister(req.body.nodeId);
       return reply.status(204).send(null);
@@ -54,11 +54,8 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   app.post(
-    '/v1/nodes/participant-event',
-    {
-      onRequest: signed,
-      schema: { hide: true, body: ParticipantEvent, response: { 200: ParticipantEventAnswer, 204: Type.Null(), 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } },
-    },
+    controlPlane.participantEvent.path,
+    { onRequest: signed, schema: { hide: true, body: controlPlane.participantEvent.body, response: { ...controlPlane.participantEvent.answers, ...refusals } } },
     async (req, reply) => {
       const { roomId, participantId, allocationId, event } = req.body;
       const at = new Date(now());
@@ -85,23 +82,23 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   app.post(
-    '/v1/nodes/room-nodes',
-    { onRequest: signed, schema: { hide: true, body: RoomNodesQuery, response: { 200: RoomNodesAnswer, 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } } },
+    controlPlane.roomNodes.path,
+    { onRequest: signed, schema: { hide: true, body: controlPlane.roomNodes.body, response: { ...controlPlane.roomNodes.answers, ...refusals } } },
     async (req) => {
       const nodes = new Map(registry.snapshot().nodes.map((n) => [n.nodeId, n]));
       // Keyed by room ids clients chose: a Map, then own properties (a room named __proto__ included).
-      const rooms = new Map<string, RoomNodesAnswer['rooms'][string]>();
+      const rooms = new Map<string, RoomNodeSet>();
       for (const roomId of req.body.roomIds) {
         const state = await app.services.rooms.getRoom(roomId);
         if (!state) continue;
         const ids = [...new Set(state.participants.map((p) => p.nodeId))];
-        rooms.set(
-          roomId,
-          ids.flatMap((id) => {
+        rooms.set(roomId, {
+          version: state.version,
+          nodes: ids.flatMap((id) => {
             const n = nodes.get(id);
             return n ? [{ nodeId: id, region: n.region, controlUrl: n.record.registration.controlUrl, state: n.state }] : [];
           }),
-        );
+        });
       }
       return { rooms: Object.fromEntries(rooms) };
     },

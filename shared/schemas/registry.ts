@@ -124,6 +124,29 @@ export const ParticipantEvent = Type.Object(
 );
 export type ParticipantEvent = Static<typeof ParticipantEvent>;
 
+export const RoomNode = Type.Object({
+  nodeId: Type.String(),
+  region: Type.String(),
+  controlUrl: Type.String(),
+  state: NodeState,
+});
+export type RoomNode = Static<typeof RoomNode>;
+
+/**
+ * The nodes serving a room (its participants' nodes), with the room version they were read at: an
+ * agent keeps the highest version it has seen, so a stale set (an older push from another router
+ * replica, or a poll answer overtaken by a push) never replaces a newer one.
+ */
+export const RoomNodeSet = Type.Object({
+  version: Type.Integer({ minimum: 0 }),
+  nodes: Type.Array(RoomNode),
+});
+export type RoomNodeSet = Static<typeof RoomNodeSet>;
+
+/** Router → agent (signed): the node set of a room this agent serves or served, after it changed. */
+export const RoomNodesPush = Type.Object({ roomId: Id, ...RoomNodeSet.properties }, { additionalProperties: false });
+export type RoomNodesPush = Static<typeof RoomNodesPush>;
+
 /**
  * The router's answer to a `joined` report (200): whether the allocation is current for that
  * participant. Not current: `replaced` (the participant allocated again since), `removed` (an admin
@@ -134,6 +157,8 @@ export const ParticipantEventAnswer = Type.Object(
   {
     current: Type.Boolean(),
     reason: Type.Optional(Type.Union([Type.Literal('replaced'), Type.Literal('removed'), Type.Literal('unknown')])),
+    /** When current: the room's node set, so the agent can set up its cascade without asking. */
+    room: Type.Optional(RoomNodeSet),
   },
   { additionalProperties: false },
 );
@@ -158,8 +183,6 @@ export const CloseSessionRequest = Type.Object(
 );
 export type CloseSessionRequest = Static<typeof CloseSessionRequest>;
 
-export const CLOSE_SESSION_PATH = '/v1/signaling/close';
-
 /**
  * Router → agent (signed): live rebalancing moved this participant; its agent sends it `moved`
  * (reason `rebalance`) and keeps its session until it leaves (make-before-break). Only the named
@@ -177,8 +200,6 @@ export const MoveRequest = Type.Object(
 );
 export type MoveRequest = Static<typeof MoveRequest>;
 
-export const MOVE_PATH = '/v1/signaling/move';
-
 /** Agent → router: which nodes serve these rooms (the cascade mesh the agent must pipe to). */
 export const RoomNodesQuery = Type.Object(
   {
@@ -189,16 +210,9 @@ export const RoomNodesQuery = Type.Object(
 );
 export type RoomNodesQuery = Static<typeof RoomNodesQuery>;
 
-export const RoomNode = Type.Object({
-  nodeId: Type.String(),
-  region: Type.String(),
-  controlUrl: Type.String(),
-  state: NodeState,
-});
-export type RoomNode = Static<typeof RoomNode>;
 
 export const RoomNodesAnswer = Type.Object({
   /** For each asked room that exists: the nodes its participants are placed on (this node included). */
-  rooms: Type.Record(Type.String(), Type.Array(RoomNode)),
+  rooms: Type.Record(Type.String(), RoomNodeSet),
 });
 export type RoomNodesAnswer = Static<typeof RoomNodesAnswer>;

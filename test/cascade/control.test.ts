@@ -8,12 +8,13 @@ import Fastify from 'fastify';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { CASCADE_PATHS, derivePipeKey, routerRoomNodes, seal, unseal } from '../../region-agent/cascade/index.ts';
+import { derivePipeKey, routerRoomNodes, seal, unseal } from '../../region-agent/cascade/index.ts';
 import { AJV_OPTIONS } from '../../shared/http.ts';
 import { keepRawJsonBody, requireSignature } from '../../shared/signed-http.ts';
 import { signRequest } from '../../shared/signed-request.ts';
 import { waitUntil } from '../sfu/helpers/rtp.ts';
 import { Cluster, Participant, SECRET, type AgentNode } from './harness.ts';
+import { controlPlane as cp } from '../../shared/control-plane.ts';
 
 describe('cascade control plane', () => {
   const bodies: string[] = [];
@@ -76,15 +77,15 @@ describe('cascade control plane', () => {
 
   it('refuses unsigned, forged and replayed calls', async () => {
     const body = JSON.stringify({ roomId: 'sec', fromNodeId: 'zz-node-1', toNodeId: 'eu-west-1' });
-    const post = (headers: Record<string, string>, path: string = CASCADE_PATHS.kick) =>
+    const post = (headers: Record<string, string>, path: string = cp.cascadeKick.path) =>
       request(`${eu.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
     const unsigned = await post({});
     expect(unsigned.statusCode).toBe(401);
     expect(((await unsigned.body.json()) as { error: { code: string } }).error.code).toBe('SIGNATURE_MISSING');
-    const forged = await post(signRequest('not-the-cluster-secret-0123456789abcdef', { method: 'POST', path: CASCADE_PATHS.kick, body }, Date.now()));
+    const forged = await post(signRequest('not-the-cluster-secret-0123456789abcdef', { method: 'POST', path: cp.cascadeKick.path, body }, Date.now()));
     expect(forged.statusCode).toBe(401);
     await forged.body.dump();
-    const headers = signRequest(SECRET, { method: 'POST', path: CASCADE_PATHS.kick, body }, Date.now());
+    const headers = signRequest(SECRET, { method: 'POST', path: cp.cascadeKick.path, body }, Date.now());
     const first = await post(headers);
     expect(first.statusCode).toBe(202);
     await first.body.dump();
@@ -93,18 +94,18 @@ describe('cascade control plane', () => {
     expect(((await replayed.body.json()) as { error: { code: string } }).error.code).toBe('SIGNATURE_REPLAYED');
     // A signed open whose sealed payload was not sealed with the cluster key is refused.
     const open = JSON.stringify({ roomId: 'sec', fromNodeId: 'apac-1', toNodeId: 'eu-west-1', fromRegion: 'apac', linkId: 'x1', sealed: 'v1.AAAA.AAAA.AAAA' });
-    const bad = await request(`${eu.url}${CASCADE_PATHS.open}`, {
+    const bad = await request(`${eu.url}${cp.cascadeOpen.path}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...signRequest(SECRET, { method: 'POST', path: CASCADE_PATHS.open, body: open }, Date.now()) },
+      headers: { 'content-type': 'application/json', ...signRequest(SECRET, { method: 'POST', path: cp.cascadeOpen.path, body: open }, Date.now()) },
       body: open,
     });
     expect(bad.statusCode).toBe(409);
     expect(((await bad.body.json()) as { error: { code: string } }).error.code).toBe('BAD_SEAL');
     // An unknown link's sync is answered LINK_UNKNOWN (the caller then rebuilds).
     const sync = JSON.stringify({ roomId: 'sec', fromNodeId: 'us-west-1', toNodeId: 'eu-west-1', linkId: 'nope', state: { origin: { nodeId: 'us-west-1', region: 'us-west' }, producers: [], dataProducers: [] } });
-    const unknown = await request(`${eu.url}${CASCADE_PATHS.sync}`, {
+    const unknown = await request(`${eu.url}${cp.cascadeSync.path}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...signRequest(SECRET, { method: 'POST', path: CASCADE_PATHS.sync, body: sync }, Date.now()) },
+      headers: { 'content-type': 'application/json', ...signRequest(SECRET, { method: 'POST', path: cp.cascadeSync.path, body: sync }, Date.now()) },
       body: sync,
     });
     expect(unknown.statusCode).toBe(404);
@@ -119,7 +120,7 @@ describe('cascade control plane', () => {
     const seen: unknown[] = [];
     app.post('/v1/nodes/room-nodes', { preValidation: requireSignature(SECRET, 30_000) }, async (req, reply) => {
       seen.push(req.body);
-      const node = (nodeId: string) => [{ nodeId, region: 'us-west', controlUrl: 'http://127.0.0.1:1', state: 'alive' }];
+      const node = (nodeId: string) => ({ version: 3, nodes: [{ nodeId, region: 'us-west', controlUrl: 'http://127.0.0.1:1', state: 'alive' }] });
       // As JSON text: in an object literal, a `__proto__` key would set the prototype instead.
       return reply.type('application/json').send(`{"rooms":{"sec":${JSON.stringify(node('us-west-1'))},"__proto__":${JSON.stringify(node('us-west-2'))}}}`);
     });

@@ -133,9 +133,11 @@ describe('allocation results', () => {
     await call('POST', '/allocate', { roomId: 'mesh', participantId: 'a', latencies: { 'us-west': 10, 'us-east': 60, 'eu-west': 130, apac: 170 } });
     await call('POST', '/allocate', { roomId: 'mesh', participantId: 'b', latencies: { 'us-west': 230, 'us-east': 230, 'eu-west': 170, apac: 3 } });
     const body = { nodeId: 'us-west-1', roomIds: ['mesh', 'no-such-room'] };
-    const res = await signedCall<{ rooms: Record<string, Array<{ nodeId: string; region: string }>> }>({ secret: router.config.clusterSecret, baseUrl: router.url, method: 'POST', path: '/v1/nodes/room-nodes', body, timeoutMs: 2_000 });
+    const res = await signedCall<{ rooms: Record<string, { version: number; nodes: Array<{ nodeId: string; region: string }> }> }>({ secret: router.config.clusterSecret, baseUrl: router.url, method: 'POST', path: '/v1/nodes/room-nodes', body, timeoutMs: 2_000 });
     expect(res.statusCode).toBe(200);
-    expect(res.body.rooms.mesh!.map((n) => [n.nodeId, n.region])).toEqual([['us-west-1', 'us-west'], ['apac-1', 'apac']]);
+    expect(res.body.rooms.mesh!.nodes.map((n) => [n.nodeId, n.region])).toEqual([['us-west-1', 'us-west'], ['apac-1', 'apac']]);
+    // The version the set was read at: an agent orders it against the router's pushes.
+    expect(res.body.rooms.mesh!.version).toBeGreaterThan(0);
     expect(res.body.rooms['no-such-room']).toBeUndefined();
     expect((await call('POST', '/v1/nodes/room-nodes', body)).status).toBe(401);
   });

@@ -8,17 +8,16 @@ import net from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Agent, buildAgent } from '../../region-agent/app.ts';
-import { CASCADE_PATHS } from '../../region-agent/cascade/index.ts';
 import { AgentSfu } from '../../region-agent/sfu.ts';
-import { MOVE_PATH } from '../../shared/schemas/index.ts';
 import { signedCall } from '../../shared/signed-http.ts';
 import { signRequest } from '../../shared/signed-request.ts';
 import { CLUSTER_SECRET } from '../agent/helpers.ts';
 import { signalingConfig, startSignalingRouter, type SignalingRouter } from '../signaling/helpers.ts';
 import { startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
+import { controlPlane as cp } from '../../shared/control-plane.ts';
 
 const NODE_PATHS = ['/v1/nodes/register', '/v1/nodes/heartbeat', '/v1/nodes/deregister', '/v1/nodes/participant-event', '/v1/nodes/room-nodes'];
-const AGENT_PATHS = [...Object.values(CASCADE_PATHS), MOVE_PATH, '/admin/cordon'];
+const AGENT_PATHS = [...[cp.cascadeOpen, cp.cascadeSync, cp.cascadeClose, cp.cascadeKick, cp.move].map((c) => c.path), '/admin/cordon'];
 
 let router: RunningRouter;
 let fakeRouter: SignalingRouter;
@@ -100,9 +99,9 @@ it('an unsigned 4 MB body is refused before it is read (router and agent)', asyn
   const declared = 4 * 1024 * 1024;
   const targets = [
     [router.url, '/v1/nodes/heartbeat'],
-    [agent.url, CASCADE_PATHS.sync],
-    [agent.url, CASCADE_PATHS.open],
-    [agent.url, MOVE_PATH],
+    [agent.url, cp.cascadeSync.path],
+    [agent.url, cp.cascadeOpen.path],
+    [agent.url, cp.move.path],
   ] as const;
   const answers: string[] = [];
   for (const [base, path] of targets) answers.push(`${path}: ${await answerBeforeBody(base, path, declared, 64 * 1024)}`);

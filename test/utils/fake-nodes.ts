@@ -1,8 +1,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { MOVE_PATH, type Heartbeat, type HeartbeatAck, type MoveRequest, type NodeLoad, type NodeRegistration, type ParticipantQuality, type RttStats } from '../../shared/schemas/index.ts';
+import { type Heartbeat, type HeartbeatAck, type MoveRequest, type NodeLoad, type NodeRegistration, type ParticipantQuality, type RttStats } from '../../shared/schemas/index.ts';
 import { signedCall } from '../../shared/signed-http.ts';
 import { NonceCache, verifySignedRequest } from '../../shared/signed-request.ts';
+import { controlPlane as cp } from '../../shared/control-plane.ts';
 
 /**
  * Registers scripted nodes with a router through its real, signed control API and heartbeats for
@@ -47,7 +48,7 @@ export class FakeNodes {
   ) {
     // The nodes' control URL too: the probe answers 204; a signed move request is recorded, 202.
     this.#probeServer = http.createServer((req, res) => {
-      if (req.method !== 'POST' || req.url !== MOVE_PATH) {
+      if (req.method !== 'POST' || req.url !== cp.move.path) {
         res.statusCode = 204;
         res.end();
         return;
@@ -55,7 +56,7 @@ export class FakeNodes {
       let body = '';
       req.on('data', (chunk: Buffer) => (body += chunk.toString()));
       req.on('end', () => {
-        const failure = verifySignedRequest(this.secret, { method: 'POST', path: MOVE_PATH, body }, req.headers, Date.now(), 30_000, this.#nonces);
+        const failure = verifySignedRequest(this.secret, { method: 'POST', path: cp.move.path, body }, req.headers, Date.now(), 30_000, this.#nonces);
         if (failure) {
           res.statusCode = 401;
           res.end();

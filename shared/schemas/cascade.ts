@@ -1,9 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Id } from '../../shared/schemas/common.ts';
+import { Id } from './common.ts';
 
 /**
  * The agent↔agent cascade control protocol (every call signed with the cluster secret; see
- * README.md in this folder). Media parameters (RTP/SCTP parameters, appData) are passed through
+ * region-agent/cascade/README.md). Media parameters (RTP/SCTP parameters, appData) are passed through
  * as opaque JSON: mediasoup validates them when producing.
  */
 const Link = {
@@ -69,10 +69,3 @@ export type CloseRequest = Static<typeof CloseRequest>;
 /** Higher nodeId → lower: please (re)open the link for this room now (it has none). */
 export const KickRequest = Type.Object({ ...Link }, { additionalProperties: false });
 export type KickRequest = Static<typeof KickRequest>;
-
-export const CASCADE_PATHS = {
-  open: '/v1/cascade/open',
-  sync: '/v1/cascade/sync',
-  close: '/v1/cascade/close',
-  kick: '/v1/cascade/kick',
-} as const;
