@@ -1,7 +1,8 @@
 /**
  * Capacity planning arithmetic for `geo-sfu capacity`: pure functions, no I/O.
  *
- * It starts from the scaling guide (shared/reference/scaling-guide.md) and corrects its arithmetic.
+ * It starts from the scaling guide this project grew from (its tables, thresholds and prices) and
+ * corrects its arithmetic.
  * The guide gives an SFU's bandwidth as `participants × bitrate × 2` ("In + Out"), which is right
  * for ingress but wrong for egress. An SFU forwards every publisher's stream to every other
  * participant. So for a room of N people, each publishing one stream of bitrate b:
@@ -50,10 +51,10 @@ export const LAYER_NAMES: readonly LayerName[] = SIMULCAST_LAYERS.map((l) => l.n
 export const AUDIO_KBPS = 32;
 
 /**
- * Consumers one mediasoup worker (one CPU core) forwards at full load. Source: mediasoup
- * documentation guide, pending this project's SFU benchmark; date 2026-11-29.
+ * Consumers one mediasoup worker (one CPU core) forwards at full load: the agents' own setting
+ * (GEO_SFU_CONSUMERS_PER_WORKER), whose default the SFU benchmark backs.
  */
-export const CONSUMERS_PER_WORKER = 500;
+export const CONSUMERS_PER_WORKER = CONFIG_SPEC.consumersPerWorker.default;
 
 /** Plan CPU for this fraction of a worker's capacity: the guide scales out at 70% CPU (GEO_SFU_MAX_CPU). */
 export const DEFAULT_TARGET_UTILISATION = CONFIG_SPEC.maxCpu.default;
