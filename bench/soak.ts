@@ -7,7 +7,6 @@
  * saw-tooth between collections) after a warm-up third, so start-up allocation does not count.
  * The --quick run (40 s) shows the method works; only the full run (10 min) says much about hours.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { io } from 'socket.io-client';
 import { request } from 'undici';
 import { launchEmbedded } from '../infra/embedded/launcher.ts';
@@ -158,18 +157,4 @@ export async function benchSoak(opts: { quick: boolean }): Promise<SoakResult> {
   } finally {
     await embedded.close();
   }
-}
-
-/** Runs the soak, writes bench/results/soak.json and returns the summary line `npm run bench` prints. */
-export async function soakLine(opts: { quick: boolean }): Promise<string> {
-  const r = await benchSoak(opts);
-  const results = new URL('./results/', import.meta.url);
-  mkdirSync(results, { recursive: true });
-  writeFileSync(new URL('soak.json', results), `${JSON.stringify(r, null, 2)}\n`);
-  const f = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
-  return (
-    `soak ${r.durationS} s on loopback, ${r.allocations} allocations + ${r.sessions} joins/leaves (${r.failures} failed): ` +
-    `memory growth per hour — router RSS ${f(r.router.rssPerHourMiB)} MiB/h, heap ${f(r.router.heapPerHourMiB)} MiB/h (at ${r.router.rssEndMiB.toFixed(0)} / ${r.router.heapEndMiB.toFixed(0)} MiB); ` +
-    `4 agents RSS ${f(r.agents.rssPerHourMiB)} MiB/h, heap ${f(r.agents.heapPerHourMiB)} MiB/h (at ${r.agents.rssEndMiB.toFixed(0)} / ${r.agents.heapEndMiB.toFixed(0)} MiB)`
-  );
 }

@@ -13,7 +13,6 @@ import type { RegionsResponse } from '../shared/schemas/index.ts';
  * The series and the statistics are the SDK's too (shared/probe-stats.ts).
  */
 
-export { DEFAULT_REGION_TIMEOUT_MS, DEFAULT_SAMPLES } from './defaults.ts';
 /** One request may take at most this long (the router's own probe timeout, GEO_SFU_PROBE_TIMEOUT_MS). */
 export const SAMPLE_TIMEOUT_MS = CONFIG_SPEC.probeTimeoutMs.default;
 /** Pause between two samples of one node, so they do not queue behind each other. */

@@ -1,8 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-/** A configured credential hash: the SHA-256 of the secret as 64 lowercase hex digits (`sha256sum`'s output). */
-export const CREDENTIAL_HASH = /^[0-9a-f]{64}$/;
-
 /** The hash an operator configures instead of the secret: `printf %s "$KEY" | sha256sum`. */
 export function hashCredential(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
@@ -17,7 +14,7 @@ export function hashCredential(secret: string): string {
 export class CredentialHashes {
   readonly #digests: readonly Buffer[];
 
-  /** `secrets` are hashed at once and not kept; `hashes` are hex digests (CREDENTIAL_HASH). */
+  /** `secrets` are hashed at once and not kept; `hashes` are SHA-256 digests as 64 lowercase hex digits (`sha256sum`'s output). */
   constructor(secrets: readonly string[], hashes: readonly string[] = []) {
     this.#digests = [...secrets.filter((s) => s !== '').map(hashCredential), ...hashes].map((h) => Buffer.from(h, 'hex'));
   }

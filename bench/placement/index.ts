@@ -7,10 +7,6 @@ import { cdfSvg, policyTable } from './report.ts';
 import { OPTIMUM, simulate, type Outlier, type PolicySummary, type RoomResult } from './simulate.ts';
 import { decisionTimes, rebalanceTimes, type DecisionTime } from './timing.ts';
 
-export { simulate } from './simulate.ts';
-export { loadDataset, validateDataset, DatasetError } from './dataset.ts';
-export { checkLiveAgreement, runLive } from './live.ts';
-
 export interface PlacementBenchOptions {
   quick: boolean;
   /** Latency data set path; default bench/data/latency.json. */

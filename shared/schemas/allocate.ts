@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Id, RegionId, Url } from './common.ts';
+import { Id, RegionId } from './common.ts';
 import { EXCLUSION_CODES, Reason, stringEnum } from './reasons.ts';
 
 export const AllocateRequest = Type.Object(
@@ -108,5 +108,3 @@ export type AllocateP2pResponse = Static<typeof AllocateP2pResponse>;
 /** A union on `mode`. */
 export const AllocateResponse = Type.Union([AllocateSfuResponse, AllocateP2pResponse]);
 export type AllocateResponse = Static<typeof AllocateResponse>;
-
-export { Url };
