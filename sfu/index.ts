@@ -24,6 +24,7 @@ export {
   type ConsumerCloseReason,
   type JoinOptions,
   type PeerEvents,
+  type PeerObserverEvents,
   type PeerOrigin,
   type PeerPlainTransportOptions,
   type PeerWebRtcTransportOptions,
@@ -38,9 +39,10 @@ export {
   type PipeOptions,
   type RoomCloseReason,
   type RoomEvents,
+  type RoomObserverEvents,
   type RoomRouterSlot,
 } from './room.ts';
-export { RoomRouter, type RoomRouterEvents, type RoomRouterOptions } from './room-router.ts';
+export { RoomRouter, type RoomRouterEvents, type RoomRouterObserverEvents, type RoomRouterOptions } from './room-router.ts';
 export { type SpreadOptions } from './spread.ts';
 export { collectSfuLoad, type SfuLoadSnapshot } from './sfu-load.ts';
 export { setListenerErrorHandler, TypedEmitter, type EventMap, type Listener } from './typed-emitter.ts';

@@ -11,6 +11,9 @@
  *   paused server-side until they rank again.
  * - A remote peer (`origin` set) is a participant of another node whose producers arrived over a
  *   region pipe (./region-pipe.ts): it has no transports and goes with its last piped producer.
+ *
+ * Owner events (`PeerEvents`) are for the signaling layer; `observer` (`PeerObserverEvents`)
+ * reports every object the peer creates, for monitoring, as mediasoup's observers do.
  */
 import type { types as ms } from 'mediasoup';
 
@@ -116,6 +119,15 @@ export interface ConsumeOptions {
   appData?: Record<string, unknown>;
 }
 
+export type PeerObserverEvents = {
+  newtransport: [ms.Transport];
+  newproducer: [ms.Producer];
+  newconsumer: [ms.Consumer];
+  newdataproducer: [ms.DataProducer];
+  newdataconsumer: [ms.DataConsumer];
+  close: [];
+};
+
 /**
  * What a peer sees of its room. Room implements it; `Peer<Room>` (exported as `Peer` by
  * ./index.ts) types `peer.room` as the Room without this file importing ./room.ts.
@@ -147,6 +159,7 @@ export interface PeerContext<R extends PeerRoom> {
 export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
   readonly id: string;
   readonly room: R;
+  readonly observer = new TypedEmitter<PeerObserverEvents>();
   readonly appData: Record<string, unknown>;
   rtpCapabilities: ms.RtpCapabilities | undefined;
   /** Set for a remote peer (a participant of another node whose producers come over a region pipe). */
@@ -339,6 +352,7 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
       this.#producers.delete(producer.id);
       if (!this.#closed) this.safeEmit('producerclose', producer);
     });
+    this.observer.safeEmit('newproducer', producer);
     this.#ctx.registerProducer(this, producer);
     return producer;
   }
@@ -352,6 +366,7 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
       if (!this.#closed) this.safeEmit('producerclose', producer);
       this.#closeIfRemoteAndIdle();
     });
+    this.observer.safeEmit('newproducer', producer);
   }
 
   /** @internal A data producer created on a region pipe for this remote peer. */
@@ -363,6 +378,7 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
       if (!this.#closed) this.safeEmit('dataproducerclose', dataProducer);
       this.#closeIfRemoteAndIdle();
     });
+    this.observer.safeEmit('newdataproducer', dataProducer);
   }
 
   #closeIfRemoteAndIdle(): void {
@@ -387,6 +403,7 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
       this.#dataProducers.delete(dataProducer.id);
       if (!this.#closed) this.safeEmit('dataproducerclose', dataProducer);
     });
+    this.observer.safeEmit('newdataproducer', dataProducer);
     this.#ctx.registerDataProducer(this, dataProducer);
     return dataProducer;
   }
@@ -410,6 +427,7 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
     }
     this.#dataConsumers.set(dataConsumer.id, dataConsumer);
     dataConsumer.observer.once('close', () => this.#dataConsumers.delete(dataConsumer.id));
+    this.observer.safeEmit('newdataconsumer', dataConsumer);
     return dataConsumer;
   }
 
@@ -522,6 +540,8 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
     this.#consumers.clear();
     this.#wantedVideo.clear();
     this.#dataConsumers.clear();
+    // Before the owner event: the room may close when its last peer goes.
+    this.observer.safeEmit('close');
     this.safeEmit('close');
   }
 
@@ -532,6 +552,7 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
     }
     this.#transports.set(transport.id, transport);
     transport.observer.once('close', () => this.#transports.delete(transport.id));
+    this.observer.safeEmit('newtransport', transport);
   }
 
   #adoptConsumer(consumer: ms.Consumer): void {
@@ -549,6 +570,7 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
       if (this.#wantedVideo.delete(consumer.id) && this.#lastN > 0 && !this.#closed) this.applyLastN().catch(() => undefined);
       if (!this.#closed) this.safeEmit('consumerclose', consumer, reason);
     });
+    this.observer.safeEmit('newconsumer', consumer);
   }
 
   #assertOpen(): void {

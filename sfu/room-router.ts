@@ -5,7 +5,8 @@
  *
  * A room's first Router is created on the least-loaded worker on the first join (concurrent
  * joins share one creation; a failed creation is not cached). The room closes when its last
- * peer leaves.
+ * peer leaves. Owner events (`RoomRouterEvents`) are for the region agent's cascade;
+ * `observer` (`RoomRouterObserverEvents`) reports new rooms, for monitoring.
  */
 import type { types as ms } from 'mediasoup';
 
@@ -34,7 +35,13 @@ export type RoomRouterEvents = {
   close: [];
 };
 
+export type RoomRouterObserverEvents = {
+  newroom: [Room];
+  close: [];
+};
+
 export class RoomRouter extends TypedEmitter<RoomRouterEvents> {
+  readonly observer = new TypedEmitter<RoomRouterObserverEvents>();
   readonly #ctx: RoomContext;
   readonly #rooms = new Map<string, Room>();
   readonly #creating = new Map<string, Promise<Room>>();
@@ -99,6 +106,7 @@ export class RoomRouter extends TypedEmitter<RoomRouterEvents> {
             if (this.#rooms.get(roomId) === room) this.#rooms.delete(roomId);
             this.safeEmit('roomclosed', room, reason);
           });
+          this.observer.safeEmit('newroom', room);
           this.safeEmit('roomcreated', room);
           return room;
         },
@@ -142,6 +150,7 @@ export class RoomRouter extends TypedEmitter<RoomRouterEvents> {
     this.#closed = true;
     for (const room of [...this.#rooms.values()]) room.close('closed');
     this.#rooms.clear();
+    this.observer.safeEmit('close');
     this.safeEmit('close');
   }
 }

@@ -14,6 +14,9 @@
  *   other routers are piped to it), which orders `speakerOrder` for last-N.
  * - The room closes when its last (local) peer leaves ('empty'), and with 'workerdied' if a
  *   worker hosting one of its routers dies (the WorkerPool reports the room id as lost).
+ *
+ * Owner events (`RoomEvents`) are for the signaling layer and the cascade; `observer`
+ * (`RoomObserverEvents`) reports new peers and the close, for monitoring.
  */
 import type { types as ms } from 'mediasoup';
 
@@ -48,6 +51,12 @@ export type RoomEvents = {
   newdataproducer: [Peer<Room>, ms.DataProducer];
   dataproducerclose: [Peer<Room>, ms.DataProducer];
   close: [RoomCloseReason];
+};
+
+export type RoomObserverEvents = {
+  /** A local peer joined, or a remote peer's first producer arrived (`peer.remote`). */
+  newpeer: [Peer<Room>];
+  close: [];
 };
 
 export interface PipedProducerOrigin extends PeerOrigin {
@@ -94,6 +103,7 @@ interface DataProducerEntry {
 
 export class Room extends TypedEmitter<RoomEvents> implements PeerRoom {
   readonly id: string;
+  readonly observer = new TypedEmitter<RoomObserverEvents>();
   readonly #ctx: RoomContext;
   readonly #slots: Slot[] = [];
   readonly #peers = new Map<string, Peer<Room>>();
@@ -257,6 +267,7 @@ export class Room extends TypedEmitter<RoomEvents> implements PeerRoom {
         if (this.#remotePeers.get(created.id) === created) this.#remotePeers.delete(created.id);
         this.#removeFromOrder(created.id);
       });
+      this.observer.safeEmit('newpeer', created);
       peer = created;
     }
     return { peer, slot };
@@ -302,6 +313,7 @@ export class Room extends TypedEmitter<RoomEvents> implements PeerRoom {
       slot.peers.add(peer);
       peer.once('close', () => this.#onPeerClosed(peer, slot));
       joined = true;
+      this.observer.safeEmit('newpeer', peer);
       this.safeEmit('peerjoined', peer);
       return peer;
     } finally {
@@ -338,6 +350,7 @@ export class Room extends TypedEmitter<RoomEvents> implements PeerRoom {
     this.#producers.clear();
     this.#dataProducers.clear();
     this.#pipes.clear();
+    this.observer.safeEmit('close');
     this.safeEmit('close', reason);
   }
 
