@@ -7,6 +7,8 @@
 import type { Peer as PeerOf } from './peer.ts';
 import type { Room } from './room.ts';
 
+/** mediasoup's types, as the library hands its objects out (mediasoup itself is loaded by loadMediasoup()). */
+export type { types } from 'mediasoup';
 export { SfuError, type SfuErrorCode } from './errors.ts';
 export { assertLastN, lastNPeers } from './last-n.ts';
 export { DEFAULT_MEDIA_CODECS } from './media-codecs.ts';

@@ -45,6 +45,7 @@ export class RoomRouter extends TypedEmitter<RoomRouterEvents> {
   readonly #ctx: RoomContext;
   readonly #rooms = new Map<string, Room>();
   readonly #creating = new Map<string, Promise<Room>>();
+  #rtpCapabilities: Promise<ms.RtpCapabilities> | undefined;
   #closed = false;
 
   constructor(options: RoomRouterOptions) {
@@ -73,6 +74,25 @@ export class RoomRouter extends TypedEmitter<RoomRouterEvents> {
 
   getRoom(roomId: string): Room | undefined {
     return this.#rooms.get(roomId);
+  }
+
+  /**
+   * The RTP capabilities of the rooms' routers, for a client that has not joined yet. Every
+   * router is created with the same codecs, so mediasoup derives the same capabilities for all of
+   * them: those of a probe router, created once (and closed at once); a failure is not cached.
+   */
+  rtpCapabilities(): Promise<ms.RtpCapabilities> {
+    if (this.#closed) return Promise.reject(new SfuError('CLOSED', 'RoomRouter is closed'));
+    this.#rtpCapabilities ??= (async () => {
+      const router = await this.#ctx.pool.leastLoaded().worker.createRouter({ mediaCodecs: this.#ctx.mediaCodecs });
+      const caps = router.rtpCapabilities;
+      router.close();
+      return caps;
+    })().catch((error: unknown) => {
+      this.#rtpCapabilities = undefined;
+      throw error;
+    });
+    return this.#rtpCapabilities;
   }
 
   /** Peers in all rooms. */

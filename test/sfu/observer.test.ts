@@ -1,6 +1,7 @@
 /**
  * The monitoring side of the library, mediasoup style: `observer` emitters on RoomRouter, Room
- * and Peer report every object as it comes and goes.
+ * and Peer report every object as it comes and goes; and RoomRouter.rtpCapabilities() answers
+ * for clients that have not joined, without leaving a router behind.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -96,5 +97,55 @@ describe('observers', () => {
     await rooms.join('r', 'b');
     rooms.close();
     expect(events).toEqual(['newroom r', 'r newpeer a', 'r newpeer b', 'a close', 'b close', 'r close', 'rooms close']);
+  });
+});
+
+describe('RoomRouter.rtpCapabilities()', () => {
+  const cleanups: (() => void)[] = [];
+  afterEach(() => {
+    for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+  });
+
+  it("equals a room's, from one probe router that is closed at once", async () => {
+    const pool = await WorkerPool.create({ numWorkers: 1 });
+    cleanups.push(() => pool.close());
+    const rooms = new RoomRouter({ pool });
+    cleanups.push(() => rooms.close());
+    const worker = pool.workers[0]!.worker;
+    let routersCreated = 0;
+    worker.observer.on('newrouter', () => routersCreated++);
+
+    const [caps, again] = await Promise.all([rooms.rtpCapabilities(), rooms.rtpCapabilities()]);
+    expect(again).toBe(caps);
+    expect(routersCreated).toBe(1);
+    expect((await worker.dump()).routerIds).toEqual([]);
+    expect(caps.codecs?.map((c) => c.mimeType)).toContain('audio/opus');
+
+    const peer = await rooms.join('r', 'p');
+    expect(peer.room.rtpCapabilities).toEqual(caps);
+    expect(await rooms.rtpCapabilities()).toBe(caps);
+    expect(routersCreated).toBe(2); // the room's own
+
+    rooms.close();
+    await expect(rooms.rtpCapabilities()).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+
+  it('does not cache a failed probe', async () => {
+    const pool = await WorkerPool.create({ numWorkers: 1 });
+    cleanups.push(() => pool.close());
+    const rooms = new RoomRouter({ pool });
+    cleanups.push(() => rooms.close());
+    const worker = pool.workers[0]!.worker;
+    const original = worker.createRouter.bind(worker);
+    let failures = 1;
+    worker.createRouter = (async (options) => {
+      if (failures-- > 0) throw new Error('injected createRouter failure');
+      return original(options);
+    }) as typeof worker.createRouter;
+    cleanups.push(() => {
+      worker.createRouter = original;
+    });
+    await expect(rooms.rtpCapabilities()).rejects.toThrow(/injected/);
+    expect((await rooms.rtpCapabilities()).codecs?.length).toBeGreaterThan(0);
   });
 });
