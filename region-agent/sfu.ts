@@ -1,8 +1,7 @@
 import { availableParallelism } from 'node:os';
-import type { types as ms } from 'mediasoup';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
 import { ID_PATTERN, type ParticipantQuality } from '../shared/schemas/index.ts';
-import { collectSfuLoad, DEFAULT_MEDIA_CODECS, type ParticipantQualityStats, RoomRouter, WorkerPool } from '../sfu/index.ts';
+import { collectSfuLoad, type ParticipantQualityStats, RoomRouter, type types as ms, WorkerPool } from '../sfu/index.ts';
 import type { SfuLoad } from './load.ts';
 
 /**
@@ -12,7 +11,6 @@ import type { SfuLoad } from './load.ts';
  */
 export class AgentSfu {
   #closed = false;
-  #routerRtpCapabilities: Promise<ms.RtpCapabilities> | null = null;
 
   private constructor(
     readonly pool: WorkerPool,
@@ -56,23 +54,13 @@ export class AgentSfu {
   };
 
   /**
-   * The routers' RTP capabilities, for a client that has not joined yet. Every router is created
-   * with the same codecs, so mediasoup derives the same capabilities for all of them: a room's
-   * own router when it exists, else one probe router created once (and closed at once).
+   * The routers' RTP capabilities, for a client of `roomId` that has not joined yet: its room's
+   * own when the room is open, else the SFU's (the same: every router has the same codecs).
    */
   async routerRtpCapabilities(roomId: string): Promise<ms.RtpCapabilities> {
     const room = this.rooms.getRoom(roomId);
     if (room && !room.closed && room.routers.length > 0) return room.rtpCapabilities;
-    this.#routerRtpCapabilities ??= (async () => {
-      const router = await this.pool.leastLoaded().worker.createRouter({ mediaCodecs: [...DEFAULT_MEDIA_CODECS] });
-      const caps = router.rtpCapabilities;
-      router.close();
-      return caps;
-    })().catch((err: unknown) => {
-      this.#routerRtpCapabilities = null;
-      throw err;
-    });
-    return this.#routerRtpCapabilities;
+    return this.rooms.rtpCapabilities();
   }
 
   /** Closes every room, then the workers. Idempotent. */

@@ -16,3 +16,10 @@ export class SfuError extends Error {
     this.code = code;
   }
 }
+
+/** `value ?? fallback`, which must be a finite number > 0 (else INVALID_ARGUMENT). */
+export function positiveOption(value: number | undefined, fallback: number, name: string): number {
+  const v = value ?? fallback;
+  if (!Number.isFinite(v) || v <= 0) throw new SfuError('INVALID_ARGUMENT', `${name} must be > 0 (got ${v})`);
+  return v;
+}

@@ -4,6 +4,11 @@
  * mediasoup itself is only loaded through loadMediasoup() (worker-binary.ts),
  * which points it at the offline-built worker binary.
  */
+import type { Peer as PeerOf } from './peer.ts';
+import type { Room } from './room.ts';
+
+/** mediasoup's types, as the library hands its objects out (mediasoup itself is loaded by loadMediasoup()). */
+export type { types } from 'mediasoup';
 export { SfuError, type SfuErrorCode } from './errors.ts';
 export { assertLastN, lastNPeers } from './last-n.ts';
 export { DEFAULT_MEDIA_CODECS } from './media-codecs.ts';
@@ -16,30 +21,31 @@ export {
   type RoomQualityStats,
 } from './quality-stats.ts';
 export {
-  Peer,
-  Room,
-  RoomRouter,
   type ConsumeDataOptions,
   type ConsumeOptions,
   type ConsumerCloseReason,
   type JoinOptions,
   type PeerEvents,
+  type PeerObserverEvents,
   type PeerOrigin,
-  type PipedProducerOrigin,
-  type ProduceDataOptions,
   type PeerPlainTransportOptions,
   type PeerWebRtcTransportOptions,
-  type PipeOptions,
+  type ProduceDataOptions,
   type ProduceOptions,
-  type RoomCloseReason,
-  type RoomEvents,
-  type RoomRouterEvents,
-  type RoomRouterOptions,
-  type RoomRouterSlot,
-  type SpreadOptions,
   type TransportConnectParams,
   type WebRtcTransportDefaults,
-} from './room-router.ts';
+} from './peer.ts';
+export {
+  Room,
+  type PipedProducerOrigin,
+  type PipeOptions,
+  type RoomCloseReason,
+  type RoomEvents,
+  type RoomObserverEvents,
+  type RoomRouterSlot,
+} from './room.ts';
+export { RoomRouter, type RoomRouterEvents, type RoomRouterObserverEvents, type RoomRouterOptions } from './room-router.ts';
+export { type SpreadOptions } from './spread.ts';
 export { collectSfuLoad, type SfuLoadSnapshot } from './sfu-load.ts';
 export { setListenerErrorHandler, TypedEmitter, type EventMap, type Listener } from './typed-emitter.ts';
 export {
@@ -80,3 +86,6 @@ export {
   type RegionPipeEvents,
   type RegionPipeOptions,
 } from './region-pipe.ts';
+
+/** A participant of a Room: local, or remote through a region pipe (`peer.remote`). */
+export type Peer = PeerOf<Room>;

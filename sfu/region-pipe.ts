@@ -30,7 +30,8 @@
 import type { types as ms } from 'mediasoup';
 
 import { SfuError } from './errors.ts';
-import type { Peer, PeerOrigin, Room } from './room-router.ts';
+import type { Peer, PeerOrigin } from './peer.ts';
+import type { Room } from './room.ts';
 import { TypedEmitter } from './typed-emitter.ts';
 import type { PortRange } from './worker-pool.ts';
 
@@ -157,10 +158,10 @@ export class RegionPipe extends TypedEmitter<RegionPipeEvents> {
     this.#router = router;
     this.#stallChecks = Math.max(1, options.stallChecks ?? 2);
 
-    const onNewProducer = (peer: Peer, producer: ms.Producer) => {
+    const onNewProducer = (peer: Peer<Room>, producer: ms.Producer) => {
       if (!peer.remote) this.#export(peer, producer);
     };
-    const onNewDataProducer = (peer: Peer, dataProducer: ms.DataProducer) => {
+    const onNewDataProducer = (peer: Peer<Room>, dataProducer: ms.DataProducer) => {
       if (!peer.remote) this.#exportData(peer, dataProducer);
     };
     const onRoomClose = () => this.close('roomclosed');
@@ -322,7 +323,7 @@ export class RegionPipe extends TypedEmitter<RegionPipeEvents> {
     if (this.#closed) throw new SfuError('CLOSED', `region pipe ${this.room.id} → ${this.remote.nodeId} is closed`);
   }
 
-  #export(peer: Peer, producer: ms.Producer): void {
+  #export(peer: Peer<Room>, producer: ms.Producer): void {
     const id = producer.id;
     if (this.#closed || producer.closed || this.#exports.has(id) || this.#exporting.has(id) || this.#refused.has(id)) return;
     const exporting = (async () => {
@@ -354,7 +355,7 @@ export class RegionPipe extends TypedEmitter<RegionPipeEvents> {
     this.#exporting.set(id, exporting);
   }
 
-  #exportData(peer: Peer, dataProducer: ms.DataProducer): void {
+  #exportData(peer: Peer<Room>, dataProducer: ms.DataProducer): void {
     const id = dataProducer.id;
     if (this.#closed || dataProducer.closed || this.#dataExports.has(id) || this.#exporting.has(id) || this.#refused.has(id)) return;
     const exporting = (async () => {

@@ -1,8 +1,7 @@
-import type { types as ms } from 'mediasoup';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { Refusal } from '../../shared/errors.ts';
 import { CAP_CODES, type RequestName } from '../../shared/signaling.ts';
-import type { Peer } from '../../sfu/index.ts';
+import type { Peer, types as ms } from '../../sfu/index.ts';
 
 export type CappedResource = keyof typeof CAP_CODES;
 

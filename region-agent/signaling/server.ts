@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
-import type { types as ms } from 'mediasoup';
 import { Server, type Socket } from 'socket.io';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { Refusal } from '../../shared/errors.ts';
@@ -21,7 +20,7 @@ import {
   type SignalingError,
 } from '../../shared/signaling.ts';
 import { resolvePermissions, TokenError, verifyJoinToken, type JoinClaims } from '../../shared/tokens.ts';
-import { SfuError, type Peer, type PeerOrigin, type Room, type RoomCloseReason } from '../../sfu/index.ts';
+import { SfuError, type Peer, type PeerOrigin, type Room, type RoomCloseReason, type types as ms } from '../../sfu/index.ts';
 import type { AgentController } from '../controller.ts';
 import { RouterClient } from '../router-client.ts';
 import type { AgentSfu } from '../sfu.ts';
