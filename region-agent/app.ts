@@ -6,6 +6,7 @@ import { unexpectedErrorsCounter } from '../shared/process-safety.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
 import { serverTls } from '../shared/tls.ts';
 import { AgentController } from './controller.ts';
+import { RouterClient } from './router-client.ts';
 import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies, failedAuthLimit, httpServerFactory, serveMetrics } from '../shared/http.ts';
 import { noSfu, type SfuLoadProvider } from './load.ts';
 import { adminRoutes } from './routes/admin.ts';
@@ -74,7 +75,9 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   }) as unknown as FastifyInstance;
   keepRawJsonBody(app);
   const { sfu } = deps;
-  const controller = new AgentController({ app, config, settings, load: deps.load ?? sfu?.load ?? noSfu, ...(sfu ? { quality: sfu.quality } : {}), now });
+  // The agent's one client of the router: long enough a timeout for a busy router, short enough that a stuck call costs a couple of heartbeats.
+  const router = new RouterClient({ routerUrl: config.routerUrl, nodeId: settings.nodeId, clusterSecret: config.clusterSecret, timeoutMs: Math.max(1_000, 2 * config.heartbeatIntervalMs), now });
+  const controller = new AgentController({ app, config, settings, router, load: deps.load ?? sfu?.load ?? noSfu, ...(sfu ? { quality: sfu.quality } : {}), now });
   await app.register(errorReplies);
   await app.register(failedAuthLimit, { perMinute: config.failedAuthPerMinute, now });
   const admin = new CredentialHashes([config.adminToken], parseCredentialHashes(config.adminTokenHash));
@@ -88,7 +91,7 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
     now,
   });
   // --- cascade (region-agent/cascade/): signed /v1/cascade/* routes + pipes to the room's other nodes ---
-  const cascade = deps.cascade ? await registerCascade(app, cascadeOptionsFromConfig(config, settings, deps.cascade, now)) : undefined;
+  const cascade = deps.cascade ? await registerCascade(app, cascadeOptionsFromConfig(config, settings, deps.cascade, router, now)) : undefined;
   // --- end cascade ---
   const metricsRegistry = new Registry();
   const unexpectedErrors = unexpectedErrorsCounter(metricsRegistry);
@@ -101,7 +104,7 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
   // --- signaling (SFU + socket.io) ---
   let signaling: SignalingServer | undefined;
   if (sfu) {
-    const server = new SignalingServer({ httpServer: app.server, sfu, config, controller, logger: app.log, now });
+    const server = new SignalingServer({ httpServer: app.server, sfu, config, controller, router, logger: app.log, now });
     await app.register(moveRoute, { signaling: server, clusterSecret: config.clusterSecret, signedRequestWindowMs: config.signedRequestWindowMs, now });
     await app.register(closeSessionRoute, { signaling: server, clusterSecret: config.clusterSecret, signedRequestWindowMs: config.signedRequestWindowMs, now });
     app.addHook('preClose', async () => server.close());

@@ -6,7 +6,7 @@ import type { GeoSfuConfig } from '../shared/config/index.ts';
 import type { Heartbeat, HeartbeatAck, NodeLoad, NodeRegistration, ParticipantQuality } from '../shared/schemas/index.ts';
 import { LoadSampler, type SfuLoadProvider } from './load.ts';
 import { PeerProber, type PeerStatus } from './peer-prober.ts';
-import { RouterClient } from './router-client.ts';
+import type { RouterClient } from './router-client.ts';
 import type { AgentSettings } from './settings.ts';
 import { Ticker } from '../shared/ticker.ts';
 import { clientTls } from '../shared/tls.ts';
@@ -52,6 +52,8 @@ export interface AgentControllerOptions {
   config: GeoSfuConfig;
   settings: AgentSettings;
   load: SfuLoadProvider;
+  /** The agent's client of the router (its registration, heartbeats, deregistration). */
+  router: RouterClient;
   /** Per-participant media quality for the heartbeat (signaling: the SFU's stats). */
   quality?: () => Promise<ParticipantQuality[]>;
   now: () => number;
@@ -113,13 +115,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
     this.#now = opts.now;
     this.#startedAt = opts.now();
     this.#sampler = new LoadSampler(opts.load, settings.cpuCores, settings.memoryBytes);
-    this.#router = new RouterClient({
-      routerUrl: config.routerUrl,
-      clusterSecret: config.clusterSecret,
-      // Long enough for a busy router; short enough that a stuck call costs a couple of heartbeats.
-      timeoutMs: Math.max(1_000, 2 * config.heartbeatIntervalMs),
-      now: opts.now,
-    });
+    this.#router = opts.router;
     this.#prober = new PeerProber({
       selfNodeId: settings.nodeId,
       peerRoutes: settings.peerRoutes,

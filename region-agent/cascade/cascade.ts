@@ -4,15 +4,15 @@ import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
 import { type CallAnswer, type CallBody, type ControlCall, ControlCallError, controlCall, controlPlane } from '../../shared/control-plane.ts';
 import type { CloseRequest, KickRequest, OpenAnswer, OpenRequest, SealedEndpoint, SyncAnswer, SyncRequest } from '../../shared/schemas/cascade.ts';
-import type { RoomNode } from '../../shared/schemas/index.ts';
+import type { RoomNode, RoomNodeSet } from '../../shared/schemas/index.ts';
 import { RegionPipe, type PipeEndpoint, type PipeExport, type PipeImportResult, type Room, type RoomRouter } from '../../sfu/index.ts';
 import { derivePipeKey, seal, unseal } from './seal.ts';
 
 /**
- * Which nodes serve these rooms (the router's signed `POST /v1/nodes/room-nodes`, or a stub). A
- * Map: room ids are client-chosen (a room may be named `__proto__` or `constructor`).
+ * Which nodes serve these rooms (RouterClient.roomNodes: the router's signed room-nodes call, or a
+ * stub). A Map: room ids are client-chosen (a room may be named `__proto__` or `constructor`).
  */
-export type RoomNodesSource = (roomIds: string[]) => Promise<ReadonlyMap<string, RoomNode[]>>;
+export type RoomNodesSource = (roomIds: string[]) => Promise<ReadonlyMap<string, RoomNodeSet>>;
 
 /** Rewrites the address a side was told to send to (tests and the launcher put a WAN relay there). */
 export type EndpointRewrite = (ctx: {
@@ -318,7 +318,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       if (!roomIds.includes(link.roomId)) await this.#teardown(link, 'room empty here', true);
     }
     if (roomIds.length === 0) return;
-    let answer: ReadonlyMap<string, RoomNode[]>;
+    let answer: ReadonlyMap<string, RoomNodeSet>;
     try {
       answer = await this.#o.roomNodes(roomIds);
     } catch (err) {
@@ -327,7 +327,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     }
     const now = performance.now();
     for (const roomId of roomIds) {
-      const nodes = answer.get(roomId);
+      const nodes = answer.get(roomId)?.nodes;
       if (!nodes) continue; // The router does not know the room (yet): leave it to liveness.
       const others = nodes.filter((n) => n.nodeId !== this.nodeId);
       for (const n of others) {
@@ -551,14 +551,4 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       lastOkAgoMs: Math.round(performance.now() - link.lastOkAt),
     };
   }
-}
-
-/** The router's signed room-nodes call (the reconcile poll), as a RoomNodesSource. */
-export function routerRoomNodes(opts: { routerUrl: string; clusterSecret: string; nodeId: string; timeoutMs?: number; now?: () => number }): RoomNodesSource {
-  return async (roomIds) => {
-    const target = { secret: opts.clusterSecret, baseUrl: opts.routerUrl, timeoutMs: opts.timeoutMs ?? 2_000, nowMs: (opts.now ?? Date.now)() };
-    const { body } = await controlCall(controlPlane.roomNodes, target, { nodeId: opts.nodeId, roomIds: roomIds.slice(0, 1_000) });
-    // JSON.parse made every room an own property; Object.entries reads only those.
-    return new Map(Object.entries(body.rooms).map(([roomId, set]) => [roomId, set.nodes]));
-  };
 }

@@ -6,7 +6,7 @@ import { Refusal } from '../../shared/errors.ts';
 import type { CloseSessionRequest } from '../../shared/schemas/index.ts';
 import { PROTOCOL_VERSION } from '../../shared/signaling.ts';
 import type { AgentController } from '../controller.ts';
-import { RouterClient } from '../router-client.ts';
+import type { RouterClient } from '../router-client.ts';
 import type { AgentSfu } from '../sfu.ts';
 import { SignalingAuth, type Admission } from './auth.ts';
 import { PeerCaps, RequestLimiter, requestBurst } from './client-limits.ts';
@@ -23,6 +23,8 @@ export interface SignalingOptions {
   sfu: AgentSfu;
   config: GeoSfuConfig;
   controller: AgentController;
+  /** The agent's client of the router (joins and leaves are reported through it). */
+  router: RouterClient;
   logger: FastifyBaseLogger;
   now: () => number;
 }
@@ -55,9 +57,8 @@ export class SignalingServer {
     this.#config = config;
     this.#controller = controller;
     const log = (this.#log = opts.logger.child({ component: 'signaling' }));
-    const router = new RouterClient({ routerUrl: config.routerUrl, clusterSecret: config.clusterSecret, timeoutMs: Math.max(1_000, 2 * config.heartbeatIntervalMs), now: opts.now });
     const reports = new RouterReports({
-      router,
+      router: opts.router,
       nodeId: controller.nodeId,
       logger: log,
       recheckAfterMs: JOIN_RECHECK_HEARTBEATS * config.heartbeatIntervalMs,

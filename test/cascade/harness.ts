@@ -8,7 +8,7 @@ import type { types as ms } from 'mediasoup';
 
 import { registerCascade, type Cascade, type EndpointRewrite } from '../../region-agent/cascade/index.ts';
 import { AJV_OPTIONS, errorReplies } from '../../shared/http.ts';
-import type { NodeState, RoomNode } from '../../shared/schemas/index.ts';
+import type { NodeState, RoomNode, RoomNodeSet } from '../../shared/schemas/index.ts';
 import { keepRawJsonBody } from '../../shared/signed-http.ts';
 import { RoomRouter, WorkerPool, type Peer, type Room } from '../../sfu/index.ts';
 import { MediaSender, UdpEndpoint, opusRtpParameters, rtpPacket, OPUS_PT, vp8RtpParameters, waitUntil } from '../sfu/helpers/rtp.ts';
@@ -41,9 +41,9 @@ export class Cluster {
     return node;
   }
 
-  async roomNodes(roomIds: string[]): Promise<Map<string, RoomNode[]>> {
+  async roomNodes(roomIds: string[]): Promise<Map<string, RoomNodeSet>> {
     this.queries++;
-    const out = new Map<string, RoomNode[]>();
+    const out = new Map<string, RoomNodeSet>();
     for (const roomId of roomIds) {
       const nodes: RoomNode[] = [];
       for (const n of this.nodes.values()) {
@@ -52,7 +52,8 @@ export class Cluster {
           nodes.push({ nodeId: n.nodeId, region: n.region, controlUrl: n.url, state: this.states.get(n.nodeId) ?? 'alive' });
         }
       }
-      if (nodes.length > 0) out.set(roomId, nodes);
+      // Computed afresh each time: every answer is the newest version.
+      if (nodes.length > 0) out.set(roomId, { version: this.queries, nodes });
     }
     return out;
   }
