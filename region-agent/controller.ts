@@ -11,12 +11,6 @@ import type { AgentSettings } from './settings.ts';
 import { Ticker } from '../shared/ticker.ts';
 import { clientTls } from '../shared/tls.ts';
 
-/** First retry delay of registration; doubles (with jitter) up to the maximum. */
-const REGISTER_RETRY_FIRST_MS = 250;
-const REGISTER_RETRY_MAX_MS = 10_000;
-/** How often a drain checks whether the last participant has left. */
-const DRAIN_POLL_MS = 250;
-
 export type AgentEvents = {
   /** The router accepted the registration (at start, and again after it forgot this node). */
   registered: [ack: HeartbeatAck];
@@ -266,7 +260,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
   }
 
   async #register(): Promise<void> {
-    let retryMs = REGISTER_RETRY_FIRST_MS;
+    let retryMs = this.#config.agentRegisterRetryMs;
     for (let attempt = 1; !this.#leaving; attempt++) {
       try {
         const ack = await this.#router.register(this.#nodeRegistration());
@@ -281,7 +275,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
         const delayMs = Math.round(retryMs * (0.8 + 0.4 * Math.random()));
         this.#log.warn({ attempt, retryInMs: delayMs, err: (err as Error).message }, 'registration failed; retrying');
         await this.#pause(delayMs);
-        retryMs = Math.min(retryMs * 2, REGISTER_RETRY_MAX_MS);
+        retryMs = Math.min(retryMs * 2, this.#config.agentRegisterRetryMaxMs);
       }
     }
   }
@@ -360,7 +354,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
       const { participants } = await this.#loadProvider();
       const remainingMs = deadline - performance.now();
       if (participants === 0 || remainingMs <= 0 || this.#stopWaiting.signal.aborted) return participants;
-      await this.#pause(Math.min(DRAIN_POLL_MS, remainingMs));
+      await this.#pause(Math.min(this.#config.agentDrainCheckMs, remainingMs));
     }
   }
 

@@ -6,6 +6,7 @@ import { type CallAnswer, type CallBody, type ControlCall, ControlCallError, con
 import type { CloseRequest, KickRequest, OpenAnswer, OpenRequest, SealedEndpoint, SyncAnswer, SyncRequest } from '../../shared/schemas/cascade.ts';
 import type { RoomNode, RoomNodeSet } from '../../shared/schemas/index.ts';
 import { RegionPipe, type PipeEndpoint, type PipeExport, type PipeImportResult, type Room, type RoomRouter } from '../../sfu/index.ts';
+import { Ticker } from '../../shared/ticker.ts';
 import { derivePipeKey, seal, unseal } from './seal.ts';
 
 /**
@@ -40,21 +41,32 @@ export interface CascadeOptions {
   /** Base URL to reach a peer through instead of its registered controlUrl (GEO_SFU_PEER_ROUTES). */
   peerRoutes?: ReadonlyMap<string, string>;
   pipe: CascadePipeSettings;
-  /** Room-nodes poll period (also after every local join/leave). Default 2000. */
-  pollIntervalMs?: number;
-  /** Period of each link's state push (its heartbeat). Default 1000. */
-  syncIntervalMs?: number;
-  /** A link whose pushes have failed for this long is torn down. Default 4000. */
-  staleAfterMs?: number;
-  /** Timeout of one agent↔agent call. Default 2000. */
-  requestTimeoutMs?: number;
-  /** Imports without bytes arriving (while the origin sent some) before a link counts as stalled. Default 2. */
-  stallChecks?: number;
+  /** Cadences (GEO_SFU_CASCADE_*: cascadeTiming() in ./index.ts). */
+  timing: CascadeTiming;
   /** Only for tests and the launcher's WAN emulation. */
   rewriteRemoteEndpoint?: EndpointRewrite;
   logger?: FastifyBaseLogger;
   /** Wall clock for signed requests. */
   now?: () => number;
+}
+
+/** The cascade's cadences; each is a setting (shared/config/spec.ts, GEO_SFU_CASCADE_*). */
+export interface CascadeTiming {
+  /** Period of the room-nodes reconcile poll. */
+  reconcileMs: number;
+  /** Period of each link's state push (its heartbeat). */
+  syncIntervalMs: number;
+  /** A link whose pushes have failed for this long is torn down. */
+  staleAfterMs: number;
+  /** Timeout of one agent↔agent call. */
+  requestTimeoutMs: number;
+  /** Imports without bytes arriving (while the origin sent some) before a link counts as stalled. */
+  stallChecks: number;
+  /** A failed set-up is tried again after twice this, doubling up to retryMaxMs. */
+  retryMs: number;
+  retryMaxMs: number;
+  /** Delay of the reconcile after a participant leaves a room here. */
+  debounceMs: number;
 }
 
 export interface CascadeLinkStatus {
@@ -101,7 +113,8 @@ const linkKey = (roomId: string, nodeId: string): string => `${roomId}\n${nodeId
 export class Cascade extends EventEmitter<CascadeEvents> {
   readonly nodeId: string;
   readonly region: string;
-  readonly #o: Required<Pick<CascadeOptions, 'pollIntervalMs' | 'syncIntervalMs' | 'staleAfterMs' | 'requestTimeoutMs' | 'stallChecks'>> & CascadeOptions;
+  readonly #o: CascadeOptions;
+  readonly #t: CascadeTiming;
   readonly #key: Buffer;
   readonly #log: FastifyBaseLogger;
   readonly #now: () => number;
@@ -116,11 +129,11 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   /** Nodes the router reported dead in the last answer: no links with them. */
   readonly #dead = new Set<string>();
   readonly #roomListeners = new Map<Room, () => void>();
-  #pollTimer: NodeJS.Timeout | undefined;
-  #syncTimer: NodeJS.Timeout | undefined;
+  /** The reconcile poll: never two at once, a poll asked for during one runs right after it. */
+  readonly #reconcile: Ticker;
+  /** Pushes the links that are due. */
+  readonly #sync: Ticker;
   #pollSoon: NodeJS.Timeout | undefined;
-  #polling: Promise<void> | undefined;
-  #pollAgain = false;
   #started = false;
   #closed = false;
   readonly #onRoomCreated: (room: Room) => void;
@@ -128,14 +141,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
 
   constructor(options: CascadeOptions) {
     super();
-    this.#o = {
-      pollIntervalMs: 2_000,
-      syncIntervalMs: 1_000,
-      staleAfterMs: 4_000,
-      requestTimeoutMs: 2_000,
-      stallChecks: 2,
-      ...options,
-    };
+    this.#o = options;
+    this.#t = options.timing;
     this.nodeId = options.nodeId;
     this.region = options.region;
     this.#key = derivePipeKey(options.clusterSecret);
@@ -143,6 +150,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     this.#now = options.now ?? Date.now;
     this.#onRoomCreated = (room) => this.#watchRoom(room);
     this.#onRoomClosed = (room) => this.#unwatchRoom(room);
+    this.#reconcile = new Ticker(this.#t.reconcileMs, () => this.#pollOnce(), (err) => this.#log.error({ err }, 'cascade poll failed'));
+    this.#sync = new Ticker(Math.max(50, Math.floor(this.#t.syncIntervalMs / 4)), async () => this.#pushDue(), (err) => this.#log.error({ err }, 'cascade sync failed'));
   }
 
   /** Starts polling and pushing (idempotent). */
@@ -153,11 +162,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     rooms.on('roomcreated', this.#onRoomCreated);
     rooms.on('roomclosed', this.#onRoomClosed);
     for (const room of rooms.rooms.values()) this.#watchRoom(room);
-    this.#pollTimer = setInterval(() => void this.poll(), this.#o.pollIntervalMs);
-    this.#pollTimer.unref();
-    this.#syncTimer = setInterval(() => this.#pushDue(), Math.max(50, Math.floor(this.#o.syncIntervalMs / 4)));
-    this.#syncTimer.unref();
-    this.poll();
+    this.#reconcile.start();
+    this.#sync.start();
   }
 
   get closed(): boolean {
@@ -174,28 +180,11 @@ export class Cascade extends EventEmitter<CascadeEvents> {
 
   /**
    * Asks the router which nodes serve the local rooms and reconciles the links (coalesced: a call
-   * during a poll runs one more poll after it). Resolves when done; never rejects (timers call it
-   * with nobody awaiting): a failed poll is logged and the next one tries again.
+   * during a poll runs one more poll after it). Resolves when done (at once before start() and
+   * after close()); never rejects: a failed poll is logged and the next one tries again.
    */
   poll(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    if (this.#polling) {
-      this.#pollAgain = true;
-      return this.#polling;
-    }
-    this.#polling = (async () => {
-      try {
-        do {
-          this.#pollAgain = false;
-          await this.#pollOnce();
-        } while (this.#pollAgain && !this.#closed);
-      } catch (err) {
-        this.#log.error({ err }, 'cascade poll failed');
-      } finally {
-        this.#polling = undefined;
-      }
-    })();
-    return this.#polling;
+    return this.#reconcile.runNow();
   }
 
   /**
@@ -205,9 +194,10 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   async close(opts: { notify?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#pollTimer);
-    clearInterval(this.#syncTimer);
     clearTimeout(this.#pollSoon);
+    // Not awaited: a poll or push in flight may wait on a call to a node that is closing too.
+    void this.#reconcile.stop();
+    void this.#sync.stop();
     const rooms = this.#o.rooms;
     rooms.off('roomcreated', this.#onRoomCreated);
     rooms.off('roomclosed', this.#onRoomClosed);
@@ -285,7 +275,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
 
   #watchRoom(room: Room): void {
     if (this.#roomListeners.has(room)) return;
-    const onChange = () => this.#schedulePoll(20);
+    const onChange = () => this.#schedulePoll(this.#t.debounceMs);
     room.on('peerjoined', onChange);
     room.on('peerleft', onChange);
     this.#roomListeners.set(room, () => {
@@ -299,7 +289,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     this.#roomListeners.get(room)?.();
     this.#roomListeners.delete(room);
     // The pipes closed with the room (RegionPipe 'close'); the poll also updates the router's view.
-    this.#schedulePoll(20);
+    this.#schedulePoll(this.#t.debounceMs);
   }
 
   #schedulePoll(delayMs: number): void {
@@ -350,7 +340,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
           this.#startOpen(roomId, node);
         } else {
           const last = this.#lastKickAt.get(key) ?? -Infinity;
-          if (now - last < this.#o.pollIntervalMs / 2) continue;
+          if (now - last < this.#t.syncIntervalMs) continue;
           this.#lastKickAt.set(key, now);
           void this.#call(node.nodeId, controlPlane.cascadeKick, { roomId, fromNodeId: this.nodeId, toNodeId: node.nodeId } satisfies KickRequest).catch(
             (err: unknown) => this.#log.debug({ roomId, remote: node.nodeId, err: (err as Error).message }, 'kick failed'),
@@ -368,7 +358,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
           this.#backoff.delete(key);
         },
         (err: unknown) => {
-          const delayMs = Math.min(4_000, (this.#backoff.get(key)?.delayMs ?? 500) * 2);
+          const delayMs = Math.min(this.#t.retryMaxMs, (this.#backoff.get(key)?.delayMs ?? this.#t.retryMs) * 2);
           this.#backoff.set(key, { nextAt: performance.now() + delayMs, delayMs });
           this.#log.info({ roomId, remote: node.nodeId, retryInMs: delayMs, err: (err as Error).message }, 'cascade link set-up failed');
         },
@@ -418,7 +408,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       ...(p.portRange ? { portRange: p.portRange } : {}),
       enableSrtp: p.enableSrtp,
       enableRtx: p.enableRtx,
-      stallChecks: this.#o.stallChecks,
+      stallChecks: this.#t.stallChecks,
     });
   }
 
@@ -482,7 +472,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   #pushDue(): void {
     const now = performance.now();
     for (const link of this.#links.values()) {
-      if (link.pipe.connected && (link.dirty || now - link.lastPushAt >= this.#o.syncIntervalMs)) void this.#push(link);
+      if (link.pipe.connected && (link.dirty || now - link.lastPushAt >= this.#t.syncIntervalMs)) void this.#push(link);
     }
   }
 
@@ -510,7 +500,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
           return;
         }
         const silentMs = performance.now() - link.lastOkAt;
-        if (silentMs > this.#o.staleAfterMs) await this.#reset(link, `no answer for ${Math.round(silentMs)} ms`, true);
+        if (silentMs > this.#t.staleAfterMs) await this.#reset(link, `no answer for ${Math.round(silentMs)} ms`, true);
         return;
       }
       if (link.closed) return;
@@ -535,7 +525,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       this.#schedulePoll(0);
       throw new Error(`no URL known for node ${nodeId}`);
     }
-    return controlCall(call, { secret: this.#o.clusterSecret, baseUrl, timeoutMs: this.#o.requestTimeoutMs, nowMs: this.#now() }, body);
+    return controlCall(call, { secret: this.#o.clusterSecret, baseUrl, timeoutMs: this.#t.requestTimeoutMs, nowMs: this.#now() }, body);
   }
 
   #status(link: Link): CascadeLinkStatus {

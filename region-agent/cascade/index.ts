@@ -7,17 +7,15 @@ import type { FastifyInstance } from 'fastify';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import type { RoomRouter } from '../../sfu/index.ts';
 import type { RouterClient } from '../router-client.ts';
-import { Cascade, type CascadeOptions, type EndpointRewrite, type RoomNodesSource } from './cascade.ts';
+import { Cascade, type CascadeOptions, type CascadeTiming, type EndpointRewrite, type RoomNodesSource } from './cascade.ts';
 import { cascadeRoutes } from './routes.ts';
 
 export { Cascade };
-export type { CascadeEvents, CascadeLinkStatus, CascadeOptions, CascadePipeSettings, EndpointRewrite, RoomNodesSource } from './cascade.ts';
+export type { CascadeEvents, CascadeLinkStatus, CascadeOptions, CascadePipeSettings, CascadeTiming, EndpointRewrite, RoomNodesSource } from './cascade.ts';
 export { derivePipeKey, PIPE_KEY_INFO, seal, unseal } from './seal.ts';
 
 export interface RegisterCascadeOptions extends Omit<CascadeOptions, 'logger'> {
   signedRequestWindowMs: number;
-  /** Start polling at once (default true). */
-  start?: boolean;
 }
 
 export async function registerCascade(app: FastifyInstance, options: RegisterCascadeOptions): Promise<Cascade> {
@@ -25,7 +23,7 @@ export async function registerCascade(app: FastifyInstance, options: RegisterCas
   const cascade = new Cascade({ ...options, now, logger: app.log });
   await app.register(cascadeRoutes, { cascade, clusterSecret: options.clusterSecret, signedRequestWindowMs: options.signedRequestWindowMs, now });
   app.addHook('onClose', async () => cascade.close());
-  if (options.start ?? true) cascade.start();
+  cascade.start();
   return cascade;
 }
 
@@ -41,7 +39,7 @@ export interface AgentCascadeDeps {
 /** The cascade's options from the agent's configuration (GEO_SFU_RTC_*, GEO_SFU_PIPE_*, peer routes). */
 export function cascadeOptionsFromConfig(
   config: GeoSfuConfig,
-  settings: { nodeId: string; region: string; peerRoutes: ReadonlyMap<string, string> },
+  settings: { nodeId: string; region: string; peerRoutes: ReadonlyMap<string, string>; callTimeoutMs: number },
   deps: AgentCascadeDeps,
   router: RouterClient,
   now: () => number,
@@ -61,8 +59,22 @@ export function cascadeOptionsFromConfig(
       enableSrtp: config.pipeEnableSrtp,
       enableRtx: config.pipeEnableRtx,
     },
-    requestTimeoutMs: Math.max(1_000, 2 * config.heartbeatIntervalMs),
+    timing: cascadeTiming(config, settings.callTimeoutMs),
     ...(deps.rewriteRemoteEndpoint ? { rewriteRemoteEndpoint: deps.rewriteRemoteEndpoint } : {}),
     now,
+  };
+}
+
+/** The cascade's cadences from the configuration (GEO_SFU_CASCADE_*); `requestTimeoutMs`: the agent's call timeout. */
+export function cascadeTiming(config: GeoSfuConfig, requestTimeoutMs: number): CascadeTiming {
+  return {
+    reconcileMs: config.cascadeReconcileMs,
+    syncIntervalMs: config.cascadeSyncIntervalMs,
+    staleAfterMs: config.cascadeStaleAfterMs,
+    requestTimeoutMs,
+    stallChecks: config.cascadeStallChecks,
+    retryMs: config.cascadeRetryMs,
+    retryMaxMs: config.cascadeRetryMaxMs,
+    debounceMs: config.cascadeDebounceMs,
   };
 }

@@ -29,13 +29,6 @@ export interface SignalingOptions {
   now: () => number;
 }
 
-/** After `moved` is sent, how long the client has to flush it before the server disconnects. */
-const MOVED_FLUSH_MS = 50;
-/** How long close() waits for the `left` reports of the sessions it ends. */
-const CLOSE_REPORT_WAIT_MS = 1_000;
-/** A session admitted while the router could not answer its `joined` report is asked about again after this many heartbeat intervals. */
-const JOIN_RECHECK_HEARTBEATS = 5;
-
 /**
  * The agent's socket.io signaling (see ./README.md): the wiring of connections (rate limit, then
  * ./auth.ts), sessions (./sessions.ts), requests (./requests.ts, one handler each in
@@ -61,12 +54,12 @@ export class SignalingServer {
       router: opts.router,
       nodeId: controller.nodeId,
       logger: log,
-      recheckAfterMs: JOIN_RECHECK_HEARTBEATS * config.heartbeatIntervalMs,
-      attempts: 3,
-      retryDelayMs: 200,
+      recheckAfterMs: config.joinRecheckHeartbeats * config.heartbeatIntervalMs,
+      attempts: config.joinReportAttempts,
+      retryDelayMs: config.joinReportRetryMs,
       onJoinAnswer: (session, answer) => sessions.onJoinAnswer(session, answer),
     });
-    const sessions = (this.#sessions = new Sessions({ logger: log, reports, resumeGraceMs: config.resumeGraceMs, flushMs: MOVED_FLUSH_MS }));
+    const sessions = (this.#sessions = new Sessions({ logger: log, reports, resumeGraceMs: config.resumeGraceMs, flushMs: config.signalingFlushMs }));
     const events = new RoomEvents({
       sessions,
       region: controller.region,
@@ -85,7 +78,7 @@ export class SignalingServer {
     const auth = new SignalingAuth({ tokenKeys: config.tokenKeys, credentials: this.#credentials, sessions, agent: controller, now: opts.now });
     const limiter = new ConnectionLimiter(config.signalingConnectionsPerMinute, opts.now);
 
-    this.io = new Server(opts.httpServer, { serveClient: false, cors: { origin: true }, pingInterval: 10_000, pingTimeout: 5_000, maxHttpBufferSize: 256 * 1024 });
+    this.io = new Server(opts.httpServer, { serveClient: false, cors: { origin: true }, pingInterval: config.signalingPingIntervalMs, pingTimeout: config.signalingPingTimeoutMs, maxHttpBufferSize: 256 * 1024 });
     this.io.use((socket, next) => {
       try {
         if (!limiter.admit(socket.handshake.address)) {
@@ -156,7 +149,7 @@ export class SignalingServer {
       const reports = this.#sessions.all().map((s) => this.#sessions.end(s, 'agent closing'));
       this.io.disconnectSockets(true);
       this.io.engine.close();
-      await Promise.race([Promise.allSettled(reports), new Promise((r) => setTimeout(r, CLOSE_REPORT_WAIT_MS).unref())]);
+      await Promise.race([Promise.allSettled(reports), new Promise((r) => setTimeout(r, this.#config.signalingCloseWaitMs).unref())]);
     })();
     return this.#closing;
   }
@@ -196,7 +189,7 @@ export class SignalingServer {
   /** Drain: clients are told to move shortly before the deadline (they may leave earlier on their own). */
   #onDraining(): void {
     const deadline = this.#config.drainDeadlineMs;
-    const at = Math.max(0, deadline - Math.min(5_000, deadline / 5));
+    const at = Math.max(0, deadline - Math.min(this.#config.drainMoveLeadMs, deadline / 5));
     this.#drainTimer = setTimeout(() => {
       for (const s of this.#sessions.all()) this.#sessions.move(s, 'draining', [this.#controller.nodeId]);
     }, at);

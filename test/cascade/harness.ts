@@ -6,7 +6,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { types as ms } from 'mediasoup';
 
-import { registerCascade, type Cascade, type EndpointRewrite } from '../../region-agent/cascade/index.ts';
+import { cascadeTiming, registerCascade, type Cascade, type EndpointRewrite } from '../../region-agent/cascade/index.ts';
+import { configWith } from '../../shared/config/index.ts';
 import { AJV_OPTIONS, errorReplies } from '../../shared/http.ts';
 import type { NodeState, RoomNode, RoomNodeSet } from '../../shared/schemas/index.ts';
 import { keepRawJsonBody } from '../../shared/signed-http.ts';
@@ -92,9 +93,13 @@ export class AgentNode {
       signedRequestWindowMs: 30_000,
       roomNodes: (ids) => this.cluster.roomNodes(ids),
       pipe: { listenIp: '127.0.0.1', enableSrtp: o.enableSrtp ?? true, enableRtx: o.enableRtx ?? true },
-      pollIntervalMs: o.pollIntervalMs ?? 2_000,
-      syncIntervalMs: o.syncIntervalMs ?? 1_000,
-      staleAfterMs: o.staleAfterMs ?? 4_000,
+      timing: {
+        ...cascadeTiming(configWith(), 2_000),
+        // This stub router answers polls only (no pushes): poll as often as the agents once did.
+        reconcileMs: o.pollIntervalMs ?? 2_000,
+        ...(o.syncIntervalMs !== undefined ? { syncIntervalMs: o.syncIntervalMs } : {}),
+        ...(o.staleAfterMs !== undefined ? { staleAfterMs: o.staleAfterMs } : {}),
+      },
       ...(o.rewrite ? { rewriteRemoteEndpoint: o.rewrite } : {}),
     });
     o.configureApp?.(this.nodeId, app);
