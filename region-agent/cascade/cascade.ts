@@ -126,6 +126,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   readonly #lastKickAt = new Map<string, number>();
   /** controlUrl of nodes seen in room-nodes answers. */
   readonly #directory = new Map<string, string>();
+  /** The newest node set the router gave for each local room (push, join answer or poll), by room id. */
+  readonly #sets = new Map<string, RoomNodeSet>();
   /** Nodes the router reported dead in the last answer: no links with them. */
   readonly #dead = new Set<string>();
   readonly #roomListeners = new Map<Room, () => void>();
@@ -185,6 +187,31 @@ export class Cascade extends EventEmitter<CascadeEvents> {
    */
   poll(): Promise<void> {
     return this.#reconcile.runNow();
+  }
+
+  /**
+   * A room's node set from the router: its signed push (POST /v1/cascade/room-nodes) or its answer
+   * to a local join. Ignored when a newer version is held (another router replica's, sent later) or
+   * the room is not here; else the room's links are reconciled with it. Returns whether it was applied.
+   */
+  applyNodeSet(roomId: string, set: RoomNodeSet, from: 'push' | 'join'): boolean {
+    if (this.#closed || !this.#accept(roomId, set, from)) return false;
+    this.#relink(roomId);
+    return true;
+  }
+
+  /**
+   * The router answered a local join: with the room's node set (applied as a push is), or without
+   * one (a router that does not send it): then the links are reconciled by a poll soon.
+   */
+  joinAnswered(roomId: string, set: RoomNodeSet | undefined): void {
+    if (set) this.applyNodeSet(roomId, set, 'join');
+    else this.#schedulePoll(this.#t.debounceMs);
+  }
+
+  /** The newest node set held for a room. */
+  nodeSet(roomId: string): RoomNodeSet | undefined {
+    return this.#sets.get(roomId);
   }
 
   /**
@@ -264,30 +291,32 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   handleKick(req: KickRequest): void {
     if (this.#closed || !(this.nodeId < req.fromNodeId)) return;
     const key = linkKey(req.roomId, req.fromNodeId);
+    // Our open is on its way: the kick crossed it.
+    if (this.#opening.has(key)) return;
     this.#backoff.delete(key);
     const link = this.#links.get(key);
     // It has no link: ours is stale.
-    if (link) void this.#teardown(link, 'peer has no link', false);
-    this.#schedulePoll(0);
+    if (link) void this.#teardown(link, 'peer has no link', false).then(() => this.#relink(req.roomId));
+    else this.#relink(req.roomId);
   }
 
   // --- internals ---
 
+  /**
+   * A local join needs no poll: the router's answer to its `joined` report carries the room's node
+   * set (applyNodeSet). A leave is reconciled soon (the room may be empty here now).
+   */
   #watchRoom(room: Room): void {
     if (this.#roomListeners.has(room)) return;
-    const onChange = () => this.#schedulePoll(this.#t.debounceMs);
-    room.on('peerjoined', onChange);
-    room.on('peerleft', onChange);
-    this.#roomListeners.set(room, () => {
-      room.off('peerjoined', onChange);
-      room.off('peerleft', onChange);
-    });
-    this.#schedulePoll(0);
+    const onLeave = () => this.#schedulePoll(this.#t.debounceMs);
+    room.on('peerleft', onLeave);
+    this.#roomListeners.set(room, () => room.off('peerleft', onLeave));
   }
 
   #unwatchRoom(room: Room): void {
     this.#roomListeners.get(room)?.();
     this.#roomListeners.delete(room);
+    this.#sets.delete(room.id);
     // The pipes closed with the room (RegionPipe 'close'); the poll also updates the router's view.
     this.#schedulePoll(this.#t.debounceMs);
   }
@@ -315,37 +344,72 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       this.#log.warn({ err: (err as Error).message }, 'room-nodes query failed; keeping the links as they are');
       return;
     }
-    const now = performance.now();
     for (const roomId of roomIds) {
-      const nodes = answer.get(roomId)?.nodes;
-      if (!nodes) continue; // The router does not know the room (yet): leave it to liveness.
-      const others = nodes.filter((n) => n.nodeId !== this.nodeId);
-      for (const n of others) {
-        this.#directory.set(n.nodeId, n.controlUrl);
-        if (n.state === 'dead') this.#dead.add(n.nodeId);
-        else this.#dead.delete(n.nodeId);
-      }
-      const alive = new Map(others.filter((n) => n.state !== 'dead').map((n) => [n.nodeId, n]));
-      for (const link of [...this.#links.values()]) {
-        if (link.roomId !== roomId || alive.has(link.remote.nodeId)) continue;
-        const dead = others.some((n) => n.nodeId === link.remote.nodeId);
-        await this.#teardown(link, dead ? 'node dead' : 'node left the room', !dead);
-      }
-      for (const node of alive.values()) {
-        const key = linkKey(roomId, node.nodeId);
-        if (this.#links.has(key) || this.#opening.has(key)) continue;
-        if (this.nodeId < node.nodeId) {
-          const backoff = this.#backoff.get(key);
-          if (backoff && backoff.nextAt > now) continue;
-          this.#startOpen(roomId, node);
-        } else {
-          const last = this.#lastKickAt.get(key) ?? -Infinity;
-          if (now - last < this.#t.syncIntervalMs) continue;
+      const set = answer.get(roomId);
+      // The router does not know the room (yet): leave it to liveness.
+      if (set && this.#accept(roomId, set, 'poll')) await this.#reconcileRoom(roomId, set.nodes);
+    }
+  }
+
+  /** Holds the set as the room's newest unless a newer version is held; false when it is stale (or the room is not here). */
+  #accept(roomId: string, set: RoomNodeSet, from: 'push' | 'join' | 'poll'): boolean {
+    const held = this.#sets.get(roomId);
+    if (held && held.version > set.version) {
+      this.#log.debug({ roomId, from, version: set.version, held: held.version }, 'stale room node set ignored');
+      return false;
+    }
+    const room = this.#o.rooms.getRoom(roomId);
+    if (!room || room.closed) return false;
+    this.#sets.set(roomId, set);
+    return true;
+  }
+
+  /** Reconciles a room's links from the node set held for it; asks the router when none is held. */
+  #relink(roomId: string): void {
+    const held = this.#sets.get(roomId);
+    if (!held) {
+      this.#schedulePoll(0);
+      return;
+    }
+    this.#reconcileRoom(roomId, held.nodes).catch((err: unknown) => this.#log.error({ roomId, err }, 'cascade reconcile failed'));
+  }
+
+  /** Links to every other live node of the room (opened by the lower nodeId, kicked by the higher), none to the others. */
+  async #reconcileRoom(roomId: string, nodes: RoomNode[]): Promise<void> {
+    if (this.#closed) return;
+    const now = performance.now();
+    const others = nodes.filter((n) => n.nodeId !== this.nodeId);
+    for (const n of others) {
+      this.#directory.set(n.nodeId, n.controlUrl);
+      if (n.state === 'dead') this.#dead.add(n.nodeId);
+      else this.#dead.delete(n.nodeId);
+    }
+    const alive = new Map(others.filter((n) => n.state !== 'dead').map((n) => [n.nodeId, n]));
+    for (const link of [...this.#links.values()]) {
+      if (link.roomId !== roomId || alive.has(link.remote.nodeId)) continue;
+      const dead = others.some((n) => n.nodeId === link.remote.nodeId);
+      await this.#teardown(link, dead ? 'node dead' : 'node left the room', !dead);
+    }
+    for (const node of alive.values()) {
+      const key = linkKey(roomId, node.nodeId);
+      if (this.#links.has(key) || this.#opening.has(key)) continue;
+      if (this.nodeId < node.nodeId) {
+        const backoff = this.#backoff.get(key);
+        if (backoff && backoff.nextAt > now) continue;
+        this.#startOpen(roomId, node);
+      } else {
+        const last = this.#lastKickAt.get(key);
+        if (last === undefined) {
+          // The lower node heard of this set too and opens: kicked only if no link is up a sync interval later.
           this.#lastKickAt.set(key, now);
-          void this.#call(node.nodeId, controlPlane.cascadeKick, { roomId, fromNodeId: this.nodeId, toNodeId: node.nodeId } satisfies KickRequest).catch(
-            (err: unknown) => this.#log.debug({ roomId, remote: node.nodeId, err: (err as Error).message }, 'kick failed'),
-          );
+          setTimeout(() => this.#relink(roomId), this.#t.syncIntervalMs + 1).unref();
+          continue;
         }
+        if (now - last < this.#t.syncIntervalMs) continue;
+        this.#lastKickAt.set(key, now);
+        void this.#call(node.nodeId, controlPlane.cascadeKick, { roomId, fromNodeId: this.nodeId, toNodeId: node.nodeId } satisfies KickRequest).catch(
+          (err: unknown) => this.#log.debug({ roomId, remote: node.nodeId, err: (err as Error).message }, 'kick failed'),
+        );
       }
     }
   }
@@ -360,6 +424,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
         (err: unknown) => {
           const delayMs = Math.min(this.#t.retryMaxMs, (this.#backoff.get(key)?.delayMs ?? this.#t.retryMs) * 2);
           this.#backoff.set(key, { nextAt: performance.now() + delayMs, delayMs });
+          // Tried again once the backoff is over, from the room's node set (the reconcile poll is slow).
+          setTimeout(() => this.#relink(roomId), delayMs + 1).unref();
           this.#log.info({ roomId, remote: node.nodeId, retryInMs: delayMs, err: (err as Error).message }, 'cascade link set-up failed');
         },
       )
@@ -435,6 +501,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   }
 
   #linkUp(link: Link): void {
+    this.#lastKickAt.delete(link.key);
     this.#log.info({ roomId: link.roomId, remote: link.remote.nodeId, linkId: link.linkId, initiator: link.initiator }, 'cascade link up');
     this.emit('linkup', this.#status(link));
     void this.#push(link);
@@ -460,7 +527,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     this.#backoff.delete(link.key);
     if (this.#closed) return;
     if (link.initiator || this.nodeId < link.remote.nodeId) {
-      this.#schedulePoll(0);
+      this.#relink(link.roomId);
     } else {
       this.#lastKickAt.set(link.key, performance.now());
       await this.#call(link.remote.nodeId, controlPlane.cascadeKick, { roomId: link.roomId, fromNodeId: this.nodeId, toNodeId: link.remote.nodeId } satisfies KickRequest).catch(

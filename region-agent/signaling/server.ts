@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { Server, type Socket } from 'socket.io';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { Refusal } from '../../shared/errors.ts';
-import type { CloseSessionRequest } from '../../shared/schemas/index.ts';
+import type { CloseSessionRequest, RoomNodeSet } from '../../shared/schemas/index.ts';
 import { PROTOCOL_VERSION } from '../../shared/signaling.ts';
 import type { AgentController } from '../controller.ts';
 import type { RouterClient } from '../router-client.ts';
@@ -25,6 +25,8 @@ export interface SignalingOptions {
   controller: AgentController;
   /** The agent's client of the router (joins and leaves are reported through it). */
   router: RouterClient;
+  /** The router answered a `joined` report as current, with the room's node set when it sent one (the cascade takes it). */
+  onJoinCurrent?: (roomId: string, set: RoomNodeSet | undefined) => void;
   logger: FastifyBaseLogger;
   now: () => number;
 }
@@ -57,7 +59,10 @@ export class SignalingServer {
       recheckAfterMs: config.joinRecheckHeartbeats * config.heartbeatIntervalMs,
       attempts: config.joinReportAttempts,
       retryDelayMs: config.joinReportRetryMs,
-      onJoinAnswer: (session, answer) => sessions.onJoinAnswer(session, answer),
+      onJoinAnswer: (session, answer) => {
+        if (answer.current) opts.onJoinCurrent?.(session.roomId, answer.room);
+        sessions.onJoinAnswer(session, answer);
+      },
     });
     const sessions = (this.#sessions = new Sessions({ logger: log, reports, resumeGraceMs: config.resumeGraceMs, flushMs: config.signalingFlushMs }));
     const events = new RoomEvents({

@@ -45,7 +45,8 @@ describe('cascade in buildAgent()', () => {
       pools.push(pool);
       const rr = new RoomRouter({ pool, spread: false });
       rooms.set(nodeId, rr);
-      const config = agentConfig(router.url, { agentId: nodeId, agentRegion: region, agentPort: ports[nodeId], peerRoutes, pipeEnableRtx: false });
+      // The stub below answers the reconcile poll only (no pushes, no join answers): poll often.
+      const config = agentConfig(router.url, { agentId: nodeId, agentRegion: region, agentPort: ports[nodeId], peerRoutes, pipeEnableRtx: false, cascadeReconcileMs: 2_000 });
       started.set(nodeId, await agents.start(config, { cascade: { rooms: rr, roomNodes } }));
     }
     const node = (nodeId: string) => ({ nodeId, region: nodeId.replace(/-\d+$/, ''), rooms: rooms.get(nodeId) }) as unknown as AgentNode;

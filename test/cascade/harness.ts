@@ -8,6 +8,7 @@ import type { types as ms } from 'mediasoup';
 
 import { cascadeTiming, registerCascade, type Cascade, type EndpointRewrite } from '../../region-agent/cascade/index.ts';
 import { configWith } from '../../shared/config/index.ts';
+import { controlCall, controlPlane } from '../../shared/control-plane.ts';
 import { AJV_OPTIONS, errorReplies } from '../../shared/http.ts';
 import type { NodeState, RoomNode, RoomNodeSet } from '../../shared/schemas/index.ts';
 import { keepRawJsonBody } from '../../shared/signed-http.ts';
@@ -23,6 +24,8 @@ export interface ClusterOptions {
   pollIntervalMs?: number;
   syncIntervalMs?: number;
   staleAfterMs?: number;
+  /** The stub router pushes a room's node set to its nodes after each Participant.join (default true). */
+  push?: boolean;
   /** Called on each agent's app before it listens (hooks for tests). */
   configureApp?: (nodeId: string, app: FastifyInstance) => void;
 }
@@ -33,6 +36,8 @@ export class Cluster {
   readonly states = new Map<string, NodeState>();
   /** room-nodes queries answered. */
   queries = 0;
+  /** The version of the last node set answered or pushed (each one is computed afresh: the newest). */
+  version = 0;
   constructor(readonly options: ClusterOptions = {}) {}
 
   async add(nodeId: string, region: string): Promise<AgentNode> {
@@ -46,17 +51,30 @@ export class Cluster {
     this.queries++;
     const out = new Map<string, RoomNodeSet>();
     for (const roomId of roomIds) {
-      const nodes: RoomNode[] = [];
-      for (const n of this.nodes.values()) {
-        const room = n.rooms?.getRoom(roomId);
-        if (room && !room.closed && room.peers.size > 0) {
-          nodes.push({ nodeId: n.nodeId, region: n.region, controlUrl: n.url, state: this.states.get(n.nodeId) ?? 'alive' });
-        }
-      }
-      // Computed afresh each time: every answer is the newest version.
-      if (nodes.length > 0) out.set(roomId, { version: this.queries, nodes });
+      const set = this.nodeSet(roomId);
+      if (set.nodes.length > 0) out.set(roomId, set);
     }
     return out;
+  }
+
+  /** Where the room's participants are now, as a new version. */
+  nodeSet(roomId: string): RoomNodeSet {
+    const nodes: RoomNode[] = [];
+    for (const n of this.nodes.values()) {
+      const room = n.rooms?.getRoom(roomId);
+      if (room && !room.closed && room.peers.size > 0) {
+        nodes.push({ nodeId: n.nodeId, region: n.region, controlUrl: n.url, state: this.states.get(n.nodeId) ?? 'alive' });
+      }
+    }
+    return { version: ++this.version, nodes };
+  }
+
+  /** The router's signed push of a room's node set to the nodes serving it. */
+  async push(roomId: string, set: RoomNodeSet = this.nodeSet(roomId)): Promise<void> {
+    const targets = [...this.nodes.values()].filter((n) => n.cascade && set.nodes.some((x) => x.nodeId === n.nodeId));
+    await Promise.allSettled(
+      targets.map((n) => controlCall(controlPlane.roomNodesPush, { baseUrl: n.url, secret: SECRET, timeoutMs: 2_000, nowMs: Date.now() }, { roomId, ...set })),
+    );
   }
 
   async close(): Promise<void> {
@@ -222,6 +240,10 @@ export class Participant {
     const recvTransport = await peer.createPlainTransport();
     await peer.connectTransport(recvTransport.id, { ip: '127.0.0.1', port: receiver.port });
     const p = new Participant(node, peer, sender, receiver, recvTransport);
+    // What the router does when it hears the join: the room's nodes learn its new node set.
+    // (test/cascade/agent.test.ts joins through stand-ins without a cluster.)
+    const cluster = node.cluster as Cluster | undefined;
+    if (cluster && (cluster.options.push ?? true)) await cluster.push(roomId);
     receiver.socket.on('message', (msg) => {
       const f = timedFrame(msg);
       if (!f) return;
