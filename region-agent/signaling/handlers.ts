@@ -1,9 +1,9 @@
 import type { types as ms } from 'mediasoup';
-import { Refusal } from '../../shared/errors.ts';
 import type { RequestName, RequestPayload, ResponseData } from '../../shared/signaling.ts';
 import type { Peer } from '../../sfu/index.ts';
 import type { AgentSfu } from '../sfu.ts';
 import type { PeerCaps } from './client-limits.ts';
+import { requestRefusal } from './refusals.ts';
 import type { RoomEvents } from './room-events.ts';
 import type { RouterReports } from './router-reports.ts';
 import type { Session } from './sessions.ts';
@@ -32,15 +32,15 @@ export interface RequestContext {
 type Handler<N extends RequestName> = (ctx: RequestContext, payload: RequestPayload<N>) => Promise<ResponseData[N]>;
 
 function joined(session: Session): Peer {
-  if (!session.peer) throw new Refusal('NOT_JOINED', 'join first');
+  if (!session.peer) throw requestRefusal('NOT_JOINED', 'join first');
   return session.peer;
 }
 
 function transportOf(peer: Peer, transportId: string, direction?: Direction): ms.Transport {
   const t = peer.transports.get(transportId);
-  if (!t) throw new Refusal('NOT_FOUND', `transport ${transportId} not found`);
+  if (!t) throw requestRefusal('NOT_FOUND', `transport ${transportId} not found`);
   const actual = (t.appData as { direction?: Direction }).direction;
-  if (direction && actual !== direction) throw new Refusal('WRONG_DIRECTION', `transport ${transportId} is a ${actual ?? 'non-WebRTC'} transport, not ${direction}`);
+  if (direction && actual !== direction) throw requestRefusal('WRONG_DIRECTION', `transport ${transportId} is a ${actual ?? 'non-WebRTC'} transport, not ${direction}`);
   return t;
 }
 
@@ -52,7 +52,7 @@ const handlers: { [N in RequestName]: Handler<N> } = {
   getRouterRtpCapabilities: async ({ sfu, session }) => ({ rtpCapabilities: (await sfu.routerRtpCapabilities(session.roomId)) as unknown as Record<string, unknown> }),
 
   join: async ({ sfu, session, events, reports, region }, p) => {
-    if (session.peer) throw new Refusal('ALREADY_JOINED', 'already joined');
+    if (session.peer) throw requestRefusal('ALREADY_JOINED', 'already joined');
     const peer = await sfu.rooms.join(session.roomId, session.peerId, {
       rtpCapabilities: p.rtpCapabilities as unknown as ms.RtpCapabilities,
       appData: p.displayName !== undefined ? { displayName: p.displayName } : {},
@@ -60,7 +60,7 @@ const handlers: { [N in RequestName]: Handler<N> } = {
     });
     if (session.ended) {
       peer.close();
-      throw new Refusal('CLOSED', 'the session ended while joining');
+      throw requestRefusal('CLOSED', 'the session ended while joining');
     }
     session.peer = peer;
     events.joined(session, peer);
@@ -88,7 +88,7 @@ const handlers: { [N in RequestName]: Handler<N> } = {
 
   restartIce: async ({ session }, p) => {
     const t = transportOf(joined(session), p.transportId);
-    if (!('restartIce' in t)) throw new Refusal('NOT_SUPPORTED', 'not a WebRTC transport');
+    if (!('restartIce' in t)) throw requestRefusal('NOT_SUPPORTED', 'not a WebRTC transport');
     return { iceParameters: (await (t as ms.WebRtcTransport).restartIce()) as unknown as Record<string, unknown> };
   },
 
@@ -160,8 +160,8 @@ const handlers: { [N in RequestName]: Handler<N> } = {
     const peer = joined(session);
     const t = transportOf(peer, p.transportId, 'recv');
     const entry = dataProducers.get(p.dataProducerId);
-    if (!entry || entry.roomId !== session.roomId || entry.dataProducer.closed) throw new Refusal('NOT_FOUND', `data producer ${p.dataProducerId} not found in this room`);
-    if (entry.router !== peer.router) throw new Refusal('NOT_SUPPORTED', 'data channels across the workers of a room are not supported');
+    if (!entry || entry.roomId !== session.roomId || entry.dataProducer.closed) throw requestRefusal('NOT_FOUND', `data producer ${p.dataProducerId} not found in this room`);
+    if (entry.router !== peer.router) throw requestRefusal('NOT_SUPPORTED', 'data channels across the workers of a room are not supported');
     const dc = await t.consumeData({ dataProducerId: p.dataProducerId });
     caps.track(peer, 'dataConsumers', dc);
     return {

@@ -6,6 +6,7 @@ import { SfuError } from '../../sfu/index.ts';
 import type { RequestLimiter } from './client-limits.ts';
 import { handle, type RequestContext } from './handlers.ts';
 import { assertPermitted } from './permissions.ts';
+import { requestError } from './refusals.ts';
 import type { Session, Sessions } from './sessions.ts';
 import { isRequestName, validateRequest } from './validate.ts';
 
@@ -40,11 +41,11 @@ export class Requests {
     };
     const { limiter, context } = this.#o;
     if (!limiter.admit(socket)) {
-      reply({ ok: false, error: { code: 'RATE_LIMITED', message: `more than ${this.#o.requestsPerSecond} requests per second on this connection (bursts of ${limiter.burst}); slow down` } });
+      reply({ ok: false, error: requestError('RATE_LIMITED', `more than ${this.#o.requestsPerSecond} requests per second on this connection (bursts of ${limiter.burst}); slow down`) });
       return;
     }
     if (!isRequestName(event)) {
-      reply({ ok: false, error: { code: 'UNKNOWN_REQUEST', message: `unknown request ${JSON.stringify(event)}` } });
+      reply({ ok: false, error: requestError('UNKNOWN_REQUEST', `unknown request ${JSON.stringify(event)}`) });
       return;
     }
     const payload = args.length === 0 || args[0] === undefined ? {} : args[0];
@@ -55,7 +56,7 @@ export class Requests {
     }
     session.queue = session.queue.then(async () => {
       if (session.ended || session.socket !== socket) {
-        reply({ ok: false, error: { code: 'CLOSED', message: 'the session is no longer on this connection' } });
+        reply({ ok: false, error: requestError('CLOSED', 'the session is no longer on this connection') });
         return;
       }
       try {
@@ -77,6 +78,6 @@ function toSignalingError(err: unknown): SignalingError {
   if (err instanceof Refusal) return { code: err.code, message: err.message, ...(err.field !== undefined ? { field: err.field } : {}) };
   if (err instanceof SfuError) return { code: err.code, message: err.message };
   // mediasoup validates its parameter objects with TypeError.
-  if (err instanceof TypeError) return { code: 'INVALID_ARGUMENT', message: err.message };
-  return { code: 'INTERNAL', message: (err as Error)?.message ?? String(err) };
+  if (err instanceof TypeError) return requestError('INVALID_ARGUMENT', err.message);
+  return requestError('INTERNAL', (err as Error)?.message ?? String(err));
 }

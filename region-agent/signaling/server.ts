@@ -13,6 +13,7 @@ import { PeerCaps, RequestLimiter, requestBurst } from './client-limits.ts';
 import { ConnectionLimiter } from './connection-limiter.ts';
 import { ResumeCredentials } from './credentials.ts';
 import { QualityAlerts } from './quality-alerts.ts';
+import { connectRefusal } from './refusals.ts';
 import { Requests } from './requests.ts';
 import { RoomEvents } from './room-events.ts';
 import { RouterReports } from './router-reports.ts';
@@ -87,13 +88,13 @@ export class SignalingServer {
     this.io.use((socket, next) => {
       try {
         if (!limiter.admit(socket.handshake.address)) {
-          throw new Refusal('RATE_LIMITED', `more than ${config.signalingConnectionsPerMinute} signaling connections per minute from this address; try again later`);
+          throw connectRefusal('RATE_LIMITED', `more than ${config.signalingConnectionsPerMinute} signaling connections per minute from this address; try again later`);
         }
-        if (this.#closing) throw new Refusal('DRAINING', 'the agent is closing');
+        if (this.#closing) throw connectRefusal('DRAINING', 'the agent is closing');
         socket.data = auth.admit(socket.handshake.auth);
         next();
       } catch (err) {
-        const refusal = err instanceof Refusal ? err : new Refusal('INTERNAL', (err as Error).message);
+        const refusal = err instanceof Refusal ? err : connectRefusal('INTERNAL', (err as Error).message);
         log.debug({ code: refusal.code }, 'signaling connection refused');
         next(Object.assign(new Error(refusal.message), { data: { code: refusal.code, message: refusal.message } }));
       }
