@@ -5,11 +5,8 @@ import { AdmittedAllocations } from './admitted-allocations.ts';
 import type { ResumeCredentials } from './credentials.ts';
 import { assertPermissionsClaim } from './permissions.ts';
 import { connectRefusal } from './refusals.ts';
-import type { Session, Sessions } from './sessions.ts';
+import type { Admission, Sessions } from './sessions.ts';
 import { validateAuth } from './validate.ts';
-
-/** What a connection presented: a verified join token, or the session its resume credential names. */
-export type Admission = { claims: JoinClaims } | { resume: Session };
 
 export interface AuthOptions {
   tokenKeys: GeoSfuConfig['tokenKeys'];

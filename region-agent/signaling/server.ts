@@ -8,7 +8,7 @@ import { PROTOCOL_VERSION } from '../../shared/signaling.ts';
 import type { AgentController } from '../controller.ts';
 import type { RouterClient } from '../router-client.ts';
 import type { AgentSfu } from '../sfu.ts';
-import { SignalingAuth, type Admission } from './auth.ts';
+import { SignalingAuth } from './auth.ts';
 import { PeerCaps, RequestLimiter, requestBurst } from './client-limits.ts';
 import { ConnectionLimiter } from './connection-limiter.ts';
 import { ResumeCredentials } from './credentials.ts';
@@ -17,7 +17,7 @@ import { connectRefusal } from './refusals.ts';
 import { Requests } from './requests.ts';
 import { RoomEvents } from './room-events.ts';
 import { RouterReports } from './router-reports.ts';
-import { send, Sessions, type Session } from './sessions.ts';
+import { send, Sessions, type Admission, type Session } from './sessions.ts';
 
 export interface SignalingOptions {
   httpServer: HttpServer;
@@ -160,22 +160,15 @@ export class SignalingServer {
     return this.#closing;
   }
 
-  /** The admitted connection's session (new, or resumed), welcomed; null when the session to resume ended meanwhile. */
+  /** Welcomes the admitted connection to its session (new, or resumed); null when the session to resume ended meanwhile. */
   #connected(socket: Socket, admission: Admission, events: RoomEvents): Session | null {
-    let session: Session;
-    const resumed = 'resume' in admission;
-    if (resumed) {
-      session = admission.resume;
-      // The resumed session ended between the handshake and now.
-      if (!this.#sessions.isOpen(session)) {
-        socket.disconnect(true);
-        return null;
-      }
-      this.#sessions.resume(session, socket);
-    } else {
-      const { room, sub } = admission.claims;
-      session = this.#sessions.open(admission.claims, socket, (sid) => this.#credentials.sign({ room, peer: sub, node: this.#controller.nodeId, sid }));
+    const nodeId = this.#controller.nodeId;
+    const session = this.#sessions.admit(socket, admission, ({ room, sub }, sid) => this.#credentials.sign({ room, peer: sub, node: nodeId, sid }));
+    if (!session) {
+      socket.disconnect(true);
+      return null;
     }
+    const resumed = 'resume' in admission;
     send(socket, 'welcome', {
       peerId: session.peerId,
       roomId: session.roomId,

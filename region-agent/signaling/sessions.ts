@@ -33,6 +33,9 @@ export interface Session {
 
 export const sessionKey = (roomId: string, peerId: string): string => `${roomId}\n${peerId}`;
 
+/** What a connection presented (./auth.ts): a verified join token, or the session its resume credential names. */
+export type Admission = { claims: JoinClaims } | { resume: Session };
+
 /** Sends a server event, typed by shared/signaling.ts. */
 export function send<E extends keyof ServerEvents>(socket: Socket, event: E, ...args: Parameters<ServerEvents[E]>): void {
   socket.emit(event, ...args);
@@ -78,13 +81,23 @@ export class Sessions {
     return [...this.#map.values()];
   }
 
-  /** Whether the session is the open one of its participant. */
-  isOpen(session: Session): boolean {
-    return !session.ended && this.#map.get(session.key) === session;
-  }
-
-  /** A new session from a verified join token; a session of the same participant open here is replaced. */
-  open(claims: JoinClaims, socket: Socket, credential: (sid: string) => string): Session {
+  /**
+   * The session of an admitted connection: the one its resume credential names (taking the new
+   * socket), or a new one for its join token (replacing a session of the same participant open
+   * here). Null when the session to resume ended between the handshake and now.
+   */
+  admit(socket: Socket, admission: Admission, credential: (claims: JoinClaims, sid: string) => string): Session | null {
+    if ('resume' in admission) {
+      const session = admission.resume;
+      if (session.ended || this.#map.get(session.key) !== session) return null;
+      if (session.graceTimer) clearTimeout(session.graceTimer);
+      session.graceTimer = null;
+      const old = session.socket;
+      session.socket = socket;
+      old?.disconnect(true);
+      return session;
+    }
+    const { claims } = admission;
     const { room, sub, aid } = claims;
     const key = sessionKey(room, sub);
     const existing = this.#map.get(key);
@@ -97,7 +110,7 @@ export class Sessions {
       peerId: sub,
       allocationId: aid,
       sid,
-      resume: credential(sid),
+      resume: credential(claims, sid),
       permissions: resolvePermissions(claims.perm),
       socket,
       peer: null,
@@ -111,15 +124,6 @@ export class Sessions {
     };
     this.#map.set(key, session);
     return session;
-  }
-
-  /** A resumed session takes the new socket (the old one, if still there, is disconnected). */
-  resume(session: Session, socket: Socket): void {
-    if (session.graceTimer) clearTimeout(session.graceTimer);
-    session.graceTimer = null;
-    const old = session.socket;
-    session.socket = socket;
-    old?.disconnect(true);
   }
 
   disconnected(session: Session, socket: Socket): void {
