@@ -1,24 +1,20 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { type Counter, Registry } from 'prom-client';
+import type { Counter } from 'prom-client';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
-import { CredentialHashes, parseCredentialHashes } from '../shared/credentials.ts';
-import { unexpectedErrorsCounter } from '../shared/process-safety.ts';
+import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies, failedAuthLimit, httpServerFactory } from '../shared/http.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
 import { serverTls } from '../shared/tls.ts';
+import type { AgentCascadeDeps, Cascade } from './cascade/index.ts';
 import { AgentController } from './controller.ts';
-import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies, failedAuthLimit, httpServerFactory, serveMetrics } from '../shared/http.ts';
-import { noSfu, type SfuLoadProvider } from './load.ts';
-import { adminRoutes } from './routes/admin.ts';
-import { healthRoutes } from './routes/health.ts';
-import { agentMetricsSource } from './routes/metrics.ts';
+import type { SfuLoadProvider } from './load.ts';
+import { cascadePlugin } from './plugins/cascade.ts';
+import { controlPlugin } from './plugins/control.ts';
+import { operationsPlugin } from './plugins/operations.ts';
+import { sfuPlugin } from './plugins/sfu.ts';
+import { signalingPlugin } from './plugins/signaling.ts';
 import { resolveAgentSettings } from './settings.ts';
-import { cascadeOptionsFromConfig, registerCascade, type AgentCascadeDeps, type Cascade } from './cascade/index.ts';
-// --- signaling (SFU + socket.io) ---
 import type { AgentSfu } from './sfu.ts';
-import { SignalingServer } from './signaling/server.ts';
-import { closeSessionRoute } from './signaling/close-route.ts';
-import { moveRoute } from './signaling/move-route.ts';
-// --- end signaling ---
+import type { SignalingServer } from './signaling/server.ts';
 
 export type { AgentEvents, AgentStatus } from './controller.ts';
 export type { SfuLoad, SfuLoadProvider } from './load.ts';
@@ -54,8 +50,9 @@ export interface Agent {
 }
 
 /**
- * Builds a region agent: its HTTP API and the controller that registers it with the router,
- * heartbeats, probes its peers and drains. Nothing listens or calls out until `controller.start()`.
+ * Builds a region agent from its plugins (region-agent/plugins/): the SFU, the control plane
+ * (RouterClient and controller: registration, heartbeats, probes, drain), the cascade, signaling,
+ * and the operator's routes. Nothing listens or calls out until `controller.start()`.
  * Throws ConfigError (naming the variables) when the configuration cannot run an agent.
  */
 export async function buildAgent(deps: AgentDeps): Promise<Agent> {
@@ -73,41 +70,13 @@ export async function buildAgent(deps: AgentDeps): Promise<Agent> {
     bodyLimit: BODY_LIMIT_BYTES,
   }) as unknown as FastifyInstance;
   keepRawJsonBody(app);
-  const { sfu } = deps;
-  const controller = new AgentController({ app, config, settings, load: deps.load ?? sfu?.load ?? noSfu, ...(sfu ? { quality: sfu.quality } : {}), now });
   await app.register(errorReplies);
   await app.register(failedAuthLimit, { perMinute: config.failedAuthPerMinute, now });
-  const admin = new CredentialHashes([config.adminToken], parseCredentialHashes(config.adminTokenHash));
-  // In production mode /status (router and peer URLs, load) is for operators only.
-  await app.register(healthRoutes, { controller, ...(config.production ? { statusAdmin: admin } : {}) });
-  await app.register(adminRoutes, {
-    controller,
-    admin,
-    clusterSecret: config.clusterSecret,
-    signedRequestWindowMs: config.signedRequestWindowMs,
-    now,
-  });
-  // --- cascade (region-agent/cascade/): signed /v1/cascade/* routes + pipes to the room's other nodes ---
-  const cascade = deps.cascade ? await registerCascade(app, cascadeOptionsFromConfig(config, settings, deps.cascade, now)) : undefined;
-  // --- end cascade ---
-  const metricsRegistry = new Registry();
-  const unexpectedErrors = unexpectedErrorsCounter(metricsRegistry);
-  serveMetrics(app, agentMetricsSource({ registry: metricsRegistry, controller, ...(sfu ? { sfu } : {}), cascadeLinks: () => cascade?.links() ?? [] }), {
-    host: config.agentHost,
-    port: config.agentMetricsPort,
-    settings: config,
-    tls,
-  });
-  // --- signaling (SFU + socket.io) ---
-  let signaling: SignalingServer | undefined;
-  if (sfu) {
-    const server = new SignalingServer({ httpServer: app.server, sfu, config, controller, logger: app.log, now });
-    await app.register(moveRoute, { signaling: server, clusterSecret: config.clusterSecret, signedRequestWindowMs: config.signedRequestWindowMs, now });
-    await app.register(closeSessionRoute, { signaling: server, clusterSecret: config.clusterSecret, signedRequestWindowMs: config.signedRequestWindowMs, now });
-    app.addHook('preClose', async () => server.close());
-    app.addHook('onClose', async () => sfu.close());
-    signaling = server;
-  }
-  // --- end signaling ---
+  await app.register(sfuPlugin, { sfu: deps.sfu });
+  await app.register(controlPlugin, { config, settings, load: deps.load, now });
+  await app.register(cascadePlugin, { config, cascade: deps.cascade, now });
+  await app.register(signalingPlugin, { config, now });
+  await app.register(operationsPlugin, { config, tls, now });
+  const { agentController: controller, agentUnexpectedErrors: unexpectedErrors, agentCascade: cascade, agentSignaling: signaling } = app;
   return { app, controller, unexpectedErrors, ...(cascade ? { cascade } : {}), ...(signaling ? { signaling } : {}) };
 }

@@ -6,16 +6,10 @@ import type { GeoSfuConfig } from '../shared/config/index.ts';
 import type { Heartbeat, HeartbeatAck, NodeLoad, NodeRegistration, ParticipantQuality } from '../shared/schemas/index.ts';
 import { LoadSampler, type SfuLoadProvider } from './load.ts';
 import { PeerProber, type PeerStatus } from './peer-prober.ts';
-import { RouterClient } from './router-client.ts';
+import type { RouterClient } from './router-client.ts';
 import type { AgentSettings } from './settings.ts';
 import { Ticker } from '../shared/ticker.ts';
 import { clientTls } from '../shared/tls.ts';
-
-/** First retry delay of registration; doubles (with jitter) up to the maximum. */
-const REGISTER_RETRY_FIRST_MS = 250;
-const REGISTER_RETRY_MAX_MS = 10_000;
-/** How often a drain checks whether the last participant has left. */
-const DRAIN_POLL_MS = 250;
 
 export type AgentEvents = {
   /** The router accepted the registration (at start, and again after it forgot this node). */
@@ -52,6 +46,8 @@ export interface AgentControllerOptions {
   config: GeoSfuConfig;
   settings: AgentSettings;
   load: SfuLoadProvider;
+  /** The agent's client of the router (its registration, heartbeats, deregistration). */
+  router: RouterClient;
   /** Per-participant media quality for the heartbeat (signaling: the SFU's stats). */
   quality?: () => Promise<ParticipantQuality[]>;
   now: () => number;
@@ -113,13 +109,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
     this.#now = opts.now;
     this.#startedAt = opts.now();
     this.#sampler = new LoadSampler(opts.load, settings.cpuCores, settings.memoryBytes);
-    this.#router = new RouterClient({
-      routerUrl: config.routerUrl,
-      clusterSecret: config.clusterSecret,
-      // Long enough for a busy router; short enough that a stuck call costs a couple of heartbeats.
-      timeoutMs: Math.max(1_000, 2 * config.heartbeatIntervalMs),
-      now: opts.now,
-    });
+    this.#router = opts.router;
     this.#prober = new PeerProber({
       selfNodeId: settings.nodeId,
       peerRoutes: settings.peerRoutes,
@@ -270,7 +260,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
   }
 
   async #register(): Promise<void> {
-    let retryMs = REGISTER_RETRY_FIRST_MS;
+    let retryMs = this.#config.agentRegisterRetryMs;
     for (let attempt = 1; !this.#leaving; attempt++) {
       try {
         const ack = await this.#router.register(this.#nodeRegistration());
@@ -285,7 +275,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
         const delayMs = Math.round(retryMs * (0.8 + 0.4 * Math.random()));
         this.#log.warn({ attempt, retryInMs: delayMs, err: (err as Error).message }, 'registration failed; retrying');
         await this.#pause(delayMs);
-        retryMs = Math.min(retryMs * 2, REGISTER_RETRY_MAX_MS);
+        retryMs = Math.min(retryMs * 2, this.#config.agentRegisterRetryMaxMs);
       }
     }
   }
@@ -364,7 +354,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
       const { participants } = await this.#loadProvider();
       const remainingMs = deadline - performance.now();
       if (participants === 0 || remainingMs <= 0 || this.#stopWaiting.signal.aborted) return participants;
-      await this.#pause(Math.min(DRAIN_POLL_MS, remainingMs));
+      await this.#pause(Math.min(this.#config.agentDrainCheckMs, remainingMs));
     }
   }
 

@@ -20,6 +20,8 @@ export interface AgentSettings {
   cpuCores: number;
   memoryBytes: number;
   version: string;
+  /** Timeout of the agent's control-plane calls (GEO_SFU_AGENT_CALL_TIMEOUT_MS, or its default from the heartbeat interval). */
+  callTimeoutMs: number;
 }
 
 const isHttpUrl = (value: string): boolean => {
@@ -55,10 +57,8 @@ function parsePeerRoutes(raw: string, problems: string[]): Map<string, string> {
 export function resolveAgentSettings(config: GeoSfuConfig): AgentSettings {
   const problems: string[] = [];
   if (config.clusterSecret === '') problems.push('GEO_SFU_CLUSTER_SECRET is required for a region agent (the router verifies its signed requests with it)');
+  // That it is in the region catalog is loadConfig's check (shared/config/load.ts).
   if (config.agentRegion === '') problems.push('GEO_SFU_AGENT_REGION is required for a region agent');
-  else if (!config.regions.some((r) => r.id === config.agentRegion)) {
-    problems.push(`GEO_SFU_AGENT_REGION: "${config.agentRegion}" is not in the region catalog (${config.regions.map((r) => r.id).join(', ')})`);
-  }
   if (config.agentId !== '' && !new RegExp(ID_PATTERN).test(config.agentId)) problems.push(`GEO_SFU_AGENT_ID: "${config.agentId}" must match ${ID_PATTERN}`);
   if (config.agentPublicUrl !== '' && !isHttpUrl(config.agentPublicUrl)) problems.push(`GEO_SFU_AGENT_PUBLIC_URL: "${config.agentPublicUrl}" is not an http(s) URL`);
   const peerRoutes = parsePeerRoutes(config.peerRoutes, problems);
@@ -71,5 +71,7 @@ export function resolveAgentSettings(config: GeoSfuConfig): AgentSettings {
     cpuCores: config.agentCpuCores > 0 ? config.agentCpuCores : availableParallelism(),
     memoryBytes: config.agentMemoryMb * 1024 * 1024,
     version: PACKAGE_VERSION,
+    // Long enough for a busy router; short enough that a stuck call costs a couple of heartbeats.
+    callTimeoutMs: config.agentCallTimeoutMs > 0 ? config.agentCallTimeoutMs : Math.max(1_000, 2 * config.heartbeatIntervalMs),
   };
 }

@@ -2,6 +2,7 @@ import { Device, type types as mc } from 'mediasoup-client';
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import {
   type Ack,
+  FATAL_CONNECT_CODES,
   FINAL_REQUEST_CODES,
   type ParticipantPermissions,
   PROTOCOL_VERSION,
@@ -35,8 +36,7 @@ export class SignalingError extends Error {
   }
 }
 
-/** Connect errors after which the same credential will never work on that node. */
-const FATAL_CONNECT_CODES = new Set(['RESUME_INVALID', 'RESUME_EXPIRED', 'TOKEN_USED', 'TOKEN_EXPIRED', 'TOKEN_WRONG_BINDING', 'TOKEN_BAD_SIGNATURE', 'TOKEN_UNKNOWN_KEY', 'TOKEN_MALFORMED', 'DRAINING', 'PROTOCOL_VERSION', 'BAD_AUTH', 'AUTH_REQUIRED']);
+/** Connect errors after which the same credential will never work on that node (shared/signaling.ts). */
 export const isFatalConnectError = (err: unknown): boolean => err instanceof SignalingError && FATAL_CONNECT_CODES.has(err.code);
 /** Request refusals every node would repeat (FORBIDDEN, a per-participant cap): not retried, no failover. */
 export const isFinalRequestError = (err: unknown): boolean => err instanceof SignalingError && FINAL_REQUEST_CODES.has(err.code as RequestErrorCode);

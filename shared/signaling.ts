@@ -164,48 +164,34 @@ export interface WelcomeMessage {
 }
 
 /**
- * Error codes: connect_error `data.code` — BAD_AUTH, PROTOCOL_VERSION, AUTH_REQUIRED, DRAINING,
- * TOKEN_MALFORMED, TOKEN_UNKNOWN_KEY, TOKEN_BAD_SIGNATURE, TOKEN_EXPIRED, TOKEN_WRONG_BINDING,
- * RESUME_INVALID, RESUME_EXPIRED, RATE_LIMITED (too many connection attempts from one IP); request
- * acks — see RequestErrorCode.
+ * connect_error `data.code`: why an agent refused a connection (region-agent/signaling/README.md
+ * "Connect"), sent by the agent and read by the SDK from this one list.
  */
-export type ConnectErrorCode =
-  | 'BAD_AUTH'
-  | 'PROTOCOL_VERSION'
-  | 'AUTH_REQUIRED'
-  | 'DRAINING'
-  | 'TOKEN_MALFORMED'
-  | 'TOKEN_UNKNOWN_KEY'
-  | 'TOKEN_BAD_SIGNATURE'
-  | 'TOKEN_EXPIRED'
-  | 'TOKEN_WRONG_BINDING'
-  | 'RESUME_INVALID'
-  | 'RESUME_EXPIRED'
-  | 'RATE_LIMITED';
+const CONNECT_ERROR_CODES = [
+  /** Too many connection attempts from this client IP (GEO_SFU_SIGNALING_CONNECTIONS_PER_MINUTE). */
+  'RATE_LIMITED',
+  /** The agent failed to check the credential. */
+  'INTERNAL',
+  'BAD_AUTH',
+  'PROTOCOL_VERSION',
+  'AUTH_REQUIRED',
+  /** A new token while the agent drains or closes: allocate again. */
+  'DRAINING',
+  'TOKEN_MALFORMED',
+  'TOKEN_UNKNOWN_KEY',
+  'TOKEN_BAD_SIGNATURE',
+  'TOKEN_EXPIRED',
+  'TOKEN_WRONG_AUDIENCE',
+  'TOKEN_WRONG_BINDING',
+  /** This join token opened a session already. */
+  'TOKEN_USED',
+  'RESUME_INVALID',
+  'RESUME_EXPIRED',
+] as const;
+export type ConnectErrorCode = (typeof CONNECT_ERROR_CODES)[number];
 
-/**
- * Request ack error codes: INVALID_PAYLOAD (with `field`), UNKNOWN_REQUEST, NOT_JOINED,
- * ALREADY_JOINED, WRONG_DIRECTION, NOT_FOUND, CANNOT_CONSUME, NO_RTP_CAPABILITIES,
- * INVALID_ARGUMENT, CLOSED, NOT_SUPPORTED, INTERNAL; FORBIDDEN (the join token's permissions do not
- * allow it); RATE_LIMITED (more than GEO_SFU_SIGNALING_REQUESTS_PER_SECOND on this connection);
- * one code per per-participant cap (CAP_CODES). A refused request changed nothing.
- */
-export type RequestErrorCode =
-  | 'INVALID_PAYLOAD'
-  | 'UNKNOWN_REQUEST'
-  | 'NOT_JOINED'
-  | 'ALREADY_JOINED'
-  | 'WRONG_DIRECTION'
-  | 'NOT_FOUND'
-  | 'CANNOT_CONSUME'
-  | 'NO_RTP_CAPABILITIES'
-  | 'INVALID_ARGUMENT'
-  | 'CLOSED'
-  | 'NOT_SUPPORTED'
-  | 'INTERNAL'
-  | 'FORBIDDEN'
-  | 'RATE_LIMITED'
-  | (typeof CAP_CODES)[keyof typeof CAP_CODES];
+/** Connect errors after which the same credential will never work on that node: all but a rate limit and an internal failure. */
+export const FATAL_CONNECT_CODES: ReadonlySet<string> = new Set<ConnectErrorCode>(CONNECT_ERROR_CODES.filter((code) => code !== 'RATE_LIMITED' && code !== 'INTERNAL'));
 
 /** What one participant may hold on the SFU, each capped (GEO_SFU_MAX_*_PER_PEER), and the code refusing one more. */
 export const CAP_CODES = {
@@ -216,8 +202,34 @@ export const CAP_CODES = {
   dataConsumers: 'TOO_MANY_DATA_CONSUMERS',
 } as const;
 
+/** A request's ack error codes. A refused request changed nothing. */
+const REQUEST_ERROR_CODES = [
+  /** With `field`: the payload does not match the request's schema. */
+  'INVALID_PAYLOAD',
+  'UNKNOWN_REQUEST',
+  'NOT_JOINED',
+  'ALREADY_JOINED',
+  'WRONG_DIRECTION',
+  'NOT_FOUND',
+  'CANNOT_CONSUME',
+  'NO_RTP_CAPABILITIES',
+  'INVALID_ARGUMENT',
+  'CLOSED',
+  'NOT_SUPPORTED',
+  'INTERNAL',
+  /** The join token's permissions do not allow it. */
+  'FORBIDDEN',
+  /** More than GEO_SFU_SIGNALING_REQUESTS_PER_SECOND on this connection. */
+  'RATE_LIMITED',
+  /** One code per per-participant cap. */
+  ...Object.values(CAP_CODES),
+] as const;
+export type RequestErrorCode = (typeof REQUEST_ERROR_CODES)[number];
+
 /** Refusals that the same request meets again on any node: a client neither retries them nor fails over. */
-export const FINAL_REQUEST_CODES: ReadonlySet<RequestErrorCode> = new Set<RequestErrorCode>(['FORBIDDEN', ...Object.values(CAP_CODES)]);
+export const FINAL_REQUEST_CODES: ReadonlySet<RequestErrorCode> = new Set<RequestErrorCode>(
+  REQUEST_ERROR_CODES.filter((code) => code === 'FORBIDDEN' || (Object.values(CAP_CODES) as string[]).includes(code)),
+);
 
 /** Server → client events. */
 export interface ServerEvents {
@@ -241,8 +253,3 @@ export interface ServerEvents {
    */
   removed: (msg: { reason: 'removed' | 'replaced' }) => void;
 }
-
-/** Client → server requests (each with an ack). */
-export type ClientEvents = {
-  [N in RequestName]: (payload: RequestPayload<N>, ack: (reply: Ack<ResponseData[N]>) => void) => void;
-};

@@ -4,15 +4,16 @@ import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
 import { type CallAnswer, type CallBody, type ControlCall, ControlCallError, controlCall, controlPlane } from '../../shared/control-plane.ts';
 import type { CloseRequest, KickRequest, OpenAnswer, OpenRequest, SealedEndpoint, SyncAnswer, SyncRequest } from '../../shared/schemas/cascade.ts';
-import type { RoomNode } from '../../shared/schemas/index.ts';
+import type { RoomNode, RoomNodeSet } from '../../shared/schemas/index.ts';
 import { RegionPipe, type PipeEndpoint, type PipeExport, type PipeImportResult, type Room, type RoomRouter } from '../../sfu/index.ts';
+import { Ticker } from '../../shared/ticker.ts';
 import { derivePipeKey, seal, unseal } from './seal.ts';
 
 /**
- * Which nodes serve these rooms (the router's signed `POST /v1/nodes/room-nodes`, or a stub). A
- * Map: room ids are client-chosen (a room may be named `__proto__` or `constructor`).
+ * Which nodes serve these rooms (RouterClient.roomNodes: the router's signed room-nodes call, or a
+ * stub). A Map: room ids are client-chosen (a room may be named `__proto__` or `constructor`).
  */
-export type RoomNodesSource = (roomIds: string[]) => Promise<ReadonlyMap<string, RoomNode[]>>;
+export type RoomNodesSource = (roomIds: string[]) => Promise<ReadonlyMap<string, RoomNodeSet>>;
 
 /** Rewrites the address a side was told to send to (tests and the launcher put a WAN relay there). */
 export type EndpointRewrite = (ctx: {
@@ -40,21 +41,32 @@ export interface CascadeOptions {
   /** Base URL to reach a peer through instead of its registered controlUrl (GEO_SFU_PEER_ROUTES). */
   peerRoutes?: ReadonlyMap<string, string>;
   pipe: CascadePipeSettings;
-  /** Room-nodes poll period (also after every local join/leave). Default 2000. */
-  pollIntervalMs?: number;
-  /** Period of each link's state push (its heartbeat). Default 1000. */
-  syncIntervalMs?: number;
-  /** A link whose pushes have failed for this long is torn down. Default 4000. */
-  staleAfterMs?: number;
-  /** Timeout of one agent↔agent call. Default 2000. */
-  requestTimeoutMs?: number;
-  /** Imports without bytes arriving (while the origin sent some) before a link counts as stalled. Default 2. */
-  stallChecks?: number;
+  /** Cadences (GEO_SFU_CASCADE_*: cascadeTiming() in ./index.ts). */
+  timing: CascadeTiming;
   /** Only for tests and the launcher's WAN emulation. */
   rewriteRemoteEndpoint?: EndpointRewrite;
   logger?: FastifyBaseLogger;
   /** Wall clock for signed requests. */
   now?: () => number;
+}
+
+/** The cascade's cadences; each is a setting (shared/config/spec.ts, GEO_SFU_CASCADE_*). */
+export interface CascadeTiming {
+  /** Period of the room-nodes reconcile poll. */
+  reconcileMs: number;
+  /** Period of each link's state push (its heartbeat). */
+  syncIntervalMs: number;
+  /** A link whose pushes have failed for this long is torn down. */
+  staleAfterMs: number;
+  /** Timeout of one agent↔agent call. */
+  requestTimeoutMs: number;
+  /** Imports without bytes arriving (while the origin sent some) before a link counts as stalled. */
+  stallChecks: number;
+  /** A failed set-up is tried again after twice this, doubling up to retryMaxMs. */
+  retryMs: number;
+  retryMaxMs: number;
+  /** Delay of the reconcile after a participant leaves a room here. */
+  debounceMs: number;
 }
 
 export interface CascadeLinkStatus {
@@ -101,7 +113,8 @@ const linkKey = (roomId: string, nodeId: string): string => `${roomId}\n${nodeId
 export class Cascade extends EventEmitter<CascadeEvents> {
   readonly nodeId: string;
   readonly region: string;
-  readonly #o: Required<Pick<CascadeOptions, 'pollIntervalMs' | 'syncIntervalMs' | 'staleAfterMs' | 'requestTimeoutMs' | 'stallChecks'>> & CascadeOptions;
+  readonly #o: CascadeOptions;
+  readonly #t: CascadeTiming;
   readonly #key: Buffer;
   readonly #log: FastifyBaseLogger;
   readonly #now: () => number;
@@ -113,14 +126,16 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   readonly #lastKickAt = new Map<string, number>();
   /** controlUrl of nodes seen in room-nodes answers. */
   readonly #directory = new Map<string, string>();
+  /** The newest node set the router gave for each local room (push, join answer or poll), by room id. */
+  readonly #sets = new Map<string, RoomNodeSet>();
   /** Nodes the router reported dead in the last answer: no links with them. */
   readonly #dead = new Set<string>();
   readonly #roomListeners = new Map<Room, () => void>();
-  #pollTimer: NodeJS.Timeout | undefined;
-  #syncTimer: NodeJS.Timeout | undefined;
+  /** The reconcile poll: never two at once, a poll asked for during one runs right after it. */
+  readonly #reconcile: Ticker;
+  /** Pushes the links that are due. */
+  readonly #sync: Ticker;
   #pollSoon: NodeJS.Timeout | undefined;
-  #polling: Promise<void> | undefined;
-  #pollAgain = false;
   #started = false;
   #closed = false;
   readonly #onRoomCreated: (room: Room) => void;
@@ -128,14 +143,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
 
   constructor(options: CascadeOptions) {
     super();
-    this.#o = {
-      pollIntervalMs: 2_000,
-      syncIntervalMs: 1_000,
-      staleAfterMs: 4_000,
-      requestTimeoutMs: 2_000,
-      stallChecks: 2,
-      ...options,
-    };
+    this.#o = options;
+    this.#t = options.timing;
     this.nodeId = options.nodeId;
     this.region = options.region;
     this.#key = derivePipeKey(options.clusterSecret);
@@ -143,6 +152,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     this.#now = options.now ?? Date.now;
     this.#onRoomCreated = (room) => this.#watchRoom(room);
     this.#onRoomClosed = (room) => this.#unwatchRoom(room);
+    this.#reconcile = new Ticker(this.#t.reconcileMs, () => this.#pollOnce(), (err) => this.#log.error({ err }, 'cascade poll failed'));
+    this.#sync = new Ticker(Math.max(50, Math.floor(this.#t.syncIntervalMs / 4)), async () => this.#pushDue(), (err) => this.#log.error({ err }, 'cascade sync failed'));
   }
 
   /** Starts polling and pushing (idempotent). */
@@ -153,11 +164,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     rooms.on('roomcreated', this.#onRoomCreated);
     rooms.on('roomclosed', this.#onRoomClosed);
     for (const room of rooms.rooms.values()) this.#watchRoom(room);
-    this.#pollTimer = setInterval(() => void this.poll(), this.#o.pollIntervalMs);
-    this.#pollTimer.unref();
-    this.#syncTimer = setInterval(() => this.#pushDue(), Math.max(50, Math.floor(this.#o.syncIntervalMs / 4)));
-    this.#syncTimer.unref();
-    this.poll();
+    this.#reconcile.start();
+    this.#sync.start();
   }
 
   get closed(): boolean {
@@ -174,28 +182,36 @@ export class Cascade extends EventEmitter<CascadeEvents> {
 
   /**
    * Asks the router which nodes serve the local rooms and reconciles the links (coalesced: a call
-   * during a poll runs one more poll after it). Resolves when done; never rejects (timers call it
-   * with nobody awaiting): a failed poll is logged and the next one tries again.
+   * during a poll runs one more poll after it). Resolves when done (at once before start() and
+   * after close()); never rejects: a failed poll is logged and the next one tries again.
    */
   poll(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    if (this.#polling) {
-      this.#pollAgain = true;
-      return this.#polling;
-    }
-    this.#polling = (async () => {
-      try {
-        do {
-          this.#pollAgain = false;
-          await this.#pollOnce();
-        } while (this.#pollAgain && !this.#closed);
-      } catch (err) {
-        this.#log.error({ err }, 'cascade poll failed');
-      } finally {
-        this.#polling = undefined;
-      }
-    })();
-    return this.#polling;
+    return this.#reconcile.runNow();
+  }
+
+  /**
+   * A room's node set from the router: its signed push (POST /v1/cascade/room-nodes) or its answer
+   * to a local join. Ignored when a newer version is held (another router replica's, sent later) or
+   * the room is not here; else the room's links are reconciled with it. Returns whether it was applied.
+   */
+  applyNodeSet(roomId: string, set: RoomNodeSet, from: 'push' | 'join'): boolean {
+    if (this.#closed || !this.#accept(roomId, set, from)) return false;
+    this.#relink(roomId);
+    return true;
+  }
+
+  /**
+   * The router answered a local join: with the room's node set (applied as a push is), or without
+   * one (a router that does not send it): then the links are reconciled by a poll soon.
+   */
+  joinAnswered(roomId: string, set: RoomNodeSet | undefined): void {
+    if (set) this.applyNodeSet(roomId, set, 'join');
+    else this.#schedulePoll(this.#t.debounceMs);
+  }
+
+  /** The newest node set held for a room. */
+  nodeSet(roomId: string): RoomNodeSet | undefined {
+    return this.#sets.get(roomId);
   }
 
   /**
@@ -205,9 +221,10 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   async close(opts: { notify?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#pollTimer);
-    clearInterval(this.#syncTimer);
     clearTimeout(this.#pollSoon);
+    // Not awaited: a poll or push in flight may wait on a call to a node that is closing too.
+    void this.#reconcile.stop();
+    void this.#sync.stop();
     const rooms = this.#o.rooms;
     rooms.off('roomcreated', this.#onRoomCreated);
     rooms.off('roomclosed', this.#onRoomClosed);
@@ -274,32 +291,34 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   handleKick(req: KickRequest): void {
     if (this.#closed || !(this.nodeId < req.fromNodeId)) return;
     const key = linkKey(req.roomId, req.fromNodeId);
+    // Our open is on its way: the kick crossed it.
+    if (this.#opening.has(key)) return;
     this.#backoff.delete(key);
     const link = this.#links.get(key);
     // It has no link: ours is stale.
-    if (link) void this.#teardown(link, 'peer has no link', false);
-    this.#schedulePoll(0);
+    if (link) void this.#teardown(link, 'peer has no link', false).then(() => this.#relink(req.roomId));
+    else this.#relink(req.roomId);
   }
 
   // --- internals ---
 
+  /**
+   * A local join needs no poll: the router's answer to its `joined` report carries the room's node
+   * set (applyNodeSet). A leave is reconciled soon (the room may be empty here now).
+   */
   #watchRoom(room: Room): void {
     if (this.#roomListeners.has(room)) return;
-    const onChange = () => this.#schedulePoll(20);
-    room.on('peerjoined', onChange);
-    room.on('peerleft', onChange);
-    this.#roomListeners.set(room, () => {
-      room.off('peerjoined', onChange);
-      room.off('peerleft', onChange);
-    });
-    this.#schedulePoll(0);
+    const onLeave = () => this.#schedulePoll(this.#t.debounceMs);
+    room.on('peerleft', onLeave);
+    this.#roomListeners.set(room, () => room.off('peerleft', onLeave));
   }
 
   #unwatchRoom(room: Room): void {
     this.#roomListeners.get(room)?.();
     this.#roomListeners.delete(room);
+    this.#sets.delete(room.id);
     // The pipes closed with the room (RegionPipe 'close'); the poll also updates the router's view.
-    this.#schedulePoll(20);
+    this.#schedulePoll(this.#t.debounceMs);
   }
 
   #schedulePoll(delayMs: number): void {
@@ -318,44 +337,79 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       if (!roomIds.includes(link.roomId)) await this.#teardown(link, 'room empty here', true);
     }
     if (roomIds.length === 0) return;
-    let answer: ReadonlyMap<string, RoomNode[]>;
+    let answer: ReadonlyMap<string, RoomNodeSet>;
     try {
       answer = await this.#o.roomNodes(roomIds);
     } catch (err) {
       this.#log.warn({ err: (err as Error).message }, 'room-nodes query failed; keeping the links as they are');
       return;
     }
-    const now = performance.now();
     for (const roomId of roomIds) {
-      const nodes = answer.get(roomId);
-      if (!nodes) continue; // The router does not know the room (yet): leave it to liveness.
-      const others = nodes.filter((n) => n.nodeId !== this.nodeId);
-      for (const n of others) {
-        this.#directory.set(n.nodeId, n.controlUrl);
-        if (n.state === 'dead') this.#dead.add(n.nodeId);
-        else this.#dead.delete(n.nodeId);
-      }
-      const alive = new Map(others.filter((n) => n.state !== 'dead').map((n) => [n.nodeId, n]));
-      for (const link of [...this.#links.values()]) {
-        if (link.roomId !== roomId || alive.has(link.remote.nodeId)) continue;
-        const dead = others.some((n) => n.nodeId === link.remote.nodeId);
-        await this.#teardown(link, dead ? 'node dead' : 'node left the room', !dead);
-      }
-      for (const node of alive.values()) {
-        const key = linkKey(roomId, node.nodeId);
-        if (this.#links.has(key) || this.#opening.has(key)) continue;
-        if (this.nodeId < node.nodeId) {
-          const backoff = this.#backoff.get(key);
-          if (backoff && backoff.nextAt > now) continue;
-          this.#startOpen(roomId, node);
-        } else {
-          const last = this.#lastKickAt.get(key) ?? -Infinity;
-          if (now - last < this.#o.pollIntervalMs / 2) continue;
+      const set = answer.get(roomId);
+      // The router does not know the room (yet): leave it to liveness.
+      if (set && this.#accept(roomId, set, 'poll')) await this.#reconcileRoom(roomId, set.nodes);
+    }
+  }
+
+  /** Holds the set as the room's newest unless a newer version is held; false when it is stale (or the room is not here). */
+  #accept(roomId: string, set: RoomNodeSet, from: 'push' | 'join' | 'poll'): boolean {
+    const held = this.#sets.get(roomId);
+    if (held && held.version > set.version) {
+      this.#log.debug({ roomId, from, version: set.version, held: held.version }, 'stale room node set ignored');
+      return false;
+    }
+    const room = this.#o.rooms.getRoom(roomId);
+    if (!room || room.closed) return false;
+    this.#sets.set(roomId, set);
+    return true;
+  }
+
+  /** Reconciles a room's links from the node set held for it; asks the router when none is held. */
+  #relink(roomId: string): void {
+    const held = this.#sets.get(roomId);
+    if (!held) {
+      this.#schedulePoll(0);
+      return;
+    }
+    this.#reconcileRoom(roomId, held.nodes).catch((err: unknown) => this.#log.error({ roomId, err }, 'cascade reconcile failed'));
+  }
+
+  /** Links to every other live node of the room (opened by the lower nodeId, kicked by the higher), none to the others. */
+  async #reconcileRoom(roomId: string, nodes: RoomNode[]): Promise<void> {
+    if (this.#closed) return;
+    const now = performance.now();
+    const others = nodes.filter((n) => n.nodeId !== this.nodeId);
+    for (const n of others) {
+      this.#directory.set(n.nodeId, n.controlUrl);
+      if (n.state === 'dead') this.#dead.add(n.nodeId);
+      else this.#dead.delete(n.nodeId);
+    }
+    const alive = new Map(others.filter((n) => n.state !== 'dead').map((n) => [n.nodeId, n]));
+    for (const link of [...this.#links.values()]) {
+      if (link.roomId !== roomId || alive.has(link.remote.nodeId)) continue;
+      const dead = others.some((n) => n.nodeId === link.remote.nodeId);
+      await this.#teardown(link, dead ? 'node dead' : 'node left the room', !dead);
+    }
+    for (const node of alive.values()) {
+      const key = linkKey(roomId, node.nodeId);
+      if (this.#links.has(key) || this.#opening.has(key)) continue;
+      if (this.nodeId < node.nodeId) {
+        const backoff = this.#backoff.get(key);
+        if (backoff && backoff.nextAt > now) continue;
+        this.#startOpen(roomId, node);
+      } else {
+        const last = this.#lastKickAt.get(key);
+        if (last === undefined) {
+          // The lower node heard of this set too and opens: kicked only if no link is up a sync interval later.
           this.#lastKickAt.set(key, now);
-          void this.#call(node.nodeId, controlPlane.cascadeKick, { roomId, fromNodeId: this.nodeId, toNodeId: node.nodeId } satisfies KickRequest).catch(
-            (err: unknown) => this.#log.debug({ roomId, remote: node.nodeId, err: (err as Error).message }, 'kick failed'),
-          );
+          setTimeout(() => this.#relink(roomId), this.#t.syncIntervalMs + 1).unref();
+          continue;
         }
+        if (now - last < this.#t.syncIntervalMs) continue;
+        this.#lastKickAt.set(key, now);
+        void this.#call(node.nodeId, controlPlane.cascadeKick, { roomId, fromNodeId: this.nodeId, toNodeId: node.nodeId } satisfies KickRequest).catch(
+          (err: unknown) => this.#log.debug({ roomId, remote: node.nodeId, err: (err as Error).message }, 'kick failed'),
+        );
       }
     }
   }
@@ -368,8 +422,10 @@ export class Cascade extends EventEmitter<CascadeEvents> {
           this.#backoff.delete(key);
         },
         (err: unknown) => {
-          const delayMs = Math.min(4_000, (this.#backoff.get(key)?.delayMs ?? 500) * 2);
+          const delayMs = Math.min(this.#t.retryMaxMs, (this.#backoff.get(key)?.delayMs ?? this.#t.retryMs) * 2);
           this.#backoff.set(key, { nextAt: performance.now() + delayMs, delayMs });
+          // Tried again once the backoff is over, from the room's node set (the reconcile poll is slow).
+          setTimeout(() => this.#relink(roomId), delayMs + 1).unref();
           this.#log.info({ roomId, remote: node.nodeId, retryInMs: delayMs, err: (err as Error).message }, 'cascade link set-up failed');
         },
       )
@@ -418,7 +474,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       ...(p.portRange ? { portRange: p.portRange } : {}),
       enableSrtp: p.enableSrtp,
       enableRtx: p.enableRtx,
-      stallChecks: this.#o.stallChecks,
+      stallChecks: this.#t.stallChecks,
     });
   }
 
@@ -445,6 +501,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   }
 
   #linkUp(link: Link): void {
+    this.#lastKickAt.delete(link.key);
     this.#log.info({ roomId: link.roomId, remote: link.remote.nodeId, linkId: link.linkId, initiator: link.initiator }, 'cascade link up');
     this.emit('linkup', this.#status(link));
     void this.#push(link);
@@ -470,7 +527,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     this.#backoff.delete(link.key);
     if (this.#closed) return;
     if (link.initiator || this.nodeId < link.remote.nodeId) {
-      this.#schedulePoll(0);
+      this.#relink(link.roomId);
     } else {
       this.#lastKickAt.set(link.key, performance.now());
       await this.#call(link.remote.nodeId, controlPlane.cascadeKick, { roomId: link.roomId, fromNodeId: this.nodeId, toNodeId: link.remote.nodeId } satisfies KickRequest).catch(
@@ -482,7 +539,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   #pushDue(): void {
     const now = performance.now();
     for (const link of this.#links.values()) {
-      if (link.pipe.connected && (link.dirty || now - link.lastPushAt >= this.#o.syncIntervalMs)) void this.#push(link);
+      if (link.pipe.connected && (link.dirty || now - link.lastPushAt >= this.#t.syncIntervalMs)) void this.#push(link);
     }
   }
 
@@ -510,7 +567,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
           return;
         }
         const silentMs = performance.now() - link.lastOkAt;
-        if (silentMs > this.#o.staleAfterMs) await this.#reset(link, `no answer for ${Math.round(silentMs)} ms`, true);
+        if (silentMs > this.#t.staleAfterMs) await this.#reset(link, `no answer for ${Math.round(silentMs)} ms`, true);
         return;
       }
       if (link.closed) return;
@@ -535,7 +592,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       this.#schedulePoll(0);
       throw new Error(`no URL known for node ${nodeId}`);
     }
-    return controlCall(call, { secret: this.#o.clusterSecret, baseUrl, timeoutMs: this.#o.requestTimeoutMs, nowMs: this.#now() }, body);
+    return controlCall(call, { secret: this.#o.clusterSecret, baseUrl, timeoutMs: this.#t.requestTimeoutMs, nowMs: this.#now() }, body);
   }
 
   #status(link: Link): CascadeLinkStatus {
@@ -551,14 +608,4 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       lastOkAgoMs: Math.round(performance.now() - link.lastOkAt),
     };
   }
-}
-
-/** The router's signed room-nodes call (the reconcile poll), as a RoomNodesSource. */
-export function routerRoomNodes(opts: { routerUrl: string; clusterSecret: string; nodeId: string; timeoutMs?: number; now?: () => number }): RoomNodesSource {
-  return async (roomIds) => {
-    const target = { secret: opts.clusterSecret, baseUrl: opts.routerUrl, timeoutMs: opts.timeoutMs ?? 2_000, nowMs: (opts.now ?? Date.now)() };
-    const { body } = await controlCall(controlPlane.roomNodes, target, { nodeId: opts.nodeId, roomIds: roomIds.slice(0, 1_000) });
-    // JSON.parse made every room an own property; Object.entries reads only those.
-    return new Map(Object.entries(body.rooms).map(([roomId, set]) => [roomId, set.nodes]));
-  };
 }

@@ -6,41 +6,31 @@
 import type { FastifyInstance } from 'fastify';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import type { RoomRouter } from '../../sfu/index.ts';
-import { Cascade, routerRoomNodes, type CascadeOptions, type EndpointRewrite, type RoomNodesSource } from './cascade.ts';
+import type { RouterClient } from '../router-client.ts';
+import { Cascade, type CascadeOptions, type CascadeTiming, type EndpointRewrite, type RoomNodesSource } from './cascade.ts';
 import { cascadeRoutes } from './routes.ts';
 
-export { Cascade, routerRoomNodes };
+export { Cascade };
 export type { CascadeEvents, CascadeLinkStatus, CascadeOptions, CascadePipeSettings, EndpointRewrite, RoomNodesSource } from './cascade.ts';
 export { derivePipeKey, PIPE_KEY_INFO, seal, unseal } from './seal.ts';
 
-export interface RegisterCascadeOptions extends Omit<CascadeOptions, 'roomNodes' | 'logger'> {
+export interface RegisterCascadeOptions extends Omit<CascadeOptions, 'logger'> {
   signedRequestWindowMs: number;
-  /** Default: the router's signed room-nodes route at `routerUrl`. */
-  roomNodes?: RoomNodesSource;
-  routerUrl?: string;
-  /** Start polling at once (default true). */
-  start?: boolean;
 }
 
 export async function registerCascade(app: FastifyInstance, options: RegisterCascadeOptions): Promise<Cascade> {
   const now = options.now ?? Date.now;
-  const roomNodes =
-    options.roomNodes ??
-    (options.routerUrl
-      ? routerRoomNodes({ routerUrl: options.routerUrl, clusterSecret: options.clusterSecret, nodeId: options.nodeId, now })
-      : undefined);
-  if (!roomNodes) throw new Error('registerCascade: give roomNodes or routerUrl');
-  const cascade = new Cascade({ ...options, roomNodes, now, logger: app.log });
+  const cascade = new Cascade({ ...options, now, logger: app.log });
   await app.register(cascadeRoutes, { cascade, clusterSecret: options.clusterSecret, signedRequestWindowMs: options.signedRequestWindowMs, now });
   app.addHook('onClose', async () => cascade.close());
-  if (options.start ?? true) cascade.start();
+  cascade.start();
   return cascade;
 }
 
 /** What buildAgent() needs to run the cascade: the agent's rooms (and, for tests/launcher, hooks). */
 export interface AgentCascadeDeps {
   rooms: RoomRouter;
-  /** Default: the router's signed room-nodes route at GEO_SFU_ROUTER_URL. */
+  /** Default: the agent's RouterClient (the router's signed room-nodes call). */
   roomNodes?: RoomNodesSource;
   /** Tests and the launcher's WAN emulation only. */
   rewriteRemoteEndpoint?: EndpointRewrite;
@@ -49,8 +39,9 @@ export interface AgentCascadeDeps {
 /** The cascade's options from the agent's configuration (GEO_SFU_RTC_*, GEO_SFU_PIPE_*, peer routes). */
 export function cascadeOptionsFromConfig(
   config: GeoSfuConfig,
-  settings: { nodeId: string; region: string; peerRoutes: ReadonlyMap<string, string> },
+  settings: { nodeId: string; region: string; peerRoutes: ReadonlyMap<string, string>; callTimeoutMs: number },
   deps: AgentCascadeDeps,
+  router: RouterClient,
   now: () => number,
 ): RegisterCascadeOptions {
   return {
@@ -59,8 +50,7 @@ export function cascadeOptionsFromConfig(
     region: settings.region,
     clusterSecret: config.clusterSecret,
     signedRequestWindowMs: config.signedRequestWindowMs,
-    routerUrl: config.routerUrl,
-    ...(deps.roomNodes ? { roomNodes: deps.roomNodes } : {}),
+    roomNodes: deps.roomNodes ?? ((roomIds) => router.roomNodes(roomIds)),
     peerRoutes: settings.peerRoutes,
     pipe: {
       listenIp: config.rtcListenIp,
@@ -69,8 +59,22 @@ export function cascadeOptionsFromConfig(
       enableSrtp: config.pipeEnableSrtp,
       enableRtx: config.pipeEnableRtx,
     },
-    requestTimeoutMs: Math.max(1_000, 2 * config.heartbeatIntervalMs),
+    timing: cascadeTiming(config, settings.callTimeoutMs),
     ...(deps.rewriteRemoteEndpoint ? { rewriteRemoteEndpoint: deps.rewriteRemoteEndpoint } : {}),
     now,
+  };
+}
+
+/** The cascade's cadences from the configuration (GEO_SFU_CASCADE_*); `requestTimeoutMs`: the agent's call timeout. */
+export function cascadeTiming(config: GeoSfuConfig, requestTimeoutMs: number): CascadeTiming {
+  return {
+    reconcileMs: config.cascadeReconcileMs,
+    syncIntervalMs: config.cascadeSyncIntervalMs,
+    staleAfterMs: config.cascadeStaleAfterMs,
+    requestTimeoutMs,
+    stallChecks: config.cascadeStallChecks,
+    retryMs: config.cascadeRetryMs,
+    retryMaxMs: config.cascadeRetryMaxMs,
+    debounceMs: config.cascadeDebounceMs,
   };
 }

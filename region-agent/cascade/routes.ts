@@ -3,6 +3,7 @@ import { requireSignature } from '../../shared/signed-http.ts';
 import type { Cascade } from './cascade.ts';
 import { controlPlane } from '../../shared/control-plane.ts';
 import type { CloseRequest, KickRequest, OpenRequest, SyncRequest } from '../../shared/schemas/cascade.ts';
+import type { RoomNodesPush } from '../../shared/schemas/index.ts';
 
 export interface CascadeRoutesOptions {
   cascade: Cascade;
@@ -17,8 +18,9 @@ const CASCADE_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 const refuse = (reply: FastifyReply, status: number, code: string, message: string) => reply.code(status).send({ error: { code, message } });
 
 /**
- * The agent↔agent cascade routes. Every call must be signed with the cluster secret (unsigned,
- * stale or replayed requests get 401 before a byte of the body is read).
+ * The agent↔agent cascade routes, and the router's push of a room's node set. Every call must be
+ * signed with the cluster secret (unsigned, stale or replayed requests get 401 before a byte of
+ * the body is read).
  */
 export const cascadeRoutes: FastifyPluginAsync<CascadeRoutesOptions> = async (app, opts) => {
   const { cascade } = opts;
@@ -41,5 +43,10 @@ export const cascadeRoutes: FastifyPluginAsync<CascadeRoutesOptions> = async (ap
   app.post<{ Body: KickRequest }>(controlPlane.cascadeKick.path, schema(controlPlane.cascadeKick.body), async (req, reply) => {
     cascade.handleKick(req.body);
     return reply.code(202).send();
+  });
+  app.post<{ Body: RoomNodesPush }>(controlPlane.roomNodesPush.path, schema(controlPlane.roomNodesPush.body), async (req, reply) => {
+    const { roomId, version, nodes } = req.body;
+    cascade.applyNodeSet(roomId, { version, nodes }, 'push');
+    return reply.code(204).send();
   });
 };

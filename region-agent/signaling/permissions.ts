@@ -1,4 +1,4 @@
-import { Refusal } from '../../shared/errors.ts';
+import { connectRefusal, requestRefusal } from './refusals.ts';
 import type { ParticipantPermissions, RequestName, RequestPayload } from '../../shared/signaling.ts';
 
 /** A join token's `perm` claim is absent or `{ publish, subscribe, publishData? }` of booleans (else TOKEN_MALFORMED at connect). */
@@ -6,7 +6,7 @@ export function assertPermissionsClaim(perm: unknown): void {
   if (perm === undefined) return;
   const { publish, subscribe, publishData } = (typeof perm === 'object' && perm !== null ? perm : {}) as Record<string, unknown>;
   if (typeof publish !== 'boolean' || typeof subscribe !== 'boolean' || (publishData !== undefined && typeof publishData !== 'boolean')) {
-    throw new Refusal('TOKEN_MALFORMED', 'token claim perm is not { publish, subscribe, publishData? } of booleans');
+    throw connectRefusal('TOKEN_MALFORMED', 'token claim perm is not { publish, subscribe, publishData? } of booleans');
   }
 }
 
@@ -18,7 +18,7 @@ export function assertPermissionsClaim(perm: unknown): void {
  */
 export function assertPermitted<N extends RequestName>(perm: ParticipantPermissions, name: N, payload: RequestPayload<N>): void {
   const refuse = (needs: string) => {
-    throw new Refusal('FORBIDDEN', `${name}: this participant's permissions do not include ${needs}`);
+    throw requestRefusal('FORBIDDEN', `${name}: this participant's permissions do not include ${needs}`);
   };
   switch (name) {
     case 'produce':

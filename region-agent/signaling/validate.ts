@@ -1,6 +1,7 @@
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
 import { ConnectAuth, REQUESTS, type RequestName, type SignalingError } from '../../shared/signaling.ts';
+import { requestError } from './refusals.ts';
 
 /**
  * Payload validators, compiled once per process (TypeBox's compiler: no coercion, no defaults,
@@ -15,11 +16,7 @@ function compile(schema: TSchema): Validator {
     if (check.Check(value)) return null;
     const first = check.Errors(value).First();
     const field = (first?.path ?? '').replace(/^\//, '').split('/').filter(Boolean).join('.');
-    return {
-      code: 'INVALID_PAYLOAD',
-      field,
-      message: `${field === '' ? 'payload' : field}: ${first?.message ?? 'invalid'}`,
-    };
+    return requestError('INVALID_PAYLOAD', `${field === '' ? 'payload' : field}: ${first?.message ?? 'invalid'}`, field);
   };
 }
 

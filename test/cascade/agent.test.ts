@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { Agent } from '../../region-agent/app.ts';
-import type { RoomNode } from '../../shared/schemas/index.ts';
+import type { RoomNodeSet } from '../../shared/schemas/index.ts';
 import { RoomRouter, WorkerPool } from '../../sfu/index.ts';
 import { Agents, agentConfig, freePort } from '../agent/helpers.ts';
 import { startFakeRouter, type FakeRouter } from '../agent/fake-router.ts';
@@ -23,13 +23,16 @@ describe('cascade in buildAgent()', () => {
   const people: Participant[] = [];
 
   /** Where participants are (the router's view); controlUrls deliberately unreachable. */
-  const roomNodes = async (ids: string[]): Promise<Map<string, RoomNode[]>> =>
+  const roomNodes = async (ids: string[]): Promise<Map<string, RoomNodeSet>> =>
     new Map(
       ids.map((id) => [
         id,
-        [...rooms.entries()]
-          .filter(([, r]) => (r.getRoom(id)?.peers.size ?? 0) > 0)
-          .map(([nodeId]) => ({ nodeId, region: nodeId.replace(/-\d+$/, ''), controlUrl: 'http://127.0.0.1:1', state: 'alive' as const })),
+        {
+          version: 1,
+          nodes: [...rooms.entries()]
+            .filter(([, r]) => (r.getRoom(id)?.peers.size ?? 0) > 0)
+            .map(([nodeId]) => ({ nodeId, region: nodeId.replace(/-\d+$/, ''), controlUrl: 'http://127.0.0.1:1', state: 'alive' as const })),
+        },
       ]),
     );
 
@@ -42,7 +45,8 @@ describe('cascade in buildAgent()', () => {
       pools.push(pool);
       const rr = new RoomRouter({ pool, spread: false });
       rooms.set(nodeId, rr);
-      const config = agentConfig(router.url, { agentId: nodeId, agentRegion: region, agentPort: ports[nodeId], peerRoutes, pipeEnableRtx: false });
+      // The stub below answers the reconcile poll only (no pushes, no join answers): poll often.
+      const config = agentConfig(router.url, { agentId: nodeId, agentRegion: region, agentPort: ports[nodeId], peerRoutes, pipeEnableRtx: false, cascadeReconcileMs: 2_000 });
       started.set(nodeId, await agents.start(config, { cascade: { rooms: rr, roomNodes } }));
     }
     const node = (nodeId: string) => ({ nodeId, region: nodeId.replace(/-\d+$/, ''), rooms: rooms.get(nodeId) }) as unknown as AgentNode;

@@ -8,7 +8,8 @@ import Fastify from 'fastify';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { derivePipeKey, routerRoomNodes, seal, unseal } from '../../region-agent/cascade/index.ts';
+import { derivePipeKey, seal, unseal } from '../../region-agent/cascade/index.ts';
+import { RouterClient } from '../../region-agent/router-client.ts';
 import { AJV_OPTIONS } from '../../shared/http.ts';
 import { keepRawJsonBody, requireSignature } from '../../shared/signed-http.ts';
 import { signRequest } from '../../shared/signed-request.ts';
@@ -114,7 +115,7 @@ describe('cascade control plane', () => {
     expect(eu.cascade!.links()).toHaveLength(1);
   });
 
-  it('routerRoomNodes() calls the router’s signed POST /v1/nodes/room-nodes', async () => {
+  it('RouterClient.roomNodes() calls the router’s signed POST /v1/nodes/room-nodes', async () => {
     const app = Fastify({ logger: false, ajv: AJV_OPTIONS });
     keepRawJsonBody(app);
     const seen: unknown[] = [];
@@ -128,13 +129,15 @@ describe('cascade control plane', () => {
     try {
       const address = app.server.address();
       const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-      const answer = await routerRoomNodes({ routerUrl: url, clusterSecret: SECRET, nodeId: 'eu-west-1' })(['sec']);
-      expect(answer.get('sec')?.[0]?.nodeId).toBe('us-west-1');
+      const client = (clusterSecret: string) => new RouterClient({ routerUrl: url, nodeId: 'eu-west-1', clusterSecret, timeoutMs: 2_000, now: Date.now });
+      const answer = await client(SECRET).roomNodes(['sec']);
+      expect(answer.get('sec')?.nodes[0]?.nodeId).toBe('us-west-1');
+      expect(answer.get('sec')?.version).toBe(3);
       // A room may be named like an Object.prototype key; only the router's answer says who serves it.
-      expect(answer.get('__proto__')?.[0]?.nodeId).toBe('us-west-2');
+      expect(answer.get('__proto__')?.nodes[0]?.nodeId).toBe('us-west-2');
       expect(answer.get('constructor')).toBeUndefined();
       expect(seen).toEqual([{ nodeId: 'eu-west-1', roomIds: ['sec'] }]);
-      await expect(routerRoomNodes({ routerUrl: url, clusterSecret: 'wrong-secret-wrong-secret-0123456789', nodeId: 'eu-west-1' })(['sec'])).rejects.toThrow(/401/);
+      await expect(client('wrong-secret-wrong-secret-0123456789').roomNodes(['sec'])).rejects.toThrow(/401/);
     } finally {
       await app.close();
     }

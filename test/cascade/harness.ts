@@ -6,9 +6,11 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { types as ms } from 'mediasoup';
 
-import { registerCascade, type Cascade, type EndpointRewrite } from '../../region-agent/cascade/index.ts';
+import { cascadeTiming, registerCascade, type Cascade, type EndpointRewrite } from '../../region-agent/cascade/index.ts';
+import { configWith } from '../../shared/config/index.ts';
+import { controlCall, controlPlane } from '../../shared/control-plane.ts';
 import { AJV_OPTIONS, errorReplies } from '../../shared/http.ts';
-import type { NodeState, RoomNode } from '../../shared/schemas/index.ts';
+import type { NodeState, RoomNode, RoomNodeSet } from '../../shared/schemas/index.ts';
 import { keepRawJsonBody } from '../../shared/signed-http.ts';
 import { RoomRouter, WorkerPool, type Peer, type Room } from '../../sfu/index.ts';
 import { MediaSender, UdpEndpoint, opusRtpParameters, rtpPacket, OPUS_PT, vp8RtpParameters, waitUntil } from '../sfu/helpers/rtp.ts';
@@ -22,6 +24,8 @@ export interface ClusterOptions {
   pollIntervalMs?: number;
   syncIntervalMs?: number;
   staleAfterMs?: number;
+  /** The stub router pushes a room's node set to its nodes after each Participant.join (default true). */
+  push?: boolean;
   /** Called on each agent's app before it listens (hooks for tests). */
   configureApp?: (nodeId: string, app: FastifyInstance) => void;
 }
@@ -32,6 +36,8 @@ export class Cluster {
   readonly states = new Map<string, NodeState>();
   /** room-nodes queries answered. */
   queries = 0;
+  /** The version of the last node set answered or pushed (each one is computed afresh: the newest). */
+  version = 0;
   constructor(readonly options: ClusterOptions = {}) {}
 
   async add(nodeId: string, region: string): Promise<AgentNode> {
@@ -41,20 +47,34 @@ export class Cluster {
     return node;
   }
 
-  async roomNodes(roomIds: string[]): Promise<Map<string, RoomNode[]>> {
+  async roomNodes(roomIds: string[]): Promise<Map<string, RoomNodeSet>> {
     this.queries++;
-    const out = new Map<string, RoomNode[]>();
+    const out = new Map<string, RoomNodeSet>();
     for (const roomId of roomIds) {
-      const nodes: RoomNode[] = [];
-      for (const n of this.nodes.values()) {
-        const room = n.rooms?.getRoom(roomId);
-        if (room && !room.closed && room.peers.size > 0) {
-          nodes.push({ nodeId: n.nodeId, region: n.region, controlUrl: n.url, state: this.states.get(n.nodeId) ?? 'alive' });
-        }
-      }
-      if (nodes.length > 0) out.set(roomId, nodes);
+      const set = this.nodeSet(roomId);
+      if (set.nodes.length > 0) out.set(roomId, set);
     }
     return out;
+  }
+
+  /** Where the room's participants are now, as a new version. */
+  nodeSet(roomId: string): RoomNodeSet {
+    const nodes: RoomNode[] = [];
+    for (const n of this.nodes.values()) {
+      const room = n.rooms?.getRoom(roomId);
+      if (room && !room.closed && room.peers.size > 0) {
+        nodes.push({ nodeId: n.nodeId, region: n.region, controlUrl: n.url, state: this.states.get(n.nodeId) ?? 'alive' });
+      }
+    }
+    return { version: ++this.version, nodes };
+  }
+
+  /** The router's signed push of a room's node set to the nodes serving it. */
+  async push(roomId: string, set: RoomNodeSet = this.nodeSet(roomId)): Promise<void> {
+    const targets = [...this.nodes.values()].filter((n) => n.cascade && set.nodes.some((x) => x.nodeId === n.nodeId));
+    await Promise.allSettled(
+      targets.map((n) => controlCall(controlPlane.roomNodesPush, { baseUrl: n.url, secret: SECRET, timeoutMs: 2_000, nowMs: Date.now() }, { roomId, ...set })),
+    );
   }
 
   async close(): Promise<void> {
@@ -91,9 +111,13 @@ export class AgentNode {
       signedRequestWindowMs: 30_000,
       roomNodes: (ids) => this.cluster.roomNodes(ids),
       pipe: { listenIp: '127.0.0.1', enableSrtp: o.enableSrtp ?? true, enableRtx: o.enableRtx ?? true },
-      pollIntervalMs: o.pollIntervalMs ?? 2_000,
-      syncIntervalMs: o.syncIntervalMs ?? 1_000,
-      staleAfterMs: o.staleAfterMs ?? 4_000,
+      timing: {
+        ...cascadeTiming(configWith(), 2_000),
+        // This stub router answers polls only (no pushes): poll as often as the agents once did.
+        reconcileMs: o.pollIntervalMs ?? 2_000,
+        ...(o.syncIntervalMs !== undefined ? { syncIntervalMs: o.syncIntervalMs } : {}),
+        ...(o.staleAfterMs !== undefined ? { staleAfterMs: o.staleAfterMs } : {}),
+      },
       ...(o.rewrite ? { rewriteRemoteEndpoint: o.rewrite } : {}),
     });
     o.configureApp?.(this.nodeId, app);
@@ -216,6 +240,10 @@ export class Participant {
     const recvTransport = await peer.createPlainTransport();
     await peer.connectTransport(recvTransport.id, { ip: '127.0.0.1', port: receiver.port });
     const p = new Participant(node, peer, sender, receiver, recvTransport);
+    // What the router does when it hears the join: the room's nodes learn its new node set.
+    // (test/cascade/agent.test.ts joins through stand-ins without a cluster.)
+    const cluster = node.cluster as Cluster | undefined;
+    if (cluster && (cluster.options.push ?? true)) await cluster.push(roomId);
     receiver.socket.on('message', (msg) => {
       const f = timedFrame(msg);
       if (!f) return;

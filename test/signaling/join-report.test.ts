@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { buildAgent } from '../../region-agent/app.ts';
+import { AgentSfu } from '../../region-agent/sfu.ts';
 import { CLUSTER_SECRET } from '../agent/helpers.ts';
 import { type RunningAgent, SfuAgents, type SignalingRouter, joinWith, ok, recordEvents, signalingConfig, startSignalingRouter, token, waitFor } from './helpers.ts';
 
@@ -59,5 +61,30 @@ describe('join report answer', () => {
     expect(await c.disconnected).toBe('io server disconnect');
     console.log(`fail open: ${reports()} joined reports until the router could answer`);
     expect(c.events.map((e) => e.event)).toEqual(['removed']);
+  });
+
+  it('current, with the room’s node set: the cascade takes the set from the answer, with no room-nodes poll', async () => {
+    // The reconcile poll once an hour: the node set can only come from the join answer.
+    const config = signalingConfig(router.url, { agentId: 'west-2', cascadeReconcileMs: 3_600_000 });
+    const sfu = await AgentSfu.create(config);
+    const polled: string[] = [];
+    const cascaded = await buildAgent({ config, sfu, cascade: { rooms: sfu.rooms, roomNodes: async (ids) => (polled.push(...ids), new Map()) } });
+    const url = await cascaded.controller.start();
+    try {
+      const nodes = [
+        { nodeId: 'west-2', region: 'us-west', controlUrl: url, state: 'alive' as const },
+        { nodeId: 'zz-1', region: 'eu-west', controlUrl: 'http://127.0.0.1:9', state: 'alive' as const },
+      ];
+      router.joinAnswer = { current: true, room: { version: 7, nodes } };
+      const { socket } = await joinWith(url, { token: token({ room: 'room-linked', sub: 'dave', node: 'west-2' }).token });
+      const { rtpCapabilities } = await ok(socket, 'getRouterRtpCapabilities', {});
+      await ok(socket, 'join', { rtpCapabilities });
+      await waitFor('the node set of the join answer held by the cascade', () => cascaded.cascade!.nodeSet('room-linked'), 5_000);
+      expect(cascaded.cascade!.nodeSet('room-linked')).toEqual({ version: 7, nodes });
+      expect(polled).not.toContain('room-linked');
+      socket.disconnect();
+    } finally {
+      await cascaded.controller.close();
+    }
   });
 });

@@ -1,0 +1,72 @@
+/**
+ * The router's push of a room's node set (POST /v1/cascade/room-nodes, signed): links form from
+ * it with the reconcile poll far away, a set older than the one held is ignored, and nothing but a
+ * request signed with the cluster secret gets in (verified before the body is parsed).
+ */
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { controlPlane as cp } from '../../shared/control-plane.ts';
+import { signRequest } from '../../shared/signed-request.ts';
+import { sleep, waitUntil } from '../sfu/helpers/rtp.ts';
+import { Cluster, Participant, SECRET, type AgentNode } from './harness.ts';
+
+describe('room node-set push', () => {
+  // The reconcile poll once an hour: only pushes can link the room.
+  const cluster = new Cluster({ pollIntervalMs: 3_600_000 });
+  let us: AgentNode;
+  let eu: AgentNode;
+  const people: Participant[] = [];
+
+  beforeAll(async () => {
+    us = await cluster.add('us-west-1', 'us-west');
+    eu = await cluster.add('eu-west-1', 'eu-west');
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const p of people) p.leave();
+    await cluster.close();
+  });
+
+  it('links the room from the push, with no room-nodes poll', async () => {
+    const started = performance.now();
+    people.push(await Participant.join(us, 'pushed', 'alice'), await Participant.join(eu, 'pushed', 'bruno'));
+    await waitUntil(() => eu.room('pushed')!.remotePeers.has('alice') && us.room('pushed')!.remotePeers.has('bruno'), 10_000, 'piped both ways');
+    console.log(`[push] room piped both ways ${(performance.now() - started).toFixed(0)} ms after the first join; room-nodes polls: ${cluster.queries}`);
+    expect(cluster.queries).toBe(0);
+    expect(us.cascade!.nodeSet('pushed')?.nodes.map((n) => n.nodeId).sort()).toEqual(['eu-west-1', 'us-west-1']);
+  });
+
+  it('ignores a push older than the set it holds, applies a newer one', async () => {
+    const held = us.cascade!.nodeSet('pushed')!;
+    const alone = { nodes: held.nodes.filter((n) => n.nodeId === 'us-west-1') };
+    // Another replica's set from before eu-west joined, arriving late: us-west keeps its link.
+    await cluster.push('pushed', { version: held.version - 1, ...alone });
+    await sleep(300);
+    expect(us.cascade!.nodeSet('pushed')).toEqual(held);
+    expect(us.cascade!.links().map((l) => l.remoteNodeId)).toEqual(['eu-west-1']);
+    // A newer set without eu-west: the link goes.
+    await cluster.push('pushed', { version: held.version + 1, ...alone });
+    await waitUntil(() => us.cascade!.links().length === 0, 5_000, 'link torn down by the newer set');
+    expect(us.cascade!.nodeSet('pushed')?.version).toBe(held.version + 1);
+  });
+
+  it('refuses unsigned, forged and replayed pushes before reading the body', async () => {
+    const before = us.cascade!.nodeSet('pushed');
+    const body = JSON.stringify({ roomId: 'pushed', version: 1_000_000, nodes: [] });
+    const post = async (headers: Record<string, string>, payload = body) => {
+      const res = await request(`${us.url}${cp.roomNodesPush.path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: payload });
+      return { status: res.statusCode, code: res.statusCode === 204 ? null : ((await res.body.json()) as { error: { code: string } }).error.code };
+    };
+    expect(await post({})).toEqual({ status: 401, code: 'SIGNATURE_MISSING' });
+    // Not even JSON: still refused for its signature, not its body.
+    expect((await post({}, '{"roomId": ')).status).toBe(401);
+    expect((await post(signRequest('not-the-cluster-secret-0123456789abcdef', { method: 'POST', path: cp.roomNodesPush.path, body }, Date.now()))).status).toBe(401);
+    const signed = signRequest(SECRET, { method: 'POST', path: cp.roomNodesPush.path, body }, Date.now());
+    expect(await post(signed)).toEqual({ status: 204, code: null });
+    expect(await post(signed)).toEqual({ status: 401, code: 'SIGNATURE_REPLAYED' });
+    // Only the signed one was applied.
+    expect(before?.version).toBeLessThan(1_000_000);
+    expect(us.cascade!.nodeSet('pushed')?.version).toBe(1_000_000);
+  });
+});
