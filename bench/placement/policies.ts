@@ -1,9 +1,8 @@
 import { configWith, type GeoSfuConfig } from '../../shared/config/index.ts';
 import { DEFAULT_REGIONS, type RegionInfo } from '../../shared/regions.ts';
 import { buildInterRegionRtt, createStrategy, estimateClientRtt } from '../../router/placement/index.ts';
-import type { InterRegionRtt, PlacementInput, PlacementNode, PlacementStrategyKind, RoomSnapshot } from '../../router/placement/index.ts';
+import type { InterRegionRtt, PlacementInput, PlacementNode, PlacementStrategyKind, RebalanceThresholds, RoomSnapshot } from '../../router/placement/index.ts';
 import type { LatencyDataset } from './dataset.ts';
-import type { RebalancingOptions } from './rebalancing.ts';
 import { seededRandom } from './prng.ts';
 import type { SimParticipant, SimRoom } from './rooms.ts';
 
@@ -181,6 +180,13 @@ export function argmin<T>(items: readonly T[], key: (item: T) => number): T {
     }
   }
   return best;
+}
+
+/** How runRebalancing() (rebalancing.ts) replays a room with live rebalancing. */
+export interface RebalancingOptions {
+  thresholds: RebalanceThresholds;
+  /** Simulated time between two events of a room (joins and leaves), ms. */
+  eventSpacingMs: number;
 }
 
 export interface PolicySpec {

@@ -1,5 +1,5 @@
-import { proposeRebalance, type RebalanceParticipant, type RebalanceThresholds } from '../../router/placement/index.ts';
-import { nodeIdOf, routerStrategy, type PolicyRun, type SimContext } from './policies.ts';
+import { proposeRebalance, type RebalanceParticipant } from '../../router/placement/index.ts';
+import { nodeIdOf, routerStrategy, type PolicyRun, type RebalancingOptions, type SimContext } from './policies.ts';
 import type { SimRoom } from './rooms.ts';
 
 /**
@@ -8,12 +8,6 @@ import type { SimRoom } from './rooms.ts';
  * then, its moves applied at once (the simulator has no media to move). The clock advances
  * `eventSpacingMs` per event, which is what the per-person window is measured against.
  */
-export interface RebalancingOptions {
-  thresholds: RebalanceThresholds;
-  /** Simulated time between two events of a room (joins and leaves), ms. */
-  eventSpacingMs: number;
-}
-
 export interface RebalancingRun extends PolicyRun {
   /** Moves made by rebalancing (people who later left included). */
   migrations: number;
