@@ -8,6 +8,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { GeoSfuConfig } from '../shared/config/index.ts';
 import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies, failedAuthLimit, httpServerFactory, serveMetrics } from '../shared/http.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
+import { Ticker } from '../shared/ticker.ts';
 import { clientTls, serverTls } from '../shared/tls.ts';
 import { Allocator } from './allocation/allocator.ts';
 import { ExpirySweeper } from './allocation/expiry-sweeper.ts';
@@ -200,13 +201,16 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
       for (const m of d.moves) metrics.rebalanceMoves.inc({ result: m.told ? 'told' : 'not_told' });
     },
   });
-  const rehomeTimer = setInterval(() => void rehomer.tick().catch((err: unknown) => app.log.warn({ err }, 'rehoming tick failed')), 500);
-  rehomeTimer.unref();
+  const rehoming = new Ticker(config.rehomeIntervalMs, async () => void (await rehomer.tick()), (err) => app.log.warn({ err }, 'rehoming tick failed'), { unref: true });
   // Allocations made while Redis was away reach it soon after it is back, even with no new /allocate.
-  const replayTimer = setInterval(() => {
-    if (allocator.journalSize() > 0) allocator.replayJournal().catch((err: unknown) => app.log.debug({ err }, 'degraded journal not replayed yet'));
-  }, 250);
-  replayTimer.unref();
+  const replaying = new Ticker(
+    config.journalReplayIntervalMs,
+    async () => {
+      if (allocator.journalSize() > 0) await allocator.replayJournal();
+    },
+    (err) => app.log.debug({ err }, 'degraded journal not replayed yet'),
+    { unref: true },
+  );
   app.decorate('services', { config, credentials, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, rebalancer, sessionCloser, metrics, p2pRelay, isLeader, now });
 
   await app.register(errorReplies);
@@ -234,21 +238,21 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
 
   app.addHook('onReady', async () => {
     await lease.start();
-    await registry.start(Math.min(250, config.heartbeatIntervalMs));
+    await registry.start(Math.min(config.registryRefreshMs, config.heartbeatIntervalMs));
     prober.start();
-    sweeper.start(Math.min(1_000, config.allocationTtlMs / 2));
-    scaling.start(1_000);
-    quality.start(1_000);
+    sweeper.start(Math.min(config.expirySweepIntervalMs, config.allocationTtlMs / 2));
+    scaling.start(config.scalingIntervalMs);
+    quality.start(config.alertIntervalMs);
+    rehoming.start();
+    replaying.start();
     p2pRelay?.start();
   });
   // Long-lived relay connections would hold the server open.
   app.addHook('preClose', async () => p2pRelay?.close());
   app.addHook('onClose', async () => {
-    clearInterval(rehomeTimer);
-    clearInterval(replayTimer);
     sessionCloser.close();
-    await Promise.all([sweeper.stop(), scaling.stop(), quality.stop(), rebalancer.close()]);
-    registry.stop();
+    await Promise.all([rehoming.stop(), replaying.stop(), sweeper.stop(), scaling.stop(), quality.stop(), rebalancer.close()]);
+    await registry.stop();
     await prober.close();
     await lease.close();
     await deps.sessions.close();

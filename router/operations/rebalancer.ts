@@ -44,7 +44,6 @@ export interface RebalanceDecision {
 
 /** Decisions kept for the dashboard. */
 const RECENT_DECISIONS = 20;
-const AGENT_TIMEOUT_MS = 2_000;
 /** After a lost race or a plan in flight, try the room again this long after the plan expires. */
 const RETRY_SLACK_MS = 250;
 
@@ -239,5 +238,5 @@ export class Rebalancer {
 }
 
 async function tellAgentSigned(config: GeoSfuConfig, controlUrl: string, body: MoveRequest): Promise<void> {
-  await controlCall(controlPlane.move, { secret: config.clusterSecret, baseUrl: controlUrl, timeoutMs: AGENT_TIMEOUT_MS, nowMs: Date.now() }, body);
+  await controlCall(controlPlane.move, { secret: config.clusterSecret, baseUrl: controlUrl, timeoutMs: config.agentCallTimeoutMs, nowMs: Date.now() }, body);
 }

@@ -1,5 +1,6 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import type { HeartbeatAck, NodeRegistration, Heartbeat, NodeState, RttStats } from '../../shared/schemas/index.ts';
+import { Ticker } from '../../shared/ticker.ts';
 import { nodeStress } from '../placement/stress.ts';
 import type { NodeRecord, NodeRegistryStore, RoomStore } from '../state/types.ts';
 
@@ -40,7 +41,7 @@ export interface NodeRegistryOptions {
  */
 export class NodeRegistry {
   #snapshot: RegistrySnapshot = { takenAtMs: 0, nodes: [], interRegion: {} };
-  #timer: NodeJS.Timeout | null = null;
+  #ticker: Ticker | null = null;
   #refreshing: Promise<RegistrySnapshot> | null = null;
   /** Since when every read of the store has succeeded; null while it fails (see `livenessSettled`). */
   #storeReachableSinceMs: number | null = null;
@@ -50,17 +51,14 @@ export class NodeRegistry {
   /** Refreshes now and then every `intervalMs`. */
   async start(intervalMs: number): Promise<void> {
     await this.refresh();
-    this.#timer = setInterval(() => {
-      this.refresh().catch(() => {
-        // Keep the last snapshot: node states still age from it (see `snapshot()`).
-      });
-    }, intervalMs);
-    this.#timer.unref();
+    // A failed refresh keeps the last snapshot: node states still age from it (see `snapshot()`).
+    this.#ticker = new Ticker(intervalMs, async () => void (await this.refresh()), () => undefined, { unref: true });
+    this.#ticker.start();
   }
 
-  stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
+  async stop(): Promise<void> {
+    await this.#ticker?.stop();
+    this.#ticker = null;
   }
 
   async register(registration: NodeRegistration): Promise<HeartbeatAck> {

@@ -6,6 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GeoSfuError, TooManyRequestsError } from '../../shared/errors.ts';
 import { PACKAGE_ROOT } from '../../shared/package-root.ts';
+import { Ticker } from '../../shared/ticker.ts';
 import type { QualityAlert, RegionsResponse } from '../../shared/schemas/index.ts';
 import { bearer, requireAdmin } from '../auth.ts';
 import type { RebalanceDecision } from '../operations/rebalancer.ts';
@@ -69,7 +70,6 @@ interface EventsClient {
 export interface DashboardOptions {
   /** The built page (default: web/dist at the package root, from the sources as from dist/). */
   distDir?: string;
-  intervalMs?: number;
   maxRooms?: number;
 }
 
@@ -104,7 +104,6 @@ export function demoCsp(nodes: ReadonlyArray<{ signalingUrl: string; probeUrl: s
 
 export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = async (app, opts) => {
   const distDir = opts.distDir ?? DEFAULT_DIST;
-  const intervalMs = opts.intervalMs ?? 1_000;
   const maxRooms = opts.maxRooms ?? 100;
   const { config } = app.services;
   const regionOrder = config.regions.map((r) => r.id);
@@ -137,8 +136,6 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   // One snapshot per tick for every client, computed only while someone is listening.
   const clients = new Set<EventsClient>();
   const perIp = new Map<string, number>();
-  let timer: NodeJS.Timeout | null = null;
-  let busy = false;
 
   const publicSnapshot = async (): Promise<DashboardSnapshot> => {
     return { at: new Date(app.services.now()).toISOString(), scope: 'public', regions: regionsView(app.services) };
@@ -181,13 +178,8 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
       for (const c of targets) if (clients.has(c)) send(c, 'failure', { message: 'snapshot failed' });
     }
   };
-  const tick = () => {
-    if (busy) return;
-    busy = true;
-    void broadcast().finally(() => {
-      busy = false;
-    });
-  };
+  // GEO_SFU_EVENTS_INTERVAL_MS; a snapshot slower than that delays the next one instead of piling up.
+  const ticker = new Ticker(config.eventsIntervalMs, () => broadcast(), () => undefined, { unref: true });
   const drop = (client: EventsClient, slow = false) => {
     if (!clients.delete(client)) return;
     const left = (perIp.get(client.ip) ?? 1) - 1;
@@ -196,17 +188,14 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
     client.stream.end();
     // A slow reader would hold its socket until it read what is buffered: closed at once.
     if (slow) client.socket.destroy();
-    if (clients.size === 0 && timer) {
-      clearInterval(timer);
-      timer = null;
-    }
+    if (clients.size === 0) void ticker.stop();
   };
 
   app.get(
     '/events',
     {
       schema: {
-        summary: 'Dashboard snapshots as server-sent events (text/event-stream), one a second; rooms, alerts and scaling with the admin token',
+        summary: 'Dashboard snapshots as server-sent events (text/event-stream), one every GEO_SFU_EVENTS_INTERVAL_MS (a second by default); rooms, alerts and scaling with the admin token',
       },
     },
     async (req, reply) => {
@@ -224,9 +213,10 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
       clients.add(client);
       perIp.set(req.ip, fromIp + 1);
       reply.raw.once('close', () => drop(client));
-      timer ??= setInterval(tick, intervalMs);
       client.stream.write(`retry: 2000\n\n`);
-      void broadcast(client);
+      // The first subscriber starts the ticker, whose first run sends it a snapshot at once.
+      if (ticker.started) void broadcast(client);
+      else ticker.start();
       return reply
         .type('text/event-stream; charset=utf-8')
         .header('cache-control', 'no-cache, no-transform')
