@@ -193,7 +193,6 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
     registry,
     rooms: deps.rooms,
     now,
-    interRegionRtt: (snapshot) => allocator.interRegionRtt(snapshot),
     log: app.log,
     onDecision: (d) => {
       metrics.rebalanceDecisions.inc({ outcome: d.outcome });

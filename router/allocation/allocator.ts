@@ -6,10 +6,9 @@ import { P2P_RELAY_PATH } from '../../shared/p2p-relay.ts';
 import { turnCredentials } from '../../shared/turn.ts';
 import type { GeoLookup } from '../geo.ts';
 import { estimateClientRtt, type ClientRttModel } from '../placement/client-rtt.ts';
-import { buildInterRegionRtt } from '../placement/inter-region.ts';
 import { followPlan } from '../placement/rebalance.ts';
-import type { ClientRtt, InterRegionRtt, PlacedParticipant, PlacementDecision, PlacementInput, PlacementNode, PlacementStrategy } from '../placement/types.ts';
-import type { NodeRegistry, NodeSnapshot, RegistrySnapshot } from '../registry/node-registry.ts';
+import type { ClientRtt, PlacedParticipant, PlacementDecision, PlacementInput, PlacementStrategy } from '../placement/types.ts';
+import type { NodeRegistry, NodeSnapshot, PlacementView } from '../registry/node-registry.ts';
 import type { P2pRoomState, ParticipantRecord, RoomState, RoomStore, SessionLog } from '../state/types.ts';
 import { DegradedJournal, type JournalEntry, type ReplayResult } from './degraded-journal.ts';
 import { KnownRooms, NO_ROOM, type KnownRoom } from './known-rooms.ts';
@@ -64,8 +63,6 @@ export class Allocator {
   readonly #journal = new DegradedJournal();
   /** The journal replay running now, shared by every caller waiting for it. */
   #replaying: Promise<void> | null = null;
-  /** The inter-region RTTs of the registry's last refresh (they only change with a refresh). */
-  #interRegionRtt: { of: RegistrySnapshot['interRegion']; rtt: InterRegionRtt } | null = null;
 
   constructor(private readonly deps: AllocatorDeps) {
     const { config } = deps;
@@ -108,8 +105,8 @@ export class Allocator {
     // racing each other cannot keep each other stale.
     let checkVersion = true;
     for (let attempt = 1; ; attempt++) {
-      const snapshot = this.deps.registry.snapshot();
-      const input = this.#placementInput(req, client, basis, snapshot, full);
+      const view = this.deps.registry.placementView();
+      const input = this.#placementInput(req, client, basis, view, full);
       // A participant rebalancing told to move gets the planned edge while the plan lives and the
       // region can take it; otherwise it is placed as anyone else.
       const plan = basis.plans.get(req.participantId);
@@ -122,7 +119,7 @@ export class Allocator {
       }
       const { decision } = result;
       const nowMs = now();
-      const node = snapshot.nodes.find((n) => n.nodeId === decision.nodeId)!;
+      const node = view.snapshot.nodes.find((n) => n.nodeId === decision.nodeId)!;
       const participant: ParticipantRecord = { ...this.#newParticipant(req.participantId, decision, client, nowMs), ...(planned ? { movedAtMs: nowMs } : {}) };
       let outcome;
       try {
@@ -300,7 +297,8 @@ export class Allocator {
     if (!config.degradedAllocation || home === null) throw cause;
     const others = basis.participants.filter((p) => p.participantId !== req.participantId);
     if (config.maxRoomParticipants > 0 && others.length >= config.maxRoomParticipants) throw roomFull(req.roomId, config.maxRoomParticipants);
-    const snapshot = this.deps.registry.lastRead();
+    const view = this.deps.registry.placementView(false);
+    const { snapshot } = view;
     const serving = new Set([home.nodeId, ...basis.participants.map((p) => p.nodeId)]);
     const excluded = new Set(req.excludeNodeIds ?? []);
     // A participant allocating again reuses its own journaled seat.
@@ -311,7 +309,7 @@ export class Allocator {
       const budget = Math.min(config.degradedSeatsPerNode, n.maxParticipants - used) - taken;
       if (!serving.has(n.nodeId) || budget <= 0) excluded.add(n.nodeId);
     }
-    const result = this.deps.strategy.place(this.#placementInput({ ...req, excludeNodeIds: [...excluded] }, client, basis, snapshot, new Set()));
+    const result = this.deps.strategy.place(this.#placementInput({ ...req, excludeNodeIds: [...excluded] }, client, basis, view, new Set()));
     if (!result.ok || result.decision.homeRegion !== home.region || !serving.has(result.decision.nodeId)) {
       throw new DependencyUnavailableError(
         `${cause.message}; room ${req.roomId} cannot be placed from local state (no node already serving it with degraded budget left in its home or edge regions)`,
@@ -387,7 +385,7 @@ export class Allocator {
     const { config } = this.deps;
     const client = estimateClientRtt({ regions: config.regions, measured: first.rttMs, location: null, model: this.#clientRttModel });
     const req: AllocateRequest = { roomId: room.roomId, participantId: first.participantId };
-    return this.deps.strategy.place(this.#placementInput(req, client, NO_ROOM, this.deps.registry.snapshot(), new Set())).ok;
+    return this.deps.strategy.place(this.#placementInput(req, client, NO_ROOM, this.deps.registry.placementView(), new Set())).ok;
   }
 
   /** No region can take the participant: a place in the room's P2P mesh, if it is not full and not on an SFU. */
@@ -492,22 +490,15 @@ export class Allocator {
     req: AllocateRequest,
     client: ClientRtt,
     basis: KnownRoom,
-    snapshot: RegistrySnapshot,
+    view: PlacementView,
     full: ReadonlySet<string>,
   ): PlacementInput {
     const { config } = this.deps;
-    const nodes: PlacementNode[] = snapshot.nodes.map((n) => ({
-      nodeId: n.nodeId,
-      region: n.region,
-      state: n.state,
-      draining: n.draining,
-      cordoned: n.cordoned,
-      stress: full.has(n.nodeId) ? Math.max(1, n.stress) : n.stress,
-    }));
     return {
       regions: this.#regionIds,
-      nodes,
-      interRegionRtt: this.#interRegionRttOf(snapshot),
+      // A node the store found full since the snapshot is full for this placement.
+      nodes: full.size === 0 ? view.nodes : view.nodes.map((n) => (full.has(n.nodeId) ? { ...n, stress: Math.max(1, n.stress) } : n)),
+      interRegionRtt: view.interRegionRtt,
       client,
       room: {
         homeRegion: basis.home?.region ?? null,
@@ -517,24 +508,6 @@ export class Allocator {
       excludeNodeIds: req.excludeNodeIds ?? [],
       marginMs: config.marginMs,
     };
-  }
-
-  /** The inter-region RTT matrix placement uses for this registry snapshot (the rebalancer's too). */
-  interRegionRtt(snapshot: RegistrySnapshot): InterRegionRtt {
-    return this.#interRegionRttOf(snapshot);
-  }
-
-  #interRegionRttOf(snapshot: RegistrySnapshot): InterRegionRtt {
-    if (this.#interRegionRtt?.of !== snapshot.interRegion) {
-      const { config } = this.deps;
-      const measured: Record<string, Record<string, number | null>> = {};
-      for (const [from, row] of Object.entries(snapshot.interRegion)) {
-        measured[from] = Object.fromEntries(Object.entries(row).map(([to, s]) => [to, s.rttMs]));
-      }
-      const rtt = buildInterRegionRtt({ regions: config.regions, measured, model: { baseRttMs: config.geoBaseRttMs, msPerKm: config.geoMsPerKm } });
-      this.#interRegionRtt = { of: snapshot.interRegion, rtt };
-    }
-    return this.#interRegionRtt.rtt;
   }
 }
 
