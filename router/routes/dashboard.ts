@@ -105,9 +105,9 @@ export function demoCsp(nodes: ReadonlyArray<{ signalingUrl: string; probeUrl: s
 export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = async (app, opts) => {
   const distDir = opts.distDir ?? DEFAULT_DIST;
   const maxRooms = opts.maxRooms ?? 100;
-  const { config } = app.services;
+  const { config } = app;
   const regionOrder = config.regions.map((r) => r.id);
-  const checkAdmin = requireAdmin(app.services.credentials.admin);
+  const checkAdmin = requireAdmin(app.credentials.admin);
 
   const page = (file: string, csp: () => string) => async (_req: FastifyRequest, reply: FastifyReply) => {
     const html = await readFile(join(distDir, file)).catch(() => null);
@@ -122,7 +122,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   app.get('/', { schema: { hide: true } }, page('index.html', () => PAGE_CSP));
   // The demo also talks to the region agents (probes, socket.io signaling): their origins, as
   // registered now, join connect-src. A node registered after the page loaded needs a reload.
-  app.get('/demo', { schema: { hide: true } }, page('demo.html', () => demoCsp(app.services.registry.snapshot().nodes.map((n) => n.record.registration))));
+  app.get('/demo', { schema: { hide: true } }, page('demo.html', () => demoCsp(app.registry.snapshot().nodes.map((n) => n.record.registration))));
 
   app.get<{ Params: { file: string } }>('/assets/:file', { schema: { hide: true } }, async (req, reply) => {
     const { file } = req.params;
@@ -138,10 +138,10 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   const perIp = new Map<string, number>();
 
   const publicSnapshot = async (): Promise<DashboardSnapshot> => {
-    return { at: new Date(app.services.now()).toISOString(), scope: 'public', regions: regionsView(app.services) };
+    return { at: new Date(app.now()).toISOString(), scope: 'public', regions: regionsView(app) };
   };
   const adminPart = async (): Promise<Pick<DashboardSnapshot, 'rooms' | 'roomsTotal' | 'alerts' | 'scaling' | 'rebalancing'>> => {
-    const { rooms: store, quality, scaling, rebalancer } = app.services;
+    const { rooms: store, quality, scaling, rebalancer } = app;
     const ids = (await store.listRoomIds()).sort();
     const states = await Promise.all(ids.slice(0, maxRooms).map((id) => store.getRoom(id)));
     const rooms = states.flatMap((s) => (s && s.participants.length > 0 ? [dashboardRoom(roomView(s, regionOrder))] : []));
@@ -157,7 +157,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   const send = (client: EventsClient, event: string, data: unknown) => {
     // A client whose connection has stayed unable to take more (its socket buffer full, the
     // snapshots piling up here) for GEO_SFU_EVENTS_SLOW_READER_MS is dropped, not buffered for.
-    const at = app.services.now();
+    const at = app.now();
     if (client.stream.writableNeedDrain || client.socket.writableNeedDrain) {
       client.fullSince ??= at;
       if (at - client.fullSince >= config.eventsSlowReaderMs) return drop(client, true);

@@ -9,7 +9,7 @@ export const scalingRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/scaling',
     {
-      preHandler: requireAdmin(app.services.credentials.admin),
+      preHandler: requireAdmin(app.credentials.admin),
       schema: {
         summary: 'Scaling state per region and the recent decisions (admin)',
         response: {
@@ -44,7 +44,7 @@ export const scalingRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async () => {
-      const { regions, decisions } = app.services.scaling.view();
+      const { regions, decisions } = app.scaling.view();
       return { regions, decisions: decisions.map(({ atMs, ...d }) => ({ ...d, at: new Date(atMs).toISOString() })) };
     },
   );
