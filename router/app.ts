@@ -76,8 +76,8 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(storesPlugin, { rooms: deps.rooms, nodes: deps.nodes, sessions: deps.sessions, lease: deps.lease ?? new LocalLeaderLease() });
   await app.register(registryPlugin);
   await app.register(operationsPlugin);
-  await app.register(allocationPlugin, { geoLookup: deps.geoLookup ?? lookupIp });
   await app.register(p2pPlugin);
+  await app.register(allocationPlugin, { geoLookup: deps.geoLookup ?? lookupIp });
 
   await app.register(errorReplies);
   await app.register(failedAuthLimit, { perMinute: config.failedAuthPerMinute, now });

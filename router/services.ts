@@ -2,13 +2,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyBaseLogger, FastifyInstance, RawServerDefault } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
-import type { Allocator } from './allocation/allocator.ts';
+import type { DegradedAllocator } from './allocation/degraded.ts';
 import type { RouterCredentials } from './auth.ts';
 import type { RouterMetrics } from './metrics.ts';
 import type { QualityMonitor } from './operations/quality-monitor.ts';
 import type { Rebalancer } from './operations/rebalancer.ts';
 import type { ScalingManager } from './operations/scaling-manager.ts';
 import type { SessionCloser } from './operations/session-closer.ts';
+import type { P2pAllocator } from './p2p/p2p-allocator.ts';
 import type { P2pRelay } from './p2p/relay.ts';
 import type { NodeRegistry } from './registry/node-registry.ts';
 import type { Prober } from './registry/prober.ts';
@@ -42,11 +43,13 @@ declare module 'fastify' {
     rebalancer: Rebalancer;
     /** Closes participants' sessions on their agents (admin removal, replaced sessions). */
     sessionCloser: SessionCloser;
-    // plugins/allocation.ts
-    allocator: Allocator;
-    // plugins/p2p.ts
-    /** The P2P fallback's signaling relay (null when GEO_SFU_P2P_FALLBACK is off). */
+    // plugins/p2p.ts (both null when GEO_SFU_P2P_FALLBACK is off)
+    p2pAllocator: P2pAllocator | null;
+    /** The P2P fallback's signaling relay. */
     p2pRelay: P2pRelay | null;
+    // plugins/allocation.ts
+    /** The allocation loop, wrapped for Redis outages. */
+    allocator: DegradedAllocator;
   }
 }
 

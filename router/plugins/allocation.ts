@@ -1,29 +1,38 @@
 import { randomUUID } from 'node:crypto';
 import fp from 'fastify-plugin';
 import { Ticker } from '../../shared/ticker.ts';
-import { Allocator } from '../allocation/allocator.ts';
+import { Allocator } from '../allocation/allocate.ts';
+import { DegradedAllocator } from '../allocation/degraded.ts';
 import { ExpirySweeper } from '../allocation/expiry-sweeper.ts';
+import { KnownRooms } from '../allocation/known-rooms.ts';
 import type { GeoLookup } from '../geo.ts';
 import { createStrategy } from '../placement/index.ts';
+
+/** Participants (in all rooms) whose placement the router remembers: about 100 bytes each. */
+const KNOWN_PARTICIPANTS = 100_000;
 
 export interface AllocationOptions {
   geoLookup: GeoLookup;
 }
 
 /**
- * POST /allocate's allocator, the replay of allocations made while Redis was away (every
+ * POST /allocate's allocator (the loop wrapped for Redis outages), the replay of allocations made while Redis was away (every
  * GEO_SFU_JOURNAL_REPLAY_INTERVAL_MS while any wait) and the expiry of allocations never joined.
  */
 export const allocationPlugin = fp<AllocationOptions>(
   async (app, { geoLookup }) => {
-    const { config, registry, rooms, sessions, scaling, sessionCloser, metrics, isLeader, now } = app;
-    const allocator = new Allocator({
+    const { config, registry, rooms, sessions, scaling, sessionCloser, metrics, isLeader, now, p2pAllocator, p2pRelay } = app;
+    const strategy = createStrategy(config.placementStrategy);
+    const knownRooms = new KnownRooms(KNOWN_PARTICIPANTS);
+    const loop = new Allocator({
       config,
       registry,
       rooms,
       sessions,
-      strategy: createStrategy(config.placementStrategy),
+      strategy,
       geoLookup,
+      knownRooms,
+      p2p: p2pAllocator,
       now,
       newId: randomUUID,
       onDecision: (outcome, ms, placed) => {
@@ -33,8 +42,18 @@ export const allocationPlugin = fp<AllocationOptions>(
       },
       onP2pEnded: (roomId) => {
         metrics.p2pMigrations.inc();
-        app.p2pRelay?.migrate(roomId, 'region_available');
+        p2pRelay?.migrate(roomId, 'region_available');
       },
+    });
+    const allocator = new DegradedAllocator({
+      config,
+      loop,
+      registry,
+      rooms,
+      sessions,
+      strategy,
+      knownRooms,
+      now,
       onDegradedAllocation: () => metrics.degradedAllocations.inc(),
       onReplayed: (result) => metrics.journalReplays.inc({ result }),
     });
@@ -64,5 +83,5 @@ export const allocationPlugin = fp<AllocationOptions>(
       await Promise.all([replaying.stop(), sweeper.stop()]);
     });
   },
-  { name: 'allocation', dependencies: ['stores', 'registry', 'operations'] },
+  { name: 'allocation', dependencies: ['stores', 'registry', 'operations', 'p2p'] },
 );
