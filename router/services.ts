@@ -7,6 +7,7 @@ import type { RouterCredentials } from './auth.ts';
 import type { RouterMetrics } from './metrics.ts';
 import type { QualityMonitor } from './operations/quality-monitor.ts';
 import type { Rebalancer } from './operations/rebalancer.ts';
+import type { RoomNodesPusher } from './operations/room-nodes.ts';
 import type { ScalingManager } from './operations/scaling-manager.ts';
 import type { SessionCloser } from './operations/session-closer.ts';
 import type { P2pAllocator } from './p2p/p2p-allocator.ts';
@@ -43,6 +44,8 @@ declare module 'fastify' {
     rebalancer: Rebalancer;
     /** Closes participants' sessions on their agents (admin removal, replaced sessions). */
     sessionCloser: SessionCloser;
+    /** Pushes a room's node set to its agents after it changed. */
+    roomNodes: RoomNodesPusher;
     // plugins/p2p.ts (both null when GEO_SFU_P2P_FALLBACK is off)
     p2pAllocator: P2pAllocator | null;
     /** The P2P fallback's signaling relay. */

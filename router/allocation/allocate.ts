@@ -30,6 +30,8 @@ export interface AllocatorDeps {
   onDecision?: (outcome: AllocationOutcome, elapsedMs: number, placed?: PlacedAllocation) => void;
   /** A room left P2P mode because a region can take it now (its relay tells the peers). */
   onP2pEnded?: (roomId: string) => void;
+  /** The room's node set may have changed (a node new to it; `formerNodeIds` may have left it). */
+  onRoomNodesChanged?: (roomId: string, formerNodeIds: string[]) => void;
 }
 
 export type AllocationOutcome = 'home' | 'edge' | 'cascade' | 'overflow' | 'rebalanced' | 'p2p' | 'refused';
@@ -156,7 +158,13 @@ export class Allocator {
         }
         continue;
       }
-      if (outcome.previousVersion === basis.version) {
+      const exact = outcome.previousVersion === basis.version;
+      const former = outcome.replaced && outcome.replaced.nodeId !== decision.nodeId ? [outcome.replaced.nodeId] : [];
+      // With the basis exact, its participants say whether the node is new to the room; else it may be.
+      if (!exact || former.length > 0 || !basis.participants.some((p) => p.participantId !== req.participantId && p.nodeId === decision.nodeId)) {
+        this.deps.onRoomNodesChanged?.(req.roomId, former);
+      }
+      if (exact) {
         const others = basis.participants.filter((p) => p.participantId !== req.participantId);
         const plans = new Map(basis.plans);
         plans.delete(req.participantId);

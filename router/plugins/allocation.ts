@@ -21,7 +21,7 @@ export interface AllocationOptions {
  */
 export const allocationPlugin = fp<AllocationOptions>(
   async (app, { geoLookup }) => {
-    const { config, registry, rooms, sessions, scaling, sessionCloser, metrics, isLeader, now, p2pAllocator, p2pRelay } = app;
+    const { config, registry, rooms, sessions, scaling, sessionCloser, roomNodes, metrics, isLeader, now, p2pAllocator, p2pRelay } = app;
     const strategy = createStrategy(config.placementStrategy);
     const knownRooms = new KnownRooms(KNOWN_PARTICIPANTS);
     const loop = new Allocator({
@@ -44,6 +44,7 @@ export const allocationPlugin = fp<AllocationOptions>(
         metrics.p2pMigrations.inc();
         p2pRelay?.migrate(roomId, 'region_available');
       },
+      onRoomNodesChanged: (roomId, formerNodeIds) => roomNodes.changed(roomId, formerNodeIds),
     });
     const allocator = new DegradedAllocator({
       config,
@@ -73,6 +74,7 @@ export const allocationPlugin = fp<AllocationOptions>(
       isLeader,
       onExpired: (n) => metrics.expiredAllocations.inc(n),
       onOrphanedSessions: (roomId, participantId, nodeIds) => void sessionCloser.closeOn(nodeIds, { roomId, participantId, reason: 'expired' }),
+      onRemoved: (roomId, nodeId) => roomNodes.changed(roomId, [nodeId]),
     });
     app.decorate('allocator', allocator);
     app.addHook('onReady', async () => {

@@ -3,13 +3,14 @@ import { Ticker } from '../../shared/ticker.ts';
 import { QualityMonitor } from '../operations/quality-monitor.ts';
 import { Rebalancer } from '../operations/rebalancer.ts';
 import { Rehomer } from '../operations/rehomer.ts';
+import { RoomNodesPusher } from '../operations/room-nodes.ts';
 import { ScalingManager } from '../operations/scaling-manager.ts';
 import { SessionCloser } from '../operations/session-closer.ts';
 
 /**
  * The background duties around the rooms: scaling advice, quality alerts, live rebalancing,
- * re-homing the rooms of dead nodes (the leader's, every GEO_SFU_REHOME_INTERVAL_MS) and closing
- * participants' sessions on their agents.
+ * re-homing the rooms of dead nodes (the leader's, every GEO_SFU_REHOME_INTERVAL_MS), closing
+ * participants' sessions on their agents and pushing rooms' node sets to them.
  */
 export const operationsPlugin = fp(
   async (app) => {
@@ -45,13 +46,26 @@ export const operationsPlugin = fp(
         for (const m of d.moves) metrics.rebalanceMoves.inc({ result: m.told ? 'told' : 'not_told' });
       },
     });
-    const rehomer = new Rehomer({ registry, rooms, isLeader, onRehome: () => metrics.rehomes.inc() }, config.regions.map((r) => r.id));
+    const roomNodes = new RoomNodesPusher({ config, registry, rooms, log: app.log });
+    const rehomer = new Rehomer(
+      {
+        registry,
+        rooms,
+        isLeader,
+        onRehome: (roomId) => {
+          metrics.rehomes.inc();
+          roomNodes.changed(roomId);
+        },
+      },
+      config.regions.map((r) => r.id),
+    );
     const rehoming = new Ticker(config.rehomeIntervalMs, async () => void (await rehomer.tick()), (err) => app.log.warn({ err }, 'rehoming tick failed'), { unref: true });
     const sessionCloser = new SessionCloser({ config, registry, log: app.log });
     app.decorate('scaling', scaling);
     app.decorate('quality', quality);
     app.decorate('rebalancer', rebalancer);
     app.decorate('sessionCloser', sessionCloser);
+    app.decorate('roomNodes', roomNodes);
     app.addHook('onReady', async () => {
       scaling.start(config.scalingIntervalMs);
       quality.start(config.alertIntervalMs);
@@ -59,7 +73,7 @@ export const operationsPlugin = fp(
     });
     app.addHook('onClose', async () => {
       sessionCloser.close();
-      await Promise.all([rehoming.stop(), scaling.stop(), quality.stop(), rebalancer.close()]);
+      await Promise.all([rehoming.stop(), scaling.stop(), quality.stop(), rebalancer.close(), roomNodes.close()]);
     });
   },
   { name: 'operations', dependencies: ['stores', 'registry'], decorators: { fastify: ['metrics'] } },

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { BadRequestError, TooManyRequestsError } from '../../shared/errors.ts';
 import { controlPlane } from '../../shared/control-plane.ts';
 import { ErrorBody, type RoomNodeSet } from '../../shared/schemas/index.ts';
+import { roomNodeSet } from '../operations/room-nodes.ts';
 import { requireSignature } from '../../shared/signed-http.ts';
 
 /** What every signed route may answer besides the contract's answers. */
@@ -72,11 +73,17 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         sessions.setStatus(allocationId, 'active', at);
         app.sessionCloser.closeReplacedLater(roomId, participantId, allocationId, outcome.earlierNodeIds);
         app.rebalancer.schedule(roomId);
-        return reply.status(200).send({ current: true });
+        // The room's node set, so the agent sets up its cascade without asking; left out if the
+        // room cannot be read now (the agent's reconcile poll asks again).
+        const state = await rooms.getRoom(roomId).catch(() => null);
+        if (!state) return reply.status(200).send({ current: true });
+        const nodes = new Map(registry.snapshot().nodes.map((n) => [n.nodeId, n]));
+        return reply.status(200).send({ current: true, room: roomNodeSet(state, nodes) });
       }
-      await rooms.removeParticipant(roomId, participantId, allocationId);
+      const removed = await rooms.removeParticipant(roomId, participantId, allocationId);
       sessions.setStatus(allocationId, 'ended', at);
       app.rebalancer.schedule(roomId);
+      if (removed) app.roomNodes.changed(roomId, [removed.nodeId]);
       return reply.status(204).send(null);
     },
   );
@@ -90,15 +97,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const rooms = new Map<string, RoomNodeSet>();
       for (const roomId of req.body.roomIds) {
         const state = await app.rooms.getRoom(roomId);
-        if (!state) continue;
-        const ids = [...new Set(state.participants.map((p) => p.nodeId))];
-        rooms.set(roomId, {
-          version: state.version,
-          nodes: ids.flatMap((id) => {
-            const n = nodes.get(id);
-            return n ? [{ nodeId: id, region: n.region, controlUrl: n.record.registration.controlUrl, state: n.state }] : [];
-          }),
-        });
+        if (state) rooms.set(roomId, roomNodeSet(state, nodes));
       }
       return { rooms: Object.fromEntries(rooms) };
     },

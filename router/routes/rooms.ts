@@ -54,6 +54,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (!kicked) throw new NotFoundError(`participant ${participantId} is not in room ${roomId}`);
       app.sessions.setStatus(kicked.removed.allocationId, 'ended', new Date(atMs));
       app.rebalancer.schedule(roomId);
+      app.roomNodes.changed(roomId, [kicked.removed.nodeId]);
       // Its session, and any older one still within the overlap, close now (the agents answer within 1 s).
       await app.sessionCloser.closeOn([kicked.removed.nodeId, ...kicked.earlierNodeIds], { roomId, participantId, reason: 'removed' });
       return reply.status(204).send(null);

@@ -48,7 +48,8 @@ describe.each<Backend>(['memory', 'real'])('capacity reservation (%s stores)', (
     expect((await allocate(router.url, { roomId: 'ttl', participantId: 'c', latencies: US_WEST })).status).toBe(503);
     // b joins (as its agent reports); a never does.
     const joined = await signedCall({ secret: router.config.clusterSecret, baseUrl: router.url, method: 'POST', path: '/v1/nodes/participant-event', body: { nodeId: 'us-west-1', roomId: 'ttl', participantId: 'b', allocationId: b.body.allocationId, event: 'joined' }, timeoutMs: 2_000 });
-    expect([joined.statusCode, joined.body]).toEqual([200, { current: true }]);
+    // Current, with the room's node set (a and b, both on us-west-1) at the room's version.
+    expect([joined.statusCode, joined.body]).toEqual([200, { current: true, room: { version: expect.any(Number), nodes: [expect.objectContaining({ nodeId: 'us-west-1', region: 'us-west' })] } }]);
     await new Promise((r) => setTimeout(r, 2_200));
     const state = await router.app.rooms.getRoom('ttl');
     expect(state?.participants.map((p) => [p.participantId, p.status])).toEqual([['b', 'joined']]);
