@@ -82,8 +82,12 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       const removed = await rooms.removeParticipant(roomId, participantId, allocationId);
       sessions.setStatus(allocationId, 'ended', at);
-      app.rebalancer.schedule(roomId);
-      if (removed) app.roomNodes.changed(roomId, [removed.nodeId]);
+      // An allocation already replaced (the old edge of a participant who moved) changes nothing:
+      // the room was scheduled when the new one joined.
+      if (removed) {
+        app.rebalancer.schedule(roomId);
+        app.roomNodes.changed(roomId, [removed.nodeId]);
+      }
       return reply.status(204).send(null);
     },
   );

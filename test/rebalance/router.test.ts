@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadDataset } from '../../bench/placement/dataset.ts';
 import { exhaustiveOptimum, meanPairwiseMs } from '../../bench/placement/optimum.ts';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
@@ -262,4 +262,24 @@ describe('live rebalancing through the router', () => {
       expect(s.participants.map((p) => p.participantId).sort()).toEqual([...present.get(roomId)!].sort());
     }
   }, 90_000);
+
+  it('a participant moved (allocates again, joins the new edge, later leaves the old one) schedules the room once, not twice', async () => {
+    const w = await startWorld('memory', { rebalanceDebounceMs: 300 });
+    const router = w.routers[0]!;
+    await join(router, 'once', 'Paris', city('Paris'));
+    const first = await join(router, 'once', 'Mumbai', city('Mumbai'));
+    const runs = vi.spyOn(router.app.rebalancer, 'run');
+    await new Promise((r) => setTimeout(r, 600));
+    runs.mockClear();
+    // The move as the SDK makes it: a new allocation and its join, then (after the debounce, as a
+    // real client connects, publishes and consumes first) the old edge's agent reports `left`.
+    const again = await allocate(router.url, { roomId: 'once', participantId: 'Mumbai', latencies: city('Mumbai'), excludeNodeIds: [first.node.id] });
+    expect(again.status).toBe(200);
+    expect(await participantEvent(router, { nodeId: again.body.node.id, roomId: 'once', participantId: 'Mumbai', allocationId: again.body.allocationId, event: 'joined' })).toBe(200);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await participantEvent(router, { nodeId: first.node.id, roomId: 'once', participantId: 'Mumbai', allocationId: first.allocationId, event: 'left' })).toBe(204);
+    await new Promise((r) => setTimeout(r, 600));
+    console.log(`rebalance runs after one move: ${runs.mock.calls.length}`);
+    expect(runs).toHaveBeenCalledTimes(1);
+  });
 });
