@@ -187,7 +187,7 @@ export class Rebalancer {
         let told = false;
         if (controlUrl) {
           try {
-            await this.#tellAgent(controlUrl, { roomId, participantId: m.participantId, allocationId: allocationOf.get(m.participantId)!, toRegion: m.to.region });
+            await this.#tellAgent(controlUrl, { roomId, participantId: m.participantId, allocationId: allocationOf.get(m.participantId)! });
             told = true;
           } catch (err) {
             // The plan stays until it expires: the participant may still allocate again on its own.
