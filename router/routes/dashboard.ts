@@ -3,14 +3,13 @@ import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GeoSfuError, TooManyRequestsError } from '../../shared/errors.ts';
 import { PACKAGE_ROOT } from '../../shared/package-root.ts';
 import { Ticker } from '../../shared/ticker.ts';
-import type { QualityAlert, RegionsResponse } from '../../shared/schemas/index.ts';
+import { DashboardSnapshot, type DashboardRoom } from '../../shared/schemas/index.ts';
 import { bearer, requireAdmin } from '../auth.ts';
-import type { RebalanceDecision } from '../operations/rebalancer.ts';
-import type { RegionScalingView } from '../operations/scaling.ts';
 import { roomView } from '../room-view.ts';
 import { regionsView } from './regions.ts';
 import { own } from '../../shared/own.ts';
@@ -22,41 +21,6 @@ import { own } from '../../shared/own.ts';
  * Bearer` the snapshot also holds the rooms, active alerts and scaling state. The browser reads
  * the stream with fetch (EventSource cannot send headers).
  */
-
-/** A room as the dashboard draws it: participants grouped by edge region, region-level cascade links. */
-export interface DashboardRoom {
-  roomId: string;
-  homeRegion: string;
-  participants: number;
-  /** Edge regions, home first; `participantIds` lists at most PARTICIPANTS_SHOWN of `count`. */
-  edges: Array<{ region: string; count: number; joined: number; participantIds: string[] }>;
-  /** One entry per pair of regions the room's cascade links (nodes in the same region are not a link). */
-  links: Array<{ from: string; to: string }>;
-}
-
-export interface DashboardScalingDecision {
-  region: string;
-  action: 'scale_out' | 'scale_in' | 'add_region';
-  reason: string;
-  at: string;
-  meanStress: number | null;
-  nodes: number;
-  medianClientRttMs: number | null;
-}
-
-export interface DashboardSnapshot {
-  at: string;
-  scope: 'public' | 'admin';
-  /** Exactly what GET /regions answers. */
-  regions: RegionsResponse;
-  /** Admin only: the first `maxRooms` rooms by id, and how many there are. */
-  rooms?: DashboardRoom[];
-  roomsTotal?: number;
-  alerts?: QualityAlert[];
-  scaling?: { regions: RegionScalingView[]; decisions: DashboardScalingDecision[] };
-  /** Admin only: live rebalancing, its last decisions newest first (reasons left out: see the router log). */
-  rebalancing?: { enabled: boolean; decisions: Array<Omit<RebalanceDecision, 'reasons'>> };
-}
 
 interface EventsClient {
   stream: PassThrough;
@@ -196,6 +160,8 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
     {
       schema: {
         summary: 'Dashboard snapshots as server-sent events (text/event-stream), one every GEO_SFU_EVENTS_INTERVAL_MS (a second by default); rooms, alerts and scaling with the admin token',
+        // Each `snapshot` event's data is a DashboardSnapshot; the handler sends the stream that carries them.
+        response: { 200: { description: 'A `snapshot` event per tick (`failure` when one could not be taken)', content: { 'text/event-stream': { schema: Type.Unsafe<PassThrough>(DashboardSnapshot) } } } },
       },
     },
     async (req, reply) => {
