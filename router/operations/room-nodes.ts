@@ -40,6 +40,7 @@ export class RoomNodesPusher {
   readonly #draining = new Set<string>();
   /** The node ids last pushed per room (rooms with nodes only). */
   readonly #last = new Map<string, ReadonlySet<string>>();
+  readonly #drains = new Set<Promise<void>>();
   readonly #sending = new Set<Promise<void>>();
   #closed = false;
 
@@ -54,24 +55,34 @@ export class RoomNodesPusher {
     if (this.#draining.has(roomId)) return;
     this.#draining.add(roomId);
     // After the current turn: the changes made in it are pushed together.
-    setImmediate(() => void this.#drain(roomId));
+    setImmediate(() => {
+      const drain = this.#drain(roomId).finally(() => this.#drains.delete(drain));
+      this.#drains.add(drain);
+    });
   }
 
+  /** Stops pushing; resolves once the pushes under way have been answered or timed out. */
   async close(): Promise<void> {
     this.#closed = true;
     this.#pending.clear();
+    await Promise.allSettled([...this.#drains]);
     await Promise.allSettled([...this.#sending]);
   }
 
   async #drain(roomId: string): Promise<void> {
     for (;;) {
       const former = this.#pending.get(roomId);
+      // Checked and cleared in one turn: a change made after this starts a drain of its own.
       if (!former || this.#closed) {
         this.#draining.delete(roomId);
         return;
       }
       this.#pending.delete(roomId);
-      await this.#push(roomId, former);
+      try {
+        await this.#push(roomId, former);
+      } catch (err) {
+        this.deps.log.debug({ roomId, err: (err as Error).message }, 'room nodes not pushed');
+      }
     }
   }
 
@@ -83,7 +94,7 @@ export class RoomNodesPusher {
       this.deps.log.debug({ roomId, err: (err as Error).message }, 'room nodes not pushed: room not readable');
       return;
     }
-    if (!state) {
+    if (!state || this.#closed) {
       this.#last.delete(roomId);
       return;
     }

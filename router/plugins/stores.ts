@@ -25,5 +25,5 @@ export const storesPlugin = fp<StoresOptions>(
       await Promise.allSettled([rooms.close(), nodes.close()]);
     });
   },
-  { name: 'stores', decorators: { fastify: ['config'] } },
+  { name: 'stores' },
 );
