@@ -46,7 +46,7 @@ export const DashboardRoom = Type.Object({
 export type DashboardRoom = Static<typeof DashboardRoom>;
 
 /** A live rebalancing decision as the dashboard shows it (its reasons are in the router's log). */
-export const DashboardRebalanceDecision = Type.Object({
+const DashboardRebalanceDecision = Type.Object({
   roomId: Type.String(),
   at: Type.String({ format: 'date-time' }),
   /**
