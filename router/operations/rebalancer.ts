@@ -235,5 +235,5 @@ export class Rebalancer {
 }
 
 async function tellAgentSigned(config: GeoSfuConfig, controlUrl: string, body: MoveRequest): Promise<void> {
-  await controlCall(controlPlane.move, { secret: config.clusterSecret, baseUrl: controlUrl, timeoutMs: config.agentCallTimeoutMs, nowMs: Date.now() }, body);
+  await controlCall(controlPlane.move, { secret: config.clusterSecret, baseUrl: controlUrl, timeoutMs: config.routerCallTimeoutMs, nowMs: Date.now() }, body);
 }

@@ -112,7 +112,7 @@ export class RoomNodesPusher {
     for (const nodeId of targets) {
       const node = nodes.get(nodeId);
       if (!node || node.state === 'dead') continue;
-      const target = { secret: config.clusterSecret, baseUrl: node.record.registration.controlUrl, timeoutMs: config.agentCallTimeoutMs, nowMs: Date.now() };
+      const target = { secret: config.clusterSecret, baseUrl: node.record.registration.controlUrl, timeoutMs: config.routerCallTimeoutMs, nowMs: Date.now() };
       const sent: Promise<void> = controlCall(controlPlane.roomNodesPush, target, push)
         .then(() => undefined)
         .catch((err: unknown) => this.deps.log.debug({ roomId, nodeId, err: (err as Error).message }, 'room nodes not pushed'))
