@@ -41,7 +41,7 @@ export async function benchAllocate(opts: { quick: boolean }): Promise<AllocateB
   const nodes = new FakeNodes(router.url, config.clusterSecret);
   await nodes.start(1_000);
   for (const region of ['us-west', 'us-east', 'eu-west', 'apac']) await nodes.add({ nodeId: `${region}-1`, region, maxParticipants: 100_000 });
-  await router.app.services.registry.refresh();
+  await router.app.registry.refresh();
 
   const seconds = opts.quick ? 2_000 : 5_000;
   const base = { origin: router.url, concurrency: 16, ratePerSecond: 0, durationMs: seconds };

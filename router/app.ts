@@ -1,39 +1,33 @@
-import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, LogController } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
 import { AJV_OPTIONS, BODY_LIMIT_BYTES, errorReplies, failedAuthLimit, httpServerFactory, serveMetrics } from '../shared/http.ts';
 import { keepRawJsonBody } from '../shared/signed-http.ts';
-import { clientTls, serverTls } from '../shared/tls.ts';
-import { Allocator } from './allocation/allocator.ts';
-import { ExpirySweeper } from './allocation/expiry-sweeper.ts';
+import { serverTls } from '../shared/tls.ts';
+import { takeCredentials } from './auth.ts';
 import { type GeoLookup, lookupIp } from './geo.ts';
-import { createRouterMetrics, type RouterMetrics } from './metrics.ts';
-import { P2pRelay } from './p2p/relay.ts';
-import { createStrategy } from './placement/index.ts';
-import { QualityMonitor } from './operations/quality-monitor.ts';
-import { ScalingManager } from './operations/scaling-manager.ts';
-import { NodeRegistry } from './registry/node-registry.ts';
-import { Prober } from './registry/prober.ts';
+import { createRouterMetrics } from './metrics.ts';
+import { allocationPlugin } from './plugins/allocation.ts';
+import { dashboardPlugin } from './plugins/dashboard.ts';
+import { operationsPlugin } from './plugins/operations.ts';
+import { p2pPlugin } from './plugins/p2p.ts';
+import { registryPlugin } from './plugins/registry.ts';
+import { storesPlugin } from './plugins/stores.ts';
+import { alertRoutes } from './routes/alerts.ts';
 import { allocateRoutes } from './routes/allocate.ts';
+import { demoGrantRoutes } from './routes/demo-grants.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { opsRoutes, routerMetricsSource } from './routes/ops.ts';
-import { alertRoutes } from './routes/alerts.ts';
-import { dashboardRoutes } from './routes/dashboard.ts';
-import { demoGrantRoutes } from './routes/demo-grants.ts';
-import { scalingRoutes } from './routes/scaling.ts';
 import { regionRoutes } from './routes/regions.ts';
 import { roomRoutes } from './routes/rooms.ts';
-import { type RouterCredentials, takeCredentials } from './auth.ts';
+import { scalingRoutes } from './routes/scaling.ts';
+import type { RouterApp } from './services.ts';
 import { type LeaderLease, LocalLeaderLease } from './state/leader-lease.ts';
 import type { NodeRegistryStore, RoomStore, SessionLog } from './state/types.ts';
-import { Rehomer } from './operations/rehomer.ts';
-import { Rebalancer } from './operations/rebalancer.ts';
-import { SessionCloser } from './operations/session-closer.ts';
 
 export interface RouterDeps {
   config: GeoSfuConfig;
@@ -49,36 +43,6 @@ export interface RouterDeps {
   /** Default: a pino logger at GEO_SFU_LOG_LEVEL. */
   logger?: FastifyBaseLogger;
 }
-
-export interface RouterServices {
-  /** The configuration without the plain API key and admin token (see `credentials`). */
-  config: GeoSfuConfig;
-  credentials: RouterCredentials;
-  rooms: RoomStore;
-  sessions: SessionLog;
-  registry: NodeRegistry;
-  prober: Prober;
-  allocator: Allocator;
-  scaling: ScalingManager;
-  quality: QualityMonitor;
-  rebalancer: Rebalancer;
-  /** Closes participants' sessions on their agents (admin removal, replaced sessions). */
-  sessionCloser: SessionCloser;
-  metrics: RouterMetrics;
-  /** The P2P fallback's signaling relay (null when GEO_SFU_P2P_FALLBACK is off). */
-  p2pRelay: P2pRelay | null;
-  /** True while this router runs the background duties. */
-  isLeader: () => boolean;
-  now: () => number;
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    services: RouterServices;
-  }
-}
-
-export type RouterApp = FastifyInstance;
 
 /**
  * Builds the router: a fastify app with every route, the registry snapshot refresher, the prober
@@ -104,110 +68,16 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   }).withTypeProvider<TypeBoxTypeProvider>();
   keepRawJsonBody(app);
 
-  const metrics = createRouterMetrics();
-  const lease = deps.lease ?? new LocalLeaderLease();
-  const isLeader = () => lease.isLeader();
-  const registry = new NodeRegistry({ config, store: deps.nodes, rooms: deps.rooms, now });
-  const prober = new Prober({
-    intervalMs: config.probeIntervalMs,
-    timeoutMs: config.probeTimeoutMs,
-    ewmaAlpha: config.rttEwmaAlpha,
-    lossWindow: config.lossWindow,
-    tls: clientTls(config.tlsCaFile),
-    targets: () =>
-      registry
-        .snapshot()
-        .nodes.filter((n) => n.state !== 'dead')
-        .map((n) => ({ nodeId: n.nodeId, probeUrl: n.record.registration.probeUrl })),
-  });
-  const scaling = new ScalingManager({
-    config,
-    registry,
-    now,
-    isLeader,
-    onDecision: (d) => metrics.scalingDecisions.inc({ region: d.region, action: d.action }),
-    onWebhookFailure: () => metrics.scalingWebhookFailures.inc(),
-  });
-  const quality = new QualityMonitor({
-    config,
-    registry,
-    now,
-    isLeader,
-    onChange: (active) => {
-      metrics.qualityAlerts.reset();
-      for (const a of active) metrics.qualityAlerts.inc({ region: a.region, kind: a.kind });
-    },
-    onWebhookFailure: () => metrics.alertWebhookFailures.inc(),
-  });
-  // Set right after the allocator it needs: the allocator tells it when a room leaves P2P mode.
-  let p2pRelay: P2pRelay | null = null;
-  const allocator = new Allocator({
-    config,
-    registry,
-    rooms: deps.rooms,
-    sessions: deps.sessions,
-    strategy: createStrategy(config.placementStrategy),
-    geoLookup: deps.geoLookup ?? lookupIp,
-    now,
-    newId: randomUUID,
-    onDecision: (outcome, ms, placed) => {
-      metrics.allocations.inc({ outcome });
-      metrics.placementSeconds.observe(ms / 1000);
-      if (placed) scaling.observeAllocation(placed.region, placed.clientRttMs, outcome === 'overflow' ? placed.homeRegion : null);
-    },
-    onP2pEnded: (roomId) => {
-      metrics.p2pMigrations.inc();
-      p2pRelay?.migrate(roomId, 'region_available');
-    },
-    onDegradedAllocation: () => metrics.degradedAllocations.inc(),
-    onReplayed: (result) => metrics.journalReplays.inc({ result }),
-  });
-  if (config.p2pFallback) {
-    p2pRelay = new P2pRelay({
-      httpServer: app.server,
-      config,
-      rooms: deps.rooms,
-      sessions: deps.sessions,
-      canHost: (room) => allocator.canHost(room),
-      metrics,
-      logger: app.log,
-      now,
-    });
-  }
-  const sessionCloser = new SessionCloser({ config, registry, log: app.log });
-  const sweeper = new ExpirySweeper({
-    rooms: deps.rooms,
-    sessions: deps.sessions,
-    now,
-    isLeader,
-    onExpired: (n) => metrics.expiredAllocations.inc(n),
-    onOrphanedSessions: (roomId, participantId, nodeIds) => void sessionCloser.closeOn(nodeIds, { roomId, participantId, reason: 'expired' }),
-  });
-  const rehomer = new Rehomer(
-    { registry, rooms: deps.rooms, isLeader, onRehome: () => metrics.rehomes.inc() },
-    config.regions.map((r) => r.id),
-  );
-  const rebalancer = new Rebalancer({
-    config,
-    registry,
-    rooms: deps.rooms,
-    now,
-    interRegionRtt: (snapshot) => allocator.interRegionRtt(snapshot),
-    log: app.log,
-    onDecision: (d) => {
-      metrics.rebalanceDecisions.inc({ outcome: d.outcome });
-      if (d.outcome !== 'plan_in_flight' && d.outcome !== 'failed') metrics.rebalanceDecisionSeconds.observe(d.decisionMs / 1000);
-      for (const m of d.moves) metrics.rebalanceMoves.inc({ result: m.told ? 'told' : 'not_told' });
-    },
-  });
-  const rehomeTimer = setInterval(() => void rehomer.tick().catch((err: unknown) => app.log.warn({ err }, 'rehoming tick failed')), 500);
-  rehomeTimer.unref();
-  // Allocations made while Redis was away reach it soon after it is back, even with no new /allocate.
-  const replayTimer = setInterval(() => {
-    if (allocator.journalSize() > 0) allocator.replayJournal().catch((err: unknown) => app.log.debug({ err }, 'degraded journal not replayed yet'));
-  }, 250);
-  replayTimer.unref();
-  app.decorate('services', { config, credentials, rooms: deps.rooms, sessions: deps.sessions, registry, prober, allocator, scaling, quality, rebalancer, sessionCloser, metrics, p2pRelay, isLeader, now });
+  // The services, each a plugin with its decorators, start (onReady) and stop (onClose, in reverse).
+  app.decorate('config', config);
+  app.decorate('credentials', credentials);
+  app.decorate('metrics', createRouterMetrics());
+  app.decorate('now', now);
+  await app.register(storesPlugin, { rooms: deps.rooms, nodes: deps.nodes, sessions: deps.sessions, lease: deps.lease ?? new LocalLeaderLease() });
+  await app.register(registryPlugin);
+  await app.register(operationsPlugin);
+  await app.register(p2pPlugin);
+  await app.register(allocationPlugin, { geoLookup: deps.geoLookup ?? lookupIp });
 
   await app.register(errorReplies);
   await app.register(failedAuthLimit, { perMinute: config.failedAuthPerMinute, now });
@@ -226,33 +96,11 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(regionRoutes);
   await app.register(nodeRoutes);
   await app.register(opsRoutes);
-  serveMetrics(app, routerMetricsSource(app.services), { host: config.routerHost, port: config.routerMetricsPort, settings: config, tls });
+  serveMetrics(app, routerMetricsSource(app), { host: config.routerHost, port: config.routerMetricsPort, settings: config, tls });
   await app.register(scalingRoutes);
   await app.register(alertRoutes);
-  await app.register(dashboardRoutes);
+  await app.register(dashboardPlugin);
   await app.register(demoGrantRoutes);
 
-  app.addHook('onReady', async () => {
-    await lease.start();
-    await registry.start(Math.min(250, config.heartbeatIntervalMs));
-    prober.start();
-    sweeper.start(Math.min(1_000, config.allocationTtlMs / 2));
-    scaling.start(1_000);
-    quality.start(1_000);
-    p2pRelay?.start();
-  });
-  // Long-lived relay connections would hold the server open.
-  app.addHook('preClose', async () => p2pRelay?.close());
-  app.addHook('onClose', async () => {
-    clearInterval(rehomeTimer);
-    clearInterval(replayTimer);
-    sessionCloser.close();
-    await Promise.all([sweeper.stop(), scaling.stop(), quality.stop(), rebalancer.close()]);
-    registry.stop();
-    await prober.close();
-    await lease.close();
-    await deps.sessions.close();
-    await Promise.allSettled([deps.rooms.close(), deps.nodes.close()]);
-  });
-  return app as unknown as RouterApp;
+  return app;
 }

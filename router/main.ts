@@ -33,10 +33,10 @@ async function main(): Promise<void> {
   const { rooms, nodes, sessions, backends } = await createStores(config, { logger });
   logger.info({ backends }, 'stores open');
   const lease = config.redisUrl
-    ? new RedisLeaderLease({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs, ttlMs: config.leaderLeaseMs, logger, onChange: (leader) => logger.info({ leader }, 'leader lease') })
+    ? new RedisLeaderLease({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs, ttlMs: config.leaderLeaseMs, renewMs: config.leaderRenewMs, logger, onChange: (leader) => logger.info({ leader }, 'leader lease') })
     : undefined;
   const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger, ...(lease ? { lease } : {}) });
-  installProcessSafety({ name: 'router', logger: app.log, count: (kind) => app.services.metrics.unexpectedErrors.inc({ kind }), close: () => app.close() });
+  installProcessSafety({ name: 'router', logger: app.log, count: (kind) => app.metrics.unexpectedErrors.inc({ kind }), close: () => app.close() });
   await app.listen({ host: config.routerHost, port: config.routerPort });
   app.log.info({ url: `${config.tlsCertFile === '' ? 'http' : 'https'}://${config.routerHost}:${(app.server.address() as { port: number }).port}` }, 'router listening');
 

@@ -16,6 +16,8 @@ export class Ticker {
     private readonly intervalMs: number,
     private readonly task: () => Promise<void>,
     private readonly onError: (err: unknown) => void,
+    /** Unreferenced timers (setTimeout's `unref`): a started ticker alone does not keep the process alive. */
+    private readonly options: { unref?: boolean } = {},
   ) {}
 
   get started(): boolean {
@@ -54,6 +56,7 @@ export class Ticker {
   #schedule(delayMs: number): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => this.#run(), delayMs);
+    if (this.options.unref) this.#timer.unref();
   }
 
   #run(): void {

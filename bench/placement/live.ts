@@ -38,7 +38,7 @@ export async function runLive(ds: LatencyDataset, rooms: readonly SimRoom[], str
       for (const [to, rttMs] of Object.entries(row)) if (from !== to) nodes.setPeerRtt(nodeIdOf(from), nodeIdOf(to), rttMs);
     }
     await nodes.heartbeatAll();
-    await router.app.services.registry.refresh();
+    await router.app.registry.refresh();
 
     const run = `live-${Date.now().toString(36)}`;
     const out: LiveRoomDecisions[] = [];

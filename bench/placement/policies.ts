@@ -8,7 +8,7 @@ import type { SimParticipant, SimRoom } from './rooms.ts';
 
 /**
  * The policies the simulator compares. The router's strategies run through the router's own
- * placement code, fed a PlacementInput built the way router/allocation/allocator.ts builds it (one
+ * placement code, fed a PlacementInput built the way router/allocation/placement-input.ts builds it (one
  * node per region, nobody loaded); the other baselines are a few lines each.
  */
 

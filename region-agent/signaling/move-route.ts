@@ -16,8 +16,8 @@ export interface MoveRouteOptions {
 export const moveRoute: FastifyPluginAsync<MoveRouteOptions> = async (app, opts) => {
   app.addHook('onRequest', requireSignature(opts.clusterSecret, opts.signedRequestWindowMs, opts.now));
   app.post<{ Body: MoveRequest }>(controlPlane.move.path, { schema: { hide: true, body: controlPlane.move.body } }, async (req, reply) => {
-    const { roomId, participantId, allocationId, toRegion } = req.body;
-    if (!opts.signaling.requestMove(roomId, participantId, allocationId, toRegion)) {
+    const { roomId, participantId, allocationId } = req.body;
+    if (!opts.signaling.requestMove(roomId, participantId, allocationId)) {
       throw new NotFoundError(`no connected session of ${participantId} in ${roomId} holds allocation ${allocationId}`);
     }
     return reply.code(202).send();

@@ -125,10 +125,10 @@ export class SignalingServer {
    * Live rebalancing (the router's signed call): tells the participant to move, keeping its session
    * until it leaves from the new edge. False when no connected session holds that allocation.
    */
-  requestMove(roomId: string, participantId: string, allocationId: string, toRegion: string): boolean {
+  requestMove(roomId: string, participantId: string, allocationId: string): boolean {
     const session = this.#sessions.get(roomId, participantId);
     if (!session || session.ended || session.allocationId !== allocationId || !session.socket || !session.peer) return false;
-    this.#log.info({ roomId, participantId, toRegion }, 'rebalancing: participant told to move');
+    this.#log.info({ roomId, participantId }, 'rebalancing: participant told to move');
     this.#sessions.move(session, 'rebalance', []);
     return true;
   }

@@ -9,7 +9,7 @@ export interface JournalEntry {
   epoch: number;
 }
 
-/** What replaying one entry did (see Allocator.replayJournal). */
+/** What replaying one entry did (see DegradedAllocator.replayJournal). */
 export type ReplayResult =
   /** Written into the room as this router knew it. */
   | 'applied'

@@ -13,6 +13,8 @@ export interface ExpirySweeperDeps {
    * sessions hold no current allocation any more (the router does not count them) and are closed.
    */
   onOrphanedSessions?: (roomId: string, participantId: string, nodeIds: string[]) => void;
+  /** An expired allocation was removed from its room (its node may have left the room's node set). */
+  onRemoved?: (roomId: string, nodeId: string) => void;
 }
 
 /**
@@ -38,6 +40,7 @@ export class ExpirySweeper {
       for (const { roomId, participant, earlierNodeIds } of expired) {
         this.deps.sessions.setStatus(participant.allocationId, 'expired', new Date(nowMs));
         if (earlierNodeIds.length > 0) this.deps.onOrphanedSessions?.(roomId, participant.participantId, earlierNodeIds);
+        this.deps.onRemoved?.(roomId, participant.nodeId);
       }
       if (expired.length > 0) this.deps.onExpired?.(expired.length);
       return expired.length;

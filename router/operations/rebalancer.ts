@@ -3,8 +3,7 @@ import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { type MoveRequest, type Reason } from '../../shared/schemas/index.ts';
 import { controlCall, controlPlane } from '../../shared/control-plane.ts';
 import { proposeRebalance, type RebalanceProposal } from '../placement/rebalance.ts';
-import type { InterRegionRtt, PlacementNode } from '../placement/types.ts';
-import type { NodeRegistry, RegistrySnapshot } from '../registry/node-registry.ts';
+import type { NodeRegistry } from '../registry/node-registry.ts';
 import type { MovePlan, RoomState, RoomStore } from '../state/types.ts';
 
 export interface RebalancerDeps {
@@ -12,8 +11,6 @@ export interface RebalancerDeps {
   registry: NodeRegistry;
   rooms: RoomStore;
   now: () => number;
-  /** The inter-region RTT matrix placement uses (the allocator's). */
-  interRegionRtt: (snapshot: RegistrySnapshot) => InterRegionRtt;
   log: FastifyBaseLogger;
   /** Asks a participant's agent to send it `moved`; default: the signed POST /v1/signaling/move. */
   tellAgent?: (controlUrl: string, body: MoveRequest) => Promise<void>;
@@ -44,7 +41,6 @@ export interface RebalanceDecision {
 
 /** Decisions kept for the dashboard. */
 const RECENT_DECISIONS = 20;
-const AGENT_TIMEOUT_MS = 2_000;
 /** After a lost race or a plan in flight, try the room again this long after the plan expires. */
 const RETRY_SLACK_MS = 250;
 
@@ -132,12 +128,12 @@ export class Rebalancer {
       this.schedule(roomId, Math.max(...live.map((plan) => plan.expiresAtMs)) - nowMs + RETRY_SLACK_MS);
       return this.#record(this.#decision(roomId, 'plan_in_flight', state.participants.length, null, 0, [], null));
     }
-    const snapshot = this.deps.registry.snapshot();
+    const view = this.deps.registry.placementView();
     const started = performance.now();
     const proposal = proposeRebalance({
       regions: config.regions.map((r) => r.id),
-      nodes: snapshot.nodes.map((n): PlacementNode => ({ nodeId: n.nodeId, region: n.region, state: n.state, draining: n.draining, cordoned: n.cordoned, stress: n.stress })),
-      interRegionRtt: this.deps.interRegionRtt(snapshot),
+      nodes: view.nodes,
+      interRegionRtt: view.interRegionRtt,
       home: { region: state.room.homeRegion, nodeId: state.room.homeNodeId },
       participants: state.participants.map((p) => ({
         participantId: p.participantId,
@@ -184,14 +180,14 @@ export class Rebalancer {
       const moved = await rooms.rehome(roomId, state.room.epoch, proposal.home).catch(() => null);
       if (moved) home = { from: state.room.homeRegion, to: moved.homeRegion };
     }
-    const controlUrls = new Map(snapshot.nodes.map((node) => [node.nodeId, node.record.registration.controlUrl]));
+    const controlUrls = new Map(view.snapshot.nodes.map((node) => [node.nodeId, node.record.registration.controlUrl]));
     const moves = await Promise.all(
       proposal.moves.map(async (m) => {
         const controlUrl = controlUrls.get(m.from.nodeId);
         let told = false;
         if (controlUrl) {
           try {
-            await this.#tellAgent(controlUrl, { roomId, participantId: m.participantId, allocationId: allocationOf.get(m.participantId)!, toRegion: m.to.region });
+            await this.#tellAgent(controlUrl, { roomId, participantId: m.participantId, allocationId: allocationOf.get(m.participantId)! });
             told = true;
           } catch (err) {
             // The plan stays until it expires: the participant may still allocate again on its own.
@@ -239,5 +235,5 @@ export class Rebalancer {
 }
 
 async function tellAgentSigned(config: GeoSfuConfig, controlUrl: string, body: MoveRequest): Promise<void> {
-  await controlCall(controlPlane.move, { secret: config.clusterSecret, baseUrl: controlUrl, timeoutMs: AGENT_TIMEOUT_MS, nowMs: Date.now() }, body);
+  await controlCall(controlPlane.move, { secret: config.clusterSecret, baseUrl: controlUrl, timeoutMs: config.routerCallTimeoutMs, nowMs: Date.now() }, body);
 }

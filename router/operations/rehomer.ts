@@ -31,7 +31,7 @@ export class Rehomer {
     if (this.#running || !this.deps.isLeader() || !this.deps.registry.livenessSettled()) return 0;
     this.#running = true;
     try {
-      const nodes = this.deps.registry.snapshot().nodes;
+      const { nodes } = this.deps.registry.placementView();
       const dead = new Set(nodes.filter((n) => n.state === 'dead').map((n) => n.nodeId));
       const newlyDead = [...dead].filter((id) => !this.#handled.has(id));
       // A node that came back may die again later.

@@ -23,7 +23,7 @@ export interface P2pRelayOptions {
   config: GeoSfuConfig;
   rooms: RoomStore;
   sessions: SessionLog;
-  /** Whether a region can take this P2P room now (the allocator's placement). */
+  /** Whether a region can take this P2P room now (P2pAllocator.canHost). */
   canHost: (room: P2pRoomState) => boolean;
   metrics: RouterMetrics;
   logger: FastifyBaseLogger;

@@ -1,6 +1,9 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import type { HeartbeatAck, NodeRegistration, Heartbeat, NodeState, RttStats } from '../../shared/schemas/index.ts';
+import { Ticker } from '../../shared/ticker.ts';
+import { buildInterRegionRtt } from '../placement/inter-region.ts';
 import { nodeStress } from '../placement/stress.ts';
+import type { InterRegionRtt, PlacementNode } from '../placement/types.ts';
 import type { NodeRecord, NodeRegistryStore, RoomStore } from '../state/types.ts';
 
 /** A registered node as the router sees it at one instant. */
@@ -25,6 +28,15 @@ export interface RegistrySnapshot {
   interRegion: Record<string, Record<string, RttStats>>;
 }
 
+/** The registry as placement reads it (allocator, rebalancer, rehomer). */
+export interface PlacementView {
+  snapshot: RegistrySnapshot;
+  /** `snapshot.nodes` as placement sees them, in the same order. */
+  nodes: PlacementNode[];
+  /** Measured inter-region RTTs, the geo model's where none was measured. */
+  interRegionRtt: InterRegionRtt;
+}
+
 export interface NodeRegistryOptions {
   config: GeoSfuConfig;
   store: NodeRegistryStore;
@@ -40,7 +52,9 @@ export interface NodeRegistryOptions {
  */
 export class NodeRegistry {
   #snapshot: RegistrySnapshot = { takenAtMs: 0, nodes: [], interRegion: {} };
-  #timer: NodeJS.Timeout | null = null;
+  /** The placement view of `#snapshot`, built once per refresh when first asked for. */
+  #view: PlacementView | null = null;
+  #ticker: Ticker | null = null;
   #refreshing: Promise<RegistrySnapshot> | null = null;
   /** Since when every read of the store has succeeded; null while it fails (see `livenessSettled`). */
   #storeReachableSinceMs: number | null = null;
@@ -50,17 +64,14 @@ export class NodeRegistry {
   /** Refreshes now and then every `intervalMs`. */
   async start(intervalMs: number): Promise<void> {
     await this.refresh();
-    this.#timer = setInterval(() => {
-      this.refresh().catch(() => {
-        // Keep the last snapshot: node states still age from it (see `snapshot()`).
-      });
-    }, intervalMs);
-    this.#timer.unref();
+    // A failed refresh keeps the last snapshot: node states still age from it (see `snapshot()`).
+    this.#ticker = new Ticker(intervalMs, async () => void (await this.refresh()), () => undefined, { unref: true });
+    this.#ticker.start();
   }
 
-  stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
+  async stop(): Promise<void> {
+    await this.#ticker?.stop();
+    this.#ticker = null;
   }
 
   async register(registration: NodeRegistration): Promise<HeartbeatAck> {
@@ -95,6 +106,31 @@ export class NodeRegistry {
    */
   lastRead(): RegistrySnapshot {
     return this.#snapshot;
+  }
+
+  /**
+   * The placement view: the RTT matrix and placement nodes are built once per refresh; node states
+   * are aged to now as in `snapshot()` (`aged: false`: as of the last read, as in `lastRead()`).
+   */
+  placementView(aged = true): PlacementView {
+    const read = (this.#view ??= this.#placementViewOf(this.#snapshot, null));
+    if (!aged) return read;
+    const snapshot = this.snapshot();
+    if (snapshot.nodes.every((n, i) => n.state === read.nodes[i]!.state)) return read;
+    return this.#placementViewOf(snapshot, read.interRegionRtt);
+  }
+
+  #placementViewOf(snapshot: RegistrySnapshot, interRegionRtt: InterRegionRtt | null): PlacementView {
+    const { config } = this.opts;
+    const nodes = snapshot.nodes.map((n): PlacementNode => ({ nodeId: n.nodeId, region: n.region, state: n.state, draining: n.draining, cordoned: n.cordoned, stress: n.stress }));
+    if (interRegionRtt === null) {
+      const measured: Record<string, Record<string, number | null>> = {};
+      for (const [from, row] of Object.entries(snapshot.interRegion)) {
+        measured[from] = Object.fromEntries(Object.entries(row).map(([to, s]) => [to, s.rttMs]));
+      }
+      interRegionRtt = buildInterRegionRtt({ regions: config.regions, measured, model: { baseRttMs: config.geoBaseRttMs, msPerKm: config.geoMsPerKm } });
+    }
+    return { snapshot, nodes, interRegionRtt };
   }
 
   /** Reads the store; concurrent callers share one read. */
@@ -140,6 +176,7 @@ export class NodeRegistry {
     }
     const nodes = live.map((record) => toSnapshot(record, counts.get(record.registration.nodeId) ?? 0, takenAtMs, config));
     this.#snapshot = { takenAtMs, nodes, interRegion: interRegionFrom(nodes) };
+    this.#view = null;
     return this.#snapshot;
   }
 

@@ -2,6 +2,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { Pool } from 'undici';
 import type { RttStats } from '../../shared/schemas/index.ts';
 import { RttEstimator } from '../../shared/rtt.ts';
+import { Ticker } from '../../shared/ticker.ts';
 
 export interface ProbeTarget {
   nodeId: string;
@@ -37,14 +38,15 @@ interface ProbeState {
  */
 export class Prober {
   readonly #states = new Map<string, ProbeState>();
-  #timer: NodeJS.Timeout | null = null;
+  // Each round only starts probes (a node's next probe waits for its last): rounds never overlap.
+  readonly #ticker: Ticker;
 
-  constructor(private readonly opts: ProberOptions) {}
+  constructor(private readonly opts: ProberOptions) {
+    this.#ticker = new Ticker(opts.intervalMs, async () => this.round(), () => undefined, { unref: true });
+  }
 
   start(): void {
-    this.#timer = setInterval(() => this.round(), this.opts.intervalMs);
-    this.#timer.unref();
-    this.round();
+    this.#ticker.start();
   }
 
   stats(nodeId: string): RttStats {
@@ -112,8 +114,7 @@ export class Prober {
   }
 
   async close(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
+    await this.#ticker.stop();
     const pools = [...this.#states.values()].map((s) => s.pool.close());
     this.#states.clear();
     await Promise.allSettled(pools);

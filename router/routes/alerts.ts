@@ -7,9 +7,9 @@ export const alertRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/alerts',
     {
-      preHandler: requireAdmin(app.services.credentials.admin),
+      preHandler: requireAdmin(app.credentials.admin),
       schema: { summary: 'Active quality alerts (admin)', response: { 200: Type.Object({ alerts: Type.Array(QualityAlert) }), 401: ErrorBody } },
     },
-    async () => ({ alerts: app.services.quality.active() }),
+    async () => ({ alerts: app.quality.active() }),
   );
 };

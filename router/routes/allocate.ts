@@ -6,7 +6,7 @@ import { AllocateRequest, AllocateResponse, ErrorBody } from '../../shared/schem
 import { allocateCaller, allocationPermissions, bearer, presentedGrant } from '../auth.ts';
 
 export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { config, credentials, allocator, now } = app.services;
+  const { config, credentials, allocator, now } = app;
   if (config.rateLimitPerMinute > 0) {
     await app.register(rateLimit, {
       global: false,

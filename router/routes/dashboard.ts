@@ -3,13 +3,13 @@ import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GeoSfuError, TooManyRequestsError } from '../../shared/errors.ts';
 import { PACKAGE_ROOT } from '../../shared/package-root.ts';
-import type { QualityAlert, RegionsResponse } from '../../shared/schemas/index.ts';
+import { Ticker } from '../../shared/ticker.ts';
+import { DashboardSnapshot, type DashboardRoom } from '../../shared/schemas/index.ts';
 import { bearer, requireAdmin } from '../auth.ts';
-import type { RebalanceDecision } from '../operations/rebalancer.ts';
-import type { RegionScalingView } from '../operations/scaling.ts';
 import { roomView } from '../room-view.ts';
 import { regionsView } from './regions.ts';
 import { own } from '../../shared/own.ts';
@@ -21,41 +21,6 @@ import { own } from '../../shared/own.ts';
  * Bearer` the snapshot also holds the rooms, active alerts and scaling state. The browser reads
  * the stream with fetch (EventSource cannot send headers).
  */
-
-/** A room as the dashboard draws it: participants grouped by edge region, region-level cascade links. */
-export interface DashboardRoom {
-  roomId: string;
-  homeRegion: string;
-  participants: number;
-  /** Edge regions, home first; `participantIds` lists at most PARTICIPANTS_SHOWN of `count`. */
-  edges: Array<{ region: string; count: number; joined: number; participantIds: string[] }>;
-  /** One entry per pair of regions the room's cascade links (nodes in the same region are not a link). */
-  links: Array<{ from: string; to: string }>;
-}
-
-export interface DashboardScalingDecision {
-  region: string;
-  action: 'scale_out' | 'scale_in' | 'add_region';
-  reason: string;
-  at: string;
-  meanStress: number | null;
-  nodes: number;
-  medianClientRttMs: number | null;
-}
-
-export interface DashboardSnapshot {
-  at: string;
-  scope: 'public' | 'admin';
-  /** Exactly what GET /regions answers. */
-  regions: RegionsResponse;
-  /** Admin only: the first `maxRooms` rooms by id, and how many there are. */
-  rooms?: DashboardRoom[];
-  roomsTotal?: number;
-  alerts?: QualityAlert[];
-  scaling?: { regions: RegionScalingView[]; decisions: DashboardScalingDecision[] };
-  /** Admin only: live rebalancing, its last decisions newest first (reasons left out: see the router log). */
-  rebalancing?: { enabled: boolean; decisions: Array<Omit<RebalanceDecision, 'reasons'>> };
-}
 
 interface EventsClient {
   stream: PassThrough;
@@ -69,7 +34,6 @@ interface EventsClient {
 export interface DashboardOptions {
   /** The built page (default: web/dist at the package root, from the sources as from dist/). */
   distDir?: string;
-  intervalMs?: number;
   maxRooms?: number;
 }
 
@@ -104,11 +68,10 @@ export function demoCsp(nodes: ReadonlyArray<{ signalingUrl: string; probeUrl: s
 
 export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = async (app, opts) => {
   const distDir = opts.distDir ?? DEFAULT_DIST;
-  const intervalMs = opts.intervalMs ?? 1_000;
   const maxRooms = opts.maxRooms ?? 100;
-  const { config } = app.services;
+  const { config } = app;
   const regionOrder = config.regions.map((r) => r.id);
-  const checkAdmin = requireAdmin(app.services.credentials.admin);
+  const checkAdmin = requireAdmin(app.credentials.admin);
 
   const page = (file: string, csp: () => string) => async (_req: FastifyRequest, reply: FastifyReply) => {
     const html = await readFile(join(distDir, file)).catch(() => null);
@@ -123,7 +86,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   app.get('/', { schema: { hide: true } }, page('index.html', () => PAGE_CSP));
   // The demo also talks to the region agents (probes, socket.io signaling): their origins, as
   // registered now, join connect-src. A node registered after the page loaded needs a reload.
-  app.get('/demo', { schema: { hide: true } }, page('demo.html', () => demoCsp(app.services.registry.snapshot().nodes.map((n) => n.record.registration))));
+  app.get('/demo', { schema: { hide: true } }, page('demo.html', () => demoCsp(app.registry.snapshot().nodes.map((n) => n.record.registration))));
 
   app.get<{ Params: { file: string } }>('/assets/:file', { schema: { hide: true } }, async (req, reply) => {
     const { file } = req.params;
@@ -137,14 +100,12 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   // One snapshot per tick for every client, computed only while someone is listening.
   const clients = new Set<EventsClient>();
   const perIp = new Map<string, number>();
-  let timer: NodeJS.Timeout | null = null;
-  let busy = false;
 
   const publicSnapshot = async (): Promise<DashboardSnapshot> => {
-    return { at: new Date(app.services.now()).toISOString(), scope: 'public', regions: regionsView(app.services) };
+    return { at: new Date(app.now()).toISOString(), scope: 'public', regions: regionsView(app) };
   };
   const adminPart = async (): Promise<Pick<DashboardSnapshot, 'rooms' | 'roomsTotal' | 'alerts' | 'scaling' | 'rebalancing'>> => {
-    const { rooms: store, quality, scaling, rebalancer } = app.services;
+    const { rooms: store, quality, scaling, rebalancer } = app;
     const ids = (await store.listRoomIds()).sort();
     const states = await Promise.all(ids.slice(0, maxRooms).map((id) => store.getRoom(id)));
     const rooms = states.flatMap((s) => (s && s.participants.length > 0 ? [dashboardRoom(roomView(s, regionOrder))] : []));
@@ -160,7 +121,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   const send = (client: EventsClient, event: string, data: unknown) => {
     // A client whose connection has stayed unable to take more (its socket buffer full, the
     // snapshots piling up here) for GEO_SFU_EVENTS_SLOW_READER_MS is dropped, not buffered for.
-    const at = app.services.now();
+    const at = app.now();
     if (client.stream.writableNeedDrain || client.socket.writableNeedDrain) {
       client.fullSince ??= at;
       if (at - client.fullSince >= config.eventsSlowReaderMs) return drop(client, true);
@@ -181,13 +142,8 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
       for (const c of targets) if (clients.has(c)) send(c, 'failure', { message: 'snapshot failed' });
     }
   };
-  const tick = () => {
-    if (busy) return;
-    busy = true;
-    void broadcast().finally(() => {
-      busy = false;
-    });
-  };
+  // GEO_SFU_EVENTS_INTERVAL_MS; a snapshot slower than that delays the next one instead of piling up.
+  const ticker = new Ticker(config.eventsIntervalMs, () => broadcast(), () => undefined, { unref: true });
   const drop = (client: EventsClient, slow = false) => {
     if (!clients.delete(client)) return;
     const left = (perIp.get(client.ip) ?? 1) - 1;
@@ -196,17 +152,16 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
     client.stream.end();
     // A slow reader would hold its socket until it read what is buffered: closed at once.
     if (slow) client.socket.destroy();
-    if (clients.size === 0 && timer) {
-      clearInterval(timer);
-      timer = null;
-    }
+    if (clients.size === 0) void ticker.stop();
   };
 
   app.get(
     '/events',
     {
       schema: {
-        summary: 'Dashboard snapshots as server-sent events (text/event-stream), one a second; rooms, alerts and scaling with the admin token',
+        summary: 'Dashboard snapshots as server-sent events (text/event-stream), one every GEO_SFU_EVENTS_INTERVAL_MS (a second by default); rooms, alerts and scaling with the admin token',
+        // Each `snapshot` event's data is a DashboardSnapshot; the handler sends the stream that carries them.
+        response: { 200: { description: 'A `snapshot` event per tick (`failure` when one could not be taken)', content: { 'text/event-stream': { schema: Type.Unsafe<PassThrough>(DashboardSnapshot) } } } },
       },
     },
     async (req, reply) => {
@@ -224,9 +179,10 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
       clients.add(client);
       perIp.set(req.ip, fromIp + 1);
       reply.raw.once('close', () => drop(client));
-      timer ??= setInterval(tick, intervalMs);
       client.stream.write(`retry: 2000\n\n`);
-      void broadcast(client);
+      // The first subscriber starts the ticker, whose first run sends it a snapshot at once.
+      if (ticker.started) void broadcast(client);
+      else ticker.start();
       return reply
         .type('text/event-stream; charset=utf-8')
         .header('cache-control', 'no-cache, no-transform')

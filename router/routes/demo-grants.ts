@@ -12,7 +12,7 @@ import { createGrant } from '../../shared/tokens.ts';
  * first grant key, like a grant from `createGrant()` in a real backend. Limited per client IP.
  */
 export const demoGrantRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { config, now } = app.services;
+  const { config, now } = app;
   if (!config.demoGrants) return;
   // loadConfig refuses GEO_SFU_DEMO_GRANTS without a grant key.
   const key = config.grantKeys[0]!;

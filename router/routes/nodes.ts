@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { BadRequestError, TooManyRequestsError } from '../../shared/errors.ts';
 import { controlPlane } from '../../shared/control-plane.ts';
 import { ErrorBody, type RoomNodeSet } from '../../shared/schemas/index.ts';
+import { roomNodeSet } from '../operations/room-nodes.ts';
 import { requireSignature } from '../../shared/signed-http.ts';
 
 /** What every signed route may answer besides the contract's answers. */
@@ -10,7 +11,7 @@ const refusals = { 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } as const;
 
 /** The agents' side of the control plane (shared/control-plane.ts): every call is signed with the cluster secret. */
 export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { config, registry, rooms, sessions, now } = app.services;
+  const { config, registry, rooms, sessions, now } = app;
   const signed = requireSignature(config.clusterSecret, config.signedRequestWindowMs, now);
   const catalog = new Set(config.regions.map((r) => r.id));
   // Per node id, counted once the signature verified and the body validated (every body names its
@@ -41,7 +42,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     controlPlane.heartbeat.path,
     { onRequest: signed, schema: { hide: true, body: controlPlane.heartbeat.body, response: { ...controlPlane.heartbeat.answers, ...refusals } } },
-    async (req) => ({ ...(await registry.heartbeat(req.body)), alerts: app.services.quality.forNode(req.body.nodeId) }),
+    async (req) => ({ ...(await registry.heartbeat(req.body)), alerts: app.quality.forNode(req.body.nodeId) }),
   );
 
   app.post(
@@ -59,7 +60,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req, reply) => {
       const { roomId, participantId, allocationId, event } = req.body;
       const at = new Date(now());
-      if (app.services.allocator.journalEvent(allocationId, event)) {
+      if (app.allocator.journalEvent(allocationId, event)) {
         // An allocation made while Redis was away: the journal carries the event to Redis with it.
         sessions.setStatus(allocationId, event === 'joined' ? 'active' : 'ended', at);
         return event === 'joined' ? reply.status(200).send({ current: true }) : reply.status(204).send(null);
@@ -70,13 +71,23 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const outcome = await rooms.markJoined(roomId, participantId, allocationId);
         if (outcome.status !== 'joined') return reply.status(200).send({ current: false, reason: outcome.status });
         sessions.setStatus(allocationId, 'active', at);
-        app.services.sessionCloser.closeReplacedLater(roomId, participantId, allocationId, outcome.earlierNodeIds);
-        app.services.rebalancer.schedule(roomId);
-        return reply.status(200).send({ current: true });
+        app.sessionCloser.closeReplacedLater(roomId, participantId, allocationId, outcome.earlierNodeIds);
+        app.rebalancer.schedule(roomId);
+        // The room's node set, so the agent sets up its cascade without asking; left out if the
+        // room cannot be read now (the agent's reconcile poll asks again).
+        const state = await rooms.getRoom(roomId).catch(() => null);
+        if (!state) return reply.status(200).send({ current: true });
+        const nodes = new Map(registry.snapshot().nodes.map((n) => [n.nodeId, n]));
+        return reply.status(200).send({ current: true, room: roomNodeSet(state, nodes) });
       }
-      await rooms.removeParticipant(roomId, participantId, allocationId);
+      const removed = await rooms.removeParticipant(roomId, participantId, allocationId);
       sessions.setStatus(allocationId, 'ended', at);
-      app.services.rebalancer.schedule(roomId);
+      // An allocation already replaced (the old edge of a participant who moved) changes nothing:
+      // the room was scheduled when the new one joined.
+      if (removed) {
+        app.rebalancer.schedule(roomId);
+        app.roomNodes.changed(roomId, [removed.nodeId]);
+      }
       return reply.status(204).send(null);
     },
   );
@@ -89,16 +100,8 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // Keyed by room ids clients chose: a Map, then own properties (a room named __proto__ included).
       const rooms = new Map<string, RoomNodeSet>();
       for (const roomId of req.body.roomIds) {
-        const state = await app.services.rooms.getRoom(roomId);
-        if (!state) continue;
-        const ids = [...new Set(state.participants.map((p) => p.nodeId))];
-        rooms.set(roomId, {
-          version: state.version,
-          nodes: ids.flatMap((id) => {
-            const n = nodes.get(id);
-            return n ? [{ nodeId: id, region: n.region, controlUrl: n.record.registration.controlUrl, state: n.state }] : [];
-          }),
-        });
+        const state = await app.rooms.getRoom(roomId);
+        if (state) rooms.set(roomId, roomNodeSet(state, nodes));
       }
       return { rooms: Object.fromEntries(rooms) };
     },

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { MetricsSource } from '../../shared/http.ts';
-import type { RouterServices } from '../app.ts';
+import type { FastifyInstance } from 'fastify';
 
 export const opsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
@@ -8,7 +8,7 @@ export const opsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   /** Ready once the registry has been read and the stores answer. */
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
     try {
-      await app.services.registry.refresh();
+      await app.registry.refresh();
       return { ok: true };
     } catch (err) {
       return reply.status(503).send({ ok: false, error: (err as Error).message });
@@ -17,19 +17,19 @@ export const opsRoutes: FastifyPluginAsyncTypebox = async (app) => {
 };
 
 /** The router's metrics, refreshed from the registry, prober and scaling state at each scrape. */
-export function routerMetricsSource(services: RouterServices): MetricsSource {
-  const { metrics } = services;
+export function routerMetricsSource(app: FastifyInstance): MetricsSource {
+  const { metrics } = app;
   return {
     contentType: metrics.registry.contentType,
     render: async () => {
-      const { registry, prober, sessions } = services;
+      const { registry, prober, sessions } = app;
       const snapshot = registry.snapshot();
       metrics.nodesByState.reset();
       metrics.nodeStress.reset();
       metrics.probeRtt.reset();
       metrics.probeLoss.reset();
       metrics.regionStress.reset();
-      for (const view of services.scaling.view().regions) if (view.meanStress !== null) metrics.regionStress.set({ region: view.region }, view.meanStress);
+      for (const view of app.scaling.view().regions) if (view.meanStress !== null) metrics.regionStress.set({ region: view.region }, view.meanStress);
       for (const n of snapshot.nodes) {
         metrics.nodesByState.inc({ region: n.region, state: n.state });
         metrics.nodeStress.set({ region: n.region, node: n.nodeId }, n.stress);
@@ -41,7 +41,7 @@ export function routerMetricsSource(services: RouterServices): MetricsSource {
         for (const [to, stats] of Object.entries(row)) if (stats.rttMs !== null) metrics.interRegionRtt.set({ from, to }, stats.rttMs);
       }
       metrics.sessionLogBufferDepth.set(sessions.bufferDepth());
-      metrics.leader.set(services.isLeader() ? 1 : 0);
+      metrics.leader.set(app.isLeader() ? 1 : 0);
       metrics.sessionLogDropped.set(sessions.droppedCount());
       return metrics.registry.metrics();
     },

@@ -1,18 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
 import { RegionsResponse } from '../../shared/schemas/index.ts';
-import type { RouterServices } from '../app.ts';
 
 export const regionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/regions',
     { schema: { summary: 'Regions, their nodes (health, load, probe RTT) and the inter-region RTT matrix', response: { 200: RegionsResponse } } },
-    async () => regionsView(app.services),
+    async () => regionsView(app),
   );
 };
 
 /** GET /regions' answer: regions with their nodes (state, load, probe figures) and the RTT matrix. */
-export function regionsView(services: RouterServices): RegionsResponse {
-  const { config, registry, prober, now } = services;
+export function regionsView(app: FastifyInstance): RegionsResponse {
+  const { config, registry, prober, now } = app;
   const snapshot = registry.snapshot();
   const nowMs = now();
   const regions = config.regions.map((region) => {

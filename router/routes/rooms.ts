@@ -6,14 +6,14 @@ import { requireAdmin, requireAdminOrRoomGrant } from '../auth.ts';
 import { roomView } from '../room-view.ts';
 
 export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { config } = app.services;
+  const { config } = app;
   const regionOrder = config.regions.map((r) => r.id);
 
   app.get<{ Params: { roomId: string } }>(
     '/rooms/:roomId',
     {
       // Participant and allocation ids: in production mode for the room's own people and operators only.
-      ...(config.production ? { preHandler: requireAdminOrRoomGrant(app.services.credentials.admin, config, app.services.now) } : {}),
+      ...(config.production ? { preHandler: requireAdminOrRoomGrant(app.credentials.admin, config, app.now) } : {}),
       schema: {
         summary: 'A room: home region, participants with their edge region, cascade links (production mode: admin token or a grant for the room)',
         params: Type.Object({ roomId: Id }),
@@ -21,7 +21,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => {
-      const state = await app.services.rooms.getRoom(req.params.roomId);
+      const state = await app.rooms.getRoom(req.params.roomId);
       if (!state) throw new NotFoundError(`room ${req.params.roomId} does not exist`);
       return roomView(state, regionOrder);
     },
@@ -30,16 +30,16 @@ export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/rooms',
     {
-      preHandler: requireAdmin(app.services.credentials.admin),
+      preHandler: requireAdmin(app.credentials.admin),
       schema: { summary: 'Room ids (admin)', response: { 200: Type.Object({ rooms: Type.Array(Type.String()) }), 401: ErrorBody } },
     },
-    async () => ({ rooms: await app.services.rooms.listRoomIds() }),
+    async () => ({ rooms: await app.rooms.listRoomIds() }),
   );
 
   app.delete(
     '/rooms/:roomId/participants/:participantId',
     {
-      preHandler: requireAdmin(app.services.credentials.admin),
+      preHandler: requireAdmin(app.credentials.admin),
       schema: {
         summary:
           'Remove a participant (admin): releases its capacity, closes its sessions (`removed`, final) and refuses its grants issued until now (403 KICKED) for GEO_SFU_KICK_MEMORY_MS',
@@ -49,13 +49,14 @@ export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (req, reply) => {
       const { roomId, participantId } = req.params;
-      const atMs = app.services.now();
-      const kicked = await app.services.rooms.kick(roomId, participantId, atMs, atMs + config.kickMemoryMs);
+      const atMs = app.now();
+      const kicked = await app.rooms.kick(roomId, participantId, atMs, atMs + config.kickMemoryMs);
       if (!kicked) throw new NotFoundError(`participant ${participantId} is not in room ${roomId}`);
-      app.services.sessions.setStatus(kicked.removed.allocationId, 'ended', new Date(atMs));
-      app.services.rebalancer.schedule(roomId);
+      app.sessions.setStatus(kicked.removed.allocationId, 'ended', new Date(atMs));
+      app.rebalancer.schedule(roomId);
+      app.roomNodes.changed(roomId, [kicked.removed.nodeId]);
       // Its session, and any older one still within the overlap, close now (the agents answer within 1 s).
-      await app.services.sessionCloser.closeOn([kicked.removed.nodeId, ...kicked.earlierNodeIds], { roomId, participantId, reason: 'removed' });
+      await app.sessionCloser.closeOn([kicked.removed.nodeId, ...kicked.earlierNodeIds], { roomId, participantId, reason: 'removed' });
       return reply.status(204).send(null);
     },
   );

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { Ticker } from '../../shared/ticker.ts';
 import { closeRedis, connectRedis } from './redis-client.ts';
 
 /**
@@ -49,8 +50,10 @@ export interface RedisLeaderLeaseOptions {
   url: string;
   keyPrefix: string;
   timeoutMs: number;
-  /** The lease expires this long after its last renewal; renewed every third of it. */
+  /** The lease expires this long after its last renewal. */
   ttlMs: number;
+  /** Renewed this often (GEO_SFU_LEADER_RENEW_MS); default a third of `ttlMs`, at least 50 ms. */
+  renewMs?: number;
   logger?: Logger;
   onChange?: (leader: boolean) => void;
 }
@@ -64,7 +67,7 @@ export class RedisLeaderLease implements LeaderLease {
   readonly holder = randomUUID();
   #leader = false;
   #redis: LeaseRedis | null = null;
-  #timer: NodeJS.Timeout | null = null;
+  #ticker: Ticker | null = null;
   readonly #key: string;
 
   constructor(private readonly options: RedisLeaderLeaseOptions) {
@@ -80,9 +83,11 @@ export class RedisLeaderLease implements LeaderLease {
     redis.defineCommand('leaseAcquire', { numberOfKeys: 1, lua: ACQUIRE_OR_RENEW });
     redis.defineCommand('leaseRelease', { numberOfKeys: 1, lua: RELEASE });
     this.#redis = redis as LeaseRedis;
-    await this.#renew();
-    this.#timer = setInterval(() => void this.#renew(), Math.max(50, Math.floor(this.options.ttlMs / 3)));
-    this.#timer.unref();
+    const renewMs = this.options.renewMs || Math.max(50, Math.floor(this.options.ttlMs / 3));
+    this.#ticker = new Ticker(renewMs, () => this.#renew(), () => undefined, { unref: true });
+    this.#ticker.start();
+    // The first renewal before start() resolves: a router that can be the leader is one when it serves.
+    await this.#ticker.runNow();
   }
 
   async #renew(): Promise<void> {
@@ -102,8 +107,8 @@ export class RedisLeaderLease implements LeaderLease {
   }
 
   async close(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
+    await this.#ticker?.stop();
+    this.#ticker = null;
     if (this.#redis) {
       if (this.#leader) await this.#redis.leaseRelease(this.#key, this.holder).catch(() => 0);
       this.#leader = false;

@@ -144,6 +144,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
   if (r.rtcMinPort > r.rtcMaxPort) problems.push('GEO_SFU_RTC_MIN_PORT must not be above GEO_SFU_RTC_MAX_PORT');
   // The relay renews P2P leases every check interval: a lease must outlive a missed renewal or two.
   if (r.p2pLeaseMs < 3 * r.p2pCheckIntervalMs) problems.push('GEO_SFU_P2P_LEASE_MS must be at least 3 × GEO_SFU_P2P_CHECK_INTERVAL_MS');
+  if (r.leaderRenewMs > 0 && 2 * r.leaderRenewMs > r.leaderLeaseMs) problems.push('GEO_SFU_LEADER_RENEW_MS must be at most half of GEO_SFU_LEADER_LEASE_MS');
   if (r.agentRegion !== '' && !/^[a-z0-9][a-z0-9-]{0,31}$/.test(r.agentRegion)) problems.push('GEO_SFU_AGENT_REGION: not a valid region id');
   const regions = parseRegions(r.regions, problems);
   const config: GeoSfuConfig = {

@@ -4,3 +4,4 @@ export * from './allocate.ts';
 export * from './registry.ts';
 export * from './views.ts';
 export * from './demo.ts';
+export * from './dashboard.ts';

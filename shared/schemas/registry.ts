@@ -193,8 +193,6 @@ export const MoveRequest = Type.Object(
     roomId: Id,
     participantId: Id,
     allocationId: Type.String({ minLength: 1, maxLength: 64 }),
-    /** The planned edge region (for the agent's log; /allocate gives the edge). */
-    toRegion: RegionId,
   },
   { additionalProperties: false },
 );

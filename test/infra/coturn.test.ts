@@ -144,7 +144,7 @@ describe('coturn with REST credentials from shared/turn.ts (test configuration)'
     try {
       await nodes.start(200);
       await nodes.add({ nodeId: 'eu-west-1', region: 'eu-west' });
-      await router.app.services.registry.refresh();
+      await router.app.registry.refresh();
       const res = await allocate(router.url, { roomId: 'turn-room', participantId: `bob-${Date.now()}`, latencies: { 'us-west': 140, 'us-east': 80, 'eu-west': 5, apac: 180 } });
       expect(res.status).toBe(200);
       const turn = res.body.iceServers.find((s) => String(s.urls).startsWith('turn:'))!;

@@ -98,11 +98,11 @@ it('a full home region makes newcomers overflow and the home region scale out', 
   await nodes.start(200);
   await nodes.add({ nodeId: 'us-east-1', region: 'us-east', maxParticipants: 1 });
   await nodes.add({ nodeId: 'us-west-1', region: 'us-west' });
-  await router.app.services.registry.refresh();
+  await router.app.registry.refresh();
   const near = { 'us-west': 70, 'us-east': 10, 'eu-west': 80, apac: 230 };
   expect((await allocate(router.url, { roomId: 'r', participantId: 'a', latencies: near })).body.region).toBe('us-east');
   expect((await allocate(router.url, { roomId: 'r', participantId: 'b', latencies: near })).body.region).toBe('us-west');
-  const decisions = router.app.services.scaling.tick();
+  const decisions = router.app.scaling.tick();
   expect(decisions.map((d) => [d.region, d.action])).toEqual([['us-east', 'scale_out']]);
   expect(decisions[0]!.reason).toContain('overflowed');
 });
@@ -125,9 +125,9 @@ it('a real agent under real load: its measured CPU drives the region to scale ou
     let decisions: Array<{ region: string; action: string; reason: string }> = [];
     while (Date.now() < deadline && decisions.length === 0) {
       await new Promise((r) => setTimeout(r, 250));
-      decisions = router.app.services.scaling.view().decisions;
+      decisions = router.app.scaling.view().decisions;
     }
-    const node = router.app.services.registry.snapshot().nodes.find((n) => n.nodeId === 'apac-1')!;
+    const node = router.app.registry.snapshot().nodes.find((n) => n.nodeId === 'apac-1')!;
     console.log(`real agent load: cpu ${node.record.heartbeat?.load.cpu} of its 0.005 cores → stress ${node.stress.toFixed(2)}; decision: ${decisions[0]?.reason}`);
     expect(decisions.map((d) => [d.region, d.action])).toEqual([['apac', 'scale_out']]);
   } finally {

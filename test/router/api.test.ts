@@ -14,7 +14,7 @@ beforeAll(async () => {
   nodes = new FakeNodes(router.url, router.config.clusterSecret);
   await nodes.start(router.config.heartbeatIntervalMs);
   for (const region of ['us-west', 'us-east', 'eu-west', 'apac']) await nodes.add({ nodeId: `${region}-1`, region });
-  await router.app.services.registry.refresh();
+  await router.app.registry.refresh();
 });
 afterAll(async () => {
   await nodes.close();
@@ -65,7 +65,7 @@ describe('bad input: 400 naming the field, never a 5xx, never a state change', (
 
   it('none of the bad requests created the room', async () => {
     expect((await call('GET', '/rooms/bad-input-room')).status).toBe(404);
-    expect(await router.app.services.rooms.listRoomIds()).not.toContain('bad-input-room');
+    expect(await router.app.rooms.listRoomIds()).not.toContain('bad-input-room');
   });
 
   it('GET /rooms/:roomId and DELETE participant validate their parameters', async () => {
@@ -92,7 +92,7 @@ describe('bad input: 400 naming the field, never a 5xx, never a state change', (
     const badRegion = await signedCall<{ error: { field: string } }>({ secret: router.config.clusterSecret, baseUrl: router.url, method: 'POST', path: '/v1/nodes/register', body: { ...reg, region: 'mars' }, timeoutMs: 2_000 });
     expect(badRegion.statusCode).toBe(400);
     expect(badRegion.body.error.field).toBe('region');
-    expect(router.app.services.registry.snapshot().nodes.map((n) => n.nodeId)).not.toContain('evil-1');
+    expect(router.app.registry.snapshot().nodes.map((n) => n.nodeId)).not.toContain('evil-1');
   });
 
   it('admin routes need the admin credential', async () => {

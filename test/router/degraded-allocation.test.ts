@@ -46,7 +46,7 @@ async function addNodes(routerUrl: string, clusterSecret: string, specs: Array<{
   nodes = new FakeNodes(routerUrl, clusterSecret);
   await nodes.start(200);
   for (const spec of specs) await nodes.add({ ...spec, maxParticipants: 1_000 });
-  await Promise.all(routers.map((r) => r.app.services.registry.refresh()));
+  await Promise.all(routers.map((r) => r.app.registry.refresh()));
 }
 
 async function timed<T>(call: () => Promise<T>): Promise<{ result: T; ms: number }> {
@@ -57,7 +57,7 @@ async function timed<T>(call: () => Promise<T>): Promise<{ result: T; ms: number
 
 async function journalsDrained(rs: RunningRouter[], timeoutMs: number): Promise<number> {
   const started = Date.now();
-  while (rs.some((r) => r.app.services.allocator.journalSize() > 0)) {
+  while (rs.some((r) => r.app.allocator.journalSize() > 0)) {
     if (Date.now() - started > timeoutMs) throw new Error(`journals not written within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -101,7 +101,7 @@ it('a known room keeps allocating during a Redis cut (same home, within the budg
   expect(fresh.result.body.error?.code).toBe('DEPENDENCY_UNAVAILABLE');
   expect(fresh.result.headers['retry-after']).toBeDefined();
   expect(fresh.ms).toBeLessThan(2_000);
-  expect(r.app.services.allocator.journalSize()).toBe(5);
+  expect(r.app.allocator.journalSize()).toBe(5);
 
   // c1 joins and c2 leaves its node while Redis is still away: the journal carries both.
   const byId = new Map(during.map((d, i) => [d.who, i]));
@@ -112,7 +112,7 @@ it('a known room keeps allocating during a Redis cut (same home, within the budg
     allocationIds.push(res.body.allocationId!);
   }
   expect(byId.size).toBe(6);
-  expect(r.app.services.allocator.journalSize()).toBe(5);
+  expect(r.app.allocator.journalSize()).toBe(5);
   const event = (participantId: string, allocationId: string, e: 'joined' | 'left') =>
     signedCall({ secret: config.clusterSecret, baseUrl: r.url, method: 'POST', path: '/v1/nodes/participant-event', body: { nodeId: 'us-west-1', roomId: 'known', participantId, allocationId, event: e }, timeoutMs: 2_000, nowMs: Date.now() });
   expect((await event('c1', allocationIds[0]!, 'joined')).statusCode).toBe(200);
@@ -122,19 +122,19 @@ it('a known room keeps allocating during a Redis cut (same home, within the budg
   const restoredAt = Date.now();
   const drainedMs = await journalsDrained([r], 15_000);
   console.log(`journal (4 allocations) written ${drainedMs} ms after Redis returned (${Date.now() - restoredAt} ms)`);
-  const state = (await r.app.services.rooms.getRoom('known'))!;
+  const state = (await r.app.rooms.getRoom('known'))!;
   expect(state.room.homeRegion).toBe('us-west');
   expect(state.room.epoch).toBe(0);
   const inRoom = Object.fromEntries(state.participants.map((p) => [p.participantId, [p.allocationId, p.nodeId, p.status]]));
   expect(Object.keys(inRoom).sort()).toEqual(['a', 'c1', 'c3', 'c4', 'c5']);
   expect(inRoom.c1).toEqual([allocationIds[0], 'us-west-1', 'joined']);
   expect(inRoom.c3).toEqual([allocationIds[2], 'us-west-1', 'allocated']);
-  expect((await r.app.services.rooms.nodeCounts()).get('us-west-1')).toBe(5);
+  expect((await r.app.rooms.nodeCounts()).get('us-west-1')).toBe(5);
   // Written again (a lost answer, a second replica's replay): nothing changes.
-  await r.app.services.allocator.replayJournal();
-  expect((await r.app.services.rooms.nodeCounts()).get('us-west-1')).toBe(5);
+  await r.app.allocator.replayJournal();
+  expect((await r.app.rooms.nodeCounts()).get('us-west-1')).toBe(5);
 
-  await r.app.services.sessions.flush(10_000);
+  await r.app.sessions.flush(10_000);
   const rows = await sessionRows(ns.pgSchema, allocationIds);
   expect(rows.map((row) => row.n)).toEqual([1, 1, 1, 1, 1]);
   const status = Object.fromEntries(rows.map((row) => [row.id, row.status]));
@@ -160,7 +160,7 @@ it('two routers cut from Redis at once: both serve the room they know within the
   expect((await allocate(a.url, { roomId: 'shared', participantId: 'a0', latencies: US_WEST })).body.homeRegion).toBe('us-west');
   expect((await allocate(b.url, { roomId: 'shared', participantId: 'b0', latencies: EU_WEST })).body.region).toBe('eu-west');
   expect((await allocate(a.url, { roomId: 'shared', participantId: 'a1', latencies: EU_WEST })).status).toBe(200);
-  const before = await a.app.services.rooms.nodeCounts();
+  const before = await a.app.rooms.nodeCounts();
 
   proxy.cut();
   // 8 calls per router, more than its 2 × 3 seats: the budget, not the callers, bounds the overbooking.
@@ -181,17 +181,17 @@ it('two routers cut from Redis at once: both serve the room they know within the
   proxy.restore();
   console.log(`both journals written ${await journalsDrained([a, b], 15_000)} ms after Redis returned`);
   for (const view of [a, b]) {
-    const state = (await view.app.services.rooms.getRoom('shared'))!;
+    const state = (await view.app.rooms.getRoom('shared'))!;
     expect([state.room.homeRegion, state.room.homeNodeId, state.room.epoch]).toEqual(['us-west', 'us-west-1', 0]);
     expect(state.participants).toHaveLength(3 + placed.length);
   }
-  const counts = await a.app.services.rooms.nodeCounts();
+  const counts = await a.app.rooms.nodeCounts();
   for (const node of ['us-west-1', 'eu-west-1']) {
     // Each router placed at most its budget on each node.
     expect((counts.get(node) ?? 0) - (before.get(node) ?? 0)).toBeLessThanOrEqual(2 * SEATS);
   }
   expect((counts.get('us-west-1') ?? 0) + (counts.get('eu-west-1') ?? 0)).toBe(3 + placed.length);
-  expect(await a.app.services.rooms.getRoom('other')).toBeNull();
+  expect(await a.app.rooms.getRoom('other')).toBeNull();
 });
 
 it('a room re-homed by another router while this one was cut: the journaled participant is counted into the room as it is now; one allocated again elsewhere keeps its newer allocation', async () => {
@@ -216,20 +216,20 @@ it('a room re-homed by another router while this one was cut: the journaled part
   const eLater = await allocate(connected.url, { roomId: 'moving', participantId: 'e', latencies: EU_WEST });
   expect(eLater.status).toBe(200);
   // Meanwhile the router that still reaches Redis re-homes the room (compare-and-set on the epoch).
-  const rehomed = await connected.app.services.rooms.rehome('moving', 0, { region: 'eu-west', nodeId: 'eu-west-1' });
+  const rehomed = await connected.app.rooms.rehome('moving', 0, { region: 'eu-west', nodeId: 'eu-west-1' });
   expect(rehomed?.epoch).toBe(1);
 
   proxy.restore();
   await journalsDrained([cutOff], 15_000);
-  const state = (await connected.app.services.rooms.getRoom('moving'))!;
+  const state = (await connected.app.rooms.getRoom('moving'))!;
   expect([state.room.homeRegion, state.room.epoch]).toEqual(['eu-west', 1]);
   const c = state.participants.find((p) => p.participantId === 'c');
   expect([c?.allocationId, c?.nodeId]).toEqual([during.body.allocationId, 'us-west-1']);
   // e keeps its newer allocation; the journaled one is dropped, not counted.
   expect(state.participants.find((p) => p.participantId === 'e')?.allocationId).toBe(eLater.body.allocationId);
   expect(state.participants).toHaveLength(4);
-  expect((await cutOff.app.services.rooms.nodeCounts()).get('us-west-1')).toBe(2);
-  expect((await cutOff.app.services.rooms.nodeCounts()).get('eu-west-1')).toBe(2);
+  expect((await cutOff.app.rooms.nodeCounts()).get('us-west-1')).toBe(2);
+  expect((await cutOff.app.rooms.nodeCounts()).get('eu-west-1')).toBe(2);
   const metrics = await (await fetch(`${cutOff.url}/metrics`)).text();
   expect(metrics).toMatch(/geo_sfu_degraded_journal_replays_total\{result="rehomed"\} 1/);
   expect(metrics).toMatch(/geo_sfu_degraded_journal_replays_total\{result="superseded"\} 1/);

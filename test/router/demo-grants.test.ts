@@ -27,7 +27,7 @@ async function world(overrides: Partial<GeoSfuConfig>): Promise<RunningRouter> {
   nodes = new FakeNodes(router.url, router.config.clusterSecret);
   await nodes.start(200);
   await nodes.add({ nodeId: 'eu-west-1', region: 'eu-west' });
-  await router.app.services.registry.refresh();
+  await router.app.registry.refresh();
   return router;
 }
 

@@ -34,7 +34,7 @@ async function world(through: 'redis' | 'postgres') {
   nodes = new FakeNodes(router.url, config.clusterSecret);
   await nodes.start(200);
   await nodes.add({ nodeId: 'us-west-1', region: 'us-west', maxParticipants: 1_000 });
-  await router.app.services.registry.refresh();
+  await router.app.registry.refresh();
   return { router, proxy, ns };
 }
 
@@ -44,17 +44,17 @@ it('PostgreSQL away during allocations: /allocate keeps answering and every sess
   const results = await Promise.all(Array.from({ length: 60 }, (_, i) => allocate(router.url, { roomId: `pg-${i % 6}`, participantId: `p${i}`, latencies: US_WEST })));
   expect(results.map((r) => r.status).filter((s) => s !== 200)).toEqual([]);
   await new Promise((r) => setTimeout(r, 600));
-  expect(router.app.services.sessions.bufferDepth()).toBeGreaterThan(0);
+  expect(router.app.sessions.bufferDepth()).toBeGreaterThan(0);
   const metrics = await (await fetch(`${router.url}/metrics`)).text();
   expect(metrics).toMatch(/geo_sfu_session_log_buffer_depth [1-9]/);
   proxy.restore();
-  await router.app.services.sessions.flush(15_000);
+  await router.app.sessions.flush(15_000);
   const client = new pg.Client({ connectionString: DATABASE_URL });
   await client.connect();
   const { rows } = await client.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS ids FROM "${ns.pgSchema}".video_sessions`);
   await client.end();
   expect(rows[0]).toEqual({ n: 60, ids: 60 });
-  expect(router.app.services.sessions.bufferDepth()).toBe(0);
+  expect(router.app.sessions.bufferDepth()).toBe(0);
 });
 
 it('Redis slow or away: /allocate answers 503 within the Redis timeout instead of hanging, and works again after', async () => {
@@ -89,23 +89,23 @@ it('Redis slow or away: /allocate answers 503 within the Redis timeout instead o
   expect(back).toBe(200);
   // One home; the call refused while Redis was cut left nothing behind. (b's script may still have
   // run after its timeout: the store documents that, and an unjoined allocation expires.)
-  const state = (await router.app.services.rooms.getRoom('r'))!;
+  const state = (await router.app.rooms.getRoom('r'))!;
   expect(state.room.homeRegion).toBe('us-west');
   expect(state.participants.map((p) => p.participantId)).toEqual(['a']);
-  expect(await router.app.services.rooms.getRoom('r-cut')).toBeNull();
+  expect(await router.app.rooms.getRoom('r-cut')).toBeNull();
 });
 
 it('Redis away for longer than the dead-after time: refusals while away, then no room re-homed and no node taken for dead because of the outage', async () => {
   const { router, proxy } = await world('redis');
   await nodes!.add({ nodeId: 'eu-west-1', region: 'eu-west', maxParticipants: 1_000 });
-  await router.app.services.registry.refresh();
+  await router.app.registry.refresh();
   const EU_WEST = { 'us-west': 140, 'us-east': 80, 'eu-west': 10, apac: 170 };
   // Two rooms, each with participants on both nodes (so each has somewhere else it could be re-homed).
   for (const [roomId, first, second] of [['r-west', US_WEST, EU_WEST], ['r-east', EU_WEST, US_WEST]] as const) {
     expect((await allocate(router.url, { roomId, participantId: 'a', latencies: first })).status).toBe(200);
     expect((await allocate(router.url, { roomId, participantId: 'b', latencies: second })).status).toBe(200);
   }
-  const homes = async () => Promise.all(['r-west', 'r-east'].map(async (id) => (await router.app.services.rooms.getRoom(id))!.room));
+  const homes = async () => Promise.all(['r-west', 'r-east'].map(async (id) => (await router.app.rooms.getRoom(id))!.room));
   const before = await homes();
   expect(before.map((r) => r.homeNodeId)).toEqual(['us-west-1', 'eu-west-1']);
 
@@ -144,7 +144,7 @@ it('Redis away for longer than the dead-after time: refusals while away, then no
   expect(back).toBe(200);
   // Reconciled: both nodes alive, every room still on the home it had, no re-home, one home each.
   // The snapshot's node order is not part of its contract: compare as a set.
-  const nodeStates = router.app.services.registry.snapshot().nodes.map((n) => `${n.nodeId}:${n.state}`);
+  const nodeStates = router.app.registry.snapshot().nodes.map((n) => `${n.nodeId}:${n.state}`);
   expect(nodeStates.sort()).toEqual(['eu-west-1:alive', 'us-west-1:alive']);
   expect(await homes()).toEqual(before);
   expect(await (await fetch(`${router.url}/metrics`)).text()).toContain('geo_sfu_room_rehomes_total 0');

@@ -45,7 +45,7 @@ it('a room whose home node dies is re-homed to the live node serving most of its
   nodes = new FakeNodes(router.url, router.config.clusterSecret);
   await nodes.start(200);
   for (const region of ['us-east', 'eu-west', 'apac']) await nodes.add({ nodeId: `${region}-1`, region });
-  await router.app.services.registry.refresh();
+  await router.app.registry.refresh();
   const near = (region: string) => Object.fromEntries(['us-west', 'us-east', 'eu-west', 'apac'].map((r) => [r, r === region ? 5 : 300]));
   expect((await allocate(router.url, { roomId: 'fo', participantId: 'a', latencies: near('us-east') })).body.homeRegion).toBe('us-east');
   for (const p of ['b', 'c']) expect((await allocate(router.url, { roomId: 'fo', participantId: p, latencies: near('eu-west') })).body.region).toBe('eu-west');
@@ -56,10 +56,10 @@ it('a room whose home node dies is re-homed to the live node serving most of its
   let home = 'us-east';
   while (Date.now() - silencedAt < 6_000 && home === 'us-east') {
     await new Promise((r) => setTimeout(r, 100));
-    home = (await router.app.services.rooms.getRoom('fo'))!.room.homeRegion;
+    home = (await router.app.rooms.getRoom('fo'))!.room.homeRegion;
   }
   console.log(`home node death → room re-homed in ${Date.now() - silencedAt} ms (dead after ${router.config.deadAfterMs} ms)`);
-  const state = (await router.app.services.rooms.getRoom('fo'))!;
+  const state = (await router.app.rooms.getRoom('fo'))!;
   expect([state.room.homeRegion, state.room.homeNodeId, state.room.epoch]).toEqual(['eu-west', 'eu-west-1', 1]);
   expect(await (await fetch(`${router.url}/metrics`)).text()).toContain('geo_sfu_room_rehomes_total 1');
 });

@@ -17,7 +17,7 @@ beforeAll(async () => {
   nodes = new FakeNodes(router.url, router.config.clusterSecret);
   await nodes.start(200);
   await nodes.add({ nodeId: 'us-west-1', region: 'us-west', maxParticipants: 100_000 });
-  await router.app.services.registry.refresh();
+  await router.app.registry.refresh();
 });
 afterAll(async () => {
   await nodes.close();
@@ -57,10 +57,10 @@ const allocateBody = fc.record(
 it('POST /allocate: random bodies get a 4xx or a valid placement, never a 5xx; refused ones store nothing', async () => {
   await fc.assert(
     fc.asyncProperty(fc.oneof(allocateBody.map((b) => JSON.stringify(b)), fc.string({ maxLength: 200 })), async (body) => {
-      const before = (await router.app.services.rooms.listRoomIds()).length;
+      const before = (await router.app.rooms.listRoomIds()).length;
       const status = await send('POST', '/allocate', body, { authorization: `Bearer ${router.config.apiKey}` });
       expect(status === 200 || (status >= 400 && status < 500)).toBe(true);
-      if (status !== 200) expect((await router.app.services.rooms.listRoomIds()).length).toBe(before);
+      if (status !== 200) expect((await router.app.rooms.listRoomIds()).length).toBe(before);
     }),
     { numRuns: 300 },
   );
@@ -76,7 +76,7 @@ it('agent control routes: random signed bodies get a 4xx, never a 5xx, and never
     }),
     { numRuns: 200 },
   );
-  expect(router.app.services.registry.snapshot().nodes.map((n) => n.nodeId)).toEqual(['us-west-1']);
+  expect(router.app.registry.snapshot().nodes.map((n) => n.nodeId)).toEqual(['us-west-1']);
 });
 
 it('path parameters: random ids on GET and DELETE rooms get a 4xx or 404, never a 5xx', async () => {

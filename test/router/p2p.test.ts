@@ -34,7 +34,7 @@ async function cordonedCluster(backend: Backend, overrides: Parameters<typeof te
   fleets.push(nodes);
   await nodes.start(200);
   for (const region of REGIONS) await nodes.add({ nodeId: `${region}-1`, region, cordoned: true });
-  await router.app.services.registry.refresh();
+  await router.app.registry.refresh();
   return { router, nodes };
 }
 
@@ -97,8 +97,8 @@ describe.each(['memory', 'real'] as const)('P2P fallback on the %s backend', (ba
     const metrics = await (await fetch(`${router.url}/metrics`)).text();
     expect(metrics).toMatch(/geo_sfu_allocations_total\{outcome="p2p"\} 5/);
     expect(metrics).toMatch(/geo_sfu_allocations_total\{outcome="refused"\} 1/);
-    await router.app.services.sessions.flush();
-    const row = await router.app.services.sessions.get(answers[0]!.allocationId);
+    await router.app.sessions.flush();
+    const row = await router.app.sessions.get(answers[0]!.allocationId);
     expect(row).toMatchObject({ roomId: 'small', userId: 'a', serverId: 'p2p', status: 'allocated' });
   });
 
@@ -115,8 +115,8 @@ describe.each(['memory', 'real'] as const)('P2P fallback on the %s backend', (ba
     expect(res.status).toBe(503);
     expect(res.body.error?.code).toBe('NO_CAPACITY');
     expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
-    expect(router.app.services.p2pRelay).toBeNull();
-    expect(await router.app.services.rooms.getP2pRoom('small', Date.now())).toBeNull();
+    expect(router.app.p2pRelay).toBeNull();
+    expect(await router.app.rooms.getP2pRoom('small', Date.now())).toBeNull();
   });
 
   it('the relay forwards signaling only between connected participants of one room, and tells them when a region is back', async () => {
@@ -148,7 +148,7 @@ describe.each(['memory', 'real'] as const)('P2P fallback on the %s backend', (ba
     await until('migrate at alice and bob', () => alice.events.some((e) => e.event === 'migrate') && bob.events.some((e) => e.event === 'migrate'));
     console.log(`region uncordoned → relay said migrate after ${Math.round(performance.now() - freedAt)} ms`);
     expect(alice.events.find((e) => e.event === 'migrate')?.msg).toEqual({ reason: 'region_available' });
-    expect(await router.app.services.rooms.getP2pRoom('mesh', Date.now())).toBeNull();
+    expect(await router.app.rooms.getP2pRoom('mesh', Date.now())).toBeNull();
     const back = await allocate(router.url, { roomId: 'mesh', participantId: 'a', latencies: NEAR_US_EAST });
     expect(back.body).toMatchObject({ mode: 'sfu', region: 'us-east' });
     // The other P2P room moves as well.
@@ -166,7 +166,7 @@ describe.each(['memory', 'real'] as const)('P2P fallback on the %s backend', (ba
     const alice = await connectRelay(router.url, a.relay.token);
     nodes.set('eu-west-1', { cordoned: false });
     await nodes.heartbeatAll();
-    await router.app.services.registry.refresh();
+    await router.app.registry.refresh();
     const res = await allocate(router.url, { roomId: 'mesh', participantId: 'newcomer', latencies: NEAR_US_EAST });
     expect(res.body).toMatchObject({ mode: 'sfu', homeRegion: 'eu-west' });
     await until('migrate at alice', () => alice.events.find((e) => e.event === 'migrate'), 2_000);
@@ -240,7 +240,7 @@ describe.each(['memory', 'real'] as const)('P2P fallback on the %s backend', (ba
     await until('peerLeft for carol', () => bob.events.find((e) => e.event === 'peerLeft'), 6_000);
     console.log(`dropped relay connection → peerLeft after ${Math.round(performance.now() - droppedAt)} ms (lease 2000 ms)`);
     expect(bob.events.filter((e) => e.event === 'peerLeft').map((e) => e.msg)).toEqual([{ peerId: 'c' }]);
-    expect((await router.app.services.rooms.getP2pRoom('mesh', Date.now()))?.participants.map((p) => p.participantId)).toEqual(['a', 'b']);
+    expect((await router.app.rooms.getP2pRoom('mesh', Date.now()))?.participants.map((p) => p.participantId)).toEqual(['a', 'b']);
   });
 
   it('rate-limits signaling per connection', async () => {

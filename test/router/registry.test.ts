@@ -17,8 +17,8 @@ it('a node that stops heartbeating becomes suspect, then dead: never before the 
   await nodes.start(timings.heartbeatIntervalMs);
   await nodes.add({ nodeId: 'us-west-1', region: 'us-west' });
   await nodes.add({ nodeId: 'us-east-1', region: 'us-east' });
-  await router.app.services.registry.refresh();
-  const nodeOf = (id: string) => router!.app.services.registry.snapshot().nodes.find((n) => n.nodeId === id);
+  await router.app.registry.refresh();
+  const nodeOf = (id: string) => router!.app.registry.snapshot().nodes.find((n) => n.nodeId === id);
   expect(nodeOf('us-west-1')?.state).toBe('alive');
 
   nodes.silence('us-west-1');
@@ -81,6 +81,6 @@ it('a node re-registers after the router forgets it (heartbeat answers known: fa
   nodes = new FakeNodes(router.url, router.config.clusterSecret);
   await nodes.start(200);
   await nodes.add({ nodeId: 'apac-1', region: 'apac' });
-  await router.app.services.registry.deregister('apac-1');
+  await router.app.registry.deregister('apac-1');
   expect((await nodes.heartbeat('apac-1')).known).toBe(false);
 });

@@ -17,7 +17,7 @@ beforeAll(async () => {
   nodes = new FakeNodes(a.url, a.config.clusterSecret);
   await nodes.start(200);
   for (const region of ['us-west', 'us-east', 'eu-west', 'apac']) await nodes.add({ nodeId: `${region}-1`, region, maxParticipants: 1_000 });
-  await b.app.services.registry.refresh();
+  await b.app.registry.refresh();
 });
 afterAll(async () => {
   await nodes?.close();
@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 it('two routers sharing Redis: hundreds of concurrent allocations for one room give one home and exact counts', async () => {
-  expect(b.app.services.registry.snapshot().nodes).toHaveLength(4);
+  expect(b.app.registry.snapshot().nodes).toHaveLength(4);
   const regions = ['us-west', 'us-east', 'eu-west', 'apac'];
   const N = 300;
   const started = performance.now();
@@ -43,14 +43,14 @@ it('two routers sharing Redis: hundreds of concurrent allocations for one room g
   expect(results.map((r) => r.status).filter((s) => s !== 200)).toEqual([]);
   const homes = new Set(results.map((r) => r.body.homeRegion));
   expect(homes.size).toBe(1);
-  const state = await a.app.services.rooms.getRoom('big-room');
+  const state = await a.app.rooms.getRoom('big-room');
   expect(state?.participants).toHaveLength(N);
   expect(new Set(state?.participants.map((p) => p.participantId)).size).toBe(N);
-  const counts = await a.app.services.rooms.nodeCounts();
+  const counts = await a.app.rooms.nodeCounts();
   expect([...counts.values()].reduce((x, y) => x + y, 0)).toBe(N);
 
   // Every allocation reached the session log exactly once.
-  await Promise.all([a.app.services.sessions.flush(), b.app.services.sessions.flush()]);
+  await Promise.all([a.app.sessions.flush(), b.app.sessions.flush()]);
   const client = new pg.Client({ connectionString: DATABASE_URL });
   await client.connect();
   const rows = await client.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS ids, min(home_region) AS h1, max(home_region) AS h2 FROM ${ns.pgSchema}.video_sessions WHERE room_id = 'big-room'`);
@@ -70,5 +70,5 @@ it('a router placing on a room as it remembers it still sees what another router
   expect(othersIn(carol.body)).toBe('2');
   const dave = await allocate(a.url, { roomId: 'shared-room', participantId: 'dave', latencies: near('us-east') });
   expect(othersIn(dave.body)).toBe('3');
-  expect((await a.app.services.rooms.getRoom('shared-room'))?.participants.map((p) => p.participantId)).toEqual(['alice', 'bob', 'carol', 'dave']);
+  expect((await a.app.rooms.getRoom('shared-room'))?.participants.map((p) => p.participantId)).toEqual(['alice', 'bob', 'carol', 'dave']);
 });

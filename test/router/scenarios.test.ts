@@ -131,7 +131,7 @@ async function startWorld(overrides: Partial<GeoSfuConfig> = {}) {
     }
   }
   await nodes.heartbeatAll();
-  await router.app.services.registry.refresh();
+  await router.app.registry.refresh();
   return { router, nodes };
 }
 
@@ -142,7 +142,7 @@ describe('placement scenarios through POST /allocate', () => {
       row.setup(world.nodes);
       // Let a heartbeat carry the change, or let a silenced node age past the dead threshold.
       await new Promise((r) => setTimeout(r, world.router.config.deadAfterMs + 300));
-      await world.router.app.services.registry.refresh();
+      await world.router.app.registry.refresh();
     }
     const roomId = `room-${row.name.replace(/\W+/g, '-')}`;
     for (const join of row.joins) {
@@ -169,7 +169,7 @@ describe('placement scenarios through POST /allocate', () => {
     expect(first.body.homeRegion).toBe('us-east');
     world.nodes.set(NODE['us-east'], { load: { cpu: 0.9 } });
     await world.nodes.heartbeatAll();
-    await world.router.app.services.registry.refresh();
+    await world.router.app.registry.refresh();
     // dave (New York): us-west (70+68+10)/2 = 74 < eu-west (80+72+10)/2 = 81.
     const dave = await allocate(world.router.url, { roomId: 'overflow', participantId: 'dave', latencies: NEW_YORK });
     expect(dave.status).toBe(200);
@@ -181,11 +181,11 @@ describe('placement scenarios through POST /allocate', () => {
     const world = await startWorld();
     for (const nodeId of Object.values(NODE)) world.nodes.set(nodeId, { cordoned: true });
     await world.nodes.heartbeatAll();
-    await world.router.app.services.registry.refresh();
+    await world.router.app.registry.refresh();
     const res = await allocate(world.router.url, { roomId: 'nowhere', participantId: 'alice', latencies: NEW_YORK });
     expect(res.status).toBe(503);
     expect(res.headers['retry-after']).toBeDefined();
-    expect(await world.router.app.services.rooms.getRoom('nowhere')).toBeNull();
+    expect(await world.router.app.rooms.getRoom('nowhere')).toBeNull();
   });
 
   it('client IP: geoip for API-key callers, the request address (loopback: defaults) otherwise', async () => {

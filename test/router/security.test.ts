@@ -24,7 +24,7 @@ async function world(overrides: Partial<GeoSfuConfig>) {
   nodes = new FakeNodes(router.url, router.config.clusterSecret);
   await nodes.start(200);
   await nodes.add({ nodeId: 'eu-west-1', region: 'eu-west' });
-  await router.app.services.registry.refresh();
+  await router.app.registry.refresh();
   return router;
 }
 
@@ -56,7 +56,7 @@ it('/allocate takes the API key or a grant for that room and participant, and re
   expect(await refused(grant({ key: { kid: 'app-1', secret: 'x'.repeat(40) } }))).toEqual([401, 'BAD_GRANT']);
   expect(await refused(grant({ key: { kid: 'unknown', secret: 'g'.repeat(40) } }))).toEqual([401, 'BAD_GRANT']);
   // None of the refusals placed anyone but alice.
-  expect((await r.app.services.rooms.getRoom('r1'))?.participants.map((p) => p.participantId)).toEqual(['alice']);
+  expect((await r.app.rooms.getRoom('r1'))?.participants.map((p) => p.participantId)).toEqual(['alice']);
 });
 
 it('only API-key callers may pass clientIp', async () => {
@@ -77,7 +77,7 @@ it('rate-limits /allocate per credential and per client address', async () => {
   expect(limited.body.error?.code).toBe('RATE_LIMITED');
   // The API key has a budget of its own.
   expect((await allocate(r.url, { roomId: 'rl', participantId: 'server' }, bearer(r.config.apiKey))).status).toBe(200);
-  expect((await r.app.services.rooms.getRoom('rl'))?.participants).toHaveLength(6);
+  expect((await r.app.rooms.getRoom('rl'))?.participants).toHaveLength(6);
 });
 
 it('sends security headers and CORS only for configured origins', async () => {
@@ -119,7 +119,7 @@ it('keeps only hashes of the API key and admin token; an operator may configure 
 
   // Given the plain secrets, the router's configuration keeps neither; they still work.
   const plain = await world({ apiKey, adminToken });
-  const kept = JSON.stringify(plain.app.services.config);
+  const kept = JSON.stringify(plain.app.config);
   expect([kept.includes(apiKey), kept.includes(adminToken)]).toEqual([false, false]);
   expect((await allocate(plain.url, body, bearer(apiKey))).status).toBe(200);
   expect(await listRooms(plain.url, adminToken)).toBe(200);

@@ -19,7 +19,7 @@ beforeAll(async () => {
   nodes = new FakeNodes(router.url, router.config.clusterSecret);
   await nodes.start(200);
   await nodes.add({ nodeId: 'us-west-1', region: 'us-west', maxParticipants: 1_000 });
-  await router.app.services.registry.refresh();
+  await router.app.registry.refresh();
 });
 afterAll(async () => {
   await nodes.close();
@@ -62,7 +62,7 @@ describe('permissions at /allocate', () => {
     const widenedData = await allocate(router.url, { roomId: 'perm', participantId: 'g4', latencies: US_WEST, permissions: { publish: true, subscribe: true, publishData: true } }, grant('g4', { publishData: false }));
     expect(widenedData.body.error).toMatchObject({ code: 'FORBIDDEN', field: 'permissions.publishData' });
     // Nothing was allocated for the refused calls.
-    const state = await router.app.services.rooms.getRoom('perm');
+    const state = await router.app.rooms.getRoom('perm');
     expect(state?.participants.map((p) => p.participantId).filter((id) => id.startsWith('g')).sort()).toEqual(['g1', 'g2']);
     // A grant made before publishData existed (perm without it) keeps working: publishData = publish.
     const legacy = await allocate(router.url, { roomId: 'perm', participantId: 'g5', latencies: US_WEST }, grant('g5', { publish: true, subscribe: false }));

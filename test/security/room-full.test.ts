@@ -26,7 +26,7 @@ describe.each<Backend>(['real', 'memory'])('room size cap at /allocate (%s store
     nodes = new FakeNodes(router.url, router.config.clusterSecret);
     await nodes.start(200);
     for (const nodeId of ['us-west-1', 'us-west-2']) await nodes.add({ nodeId, region: 'us-west', maxParticipants: 1_000 });
-    await router.app.services.registry.refresh();
+    await router.app.registry.refresh();
 
     const results = await Promise.all(
       Array.from({ length: ROOM_CAP + EXTRA }, (_, i) => allocate(router!.url, { roomId: 'crowded', participantId: `p${i}`, latencies: US_WEST })),
@@ -38,16 +38,16 @@ describe.each<Backend>(['real', 'memory'])('room size cap at /allocate (%s store
     expect(statuses).toEqual({ 200: ROOM_CAP, 409: EXTRA });
     expect(refused.every((r) => r.body.error?.code === 'ROOM_FULL')).toBe(true);
     expect(refused[0]!.body.error?.message).toMatch(new RegExp(`${ROOM_CAP} participants`));
-    const state = await router.app.services.rooms.getRoom('crowded');
+    const state = await router.app.rooms.getRoom('crowded');
     expect(state?.participants).toHaveLength(ROOM_CAP);
-    const counts = await router.app.services.rooms.nodeCounts();
+    const counts = await router.app.rooms.nodeCounts();
     expect([...counts.values()].reduce((a, b) => a + b, 0)).toBe(ROOM_CAP);
 
     // Someone already in the room allocates again (failover, move): its own place, not a new one.
     const admitted = results.find((r) => r.status === 200)!.body.participantId;
     const again = await allocate(router.url, { roomId: 'crowded', participantId: admitted, latencies: US_WEST, excludeNodeIds: [] });
     expect(again.status).toBe(200);
-    expect((await router.app.services.rooms.getRoom('crowded'))?.participants).toHaveLength(ROOM_CAP);
+    expect((await router.app.rooms.getRoom('crowded'))?.participants).toHaveLength(ROOM_CAP);
     // A newcomer is still refused; another room is not affected.
     expect((await allocate(router.url, { roomId: 'crowded', participantId: 'late', latencies: US_WEST })).status).toBe(409);
     expect((await allocate(router.url, { roomId: 'other', participantId: 'late', latencies: US_WEST })).status).toBe(200);

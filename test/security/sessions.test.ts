@@ -38,7 +38,7 @@ beforeAll(async () => {
     byNode.set(agentId, agent);
   }
   await waitFor('every node alive on the router', () => {
-    const nodes = router.app.services.registry.snapshot().nodes;
+    const nodes = router.app.registry.snapshot().nodes;
     return NODES.every((id) => nodes.some((n) => n.nodeId === id && n.state === 'alive'));
   }, 10_000);
 }, 60_000);
@@ -80,7 +80,7 @@ function livePeers(roomId: string, participantId: string): string[] {
 async function routerJoined(roomId: string, participantId: string): Promise<void> {
   const deadline = performance.now() + 5_000;
   for (;;) {
-    const state = await router.app.services.rooms.getRoom(roomId);
+    const state = await router.app.rooms.getRoom(roomId);
     if (state?.participants.some((p) => p.participantId === participantId && p.status === 'joined')) return;
     if (performance.now() > deadline) throw new Error(`${participantId} never joined ${roomId} on the router`);
     await new Promise((r) => setTimeout(r, 20));
@@ -186,7 +186,7 @@ describe('row 3: one live session per participant, and kicks that bite', () => {
     expect(after).toEqual([newest.nodeId]);
     expect(removed).toEqual([{ reason: 'replaced' }, { reason: 'replaced' }, null]);
     expect(newest.socket.connected).toBe(true);
-    const state = await router.app.services.rooms.getRoom('multi');
+    const state = await router.app.rooms.getRoom('multi');
     expect(state?.participants.map((p) => [p.participantId, p.nodeId])).toEqual([['mallory', newest.nodeId]]);
     await ok(newest.socket, 'leave', {});
   });
@@ -202,7 +202,7 @@ describe('no session runs uncounted', () => {
     expect(replacement.status).toBe(200);
     // Never joined: it expires, and the router counts nobody for mallory.
     const disconnect = await Promise.race([live.disconnected, new Promise((r) => setTimeout(() => r('still connected'), ALLOCATION_TTL_MS + 5_000))]);
-    const state = await router.app.services.rooms.getRoom('orphan');
+    const state = await router.app.rooms.getRoom('orphan');
     console.log(`replacement expired unjoined: older session ${String(disconnect)}; events ${JSON.stringify(live.events.map((e) => [e.event, e.msg]))}`);
     expect(disconnect).toBe('io server disconnect');
     expect(live.events.map((e) => [e.event, e.msg])).toEqual([['moved', { reason: 'allocation_not_current', excludeNodeIds: [] }]]);

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Heartbeat, type HeartbeatAck, type MoveRequest, type NodeLoad, type NodeRegistration, type ParticipantQuality, type RttStats } from '../../shared/schemas/index.ts';
+import { type Heartbeat, type HeartbeatAck, type MoveRequest, type NodeLoad, type NodeRegistration, type ParticipantQuality, type RoomNodesPush, type RttStats } from '../../shared/schemas/index.ts';
 import { signedCall } from '../../shared/signed-http.ts';
 import { NonceCache, verifySignedRequest } from '../../shared/signed-request.ts';
 import { controlPlane as cp } from '../../shared/control-plane.ts';
@@ -32,6 +32,8 @@ const ZERO_LOAD: NodeLoad = { cpu: 0, memory: 0, participants: 0, rooms: 0, tran
 export class FakeNodes {
   readonly #nodes = new Map<string, FakeNode>();
   readonly #probeServer: http.Server;
+  /** Each node's control URL (one server per node, so a test sees which node a call reached). */
+  readonly #controlServers = new Map<string, http.Server>();
   readonly #nonces = new NonceCache(30_000);
   #timer: NodeJS.Timeout | null = null;
   /** The timer's heartbeat rounds still under way. */
@@ -41,14 +43,24 @@ export class FakeNodes {
   readonly moves: MoveRequest[] = [];
   /** Called for every verified move request (e.g. to act as the moved participant's SDK). */
   onMove: ((move: MoveRequest) => void) | null = null;
+  /** Signed room node-set pushes received, with the node each reached, in order. */
+  readonly pushes: Array<{ nodeId: string; push: RoomNodesPush }> = [];
 
   constructor(
     private readonly routerUrl: string,
     private readonly secret: string,
   ) {
-    // The nodes' control URL too: the probe answers 204; a signed move request is recorded, 202.
-    this.#probeServer = http.createServer((req, res) => {
-      if (req.method !== 'POST' || req.url !== cp.move.path) {
+    this.#probeServer = http.createServer(this.#control(null));
+  }
+
+  /**
+   * A node's control URL: a signed move request is recorded, 202; a signed room node-set push is
+   * recorded, 204; anything else (the probe, session closes) answers 204.
+   */
+  #control(nodeId: string | null): http.RequestListener {
+    return (req, res) => {
+      const path = req.url ?? '';
+      if (req.method !== 'POST' || (path !== cp.move.path && path !== cp.roomNodesPush.path)) {
         res.statusCode = 204;
         res.end();
         return;
@@ -56,9 +68,15 @@ export class FakeNodes {
       let body = '';
       req.on('data', (chunk: Buffer) => (body += chunk.toString()));
       req.on('end', () => {
-        const failure = verifySignedRequest(this.secret, { method: 'POST', path: cp.move.path, body }, req.headers, Date.now(), 30_000, this.#nonces);
+        const failure = verifySignedRequest(this.secret, { method: 'POST', path, body }, req.headers, Date.now(), 30_000, this.#nonces);
         if (failure) {
           res.statusCode = 401;
+          res.end();
+          return;
+        }
+        if (path === cp.roomNodesPush.path) {
+          this.pushes.push({ nodeId: nodeId ?? '', push: JSON.parse(body) as RoomNodesPush });
+          res.statusCode = 204;
           res.end();
           return;
         }
@@ -68,7 +86,7 @@ export class FakeNodes {
         res.statusCode = 202;
         res.end();
       });
-    });
+    };
   }
 
   async start(heartbeatIntervalMs: number): Promise<void> {
@@ -83,10 +101,14 @@ export class FakeNodes {
   }
 
   async add(spec: FakeNodeSpec): Promise<HeartbeatAck> {
+    const control = http.createServer(this.#control(spec.nodeId));
+    await new Promise<void>((r) => control.listen(0, '127.0.0.1', r));
+    this.#controlServers.get(spec.nodeId)?.close();
+    this.#controlServers.set(spec.nodeId, control);
     const registration: NodeRegistration = {
       nodeId: spec.nodeId,
       region: spec.region,
-      controlUrl: this.probeUrl.replace('/probe', ''),
+      controlUrl: `http://127.0.0.1:${(control.address() as AddressInfo).port}`,
       signalingUrl: `http://127.0.0.1:1/${spec.nodeId}`,
       probeUrl: this.probeUrl,
       maxParticipants: spec.maxParticipants ?? 100,
@@ -155,9 +177,10 @@ export class FakeNodes {
     // A heartbeat still under way when the router closes leaves its connection to the router open
     // in keep-alive (the router's 72 s, as the response advertises): the router's close would wait for it.
     await Promise.all(this.#beating);
-    const closed = new Promise<void>((r) => this.#probeServer.close(() => r()));
+    const servers = [this.#probeServer, ...this.#controlServers.values()];
+    const closed = servers.map((server) => new Promise<void>((r) => server.close(() => r())));
     // Routers' keep-alive connections (probes, move requests) would hold the close.
-    this.#probeServer.closeAllConnections();
-    await closed;
+    for (const server of servers) server.closeAllConnections();
+    await Promise.all(closed);
   }
 }

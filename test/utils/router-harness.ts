@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { configWith, type GeoSfuConfig } from '../../shared/config/index.ts';
-import { buildRouter, type RouterApp } from '../../router/app.ts';
+import { buildRouter } from '../../router/app.ts';
+import type { RouterApp } from '../../router/services.ts';
 import { preloadGeoIp } from '../../router/geo.ts';
 import { createStores } from '../../router/state/index.ts';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, TestPgSchemas, TestRedisKeys } from './test-backends.ts';

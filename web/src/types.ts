@@ -1,6 +1,6 @@
 /** The snapshot the router streams (types only: erased from the bundle). */
-export type { DashboardRoom, DashboardSnapshot } from '../../router/routes/dashboard.ts';
-import type { DashboardSnapshot } from '../../router/routes/dashboard.ts';
+export type { DashboardRoom, DashboardSnapshot } from '../../shared/schemas/dashboard.ts';
+import type { DashboardSnapshot } from '../../shared/schemas/dashboard.ts';
 
 export type RegionView = DashboardSnapshot['regions']['regions'][number];
 export type NodeView = RegionView['nodes'][number];

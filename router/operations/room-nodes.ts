@@ -1,0 +1,123 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { GeoSfuConfig } from '../../shared/config/index.ts';
+import { controlCall, controlPlane } from '../../shared/control-plane.ts';
+import type { RoomNodeSet, RoomNodesPush } from '../../shared/schemas/index.ts';
+import type { NodeRegistry, NodeSnapshot } from '../registry/node-registry.ts';
+import type { RoomState, RoomStore } from '../state/types.ts';
+
+/** The nodes a room's participants are placed on (registered ones), at the room's version. */
+export function roomNodeSet(state: RoomState, nodes: ReadonlyMap<string, NodeSnapshot>): RoomNodeSet {
+  const ids = [...new Set(state.participants.map((p) => p.nodeId))];
+  return {
+    version: state.version,
+    nodes: ids.flatMap((id) => {
+      const n = nodes.get(id);
+      return n ? [{ nodeId: id, region: n.region, controlUrl: n.record.registration.controlUrl, state: n.state }] : [];
+    }),
+  };
+}
+
+export interface RoomNodesPusherDeps {
+  config: GeoSfuConfig;
+  registry: NodeRegistry;
+  rooms: RoomStore;
+  log: FastifyBaseLogger;
+}
+
+/**
+ * Pushes a room's node set (controlPlane.roomNodesPush) to the agents that serve it, or served it
+ * until the change, so their cascades follow without polling. Changes are coalesced per room: one
+ * push at a time per room, reading the room as it is then (its version rises with every change, so
+ * an agent keeps the newest set whatever order pushes from several routers arrive in). A push is
+ * sent only when the set differs from the last one this router pushed for the room (or it knows
+ * none), or a node named as former is no longer in it. Fire-and-forget: a failure (an agent down,
+ * or without the route yet) is logged at debug; the agents' reconcile poll is the safety net.
+ */
+export class RoomNodesPusher {
+  /** Rooms with a change not pushed yet → nodes that served them before the change. */
+  readonly #pending = new Map<string, Set<string>>();
+  /** Rooms whose pushes are under way (one drain per room). */
+  readonly #draining = new Set<string>();
+  /** The node ids last pushed per room (rooms with nodes only). */
+  readonly #last = new Map<string, ReadonlySet<string>>();
+  readonly #drains = new Set<Promise<void>>();
+  readonly #sending = new Set<Promise<void>>();
+  #closed = false;
+
+  constructor(private readonly deps: RoomNodesPusherDeps) {}
+
+  /** The room's node set may have changed; `formerNodeIds` served it before the change. */
+  changed(roomId: string, formerNodeIds: Iterable<string> = []): void {
+    if (this.#closed) return;
+    let former = this.#pending.get(roomId);
+    if (!former) this.#pending.set(roomId, (former = new Set()));
+    for (const id of formerNodeIds) former.add(id);
+    if (this.#draining.has(roomId)) return;
+    this.#draining.add(roomId);
+    // After the current turn: the changes made in it are pushed together.
+    setImmediate(() => {
+      const drain = this.#drain(roomId).finally(() => this.#drains.delete(drain));
+      this.#drains.add(drain);
+    });
+  }
+
+  /** Stops pushing; resolves once the pushes under way have been answered or timed out. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#pending.clear();
+    await Promise.allSettled([...this.#drains]);
+    await Promise.allSettled([...this.#sending]);
+  }
+
+  async #drain(roomId: string): Promise<void> {
+    for (;;) {
+      const former = this.#pending.get(roomId);
+      // Checked and cleared in one turn: a change made after this starts a drain of its own.
+      if (!former || this.#closed) {
+        this.#draining.delete(roomId);
+        return;
+      }
+      this.#pending.delete(roomId);
+      try {
+        await this.#push(roomId, former);
+      } catch (err) {
+        this.deps.log.debug({ roomId, err: (err as Error).message }, 'room nodes not pushed');
+      }
+    }
+  }
+
+  async #push(roomId: string, former: ReadonlySet<string>): Promise<void> {
+    let state: RoomState | null;
+    try {
+      state = await this.deps.rooms.getRoom(roomId);
+    } catch (err) {
+      this.deps.log.debug({ roomId, err: (err as Error).message }, 'room nodes not pushed: room not readable');
+      return;
+    }
+    if (!state || this.#closed) {
+      this.#last.delete(roomId);
+      return;
+    }
+    const nodes = new Map(this.deps.registry.snapshot().nodes.map((n) => [n.nodeId, n]));
+    const set = roomNodeSet(state, nodes);
+    const current = new Set(set.nodes.map((n) => n.nodeId));
+    const last = this.#last.get(roomId);
+    const differs = last === undefined || last.size !== current.size || [...last].some((id) => !current.has(id)) || [...former].some((id) => !current.has(id));
+    if (!differs) return;
+    if (current.size > 0) this.#last.set(roomId, current);
+    else this.#last.delete(roomId);
+    const targets = new Set([...current, ...(last ?? []), ...former]);
+    const push: RoomNodesPush = { roomId, ...set };
+    const { config } = this.deps;
+    for (const nodeId of targets) {
+      const node = nodes.get(nodeId);
+      if (!node || node.state === 'dead') continue;
+      const target = { secret: config.clusterSecret, baseUrl: node.record.registration.controlUrl, timeoutMs: config.routerCallTimeoutMs, nowMs: Date.now() };
+      const sent: Promise<void> = controlCall(controlPlane.roomNodesPush, target, push)
+        .then(() => undefined)
+        .catch((err: unknown) => this.deps.log.debug({ roomId, nodeId, err: (err as Error).message }, 'room nodes not pushed'))
+        .finally(() => this.#sending.delete(sent));
+      this.#sending.add(sent);
+    }
+  }
+}

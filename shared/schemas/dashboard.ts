@@ -1,0 +1,91 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { QualityAlert } from './registry.ts';
+import { RegionsResponse } from './views.ts';
+
+const Nullable = <T extends ReturnType<typeof Type.Number>>(t: T) => Type.Union([t, Type.Null()]);
+
+/** The scaling manager's state per region and its recent decisions (GET /scaling, the dashboard). */
+export const ScalingView = Type.Object({
+  regions: Type.Array(
+    Type.Object({
+      region: Type.String(),
+      nodes: Type.Integer(),
+      meanStress: Nullable(Type.Number()),
+      overflowsInWindow: Type.Integer(),
+      medianClientRttMs: Nullable(Type.Number()),
+      highForMs: Type.Number(),
+      lowForMs: Type.Number(),
+      farForMs: Type.Number(),
+      coolingDownForMs: Type.Number(),
+    }),
+  ),
+  decisions: Type.Array(
+    Type.Object({
+      region: Type.String(),
+      action: Type.Union([Type.Literal('scale_out'), Type.Literal('scale_in'), Type.Literal('add_region')]),
+      reason: Type.String(),
+      at: Type.String({ format: 'date-time' }),
+      meanStress: Nullable(Type.Number()),
+      nodes: Type.Integer(),
+      medianClientRttMs: Nullable(Type.Number()),
+    }),
+  ),
+});
+export type ScalingView = Static<typeof ScalingView>;
+
+/** A room as the dashboard draws it: participants grouped by edge region, region-level cascade links. */
+export const DashboardRoom = Type.Object({
+  roomId: Type.String(),
+  homeRegion: Type.String(),
+  participants: Type.Integer(),
+  /** Edge regions, home first; `participantIds` lists at most the first 24 of `count`. */
+  edges: Type.Array(Type.Object({ region: Type.String(), count: Type.Integer(), joined: Type.Integer(), participantIds: Type.Array(Type.String()) })),
+  /** One entry per pair of regions the room's cascade links (nodes in the same region are not a link). */
+  links: Type.Array(Type.Object({ from: Type.String(), to: Type.String() })),
+});
+export type DashboardRoom = Static<typeof DashboardRoom>;
+
+/** A live rebalancing decision as the dashboard shows it (its reasons are in the router's log). */
+const DashboardRebalanceDecision = Type.Object({
+  roomId: Type.String(),
+  at: Type.String({ format: 'date-time' }),
+  /**
+   * moved: plans stored and agents told; stable: nothing better found; below_threshold: better, not
+   * enough; plan_in_flight: an earlier plan is still live; raced: the room changed (or another router
+   * planned it) between the read and the plan; failed: the store could not be read or written.
+   */
+  outcome: Type.Union([
+    Type.Literal('moved'),
+    Type.Literal('stable'),
+    Type.Literal('below_threshold'),
+    Type.Literal('plan_in_flight'),
+    Type.Literal('raced'),
+    Type.Literal('failed'),
+  ]),
+  participants: Type.Integer(),
+  meanDelayBeforeMs: Nullable(Type.Number()),
+  meanDelayAfterMs: Nullable(Type.Number()),
+  moves: Type.Array(Type.Object({ participantId: Type.String(), from: Type.String(), to: Type.String(), gainMs: Type.Number(), told: Type.Boolean() })),
+  home: Type.Union([Type.Object({ from: Type.String(), to: Type.String() }), Type.Null()]),
+  /** Time of the pure decision, ms. */
+  decisionMs: Type.Number(),
+});
+
+/**
+ * One `snapshot` event of the dashboard's GET /events stream (server-sent events). Anyone gets the
+ * public part; with the admin token the rooms, alerts, scaling and rebalancing parts too.
+ */
+export const DashboardSnapshot = Type.Object({
+  at: Type.String({ format: 'date-time' }),
+  scope: Type.Union([Type.Literal('public'), Type.Literal('admin')]),
+  /** Exactly what GET /regions answers. */
+  regions: RegionsResponse,
+  /** Admin only: the first rooms by id (100 by default), and how many there are. */
+  rooms: Type.Optional(Type.Array(DashboardRoom)),
+  roomsTotal: Type.Optional(Type.Integer()),
+  alerts: Type.Optional(Type.Array(QualityAlert)),
+  scaling: Type.Optional(ScalingView),
+  /** Admin only: live rebalancing, its last decisions newest first. */
+  rebalancing: Type.Optional(Type.Object({ enabled: Type.Boolean(), decisions: Type.Array(DashboardRebalanceDecision) })),
+});
+export type DashboardSnapshot = Static<typeof DashboardSnapshot>;
