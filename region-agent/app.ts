@@ -16,7 +16,6 @@ import { resolveAgentSettings } from './settings.ts';
 import type { AgentSfu } from './sfu.ts';
 import type { SignalingServer } from './signaling/server.ts';
 
-export type { AgentEvents, AgentStatus } from './controller.ts';
 export type { SfuLoad, SfuLoadProvider } from './load.ts';
 export { AgentController };
 

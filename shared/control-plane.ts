@@ -81,7 +81,6 @@ export const controlPlane = {
   cascadeKick: call({ from: 'agent', to: 'agent', path: '/v1/cascade/kick', body: KickRequest, answers: { 202: Empty } }),
 } as const;
 
-export type ControlPlane = typeof controlPlane;
 export type CallBody<C extends ControlCall> = Static<C['body']>;
 /** One of the answers a call has: its status and the body that status carries. */
 export type CallAnswer<C extends ControlCall> = {

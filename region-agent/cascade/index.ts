@@ -11,8 +11,8 @@ import { Cascade, type CascadeOptions, type CascadeTiming, type EndpointRewrite,
 import { cascadeRoutes } from './routes.ts';
 
 export { Cascade };
-export type { CascadeEvents, CascadeLinkStatus, CascadeOptions, CascadePipeSettings, EndpointRewrite, RoomNodesSource } from './cascade.ts';
-export { derivePipeKey, PIPE_KEY_INFO, seal, unseal } from './seal.ts';
+export type { EndpointRewrite, RoomNodesSource } from './cascade.ts';
+export { derivePipeKey, seal, unseal } from './seal.ts';
 
 export interface RegisterCascadeOptions extends Omit<CascadeOptions, 'logger'> {
   signedRequestWindowMs: number;

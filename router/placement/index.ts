@@ -19,35 +19,7 @@ export function createStrategy(kind: PlacementStrategyKind): PlacementStrategy {
 }
 
 export type * from './types.ts';
-export { estimateClientRtt, type ClientRttInput, type ClientRttModel } from './client-rtt.ts';
-export { buildInterRegionRtt, type InterRegionRttInput, type MeasuredInterRegionRtt } from './inter-region.ts';
-export { geoRttMs, type GeoPoint, type GeoRttModel } from './geo-rtt.ts';
-export { nodeStress, type StressLimits } from './stress.ts';
-export {
-  assessRegions,
-  chooseNode,
-  nodeExclusion,
-  regionExclusion,
-  type NodeChoice,
-  type RegionAssessment,
-} from './eligibility.ts';
-export {
-  newcomerMeanDelay,
-  oneWayDelayMs,
-  roomDelayProfile,
-  roomMeanPairwiseDelay,
-  type EdgeAssignment,
-  type RoomDelayProfile,
-} from './delay.ts';
-export { minDelayStrategy } from './min-delay.ts';
-export { firstJoinerStrategy } from './first-joiner.ts';
-export { nearestStrategy } from './nearest.ts';
-export {
-  followPlan,
-  proposeRebalance,
-  type RebalanceInput,
-  type RebalanceMove,
-  type RebalanceParticipant,
-  type RebalanceProposal,
-  type RebalanceThresholds,
-} from './rebalance.ts';
+export { estimateClientRtt } from './client-rtt.ts';
+export { buildInterRegionRtt } from './inter-region.ts';
+export { roomMeanPairwiseDelay } from './delay.ts';
+export { followPlan, proposeRebalance, type RebalanceInput, type RebalanceParticipant, type RebalanceThresholds } from './rebalance.ts';
