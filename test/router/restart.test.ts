@@ -46,10 +46,13 @@ const near = (region: string) => Object.fromEntries(REGIONS.map((r) => [r, r ===
 
 type Attempt = { status: number | 'connection error'; node?: string };
 
-/** /allocate as a careful client does it: on a connection error or a 503, the same call again, until a 200 or the deadline. */
-async function allocateRetrying(url: string, roomId: string, participantId: string, region: string, deadlineMs: number): Promise<Attempt[]> {
+/**
+ * /allocate as a careful client does it: on a connection error or a 503, the same call again,
+ * until a 200 or the deadline (read at each attempt, so a test can move it).
+ */
+async function allocateRetrying(url: string, roomId: string, participantId: string, region: string, deadline: { atMs: number }): Promise<Attempt[]> {
   const attempts: Attempt[] = [];
-  while (Date.now() < deadlineMs) {
+  while (Date.now() < deadline.atMs) {
     try {
       const res = await request(`${url}/allocate`, {
         method: 'POST',
@@ -103,13 +106,14 @@ it('router SIGKILLed and restarted on the same Redis: state comes back, agents r
   // Ten pinned rooms, homes spread over the regions.
   const homes = new Map<string, string>();
   for (let i = 0; i < 10; i++) {
-    const [attempt] = await allocateRetrying(first.url, `room-${i}`, 'first', REGIONS[i % 4]!, Date.now() + 5_000);
+    const [attempt] = await allocateRetrying(first.url, `room-${i}`, 'first', REGIONS[i % 4]!, { atMs: Date.now() + 5_000 });
     expect(attempt?.status).toBe(200);
     homes.set(`room-${i}`, REGIONS[i % 4]!);
   }
 
-  // Clients allocate continuously into one room, through the kill and the restart.
-  const deadline = Date.now() + 30_000;
+  // Clients allocate continuously into one room, through the kill and the restart. They retry
+  // until 10 s after the agents are back, however long the restart took on a loaded machine.
+  const deadline = { atMs: Date.now() + 60_000 };
   const inFlight: Array<Promise<{ participantId: string; attempts: Attempt[] }>> = [];
   let stopAllocating = false;
   const allocating = (async () => {
@@ -132,6 +136,7 @@ it('router SIGKILLed and restarted on the same Redis: state comes back, agents r
   const agentsBackMs = await waitFor('all agents alive on the new router', async () => (await aliveNodes(second.url)).join() === [...nodeIds].sort().join(), 15_000);
   await new Promise((r) => setTimeout(r, 1_000));
   stopAllocating = true;
+  deadline.atMs = Date.now() + 10_000;
   await allocating;
   const results = await Promise.all(inFlight);
   console.log(
