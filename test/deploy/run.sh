@@ -16,7 +16,7 @@ for tool in podman podman-compose mmdebstrap runc; do
   command -v "$tool" >/dev/null || { echo "test:deploy: $tool is missing: run npm run setup:test" >&2; exit 1; }
 done
 
-T0=$SECONDS
+export TEST_DEPLOY_STARTED_MS="$(date +%s%3N)"
 timing() { printf '[test:deploy] %-44s %4d s\n' "$1" "$2"; }
 
 t=$SECONDS
@@ -48,5 +48,4 @@ rm -rf "$context_worker"
 timing "image $GEO_SFU_IMAGE (podman build)" $((SECONDS - t))
 
 export SERVICES_IMAGE
-node --import tsx test/deploy/main.ts
-timing "test:deploy total" $((SECONDS - T0))
+exec node --import tsx test/deploy/main.ts
