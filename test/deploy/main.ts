@@ -342,7 +342,10 @@ async function killAgents(bob: Participant, alice: Participant): Promise<void> {
         const edge = await edgeOf(bob.page);
         const a = (await inbound(bob))[alice.name];
         return edge.node !== bob.nodeId && a && a.videoTrackId !== baseline[alice.name]?.videoTrackId && a.framesDecoded > 0 ? Date.now() : undefined;
-      }, 100);
+      }, 100).catch(async (err: Error) => {
+        const logs = await Promise.all([bob, alice].map(async (p) => `${p.name}'s page (newest first):\n${await p.page.locator('#log').innerText()}`));
+        throw new Error(`${err.message}\nbob now: ${JSON.stringify(await edgeOf(bob.page))} ${JSON.stringify(await inbound(bob))}\n${logs.join('\n')}`);
+      });
       gaps.push(back - killedAt);
       const edge = await edgeOf(bob.page);
       console.log(`  killed ${service} (${bob.nodeId}, alice ${alice.nodeId === bob.nodeId ? 'there too' : `on ${alice.nodeId}`}): bob on ${edge.node} (${edge.region}), alice's video back after ${back - killedAt} ms`);
