@@ -318,8 +318,7 @@ async function killAgents(bob: Participant, alice: Participant): Promise<void> {
   const gaps: number[] = [];
   for (let round = 1; round <= 3; round++) {
     await step(`agent kill ${round}/3: bob's media back on another agent`, async () => {
-      // Where bob is now (the router may have moved him back since the last round: live
-      // rebalancing), once alice's video is flowing to him there.
+      // Where bob is now, once alice's video is flowing to him there.
       await until('bob settled, decoding alice', 30_000, async () => {
         const edge = await edgeOf(bob.page);
         const before = (await inbound(bob))[alice.name]?.framesDecoded ?? 0;
