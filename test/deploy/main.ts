@@ -314,18 +314,31 @@ async function killRouter(): Promise<void> {
   });
 }
 
+/** Where each page is, what it receives, and its log: for a failure's message. */
+async function pageStates(ps: Participant[]): Promise<string> {
+  const states = await Promise.all(ps.map(async (p) => `${p.name}: ${JSON.stringify(await edgeOf(p.page))} ${JSON.stringify(await inbound(p))}\n${p.name}'s page log (newest first):\n${await p.page.locator('#log').innerText()}`));
+  return states.join('\n');
+}
+
 async function killAgents(bob: Participant, alice: Participant): Promise<void> {
   const gaps: number[] = [];
   for (let round = 1; round <= 3; round++) {
     await step(`agent kill ${round}/3: bob's media back on another agent`, async () => {
-      // Where bob is now, once alice's video is flowing to him there.
-      await until('bob settled, decoding alice', 30_000, async () => {
-        const edge = await edgeOf(bob.page);
-        const before = (await inbound(bob))[alice.name]?.framesDecoded ?? 0;
+      // From a steady state: both pages on an edge that stays put, each decoding the other (a
+      // kill while a page is still failing over from the last one is another test).
+      await until('alice and bob settled, decoding each other', 30_000, async () => {
+        const pairs = [[bob, alice], [alice, bob]] as const;
+        const edges = await Promise.all(pairs.map(([p]) => edgeOf(p.page)));
+        const before = await Promise.all(pairs.map(async ([p, o]) => (await inbound(p))[o.name]?.framesDecoded ?? 0));
         await sleep(1_000);
-        const after = await inbound(bob);
-        const settled = edge.mode === 'sfu' && edge.node === (await edgeOf(bob.page)).node && (after[alice.name]?.framesDecoded ?? 0) > before;
-        return settled ? Object.assign(bob, { nodeId: edge.node!, region: edge.region! }) : undefined;
+        for (const [i, [p, o]] of pairs.entries()) {
+          const edge = (await edgeOf(p.page));
+          if (edge.mode !== 'sfu' || edge.node !== edges[i]!.node || ((await inbound(p))[o.name]?.framesDecoded ?? 0) <= before[i]!) return undefined;
+          Object.assign(p, { nodeId: edge.node!, region: edge.region! });
+        }
+        return true;
+      }).catch(async (err: Error) => {
+        throw new Error(`${err.message}\n${await pageStates([alice, bob])}`);
       });
       const service = AGENTS[bob.region as keyof typeof AGENTS];
       const baseline = await inbound(bob);
@@ -342,13 +355,11 @@ async function killAgents(bob: Participant, alice: Participant): Promise<void> {
         const a = (await inbound(bob))[alice.name];
         return edge.node !== bob.nodeId && a && a.videoTrackId !== baseline[alice.name]?.videoTrackId && a.framesDecoded > 0 ? Date.now() : undefined;
       }, 100).catch(async (err: Error) => {
-        const logs = await Promise.all([bob, alice].map(async (p) => `${p.name}'s page (newest first):\n${await p.page.locator('#log').innerText()}`));
-        throw new Error(`${err.message}\nbob now: ${JSON.stringify(await edgeOf(bob.page))} ${JSON.stringify(await inbound(bob))}\n${logs.join('\n')}`);
+        throw new Error(`${err.message}\n${await pageStates([bob, alice])}`);
       });
       gaps.push(back - killedAt);
       const edge = await edgeOf(bob.page);
       console.log(`  killed ${service} (${bob.nodeId}, alice ${alice.nodeId === bob.nodeId ? 'there too' : `on ${alice.nodeId}`}): bob on ${edge.node} (${edge.region}), alice's video back after ${back - killedAt} ms`);
-      alice.nodeId = (await edgeOf(alice.page)).node ?? alice.nodeId;
       // The killed agent back (restarted by podman) and registered again, for the next round.
       await until(`${service} restarted`, 30_000, async () => (Number(await podman('inspect', '-f', '{{.RestartCount}}', container(service))) > restarts ? true : undefined));
       await regionsHealthy(60_000);
