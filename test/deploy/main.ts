@@ -324,19 +324,19 @@ async function killAgents(bob: Participant, alice: Participant): Promise<void> {
   const gaps: number[] = [];
   for (let round = 1; round <= 3; round++) {
     await step(`agent kill ${round}/3: bob's media back on another agent`, async () => {
-      // From a steady state: both pages on an edge that stays put, each decoding the other (a
-      // kill while a page is still failing over from the last one is another test).
-      await until('alice and bob settled, decoding each other', 30_000, async () => {
-        const pairs = [[bob, alice], [alice, bob]] as const;
-        const edges = await Promise.all(pairs.map(([p]) => edgeOf(p.page)));
-        const before = await Promise.all(pairs.map(async ([p, o]) => (await inbound(p))[o.name]?.framesDecoded ?? 0));
+      // From a steady state: both pages joined on an edge that stays put (a kill while a page is
+      // still failing over from the last one is another test), bob decoding alice.
+      await until('alice and bob settled, bob decoding alice', 30_000, async () => {
+        const edges = await Promise.all([alice, bob].map((p) => edgeOf(p.page)));
+        const before = (await inbound(bob))[alice.name]?.framesDecoded ?? 0;
         await sleep(1_000);
-        for (const [i, [p, o]] of pairs.entries()) {
-          const edge = (await edgeOf(p.page));
-          if (edge.mode !== 'sfu' || edge.node !== edges[i]!.node || ((await inbound(p))[o.name]?.framesDecoded ?? 0) <= before[i]!) return undefined;
+        for (const [i, p] of [alice, bob].entries()) {
+          const edge = await edgeOf(p.page);
+          const joined = await p.page.evaluate(() => document.querySelector('#status')?.getAttribute('data-state') === 'joined');
+          if (!joined || edge.mode !== 'sfu' || edge.node !== edges[i]!.node) return undefined;
           Object.assign(p, { nodeId: edge.node!, region: edge.region! });
         }
-        return true;
+        return ((await inbound(bob))[alice.name]?.framesDecoded ?? 0) > before ? true : undefined;
       }).catch(async (err: Error) => {
         throw new Error(`${err.message}\n${await pageStates([alice, bob])}`);
       });
