@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'web/dist/**', 'dist/**', 'bench/results/**'] },
+  { ignores: ['node_modules/**', 'web/dist/**', 'dist/**', 'sdk/packages/*/dist/**', 'bench/results/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

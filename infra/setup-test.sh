@@ -4,20 +4,26 @@
 # - coturn (turnserver, turnutils_uclient) for test/infra/coturn.test.ts;
 # - promtool (package prometheus) for the Prometheus config and rules checks;
 # - chromium for the browser tests (through playwright-core; Playwright's own browser download is
-#   not used).
+#   not used);
+# - podman and its companions for `npm run test:deploy` (test/deploy/): podman-compose, runc (the
+#   runtime infra/podman/containers.conf selects), netavark + aardvark-dns (networks with DNS
+#   between containers), mmdebstrap (the base images), uidmap.
 # kubectl (for `kubectl kustomize`) comes with the machine image; it is not in Debian's archive.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash infra/setup.sh
 
-printf '\n== test tools (coturn, promtool, chromium)\n'
+printf '\n== test tools (coturn, promtool, chromium, podman)\n'
 missing=()
 command -v turnserver >/dev/null 2>&1 && command -v turnutils_uclient >/dev/null 2>&1 || missing+=(coturn)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+for pkg in podman podman-compose runc mmdebstrap uidmap netavark aardvark-dns; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+done
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "coturn, promtool and chromium are installed"
+  echo "coturn, promtool, chromium and podman are installed"
 else
   if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
     echo "missing ${missing[*]} and not root: install them with apt-get (Debian packages)" >&2
