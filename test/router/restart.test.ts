@@ -35,8 +35,11 @@ function routerEnv(ns: { redisKeyPrefix: string; pgSchema: string }): Record<str
     GEO_SFU_TOKEN_SECRETS: SECRETS.tokenKeys.map((k) => `${k.kid}:${k.secret}`).join(','),
     GEO_SFU_API_KEY: API_KEY,
     GEO_SFU_RATE_LIMIT_PER_MINUTE: '0',
-    // Clients allocate into one room for as long as the restart takes (hundreds on a slow machine).
+    // Clients allocate into one room for as long as the restart takes (hundreds on a slow machine):
+    // no room limit, and nodes far from full (at the default 100 per node, a restart that took long
+    // left the last allocations with 503 until the end, as they should be).
     GEO_SFU_MAX_ROOM_PARTICIPANTS: '0',
+    GEO_SFU_MAX_PARTICIPANTS_PER_NODE: '100000',
     GEO_SFU_REDIS_TIMEOUT_MS: '3000',
     GEO_SFU_HEARTBEAT_INTERVAL_MS: '200',
   };
@@ -100,7 +103,7 @@ it('router SIGKILLed and restarted on the same Redis: state comes back, agents r
   const first = await spawnRouter(routerEnv(ns));
   routers.push(first);
   const nodeIds = REGIONS.map((r) => `${r}-1`);
-  const running = await Promise.all(REGIONS.map((region, i) => agents.start(agentConfig(first.url, { agentId: nodeIds[i]!, agentRegion: region, heartbeatIntervalMs: 200 }))));
+  const running = await Promise.all(REGIONS.map((region, i) => agents.start(agentConfig(first.url, { agentId: nodeIds[i]!, agentRegion: region, heartbeatIntervalMs: 200, maxParticipantsPerNode: 100_000 }))));
   await waitFor('all agents alive', async () => (await aliveNodes(first.url)).length === 4, 15_000);
 
   // Ten pinned rooms, homes spread over the regions.
