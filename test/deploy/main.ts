@@ -23,6 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import { demoEdge, demoInboundMedia } from '../web/browser.ts';
 
 const run = promisify(execFile);
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -176,7 +177,6 @@ async function regionsHealthy(timeoutMs: number): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 interface Participant { name: string; context: BrowserContext; page: Page; region: string; nodeId: string }
-type Inbound = Record<string, { videoTrackId: string | null; framesDecoded: number; audioPackets: number }>;
 
 async function joinDemo(browser: Browser, name: string, region: string, opts: { relay?: boolean } = {}): Promise<Participant> {
   const context = await browser.newContext();
@@ -207,50 +207,20 @@ async function joinDemo(browser: Browser, name: string, region: string, opts: { 
   await page.waitForFunction(() => document.querySelector('#status')?.getAttribute('data-state') === 'joined', null, { timeout: 60_000 }).catch(async (err: Error) => {
     throw new Error(`${name} did not join: ${await page.locator('#log').innerText()}\n${err.message}`);
   });
-  const edge = await edgeOf(page);
+  const edge = await demoEdge(page);
   if (edge.mode !== 'sfu' || edge.region !== region) throw new Error(`${name} emulating ${region} joined ${edge.mode} in ${edge.region}`);
   return { name, context, page, region, nodeId: edge.node! };
-}
-
-function edgeOf(page: Page): Promise<{ mode: string | null; region: string | null; node: string | null }> {
-  return page.locator('#edge').evaluate((el) => ({ mode: el.getAttribute('data-mode'), region: el.getAttribute('data-region'), node: el.getAttribute('data-node') }));
-}
-
-/** Per remote participant shown on the page: video frames decoded and audio packets received. */
-function inbound(p: Participant): Promise<Inbound> {
-  return p.page.evaluate(async () => {
-    const pcs = (window as unknown as { __peerConnections: RTCPeerConnection[] }).__peerConnections.filter((pc) => pc.connectionState !== 'closed');
-    const byTrack = new Map<string, { framesDecoded?: number; packetsReceived?: number }>();
-    for (const pc of pcs) {
-      const report = await pc.getStats().catch(() => null);
-      report?.forEach((s: { type: string; trackIdentifier?: string; framesDecoded?: number; packetsReceived?: number }) => {
-        if (s.type === 'inbound-rtp' && s.trackIdentifier) byTrack.set(s.trackIdentifier, s);
-      });
-    }
-    const result: Record<string, { videoTrackId: string | null; framesDecoded: number; audioPackets: number }> = {};
-    for (const tile of Array.from(document.querySelectorAll<HTMLElement>('figure.tile[data-peer]'))) {
-      const track = (selector: string, kind: 'audio' | 'video') => ((tile.querySelector(selector) as HTMLMediaElement).srcObject as MediaStream | null)?.getTracks().find((t) => t.kind === kind);
-      const video = track('video', 'video');
-      const audio = track('audio', 'audio');
-      result[tile.dataset.peer!] = {
-        videoTrackId: video?.id ?? null,
-        framesDecoded: (video && byTrack.get(video.id)?.framesDecoded) || 0,
-        audioPackets: (audio && byTrack.get(audio.id)?.packetsReceived) || 0,
-      };
-    }
-    return result;
-  });
 }
 
 /** `p` decodes video from and receives audio of each of `from`, growing over 3 s. */
 async function expectMedia(p: Participant, from: string[]): Promise<void> {
   await until(`${p.name} decoding ${from.join(', ')}`, 60_000, async () => {
-    const now = await inbound(p);
+    const now = await demoInboundMedia(p.page);
     return from.every((o) => (now[o]?.framesDecoded ?? 0) > 0 && (now[o]?.audioPackets ?? 0) > 0) ? true : undefined;
   }, 500);
-  const before = await inbound(p);
+  const before = await demoInboundMedia(p.page);
   await sleep(3_000);
-  const after = await inbound(p);
+  const after = await demoInboundMedia(p.page);
   for (const o of from) {
     const fps = (after[o]!.framesDecoded - before[o]!.framesDecoded) / 3;
     const pps = (after[o]!.audioPackets - before[o]!.audioPackets) / 3;
@@ -316,7 +286,7 @@ async function killRouter(): Promise<void> {
 
 /** Where each page is, what it receives, and its log: for a failure's message. */
 async function pageStates(ps: Participant[]): Promise<string> {
-  const states = await Promise.all(ps.map(async (p) => `${p.name}: ${JSON.stringify(await edgeOf(p.page))} ${JSON.stringify(await inbound(p))}\n${p.name}'s page log (newest first):\n${await p.page.locator('#log').innerText()}`));
+  const states = await Promise.all(ps.map(async (p) => `${p.name}: ${JSON.stringify(await demoEdge(p.page))} ${JSON.stringify(await demoInboundMedia(p.page))}\n${p.name}'s page log (newest first):\n${await p.page.locator('#log').innerText()}`));
   return states.join('\n');
 }
 
@@ -327,21 +297,21 @@ async function killAgents(bob: Participant, alice: Participant): Promise<void> {
       // From a steady state: both pages joined on an edge that stays put (a kill while a page is
       // still failing over from the last one is another test), bob decoding alice.
       await until('alice and bob settled, bob decoding alice', 30_000, async () => {
-        const edges = await Promise.all([alice, bob].map((p) => edgeOf(p.page)));
-        const before = (await inbound(bob))[alice.name]?.framesDecoded ?? 0;
+        const edges = await Promise.all([alice, bob].map((p) => demoEdge(p.page)));
+        const before = (await demoInboundMedia(bob.page))[alice.name]?.framesDecoded ?? 0;
         await sleep(1_000);
         for (const [i, p] of [alice, bob].entries()) {
-          const edge = await edgeOf(p.page);
+          const edge = await demoEdge(p.page);
           const joined = await p.page.evaluate(() => document.querySelector('#status')?.getAttribute('data-state') === 'joined');
           if (!joined || edge.mode !== 'sfu' || edge.node !== edges[i]!.node) return undefined;
           Object.assign(p, { nodeId: edge.node!, region: edge.region! });
         }
-        return ((await inbound(bob))[alice.name]?.framesDecoded ?? 0) > before ? true : undefined;
+        return ((await demoInboundMedia(bob.page))[alice.name]?.framesDecoded ?? 0) > before ? true : undefined;
       }).catch(async (err: Error) => {
         throw new Error(`${err.message}\n${await pageStates([alice, bob])}`);
       });
       const service = AGENTS[bob.region as keyof typeof AGENTS];
-      const baseline = await inbound(bob);
+      const baseline = await demoInboundMedia(bob.page);
       // SIGKILL to the agent's process from the host: a crash, which the container's restart
       // policy answers by starting it again (`podman kill` would be a stop by the user, which
       // podman does not restart).
@@ -351,14 +321,14 @@ async function killAgents(bob: Participant, alice: Participant): Promise<void> {
       process.kill(pid, 'SIGKILL');
       // Back: bob's page on another edge, decoding alice's video there (a new track).
       const back = await until(`bob decoding alice after ${service} died`, 30_000, async () => {
-        const edge = await edgeOf(bob.page);
-        const a = (await inbound(bob))[alice.name];
+        const edge = await demoEdge(bob.page);
+        const a = (await demoInboundMedia(bob.page))[alice.name];
         return edge.node !== bob.nodeId && a && a.videoTrackId !== baseline[alice.name]?.videoTrackId && a.framesDecoded > 0 ? Date.now() : undefined;
       }, 100).catch(async (err: Error) => {
         throw new Error(`${err.message}\n${await pageStates([bob, alice])}`);
       });
       gaps.push(back - killedAt);
-      const edge = await edgeOf(bob.page);
+      const edge = await demoEdge(bob.page);
       console.log(`  killed ${service} (${bob.nodeId}, alice ${alice.nodeId === bob.nodeId ? 'there too' : `on ${alice.nodeId}`}): bob on ${edge.node} (${edge.region}), alice's video back after ${back - killedAt} ms`);
       // The killed agent back (restarted by podman) and registered again, for the next round.
       await until(`${service} restarted`, 30_000, async () => (Number(await podman('inspect', '-f', '{{.RestartCount}}', container(service))) > restarts ? true : undefined));

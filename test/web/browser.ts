@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, type Page, chromium } from 'playwright-core';
 
 /**
  * Debian's chromium driven by playwright-core (Playwright's own browser download does not work
@@ -26,4 +26,39 @@ export function prepareWeb(): void {
 
 export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
+}
+
+/** What the demo page's room panel says about this browser's connection. */
+export function demoEdge(page: Page): Promise<{ mode: string | null; region: string | null; node: string | null }> {
+  return page.locator('#edge').evaluate((el) => ({ mode: el.getAttribute('data-mode'), region: el.getAttribute('data-region'), node: el.getAttribute('data-node') }));
+}
+
+/** Per remote participant the demo page shows: its region, video frames decoded and audio packets received. */
+export type DemoInbound = Record<string, { region: string; videoTrackId: string | null; framesDecoded: number; audioPackets: number }>;
+
+/** The demo page's inbound media per remote participant (inbound-rtp of its live peer connections). */
+export function demoInboundMedia(page: Page): Promise<DemoInbound> {
+  return page.evaluate(async () => {
+    const pcs = (window as unknown as { __peerConnections: RTCPeerConnection[] }).__peerConnections.filter((pc) => pc.connectionState !== 'closed');
+    const byTrack = new Map<string, { framesDecoded?: number; packetsReceived?: number }>();
+    for (const pc of pcs) {
+      const report = await pc.getStats().catch(() => null);
+      report?.forEach((s: { type: string; trackIdentifier?: string; framesDecoded?: number; packetsReceived?: number }) => {
+        if (s.type === 'inbound-rtp' && s.trackIdentifier) byTrack.set(s.trackIdentifier, s);
+      });
+    }
+    const result: Record<string, { region: string; videoTrackId: string | null; framesDecoded: number; audioPackets: number }> = {};
+    for (const tile of Array.from(document.querySelectorAll<HTMLElement>('figure.tile[data-peer]'))) {
+      const track = (selector: string, kind: 'audio' | 'video') => ((tile.querySelector(selector) as HTMLMediaElement).srcObject as MediaStream | null)?.getTracks().find((t) => t.kind === kind);
+      const video = track('video', 'video');
+      const audio = track('audio', 'audio');
+      result[tile.dataset.peer!] = {
+        region: tile.dataset.region ?? '',
+        videoTrackId: video?.id ?? null,
+        framesDecoded: (video && byTrack.get(video.id)?.framesDecoded) || 0,
+        audioPackets: (audio && byTrack.get(audio.id)?.packetsReceived) || 0,
+      };
+    }
+    return result;
+  });
 }

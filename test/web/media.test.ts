@@ -8,7 +8,7 @@ import { interRegionRtt } from '../../infra/embedded/wan-profile.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import type { RegionsResponse, RoomView } from '../../shared/schemas/index.ts';
 import { startRouter, testConfig } from '../utils/router-harness.ts';
-import { ARTIFACTS, launchChromium, MEDIA_ARGS, prepareWeb, ROOT } from './browser.ts';
+import { ARTIFACTS, demoEdge, type DemoInbound, demoInboundMedia, launchChromium, MEDIA_ARGS, prepareWeb, ROOT } from './browser.ts';
 
 /**
  * Real browsers, real media, across emulated continents: chromium pages open /demo (the SDK
@@ -102,7 +102,7 @@ async function joinDemo(name: string, region: string, opts: { room?: string; dir
   await page.waitForFunction(() => document.querySelector('#status')?.getAttribute('data-state') === 'joined', null, { timeout: 60_000 }).catch(async (err: Error) => {
     throw new Error(`${name} did not join: ${await page.locator('#log').innerText()}\n${err.message}`);
   });
-  const edge = await edgeOf(page);
+  const edge = await demoEdge(page);
   const p: Participant = { name, region: edge.region!, context, page, nodeId: edge.node! };
   expect(edge.mode, `${name}'s connection`).toBe(opts.direct ? 'p2p' : 'sfu');
   expect(edge.region, `${name} emulating ${region} was placed on ${edge.region}`).toBe(opts.direct ? 'p2p' : region);
@@ -110,48 +110,14 @@ async function joinDemo(name: string, region: string, opts: { room?: string; dir
   return p;
 }
 
-/** What the page's room panel says about this browser's connection. */
-function edgeOf(page: Page): Promise<{ mode: string | null; region: string | null; node: string | null }> {
-  return page.locator('#edge').evaluate((el) => ({ mode: el.getAttribute('data-mode'), region: el.getAttribute('data-region'), node: el.getAttribute('data-node') }));
-}
-
-type Inbound = Record<string, { region: string; videoTrackId: string | null; framesDecoded: number; audioPackets: number }>;
-
-/** Per remote participant shown on the page: video frames decoded and audio packets received (inbound-rtp of the live peer connections). */
-function inboundMedia(p: Participant): Promise<Inbound> {
-  return p.page.evaluate(async () => {
-    const pcs = (window as unknown as { __peerConnections: RTCPeerConnection[] }).__peerConnections.filter((pc) => pc.connectionState !== 'closed');
-    const byTrack = new Map<string, { framesDecoded?: number; packetsReceived?: number }>();
-    for (const pc of pcs) {
-      const report = await pc.getStats().catch(() => null);
-      report?.forEach((s: { type: string; trackIdentifier?: string; framesDecoded?: number; packetsReceived?: number }) => {
-        if (s.type === 'inbound-rtp' && s.trackIdentifier) byTrack.set(s.trackIdentifier, s);
-      });
-    }
-    const result: Record<string, { region: string; videoTrackId: string | null; framesDecoded: number; audioPackets: number }> = {};
-    for (const tile of Array.from(document.querySelectorAll<HTMLElement>('figure.tile[data-peer]'))) {
-      const track = (selector: string, kind: 'audio' | 'video') => ((tile.querySelector(selector) as HTMLMediaElement).srcObject as MediaStream | null)?.getTracks().find((t) => t.kind === kind);
-      const video = track('video', 'video');
-      const audio = track('audio', 'audio');
-      result[tile.dataset.peer!] = {
-        region: tile.dataset.region ?? '',
-        videoTrackId: video?.id ?? null,
-        framesDecoded: (video && byTrack.get(video.id)?.framesDecoded) || 0,
-        audioPackets: (audio && byTrack.get(audio.id)?.packetsReceived) || 0,
-      };
-    }
-    return result;
-  });
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until `p` decodes video and receives audio from each of `from`. */
-async function waitForMedia(p: Participant, from: string[], timeoutMs = 60_000): Promise<Inbound> {
+async function waitForMedia(p: Participant, from: string[], timeoutMs = 60_000): Promise<DemoInbound> {
   const deadline = Date.now() + timeoutMs;
-  let last: Inbound = {};
+  let last: DemoInbound = {};
   while (Date.now() < deadline) {
-    last = await inboundMedia(p);
+    last = await demoInboundMedia(p.page);
     if (from.every((o) => (last[o]?.framesDecoded ?? 0) > 0 && (last[o]?.audioPackets ?? 0) > 0)) return last;
     await sleep(500);
   }
@@ -162,9 +128,9 @@ async function waitForMedia(p: Participant, from: string[], timeoutMs = 60_000):
 async function expectFlowing(names: string[]): Promise<void> {
   const ps = names.map((n) => people.get(n)!);
   for (const p of ps) await waitForMedia(p, names.filter((n) => n !== p.name));
-  const before = await Promise.all(ps.map(inboundMedia));
+  const before = await Promise.all(ps.map((p) => demoInboundMedia(p.page)));
   await sleep(SAMPLE_MS);
-  const after = await Promise.all(ps.map(inboundMedia));
+  const after = await Promise.all(ps.map((p) => demoInboundMedia(p.page)));
   for (const [i, p] of ps.entries()) {
     for (const other of names.filter((n) => n !== p.name)) {
       const fps = (after[i]![other]!.framesDecoded - before[i]![other]!.framesDecoded) / (SAMPLE_MS / 1000);
@@ -242,7 +208,7 @@ describe('browsers in different regions through the cascade', () => {
     const bob = people.get('bob')!;
     const others = ['alice', 'carol'];
     const agent = embedded.agents.find((a) => a.nodeId === bob.nodeId)!;
-    const baseline = await inboundMedia(bob);
+    const baseline = await demoInboundMedia(bob.page);
     const killedAt = Date.now();
     agent.process.kill('SIGKILL');
 
@@ -250,7 +216,7 @@ describe('browsers in different regions through the cascade', () => {
     const resumedAt: Record<string, number> = {};
     const deadline = killedAt + 60_000;
     while (Object.keys(resumedAt).length < others.length && Date.now() < deadline) {
-      const now = await inboundMedia(bob);
+      const now = await demoInboundMedia(bob.page);
       for (const o of others) {
         // After the rejoin the tiles hold the new edge's tracks, whose counters start from zero.
         const grew = now[o]?.videoTrackId !== baseline[o]?.videoTrackId && (now[o]?.framesDecoded ?? 0) > 0;
@@ -412,7 +378,7 @@ describe('the P2P fallback: no region can take the room', () => {
     const frank = people.get('frank')!;
     const [directErin, directFrank] = await Promise.all([selectedPaths(erin), selectedPaths(frank)]);
     const freed = embedded.agents.find((a) => a.region === 'us-east')!;
-    const before = await Promise.all([inboundMedia(erin), inboundMedia(frank)]);
+    const before = await Promise.all([demoInboundMedia(erin.page), demoInboundMedia(frank.page)]);
     const freedAt = Date.now();
     await cordon(freed.nodeId, false);
 
@@ -425,12 +391,12 @@ describe('the P2P fallback: no region can take the room', () => {
     while (watch.some((w) => w.viaSfuAt === 0) && Date.now() < deadline) {
       for (const w of watch) {
         if (w.viaSfuAt) continue;
-        const now = (await inboundMedia(w.p))[w.other];
+        const now = (await demoInboundMedia(w.p.page))[w.other];
         if (!now) continue;
         if (now.videoTrackId === w.track && now.framesDecoded > w.frames) {
           w.frames = now.framesDecoded;
           w.lastDirectAt = Date.now();
-        } else if (now.videoTrackId !== w.track && now.framesDecoded > 0 && (await edgeOf(w.p.page)).mode === 'sfu') w.viaSfuAt = Date.now();
+        } else if (now.videoTrackId !== w.track && now.framesDecoded > 0 && (await demoEdge(w.p.page)).mode === 'sfu') w.viaSfuAt = Date.now();
       }
       await sleep(100);
     }
@@ -444,7 +410,7 @@ describe('the P2P fallback: no region can take the room', () => {
         `uncordoned ${freed.nodeId}: ${w.p.name} moved onto ${moved![2]} (${moved![1]}), SDK move ${moved![3]} ms; video from ${w.other} through the SFU ${w.viaSfuAt - freedAt} ms after the uncordon; last direct frame seen ${w.lastDirectAt - freedAt} ms after it: gap ${w.viaSfuAt - w.lastDirectAt} ms (sampled every ~100 ms)`,
       );
       expect(moved![2]).toBe(freed.nodeId);
-      const edge = await edgeOf(w.p.page);
+      const edge = await demoEdge(w.p.page);
       w.p.region = edge.region!;
       w.p.nodeId = edge.node!;
     }
