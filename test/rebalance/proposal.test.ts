@@ -135,7 +135,9 @@ describe('proposeRebalance', () => {
     expect(exact).toBe(rooms);
   });
 
-  it('a 500-participant room is rebalanced in under 20 ms (median)', () => {
+  // The 20 ms budget is the benchmark's (npm run bench: full rebalance, 500 participants); here a
+  // bound five times looser, which only a change of complexity would break, even on a loaded machine.
+  it('a 500-participant room is rebalanced well within the 20 ms budget (median under 100 ms here)', () => {
     const random = seededRandom(500);
     const nodes: PlacementNode[] = REGIONS.flatMap((region) => Array.from({ length: 8 }, (_, i) => node(`${region}-${i}`, region, { stress: random() * 0.9 })));
     const room = Array.from({ length: 500 }, (_, i) => {
@@ -155,7 +157,7 @@ describe('proposeRebalance', () => {
     samples.sort((a, b) => a - b);
     const median = samples[samples.length >> 1]!;
     console.log(`proposeRebalance, 500 participants, 32 nodes: median ${median.toFixed(2)} ms, max ${samples.at(-1)!.toFixed(2)} ms over ${samples.length} runs`);
-    expect(median).toBeLessThan(20);
+    expect(median).toBeLessThan(100);
   });
 });
 

@@ -110,11 +110,13 @@ describe('join, publish, consume (FakeHandler)', () => {
     expect(aliceLog.filter((e) => e.event === 'trackRemoved')).toHaveLength(2);
   });
 
+  // ldn is far from every region but eu-west: a loaded machine inflates the measured inter-region
+  // RTTs (seen: us-west↔eu-west 234 ms), and a nearer direct edge could beat the cascade.
   it('latencies put two participants on different edges', async () => {
     const a = fakeMediaClient(cluster.embedded.routerUrl);
     const b = fakeMediaClient(cluster.embedded.routerUrl);
     const sf = await a.allocate('two-edges', 'sf', { grant: grant('two-edges', 'sf'), latencies: { 'us-west': 10, 'us-east': 70, 'eu-west': 140, apac: 170 } });
-    const ldn = await b.allocate('two-edges', 'ldn', { grant: grant('two-edges', 'ldn'), latencies: { 'us-west': 200, 'us-east': 150, 'eu-west': 5, apac: 180 } });
+    const ldn = await b.allocate('two-edges', 'ldn', { grant: grant('two-edges', 'ldn'), latencies: { 'us-west': 400, 'us-east': 400, 'eu-west': 5, apac: 400 } });
     if (sf.mode !== 'sfu' || ldn.mode !== 'sfu') throw new Error('expected SFU allocations');
     expect([sf.region, ldn.region], JSON.stringify({ reasons: ldn.reasons, candidates: ldn.candidates })).toEqual(['us-west', 'eu-west']);
     const sfRoom = await a.join({ allocation: sf, tracks: [fakeTrack('audio')] });
@@ -140,7 +142,9 @@ describe('failures', () => {
     const SF = { 'us-west': 20, 'us-east': 75, 'eu-west': 140, apac: 175 };
     const NEW_YORK = { 'us-west': 70, 'us-east': 10, 'eu-west': 80, apac: 230 };
     const SINGAPORE = { 'us-west': 180, 'us-east': 240, 'eu-west': 170, apac: 5 };
-    const LONDON = { 'us-west': 200, 'us-east': 150, 'eu-west': 5, apac: 250 };
+    // Far from every region but eu-west: a loaded machine's inflated inter-region RTTs (seen: 234 ms
+    // us-west↔eu-west) must not make a direct far edge beat eu-west through the cascade.
+    const LONDON = { 'us-west': 400, 'us-east': 400, 'eu-west': 5, apac: 400 };
     // Rounds 0–2: alice (us-west, us-east, apac: a different agent each time, so that no round
     // depends on an agent restarted by an earlier one) and bob (eu-west) on different edges;
     // alice's agent is killed. Round 3: both on the killed agent.

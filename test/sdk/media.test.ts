@@ -52,7 +52,7 @@ describe('real media between two Node participants in different regions (wrtc)',
     const SINGAPORE = { 'us-west': 180, 'us-east': 240, 'eu-west': 170, apac: 5 };
     // Far from every region but its own: on a loaded machine the measured inter-region RTTs grow,
     // and a nearer second choice could beat the cascade (seen: ldn placed on us-east in a full run).
-    const LDN = { ...LONDON, 'us-west': 250, 'us-east': 250, apac: 250 };
+    const LDN = { ...LONDON, 'us-west': 400, 'us-east': 400, apac: 400 };
     const rounds = [
       { who: 'sf', latencies: SF, region: 'us-west' },
       { who: 'nyc', latencies: NEW_YORK, region: 'us-east' },

@@ -221,7 +221,7 @@ describe('the page', () => {
     // Bob is far from every other region: on a loaded machine the measured inter-region RTTs grow,
     // and us-east directly could beat eu-west through the cascade (seen once in 10 runs).
     const NEW_YORK = { 'us-west': 70, 'us-east': 10, 'eu-west': 80, apac: 230 };
-    const LONDON = { 'us-west': 250, 'us-east': 250, 'eu-west': 5, apac: 250 };
+    const LONDON = { 'us-west': 400, 'us-east': 400, 'eu-west': 5, apac: 400 };
     const placed = new Map<string, string[]>();
     for (const [participantId, latencies] of [['alice', NEW_YORK], ['bob', LONDON], ['dave', NEW_YORK]] as const) {
       const res = await allocate(embedded.routerUrl, { roomId: 'dashboard-demo', participantId, latencies });
