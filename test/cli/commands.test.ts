@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_INPUT, planCapacity } from '../../cli/capacity.ts';
 import { launchEmbedded, type Embedded } from '../../infra/embedded/launcher.ts';
 import { loadConfig } from '../../shared/config/index.ts';
-import type { AllocateSfuResponse, RegionsResponse, RoomView } from '../../shared/schemas/index.ts';
+import { type AllocateSfuResponse, nodeOccupancy, type RegionsResponse, type RoomView } from '../../shared/schemas/index.ts';
 import { runCli, startStub, type StubRequest } from './helpers.ts';
 
 /**
@@ -91,8 +91,10 @@ const node = (id: string, region: string, probeUrl: string, probeMedian: number)
   signalingUrl: `http://${id}.invalid`,
   probeUrl,
   load: { cpu: 0.1, memory: 0.2, participants: 3, rooms: 1, transports: 6, producers: 6, consumers: 12, workers: 2 },
-  reserved: 1,
+  // The router counts 4 allocations (3 of them joined, as the agent reports): 1 pending.
+  reserved: 4,
   maxParticipants: 100,
+  occupancy: nodeOccupancy(4, 3),
   stress: 0.14,
   lastHeartbeatAgoMs: 200,
   probe: { rttMs: probeMedian, medianMs: probeMedian, jitterMs: 1, loss: 0, samples: 20 },
