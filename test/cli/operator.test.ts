@@ -54,10 +54,12 @@ async function cliJson<T>(args: string[]): Promise<T> {
   return JSON.parse(r.stdout) as T;
 }
 
+/** Polls the router's view (GET /regions, which `nodes --json` prints flattened: checked in the first test). */
 async function nodesUntil(what: string, done: (nodes: NodeView[]) => boolean, timeoutMs = 20_000): Promise<NodeView[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { nodes } = await cliJson<{ nodes: NodeView[] }>(['nodes']);
+    const view = (await (await fetch(`${embedded.routerUrl}/regions`)).json()) as RegionsResponse;
+    const nodes = view.regions.flatMap((r) => r.nodes);
     if (done(nodes)) return nodes;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(nodes.map((n) => [n.nodeId, n.state, n.cordoned, n.draining, n.occupancy]))}`);
     await new Promise((r) => setTimeout(r, 300));
@@ -100,6 +102,8 @@ describe('operator commands against the embedded cluster', () => {
 
   it('nodes: every node with its flags and participants; --json is the router view', async () => {
     const [json, text] = await Promise.all([cliJson<{ nodes: NodeView[] }>(['nodes']), cli(['nodes', 'list'])]);
+    const api = (await (await fetch(`${embedded.routerUrl}/regions`)).json()) as RegionsResponse;
+    expect(json.nodes.map((n) => n.nodeId)).toEqual(api.regions.flatMap((r) => r.nodes.map((n) => n.nodeId)));
     expect(json.nodes.map((n) => n.nodeId).sort()).toEqual(embedded.agents.map((a) => a.nodeId).sort());
     for (const n of json.nodes) {
       expect(n).toMatchObject({ state: 'alive', cordoned: false, draining: false, occupancy: { joined: 0, pending: 0, total: 0 } });
@@ -119,13 +123,11 @@ describe('operator commands against the embedded cluster', () => {
     const edge = alice.edge.nodeId;
     expect(edge).toBe('us-west-1');
 
-    const nodes = await nodesUntil('1 joined + 1 pending on us-west-1', (ns) => node(ns, edge)?.occupancy.joined === 1);
+    await nodesUntil('1 joined + 1 pending on us-west-1 in the API', (ns) => node(ns, edge)?.occupancy.joined === 1);
+    const [{ nodes }, nodesText, regionsText] = await Promise.all([cliJson<{ nodes: NodeView[] }>(['nodes']), cli(['nodes']), cli(['regions'])]);
     expect(node(nodes, edge)!.occupancy).toEqual({ joined: 1, pending: 1, total: 2 });
     expect(node(nodes, edge)!.load.participants).toBe(1);
     expect(node(nodes, edge)!.reserved).toBe(2);
-    const api = (await (await fetch(`${embedded.routerUrl}/regions`)).json()) as RegionsResponse;
-    expect(api.regions.flatMap((r) => r.nodes).find((n) => n.nodeId === edge)!.occupancy).toEqual({ joined: 1, pending: 1, total: 2 });
-    const [nodesText, regionsText] = await Promise.all([cli(['nodes']), cli(['regions'])]);
     expect(nodesText.stdout).toMatch(/us-west-1\s+│ us-west\s+│ alive\s+│[^\n]*│\s+1\+1\/\d+ │/);
     expect(regionsText.stdout).toMatch(/us-west-1\s+│ alive\s+│[^\n]*│\s+1\+1\/\d+ │/);
   }, 60_000);
