@@ -13,13 +13,20 @@ import { runCli, startStub, type StubRequest } from './helpers.ts';
 
 describe('--help', () => {
   it('the program and every command print help and exit 0', async () => {
-    const results = await Promise.all([[], ['probe'], ['allocate'], ['regions'], ['rooms'], ['capacity']].map((cmd) => runCli([...cmd, '--help'])));
+    const results = await Promise.all(
+      [[], ['probe'], ['allocate'], ['regions'], ['rooms'], ['capacity'], ['nodes'], ['nodes', 'cordon'], ['rooms', 'kick'], ['alerts'], ['scaling']].map((cmd) => runCli([...cmd, '--help'])),
+    );
     for (const r of results) {
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/Usage: geo-sfu/);
       expect(r.stdout).toMatch(/Exit codes:/);
     }
-    expect(results[0]!.stdout).toMatch(/probe[\s\S]*allocate[\s\S]*regions[\s\S]*rooms[\s\S]*capacity/);
+    expect(results[0]!.stdout).toMatch(/probe[\s\S]*allocate[\s\S]*regions[\s\S]*rooms[\s\S]*nodes[\s\S]*alerts[\s\S]*scaling[\s\S]*capacity/);
+    expect(results[0]!.stdout).toContain('GEO_SFU_ADMIN_TOKEN');
+    expect(results[2]!.stdout).toContain('--dry-run');
+    expect(results[4]!.stdout).toMatch(/show \[options\] <roomId>[\s\S]*list[\s\S]*kick \[options\] <roomId> <participantId>/);
+    expect(results[6]!.stdout).toMatch(/list[\s\S]*cordon \[options\] <nodeId>[\s\S]*uncordon[\s\S]*drain/);
+    expect(results[7]!.stdout).toContain('<nodeId>');
     for (const flag of ['--samples <n>', '--timeout <ms>', '--router <url>', '--json', '--no-progress']) expect(results[1]!.stdout).toContain(flag);
     for (const flag of ['--room <id>', '--participant <id>', '--latency <region=ms...>', '--exclude-node <id>', '--samples <n>']) expect(results[2]!.stdout).toContain(flag);
     expect(results[4]!.stdout).toContain('<roomId>');
@@ -44,7 +51,12 @@ describe('argument errors exit 2 and name the flag', () => {
     ['allocate bad --participant', ['allocate', '--room', 'r', '--participant', 'a b'], /--participant <id>.*invalid/],
     ['probe --samples 0', ['probe', '--samples', '0'], /--samples <n>.*'0' is invalid/],
     ['rooms with a bad id', ['rooms', 'bad id!'], /argument 'roomId'/],
+    ['rooms show with a bad id', ['rooms', 'show', 'bad id!'], /argument 'roomId'/],
     ['rooms without an id', ['rooms'], /missing required argument 'roomId'/],
+    ['rooms kick without a participant', ['rooms', 'kick', 'r'], /missing required argument 'participantId'/],
+    ['rooms kick with a bad participant', ['rooms', 'kick', 'r', '__proto__!'], /argument 'participantId'/],
+    ['nodes cordon without a node', ['nodes', 'cordon'], /missing required argument 'nodeId'/],
+    ['nodes drain with a bad node', ['nodes', 'drain', 'a b'], /argument 'nodeId'/],
     ['--router not a URL', ['regions', '--router', 'localhost'], /--router must be an http\(s\) URL/],
     ['unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
     ['unknown option', ['regions', '--verbose'], /unknown option '--verbose'/],
