@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
+import { launchChromium, prepareWeb } from './browser.ts';
 import { EMULATED_FAR_MS, EMULATED_NEAR_MS, emulatedLatencies, normaliseId, readParams, resolveRegion } from '../../web/src/demo/emulation.ts';
 
 /** The demo page's pure parts: its query parameters and the latencies it sends when emulating a region. */
@@ -42,4 +45,38 @@ describe('demo emulation', () => {
     expect(mars.notice).toBe('region "mars" is not a region of this deployment (us-west, us-east, eu-west, apac): no emulation, this tab uses its measured RTTs');
     expect(resolveRegion('-', catalog).notice).toMatch(/is not a region id/);
   });
+});
+
+/** The page itself, opened from a link with a room id /allocate refuses and a region the catalog lacks. */
+describe('demo page opened from a bad link', () => {
+  let router: RunningRouter;
+  let browser: Browser;
+  beforeAll(async () => {
+    prepareWeb();
+    [router, browser] = await Promise.all([startRouter(testConfig('memory')), launchChromium()]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await router?.close();
+  });
+
+  it('shows what it changed, joins the normalised room, emulates nothing, and puts the link as used in the address bar', async () => {
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${router.url}/demo?room=bad%20room!&region=mars`);
+      await page.locator('#notices li').nth(1).waitFor({ timeout: 15_000 });
+      const notices = await page.locator('#notices li').allTextContents();
+      expect(notices).toEqual([
+        'room "bad room!" is not a valid id (1–128 of A-Z a-z 0-9 . _ : -): using "bad-room"',
+        'region "mars" is not a region of this deployment (us-west, us-east, eu-west, apac): no emulation, this tab uses its measured RTTs',
+      ]);
+      expect(await page.locator('#room').inputValue()).toBe('bad-room');
+      expect(await page.locator('#region').inputValue()).toBe('');
+      const url = new URL(page.url());
+      expect(url.searchParams.get('room')).toBe('bad-room');
+      expect(url.searchParams.has('region')).toBe(false);
+    } finally {
+      await page.close();
+    }
+  }, 60_000);
 });
