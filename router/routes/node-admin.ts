@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { type CallAnswer, type ControlCall, controlCall, ControlCallError, controlPlane } from '../../shared/control-plane.ts';
+import { type CallAnswer, type CallBody, type ControlCall, controlCall, ControlCallError, controlPlane } from '../../shared/control-plane.ts';
 import { GeoSfuError, NotFoundError } from '../../shared/errors.ts';
 import { CordonRequest, ErrorBody, Id, NodeAdminStatus } from '../../shared/schemas/index.ts';
 import { requireAdmin } from '../auth.ts';
@@ -25,7 +25,7 @@ const refusals = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 502: ErrorBod
 export const nodeAdminRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, registry } = app;
 
-  const forward = async <C extends ControlCall>(nodeId: string, call: C, body: Parameters<typeof controlCall<C>>[2]): Promise<CallAnswer<C>> => {
+  const forward = async <C extends ControlCall>(nodeId: string, call: C, body: CallBody<C>): Promise<CallAnswer<C>> => {
     const node = registry.snapshot().nodes.find((n) => n.nodeId === nodeId);
     if (!node) throw new NotFoundError(`node ${nodeId} is not registered`);
     try {
