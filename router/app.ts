@@ -11,6 +11,7 @@ import { serverTls } from '../shared/tls.ts';
 import { takeCredentials } from './auth.ts';
 import { type GeoLookup, lookupIp } from './geo.ts';
 import { createRouterMetrics } from './metrics.ts';
+import { SECURITY_SCHEMES } from './openapi.ts';
 import { allocationPlugin } from './plugins/allocation.ts';
 import { dashboardPlugin } from './plugins/dashboard.ts';
 import { operationsPlugin } from './plugins/operations.ts';
@@ -20,6 +21,7 @@ import { storesPlugin } from './plugins/stores.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { allocateRoutes } from './routes/allocate.ts';
 import { demoGrantRoutes } from './routes/demo-grants.ts';
+import { nodeAdminRoutes } from './routes/node-admin.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { opsRoutes, routerMetricsSource } from './routes/ops.ts';
 import { regionRoutes } from './routes/regions.ts';
@@ -88,6 +90,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(swagger, {
     openapi: {
       info: { title: 'geo-sfu router', version: '0.1.0', description: 'Global router and latency-aware SFU allocator' },
+      components: { securitySchemes: SECURITY_SCHEMES },
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -95,6 +98,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(roomRoutes);
   await app.register(regionRoutes);
   await app.register(nodeRoutes);
+  await app.register(nodeAdminRoutes);
   await app.register(opsRoutes);
   serveMetrics(app, routerMetricsSource(app), { host: config.routerHost, port: config.routerMetricsPort, settings: config, tls });
   await app.register(scalingRoutes);

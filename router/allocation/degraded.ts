@@ -1,6 +1,6 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { DependencyUnavailableError } from '../../shared/errors.ts';
-import type { AllocateRequest, AllocateResponse, AllocateSfuResponse } from '../../shared/schemas/index.ts';
+import type { AllocatePreview, AllocateRequest, AllocateResponse, AllocateSfuResponse } from '../../shared/schemas/index.ts';
 import type { Permissions } from '../../shared/tokens.ts';
 import type { PlacementStrategy } from '../placement/types.ts';
 import type { NodeRegistry } from '../registry/node-registry.ts';
@@ -67,6 +67,12 @@ export class DegradedAllocator {
       if (!(err instanceof DependencyUnavailableError)) throw err;
       return this.#allocateDegraded(job, err);
     }
+  }
+
+  /** POST /allocate/dry-run: the loop's decision on the room as Redis holds it, nothing written (503 while Redis is away). */
+  preview(req: AllocateRequest, clientIp: string | null): Promise<AllocatePreview> {
+    const { loop } = this.deps;
+    return loop.preview(loop.prepare(req, clientIp, undefined, undefined));
   }
 
   /** Allocations made while Redis was away and not yet written there. */
