@@ -11,8 +11,8 @@ const refusals = { 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } as const;
 
 /** The agents' side of the control plane (shared/control-plane.ts): every call is signed with the cluster secret. */
 export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { config, registry, rooms, sessions, now } = app;
-  const signed = requireSignature(config.clusterSecret, config.signedRequestWindowMs, now);
+  const { config, registry, rooms, sessions, now, limits } = app;
+  const signed = requireSignature(config.clusterSecret, config.signedRequestWindowMs, now, limits.nonces);
   const catalog = new Set(config.regions.map((r) => r.id));
   // Per node id, counted once the signature verified and the body validated (every body names its
   // node), over all these routes together: never per address, since many agents may share one
