@@ -60,7 +60,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req, reply) => {
       const { roomId, participantId, allocationId, event } = req.body;
       const at = new Date(now());
-      if (app.allocator.journalEvent(allocationId, event)) {
+      if (await app.allocator.journalEvent(allocationId, event)) {
         // An allocation made while Redis was away: the journal carries the event to Redis with it.
         sessions.setStatus(allocationId, event === 'joined' ? 'active' : 'ended', at);
         return event === 'joined' ? reply.status(200).send({ current: true }) : reply.status(204).send(null);
