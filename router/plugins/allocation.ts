@@ -10,6 +10,7 @@ import { ExpirySweeper } from '../allocation/expiry-sweeper.ts';
 import { KnownRooms } from '../allocation/known-rooms.ts';
 import type { GeoLookup } from '../geo.ts';
 import { createStrategy } from '../placement/index.ts';
+import { redisTarget } from '../state/redis-client.ts';
 
 /** Participants (in all rooms) whose placement the router remembers: about 100 bytes each. */
 const KNOWN_PARTICIPANTS = 100_000;
@@ -50,7 +51,7 @@ export const allocationPlugin = fp<AllocationOptions>(
       onRoomNodesChanged: (roomId, formerNodeIds) => roomNodes.changed(roomId, formerNodeIds),
     });
     // On disk when there is a Redis to wait for (router/allocation/degraded-journal.ts).
-    const journal = config.redisUrl
+    const journal = redisTarget(config)
       ? await DegradedJournal.open({ dir: config.journalDir || path.join(os.tmpdir(), 'geo-sfu-journal'), deployment: config.redisKeyPrefix, maxBytes: config.journalMaxBytes })
       : DegradedJournal.inMemory();
     const allocator = new DegradedAllocator({

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { DependencyUnavailableError } from '../../shared/errors.ts';
 import type { WindowCount } from '../../shared/limits.ts';
-import { closeRedis, connectRedis, redisCall } from './redis-client.ts';
+import { closeRedis, connectRedis, redisCall, type RedisTarget } from './redis-client.ts';
 
 /** KEYS: counter. ARGV: windowMs. Counts one event; the window opens at the first. Returns {count, ms left}. */
 const HIT = `
@@ -30,8 +30,8 @@ type LimitScripts = Redis & {
   limitPeek(key: string): Promise<[number, number]>;
 };
 
-export interface RedisLimitStoreOptions {
-  url: string;
+/** `url` or `sentinel`: where Redis is (redisTarget). */
+export interface RedisLimitStoreOptions extends RedisTarget {
   keyPrefix: string;
   timeoutMs: number;
   logger?: Logger;
@@ -49,7 +49,7 @@ export class RedisLimitStore {
   ) {}
 
   static async open(options: RedisLimitStoreOptions): Promise<RedisLimitStore> {
-    const redis = await connectRedis({ url: options.url, timeoutMs: options.timeoutMs, connectionName: 'geo-sfu:limits', logger: options.logger });
+    const redis = await connectRedis({ url: options.url, sentinel: options.sentinel, timeoutMs: options.timeoutMs, connectionName: 'geo-sfu:limits', logger: options.logger });
     redis.defineCommand('limitHit', { numberOfKeys: 1, lua: HIT });
     redis.defineCommand('limitPeek', { numberOfKeys: 1, lua: PEEK });
     return new RedisLimitStore(redis as LimitScripts, options.keyPrefix);

@@ -5,6 +5,7 @@ import { buildRouter } from '../../router/app.ts';
 import type { RouterApp } from '../../router/services.ts';
 import { preloadGeoIp } from '../../router/geo.ts';
 import { createStores } from '../../router/state/index.ts';
+import { redisTarget } from '../../router/state/redis-client.ts';
 import { RedisLimitStore } from '../../router/state/redis-limit-store.ts';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, TestPgSchemas, TestRedisKeys } from './test-backends.ts';
 
@@ -64,7 +65,8 @@ export async function startRouter(config: GeoSfuConfig, extend?: (app: RouterApp
   const geoLookup = await preloadGeoIp();
   const logger = pino({ level: 'silent' });
   const { rooms, nodes, sessions } = await createStores(config, { logger });
-  const limitStore = options.sharedLimits ? await RedisLimitStore.open({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs }) : undefined;
+  const redis = redisTarget(config);
+  const limitStore = options.sharedLimits && redis ? await RedisLimitStore.open({ ...redis, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs }) : undefined;
   const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger, ...(limitStore ? { limitStore } : {}) });
   extend?.(app);
   await app.listen({ host: '127.0.0.1', port: 0 });
