@@ -119,3 +119,19 @@ it('with Redis cut each replica decides alone: signed calls pass, its own replay
   }
   expect(await send(b, again)).toEqual({ status: 401, code: 'SIGNATURE_REPLAYED' });
 });
+
+it('with Redis slow rather than gone, only the first request waits for its timeout: the limits then stay local for a second', async () => {
+  const [a] = await twoRouters();
+  proxy!.delay(5_000);
+  const timed = async () => {
+    const started = performance.now();
+    expect(await send(a, signedRoomNodes(a.config.clusterSecret))).toEqual({ status: 200 });
+    return performance.now() - started;
+  };
+  const first = await timed();
+  const second = await timed();
+  console.log(`signed call with Redis delayed 5 s (timeout ${a.config.redisTimeoutMs} ms): first ${first.toFixed(0)} ms, next ${second.toFixed(0)} ms`);
+  expect(first).toBeGreaterThanOrEqual(a.config.redisTimeoutMs * 0.9);
+  expect(second).toBeLessThan(a.config.redisTimeoutMs / 2);
+  proxy!.restore();
+});
