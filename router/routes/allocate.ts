@@ -4,13 +4,16 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { TooManyRequestsError } from '../../shared/errors.ts';
 import { AllocatePreview, AllocateRequest, AllocateResponse, ErrorBody } from '../../shared/schemas/index.ts';
 import { type AllocateCaller, allocateCaller, allocationPermissions, bearer, presentedGrant } from '../auth.ts';
+import { rateLimitStore } from '../limits.ts';
 import { ALLOCATE_CALLERS } from '../openapi.ts';
 
 export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { config, credentials, allocator, now } = app;
+  const { config, credentials, allocator, now, limits } = app;
   if (config.rateLimitPerMinute > 0) {
     await app.register(rateLimit, {
       global: false,
+      // Counted in Redis when router replicas share it (router/limits.ts): one budget for the deployment.
+      store: rateLimitStore(limits.allocate),
       // Per verified identity: an API key (a fleet of servers behind one key shares its budget;
       // only a hash of it is kept) or a grant's key id and subject (however many grants that
       // participant holds, whatever their spelling). Anything unverified: per client address.
