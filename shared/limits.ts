@@ -2,7 +2,7 @@
  * The counters behind the limits every server enforces (GEO_SFU_FAILED_AUTH_PER_MINUTE,
  * GEO_SFU_RATE_LIMIT_PER_MINUTE) and the replay check of signed requests. A process alone uses the
  * local ones below; the router, given Redis, shares them among its replicas
- * (router/state/shared-limits.ts) so N replicas enforce one limit, not N.
+ * (router/limits.ts, router/state/redis-limit-store.ts) so N replicas enforce one limit, not N.
  */
 
 /** Events of one key in its current window: a window opens at the key's first event and lasts `windowMs`. */
