@@ -1,6 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { decodeBase64url } from './base64url.ts';
+import { Value } from '@sinclair/typebox/value';
 import type { TokenKey } from './config/load.ts';
+import { RegionPolicy } from './schemas/policy.ts';
 
 /**
  * The two bearer tokens of geo-sfu, both compact JWS (HS256) with a key id. Verification accepts
@@ -50,6 +52,8 @@ export interface GrantClaims {
   room: string;
   sub: string;
   perm: Permissions;
+  /** The room's region policy (docs/region-policy.md); absent: the room has none. */
+  policy?: RegionPolicy;
   iat: number;
   exp: number;
 }
@@ -169,6 +173,8 @@ export interface CreateGrantOptions {
   roomId: string;
   participantId: string;
   permissions?: Partial<Permissions>;
+  /** The room's region policy: every grant for the room must carry the same (or the room refuses it, 409). */
+  policy?: RegionPolicy;
   ttlSeconds: number;
   nowMs: number;
 }
@@ -186,6 +192,7 @@ export function createGrant(o: CreateGrantOptions): string {
       subscribe: o.permissions?.subscribe ?? true,
       ...(o.permissions?.publishData !== undefined ? { publishData: o.permissions.publishData } : {}),
     },
+    ...(o.policy ? { policy: o.policy } : {}),
     iat,
     exp: iat + o.ttlSeconds,
   };
@@ -221,6 +228,7 @@ export function grantFor(verified: Verified, expect: { room: string; sub?: strin
   if (typeof perm !== 'object' || perm === null || typeof perm.publish !== 'boolean' || typeof perm.subscribe !== 'boolean' || (perm.publishData !== undefined && typeof perm.publishData !== 'boolean')) {
     throw new TokenError('MALFORMED', 'grant has no permissions');
   }
+  if (claims.policy !== undefined && !Value.Check(RegionPolicy, claims.policy)) throw new TokenError('MALFORMED', 'grant policy is not a region policy');
   return claims as unknown as GrantClaims;
 }
 

@@ -1,6 +1,6 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { BadRequestError, ConflictError, ForbiddenError, NoCapacityError } from '../../shared/errors.ts';
-import type { AllocateRequest, AllocateResponse, AllocateSfuResponse } from '../../shared/schemas/index.ts';
+import { type AllocateRequest, type AllocateResponse, type AllocateSfuResponse, type NormalizedPolicy, normalizePolicy } from '../../shared/schemas/index.ts';
 import type { Permissions } from '../../shared/tokens.ts';
 import type { GeoLookup } from '../geo.ts';
 import type { P2pAllocator } from '../p2p/p2p-allocator.ts';
@@ -11,6 +11,7 @@ import type { NodeRegistry, NodeSnapshot } from '../registry/node-registry.ts';
 import type { ParticipantRecord, RoomState, RoomStore, SessionLog } from '../state/types.ts';
 import { type KnownRoom, type KnownRooms, NO_ROOM } from './known-rooms.ts';
 import { clientRttModel, placed, placementInput } from './placement-input.ts';
+import { noAllowedRegion, policyConflict, whyNot } from './policy-refusals.ts';
 import { recordSession, sfuResponse } from './response.ts';
 
 export interface AllocatorDeps {
@@ -53,6 +54,8 @@ export interface AllocationJob {
   permissions: Permissions | undefined;
   /** The grant's iat: refused when an admin removed the participant since. */
   grantIssuedAtMs: number | undefined;
+  /** The room's region policy as this allocation states it (`req.policy`, normalized); null: none. */
+  policy: NormalizedPolicy | null;
   /** performance.now() at the start. */
   started: number;
 }
@@ -79,11 +82,20 @@ export class Allocator {
     this.#clientRttModel = clientRttModel(deps.config);
   }
 
-  /** Validates the request and estimates the client's RTTs; the basis is the room as remembered. */
+  /**
+   * Validates the request (`req.policy`: the caller's effective region policy, the grant's for a
+   * grant caller) and estimates the client's RTTs; the basis is the room as remembered.
+   */
   prepare(req: AllocateRequest, clientIp: string | null, permissions: Permissions | undefined, grantIssuedAtMs: number | undefined): AllocationJob {
     const started = performance.now();
     for (const region of Object.keys(req.latencies ?? {})) {
       if (!this.#catalog.has(region)) throw new BadRequestError(`latencies.${region} is not a region of this deployment (${this.#regionIds.join(', ')})`, `latencies.${region}`);
+    }
+    let policy: NormalizedPolicy | null = null;
+    if (req.policy) {
+      const normalized = normalizePolicy(req.policy, this.#regionIds);
+      if ('field' in normalized) throw new BadRequestError(normalized.message, normalized.field);
+      policy = normalized;
     }
     const client = estimateClientRtt({
       regions: this.deps.config.regions,
@@ -91,7 +103,7 @@ export class Allocator {
       location: clientIp !== null && !hasAllRegions(req.latencies, this.#regionIds) ? this.deps.geoLookup(clientIp) : null,
       model: this.#clientRttModel,
     });
-    return { req, client, basis: this.deps.knownRooms.get(req.roomId), permissions, grantIssuedAtMs, started };
+    return { req, client, basis: this.deps.knownRooms.get(req.roomId), permissions, grantIssuedAtMs, policy, started };
   }
 
   /** Places and commits the job (see the class comment); the store's errors propagate (DependencyUnavailableError). */
@@ -106,16 +118,18 @@ export class Allocator {
     for (let attempt = 1; ; attempt++) {
       const basis = job.basis;
       const view = this.deps.registry.placementView();
-      const input = placementInput(this.#regionIds, config, req, client, basis, view, full);
+      const input = placementInput(this.#regionIds, config, req, client, basis, view, full, job.policy);
       // A participant rebalancing told to move gets the planned edge while the plan lives and the
       // region can take it; otherwise it is placed as anyone else.
       const plan = basis.plans.get(req.participantId);
       const planned = plan && plan.expiresAtMs > now() ? followPlan(input, plan) : null;
       const result = planned ?? strategy.place(input);
       if (!result.ok) {
-        if (this.deps.p2p) return this.#allocateP2p(job, this.deps.p2p, result.candidates);
+        // A room with a policy goes P2P only when the policy allows it: never a silent way around it.
+        if (this.deps.p2p && (job.policy === null || job.policy.allowP2p)) return this.#allocateP2p(job, this.deps.p2p, result.candidates);
         this.#refused(job);
-        throw new NoCapacityError(`no region can take participant ${req.participantId} now: ${result.candidates.map((c) => `${c.region} ${c.excludedBecause ?? 'ok'}`).join(', ')}`);
+        if (job.policy) throw noAllowedRegion(req, job.policy, result.candidates);
+        throw new NoCapacityError(`no region can take participant ${req.participantId} now: ${whyNot(result.candidates)}`);
       }
       const { decision } = result;
       const nowMs = now();
@@ -124,6 +138,7 @@ export class Allocator {
       const outcome = await rooms.allocate({
         roomId: req.roomId,
         proposedHome: { region: decision.homeRegion, nodeId: decision.homeNodeId },
+        policy: job.policy,
         expectedHomeRegion: basis.home?.region ?? null,
         ...(checkVersion ? { expectedVersion: basis.version } : {}),
         participant,
@@ -144,6 +159,11 @@ export class Allocator {
       if (outcome.status === 'kicked') {
         this.#refused(job);
         throw new ForbiddenError(`${req.participantId} was removed from room ${req.roomId} after this grant was issued: a new grant is needed`, undefined, 'KICKED');
+      }
+      if (outcome.status === 'policy_conflict') {
+        this.#refused(job);
+        knownRooms.delete(req.roomId);
+        throw policyConflict(req.roomId, outcome.policy, job.policy);
       }
       if (outcome.status !== 'ok') {
         if (attempt >= MAX_PLACEMENT_ATTEMPTS) {
@@ -172,6 +192,7 @@ export class Allocator {
           version: outcome.version,
           home: { region: outcome.room.homeRegion, nodeId: outcome.room.homeNodeId },
           epoch: outcome.room.epoch,
+          policy: outcome.room.policy,
           participants: [...others, placed(participant, config.defaultClientRttMs)],
           plans,
         });
@@ -193,7 +214,7 @@ export class Allocator {
       region: decision.region,
       clientRttMs: job.client.byRegion[decision.region] ?? config.defaultClientRttMs,
     });
-    return sfuResponse(config, { req: job.req, client: job.client, decision, node, participant, homeRegion, permissions: job.permissions });
+    return sfuResponse(config, { req: job.req, client: job.client, decision, node, participant, homeRegion, permissions: job.permissions, policy: job.policy });
   }
 
   /** A fresh allocation record for a participant placed by `decision`. */
@@ -214,7 +235,7 @@ export class Allocator {
   async #allocateP2p(job: AllocationJob, p2p: P2pAllocator, candidates: Parameters<P2pAllocator['allocate']>[2]): Promise<AllocateResponse> {
     let response;
     try {
-      response = await p2p.allocate(job.req, job.client, candidates);
+      response = await p2p.allocate(job.req, job.client, candidates, job.policy);
     } catch (err) {
       if (err instanceof NoCapacityError) this.#refused(job);
       throw err;
@@ -233,6 +254,7 @@ export class Allocator {
       version: state.version,
       home: { region: state.room.homeRegion, nodeId: state.room.homeNodeId },
       epoch: state.room.epoch,
+      policy: state.room.policy,
       participants: state.participants.map((p) => placed(p, this.deps.config.defaultClientRttMs)),
       plans: new Map(state.plans.map((plan) => [plan.participantId, plan])),
     };

@@ -1,3 +1,4 @@
+import type { NormalizedPolicy } from '../../shared/schemas/index.ts';
 import type { ParticipantRecord } from '../state/types.ts';
 
 /** An allocation made while Redis was unreachable, waiting to be written there. */
@@ -7,6 +8,8 @@ export interface JournalEntry {
   /** The room's home and epoch as this router knew them when it placed the participant. */
   home: { region: string; nodeId: string };
   epoch: number;
+  /** The room's region policy (pinned again with the home if the room was forgotten meanwhile). */
+  policy: NormalizedPolicy | null;
 }
 
 /** What replaying one entry did (see DegradedAllocator.replayJournal). */

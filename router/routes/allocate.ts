@@ -3,7 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { TooManyRequestsError } from '../../shared/errors.ts';
 import { AllocateRequest, AllocateResponse, ErrorBody } from '../../shared/schemas/index.ts';
-import { allocateCaller, allocationPermissions, bearer, presentedGrant } from '../auth.ts';
+import { allocateCaller, allocationPermissions, allocationPolicy, bearer, presentedGrant } from '../auth.ts';
 
 export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, credentials, allocator, now } = app;
@@ -31,7 +31,8 @@ export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       ...(config.rateLimitPerMinute > 0 ? { config: { rateLimit: { max: config.rateLimitPerMinute, timeWindow: 60_000 } } } : {}),
       schema: {
-        summary: "Place a participant: the room's home region, this participant's edge, and a join token",
+        summary:
+          "Place a participant: the room's home region, this participant's edge, and a join token. A room's region policy (body `policy` for API-key callers, a grant's `policy` claim) keeps its media in the allowed regions: 409 POLICY_CONFLICT when the room's differs, 503 NO_ALLOWED_REGION (Retry-After) when no allowed region can take the participant",
         body: AllocateRequest,
         response: { 200: AllocateResponse, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 409: ErrorBody, 429: ErrorBody, 503: ErrorBody },
       },
@@ -41,7 +42,9 @@ export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // Only server-side callers (API key) may speak for another client's IP; everyone else is
       // located by the address the request came from (X-Forwarded-For only via trustProxy).
       const clientIp = req.body.clientIp !== undefined && caller.kind === 'api-key' ? req.body.clientIp : req.ip;
-      return allocator.allocate(req.body, clientIp, allocationPermissions(caller, req.body.permissions), caller.kind === 'grant' ? caller.issuedAtMs : undefined);
+      const { policy: asked, ...body } = req.body;
+      const policy = allocationPolicy(caller, asked);
+      return allocator.allocate({ ...body, ...(policy ? { policy } : {}) }, clientIp, allocationPermissions(caller, req.body.permissions), caller.kind === 'grant' ? caller.issuedAtMs : undefined);
     },
   );
 };
