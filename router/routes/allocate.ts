@@ -1,9 +1,13 @@
 import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import { TooManyRequestsError } from '../../shared/errors.ts';
 import { AllocateRequest, AllocateResponse, ErrorBody } from '../../shared/schemas/index.ts';
 import { allocateCaller, allocationPermissions, allocationPolicy, bearer, presentedGrant } from '../auth.ts';
+
+/** The error body with what a status means here (the OpenAPI response description). */
+const described = (description: string) => Type.Object(ErrorBody.properties, { description });
 
 export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, credentials, allocator, now } = app;
@@ -34,7 +38,15 @@ export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary:
           "Place a participant: the room's home region, this participant's edge, and a join token. A room's region policy (body `policy` for API-key callers, a grant's `policy` claim) keeps its media in the allowed regions: 409 POLICY_CONFLICT when the room's differs, 503 NO_ALLOWED_REGION (Retry-After) when no allowed region can take the participant",
         body: AllocateRequest,
-        response: { 200: AllocateResponse, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 409: ErrorBody, 429: ErrorBody, 503: ErrorBody },
+        response: {
+          200: AllocateResponse,
+          400: described('Bad input, naming the field (`policy.allowedRegions` for a region not in the catalog)'),
+          401: ErrorBody,
+          403: described('Not allowed: a grant caller asking for more than its grant (`permissions.*`, or any `policy`: a grant carries its own), or `KICKED`'),
+          409: described("`ROOM_FULL`; `POLICY_CONFLICT`: the room's region policy (fixed by its first allocation) differs from this allocation's"),
+          429: ErrorBody,
+          503: described('`NO_CAPACITY`; `NO_ALLOWED_REGION`: no region the room\'s policy allows can take the participant now (never placed outside it); `DEPENDENCY_UNAVAILABLE`. With Retry-After'),
+        },
       },
     },
     async (req) => {

@@ -145,6 +145,15 @@ describe('placement, refusals and TURN within a policy', () => {
       await seen(false);
     }
   });
+
+  it('the OpenAPI document describes `policy` and its codes', async () => {
+    const doc = await getJson<{ paths: Record<string, { post?: { requestBody: { content: Record<string, { schema: { properties: Record<string, unknown> } }> }; responses: Record<string, { description: string }> } }> }>('/docs/json');
+    const post = doc.paths['/allocate']!.post!;
+    expect(Object.keys(post.requestBody.content['application/json']!.schema.properties)).toContain('policy');
+    expect(JSON.stringify(post.requestBody.content['application/json']!.schema.properties.policy)).toContain('allowedRegions');
+    expect(post.responses['409']!.description).toContain('POLICY_CONFLICT');
+    expect(post.responses['503']!.description).toContain('NO_ALLOWED_REGION');
+  });
 });
 
 describe('media within a policy', () => {
