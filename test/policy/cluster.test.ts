@@ -10,8 +10,8 @@ import { cleanupNamespaces, REDIS_URL, runNamespace } from '../utils/router-harn
 /**
  * Region policies (docs/region-policy.md) on the embedded default with Redis: a router and one
  * agent per region (real mediasoup, cascade and signaling) behind the sample WAN profile, room
- * state in Redis under a per-run prefix, grants required. One cluster for the file; the test that
- * kills an agent runs last.
+ * state in Redis under a per-run prefix, grants required. One cluster for the file; the tests that
+ * drain (us-west) and kill (eu-west) an agent run last.
  */
 let cluster: Cluster;
 const rooms: GeoSfuRoom[] = [];
@@ -46,6 +46,8 @@ beforeAll(async () => {
     GEO_SFU_TURN_URLS: JSON.stringify(TURN_URLS),
     GEO_SFU_TURN_ANY_REGIONS: 'us-west',
     GEO_SFU_ICE_SERVERS: JSON.stringify(ICE_SERVERS),
+    // A drained agent tells its clients to move 4 s after SIGTERM (deadline − deadline / 5).
+    GEO_SFU_DRAIN_DEADLINE_MS: '5000',
   });
 }, 120_000);
 afterAll(async () => {
@@ -193,6 +195,29 @@ describe('media within a policy', () => {
     }
     await Promise.all(people.map((p) => p.leave()));
 
+  });
+
+  it('a drained node: its participants move within their room\'s policy (apac), where one without a policy goes to the nearer us-east', async () => {
+    const SAN_FRANCISCO = { 'us-west': 20, 'us-east': 75, 'eu-west': 140, apac: 175 };
+    const join = async (roomId: string, policy?: RegionPolicy) => {
+      const client = fakeMediaClient(cluster.embedded.routerUrl);
+      const allocation = await client.allocate(roomId, 'sf', { apiKey: cluster.embedded.credentials.apiKey, latencies: SAN_FRANCISCO, ...(policy ? { policy } : {}) });
+      const room = await client.join({ allocation, tracks: [fakeTrack('audio')] });
+      rooms.push(room);
+      return room;
+    };
+    const bound = await join('drain-policy', { allowedRegions: ['us-west', 'apac'] });
+    const free = await join('drain-free');
+    expect([bound.edge.region, free.edge.region]).toEqual(['us-west', 'us-west']);
+    const moves = [bound, free].map((r) => r.next('reconnected', () => true, 30_000));
+    const drainedAt = performance.now();
+    cluster.embedded.agents.find((a) => a.region === 'us-west')!.process.kill('SIGTERM');
+    const [boundBack, freeBack] = await Promise.all(moves);
+    console.log(`us-west drained: the policy room moved to ${boundBack!.edge.region}, the other to ${freeBack!.edge.region}, ${Math.round(performance.now() - drainedAt)} ms after SIGTERM`);
+    expect([boundBack!.edge.region, freeBack!.edge.region]).toEqual(['apac', 'us-east']);
+    const view = await getJson<RoomView>('/rooms/drain-policy');
+    expect(view.participants.map((p) => p.region)).toEqual(['apac']);
+    await Promise.all([bound.leave(), free.leave()]);
   });
 
   it('killing the only allowed region\'s node: an ["eu-west"] room refuses (the SDK reports NO_ALLOWED_REGION), an ["us-east", "eu-west"] room re-homes within its policy', async () => {
