@@ -133,6 +133,14 @@ describe('placement, refusals and TURN within a policy', () => {
       expect([refused.status, refused.body.error?.code]).toEqual([503, 'NO_ALLOWED_REGION']);
       expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
       expect(refused.body.error?.message).toMatch(/eu-west CORDONED/);
+      // The SDK throws it at once (not waited out like NO_CAPACITY), with the router's Retry-After.
+      const asked = performance.now();
+      const sdkRefusal = (await fakeMediaClient(url)
+        .allocate('eu-refused', 'ldn-sdk', { apiKey: cluster.embedded.credentials.apiKey, latencies: LONDON, policy: EU })
+        .catch((err: unknown) => err)) as GeoSfuClientError;
+      expect(sdkRefusal).toBeInstanceOf(GeoSfuClientError);
+      expect([sdkRefusal.status, sdkRefusal.code, sdkRefusal.retryAfterMs]).toEqual([503, NO_ALLOWED_REGION, 5_000]);
+      expect(performance.now() - asked).toBeLessThan(5_000);
       const p2p = await allocate(url, { roomId: 'eu-p2p', participantId: 'ldn', latencies: LONDON, policy: { ...EU, allowP2p: true } }, apiKey());
       expect(p2p.status, JSON.stringify(p2p.body)).toBe(200);
       expect(p2p.body.mode).toBe('p2p');
