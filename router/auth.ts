@@ -1,8 +1,9 @@
+import { Value } from '@sinclair/typebox/value';
 import type { FastifyRequest } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
 import { CredentialHashes, parseCredentialHashes } from '../shared/credentials.ts';
 import { ForbiddenError, UnauthorizedError } from '../shared/errors.ts';
-import type { RegionPolicy } from '../shared/schemas/index.ts';
+import { RegionPolicy } from '../shared/schemas/index.ts';
 import { grantFor, type Permissions, resolvePermissions, TokenError, type Verified, verifyGrant, verifyGrantIssue } from '../shared/tokens.ts';
 
 /** The static credentials the router accepts, as SHA-256 digests only. */
@@ -110,6 +111,7 @@ export function allocateCaller(
       const grant = presentedGrant(req, presented, config, nowMs);
       if ('refused' in grant) throw grant.refused;
       const claims = grantFor(grant.verified, { room: body.roomId, sub: body.participantId });
+      if (claims.policy !== undefined && !Value.Check(RegionPolicy, claims.policy)) throw new TokenError('MALFORMED', 'grant policy is not a region policy');
       return { kind: 'grant', participantId: claims.sub, permissions: claims.perm, issuedAtMs: claims.iat * 1000, ...(claims.policy ? { policy: claims.policy } : {}) };
     } catch (err) {
       if (err instanceof TokenError && err.reason === 'WRONG_BINDING') throw new ForbiddenError(`grant does not allow this: ${err.message}`);

@@ -106,6 +106,8 @@ describe('placement, refusals and TURN within a policy', () => {
     expect([unknown.status, unknown.body.error?.field]).toEqual([400, 'policy.allowedRegions']);
     const proto = await allocate(url, { roomId: 'proto', participantId: 'a', policy: { allowedRegions: ['eu-west'], preferredRegions: ['constructor'] } }, apiKey());
     expect([proto.status, proto.body.error?.field]).toEqual([400, 'policy.preferredRegions']);
+    const malformed = await allocate(url, { roomId: 'us-only', participantId: 'eve' }, bearer(grant('us-only', 'eve', { allowedRegions: 'apac' } as unknown as RegionPolicy)));
+    expect([malformed.status, malformed.body.error?.code]).toEqual([401, 'BAD_GRANT']);
     const widened = await allocate(url, { roomId: 'us-only', participantId: 'eve', policy: { allowedRegions: ['apac'] } }, bearer(grant('us-only', 'eve', US)));
     expect([widened.status, widened.body.error?.field]).toEqual([403, 'policy']);
     // Nothing was pinned by the refusals.
