@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DependencyUnavailableError } from '../../shared/errors.ts';
+import type { NormalizedPolicy } from '../../shared/schemas/index.ts';
 import type { ParticipantRecord } from '../state/types.ts';
 
 /** An allocation made while Redis was unreachable, waiting to be written there. */
@@ -11,6 +12,8 @@ export interface JournalEntry {
   /** The room's home and epoch as this router knew them when it placed the participant. */
   home: { region: string; nodeId: string };
   epoch: number;
+  /** The room's region policy (pinned again with the home if the room was forgotten meanwhile). */
+  policy: NormalizedPolicy | null;
 }
 
 /**

@@ -1,5 +1,6 @@
 export * from './common.ts';
 export * from './reasons.ts';
+export * from './policy.ts';
 export * from './allocate.ts';
 export * from './registry.ts';
 export * from './views.ts';
