@@ -1,4 +1,5 @@
 import type { ParticipantRecord } from '../state/types.ts';
+import type { AppOccurrence } from '../webhooks/types.ts';
 
 /** An allocation made while Redis was unreachable, waiting to be written there. */
 export interface JournalEntry {
@@ -78,5 +79,25 @@ export class DegradedJournal {
     const removed = this.#entries.delete(allocationId);
     if (this.#entries.size === 0) this.#seatsTaken.clear();
     return removed;
+  }
+
+  // --- Application webhook occurrences (router/webhooks/app-events.ts), a kind of entry of their
+  // own: raised while Redis was away, queued in this order once it is back.
+  readonly #appEvents: AppOccurrence[] = [];
+
+  get appEventCount(): number {
+    return this.#appEvents.length;
+  }
+
+  addAppEvent(occurrence: AppOccurrence): void {
+    this.#appEvents.push(occurrence);
+  }
+
+  firstAppEvent(): AppOccurrence | undefined {
+    return this.#appEvents[0];
+  }
+
+  dropFirstAppEvent(): void {
+    this.#appEvents.shift();
   }
 }

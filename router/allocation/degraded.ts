@@ -69,6 +69,11 @@ export class DegradedAllocator {
     }
   }
 
+  /** The journal, for the other kinds of entries it keeps (application webhook occurrences). */
+  get journal(): DegradedJournal {
+    return this.#journal;
+  }
+
   /** Allocations made while Redis was away and not yet written there. */
   journalSize(): number {
     return this.#journal.size;

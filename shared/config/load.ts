@@ -14,7 +14,7 @@ export interface IceServer {
 }
 
 /** The validated configuration; string-encoded settings are parsed into their real shape. */
-export type GeoSfuConfig = Omit<RawConfig, 'regions' | 'tokenSecrets' | 'grantSecrets' | 'iceServers' | 'trustProxy' | 'turnUrls'> & {
+export type GeoSfuConfig = Omit<RawConfig, 'regions' | 'tokenSecrets' | 'grantSecrets' | 'iceServers' | 'trustProxy' | 'turnUrls' | 'appWebhookUrls' | 'appWebhookSecrets'> & {
   regions: readonly RegionInfo[];
   /** Join-token keys; the first signs. Empty when none were configured (the launcher fills it). */
   tokenKeys: readonly TokenKey[];
@@ -24,6 +24,10 @@ export type GeoSfuConfig = Omit<RawConfig, 'regions' | 'tokenSecrets' | 'grantSe
   /** TURN URLs by region id (`*`: the others). */
   turnUrls: Readonly<Record<string, readonly string[]>>;
   trustProxy: boolean | number | string[];
+  /** Application webhook receivers (GEO_SFU_APP_WEBHOOK_URLS). */
+  appWebhookUrls: readonly string[];
+  /** Application webhook keys; the first signs. */
+  appWebhookKeys: readonly TokenKey[];
 };
 
 export const MIN_SECRET_LENGTH = 32;
@@ -115,6 +119,14 @@ function parseTurnUrls(raw: string, regionIds: ReadonlySet<string>, problems: st
   }
 }
 
+function parseWebhookUrls(raw: string, problems: string[]): string[] {
+  const urls = raw.split(',').map((u) => u.trim()).filter(Boolean);
+  for (const url of urls) {
+    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) problems.push(`GEO_SFU_APP_WEBHOOK_URLS: "${url}" is not an http(s) URL`);
+  }
+  return urls;
+}
+
 function parseTrustProxy(raw: string): boolean | number | string[] {
   if (raw === 'true') return true;
   if (raw === 'false' || raw === '') return false;
@@ -155,9 +167,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
     iceServers: parseIceServers(r.iceServers, problems),
     trustProxy: parseTrustProxy(r.trustProxy),
     turnUrls: parseTurnUrls(r.turnUrls, new Set(regions.map((x) => x.id)), problems),
+    appWebhookUrls: parseWebhookUrls(r.appWebhookUrls, problems),
+    appWebhookKeys: parseTokenKeys(r.appWebhookSecrets, problems, 'GEO_SFU_APP_WEBHOOK_SECRETS'),
     // Production never serves anonymous allocations.
     requireAuth: r.requireAuth || r.production,
   };
+  if (config.appWebhookUrls.length > 0 && config.appWebhookKeys.length === 0) problems.push('GEO_SFU_APP_WEBHOOK_URLS needs GEO_SFU_APP_WEBHOOK_SECRETS');
+  if (config.appWebhookRetryMaxMs < config.appWebhookRetryMs) problems.push('GEO_SFU_APP_WEBHOOK_RETRY_MAX_MS must not be below GEO_SFU_APP_WEBHOOK_RETRY_MS');
   if (Object.keys(config.turnUrls).length > 0 && config.turnSecret === '') problems.push('GEO_SFU_TURN_URLS needs GEO_SFU_TURN_SECRET');
   if (config.agentRegion !== '' && !config.regions.some((x) => x.id === config.agentRegion)) {
     problems.push(`GEO_SFU_AGENT_REGION: "${config.agentRegion}" is not in the region catalog (${config.regions.map((x) => x.id).join(', ')})`);
