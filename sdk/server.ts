@@ -21,4 +21,4 @@ export {
   type VerifyAppWebhookInput,
   type VerifyAppWebhookResult,
 } from '../shared/app-webhook-signature.ts';
-export type { AppEvent, AppEventName, ParticipantLeftReason, ParticipantMoveReason, TrackInfo, TrackLayer, TrackSource } from '../shared/schemas/app-webhooks.ts';
+export type { AppEvent, AppEventName, AppTrack, ParticipantLeftReason, ParticipantMoveReason, TrackSourceName } from '../shared/app-webhook-events.ts';

@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { decodeBase64url } from './base64url.ts';
 import type { TokenKey } from './config/load.ts';
-import type { AppEvent } from './schemas/app-webhooks.ts';
+import type { AppEvent } from './app-webhook-events.ts';
 
 /**
  * Application webhooks (router/webhooks/) are signed with the application's keys

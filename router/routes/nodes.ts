@@ -2,7 +2,8 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { BadRequestError, TooManyRequestsError } from '../../shared/errors.ts';
 import { controlPlane } from '../../shared/control-plane.ts';
-import { ErrorBody, type ParticipantMoveReason, type RoomNodeSet } from '../../shared/schemas/index.ts';
+import type { ParticipantMoveReason } from '../../shared/app-webhook-events.ts';
+import { ErrorBody, type RoomNodeSet } from '../../shared/schemas/index.ts';
 import { roomNodeSet } from '../operations/room-nodes.ts';
 import { requireSignature } from '../../shared/signed-http.ts';
 

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { DependencyUnavailableError } from '../../shared/errors.ts';
-import type { AppEvent } from '../../shared/schemas/index.ts';
+import type { AppEvent } from '../../shared/app-webhook-events.ts';
 import { deriveEvents } from './derive.ts';
 import type { AppEventStore, AppOccurrence } from './types.ts';
 

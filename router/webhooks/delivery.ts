@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { request } from 'undici';
 import { signAppWebhook } from '../../shared/app-webhook-signature.ts';
 import type { TokenKey } from '../../shared/config/index.ts';
-import type { AppEvent } from '../../shared/schemas/index.ts';
+import type { AppEvent } from '../../shared/app-webhook-events.ts';
 import { Ticker } from '../../shared/ticker.ts';
 import type { AppEventStore, ClaimedEvent } from './types.ts';
 

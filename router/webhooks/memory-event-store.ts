@@ -1,4 +1,4 @@
-import type { AppEvent } from '../../shared/schemas/index.ts';
+import type { AppEvent } from '../../shared/app-webhook-events.ts';
 import { type AppEventStore, CLOSED_ROOM, type ClaimedEvent, DEAD_LETTERS_MAX, type DeadLetter, type RoomPresence, type UnqueuedEvent } from './types.ts';
 
 /** A closed room's record (its sequence counter) is forgotten this long after its last event. */

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { AppEvent } from '../../shared/schemas/index.ts';
+import type { AppEvent } from '../../shared/app-webhook-events.ts';
 import { closeRedis, connectRedis, redisCall } from '../state/redis-client.ts';
 import { CLOSED_ROOM_RETENTION_MS } from './memory-event-store.ts';
 import { type AppEventStore, CLOSED_ROOM, type ClaimedEvent, DEAD_LETTERS_MAX, type DeadLetter, type RoomPresence, type UnqueuedEvent } from './types.ts';

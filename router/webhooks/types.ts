@@ -1,4 +1,5 @@
-import type { AppEvent, ParticipantLeftReason, ParticipantMoveReason, TrackInfo } from '../../shared/schemas/index.ts';
+import type { AppEvent, ParticipantLeftReason, ParticipantMoveReason } from '../../shared/app-webhook-events.ts';
+import type { TrackInfo } from '../../shared/schemas/index.ts';
 
 /**
  * Application webhooks (docs/webhooks.md): what the router saw happen (an occurrence), what it

@@ -48,34 +48,3 @@ export const TrackEvent = Type.Object(
   { additionalProperties: false },
 );
 export type TrackEvent = Static<typeof TrackEvent>;
-
-export type AppEventName = 'room_started' | 'room_finished' | 'participant_joined' | 'participant_left' | 'participant_moved' | 'track_published' | 'track_unpublished';
-export type ParticipantLeftReason = 'left' | 'kicked' | 'timed_out' | 'replaced';
-export type ParticipantMoveReason = 'rebalance' | 'failover' | 'drain';
-
-/** Fields every application webhook event carries. */
-interface AppEventBase {
-  /** Unique per event: a receiver drops a delivery whose id it has seen (delivery is at least once). */
-  id: string;
-  /** Per room, increasing in the order events were queued (not necessarily gapless after a replay). */
-  seq: number;
-  roomId: string;
-  /** Null for room events. */
-  participantId: string | null;
-  /** Where it happened: the participant's edge (for room events, the participant that started or last left the room). */
-  region: string;
-  nodeId: string;
-  /** When the router saw it happen, ms since the epoch. */
-  occurredAtMs: number;
-  /** When it was queued for delivery (with its sequence number). */
-  queuedAtMs: number;
-}
-
-/** One application webhook event: the body of each delivery. */
-export type AppEvent = AppEventBase &
-  (
-    | { event: 'room_started' | 'room_finished' | 'participant_joined' }
-    | { event: 'participant_left'; reason: ParticipantLeftReason }
-    | { event: 'participant_moved'; reason: ParticipantMoveReason; from: { region: string; nodeId: string } }
-    | { event: 'track_published' | 'track_unpublished'; track: TrackInfo }
-  );

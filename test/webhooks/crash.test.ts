@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import { afterAll, expect, it } from 'vitest';
-import type { AppEvent } from '../../shared/schemas/index.ts';
+import type { AppEvent } from '../../shared/app-webhook-events.ts';
 import { signedCall } from '../../shared/signed-http.ts';
 import { FakeNodes } from '../utils/fake-nodes.ts';
 import { allocate } from '../utils/http.ts';

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AppEvents } from '../../router/webhooks/app-events.ts';
 import { type AppEventStore, type AppOccurrence, CLOSED_ROOM } from '../../router/webhooks/types.ts';
-import type { AppEvent } from '../../shared/schemas/index.ts';
+import type { AppEvent } from '../../shared/app-webhook-events.ts';
 
 /** Stores over one shared state: each `open()` is another router (for Redis, another connection). */
 export interface AppEventStoreHarness {
