@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --quick]`: every benchmark of the project, each figure printed as
  * `name: value (ratio vs reference)` with its target (met or not), then a summary table in
- * bench/results/summary.md, copied into README.md between its bench-summary markers. A benchmark
+ * bench/results/summary.md, copied into docs/benchmarks.md between its bench-summary markers. A benchmark
  * is one entry of BENCHMARKS (see bench/summary.ts for the shape).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -13,8 +13,8 @@ import { benchConsumers } from './consumers.ts';
 import { benchHostile, withinHostileGoal } from './hostile.ts';
 import { benchPlacement } from './placement/index.ts';
 import { benchSoak } from './soak.ts';
+import { formatLine, summaryBody, summaryMarkdown, writePageSummary, type BenchLine, type Benchmark } from './summary.ts';
 import { benchWebhooks } from './webhooks.ts';
-import { formatLine, summaryBody, summaryMarkdown, writeReadmeSummary, type BenchLine, type Benchmark } from './summary.ts';
 
 const f = (x: number, digits = 1) => x.toFixed(digits);
 
@@ -251,14 +251,14 @@ for (const bench of BENCHMARKS.filter((b) => !only || only.has(b.id))) {
   writeFileSync(new URL(`${bench.id}.json`, results), `${JSON.stringify(json, null, 2)}\n`);
 }
 if (only) {
-  process.stdout.write(`\nran ${[...only].join(', ')} only: the summary and the README were not rewritten\n`);
+  process.stdout.write(`\nran ${[...only].join(', ')} only: the summary and docs/benchmarks.md were not rewritten\n`);
   process.exit(0);
 }
 const cpus = os.cpus();
 const machine = `${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
 const body = summaryBody(lines, { date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', machine, quick });
 writeFileSync(new URL('summary.md', results), summaryMarkdown(body));
-writeReadmeSummary(new URL('../README.md', import.meta.url), body);
+writePageSummary(new URL('../docs/benchmarks.md', import.meta.url), body);
 const missed = lines.filter((l) => l.target && !l.target.met);
-process.stdout.write(`\n${lines.filter((l) => l.target).length - missed.length} of ${lines.filter((l) => l.target).length} targets met${missed.length > 0 ? `; not met: ${missed.map((l) => l.name).join('; ')}` : ''}\nwrote bench/results/summary.md and the README's benchmark summary\n`);
+process.stdout.write(`\n${lines.filter((l) => l.target).length - missed.length} of ${lines.filter((l) => l.target).length} targets met${missed.length > 0 ? `; not met: ${missed.map((l) => l.name).join('; ')}` : ''}\nwrote bench/results/summary.md and the summary in docs/benchmarks.md\n`);
 process.exit(0);

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 /**
  * The benchmark suite's common shape: every benchmark returns lines `name: value (ratio vs
  * reference)`, optionally with a target and whether it was met; the runner prints them, writes
- * bench/results/summary.md and copies the same table into README.md between the markers below.
+ * bench/results/summary.md and copies the same table into docs/benchmarks.md between the markers below.
  */
 export interface BenchLine {
   name: string;
@@ -19,8 +19,8 @@ export interface Benchmark {
   run(opts: { quick: boolean }): Promise<{ lines: BenchLine[]; json: unknown }>;
 }
 
-export const README_START = '<!-- bench-summary:start (written by npm run bench; do not edit) -->';
-export const README_END = '<!-- bench-summary:end -->';
+export const PAGE_START = '<!-- bench-summary:start (written by npm run bench; do not edit) -->';
+export const PAGE_END = '<!-- bench-summary:end -->';
 
 export function formatLine(line: BenchLine): string {
   const target = line.target ? ` — target ${line.target.text}: ${line.target.met ? 'met' : 'NOT MET'}` : '';
@@ -43,22 +43,22 @@ export function summaryMarkdown(body: string): string {
   return `# Benchmark summary\n\n${body}\n`;
 }
 
-/** The README with its summary section replaced by `body`; throws when the markers are missing. */
-export function withReadmeSummary(readme: string, body: string): string {
-  const start = readme.indexOf(README_START);
-  const end = readme.indexOf(README_END);
-  if (start === -1 || end === -1 || end < start) throw new Error(`README.md has no "${README_START}" … "${README_END}" section`);
-  return `${readme.slice(0, start + README_START.length)}\n${body}\n${readme.slice(end)}`;
+/** The page with its summary section replaced by `body`; throws when the markers are missing. */
+export function withPageSummary(page: string, body: string): string {
+  const start = page.indexOf(PAGE_START);
+  const end = page.indexOf(PAGE_END);
+  if (start === -1 || end === -1 || end < start) throw new Error(`docs/benchmarks.md has no "${PAGE_START}" … "${PAGE_END}" section`);
+  return `${page.slice(0, start + PAGE_START.length)}\n${body}\n${page.slice(end)}`;
 }
 
-/** The summary body the README shows now. */
-export function readmeSummary(readme: string): string {
-  const start = readme.indexOf(README_START);
-  const end = readme.indexOf(README_END);
-  if (start === -1 || end === -1 || end < start) throw new Error(`README.md has no "${README_START}" … "${README_END}" section`);
-  return readme.slice(start + README_START.length, end).trim();
+/** The summary body the page shows now. */
+export function pageSummary(page: string): string {
+  const start = page.indexOf(PAGE_START);
+  const end = page.indexOf(PAGE_END);
+  if (start === -1 || end === -1 || end < start) throw new Error(`docs/benchmarks.md has no "${PAGE_START}" … "${PAGE_END}" section`);
+  return page.slice(start + PAGE_START.length, end).trim();
 }
 
-export function writeReadmeSummary(readmePath: URL, body: string): void {
-  writeFileSync(readmePath, withReadmeSummary(readFileSync(readmePath, 'utf8'), body));
+export function writePageSummary(pagePath: URL, body: string): void {
+  writeFileSync(pagePath, withPageSummary(readFileSync(pagePath, 'utf8'), body));
 }

@@ -57,7 +57,7 @@ const LEFT_REASONS = new Set(['client namespace disconnect', 'server namespace d
  *
  * The relay forwards between the participants connected to this router process: with several
  * router replicas, the load balancer must send a room's relay connections to one replica (sticky
- * by room), as the README says.
+ * by room), as docs/placement.md says.
  */
 export class P2pRelay {
   readonly io: Server<RelayClientEvents, RelayServerEvents>;

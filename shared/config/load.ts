@@ -148,7 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
     raw[key] = value === undefined || (value === '' && spec.kind !== 'string') ? spec.default : parseValue(spec, value, problems);
   }
   for (const name of Object.keys(env)) {
-    if (name.startsWith('GEO_SFU_') && !KNOWN_ENV.has(name)) problems.push(`${name}: unknown setting (see the configuration table in the README)`);
+    if (name.startsWith('GEO_SFU_') && !KNOWN_ENV.has(name)) problems.push(`${name}: unknown setting (see docs/configuration.md)`);
   }
   const r = raw as RawConfig;
   if (r.clusterSecret !== '' && r.clusterSecret.length < MIN_SECRET_LENGTH) problems.push(`GEO_SFU_CLUSTER_SECRET: shorter than ${MIN_SECRET_LENGTH} characters`);

@@ -2,7 +2,7 @@
  * Every tunable of geo-sfu, in one place, with its default, unit and meaning (in the spirit of
  * jicofo's reference.conf). Values come from the environment (`GEO_SFU_*`, plus the conventional
  * REDIS_URL and DATABASE_URL); `loadConfig` validates all of them at start and refuses to run with
- * a message naming each bad variable. The README's configuration table is checked against this
+ * a message naming each bad variable. The configuration table of docs/configuration.md is checked against this
  * list by a test, so the two cannot drift.
  */
 

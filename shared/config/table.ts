@@ -1,6 +1,6 @@
 import { CONFIG_SPEC, type Spec } from './spec.ts';
 
-/** The README's configuration table, generated from the spec (`npx tsx shared/config/table.ts`). */
+/** The configuration table of docs/configuration.md, generated from the spec (`npx tsx shared/config/table.ts`). */
 export function configTableMarkdown(): string {
   const rows = Object.values(CONFIG_SPEC as Record<string, Spec>).map((s) => `| \`${s.env}\` | ${s.component} | ${formatDefault(s)} | ${s.doc.replace(/\|/g, '\\|')} |`);
   return ['| Variable | Used by | Default | Meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
