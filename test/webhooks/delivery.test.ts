@@ -5,6 +5,7 @@ import type { AppEvent } from '../../shared/app-webhook-events.ts';
 import type { TrackInfo } from '../../shared/schemas/index.ts';
 import { signedCall } from '../../shared/signed-http.ts';
 import { FakeNodes } from '../utils/fake-nodes.ts';
+import { TcpFaultProxy } from '../utils/tcp-fault-proxy.ts';
 import { allocate } from '../utils/http.ts';
 import { cleanupNamespaces, runNamespace, startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
 import { APP_KEYS, perRoomOrder, WebhookReceiver } from './receiver.ts';
@@ -25,11 +26,14 @@ interface World {
   receiver: WebhookReceiver;
 }
 let world: World | null = null;
+let proxy: TcpFaultProxy | null = null;
 afterEach(async () => {
   await world?.nodes.close();
   await Promise.all(world?.routers.map((r) => r.close()) ?? []);
   await world?.receiver.stop();
+  await proxy?.close();
   world = null;
+  proxy = null;
   await cleanupNamespaces();
 });
 
@@ -197,5 +201,45 @@ describe('application webhooks', () => {
     const delivered = await Promise.all(w.routers.map(async (r) => (await r.app.metrics.appWebhookDelivered.get()).values[0]?.value ?? 0));
     console.log(`two replicas: ${expected} events delivered once each, ${delivered.join(' + ')} by replica`);
     expect(delivered[0]! + delivered[1]!).toBe(expected);
+  });
+
+  it('events raised while Redis is away go into the degraded journal and are queued, in order, when it is back', async () => {
+    proxy = await TcpFaultProxy.start('127.0.0.1', 6379);
+    const w = await startWorld({ redisUrl: `redis://127.0.0.1:${proxy.port}`, redisTimeoutMs: 500 });
+    const router = w.routers[0]!;
+    const alice = await join(router, 'cut', 'alice', PARIS);
+    await waitFor('the join delivered', () => w.receiver.delivered.length === 2);
+    const publish = (trackId: string) =>
+      signed(router, '/v1/nodes/track-event', {
+        nodeId: alice.nodeId,
+        roomId: 'cut',
+        participantId: 'alice',
+        allocationId: alice.allocationId,
+        event: 'published',
+        track: { trackId, kind: 'video', source: 'screen_share', layers: [{}] },
+      });
+
+    proxy.cut();
+    for (const trackId of ['t1', 't2', 't3']) expect(await publish(trackId)).toBe(204);
+    expect(router.app.allocator.journal.appEventCount).toBe(3);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(w.receiver.delivered).toHaveLength(2);
+    proxy.restore();
+    // Raised as Redis comes back: queued behind the journaled ones.
+    expect(await publish('t4')).toBe(204);
+
+    await waitFor('the journaled events delivered', () => w.receiver.delivered.length === 6, 20_000);
+    const events = w.receiver.delivered.map((d) => d.event);
+    expect(events.map((e) => [e.seq, 'track' in e ? e.track.trackId : e.event])).toEqual([
+      [1, 'room_started'],
+      [2, 'participant_joined'],
+      [3, 't1'],
+      [4, 't2'],
+      [5, 't3'],
+      [6, 't4'],
+    ]);
+    // Dated when they happened, queued when Redis was back.
+    expect(events[2]!.queuedAtMs).toBeGreaterThan(events[2]!.occurredAtMs);
+    expect(router.app.allocator.journal.appEventCount).toBe(0);
   });
 });
