@@ -49,7 +49,7 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return fals
 local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 if #head == 0 then
   redis.call('ZREM', KEYS[4], ARGV[3])
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
   return false
 end
 local id = head[1][1]
@@ -68,7 +68,12 @@ return {id, head[1][2][2], attempts}
 const ACK = `
 redis.call('XDEL', KEYS[2], ARGV[2])
 if redis.call('HGET', KEYS[3], 'id') == ARGV[2] then redis.call('DEL', KEYS[3]) end
-if redis.call('XLEN', KEYS[2]) == 0 then redis.call('ZREM', KEYS[4], ARGV[3]) else redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3]) end
+if redis.call('XLEN', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[4], ARGV[3])
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
+end
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 `;
@@ -88,7 +93,12 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[5], 'attempts', ARGV[6], 'error', ARGV[7], 'at', ARGV[4])
 redis.call('XDEL', KEYS[2], ARGV[2])
 redis.call('DEL', KEYS[3])
-if redis.call('XLEN', KEYS[2]) == 0 then redis.call('ZREM', KEYS[4], ARGV[3]) else redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3]) end
+if redis.call('XLEN', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[4], ARGV[3])
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
+end
 redis.call('DEL', KEYS[1])
 return 1
 `;
@@ -106,7 +116,7 @@ return 1
 /**
  * The application webhook queue shared by router replicas. Keys (P = keyPrefix + `appwebhooks:`):
  * - `P room:{roomId}` hash: presence (JSON RoomPresence), version, seq (kept a day once closed)
- * - `P events:{roomId}` stream: the room's queued events, oldest first (field `e`: the event's JSON)
+ * - `P events:{roomId}` stream: the room's queued events, oldest first (field `e`: the event's JSON); deleted once empty
  * - `P head:{roomId}` hash: the head entry's id and its failed attempts
  * - `P lock:{roomId}`: the token of the consumer delivering the room's head (expires with its lease)
  * - `P ready` sorted set: rooms with queued events, scored by when their head is next due
