@@ -12,8 +12,8 @@ const refusals = { 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } as const;
 
 /** The agents' side of the control plane (shared/control-plane.ts): every call is signed with the cluster secret. */
 export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { config, registry, rooms, sessions, now } = app;
-  const signed = requireSignature(config.clusterSecret, config.signedRequestWindowMs, now);
+  const { config, registry, rooms, sessions, now, limits } = app;
+  const signed = requireSignature(config.clusterSecret, config.signedRequestWindowMs, now, limits.nonces);
   const catalog = new Set(config.regions.map((r) => r.id));
   const regionOf = (nodeId: string) => registry.snapshot().nodes.find((n) => n.nodeId === nodeId)?.region ?? '';
   // Per node id, counted once the signature verified and the body validated (every body names its
@@ -65,7 +65,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const joinedHere = (moveReason: ParticipantMoveReason | null) =>
         app.appEvents?.raise({ kind: 'joined', roomId, participantId, allocationId, nodeId, region: regionOf(nodeId), moveReason, atMs: at.getTime() });
       const leftHere = () => app.appEvents?.raise({ kind: 'left', roomId, participantId, allocationId, reason: req.body.reason ?? 'left', atMs: at.getTime() });
-      if (app.allocator.journalEvent(allocationId, event)) {
+      if (await app.allocator.journalEvent(allocationId, event)) {
         // An allocation made while Redis was away: the journal carries the event to Redis with it.
         sessions.setStatus(allocationId, event === 'joined' ? 'active' : 'ended', at);
         await (event === 'joined' ? joinedHere(null) : leftHere());

@@ -6,3 +6,4 @@ export * from './views.ts';
 export * from './demo.ts';
 export * from './dashboard.ts';
 export * from './app-webhooks.ts';
+export * from './operations.ts';
