@@ -205,7 +205,7 @@ describe('application webhooks', () => {
 
   it('events raised while Redis is away go into the degraded journal and are queued, in order, when it is back', async () => {
     proxy = await TcpFaultProxy.start('127.0.0.1', 6379);
-    const w = await startWorld({ redisUrl: `redis://127.0.0.1:${proxy.port}`, redisTimeoutMs: 500 });
+    const w = await startWorld({ redisUrl: `redis://127.0.0.1:${proxy.port}`, redisTimeoutMs: 2_000 });
     const router = w.routers[0]!;
     const alice = await join(router, 'cut', 'alice', PARIS);
     await waitFor('the join delivered', () => w.receiver.delivered.length === 2);
