@@ -17,6 +17,7 @@ import { benchPlacement } from './placement/index.ts';
 import { simulatePolicyRooms } from './placement/region-policy.ts';
 import { benchSoak } from './soak.ts';
 import { formatLine, summaryBody, summaryMarkdown, writePageSummary, type BenchLine, type Benchmark } from './summary.ts';
+import { benchWebhooks } from './webhooks.ts';
 
 const f = (x: number, digits = 1) => x.toFixed(digits);
 
@@ -40,6 +41,19 @@ const allocate: Benchmark = {
     ];
     if (r.errors > 0) lines.push({ name: 'allocate errors', value: String(r.errors), ratio: 'ratio n/a' });
     return { lines, json: r };
+  },
+};
+
+const webhooks: Benchmark = {
+  id: 'webhooks',
+  async run({ quick }) {
+    const r = await benchWebhooks({ quick });
+    const line: BenchLine = {
+      name: `app webhook delivery latency at ${r.ratePerSecond} events/s`,
+      value: `p50 ${f(r.p50Ms, 0)} ms, p99 ${f(r.p99Ms, 0)} ms`,
+      ratio: `${r.delivered} of ${r.sent} delivered, ${r.rooms} rooms, queue on Redis`,
+    };
+    return { lines: [line], json: r };
   },
 };
 
@@ -231,7 +245,7 @@ const build: Benchmark = {
 };
 
 /** Every benchmark, in the order they run. */
-const BENCHMARKS: Benchmark[] = [allocate, consumers, cascade, placement, hostile, build, soak];
+const BENCHMARKS: Benchmark[] = [allocate, webhooks, consumers, cascade, placement, hostile, build, soak];
 
 const quick = process.argv.includes('--quick');
 // `--only id,id`: run those entries alone (while working on one); the summary is then not rewritten.

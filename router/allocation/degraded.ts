@@ -74,6 +74,11 @@ export class DegradedAllocator {
     }
   }
 
+  /** The journal, for the other kinds of entries it keeps (application webhook occurrences). */
+  get journal(): DegradedJournal {
+    return this.#journal;
+  }
+
   /** POST /allocate/dry-run: the loop's decision on the room as Redis holds it, nothing written (503 while Redis is away). */
   preview(req: AllocateRequest, clientIp: string | null): Promise<AllocatePreview> {
     const { loop } = this.deps;

@@ -16,7 +16,7 @@ export interface IceServer {
 }
 
 /** The validated configuration; string-encoded settings are parsed into their real shape. */
-export type GeoSfuConfig = Omit<RawConfig, 'regions' | 'tokenSecrets' | 'grantSecrets' | 'iceServers' | 'trustProxy' | 'turnUrls' | 'turnAnyRegions'> & {
+export type GeoSfuConfig = Omit<RawConfig, 'regions' | 'tokenSecrets' | 'grantSecrets' | 'iceServers' | 'trustProxy' | 'turnUrls' | 'turnAnyRegions' | 'appWebhookUrls' | 'appWebhookSecrets'> & {
   regions: readonly RegionInfo[];
   /** Join-token keys; the first signs. Empty when none were configured (the launcher fills it). */
   tokenKeys: readonly TokenKey[];
@@ -28,6 +28,10 @@ export type GeoSfuConfig = Omit<RawConfig, 'regions' | 'tokenSecrets' | 'grantSe
   /** Regions the `*` TURN servers are in (GEO_SFU_TURN_ANY_REGIONS). */
   turnAnyRegions: readonly string[];
   trustProxy: boolean | number | string[];
+  /** Application webhook receivers (GEO_SFU_APP_WEBHOOK_URLS). */
+  appWebhookUrls: readonly string[];
+  /** Application webhook keys; the first signs. */
+  appWebhookKeys: readonly TokenKey[];
 };
 
 export const MIN_SECRET_LENGTH = 32;
@@ -123,6 +127,14 @@ function parseTurnUrls(raw: string, regionIds: ReadonlySet<string>, problems: st
   }
 }
 
+function parseWebhookUrls(raw: string, problems: string[]): string[] {
+  const urls = raw.split(',').map((u) => u.trim()).filter(Boolean);
+  for (const url of urls) {
+    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) problems.push(`GEO_SFU_APP_WEBHOOK_URLS: "${url}" is not an http(s) URL`);
+  }
+  return urls;
+}
+
 function parseTrustProxy(raw: string): boolean | number | string[] {
   if (raw === 'true') return true;
   if (raw === 'false' || raw === '') return false;
@@ -165,9 +177,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
     trustProxy: parseTrustProxy(r.trustProxy),
     turnUrls: parseTurnUrls(r.turnUrls, new Set(regions.map((x) => x.id)), problems),
     turnAnyRegions: r.turnAnyRegions === '' ? [] : r.turnAnyRegions.split(','),
+    appWebhookUrls: parseWebhookUrls(r.appWebhookUrls, problems),
+    appWebhookKeys: parseTokenKeys(r.appWebhookSecrets, problems, 'GEO_SFU_APP_WEBHOOK_SECRETS'),
     // Production never serves anonymous allocations.
     requireAuth: r.requireAuth || r.production,
   };
+  if (config.appWebhookUrls.length > 0 && config.appWebhookKeys.length === 0) problems.push('GEO_SFU_APP_WEBHOOK_URLS needs GEO_SFU_APP_WEBHOOK_SECRETS');
+  if (config.appWebhookRetryMaxMs < config.appWebhookRetryMs) problems.push('GEO_SFU_APP_WEBHOOK_RETRY_MAX_MS must not be below GEO_SFU_APP_WEBHOOK_RETRY_MS');
   if (Object.keys(config.turnUrls).length > 0 && config.turnSecret === '') problems.push('GEO_SFU_TURN_URLS needs GEO_SFU_TURN_SECRET');
   for (const region of config.turnAnyRegions) if (!regions.some((x) => x.id === region)) problems.push(`GEO_SFU_TURN_ANY_REGIONS: "${region}" is not a catalog region`);
   if (config.agentRegion !== '' && !config.regions.some((x) => x.id === config.agentRegion)) {

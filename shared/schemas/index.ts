@@ -6,4 +6,5 @@ export * from './registry.ts';
 export * from './views.ts';
 export * from './demo.ts';
 export * from './dashboard.ts';
+export * from './app-webhooks.ts';
 export * from './operations.ts';
