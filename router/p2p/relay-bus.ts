@@ -8,17 +8,25 @@ import { closeRedis, connectRedis, execAll, redisCall, type RedisTarget } from '
 /** What one relay replica tells the others; each delivers it to its own sockets only. */
 export type RelayBusMessage =
   | { kind: 'signal'; room: string; from: string; signal: RelaySignal }
-  /** `returning`: the participant was connected (somewhere) already, e.g. back after a drop. */
-  | { kind: 'joined'; room: string; peer: string; returning: boolean }
+  /**
+   * `returning`: the participant was connected (somewhere) already, e.g. back after a drop.
+   * `before`: the participants connected before it (its welcome names them; they hear peerJoined).
+   */
+  | { kind: 'joined'; room: string; peer: string; returning: boolean; before: string[] }
   | { kind: 'left'; room: string; peer: string }
   | { kind: 'migrate'; room: string; reason: 'region_available' | 'room_on_sfu' };
 
-/** KEYS: the room's presence hash. ARGV: participant, owner, ttl ms. Claims the participant for owner; returns the previous owner (or false). */
+/**
+ * KEYS: the room's presence hash. ARGV: participant, owner, ttl ms. Claims the participant for
+ * owner; returns {1 if it was claimed already else 0, the participants present before}, atomically,
+ * so two participants joining at once through two replicas are told of each other once, in order.
+ */
 const CLAIM = `
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
+local present = redis.call('HKEYS', KEYS[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return previous
+return {previous and 1 or 0, present}
 `;
 
 /** KEYS: the room's presence hash. ARGV: participant, owner. Frees the participant unless another connection claimed it since; 1 when it is gone. */
@@ -30,7 +38,7 @@ return 1
 `;
 
 type BusScripts = Redis & {
-  relayClaim(key: string, peer: string, owner: string, ttlMs: number): Promise<string | null>;
+  relayClaim(key: string, peer: string, owner: string, ttlMs: number): Promise<[number, string[]]>;
   relayRelease(key: string, peer: string, owner: string): Promise<number>;
 };
 
@@ -58,7 +66,7 @@ function parseMessage(raw: string): (RelayBusMessage & { origin: string }) | nul
     case 'signal':
       return isString(m.from) && validateRelaySignal(m.signal) === null ? (m as RelayBusMessage & { origin: string }) : null;
     case 'joined':
-      return isString(m.peer) && typeof m.returning === 'boolean' ? (m as RelayBusMessage & { origin: string }) : null;
+      return isString(m.peer) && typeof m.returning === 'boolean' && Array.isArray(m.before) && m.before.every(isString) ? (m as RelayBusMessage & { origin: string }) : null;
     case 'left':
       return isString(m.peer) ? (m as RelayBusMessage & { origin: string }) : null;
     case 'migrate':
@@ -126,9 +134,13 @@ export class RedisRelayBus {
     await this.#call(() => this.#redis.publish(this.#channel, JSON.stringify({ ...message, origin: this.replicaId })));
   }
 
-  /** Marks the participant connected here (as `connection`); true when it was connected somewhere already. */
-  async claim(room: string, peer: string, connection: string): Promise<boolean> {
-    return (await this.#call(() => this.#redis.relayClaim(this.#key(room), peer, this.#owner(connection), this.#o.presenceTtlMs))) !== null;
+  /**
+   * Marks the participant connected here (as `connection`): whether it was connected somewhere
+   * already, and the others connected to the room (on any replica) before it.
+   */
+  async claim(room: string, peer: string, connection: string): Promise<{ returning: boolean; before: string[] }> {
+    const [previous, present] = await this.#call(() => this.#redis.relayClaim(this.#key(room), peer, this.#owner(connection), this.#o.presenceTtlMs));
+    return { returning: previous === 1, before: present.filter((id) => id !== peer) };
   }
 
   /** Renews the presence of the room's participants connected here. */
@@ -145,11 +157,6 @@ export class RedisRelayBus {
   /** Frees the participant's presence if `connection` still holds it; true when the participant is connected nowhere now. */
   async release(room: string, peer: string, connection: string): Promise<boolean> {
     return (await this.#call(() => this.#redis.relayRelease(this.#key(room), peer, this.#owner(connection)))) === 1;
-  }
-
-  /** The participants connected to the room on any replica. */
-  async peers(room: string): Promise<string[]> {
-    return this.#call(() => this.#redis.hkeys(this.#key(room)));
   }
 
   /** Whether the participant is connected to another replica than this one. */

@@ -161,7 +161,7 @@ export class P2pRelay {
           this.#o.metrics.p2pRelayConnections.dec();
           stale.socket.disconnect(true);
         }
-        if (!m.returning) for (const [id, c] of room) if (id !== m.peer && c.socket.connected) c.socket.emit('peerJoined', { peerId: m.peer });
+        if (!m.returning) this.#tellJoined(room, m.peer, m.before);
         return;
       }
       case 'left':
@@ -259,21 +259,24 @@ export class P2pRelay {
   async #welcome(connection: Connection, returningHere: boolean): Promise<void> {
     const { socket, claims } = connection;
     const { bus } = this.#o;
-    let returning = returningHere;
-    let elsewhere: string[] = [];
-    if (bus) {
-      await this.#shared('join', async () => {
-        returning = (await bus.claim(claims.room, claims.sub, socket.id)) || returningHere;
-        elsewhere = await bus.peers(claims.room);
-        await bus.publish({ kind: 'joined', room: claims.room, peer: claims.sub, returning });
-      });
-    }
+    // With Redis: who was connected before, on any replica, in the order Redis saw the claims.
+    const shared = bus ? await this.#shared('join', () => bus.claim(claims.room, claims.sub, socket.id)) : null;
     const room = this.#rooms.get(claims.room);
     if (room?.get(claims.sub) !== connection || !socket.connected) return;
-    const here = [...room].filter(([id, c]) => id !== claims.sub && c.socket.connected).map(([id]) => id);
-    const peers = [...new Set([...here, ...elsewhere.filter((id) => id !== claims.sub)])];
+    const returning = returningHere || shared?.returning === true;
+    const peers = shared ? shared.before : [...room].filter(([id, c]) => id !== claims.sub && c.socket.connected).map(([id]) => id);
     socket.emit('welcome', { participantId: claims.sub, peers });
-    if (!returning) for (const id of here) room.get(id)?.socket.emit('peerJoined', { peerId: claims.sub });
+    if (!returning) this.#tellJoined(room, claims.sub, peers);
+    // Also when returning: a replica still holding its dropped connection lets it go.
+    if (shared) void this.#shared('join', () => bus?.publish({ kind: 'joined', room: claims.room, peer: claims.sub, returning, before: peers }));
+  }
+
+  /** Tells the room's participants connected here that were there before `peer` that it joined. */
+  #tellJoined(room: Map<string, Connection>, peer: string, before: readonly string[]): void {
+    for (const id of before) {
+      const c = room.get(id);
+      if (id !== peer && c?.socket.connected) c.socket.emit('peerJoined', { peerId: peer });
+    }
   }
 
   async #forward(from: Connection, msg: RelaySignal): Promise<void> {

@@ -151,6 +151,24 @@ it('two participants of one P2P room on different routers exchange offer, answer
   expect(xavier.events.map((e) => e.event)).toEqual(['welcome']);
 });
 
+it('two participants joining at once through two routers are told of each other exactly once: one in its welcome, the other by peerJoined', async () => {
+  const { replicas } = await cordonedReplicas(2);
+  const [ra, rb] = replicas as [RunningRouter, RunningRouter];
+  for (let round = 0; round < 5; round++) {
+    const room = `race-${round}`;
+    const [p, q] = [await p2pAllocation(ra.url, room, 'p'), await p2pAllocation(rb.url, room, 'q')];
+    const [peter, quinn] = await Promise.all([connectRelay(ra.url, p.relay.token), connectRelay(rb.url, q.relay.token)]);
+    const welcomed = (c: RelayClient) => (c.events[0]?.msg as { peers: string[] }).peers;
+    const [first, second] = welcomed(peter).length === 0 ? [peter, quinn] : [quinn, peter];
+    // The later one offers to the earlier one, who hears it joined; never both ways (glare).
+    expect(welcomed(first)).toEqual([]);
+    expect(welcomed(second)).toHaveLength(1);
+    await until('peerJoined at the first', () => first.of('peerJoined').length > 0);
+    expect(first.of('peerJoined')).toHaveLength(1);
+    expect(second.of('peerJoined')).toEqual([]);
+  }
+});
+
 it('a participant whose connection dropped comes back on another router: nobody hears it left or joined again, and signals reach it there', async () => {
   const { replicas } = await cordonedReplicas(2);
   const [ra, rb] = replicas as [RunningRouter, RunningRouter];
@@ -207,5 +225,5 @@ it('with Redis away from one router, its relay keeps serving the peers connected
   await until('erin reaches dave again', async () => (await erin.signal({ to: 'd', candidate: { candidate: 'back' } })).ok && dave.of('signal').length > 1, 15_000);
   expect(erin.of('signal').map((s) => (s as { candidate: { candidate: string } }).candidate.candidate)).toEqual(['before', 'after']);
   expect(dave.of('signal')[0]).toEqual({ from: 'c', candidate: { candidate: 'local' } });
-  expect(new Set(dave.of('signal').slice(1))).toEqual(new Set([{ from: 'e', candidate: { candidate: 'back' } }]));
+  expect(new Set(dave.of('signal').slice(1).map((m) => JSON.stringify(m)))).toEqual(new Set([JSON.stringify({ from: 'e', candidate: { candidate: 'back' } })]));
 });
