@@ -225,5 +225,6 @@ function dashboardRoom(view: ReturnType<typeof roomView>): DashboardRoom {
     participants: view.participants.length,
     edges: [...byRegion.values()].filter((e) => e.count > 0 || e.region === view.homeRegion),
     links: [...links.values()],
+    ...(view.policy ? { policy: view.policy } : {}),
   };
 }
