@@ -121,8 +121,9 @@ export class P2pRelay {
     const { rooms, config, now, canHost, metrics } = this.#o;
     for (const [roomId, connections] of [...this.#rooms]) {
       const nowMs = now();
-      const members = [...connections.values()].filter((c) => c.socket.connected).map((c) => ({ participantId: c.claims.sub, allocationId: c.claims.aid }));
-      await this.#shared('renew', () => this.#o.bus?.renew(roomId, [...connections.values()].filter((c) => c.socket.connected).map((c) => ({ peer: c.claims.sub, connection: c.socket.id }))));
+      const connected = [...connections.values()].filter((c) => c.socket.connected);
+      const members = connected.map((c) => ({ participantId: c.claims.sub, allocationId: c.claims.aid }));
+      await this.#shared('renew', () => this.#o.bus?.renew(roomId, connected.map((c) => ({ peer: c.claims.sub, connection: c.socket.id }))));
       const state = await rooms.renewP2p(roomId, members, nowMs + config.p2pLeaseMs, nowMs);
       if (state === null) {
         // Every replica with peers of the room finds this out itself.
