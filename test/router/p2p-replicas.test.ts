@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { P2P_RELAY_PATH, type RelayAck } from '../../shared/p2p-relay.ts';
@@ -167,6 +168,37 @@ it('two participants joining at once through two routers are told of each other 
     expect(first.of('peerJoined')).toHaveLength(1);
     expect(second.of('peerJoined')).toEqual([]);
   }
+});
+
+it('participant ids named like Object.prototype members reach each other across routers; malformed bus messages are ignored', async () => {
+  const { replicas } = await cordonedReplicas(2);
+  const [ra, rb] = replicas as [RunningRouter, RunningRouter];
+  const [p, c] = [await p2pAllocation(ra.url, 'toString', '__proto__'), await p2pAllocation(rb.url, 'toString', 'constructor')];
+  const proto = await connectRelay(ra.url, p.relay.token);
+  const ctor = await connectRelay(rb.url, c.relay.token);
+  expect(ctor.events[0]).toEqual({ event: 'welcome', msg: { participantId: 'constructor', peers: ['__proto__'] } });
+  await until('peerJoined at __proto__', () => proto.of('peerJoined').length > 0);
+
+  // Garbage on the relay channel (wrong shapes, an oversized SDP, unknown kinds) reaches nobody.
+  const publisher = new Redis(REDIS_URL);
+  const channel = `${ra.config.redisKeyPrefix}p2p-relay`;
+  const forged = { origin: 'elsewhere', room: 'toString', from: 'constructor' };
+  for (const raw of [
+    'not json',
+    JSON.stringify(null),
+    JSON.stringify({ ...forged, kind: 'signal', signal: { to: '__proto__', description: { type: 'offer', sdp: 'x'.repeat(100_001) } } }),
+    JSON.stringify({ ...forged, kind: 'signal', signal: { to: '__proto__', candidate: { candidate: 'c' }, extra: 1 } }),
+    JSON.stringify({ ...forged, kind: 'joined', peer: 'mallory', returning: false, before: '__proto__' }),
+    JSON.stringify({ ...forged, kind: 'migrate', reason: 'because' }),
+    JSON.stringify({ ...forged, kind: '__proto__' }),
+  ]) {
+    await publisher.publish(channel, raw);
+  }
+  await publisher.quit();
+  expect(await ctor.signal({ to: '__proto__', candidate: { candidate: 'after the garbage' } })).toEqual({ ok: true });
+  await until('the candidate at __proto__', () => proto.of('signal').length > 0);
+  expect(proto.events.map((e) => e.event)).toEqual(['welcome', 'peerJoined', 'signal']);
+  expect(proto.of('signal')).toEqual([{ from: 'constructor', candidate: { candidate: 'after the garbage' } }]);
 });
 
 it('a participant whose connection dropped comes back on another router: nobody hears it left or joined again, and signals reach it there', async () => {
