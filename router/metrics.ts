@@ -146,6 +146,12 @@ export function createRouterMetrics() {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    p2pRelayLocalOnly: new Counter({
+      name: 'geo_sfu_p2p_relay_local_only_total',
+      help: 'P2P relay steps shared with the other router replicas through Redis (join, signal, leave, renew, migrate) done for this replica\'s peers alone because Redis did not answer.',
+      labelNames: ['operation'] as const,
+      registers: [registry],
+    }),
     p2pMigrations: new Counter({
       name: 'geo_sfu_p2p_migrations_total',
       help: 'P2P rooms told to move to an SFU because a region can take them again.',

@@ -16,6 +16,7 @@ import { Ticker } from '../../shared/ticker.ts';
 import { type RelayClaims, TokenError, verifyRelayToken } from '../../shared/tokens.ts';
 import type { RouterMetrics } from '../metrics.ts';
 import type { P2pRoomState, RoomStore, SessionLog } from '../state/types.ts';
+import type { RedisRelayBus, RelayBusMessage } from './relay-bus.ts';
 
 export interface P2pRelayOptions {
   /** The router's HTTP server: the relay shares its port (path P2P_RELAY_PATH). */
@@ -28,6 +29,8 @@ export interface P2pRelayOptions {
   metrics: RouterMetrics;
   logger: FastifyBaseLogger;
   now: () => number;
+  /** With router replicas on one Redis: the bus that joins their relays; null on one process. */
+  bus: RedisRelayBus | null;
 }
 
 type RelaySocket = Socket<RelayClientEvents, RelayServerEvents>;
@@ -43,6 +46,9 @@ interface Connection {
   dropTimer: ReturnType<typeof setTimeout> | null;
 }
 
+/** What the relay did with Redis that, when Redis does not answer, it does for this replica alone. */
+type SharedOperation = 'join' | 'signal' | 'leave' | 'renew' | 'migrate';
+
 /** socket.io's reasons for a disconnect the client asked for (leaving), as opposed to a dropped connection. */
 const LEFT_REASONS = new Set(['client namespace disconnect', 'server namespace disconnect']);
 
@@ -55,9 +61,10 @@ const LEFT_REASONS = new Set(['client namespace disconnect', 'server namespace d
  * connection that drops (rather than disconnecting) keeps its place for GEO_SFU_P2P_LEASE_MS, so
  * a participant whose direct links still work can reconnect without the others hearing it left.
  *
- * The relay forwards between the participants connected to this router process: with several
- * router replicas, the load balancer must send a room's relay connections to one replica (sticky
- * by room), as docs/placement.md says.
+ * With router replicas on one Redis (`bus`), a room's participants may be connected to different
+ * replicas: joins, leaves, signals and migrate notices for peers elsewhere go over the bus, and each
+ * replica delivers only to its own sockets. While Redis does not answer, the relay serves the peers
+ * connected to this replica alone and counts it (geo_sfu_p2p_relay_local_only_total).
  */
 export class P2pRelay {
   readonly io: Server<RelayClientEvents, RelayServerEvents>;
@@ -114,10 +121,13 @@ export class P2pRelay {
     const { rooms, config, now, canHost, metrics } = this.#o;
     for (const [roomId, connections] of [...this.#rooms]) {
       const nowMs = now();
-      const members = [...connections.values()].filter((c) => c.socket.connected).map((c) => ({ participantId: c.claims.sub, allocationId: c.claims.aid }));
+      const connected = [...connections.values()].filter((c) => c.socket.connected);
+      const members = connected.map((c) => ({ participantId: c.claims.sub, allocationId: c.claims.aid }));
+      await this.#shared('renew', () => this.#o.bus?.renew(roomId, connected.map((c) => ({ peer: c.claims.sub, connection: c.socket.id }))));
       const state = await rooms.renewP2p(roomId, members, nowMs + config.p2pLeaseMs, nowMs);
       if (state === null) {
-        this.migrate(roomId, 'room_on_sfu');
+        // Every replica with peers of the room finds this out itself.
+        this.#migrateHere(roomId, 'room_on_sfu');
       } else if (canHost(state)) {
         if (await rooms.endP2p(roomId)) metrics.p2pMigrations.inc();
         this.migrate(roomId, 'region_available');
@@ -125,8 +135,46 @@ export class P2pRelay {
     }
   }
 
-  /** Tells the room's connected participants (once each) to allocate again: a region can take the room. */
+  /** Tells the room's connected participants, on every replica (once each), to allocate again: a region can take the room. */
   migrate(roomId: string, reason: 'region_available' | 'room_on_sfu'): void {
+    this.#migrateHere(roomId, reason);
+    void this.#shared('migrate', () => this.#o.bus?.publish({ kind: 'migrate', room: roomId, reason }));
+  }
+
+  /** Delivers another replica's message to the sockets connected here. */
+  receive(m: RelayBusMessage): void {
+    const room = this.#rooms.get(m.room);
+    if (!room || this.#closed) return;
+    switch (m.kind) {
+      case 'signal': {
+        const target = room.get(m.signal.to);
+        const { to: _to, ...signal } = m.signal;
+        if (target?.socket.connected) target.socket.emit('signal', { from: m.from, ...signal });
+        return;
+      }
+      case 'joined': {
+        // The participant connected to another replica (back after a drop there): this connection is replaced.
+        const stale = room.get(m.peer);
+        if (stale) {
+          if (stale.dropTimer) clearTimeout(stale.dropTimer);
+          room.delete(m.peer);
+          if (room.size === 0) this.#rooms.delete(m.room);
+          this.#o.metrics.p2pRelayConnections.dec();
+          stale.socket.disconnect(true);
+        }
+        if (!m.returning) this.#tellJoined(room, m.peer, m.before);
+        return;
+      }
+      case 'left':
+        for (const [id, c] of room) if (id !== m.peer && c.socket.connected) c.socket.emit('peerLeft', { peerId: m.peer });
+        return;
+      case 'migrate':
+        this.#migrateHere(m.room, m.reason);
+        return;
+    }
+  }
+
+  #migrateHere(roomId: string, reason: 'region_available' | 'room_on_sfu'): void {
     for (const c of this.#rooms.get(roomId)?.values() ?? []) {
       if (c.migrateSent || !c.socket.connected) continue;
       c.migrateSent = true;
@@ -180,20 +228,16 @@ export class P2pRelay {
     } else metrics.p2pRelayConnections.inc();
     sessions.setStatus(claims.aid, 'active', new Date(now()));
 
-    const peers = [...room].filter(([id, c]) => id !== claims.sub && c.socket.connected).map(([id]) => id);
-    socket.emit('welcome', { participantId: claims.sub, peers });
-    if (!previous) for (const id of peers) room.get(id)?.socket.emit('peerJoined', { peerId: claims.sub });
-
     socket.on('signal', (msg: RelaySignal, ack?: (a: RelayAck) => void) => {
       const reply = typeof ack === 'function' ? ack : () => undefined;
-      try {
-        this.#forward(connection, msg);
-        reply({ ok: true });
-      } catch (err) {
-        const refusal = err instanceof Refusal ? err : new Refusal('INTERNAL', 'the message could not be relayed');
-        metrics.p2pRelayRefusals.inc({ reason: refusal.code });
-        reply({ ok: false, error: { code: refusal.code, message: refusal.message, ...(refusal.field ? { field: refusal.field } : {}) } });
-      }
+      this.#forward(connection, msg).then(
+        () => reply({ ok: true }),
+        (err: unknown) => {
+          const refusal = err instanceof Refusal ? err : new Refusal('INTERNAL', 'the message could not be relayed');
+          metrics.p2pRelayRefusals.inc({ reason: refusal.code });
+          reply({ ok: false, error: { code: refusal.code, message: refusal.message, ...(refusal.field ? { field: refusal.field } : {}) } });
+        },
+      );
     });
     socket.onAny((event: string, ...args: unknown[]) => {
       if (event === 'signal') return;
@@ -206,9 +250,37 @@ export class P2pRelay {
       if (LEFT_REASONS.has(reason)) void this.#left(connection);
       else connection.dropTimer = setTimeout(() => void this.#left(connection), config.p2pLeaseMs);
     });
+    void this.#welcome(connection, previous !== undefined);
   }
 
-  #forward(from: Connection, msg: RelaySignal): void {
+  /**
+   * Tells the newcomer who is connected (on any replica: it offers to each of them) and the others
+   * that it joined, unless it was connected already (`returning`: back after a drop).
+   */
+  async #welcome(connection: Connection, returningHere: boolean): Promise<void> {
+    const { socket, claims } = connection;
+    const { bus } = this.#o;
+    // With Redis: who was connected before, on any replica, in the order Redis saw the claims.
+    const shared = bus ? await this.#shared('join', () => bus.claim(claims.room, claims.sub, socket.id)) : null;
+    const room = this.#rooms.get(claims.room);
+    if (room?.get(claims.sub) !== connection || !socket.connected) return;
+    const returning = returningHere || shared?.returning === true;
+    const peers = shared ? shared.before : [...room].filter(([id, c]) => id !== claims.sub && c.socket.connected).map(([id]) => id);
+    socket.emit('welcome', { participantId: claims.sub, peers });
+    if (!returning) this.#tellJoined(room, claims.sub, peers);
+    // Also when returning: a replica still holding its dropped connection lets it go.
+    if (shared) void this.#shared('join', () => bus?.publish({ kind: 'joined', room: claims.room, peer: claims.sub, returning, before: peers }));
+  }
+
+  /** Tells the room's participants connected here that were there before `peer` that it joined. */
+  #tellJoined(room: Map<string, Connection>, peer: string, before: readonly string[]): void {
+    for (const id of before) {
+      const c = room.get(id);
+      if (id !== peer && c?.socket.connected) c.socket.emit('peerJoined', { peerId: peer });
+    }
+  }
+
+  async #forward(from: Connection, msg: RelaySignal): Promise<void> {
     const { config, now } = this.#o;
     const nowMs = now();
     const rate = config.p2pRelayMessagesPerSecond;
@@ -219,10 +291,34 @@ export class P2pRelay {
     const bad = validateRelaySignal(msg);
     if (bad) throw new Refusal('BAD_REQUEST', `${bad.field} ${bad.message}`, bad.field);
     if (msg.to === from.claims.sub) throw new Refusal('BAD_REQUEST', 'to names the sender itself', 'to');
-    const target = this.#rooms.get(from.claims.room)?.get(msg.to);
-    if (!target?.socket.connected) throw new Refusal('NOT_IN_ROOM', `${msg.to} is not connected in this room`, 'to');
-    const { to: _to, ...signal } = msg;
-    target.socket.emit('signal', { from: from.claims.sub, ...signal });
+    const room = from.claims.room;
+    const target = this.#rooms.get(room)?.get(msg.to);
+    if (target?.socket.connected) {
+      const { to: _to, ...signal } = msg;
+      target.socket.emit('signal', { from: from.claims.sub, ...signal });
+      return;
+    }
+    const { bus } = this.#o;
+    const sent = await this.#shared('signal', async () => {
+      if (!bus || !(await bus.connectedElsewhere(room, msg.to))) return false;
+      await bus.publish({ kind: 'signal', room, from: from.claims.sub, signal: msg });
+      return true;
+    });
+    if (sent !== true) throw new Refusal('NOT_IN_ROOM', `${msg.to} is not connected in this room${sent === null ? ' (to this router; the others cannot be reached now)' : ''}`, 'to');
+  }
+
+  /**
+   * Runs a step shared with the other replicas through Redis; when Redis does not answer, counts
+   * it and returns null: the caller goes on for this replica alone.
+   */
+  async #shared<T>(operation: SharedOperation, step: () => Promise<T> | undefined): Promise<T | null | undefined> {
+    try {
+      return await step();
+    } catch (err) {
+      this.#o.metrics.p2pRelayLocalOnly.inc({ operation });
+      this.#log.debug({ err, operation }, 'P2P relay step done for this replica alone: Redis did not answer');
+      return null;
+    }
   }
 
   /** The participant left (or dropped and did not come back): the others hear it, its place is freed. */
@@ -233,6 +329,13 @@ export class P2pRelay {
     room.delete(claims.sub);
     if (room.size === 0) this.#rooms.delete(claims.room);
     this.#o.metrics.p2pRelayConnections.dec();
+    const { bus } = this.#o;
+    if (bus) {
+      // Back on another replica meanwhile: it did not leave.
+      const gone = await this.#shared('leave', () => bus.release(claims.room, claims.sub, connection.socket.id));
+      if (gone === false) return;
+      void this.#shared('leave', () => bus.publish({ kind: 'left', room: claims.room, peer: claims.sub }));
+    }
     for (const other of room.values()) if (other.socket.connected) other.socket.emit('peerLeft', { peerId: claims.sub });
     const nowMs = this.#o.now();
     this.#o.sessions.setStatus(claims.aid, 'ended', new Date(nowMs));

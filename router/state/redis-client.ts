@@ -48,7 +48,7 @@ export interface RedisConnectionOptions extends RedisTarget {
   timeoutMs: number;
   /** Shown by CLIENT LIST, so an operator can tell the router's connections apart. */
   connectionName: string;
-  logger?: Logger;
+  logger?: Pick<Logger, 'warn' | 'info'>;
 }
 
 /**
