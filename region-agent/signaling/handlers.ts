@@ -172,7 +172,7 @@ const handlers: { [N in RequestName]: Handler<N> } = {
     };
   },
 
-  // The session ends once the answer is sent (region-agent/signaling/requests.ts).
+  // Answered, and the session ended, as it arrives (region-agent/signaling/requests.ts): never queued here.
   leave: async () => ({}),
 };
 
