@@ -60,13 +60,20 @@ export type HeartbeatReport = Pick<Heartbeat, 'quality' | 'media' | 'reconnectin
 const HEARTBEAT_BUDGET_BYTES = 48 * 1024;
 
 /**
- * Keeps a heartbeat inside its budget: the per-track figures go first, then the per-participant
- * quality from the end (the alerts see fewer participants, the node's load and RTTs always go).
+ * Keeps a heartbeat inside its budget: the per-track figures go first (kept for the first
+ * participants, halving how many until it fits), then the per-participant quality from the end
+ * (the alerts see fewer participants); the node's load, RTTs and bandwidth always go.
  */
 export function fitHeartbeat(heartbeat: Heartbeat, budget = HEARTBEAT_BUDGET_BYTES): Heartbeat {
   const size = (h: Heartbeat) => Buffer.byteLength(JSON.stringify(h));
-  if (size(heartbeat) <= budget) return heartbeat;
-  let fitted: Heartbeat = { ...heartbeat, ...(heartbeat.quality ? { quality: heartbeat.quality.map(({ tracks: _tracks, ...q }) => q) } : {}) };
+  if (size(heartbeat) <= budget || !heartbeat.quality) return heartbeat;
+  const quality = heartbeat.quality;
+  const withTracksFor = (n: number): Heartbeat => ({ ...heartbeat, quality: quality.map((q, i) => (i < n ? q : (({ tracks: _tracks, ...rest }) => rest)(q))) });
+  let fitted = withTracksFor(0);
+  for (let n = Math.floor(quality.length / 2); n > 0; n = Math.floor(n / 2)) {
+    const candidate = withTracksFor(n);
+    if (size(candidate) <= budget) return candidate;
+  }
   while (size(fitted) > budget && fitted.quality && fitted.quality.length > 0) {
     fitted = { ...fitted, quality: fitted.quality.slice(0, Math.floor(fitted.quality.length / 2)) };
   }
