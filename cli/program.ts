@@ -18,6 +18,8 @@ const ROUTER_ENV = CONFIG_SPEC.routerUrl.env;
 
 const API_KEY_ENV = CONFIG_SPEC.apiKey.env;
 
+const ADMIN_TOKEN_ENV = CONFIG_SPEC.adminToken.env;
+
 const EXIT_HELP = `
 Exit codes:
   0  success
@@ -26,8 +28,10 @@ Exit codes:
   2  bad arguments: the message names the flag or argument
 
 Environment:
-  ${ROUTER_ENV}  router URL when --router is not given (default ${CONFIG_SPEC.routerUrl.default})
-  ${API_KEY_ENV}     API key, sent as "Authorization: Bearer <key>" when set`;
+  ${ROUTER_ENV}   router URL when --router is not given (default ${CONFIG_SPEC.routerUrl.default})
+  ${API_KEY_ENV}      API key, sent as "Authorization: Bearer <key>" when set (probe, allocate)
+  ${ADMIN_TOKEN_ENV}  admin token, sent as "Authorization: Bearer <token>" to the admin routes
+                       (rooms, nodes cordon/uncordon/drain, alerts, scaling)`;
 
 interface RouterOpts {
   router?: string;
@@ -105,6 +109,7 @@ export function buildProgram(): Command {
       .addOption(
         new Option('--exclude-node <id>', 'a node the client just failed on, repeatable').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), idArg(v)]),
       )
+      .addOption(new Option('--dry-run', 'only show where the router would place the participant now (POST /allocate/dry-run): no seat reserved, no room pinned, no token'))
       .addOption(routerOption())
       .addOption(jsonOption())
       .addHelpText('after', EXIT_HELP),
@@ -118,14 +123,82 @@ export function buildProgram(): Command {
     .addHelpText('after', EXIT_HELP)
     .action(run((o: RouterOpts) => o, async (ctx, o) => (await import('./commands/regions.ts')).regionsCommand(ctx, o)));
 
-  program
+  const rooms = program
     .command('rooms')
+    .description(`rooms (admin token, $${ADMIN_TOKEN_ENV}): list, show ROOM (also \`rooms ROOM\`), kick ROOM PARTICIPANT`)
+    .addHelpText('after', EXIT_HELP);
+  rooms
+    .command('show', { isDefault: true })
     .description('a room: home region, participants by region, cascade links')
     .addArgument(new Argument('<roomId>', 'room id').argParser(idArg))
     .addOption(routerOption())
     .addOption(jsonOption())
     .addHelpText('after', EXIT_HELP)
-    .action(run((_id: string, o: RouterOpts) => o, async (ctx, id, o) => (await import('./commands/rooms.ts')).roomsCommand(ctx, id, o)));
+    .action(run((_id: string, o: RouterOpts) => o, async (ctx, id, o) => (await import('./commands/rooms.ts')).roomShowCommand(ctx, id, o)));
+  rooms
+    .command('list')
+    .description('every room: home region, participants (joined), edge regions')
+    .addOption(routerOption())
+    .addOption(jsonOption())
+    .addHelpText('after', EXIT_HELP)
+    .action(run((o: RouterOpts) => o, async (ctx, o) => (await import('./commands/rooms.ts')).roomListCommand(ctx, o)));
+  rooms
+    .command('kick')
+    .description('remove a participant: its seat is released, its sessions closed, its grants issued until now refused')
+    .addArgument(new Argument('<roomId>', 'room id').argParser(idArg))
+    .addArgument(new Argument('<participantId>', 'participant id').argParser(idArg))
+    .addOption(routerOption())
+    .addOption(jsonOption())
+    .addHelpText('after', EXIT_HELP)
+    .action(
+      run(
+        (_room: string, _participant: string, o: RouterOpts) => o,
+        async (ctx, room, participant, o) => (await import('./commands/rooms.ts')).roomKickCommand(ctx, room, participant, o),
+      ),
+    );
+
+  const nodes = program
+    .command('nodes')
+    .description(`the nodes: list (default), cordon, uncordon, drain NODE (the actions need the admin token, $${ADMIN_TOKEN_ENV}; the router forwards them to the node's agent)`)
+    .addHelpText('after', EXIT_HELP);
+  nodes
+    .command('list', { isDefault: true })
+    .description('every node: region, state, stress, CPU, memory, participants (joined + pending / max), rooms, router probe RTT')
+    .addOption(routerOption())
+    .addOption(jsonOption())
+    .addHelpText('after', EXIT_HELP)
+    .action(run((o: RouterOpts) => o, async (ctx, o) => (await import('./commands/nodes.ts')).nodesCommand(ctx, o)));
+  const actions = {
+    cordon: 'take no new rooms (its rooms and participants stay)',
+    uncordon: 'take new rooms again',
+    drain: 'take no new rooms, move its clients away before GEO_SFU_DRAIN_DEADLINE_MS, then deregister and stop',
+  } as const;
+  for (const [action, description] of Object.entries(actions) as Array<[keyof typeof actions, string]>) {
+    nodes
+      .command(action)
+      .description(`the node: ${description}`)
+      .addArgument(new Argument('<nodeId>', 'node id').argParser(idArg))
+      .addOption(routerOption())
+      .addOption(jsonOption())
+      .addHelpText('after', EXIT_HELP)
+      .action(run((_id: string, o: RouterOpts) => o, async (ctx, id, o) => (await import('./commands/nodes.ts')).nodeActionCommand(ctx, action, id, o)));
+  }
+
+  program
+    .command('alerts')
+    .description('active quality alerts: participants whose packet loss or RTT crossed its threshold (admin token)')
+    .addOption(routerOption())
+    .addOption(jsonOption())
+    .addHelpText('after', EXIT_HELP)
+    .action(run((o: RouterOpts) => o, async (ctx, o) => (await import('./commands/monitoring.ts')).alertsCommand(ctx, o)));
+
+  program
+    .command('scaling')
+    .description("the scaling manager's state per region and its recent decisions (admin token)")
+    .addOption(routerOption())
+    .addOption(jsonOption())
+    .addHelpText('after', EXIT_HELP)
+    .action(run((o: RouterOpts) => o, async (ctx, o) => (await import('./commands/monitoring.ts')).scalingCommand(ctx, o)));
 
   program
     .command('capacity')
@@ -185,6 +258,7 @@ interface AllocateOpts {
   participant?: string;
   latency?: Record<string, number>;
   excludeNode?: string[];
+  dryRun?: boolean;
 }
 interface CapacityOpts {
   participants: number;

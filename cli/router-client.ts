@@ -1,17 +1,32 @@
-import { FormatRegistry, TypeRegistry, type TSchema } from '@sinclair/typebox';
+import { FormatRegistry, Type, TypeRegistry, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { Agent, request } from 'undici';
+import { CONFIG_SPEC } from '../shared/config/spec.ts';
 import {
+  AllocatePreview,
   AllocateResponse,
+  NodeAdminStatus,
+  QualityAlert,
   RegionsResponse,
   RoomView,
+  ScalingView,
   type AllocateRequest,
   type ErrorBody,
 } from '../shared/schemas/index.ts';
 import { CliError } from './errors.ts';
 
+const RoomIds = Type.Object({ rooms: Type.Array(Type.String()) });
+const Alerts = Type.Object({ alerts: Type.Array(QualityAlert) });
+
+/** A credential the CLI sends, and the variable it comes from (named when the router refuses it). */
+interface Credential {
+  value: string | undefined;
+  env: string;
+}
+
 /**
- * The router's public HTTP API as the CLI uses it: GET /regions, GET /rooms/:id, POST /allocate.
+ * The router's HTTP API as the CLI uses it: the public routes (GET /regions, POST /allocate and its
+ * dry run) with the API key, and the admin routes (rooms, nodes, alerts, scaling) with the admin token.
  * Every answer is checked against the shared schema, so a router of another version fails with a
  * message instead of a crash halfway through a table.
  */
@@ -28,7 +43,7 @@ export const ROUTER_TIMEOUT_MS = 10_000;
 export interface RouterClientOptions {
   baseUrl: string;
   apiKey?: string | undefined;
-  /** Sent for GET /rooms/:id, which needs it on a router in production mode. */
+  /** Sent to the admin routes (and GET /rooms/:id, which needs it in production mode). */
   adminToken?: string | undefined;
   timeoutMs?: number;
 }
@@ -43,27 +58,65 @@ export class RouterClient {
   }
 
   regions(): Promise<RegionsResponse> {
-    return this.#call('GET', '/regions', undefined, RegionsResponse, 'GET /regions', this.opts.apiKey);
+    return this.#call('GET', '/regions', undefined, RegionsResponse, this.#apiKey);
   }
 
   room(roomId: string): Promise<RoomView> {
-    return this.#call('GET', `/rooms/${encodeURIComponent(roomId)}`, undefined, RoomView, `GET /rooms/${roomId}`, this.opts.adminToken);
+    return this.#call('GET', `/rooms/${encodeURIComponent(roomId)}`, undefined, RoomView, this.#admin);
+  }
+
+  async roomIds(): Promise<string[]> {
+    return (await this.#call<{ rooms: string[] }>('GET', '/rooms', undefined, RoomIds, this.#admin)).rooms;
+  }
+
+  /** Removes the participant from the room (the router closes its sessions). */
+  async kick(roomId: string, participantId: string): Promise<void> {
+    await this.#call('DELETE', `/rooms/${encodeURIComponent(roomId)}/participants/${encodeURIComponent(participantId)}`, undefined, null, this.#admin);
   }
 
   allocate(body: AllocateRequest): Promise<AllocateResponse> {
-    return this.#call('POST', '/allocate', body, AllocateResponse, 'POST /allocate', this.opts.apiKey);
+    return this.#call('POST', '/allocate', body, AllocateResponse, this.#apiKey);
+  }
+
+  allocateDryRun(body: AllocateRequest): Promise<AllocatePreview> {
+    return this.#call('POST', '/allocate/dry-run', body, AllocatePreview, this.#apiKey);
+  }
+
+  cordon(nodeId: string, cordoned: boolean): Promise<NodeAdminStatus> {
+    return this.#call('POST', `/nodes/${encodeURIComponent(nodeId)}/cordon`, { cordoned }, NodeAdminStatus, this.#admin);
+  }
+
+  drain(nodeId: string): Promise<NodeAdminStatus> {
+    return this.#call('POST', `/nodes/${encodeURIComponent(nodeId)}/drain`, undefined, NodeAdminStatus, this.#admin);
+  }
+
+  async alerts(): Promise<QualityAlert[]> {
+    return (await this.#call<{ alerts: QualityAlert[] }>('GET', '/alerts', undefined, Alerts, this.#admin)).alerts;
+  }
+
+  scaling(): Promise<ScalingView> {
+    return this.#call('GET', '/scaling', undefined, ScalingView, this.#admin);
+  }
+
+  get #apiKey(): Credential {
+    return { value: this.opts.apiKey, env: CONFIG_SPEC.apiKey.env };
+  }
+
+  get #admin(): Credential {
+    return { value: this.opts.adminToken, env: CONFIG_SPEC.adminToken.env };
   }
 
   close(): Promise<void> {
     return this.#agent.close();
   }
 
-  /** `credential`: the bearer token sent (the API key, or the admin token for a room). */
-  async #call<T>(method: 'GET' | 'POST', path: string, body: unknown, schema: TSchema, what: string, credential: string | undefined): Promise<T> {
+  /** `schema`: the answer's, or null for a route that answers 204; `credential`: the bearer token sent (the API key, or the admin token). */
+  async #call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body: unknown, schema: TSchema | null, credential: Credential): Promise<T> {
+    const what = `${method} ${decodeURIComponent(path)}`;
     const url = `${this.opts.baseUrl}${path}`;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    if (credential) headers.authorization = `Bearer ${credential}`;
+    if (credential.value) headers.authorization = `Bearer ${credential.value}`;
     let res;
     try {
       res = await request(url, {
@@ -84,7 +137,15 @@ export class RouterClient {
     } catch {
       parsed = undefined;
     }
-    if (res.statusCode >= 400) throw routerError(what, res.statusCode, parsed, res.headers['retry-after']);
+    if (res.statusCode >= 400) {
+      const error = routerError(what, res.statusCode, parsed, res.headers['retry-after']);
+      if (res.statusCode === 401 && !credential.value) error.message += ` (set ${credential.env})`;
+      throw error;
+    }
+    if (schema === null) {
+      if (res.statusCode === 204) return undefined as T;
+      throw new CliError('UNEXPECTED_RESPONSE', `${what} answered ${res.statusCode} instead of 204`, { status: res.statusCode });
+    }
     if (parsed === undefined || !Value.Check(schema, parsed)) {
       const first = parsed === undefined ? undefined : Value.Errors(schema, parsed).First();
       const where = first ? `: ${first.path || '/'} ${first.message}` : ': not JSON';

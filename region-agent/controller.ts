@@ -301,7 +301,11 @@ export class AgentController extends EventEmitter<AgentEvents> {
       } catch (err) {
         // Jitter, so agents that lost the same router do not all come back in the same instant.
         const delayMs = Math.round(retryMs * (0.8 + 0.4 * Math.random()));
-        this.#log.warn({ attempt, retryInMs: delayMs, err: (err as Error).message }, 'registration failed; retrying');
+        // An agent often starts before its router listens (a cluster starting, a router restarting):
+        // a warning once the retries have backed off to GEO_SFU_AGENT_REGISTER_RETRY_MAX_MS.
+        const details = { attempt, retryInMs: delayMs, err: (err as Error).message };
+        if (retryMs < this.#config.agentRegisterRetryMaxMs) this.#log.info(details, 'the router does not answer yet; registering again soon');
+        else this.#log.warn(details, 'registration failed; retrying');
         await this.#pause(delayMs);
         retryMs = Math.min(retryMs * 2, this.#config.agentRegisterRetryMaxMs);
       }

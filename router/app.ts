@@ -10,7 +10,9 @@ import { keepRawJsonBody } from '../shared/signed-http.ts';
 import { serverTls } from '../shared/tls.ts';
 import { takeCredentials } from './auth.ts';
 import { type GeoLookup, lookupIp } from './geo.ts';
+import { RouterLimits } from './limits.ts';
 import { createRouterMetrics } from './metrics.ts';
+import { SECURITY_SCHEMES } from './openapi.ts';
 import { allocationPlugin } from './plugins/allocation.ts';
 import { dashboardPlugin } from './plugins/dashboard.ts';
 import { operationsPlugin } from './plugins/operations.ts';
@@ -20,6 +22,7 @@ import { storesPlugin } from './plugins/stores.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { allocateRoutes } from './routes/allocate.ts';
 import { demoGrantRoutes } from './routes/demo-grants.ts';
+import { nodeAdminRoutes } from './routes/node-admin.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { opsRoutes, routerMetricsSource } from './routes/ops.ts';
 import { regionRoutes } from './routes/regions.ts';
@@ -27,6 +30,7 @@ import { roomRoutes } from './routes/rooms.ts';
 import { scalingRoutes } from './routes/scaling.ts';
 import type { RouterApp } from './services.ts';
 import { type LeaderLease, LocalLeaderLease } from './state/leader-lease.ts';
+import type { RedisLimitStore } from './state/redis-limit-store.ts';
 import type { NodeRegistryStore, RoomStore, SessionLog } from './state/types.ts';
 
 export interface RouterDeps {
@@ -37,6 +41,8 @@ export interface RouterDeps {
   sessions: SessionLog;
   /** Who runs background duties among router replicas; default: this router alone. */
   lease?: LeaderLease;
+  /** Where router replicas share their limits and nonces (closed with the router); default: this router alone. */
+  limitStore?: RedisLimitStore;
   /** Defaults to geoip-lite (call preloadGeoIp() first). */
   geoLookup?: GeoLookup;
   now?: () => number;
@@ -73,6 +79,9 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   app.decorate('credentials', credentials);
   app.decorate('metrics', createRouterMetrics());
   app.decorate('now', now);
+  const { limitStore } = deps;
+  app.decorate('limits', new RouterLimits(limitStore ?? null, now, (limit) => app.metrics.limitLocalDecisions.inc({ limit })));
+  if (limitStore) app.addHook('onClose', () => limitStore.close());
   await app.register(storesPlugin, { rooms: deps.rooms, nodes: deps.nodes, sessions: deps.sessions, lease: deps.lease ?? new LocalLeaderLease() });
   await app.register(registryPlugin);
   await app.register(operationsPlugin);
@@ -80,7 +89,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(allocationPlugin, { geoLookup: deps.geoLookup ?? lookupIp });
 
   await app.register(errorReplies);
-  await app.register(failedAuthLimit, { perMinute: config.failedAuthPerMinute, now });
+  await app.register(failedAuthLimit, { perMinute: config.failedAuthPerMinute, counter: app.limits.failedAuth, now });
   // Security headers; no CSP, since the router serves JSON and the interactive docs' own assets.
   await app.register(helmet, { contentSecurityPolicy: false });
   const origins = config.corsOrigins.split(',').map((o) => o.trim()).filter(Boolean);
@@ -88,6 +97,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(swagger, {
     openapi: {
       info: { title: 'geo-sfu router', version: '0.1.0', description: 'Global router and latency-aware SFU allocator' },
+      components: { securitySchemes: SECURITY_SCHEMES },
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -95,6 +105,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(roomRoutes);
   await app.register(regionRoutes);
   await app.register(nodeRoutes);
+  await app.register(nodeAdminRoutes);
   await app.register(opsRoutes);
   serveMetrics(app, routerMetricsSource(app), { host: config.routerHost, port: config.routerMetricsPort, settings: config, tls });
   await app.register(scalingRoutes);

@@ -13,6 +13,8 @@ import { buildRouter } from './app.ts';
 import { preloadGeoIp } from './geo.ts';
 import { createStores } from './state/index.ts';
 import { RedisLeaderLease } from './state/leader-lease.ts';
+import { redisTarget } from './state/redis-client.ts';
+import { RedisLimitStore } from './state/redis-limit-store.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -32,10 +34,13 @@ async function main(): Promise<void> {
   const geoLookup = await preloadGeoIp();
   const { rooms, nodes, sessions, backends } = await createStores(config, { logger });
   logger.info({ backends }, 'stores open');
-  const lease = config.redisUrl
-    ? new RedisLeaderLease({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs, ttlMs: config.leaderLeaseMs, renewMs: config.leaderRenewMs, logger, onChange: (leader) => logger.info({ leader }, 'leader lease') })
+  const redis = redisTarget(config);
+  const lease = redis
+    ? new RedisLeaderLease({ ...redis, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs, ttlMs: config.leaderLeaseMs, renewMs: config.leaderRenewMs, logger, onChange: (leader) => logger.info({ leader }, 'leader lease') })
     : undefined;
-  const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger, ...(lease ? { lease } : {}) });
+  // Replicas share their limits and the nonces of signed requests in Redis (router/limits.ts).
+  const limitStore = redis ? await RedisLimitStore.open({ ...redis, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs, logger }) : undefined;
+  const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger, ...(lease ? { lease } : {}), ...(limitStore ? { limitStore } : {}) });
   installProcessSafety({ name: 'router', logger: app.log, count: (kind) => app.metrics.unexpectedErrors.inc({ kind }), close: () => app.close() });
   await app.listen({ host: config.routerHost, port: config.routerPort });
   app.log.info({ url: `${config.tlsCertFile === '' ? 'http' : 'https'}://${config.routerHost}:${(app.server.address() as { port: number }).port}` }, 'router listening');

@@ -113,6 +113,12 @@ export function createRouterMetrics() {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    limitLocalDecisions: new Counter({
+      name: 'geo_sfu_limit_local_decisions_total',
+      help: 'Checks of a limit shared by router replicas (allocate: /allocate rate limit, failed_auth: failed authentications, nonce: replayed signed requests) decided by this process alone because Redis did not answer.',
+      labelNames: ['limit'] as const,
+      registers: [registry],
+    }),
     rehomes: new Counter({
       name: 'geo_sfu_room_rehomes_total',
       help: 'Rooms given a new home because their home node died.',

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger, FastifyInstance, RawServerDefault } from 'fasti
 import type { GeoSfuConfig } from '../shared/config/index.ts';
 import type { DegradedAllocator } from './allocation/degraded.ts';
 import type { RouterCredentials } from './auth.ts';
+import type { RouterLimits } from './limits.ts';
 import type { RouterMetrics } from './metrics.ts';
 import type { QualityMonitor } from './operations/quality-monitor.ts';
 import type { Rebalancer } from './operations/rebalancer.ts';
@@ -29,6 +30,8 @@ declare module 'fastify' {
     credentials: RouterCredentials;
     metrics: RouterMetrics;
     now: () => number;
+    /** The /allocate and failed-authentication limits and signed-request nonces, shared by replicas through Redis. */
+    limits: RouterLimits;
     // plugins/stores.ts
     rooms: RoomStore;
     nodeStore: NodeRegistryStore;

@@ -3,10 +3,12 @@ import { Value } from '@sinclair/typebox/value';
 import { CloseRequest, KickRequest, OpenAnswer, OpenRequest, SyncAnswer, SyncRequest } from './schemas/cascade.ts';
 import {
   CloseSessionRequest,
+  CordonRequest,
   Heartbeat,
   HeartbeatAck,
   Id,
   MoveRequest,
+  NodeAdminStatus,
   NodeRegistration,
   ParticipantEvent,
   ParticipantEventAnswer,
@@ -70,6 +72,13 @@ export const controlPlane = {
   closeSession: call({ from: 'router', to: 'agent', path: '/v1/signaling/close', body: CloseSessionRequest, answers: { 204: Empty, 404: Type.Unknown() } }),
   /** Live rebalancing moved a participant: its agent tells it to allocate again. */
   move: call({ from: 'router', to: 'agent', path: '/v1/signaling/move', body: MoveRequest, answers: { 202: Empty } }),
+  /**
+   * An operator cordons (or uncordons) a node through the router's admin API. The agent's admin
+   * route, which also takes the admin token from people and scripts: the call is its signed form.
+   */
+  nodeCordon: call({ from: 'router', to: 'agent', path: '/admin/cordon', body: CordonRequest, answers: { 200: NodeAdminStatus } }),
+  /** An operator drains a node through the router: it takes no new rooms, moves its clients away and leaves (202: started). */
+  nodeDrain: call({ from: 'router', to: 'agent', path: '/admin/drain', body: Empty, answers: { 202: NodeAdminStatus } }),
 
   /** Lower nodeId → higher: set up a pipe for a room. */
   cascadeOpen: call({ from: 'agent', to: 'agent', path: '/v1/cascade/open', body: OpenRequest, answers: { 200: OpenAnswer } }),

@@ -6,6 +6,7 @@ import fp from 'fastify-plugin';
 import type { GeoSfuConfig } from './config/index.ts';
 import { DependencyUnavailableError, GeoSfuError, NoCapacityError, TooManyRequestsError } from './errors.ts';
 import type { ErrorBody } from './schemas/index.ts';
+import { LocalWindowCounter, type WindowCounter } from './limits.ts';
 import { SIGNATURE_HEADER } from './signed-request.ts';
 
 /**
@@ -105,8 +106,6 @@ const presentsCredential = (req: FastifyRequest): boolean =>
   req.headers.authorization !== undefined || req.headers['x-api-key'] !== undefined || req.headers[SIGNATURE_HEADER] !== undefined;
 
 const FAILED_AUTH_WINDOW_MS = 60_000;
-/** Addresses tracked before expired windows are swept (each entry needs a 401 to exist). */
-const FAILED_AUTH_SWEEP_AT = 10_000;
 
 /**
  * Per client IP, the 401 answers of the current minute (GEO_SFU_FAILED_AUTH_PER_MINUTE): past the
@@ -116,34 +115,26 @@ const FAILED_AUTH_SWEEP_AT = 10_000;
  */
 export interface FailedAuthLimitOptions {
   perMinute: number;
+  /** Where the failures are counted: default this process's memory (router replicas share theirs in Redis). */
+  counter?: WindowCounter;
   now?: () => number;
 }
 
 export const failedAuthLimit = fp<FailedAuthLimitOptions>(
-  async (app, { perMinute, now = Date.now }) => {
+  async (app, { perMinute, counter, now = Date.now }) => {
     if (perMinute <= 0) return;
-    const failures = new Map<string, { since: number; count: number }>();
-    const current = (ip: string, at: number) => {
-      const entry = failures.get(ip);
-      return entry && at - entry.since < FAILED_AUTH_WINDOW_MS ? entry : null;
-    };
+    const failures = counter ?? new LocalWindowCounter(now);
     app.addHook('onRequest', async (req, reply) => {
       if (!presentsCredential(req)) return;
-      const at = now();
-      const entry = current(req.ip, at);
-      if (entry && entry.count >= perMinute) {
-        const retryAfterS = Math.ceil((entry.since + FAILED_AUTH_WINDOW_MS - at) / 1000);
+      const { count, resetInMs } = await failures.peek(req.ip, FAILED_AUTH_WINDOW_MS);
+      if (count >= perMinute) {
+        const retryAfterS = Math.max(1, Math.ceil(resetInMs / 1000));
         void reply.header('retry-after', String(retryAfterS));
         throw new TooManyRequestsError(`more than ${perMinute} failed authentications from this address in a minute; retry in ${retryAfterS} s`);
       }
     });
     app.addHook('onResponse', async (req, reply) => {
-      if (reply.statusCode !== 401) return;
-      const at = now();
-      if (failures.size >= FAILED_AUTH_SWEEP_AT) for (const [ip, e] of failures) if (at - e.since >= FAILED_AUTH_WINDOW_MS) failures.delete(ip);
-      const entry = current(req.ip, at);
-      if (entry) entry.count++;
-      else failures.set(req.ip, { since: at, count: 1 });
+      if (reply.statusCode === 401) await failures.hit(req.ip, FAILED_AUTH_WINDOW_MS);
     });
   },
   { name: 'geo-sfu-failed-auth-limit' },

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { request } from 'undici';
 import { UnauthorizedError } from './errors.ts';
-import { bodySha256, NonceCache, type SignatureFailure, signRequest, verifySignedHeaders, verifySignedRequest } from './signed-request.ts';
+import type { NonceStore } from './limits.ts';
+import { bodySha256, NONCE_HEADER, NonceCache, type SignatureFailure, signRequest, verifySignedHeaders, verifySignedRequest } from './signed-request.ts';
 
 const EMPTY_BODY_SHA256 = bodySha256('');
 
@@ -85,19 +86,23 @@ const announcesBody = (req: FastifyRequest): boolean =>
  * before a byte of the body is read, and leaves the body's hash for keepRawJsonBody's parser to
  * check: an unsigned request is refused whatever its body and however large, and its connection
  * closed rather than drained. At a later stage (a test's or a webhook receiver's preHandler) it
- * verifies over the body already read.
+ * verifies over the body already read. With `sharedNonces` (router replicas sharing Redis), a
+ * nonce is also refused when another server of the store saw it: a captured request is accepted
+ * once by the whole deployment, not once per replica. This process's own cache is checked first.
  */
-export function requireSignature(secret: string, windowMs: number, now: () => number = Date.now) {
+export function requireSignature(secret: string, windowMs: number, now: () => number = Date.now, sharedNonces?: NonceStore) {
   const nonces = new NonceCache(windowMs);
+  const refuseShared = async (req: FastifyRequest): Promise<SignatureFailure | null> =>
+    sharedNonces && !(await sharedNonces.remember(req.headers[NONCE_HEADER] as string, windowMs)) ? 'REPLAYED' : null;
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (req.rawBody !== undefined) {
-      const failure = verifySignedRequest(secret, { method: req.method, path: req.url, body: req.rawBody }, req.headers, now(), windowMs, nonces);
+      const failure = verifySignedRequest(secret, { method: req.method, path: req.url, body: req.rawBody }, req.headers, now(), windowMs, nonces) ?? (await refuseShared(req));
       if (failure) throw signatureRefused(failure);
       return;
     }
     const unread = announcesBody(req);
     const { failure, bodyHash } = verifySignedHeaders(secret, { method: req.method, path: req.url }, req.headers, now(), windowMs, nonces);
-    const refusal = failure ?? (!unread && bodyHash !== EMPTY_BODY_SHA256 ? 'BAD_SIGNATURE' : null);
+    const refusal = failure ?? (!unread && bodyHash !== EMPTY_BODY_SHA256 ? 'BAD_SIGNATURE' : null) ?? (await refuseShared(req));
     if (refusal) {
       if (unread) void reply.header('connection', 'close');
       throw signatureRefused(refusal);

@@ -1,6 +1,7 @@
 import type { RegionsResponse } from '../../shared/schemas/index.ts';
 import type { Context } from '../context.ts';
 import { DASH, ms, pct, table } from '../render.ts';
+import { nodeFlags, OCCUPANCY_LEGEND, occupancyText } from './nodes.ts';
 
 export async function regionsCommand(ctx: Context, opts: { json?: boolean }): Promise<void> {
   const view = await (await ctx.client()).regions();
@@ -12,16 +13,15 @@ export function renderRegions(view: RegionsResponse): string {
   for (const r of view.regions) {
     if (r.nodes.length === 0) rows.push([r.id, r.healthy ? 'yes' : 'no', DASH, 'no nodes', '', '', '', '', '', '', '', '']);
     for (const n of r.nodes) {
-      const flags = [n.state, n.draining ? 'draining' : '', n.cordoned ? 'cordoned' : ''].filter(Boolean).join(', ');
       rows.push([
         r.id,
         r.healthy ? 'yes' : 'no',
         n.nodeId,
-        flags,
+        nodeFlags(n),
         n.stress.toFixed(2),
         pct(n.load.cpu),
         pct(n.load.memory),
-        `${n.load.participants}+${n.reserved}/${n.maxParticipants}`,
+        occupancyText(n),
         n.load.rooms,
         ms(n.probe.medianMs),
         ms(n.probe.jitterMs),
@@ -32,7 +32,7 @@ export function renderRegions(view: RegionsResponse): string {
   const ids = view.regions.map((r) => r.id);
   const matrix = ids.map((from) => [from, ...ids.map((to) => (from === to ? DASH : ms(view.interRegionRttMs[from]?.[to] ?? null)))]);
   return [
-    'Regions (participants = joined + reserved / max; RTT, jitter, loss: router → node probes)',
+    `Regions (${OCCUPANCY_LEGEND}; RTT, jitter, loss: router → node probes)`,
     table(
       ['region', 'healthy', 'node', 'state', 'stress', 'cpu', 'mem', 'participants', 'rooms', 'RTT ms', 'jitter ms', 'loss'],
       rows,

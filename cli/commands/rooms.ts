@@ -2,9 +2,74 @@ import type { RoomView } from '../../shared/schemas/index.ts';
 import type { Context } from '../context.ts';
 import { DASH, table } from '../render.ts';
 
-export async function roomsCommand(ctx: Context, roomId: string, opts: { json?: boolean }): Promise<void> {
+/** GET /rooms/:id for this many rooms at once (`rooms list`). */
+const ROOM_READS_IN_FLIGHT = 8;
+
+export async function roomShowCommand(ctx: Context, roomId: string, opts: { json?: boolean }): Promise<void> {
   const room = await (await ctx.client()).room(roomId);
   ctx.out(opts.json ? JSON.stringify(room, null, 2) : renderRoom(room));
+}
+
+/** One line of `rooms list`. */
+export interface RoomSummary {
+  roomId: string;
+  homeRegion: string;
+  participants: number;
+  joined: number;
+  /** Edge regions, home first. */
+  regions: string[];
+}
+
+export function roomSummary(room: RoomView): RoomSummary {
+  return {
+    roomId: room.roomId,
+    homeRegion: room.homeRegion,
+    participants: room.participants.length,
+    joined: room.participants.filter((p) => p.status === 'joined').length,
+    regions: [...new Set([room.homeRegion, ...room.participants.map((p) => p.region)])],
+  };
+}
+
+export async function roomListCommand(ctx: Context, opts: { json?: boolean }): Promise<void> {
+  const client = await ctx.client();
+  const ids = (await client.roomIds()).sort();
+  const rooms: RoomSummary[] = [];
+  for (let i = 0; i < ids.length; i += ROOM_READS_IN_FLIGHT) {
+    const views = await Promise.all(
+      ids.slice(i, i + ROOM_READS_IN_FLIGHT).map((id) =>
+        client.room(id).catch((err: unknown) => {
+          // A room that emptied between the list and its read is gone, not an error.
+          if ((err as { details?: { status?: number } }).details?.status === 404) return null;
+          throw err;
+        }),
+      ),
+    );
+    for (const view of views) if (view) rooms.push(roomSummary(view));
+  }
+  if (opts.json) {
+    ctx.out(JSON.stringify({ rooms }, null, 2));
+    return;
+  }
+  if (rooms.length === 0) {
+    ctx.out('No rooms.');
+    return;
+  }
+  ctx.out(
+    table(
+      ['room', 'home', 'participants', 'joined', 'regions'],
+      rooms.map((r) => [r.roomId, r.homeRegion, r.participants, r.joined, r.regions.join(', ')]),
+      ['left', 'left', 'right', 'right', 'left'],
+    ),
+  );
+}
+
+export async function roomKickCommand(ctx: Context, roomId: string, participantId: string, opts: { json?: boolean }): Promise<void> {
+  await (await ctx.client()).kick(roomId, participantId);
+  ctx.out(
+    opts.json
+      ? JSON.stringify({ removed: { roomId, participantId } }, null, 2)
+      : `Removed ${participantId} from room ${roomId}: its seat is released, its sessions closed, and its grants issued until now refused`,
+  );
 }
 
 export function renderRoom(room: RoomView): string {

@@ -116,7 +116,10 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
     GEO_SFU_GRANT_SECRETS: credentials.grantSecrets,
   };
   const spawnChild = (name: string, script: string, env: NodeJS.ProcessEnv, ipc = false): ChildProcess => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc' as const] : [])] });
+    // Each child leads a process group of its own (with its mediasoup workers), so that a Ctrl-C
+    // on the terminal reaches only this process, which stops them in order (close()); otherwise
+    // the workers would die under their agents ("SFU worker died") and the router before them.
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc' as const] : [])] });
     children.add(child);
     child.on('exit', () => children.delete(child));
     for (const stream of [child.stdout, child.stderr]) {
@@ -192,9 +195,11 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
   };
   const agents = plan.map((_, i) => startAgent(i));
 
+  // Agents first: each drains and deregisters while the router still answers; then the router.
   const close = async () => {
     process.off('exit', killChildren);
-    await Promise.all([...children].map((c) => stopChild(c)));
+    await Promise.all([...children].filter((c) => c !== router).map((c) => stopChild(c)));
+    await stopChild(router);
     await Promise.all(proxies.map((p) => p.close()));
     pipeRelays?.close();
   };

@@ -1,10 +1,13 @@
 /**
  * `npm start`: the embedded default (router + agents on loopback). Prints the URLs and the
- * credentials it generated (never one it was given), and stops everything on Ctrl-C.
+ * credentials it generated (never one it was given), and stops everything on Ctrl-C (exit 0).
+ * When the router stops by itself (it could not start: a port in use, a bad setting), everything
+ * stops and the exit code is 1.
  */
 import { ConfigError } from '../../shared/errors.ts';
 import { CONFIG_SPEC, loadConfig } from '../../shared/config/index.ts';
 import { type Credentials, launchEmbedded } from './launcher.ts';
+import { jsonLine, prettyLine } from './log-lines.ts';
 
 const VARIABLE: Record<keyof Credentials, string> = {
   clusterSecret: CONFIG_SPEC.clusterSecret.env,
@@ -21,7 +24,8 @@ async function main(): Promise<void> {
     fixedPorts: true,
     // With a WAN profile the cascade's media crosses the emulated links too.
     pipeRelays: config.wanProfile !== '',
-    onOutput: (name, line) => process.stdout.write(`[${name}] ${line}\n`),
+    // Readable on a terminal; JSON lines (one object each, `proc` naming the process) otherwise.
+    onOutput: process.stdout.isTTY ? (name, line) => process.stdout.write(`${prettyLine(name, line, true)}\n`) : (name, line) => process.stdout.write(`${jsonLine(name, line)}\n`),
   });
   const c = embedded.credentials;
   const generated = embedded.generated;
@@ -54,20 +58,28 @@ async function main(): Promise<void> {
     ].join('\n'),
   );
   let stopping = false;
-  const stop = () => {
+  const stop = (exitCode: number) => {
     if (stopping) return;
     stopping = true;
     process.stdout.write('stopping...\n');
-    embedded.close().then(() => process.exit(0));
+    embedded.close().then(() => process.exit(exitCode));
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  embedded.router.on('exit', (code) => {
-    if (!stopping) {
-      process.stderr.write(`router exited (${code}); stopping\n`);
-      stop();
-    }
-  });
+  process.on('SIGINT', () => stop(0));
+  process.on('SIGTERM', () => stop(0));
+  const routerExited = (code: number | null, signal: NodeJS.Signals | null) => {
+    if (stopping) return;
+    process.stderr.write(`geo-sfu: the router exited (${code ?? signal}); stopping\n`);
+    stop(1);
+  };
+  // It may have failed already (a port in use) while the agents were being started.
+  if (embedded.router.exitCode !== null || embedded.router.signalCode !== null) routerExited(embedded.router.exitCode, embedded.router.signalCode);
+  else embedded.router.on('exit', routerExited);
+  for (const agent of embedded.agents) {
+    agent.process.on('exit', (code) => {
+      // An agent drained by an operator (`geo-sfu nodes drain`) leaves with 0; the others run on.
+      if (!stopping && code !== 0) process.stderr.write(`geo-sfu: agent ${agent.nodeId} exited (${code}); the others keep running\n`);
+    });
+  }
 }
 
 main().catch((err: unknown) => {

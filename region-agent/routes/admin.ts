@@ -1,7 +1,9 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { controlPlane } from '../../shared/control-plane.ts';
 import { bearerToken, type CredentialHashes } from '../../shared/credentials.ts';
 import { UnauthorizedError } from '../../shared/errors.ts';
+import type { CordonRequest } from '../../shared/schemas/index.ts';
 import { requireSignature } from '../../shared/signed-http.ts';
 import { SIGNATURE_HEADER } from '../../shared/signed-request.ts';
 import type { AgentController } from '../controller.ts';
@@ -15,7 +17,6 @@ export interface AdminRoutesOptions {
   now: () => number;
 }
 
-const CordonBody = Type.Object({ cordoned: Type.Boolean() }, { additionalProperties: false });
 const CapacityBody = Type.Object(
   { maxParticipants: Type.Union([Type.Integer({ minimum: 1, maximum: 100_000 }), Type.Null()]) },
   { additionalProperties: false },
@@ -23,7 +24,8 @@ const CapacityBody = Type.Object(
 
 /**
  * Operator routes. Callers authenticate with `Authorization: Bearer <GEO_SFU_ADMIN_TOKEN>` (people,
- * scripts) or by signing with the cluster secret (the router acting for an operator).
+ * scripts) or by signing with the cluster secret: the router's admin routes forward cordon and
+ * drain here as the control plane's `nodeCordon` and `nodeDrain` calls (shared/control-plane.ts).
  */
 export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, opts) => {
   const { controller } = opts;
@@ -45,7 +47,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     throw new UnauthorizedError('admin routes need Authorization: Bearer <admin token> or a request signed with the cluster secret');
   });
 
-  app.post<{ Body: Static<typeof CordonBody> }>('/admin/cordon', { schema: { body: CordonBody } }, async (req) => {
+  app.post<{ Body: CordonRequest }>(controlPlane.nodeCordon.path, { schema: { body: controlPlane.nodeCordon.body } }, async (req) => {
     controller.setCordoned(req.body.cordoned);
     return controller.status();
   });
@@ -55,7 +57,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     return controller.status();
   });
 
-  app.post('/admin/drain', async (req, reply) => {
+  // No body needed (the router's signed call sends `null`).
+  app.post(controlPlane.nodeDrain.path, async (req, reply) => {
     controller.drain().catch((err: unknown) => req.log.error({ err }, 'drain failed'));
     return reply.code(202).send(controller.status());
   });

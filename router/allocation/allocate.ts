@@ -1,6 +1,6 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { BadRequestError, ConflictError, ForbiddenError, NoCapacityError } from '../../shared/errors.ts';
-import type { AllocateRequest, AllocateResponse, AllocateSfuResponse } from '../../shared/schemas/index.ts';
+import type { AllocatePreview, AllocateRequest, AllocateResponse, AllocateSfuResponse } from '../../shared/schemas/index.ts';
 import type { Permissions } from '../../shared/tokens.ts';
 import type { GeoLookup } from '../geo.ts';
 import type { P2pAllocator } from '../p2p/p2p-allocator.ts';
@@ -96,7 +96,7 @@ export class Allocator {
 
   /** Places and commits the job (see the class comment); the store's errors propagate (DependencyUnavailableError). */
   async place(job: AllocationJob): Promise<AllocateResponse> {
-    const { config, rooms, strategy, now, knownRooms } = this.deps;
+    const { config, rooms, now, knownRooms } = this.deps;
     const { req, client } = job;
     const full = new Set<string>();
     // The room as remembered may be old, so the store checks its version. A basis the store just
@@ -105,13 +105,7 @@ export class Allocator {
     let checkVersion = true;
     for (let attempt = 1; ; attempt++) {
       const basis = job.basis;
-      const view = this.deps.registry.placementView();
-      const input = placementInput(this.#regionIds, config, req, client, basis, view, full);
-      // A participant rebalancing told to move gets the planned edge while the plan lives and the
-      // region can take it; otherwise it is placed as anyone else.
-      const plan = basis.plans.get(req.participantId);
-      const planned = plan && plan.expiresAtMs > now() ? followPlan(input, plan) : null;
-      const result = planned ?? strategy.place(input);
+      const { view, result, planned } = this.#decide(req, client, basis, full);
       if (!result.ok) {
         if (this.deps.p2p) return this.#allocateP2p(job, this.deps.p2p, result.candidates);
         this.#refused(job);
@@ -182,6 +176,54 @@ export class Allocator {
       if (outcome.replaced) this.deps.sessions.setStatus(outcome.replaced.allocationId, 'ended', new Date(nowMs));
       return this.finish(job, decision, node, participant, outcome.room.homeRegion);
     }
+  }
+
+  /**
+   * POST /allocate/dry-run: where `place` would put the job's participant now, decided the same
+   * way on the room as the store holds it (read, not remembered); nothing is written anywhere.
+   */
+  async preview(job: AllocationJob): Promise<AllocatePreview> {
+    const { config, rooms, p2p } = this.deps;
+    const { req, client } = job;
+    const state = await rooms.getRoom(req.roomId);
+    const basis = state ? this.#knownRoom(state) : NO_ROOM;
+    if (basis.participants.filter((p) => p.participantId !== req.participantId).length >= config.maxRoomParticipants) throw roomFull(req.roomId, config.maxRoomParticipants);
+    const { view, result } = this.#decide(req, client, basis, new Set());
+    const common = {
+      dryRun: true as const,
+      roomId: req.roomId,
+      participantId: req.participantId,
+      room: { exists: state !== null, homeRegion: basis.home?.region ?? null, participants: basis.participants.length },
+      rttSource: client.source,
+    };
+    if (!result.ok) {
+      return { ...common, mode: p2p ? 'p2p' : 'refused', homeRegion: null, region: null, node: null, cascade: { regions: [] }, reasons: [], candidates: result.candidates };
+    }
+    const { decision } = result;
+    const node = view.snapshot.nodes.find((n) => n.nodeId === decision.nodeId)!;
+    return {
+      ...common,
+      mode: 'sfu',
+      homeRegion: decision.homeRegion,
+      region: decision.region,
+      node: { id: node.nodeId, region: node.region, signalingUrl: node.record.registration.signalingUrl },
+      cascade: { regions: decision.cascadeRegions },
+      reasons: decision.reasons,
+      candidates: decision.candidates,
+    };
+  }
+
+  /**
+   * The placement of one participant on `basis` and the registry's view (nodes in `full` count as
+   * full). A participant rebalancing told to move gets the planned edge while the plan lives and the
+   * region can take it; otherwise it is placed as anyone else.
+   */
+  #decide(req: AllocateRequest, client: ClientRtt, basis: KnownRoom, full: ReadonlySet<string>) {
+    const view = this.deps.registry.placementView();
+    const input = placementInput(this.#regionIds, this.deps.config, req, client, basis, view, full);
+    const plan = basis.plans.get(req.participantId);
+    const planned = plan && plan.expiresAtMs > this.deps.now() ? followPlan(input, plan) : null;
+    return { view, planned, result: planned ?? this.deps.strategy.place(input) };
   }
 
   /** The participant is placed (by the loop, or from local state): session row, decision observed, answer. */

@@ -1,12 +1,12 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { DependencyUnavailableError } from '../../shared/errors.ts';
-import type { AllocateRequest, AllocateResponse, AllocateSfuResponse } from '../../shared/schemas/index.ts';
+import type { AllocatePreview, AllocateRequest, AllocateResponse, AllocateSfuResponse } from '../../shared/schemas/index.ts';
 import type { Permissions } from '../../shared/tokens.ts';
 import type { PlacementStrategy } from '../placement/types.ts';
 import type { NodeRegistry } from '../registry/node-registry.ts';
 import type { RoomStore, SessionLog } from '../state/types.ts';
 import { type AllocationJob, type Allocator, MAX_PLACEMENT_ATTEMPTS, roomFull } from './allocate.ts';
-import { DegradedJournal, type JournalEntry, type ReplayResult } from './degraded-journal.ts';
+import type { DegradedJournal, JournalEntry, ReplayResult } from './degraded-journal.ts';
 import type { KnownRooms } from './known-rooms.ts';
 import { placed, placementInput } from './placement-input.ts';
 
@@ -20,6 +20,8 @@ export interface DegradedAllocatorDeps {
   strategy: PlacementStrategy;
   /** The rooms as this router last saw them (shared with the loop). */
   knownRooms: KnownRooms;
+  /** Where allocations made while Redis is away wait for it (on disk: see DegradedJournal.open). */
+  journal: DegradedJournal;
   now: () => number;
   /** An allocation was made from local state while Redis was away (see GEO_SFU_DEGRADED_ALLOCATION). */
   onDegradedAllocation?: () => void;
@@ -35,12 +37,13 @@ export interface DegradedAllocatorDeps {
  */
 export class DegradedAllocator {
   readonly #regionIds: readonly string[];
-  readonly #journal = new DegradedJournal();
+  readonly #journal: DegradedJournal;
   /** The journal replay running now, shared by every caller waiting for it. */
   #replaying: Promise<void> | null = null;
 
   constructor(private readonly deps: DegradedAllocatorDeps) {
     this.#regionIds = deps.config.regions.map((r) => r.id);
+    this.#journal = deps.journal;
   }
 
   /**
@@ -69,6 +72,12 @@ export class DegradedAllocator {
     }
   }
 
+  /** POST /allocate/dry-run: the loop's decision on the room as Redis holds it, nothing written (503 while Redis is away). */
+  preview(req: AllocateRequest, clientIp: string | null): Promise<AllocatePreview> {
+    const { loop } = this.deps;
+    return loop.preview(loop.prepare(req, clientIp, undefined, undefined));
+  }
+
   /** Allocations made while Redis was away and not yet written there. */
   journalSize(): number {
     return this.#journal.size;
@@ -76,9 +85,10 @@ export class DegradedAllocator {
 
   /**
    * A participant of a journaled allocation joined (true) or left its node: recorded in the journal,
-   * which writes it to Redis with the allocation. False when the allocation is not journaled.
+   * which writes it to Redis with the allocation (resolved once on disk). False when the allocation
+   * is not journaled.
    */
-  journalEvent(allocationId: string, event: 'joined' | 'left'): boolean {
+  journalEvent(allocationId: string, event: 'joined' | 'left'): Promise<boolean> {
     return event === 'joined' ? this.#journal.markJoined(allocationId) : this.#journal.remove(allocationId);
   }
 
@@ -116,11 +126,11 @@ export class DegradedAllocator {
       const state = await rooms.getRoom(entry.roomId);
       const current = state?.participants.find((p) => p.participantId === participantId);
       if (current?.allocationId === allocationId) {
-        this.#journal.remove(allocationId);
+        await this.#journal.remove(allocationId);
         return 'already_applied';
       }
       if (current && current.allocatedAtMs > entry.participant.allocatedAtMs) {
-        this.#journal.remove(allocationId);
+        await this.#journal.remove(allocationId);
         sessions.setStatus(allocationId, 'ended', new Date(now()));
         return 'superseded';
       }
@@ -143,12 +153,12 @@ export class DegradedAllocator {
         } else if (entry.participant.status === 'joined' && written.status !== 'joined') {
           await rooms.markJoined(entry.roomId, participantId, allocationId);
         }
-        this.#journal.remove(allocationId);
+        await this.#journal.remove(allocationId);
         return outcome.room.epoch === entry.epoch && outcome.room.homeRegion === entry.home.region ? 'applied' : 'rehomed';
       }
       if (outcome.status === 'p2p' || attempt >= MAX_PLACEMENT_ATTEMPTS * 2) {
         // The room became a P2P mesh (or keeps changing under us): the participant's join fails and the SDK allocates again.
-        this.#journal.remove(allocationId);
+        await this.#journal.remove(allocationId);
         sessions.setStatus(allocationId, 'ended', new Date(now()));
         return 'superseded';
       }
@@ -161,9 +171,10 @@ export class DegradedAllocator {
    * Only a room this router knows, only on a node already serving it (so in a region already part of
    * it, no new pin, region or re-home), and only within the node's degraded budget: what it had free
    * at the last registry read, at most GEO_SFU_DEGRADED_SEATS_PER_NODE, minus what this router
-   * placed on it since. Journaled for Redis; the token and session row are as usual.
+   * placed on it since. Journaled for Redis (on disk before the answer); the token and session row
+   * are as usual.
    */
-  #allocateDegraded(job: AllocationJob, cause: DependencyUnavailableError): AllocateSfuResponse {
+  async #allocateDegraded(job: AllocationJob, cause: DependencyUnavailableError): Promise<AllocateSfuResponse> {
     const { config, now, loop } = this.deps;
     const { req, client, basis } = job;
     const home = basis.home;
@@ -191,7 +202,7 @@ export class DegradedAllocator {
     const node = view.snapshot.nodes.find((n) => n.nodeId === decision.nodeId)!;
     const nowMs = now();
     const participant = loop.newParticipant(req.participantId, decision, client, nowMs);
-    const earlier = this.#journal.add({ roomId: req.roomId, participant, home, epoch: basis.epoch });
+    const earlier = await this.#journal.add({ roomId: req.roomId, participant, home, epoch: basis.epoch });
     if (earlier) this.deps.sessions.setStatus(earlier.participant.allocationId, 'ended', new Date(nowMs));
     // Same version: the room in Redis does not have this participant yet, so a later compare-and-set on it must fail.
     this.deps.knownRooms.set(req.roomId, { ...basis, participants: [...others, placed(participant, config.defaultClientRttMs)] });

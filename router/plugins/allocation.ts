@@ -1,12 +1,16 @@
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
 import fp from 'fastify-plugin';
 import { Ticker } from '../../shared/ticker.ts';
 import { Allocator } from '../allocation/allocate.ts';
 import { DegradedAllocator } from '../allocation/degraded.ts';
+import { DegradedJournal } from '../allocation/degraded-journal.ts';
 import { ExpirySweeper } from '../allocation/expiry-sweeper.ts';
 import { KnownRooms } from '../allocation/known-rooms.ts';
 import type { GeoLookup } from '../geo.ts';
 import { createStrategy } from '../placement/index.ts';
+import { redisTarget } from '../state/redis-client.ts';
 
 /** Participants (in all rooms) whose placement the router remembers: about 100 bytes each. */
 const KNOWN_PARTICIPANTS = 100_000;
@@ -46,6 +50,10 @@ export const allocationPlugin = fp<AllocationOptions>(
       },
       onRoomNodesChanged: (roomId, formerNodeIds) => roomNodes.changed(roomId, formerNodeIds),
     });
+    // On disk when there is a Redis to wait for (router/allocation/degraded-journal.ts).
+    const journal = redisTarget(config)
+      ? await DegradedJournal.open({ dir: config.journalDir || path.join(os.tmpdir(), 'geo-sfu-journal'), deployment: config.redisKeyPrefix, maxBytes: config.journalMaxBytes })
+      : DegradedJournal.inMemory();
     const allocator = new DegradedAllocator({
       config,
       loop,
@@ -54,6 +62,7 @@ export const allocationPlugin = fp<AllocationOptions>(
       sessions,
       strategy,
       knownRooms,
+      journal,
       now,
       onDegradedAllocation: () => metrics.degradedAllocations.inc(),
       onReplayed: (result) => metrics.journalReplays.inc({ result }),
@@ -80,9 +89,15 @@ export const allocationPlugin = fp<AllocationOptions>(
     app.addHook('onReady', async () => {
       sweeper.start(Math.min(config.expirySweepIntervalMs, config.allocationTtlMs / 2));
       replaying.start();
+      // Allocations a previous run (or a dead replica) journaled go to Redis first, if it answers.
+      if (allocator.journalSize() > 0) {
+        app.log.info({ allocations: allocator.journalSize() }, 'degraded journal adopted from disk');
+        await allocator.replayJournal().catch((err: unknown) => app.log.warn({ err }, 'degraded journal not replayed at start (Redis away)'));
+      }
     });
     app.addHook('onClose', async () => {
       await Promise.all([replaying.stop(), sweeper.stop()]);
+      await journal.close();
     });
   },
   { name: 'allocation', dependencies: ['stores', 'registry', 'operations', 'p2p'] },

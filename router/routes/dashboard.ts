@@ -171,6 +171,8 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
     '/events',
     {
       schema: {
+        // Public figures without a credential; rooms, alerts and scaling with the admin token.
+        security: [{}, { admin: [] }],
         summary: 'Dashboard snapshots as server-sent events (text/event-stream), one every GEO_SFU_EVENTS_INTERVAL_MS (a second by default); rooms, alerts and scaling with the admin token',
         // Each `snapshot` event's data is a DashboardSnapshot; the handler sends the stream that carries them.
         response: { 200: { description: 'A `snapshot` event per tick (`failure` when one could not be taken)', content: { 'text/event-stream': { schema: Type.Unsafe<PassThrough>(DashboardSnapshot) } } } },

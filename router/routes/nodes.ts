@@ -11,8 +11,8 @@ const refusals = { 400: ErrorBody, 401: ErrorBody, 429: ErrorBody } as const;
 
 /** The agents' side of the control plane (shared/control-plane.ts): every call is signed with the cluster secret. */
 export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { config, registry, rooms, sessions, now } = app;
-  const signed = requireSignature(config.clusterSecret, config.signedRequestWindowMs, now);
+  const { config, registry, rooms, sessions, now, limits } = app;
+  const signed = requireSignature(config.clusterSecret, config.signedRequestWindowMs, now, limits.nonces);
   const catalog = new Set(config.regions.map((r) => r.id));
   // Per node id, counted once the signature verified and the body validated (every body names its
   // node), over all these routes together: never per address, since many agents may share one
@@ -60,7 +60,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (req, reply) => {
       const { roomId, participantId, allocationId, event } = req.body;
       const at = new Date(now());
-      if (app.allocator.journalEvent(allocationId, event)) {
+      if (await app.allocator.journalEvent(allocationId, event)) {
         // An allocation made while Redis was away: the journal carries the event to Redis with it.
         sessions.setStatus(allocationId, event === 'joined' ? 'active' : 'ended', at);
         return event === 'joined' ? reply.status(200).send({ current: true }) : reply.status(204).send(null);

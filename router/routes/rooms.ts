@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { NotFoundError } from '../../shared/errors.ts';
 import { ErrorBody, Id, RoomView } from '../../shared/schemas/index.ts';
 import { requireAdmin, requireAdminOrRoomGrant } from '../auth.ts';
+import { ADMIN_ONLY } from '../openapi.ts';
 import { roomView } from '../room-view.ts';
 
 export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -15,6 +16,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // Participant and allocation ids: in production mode for the room's own people and operators only.
       ...(config.production ? { preHandler: requireAdminOrRoomGrant(app.credentials.admin, config, app.now) } : {}),
       schema: {
+        security: config.production ? [{ admin: [] }, { grant: [] }] : [{}, { admin: [] }, { grant: [] }],
         summary: 'A room: home region, participants with their edge region, cascade links (production mode: admin token or a grant for the room)',
         params: Type.Object({ roomId: Id }),
         response: { 200: RoomView, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody },
@@ -31,7 +33,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/rooms',
     {
       preHandler: requireAdmin(app.credentials.admin),
-      schema: { summary: 'Room ids (admin)', response: { 200: Type.Object({ rooms: Type.Array(Type.String()) }), 401: ErrorBody } },
+      schema: { security: ADMIN_ONLY, summary: 'Room ids (admin)', response: { 200: Type.Object({ rooms: Type.Array(Type.String()) }), 401: ErrorBody } },
     },
     async () => ({ rooms: await app.rooms.listRoomIds() }),
   );
@@ -41,6 +43,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       preHandler: requireAdmin(app.credentials.admin),
       schema: {
+        security: ADMIN_ONLY,
         summary:
           'Remove a participant (admin): releases its capacity, closes its sessions (`removed`, final) and refuses its grants issued until now (403 KICKED) for GEO_SFU_KICK_MEMORY_MS',
         params: Type.Object({ roomId: Id, participantId: Id }),

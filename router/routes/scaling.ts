@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorBody, ScalingView } from '../../shared/schemas/index.ts';
 import { requireAdmin } from '../auth.ts';
+import { ADMIN_ONLY } from '../openapi.ts';
 
 export const scalingRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -8,6 +9,7 @@ export const scalingRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       preHandler: requireAdmin(app.credentials.admin),
       schema: {
+        security: ADMIN_ONLY,
         summary: 'Scaling state per region and the recent decisions (admin)',
         response: {
           200: ScalingView,

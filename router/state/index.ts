@@ -4,6 +4,7 @@ import { MemoryNodeRegistry } from './memory-node-registry.ts';
 import { MemoryRoomStore } from './memory-room-store.ts';
 import { MemorySessionLog } from './memory-session-log.ts';
 import { PgSessionLog } from './pg-session-log.ts';
+import { redisTarget } from './redis-client.ts';
 import { RedisNodeRegistry } from './redis-node-registry.ts';
 import { RedisRoomStore } from './redis-room-store.ts';
 import type { NodeRegistryStore, RoomStore, SessionLog } from './types.ts';
@@ -14,6 +15,12 @@ export { MemoryNodeRegistry, MemoryRoomStore, MemorySessionLog, PgSessionLog, Re
 export type StateConfig = Pick<
   GeoSfuConfig,
   | 'redisUrl'
+  | 'redisSentinels'
+  | 'redisSentinelName'
+  | 'redisSentinelPassword'
+  | 'redisPassword'
+  | 'redisTls'
+  | 'redisSentinelTls'
   | 'redisKeyPrefix'
   | 'redisTimeoutMs'
   | 'roomIdleTtlMs'
@@ -39,7 +46,7 @@ export interface Stores {
 }
 
 /**
- * Opens the router's stores: Redis for rooms and nodes when REDIS_URL is set, PostgreSQL for the
+ * Opens the router's stores: Redis for rooms and nodes when REDIS_URL (or GEO_SFU_REDIS_SENTINELS) is set, PostgreSQL for the
  * session log when DATABASE_URL is set, memory otherwise. The session log is started (migrated).
  * Fails with DependencyUnavailableError if a configured backend cannot be reached, after closing
  * whatever was already opened.
@@ -52,9 +59,10 @@ export async function createStores(config: StateConfig, deps: StateDeps): Promis
     return store;
   };
   try {
-    const redis = { url: config.redisUrl, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs, logger };
-    const rooms = track(config.redisUrl ? await RedisRoomStore.open({ ...redis, roomIdleTtlMs: config.roomIdleTtlMs }) : new MemoryRoomStore({ roomIdleTtlMs: config.roomIdleTtlMs }));
-    const nodes = track(config.redisUrl ? await RedisNodeRegistry.open(redis) : new MemoryNodeRegistry());
+    const target = redisTarget(config);
+    const redis = target ? { ...target, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs, logger } : null;
+    const rooms = track(redis ? await RedisRoomStore.open({ ...redis, roomIdleTtlMs: config.roomIdleTtlMs }) : new MemoryRoomStore({ roomIdleTtlMs: config.roomIdleTtlMs }));
+    const nodes = track(redis ? await RedisNodeRegistry.open(redis) : new MemoryNodeRegistry());
     const sessionOptions = { batchSize: config.sessionLogBatchSize, flushMs: config.sessionLogFlushMs, bufferMax: config.sessionLogBufferMax, logger };
     const sessions = track(
       config.databaseUrl ? new PgSessionLog({ ...sessionOptions, connectionString: config.databaseUrl, schema: config.pgSchema }) : new MemorySessionLog(sessionOptions),
@@ -64,7 +72,7 @@ export async function createStores(config: StateConfig, deps: StateDeps): Promis
       rooms,
       nodes,
       sessions,
-      backends: { rooms: config.redisUrl ? 'redis' : 'memory', nodes: config.redisUrl ? 'redis' : 'memory', sessions: config.databaseUrl ? 'postgres' : 'memory' },
+      backends: { rooms: redis ? 'redis' : 'memory', nodes: redis ? 'redis' : 'memory', sessions: config.databaseUrl ? 'postgres' : 'memory' },
       close: () => closeAll([sessions, rooms, nodes]),
     };
   } catch (err) {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Ticker } from '../../shared/ticker.ts';
-import { closeRedis, connectRedis } from './redis-client.ts';
+import { closeRedis, connectRedis, type RedisTarget } from './redis-client.ts';
 
 /**
  * Who runs the router's background duties (allocation expiry, re-homing rooms of dead nodes,
@@ -46,8 +46,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
-export interface RedisLeaderLeaseOptions {
-  url: string;
+/** `url` or `sentinel`: where Redis is (redisTarget). */
+export interface RedisLeaderLeaseOptions extends RedisTarget {
   keyPrefix: string;
   timeoutMs: number;
   /** The lease expires this long after its last renewal. */
@@ -79,7 +79,7 @@ export class RedisLeaderLease implements LeaderLease {
   }
 
   async start(): Promise<void> {
-    const redis = await connectRedis({ url: this.options.url, timeoutMs: this.options.timeoutMs, connectionName: 'geo-sfu:leader', logger: this.options.logger });
+    const redis = await connectRedis({ url: this.options.url, sentinel: this.options.sentinel, timeoutMs: this.options.timeoutMs, connectionName: 'geo-sfu:leader', logger: this.options.logger });
     redis.defineCommand('leaseAcquire', { numberOfKeys: 1, lua: ACQUIRE_OR_RENEW });
     redis.defineCommand('leaseRelease', { numberOfKeys: 1, lua: RELEASE });
     this.#redis = redis as LeaseRedis;

@@ -111,6 +111,11 @@ export class PgSessionLog extends BufferedSessionLog {
 
   protected async write(batch: SessionBatch): Promise<void> {
     const client = await this.pool.connect();
+    // A server that dies (a PostgreSQL restart) mid-write fails the query, and the checked-out
+    // client also emits 'error': without a listener that would end the router. The query's
+    // failure is what counts (the batch is retried).
+    const ignore = (): void => undefined;
+    client.on('error', ignore);
     let failure: Error | undefined;
     try {
       await client.query('BEGIN');
@@ -123,6 +128,7 @@ export class PgSessionLog extends BufferedSessionLog {
       throw err;
     } finally {
       // A failed connection is destroyed rather than handed to the next write.
+      client.off('error', ignore);
       client.release(failure);
     }
   }

@@ -1,9 +1,49 @@
-import { type ChainableCommander, Redis } from 'ioredis';
+import { type ChainableCommander, Redis, type RedisOptions } from 'ioredis';
+import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import type { Logger } from 'pino';
 import { dependencyFailure } from './dependency-error.ts';
 
-export interface RedisConnectionOptions {
+/** A Redis group monitored by Sentinel (GEO_SFU_REDIS_SENTINELS): its primary is asked of the sentinels. */
+export interface RedisSentinelTarget {
+  sentinels: Array<{ host: string; port: number }>;
+  /** The master group name. */
+  name: string;
+  sentinelPassword: string;
+  /** The data nodes' password. */
+  password: string;
+  tls: boolean;
+  sentinelTls: boolean;
+}
+
+/** Where the router's Redis is: one server (`url`), or, when `sentinel` is set, a Sentinel group (`url` unused). */
+export interface RedisTarget {
   url: string;
+  sentinel?: RedisSentinelTarget;
+}
+
+type RedisSettings = Pick<GeoSfuConfig, 'redisUrl' | 'redisSentinels' | 'redisSentinelName' | 'redisSentinelPassword' | 'redisPassword' | 'redisTls' | 'redisSentinelTls'>;
+
+/** The configured Redis, or null when the router runs on memory (neither REDIS_URL nor sentinels). */
+export function redisTarget(config: RedisSettings): RedisTarget | null {
+  if (config.redisSentinels === '') return config.redisUrl === '' ? null : { url: config.redisUrl };
+  const sentinels = config.redisSentinels.split(',').map((hostPort) => {
+    const colon = hostPort.lastIndexOf(':');
+    return { host: hostPort.slice(0, colon), port: Number(hostPort.slice(colon + 1)) };
+  });
+  return {
+    url: '',
+    sentinel: {
+      sentinels,
+      name: config.redisSentinelName,
+      sentinelPassword: config.redisSentinelPassword,
+      password: config.redisPassword,
+      tls: config.redisTls,
+      sentinelTls: config.redisSentinelTls,
+    },
+  };
+}
+
+export interface RedisConnectionOptions extends RedisTarget {
   /** Every command fails after this long (the configured redisTimeoutMs). */
   timeoutMs: number;
   /** Shown by CLIENT LIST, so an operator can tell the router's connections apart. */
@@ -18,7 +58,7 @@ export interface RedisConnectionOptions {
  * keeps reconnecting in the background.
  */
 export async function connectRedis(options: RedisConnectionOptions): Promise<Redis> {
-  const redis = new Redis(options.url, {
+  const common: RedisOptions = {
     lazyConnect: true,
     connectionName: options.connectionName,
     commandTimeout: options.timeoutMs,
@@ -30,7 +70,24 @@ export async function connectRedis(options: RedisConnectionOptions): Promise<Red
     // Commands issued in the same tick share one socket write: under load /allocate's reads and
     // scripts for many requests go out together instead of a syscall each.
     enableAutoPipelining: true,
-  });
+  };
+  const { sentinel } = options;
+  const redis = sentinel
+    ? new Redis({
+        ...common,
+        sentinels: sentinel.sentinels,
+        name: sentinel.name,
+        ...(sentinel.sentinelPassword !== '' ? { sentinelPassword: sentinel.sentinelPassword } : {}),
+        ...(sentinel.password !== '' ? { password: sentinel.password } : {}),
+        // ioredis: `tls` with enableTLSForSentinelMode for the data nodes, sentinelTLS for the sentinels.
+        ...(sentinel.tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+        ...(sentinel.sentinelTls ? { sentinelTLS: {} } : {}),
+        // After a failover: reconnect to the primary the sentinels name now, told at once by their
+        // +switch-master, and keep trying the sentinels while none answers.
+        failoverDetector: true,
+        sentinelRetryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
+      })
+    : new Redis(options.url, common);
   // Log the first error of an outage and the recovery, not every reconnect attempt.
   let healthy = true;
   redis.on('error', (err: Error) => {

@@ -1,12 +1,12 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Heartbeat, NodeRegistration } from '../../shared/schemas/index.ts';
-import { closeRedis, connectRedis, execAll, redisCall } from './redis-client.ts';
+import { closeRedis, connectRedis, execAll, redisCall, type RedisTarget } from './redis-client.ts';
 import type { NodeRecord, NodeRegistryStore } from './types.ts';
 import { own } from '../../shared/own.ts';
 
-export interface RedisNodeRegistryOptions {
-  url: string;
+/** `url` or `sentinel`: where Redis is (redisTarget). */
+export interface RedisNodeRegistryOptions extends RedisTarget {
   keyPrefix: string;
   timeoutMs: number;
   logger?: Logger;
@@ -55,7 +55,7 @@ export class RedisNodeRegistry implements NodeRegistryStore {
   }
 
   static async open(options: RedisNodeRegistryOptions): Promise<RedisNodeRegistry> {
-    const redis = await connectRedis({ url: options.url, timeoutMs: options.timeoutMs, connectionName: 'geo-sfu:nodes', logger: options.logger });
+    const redis = await connectRedis({ url: options.url, sentinel: options.sentinel, timeoutMs: options.timeoutMs, connectionName: 'geo-sfu:nodes', logger: options.logger });
     redis.defineCommand('nodeHeartbeat', { numberOfKeys: 2, lua: HEARTBEAT });
     return new RedisNodeRegistry(redis as RedisNodeRegistry['redis'], options.keyPrefix);
   }

@@ -1,7 +1,7 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { compareParticipants } from './participants.ts';
-import { closeRedis, connectRedis, execAll, redisCall } from './redis-client.ts';
+import { closeRedis, connectRedis, execAll, redisCall, type RedisTarget } from './redis-client.ts';
 import * as scripts from './redis-room-scripts.ts';
 import type {
   AllocateInput,
@@ -19,8 +19,8 @@ import type {
   RoomStore,
 } from './types.ts';
 
-export interface RedisRoomStoreOptions {
-  url: string;
+/** `url` or `sentinel`: where Redis is (redisTarget). */
+export interface RedisRoomStoreOptions extends RedisTarget {
   /** Prefix of every key (the configured redisKeyPrefix). */
   keyPrefix: string;
   timeoutMs: number;
@@ -89,7 +89,7 @@ export class RedisRoomStore implements RoomStore {
 
   /** Connects (failing with DependencyUnavailableError when Redis is away) and loads the scripts. */
   static async open(options: RedisRoomStoreOptions): Promise<RedisRoomStore> {
-    const redis = await connectRedis({ url: options.url, timeoutMs: options.timeoutMs, connectionName: 'geo-sfu:rooms', logger: options.logger });
+    const redis = await connectRedis({ url: options.url, sentinel: options.sentinel, timeoutMs: options.timeoutMs, connectionName: 'geo-sfu:rooms', logger: options.logger });
     redis.defineCommand('roomAllocate', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.ALLOCATE });
     redis.defineCommand('roomMarkJoined', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.MARK_JOINED });
     redis.defineCommand('roomKick', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.KICK });

@@ -141,6 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
   const r = raw as RawConfig;
   if (r.clusterSecret !== '' && r.clusterSecret.length < MIN_SECRET_LENGTH) problems.push(`GEO_SFU_CLUSTER_SECRET: shorter than ${MIN_SECRET_LENGTH} characters`);
   if (r.deadAfterMs <= r.suspectAfterMs) problems.push('GEO_SFU_DEAD_AFTER_MS must be greater than GEO_SFU_SUSPECT_AFTER_MS');
+  if (r.redisUrl !== '' && r.redisSentinels !== '') problems.push('REDIS_URL and GEO_SFU_REDIS_SENTINELS are both set: one Redis server, or a Sentinel-monitored group, not both');
   if (r.rtcMinPort > r.rtcMaxPort) problems.push('GEO_SFU_RTC_MIN_PORT must not be above GEO_SFU_RTC_MAX_PORT');
   // The relay renews P2P leases every check interval: a lease must outlive a missed renewal or two.
   if (r.p2pLeaseMs < 3 * r.p2pCheckIntervalMs) problems.push('GEO_SFU_P2P_LEASE_MS must be at least 3 × GEO_SFU_P2P_CHECK_INTERVAL_MS');

@@ -5,3 +5,4 @@ export * from './registry.ts';
 export * from './views.ts';
 export * from './demo.ts';
 export * from './dashboard.ts';
+export * from './operations.ts';

@@ -2,6 +2,28 @@ import { Type, type Static } from '@sinclair/typebox';
 import { NodeLoad, NodeState } from './registry.ts';
 import { RttStats } from './common.ts';
 
+/**
+ * A node's participants, one definition for the API, the CLI and the dashboard: `joined` are
+ * connected to the node (its agent's count), `pending` hold an allocation there and have not joined
+ * yet, `total` = joined + pending is what placement counts against `maxParticipants`.
+ */
+export const NodeOccupancy = Type.Object({
+  joined: Type.Integer({ minimum: 0 }),
+  pending: Type.Integer({ minimum: 0 }),
+  total: Type.Integer({ minimum: 0 }),
+});
+export type NodeOccupancy = Static<typeof NodeOccupancy>;
+
+/**
+ * `reserved`: the router's count of allocations on the node, which includes the joined ones;
+ * `joined`: the agent's count of connected participants (it may run ahead of the router's count
+ * for a moment, so the total is the larger of the two, as placement's stress counts it).
+ */
+export function nodeOccupancy(reserved: number, joined: number): NodeOccupancy {
+  const total = Math.max(reserved, joined);
+  return { joined, pending: total - joined, total };
+}
+
 export const NodeView = Type.Object({
   nodeId: Type.String(),
   region: Type.String(),
@@ -11,9 +33,13 @@ export const NodeView = Type.Object({
   signalingUrl: Type.String(),
   probeUrl: Type.String(),
   load: NodeLoad,
-  /** Participants reserved by allocations not yet joined or expired. */
+  /**
+   * Participants the router counts on the node: its allocations not yet expired, joined or not
+   * (across router replicas). `occupancy` is the figure to show (nodeOccupancy).
+   */
   reserved: Type.Integer(),
   maxParticipants: Type.Integer(),
+  occupancy: NodeOccupancy,
   stress: Type.Number(),
   lastHeartbeatAgoMs: Type.Number(),
   /** Router→node probe figures. */

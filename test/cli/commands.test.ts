@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_INPUT, planCapacity } from '../../cli/capacity.ts';
 import { launchEmbedded, type Embedded } from '../../infra/embedded/launcher.ts';
 import { loadConfig } from '../../shared/config/index.ts';
-import type { AllocateSfuResponse, RegionsResponse, RoomView } from '../../shared/schemas/index.ts';
+import { type AllocateSfuResponse, nodeOccupancy, type RegionsResponse, type RoomView } from '../../shared/schemas/index.ts';
 import { runCli, startStub, type StubRequest } from './helpers.ts';
 
 /**
@@ -19,11 +19,26 @@ describe('--help', () => {
       expect(r.stdout).toMatch(/Usage: geo-sfu/);
       expect(r.stdout).toMatch(/Exit codes:/);
     }
-    expect(results[0]!.stdout).toMatch(/probe[\s\S]*allocate[\s\S]*regions[\s\S]*rooms[\s\S]*capacity/);
+    expect(results[0]!.stdout).toMatch(/probe[\s\S]*allocate[\s\S]*regions[\s\S]*rooms[\s\S]*nodes[\s\S]*alerts[\s\S]*scaling[\s\S]*capacity/);
+    expect(results[0]!.stdout).toContain('GEO_SFU_ADMIN_TOKEN');
+    expect(results[2]!.stdout).toContain('--dry-run');
+    expect(results[4]!.stdout).toMatch(/show \[options\] <roomId>[\s\S]*list[\s\S]*kick \[options\] <roomId> <participantId>/);
     for (const flag of ['--samples <n>', '--timeout <ms>', '--router <url>', '--json', '--no-progress']) expect(results[1]!.stdout).toContain(flag);
     for (const flag of ['--room <id>', '--participant <id>', '--latency <region=ms...>', '--exclude-node <id>', '--samples <n>']) expect(results[2]!.stdout).toContain(flag);
     expect(results[4]!.stdout).toContain('<roomId>');
     for (const text of ['--participants <n>', '--rooms <r>', '--bitrate-kbps <b>', '--simulcast', '--regions <k>', '[1000, ∞)']) expect(results[5]!.stdout).toContain(text);
+  });
+
+  it('the operator commands print help and exit 0', async () => {
+    const results = await Promise.all([['nodes'], ['nodes', 'cordon'], ['rooms', 'kick'], ['alerts'], ['scaling']].map((cmd) => runCli([...cmd, '--help'])));
+    for (const r of results) {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/Usage: geo-sfu/);
+      expect(r.stdout).toMatch(/Exit codes:/);
+    }
+    expect(results[0]!.stdout).toMatch(/list[\s\S]*cordon \[options\] <nodeId>[\s\S]*uncordon[\s\S]*drain/);
+    expect(results[1]!.stdout).toContain('<nodeId>');
+    expect(results[2]!.stdout).toContain('<participantId>');
   });
 });
 
@@ -44,7 +59,12 @@ describe('argument errors exit 2 and name the flag', () => {
     ['allocate bad --participant', ['allocate', '--room', 'r', '--participant', 'a b'], /--participant <id>.*invalid/],
     ['probe --samples 0', ['probe', '--samples', '0'], /--samples <n>.*'0' is invalid/],
     ['rooms with a bad id', ['rooms', 'bad id!'], /argument 'roomId'/],
+    ['rooms show with a bad id', ['rooms', 'show', 'bad id!'], /argument 'roomId'/],
     ['rooms without an id', ['rooms'], /missing required argument 'roomId'/],
+    ['rooms kick without a participant', ['rooms', 'kick', 'r'], /missing required argument 'participantId'/],
+    ['rooms kick with a bad participant', ['rooms', 'kick', 'r', '__proto__!'], /argument 'participantId'/],
+    ['nodes cordon without a node', ['nodes', 'cordon'], /missing required argument 'nodeId'/],
+    ['nodes drain with a bad node', ['nodes', 'drain', 'a b'], /argument 'nodeId'/],
     ['--router not a URL', ['regions', '--router', 'localhost'], /--router must be an http\(s\) URL/],
     ['unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
     ['unknown option', ['regions', '--verbose'], /unknown option '--verbose'/],
@@ -91,8 +111,10 @@ const node = (id: string, region: string, probeUrl: string, probeMedian: number)
   signalingUrl: `http://${id}.invalid`,
   probeUrl,
   load: { cpu: 0.1, memory: 0.2, participants: 3, rooms: 1, transports: 6, producers: 6, consumers: 12, workers: 2 },
-  reserved: 1,
+  // The router counts 4 allocations (3 of them joined, as the agent reports): 1 pending.
+  reserved: 4,
   maxParticipants: 100,
+  occupancy: nodeOccupancy(4, 3),
   stress: 0.14,
   lastHeartbeatAgoMs: 200,
   probe: { rttMs: probeMedian, medianMs: probeMedian, jitterMs: 1, loss: 0, samples: 20 },

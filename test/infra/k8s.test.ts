@@ -61,6 +61,8 @@ const renderedOf = (name: string): Obj[] => {
   }
   return objs;
 };
+/** The router is a StatefulSet (its degraded journal on a volume of its own), the agents a Deployment. */
+const WORKLOAD = { 'geo-sfu-router': 'StatefulSet', 'geo-sfu-agent': 'Deployment' } as const;
 const find = (objs: Obj[], kind: string, name: string): Obj => {
   const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
   if (!o) throw new Error(`no ${kind}/${name}`);
@@ -176,13 +178,13 @@ describe('infra/k8s (kustomize base and region overlays)', () => {
       expect.stringMatching(/^ConfigMap\/geo-sfu-coturn-[a-z0-9]+$/),
       'Deployment/geo-sfu-agent',
       'Deployment/geo-sfu-coturn',
-      'Deployment/geo-sfu-router',
       'HorizontalPodAutoscaler/geo-sfu-agent',
       'Ingress/geo-sfu-router',
       'Namespace/geo-sfu',
       'PodDisruptionBudget/geo-sfu-agent',
       'PodDisruptionBudget/geo-sfu-router',
       'Service/geo-sfu-router',
+      'StatefulSet/geo-sfu-router',
     ]);
     for (const o of objs) {
       await validateObject(o);
@@ -253,7 +255,7 @@ describe('infra/k8s (kustomize base and region overlays)', () => {
   it.each(REGIONS)('%s: every geo-sfu container variable is a setting of shared/config/spec.ts and loads in production mode', (region) => {
     const objs = renderedOf(region);
     for (const name of ['geo-sfu-router', 'geo-sfu-agent']) {
-      const d = find(objs, 'Deployment', name);
+      const d = find(objs, WORKLOAD[name as keyof typeof WORKLOAD], name);
       for (const c of template(d).spec.containers.filter(isGeoSfuImage)) {
         const config = loadConfig(settingsOf(objs, c));
         expect(config.production).toBe(true);
@@ -269,7 +271,7 @@ describe('infra/k8s (kustomize base and region overlays)', () => {
     const objs = renderedOf('base');
     let checked = 0;
     for (const [name, served] of Object.entries(routes)) {
-      const d = find(objs, 'Deployment', name);
+      const d = find(objs, WORKLOAD[name as keyof typeof WORKLOAD], name);
       walk(d, (o) => {
         if (isRecord(o.httpGet) && typeof o.httpGet.path === 'string') {
           expect(served.has(o.httpGet.path), `${name} probes ${o.httpGet.path}, which it does not serve`).toBe(true);
@@ -300,7 +302,7 @@ describe('infra/k8s (kustomize base and region overlays)', () => {
 
   it('router: Service on the http port, a PodDisruptionBudget, and probes on /readyz and /healthz', () => {
     const objs = renderedOf('base');
-    const router = find(objs, 'Deployment', 'geo-sfu-router');
+    const router = find(objs, 'StatefulSet', 'geo-sfu-router');
     const labels = (router.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels;
     expect((find(objs, 'Service', 'geo-sfu-router').spec as { selector: unknown }).selector).toEqual(labels);
     expect((find(objs, 'PodDisruptionBudget', 'geo-sfu-router').spec as { selector: unknown }).selector).toEqual({ matchLabels: labels });
@@ -308,6 +310,12 @@ describe('infra/k8s (kustomize base and region overlays)', () => {
     expect(c.readinessProbe?.httpGet?.path).toBe('/readyz');
     expect(c.livenessProbe?.httpGet?.path).toBe('/healthz');
     expect((router.spec as { replicas: number }).replicas).toBeGreaterThanOrEqual(2);
+    // The degraded journal on the replica's own volume, where GEO_SFU_JOURNAL_DIR points.
+    const spec = router.spec as { volumeClaimTemplates: Array<{ metadata: { name: string } }> };
+    const mount = (c as Container & { volumeMounts: Array<{ name: string; mountPath: string }> }).volumeMounts.find((m) => m.name === 'journal');
+    expect(spec.volumeClaimTemplates.map((t) => t.metadata.name)).toContain('journal');
+    expect(mount).toBeDefined();
+    expect(loadConfig(settingsOf(objs, c)).journalDir.startsWith(`${mount!.mountPath}/`)).toBe(true);
   });
 
   it('coturn runs the shipped configuration (the ConfigMap copy is identical) with the secret from geo-sfu-secrets', () => {
@@ -347,7 +355,7 @@ describe('infra/k8s (kustomize base and region overlays)', () => {
 
   it("routers: coturn's secret, and TURN URLs for every region on coturn's listening port for each transport", () => {
     const objs = renderedOf('base');
-    const router = container(find(objs, 'Deployment', 'geo-sfu-router'), 'router');
+    const router = container(find(objs, 'StatefulSet', 'geo-sfu-router'), 'router');
     const coturn = container(find(objs, 'Deployment', 'geo-sfu-coturn'), 'coturn');
     const secretRef = (c: Container, name: string) => c.env?.find((e) => e.name === name)?.valueFrom?.secretKeyRef;
     expect(coturn.args).toContain('--static-auth-secret=$(TURN_STATIC_AUTH_SECRET)');
@@ -412,7 +420,7 @@ describe('infra/k8s (kustomize base and region overlays)', () => {
       expect(service.spec.ports.map((p) => p.name)).toContain(path.backend.service.port.name);
     }
     // One proxy hop (the ingress controller) in front of the routers.
-    const router = container(find(objs, 'Deployment', 'geo-sfu-router'), 'router');
+    const router = container(find(objs, 'StatefulSet', 'geo-sfu-router'), 'router');
     expect(loadConfig(settingsOf(objs, router)).trustProxy).toBe(1);
   });
 

@@ -5,6 +5,8 @@ import { buildRouter } from '../../router/app.ts';
 import type { RouterApp } from '../../router/services.ts';
 import { preloadGeoIp } from '../../router/geo.ts';
 import { createStores } from '../../router/state/index.ts';
+import { redisTarget } from '../../router/state/redis-client.ts';
+import { RedisLimitStore } from '../../router/state/redis-limit-store.ts';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, TestPgSchemas, TestRedisKeys } from './test-backends.ts';
 
 export const REDIS_URL = TEST_REDIS_URL;
@@ -55,12 +57,17 @@ export interface RunningRouter {
   close(): Promise<void>;
 }
 
-/** Builds and starts a router on a free port; `extend` may add routes before it listens. */
-export async function startRouter(config: GeoSfuConfig, extend?: (app: RouterApp) => void): Promise<RunningRouter> {
+/**
+ * Builds and starts a router on a free port; `extend` may add routes before it listens.
+ * `sharedLimits`: its limits and nonces in Redis, as router/main.ts does with REDIS_URL.
+ */
+export async function startRouter(config: GeoSfuConfig, extend?: (app: RouterApp) => void, options: { sharedLimits?: boolean } = {}): Promise<RunningRouter> {
   const geoLookup = await preloadGeoIp();
   const logger = pino({ level: 'silent' });
   const { rooms, nodes, sessions } = await createStores(config, { logger });
-  const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger });
+  const redis = redisTarget(config);
+  const limitStore = options.sharedLimits && redis ? await RedisLimitStore.open({ ...redis, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs }) : undefined;
+  const app = await buildRouter({ config, rooms, nodes, sessions, geoLookup, logger, ...(limitStore ? { limitStore } : {}) });
   extend?.(app);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;

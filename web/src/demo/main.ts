@@ -1,6 +1,6 @@
 import { GeoSfuClient, type GeoSfuRoom, type ProbeResult, type RegionsResponse, type RemoteTrack } from '../../../sdk/index.ts';
 import { h, ms, pct } from '../dom.ts';
-import { EMULATED_FAR_MS, EMULATED_NEAR_MS, emulatedLatencies, readParams } from './emulation.ts';
+import { EMULATED_FAR_MS, EMULATED_NEAR_MS, emulatedLatencies, readParams, resolveRegion } from './emulation.ts';
 
 /**
  * The demo: join a room with camera and microphone through the SDK, see who is on which region's
@@ -39,6 +39,8 @@ const ui = {
   groups: h('div', { id: 'groups' }),
   videos: h('div', { id: 'videos', class: 'videos' }),
   log: h('ol', { id: 'log', class: 'log' }),
+  /** What the link asked for that the page changed (a room id normalised, an unknown region). */
+  notices: h('ul', { id: 'notices', class: 'notices' }),
 };
 
 const panel = (title: string, id: string, ...body: HTMLElement[]) => h('section', { class: 'panel', id }, h('h2', null, title), ...body);
@@ -52,6 +54,7 @@ document.querySelector('#app')!.replaceChildren(
         h('label', null, 'Emulate region', ui.region),
         h('div', { class: 'buttons' }, ui.join, ui.leave),
       ),
+      ui.notices,
       h('p', { class: 'muted small' },
         `Emulating a region sends /allocate ${EMULATED_NEAR_MS} ms to it and ${EMULATED_FAR_MS} ms to every other region, so this tab lands on that region's edge; open a second tab with another region to see the cascade between the two edges.`),
     ),
@@ -79,7 +82,28 @@ function log(text: string): void {
 const regionIds = () => state.regions?.regions.map((r) => r.id) ?? [];
 const regionName = (id: string) => state.regions?.regions.find((r) => r.id === id)?.displayName ?? id;
 
+/** Shows what the link asked for that the page changed, and puts the link as used in the address bar (to share). */
+function notice(text: string): void {
+  ui.notices.append(h('li', null, text));
+  const q = new URLSearchParams(location.search);
+  q.set('room', ui.room.value);
+  if (q.has('name')) q.set('name', ui.name.value);
+  if (q.has('region')) {
+    if (params.region === null) q.delete('region');
+    else q.set('region', params.region);
+  }
+  history.replaceState(null, '', `${location.pathname}?${q.toString()}`);
+}
+
+let regionResolved = false;
+
 function renderRegionChoice(): void {
+  if (!regionResolved && state.regions) {
+    regionResolved = true;
+    const resolved = resolveRegion(params.region, regionIds());
+    params.region = resolved.region;
+    if (resolved.notice) notice(resolved.notice);
+  }
   const chosen = ui.region.value || params.region || '';
   ui.region.replaceChildren(
     h('option', { value: '' }, 'none: use my measured RTTs'),
@@ -313,6 +337,7 @@ ui.region.addEventListener('change', renderRtt);
 window.addEventListener('pagehide', () => void state.room?.leave());
 
 setStatus('idle');
+for (const text of params.notices) notice(text);
 renderRtt();
 void client
   .regions()

@@ -12,7 +12,8 @@ export function regionsPanel(regions: RegionView[], history: ReadonlyMap<string,
 function regionCard(region: RegionView, samples: readonly number[], media: ReadonlyMap<string, NodeMediaView> | null): HTMLElement {
   const live = region.nodes.filter((n) => n.state !== 'dead');
   const best = live.filter((n) => n.probe.rttMs !== null).sort((a, b) => a.probe.rttMs! - b.probe.rttMs!)[0];
-  const participants = region.nodes.reduce((sum, n) => sum + n.load.participants, 0);
+  // Joined + pending, as placement counts them against capacity (NodeOccupancy).
+  const participants = region.nodes.reduce((sum, n) => sum + n.occupancy.total, 0);
   const capacity = live.reduce((sum, n) => sum + n.maxParticipants, 0);
   const stress = live.length > 0 ? Math.max(...live.map((n) => n.stress)) : null;
   return h(
@@ -65,8 +66,7 @@ function nodeRow(node: NodeView, media: ReadonlyMap<string, NodeMediaView> | nul
     h(
       'div',
       { class: 'muted small' },
-      `stress ${pct(node.stress)} · cpu ${pct(node.load.cpu)} · mem ${pct(node.load.memory)} · ${node.load.participants} in ${node.load.rooms} rooms` +
-        (node.reserved > 0 ? ` · ${node.reserved} reserved` : ''),
+      `stress ${pct(node.stress)} · cpu ${pct(node.load.cpu)} · mem ${pct(node.load.memory)} · ${node.occupancy.joined} joined + ${node.occupancy.pending} pending / ${node.maxParticipants} · ${node.load.rooms} rooms`,
     ),
     bandwidth &&
       h(
