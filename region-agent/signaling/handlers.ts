@@ -172,7 +172,7 @@ const handlers: { [N in RequestName]: Handler<N> } = {
     };
   },
 
-  // Answered, and the session ended, as it arrives (region-agent/signaling/requests.ts): never queued here.
+  // The session ends once the answer is sent (region-agent/signaling/requests.ts).
   leave: async () => ({}),
 };
 

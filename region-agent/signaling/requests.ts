@@ -54,18 +54,6 @@ export class Requests {
       reply({ ok: false, error: invalid });
       return;
     }
-    if (event === 'leave') {
-      // The client's last word, taken at once: a closed tab sends `leave` from pagehide and its
-      // connection closes right after, before a queued request would run (the session would then
-      // wait out the resume grace, listed as joined). Requests still queued answer CLOSED.
-      if (session.ended || session.socket !== socket) {
-        reply({ ok: false, error: requestError('CLOSED', 'the session is no longer on this connection') });
-        return;
-      }
-      reply({ ok: true, data: {} });
-      void this.#o.sessions.end(session, 'left');
-      return;
-    }
     session.queue = session.queue.then(async () => {
       if (session.ended || session.socket !== socket) {
         reply({ ok: false, error: requestError('CLOSED', 'the session is no longer on this connection') });
@@ -76,6 +64,7 @@ export class Requests {
         if (session.peer) context.caps.assertRoomFor(session.peer, event);
         const data = await handle({ ...context, session }, event, payload as never);
         reply({ ok: true, data });
+        if (event === 'leave') void this.#o.sessions.end(session, 'left');
       } catch (err) {
         const error = toSignalingError(err);
         if (error.code === 'INTERNAL') this.#o.logger.error({ err, event, peerId: session.peerId }, 'signaling request failed');

@@ -128,8 +128,7 @@ describe('signaling lifecycle', () => {
     await waitFor('both joined', () => router.participantEvents.filter((e) => e.event === 'joined').length === 2);
 
     // What a tab's pagehide does: `leave` sent, and the connection gone before any answer, here
-    // while an earlier request still runs (a transport being made: the leave waited behind it, and
-    // the session then waited out the grace).
+    // while an earlier request still runs (a transport being made): it leaves at once, not after the grace.
     const closedAt = performance.now();
     alice.emit('createWebRtcTransport', { direction: 'recv' }, () => undefined);
     alice.emit('leave', {}, () => undefined);
