@@ -77,7 +77,7 @@ export const DashboardRoom = Type.Object({
   participants: Type.Integer(),
   /** Edge regions, home first; `participantIds` lists at most the first 24 of `count`. */
   edges: Type.Array(Type.Object({ region: Type.String(), count: Type.Integer(), joined: Type.Integer(), reconnecting: Type.Integer(), participantIds: Type.Array(Type.String()) })),
-  /** The first 24 participants (edge order) with their status and media. */
+  /** The first 24 participants (in the room's order) with their status and media. */
   people: Type.Array(DashboardParticipant),
   /** One entry per pair of regions the room's cascade links (nodes in the same region are not a link). */
   links: Type.Array(Type.Object({ from: Type.String(), to: Type.String() })),

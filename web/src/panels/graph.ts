@@ -29,10 +29,12 @@ export function graphPanel(snapshot: DashboardSnapshot, selected: DashboardRoom 
   const mesh = regions.flatMap((a, i) => regions.slice(i + 1).map((b) => svg('path', { class: 'mesh', d: arcPath(greatCircleArc(a, b)) })));
   // Media each region pair's links carry: what each side sends to the other, summed.
   const carried = new Map<string, number>();
+  const sent = new Map<string, number>();
   for (const l of snapshot.media?.links ?? []) {
     if (l.region === l.peerRegion) continue;
     const key = [l.region, l.peerRegion].sort().join('~');
     carried.set(key, (carried.get(key) ?? 0) + l.outBps);
+    sent.set(`${l.region}→${l.peerRegion}`, (sent.get(`${l.region}→${l.peerRegion}`) ?? 0) + l.outBps);
   }
   const cascade = [...links.entries()].map(([key, l]) => {
     const a = lonLat.get(l.from);
@@ -49,7 +51,7 @@ export function graphPanel(snapshot: DashboardSnapshot, selected: DashboardRoom 
     return svg(
       'g',
       null,
-      svg('title', null, `${l.from} ↔ ${l.to}: ${l.rooms} room${l.rooms === 1 ? '' : 's'}, RTT ${rtt == null ? 'not measured' : `${Math.round(rtt)} ms`}, media ${bps === undefined ? 'not reported' : `${bitrate(bps)} (both directions)`}`),
+      svg('title', null, `${l.from} ↔ ${l.to}: ${l.rooms} room${l.rooms === 1 ? '' : 's'}, RTT ${rtt == null ? 'not measured' : `${Math.round(rtt)} ms`}, media ${bps === undefined ? 'not reported' : `${bitrate(bps)}: ${l.from} → ${l.to} ${bitrate(sent.get(`${l.from}→${l.to}`) ?? 0)}, ${l.to} → ${l.from} ${bitrate(sent.get(`${l.to}→${l.from}`) ?? 0)}`}`),
       path,
       label !== '' && svg('text', { class: `link-label${state}`, x: mid.x, y: mid.y - 4, 'text-anchor': 'middle', 'data-link-label': key }, label),
     );
