@@ -87,9 +87,9 @@ function coord(value: number, positive: string, negative: string): string {
  * y axis gives the scale's bounds in ms, the x axis the time window, ending now.
  */
 function sparkline(samples: readonly number[]): SVGSVGElement {
-  const width = 156;
+  const width = 168;
   const height = 58;
-  const plot = { left: 32, right: width - 2, top: 4, bottom: height - 14 };
+  const plot = { left: 40, right: width - 2, top: 4, bottom: height - 14 };
   const lo = samples.length > 0 ? Math.min(...samples) : 0;
   const hi = samples.length > 0 ? Math.max(...samples) : 0;
   const span = Math.max(10, hi - lo);
