@@ -11,9 +11,13 @@ import { benchBuild } from './build.ts';
 import { benchCascade } from './cascade.ts';
 import { benchConsumers } from './consumers.ts';
 import { benchHostile, withinHostileGoal } from './hostile.ts';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_DATASET_URL, loadDataset } from './placement/dataset.ts';
 import { benchPlacement } from './placement/index.ts';
+import { simulatePolicyRooms } from './placement/region-policy.ts';
 import { benchSoak } from './soak.ts';
 import { formatLine, summaryBody, summaryMarkdown, writePageSummary, type BenchLine, type Benchmark } from './summary.ts';
+import { benchWebhooks } from './webhooks.ts';
 
 const f = (x: number, digits = 1) => x.toFixed(digits);
 
@@ -37,6 +41,19 @@ const allocate: Benchmark = {
     ];
     if (r.errors > 0) lines.push({ name: 'allocate errors', value: String(r.errors), ratio: 'ratio n/a' });
     return { lines, json: r };
+  },
+};
+
+const webhooks: Benchmark = {
+  id: 'webhooks',
+  async run({ quick }) {
+    const r = await benchWebhooks({ quick });
+    const line: BenchLine = {
+      name: `app webhook delivery latency at ${r.ratePerSecond} events/s`,
+      value: `p50 ${f(r.p50Ms, 0)} ms, p99 ${f(r.p99Ms, 0)} ms`,
+      ratio: `${r.delivered} of ${r.sent} delivered, ${r.rooms} rooms, queue on Redis`,
+    };
+    return { lines: [line], json: r };
   },
 };
 
@@ -86,6 +103,7 @@ const placement: Benchmark = {
   id: 'placement',
   async run({ quick }) {
     const s = await benchPlacement({ quick });
+    const residency = simulatePolicyRooms(loadDataset(fileURLToPath(DEFAULT_DATASET_URL)), { seed: 1, rooms: quick ? 100 : 300 });
     const policy = (id: string) => s.policies.find((p) => p.policy === id)!;
     const optimum = policy('optimum');
     const rebalance = policy('rebalance');
@@ -128,6 +146,17 @@ const placement: Benchmark = {
           value: `${f(p.meanRoomMeanMs)} ms`,
           ratio: `ratio ${f(p.meanRoomMeanMs / optimum.meanRoomMeanMs, 3)} vs the offline optimum (regions/room ${f(p.regionsPerRoom, 2)})`,
         })),
+      {
+        name: `placement min-delay, two-region policy rooms: mean pair delay (${residency.rooms} rooms)`,
+        value: `${f(residency.routerMeanMs)} ms`,
+        ratio: `ratio ${f(residency.routerMeanMs / residency.optimumWithinMs, 3)} vs the optimum over the allowed regions' ${f(residency.optimumWithinMs)} ms (no policy: ${f(residency.optimumUnrestrictedMs)} ms)`,
+      },
+      {
+        name: 'placement min-delay, two-region policy rooms: decisions outside the policy',
+        value: String(residency.decisionsOutsidePolicy),
+        ratio: 'ratio n/a',
+        target: { text: '= 0', met: residency.decisionsOutsidePolicy === 0 },
+      },
       ...s.decisionTimes.map((t) => ({
         name: `placement decision, ${t.participants} participants`,
         value: `${f(t.medianUs)} µs median (p99 ${f(t.p99Us)} µs)`,
@@ -141,7 +170,7 @@ const placement: Benchmark = {
         ...(t === rebalance500 ? { target: { text: '< 20 ms at 500', met: t.medianUs < 20_000 } } : {}),
       })),
     ];
-    return { lines, json: { ...s, files: s.files } };
+    return { lines, json: { ...s, files: s.files, regionPolicy: residency } };
   },
 };
 
@@ -216,7 +245,7 @@ const build: Benchmark = {
 };
 
 /** Every benchmark, in the order they run. */
-const BENCHMARKS: Benchmark[] = [allocate, consumers, cascade, placement, hostile, build, soak];
+const BENCHMARKS: Benchmark[] = [allocate, webhooks, consumers, cascade, placement, hostile, build, soak];
 
 const quick = process.argv.includes('--quick');
 // `--only id,id`: run those entries alone (while working on one); the summary is then not rewritten.

@@ -1,5 +1,5 @@
 import { controlCall, controlPlane, type CallBody, type ControlCall } from '../shared/control-plane.ts';
-import type { HeartbeatAck, NodeRegistration, Heartbeat, ParticipantEvent, ParticipantEventAnswer, RoomNodeSet } from '../shared/schemas/index.ts';
+import type { HeartbeatAck, NodeRegistration, Heartbeat, ParticipantEvent, ParticipantEventAnswer, RoomNodeSet, TrackEvent } from '../shared/schemas/index.ts';
 
 export interface RouterClientOptions {
   routerUrl: string;
@@ -41,6 +41,11 @@ export class RouterClient {
   /** A participant left this node. */
   async participantLeft(event: Omit<ParticipantEvent, 'event'>): Promise<void> {
     await this.#call(controlPlane.participantEvent, { ...event, event: 'left' });
+  }
+
+  /** A participant of this node published or unpublished a track. */
+  async trackEvent(event: TrackEvent): Promise<void> {
+    await this.#call(controlPlane.trackEvent, event);
   }
 
   /**

@@ -19,8 +19,10 @@ import { operationsPlugin } from './plugins/operations.ts';
 import { p2pPlugin } from './plugins/p2p.ts';
 import { registryPlugin } from './plugins/registry.ts';
 import { storesPlugin } from './plugins/stores.ts';
+import { webhooksPlugin } from './plugins/webhooks.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { allocateRoutes } from './routes/allocate.ts';
+import { appWebhookRoutes } from './routes/app-webhooks.ts';
 import { demoGrantRoutes } from './routes/demo-grants.ts';
 import { nodeAdminRoutes } from './routes/node-admin.ts';
 import { nodeRoutes } from './routes/nodes.ts';
@@ -87,6 +89,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   await app.register(operationsPlugin);
   await app.register(p2pPlugin);
   await app.register(allocationPlugin, { geoLookup: deps.geoLookup ?? lookupIp });
+  await app.register(webhooksPlugin);
 
   await app.register(errorReplies);
   await app.register(failedAuthLimit, { perMinute: config.failedAuthPerMinute, counter: app.limits.failedAuth, now });
@@ -110,6 +113,7 @@ export async function buildRouter(deps: RouterDeps): Promise<RouterApp> {
   serveMetrics(app, routerMetricsSource(app), { host: config.routerHost, port: config.routerMetricsPort, settings: config, tls });
   await app.register(scalingRoutes);
   await app.register(alertRoutes);
+  await app.register(appWebhookRoutes);
   await app.register(dashboardPlugin);
   await app.register(demoGrantRoutes);
 

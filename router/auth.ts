@@ -1,7 +1,9 @@
+import { Value } from '@sinclair/typebox/value';
 import type { FastifyRequest } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
 import { CredentialHashes, parseCredentialHashes } from '../shared/credentials.ts';
 import { ForbiddenError, UnauthorizedError } from '../shared/errors.ts';
+import { RegionPolicy } from '../shared/schemas/index.ts';
 import { grantFor, type Permissions, resolvePermissions, TokenError, type Verified, verifyGrant, verifyGrantIssue } from '../shared/tokens.ts';
 
 /** The static credentials the router accepts, as SHA-256 digests only. */
@@ -65,7 +67,8 @@ export function requireAdminOrRoomGrant(admin: CredentialHashes, config: Pick<Ge
 export type AllocateCaller =
   | { kind: 'api-key' }
   /** `issuedAtMs`: the grant's `iat` (an admin removal refuses grants issued at or before it). */
-  | { kind: 'grant'; participantId: string; permissions: Permissions; issuedAtMs: number }
+  /** `policy`: the grant's region policy claim, if it has one (the room's policy for this caller). */
+  | { kind: 'grant'; participantId: string; permissions: Permissions; issuedAtMs: number; policy?: RegionPolicy }
   | { kind: 'anonymous' };
 
 type GrantConfig = Pick<GeoSfuConfig, 'grantKeys' | 'grantIssuer' | 'grantAudience'>;
@@ -108,7 +111,8 @@ export function allocateCaller(
       const grant = presentedGrant(req, presented, config, nowMs);
       if ('refused' in grant) throw grant.refused;
       const claims = grantFor(grant.verified, { room: body.roomId, sub: body.participantId });
-      return { kind: 'grant', participantId: claims.sub, permissions: claims.perm, issuedAtMs: claims.iat * 1000 };
+      if (claims.policy !== undefined && !Value.Check(RegionPolicy, claims.policy)) throw new TokenError('MALFORMED', 'grant policy is not a region policy');
+      return { kind: 'grant', participantId: claims.sub, permissions: claims.perm, issuedAtMs: claims.iat * 1000, ...(claims.policy ? { policy: claims.policy } : {}) };
     } catch (err) {
       if (err instanceof TokenError && err.reason === 'WRONG_BINDING') throw new ForbiddenError(`grant does not allow this: ${err.message}`);
       throw new UnauthorizedError(`grant refused: ${(err as Error).message}`, 'BAD_GRANT');
@@ -117,6 +121,16 @@ export function allocateCaller(
   if (presented !== null) throw new UnauthorizedError('unknown credential (expected the API key or a grant)');
   if (config.requireAuth) throw new UnauthorizedError('a credential is required: Authorization: Bearer <API key or grant>');
   return { kind: 'anonymous' };
+}
+
+/**
+ * The region policy an allocation states: a grant's `policy` claim (the application's; a grant caller
+ * sending one in the body is 403 naming `policy`, so a client cannot widen it), else the body's.
+ */
+export function allocationPolicy(caller: AllocateCaller, asked: RegionPolicy | undefined): RegionPolicy | undefined {
+  if (caller.kind !== 'grant') return asked;
+  if (asked !== undefined) throw new ForbiddenError("policy: a grant caller's region policy is its grant's `policy` claim", 'policy');
+  return caller.policy;
 }
 
 /**

@@ -168,6 +168,32 @@ export function createRouterMetrics() {
       help: 'Allocations not followed by a join in time.',
       registers: [registry],
     }),
+    appWebhookQueued: new Counter({
+      name: 'geo_sfu_app_webhook_events_queued_total',
+      help: 'Application webhook events queued for delivery (by this router).',
+      registers: [registry],
+    }),
+    appWebhookDelivered: new Counter({
+      name: 'geo_sfu_app_webhook_events_delivered_total',
+      help: 'Application webhook events every receiver answered 2xx to (delivered by this router).',
+      registers: [registry],
+    }),
+    appWebhookRetried: new Counter({
+      name: 'geo_sfu_app_webhook_retries_total',
+      help: 'Application webhook attempts that failed and were scheduled again.',
+      registers: [registry],
+    }),
+    appWebhookDeadLettered: new Counter({
+      name: 'geo_sfu_app_webhook_dead_lettered_total',
+      help: 'Application webhook events given up on (attempts or age limit) and moved to the dead-letter stream.',
+      registers: [registry],
+    }),
+    appWebhookLatency: new Histogram({
+      name: 'geo_sfu_app_webhook_delivery_seconds',
+      help: 'From an application webhook event queued to delivered (retries included).',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300],
+      registers: [registry],
+    }),
     unexpectedErrors: unexpectedErrorsCounter(registry),
   };
 }

@@ -23,6 +23,7 @@ export function roomView(state: RoomState, regionOrder: readonly string[]): Room
     homeRegion: state.room.homeRegion,
     homeNodeId: state.room.homeNodeId,
     epoch: state.room.epoch,
+    ...(state.room.policy ? { policy: state.room.policy } : {}),
     participants: state.participants.map((p) => ({
       participantId: p.participantId,
       region: p.region,

@@ -16,6 +16,8 @@ import type { P2pRelay } from './p2p/relay.ts';
 import type { NodeRegistry } from './registry/node-registry.ts';
 import type { Prober } from './registry/prober.ts';
 import type { NodeRegistryStore, RoomStore, SessionLog } from './state/types.ts';
+import type { AppEvents } from './webhooks/app-events.ts';
+import type { AppEventStore } from './webhooks/types.ts';
 
 /**
  * The router's services, typed in one place: each is a decorator of the fastify instance, set by
@@ -56,6 +58,11 @@ declare module 'fastify' {
     // plugins/allocation.ts
     /** The allocation loop, wrapped for Redis outages. */
     allocator: DegradedAllocator;
+    // plugins/webhooks.ts (both null when GEO_SFU_APP_WEBHOOK_URLS is empty)
+    /** Raises application webhook events. */
+    appEvents: AppEvents | null;
+    /** Their queue (the dead-letter routes read it). */
+    appEventStore: AppEventStore | null;
   }
 }
 

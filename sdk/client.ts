@@ -40,6 +40,11 @@ export interface AllocateOptions {
    * opens only the transports they allow.
    */
   permissions?: { publish?: boolean; subscribe?: boolean; publishData?: boolean };
+  /**
+   * The room's region policy (docs/region-policy.md): servers with the API key state it; a grant
+   * carries its own. A refusal for it (`NO_ALLOWED_REGION`) is thrown at once, not waited out.
+   */
+  policy?: { allowedRegions: string[]; preferredRegions?: string[]; allowP2p?: boolean };
   /** How long to keep retrying on 503/429 (Retry-After), ms. Default 30 000. */
   maxRetryWaitMs?: number;
   signal?: AbortSignal;
@@ -110,6 +115,7 @@ export class GeoSfuClient {
       ...(latencies ? { latencies } : {}),
       ...(o.excludeNodeIds ? { excludeNodeIds: o.excludeNodeIds } : {}),
       ...(o.permissions ? { permissions: o.permissions } : {}),
+      ...(o.policy ? { policy: o.policy } : {}),
       ...(o.maxRetryWaitMs !== undefined ? { maxRetryWaitMs: o.maxRetryWaitMs } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });

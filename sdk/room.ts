@@ -12,7 +12,7 @@ import {
 } from './edge-session.ts';
 import { type Listener, TypedEmitter } from './events.ts';
 import { P2pMesh, type P2pMeshHooks, type P2pRemoteTrack } from './p2p-mesh.ts';
-import { type Allocation, GeoSfuClientError, type P2pAllocation } from './router-api.ts';
+import { type Allocation, GeoSfuClientError, NO_ALLOWED_REGION, type P2pAllocation } from './router-api.ts';
 
 /** Where the room is connected: an SFU edge, or (P2P fallback) directly to the others, with `nodeId`, `region` and `homeRegion` all "p2p". */
 export interface EdgeInfo {
@@ -61,7 +61,12 @@ export interface RoomEvents {
   reconnected: { edge: EdgeInfo; resumed: boolean; gapMs: number; previous: EdgeInfo };
   /** ICE/DTLS state of the current edge's transports ('connected', 'failed'...). */
   transportState: { direction: 'send' | 'recv'; state: string; nodeId: string };
-  /** A failure the SDK could not handle by itself (it keeps trying where that makes sense). */
+  /**
+   * A failure the SDK could not handle by itself (it keeps trying where that makes sense). A
+   * GeoSfuClientError with code `NO_ALLOWED_REGION`: no region the room's region policy allows can
+   * take this participant now (the router never places it elsewhere); the SDK tries again after
+   * the router's Retry-After until `failoverGiveUpMs`.
+   */
   error: { error: Error; fatal: boolean };
   /**
    * The room is closed for good: `left`, `failover failed: …`, or (final, nothing is retried)
@@ -679,7 +684,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
         if (isFinalRequestError(err)) throw err;
         if (performance.now() > giveUpAt) throw err;
         this.emit('error', { error: err as Error, fatal: false });
-        await sleep(delay);
+        await sleep(err instanceof GeoSfuClientError && err.code === NO_ALLOWED_REGION && err.retryAfterMs !== undefined ? err.retryAfterMs : delay);
         delay = Math.min(delay * 2, 5_000);
       }
     }

@@ -24,6 +24,9 @@ export class GeoSfuClientError extends Error {
   }
 }
 
+/** The 503 code of a room whose region policy allows no region that can take the participant now. */
+export const NO_ALLOWED_REGION = 'NO_ALLOWED_REGION';
+
 export interface RouterApiOptions {
   routerUrl: string;
   fetch?: typeof fetch;
@@ -37,7 +40,13 @@ export interface AllocateCallOptions {
   excludeNodeIds?: string[];
   /** What the participant may do (the body's `permissions`: an API-key caller sets them; a grant caller may only narrow its grant's). */
   permissions?: AllocateRequest['permissions'];
-  /** On 503/429, wait as Retry-After says (at least 250 ms, at most 10 s a time) while the total stays under this. Default 30 000; 0 = do not retry. */
+  /** The room's region policy (the body's `policy`: API-key callers only; a grant carries its own). */
+  policy?: AllocateRequest['policy'];
+  /**
+   * On 503/429, wait as Retry-After says (at least 250 ms, at most 10 s a time) while the total stays
+   * under this. Default 30 000; 0 = do not retry. `NO_ALLOWED_REGION` (no region the room's policy
+   * allows can take the participant) is not waited out: it is thrown at once, with `retryAfterMs`.
+   */
   maxRetryWaitMs?: number;
   signal?: AbortSignal;
 }
@@ -88,6 +97,7 @@ export class RouterApi {
       ...(o.latencies && Object.keys(o.latencies).length > 0 ? { latencies: o.latencies } : {}),
       ...(o.excludeNodeIds && o.excludeNodeIds.length > 0 ? { excludeNodeIds: [...new Set(o.excludeNodeIds)] } : {}),
       ...(o.permissions ? { permissions: o.permissions } : {}),
+      ...(o.policy ? { policy: o.policy } : {}),
     };
     const headers: Record<string, string> = {};
     const auth = o.auth ?? {};
@@ -101,7 +111,7 @@ export class RouterApi {
         if (res.mode !== 'sfu' && res.mode !== 'p2p') throw new GeoSfuClientError('UNSUPPORTED_MODE', `/allocate answered mode ${JSON.stringify(res.mode)}; this SDK speaks "sfu" and "p2p"`);
         return res as Allocation;
       } catch (err) {
-        if (!(err instanceof GeoSfuClientError) || (err.status !== 503 && err.status !== 429)) throw err;
+        if (!(err instanceof GeoSfuClientError) || (err.status !== 503 && err.status !== 429) || err.code === NO_ALLOWED_REGION) throw err;
         const wait = Math.min(10_000, Math.max(250, err.retryAfterMs ?? 1_000));
         if (Date.now() - started + wait > budget) throw err;
         await sleep(wait, o.signal);

@@ -6,3 +6,19 @@
  */
 export { createGrant, type CreateGrantOptions, type GrantClaims, type Permissions } from '../shared/tokens.ts';
 export type { TokenKey } from '../shared/config/load.ts';
+
+/**
+ * Application webhooks (GEO_SFU_APP_WEBHOOK_URLS): check each delivery with `verifyAppWebhook`
+ * before trusting its event (docs/webhooks.md).
+ */
+export {
+  APP_WEBHOOK_SIGNATURE_HEADER,
+  APP_WEBHOOK_TIMESTAMP_HEADER,
+  APP_WEBHOOK_TOLERANCE_MS,
+  AppWebhookReplayGuard,
+  verifyAppWebhook,
+  type AppWebhookFailure,
+  type VerifyAppWebhookInput,
+  type VerifyAppWebhookResult,
+} from '../shared/app-webhook-signature.ts';
+export type { AppEvent, AppEventName, AppTrack, ParticipantLeftReason, ParticipantMoveReason, TrackSourceName } from '../shared/app-webhook-events.ts';

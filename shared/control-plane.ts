@@ -15,6 +15,7 @@ import {
   RoomNodesAnswer,
   RoomNodesPush,
   RoomNodesQuery,
+  TrackEvent,
 } from './schemas/index.ts';
 import { signedCall } from './signed-http.ts';
 
@@ -63,6 +64,8 @@ export const controlPlane = {
     body: ParticipantEvent,
     answers: { 200: ParticipantEventAnswer, 204: Empty },
   }),
+  /** A participant of this node published or unpublished a track (the router turns it into an application webhook event). */
+  trackEvent: call({ from: 'agent', to: 'router', path: '/v1/nodes/track-event', body: TrackEvent, answers: { 204: Empty } }),
   /** The node sets of rooms this agent serves: the reconcile poll behind the pushes. */
   roomNodes: call({ from: 'agent', to: 'router', path: '/v1/nodes/room-nodes', body: RoomNodesQuery, answers: { 200: RoomNodesAnswer } }),
 

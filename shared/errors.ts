@@ -55,13 +55,17 @@ export class TooManyRequestsError extends GeoSfuError {
   }
 }
 
-/** No node can take the participant right now. 503 with Retry-After. */
+/**
+ * No node can take the participant right now. 503 with Retry-After. `NO_ALLOWED_REGION`: no region
+ * the room's region policy allows can (never a fallback outside it).
+ */
 export class NoCapacityError extends GeoSfuError {
   constructor(
     message: string,
     readonly retryAfterSeconds = 5,
+    code: 'NO_CAPACITY' | 'NO_ALLOWED_REGION' = 'NO_CAPACITY',
   ) {
-    super('NO_CAPACITY', 503, message);
+    super(code, 503, message);
   }
 }
 

@@ -50,6 +50,12 @@ export interface GrantClaims {
   room: string;
   sub: string;
   perm: Permissions;
+  /**
+   * The room's region policy (docs/region-policy.md): the shape of shared/schemas/policy.ts's
+   * RegionPolicy, written out so that this file (and @geo-sfu/server) needs no schema library; the
+   * router checks it. Absent: the room has none.
+   */
+  policy?: { allowedRegions: string[]; preferredRegions?: string[]; allowP2p?: boolean };
   iat: number;
   exp: number;
 }
@@ -169,6 +175,8 @@ export interface CreateGrantOptions {
   roomId: string;
   participantId: string;
   permissions?: Partial<Permissions>;
+  /** The room's region policy: every grant for the room must carry the same (or the room refuses it, 409). */
+  policy?: GrantClaims['policy'];
   ttlSeconds: number;
   nowMs: number;
 }
@@ -186,6 +194,7 @@ export function createGrant(o: CreateGrantOptions): string {
       subscribe: o.permissions?.subscribe ?? true,
       ...(o.permissions?.publishData !== undefined ? { publishData: o.permissions.publishData } : {}),
     },
+    ...(o.policy ? { policy: o.policy } : {}),
     iat,
     exp: iat + o.ttlSeconds,
   };

@@ -89,6 +89,7 @@ export function renderRoom(room: RoomView): string {
   const links = room.cascade.links.map((l) => [`${l.fromRegion} ${l.from}`, `${l.toRegion} ${l.to}`]);
   return [
     `Room ${room.roomId}: home ${room.homeRegion} on ${room.homeNodeId} (epoch ${room.epoch}), ${room.participants.length} participant(s)`,
+    policyLine(room.policy),
     '',
     'Participants by region',
     table(['region', 'node', 'count', 'participants'], rows, ['left', 'left', 'right', 'left']),
@@ -96,4 +97,11 @@ export function renderRoom(room: RoomView): string {
     links.length > 0 ? `Cascade links (${room.cascade.regions.join(' ↔ ')})` : 'Cascade links: none (one region)',
     ...(links.length > 0 ? [table(['from', 'to'], links)] : []),
   ].join('\n');
+}
+
+/** The room's region policy in a line (docs/region-policy.md). */
+function policyLine(policy: RoomView['policy']): string {
+  if (!policy) return 'Region policy: none';
+  const preferred = policy.preferredRegions?.length ? `; preferred ${policy.preferredRegions.join(', ')}` : '';
+  return `Region policy: media only in ${policy.allowedRegions.join(', ')}${preferred}; P2P fallback ${policy.allowP2p ? 'allowed' : 'not allowed'}`;
 }

@@ -1,3 +1,4 @@
+import type { TrackInfo, TrackSource } from '../../shared/schemas/index.ts';
 import type { RequestName, RequestPayload, ResponseData } from '../../shared/signaling.ts';
 import type { Peer, types as ms } from '../../sfu/index.ts';
 import type { AgentSfu } from '../sfu.ts';
@@ -26,6 +27,22 @@ export interface RequestContext {
   readonly caps: PeerCaps;
   /** The agent's data producers by id (consumeData finds them across sessions). */
   readonly dataProducers: Map<string, DataProducerEntry>;
+}
+
+const SOURCES: ReadonlySet<string> = new Set<TrackSource>(['camera', 'microphone', 'screen_share', 'screen_share_audio']);
+
+/** A producer as a track of the application's webhooks: its source as the client's `appData.source` names it, its encodings as layers. */
+function trackInfo(producer: ms.Producer, source: unknown): TrackInfo {
+  return {
+    trackId: producer.id,
+    kind: producer.kind,
+    source: typeof source === 'string' && SOURCES.has(source) ? (source as TrackSource) : 'unknown',
+    layers: (producer.rtpParameters.encodings ?? []).slice(0, 16).map((e) => ({
+      ...(typeof e.rid === 'string' ? { rid: e.rid.slice(0, 32) } : {}),
+      ...(typeof e.maxBitrate === 'number' ? { maxBitrate: Math.max(0, Math.round(e.maxBitrate)) } : {}),
+      ...(typeof e.scalabilityMode === 'string' ? { scalabilityMode: e.scalabilityMode.slice(0, 16) } : {}),
+    })),
+  };
 }
 
 type Handler<N extends RequestName> = (ctx: RequestContext, payload: RequestPayload<N>) => Promise<ResponseData[N]>;
@@ -91,10 +108,14 @@ const handlers: { [N in RequestName]: Handler<N> } = {
     return { iceParameters: (await (t as ms.WebRtcTransport).restartIce()) as unknown as Record<string, unknown> };
   },
 
-  produce: async ({ session }, p) => {
+  produce: async ({ session, reports }, p) => {
     const peer = joined(session);
     transportOf(peer, p.transportId, 'send');
     const producer = await peer.produce({ transportId: p.transportId, kind: p.kind, rtpParameters: p.rtpParameters as unknown as ms.RtpParameters, ...(p.appData ? { appData: p.appData } : {}) });
+    // The router turns these into the application's track webhooks.
+    const track = trackInfo(producer, p.appData?.source);
+    reports.track(session, 'published', track);
+    producer.observer.once('close', () => reports.track(session, 'unpublished', track));
     return { producerId: producer.id };
   },
 

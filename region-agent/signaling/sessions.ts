@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Socket } from 'socket.io';
-import type { ParticipantEventAnswer } from '../../shared/schemas/index.ts';
+import type { LeftReport, ParticipantEventAnswer } from '../../shared/schemas/index.ts';
 import type { ParticipantPermissions, ServerEvents } from '../../shared/signaling.ts';
 import { resolvePermissions, type JoinClaims } from '../../shared/tokens.ts';
 import type { Peer } from '../../sfu/index.ts';
@@ -45,7 +45,7 @@ export function send<E extends keyof ServerEvents>(socket: Socket, event: E, ...
 
 /** Reports `joined` and `left` to the router (region-agent/signaling/router-reports.ts). */
 export interface SessionReports {
-  report(session: Session, event: 'joined' | 'left'): void;
+  report(session: Session, event: 'joined' | 'left', reason?: LeftReport): void;
 }
 
 export interface SessionsOptions {
@@ -143,18 +143,19 @@ export class Sessions {
     session.socket = null;
     session.disconnectedAt = Date.now();
     if (this.#o.resumeGraceMs === 0) {
-      void this.end(session, 'disconnected');
+      void this.end(session, 'disconnected', true, 'timed_out');
       return;
     }
-    session.graceTimer = setTimeout(() => void this.end(session, 'resume grace period over'), this.#o.resumeGraceMs);
+    session.graceTimer = setTimeout(() => void this.end(session, 'resume grace period over', true, 'timed_out'), this.#o.resumeGraceMs);
     session.graceTimer.unref();
   }
 
   /**
-   * Ends a session: closes its SFU peer, reports `left` (when it had joined and `report` holds),
-   * disconnects its socket. Resolves when the router heard (or refused) the report.
+   * Ends a session: closes its SFU peer, reports `left` (when it had joined and `report` holds;
+   * `reason` is `timed_out` when its connection dropped and was not resumed), disconnects its
+   * socket. Resolves when the router heard (or refused) the report.
    */
-  end(session: Session, why: string, report = true): Promise<void> {
+  end(session: Session, why: string, report = true, reason: LeftReport = 'left'): Promise<void> {
     if (session.ended) return session.reports;
     session.ended = true;
     if (session.graceTimer) clearTimeout(session.graceTimer);
@@ -165,7 +166,7 @@ export class Sessions {
     const peer = session.peer;
     session.peer = null;
     peer?.close();
-    if (report && session.joinedReported) this.#o.reports.report(session, 'left');
+    if (report && session.joinedReported) this.#o.reports.report(session, 'left', reason);
     const socket = session.socket;
     session.socket = null;
     socket?.disconnect(true);

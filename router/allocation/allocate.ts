@@ -1,6 +1,6 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { BadRequestError, ConflictError, ForbiddenError, NoCapacityError } from '../../shared/errors.ts';
-import type { AllocatePreview, AllocateRequest, AllocateResponse, AllocateSfuResponse } from '../../shared/schemas/index.ts';
+import { type AllocatePreview, type AllocateRequest, type AllocateResponse, type AllocateSfuResponse, type NormalizedPolicy, normalizePolicy, policyKey } from '../../shared/schemas/index.ts';
 import type { Permissions } from '../../shared/tokens.ts';
 import type { GeoLookup } from '../geo.ts';
 import type { P2pAllocator } from '../p2p/p2p-allocator.ts';
@@ -11,6 +11,7 @@ import type { NodeRegistry, NodeSnapshot } from '../registry/node-registry.ts';
 import type { ParticipantRecord, RoomState, RoomStore, SessionLog } from '../state/types.ts';
 import { type KnownRoom, type KnownRooms, NO_ROOM } from './known-rooms.ts';
 import { clientRttModel, placed, placementInput } from './placement-input.ts';
+import { noAllowedRegion, policyConflict, whyNot } from './policy-refusals.ts';
 import { recordSession, sfuResponse } from './response.ts';
 
 export interface AllocatorDeps {
@@ -53,6 +54,8 @@ export interface AllocationJob {
   permissions: Permissions | undefined;
   /** The grant's iat: refused when an admin removed the participant since. */
   grantIssuedAtMs: number | undefined;
+  /** The room's region policy as this allocation states it (`req.policy`, normalized); null: none. */
+  policy: NormalizedPolicy | null;
   /** performance.now() at the start. */
   started: number;
 }
@@ -79,11 +82,20 @@ export class Allocator {
     this.#clientRttModel = clientRttModel(deps.config);
   }
 
-  /** Validates the request and estimates the client's RTTs; the basis is the room as remembered. */
+  /**
+   * Validates the request (`req.policy`: the caller's effective region policy, the grant's for a
+   * grant caller) and estimates the client's RTTs; the basis is the room as remembered.
+   */
   prepare(req: AllocateRequest, clientIp: string | null, permissions: Permissions | undefined, grantIssuedAtMs: number | undefined): AllocationJob {
     const started = performance.now();
     for (const region of Object.keys(req.latencies ?? {})) {
       if (!this.#catalog.has(region)) throw new BadRequestError(`latencies.${region} is not a region of this deployment (${this.#regionIds.join(', ')})`, `latencies.${region}`);
+    }
+    let policy: NormalizedPolicy | null = null;
+    if (req.policy) {
+      const normalized = normalizePolicy(req.policy, this.#regionIds);
+      if ('field' in normalized) throw new BadRequestError(normalized.message, normalized.field);
+      policy = normalized;
     }
     const client = estimateClientRtt({
       regions: this.deps.config.regions,
@@ -91,7 +103,7 @@ export class Allocator {
       location: clientIp !== null && !hasAllRegions(req.latencies, this.#regionIds) ? this.deps.geoLookup(clientIp) : null,
       model: this.#clientRttModel,
     });
-    return { req, client, basis: this.deps.knownRooms.get(req.roomId), permissions, grantIssuedAtMs, started };
+    return { req, client, basis: this.deps.knownRooms.get(req.roomId), permissions, grantIssuedAtMs, policy, started };
   }
 
   /** Places and commits the job (see the class comment); the store's errors propagate (DependencyUnavailableError). */
@@ -105,11 +117,13 @@ export class Allocator {
     let checkVersion = true;
     for (let attempt = 1; ; attempt++) {
       const basis = job.basis;
-      const { view, result, planned } = this.#decide(req, client, basis, full);
+      const { view, result, planned } = this.#decide(req, client, basis, full, job.policy);
       if (!result.ok) {
-        if (this.deps.p2p) return this.#allocateP2p(job, this.deps.p2p, result.candidates);
+        // A room with a policy goes P2P only when the policy allows it: never a silent way around it.
+        if (this.deps.p2p && (job.policy === null || job.policy.allowP2p)) return this.#allocateP2p(job, this.deps.p2p, result.candidates);
         this.#refused(job);
-        throw new NoCapacityError(`no region can take participant ${req.participantId} now: ${result.candidates.map((c) => `${c.region} ${c.excludedBecause ?? 'ok'}`).join(', ')}`);
+        if (job.policy) throw noAllowedRegion(req, job.policy, result.candidates);
+        throw new NoCapacityError(`no region can take participant ${req.participantId} now: ${whyNot(result.candidates)}`);
       }
       const { decision } = result;
       const nowMs = now();
@@ -118,6 +132,7 @@ export class Allocator {
       const outcome = await rooms.allocate({
         roomId: req.roomId,
         proposedHome: { region: decision.homeRegion, nodeId: decision.homeNodeId },
+        policy: job.policy,
         expectedHomeRegion: basis.home?.region ?? null,
         ...(checkVersion ? { expectedVersion: basis.version } : {}),
         participant,
@@ -138,6 +153,11 @@ export class Allocator {
       if (outcome.status === 'kicked') {
         this.#refused(job);
         throw new ForbiddenError(`${req.participantId} was removed from room ${req.roomId} after this grant was issued: a new grant is needed`, undefined, 'KICKED');
+      }
+      if (outcome.status === 'policy_conflict') {
+        this.#refused(job);
+        knownRooms.delete(req.roomId);
+        throw policyConflict(req.roomId, outcome.policy, job.policy);
       }
       if (outcome.status !== 'ok') {
         if (attempt >= MAX_PLACEMENT_ATTEMPTS) {
@@ -166,6 +186,7 @@ export class Allocator {
           version: outcome.version,
           home: { region: outcome.room.homeRegion, nodeId: outcome.room.homeNodeId },
           epoch: outcome.room.epoch,
+          policy: outcome.room.policy,
           participants: [...others, placed(participant, config.defaultClientRttMs)],
           plans,
         });
@@ -188,7 +209,9 @@ export class Allocator {
     const state = await rooms.getRoom(req.roomId);
     const basis = state ? this.#knownRoom(state) : NO_ROOM;
     if (basis.participants.filter((p) => p.participantId !== req.participantId).length >= config.maxRoomParticipants) throw roomFull(req.roomId, config.maxRoomParticipants);
-    const { view, result } = this.#decide(req, client, basis, new Set());
+    // The dry run refuses what /allocate would refuse before placing: another region policy than the room's.
+    if (state && policyKey(state.room.policy) !== policyKey(job.policy)) throw policyConflict(req.roomId, state.room.policy, job.policy);
+    const { view, result } = this.#decide(req, client, basis, new Set(), job.policy);
     const common = {
       dryRun: true as const,
       roomId: req.roomId,
@@ -197,7 +220,7 @@ export class Allocator {
       rttSource: client.source,
     };
     if (!result.ok) {
-      return { ...common, mode: p2p ? 'p2p' : 'refused', homeRegion: null, region: null, node: null, cascade: { regions: [] }, reasons: [], candidates: result.candidates };
+      return { ...common, mode: p2p && (job.policy === null || job.policy.allowP2p) ? 'p2p' : 'refused', homeRegion: null, region: null, node: null, cascade: { regions: [] }, reasons: [], candidates: result.candidates };
     }
     const { decision } = result;
     const node = view.snapshot.nodes.find((n) => n.nodeId === decision.nodeId)!;
@@ -218,9 +241,9 @@ export class Allocator {
    * full). A participant rebalancing told to move gets the planned edge while the plan lives and the
    * region can take it; otherwise it is placed as anyone else.
    */
-  #decide(req: AllocateRequest, client: ClientRtt, basis: KnownRoom, full: ReadonlySet<string>) {
+  #decide(req: AllocateRequest, client: ClientRtt, basis: KnownRoom, full: ReadonlySet<string>, policy: NormalizedPolicy | null) {
     const view = this.deps.registry.placementView();
-    const input = placementInput(this.#regionIds, this.deps.config, req, client, basis, view, full);
+    const input = placementInput(this.#regionIds, this.deps.config, req, client, basis, view, full, policy);
     const plan = basis.plans.get(req.participantId);
     const planned = plan && plan.expiresAtMs > this.deps.now() ? followPlan(input, plan) : null;
     return { view, planned, result: planned ?? this.deps.strategy.place(input) };
@@ -235,7 +258,7 @@ export class Allocator {
       region: decision.region,
       clientRttMs: job.client.byRegion[decision.region] ?? config.defaultClientRttMs,
     });
-    return sfuResponse(config, { req: job.req, client: job.client, decision, node, participant, homeRegion, permissions: job.permissions });
+    return sfuResponse(config, { req: job.req, client: job.client, decision, node, participant, homeRegion, permissions: job.permissions, policy: job.policy });
   }
 
   /** A fresh allocation record for a participant placed by `decision`. */
@@ -256,7 +279,7 @@ export class Allocator {
   async #allocateP2p(job: AllocationJob, p2p: P2pAllocator, candidates: Parameters<P2pAllocator['allocate']>[2]): Promise<AllocateResponse> {
     let response;
     try {
-      response = await p2p.allocate(job.req, job.client, candidates);
+      response = await p2p.allocate(job.req, job.client, candidates, job.policy);
     } catch (err) {
       if (err instanceof NoCapacityError) this.#refused(job);
       throw err;
@@ -275,6 +298,7 @@ export class Allocator {
       version: state.version,
       home: { region: state.room.homeRegion, nodeId: state.room.homeNodeId },
       epoch: state.room.epoch,
+      policy: state.room.policy,
       participants: state.participants.map((p) => placed(p, this.deps.config.defaultClientRttMs)),
       plans: new Map(state.plans.map((plan) => [plan.participantId, plan])),
     };

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DependencyUnavailableError } from '../../shared/errors.ts';
+import type { NormalizedPolicy } from '../../shared/schemas/index.ts';
 import type { ParticipantRecord } from '../state/types.ts';
+import type { AppOccurrence } from '../webhooks/types.ts';
 
 /** An allocation made while Redis was unreachable, waiting to be written there. */
 export interface JournalEntry {
@@ -11,6 +13,8 @@ export interface JournalEntry {
   /** The room's home and epoch as this router knew them when it placed the participant. */
   home: { region: string; nodeId: string };
   epoch: number;
+  /** The room's region policy (pinned again with the home if the room was forgotten meanwhile). */
+  policy: NormalizedPolicy | null;
 }
 
 /**
@@ -291,6 +295,26 @@ export class DegradedJournal {
     const dir = await open(path.dirname(file.path), 'r');
     await dir.sync().finally(() => dir.close());
     file.bytes = Buffer.byteLength(text);
+  }
+
+  // --- Application webhook occurrences (router/webhooks/app-events.ts), a kind of entry of their
+  // own: raised while Redis was away, queued in this order once it is back.
+  readonly #appEvents: AppOccurrence[] = [];
+
+  get appEventCount(): number {
+    return this.#appEvents.length;
+  }
+
+  addAppEvent(occurrence: AppOccurrence): void {
+    this.#appEvents.push(occurrence);
+  }
+
+  firstAppEvent(): AppOccurrence | undefined {
+    return this.#appEvents[0];
+  }
+
+  dropFirstAppEvent(): void {
+    this.#appEvents.shift();
   }
 }
 

@@ -5,8 +5,10 @@ import type { Permissions } from '../../shared/tokens.ts';
 import type { PlacementStrategy } from '../placement/types.ts';
 import type { NodeRegistry } from '../registry/node-registry.ts';
 import type { RoomStore, SessionLog } from '../state/types.ts';
+import { policyKey } from '../../shared/schemas/index.ts';
 import { type AllocationJob, type Allocator, MAX_PLACEMENT_ATTEMPTS, roomFull } from './allocate.ts';
 import type { DegradedJournal, JournalEntry, ReplayResult } from './degraded-journal.ts';
+import { policyConflict } from './policy-refusals.ts';
 import type { KnownRooms } from './known-rooms.ts';
 import { placed, placementInput } from './placement-input.ts';
 
@@ -70,6 +72,11 @@ export class DegradedAllocator {
       if (!(err instanceof DependencyUnavailableError)) throw err;
       return this.#allocateDegraded(job, err);
     }
+  }
+
+  /** The journal, for the other kinds of entries it keeps (application webhook occurrences). */
+  get journal(): DegradedJournal {
+    return this.#journal;
   }
 
   /** POST /allocate/dry-run: the loop's decision on the room as Redis holds it, nothing written (503 while Redis is away). */
@@ -138,6 +145,7 @@ export class DegradedAllocator {
       const outcome = await rooms.allocate({
         roomId: entry.roomId,
         proposedHome: entry.home,
+        policy: entry.policy,
         expectedHomeRegion: state?.room.homeRegion ?? null,
         expectedVersion: state?.version ?? 0,
         participant: written,
@@ -156,8 +164,9 @@ export class DegradedAllocator {
         await this.#journal.remove(allocationId);
         return outcome.room.epoch === entry.epoch && outcome.room.homeRegion === entry.home.region ? 'applied' : 'rehomed';
       }
-      if (outcome.status === 'p2p' || attempt >= MAX_PLACEMENT_ATTEMPTS * 2) {
-        // The room became a P2P mesh (or keeps changing under us): the participant's join fails and the SDK allocates again.
+      if (outcome.status === 'p2p' || outcome.status === 'policy_conflict' || attempt >= MAX_PLACEMENT_ATTEMPTS * 2) {
+        // The room became a P2P mesh, or was forgotten and created again with another policy (or
+        // keeps changing under us): the participant's join fails and the SDK allocates again.
         await this.#journal.remove(allocationId);
         sessions.setStatus(allocationId, 'ended', new Date(now()));
         return 'superseded';
@@ -179,6 +188,7 @@ export class DegradedAllocator {
     const { req, client, basis } = job;
     const home = basis.home;
     if (!config.degradedAllocation || home === null) throw cause;
+    if (policyKey(basis.policy) !== policyKey(job.policy)) throw policyConflict(req.roomId, basis.policy, job.policy);
     const others = basis.participants.filter((p) => p.participantId !== req.participantId);
     if (config.maxRoomParticipants > 0 && others.length >= config.maxRoomParticipants) throw roomFull(req.roomId, config.maxRoomParticipants);
     const view = this.deps.registry.placementView(false);
@@ -192,7 +202,7 @@ export class DegradedAllocator {
       const budget = Math.min(config.degradedSeatsPerNode, n.maxParticipants - used) - taken;
       if (!serving.has(n.nodeId) || budget <= 0) excluded.add(n.nodeId);
     }
-    const result = this.deps.strategy.place(placementInput(this.#regionIds, config, { ...req, excludeNodeIds: [...excluded] }, client, basis, view, new Set()));
+    const result = this.deps.strategy.place(placementInput(this.#regionIds, config, { ...req, excludeNodeIds: [...excluded] }, client, basis, view, new Set(), job.policy));
     if (!result.ok || result.decision.homeRegion !== home.region || !serving.has(result.decision.nodeId)) {
       throw new DependencyUnavailableError(
         `${cause.message}; room ${req.roomId} cannot be placed from local state (no node already serving it with degraded budget left in its home or edge regions)`,
@@ -202,7 +212,7 @@ export class DegradedAllocator {
     const node = view.snapshot.nodes.find((n) => n.nodeId === decision.nodeId)!;
     const nowMs = now();
     const participant = loop.newParticipant(req.participantId, decision, client, nowMs);
-    const earlier = await this.#journal.add({ roomId: req.roomId, participant, home, epoch: basis.epoch });
+    const earlier = await this.#journal.add({ roomId: req.roomId, participant, home, epoch: basis.epoch, policy: basis.policy });
     if (earlier) this.deps.sessions.setStatus(earlier.participant.allocationId, 'ended', new Date(nowMs));
     // Same version: the room in Redis does not have this participant yet, so a later compare-and-set on it must fail.
     this.deps.knownRooms.set(req.roomId, { ...basis, participants: [...others, placed(participant, config.defaultClientRttMs)] });

@@ -1,3 +1,4 @@
+import type { NormalizedPolicy } from '../../shared/schemas/index.ts';
 import type { PlacedParticipant } from '../placement/types.ts';
 import type { MovePlan } from '../state/types.ts';
 
@@ -8,12 +9,14 @@ export interface KnownRoom {
   home: { region: string; nodeId: string } | null;
   /** The home's epoch (see RoomRecord); 0 with no room. */
   epoch: number;
+  /** The room's region policy (see RoomRecord); null with no room. */
+  policy: NormalizedPolicy | null;
   participants: readonly PlacedParticipant[];
   /** Rebalancing plans by participant id. */
   plans: ReadonlyMap<string, MovePlan>;
 }
 
-export const NO_ROOM: KnownRoom = { version: 0, home: null, epoch: 0, participants: [], plans: new Map() };
+export const NO_ROOM: KnownRoom = { version: 0, home: null, epoch: 0, policy: null, participants: [], plans: new Map() };
 
 /**
  * The rooms this router saw last, least recently used dropped first once they hold more than

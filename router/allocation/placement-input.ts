@@ -1,6 +1,6 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { own } from '../../shared/own.ts';
-import type { AllocateRequest } from '../../shared/schemas/index.ts';
+import type { AllocateRequest, NormalizedPolicy } from '../../shared/schemas/index.ts';
 import type { ClientRttModel } from '../placement/client-rtt.ts';
 import type { ClientRtt, PlacedParticipant, PlacementInput } from '../placement/types.ts';
 import type { PlacementView } from '../registry/node-registry.ts';
@@ -14,7 +14,8 @@ export function clientRttModel(config: GeoSfuConfig): ClientRttModel {
 
 /**
  * What placement gets for one participant: the registry's placement view (nodes the store found
- * `full` since count as full), the client's RTTs and the room as known, without the participant.
+ * `full` since count as full), the client's RTTs, the room as known, without the participant, and
+ * the allocation's region policy (which the store checks is the room's).
  */
 export function placementInput(
   regions: readonly string[],
@@ -24,6 +25,7 @@ export function placementInput(
   basis: KnownRoom,
   view: PlacementView,
   full: ReadonlySet<string>,
+  policy: NormalizedPolicy | null,
 ): PlacementInput {
   return {
     regions,
@@ -37,6 +39,7 @@ export function placementInput(
     },
     excludeNodeIds: req.excludeNodeIds ?? [],
     marginMs: config.marginMs,
+    policy,
   };
 }
 

@@ -144,6 +144,7 @@ export class Rebalancer {
         lastMovedAtMs: p.movedAtMs ?? null,
       })),
       nowMs,
+      policy: state.room.policy,
       thresholds: { minRoomGainMs: config.rebalanceMinRoomGainMs, minPersonGainMs: config.rebalanceMinPersonGainMs, personWindowMs: config.rebalanceWindowMs },
     });
     const decisionMs = performance.now() - started;

@@ -11,7 +11,8 @@ export interface RehomerDeps {
 
 /**
  * When a node dies, rooms whose home was on it get a new home: the live node serving most of the
- * room's remaining participants (ties: catalog order of their regions, then node id). The change
+ * room's remaining participants (ties: catalog order of their regions, then node id), in a region
+ * the room's policy allows (none such: the home stays, and /allocate places within the policy or refuses). The change
  * is a compare-and-set on the room's epoch, so it cannot race a pin or another re-home. The
  * participants who were on the dead node come back through /allocate (the SDK excludes the
  * failed node), which replaces their records.
@@ -42,8 +43,12 @@ export class Rehomer {
       for (const roomId of await this.deps.rooms.listRoomIds()) {
         const state = await this.deps.rooms.getRoom(roomId);
         if (!state || !dead.has(state.room.homeNodeId)) continue;
+        const allowed = state.room.policy ? new Set(state.room.policy.allowedRegions) : null;
         const counts = new Map<string, number>();
-        for (const p of state.participants) if (alive.has(p.nodeId)) counts.set(p.nodeId, (counts.get(p.nodeId) ?? 0) + 1);
+        for (const p of state.participants) {
+          const region = alive.get(p.nodeId);
+          if (region !== undefined && (!allowed || allowed.has(region))) counts.set(p.nodeId, (counts.get(p.nodeId) ?? 0) + 1);
+        }
         const best = [...counts.entries()].sort(
           ([a, ca], [b, cb]) => cb - ca || this.regionOrder.indexOf(alive.get(a)!) - this.regionOrder.indexOf(alive.get(b)!) || a.localeCompare(b),
         )[0];

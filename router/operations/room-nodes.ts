@@ -5,14 +5,18 @@ import type { RoomNodeSet, RoomNodesPush } from '../../shared/schemas/index.ts';
 import type { NodeRegistry, NodeSnapshot } from '../registry/node-registry.ts';
 import type { RoomState, RoomStore } from '../state/types.ts';
 
-/** The nodes a room's participants are placed on (registered ones), at the room's version. */
+/**
+ * The nodes a room's participants are placed on (registered ones, in a region the room's policy
+ * allows: the cascade never pipes a policy room's media outside it), at the room's version.
+ */
 export function roomNodeSet(state: RoomState, nodes: ReadonlyMap<string, NodeSnapshot>): RoomNodeSet {
   const ids = [...new Set(state.participants.map((p) => p.nodeId))];
+  const allowed = state.room.policy ? new Set(state.room.policy.allowedRegions) : null;
   return {
     version: state.version,
     nodes: ids.flatMap((id) => {
       const n = nodes.get(id);
-      return n ? [{ nodeId: id, region: n.region, controlUrl: n.record.registration.controlUrl, state: n.state }] : [];
+      return n && (!allowed || allowed.has(n.region)) ? [{ nodeId: id, region: n.region, controlUrl: n.record.registration.controlUrl, state: n.state }] : [];
     }),
   };
 }

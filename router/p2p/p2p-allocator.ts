@@ -1,6 +1,7 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { NoCapacityError } from '../../shared/errors.ts';
-import type { AllocateP2pResponse, AllocateRequest, Candidate } from '../../shared/schemas/index.ts';
+import type { AllocateP2pResponse, AllocateRequest, Candidate, NormalizedPolicy } from '../../shared/schemas/index.ts';
+import { policyConflict } from '../allocation/policy-refusals.ts';
 import { NO_ROOM } from '../allocation/known-rooms.ts';
 import { clientRttModel, placementInput } from '../allocation/placement-input.ts';
 import { p2pResponse, recordSession } from '../allocation/response.ts';
@@ -33,7 +34,7 @@ export class P2pAllocator {
 
   /**
    * True when a region can take a P2P room now: placement for its first participant (with the RTTs
-   * it was allocated with) on an empty room succeeds.
+   * it was allocated with) on an empty room with the room's policy succeeds.
    */
   canHost(room: P2pRoomState): boolean {
     const first = room.participants[0];
@@ -41,19 +42,21 @@ export class P2pAllocator {
     const { config, registry, strategy } = this.deps;
     const client = estimateClientRtt({ regions: config.regions, measured: first.rttMs, location: null, model: clientRttModel(config) });
     const req: AllocateRequest = { roomId: room.roomId, participantId: first.participantId };
-    return strategy.place(placementInput(this.#regionIds, config, req, client, NO_ROOM, registry.placementView(), new Set())).ok;
+    return strategy.place(placementInput(this.#regionIds, config, req, client, NO_ROOM, registry.placementView(), new Set(), room.policy)).ok;
   }
 
   /**
    * No region can take the participant (`candidates` say why): a place in the room's P2P mesh, or
-   * NoCapacityError when the mesh is full or the room is on an SFU.
+   * NoCapacityError when the mesh is full or the room is on an SFU (409 when the room has another
+   * region policy). `policy` is the allocation's (the caller checked it allows P2P).
    */
-  async allocate(req: AllocateRequest, client: ClientRtt, candidates: Candidate[]): Promise<AllocateP2pResponse> {
+  async allocate(req: AllocateRequest, client: ClientRtt, candidates: Candidate[], policy: NormalizedPolicy | null): Promise<AllocateP2pResponse> {
     const { config, rooms, sessions, now } = this.deps;
     const nowMs = now();
     const allocationId = this.deps.newId();
     const outcome = await rooms.allocateP2p({
       roomId: req.roomId,
+      policy,
       participant: {
         participantId: req.participantId,
         allocationId,
@@ -66,6 +69,7 @@ export class P2pAllocator {
       nowMs,
     });
     const why = candidates.map((c) => `${c.region} ${c.excludedBecause ?? 'ok'}`).join(', ');
+    if (outcome.status === 'policy_conflict') throw policyConflict(req.roomId, outcome.policy, policy);
     if (outcome.status !== 'ok') {
       throw new NoCapacityError(
         outcome.status === 'full'
@@ -75,6 +79,6 @@ export class P2pAllocator {
     }
     if (outcome.replaced) sessions.setStatus(outcome.replaced.allocationId, 'ended', new Date(nowMs));
     recordSession(sessions, req.roomId, { allocationId, participantId: req.participantId, nodeId: 'p2p', region: 'p2p', allocatedAtMs: nowMs }, 'p2p');
-    return p2pResponse(config, { req, client, allocationId, nowMs, candidates });
+    return p2pResponse(config, { req, client, allocationId, nowMs, candidates, policy });
   }
 }

@@ -113,9 +113,14 @@ function rttSourceReason(client: ClientRtt, regionCount: number): Reason {
   }
 }
 
-/** Reasons every result starts with: where the RTTs came from, and the state of the room's home. */
+/** Reasons every result starts with: where the RTTs came from, the room's policy, and the state of its home. */
 function leadingReasons(ctx: PlacementContext): Reason[] {
   const reasons = [rttSourceReason(ctx.input.client, ctx.input.regions.length)];
+  const { policy } = ctx.input;
+  if (policy) {
+    const preferred = policy.preferredRegions.length > 0 ? `, preferring ${policy.preferredRegions.join(', ')}` : '';
+    reasons.push(reason('REGION_POLICY', `room's region policy: media only in ${policy.allowedRegions.join(', ')}${preferred}`));
+  }
   if (ctx.home) {
     const { region, nodeId } = ctx.home;
     reasons.push(reason('ROOM_HOME_EXISTS', `room's home is ${region} (${nodeId})`, { region, nodeId }));
@@ -141,14 +146,38 @@ export function noEligibleRegion(ctx: PlacementContext): PlacementResult {
   return { ok: false, reasons: leadingReasons(ctx), candidates: candidates(ctx) };
 }
 
-/** An empty room's first participant goes to its lowest-RTT eligible region, which becomes home. */
+/**
+ * The room's policy prefers some regions: among `pool` (default: every eligible region), the best
+ * preferred one whose `key` is within GEO_SFU_MARGIN_MS of `chosen`'s replaces it, with a
+ * PREFERRED_REGION reason. `chosen` itself when it is preferred, or no preferred region is that close.
+ */
+export function preferNearTie(ctx: PlacementContext, chosen: EligibleOption, key: OptionKey, pool: readonly EligibleOption[] = ctx.eligible): { option: EligibleOption; reasons: Reason[] } {
+  const preferred = ctx.input.policy?.preferredRegions ?? [];
+  if (preferred.length === 0 || preferred.includes(chosen.region)) return { option: chosen, reasons: [] };
+  const { marginMs } = ctx.input;
+  const near = rankOptions(pool.filter((o) => preferred.includes(o.region) && key(o) - key(chosen) <= marginMs + SCORE_TOLERANCE_MS), key)[0];
+  if (!near) return { option: chosen, reasons: [] };
+  const costMs = key(near) - key(chosen);
+  return {
+    option: near,
+    reasons: [
+      reason('PREFERRED_REGION', `${near.region} is preferred by the room's policy: ${ms(Math.max(0, costMs))} more than ${chosen.region}, within the ${ms(marginMs)} margin`, {
+        region: near.region,
+        valueMs: costMs,
+      }),
+    ],
+  };
+}
+
+/** An empty room's first participant goes to its lowest-RTT eligible region (a preferred one on a near-tie), which becomes home. */
 export function placeFirstParticipant(ctx: PlacementContext): PlacementResult {
-  const best = rankOptions(ctx.eligible, byClientRtt)[0]!;
+  const { option: best, reasons: preference } = preferNearTie(ctx, rankOptions(ctx.eligible, byClientRtt)[0]!, byClientRtt);
   return decide(ctx, best, [
     reason('FIRST_PARTICIPANT_SETS_HOME', `first participant: ${best.region} (RTT ${ms(best.clientRttMs)}) becomes the room's home`, {
       region: best.region,
       valueMs: best.clientRttMs,
     }),
+    ...preference,
     ...allRegionsEqual(ctx, byClientRtt),
   ]);
 }

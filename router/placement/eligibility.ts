@@ -15,6 +15,8 @@ import type { PlacementInput, PlacementNode } from './types.ts';
  * NO_NODES; otherwise it reports the least lasting cause among its nodes, i.e. the last barrier
  * between this participant and the region (one node dead and one overloaded: OVERLOADED, because
  * the region is out for as long as the overload lasts, not for as long as the dead node stays dead).
+ * A region the room's policy does not allow reports POLICY_RESTRICTED whatever its nodes: no node
+ * of it is ever chosen for the room.
  */
 
 export type NodeChoiceReason = 'NODE_ALREADY_IN_ROOM' | 'NODE_LEAST_STRESSED';
@@ -98,7 +100,9 @@ export function assessRegions(input: PlacementInput): RegionAssessment[] {
     if (regionNodes) regionNodes.push(node);
     else nodesByRegion.set(node.region, [node]);
   }
+  const allowed = input.policy ? new Set(input.policy.allowedRegions) : null;
   return input.regions.map((region, catalogIndex) => {
+    if (allowed && !allowed.has(region)) return { region, catalogIndex, choice: null, excludedBecause: 'POLICY_RESTRICTED' };
     const regionNodes = nodesByRegion.get(region) ?? [];
     const choice = chooseNode(regionNodes, roomNodeIds, excludedNodeIds);
     return { region, catalogIndex, choice, excludedBecause: choice ? null : regionExclusion(regionNodes, excludedNodeIds) };

@@ -6,6 +6,7 @@ import {
   ms,
   noEligibleRegion,
   placeFirstParticipant,
+  preferNearTie,
   rankOptions,
   reason,
 } from './decision.ts';
@@ -30,11 +31,13 @@ export const firstJoinerStrategy: PlacementStrategy = {
       ]);
     }
     const nearest = rankOptions(ctx.eligible, byClientRtt)[0]!;
-    return decide(ctx, nearest, [
+    const chosen = preferNearTie(ctx, nearest, byClientRtt);
+    return decide(ctx, chosen.option, [
       reason('NEAREST_REGION', `overflow to the nearest eligible region ${nearest.region} (RTT ${ms(nearest.clientRttMs)})`, {
         region: nearest.region,
         valueMs: nearest.clientRttMs,
       }),
+      ...chosen.reasons,
       ...allRegionsEqual(ctx, byClientRtt),
     ]);
   },

@@ -6,6 +6,7 @@ import {
   ms,
   noEligibleRegion,
   placeFirstParticipant,
+  preferNearTie,
   rankOptions,
   reason,
   scoresWithin,
@@ -32,17 +33,22 @@ export const minDelayStrategy: PlacementStrategy = {
     const bestInRoom = ctx.roomRegions.has(best.region) ? undefined : ranked.find((o) => ctx.roomRegions.has(o.region));
     if (bestInRoom && scoresWithin(bestInRoom, best, input.marginMs)) {
       const savingMs = bestInRoom.score - best.score;
-      return decide(ctx, bestInRoom, [
+      // Kept in the room's regions: a preferred one of them may win the near-tie, never a new region.
+      const kept = preferNearTie(ctx, bestInRoom, byScore, ranked.filter((o) => ctx.roomRegions.has(o.region)));
+      return decide(ctx, kept.option, [
         reason(
           'KEPT_IN_ROOM_REGION_BY_MARGIN',
           `kept in ${bestInRoom.region} (${meanDelayText(ctx, bestInRoom)}): ${best.region} would save ${ms(savingMs)}, not more than the ${ms(input.marginMs)} margin`,
           { region: bestInRoom.region, valueMs: savingMs },
         ),
+        ...kept.reasons,
         ...tie,
       ]);
     }
-    return decide(ctx, best, [
+    const chosen = preferNearTie(ctx, best, byScore);
+    return decide(ctx, chosen.option, [
       reason('MIN_MEAN_DELAY', `${best.region}: ${meanDelayText(ctx, best)}`, { region: best.region, valueMs: best.score }),
+      ...chosen.reasons,
       ...tie,
     ]);
   },

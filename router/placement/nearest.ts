@@ -6,6 +6,7 @@ import {
   ms,
   noEligibleRegion,
   placeFirstParticipant,
+  preferNearTie,
   rankOptions,
   reason,
 } from './decision.ts';
@@ -22,11 +23,13 @@ export const nearestStrategy: PlacementStrategy = {
     if (ctx.eligible.length === 0) return noEligibleRegion(ctx);
     if (ctx.home === null) return placeFirstParticipant(ctx);
     const nearest = rankOptions(ctx.eligible, byClientRtt)[0]!;
-    return decide(ctx, nearest, [
+    const chosen = preferNearTie(ctx, nearest, byClientRtt);
+    return decide(ctx, chosen.option, [
       reason('NEAREST_REGION', `nearest eligible region ${nearest.region} (RTT ${ms(nearest.clientRttMs)})`, {
         region: nearest.region,
         valueMs: nearest.clientRttMs,
       }),
+      ...chosen.reasons,
       ...allRegionsEqual(ctx, byClientRtt),
     ]);
   },

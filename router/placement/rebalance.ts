@@ -1,4 +1,4 @@
-import type { Reason } from '../../shared/schemas/index.ts';
+import type { NormalizedPolicy, Reason } from '../../shared/schemas/index.ts';
 import { assessPlacement, decide, ms, reason } from './decision.ts';
 import { assessRegions, nodeExclusion } from './eligibility.ts';
 import type { InterRegionRtt, PlacementInput, PlacementNode, PlacementResult } from './types.ts';
@@ -13,7 +13,7 @@ import { own } from '../../shared/own.ts';
  *   - each moved participant's own mean delay to the others drops by at least `minPersonGainMs`;
  *   - nobody moves twice within `personWindowMs`, nobody not joined yet, nobody whose node is
  *     leaving anyway (drain and failover move those), and nobody to a region without an eligible
- *     node (stress, health, cordon and drain rules of placement).
+ *     node (stress, health, cordon and drain rules of placement) or that the room's policy does not allow.
  *
  * The objective is the router's (delay.ts): summed over ordered pairs,
  *   T = (n − 1) Σ_i rtt_i(A_i) + ½ Σ_{X,Y} c_X c_Y R(X, Y),   c_X = participants on X,
@@ -54,6 +54,8 @@ export interface RebalanceInput {
   /** Wall clock, ms (for the per-person window). */
   nowMs: number;
   thresholds: RebalanceThresholds;
+  /** The room's region policy: no participant is moved to a region it does not allow. */
+  policy?: NormalizedPolicy | null;
 }
 
 export interface RebalanceMove {
@@ -248,6 +250,7 @@ function roomPlacementInput(input: RebalanceInput): PlacementInput {
     },
     excludeNodeIds: [],
     marginMs: 0,
+    policy: input.policy ?? null,
   };
 }
 

@@ -1,5 +1,5 @@
 import type { RawConfig } from '../../shared/config/index.ts';
-import type { Candidate, Reason } from '../../shared/schemas/index.ts';
+import type { Candidate, NormalizedPolicy, Reason } from '../../shared/schemas/index.ts';
 
 /**
  * Inputs and outputs of placement. Placement is pure: everything it needs is in these values
@@ -56,6 +56,11 @@ export interface PlacementInput {
   excludeNodeIds: readonly string[];
   /** See GEO_SFU_MARGIN_MS. */
   marginMs: number;
+  /**
+   * The room's region policy: a region it does not allow is excluded (POLICY_RESTRICTED) before its
+   * nodes are looked at; its preferred regions win near-ties (within `marginMs`). Absent or null: none.
+   */
+  policy?: NormalizedPolicy | null;
 }
 
 export interface PlacementDecision {

@@ -1,11 +1,15 @@
 import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import { TooManyRequestsError } from '../../shared/errors.ts';
 import { AllocatePreview, AllocateRequest, AllocateResponse, ErrorBody } from '../../shared/schemas/index.ts';
-import { type AllocateCaller, allocateCaller, allocationPermissions, bearer, presentedGrant } from '../auth.ts';
+import { type AllocateCaller, allocateCaller, allocationPermissions, allocationPolicy, bearer, presentedGrant } from '../auth.ts';
 import { rateLimitStore } from '../limits.ts';
 import { ALLOCATE_CALLERS } from '../openapi.ts';
+
+/** The error body with what a status means here (the OpenAPI response description). */
+const described = (description: string) => Type.Object(ErrorBody.properties, { description });
 
 export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, credentials, allocator, now, limits } = app;
@@ -37,14 +41,23 @@ export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       ...rateLimited,
       schema: {
         security: ALLOCATE_CALLERS(config.requireAuth),
-        summary: "Place a participant: the room's home region, this participant's edge, and a join token",
+        summary:
+          "Place a participant: the room's home region, this participant's edge, and a join token. A room's region policy (body `policy` for API-key callers, a grant's `policy` claim) keeps its media in the allowed regions: 409 POLICY_CONFLICT when the room's differs, 503 NO_ALLOWED_REGION (Retry-After) when no allowed region can take the participant",
         body: AllocateRequest,
-        response: { 200: AllocateResponse, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 409: ErrorBody, 429: ErrorBody, 503: ErrorBody },
+        response: {
+          200: AllocateResponse,
+          400: described('Bad input, naming the field (`policy.allowedRegions` for a region not in the catalog)'),
+          401: ErrorBody,
+          403: described('Not allowed: a grant caller asking for more than its grant (`permissions.*`, or any `policy`: a grant carries its own), or `KICKED`'),
+          409: described("`ROOM_FULL`; `POLICY_CONFLICT`: the room's region policy (fixed by its first allocation) differs from this allocation's"),
+          429: ErrorBody,
+          503: described('`NO_CAPACITY`; `NO_ALLOWED_REGION`: no region the room\'s policy allows can take the participant now (never placed outside it); `DEPENDENCY_UNAVAILABLE`. With Retry-After'),
+        },
       },
     },
     async (req) => {
       const caller = allocateCaller(req, req.body, config, credentials.apiKeys, now());
-      return allocator.allocate(req.body, clientIpOf(req.body, req.ip, caller), allocationPermissions(caller, req.body.permissions), caller.kind === 'grant' ? caller.issuedAtMs : undefined);
+      return allocator.allocate(withCallerPolicy(req.body, caller), clientIpOf(req.body, req.ip, caller), allocationPermissions(caller, req.body.permissions), caller.kind === 'grant' ? caller.issuedAtMs : undefined);
     },
   );
 
@@ -62,7 +75,8 @@ export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (req) => {
-      return allocator.preview(req.body, clientIpOf(req.body, req.ip, allocateCaller(req, req.body, config, credentials.apiKeys, now())));
+      const caller = allocateCaller(req, req.body, config, credentials.apiKeys, now());
+      return allocator.preview(withCallerPolicy(req.body, caller), clientIpOf(req.body, req.ip, caller));
     },
   );
 };
@@ -74,4 +88,11 @@ export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
  */
 function clientIpOf(body: AllocateRequest, requestIp: string, caller: AllocateCaller): string {
   return body.clientIp !== undefined && caller.kind === 'api-key' ? body.clientIp : requestIp;
+}
+
+/** The request with the caller's effective region policy: a grant's claim, else the body's (router/auth.ts). */
+function withCallerPolicy(body: AllocateRequest, caller: AllocateCaller): AllocateRequest {
+  const { policy: asked, ...rest } = body;
+  const policy = allocationPolicy(caller, asked);
+  return policy ? { ...rest, policy } : rest;
 }

@@ -274,5 +274,6 @@ function dashboardRoom(view: ReturnType<typeof roomView>, reports: HeartbeatInde
     edges: [...byRegion.values()].filter((e) => e.count > 0 || e.region === view.homeRegion),
     people,
     links: [...links.values()],
+    ...(view.policy ? { policy: view.policy } : {}),
   };
 }

@@ -2,6 +2,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { BadRequestError, TooManyRequestsError } from '../../shared/errors.ts';
 import { controlPlane } from '../../shared/control-plane.ts';
+import type { ParticipantMoveReason } from '../../shared/app-webhook-events.ts';
 import { ErrorBody, type RoomNodeSet } from '../../shared/schemas/index.ts';
 import { roomNodeSet } from '../operations/room-nodes.ts';
 import { requireSignature } from '../../shared/signed-http.ts';
@@ -14,6 +15,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { config, registry, rooms, sessions, now, limits } = app;
   const signed = requireSignature(config.clusterSecret, config.signedRequestWindowMs, now, limits.nonces);
   const catalog = new Set(config.regions.map((r) => r.id));
+  const regionOf = (nodeId: string) => registry.snapshot().nodes.find((n) => n.nodeId === nodeId)?.region ?? '';
   // Per node id, counted once the signature verified and the body validated (every body names its
   // node), over all these routes together: never per address, since many agents may share one
   // (a benchmark runs a thousand on loopback). This plugin's routes only.
@@ -58,11 +60,15 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     controlPlane.participantEvent.path,
     { onRequest: signed, schema: { hide: true, body: controlPlane.participantEvent.body, response: { ...controlPlane.participantEvent.answers, ...refusals } } },
     async (req, reply) => {
-      const { roomId, participantId, allocationId, event } = req.body;
+      const { roomId, participantId, allocationId, event, nodeId } = req.body;
       const at = new Date(now());
+      const joinedHere = (moveReason: ParticipantMoveReason | null) =>
+        app.appEvents?.raise({ kind: 'joined', roomId, participantId, allocationId, nodeId, region: regionOf(nodeId), moveReason, atMs: at.getTime() });
+      const leftHere = () => app.appEvents?.raise({ kind: 'left', roomId, participantId, allocationId, reason: req.body.reason ?? 'left', atMs: at.getTime() });
       if (await app.allocator.journalEvent(allocationId, event)) {
         // An allocation made while Redis was away: the journal carries the event to Redis with it.
         sessions.setStatus(allocationId, event === 'joined' ? 'active' : 'ended', at);
+        await (event === 'joined' ? joinedHere(null) : leftHere());
         return event === 'joined' ? reply.status(200).send({ current: true }) : reply.status(204).send(null);
       }
       if (event === 'joined') {
@@ -76,18 +82,42 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         // The room's node set, so the agent sets up its cascade without asking; left out if the
         // room cannot be read now (the agent's reconcile poll asks again).
         const state = await rooms.getRoom(roomId).catch(() => null);
-        if (!state) return reply.status(200).send({ current: true });
         const nodes = new Map(registry.snapshot().nodes.map((n) => [n.nodeId, n]));
+        if (app.appEvents) {
+          // Why this allocation replaced an earlier one elsewhere, if it was a move (see deriveEvents).
+          const movedByPlan = state?.participants.find((p) => p.allocationId === allocationId)?.movedAtMs !== undefined;
+          const earlier = outcome.earlierNodeIds.filter((id) => id !== nodeId).map((id) => nodes.get(id));
+          const moveReason: ParticipantMoveReason | null = movedByPlan
+            ? 'rebalance'
+            : earlier.some((n) => n?.draining)
+              ? 'drain'
+              : earlier.some((n) => !n || n.state === 'dead')
+                ? 'failover'
+                : null;
+          await joinedHere(moveReason);
+        }
+        if (!state) return reply.status(200).send({ current: true });
         return reply.status(200).send({ current: true, room: roomNodeSet(state, nodes) });
       }
       const removed = await rooms.removeParticipant(roomId, participantId, allocationId);
       sessions.setStatus(allocationId, 'ended', at);
+      await leftHere();
       // An allocation already replaced (the old edge of a participant who moved) changes nothing:
       // the room was scheduled when the new one joined.
       if (removed) {
         app.rebalancer.schedule(roomId);
         app.roomNodes.changed(roomId, [removed.nodeId]);
       }
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.post(
+    controlPlane.trackEvent.path,
+    { onRequest: signed, schema: { hide: true, body: controlPlane.trackEvent.body, response: { ...controlPlane.trackEvent.answers, ...refusals } } },
+    async (req, reply) => {
+      const { roomId, participantId, allocationId, event, track } = req.body;
+      await app.appEvents?.raise({ kind: 'track', roomId, participantId, allocationId, published: event === 'published', track, atMs: now() });
       return reply.status(204).send(null);
     },
   );

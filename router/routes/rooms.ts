@@ -56,6 +56,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const kicked = await app.rooms.kick(roomId, participantId, atMs, atMs + config.kickMemoryMs);
       if (!kicked) throw new NotFoundError(`participant ${participantId} is not in room ${roomId}`);
       app.sessions.setStatus(kicked.removed.allocationId, 'ended', new Date(atMs));
+      await app.appEvents?.raise({ kind: 'left', roomId, participantId, allocationId: null, reason: 'kicked', atMs });
       app.rebalancer.schedule(roomId);
       app.roomNodes.changed(roomId, [kicked.removed.nodeId]);
       // Its session, and any older one still within the overlap, close now (the agents answer within 1 s).

@@ -1,3 +1,4 @@
+import { type NormalizedPolicy, policyKey } from '../../shared/schemas/index.ts';
 import { compareParticipants } from './participants.ts';
 import type {
   AllocateInput,
@@ -43,6 +44,8 @@ export class MemoryRoomStore implements RoomStore {
   private readonly counts = new Map<string, number>();
   /** P2P rooms: room id → participant id → record (expired leases pruned when the room is read). */
   private readonly p2pRooms = new Map<string, Map<string, P2pParticipantRecord>>();
+  /** The region policy of each P2P room (kept while its mesh is live). */
+  private readonly p2pPolicies = new Map<string, NormalizedPolicy | null>();
   /** Admin removals: room id → participant id → when, and until when (store clock) it is remembered; outlives the room. */
   private readonly kicks = new Map<string, Map<string, { atMs: number; untilMs: number }>>();
   /** The last room version handed out (see RoomStore). */
@@ -65,8 +68,13 @@ export class MemoryRoomStore implements RoomStore {
     const { participant } = input;
     const kick = this.liveKick(input.roomId, participant.participantId);
     if (kick && input.grantIssuedAtMs !== undefined && input.grantIssuedAtMs <= kick.atMs) return { status: 'kicked' };
-    if (this.liveP2p(input.roomId, input.nowMs)) return { status: 'p2p' };
+    const wanted = policyKey(input.policy);
+    if (this.liveP2p(input.roomId, input.nowMs)) {
+      const policy = this.p2pPolicies.get(input.roomId) ?? null;
+      return policyKey(policy) === wanted ? { status: 'p2p' } : { status: 'policy_conflict', policy };
+    }
     const existing = this.liveRoom(input.roomId);
+    if (existing && policyKey(existing.record.policy) !== wanted) return { status: 'policy_conflict', policy: copyPolicy(existing.record.policy) };
     const homeMoved = existing !== undefined && existing.record.homeRegion !== input.expectedHomeRegion;
     const versionMoved = input.expectedVersion !== undefined && (existing?.version ?? 0) !== input.expectedVersion;
     if (homeMoved || versionMoved) return { status: 'stale', current: existing ? stateOf(existing) : null };
@@ -87,7 +95,7 @@ export class MemoryRoomStore implements RoomStore {
     room.plans.delete(participant.participantId);
     room.emptySinceMs = null;
     this.bump(room);
-    return { status: 'ok', room: { ...room.record }, replaced: previous, version: room.version, previousVersion };
+    return { status: 'ok', room: copyRecord(room.record), replaced: previous, version: room.version, previousVersion };
   }
 
   async markJoined(roomId: string, participantId: string, allocationId: string): Promise<MarkJoinedOutcome> {
@@ -135,7 +143,7 @@ export class MemoryRoomStore implements RoomStore {
     if (!room || room.record.epoch !== expectedEpoch) return null;
     room.record = { ...room.record, homeRegion: home.region, homeNodeId: home.nodeId, epoch: expectedEpoch + 1 };
     this.bump(room);
-    return { ...room.record };
+    return copyRecord(room.record);
   }
 
   async expireAllocations(nowMs: number): Promise<ExpiredAllocation[]> {
@@ -169,20 +177,24 @@ export class MemoryRoomStore implements RoomStore {
 
   async allocateP2p(input: P2pAllocateInput): Promise<P2pAllocateOutcome> {
     const sfu = this.liveRoom(input.roomId);
+    const live = this.liveP2p(input.roomId, input.nowMs);
+    const roomPolicy = sfu ? sfu.record.policy : live ? (this.p2pPolicies.get(input.roomId) ?? null) : input.policy;
+    if (policyKey(roomPolicy) !== policyKey(input.policy)) return { status: 'policy_conflict', policy: copyPolicy(roomPolicy) };
     if (sfu && sfu.participants.size > 0) return { status: 'sfu' };
-    const mesh = this.liveP2p(input.roomId, input.nowMs) ?? new Map<string, P2pParticipantRecord>();
+    const mesh = live ?? new Map<string, P2pParticipantRecord>();
     const previous = mesh.get(input.participant.participantId) ?? null;
-    if (mesh.size - (previous ? 1 : 0) >= input.maxParticipants) return { status: 'full', room: p2pStateOf(input.roomId, mesh) };
-    // An SFU room left empty gives way to the P2P one.
+    if (mesh.size - (previous ? 1 : 0) >= input.maxParticipants) return { status: 'full', room: p2pStateOf(input.roomId, roomPolicy, mesh) };
+    // An SFU room left empty gives way to the P2P one (its policy with it: it is the same).
     if (sfu) this.rooms.delete(input.roomId);
     mesh.set(input.participant.participantId, copyP2pParticipant(input.participant));
     this.p2pRooms.set(input.roomId, mesh);
-    return { status: 'ok', room: p2pStateOf(input.roomId, mesh), replaced: previous };
+    this.p2pPolicies.set(input.roomId, copyPolicy(input.policy));
+    return { status: 'ok', room: p2pStateOf(input.roomId, input.policy, mesh), replaced: previous };
   }
 
   async getP2pRoom(roomId: string, nowMs: number): Promise<P2pRoomState | null> {
     const mesh = this.liveP2p(roomId, nowMs);
-    return mesh ? p2pStateOf(roomId, mesh) : null;
+    return mesh ? p2pStateOf(roomId, this.p2pPolicies.get(roomId) ?? null, mesh) : null;
   }
 
   async renewP2p(
@@ -199,26 +211,32 @@ export class MemoryRoomStore implements RoomStore {
       record.status = 'connected';
       record.leaseUntilMs = Math.max(record.leaseUntilMs, leaseUntilMs);
     }
-    return p2pStateOf(roomId, mesh);
+    return p2pStateOf(roomId, this.p2pPolicies.get(roomId) ?? null, mesh);
   }
 
   async removeP2pParticipant(roomId: string, participantId: string, allocationId: string, nowMs: number): Promise<boolean> {
     const mesh = this.liveP2p(roomId, nowMs);
     if (mesh?.get(participantId)?.allocationId !== allocationId) return false;
     mesh.delete(participantId);
-    if (mesh.size === 0) this.p2pRooms.delete(roomId);
+    if (mesh.size === 0) this.forgetP2p(roomId);
     return true;
   }
 
   async endP2p(roomId: string): Promise<boolean> {
-    return this.p2pRooms.delete(roomId);
+    return this.forgetP2p(roomId);
   }
 
   async close(): Promise<void> {
     this.rooms.clear();
     this.counts.clear();
     this.p2pRooms.clear();
+    this.p2pPolicies.clear();
     this.kicks.clear();
+  }
+
+  private forgetP2p(roomId: string): boolean {
+    this.p2pPolicies.delete(roomId);
+    return this.p2pRooms.delete(roomId);
   }
 
   /** A kick still remembered, on the store's clock (Redis expires the kicks key on its own). */
@@ -233,7 +251,7 @@ export class MemoryRoomStore implements RoomStore {
     if (!mesh) return undefined;
     for (const [id, record] of mesh) if (record.leaseUntilMs <= nowMs) mesh.delete(id);
     if (mesh.size > 0) return mesh;
-    this.p2pRooms.delete(roomId);
+    this.forgetP2p(roomId);
     return undefined;
   }
 
@@ -255,6 +273,7 @@ export class MemoryRoomStore implements RoomStore {
         homeNodeId: input.proposedHome.nodeId,
         epoch: 0,
         createdAtMs: input.nowMs,
+        policy: copyPolicy(input.policy),
       },
       participants: new Map(),
       plans: new Map(),
@@ -292,7 +311,7 @@ export class MemoryRoomStore implements RoomStore {
 
 function stateOf(room: MemoryRoom): RoomState {
   return {
-    room: { ...room.record },
+    room: copyRecord(room.record),
     participants: [...room.participants.values()].sort(compareParticipants).map(copyParticipant),
     plans: [...room.plans.values()].map((plan) => ({ ...plan })),
     version: room.version,
@@ -304,8 +323,16 @@ function copyParticipant(participant: ParticipantRecord): ParticipantRecord {
   return { ...participant, rttMs: { ...participant.rttMs } };
 }
 
-function p2pStateOf(roomId: string, mesh: Map<string, P2pParticipantRecord>): P2pRoomState {
-  return { roomId, participants: [...mesh.values()].sort(compareParticipants).map(copyP2pParticipant) };
+function p2pStateOf(roomId: string, policy: NormalizedPolicy | null, mesh: Map<string, P2pParticipantRecord>): P2pRoomState {
+  return { roomId, policy: copyPolicy(policy), participants: [...mesh.values()].sort(compareParticipants).map(copyP2pParticipant) };
+}
+
+function copyRecord(record: RoomRecord): RoomRecord {
+  return { ...record, policy: copyPolicy(record.policy) };
+}
+
+function copyPolicy(policy: NormalizedPolicy | null): NormalizedPolicy | null {
+  return policy && { ...policy, allowedRegions: [...policy.allowedRegions], preferredRegions: [...policy.preferredRegions] };
 }
 
 function copyP2pParticipant(participant: P2pParticipantRecord): P2pParticipantRecord {

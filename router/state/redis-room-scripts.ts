@@ -12,6 +12,10 @@
  * hash expires with its latest lease, so "the key exists" is "the room is P2P": ALLOCATE refuses
  * while it does, and P2P_ALLOCATE refuses while the SFU room has participants.
  *
+ * A room's region policy is the `policy` field of its hash (the canonical JSON of policyKey; absent:
+ * none), written with the pin, so it expires with the room. A P2P room's policy is the `policy` field
+ * (that same string) of each of its participants' records.
+ *
  * A room's version (see RoomStore) is the `version` field of its hash, taken from the counter shared
  * by all rooms, so a version is never handed out twice. A hash written before versions existed has
  * none and counts as 0, like a missing room; the home check still tells the two apart.
@@ -55,24 +59,31 @@ end
  * ARGV: roomId, proposedRegion, proposedNode, expectedHome ('' = the room was empty), participantId,
  * record, nodeId, pendingMember, expiresAtMs ('' = joined, nothing pending), nodeLimit, nowMs,
  * expectedVersion ('' = not checked), roomLimit ('0' = none; the participant's own record does not count),
- * grantIssuedAtMs ('' = no grant).
+ * grantIssuedAtMs ('' = no grant), policy ('' = none).
  * Returns {'ok', home, homeNode, epoch, createdAt, version, previousVersion, replacedRecord|nil} |
- * {'stale', home, homeNode, epoch, createdAt, version, participants as HGETALL, plans as HGETALL}
+ * {'stale', home, homeNode, epoch, createdAt, version, participants as HGETALL, plans as HGETALL, policy}
  * ({'stale'} alone: no such room) | {'room_full'} | {'node_full'} | {'p2p'} (the room is in P2P mode) |
- * {'kicked'}. Checks everything before writing anything. The participant's rebalancing plan, if any,
- * is used up.
+ * {'kicked'} | {'policy_conflict', the room's policy}. Checks everything before writing anything. The
+ * participant's rebalancing plan, if any, is used up.
  */
 export const ALLOCATE = `${HELPERS}
 if ARGV[14] ~= '' then
   local kickedAt = redis.call('HGET', KEYS[9], ARGV[5])
   if kickedAt and tonumber(ARGV[14]) <= tonumber(kickedAt) then return {'kicked'} end
 end
-if redis.call('EXISTS', KEYS[7]) == 1 then return {'p2p'} end
-local room = redis.call('HMGET', KEYS[1], 'home', 'homeNode', 'epoch', 'createdAt', 'version')
+if redis.call('EXISTS', KEYS[7]) == 1 then
+  for _, record in ipairs(redis.call('HVALS', KEYS[7])) do
+    local policy = cjson.decode(record).policy or ''
+    if policy ~= ARGV[15] then return {'policy_conflict', policy} end
+  end
+  return {'p2p'}
+end
+local room = redis.call('HMGET', KEYS[1], 'home', 'homeNode', 'epoch', 'createdAt', 'version', 'policy')
+if room[1] and (room[6] or '') ~= ARGV[15] then return {'policy_conflict', room[6] or ''} end
 local version = room[5] or '0'
 if (room[1] and room[1] ~= ARGV[4]) or (ARGV[12] ~= '' and version ~= ARGV[12]) then
   if not room[1] then return {'stale'} end
-  return {'stale', room[1], room[2], room[3], room[4], version, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[8])}
+  return {'stale', room[1], room[2], room[3], room[4], version, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[8]), room[6] or ''}
 end
 local previous = redis.call('HGET', KEYS[2], ARGV[5])
 local roomLimit = tonumber(ARGV[13])
@@ -85,6 +96,7 @@ if reserved >= tonumber(ARGV[10]) then return {'node_full'} end
 if not room[1] then
   room = {ARGV[2], ARGV[3], '0', ARGV[11]}
   redis.call('HSET', KEYS[1], 'home', room[1], 'homeNode', room[2], 'epoch', room[3], 'createdAt', room[4])
+  if ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'policy', ARGV[15]) end
   redis.call('SADD', KEYS[5], ARGV[1])
 end
 redis.call('PERSIST', KEYS[1])
@@ -188,13 +200,13 @@ for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 1]) end
 return bumpVersion()
 `;
 
-/** ARGV: expectedEpoch, region, nodeId. Returns {home, homeNode, epoch, createdAt} or nil. */
+/** ARGV: expectedEpoch, region, nodeId. Returns {home, homeNode, epoch, createdAt, policy} or nil. */
 export const REHOME = `${HELPERS}
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch or tonumber(epoch) ~= tonumber(ARGV[1]) then return nil end
 redis.call('HSET', KEYS[1], 'home', ARGV[2], 'homeNode', ARGV[3], 'epoch', tonumber(epoch) + 1)
 bumpVersion()
-return redis.call('HMGET', KEYS[1], 'home', 'homeNode', 'epoch', 'createdAt')
+return redis.call('HMGET', KEYS[1], 'home', 'homeNode', 'epoch', 'createdAt', 'policy')
 `;
 
 /**
@@ -238,14 +250,18 @@ end
 `;
 
 /**
- * ARGV: participantId, record, maxParticipants, nowMs, leaseUntilMs.
- * Returns {'ok', replacedRecord or '', live records...} | {'full', live records...} | {'sfu'}.
+ * ARGV: participantId, record, maxParticipants, nowMs, leaseUntilMs, policy ('' = none; the record
+ * carries it too). Returns {'ok', replacedRecord or '', live records...} | {'full', live records...} |
+ * {'sfu'} | {'policy_conflict', the room's policy}.
  */
 export const P2P_ALLOCATE = `${P2P_HELPERS}
 local nowMs = tonumber(ARGV[4])
 local sfuRoom = redis.call('HEXISTS', KEYS[1], 'home') == 1
-if sfuRoom and redis.call('EXISTS', KEYS[2]) == 1 then return {'sfu'} end
 local live, latest = liveMesh(nowMs)
+local roomPolicy = ARGV[6]
+if sfuRoom then roomPolicy = redis.call('HGET', KEYS[1], 'policy') or '' elseif #live > 0 then roomPolicy = cjson.decode(live[1]).policy or '' end
+if roomPolicy ~= ARGV[6] then return {'policy_conflict', roomPolicy} end
+if sfuRoom and redis.call('EXISTS', KEYS[2]) == 1 then return {'sfu'} end
 local previous = redis.call('HGET', KEYS[7], ARGV[1])
 local others = #live
 if previous then others = others - 1 end

@@ -1,5 +1,6 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { type NormalizedPolicy, parsePolicyKey, policyKey } from '../../shared/schemas/index.ts';
 import { compareParticipants } from './participants.ts';
 import { closeRedis, connectRedis, execAll, redisCall, type RedisTarget } from './redis-client.ts';
 import * as scripts from './redis-room-scripts.ts';
@@ -34,11 +35,12 @@ type Script = (...args: Array<string | number>) => Promise<unknown>;
 type AllocateReply =
   | ['ok', string, string, string, string, number, string, string | null]
   | ['stale']
-  | ['stale', string, string, string, string, string, string[], string[]]
+  | ['stale', string, string, string, string, string, string[], string[], string]
   | ['node_full']
   | ['room_full']
   | ['p2p']
-  | ['kicked'];
+  | ['kicked']
+  | ['policy_conflict', string];
 interface RoomScripts {
   roomAllocate: Script;
   roomMarkJoined: Script;
@@ -60,7 +62,7 @@ const SCAN_BATCH = 500;
 
 /**
  * Room state shared by router replicas. Keys (P = keyPrefix):
- * - `P room:{roomId}` hash: home, homeNode, epoch, createdAt, version (carries the idle TTL while empty)
+ * - `P room:{roomId}` hash: home, homeNode, epoch, createdAt, version, policy (carries the idle TTL while empty)
  * - `P room:{roomId}:participants` hash: participantId → JSON ParticipantRecord
  * - `P nodecount` hash: nodeId → participants allocated + joined
  * - `P allocations:pending` sorted set: JSON [roomId, participantId] scored by expiresAtMs
@@ -109,7 +111,7 @@ export class RedisRoomStore implements RoomStore {
       this.redis.multi().hgetall(this.roomKey(roomId)).hgetall(this.participantsKey(roomId)).hgetall(this.plansKey(roomId)),
     )) as Array<Record<string, string>>;
     if (!room || room.home === undefined) return null;
-    return toRoomState(roomId, [room.home, room.homeNode, room.epoch, room.createdAt], room.version, Object.values(participants ?? {}), Object.values(plans ?? {}));
+    return toRoomState(roomId, [room.home, room.homeNode, room.epoch, room.createdAt, room.policy], room.version, Object.values(participants ?? {}), Object.values(plans ?? {}));
   }
 
   async allocate(input: AllocateInput): Promise<AllocateOutcome> {
@@ -131,9 +133,12 @@ export class RedisRoomStore implements RoomStore {
         input.expectedVersion ?? '',
         input.roomLimit,
         input.grantIssuedAtMs ?? '',
+        policyKey(input.policy),
       ),
     )) as AllocateReply;
     switch (reply[0]) {
+      case 'policy_conflict':
+        return { status: 'policy_conflict', policy: parsePolicyKey(reply[1]) };
       case 'kicked':
         return { status: 'kicked' };
       case 'node_full':
@@ -144,16 +149,17 @@ export class RedisRoomStore implements RoomStore {
         return { status: 'p2p' };
       case 'stale': {
         if (reply.length === 1) return { status: 'stale', current: null };
-        const [, home, homeNode, epoch, createdAt, version, participants, plans] = reply;
+        const [, home, homeNode, epoch, createdAt, version, participants, plans, policy] = reply;
         // HGETALL's reply alternates field (participant id) and value (record).
         const values = (fields: string[]) => fields.filter((_, i) => i % 2 === 1);
-        return { status: 'stale', current: toRoomState(input.roomId, [home, homeNode, epoch, createdAt], version, values(participants), values(plans)) };
+        return { status: 'stale', current: toRoomState(input.roomId, [home, homeNode, epoch, createdAt, policy], version, values(participants), values(plans)) };
       }
       case 'ok': {
         const [, home, homeNode, epoch, createdAt, version, previousVersion, replaced] = reply;
         return {
           status: 'ok',
-          room: toRoomRecord(input.roomId, [home, homeNode, epoch, createdAt]),
+          // The room's policy is the allocation's: the script refused any other.
+          room: toRoomRecord(input.roomId, [home, homeNode, epoch, createdAt, policyKey(input.policy)]),
           replaced: replaced ? decodeParticipant(replaced) : null,
           version,
           previousVersion: Number(previousVersion),
@@ -251,20 +257,23 @@ export class RedisRoomStore implements RoomStore {
       this.redis.p2pAllocate(
         ...this.roomKeys(input.roomId),
         input.participant.participantId,
-        encodeP2pParticipant(input.participant),
+        encodeP2pParticipant(input.participant, input.policy),
         input.maxParticipants,
         input.nowMs,
         input.participant.leaseUntilMs,
+        policyKey(input.policy),
       ),
-    )) as ['ok', string, ...string[]] | ['full', ...string[]] | ['sfu'];
+    )) as ['ok', string, ...string[]] | ['full', ...string[]] | ['sfu'] | ['policy_conflict', string];
     switch (reply[0]) {
       case 'sfu':
         return { status: 'sfu' };
+      case 'policy_conflict':
+        return { status: 'policy_conflict', policy: parsePolicyKey(reply[1]) };
       case 'full':
         return { status: 'full', room: toP2pRoomState(input.roomId, reply.slice(1) as string[], input.nowMs) };
       case 'ok': {
         const [, replaced, ...records] = reply;
-        return { status: 'ok', room: toP2pRoomState(input.roomId, records, input.nowMs), replaced: replaced ? decodeP2pParticipant(replaced) : null };
+        return { status: 'ok', room: toP2pRoomState(input.roomId, records, input.nowMs), replaced: replaced ? decodeP2pParticipant(replaced).record : null };
       }
     }
   }
@@ -362,8 +371,8 @@ function pendingMember(roomId: string, participantId: string): string {
   return JSON.stringify([roomId, participantId]);
 }
 
-function toRoomRecord(roomId: string, [home, homeNode, epoch, createdAt]: Array<string | null | undefined>): RoomRecord {
-  return { roomId, homeRegion: home ?? '', homeNodeId: homeNode ?? '', epoch: Number(epoch), createdAtMs: Number(createdAt) };
+function toRoomRecord(roomId: string, [home, homeNode, epoch, createdAt, policy]: Array<string | null | undefined>): RoomRecord {
+  return { roomId, homeRegion: home ?? '', homeNodeId: homeNode ?? '', epoch: Number(epoch), createdAtMs: Number(createdAt), policy: parsePolicyKey(policy) };
 }
 
 /** `version` absent: the room hash has none yet (see redis-room-scripts.ts). */
@@ -376,17 +385,23 @@ function toRoomState(roomId: string, roomFields: Array<string | null | undefined
   };
 }
 
-/** `leaseUntilMs` and `status` first: the renew script rewrites them in place (see redis-room-scripts.ts). */
-function encodeP2pParticipant(participant: P2pParticipantRecord): string {
+/**
+ * `leaseUntilMs` and `status` first: the renew script rewrites them in place; the room's policy as
+ * its policyKey string, which the scripts compare (see redis-room-scripts.ts).
+ */
+function encodeP2pParticipant(participant: P2pParticipantRecord, policy: NormalizedPolicy | null): string {
   const { leaseUntilMs, status, ...rest } = participant;
-  return JSON.stringify({ leaseUntilMs, status, ...rest });
+  return JSON.stringify({ leaseUntilMs, status, ...rest, ...(policy ? { policy: policyKey(policy) } : {}) });
 }
 
-function decodeP2pParticipant(json: string): P2pParticipantRecord {
-  return JSON.parse(json) as P2pParticipantRecord;
+/** A record and the room policy it carries. */
+function decodeP2pParticipant(json: string): { record: P2pParticipantRecord; policy: NormalizedPolicy | null } {
+  const { policy, ...record } = JSON.parse(json) as P2pParticipantRecord & { policy?: string };
+  return { record, policy: parsePolicyKey(policy) };
 }
 
 /** Only participants whose lease has not run out (the scripts drop the others lazily). */
 function toP2pRoomState(roomId: string, records: string[], nowMs: number): P2pRoomState {
-  return { roomId, participants: records.map(decodeP2pParticipant).filter((p) => p.leaseUntilMs > nowMs).sort(compareParticipants) };
+  const decoded = records.map(decodeP2pParticipant).filter((p) => p.record.leaseUntilMs > nowMs);
+  return { roomId, policy: decoded[0]?.policy ?? null, participants: decoded.map((p) => p.record).sort(compareParticipants) };
 }

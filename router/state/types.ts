@@ -1,4 +1,4 @@
-import type { Heartbeat, NodeRegistration } from '../../shared/schemas/index.ts';
+import type { Heartbeat, NodeRegistration, NormalizedPolicy } from '../../shared/schemas/index.ts';
 
 /**
  * The router's state behind small interfaces, each with an in-memory implementation (embedded
@@ -13,6 +13,8 @@ export interface RoomRecord {
   /** Incremented on every re-home, so a later re-home cannot race a pin. */
   epoch: number;
   createdAtMs: number;
+  /** The region policy the room's first allocation fixed (stored with the pin, forgotten with the room); null: none. */
+  policy: NormalizedPolicy | null;
 }
 
 export interface ParticipantRecord {
@@ -60,6 +62,11 @@ export interface AllocateInput {
   roomId: string;
   /** Home to pin if the room has none yet. */
   proposedHome: { region: string; nodeId: string };
+  /**
+   * The allocation's region policy (null: none): pinned with the home; a room (SFU or P2P) that has
+   * another one (or none while this has one) refuses the allocation ('policy_conflict').
+   */
+  policy: NormalizedPolicy | null;
   /** The home the decision assumed (null = the room was empty when read). */
   expectedHomeRegion: string | null;
   /**
@@ -98,12 +105,16 @@ export interface P2pParticipantRecord {
 
 export interface P2pRoomState {
   roomId: string;
+  /** The region policy the room's first allocation fixed (see AllocateInput.policy); null: none. */
+  policy: NormalizedPolicy | null;
   /** Participants whose lease has not run out, in allocation order. */
   participants: P2pParticipantRecord[];
 }
 
 export interface P2pAllocateInput {
   roomId: string;
+  /** As AllocateInput.policy: a room (P2P, or an SFU room left empty) with another policy refuses ('policy_conflict'). */
+  policy: NormalizedPolicy | null;
   participant: P2pParticipantRecord;
   maxParticipants: number;
   nowMs: number;
@@ -115,7 +126,9 @@ export type P2pAllocateOutcome =
   /** The mesh holds `maxParticipants` others already. */
   | { status: 'full'; room: P2pRoomState }
   /** The room is homed on an SFU and has participants there: it cannot become P2P. */
-  | { status: 'sfu' };
+  | { status: 'sfu' }
+  /** The room has another region policy (`policy`: the room's; null: none). */
+  | { status: 'policy_conflict'; policy: NormalizedPolicy | null };
 
 export type AllocateOutcome =
   /** `version`: the room's version with this allocation; `previousVersion`: just before it (0: it created the room). */
@@ -132,7 +145,9 @@ export type AllocateOutcome =
   /** The room is in P2P fallback mode: end it (endP2p) before placing it on an SFU. */
   | { status: 'p2p' }
   /** An admin removed this participant at or after its grant was issued. */
-  | { status: 'kicked' };
+  | { status: 'kicked' }
+  /** The room (SFU or P2P) has another region policy (`policy`: the room's; null: none); nothing changed. */
+  | { status: 'policy_conflict'; policy: NormalizedPolicy | null };
 
 export interface ExpiredAllocation {
   roomId: string;
@@ -159,8 +174,8 @@ export type MarkJoinedOutcome = { status: 'joined'; earlierNodeIds: string[] } |
 export interface RoomStore {
   getRoom(roomId: string): Promise<RoomState | null>;
   /**
-   * Atomically: refuse a participant kicked since its grant, pin the home if the room has none
-   * (first pin wins), check `expectedHomeRegion`, check and reserve capacity on the participant's
+   * Atomically: refuse a participant kicked since its grant, refuse another region policy than the
+   * room's, pin the home and policy if the room has none (first pin wins), check `expectedHomeRegion`, check and reserve capacity on the participant's
    * node, and record the participant (replacing an earlier record of the same participant, whose
    * reservation is released and whose node joins the participant's earlier nodes).
    */

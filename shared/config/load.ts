@@ -11,10 +11,12 @@ export interface IceServer {
   urls: string | string[];
   username?: string;
   credential?: string;
+  /** Regions the server is in (for rooms with a region policy); never sent to clients. */
+  regions?: string[];
 }
 
 /** The validated configuration; string-encoded settings are parsed into their real shape. */
-export type GeoSfuConfig = Omit<RawConfig, 'regions' | 'tokenSecrets' | 'grantSecrets' | 'iceServers' | 'trustProxy' | 'turnUrls'> & {
+export type GeoSfuConfig = Omit<RawConfig, 'regions' | 'tokenSecrets' | 'grantSecrets' | 'iceServers' | 'trustProxy' | 'turnUrls' | 'turnAnyRegions' | 'appWebhookUrls' | 'appWebhookSecrets'> & {
   regions: readonly RegionInfo[];
   /** Join-token keys; the first signs. Empty when none were configured (the launcher fills it). */
   tokenKeys: readonly TokenKey[];
@@ -23,7 +25,13 @@ export type GeoSfuConfig = Omit<RawConfig, 'regions' | 'tokenSecrets' | 'grantSe
   iceServers: readonly IceServer[];
   /** TURN URLs by region id (`*`: the others). */
   turnUrls: Readonly<Record<string, readonly string[]>>;
+  /** Regions the `*` TURN servers are in (GEO_SFU_TURN_ANY_REGIONS). */
+  turnAnyRegions: readonly string[];
   trustProxy: boolean | number | string[];
+  /** Application webhook receivers (GEO_SFU_APP_WEBHOOK_URLS). */
+  appWebhookUrls: readonly string[];
+  /** Application webhook keys; the first signs. */
+  appWebhookKeys: readonly TokenKey[];
 };
 
 export const MIN_SECRET_LENGTH = 32;
@@ -84,7 +92,7 @@ export function parseTokenKeys(raw: string, problems: string[], name = 'GEO_SFU_
   return keys;
 }
 
-function parseIceServers(raw: string, problems: string[]): IceServer[] {
+function parseIceServers(raw: string, regionIds: ReadonlySet<string>, problems: string[]): IceServer[] {
   try {
     const parsed: unknown = JSON.parse(raw);
     if (!Array.isArray(parsed)) throw new Error('not an array');
@@ -92,6 +100,10 @@ function parseIceServers(raw: string, problems: string[]): IceServer[] {
       const urls = (s as IceServer | null)?.urls;
       const ok = typeof urls === 'string' || (Array.isArray(urls) && urls.every((u) => typeof u === 'string'));
       if (!ok) problems.push(`GEO_SFU_ICE_SERVERS: [${i}].urls must be a string or an array of strings`);
+      const regions = (s as IceServer | null)?.regions;
+      if (regions !== undefined && !(Array.isArray(regions) && regions.every((r) => typeof r === 'string' && regionIds.has(r)))) {
+        problems.push(`GEO_SFU_ICE_SERVERS: [${i}].regions must be an array of catalog regions`);
+      }
     }
     return parsed as IceServer[];
   } catch (err) {
@@ -113,6 +125,14 @@ function parseTurnUrls(raw: string, regionIds: ReadonlySet<string>, problems: st
     problems.push(`GEO_SFU_TURN_URLS: not a JSON object (${(err as Error).message})`);
     return {};
   }
+}
+
+function parseWebhookUrls(raw: string, problems: string[]): string[] {
+  const urls = raw.split(',').map((u) => u.trim()).filter(Boolean);
+  for (const url of urls) {
+    if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) problems.push(`GEO_SFU_APP_WEBHOOK_URLS: "${url}" is not an http(s) URL`);
+  }
+  return urls;
 }
 
 function parseTrustProxy(raw: string): boolean | number | string[] {
@@ -153,13 +173,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
     regions,
     tokenKeys: parseTokenKeys(r.tokenSecrets, problems),
     grantKeys: parseTokenKeys(r.grantSecrets, problems, 'GEO_SFU_GRANT_SECRETS'),
-    iceServers: parseIceServers(r.iceServers, problems),
+    iceServers: parseIceServers(r.iceServers, new Set(regions.map((x) => x.id)), problems),
     trustProxy: parseTrustProxy(r.trustProxy),
     turnUrls: parseTurnUrls(r.turnUrls, new Set(regions.map((x) => x.id)), problems),
+    turnAnyRegions: r.turnAnyRegions === '' ? [] : r.turnAnyRegions.split(','),
+    appWebhookUrls: parseWebhookUrls(r.appWebhookUrls, problems),
+    appWebhookKeys: parseTokenKeys(r.appWebhookSecrets, problems, 'GEO_SFU_APP_WEBHOOK_SECRETS'),
     // Production never serves anonymous allocations.
     requireAuth: r.requireAuth || r.production,
   };
+  if (config.appWebhookUrls.length > 0 && config.appWebhookKeys.length === 0) problems.push('GEO_SFU_APP_WEBHOOK_URLS needs GEO_SFU_APP_WEBHOOK_SECRETS');
+  if (config.appWebhookRetryMaxMs < config.appWebhookRetryMs) problems.push('GEO_SFU_APP_WEBHOOK_RETRY_MAX_MS must not be below GEO_SFU_APP_WEBHOOK_RETRY_MS');
   if (Object.keys(config.turnUrls).length > 0 && config.turnSecret === '') problems.push('GEO_SFU_TURN_URLS needs GEO_SFU_TURN_SECRET');
+  for (const region of config.turnAnyRegions) if (!regions.some((x) => x.id === region)) problems.push(`GEO_SFU_TURN_ANY_REGIONS: "${region}" is not a catalog region`);
   if (config.agentRegion !== '' && !config.regions.some((x) => x.id === config.agentRegion)) {
     problems.push(`GEO_SFU_AGENT_REGION: "${config.agentRegion}" is not in the region catalog (${config.regions.map((x) => x.id).join(', ')})`);
   }

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Id, RegionId } from './common.ts';
+import { RegionPolicy } from './policy.ts';
 import { EXCLUSION_CODES, Reason, stringEnum } from './reasons.ts';
 
 export const AllocateRequest = Type.Object(
@@ -25,6 +26,12 @@ export const AllocateRequest = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /**
+     * The room's region policy (docs/region-policy.md), for API-key (and anonymous) callers; a grant
+     * caller's comes from its grant's `policy` claim (sending one here is 403). The room's first
+     * allocation fixes it; a later one with another policy (or none) is 409 POLICY_CONFLICT.
+     */
+    policy: Type.Optional(RegionPolicy),
   },
   { additionalProperties: false },
 );

@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { QualityAlert, TrackQuality } from './registry.ts';
+import { RegionPolicy } from './policy.ts';
 import { RegionsResponse } from './views.ts';
 
 const Nullable = <T extends ReturnType<typeof Type.Number>>(t: T) => Type.Union([t, Type.Null()]);
@@ -81,6 +82,8 @@ export const DashboardRoom = Type.Object({
   people: Type.Array(DashboardParticipant),
   /** One entry per pair of regions the room's cascade links (nodes in the same region are not a link). */
   links: Type.Array(Type.Object({ from: Type.String(), to: Type.String() })),
+  /** The room's region policy; absent when it has none. */
+  policy: Type.Optional(RegionPolicy),
 });
 export type DashboardRoom = Static<typeof DashboardRoom>;
 

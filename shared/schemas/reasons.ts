@@ -29,10 +29,13 @@ export const REASON_CODES = [
   'REBALANCE_NOT_JOINED', // kept in place: allocated but not joined yet
   'REBALANCE_NODE_UNAVAILABLE', // kept in place: its node is leaving (drain/failover move it)
   'REBALANCE_HOME_MOVED', // nobody stays on the home region: the room's home moves
+  'REGION_POLICY', // the room has a region policy: only its allowed regions were candidates
+  'PREFERRED_REGION', // a region the policy prefers, within GEO_SFU_MARGIN_MS of the best allowed one
 ] as const;
 export type ReasonCode = (typeof REASON_CODES)[number];
 
 export const EXCLUSION_CODES = [
+  'POLICY_RESTRICTED', // the room's region policy does not allow the region (checked before its nodes)
   'NO_NODES', // no node registered in the region
   'NODE_DEAD', // nodes there missed heartbeats
   'CORDONED', // operator cordoned every node

@@ -193,6 +193,10 @@ export const HeartbeatAck = Type.Object({
 });
 export type HeartbeatAck = Static<typeof HeartbeatAck>;
 
+/** Why a session left, as its agent saw it. */
+export const LeftReport = Type.Union([Type.Literal('left'), Type.Literal('timed_out')]);
+export type LeftReport = Static<typeof LeftReport>;
+
 /** Agent→router report of a participant that actually joined or left (signed). */
 export const ParticipantEvent = Type.Object(
   {
@@ -201,6 +205,8 @@ export const ParticipantEvent = Type.Object(
     participantId: Id,
     allocationId: Type.String({ minLength: 1, maxLength: 64 }),
     event: Type.Union([Type.Literal('joined'), Type.Literal('left')]),
+    /** For `left`: the client left (or its session was closed here), or its connection dropped and was not resumed in time. */
+    reason: Type.Optional(LeftReport),
   },
   { additionalProperties: false },
 );

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { NodeLoad, NodeState } from './registry.ts';
 import { RttStats } from './common.ts';
+import { RegionPolicy } from './policy.ts';
 
 /**
  * A node's participants, one definition for the API, the CLI and the dashboard: `joined` are
@@ -78,6 +79,8 @@ export const RoomView = Type.Object({
   homeRegion: Type.String(),
   homeNodeId: Type.String(),
   epoch: Type.Integer(),
+  /** The room's region policy (normalized: regions in catalog order); absent when it has none. */
+  policy: Type.Optional(RegionPolicy),
   participants: Type.Array(RoomParticipantView),
   cascade: Type.Object({
     regions: Type.Array(Type.String()),

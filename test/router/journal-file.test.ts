@@ -20,6 +20,7 @@ const entry = (i: number, participantId = `p${String(i).padStart(6, '0')}`): Jou
   roomId: 'room',
   home: { region: 'us-west', nodeId: 'n1' },
   epoch: 0,
+  policy: null,
   participant: { participantId, allocationId: `a${String(i).padStart(6, '0')}`, nodeId: 'n1', region: 'us-west', status: 'allocated', allocatedAtMs: i, clientRttMs: {} } as unknown as JournalEntry['participant'],
 });
 
@@ -42,7 +43,9 @@ it('stays within its bound: compacts what was written out, refuses an allocation
   expect(refused).toBeInstanceOf(DependencyUnavailableError);
   expect(added).toBeGreaterThan(2);
   expect(journal.size).toBe(added);
-  // Churn (joins, leaves, new allocations as seats free up): the file never passes its bound.
+  // Churn (joins, leaves, new allocations as seats free up): the file never passes its bound. One
+  // allocation leaves first, so that a joined entry (a few bytes longer) still fits when compacted.
+  await journal.remove(journal.entries()[0]!.participant.allocationId);
   for (let round = 0; round < 100; round++) {
     const victim = journal.entries()[0]!.participant.allocationId;
     await journal.markJoined(journal.entries()[1]!.participant.allocationId);

@@ -6,6 +6,7 @@ function room(version: number, participants: number): KnownRoom {
     version,
     home: { region: 'us-east', nodeId: 'us-east-1' },
     epoch: 0,
+    policy: null,
     participants: Array.from({ length: participants }, (_, i) => ({ participantId: `p${i}`, region: 'us-east', nodeId: 'us-east-1', edgeRttMs: 10 })),
     plans: new Map(),
   };

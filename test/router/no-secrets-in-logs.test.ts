@@ -22,6 +22,7 @@ const SECRETS = {
   oldTokenSecret: secret('oldtokensecret'),
   grantSecret: secret('grantsecret'),
   turnSecret: secret('turnsecret'),
+  appWebhookSecret: secret('appwebhooksecret'),
 };
 const services: ServiceProcess[] = [];
 let redisProxy: TcpFaultProxy | null = null;
@@ -66,6 +67,11 @@ it('no secret, join token, resume credential or grant appears in the router’s 
     GEO_SFU_REQUIRE_AUTH: 'true',
     GEO_SFU_TURN_SECRET: SECRETS.turnSecret,
     GEO_SFU_TURN_URLS: JSON.stringify({ '*': ['turn:127.0.0.1:3478'] }),
+    // Application webhooks to a port nobody listens on: every delivery fails, and is logged.
+    GEO_SFU_APP_WEBHOOK_URLS: 'http://127.0.0.1:9/hooks',
+    GEO_SFU_APP_WEBHOOK_SECRETS: `app1:${SECRETS.appWebhookSecret}`,
+    GEO_SFU_APP_WEBHOOK_MAX_ATTEMPTS: '2',
+    GEO_SFU_APP_WEBHOOK_RETRY_MS: '10',
   });
   services.push(router);
   const routerLog = capture(router);

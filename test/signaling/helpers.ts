@@ -6,7 +6,7 @@ import { type Agent, buildAgent } from '../../region-agent/app.ts';
 import { AgentSfu } from '../../region-agent/sfu.ts';
 import type { GeoSfuConfig, TokenKey } from '../../shared/config/index.ts';
 import { AJV_OPTIONS } from '../../shared/http.ts';
-import { type AllocateSfuResponse, Heartbeat, type HeartbeatAck, NodeRegistration, ParticipantEvent, type ParticipantEventAnswer, type QualityAlert } from '../../shared/schemas/index.ts';
+import { type AllocateSfuResponse, Heartbeat, type HeartbeatAck, NodeRegistration, ParticipantEvent, type ParticipantEventAnswer, type QualityAlert, TrackEvent } from '../../shared/schemas/index.ts';
 import { keepRawJsonBody, requireSignature } from '../../shared/signed-http.ts';
 import { type Ack, PROTOCOL_VERSION, type RequestName, type RequestPayload, type ResponseData } from '../../shared/signaling.ts';
 import { type JoinClaims, type Permissions, signJoinToken } from '../../shared/tokens.ts';
@@ -20,6 +20,8 @@ export const TOKEN_KEY: TokenKey = { kid: 'k1', secret: randomBytes(24).toString
 export interface SignalingRouter {
   url: string;
   participantEvents: Array<ParticipantEvent & { receivedAt: number }>;
+  /** Track reports (published, unpublished), in arrival order. */
+  trackEvents: TrackEvent[];
   heartbeats: Heartbeat[];
   refused: Array<{ path: string; statusCode: number }>;
   /** Returned in every heartbeat ack. */
@@ -34,6 +36,7 @@ export async function startSignalingRouter(secret: string): Promise<SignalingRou
   keepRawJsonBody(app);
   const state = {
     participantEvents: [] as SignalingRouter['participantEvents'],
+    trackEvents: [] as TrackEvent[],
     heartbeats: [] as Heartbeat[],
     refused: [] as SignalingRouter['refused'],
     alerts: [] as QualityAlert[],
@@ -55,6 +58,10 @@ export async function startSignalingRouter(secret: string): Promise<SignalingRou
     if (req.body.event === 'left') return reply.code(204).send();
     if (state.joinAnswer === null) return reply.code(503).send({ error: { code: 'DEPENDENCY_UNAVAILABLE', message: 'Redis is away' } });
     return reply.code(200).send(state.joinAnswer);
+  });
+  app.post<{ Body: TrackEvent }>('/v1/nodes/track-event', { schema: { body: TrackEvent } }, async (req, reply) => {
+    state.trackEvents.push(req.body);
+    return reply.code(204).send();
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AllocateInput, AllocateOutcome, MovePlan, P2pAllocateInput, P2pParticipantRecord, ParticipantRecord, RoomStore } from '../../router/state/types.ts';
+import type { NormalizedPolicy } from '../../shared/schemas/index.ts';
 
 /** Stores over one shared state: each `open()` is another router (for Redis, another connection). */
 export interface RoomStoreHarness {
@@ -34,12 +35,13 @@ export function participant(participantId: string, nodeId: string, overrides: Pa
 export function allocation(
   roomId: string,
   record: ParticipantRecord,
-  options: { home?: string; expectedHomeRegion?: string | null; expectedVersion?: number; nodeLimit?: number; roomLimit?: number } = {},
+  options: { home?: string; expectedHomeRegion?: string | null; expectedVersion?: number; nodeLimit?: number; roomLimit?: number; policy?: NormalizedPolicy } = {},
 ): AllocateInput {
   const home = options.home ?? 'us-east-1';
   return {
     roomId,
     proposedHome: { region: home.replace(/-\d+$/, ''), nodeId: home },
+    policy: options.policy ?? null,
     expectedHomeRegion: options.expectedHomeRegion ?? null,
     ...(options.expectedVersion !== undefined ? { expectedVersion: options.expectedVersion } : {}),
     participant: record,
@@ -94,8 +96,8 @@ export function p2pParticipant(participantId: string, overrides: Partial<P2pPart
   };
 }
 
-export function p2pAllocation(roomId: string, record: P2pParticipantRecord, options: { maxParticipants?: number; nowMs?: number } = {}): P2pAllocateInput {
-  return { roomId, participant: record, maxParticipants: options.maxParticipants ?? 4, nowMs: options.nowMs ?? T0 };
+export function p2pAllocation(roomId: string, record: P2pParticipantRecord, options: { maxParticipants?: number; nowMs?: number; policy?: NormalizedPolicy } = {}): P2pAllocateInput {
+  return { roomId, policy: options.policy ?? null, participant: record, maxParticipants: options.maxParticipants ?? 4, nowMs: options.nowMs ?? T0 };
 }
 
 /** The RoomStore contract; every implementation must pass it unchanged. */
@@ -115,7 +117,7 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
     it('pins the proposed home on the first allocation and records the participant', async () => {
       const alice = participant('alice', 'us-east-1');
       const outcome = expectOk(await store.allocate(allocation('r1', alice)));
-      expect(outcome.room).toEqual({ roomId: 'r1', homeRegion: 'us-east', homeNodeId: 'us-east-1', epoch: 0, createdAtMs: T0 });
+      expect(outcome.room).toEqual({ roomId: 'r1', homeRegion: 'us-east', homeNodeId: 'us-east-1', epoch: 0, createdAtMs: T0, policy: null });
       expect(outcome.replaced).toBeNull();
       expect(outcome.previousVersion).toBe(0);
       expect(outcome.version).toBeGreaterThan(0);
@@ -303,7 +305,7 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       expect(await store.rehome('r1', 1, { region: 'eu-west', nodeId: 'eu-west-1' })).toBeNull();
       expect(await store.rehome('nope', 0, { region: 'eu-west', nodeId: 'eu-west-1' })).toBeNull();
       const moved = await store.rehome('r1', 0, { region: 'eu-west', nodeId: 'eu-west-1' });
-      expect(moved).toEqual({ roomId: 'r1', homeRegion: 'eu-west', homeNodeId: 'eu-west-1', epoch: 1, createdAtMs: T0 });
+      expect(moved).toEqual({ roomId: 'r1', homeRegion: 'eu-west', homeNodeId: 'eu-west-1', epoch: 1, createdAtMs: T0, policy: null });
       expect((await store.getRoom('r1'))?.room).toEqual(moved);
       // The home changed: an allocation placed against the old home is stale.
       expect((await store.allocate(allocation('r1', participant('bob', 'us-east-1'), { expectedHomeRegion: 'us-east' }))).status).toBe('stale');
@@ -503,6 +505,61 @@ export function describeRoomStoreContract(name: string, createHarness: RoomStore
       expect(fresh.room).toMatchObject({ homeRegion: 'eu-west', epoch: 0 });
       expect(fresh.previousVersion).toBe(0);
       expect(fresh.version).toBeGreaterThan(forgottenVersion);
+    });
+
+    describe('region policy', () => {
+      const EU: NormalizedPolicy = { allowedRegions: ['eu-west'], preferredRegions: [], allowP2p: false };
+      const EU_US: NormalizedPolicy = { allowedRegions: ['us-east', 'eu-west'], preferredRegions: ['eu-west'], allowP2p: true };
+
+      it('is fixed with the pin: later allocations with another policy, or none, are refused and change nothing', async () => {
+        const first = expectOk(await store.allocate(allocation('res', participant('alice', 'eu-west-1'), { home: 'eu-west-1', policy: EU })));
+        expect(first.room.policy).toEqual(EU);
+        const before = await store.getRoom('res');
+        expect(before?.room.policy).toEqual(EU);
+        for (const policy of [EU_US, undefined]) {
+          expect(await store.allocate(allocation('res', participant('bob', 'eu-west-1'), { home: 'eu-west-1', expectedHomeRegion: 'eu-west', ...(policy ? { policy } : {}) }))).toEqual({
+            status: 'policy_conflict',
+            policy: EU,
+          });
+        }
+        expect(await store.getRoom('res')).toEqual(before);
+        expect(await store.nodeCounts()).toEqual(new Map([['eu-west-1', 1]]));
+        // The same policy is accepted; a room without one refuses a policy too.
+        expectOk(await store.allocate(allocation('res', participant('bob', 'eu-west-1'), { home: 'eu-west-1', expectedHomeRegion: 'eu-west', policy: EU })));
+        expectOk(await store.allocate(allocation('open', participant('carol', 'us-east-1'))));
+        expect(await store.allocate(allocation('open', participant('dave', 'us-east-1'), { expectedHomeRegion: 'us-east', policy: EU }))).toEqual({ status: 'policy_conflict', policy: null });
+        // A stale answer and a re-home carry the policy.
+        const stale = expectStale(await store.allocate(allocation('res', participant('erin', 'eu-west-1'), { expectedHomeRegion: 'eu-west', expectedVersion: 0, policy: EU })));
+        expect(stale.current?.room.policy).toEqual(EU);
+        expect((await store.rehome('res', 0, { region: 'eu-west', nodeId: 'eu-west-2' }))?.policy).toEqual(EU);
+      });
+
+      it('expires with the room: a room forgotten after its idle TTL takes a new policy', async () => {
+        await harness.close();
+        harness = await createHarness({ roomIdleTtlMs: 300 });
+        store = await harness.open();
+        expectOk(await store.allocate(allocation('ttl', participant('alice', 'eu-west-1'), { home: 'eu-west-1', policy: EU })));
+        await store.removeParticipant('ttl', 'alice');
+        expect((await store.getRoom('ttl'))?.room.policy).toEqual(EU);
+        await sleep(500);
+        expect(await store.getRoom('ttl')).toBeNull();
+        const again = expectOk(await store.allocate(allocation('ttl', participant('bob', 'us-east-1'), { policy: EU_US })));
+        expect(again.room.policy).toEqual(EU_US);
+      });
+
+      it('holds for P2P rooms too, and carries over from an emptied SFU room', async () => {
+        expect((await store.allocateP2p(p2pAllocation('mesh', p2pParticipant('a'), { policy: EU_US }))).status).toBe('ok');
+        expect((await store.getP2pRoom('mesh', T0))?.policy).toEqual(EU_US);
+        expect(await store.allocateP2p(p2pAllocation('mesh', p2pParticipant('b'), { policy: EU }))).toEqual({ status: 'policy_conflict', policy: EU_US });
+        expect(await store.allocate(allocation('mesh', participant('c', 'eu-west-1'), { home: 'eu-west-1' }))).toEqual({ status: 'policy_conflict', policy: EU_US });
+        expect(await store.allocate(allocation('mesh', participant('c', 'eu-west-1'), { home: 'eu-west-1', policy: EU_US }))).toEqual({ status: 'p2p' });
+
+        expectOk(await store.allocate(allocation('emptied', participant('alice', 'eu-west-1'), { home: 'eu-west-1', policy: EU_US })));
+        await store.removeParticipant('emptied', 'alice');
+        expect(await store.allocateP2p(p2pAllocation('emptied', p2pParticipant('bob')))).toEqual({ status: 'policy_conflict', policy: EU_US });
+        expect((await store.allocateP2p(p2pAllocation('emptied', p2pParticipant('bob'), { policy: EU_US }))).status).toBe('ok');
+        expect((await store.getP2pRoom('emptied', T0))?.policy).toEqual(EU_US);
+      });
     });
 
     describe('P2P fallback rooms', () => {

@@ -241,6 +241,14 @@ describe('the page', () => {
     await page.waitForSelector('path[data-link="eu-west~us-east"]');
     expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
 
+    // A room's region policy shows in its row (none for this one).
+    expect(await row.locator('td.policy').textContent()).toBe('none');
+    const policyRoom = await allocate(embedded.routerUrl, { roomId: 'dashboard-policy', participantId: 'erin', latencies: NEW_YORK, policy: { allowedRegions: ['eu-west'], allowP2p: true } });
+    expect(policyRoom.body.region).toBe('eu-west');
+    const policyCell = page.locator('tr[data-room="dashboard-policy"] td[data-policy="eu-west"]');
+    await policyCell.waitFor({ timeout: 10_000 });
+    expect(await policyCell.textContent()).toBe('only eu-west; P2P allowed');
+
     // Selecting the room highlights its link on the map.
     await row.click();
     await page.waitForSelector('path[data-link="eu-west~us-east"].selected');

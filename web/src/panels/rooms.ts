@@ -12,7 +12,7 @@ export function roomsPanel(rooms: DashboardRoom[], total: number, empty: number,
     h(
       'table',
       { class: 'rooms' },
-      h('thead', null, h('tr', null, h('th', null, 'room'), h('th', null, 'home'), h('th', { class: 'num' }, 'people'), h('th', null, 'participants by edge region'), h('th', null, 'cascade'))),
+      h('thead', null, h('tr', null, h('th', null, 'room'), h('th', null, 'home'), h('th', { class: 'num' }, 'people'), h('th', null, 'participants by edge region'), h('th', null, 'cascade'), h('th', null, 'region policy'))),
       h(
         'tbody',
         null,
@@ -43,6 +43,7 @@ export function roomsPanel(rooms: DashboardRoom[], total: number, empty: number,
               ),
             ),
             h('td', { class: 'links' }, room.links.length === 0 ? h('span', { class: 'muted' }, 'single region') : room.links.map((l) => h('div', { 'data-room-link': `${l.from}~${l.to}` }, `${l.from} ↔ ${l.to}`))),
+            h('td', { class: 'policy', 'data-policy': room.policy ? room.policy.allowedRegions.join(' ') : '' }, policyText(room.policy)),
           ),
         ),
       ),
@@ -57,4 +58,11 @@ function hiddenNote(hidden: number, empty: number): string {
   if (empty > 0) parts.push(`${empty} empty room${empty === 1 ? '' : 's'} hidden (no participant; a room is kept until it expires)`);
   if (hidden > empty) parts.push(`${hidden - empty} more not read (only the first rooms by id are)`);
   return parts.join('; ');
+}
+
+/** A room's region policy in a line: where its media may go, what it prefers, whether P2P may carry it. */
+function policyText(policy: DashboardRoom['policy']): HTMLElement {
+  if (!policy) return h('span', { class: 'muted' }, 'none');
+  const preferred = policy.preferredRegions?.length ? `; prefers ${policy.preferredRegions.join(', ')}` : '';
+  return h('span', null, `only ${policy.allowedRegions.join(', ')}${preferred}${policy.allowP2p ? '; P2P allowed' : ''}`);
 }
