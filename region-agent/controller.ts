@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { GeoSfuConfig } from '../shared/config/index.ts';
-import type { Heartbeat, HeartbeatAck, NodeLoad, NodeRegistration, ParticipantQuality } from '../shared/schemas/index.ts';
+import type { Heartbeat, HeartbeatAck, NodeLoad, NodeRegistration } from '../shared/schemas/index.ts';
 import { LoadSampler, type SfuLoadProvider } from './load.ts';
 import { PeerProber, type PeerStatus } from './peer-prober.ts';
 import type { RouterClient } from './router-client.ts';
@@ -48,9 +48,37 @@ export interface AgentControllerOptions {
   load: SfuLoadProvider;
   /** The agent's client of the router (its registration, heartbeats, deregistration). */
   router: RouterClient;
-  /** Per-participant media quality for the heartbeat (signaling: the SFU's stats). */
-  quality?: () => Promise<ParticipantQuality[]>;
+  /** The heartbeat's media part: per-participant quality, node and cascade bandwidth, reconnecting sessions. */
+  report?: () => Promise<HeartbeatReport>;
   now: () => number;
+}
+
+/** The heartbeat's media part (region-agent/plugins/control.ts composes it from the SFU, cascade and signaling). */
+export type HeartbeatReport = Pick<Heartbeat, 'quality' | 'media' | 'reconnecting'>;
+
+/** A heartbeat's JSON must stay well inside the router's body limit (BODY_LIMIT_BYTES, 64 KiB). */
+const HEARTBEAT_BUDGET_BYTES = 48 * 1024;
+
+/**
+ * Keeps a heartbeat inside its budget: the per-track figures go first (kept for the first
+ * participants, halving how many until it fits), then the per-participant quality from the end
+ * (the alerts see fewer participants); the node's load, RTTs and bandwidth always go.
+ */
+export function fitHeartbeat(heartbeat: Heartbeat, budget = HEARTBEAT_BUDGET_BYTES): Heartbeat {
+  const size = (h: Heartbeat) => Buffer.byteLength(JSON.stringify(h));
+  if (size(heartbeat) <= budget || !heartbeat.quality) return heartbeat;
+  const quality = heartbeat.quality;
+  const withTracksFor = (n: number): Heartbeat => ({ ...heartbeat, quality: quality.map((q, i) => (i < n ? q : (({ tracks: _tracks, ...rest }) => rest)(q))) });
+  let fitted = withTracksFor(0);
+  for (let n = Math.floor(quality.length / 2); n > 0; n = Math.floor(n / 2)) {
+    const candidate = withTracksFor(n);
+    if (size(candidate) <= budget) return candidate;
+  }
+  while (size(fitted) > budget && fitted.quality && fitted.quality.length > 0) {
+    fitted = { ...fitted, quality: fitted.quality.slice(0, Math.floor(fitted.quality.length / 2)) };
+  }
+  if (fitted.reconnecting && size(fitted) > budget) fitted = { ...fitted, reconnecting: fitted.reconnecting.slice(0, 100) };
+  return fitted;
 }
 
 const IDLE_LOAD: NodeLoad = { cpu: 0, memory: 0, participants: 0, rooms: 0, transports: 0, producers: 0, consumers: 0, workers: 0 };
@@ -68,7 +96,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
   readonly #settings: AgentSettings;
   readonly #log: FastifyBaseLogger;
   readonly #loadProvider: SfuLoadProvider;
-  readonly #qualityProvider: (() => Promise<ParticipantQuality[]>) | undefined;
+  readonly #reportProvider: (() => Promise<HeartbeatReport>) | undefined;
   readonly #sampler: LoadSampler;
   readonly #router: RouterClient;
   readonly #prober: PeerProber;
@@ -105,7 +133,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
     this.#settings = settings;
     this.#log = app.log.child({ nodeId: settings.nodeId, region: settings.region });
     this.#loadProvider = opts.load;
-    this.#qualityProvider = opts.quality;
+    this.#reportProvider = opts.report;
     this.#now = opts.now;
     this.#startedAt = opts.now();
     this.#sampler = new LoadSampler(opts.load, settings.cpuCores, settings.memoryBytes);
@@ -285,9 +313,9 @@ export class AgentController extends EventEmitter<AgentEvents> {
   }
 
   async #heartbeat(): Promise<void> {
-    const [load, quality] = await Promise.all([this.#sampler.sample(), this.#qualityProvider?.().catch(() => undefined)]);
+    const [load, report] = await Promise.all([this.#sampler.sample(), this.#reportProvider?.().catch((err: unknown) => this.#log.debug({ err }, 'media report failed'))]);
     this.#lastLoad = load;
-    const heartbeat: Heartbeat = {
+    const heartbeat: Heartbeat = fitHeartbeat({
       nodeId: this.nodeId,
       seq: this.#seq++,
       load,
@@ -295,8 +323,10 @@ export class AgentController extends EventEmitter<AgentEvents> {
       cordoned: this.#cordoned,
       maxParticipants: this.maxParticipants,
       peerRtt: this.#prober.rtt(),
-      ...(quality && quality.length > 0 ? { quality: quality.slice(0, 10_000) } : {}),
-    };
+      ...(report?.quality && report.quality.length > 0 ? { quality: report.quality.slice(0, 10_000) } : {}),
+      ...(report?.media ? { media: { ...report.media, links: report.media.links.slice(0, 1_000) } } : {}),
+      ...(report?.reconnecting && report.reconnecting.length > 0 ? { reconnecting: report.reconnecting.slice(0, 1_000) } : {}),
+    });
     let ack: HeartbeatAck;
     try {
       ack = await this.#router.heartbeat(heartbeat);

@@ -46,6 +46,18 @@ export function createRouterMetrics() {
       labelNames: ['region', 'node'] as const,
       registers: [registry],
     }),
+    nodeBitrate: new Gauge({
+      name: 'geo_sfu_node_bitrate_bps',
+      help: "Media bandwidth of a node (every transport: clients' and cascade pipes'), by direction (in: received, out: sent), from its last heartbeat.",
+      labelNames: ['region', 'node', 'direction'] as const,
+      registers: [registry],
+    }),
+    cascadeBitrate: new Gauge({
+      name: 'geo_sfu_cascade_bitrate_bps',
+      help: "Media bandwidth of a node's cascade links to the nodes of a peer region, by direction (in: received from there, out: sent there).",
+      labelNames: ['region', 'node', 'peer_region', 'direction'] as const,
+      registers: [registry],
+    }),
     nodesByState: new Gauge({
       name: 'geo_sfu_nodes',
       help: 'Registered nodes by region and state.',

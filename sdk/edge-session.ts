@@ -294,7 +294,7 @@ export class EdgeSession {
       stopTracks: false, // the application owns its tracks; they are republished on another edge after a failure
       ...(encodings ? { encodings } : {}),
       ...(local.options.codecOptions ? { codecOptions: local.options.codecOptions } : {}),
-      appData: { ...local.options.appData, localId: local.localId },
+      appData: { ...local.options.appData, localId: local.localId, ...captureOf(local.track) },
     });
     this.producers.set(local.localId, producer);
     if (local.paused) await this.setPaused(local.localId, true);
@@ -380,4 +380,15 @@ export class EdgeSession {
   peers(): PeerInfoMessage[] {
     return this.joined?.peers ?? [];
   }
+}
+
+/**
+ * A video track's capture size and rate, declared at produce time: the SFU measures bitrates and
+ * layers but does not decode video, so the dashboard derives each layer's resolution from this.
+ */
+function captureOf(track: MediaStreamTrack): { capture?: { width: number; height: number; frameRate?: number } } {
+  if (track.kind !== 'video' || typeof track.getSettings !== 'function') return {};
+  const { width, height, frameRate } = track.getSettings();
+  if (!width || !height) return {};
+  return { capture: { width, height, ...(frameRate ? { frameRate } : {}) } };
 }

@@ -15,10 +15,13 @@ export { DEFAULT_MEDIA_CODECS } from './media-codecs.ts';
 export {
   aggregateRoomStats,
   computeParticipantStats,
+  computeTrackStats,
   jitterToMs,
   type ParticipantQualityStats,
   type ParticipantRawStats,
   type RoomQualityStats,
+  type TrackQualityStats,
+  type TrackRawStats,
 } from './quality-stats.ts';
 export {
   type ConsumeDataOptions,

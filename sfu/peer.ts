@@ -19,7 +19,7 @@ import type { types as ms } from 'mediasoup';
 
 import { SfuError } from './errors.ts';
 import { assertLastN, lastNPeers } from './last-n.ts';
-import { computeParticipantStats, type ParticipantQualityStats, type ParticipantRawStats } from './quality-stats.ts';
+import { type CaptureSettings, computeParticipantStats, type ParticipantQualityStats, type ParticipantRawStats, type TrackRawStats } from './quality-stats.ts';
 import { TypedEmitter } from './typed-emitter.ts';
 import type { PoolWorker, WorkerPool } from './worker-pool.ts';
 
@@ -150,6 +150,8 @@ export interface PeerContext<R extends PeerRoom> {
   registerDataProducer: (peer: Peer<R>, dataProducer: ms.DataProducer) => void;
   /** The peer id owning a producer of the room, if the room has it. */
   producerPeerId: (producerId: string) => string | undefined;
+  /** A producer of the room (its encodings and declared capture describe its consumers' layers). */
+  producer: (producerId: string) => ms.Producer | undefined;
   hasDataProducer: (dataProducerId: string) => boolean;
   /** Makes a (data) producer of the room available on this peer's router. */
   ensurePiped: (producerId: string) => Promise<void>;
@@ -503,21 +505,40 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
 
   async getStats(): Promise<ParticipantQualityStats> {
     const ignoreClosed = <T>(p: Promise<T>): Promise<T | undefined> => p.catch(() => undefined);
+    const track = (direction: 'in' | 'out', producer: ms.Producer, paused: boolean, stats: (ms.ProducerStat | ms.ConsumerStat)[], currentLayers?: ms.ConsumerLayers): TrackRawStats => {
+      const capture = captureOf(producer.appData);
+      return {
+        direction,
+        kind: producer.kind,
+        producerId: producer.id,
+        paused,
+        clockRate: producer.rtpParameters.codecs[0]?.clockRate ?? 0,
+        encodings: producer.rtpParameters.encodings ?? [],
+        ...(capture ? { capture } : {}),
+        ...(currentLayers ? { currentLayers } : {}),
+        stats,
+      };
+    };
     const [transports, producers, consumers] = await Promise.all([
       Promise.all([...this.#transports.values()].map((t) => ignoreClosed(t.getStats() as Promise<ms.BaseTransportStats[]>))),
       Promise.all(
         [...this.#producers.values()].map(async (p) => {
           const stats = await ignoreClosed(p.getStats());
-          return stats ? { clockRate: p.rtpParameters.codecs[0]?.clockRate ?? 0, stats } : undefined;
+          return stats ? track('in', p, p.paused, stats) : undefined;
         }),
       ),
-      Promise.all([...this.#consumers.values()].map((c) => ignoreClosed(c.getStats()))),
+      Promise.all(
+        [...this.#consumers.values()].map(async (c) => {
+          const stats = await ignoreClosed(c.getStats());
+          const producer = this.#ctx.producer(c.producerId);
+          return stats && producer ? track('out', producer, c.paused || c.producerPaused, stats, c.currentLayers) : undefined;
+        }),
+      ),
     ]);
     const raw: ParticipantRawStats = {
       peerId: this.id,
       transports: transports.filter((s) => s !== undefined).flat(),
-      producers: producers.filter((s) => s !== undefined),
-      consumers: consumers.filter((s) => s !== undefined),
+      tracks: [...producers, ...consumers].filter((t) => t !== undefined),
     };
     return computeParticipantStats(raw);
   }
@@ -607,4 +628,15 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
     if (!consumer) throw new SfuError('NOT_FOUND', `consumer ${id} not found for peer ${this.id}`);
     return consumer;
   }
+}
+
+const CAPTURE_MAX = 16_384;
+
+/** The video capture a client declared at produce time (`appData.capture`), when it is plausible. */
+function captureOf(appData: Record<string, unknown>): CaptureSettings | undefined {
+  const c = appData.capture as Record<string, unknown> | undefined;
+  const dim = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 1 && v <= CAPTURE_MAX;
+  if (typeof c !== 'object' || c === null || !dim(c.width) || !dim(c.height)) return undefined;
+  const frameRate = typeof c.frameRate === 'number' && Number.isFinite(c.frameRate) && c.frameRate > 0 && c.frameRate <= 240 ? c.frameRate : undefined;
+  return { width: c.width as number, height: c.height as number, ...(frameRate !== undefined ? { frameRate } : {}) };
 }

@@ -11,6 +11,13 @@
  * - RTT: consumers' outbound `roundTripTime` (ms), averaged;
  * - jitter: producers' inbound `jitter` (RTP clock units) converted to ms
  *   with the stream's clock rate, maximum over streams.
+ *
+ * And per track (each producer: the SFU receives it; each consumer: the SFU sends it): bitrate,
+ * loss, RTT, jitter, mediasoup's score and the simulcast/SVC layers, all measured by the SFU; and
+ * the resolution and frame rate of the layer in use, DERIVED (mediasoup does not decode video):
+ * the capture the client declared at produce time (`appData.capture`, see sdk/) divided by the
+ * layer's `scaleResolutionDownBy` (simulcast) or 2 per spatial layer below the top (SVC), and the
+ * frame rate halved per temporal layer below the top.
  */
 import type { types as ms } from 'mediasoup';
 
@@ -33,6 +40,45 @@ export interface ParticipantQualityStats {
   transports: number;
   producers: number;
   consumers: number;
+  /** One entry per producer ('in') and consumer ('out'). */
+  tracks: TrackQualityStats[];
+}
+
+/** What a client declared of its video capture at produce time (`appData.capture`). */
+export interface CaptureSettings {
+  width: number;
+  height: number;
+  frameRate?: number;
+}
+
+/** One track as the SFU sees it. */
+export interface TrackQualityStats {
+  /** 'in': a producer (the participant publishes it); 'out': a consumer (the participant receives it). */
+  direction: 'in' | 'out';
+  kind: ms.MediaKind;
+  /** The producer (for a consumer: the one it consumes). */
+  producerId: string;
+  paused: boolean;
+  /** Measured: bits per second of RTP (in: every encoding summed). */
+  bitrateBps: number;
+  /** Measured: fraction lost (in: worst encoding; out: the receiver's reports). */
+  loss?: number;
+  /** Measured: from RTCP (out: receiver reports; in: sender reports when the client sends them). */
+  rttMs?: number;
+  /** Measured: inbound jitter, ms (in only). */
+  jitterMs?: number;
+  /** Measured: mediasoup's stream score 0..10 (in: best encoding). */
+  score?: number;
+  /** Spatial and temporal layers the producer has (1 and 1 without simulcast or SVC). */
+  spatialLayers: number;
+  temporalLayers: number;
+  /** Measured: the spatial/temporal layer in use (in: highest encoding arriving; out: the consumer's current layers). */
+  spatialLayer?: number;
+  temporalLayer?: number;
+  /** Derived (see the top of this file): resolution and frame rate of the layer in use. */
+  width?: number;
+  height?: number;
+  frameRate?: number;
 }
 
 export interface RoomQualityStats {
@@ -51,14 +97,29 @@ export interface RoomQualityStats {
   jitterMs?: number;
 }
 
+/** One producer or consumer with its stats and what the layers need. */
+export interface TrackRawStats {
+  direction: 'in' | 'out';
+  kind: ms.MediaKind;
+  producerId: string;
+  paused: boolean;
+  /** The codec's clock rate (jitter conversion). */
+  clockRate: number;
+  /** The producer's encodings as it was produced with (simulcast: one per spatial layer, lowest first). */
+  encodings: ms.RtpEncodingParameters[];
+  capture?: CaptureSettings;
+  /** A consumer's current layers (undefined: a simple consumer, or nothing sent yet). */
+  currentLayers?: ms.ConsumerLayers;
+  /** mediasoup stats: a producer's 'inbound-rtp' entries, a consumer's 'outbound-rtp' one (others ignored). */
+  stats: (ms.ProducerStat | ms.ConsumerStat)[];
+}
+
 /** What the room layer collects for one participant. */
 export interface ParticipantRawStats {
   peerId: string;
   transports: ms.BaseTransportStats[];
-  /** Producer stats (inbound streams) with the producer's codec clock rate. */
-  producers: { clockRate: number; stats: ms.ProducerStat[] }[];
-  /** Consumer stats: only entries of type 'outbound-rtp' are used. */
-  consumers: (ms.ConsumerStat | ms.ProducerStat)[][];
+  /** Its producers ('in') and consumers ('out'). */
+  tracks: TrackRawStats[];
 }
 
 function mean(values: number[]): number | undefined {
@@ -92,21 +153,18 @@ export function computeParticipantStats(raw: ParticipantRawStats, at = Date.now(
 
   const jitters: number[] = [];
   const producerLoss: number[] = [];
-  for (const { clockRate, stats } of raw.producers) {
-    for (const s of stats) {
-      if (s.type !== 'inbound-rtp') continue;
-      if (isFiniteNumber(s.jitter)) jitters.push(jitterToMs(s.jitter, clockRate));
-      if (isFiniteNumber(s.fractionLost)) producerLoss.push(s.fractionLost / 256);
-    }
-  }
-
   const rtts: number[] = [];
   const consumerLoss: number[] = [];
-  for (const stats of raw.consumers) {
-    for (const s of stats) {
-      if (s.type !== 'outbound-rtp') continue;
-      if (isFiniteNumber(s.roundTripTime) && s.roundTripTime > 0) rtts.push(s.roundTripTime);
-      if (isFiniteNumber(s.fractionLost)) consumerLoss.push(s.fractionLost / 256);
+  for (const track of raw.tracks) {
+    for (const s of track.stats) {
+      if (track.direction === 'in' && s.type === 'inbound-rtp') {
+        const jitter = (s as ms.ProducerStat).jitter;
+        if (isFiniteNumber(jitter)) jitters.push(jitterToMs(jitter, track.clockRate));
+        if (isFiniteNumber(s.fractionLost)) producerLoss.push(s.fractionLost / 256);
+      } else if (track.direction === 'out' && s.type === 'outbound-rtp') {
+        if (isFiniteNumber(s.roundTripTime) && s.roundTripTime > 0) rtts.push(s.roundTripTime);
+        if (isFiniteNumber(s.fractionLost)) consumerLoss.push(s.fractionLost / 256);
+      }
     }
   }
 
@@ -124,8 +182,88 @@ export function computeParticipantStats(raw: ParticipantRawStats, at = Date.now(
     ...(rttMs !== undefined ? { rttMs } : {}),
     ...(jitterMs !== undefined ? { jitterMs } : {}),
     transports: raw.transports.length,
-    producers: raw.producers.length,
-    consumers: raw.consumers.length,
+    producers: raw.tracks.filter((t) => t.direction === 'in').length,
+    consumers: raw.tracks.filter((t) => t.direction === 'out').length,
+    tracks: raw.tracks.map(computeTrackStats),
+  };
+}
+
+/** Spatial and temporal layer counts from a scalability mode ('L3T3', 'S2T1', 'L1T3_KEY'). */
+function scalability(mode: string | undefined): { spatial: number; temporal: number } {
+  const m = /^[LS](\d+)T(\d+)/.exec(mode ?? '');
+  return m ? { spatial: Number(m[1]), temporal: Number(m[2]) } : { spatial: 1, temporal: 1 };
+}
+
+/** How much spatial layer `layer` of `spatialLayers` is scaled down from the capture. */
+function scaleOf(encodings: ms.RtpEncodingParameters[], spatialLayers: number, layer: number): number {
+  if (encodings.length > 1) {
+    // What the client gave at produce time (kept by mediasoup, not in its type).
+    const given = (encodings[layer] as { scaleResolutionDownBy?: unknown } | undefined)?.scaleResolutionDownBy;
+    return isFiniteNumber(given) && given >= 1 ? given : 2 ** (spatialLayers - 1 - layer);
+  }
+  return 2 ** (spatialLayers - 1 - layer);
+}
+
+export function computeTrackStats(raw: TrackRawStats): TrackQualityStats {
+  const modes = scalability(raw.encodings[0]?.scalabilityMode);
+  const spatialLayers = raw.encodings.length > 1 ? raw.encodings.length : modes.spatial;
+  const temporalLayers = modes.temporal;
+  let bitrateBps = 0;
+  const losses: number[] = [];
+  const rtts: number[] = [];
+  const jitters: number[] = [];
+  const scores: number[] = [];
+  let spatialLayer: number | undefined;
+  for (const s of raw.stats) {
+    const wanted = raw.direction === 'in' ? 'inbound-rtp' : 'outbound-rtp';
+    if (s.type !== wanted) continue;
+    if (isFiniteNumber(s.bitrate)) bitrateBps += s.bitrate;
+    if (isFiniteNumber(s.fractionLost)) losses.push(s.fractionLost / 256);
+    if (isFiniteNumber(s.roundTripTime) && s.roundTripTime > 0) rtts.push(s.roundTripTime);
+    if (isFiniteNumber(s.score)) scores.push(s.score);
+    if (raw.direction === 'in') {
+      const jitter = (s as ms.ProducerStat).jitter;
+      if (isFiniteNumber(jitter)) jitters.push(jitterToMs(jitter, raw.clockRate));
+      // The highest simulcast encoding that is arriving (matched by rid, else by ssrc).
+      if (isFiniteNumber(s.bitrate) && s.bitrate > 0) {
+        const index = raw.encodings.length > 1 ? raw.encodings.findIndex((e) => (s.rid !== undefined ? e.rid === s.rid : e.ssrc === s.ssrc)) : spatialLayers - 1;
+        if (index >= 0) spatialLayer = Math.max(spatialLayer ?? 0, index);
+      }
+    }
+  }
+  let temporalLayer: number | undefined;
+  if (raw.direction === 'out') {
+    spatialLayer = raw.currentLayers?.spatialLayer ?? (bitrateBps > 0 ? spatialLayers - 1 : undefined);
+    temporalLayer = raw.currentLayers?.temporalLayer ?? (bitrateBps > 0 ? temporalLayers - 1 : undefined);
+  } else if (spatialLayer !== undefined) {
+    temporalLayer = temporalLayers - 1;
+  }
+  const derived: Pick<TrackQualityStats, 'width' | 'height' | 'frameRate'> = {};
+  if (raw.kind === 'video' && raw.capture && spatialLayer !== undefined) {
+    const scale = scaleOf(raw.encodings, spatialLayers, spatialLayer);
+    derived.width = Math.round(raw.capture.width / scale);
+    derived.height = Math.round(raw.capture.height / scale);
+    if (raw.capture.frameRate !== undefined) derived.frameRate = Math.round((raw.capture.frameRate / 2 ** (temporalLayers - 1 - (temporalLayer ?? temporalLayers - 1))) * 10) / 10;
+  }
+  const loss = max(losses);
+  const rttMs = mean(rtts);
+  const jitterMs = max(jitters);
+  const score = max(scores);
+  return {
+    direction: raw.direction,
+    kind: raw.kind,
+    producerId: raw.producerId,
+    paused: raw.paused,
+    bitrateBps: Math.round(bitrateBps),
+    ...(loss !== undefined ? { loss } : {}),
+    ...(rttMs !== undefined ? { rttMs } : {}),
+    ...(jitterMs !== undefined ? { jitterMs } : {}),
+    ...(score !== undefined ? { score } : {}),
+    spatialLayers,
+    temporalLayers,
+    ...(spatialLayer !== undefined ? { spatialLayer } : {}),
+    ...(temporalLayer !== undefined ? { temporalLayer } : {}),
+    ...derived,
   };
 }
 

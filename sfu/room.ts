@@ -286,6 +286,7 @@ export class Room extends TypedEmitter<RoomEvents> implements PeerRoom {
       registerProducer: (peer, producer) => this.#registerProducer(peer, slot, producer),
       registerDataProducer: (peer, dataProducer) => this.#registerDataProducer(peer, slot, dataProducer),
       producerPeerId: (producerId) => this.#producers.get(producerId)?.peer.id,
+      producer: (producerId) => this.#producers.get(producerId)?.producer,
       hasDataProducer: (dataProducerId) => this.#dataProducers.has(dataProducerId),
       ensurePiped: (producerId) => this.#ensurePiped(producerId, slot),
       ensureDataPiped: (dataProducerId) => this.#ensureDataPiped(dataProducerId, slot),

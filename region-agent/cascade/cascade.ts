@@ -4,7 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
 import { type CallAnswer, type CallBody, type ControlCall, ControlCallError, controlCall, controlPlane } from '../../shared/control-plane.ts';
 import type { CloseRequest, KickRequest, OpenAnswer, OpenRequest, SealedEndpoint, SyncAnswer, SyncRequest } from '../../shared/schemas/cascade.ts';
-import type { RoomNode, RoomNodeSet } from '../../shared/schemas/index.ts';
+import type { CascadeLinkMedia, RoomNode, RoomNodeSet } from '../../shared/schemas/index.ts';
 import { RegionPipe, type PipeEndpoint, type PipeExport, type PipeImportResult, type Room, type RoomRouter } from '../../sfu/index.ts';
 import { Ticker } from '../../shared/ticker.ts';
 import { derivePipeKey, seal, unseal } from './seal.ts';
@@ -174,6 +174,27 @@ export class Cascade extends EventEmitter<CascadeEvents> {
 
   links(): CascadeLinkStatus[] {
     return [...this.#links.values()].map((l) => this.#status(l));
+  }
+
+  /**
+   * What the links carry now, per other node (summed over its rooms' pipe transports): bounded by
+   * the number of nodes, whatever the number of rooms.
+   */
+  async linkMedia(): Promise<CascadeLinkMedia[]> {
+    const byPeer = new Map<string, CascadeLinkMedia>();
+    await Promise.all(
+      [...this.#links.values()].map(async (link) => {
+        const stats = await link.pipe.transport.getStats().catch(() => []);
+        let entry = byPeer.get(link.remote.nodeId);
+        if (!entry) byPeer.set(link.remote.nodeId, (entry = { peerNodeId: link.remote.nodeId, peerRegion: link.remote.region, rooms: 0, inBps: 0, outBps: 0 }));
+        entry.rooms++;
+        for (const s of stats) {
+          entry.inBps += Math.max(0, Math.round(s.recvBitrate ?? 0));
+          entry.outBps += Math.max(0, Math.round(s.sendBitrate ?? 0));
+        }
+      }),
+    );
+    return [...byPeer.values()].sort((a, b) => a.peerNodeId.localeCompare(b.peerNodeId));
   }
 
   link(roomId: string, remoteNodeId: string): RegionPipe | undefined {

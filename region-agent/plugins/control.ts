@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
-import { AgentController } from '../controller.ts';
+import { AgentController, type HeartbeatReport } from '../controller.ts';
 import { noSfu, type SfuLoadProvider } from '../load.ts';
 import { RouterClient } from '../router-client.ts';
 import type { AgentSettings } from '../settings.ts';
@@ -28,7 +28,20 @@ export const controlPlugin = fp<ControlPluginOptions>(
   async (app, { config, settings, load, now }) => {
     const sfu = app.agentSfu;
     const router = new RouterClient({ routerUrl: config.routerUrl, nodeId: settings.nodeId, clusterSecret: config.clusterSecret, timeoutMs: settings.callTimeoutMs, now });
-    const controller = new AgentController({ app, config, settings, router, load: load ?? sfu?.load ?? noSfu, ...(sfu ? { quality: sfu.quality } : {}), now });
+    // The cascade and signaling plugins register after this one: read at each heartbeat.
+    const report = async (): Promise<HeartbeatReport> => {
+      const [clients, links] = await Promise.all([sfu!.quality(), app.agentCascade?.linkMedia() ?? []]);
+      return {
+        quality: clients.participants,
+        media: {
+          inBps: clients.inBps + links.reduce((sum, l) => sum + l.inBps, 0),
+          outBps: clients.outBps + links.reduce((sum, l) => sum + l.outBps, 0),
+          links,
+        },
+        reconnecting: app.agentSignaling?.reconnecting() ?? [],
+      };
+    };
+    const controller = new AgentController({ app, config, settings, router, load: load ?? sfu?.load ?? noSfu, ...(sfu ? { report } : {}), now });
     app.decorate('agentSettings', settings);
     app.decorate('agentRouter', router);
     app.decorate('agentController', controller);

@@ -116,6 +116,11 @@ export class SignalingServer {
     controller.on('draining', () => this.#onDraining());
   }
 
+  /** Joined sessions waiting for their client to resume (for the heartbeat: the dashboard shows them "reconnecting"). */
+  reconnecting(): { roomId: string; participantId: string; forMs: number }[] {
+    return this.#sessions.reconnecting();
+  }
+
   /** Sessions open now (connected or within their grace period). */
   get sessionCount(): number {
     return this.#sessions.size;

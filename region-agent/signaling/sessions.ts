@@ -19,6 +19,8 @@ export interface Session {
   socket: Socket | null;
   peer: Peer | null;
   graceTimer: NodeJS.Timeout | null;
+  /** When its connection dropped (Date.now()), while it waits for a resume; null while connected. */
+  disconnectedAt: number | null;
   /** Requests run one after another, in arrival order. */
   queue: Promise<void>;
   /** Router reports run in order (joined before left). */
@@ -76,6 +78,14 @@ export class Sessions {
     return this.#map.get(sessionKey(roomId, peerId));
   }
 
+  /** Joined sessions whose connection dropped and that wait for a resume, longest waiting first. */
+  reconnecting(now = Date.now()): { roomId: string; participantId: string; forMs: number }[] {
+    return [...this.#map.values()]
+      .filter((s) => !s.ended && s.disconnectedAt !== null && s.peer !== null)
+      .map((s) => ({ roomId: s.roomId, participantId: s.peerId, forMs: Math.max(0, now - s.disconnectedAt!) }))
+      .sort((a, b) => b.forMs - a.forMs);
+  }
+
   /** A snapshot: ending a session while iterating is safe. */
   all(): Session[] {
     return [...this.#map.values()];
@@ -92,6 +102,7 @@ export class Sessions {
       if (session.ended || this.#map.get(session.key) !== session) return null;
       if (session.graceTimer) clearTimeout(session.graceTimer);
       session.graceTimer = null;
+      session.disconnectedAt = null;
       const old = session.socket;
       session.socket = socket;
       old?.disconnect(true);
@@ -115,6 +126,7 @@ export class Sessions {
       socket,
       peer: null,
       graceTimer: null,
+      disconnectedAt: null,
       queue: Promise.resolve(),
       reports: Promise.resolve(),
       joinedReported: false,
@@ -129,6 +141,7 @@ export class Sessions {
   disconnected(session: Session, socket: Socket): void {
     if (session.ended || session.socket !== socket) return;
     session.socket = null;
+    session.disconnectedAt = Date.now();
     if (this.#o.resumeGraceMs === 0) {
       void this.end(session, 'disconnected', true, 'timed_out');
       return;

@@ -60,6 +60,9 @@ export interface RegionScalingView {
   meanStress: number | null;
   overflowsInWindow: number;
   medianClientRttMs: number | null;
+  /** Client RTTs in the window, and how many the median needs (null below that). */
+  clientRttSamples: number;
+  clientRttMinSamples: number;
   highForMs: number;
   lowForMs: number;
   farForMs: number;
@@ -121,6 +124,8 @@ export function evaluateScaling(
       meanStress: o.meanStress,
       overflowsInWindow: r.overflows.reduce((n, x) => n + x.count, 0),
       medianClientRttMs: medianRtt,
+      clientRttSamples: rtts.length,
+      clientRttMinSamples: s.minRttSamples,
       highForMs: forMs(r.highSinceMs),
       lowForMs: forMs(r.lowSinceMs),
       farForMs: forMs(r.farSinceMs),

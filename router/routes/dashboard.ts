@@ -8,7 +8,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GeoSfuError, TooManyRequestsError } from '../../shared/errors.ts';
 import { PACKAGE_ROOT } from '../../shared/package-root.ts';
 import { Ticker } from '../../shared/ticker.ts';
-import { DashboardSnapshot, type DashboardRoom } from '../../shared/schemas/index.ts';
+import { type DashboardParticipant, DashboardSnapshot, type DashboardRoom, type Heartbeat, type ParticipantQuality } from '../../shared/schemas/index.ts';
 import { bearer, requireAdmin } from '../auth.ts';
 import { roomView } from '../room-view.ts';
 import { regionsView } from './regions.ts';
@@ -104,15 +104,27 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   const publicSnapshot = async (): Promise<DashboardSnapshot> => {
     return { at: new Date(app.now()).toISOString(), scope: 'public', regions: regionsView(app) };
   };
-  const adminPart = async (): Promise<Pick<DashboardSnapshot, 'rooms' | 'roomsTotal' | 'alerts' | 'scaling' | 'rebalancing'>> => {
+  const adminPart = async (): Promise<Pick<DashboardSnapshot, 'rooms' | 'roomsTotal' | 'roomsEmpty' | 'media' | 'alerts' | 'scaling' | 'rebalancing'>> => {
     const { rooms: store, quality, scaling, rebalancer } = app;
     const ids = (await store.listRoomIds()).sort();
     const states = await Promise.all(ids.slice(0, maxRooms).map((id) => store.getRoom(id)));
-    const rooms = states.flatMap((s) => (s && s.participants.length > 0 ? [dashboardRoom(roomView(s, regionOrder))] : []));
+    const live = app.registry.snapshot().nodes.filter((n) => n.state !== 'dead');
+    const reports = heartbeatIndex(live.map((n) => n.record.heartbeat));
+    const rooms = states.flatMap((s) => (s && s.participants.length > 0 ? [dashboardRoom(roomView(s, regionOrder), reports)] : []));
     const view = scaling.view();
     return {
       rooms,
       roomsTotal: ids.length,
+      roomsEmpty: states.filter((s) => s && s.participants.length === 0).length,
+      media: {
+        nodes: live.flatMap((n) => {
+          const media = n.record.heartbeat?.media;
+          return media ? [{ nodeId: n.nodeId, region: n.region, inBps: media.inBps, outBps: media.outBps }] : [];
+        }),
+        links: live.flatMap((n) =>
+          (n.record.heartbeat?.media?.links ?? []).map((l) => ({ nodeId: n.nodeId, region: n.region, peerNodeId: l.peerNodeId, peerRegion: l.peerRegion, rooms: l.rooms, inBps: l.inBps, outBps: l.outBps })),
+        ),
+      },
       alerts: quality.active(),
       scaling: { regions: view.regions, decisions: view.decisions.map(({ atMs, ...d }) => ({ ...d, at: new Date(atMs).toISOString() })) },
       rebalancing: { enabled: rebalancer.enabled, decisions: rebalancer.recent().slice(0, 10).map(({ reasons: _reasons, ...d }) => d) },
@@ -199,19 +211,55 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardOptions> = asyn
   });
 };
 
-function dashboardRoom(view: ReturnType<typeof roomView>): DashboardRoom {
-  const byRegion = new Map<string, { region: string; count: number; joined: number; participantIds: string[] }>();
+const reportKey = (nodeId: string, roomId: string, participantId: string) => `${nodeId}\n${roomId}\n${participantId}`;
+
+/** What the live nodes' last heartbeats say of each participant: its media, whether it is reconnecting. */
+interface HeartbeatIndex {
+  quality: Map<string, ParticipantQuality>;
+  reconnecting: Map<string, number>;
+}
+
+function heartbeatIndex(heartbeats: ReadonlyArray<Heartbeat | null>): HeartbeatIndex {
+  const index: HeartbeatIndex = { quality: new Map(), reconnecting: new Map() };
+  for (const hb of heartbeats) {
+    if (!hb) continue;
+    for (const q of hb.quality ?? []) index.quality.set(reportKey(hb.nodeId, q.roomId, q.participantId), q);
+    for (const r of hb.reconnecting ?? []) index.reconnecting.set(reportKey(hb.nodeId, r.roomId, r.participantId), r.forMs);
+  }
+  return index;
+}
+
+function dashboardParticipant(roomId: string, p: ReturnType<typeof roomView>['participants'][number], reports: HeartbeatIndex): DashboardParticipant {
+  const key = reportKey(p.nodeId, roomId, p.participantId);
+  const reconnectingForMs = p.status === 'joined' ? reports.reconnecting.get(key) : undefined;
+  const q = p.status === 'joined' ? reports.quality.get(key) : undefined;
+  return {
+    participantId: p.participantId,
+    region: p.region,
+    nodeId: p.nodeId,
+    status: reconnectingForMs !== undefined ? 'reconnecting' : p.status,
+    ...(reconnectingForMs !== undefined ? { reconnectingForMs } : {}),
+    media: q ? { inBps: q.inBps ?? null, outBps: q.outBps ?? null, packetLoss: q.packetLoss, rttMs: q.rttMs, jitterMs: q.jitterMs, tracks: q.tracks ?? [] } : null,
+  };
+}
+
+function dashboardRoom(view: ReturnType<typeof roomView>, reports: HeartbeatIndex): DashboardRoom {
+  const byRegion = new Map<string, { region: string; count: number; joined: number; reconnecting: number; participantIds: string[] }>();
   const edge = (region: string) => {
     let e = byRegion.get(region);
-    if (!e) byRegion.set(region, (e = { region, count: 0, joined: 0, participantIds: [] }));
+    if (!e) byRegion.set(region, (e = { region, count: 0, joined: 0, reconnecting: 0, participantIds: [] }));
     return e;
   };
   edge(view.homeRegion);
+  const people: DashboardParticipant[] = [];
   for (const p of view.participants) {
     const e = edge(p.region);
+    const person = dashboardParticipant(view.roomId, p, reports);
     e.count++;
     if (p.status === 'joined') e.joined++;
+    if (person.status === 'reconnecting') e.reconnecting++;
     if (e.participantIds.length < PARTICIPANTS_SHOWN) e.participantIds.push(p.participantId);
+    if (people.length < PARTICIPANTS_SHOWN) people.push(person);
   }
   const links = new Map<string, { from: string; to: string }>();
   for (const l of view.cascade.links) {
@@ -224,6 +272,7 @@ function dashboardRoom(view: ReturnType<typeof roomView>): DashboardRoom {
     homeRegion: view.homeRegion,
     participants: view.participants.length,
     edges: [...byRegion.values()].filter((e) => e.count > 0 || e.region === view.homeRegion),
+    people,
     links: [...links.values()],
     ...(view.policy ? { policy: view.policy } : {}),
   };

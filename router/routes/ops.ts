@@ -29,13 +29,28 @@ export function routerMetricsSource(app: FastifyInstance): MetricsSource {
       metrics.probeRtt.reset();
       metrics.probeLoss.reset();
       metrics.regionStress.reset();
+      metrics.nodeBitrate.reset();
+      metrics.cascadeBitrate.reset();
       for (const view of app.scaling.view().regions) if (view.meanStress !== null) metrics.regionStress.set({ region: view.region }, view.meanStress);
+      // A link's peer region as the router knows the peer node (registered nodes: a bounded set).
+      const regionOf = new Map(snapshot.nodes.map((n) => [n.nodeId, n.region]));
       for (const n of snapshot.nodes) {
         metrics.nodesByState.inc({ region: n.region, state: n.state });
         metrics.nodeStress.set({ region: n.region, node: n.nodeId }, n.stress);
         const probe = prober.stats(n.nodeId);
         if (probe.rttMs !== null) metrics.probeRtt.set({ region: n.region, node: n.nodeId }, probe.rttMs);
         metrics.probeLoss.set({ region: n.region, node: n.nodeId }, probe.loss);
+        const media = n.state === 'dead' ? undefined : n.record.heartbeat?.media;
+        if (!media) continue;
+        metrics.nodeBitrate.set({ region: n.region, node: n.nodeId, direction: 'in' }, media.inBps);
+        metrics.nodeBitrate.set({ region: n.region, node: n.nodeId, direction: 'out' }, media.outBps);
+        // Summed per peer region: the labels stay bounded by the regions, whatever the rooms and nodes.
+        for (const l of media.links) {
+          const peerRegion = regionOf.get(l.peerNodeId);
+          if (peerRegion === undefined) continue;
+          metrics.cascadeBitrate.inc({ region: n.region, node: n.nodeId, peer_region: peerRegion, direction: 'in' }, l.inBps);
+          metrics.cascadeBitrate.inc({ region: n.region, node: n.nodeId, peer_region: peerRegion, direction: 'out' }, l.outBps);
+        }
       }
       for (const [from, row] of Object.entries(snapshot.interRegion)) {
         for (const [to, stats] of Object.entries(row)) if (stats.rttMs !== null) metrics.interRegionRtt.set({ from, to }, stats.rttMs);

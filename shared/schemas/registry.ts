@@ -44,6 +44,42 @@ export const NodeState = Type.Union([
 ]);
 export type NodeState = Static<typeof NodeState>;
 
+const Bps = Type.Number({ minimum: 0 });
+
+/**
+ * One track of a participant as the SFU sees it (sfu/quality-stats.ts). Measured by the SFU: bitrate,
+ * loss, RTT, jitter, score, the layer in use. Derived (mediasoup does not decode video): width,
+ * height and frame rate, from the capture the client declared at produce time and the layer's scale.
+ * An absent figure was not measured (no report yet, or it does not apply).
+ */
+export const TrackQuality = Type.Object(
+  {
+    /** in: the participant publishes it (a producer); out: it receives it (a consumer). */
+    direction: Type.Union([Type.Literal('in'), Type.Literal('out')]),
+    kind: Type.Union([Type.Literal('audio'), Type.Literal('video')]),
+    producerId: Type.String({ maxLength: 64 }),
+    paused: Type.Boolean(),
+    bitrateBps: Bps,
+    loss: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    rttMs: Type.Optional(Type.Number({ minimum: 0 })),
+    jitterMs: Type.Optional(Type.Number({ minimum: 0 })),
+    /** mediasoup's stream score, 0 (bad) to 10 (good). */
+    score: Type.Optional(Type.Number({ minimum: 0, maximum: 10 })),
+    spatialLayers: Type.Integer({ minimum: 1, maximum: 16 }),
+    temporalLayers: Type.Integer({ minimum: 1, maximum: 16 }),
+    spatialLayer: Type.Optional(Type.Integer({ minimum: 0, maximum: 15 })),
+    temporalLayer: Type.Optional(Type.Integer({ minimum: 0, maximum: 15 })),
+    width: Type.Optional(Type.Integer({ minimum: 0, maximum: 16_384 })),
+    height: Type.Optional(Type.Integer({ minimum: 0, maximum: 16_384 })),
+    frameRate: Type.Optional(Type.Number({ minimum: 0, maximum: 240 })),
+  },
+  { additionalProperties: false },
+);
+export type TrackQuality = Static<typeof TrackQuality>;
+
+/** Tracks a heartbeat carries per participant: what it publishes first, then what it receives, by bitrate. */
+export const TRACKS_PER_PARTICIPANT = 8;
+
 /** Media quality of one participant as the SFU sees it (mediasoup stats, aggregated by the agent). */
 export const ParticipantQuality = Type.Object(
   {
@@ -56,10 +92,52 @@ export const ParticipantQuality = Type.Object(
     /** Inbound jitter of its producers; null when it publishes nothing. */
     jitterMs: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]),
     bitrateBps: Type.Number({ minimum: 0 }),
+    /** What the SFU receives from it and sends to it (its transports, RTP and the rest). */
+    inBps: Type.Optional(Bps),
+    outBps: Type.Optional(Bps),
+    /** Its tracks (at most TRACKS_PER_PARTICIPANT; left out when the heartbeat would be too large). */
+    tracks: Type.Optional(Type.Array(TrackQuality, { maxItems: TRACKS_PER_PARTICIPANT })),
   },
   { additionalProperties: false },
 );
 export type ParticipantQuality = Static<typeof ParticipantQuality>;
+
+/** The media a cascade link to one other node carries, summed over the rooms linked to it. */
+export const CascadeLinkMedia = Type.Object(
+  {
+    peerNodeId: Id,
+    peerRegion: RegionId,
+    rooms: Type.Integer({ minimum: 0 }),
+    /** Received from the peer node, sent to it (its pipe transports). */
+    inBps: Bps,
+    outBps: Bps,
+  },
+  { additionalProperties: false },
+);
+export type CascadeLinkMedia = Static<typeof CascadeLinkMedia>;
+
+/** The node's media bandwidth: every transport (clients' and cascade pipes'), and per cascade peer. */
+export const NodeMedia = Type.Object(
+  {
+    inBps: Bps,
+    outBps: Bps,
+    links: Type.Array(CascadeLinkMedia, { maxItems: 1_000 }),
+  },
+  { additionalProperties: false },
+);
+export type NodeMedia = Static<typeof NodeMedia>;
+
+/** A session whose signaling connection dropped: its SFU peer is kept while it may resume. */
+export const ReconnectingSession = Type.Object(
+  {
+    roomId: Id,
+    participantId: Id,
+    /** How long ago the connection dropped. */
+    forMs: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type ReconnectingSession = Static<typeof ReconnectingSession>;
 
 export const Heartbeat = Type.Object(
   {
@@ -75,6 +153,10 @@ export const Heartbeat = Type.Object(
     peerRtt: Type.Record(Id, RttStats, { maxProperties: 1_000 }),
     /** Media quality per participant (absent until the SFU has stats). */
     quality: Type.Optional(Type.Array(ParticipantQuality, { maxItems: 10_000 })),
+    /** Bandwidth of the node and of its cascade links (absent without an SFU). */
+    media: Type.Optional(NodeMedia),
+    /** Sessions waiting for their client to resume (GEO_SFU_RESUME_GRACE_MS), at most 1,000. */
+    reconnecting: Type.Optional(Type.Array(ReconnectingSession, { maxItems: 1_000 })),
   },
   { additionalProperties: false },
 );

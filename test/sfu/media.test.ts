@@ -178,6 +178,20 @@ describe('media through a real worker', () => {
     expect(bob.lossSent).toBe(0);
     expect(bob.consumers).toBe(2);
 
+    // Per track: alice's two producers arrive ('in'), bob's two consumers leave the SFU ('out'), with the RTT of his reports.
+    const inVideo = alice.tracks.find((t) => t.direction === 'in' && t.kind === 'video');
+    expect(alice.tracks.map((t) => `${t.direction} ${t.kind}`).sort()).toEqual(['in audio', 'in video']);
+    expect(inVideo).toMatchObject({ producerId: f.video.id, paused: false, spatialLayers: 1, temporalLayers: 1, spatialLayer: 0 });
+    expect(inVideo!.bitrateBps).toBeGreaterThan(0);
+    expect(inVideo!.jitterMs).toBeGreaterThanOrEqual(0);
+    const outVideo = bob.tracks.find((t) => t.direction === 'out' && t.kind === 'video');
+    expect(bob.tracks.map((t) => `${t.direction} ${t.kind}`).sort()).toEqual(['out audio', 'out video']);
+    expect(outVideo).toMatchObject({ producerId: f.video.id, paused: false });
+    expect(bob.tracks.reduce((sum, t) => sum + t.bitrateBps, 0)).toBeGreaterThan(0);
+    expect(Math.max(...bob.tracks.map((t) => t.rttMs ?? 0))).toBeGreaterThan(20);
+    // No capture declared by this producer: nothing derived.
+    expect(inVideo).not.toHaveProperty('width');
+
     const room = await f.alice.room.getStats();
     expect(room.roomId).toBe('media-room');
     expect(room.participants.map((p) => p.peerId).sort()).toEqual(['alice', 'bob']);

@@ -100,7 +100,8 @@ describe('signaling lifecycle', () => {
     }
     const hb = await waitFor('a heartbeat with quality', () => router.heartbeats.find((h) => (h.quality?.length ?? 0) === 2));
     expect(hb.quality!.map((q) => q.participantId)).toEqual(['alice', 'bob']);
-    expect(hb.quality![0]).toEqual({ roomId: 'room-q', participantId: 'alice', packetLoss: 0, rttMs: null, jitterMs: null, bitrateBps: expect.any(Number) });
+    expect(hb.quality![0]).toEqual({ roomId: 'room-q', participantId: 'alice', packetLoss: 0, rttMs: null, jitterMs: null, bitrateBps: expect.any(Number), inBps: expect.any(Number), outBps: expect.any(Number) });
+    expect(hb.media).toEqual({ inBps: expect.any(Number), outBps: expect.any(Number), links: [] });
 
     router.alerts = [{ roomId: 'room-q', participantId: 'bob', region: 'us-west', nodeId: 'west-1', kind: 'packet_loss', value: 0.12, threshold: 0.05, since: new Date().toISOString() }];
     const q = await waitFor('bob told about his quality', () => bEvents.find((e) => e.event === 'quality'), 3_000);
@@ -110,6 +111,41 @@ describe('signaling lifecycle', () => {
     expect(aEvents.filter((e) => e.event === 'quality')).toHaveLength(0);
     a.socket.close();
     b.socket.close();
+  });
+
+  it('a `leave` followed at once by the connection closing (a closed tab) ends the session at once; a dropped connection is reported reconnecting until the grace ends', async () => {
+    const resumeGraceMs = 30_000;
+    const agent = await agents.start(signalingConfig(router.url, { resumeGraceMs }));
+    const joined = await Promise.all(
+      ['alice', 'bob'].map(async (sub) => {
+        const { socket } = await joinWith(agent.url, { token: token({ room: 'room-gone', sub }).token });
+        const { rtpCapabilities } = await ok(socket, 'getRouterRtpCapabilities', {});
+        await ok(socket, 'join', { rtpCapabilities });
+        return socket;
+      }),
+    );
+    const [alice, bob] = joined as [typeof joined[number], typeof joined[number]];
+    await waitFor('both joined', () => router.participantEvents.filter((e) => e.event === 'joined').length === 2);
+
+    // What a tab's pagehide does: `leave` sent, and the connection gone before any answer, here
+    // while an earlier request still runs (a transport being made): it leaves at once, not after the grace.
+    const closedAt = performance.now();
+    alice.emit('createWebRtcTransport', { direction: 'recv' }, () => undefined);
+    alice.emit('leave', {}, () => undefined);
+    alice.io.engine.close();
+    await waitFor('alice reported left', () => router.participantEvents.some((e) => e.event === 'left' && e.participantId === 'alice'), 5_000);
+    console.log(`leave + close: left reported after ${(performance.now() - closedAt).toFixed(0)} ms (resume grace ${resumeGraceMs} ms)`);
+    expect(agent.signaling?.sessionCount).toBe(1);
+
+    // Bob's connection drops without a word: his session waits for a resume, and says so.
+    const droppedAt = performance.now();
+    bob.io.engine.close();
+    const hb = await waitFor('a heartbeat with bob reconnecting', () => router.heartbeats.find((h) => h.reconnecting?.some((r) => r.participantId === 'bob')), 5_000);
+    console.log(`dropped connection reported reconnecting after ${(performance.now() - droppedAt).toFixed(0)} ms`);
+    expect(hb.reconnecting).toEqual([{ roomId: 'room-gone', participantId: 'bob', forMs: expect.any(Number) }]);
+    expect(hb.reconnecting![0]!.forMs).toBeLessThan(resumeGraceMs);
+    expect(router.participantEvents.some((e) => e.event === 'left' && e.participantId === 'bob')).toBe(false);
+    expect(agent.signaling?.sessionCount).toBe(1);
   });
 
   it('no leak after many join/leave cycles (transports, producers, consumers, routers back to zero)', async () => {

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
 
 /**
  * Debian's chromium driven by playwright-core (Playwright's own browser download does not work
@@ -61,4 +61,22 @@ export function demoInboundMedia(page: Page): Promise<DemoInbound> {
     }
     return result;
   });
+}
+
+/**
+ * Opens /demo in a context of its own as `name` emulating `region`, joins `room` (camera and
+ * microphone: the browser needs MEDIA_ARGS) and waits until the page says it is joined. The caller
+ * closes the context (closing it is closing the tab).
+ */
+export async function joinDemoPage(browser: Browser, baseUrl: string, opts: { room: string; name: string; region: string }): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(`${baseUrl}/demo?room=${encodeURIComponent(opts.room)}&name=${encodeURIComponent(opts.name)}&region=${encodeURIComponent(opts.region)}`);
+  await page.waitForFunction((r) => (document.querySelector('#region') as HTMLSelectElement | null)?.value === r, opts.region, { timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#rtt td[data-rtt]:not([data-rtt=""])').length > 0, null, { timeout: 30_000 });
+  await page.click('#join');
+  await page.waitForFunction(() => document.querySelector('#status')?.getAttribute('data-state') === 'joined', null, { timeout: 60_000 }).catch(async (err: Error) => {
+    throw new Error(`${opts.name} did not join: ${await page.locator('#log').innerText()}\n${err.message}`);
+  });
+  return { context, page };
 }

@@ -9,12 +9,13 @@ import { loadConfig } from '../../shared/config/index.ts';
 import type { DashboardSnapshot, RegionsResponse } from '../../shared/schemas/index.ts';
 import { SseParser } from '../../web/src/sse.ts';
 import { allocate } from '../utils/http.ts';
-import { ARTIFACTS, launchChromium, prepareWeb, ROOT } from './browser.ts';
+import { ARTIFACTS, joinDemoPage, launchChromium, MEDIA_ARGS, prepareWeb, ROOT } from './browser.ts';
 import { startRouter, testConfig } from '../utils/router-harness.ts';
 
 /**
  * The dashboard in a real browser (Debian's chromium driven by playwright-core) against the
- * embedded default with the sample WAN profile, and GET /events on its own.
+ * embedded default with the sample WAN profile, and GET /events on its own. Two demo tabs publish
+ * real media (Chrome's fake camera and microphone) for the media panels, then one tab is closed.
  */
 const PROFILE = join(ROOT, 'infra/embedded/sample-wan-profile.json');
 const REGIONS = ['us-west', 'us-east', 'eu-west', 'apac'];
@@ -33,7 +34,8 @@ beforeAll(async () => {
       env: { GEO_SFU_LOG_LEVEL: 'warn', GEO_SFU_PROBE_INTERVAL_MS: '250' },
       onOutput: (name, line) => output.push(`[${name}] ${line}`),
     }),
-    launchChromium(),
+    // Fake camera and microphone for the demo tabs of the media case.
+    launchChromium(MEDIA_ARGS),
   ]);
   await measured();
 }, 120_000);
@@ -257,6 +259,99 @@ describe('the page', () => {
     expect(problems).toEqual([]);
     await page.close();
   }, 90_000);
+});
+
+describe('media figures', () => {
+  it('shows bitrate, loss, RTT, jitter, layers and resolution per participant and track, node and cascade bandwidth, live; a closed tab as reconnecting', async () => {
+    const ROOM = 'dashboard-media';
+    const { page, problems } = await openPage(`/#token=${encodeURIComponent(embedded.credentials.adminToken)}`);
+    await page.waitForSelector('[data-scope="admin"]');
+    // Two tabs with camera and microphone, on two regions' edges: a cascade link between them.
+    const carol = await joinDemoPage(browser, embedded.routerUrl, { room: ROOM, name: 'carol', region: 'us-east' });
+    const erin = await joinDemoPage(browser, embedded.routerUrl, { room: ROOM, name: 'erin', region: 'eu-west' });
+    try {
+      await page.locator(`tr[data-room="${ROOM}"]`).click();
+      await page.waitForSelector(`tr[data-room="${ROOM}"].selected`);
+
+      // Each publishes audio and video and receives the other's, all flowing (the SFU's stats lag a few seconds).
+      const tracks = (who: string) =>
+        page.$$eval(`tr[data-track-of="${who}"]`, (rows) =>
+          rows.map((r) => ({
+            direction: r.getAttribute('data-direction')!,
+            kind: r.getAttribute('data-kind')!,
+            bps: Number(r.getAttribute('data-bps')),
+            width: Number(r.getAttribute('data-width')),
+            height: Number(r.getAttribute('data-height')),
+            fps: Number(r.getAttribute('data-fps')),
+            score: r.getAttribute('data-score'),
+            text: r.textContent ?? '',
+          })),
+        );
+      const flowing = async (who: string) => {
+        const list = await tracks(who);
+        return ['in', 'out'].every((direction) => ['audio', 'video'].every((kind) => list.some((t) => t.direction === direction && t.kind === kind && t.bps > 0)));
+      };
+      const deadline = Date.now() + 45_000;
+      while (!((await flowing('carol')) && (await flowing('erin'))) && Date.now() < deadline) await page.waitForTimeout(500);
+      for (const who of ['carol', 'erin']) {
+        const list = await tracks(who);
+        console.log(`${who}'s tracks on the dashboard:\n  ${list.map((t) => t.text.replace(/\s+/g, ' ').trim()).join('\n  ')}`);
+        expect(await flowing(who), `${who}: ${JSON.stringify(list)}`).toBe(true);
+        const row = page.locator(`tr[data-participant="${who}"]`);
+        expect(await row.getAttribute('data-status')).toBe('joined');
+        expect(Number(await row.getAttribute('data-in-bps'))).toBeGreaterThan(0);
+        expect(Number(await row.getAttribute('data-out-bps'))).toBeGreaterThan(0);
+        // Video: the size and rate the demo captures (320×240, 15 fps, no simulcast), derived from the SDK's declaration.
+        const published = list.find((t) => t.direction === 'in' && t.kind === 'video')!;
+        const received = list.find((t) => t.direction === 'out' && t.kind === 'video')!;
+        expect(published.width * published.height).toBeGreaterThan(0);
+        expect(published.fps).toBeGreaterThan(0);
+        expect(received.width * received.height).toBeGreaterThan(0);
+        expect(published.text).toContain('≈');
+        expect(Number(published.score)).toBeGreaterThanOrEqual(0);
+      }
+
+      // Node and cascade-link bandwidth: both edges' nodes carry media, and the us-east↔eu-west link does.
+      const nodeIn = await page.$$eval('[data-node-media]', (els) => els.map((e) => Number(e.getAttribute('data-in-bps'))));
+      expect(nodeIn.filter((bps) => bps > 0).length).toBeGreaterThanOrEqual(2);
+      await page.waitForFunction(() => Number(document.querySelector('path[data-link="eu-west~us-east"]')?.getAttribute('data-bps') || 0) > 0, null, { timeout: 15_000 });
+      expect(await page.textContent('[data-link-label="eu-west~us-east"]')).toMatch(/\d+ ms · [\d.]+ (k|M)?bps/);
+      // The media appears in /metrics by node, region and peer region (never by room or participant).
+      const metrics = await (await fetch(`${embedded.routerUrl}/metrics`)).text();
+      expect(metrics).toMatch(/geo_sfu_node_bitrate_bps\{region="us-east",node="[^"]+",direction="in"\} [1-9]/);
+      expect(metrics).toMatch(/geo_sfu_cascade_bitrate_bps\{region="eu-west",node="[^"]+",peer_region="us-east",direction="out"\} [1-9]/);
+      expect(metrics).not.toContain(ROOM);
+      expect(metrics).not.toContain('carol');
+
+      await page.screenshot({ path: join(ARTIFACTS, 'dashboard-media.png'), fullPage: true });
+
+      // Carol's tab dies without a word (its renderer crashes: no pagehide, no leave): shown
+      // "reconnecting" within a few heartbeats, while her session waits for a resume.
+      const graceMs = loadConfig({}).resumeGraceMs;
+      const crashedAt = Date.now();
+      await carol.page.goto('chrome://crash').catch(() => undefined);
+      await page.waitForSelector('tr[data-participant="carol"][data-status="reconnecting"]', { timeout: 15_000 });
+      const reconnectingAfterMs = Date.now() - crashedAt;
+      expect(await page.textContent(`tr[data-room="${ROOM}"] [data-reconnecting]`)).toContain('carol');
+      expect(await page.getAttribute('tr[data-participant="erin"]', 'data-status')).toBe('joined');
+      await page.screenshot({ path: join(ARTIFACTS, 'dashboard-reconnecting.png'), fullPage: true });
+
+      // Erin closes her tab (pagehide sends leave): gone from the room at once, not after the grace.
+      const closedAt = Date.now();
+      await erin.context.close();
+      await page.waitForSelector('tr[data-participant="erin"]', { state: 'detached', timeout: 15_000 });
+      const goneAfterMs = Date.now() - closedAt;
+      console.log(`crashed tab shown reconnecting after ${reconnectingAfterMs} ms; closed tab gone after ${goneAfterMs} ms (resume grace ${graceMs} ms)`);
+      expect(reconnectingAfterMs).toBeLessThan(graceMs);
+      expect(goneAfterMs).toBeLessThan(graceMs);
+      expect(await page.getAttribute('tr[data-participant="carol"]', 'data-status')).toBe('reconnecting');
+      expect(problems).toEqual([]);
+    } finally {
+      await carol.context.close().catch(() => undefined);
+      await erin.context.close().catch(() => undefined);
+      await page.close();
+    }
+  }, 120_000);
 });
 
 it('answers 503 "run npm run setup" at / when the page is not built', async () => {

@@ -50,3 +50,11 @@ export function heat(value: number, bad: number): string {
   const t = Math.max(0, Math.min(1, value / bad));
   return `hsl(${Math.round(140 - 140 * t)} 55% ${Math.round(38 - 6 * t)}%)`;
 }
+
+/** Formats bits per second: "850 kbps", "1.2 Mbps". */
+export function bitrate(bps: number | null | undefined): string {
+  if (bps === null || bps === undefined) return '—';
+  if (bps >= 1e6) return `${(bps / 1e6).toFixed(bps >= 1e7 ? 0 : 1)} Mbps`;
+  if (bps >= 1e3) return `${Math.round(bps / 1e3)} kbps`;
+  return `${Math.round(bps)} bps`;
+}

@@ -1,5 +1,6 @@
 import { h } from './dom.ts';
 import { graphPanel } from './panels/graph.ts';
+import { mediaPanel } from './panels/media.ts';
 import { matrixPanel } from './panels/matrix.ts';
 import { alertsPanel, scalingPanel } from './panels/ops.ts';
 import { rebalancingPanel } from './panels/rebalancing.ts';
@@ -35,6 +36,7 @@ const ui = {
   graph: slot(),
   matrix: slot(),
   rooms: slot(),
+  media: slot(),
   alerts: slot(),
   scaling: slot(),
   rebalancing: slot(),
@@ -53,6 +55,7 @@ document.querySelector('#app')!.replaceChildren(
     panel('Cascade map', 'graph-panel', ui.graph, 'map-panel'),
     panel('Inter-region RTT', 'matrix-panel', ui.matrix),
     panel('Rooms', 'rooms-panel', ui.rooms, 'wide'),
+    panel('Media per participant and track', 'media-panel', ui.media, 'wide'),
     panel('Quality alerts', 'alerts-panel', ui.alerts),
     panel('Scaling', 'scaling-panel', ui.scaling),
     panel('Rebalancing', 'rebalancing-panel', ui.rebalancing),
@@ -136,17 +139,19 @@ function render(): void {
   const rooms = snapshot.rooms;
   if (rooms && state.selectedRoom && !rooms.some((r) => r.roomId === state.selectedRoom)) state.selectedRoom = null;
   const selected = rooms?.find((r) => r.roomId === state.selectedRoom) ?? null;
-  ui.regions.replaceChildren(regionsPanel(snapshot.regions.regions, state.history));
+  const nodeMedia = snapshot.media ? new Map(snapshot.media.nodes.map((n) => [n.nodeId, n])) : null;
+  ui.regions.replaceChildren(regionsPanel(snapshot.regions.regions, state.history, nodeMedia));
   ui.graph.replaceChildren(graphPanel(snapshot, selected));
   ui.matrix.replaceChildren(matrixPanel(snapshot.regions));
   ui.rooms.replaceChildren(
     rooms
-      ? roomsPanel(rooms, snapshot.roomsTotal ?? rooms.length, state.selectedRoom, (roomId) => {
+      ? roomsPanel(rooms, snapshot.roomsTotal ?? rooms.length, snapshot.roomsEmpty ?? 0, state.selectedRoom, (roomId) => {
           state.selectedRoom = state.selectedRoom === roomId ? null : roomId;
           render();
         })
       : adminOnly('Rooms'),
   );
+  ui.media.replaceChildren(rooms ? mediaPanel(rooms, selected) : adminOnly('Media figures'));
   ui.alerts.replaceChildren(snapshot.alerts ? alertsPanel(snapshot.alerts, now) : adminOnly('Alerts'));
   ui.scaling.replaceChildren(snapshot.scaling ? scalingPanel(snapshot.scaling, now) : adminOnly('Scaling decisions'));
   ui.rebalancing.replaceChildren(snapshot.rebalancing ? rebalancingPanel(snapshot.rebalancing) : adminOnly('Rebalancing decisions'));

@@ -37,3 +37,41 @@ export function project(lon: number, lat: number): { x: number; y: number } {
 export function outlinePath(): string {
   return WORLD.map((ring) => ring.map(([lon, lat], i) => `${i === 0 ? 'M' : 'L'}${project(lon, lat).x.toFixed(0)} ${project(lon, lat).y.toFixed(0)}`).join('') + 'Z').join('');
 }
+
+type LonLat = { lon: number; lat: number };
+type Point = { x: number; y: number };
+
+/**
+ * The shorter great-circle arc from `a` to `b`, as the map draws it: sampled along the sphere and
+ * projected, cut in pieces where it crosses the antimeridian (us-west ↔ apac leaves the map's left
+ * edge over the Pacific and comes back on the right), so that a link is drawn the way it goes.
+ */
+export function greatCircleArc(a: LonLat, b: LonLat, steps = 48): Array<Array<LonLat & Point>> {
+  const rad = Math.PI / 180;
+  const vec = (p: LonLat) => [Math.cos(p.lat * rad) * Math.cos(p.lon * rad), Math.cos(p.lat * rad) * Math.sin(p.lon * rad), Math.sin(p.lat * rad)] as const;
+  const u = vec(a);
+  const v = vec(b);
+  const angle = Math.acos(Math.min(1, Math.max(-1, u[0] * v[0] + u[1] * v[1] + u[2] * v[2])));
+  const pieces: Array<Array<LonLat & Point>> = [[]];
+  let previous: LonLat | null = null;
+  for (let i = 0; i <= steps; i++) {
+    const t = i / steps;
+    // Spherical interpolation; the same point twice (angle 0) stays put.
+    const [wa, wb] = angle < 1e-9 ? [1 - t, t] : [Math.sin((1 - t) * angle) / Math.sin(angle), Math.sin(t * angle) / Math.sin(angle)];
+    const x = wa * u[0] + wb * v[0];
+    const y = wa * u[1] + wb * v[1];
+    const z = wa * u[2] + wb * v[2];
+    const point = { lon: Math.atan2(y, x) / rad, lat: Math.atan2(z, Math.hypot(x, y)) / rad };
+    if (previous && Math.abs(point.lon - previous.lon) > 180) {
+      // Crossing the antimeridian: end this piece on the map's edge and start the next on the other.
+      const edge = previous.lon > 0 ? 180 : -180;
+      const f = (edge - previous.lon) / (point.lon + 2 * edge - previous.lon);
+      const lat = previous.lat + f * (point.lat - previous.lat);
+      pieces.at(-1)!.push({ lon: edge, lat, ...project(edge, lat) });
+      pieces.push([{ lon: -edge, lat, ...project(-edge, lat) }]);
+    }
+    pieces.at(-1)!.push({ ...point, ...project(point.lon, point.lat) });
+    previous = point;
+  }
+  return pieces;
+}

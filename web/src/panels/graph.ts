@@ -1,13 +1,14 @@
-import { h, svg } from '../dom.ts';
 import type { DashboardRoom, DashboardSnapshot } from '../types.ts';
-import { MAP, outlinePath, project } from '../world.ts';
+import { bitrate, h, svg } from '../dom.ts';
+import { greatCircleArc, MAP, outlinePath, project } from '../world.ts';
 
 const OUTLINE = outlinePath();
 
 /**
  * Regions placed by lon/lat on an equirectangular outline; the rooms' cascade links between them
- * (width by how many rooms use the link, labelled with the measured RTT); the selected room's links
- * highlighted. Without admin data only the regions (and the measured mesh, faint) are drawn.
+ * along the shorter great circle (width by how many rooms use the link, labelled with the measured
+ * RTT and the media the links carry); the selected room's links highlighted; a key to the marks.
+ * Without admin data only the regions (and the measured mesh, dashed) are drawn.
  */
 export function graphPanel(snapshot: DashboardSnapshot, selected: DashboardRoom | null): HTMLElement {
   const regions = snapshot.regions.regions;
@@ -24,28 +25,35 @@ export function graphPanel(snapshot: DashboardSnapshot, selected: DashboardRoom 
   const homes = new Set((snapshot.rooms ?? []).map((r) => r.homeRegion));
   const chosen = new Set(selected?.links.map((l) => `${l.from}~${l.to}`) ?? []);
 
-  const mesh = regions.flatMap((a, i) =>
-    regions.slice(i + 1).map((b) => {
-      const p = at.get(a.id)!;
-      const q = at.get(b.id)!;
-      return svg('path', { class: 'mesh', d: curve(p, q) });
-    }),
-  );
+  const lonLat = new Map(regions.map((r) => [r.id, { lon: r.lon, lat: r.lat }]));
+  const mesh = regions.flatMap((a, i) => regions.slice(i + 1).map((b) => svg('path', { class: 'mesh', d: arcPath(greatCircleArc(a, b)) })));
+  // Media each region pair's links carry: what each side sends to the other, summed.
+  const carried = new Map<string, number>();
+  const sent = new Map<string, number>();
+  for (const l of snapshot.media?.links ?? []) {
+    if (l.region === l.peerRegion) continue;
+    const key = [l.region, l.peerRegion].sort().join('~');
+    carried.set(key, (carried.get(key) ?? 0) + l.outBps);
+    sent.set(`${l.region}→${l.peerRegion}`, (sent.get(`${l.region}→${l.peerRegion}`) ?? 0) + l.outBps);
+  }
   const cascade = [...links.entries()].map(([key, l]) => {
-    const p = at.get(l.from);
-    const q = at.get(l.to);
-    if (!p || !q) return null;
+    const a = lonLat.get(l.from);
+    const b = lonLat.get(l.to);
+    if (!a || !b) return null;
+    const arc = greatCircleArc(a, b);
     const rtt = snapshot.regions.interRegionRttMs[l.from]?.[l.to];
-    const mid = midpoint(p, q);
+    const bps = carried.get(key);
+    const mid = arcMidpoint(arc);
     const state = selected === null ? '' : chosen.has(key) ? ' selected' : ' dimmed';
-    const path = svg('path', { class: `link${state}`, d: curve(p, q), 'data-link': key, 'data-rooms': l.rooms });
+    const path = svg('path', { class: `link${state}`, d: arcPath(arc), 'data-link': key, 'data-rooms': l.rooms, 'data-bps': bps ?? '' });
     path.style.strokeWidth = String(2 + Math.log2(l.rooms) * 1.5);
+    const label = [rtt != null ? `${Math.round(rtt)} ms` : null, bps !== undefined ? bitrate(bps) : null].filter(Boolean).join(' · ');
     return svg(
       'g',
       null,
-      svg('title', null, `${l.from} ↔ ${l.to}: ${l.rooms} room${l.rooms === 1 ? '' : 's'}, RTT ${rtt == null ? 'not measured' : `${Math.round(rtt)} ms`}`),
+      svg('title', null, `${l.from} ↔ ${l.to}: ${l.rooms} room${l.rooms === 1 ? '' : 's'}, RTT ${rtt == null ? 'not measured' : `${Math.round(rtt)} ms`}, media ${bps === undefined ? 'not reported' : `${bitrate(bps)}: ${l.from} → ${l.to} ${bitrate(sent.get(`${l.from}→${l.to}`) ?? 0)}, ${l.to} → ${l.from} ${bitrate(sent.get(`${l.to}→${l.from}`) ?? 0)}`}`),
       path,
-      rtt != null && svg('text', { class: `link-label${state}`, x: mid.x, y: mid.y - 4, 'text-anchor': 'middle' }, `${Math.round(rtt)} ms`),
+      label !== '' && svg('text', { class: `link-label${state}`, x: mid.x, y: mid.y - 4, 'text-anchor': 'middle', 'data-link-label': key }, label),
     );
   });
   const nodes = regions.map((r) => {
@@ -86,31 +94,37 @@ export function graphPanel(snapshot: DashboardSnapshot, selected: DashboardRoom 
         ? 'Regions by location. Cascade links need the admin token.'
         : selected
           ? `Room ${selected.roomId}: home ${selected.homeRegion} (ringed), ${selected.links.length} cascade link${selected.links.length === 1 ? '' : 's'}. Click the room again to show all.`
-          : `${links.size} region pair${links.size === 1 ? '' : 's'} linked by cascades across ${snapshot.rooms.length} room${snapshot.rooms.length === 1 ? '' : 's'}; ringed: home regions; labels: participants. Click a room to highlight it.`,
+          : `${links.size} region pair${links.size === 1 ? '' : 's'} linked by cascades across ${snapshot.rooms.length} room${snapshot.rooms.length === 1 ? '' : 's'}. Click a room to highlight it.`,
+    ),
+    h(
+      'ul',
+      { class: 'map-key muted small', 'data-map-key': '' },
+      h('li', null, keyMark('link'), snapshot.rooms === undefined ? 'cascade link (admin view)' : 'cascade link: rooms with participants in both regions (thicker: more rooms); label: RTT measured between the agents · media it carries, both directions'),
+      h('li', null, keyMark('mesh'), 'regions whose agents measure each other (no room linked yet)'),
+      h('li', null, keyMark('ring'), 'home region of a room'),
+      h('li', null, h('b', null, 'region · n'), ': participants placed there'),
+      h('li', null, 'links follow the shorter great circle (across the Pacific between the Americas and Asia)'),
     ),
   );
 }
 
 type Point = { x: number; y: number };
 
-/** A gentle arc bowed towards the pole, so links between neighbours stay apart. */
-function control(p: Point, q: Point): Point {
-  const dx = q.x - p.x;
-  const dy = q.y - p.y;
-  const bow = Math.hypot(dx, dy) * 0.18;
-  const nx = -dy;
-  const ny = dx;
-  const len = Math.hypot(nx, ny) || 1;
-  const sign = ny > 0 ? -1 : 1;
-  return { x: (p.x + q.x) / 2 + (sign * nx * bow) / len, y: (p.y + q.y) / 2 + (sign * ny * bow) / len };
+function arcPath(arc: Point[][]): string {
+  return arc.map((piece) => piece.map((p, i) => `${i === 0 ? 'M' : 'L'}${p.x.toFixed(1)} ${p.y.toFixed(1)}`).join('')).join('');
 }
 
-function curve(p: Point, q: Point): string {
-  const c = control(p, q);
-  return `M${p.x.toFixed(1)} ${p.y.toFixed(1)}Q${c.x.toFixed(1)} ${c.y.toFixed(1)} ${q.x.toFixed(1)} ${q.y.toFixed(1)}`;
+/** The middle of the arc's longest piece (where its label goes). */
+function arcMidpoint(arc: Point[][]): Point {
+  const piece = arc.reduce((a, b) => (b.length > a.length ? b : a));
+  return piece[Math.floor(piece.length / 2)]!;
 }
 
-function midpoint(p: Point, q: Point): Point {
-  const c = control(p, q);
-  return { x: 0.25 * p.x + 0.5 * c.x + 0.25 * q.x, y: 0.25 * p.y + 0.5 * c.y + 0.25 * q.y };
+/** A sample of each map mark for the key. */
+function keyMark(kind: 'link' | 'mesh' | 'ring'): SVGSVGElement {
+  return svg(
+    'svg',
+    { class: 'key-mark', viewBox: '0 0 28 12', width: 28, height: 12 },
+    kind === 'ring' ? svg('circle', { class: 'home-ring', cx: 14, cy: 6, r: 4.5 }) : svg('line', { class: kind, x1: 2, y1: 6, x2: 26, y2: 6 }),
+  );
 }

@@ -47,12 +47,22 @@ export function scalingPanel(scaling: Scaling, now: number): HTMLElement {
             h('td', null, r.region),
             h('td', { class: 'num' }, r.nodes),
             h('td', { class: 'num' }, r.meanStress === null ? '—' : pct(r.meanStress)),
-            h('td', { class: 'num' }, ms(r.medianClientRttMs)),
+            h(
+              'td',
+              { class: 'num', 'data-client-rtt': r.medianClientRttMs ?? '', title: 'median RTT to this region reported by the clients placed here within the scaling window' },
+              ms(r.medianClientRttMs),
+              r.medianClientRttMs === null && h('span', { class: 'muted small' }, ` (${r.clientRttSamples}/${r.clientRttMinSamples} clients)`),
+            ),
             h('td', { class: 'num' }, r.overflowsInWindow),
             h('td', { class: 'muted small' }, regionState(r)),
           ),
         ),
       ),
+    ),
+    h(
+      'p',
+      { class: 'muted small', 'data-client-rtt-note': '' },
+      'client RTT (median): the RTT to the region that clients reported when they were placed there within the scaling window (GEO_SFU_SCALING_WINDOW_MS); it shows "—" until enough clients were placed there (counted as found/needed).',
     ),
     h('h3', { class: 'sub' }, 'Recent decisions'),
     decisions.length === 0

@@ -2,8 +2,10 @@ import { h } from '../dom.ts';
 import type { DashboardRoom } from '../types.ts';
 
 /** Rooms with their participants grouped by edge region (home first) and their cascade links. */
-export function roomsPanel(rooms: DashboardRoom[], total: number, selected: string | null, select: (roomId: string) => void): HTMLElement {
-  if (rooms.length === 0) return h('p', { class: 'empty muted' }, 'No rooms yet. POST /allocate creates one.');
+export function roomsPanel(rooms: DashboardRoom[], total: number, empty: number, selected: string | null, select: (roomId: string) => void): HTMLElement {
+  if (rooms.length === 0) {
+    return h('p', { class: 'empty muted', 'data-rooms-note': '' }, total === 0 ? 'No rooms yet. POST /allocate creates one.' : `No room has participants now; ${hiddenNote(total, empty)}.`);
+  }
   return h(
     'div',
     null,
@@ -31,6 +33,12 @@ export function roomsPanel(rooms: DashboardRoom[], total: number, selected: stri
                   h('span', { class: `region-tag${e.region === room.homeRegion ? ' home' : ''}` }, `${e.region} · ${e.count}`),
                   ' ',
                   h('span', { class: 'ids' }, e.participantIds.join(', ') + (e.count > e.participantIds.length ? ` +${e.count - e.participantIds.length}` : '')),
+                  e.reconnecting > 0 &&
+                    h(
+                      'span',
+                      { class: 'pill warn', 'data-reconnecting': e.reconnecting, title: 'their connection dropped; each leaves unless it resumes within the grace period' },
+                      `${e.reconnecting} reconnecting: ${room.people.filter((p) => p.region === e.region && p.status === 'reconnecting').map((p) => p.participantId).join(', ')}`,
+                    ),
                 ),
               ),
             ),
@@ -40,8 +48,16 @@ export function roomsPanel(rooms: DashboardRoom[], total: number, selected: stri
         ),
       ),
     ),
-    total > rooms.length && h('p', { class: 'muted small' }, `showing ${rooms.length} of ${total} rooms`),
+    total > rooms.length && h('p', { class: 'muted small', 'data-rooms-note': '' }, `showing ${rooms.length} of ${total} rooms: ${hiddenNote(total - rooms.length, empty)}`),
   );
+}
+
+/** Why rooms are not listed: empty ones (kept until they expire), and past the first ones read. */
+function hiddenNote(hidden: number, empty: number): string {
+  const parts = [];
+  if (empty > 0) parts.push(`${empty} empty room${empty === 1 ? '' : 's'} hidden (no participant; a room is kept until it expires)`);
+  if (hidden > empty) parts.push(`${hidden - empty} more not read (only the first rooms by id are)`);
+  return parts.join('; ');
 }
 
 /** A room's region policy in a line: where its media may go, what it prefers, whether P2P may carry it. */
