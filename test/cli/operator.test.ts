@@ -68,14 +68,18 @@ async function nodesUntil(what: string, done: (nodes: NodeView[]) => boolean, ti
 
 const node = (nodes: NodeView[], id: string) => nodes.find((n) => n.nodeId === id);
 
-/** Every key of this run's prefix with its value, but the registry's liveness (heartbeats rewrite it every interval). */
+/**
+ * Every key of this run's prefix with its value, but the registry's liveness (heartbeats rewrite it
+ * every interval) and the shared limits (router/limits.ts): the nonces of every signed call the
+ * agents make, and rate-limit windows, which a dry run is meant to count like any call.
+ */
 async function redisContents(): Promise<Map<string, unknown>> {
   const redis = new Redis(TEST_REDIS_URL);
   try {
     const out = new Map<string, unknown>();
     for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1_000 }) as AsyncIterable<string[]>) {
       for (const key of keys) {
-        if (key === `${prefix}nodes` || key === `${prefix}node-heartbeats`) continue;
+        if (key === `${prefix}nodes` || key === `${prefix}node-heartbeats` || key.startsWith(`${prefix}nonce:`) || key.startsWith(`${prefix}limit:`)) continue;
         const type = await redis.type(key);
         const value =
           type === 'hash' ? await redis.hgetall(key)
@@ -184,7 +188,7 @@ describe('operator commands against the embedded cluster', () => {
     const after = await redisContents();
     expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
     expect(after).toEqual(before);
-    console.log(`allocate --dry-run: ${before.size} Redis keys (registry liveness aside) identical before and after three dry runs`);
+    console.log(`allocate --dry-run: ${before.size} Redis keys (registry liveness, nonces and rate-limit windows aside) identical before and after three dry runs`);
     const room = await fetch(`${embedded.routerUrl}/rooms/dry-only`);
     expect(room.status).toBe(404);
     await room.body?.cancel();
