@@ -7,7 +7,8 @@
 #   not used);
 # - podman and its companions for `npm run test:deploy` (test/deploy/): podman-compose, runc (the
 #   runtime infra/podman/containers.conf selects), netavark + aardvark-dns (networks with DNS
-#   between containers), mmdebstrap (the base images), uidmap.
+#   between containers; netavark needs iptables, which a machine image may lack), mmdebstrap
+#   (the base images), uidmap.
 # kubectl (for `kubectl kustomize`) comes with the machine image; it is not in Debian's archive.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ missing=()
 command -v turnserver >/dev/null 2>&1 && command -v turnutils_uclient >/dev/null 2>&1 || missing+=(coturn)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-for pkg in podman podman-compose runc mmdebstrap uidmap netavark aardvark-dns; do
+for pkg in podman podman-compose runc mmdebstrap uidmap netavark aardvark-dns iptables; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -eq 0 ]; then
