@@ -214,6 +214,10 @@ export class MemoryRoomStore implements RoomStore {
     return this.p2pRooms.delete(roomId);
   }
 
+  replicaAckShortfalls(): number {
+    return 0;
+  }
+
   async close(): Promise<void> {
     this.rooms.clear();
     this.counts.clear();
