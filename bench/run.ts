@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_DATASET_URL, loadDataset } from './placement/dataset.ts';
 import { benchPlacement } from './placement/index.ts';
 import { simulatePolicyRooms } from './placement/region-policy.ts';
+import { benchRedisFailover } from './redis-failover.ts';
 import { benchSoak } from './soak.ts';
 import { formatLine, summaryBody, summaryMarkdown, writePageSummary, type BenchLine, type Benchmark } from './summary.ts';
 import { benchWebhooks } from './webhooks.ts';
@@ -244,8 +245,28 @@ const build: Benchmark = {
   },
 };
 
+const redisFailover: Benchmark = {
+  id: 'redis-failover',
+  async run({ quick }) {
+    const r = await benchRedisFailover({ quick });
+    const refused = r.rounds.reduce((sum, round) => sum + round.refused, 0);
+    const bad = r.rounds.reduce((sum, round) => sum + round.badRefusals, 0);
+    return {
+      lines: [
+        {
+          name: `Redis failover: SIGKILL of the Sentinel primary → allocations succeed again (2 routers, ${r.ratePerSecond}/s over ${r.rooms} rooms), median of ${r.rounds.length}`,
+          value: `${f(r.medianRecoveryMs / 1000, 2)} s (${r.rounds.map((round) => f(round.recoveryMs / 1000, 2)).join(' / ')} s)`,
+          ratio: `ratio ${f(r.medianRecoveryMs / 5000, 2)} vs the 5 s goal; ${refused} calls refused, ${bad} of them not a 503 with Retry-After`,
+          target: { text: '≤ 5 s, every refusal a 503', met: r.medianRecoveryMs <= 5000 && bad === 0 },
+        },
+      ],
+      json: r,
+    };
+  },
+};
+
 /** Every benchmark, in the order they run. */
-const BENCHMARKS: Benchmark[] = [allocate, webhooks, consumers, cascade, placement, hostile, build, soak];
+const BENCHMARKS: Benchmark[] = [allocate, webhooks, consumers, cascade, placement, hostile, build, redisFailover, soak];
 
 const quick = process.argv.includes('--quick');
 // `--only id,id`: run those entries alone (while working on one); the summary is then not rewritten.

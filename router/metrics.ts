@@ -74,6 +74,11 @@ export function createRouterMetrics() {
       help: 'Session-log writes dropped because the buffer was full.',
       registers: [registry],
     }),
+    replicaAckShortfalls: new Gauge({
+      name: 'geo_sfu_redis_replica_ack_shortfalls',
+      help: 'Allocations served although fewer Redis replicas than GEO_SFU_REDIS_MIN_REPLICAS_ACK acknowledged them within the wait (counted since start).',
+      registers: [registry],
+    }),
     regionStress: new Gauge({
       name: 'geo_sfu_region_stress_ratio',
       help: 'Mean stress of the nodes of a region able to take participants (the autoscaling signal).',

@@ -22,7 +22,7 @@ export function routerMetricsSource(app: FastifyInstance): MetricsSource {
   return {
     contentType: metrics.registry.contentType,
     render: async () => {
-      const { registry, prober, sessions } = app;
+      const { registry, prober, sessions, rooms } = app;
       const snapshot = registry.snapshot();
       metrics.nodesByState.reset();
       metrics.nodeStress.reset();
@@ -58,6 +58,7 @@ export function routerMetricsSource(app: FastifyInstance): MetricsSource {
       metrics.sessionLogBufferDepth.set(sessions.bufferDepth());
       metrics.leader.set(app.isLeader() ? 1 : 0);
       metrics.sessionLogDropped.set(sessions.droppedCount());
+      metrics.replicaAckShortfalls.set(rooms.replicaAckShortfalls());
       return metrics.registry.metrics();
     },
   };

@@ -23,6 +23,7 @@ export type StateConfig = Pick<
   | 'redisSentinelTls'
   | 'redisKeyPrefix'
   | 'redisTimeoutMs'
+  | 'redisMinReplicasAck'
   | 'roomIdleTtlMs'
   | 'databaseUrl'
   | 'pgSchema'
@@ -61,7 +62,7 @@ export async function createStores(config: StateConfig, deps: StateDeps): Promis
   try {
     const target = redisTarget(config);
     const redis = target ? { ...target, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs, logger } : null;
-    const rooms = track(redis ? await RedisRoomStore.open({ ...redis, roomIdleTtlMs: config.roomIdleTtlMs }) : new MemoryRoomStore({ roomIdleTtlMs: config.roomIdleTtlMs }));
+    const rooms = track(redis ? await RedisRoomStore.open({ ...redis, roomIdleTtlMs: config.roomIdleTtlMs, minReplicasAck: config.redisMinReplicasAck }) : new MemoryRoomStore({ roomIdleTtlMs: config.roomIdleTtlMs }));
     const nodes = track(redis ? await RedisNodeRegistry.open(redis) : new MemoryNodeRegistry());
     const sessionOptions = { batchSize: config.sessionLogBatchSize, flushMs: config.sessionLogFlushMs, bufferMax: config.sessionLogBufferMax, logger };
     const sessions = track(

@@ -226,6 +226,10 @@ export class MemoryRoomStore implements RoomStore {
     return this.forgetP2p(roomId);
   }
 
+  replicaAckShortfalls(): number {
+    return 0;
+  }
+
   async close(): Promise<void> {
     this.rooms.clear();
     this.counts.clear();

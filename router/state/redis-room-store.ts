@@ -26,6 +26,8 @@ export interface RedisRoomStoreOptions extends RedisTarget {
   keyPrefix: string;
   timeoutMs: number;
   roomIdleTtlMs: number;
+  /** GEO_SFU_REDIS_MIN_REPLICAS_ACK: replicas that must acknowledge an allocation before it is answered (0: no WAIT). */
+  minReplicasAck?: number;
   logger?: Logger;
 }
 
@@ -76,6 +78,7 @@ const SCAN_BATCH = 500;
  */
 export class RedisRoomStore implements RoomStore {
   private readonly keys: { counts: string; pending: string; rooms: string; versions: string };
+  private shortfalls = 0;
 
   private constructor(
     private readonly redis: Redis & RoomScripts,
@@ -155,6 +158,7 @@ export class RedisRoomStore implements RoomStore {
         return { status: 'stale', current: toRoomState(input.roomId, [home, homeNode, epoch, createdAt, policy], version, values(participants), values(plans)) };
       }
       case 'ok': {
+        await this.waitForReplicas();
         const [, home, homeNode, epoch, createdAt, version, previousVersion, replaced] = reply;
         return {
           status: 'ok',
@@ -166,6 +170,26 @@ export class RedisRoomStore implements RoomStore {
         };
       }
     }
+  }
+
+  replicaAckShortfalls(): number {
+    return this.shortfalls;
+  }
+
+  /**
+   * GEO_SFU_REDIS_MIN_REPLICAS_ACK: WAIT on the connection that ran the script (WAIT cannot run
+   * inside Lua), so the pin and the allocation are on that many replicas before the client hears
+   * of them. It waits at most half the command timeout, so it answers before the command fails.
+   * Fewer acknowledgements are not a refusal: the write is on the primary and cannot be taken back,
+   * and a 503 would only make the client allocate again; it is counted instead.
+   */
+  private async waitForReplicas(): Promise<void> {
+    const wanted = this.options.minReplicasAck ?? 0;
+    if (wanted === 0) return;
+    const acked = await redisCall(() => this.redis.wait(wanted, Math.floor(this.options.timeoutMs / 2)));
+    if (acked >= wanted) return;
+    this.shortfalls++;
+    this.options.logger?.warn({ acked, wanted }, 'allocation acknowledged by fewer Redis replicas than GEO_SFU_REDIS_MIN_REPLICAS_ACK');
   }
 
   async markJoined(roomId: string, participantId: string, allocationId: string): Promise<MarkJoinedOutcome> {

@@ -173,6 +173,8 @@ export type MarkJoinedOutcome = { status: 'joined'; earlierNodeIds: string[] } |
  */
 export interface RoomStore {
   getRoom(roomId: string): Promise<RoomState | null>;
+  /** Allocations answered although fewer replicas than GEO_SFU_REDIS_MIN_REPLICAS_ACK acknowledged them in time (0 without replicas). */
+  replicaAckShortfalls(): number;
   /**
    * Atomically: refuse a participant kicked since its grant, refuse another region policy than the
    * room's, pin the home and policy if the room has none (first pin wins), check `expectedHomeRegion`, check and reserve capacity on the participant's

@@ -1,15 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, expect, it } from 'vitest';
-import { freePort, stopChild } from '../../infra/embedded/launcher.ts';
 import { redisTarget } from '../../router/state/redis-client.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import { FakeNodes } from '../utils/fake-nodes.ts';
 import { allocate, type AllocateResult } from '../utils/http.ts';
 import { cleanupNamespaces, startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
+import { SENTINEL_GROUP, startSentinelGroup, until } from '../utils/sentinel-group.ts';
 
 /**
  * Redis behind Sentinel (GEO_SFU_REDIS_SENTINELS), with servers the test starts on spare ports: a
@@ -17,80 +12,22 @@ import { cleanupNamespaces, startRouter, testConfig, type RunningRouter } from '
  * steadily; the primary is SIGKILLed; the sentinels promote the replica and both routers follow
  * without a restart: every refusal meanwhile is a 503 with Retry-After, and allocations succeed again.
  */
-const GROUP = 'geo-sfu-test';
-const children: ChildProcess[] = [];
 const cleanup: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
   for (const step of cleanup.reverse()) await step();
-  await Promise.all(children.map((c) => stopChild(c, 2_000)));
   await cleanupNamespaces();
 });
 
-function redisServer(args: string[]): ChildProcess {
-  const child = spawn('redis-server', args, { stdio: 'ignore' });
-  const kill = () => child.kill('SIGKILL');
-  process.once('exit', kill);
-  child.once('exit', () => process.off('exit', kill));
-  children.push(child);
-  return child;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | null>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => null);
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** One command on a fresh connection (servers come and go in this test). */
-async function ask(port: number, ...command: [string, ...Array<string | number>]): Promise<unknown> {
-  const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  redis.on('error', () => undefined); // the failure reaches the caller through the command
-  try {
-    await redis.connect();
-    return await redis.call(...command);
-  } finally {
-    redis.disconnect();
-  }
-}
-
 it('two routers follow a Sentinel failover without a restart: refusals meanwhile are 503 with Retry-After, then allocations succeed again', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'geo-sfu-sentinel-'));
-  cleanup.push(() => rm(dir, { recursive: true, force: true }));
-  const dataNode = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
-  const primaryPort = await freePort();
-  const primary = redisServer(['--port', String(primaryPort), ...dataNode]);
-  await until('primary up', async () => ((await ask(primaryPort, 'PING')) === 'PONG' ? true : null));
-  const replicaPort = await freePort();
-  redisServer(['--port', String(replicaPort), ...dataNode, '--replicaof', '127.0.0.1', String(primaryPort)]);
-  await until('replica in sync', async () => (String(await ask(replicaPort, 'INFO', 'replication')).includes('master_link_status:up') ? true : null));
-  const sentinelPorts: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const port = await freePort();
-    const conf = path.join(dir, `sentinel-${i}.conf`);
-    await writeFile(
-      conf,
-      [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor ${GROUP} 127.0.0.1 ${primaryPort} 2`, `sentinel down-after-milliseconds ${GROUP} 1000`, `sentinel failover-timeout ${GROUP} 5000`, `sentinel parallel-syncs ${GROUP} 1`, ''].join('\n'),
-    );
-    redisServer([conf, '--sentinel']);
-    sentinelPorts.push(port);
-  }
-  // Every sentinel knows the replica and the two other sentinels (else no quorum to fail over).
-  for (const port of sentinelPorts) {
-    await until(`sentinel ${port} ready`, async () => {
-      const replicas = (await ask(port, 'SENTINEL', 'REPLICAS', GROUP)) as unknown[];
-      const sentinels = (await ask(port, 'SENTINEL', 'SENTINELS', GROUP)) as unknown[];
-      return replicas.length === 1 && sentinels.length === 2 ? true : null;
-    });
-  }
+  const group = await startSentinelGroup();
+  cleanup.push(() => group.close());
+  const primaryPort = await group.primaryPort();
+  const [replicaPort] = group.dataNodePorts.filter((p) => p !== primaryPort);
 
   const config = testConfig('real', {
     redisUrl: '',
-    redisSentinels: sentinelPorts.map((p) => `127.0.0.1:${p}`).join(','),
-    redisSentinelName: GROUP,
+    redisSentinels: group.sentinels,
+    redisSentinelName: SENTINEL_GROUP,
     redisTimeoutMs: 1_000,
     maxParticipantsPerNode: 100_000,
   });
@@ -118,7 +55,7 @@ it('two routers follow a Sentinel failover without a restart: refusals meanwhile
   })();
   await until('allocations before the kill', async () => (calls.filter((c) => c.result.status === 200).length >= 20 ? true : null));
 
-  primary.kill('SIGKILL');
+  group.dataNode(primaryPort).kill('SIGKILL');
   const killedAt = Date.now();
   // Back on both routers: the last 10 calls of each succeed.
   await until('both routers allocating again', async () => ([0, 1].every((router) => calls.filter((c) => c.router === router && c.atMs > killedAt).slice(-10).filter((c) => c.result.status === 200).length === 10) ? true : null), 30_000);
@@ -130,14 +67,14 @@ it('two routers follow a Sentinel failover without a restart: refusals meanwhile
     const lastRefusal = mine.findLastIndex((c) => c.result.status !== 200);
     return mine[lastRefusal + 1]!.atMs - killedAt;
   });
-  const newPrimary = (await ask(sentinelPorts[0]!, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', GROUP)) as [string, string];
+  const newPrimary = await group.primaryPort();
   const after = calls.filter((c) => c.atMs > killedAt);
   const refused = after.filter((c) => c.result.status !== 200);
   console.log(
-    `Sentinel failover: primary :${primaryPort} killed, :${newPrimary[1]} promoted; allocations succeed again after ${back.join(' / ')} ms (router 1 / 2); ` +
+    `Sentinel failover: primary :${primaryPort} killed, :${newPrimary} promoted; allocations succeed again after ${back.join(' / ')} ms (router 1 / 2); ` +
       `${refused.length} of ${after.length} calls refused meanwhile: ${[...new Set(refused.map((c) => `${c.result.status} ${c.result.body.error?.code ?? ''}`))].join(', ')}`,
   );
-  expect(Number(newPrimary[1])).toBe(replicaPort);
+  expect(newPrimary).toBe(replicaPort);
   expect(refused.filter((c) => c.result.status !== 503 || c.result.headers['retry-after'] === undefined)).toEqual([]);
   // The last calls all succeed, on both routers.
   expect(calls.slice(-10).map((c) => c.result.status)).toEqual(Array(10).fill(200));

@@ -1,0 +1,145 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort, stopChild } from '../../infra/embedded/launcher.ts';
+
+/**
+ * A Redis group behind Sentinel started on spare ports (tests and the failover benchmark): one
+ * primary, one replica and three sentinels with down-after-milliseconds 1000. Never the machine's
+ * shared Redis: these servers are killed and restarted at will.
+ */
+export const SENTINEL_GROUP = 'geo-sfu-test';
+
+export interface SentinelGroup {
+  sentinelPorts: number[];
+  /** The two data nodes' ports (which is primary changes with each failover). */
+  dataNodePorts: number[];
+  /** `host:port,...` for GEO_SFU_REDIS_SENTINELS. */
+  sentinels: string;
+  /** The port the sentinels name as primary now. */
+  primaryPort(): Promise<number>;
+  /** The data node's process on `port` (to SIGKILL or SIGSTOP it). */
+  dataNode(port: number): ChildProcess;
+  /** Starts a data node again on `port` (killed earlier) as a replica of the current primary; resolves once its link is up. */
+  restartAsReplica(port: number): Promise<void>;
+  /** Resolves once every sentinel names `port` as primary and knows the other data node as its replica. */
+  settled(primaryPort: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function until<T>(what: string, probe: () => Promise<T | null>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => null);
+    if (value !== null) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** One command on a fresh connection (servers come and go here). */
+export async function ask(port: number, ...command: [string, ...Array<string | number>]): Promise<unknown> {
+  const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  redis.on('error', () => undefined); // the failure reaches the caller through the command
+  try {
+    await redis.connect();
+    return await redis.call(...command);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function linkUp(port: number): Promise<void> {
+  await until(`replica :${port} in sync`, async () => (String(await ask(port, 'INFO', 'replication')).includes('master_link_status:up') ? true : null));
+}
+
+export async function startSentinelGroup(): Promise<SentinelGroup> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'geo-sfu-sentinel-'));
+  const children: ChildProcess[] = [];
+  const dataNodes = new Map<number, ChildProcess>();
+  const redisServer = (args: string[]): ChildProcess => {
+    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    const kill = () => child.kill('SIGKILL');
+    process.once('exit', kill);
+    child.once('exit', () => process.off('exit', kill));
+    children.push(child);
+    return child;
+  };
+  const startDataNode = (port: number, replicaOf?: number) => {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+    dataNodes.set(port, redisServer(replicaOf === undefined ? args : [...args, '--replicaof', '127.0.0.1', String(replicaOf)]));
+  };
+  const close = async () => {
+    await Promise.all(
+      children.map((c) => {
+        if (c.exitCode === null && c.signalCode === null) c.kill('SIGCONT'); // a test may have paused it
+        return stopChild(c, 2_000);
+      }),
+    );
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    const firstPrimary = await freePort();
+    startDataNode(firstPrimary);
+    await until('primary up', async () => ((await ask(firstPrimary, 'PING')) === 'PONG' ? true : null));
+    const replicaPort = await freePort();
+    startDataNode(replicaPort, firstPrimary);
+    await linkUp(replicaPort);
+    const sentinelPorts: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      const conf = path.join(dir, `sentinel-${i}.conf`);
+      await writeFile(
+        conf,
+        [
+          `port ${port}`,
+          'bind 127.0.0.1',
+          `dir ${dir}`,
+          `sentinel monitor ${SENTINEL_GROUP} 127.0.0.1 ${firstPrimary} 2`,
+          `sentinel down-after-milliseconds ${SENTINEL_GROUP} 1000`,
+          `sentinel failover-timeout ${SENTINEL_GROUP} 5000`,
+          `sentinel parallel-syncs ${SENTINEL_GROUP} 1`,
+          '',
+        ].join('\n'),
+      );
+      redisServer([conf, '--sentinel']);
+      sentinelPorts.push(port);
+    }
+    const primaryPort = async () => Number(((await ask(sentinelPorts[0]!, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_GROUP)) as [string, string])[1]);
+    // Every sentinel names the primary, knows its replica (up) and the two other sentinels: else
+    // there is no quorum to fail over, or nothing to promote.
+    const settled = async (primary: number) => {
+      for (const port of sentinelPorts) {
+        await until(`sentinel ${port} settled on :${primary}`, async () => {
+          const [, master] = (await ask(port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_GROUP)) as [string, string];
+          const replicas = (await ask(port, 'SENTINEL', 'REPLICAS', SENTINEL_GROUP)) as string[][];
+          const sentinels = (await ask(port, 'SENTINEL', 'SENTINELS', SENTINEL_GROUP)) as unknown[];
+          const replicaUp = replicas.some((fields) => {
+            const flags = fields[fields.indexOf('flags') + 1] ?? '';
+            return !flags.includes('down') && !flags.includes('disconnected');
+          });
+          return Number(master) === primary && replicaUp && sentinels.length === 2 ? true : null;
+        }, 30_000);
+      }
+    };
+    await settled(firstPrimary);
+    return {
+      sentinelPorts,
+      sentinels: sentinelPorts.map((p) => `127.0.0.1:${p}`).join(','),
+      dataNodePorts: [firstPrimary, replicaPort],
+      primaryPort,
+      dataNode: (port) => dataNodes.get(port)!,
+      restartAsReplica: async (port) => {
+        startDataNode(port, await primaryPort());
+        await linkUp(port);
+      },
+      settled,
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
