@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { NotFoundError } from '../../shared/errors.ts';
 import { ErrorBody } from '../../shared/schemas/index.ts';
 import { requireAdmin } from '../auth.ts';
+import { ADMIN_ONLY } from '../openapi.ts';
 
 const DeadLetterView = Type.Object({
   id: Type.String(),
@@ -25,6 +26,7 @@ export const appWebhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       preHandler: checkAdmin,
       schema: {
+        security: ADMIN_ONLY,
         summary: 'Application webhook events given up on, oldest first (admin)',
         querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000, default: 100 })) }),
         response: { 200: Type.Object({ total: Type.Integer(), deadLetters: Type.Array(DeadLetterView) }), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody },
@@ -38,6 +40,7 @@ export const appWebhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       preHandler: checkAdmin,
       schema: {
+        security: ADMIN_ONLY,
         summary: "Queue a dead-lettered application webhook event again, at the end of its room's queue (same event id and sequence number) (admin)",
         params: Type.Object({ id: Type.String({ pattern: '^[0-9]{1,20}-[0-9]{1,20}$' }) }),
         response: { 202: Type.Null(), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody },
