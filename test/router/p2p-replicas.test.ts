@@ -1,12 +1,12 @@
 import { Redis } from 'ioredis';
-import { io, type Socket } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, expect, it } from 'vitest';
-import { P2P_RELAY_PATH, type RelayAck } from '../../shared/p2p-relay.ts';
-import type { AllocateP2pResponse } from '../../shared/schemas/index.ts';
 import { FakeNodes } from '../utils/fake-nodes.ts';
+import { connectRelay as connectTo, NEAR_US_EAST, p2pAllocation, type RelayClient } from '../utils/p2p-relay.ts';
 import { allocate } from '../utils/http.ts';
 import { cleanupNamespaces, REDIS_URL, runNamespace, startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
 import { TcpFaultProxy } from '../utils/tcp-fault-proxy.ts';
+import { waitFor } from '../utils/wait.ts';
 
 /**
  * The P2P relay across router replicas on one (real) Redis: participants of one P2P room
@@ -15,7 +15,6 @@ import { TcpFaultProxy } from '../utils/tcp-fault-proxy.ts';
  * replica, and with Redis away a replica keeps relaying between its own peers.
  */
 const REGIONS = ['us-west', 'us-east', 'eu-west', 'apac'];
-const NEAR_US_EAST = { 'us-west': 70, 'us-east': 10, 'eu-west': 80, apac: 230 };
 
 const routers: RunningRouter[] = [];
 const fleets: FakeNodes[] = [];
@@ -28,6 +27,9 @@ afterEach(async () => {
   await Promise.all(proxies.splice(0).map((p) => p.close()));
 });
 afterAll(cleanupNamespaces);
+
+const connectRelay = (url: string, token: string) => connectTo(url, token, sockets);
+const until = <T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 8_000) => waitFor(what, probe, timeoutMs, 20);
 
 type Overrides = Parameters<typeof testConfig>[1];
 
@@ -48,48 +50,6 @@ async function cordonedReplicas(count: number, overrides: Overrides = {}, perRou
   for (const r of replicas) await r.app.registry.refresh();
   return { replicas, nodes };
 }
-
-interface RelayClient {
-  socket: Socket;
-  events: Array<{ event: string; msg: unknown }>;
-  signal(msg: unknown): Promise<RelayAck>;
-  of(event: string): unknown[];
-}
-
-function connectRelay(url: string, token: string): Promise<RelayClient> {
-  const socket = io(url, { path: P2P_RELAY_PATH, auth: { token }, transports: ['websocket'], reconnection: false, forceNew: true });
-  sockets.push(socket);
-  const events: RelayClient['events'] = [];
-  socket.onAny((event: string, msg: unknown) => events.push({ event, msg }));
-  const client: RelayClient = {
-    socket,
-    events,
-    signal: (msg) => socket.timeout(3_000).emitWithAck('signal', msg) as Promise<RelayAck>,
-    of: (event) => events.filter((e) => e.event === event).map((e) => e.msg),
-  };
-  return new Promise((resolve, reject) => {
-    socket.once('welcome', () => resolve(client));
-    socket.once('connect_error', (err: Error) => reject(err));
-  });
-}
-
-async function until<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 8_000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const p2pAllocation = async (url: string, roomId: string, participantId: string) => {
-  const res = await allocate(url, { roomId, participantId, latencies: NEAR_US_EAST });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  const body = res.body as unknown as AllocateP2pResponse;
-  expect(body.mode).toBe('p2p');
-  return body;
-};
 
 const metricsOf = async (router: RunningRouter) => (await fetch(`${router.url}/metrics`)).text();
 

@@ -1,12 +1,14 @@
 import { Ajv } from 'ajv';
-import { io, type Socket } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { P2P_RELAY_PATH, type RelayAck, type RelayForwarded } from '../../shared/p2p-relay.ts';
+import { P2P_RELAY_PATH, type RelayForwarded } from '../../shared/p2p-relay.ts';
 import { AllocateP2pResponse } from '../../shared/schemas/index.ts';
 import { signJoinToken, signRelayToken } from '../../shared/tokens.ts';
 import { FakeNodes } from '../utils/fake-nodes.ts';
+import { connectRelay as connectTo, NEAR_US_EAST, p2pAllocation } from '../utils/p2p-relay.ts';
 import { allocate } from '../utils/http.ts';
 import { type Backend, cleanupNamespaces, startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
+import { waitFor } from '../utils/wait.ts';
 
 /**
  * The P2P fallback from the router's side, against a real router (fake nodes through its signed
@@ -14,7 +16,6 @@ import { type Backend, cleanupNamespaces, startRouter, testConfig, type RunningR
  * forwarding, validation, rate limit) and the move back to an SFU.
  */
 const REGIONS = ['us-west', 'us-east', 'eu-west', 'apac'];
-const NEAR_US_EAST = { 'us-west': 70, 'us-east': 10, 'eu-west': 80, apac: 230 };
 
 const routers: RunningRouter[] = [];
 const fleets: FakeNodes[] = [];
@@ -25,6 +26,9 @@ afterEach(async () => {
   await Promise.all(routers.splice(0).map((r) => r.close()));
 });
 afterAll(cleanupNamespaces);
+
+const connectRelay = (url: string, token: unknown) => connectTo(url, token, sockets);
+const until = <T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 5_000) => waitFor(what, probe, timeoutMs, 20);
 
 /** A router whose every region has one node, all cordoned (so nothing can take a room). */
 async function cordonedCluster(backend: Backend, overrides: Parameters<typeof testConfig>[1] = {}) {
@@ -37,43 +41,6 @@ async function cordonedCluster(backend: Backend, overrides: Parameters<typeof te
   await router.app.registry.refresh();
   return { router, nodes };
 }
-
-interface RelayClient {
-  socket: Socket;
-  events: Array<{ event: string; msg: unknown }>;
-  signal(msg: unknown): Promise<RelayAck>;
-}
-
-/** Connects to the relay; resolves with the client once welcomed, rejects with the refusal's data. */
-function connectRelay(url: string, token: unknown): Promise<RelayClient> {
-  const socket = io(url, { path: P2P_RELAY_PATH, auth: { token }, transports: ['websocket'], reconnection: false, forceNew: true });
-  sockets.push(socket);
-  const events: RelayClient['events'] = [];
-  socket.onAny((event: string, msg: unknown) => events.push({ event, msg }));
-  const client: RelayClient = { socket, events, signal: (msg) => socket.timeout(2_000).emitWithAck('signal', msg) as Promise<RelayAck> };
-  return new Promise((resolve, reject) => {
-    socket.once('welcome', () => resolve(client));
-    socket.once('connect_error', (err: Error & { data?: { code: string } }) => reject(Object.assign(new Error(err.message), { code: err.data?.code })));
-  });
-}
-
-async function until<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 5_000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const p2pAllocation = async (url: string, roomId: string, participantId: string) => {
-  const res = await allocate(url, { roomId, participantId, latencies: NEAR_US_EAST });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  const body = res.body as unknown as AllocateP2pResponse;
-  expect(body.mode).toBe('p2p');
-  return body;
-};
 
 describe.each(['memory', 'real'] as const)('P2P fallback on the %s backend', (backend) => {
   it('answers mode "p2p" when every region is cordoned, up to the mesh size; then 503 with Retry-After', async () => {
