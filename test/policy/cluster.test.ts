@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrant } from '../../sdk/server.ts';
 import { GeoSfuClientError, NO_ALLOWED_REGION, type GeoSfuRoom, type RoomEvents } from '../../sdk/index.ts';
 import type { DashboardSnapshot, RegionPolicy, RegionsResponse, RoomView } from '../../shared/schemas/index.ts';
-import { SseParser } from '../../web/src/sse.ts';
 import { type Cluster, fakeMediaClient, fakeTrack, GRANT_AUDIENCE, GRANT_KEY, startCluster, waitFor } from '../sdk/helpers.ts';
+import { firstDashboardEvent } from '../utils/dashboard-events.ts';
 import { allocate } from '../utils/http.ts';
 import { cleanupNamespaces, REDIS_URL, runNamespace } from '../utils/router-harness.ts';
 
@@ -277,22 +277,7 @@ async function waitForAsync<T>(what: string, probe: () => Promise<T | null>, tim
 }
 
 /** The first admin snapshot of GET /events. */
-async function dashboardSnapshot(): Promise<DashboardSnapshot> {
-  const abort = new AbortController();
-  const res = await fetch(`${cluster.embedded.routerUrl}/events`, { headers: admin(), signal: abort.signal });
-  const parser = new SseParser();
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) throw new Error('stream ended before a snapshot');
-      const snapshot = parser.push(value).find((m) => m.event === 'snapshot');
-      if (snapshot) return JSON.parse(snapshot.data) as DashboardSnapshot;
-    }
-  } finally {
-    abort.abort();
-  }
-}
+const dashboardSnapshot = async (): Promise<DashboardSnapshot> => (await firstDashboardEvent(cluster.embedded.routerUrl, admin())).snapshot!;
 
 /** geo_sfu_agent_pipes from an agent's /metrics, summed by remote region. */
 function agentPipes(metrics: string): Record<string, number> {

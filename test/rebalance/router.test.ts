@@ -8,6 +8,7 @@ import { signedCall } from '../../shared/signed-http.ts';
 import { FakeNodes } from '../utils/fake-nodes.ts';
 import { allocate } from '../utils/http.ts';
 import { cleanupNamespaces, runNamespace, startRouter, testConfig, type Backend, type RunningRouter } from '../utils/router-harness.ts';
+import { waitFor } from '../utils/wait.ts';
 
 /**
  * Live rebalancing end to end on the router: real /allocate, signed participant events as agents
@@ -84,15 +85,6 @@ function followMoves(w: World, latencies: (participantId: string) => Record<stri
   };
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== null && v !== undefined && v !== false) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('live rebalancing through the router', () => {
   it.each(['memory', 'real'] as const)('Paris, then six people in Asia: greedy keeps them on eu-west, rebalancing moves the room to the offline optimum (%s)', async (backend) => {

@@ -64,15 +64,7 @@ export function fakeTrack(kind: 'audio' | 'video'): MediaStreamTrack {
   return new FakeMediaStreamTrack({ kind }) as unknown as MediaStreamTrack;
 }
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+export { waitFor } from '../utils/wait.ts';
 
 export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -8,6 +8,7 @@ import { dashboardRoutes } from '../../router/routes/dashboard.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import type { DashboardSnapshot, RegionsResponse } from '../../shared/schemas/index.ts';
 import { SseParser } from '../../web/src/sse.ts';
+import { firstDashboardEvent } from '../utils/dashboard-events.ts';
 import { allocate } from '../utils/http.ts';
 import { ARTIFACTS, joinDemoPage, launchChromium, MEDIA_ARGS, prepareWeb, ROOT } from './browser.ts';
 import { startRouter, testConfig } from '../utils/router-harness.ts';
@@ -62,24 +63,8 @@ async function measured(): Promise<void> {
   throw new Error(`regions not measured in time\n${output.slice(-20).join('\n')}`);
 }
 
-/** The first snapshot of GET /events (read with the page's own parser), or the refusal. */
-async function firstEvent(headers: Record<string, string> = {}): Promise<{ status: number; type: string | null; snapshot: DashboardSnapshot | null; body: unknown }> {
-  const abort = new AbortController();
-  const res = await fetch(`${embedded.routerUrl}/events`, { headers, signal: abort.signal });
-  if (res.status !== 200) return { status: res.status, type: res.headers.get('content-type'), snapshot: null, body: await res.json() };
-  const parser = new SseParser();
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) throw new Error('stream ended before a snapshot');
-      const snapshot = parser.push(value).find((m) => m.event === 'snapshot');
-      if (snapshot) return { status: 200, type: res.headers.get('content-type'), snapshot: JSON.parse(snapshot.data) as DashboardSnapshot, body: null };
-    }
-  } finally {
-    abort.abort();
-  }
-}
+/** The first snapshot of GET /events, or the refusal. */
+const firstEvent = (headers: Record<string, string> = {}) => firstDashboardEvent(embedded.routerUrl, headers);
 
 const profileRtt = (from: string, to: string) => embedded.wanProfile!.interRegionRttMs[from]?.[to] ?? embedded.wanProfile!.interRegionRttMs[to]![from]!;
 

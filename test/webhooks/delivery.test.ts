@@ -9,6 +9,7 @@ import { TcpFaultProxy } from '../utils/tcp-fault-proxy.ts';
 import { allocate } from '../utils/http.ts';
 import { cleanupNamespaces, runNamespace, startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
 import { APP_KEYS, perRoomOrder, WebhookReceiver } from './receiver.ts';
+import { waitFor } from '../utils/wait.ts';
 
 /**
  * Application webhooks through real routers (Redis, PostgreSQL) to a real HTTP receiver that
@@ -65,15 +66,6 @@ async function join(router: RunningRouter, roomId: string, participantId: string
   return { nodeId: res.body.node.id, region: res.body.region, allocationId: res.body.allocationId };
 }
 
-async function waitFor<T>(what: string, probe: () => T | null | undefined | false | Promise<T | null | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== null && v !== undefined && v !== false) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const summary = (e: AppEvent) => [e.event, e.participantId, 'reason' in e ? e.reason : 'track' in e ? `${e.track.kind}:${e.track.source}` : null];
 
