@@ -62,18 +62,22 @@ end
 return {id, head[1][2][2], attempts}
 `;
 
+// After a room's head event left its stream (KEYS[2]): the room's next event is due now
+// (ready set KEYS[4], ARGV[4] = now, ARGV[3] = room), or the emptied stream goes.
+const NEXT_OR_DONE = `if redis.call('XLEN', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[4], ARGV[3])
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
+end`;
+
 // KEYS: lock, stream, head, ready. ARGV: token, entryId, roomId, nowMs. Delivered: the entry leaves the
 // queue even if the lease ran out meanwhile (by entry id, so twice is harmless); the lock is released
 // only if ours. The room's next event is due now.
 const ACK = `
 redis.call('XDEL', KEYS[2], ARGV[2])
 if redis.call('HGET', KEYS[3], 'id') == ARGV[2] then redis.call('DEL', KEYS[3]) end
-if redis.call('XLEN', KEYS[2]) == 0 then
-  redis.call('ZREM', KEYS[4], ARGV[3])
-  redis.call('DEL', KEYS[2])
-else
-  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
-end
+${NEXT_OR_DONE}
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 `;
@@ -93,12 +97,7 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[5], 'attempts', ARGV[6], 'error', ARGV[7], 'at', ARGV[4])
 redis.call('XDEL', KEYS[2], ARGV[2])
 redis.call('DEL', KEYS[3])
-if redis.call('XLEN', KEYS[2]) == 0 then
-  redis.call('ZREM', KEYS[4], ARGV[3])
-  redis.call('DEL', KEYS[2])
-else
-  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
-end
+${NEXT_OR_DONE}
 redis.call('DEL', KEYS[1])
 return 1
 `;
