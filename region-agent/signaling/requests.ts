@@ -54,6 +54,7 @@ export class Requests {
       reply({ ok: false, error: invalid });
       return;
     }
+    if (event === 'leave' && session.socket === socket) session.leaving = true;
     session.queue = session.queue.then(async () => {
       if (session.ended || session.socket !== socket) {
         reply({ ok: false, error: requestError('CLOSED', 'the session is no longer on this connection') });

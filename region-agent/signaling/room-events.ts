@@ -68,19 +68,32 @@ export class RoomEvents {
     if (this.#wiredRooms.has(room)) return;
     this.#wiredRooms.add(room);
     room.on('peerjoined', (peer) => this.toRoom(room, peer.id, 'peerJoined', this.#peerInfo(peer)));
-    room.on('peerleft', (peer) => this.toRoom(room, peer.id, 'peerLeft', { peerId: peer.id }));
+    room.on('peerleft', (peer) => this.#peerLeft(room, peer));
     room.on('newproducer', (peer, producer) => {
       // A participant of another node is known here by its piped producers: it leaves when the
       // room drops it (its last producer closed, or it moved to another node).
       if (peer.origin && !this.#wiredRemotePeers.has(peer)) {
         this.#wiredRemotePeers.add(peer);
-        peer.once('close', () => this.toRoom(room, peer.id, 'peerLeft', { peerId: peer.id }));
+        peer.once('close', () => this.#peerLeft(room, peer));
       }
       this.toRoom(room, peer.id, 'newProducer', this.#producerInfo(peer.id, producer, peer.origin));
     });
     room.on('producerclose', (peer, producer) => this.toRoom(room, peer.id, 'producerClosed', { producerId: producer.id }));
     room.on('activespeaker', (msg) => this.toRoom(room, null, 'activeSpeaker', msg));
     room.once('close', (reason) => this.#roomCloseReasons.set(room, reason));
+  }
+
+  /**
+   * One presence of a participant left the room. While it moves between nodes (make-before-break)
+   * a participant is here twice for a while, local and remote (its producers piped from the other
+   * node): the presence that goes closes only its own producers (`producerClosed`), and the room
+   * hears `peerLeft` only when no presence is left, else clients would drop the other one's tracks.
+   */
+  #peerLeft(room: Room, peer: Peer): void {
+    const local = room.getPeer(peer.id);
+    const remote = room.remotePeers.get(peer.id);
+    const stays = [local, remote].some((p) => p !== undefined && p !== peer && !p.closed);
+    if (!stays) this.toRoom(room, peer.id, 'peerLeft', { peerId: peer.id });
   }
 
   #wirePeer(session: Session, peer: Peer): void {

@@ -29,6 +29,11 @@ export interface Session {
   /** Set while the router could not say whether the allocation is current: when to ask again. */
   recheckTimer: NodeJS.Timeout | null;
   ended: boolean;
+  /**
+   * A `leave` arrived on its connection (set on arrival, before the requests queued ahead of it
+   * run): a connection that drops after it ends the session at once instead of waiting for a resume.
+   */
+  leaving: boolean;
   /** Quality alerts already told to the client (`kind since`). */
   alerts: Set<string>;
 }
@@ -132,6 +137,7 @@ export class Sessions {
       joinedReported: false,
       recheckTimer: null,
       ended: false,
+      leaving: false,
       alerts: new Set(),
     };
     this.#map.set(key, session);
@@ -142,6 +148,11 @@ export class Sessions {
     if (session.ended || session.socket !== socket) return;
     session.socket = null;
     session.disconnectedAt = Date.now();
+    // A closed tab sends `leave` and is gone before its turn comes: the participant meant to go.
+    if (session.leaving) {
+      void this.end(session, 'left, then disconnected');
+      return;
+    }
     if (this.#o.resumeGraceMs === 0) {
       void this.end(session, 'disconnected', true, 'timed_out');
       return;

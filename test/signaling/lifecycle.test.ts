@@ -128,15 +128,39 @@ describe('signaling lifecycle', () => {
     await waitFor('both joined', () => router.participantEvents.filter((e) => e.event === 'joined').length === 2);
 
     // What a tab's pagehide does: `leave` sent, and the connection gone before any answer, here
-    // while an earlier request still runs (a transport being made): it leaves at once, not after the grace.
-    const closedAt = performance.now();
+    // while an earlier request still runs (a transport being made, held in the SFU until alice is
+    // reported left): it leaves at once, not after the grace and not when the request ahead ends.
+    const alicePeer = agent.sfu.rooms.getRoom('room-gone')!.peers.get('alice')!;
+    const makeTransport = alicePeer.createWebRtcTransport.bind(alicePeer);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let transportAsked = false;
+    let transportSettled: string | null = null;
+    alicePeer.createWebRtcTransport = async (options) => {
+      transportAsked = true;
+      await held;
+      return makeTransport(options).then(
+        (t) => ((transportSettled = 'made'), t),
+        (err: Error) => {
+          transportSettled = err.message;
+          throw err;
+        },
+      );
+    };
     alice.emit('createWebRtcTransport', { direction: 'recv' }, () => undefined);
+    await waitFor('the transport request running in the SFU', () => transportAsked);
+    const closedAt = performance.now();
     alice.emit('leave', {}, () => undefined);
     alice.io.engine.close();
-    // "At once" means well before the grace: half of it leaves room for a loaded machine (5 s was
-    // not enough with two suites running) and still fails a session that waited for the grace.
+    // "At once" means well before the grace: half of it leaves room for a loaded machine and still
+    // fails a session that waited for the grace or for the request ahead.
     await waitFor('alice reported left', () => router.participantEvents.some((e) => e.event === 'left' && e.participantId === 'alice'), resumeGraceMs / 2);
-    console.log(`leave + close: left reported after ${(performance.now() - closedAt).toFixed(0)} ms (resume grace ${resumeGraceMs} ms)`);
+    console.log(`leave + close with a request ahead: left reported after ${(performance.now() - closedAt).toFixed(0)} ms (resume grace ${resumeGraceMs} ms)`);
+    // The held transport is then made for a closed peer: refused, and nothing of it left in the worker.
+    expect(alicePeer.closed).toBe(true);
+    release();
+    expect(await waitFor('the held transport request settled', () => transportSettled)).toMatch(/peer alice (is closed|closed while creating a transport)/);
+    expect((await sfuCounts(agent)).transports).toBe(0);
     expect(agent.signaling?.sessionCount).toBe(1);
 
     // Bob's connection drops without a word: his session waits for a resume, and says so.
