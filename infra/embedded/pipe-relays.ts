@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { RelayMesh, type UdpRelay } from './udp-relay.ts';
-import { interRegionRtt, type WanProfile } from './wan-profile.ts';
+import { interRegionLink, type WanProfile } from './wan-profile.ts';
 
 /**
  * WAN emulation for the media between regions: the launcher owns one delaying UDP relay per
@@ -8,7 +8,8 @@ import { interRegionRtt, type WanProfile } from './wan-profile.ts';
  * infra/embedded/relayed-agent.ts, asks it over the child-process IPC channel where to send its
  * pipe transport's packets instead of the other agent's real endpoint. One way of a pair is
  * delayed by half the profile's inter-region RTT, so the cascade's media crosses the same
- * emulated link as the agents' HTTP (the TCP delay proxies). A relay (two UDP sockets) lives
+ * emulated link as the agents' HTTP (the TCP delay proxies), with the profile's loss and jitter
+ * on top (media only: TCP would hide them). A relay (two UDP sockets) lives
  * until the launcher closes: a link set up again between the same nodes reuses it.
  */
 
@@ -31,8 +32,10 @@ export interface PipeRelayView {
   /** The two nodes (side a first: the lower node id) and their regions. */
   nodes: [string, string];
   regions: [string, string];
-  /** Configured one-way delay, ms. */
+  /** Configured one-way delay, ms, and each direction's jitter (± ms) and loss (%). */
   oneWayDelayMs: number;
+  jitterMs: number;
+  lossPct: number;
   relay: UdpRelay;
 }
 
@@ -51,13 +54,10 @@ export class PipeRelays {
     this.#profile = profile;
     this.#regionOf = regionOf;
     this.#mesh = new RelayMesh(regionOf, (a, b) => {
-      const delayMs = this.oneWayDelayMs(a, b);
-      return { ab: { delayMs }, ba: { delayMs } };
+      const { oneWayDelayMs, jitterMs, lossPct } = interRegionLink(this.#profile, a, b);
+      const direction = { delayMs: oneWayDelayMs, jitterMs, loss: lossPct / 100 };
+      return { ab: direction, ba: { ...direction } };
     });
-  }
-
-  oneWayDelayMs(regionA: string, regionB: string): number {
-    return (interRegionRtt(this.#profile, regionA, regionB) ?? 0) / 2;
   }
 
   /** Answers a child's relay requests for as long as it runs. */
@@ -82,7 +82,7 @@ export class PipeRelays {
     return [...this.#mesh.relays.entries()].map(([key, relay]) => {
       const [roomId, a, b] = key.split('|') as [string, string, string];
       const regions: [string, string] = [this.#regionOf(a), this.#regionOf(b)];
-      return { roomId, nodes: [a, b], regions, oneWayDelayMs: this.oneWayDelayMs(...regions), relay };
+      return { roomId, nodes: [a, b], regions, ...interRegionLink(this.#profile, ...regions), relay };
     });
   }
 

@@ -1,13 +1,31 @@
 import { readFileSync } from 'node:fs';
 
+/** Values per pair of regions; a pair may be given in one direction only (the matrix is symmetric). */
+export type RegionMatrix = Record<string, Record<string, number>>;
+
 /**
  * A WAN profile makes the embedded regions behave as if far apart:
  * `{ "interRegionRttMs": { "us-west": { "us-east": 68, ... }, ... }, "clientRttMs"?: { "us-west": 20, ... } }`.
  * Pairs may be given in one direction only; the matrix is symmetric.
+ *
+ * The inter-region links may also be impaired, as long internet paths are: `interRegionLossPct`
+ * (packets lost, % per direction) and `interRegionJitterMs` (each packet's one-way delay varies
+ * uniformly ± that many ms, so packets may arrive reordered), each one number for every link or a
+ * matrix like `interRegionRttMs` (pairs not listed: 0). The launcher's UDP relays apply them to the
+ * cascade's media; the agents' HTTP between regions (TCP) keeps the plain delay.
  */
 export interface WanProfile {
-  interRegionRttMs: Record<string, Record<string, number>>;
+  interRegionRttMs: RegionMatrix;
+  interRegionLossPct?: number | RegionMatrix;
+  interRegionJitterMs?: number | RegionMatrix;
   clientRttMs?: Record<string, number>;
+}
+
+/** One direction of the emulated link between two regions. */
+export interface InterRegionLink {
+  oneWayDelayMs: number;
+  jitterMs: number;
+  lossPct: number;
 }
 
 export function readWanProfile(path: string, regionIds: readonly string[]): WanProfile {
@@ -22,36 +40,73 @@ export function readWanProfile(path: string, regionIds: readonly string[]): WanP
   return parsed as WanProfile;
 }
 
-export function wanProfileProblems(value: unknown, regionIds: readonly string[]): string[] {
+const isMs = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x >= 0 && x <= 10_000;
+const isPct = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x >= 0 && x <= 100;
+
+/** Problems of a region matrix field (`what` describes a valid value). */
+function matrixProblems(field: string, value: unknown, known: ReadonlySet<string>, valid: (x: unknown) => boolean, what: string): string[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${field} must be an object`];
   const problems: string[] = [];
-  const known = new Set(regionIds);
-  const isMs = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x >= 0 && x <= 10_000;
-  const profile = value as Partial<WanProfile> | null;
-  if (typeof profile !== 'object' || profile === null) return ['must be a JSON object'];
-  if (typeof profile.interRegionRttMs !== 'object' || profile.interRegionRttMs === null) problems.push('interRegionRttMs must be an object');
-  else {
-    for (const [from, row] of Object.entries(profile.interRegionRttMs)) {
-      if (!known.has(from)) problems.push(`interRegionRttMs.${from}: not a catalog region`);
-      for (const [to, ms] of Object.entries(row ?? {})) {
-        if (!known.has(to)) problems.push(`interRegionRttMs.${from}.${to}: not a catalog region`);
-        if (!isMs(ms)) problems.push(`interRegionRttMs.${from}.${to}: must be a number of ms in [0, 10000]`);
-      }
+  for (const [from, row] of Object.entries(value)) {
+    if (!known.has(from)) problems.push(`${field}.${from}: not a catalog region`);
+    if (typeof row !== 'object' || row === null || Array.isArray(row)) {
+      problems.push(`${field}.${from} must be an object`);
+      continue;
     }
-    for (const a of regionIds) for (const b of regionIds) {
-      if (a < b && interRegionRtt(profile as WanProfile, a, b) === undefined) problems.push(`interRegionRttMs: no RTT between ${a} and ${b}`);
-    }
-  }
-  if (profile.clientRttMs !== undefined) {
-    for (const [region, ms] of Object.entries(profile.clientRttMs)) {
-      if (!known.has(region)) problems.push(`clientRttMs.${region}: not a catalog region`);
-      if (!isMs(ms)) problems.push(`clientRttMs.${region}: must be a number of ms in [0, 10000]`);
+    for (const [to, x] of Object.entries(row as Record<string, unknown>)) {
+      if (!known.has(to)) problems.push(`${field}.${from}.${to}: not a catalog region`);
+      if (!valid(x)) problems.push(`${field}.${from}.${to}: must be ${what}`);
     }
   }
   return problems;
 }
 
+export function wanProfileProblems(value: unknown, regionIds: readonly string[]): string[] {
+  const known = new Set(regionIds);
+  const profile = value as Partial<WanProfile> | null;
+  if (typeof profile !== 'object' || profile === null || Array.isArray(profile)) return ['must be a JSON object'];
+  const problems = matrixProblems('interRegionRttMs', profile.interRegionRttMs, known, isMs, 'a number of ms in [0, 10000]');
+  if (problems.length === 0) {
+    for (const a of regionIds) for (const b of regionIds) {
+      if (a < b && interRegionRtt(profile as WanProfile, a, b) === undefined) problems.push(`interRegionRttMs: no RTT between ${a} and ${b}`);
+    }
+  }
+  const impairments: Array<[keyof WanProfile & string, (x: unknown) => boolean, string]> = [
+    ['interRegionLossPct', isPct, 'a percentage in [0, 100]'],
+    ['interRegionJitterMs', isMs, 'a number of ms in [0, 10000]'],
+  ];
+  for (const [field, valid, what] of impairments) {
+    const v = profile[field];
+    if (v === undefined || valid(v)) continue;
+    if (typeof v === 'number') problems.push(`${field}: must be ${what}, or a matrix of them like interRegionRttMs`);
+    else problems.push(...matrixProblems(field, v, known, valid, what));
+  }
+  if (profile.clientRttMs !== undefined) {
+    if (typeof profile.clientRttMs !== 'object' || profile.clientRttMs === null || Array.isArray(profile.clientRttMs)) problems.push('clientRttMs must be an object');
+    else {
+      for (const [region, ms] of Object.entries(profile.clientRttMs)) {
+        if (!known.has(region)) problems.push(`clientRttMs.${region}: not a catalog region`);
+        if (!isMs(ms)) problems.push(`clientRttMs.${region}: must be a number of ms in [0, 10000]`);
+      }
+    }
+  }
+  return problems;
+}
+
+/** A pair's value in a symmetric matrix, whichever direction it was written in. */
+function pairValue(matrix: RegionMatrix, a: string, b: string): number | undefined {
+  return (Object.hasOwn(matrix, a) ? matrix[a]![b] : undefined) ?? (Object.hasOwn(matrix, b) ? matrix[b]![a] : undefined);
+}
+
 /** RTT between two regions in the profile, whichever direction it was written in. */
 export function interRegionRtt(profile: WanProfile, a: string, b: string): number | undefined {
   if (a === b) return 0;
-  return profile.interRegionRttMs[a]?.[b] ?? profile.interRegionRttMs[b]?.[a];
+  return pairValue(profile.interRegionRttMs, a, b);
+}
+
+/** The emulated link between two different regions (each direction alike); within a region nothing is emulated. */
+export function interRegionLink(profile: WanProfile, a: string, b: string): InterRegionLink {
+  if (a === b) return { oneWayDelayMs: 0, jitterMs: 0, lossPct: 0 };
+  const impairment = (v: number | RegionMatrix | undefined) => (v === undefined ? 0 : typeof v === 'number' ? v : (pairValue(v, a, b) ?? 0));
+  return { oneWayDelayMs: (interRegionRtt(profile, a, b) ?? 0) / 2, jitterMs: impairment(profile.interRegionJitterMs), lossPct: impairment(profile.interRegionLossPct) };
 }

@@ -233,7 +233,7 @@ export const CONFIG_SPEC = {
   cascadeRetryMaxMs: int('GEO_SFU_CASCADE_RETRY_MAX_MS', 'agent', 4_000, 10, 600_000, 'Longest delay before a failed cascade link set-up is tried again.'),
   cascadeDebounceMs: int('GEO_SFU_CASCADE_DEBOUNCE_MS', 'agent', 20, 0, 10_000, "After a participant leaves a room here, the agent reconciles the room's cascade links this long after (a burst of leaves gives one reconcile)."),
   // --- launcher (embedded default) ---
-  wanProfile: str('GEO_SFU_WAN_PROFILE', 'launcher', '', 'Path of a WAN profile JSON (`interRegionRttMs`, optional `clientRttMs`): the launcher puts delaying loopback proxies between agents (and before the probe URLs clients see) so the regions behave as if far apart.'),
+  wanProfile: str('GEO_SFU_WAN_PROFILE', 'launcher', '', 'Path of a WAN profile JSON (`interRegionRttMs`; optional `interRegionLossPct` and `interRegionJitterMs` for the cascade media, `clientRttMs`): the launcher puts delaying loopback proxies between agents (and before the probe URLs clients see) and lossy, jittery UDP relays on the cascade so the regions behave as if far apart.'),
   agentsPerRegion: int('GEO_SFU_AGENTS_PER_REGION', 'launcher', 1, 1, 16, 'Agents the embedded launcher starts per region.'),
   workerSource: oneOf('GEO_SFU_WORKER_SOURCE', 'setup', ['offline', 'prebuilt'], 'offline', "How `npm run setup` gets the mediasoup worker: `offline` builds it from npm + Debian packages (no GitHub needed), `prebuilt` takes mediasoup's normal download."),
   cacheDir: str('GEO_SFU_CACHE_DIR', 'setup', '', 'Where the built mediasoup worker is cached, outside the clone. Empty: `~/.cache/geo-sfu`.'),

@@ -103,3 +103,55 @@ it('ignores messages that are not relay requests', async () => {
   expect(answers).toEqual([]);
   expect(relays.list()).toEqual([]);
 });
+
+it('applies the profile’s inter-region loss and jitter to the pipe media: about that share of packets lost, the rest delayed within ± the jitter and reordered', async () => {
+  const lossPct = 10;
+  const jitterMs = 20;
+  relays = new PipeRelays({ ...PROFILE, interRegionLossPct: { 'eu-west': { 'us-west': lossPct } }, interRegionJitterMs: jitterMs }, (nodeId) => REGION[nodeId]!);
+  child = startChild();
+  relays.serve(child);
+  const [west, east] = await Promise.all([udp(), udp()]);
+  const endpoint = (s: Socket) => ({ ip: '127.0.0.1', port: s.address().port });
+  const base = { type: 'geo-sfu:pipe-relay' as const, roomId: 'r2' };
+  const forWest = await ask(child, { ...base, id: 1, localNodeId: 'us-west-1', remoteNodeId: 'eu-west-1', ...endpoint(east) });
+  await ask(child, { ...base, id: 2, localNodeId: 'eu-west-1', remoteNodeId: 'us-west-1', ...endpoint(west) });
+  if ('error' in forWest) throw new Error('relay refused');
+  expect(relays.list()[0]).toMatchObject({ oneWayDelayMs: 60, jitterMs, lossPct });
+
+  const sent = 2_000;
+  const arrived: number[] = [];
+  east.on('message', (msg) => arrived.push(msg.readUInt32BE(0)));
+  for (let seq = 0; seq < sent; seq++) {
+    const packet = Buffer.alloc(4);
+    packet.writeUInt32BE(seq);
+    west.send(packet, forWest.port, forWest.ip);
+    if (seq % 20 === 19) await new Promise((r) => setTimeout(r, 1));
+  }
+  // Side a is the lower node id (eu-west-1): west → east is b → a.
+  const stats = relays.list()[0]!.relay.stats.ba;
+  await waitUntilQuiet(() => arrived.length, 60 + jitterMs + 500);
+  const reordered = arrived.filter((seq, i) => i > 0 && seq < arrived[i - 1]!).length;
+  const lostShare = 1 - arrived.length / sent;
+  const meanHeld = stats.heldTotalMs / stats.forwarded;
+  console.log(`${sent} packets at ${lossPct} % loss, ±${jitterMs} ms jitter: ${(lostShare * 100).toFixed(1)} % lost, ${reordered} arrived after a later one, held ${meanHeld.toFixed(1)} ms on average (max ${stats.heldMaxMs.toFixed(1)} ms; delay 60 ms)`);
+  // Binomial: 10 % of 2,000 has a standard deviation of 0.7 %; these bounds are 5 of them.
+  expect(lostShare).toBeGreaterThan(0.065);
+  expect(lostShare).toBeLessThan(0.135);
+  expect(stats.dropped).toBe(sent - arrived.length);
+  // Uniform ± jitter around the delay: reordering, and a mean near the delay (timer lateness only adds).
+  expect(reordered).toBeGreaterThan(0);
+  expect(meanHeld).toBeGreaterThanOrEqual(60 - 3);
+  expect(new Set(arrived).size).toBe(arrived.length);
+});
+
+/** Resolves once `count()` has not changed for `quietMs`. */
+async function waitUntilQuiet(count: () => number, quietMs: number): Promise<void> {
+  let last = -1;
+  let since = performance.now();
+  for (;;) {
+    const now = count();
+    if (now !== last) [last, since] = [now, performance.now()];
+    else if (performance.now() - since > quietMs) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
