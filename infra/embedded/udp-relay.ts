@@ -36,6 +36,12 @@ export interface DirectionStats {
   heldMaxMs: number;
   /** Packets that looked like RTP (not RTCP), by SSRC (readable under SRTP: the header is clear). */
   rtpBySsrc: Map<number, number>;
+  /**
+   * RTCP generic NACKs (RFC 4585) forwarded, and the packets they asked for again. Readable only
+   * on a link without SRTP (SRTCP encrypts all but the first header of a compound packet).
+   */
+  nacks: number;
+  nackedPackets: number;
 }
 
 interface Address {
@@ -43,7 +49,7 @@ interface Address {
   port: number;
 }
 
-const newStats = (): DirectionStats => ({ packets: 0, bytes: 0, dropped: 0, forwarded: 0, heldTotalMs: 0, heldMaxMs: 0, rtpBySsrc: new Map() });
+const newStats = (): DirectionStats => ({ packets: 0, bytes: 0, dropped: 0, forwarded: 0, heldTotalMs: 0, heldMaxMs: 0, rtpBySsrc: new Map(), nacks: 0, nackedPackets: 0 });
 
 function bind(ip: string): Promise<Socket> {
   const socket = createSocket('udp4');
@@ -62,6 +68,32 @@ function rtpSsrc(packet: Buffer): number | undefined {
   const pt = packet[1]! & 0x7f;
   if (pt >= 64 && pt <= 95) return undefined; // RTCP (192..223 with the marker bit)
   return packet.readUInt32BE(8);
+}
+
+/**
+ * The generic NACKs of a plain compound RTCP packet: messages, and packets asked for (each FCI
+ * entry names one packet plus a bitmask of the 16 after it). Zero when the packet does not parse
+ * as plain RTCP to its last byte (SRTCP, or not RTCP at all).
+ */
+export function rtcpNacks(packet: Buffer): { nacks: number; packets: number } {
+  let nacks = 0;
+  let packets = 0;
+  for (let at = 0; at < packet.length; ) {
+    if (packet.length - at < 4 || (packet[at]! & 0xc0) !== 0x80) return { nacks: 0, packets: 0 };
+    const end = at + (packet.readUInt16BE(at + 2) + 1) * 4;
+    if (end > packet.length) return { nacks: 0, packets: 0 };
+    // RTPFB (205) with FMT 1: header, sender SSRC, media SSRC, then 4-byte FCI entries.
+    if (packet[at + 1] === 205 && (packet[at]! & 0x1f) === 1) {
+      nacks++;
+      for (let fci = at + 12; fci + 4 <= end; fci += 4) {
+        let mask = packet.readUInt16BE(fci + 2);
+        packets++;
+        for (; mask !== 0; mask &= mask - 1) packets++;
+      }
+    }
+    at = end;
+  }
+  return { nacks, packets };
 }
 
 export class UdpRelay {
@@ -138,6 +170,11 @@ export class UdpRelay {
     stats.bytes += msg.length;
     const ssrc = rtpSsrc(msg);
     if (ssrc !== undefined) stats.rtpBySsrc.set(ssrc, (stats.rtpBySsrc.get(ssrc) ?? 0) + 1);
+    else if (msg.length >= 8) {
+      const { nacks, packets } = rtcpNacks(msg);
+      stats.nacks += nacks;
+      stats.nackedPackets += packets;
+    }
     this.inspect?.(direction, msg);
     const jitter = profile.jitterMs ? (Math.random() * 2 - 1) * profile.jitterMs : 0;
     const delay = Math.max(0, profile.delayMs + jitter);

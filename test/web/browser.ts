@@ -33,34 +33,71 @@ export function demoEdge(page: Page): Promise<{ mode: string | null; region: str
   return page.locator('#edge').evaluate((el) => ({ mode: el.getAttribute('data-mode'), region: el.getAttribute('data-region'), node: el.getAttribute('data-node') }));
 }
 
-/** Per remote participant the demo page shows: its region, video frames decoded and audio packets received. */
-export type DemoInbound = Record<string, { region: string; videoTrackId: string | null; framesDecoded: number; audioPackets: number }>;
+/** Keeps every RTCPeerConnection the context's pages make, for getStats() (the demo page itself exposes nothing). */
+export async function capturePeerConnections(context: BrowserContext): Promise<void> {
+  // Under tsx (the benchmarks) esbuild's keepNames wraps the named functions of page callbacks in
+  // __name(), which the page does not have.
+  await context.addInitScript({ content: 'globalThis.__name ??= (f) => f;' });
+  await context.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    const made: RTCPeerConnection[] = [];
+    (window as unknown as { __peerConnections: RTCPeerConnection[] }).__peerConnections = made;
+    window.RTCPeerConnection = class extends Native {
+      constructor(config?: RTCConfiguration) {
+        super(config);
+        made.push(this);
+      }
+    };
+  });
+}
 
-/** The demo page's inbound media per remote participant (inbound-rtp of its live peer connections). */
-export function demoInboundMedia(page: Page): Promise<DemoInbound> {
+/** Cumulative receive-quality counters of one remote participant's video and audio, as Chrome's inbound-rtp stats give them. */
+export interface InboundQuality {
+  region: string;
+  videoTrackId: string | null;
+  video: { framesDecoded: number; freezeCount: number; totalFreezesDurationS: number; nackCount: number; packetsLost: number; packetsReceived: number };
+  audio: { concealedSamples: number; totalSamplesReceived: number; nackCount: number; packetsLost: number; packetsReceived: number };
+}
+
+/** The demo page's receive quality per remote participant (its tiles' tracks, matched to inbound-rtp by track id). */
+export function demoInboundQuality(page: Page): Promise<Record<string, InboundQuality>> {
   return page.evaluate(async () => {
+    type Inbound = Record<string, number | string | undefined>;
     const pcs = (window as unknown as { __peerConnections: RTCPeerConnection[] }).__peerConnections.filter((pc) => pc.connectionState !== 'closed');
-    const byTrack = new Map<string, { framesDecoded?: number; packetsReceived?: number }>();
+    const byTrack = new Map<string, Inbound>();
     for (const pc of pcs) {
       const report = await pc.getStats().catch(() => null);
-      report?.forEach((s: { type: string; trackIdentifier?: string; framesDecoded?: number; packetsReceived?: number }) => {
-        if (s.type === 'inbound-rtp' && s.trackIdentifier) byTrack.set(s.trackIdentifier, s);
+      report?.forEach((s: Inbound) => {
+        if (s.type === 'inbound-rtp' && typeof s.trackIdentifier === 'string') byTrack.set(s.trackIdentifier, s);
       });
     }
-    const result: Record<string, { region: string; videoTrackId: string | null; framesDecoded: number; audioPackets: number }> = {};
+    const n = (s: Inbound | undefined, key: string) => (typeof s?.[key] === 'number' ? (s[key] as number) : 0);
+    const result: Record<string, InboundQuality> = {};
     for (const tile of Array.from(document.querySelectorAll<HTMLElement>('figure.tile[data-peer]'))) {
       const track = (selector: string, kind: 'audio' | 'video') => ((tile.querySelector(selector) as HTMLMediaElement).srcObject as MediaStream | null)?.getTracks().find((t) => t.kind === kind);
-      const video = track('video', 'video');
-      const audio = track('audio', 'audio');
+      const videoTrackId = track('video', 'video')?.id ?? null;
+      const v = byTrack.get(videoTrackId ?? '');
+      const a = byTrack.get(track('audio', 'audio')?.id ?? '');
       result[tile.dataset.peer!] = {
         region: tile.dataset.region ?? '',
-        videoTrackId: video?.id ?? null,
-        framesDecoded: (video && byTrack.get(video.id)?.framesDecoded) || 0,
-        audioPackets: (audio && byTrack.get(audio.id)?.packetsReceived) || 0,
+        videoTrackId,
+        video: { framesDecoded: n(v, 'framesDecoded'), freezeCount: n(v, 'freezeCount'), totalFreezesDurationS: n(v, 'totalFreezesDuration'), nackCount: n(v, 'nackCount'), packetsLost: n(v, 'packetsLost'), packetsReceived: n(v, 'packetsReceived') },
+        audio: { concealedSamples: n(a, 'concealedSamples'), totalSamplesReceived: n(a, 'totalSamplesReceived'), nackCount: n(a, 'nackCount'), packetsLost: n(a, 'packetsLost'), packetsReceived: n(a, 'packetsReceived') },
       };
     }
     return result;
   });
+}
+
+/** Per remote participant the demo page shows: its region, video frames decoded and audio packets received. */
+export type DemoInbound = Record<string, { region: string; videoTrackId: string | null; framesDecoded: number; audioPackets: number }>;
+
+/** The demo page's inbound media per remote participant (inbound-rtp of its live peer connections). */
+export async function demoInboundMedia(page: Page): Promise<DemoInbound> {
+  const quality = await demoInboundQuality(page);
+  return Object.fromEntries(
+    Object.entries(quality).map(([peer, q]) => [peer, { region: q.region, videoTrackId: q.videoTrackId, framesDecoded: q.video.framesDecoded, audioPackets: q.audio.packetsReceived }]),
+  );
 }
 
 /**
@@ -70,6 +107,7 @@ export function demoInboundMedia(page: Page): Promise<DemoInbound> {
  */
 export async function joinDemoPage(browser: Browser, baseUrl: string, opts: { room: string; name: string; region: string }): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await capturePeerConnections(context);
   const page = await context.newPage();
   await page.goto(`${baseUrl}/demo?room=${encodeURIComponent(opts.room)}&name=${encodeURIComponent(opts.name)}&region=${encodeURIComponent(opts.region)}`);
   await page.waitForFunction((r) => (document.querySelector('#region') as HTMLSelectElement | null)?.value === r, opts.region, { timeout: 30_000 });

@@ -8,7 +8,7 @@ import { interRegionRtt } from '../../infra/embedded/wan-profile.ts';
 import { loadConfig } from '../../shared/config/index.ts';
 import type { RegionsResponse, RoomView } from '../../shared/schemas/index.ts';
 import { startRouter, testConfig } from '../utils/router-harness.ts';
-import { ARTIFACTS, demoEdge, type DemoInbound, demoInboundMedia, launchChromium, MEDIA_ARGS, prepareWeb, ROOT } from './browser.ts';
+import { ARTIFACTS, capturePeerConnections, demoEdge, type DemoInbound, demoInboundMedia, launchChromium, MEDIA_ARGS, prepareWeb, ROOT } from './browser.ts';
 
 /**
  * Real browsers, real media, across emulated continents: chromium pages open /demo (the SDK
@@ -80,18 +80,7 @@ async function healthy(): Promise<void> {
  */
 async function joinDemo(name: string, region: string, opts: { room?: string; direct?: boolean } = {}): Promise<Participant> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-  // Every RTCPeerConnection the page makes, for getStats() (the page itself exposes nothing).
-  await context.addInitScript(() => {
-    const Native = window.RTCPeerConnection;
-    const made: RTCPeerConnection[] = [];
-    (window as unknown as { __peerConnections: RTCPeerConnection[] }).__peerConnections = made;
-    window.RTCPeerConnection = class extends Native {
-      constructor(config?: RTCConfiguration) {
-        super(config);
-        made.push(this);
-      }
-    };
-  });
+  await capturePeerConnections(context);
   const page = await context.newPage();
   page.on('pageerror', (err) => output.push(`[page ${name}] ${err.message}`));
   await page.goto(`${embedded.routerUrl}/demo?room=${opts.room ?? ROOM}&name=${name}&region=${region}`);

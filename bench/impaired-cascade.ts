@@ -1,0 +1,195 @@
+/**
+ * Media across impaired inter-region links (issue #22): three Chromium pages in three regions
+ * (us-east, eu-west, apac) join one room through the demo page on the embedded default with the
+ * sample WAN profile; loss and jitter are added to the cascade's UDP relays only (the clients'
+ * links stay clean). Once every page decodes the others, each watches each other's streams for
+ * 15 s through getStats(): frames/s, freezes as Chrome counts them (`freezeCount`,
+ * `totalFreezesDuration`), NACKs it sent, audio concealment (`concealedSamples /
+ * totalSamplesReceived`). The relays count the room's inter-region bytes and the NACKs crossing
+ * the pipes; pipe SRTP is off here so they can read RTCP (encryption changes no timing that matters).
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchEmbedded, type Embedded } from '../infra/embedded/launcher.ts';
+import type { WanProfile } from '../infra/embedded/wan-profile.ts';
+import { loadConfig } from '../shared/config/index.ts';
+import { demoEdge, demoInboundQuality, joinDemoPage, launchChromium, MEDIA_ARGS, prepareWeb, ROOT, type InboundQuality } from '../test/web/browser.ts';
+
+const REGIONS = ['us-east', 'eu-west', 'apac'] as const;
+const WATCH_MS = 15_000;
+
+export interface ImpairmentCase {
+  name: string;
+  lossPct: number;
+  jitterMs: number;
+}
+
+export const CASES: ImpairmentCase[] = [
+  { name: 'clean links', lossPct: 0, jitterMs: 0 },
+  { name: '1 % loss, ±10 ms jitter', lossPct: 1, jitterMs: 10 },
+  { name: '3 % loss, ±20 ms jitter', lossPct: 3, jitterMs: 20 },
+];
+
+/** One receiving page's view of one sender over the watch window. */
+export interface StreamFigures {
+  receiver: string;
+  sender: string;
+  framesPerSecond: number;
+  freezes: number;
+  frozenShare: number;
+  /** NACKs the receiving browser sent for this sender's video and audio. */
+  nacks: number;
+  concealedShare: number;
+}
+
+export interface RunFigures {
+  streams: StreamFigures[];
+  /** The room's bytes across the relays (both directions, every pair) and the NACKs among them. */
+  pipeBytes: number;
+  pipeNacks: number;
+  pipeNackedPackets: number;
+  /** Packets the relays dropped (the emulated loss). */
+  pipeDropped: number;
+}
+
+export interface CaseFigures extends ImpairmentCase {
+  runs: RunFigures[];
+  /** Medians over runs of each run's median (frames/s), maximum (freezes, frozen share) or total (NACKs, bytes). */
+  framesPerSecond: number;
+  maxFreezesPerStream: number;
+  maxFrozenShare: number;
+  meanFrozenShare: number;
+  concealedShare: number;
+  browserNacks: number;
+  pipeNacks: number;
+  pipeBytes: number;
+}
+
+export interface ImpairedCascadeResult {
+  runsPerCase: number;
+  watchS: number;
+  cases: CaseFigures[];
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? 0 : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function benchImpairedCascade(opts: { quick: boolean }): Promise<ImpairedCascadeResult> {
+  prepareWeb();
+  const runsPerCase = opts.quick ? 1 : 3;
+  const sample = JSON.parse(readFileSync(join(ROOT, 'infra/embedded/sample-wan-profile.json'), 'utf8')) as WanProfile;
+  const dir = mkdtempSync(join(tmpdir(), 'geo-sfu-impaired-'));
+  const browser = await launchChromium(MEDIA_ARGS);
+  const cases: CaseFigures[] = [];
+  try {
+    for (const c of CASES) {
+      const profile = join(dir, `${c.lossPct}-${c.jitterMs}.json`);
+      writeFileSync(profile, JSON.stringify({ ...sample, interRegionLossPct: c.lossPct, interRegionJitterMs: c.jitterMs }));
+      const env = { GEO_SFU_LOG_LEVEL: 'warn', GEO_SFU_PROBE_INTERVAL_MS: '250', GEO_SFU_PIPE_SRTP: 'false' };
+      const embedded = await launchEmbedded({ config: loadConfig({ ...env, GEO_SFU_WAN_PROFILE: profile }), fixedPorts: false, pipeRelays: true, env });
+      try {
+        await healthy(embedded);
+        const runs: RunFigures[] = [];
+        for (let run = 0; run < runsPerCase; run++) runs.push(await measureRun(browser, embedded, `impaired-${c.lossPct}-${c.jitterMs}-${run}`));
+        const streams = (r: RunFigures) => r.streams;
+        cases.push({
+          ...c,
+          runs,
+          framesPerSecond: median(runs.map((r) => median(streams(r).map((s) => s.framesPerSecond)))),
+          maxFreezesPerStream: median(runs.map((r) => Math.max(...streams(r).map((s) => s.freezes)))),
+          maxFrozenShare: median(runs.map((r) => Math.max(...streams(r).map((s) => s.frozenShare)))),
+          meanFrozenShare: median(runs.map((r) => sum(streams(r).map((s) => s.frozenShare)) / streams(r).length)),
+          concealedShare: median(runs.map((r) => sum(streams(r).map((s) => s.concealedShare)) / streams(r).length)),
+          browserNacks: median(runs.map((r) => sum(streams(r).map((s) => s.nacks)))),
+          pipeNacks: median(runs.map((r) => r.pipeNacks)),
+          pipeBytes: median(runs.map((r) => r.pipeBytes)),
+        });
+      } finally {
+        await embedded.close();
+      }
+    }
+  } finally {
+    await browser.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { runsPerCase, watchS: WATCH_MS / 1000, cases };
+}
+
+async function healthy(embedded: Embedded): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    const body = (await fetch(`${embedded.routerUrl}/regions`).then((r) => r.json()).catch(() => null)) as { regions: Array<{ healthy: boolean }>; interRegion: Record<string, Record<string, { samples: number }>> } | null;
+    const pairs = body ? Object.values(body.interRegion).flatMap((row) => Object.values(row)) : [];
+    if (body?.regions.every((r) => r.healthy) && pairs.length === 12 && pairs.every((p) => p.samples >= 3)) return;
+    await sleep(500);
+  }
+  throw new Error('impaired-cascade: the embedded default did not come up within 90 s');
+}
+
+async function measureRun(browser: Browser, embedded: Embedded, room: string): Promise<RunFigures> {
+  const pages: Array<{ name: string; context: BrowserContext; page: Page }> = [];
+  try {
+    for (const region of REGIONS) {
+      const { context, page } = await joinDemoPage(browser, embedded.routerUrl, { room, name: region, region });
+      pages.push({ name: region, context, page });
+      const edge = await demoEdge(page);
+      if (edge.region !== region) throw new Error(`impaired-cascade: the page emulating ${region} was placed on ${edge.region ?? 'nothing'}`);
+    }
+    // Every page decodes video and hears audio from both others, then the window starts.
+    const deadline = Date.now() + 60_000;
+    for (const p of pages) {
+      const others = pages.filter((o) => o !== p).map((o) => o.name);
+      for (;;) {
+        const q = await demoInboundQuality(p.page);
+        if (others.every((o) => (q[o]?.video.framesDecoded ?? 0) > 0 && (q[o]?.audio.packetsReceived ?? 0) > 0)) break;
+        if (Date.now() > deadline) throw new Error(`impaired-cascade: ${p.name} gets no media from ${others.join(', ')}: ${JSON.stringify(q)}`);
+        await sleep(300);
+      }
+    }
+    await sleep(2_000);
+    const relayTotals = () => {
+      const relays = embedded.pipeRelays!.list().filter((r) => r.roomId === room);
+      const all = relays.flatMap((r) => [r.relay.stats.ab, r.relay.stats.ba]);
+      return { bytes: sum(all.map((s) => s.bytes)), nacks: sum(all.map((s) => s.nacks)), nackedPackets: sum(all.map((s) => s.nackedPackets)), dropped: sum(all.map((s) => s.dropped)) };
+    };
+    const [before, pipeBefore] = [await Promise.all(pages.map((p) => demoInboundQuality(p.page))), relayTotals()];
+    await sleep(WATCH_MS);
+    const [after, pipeAfter] = [await Promise.all(pages.map((p) => demoInboundQuality(p.page))), relayTotals()];
+    const streams: StreamFigures[] = [];
+    for (const [i, p] of pages.entries()) {
+      for (const other of pages.filter((o) => o !== p)) {
+        const [b, a] = [before[i]![other.name], after[i]![other.name]];
+        if (!b || !a) throw new Error(`impaired-cascade: ${p.name} lost ${other.name}'s tile during the window`);
+        streams.push(streamFigures(p.name, other.name, b, a));
+      }
+    }
+    return {
+      streams,
+      pipeBytes: pipeAfter.bytes - pipeBefore.bytes,
+      pipeNacks: pipeAfter.nacks - pipeBefore.nacks,
+      pipeNackedPackets: pipeAfter.nackedPackets - pipeBefore.nackedPackets,
+      pipeDropped: pipeAfter.dropped - pipeBefore.dropped,
+    };
+  } finally {
+    for (const p of pages) await p.context.close().catch(() => undefined);
+  }
+}
+
+function streamFigures(receiver: string, sender: string, b: InboundQuality, a: InboundQuality): StreamFigures {
+  const samples = a.audio.totalSamplesReceived - b.audio.totalSamplesReceived;
+  return {
+    receiver,
+    sender,
+    framesPerSecond: (a.video.framesDecoded - b.video.framesDecoded) / (WATCH_MS / 1000),
+    freezes: a.video.freezeCount - b.video.freezeCount,
+    frozenShare: (a.video.totalFreezesDurationS - b.video.totalFreezesDurationS) / (WATCH_MS / 1000),
+    nacks: a.video.nackCount - b.video.nackCount + (a.audio.nackCount - b.audio.nackCount),
+    concealedShare: samples > 0 ? (a.audio.concealedSamples - b.audio.concealedSamples) / samples : 0,
+  };
+}
