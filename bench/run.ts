@@ -10,6 +10,7 @@ import { benchAllocate } from './allocate.ts';
 import { benchBuild } from './build.ts';
 import { benchCascade } from './cascade.ts';
 import { benchConsumers } from './consumers.ts';
+import { benchFirstFrame } from './first-frame.ts';
 import { benchHostile, withinHostileGoal } from './hostile.ts';
 import { benchImpairedCascade } from './impaired-cascade.ts';
 import { fileURLToPath } from 'node:url';
@@ -288,8 +289,25 @@ const impairedCascade: Benchmark = {
   },
 };
 
+const firstFrame: Benchmark = {
+  id: 'first-frame',
+  async run({ quick }) {
+    const r = await benchFirstFrame({ quick });
+    const lines: BenchLine[] = r.cases.map((c) => {
+      const m = c.median;
+      return {
+        name: `time to first frame, Chromium joining a room of two publishers in two other regions, ${c.name} (median of ${r.joinsPerCase})`,
+        value: `${f(m.firstFrameFromAll, 0)} ms from the click to a frame from both (allocated ${f(m.allocated, 0)}, socket ${f(m.socketOpen, 0)}, welcome ${f(m.welcome, 0)}, capabilities ${f(m.capabilities, 0)}, joined ${f(m.joined, 0)}, transports ${f(m.transports, 0)}, consumed ${f(m.consumed, 0)}, ICE+DTLS ${f(m.connected, 0)}, first video packet ${f(m.videoPacket, 0)}, first decoded ${f(m.videoDecoded, 0)} ms)`,
+        ratio: `ratio ${f(m.firstFrameFromAll / c.goalMs, 2)} vs the ${c.goalMs} ms goal${c.wan ? ` (1 s + ${c.largestRttMs} ms, the largest RTT from the joiner's edge to a publisher's)` : ''}`,
+        target: { text: `≤ ${c.goalMs} ms`, met: m.firstFrameFromAll <= c.goalMs },
+      };
+    });
+    return { lines, json: r };
+  },
+};
+
 /** Every benchmark, in the order they run. */
-const BENCHMARKS: Benchmark[] = [allocate, webhooks, consumers, cascade, impairedCascade, placement, hostile, build, redisFailover, soak];
+const BENCHMARKS: Benchmark[] = [allocate, webhooks, consumers, cascade, impairedCascade, firstFrame, placement, hostile, build, redisFailover, soak];
 
 const quick = process.argv.includes('--quick');
 // `--only id,id`: run those entries alone (while working on one); the summary is then not rewritten.

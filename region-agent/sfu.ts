@@ -28,6 +28,7 @@ export class AgentSfu {
       pool,
       spread: { consumersPerWorker: config.consumersPerWorker },
       pipe: { enableSrtp: config.pipeEnableSrtp, enableRtx: config.pipeEnableRtx },
+      keyFrameRequestDelayMs: config.keyFrameRequestDelayMs,
     });
     return new AgentSfu(pool, rooms);
   }

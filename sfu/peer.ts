@@ -142,6 +142,8 @@ export interface PeerRoom {
 export interface PeerContext<R extends PeerRoom> {
   pool: WorkerPool;
   webRtcTransport: WebRtcTransportDefaults;
+  /** mediasoup's keyFrameRequestDelay for the peer's producers (RoomRouterOptions.keyFrameRequestDelayMs). */
+  keyFrameRequestDelayMs: number;
   /** The router the peer's transports live on, and its pooled worker. */
   router: ms.Router;
   worker: PoolWorker;
@@ -343,6 +345,7 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
       kind: options.kind,
       rtpParameters: options.rtpParameters,
       paused: options.paused ?? false,
+      keyFrameRequestDelay: this.#ctx.keyFrameRequestDelayMs,
       appData: { ...options.appData, peerId: this.id },
     });
     if (this.#closed || producer.closed) {

@@ -27,6 +27,14 @@ export interface RoomRouterOptions {
   spread?: SpreadOptions | false;
   webRtcTransport?: WebRtcTransportDefaults;
   pipe?: PipeOptions;
+  /**
+   * Least time between two key frame requests to a client's video producer, ms (mediasoup's
+   * `keyFrameRequestDelay`; default 0: each request at once). Requests within it are merged and
+   * sent when it ends. libwebrtc senders ignore a key frame request that comes within 300 ms of the
+   * last one they honoured, and mediasoup then waits a second before asking again: above 300, a
+   * new consumer's request is sent when the sender takes it, instead of a second later.
+   */
+  keyFrameRequestDelayMs?: number;
 }
 
 export type RoomRouterEvents = {
@@ -56,6 +64,7 @@ export class RoomRouter extends TypedEmitter<RoomRouterEvents> {
       activeSpeakerIntervalMs: positiveOption(options.activeSpeakerIntervalMs, 300, 'activeSpeakerIntervalMs'),
       spread: spreadPolicy(options.spread, options.pool.size),
       webRtcTransport: { ...options.webRtcTransport },
+      keyFrameRequestDelayMs: options.keyFrameRequestDelayMs ?? 0,
       pipe: { ...options.pipe, listenIp: options.pipe?.listenIp ?? options.pool.options.listenIp },
     };
   }

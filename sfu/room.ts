@@ -71,6 +71,7 @@ export interface RoomContext {
   activeSpeakerIntervalMs: number;
   spread: SpreadPolicy | undefined;
   webRtcTransport: WebRtcTransportDefaults;
+  keyFrameRequestDelayMs: number;
   pipe: Required<Pick<PipeOptions, 'listenIp'>> & PipeOptions;
 }
 
@@ -281,6 +282,7 @@ export class Room extends TypedEmitter<RoomEvents> implements PeerRoom {
     return {
       pool: this.#ctx.pool,
       webRtcTransport: this.#ctx.webRtcTransport,
+      keyFrameRequestDelayMs: this.#ctx.keyFrameRequestDelayMs,
       router: slot.router,
       worker: slot.worker,
       registerProducer: (peer, producer) => this.#registerProducer(peer, slot, producer),
