@@ -240,7 +240,8 @@ async function timeline(page: Page): Promise<JoinTimeline> {
     allocated: since('allocated'),
     socketOpen: since('socketOpen'),
     welcome: since('event:welcome'),
-    capabilities: since('first:getRouterRtpCapabilities'),
+    // Since protocol 1.1 the welcome carries the capabilities and nothing asks for them.
+    capabilities: since(marks['first:getRouterRtpCapabilities'] !== undefined ? 'first:getRouterRtpCapabilities' : 'event:welcome'),
     joined: since('first:join'),
     transports: since('last:createWebRtcTransport'),
     consumed: since('last:consume'),

@@ -145,11 +145,11 @@ export class EdgeSession {
   }
 
   /**
-   * What this participant may do here (the join answer's; everything before join, or from an agent
-   * that does not say).
+   * What this participant may do here (the join answer's, or the welcome's before it; everything
+   * before either, or from an agent that does not say).
    */
   get permissions(): ParticipantPermissions {
-    return this.joined?.permissions ?? { publish: true, subscribe: true, publishData: true };
+    return this.joined?.permissions ?? this.welcome?.permissions ?? { publish: true, subscribe: true, publishData: true };
   }
 
   /**
@@ -157,21 +157,30 @@ export class EdgeSession {
    * (when the participant may subscribe) and, with `send`, the send transport (when it may publish).
    */
   async open(opts: { send?: boolean } = {}): Promise<ResponseData['join']> {
-    this.welcome = await this.#connect({ token: this.allocation.token });
-    const { rtpCapabilities } = await this.request('getRouterRtpCapabilities', {});
+    const welcome = (this.welcome = await this.#connect({ token: this.allocation.token }));
+    // An agent before protocol 1.1 does not put the capabilities and permissions in its welcome.
+    const rtpCapabilities = welcome.rtpCapabilities ?? (await this.request('getRouterRtpCapabilities', {})).rtpCapabilities;
     const device = this.#o.device.handlerFactory ? new Device({ handlerFactory: this.#o.device.handlerFactory }) : new Device(this.#o.device.handlerName ? { handlerName: this.#o.device.handlerName } : {});
     await device.load({ routerRtpCapabilities: rtpCapabilities as unknown as mc.RtpCapabilities });
     this.#device = device;
-    this.joined = await this.request('join', {
+    const joining = this.request('join', {
       rtpCapabilities: device.recvRtpCapabilities as unknown as Record<string, unknown>,
       ...(this.#o.displayName !== undefined ? { displayName: this.#o.displayName } : {}),
       ...(this.#o.lastN !== undefined ? { lastN: this.#o.lastN } : {}),
     });
-    // Requests of one connection run in order on the agent: pipelining saves round trips.
-    // Producers announced from now on wait for the recv transport (#recvReady).
-    const { publish, subscribe } = this.permissions;
-    if (subscribe) this.#recvReady = this.#createTransport('recv').then((t) => (this.#recv = t));
-    await Promise.all([this.#recvReady, opts.send && publish ? this.#sendTransport() : undefined]);
+    // Requests of one connection run in order on the agent: the transports asked for right behind
+    // the join are made once it has joined, a round trip sooner. (Without the welcome's
+    // permissions, after the join answer.) Producers announced from now on wait for #recvReady.
+    const transports = () => {
+      const { publish, subscribe } = this.permissions;
+      if (subscribe) this.#recvReady = this.#createTransport('recv').then((t) => (this.#recv = t));
+      return Promise.all([this.#recvReady, opts.send && publish ? this.#sendTransport() : undefined]);
+    };
+    const pipelined = welcome.permissions ? transports() : null;
+    // A refused join fails the transports behind it too: the join's error is the one to report.
+    pipelined?.catch(() => undefined);
+    this.joined = await joining;
+    await (pipelined ?? transports());
     return this.joined;
   }
 

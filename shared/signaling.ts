@@ -10,7 +10,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
  * acknowledgement callback that receives `{ ok: true, data }` or `{ ok: false, error }`; a bad
  * payload gets an error naming the field and changes nothing.
  */
-export const PROTOCOL_VERSION = '1.0';
+export const PROTOCOL_VERSION = '1.1';
 
 /** Compatible when the major versions match. */
 export function protocolCompatible(clientVersion: unknown): boolean {
@@ -159,6 +159,13 @@ export interface WelcomeMessage {
   resumed: boolean;
   /** Whether the session has joined the room (a resumed session may have). */
   joined: boolean;
+  /**
+   * The room's routers' RTP capabilities (what getRouterRtpCapabilities answers) and what this
+   * participant may do (what join answers), so a client loads its Device and sends join and its
+   * transports at once, without waiting for two answers first. Absent from agents before protocol 1.1.
+   */
+  rtpCapabilities?: Record<string, unknown>;
+  permissions?: ParticipantPermissions;
   /** On a resumed, joined session: the SFU state that survived the drop. */
   session?: SessionSnapshot;
 }

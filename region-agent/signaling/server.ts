@@ -8,6 +8,7 @@ import { PROTOCOL_VERSION } from '../../shared/signaling.ts';
 import type { AgentController } from '../controller.ts';
 import type { RouterClient } from '../router-client.ts';
 import type { AgentSfu } from '../sfu.ts';
+import type { types as ms } from '../../sfu/index.ts';
 import { SignalingAuth } from './auth.ts';
 import { PeerCaps, RequestLimiter, requestBurst } from './client-limits.ts';
 import { ConnectionLimiter } from './connection-limiter.ts';
@@ -42,6 +43,7 @@ export class SignalingServer {
   readonly io: Server;
   readonly #config: GeoSfuConfig;
   readonly #controller: AgentController;
+  readonly #sfu: AgentSfu;
   readonly #log: FastifyBaseLogger;
   readonly #sessions: Sessions;
   readonly #credentials = new ResumeCredentials();
@@ -52,6 +54,7 @@ export class SignalingServer {
     const { config, controller, sfu } = opts;
     this.#config = config;
     this.#controller = controller;
+    this.#sfu = sfu;
     const log = (this.#log = opts.logger.child({ component: 'signaling' }));
     const reports = new RouterReports({
       router: opts.router,
@@ -165,7 +168,10 @@ export class SignalingServer {
     return this.#closing;
   }
 
-  /** Welcomes the admitted connection to its session (new, or resumed); null when the session to resume ended meanwhile. */
+  /**
+   * The admitted connection's session (new, or resumed), welcomed as soon as the RTP capabilities
+   * are at hand; null when the session to resume ended meanwhile.
+   */
   #connected(socket: Socket, admission: Admission, events: RoomEvents): Session | null {
     const nodeId = this.#controller.nodeId;
     const session = this.#sessions.admit(socket, admission, ({ room, sub }, sid) => this.#credentials.sign({ room, peer: sub, node: nodeId, sid }));
@@ -173,7 +179,18 @@ export class SignalingServer {
       socket.disconnect(true);
       return null;
     }
-    const resumed = 'resume' in admission;
+    this.#sfu.routerRtpCapabilities(session.roomId).then(
+      (rtpCapabilities) => this.#welcome(socket, session, 'resume' in admission, rtpCapabilities, events),
+      (err: unknown) => {
+        this.#log.error({ err, roomId: session.roomId }, 'no RTP capabilities for the welcome');
+        socket.disconnect(true);
+      },
+    );
+    return session;
+  }
+
+  #welcome(socket: Socket, session: Session, resumed: boolean, rtpCapabilities: ms.RtpCapabilities, events: RoomEvents): void {
+    if (!socket.connected || session.socket !== socket) return;
     send(socket, 'welcome', {
       peerId: session.peerId,
       roomId: session.roomId,
@@ -184,10 +201,11 @@ export class SignalingServer {
       protocolVersion: PROTOCOL_VERSION,
       resumed,
       joined: session.peer !== null,
+      rtpCapabilities: rtpCapabilities as unknown as Record<string, unknown>,
+      permissions: session.permissions,
       ...(resumed && session.peer ? { session: events.snapshot(session.peer) } : {}),
     });
     this.#log.debug({ roomId: session.roomId, peerId: session.peerId, resumed }, 'signaling session connected');
-    return session;
   }
 
   /** Drain: clients are told to move shortly before the deadline (they may leave earlier on their own). */

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROTOCOL_VERSION } from '../../shared/signaling.ts';
 import { verifyGrant } from '../../shared/tokens.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -90,7 +91,7 @@ describe('@geo-sfu/client and @geo-sfu/server', () => {
     `);
     const { keys, protocol, client } = JSON.parse(out) as { keys: string[]; protocol: unknown; client: string };
     expect(client).toBe('function');
-    expect(protocol).toBe('1.0');
+    expect(protocol).toBe(PROTOCOL_VERSION);
     for (const name of ['GeoSfuClient', 'GeoSfuRoom', 'RouterApi', 'GeoSfuClientError', 'SignalingError', 'probeRegionsView', 'installWebRtc']) expect(keys).toContain(name);
   });
 

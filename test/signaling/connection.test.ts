@@ -44,8 +44,14 @@ describe('signaling connection', () => {
   it('welcomes a client with its identity from the token and a resume credential', async () => {
     const t = token({ room: 'room-welcome', sub: 'alice' });
     const { socket, welcome } = await joinWith(agent.url, { token: t.token });
-    expect(welcome).toMatchObject({ peerId: 'alice', roomId: 'room-welcome', region: 'us-west', nodeId: 'west-1', resumeGraceMs: 800, protocolVersion: '1.0', resumed: false, joined: false });
+    expect(welcome).toMatchObject({ peerId: 'alice', roomId: 'room-welcome', region: 'us-west', nodeId: 'west-1', resumeGraceMs: 800, protocolVersion: '1.1', resumed: false, joined: false });
     expect(welcome.resume).toEqual(expect.any(String));
+    // What getRouterRtpCapabilities and join would answer, so the client need not wait for them.
+    expect(welcome.rtpCapabilities).toEqual((await ok(socket, 'getRouterRtpCapabilities', {})).rtpCapabilities);
+    expect(welcome.permissions).toEqual({ publish: true, subscribe: true, publishData: true });
+    const viewer = await joinWith(agent.url, { token: token({ room: 'room-welcome', sub: 'viewer', perm: { publish: false, subscribe: true } }).token });
+    expect(viewer.welcome.permissions).toEqual({ publish: false, subscribe: true, publishData: false });
+    viewer.socket.close();
     // A minor version the agent does not know is compatible.
     const minor = await connect(agent.url, { protocolVersion: '1.7', token: token({ room: 'room-welcome', sub: 'bob' }).token });
     expect(minor.welcome?.peerId).toBe('bob');
