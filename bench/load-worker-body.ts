@@ -1,3 +1,6 @@
+import type { TokenKey } from '../shared/config/load.ts';
+import { createGrant } from '../shared/tokens.ts';
+
 /** Request bodies for the load phases. */
 const PROFILES = [
   { 'us-west': 20, 'us-east': 75, 'eu-west': 140, apac: 175 },
@@ -9,5 +12,25 @@ const PROFILES = [
 /** Rooms of 10 people, each from one of four places. */
 export function allocateBody(i: number): string {
   return JSON.stringify({ roomId: `bench-${Math.floor(i / 10)}`, participantId: `p${i}`, latencies: PROFILES[i % 4] });
+}
+
+/** The credentials of the honest path: what an application's clients and servers present. */
+export interface HonestCredentials {
+  grantKey: TokenKey;
+  grantAudience: string;
+  apiKey: string;
+}
+
+/**
+ * Request `i`'s credential on the honest path: every tenth call from an application server with
+ * the API key, the others from participants, each with a grant of its own for its room (so the
+ * per-identity rate limit counts each participant once: none is refused).
+ */
+export function honestHeaders(credentials: HonestCredentials): (i: number) => Record<string, string> {
+  return (i) => {
+    if (i % 10 === 9) return { authorization: `Bearer ${credentials.apiKey}` };
+    const grant = createGrant({ key: credentials.grantKey, issuer: 'bench', audience: credentials.grantAudience, roomId: `bench-${Math.floor(i / 10)}`, participantId: `p${i}`, ttlSeconds: 600, nowMs: Date.now() });
+    return { authorization: `Bearer ${grant}` };
+  };
 }
 

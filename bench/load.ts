@@ -9,26 +9,31 @@ export interface RequestSpec {
   method: 'GET' | 'POST';
   path: string;
   body?: (i: number) => string;
+  /** Extra headers of request `i` (a credential). */
+  headers?: (i: number) => Record<string, string>;
 }
 
 export interface LoadResult {
   requests: number;
   errors: number;
+  /** Failed calls by status code (`error` when the call itself failed). */
+  failures: Record<string, number>;
   seconds: number;
   perSecond: number;
   p50Ms: number;
   p99Ms: number;
 }
 
-async function send(pool: Pool, spec: RequestSpec, i: number): Promise<boolean> {
+/** The call's status (2xx/3xx is success). */
+async function send(pool: Pool, spec: RequestSpec, i: number): Promise<number> {
   const res = await pool.request({
     method: spec.method,
     path: spec.path,
-    headers: spec.body ? { 'content-type': 'application/json' } : {},
+    headers: { ...(spec.body ? { 'content-type': 'application/json' } : {}), ...spec.headers?.(i) },
     body: spec.body?.(i),
   });
   await res.body.dump();
-  return res.statusCode < 400;
+  return res.statusCode;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -36,11 +41,12 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-function summarize(latencies: number[], errors: number, seconds: number): LoadResult {
+function summarize(latencies: number[], failures: Record<string, number>, seconds: number): LoadResult {
   latencies.sort((a, b) => a - b);
   return {
     requests: latencies.length,
-    errors,
+    errors: Object.values(failures).reduce((a, b) => a + b, 0),
+    failures,
     seconds,
     perSecond: latencies.length / seconds,
     p50Ms: percentile(latencies, 50),
@@ -51,7 +57,7 @@ function summarize(latencies: number[], errors: number, seconds: number): LoadRe
 export async function closedLoop(origin: string, spec: RequestSpec, concurrency: number, durationMs: number, offset = 0): Promise<LoadResult> {
   const pool = new Pool(origin, { connections: concurrency, pipelining: 1 });
   const latencies: number[] = [];
-  let errors = 0;
+  const failures: Record<string, number> = {};
   let next = offset;
   const started = performance.now();
   const end = started + durationMs;
@@ -59,21 +65,21 @@ export async function closedLoop(origin: string, spec: RequestSpec, concurrency:
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < end) {
         const t = performance.now();
-        const ok = await send(pool, spec, next++).catch(() => false);
-        if (ok) latencies.push(performance.now() - t);
-        else errors++;
+        const status = await send(pool, spec, next++).catch(() => 'error' as const);
+        if (typeof status === 'number' && status < 400) latencies.push(performance.now() - t);
+        else failures[status] = (failures[status] ?? 0) + 1;
       }
     }),
   );
   const seconds = (performance.now() - started) / 1000;
   await pool.close();
-  return summarize(latencies, errors, seconds);
+  return summarize(latencies, failures, seconds);
 }
 
 export async function openLoop(origin: string, spec: RequestSpec, ratePerSecond: number, durationMs: number, offset = 0): Promise<LoadResult> {
   const pool = new Pool(origin, { connections: 64, pipelining: 1 });
   const latencies: number[] = [];
-  let errors = 0;
+  const failures: Record<string, number> = {};
   const total = Math.round((ratePerSecond * durationMs) / 1000);
   const started = performance.now();
   const inFlight: Promise<void>[] = [];
@@ -84,12 +90,12 @@ export async function openLoop(origin: string, spec: RequestSpec, ratePerSecond:
     // Latency counts from the scheduled start, so a stalled server cannot hide its backlog.
     inFlight.push(
       send(pool, spec, offset + i).then(
-        (ok) => {
-          if (ok) latencies.push(performance.now() - due);
-          else errors++;
+        (status) => {
+          if (status < 400) latencies.push(performance.now() - due);
+          else failures[status] = (failures[status] ?? 0) + 1;
         },
         () => {
-          errors++;
+          failures.error = (failures.error ?? 0) + 1;
         },
       ),
     );
@@ -97,5 +103,5 @@ export async function openLoop(origin: string, spec: RequestSpec, ratePerSecond:
   await Promise.all(inFlight);
   const seconds = (performance.now() - started) / 1000;
   await pool.close();
-  return summarize(latencies, errors, seconds);
+  return summarize(latencies, failures, seconds);
 }

@@ -34,7 +34,20 @@ export const allocateRoutes: FastifyPluginAsyncTypebox = async (app) => {
         new TooManyRequestsError(`more than ${context.max} /allocate calls per minute; retry in ${Math.ceil(context.ttl / 1000)} s`),
     });
   }
-  const rateLimited = config.rateLimitPerMinute > 0 ? { config: { rateLimit: { max: config.rateLimitPerMinute, timeWindow: 60_000 } } } : {};
+  // An API key is the application's servers, allocating for many participants: a budget of its own.
+  const apiKeyIdentity = (key: string) => key.startsWith('key:');
+  const rateLimited =
+    config.rateLimitPerMinute > 0
+      ? {
+          config: {
+            rateLimit: {
+              max: (_req: unknown, key: string) => (apiKeyIdentity(key) ? config.apiKeyRateLimitPerMinute : config.rateLimitPerMinute),
+              allowList: (_req: unknown, key: string) => apiKeyIdentity(key) && config.apiKeyRateLimitPerMinute === 0,
+              timeWindow: 60_000,
+            },
+          },
+        }
+      : {};
   app.post(
     '/allocate',
     {

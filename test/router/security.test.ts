@@ -80,6 +80,24 @@ it('rate-limits /allocate per credential and per client address', async () => {
   expect((await r.app.rooms.getRoom('rl'))?.participants).toHaveLength(6);
 });
 
+it("the API key's budget is its own size (an application's servers allocate for every participant); 0 = none", async () => {
+  const limited = await world({ rateLimitPerMinute: 2, apiKeyRateLimitPerMinute: 4 });
+  const withKey = async (url: string, n: number) => {
+    const statuses: number[] = [];
+    for (let i = 0; i < n; i++) statuses.push((await allocate(url, { roomId: 'srv', participantId: `s${i}` }, bearer(limited.config.apiKey))).status);
+    return statuses;
+  };
+  expect(await withKey(limited.url, 6)).toEqual([200, 200, 200, 200, 429, 429]);
+  // A participant's grant still has the small budget.
+  const grantStatuses = [];
+  for (let i = 0; i < 3; i++) grantStatuses.push((await allocate(limited.url, body, bearer(grant()))).status);
+  expect(grantStatuses).toEqual([200, 200, 429]);
+  await nodes?.close();
+  await router?.close();
+  const unlimited = await world({ rateLimitPerMinute: 2, apiKeyRateLimitPerMinute: 0 });
+  expect(await withKey(unlimited.url, 6)).toEqual([200, 200, 200, 200, 200, 200]);
+});
+
 it('sends security headers and CORS only for configured origins', async () => {
   const r = await world({ corsOrigins: 'https://app.example' });
   const res = await request(`${r.url}/regions`, { headers: { origin: 'https://app.example' } });

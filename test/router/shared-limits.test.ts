@@ -30,7 +30,7 @@ async function twoRouters(): Promise<[RunningRouter, RunningRouter]> {
   const url = new URL(target);
   url.port = String(proxy.port);
   const ns = runNamespace();
-  const config = testConfig('real', { redisUrl: url.href, redisTimeoutMs: 500, rateLimitPerMinute: ALLOCATE_PER_MINUTE, failedAuthPerMinute: FAILED_AUTH_PER_MINUTE, trustProxy: true }, ns);
+  const config = testConfig('real', { redisUrl: url.href, redisTimeoutMs: 500, rateLimitPerMinute: ALLOCATE_PER_MINUTE, apiKeyRateLimitPerMinute: ALLOCATE_PER_MINUTE, failedAuthPerMinute: FAILED_AUTH_PER_MINUTE, trustProxy: true }, ns);
   for (let i = 0; i < 2; i++) routers.push(await startRouter(config, undefined, { sharedLimits: true }));
   return [routers[0]!, routers[1]!];
 }
