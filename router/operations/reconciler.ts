@@ -73,6 +73,8 @@ export class Reconciler {
   #identityTicker: Ticker;
   #passTicker: Ticker;
   #last: ReconcileResult | null = null;
+  /** A change of server was seen and no pass has run since (e.g. no router held the lease yet). */
+  #owed = false;
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
@@ -107,8 +109,12 @@ export class Reconciler {
         this.#deps.log.warn({ changedAtMs }, 'Redis server holding the data changed (failover, restart or data lost): reconciling with the agents');
         this.#deps.onAction?.('failover_seen', 1);
       }
-      void this.#passTicker.runNow();
+      this.#owed = true;
     }
+    // Right after a failover the lease may be held by nobody for a while, and the nodes' heartbeats
+    // have not landed on the new server yet (every node looks dead, and a pass would read no
+    // inventory): the pass waits for both.
+    if (this.#owed && this.#deps.isLeader() && this.#deps.registry.livenessSettled()) void this.#passTicker.runNow();
     return this.#changedAtMs;
   }
 
@@ -131,7 +137,7 @@ export class Reconciler {
   }
 
   async #tick(): Promise<void> {
-    if (!this.#deps.isLeader()) return;
+    if (!this.#deps.isLeader() || !this.#deps.registry.livenessSettled()) return;
     await this.runPass();
   }
 
@@ -207,6 +213,7 @@ export class Reconciler {
     }
 
     this.#last = result;
+    this.#owed = false;
     const { onAction } = this.#deps;
     onAction?.('adopted', result.adopted);
     onAction?.('dropped', result.dropped);
