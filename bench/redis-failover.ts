@@ -23,6 +23,8 @@ export interface FailoverRound {
   promotedPort: number;
   /** Kill → the first success after the last refusal, the later of the two routers, ms. */
   recoveryMs: number;
+  /** Kill → the sentinels name the new primary (Redis's own part of recoveryMs), ms. */
+  promotedAfterMs: number;
   calls: number;
   refused: number;
   /** Refusals by status and error code, e.g. `503 DEPENDENCY_UNAVAILABLE`. */
@@ -152,6 +154,7 @@ export async function benchRedisFailover(opts: { quick: boolean }): Promise<Redi
         const killedPort = await group.primaryPort();
         group.dataNode(killedPort).kill('SIGKILL');
         const killedAt = Date.now();
+        const promoted = until('a new primary', async () => ((await group.primaryPort()) !== killedPort ? Date.now() - killedAt : null), 60_000).catch(() => -1);
         // Back: the last 100 calls of each router (half a second of load) succeeded.
         await until(`allocations again after failover ${round + 1}`, async () => (okSince(killedAt, 100) ? true : null), 60_000).catch(async (err: unknown) => {
           // What the routers answer, and what a heartbeat gets now: enough to tell a Redis still
@@ -172,16 +175,18 @@ export async function benchRedisFailover(opts: { quick: boolean }): Promise<Redi
         const refusals: Record<string, number> = {};
         for (const c of refused) refusals[`${c.status} ${c.code}`.trim()] = (refusals[`${c.status} ${c.code}`.trim()] ?? 0) + 1;
         const promotedPort = await group.primaryPort();
+        const promotedAfterMs = await promoted;
         rounds.push({
           killedPort,
           promotedPort,
           recoveryMs,
+          promotedAfterMs,
           calls: after.length,
           refused: refused.length,
           refusals,
           badRefusals: refused.filter((c) => c.status !== 503 || !c.retryAfter).length,
         });
-        process.stdout.write(`  failover ${round + 1}: :${killedPort} killed, :${promotedPort} promoted, allocations back after ${recoveryMs} ms; ${refused.length} of ${after.length} calls refused (${JSON.stringify(refusals)})\n`);
+        process.stdout.write(`  failover ${round + 1}: :${killedPort} killed, :${promotedPort} promoted, promoted after ${promotedAfterMs} ms, allocations back after ${recoveryMs} ms; ${refused.length} of ${after.length} calls refused (${JSON.stringify(refusals)})\n`);
         // The killed server comes back as a replica of the new primary, and the sentinels see it
         // (else the next kill has nothing to promote).
         await group.restartAsReplica(killedPort);

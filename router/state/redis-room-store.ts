@@ -2,6 +2,7 @@ import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { type NormalizedPolicy, parsePolicyKey, policyKey } from '../../shared/schemas/index.ts';
 import { compareParticipants } from './participants.ts';
+import { dependencyFailure } from './dependency-error.ts';
 import { closeRedis, connectRedis, execAll, redisCall, type RedisTarget } from './redis-client.ts';
 import * as scripts from './redis-room-scripts.ts';
 import type {
@@ -337,6 +338,9 @@ export class RedisRoomStore implements RoomStore, ReconcileStore {
   }
 
   async identity(nowMs: number): Promise<{ runId: string; changedAtMs: number; changed: boolean }> {
+    // Only on a connection that is ready: ioredis lets INFO through while it is still connecting
+    // (a command allowed while a server loads), next to its own ready check.
+    if (this.redis.status !== 'ready') throw dependencyFailure('redis', new Error(`connection ${this.redis.status}`));
     const info = await redisCall(() => this.redis.info('server'));
     const runId = /run_id:(\w+)/.exec(info)?.[1] ?? '';
     const [changedAtMs, changed] = (await redisCall(() => this.redis.redisIdentity(this.keys.identity, this.keys.versions, runId, nowMs))) as [number, number];
