@@ -4,7 +4,7 @@ import path from 'node:path';
 import { FakeNodes } from '../test/utils/fake-nodes.ts';
 import { allocate } from '../test/utils/http.ts';
 import { testConfig } from '../test/utils/router-harness.ts';
-import { SENTINEL_GROUP, startSentinelGroup, until } from '../test/utils/sentinel-group.ts';
+import { ask, SENTINEL_GROUP, startSentinelGroup, until } from '../test/utils/sentinel-group.ts';
 import { spawnRouter, type ServiceProcess } from '../test/utils/service-process.ts';
 
 /**
@@ -23,6 +23,8 @@ export interface FailoverRound {
   promotedPort: number;
   /** Kill → the first success after the last refusal, the later of the two routers, ms. */
   recoveryMs: number;
+  /** Kill → the sentinels name the new primary (Redis's own part of recoveryMs), ms. */
+  promotedAfterMs: number;
   calls: number;
   refused: number;
   /** Refusals by status and error code, e.g. `503 DEPENDENCY_UNAVAILABLE`. */
@@ -36,9 +38,50 @@ export interface RedisFailoverResult {
   medianRecoveryMs: number;
   ratePerSecond: number;
   rooms: number;
+  /** After the last failover, the load stopped: the changes of Redis server the routers saw (one per failover expected). */
+  failoversSeen: number;
+  /** Reconcile actions on both routers over the run (geo_sfu_reconcile_actions_total, by action). */
+  reconcileActions: Record<string, number>;
+  /** Nodes whose count differed from the participant records on the last primary, read in one step (none expected). */
+  countMismatches: Array<{ nodeId: string; counted: number; records: number }>;
+}
+
+/** Each node's count against the participant records, in one script (no allocation runs between the two reads). */
+const COUNTS_VS_RECORDS = `
+local records = {}
+for _, roomId in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local encoded = string.gsub(string.gsub(roomId, '%%', '%%25'), ':', '%%3A')
+  for _, record in ipairs(redis.call('HVALS', ARGV[1] .. encoded .. ':participants')) do
+    local nodeId = cjson.decode(record).nodeId
+    records[nodeId] = (records[nodeId] or 0) + 1
+  end
+end
+local counted = redis.call('HGETALL', KEYS[2])
+local out = {}
+local seen = {}
+for i = 1, #counted, 2 do
+  seen[counted[i]] = true
+  local want = records[counted[i]] or 0
+  if tonumber(counted[i + 1]) ~= want then out[#out + 1] = counted[i]; out[#out + 1] = counted[i + 1]; out[#out + 1] = want end
+end
+for nodeId, n in pairs(records) do
+  if not seen[nodeId] then out[#out + 1] = nodeId; out[#out + 1] = 0; out[#out + 1] = n end
+end
+return out
+`;
+
+/** The routers' reconcile actions, from their /metrics. */
+async function reconcileActions(routers: ServiceProcess[]): Promise<Record<string, number>> {
+  const actions: Record<string, number> = {};
+  for (const router of routers) {
+    const text = await fetch(`${router.url}/metrics`).then((r) => r.text());
+    for (const [, action, value] of text.matchAll(/^geo_sfu_reconcile_actions_total\{action="(\w+)"\} (\d+)/gm)) actions[action!] = (actions[action!] ?? 0) + Number(value);
+  }
+  return actions;
 }
 
 const RATE = 200;
+const PREFIX = 'bench-failover:';
 const ROOMS = 100;
 const LATENCIES = { 'us-west': 10, 'us-east': 60, 'eu-west': 130, apac: 170 };
 
@@ -60,7 +103,7 @@ export async function benchRedisFailover(opts: { quick: boolean }): Promise<Redi
     const env = {
       GEO_SFU_REDIS_SENTINELS: group.sentinels,
       GEO_SFU_REDIS_SENTINEL_NAME: SENTINEL_GROUP,
-      GEO_SFU_REDIS_PREFIX: 'bench-failover:',
+      GEO_SFU_REDIS_PREFIX: PREFIX,
       GEO_SFU_CLUSTER_SECRET: secrets.clusterSecret,
       GEO_SFU_TOKEN_SECRETS: secrets.tokenKeys.map((k) => `${k.kid}:${k.secret}`).join(','),
       GEO_SFU_API_KEY: secrets.apiKey,
@@ -111,6 +154,7 @@ export async function benchRedisFailover(opts: { quick: boolean }): Promise<Redi
         const killedPort = await group.primaryPort();
         group.dataNode(killedPort).kill('SIGKILL');
         const killedAt = Date.now();
+        const promoted = until('a new primary', async () => ((await group.primaryPort()) !== killedPort ? Date.now() - killedAt : null), 60_000).catch(() => -1);
         // Back: the last 100 calls of each router (half a second of load) succeeded.
         await until(`allocations again after failover ${round + 1}`, async () => (okSince(killedAt, 100) ? true : null), 60_000).catch(async (err: unknown) => {
           // What the routers answer, and what a heartbeat gets now: enough to tell a Redis still
@@ -131,23 +175,45 @@ export async function benchRedisFailover(opts: { quick: boolean }): Promise<Redi
         const refusals: Record<string, number> = {};
         for (const c of refused) refusals[`${c.status} ${c.code}`.trim()] = (refusals[`${c.status} ${c.code}`.trim()] ?? 0) + 1;
         const promotedPort = await group.primaryPort();
+        const promotedAfterMs = await promoted;
         rounds.push({
           killedPort,
           promotedPort,
           recoveryMs,
+          promotedAfterMs,
           calls: after.length,
           refused: refused.length,
           refusals,
           badRefusals: refused.filter((c) => c.status !== 503 || !c.retryAfter).length,
         });
-        process.stdout.write(`  failover ${round + 1}: :${killedPort} killed, :${promotedPort} promoted, allocations back after ${recoveryMs} ms; ${refused.length} of ${after.length} calls refused (${JSON.stringify(refusals)})\n`);
+        process.stdout.write(`  failover ${round + 1}: :${killedPort} killed, :${promotedPort} promoted, promoted after ${promotedAfterMs} ms, allocations back after ${recoveryMs} ms; ${refused.length} of ${after.length} calls refused (${JSON.stringify(refusals)})\n`);
         // The killed server comes back as a replica of the new primary, and the sentinels see it
         // (else the next kill has nothing to promote).
         await group.restartAsReplica(killedPort);
         await group.settled(promotedPort);
       }
       const sorted = rounds.map((r) => r.recoveryMs).sort((a, b) => a - b);
-      return { rounds, medianRecoveryMs: sorted[Math.floor(sorted.length / 2)]!, ratePerSecond: RATE, rooms: ROOMS };
+      clearInterval(pacer);
+      await Promise.all(inFlight);
+      // After the load: each failover seen by the routers (the leader reconciles after it), and the
+      // node counts equal to the participant records on the last primary.
+      const actions = await until('every failover seen', async () => {
+        const a = await reconcileActions(routers);
+        return (a.failover_seen ?? 0) >= rounds.length ? a : null;
+      }, 30_000).catch(() => reconcileActions(routers));
+      const flat = (await ask(await group.primaryPort(), 'EVAL', COUNTS_VS_RECORDS, 2, `${PREFIX}rooms`, `${PREFIX}nodecount`, `${PREFIX}room:`)) as Array<string | number>;
+      const countMismatches: RedisFailoverResult['countMismatches'] = [];
+      for (let i = 0; i < flat.length; i += 3) countMismatches.push({ nodeId: String(flat[i]), counted: Number(flat[i + 1]), records: Number(flat[i + 2]) });
+      process.stdout.write(`  after the load: reconcile actions ${JSON.stringify(actions)}; node counts vs records: ${countMismatches.length === 0 ? 'equal' : JSON.stringify(countMismatches)}\n`);
+      return {
+        rounds,
+        medianRecoveryMs: sorted[Math.floor(sorted.length / 2)]!,
+        ratePerSecond: RATE,
+        rooms: ROOMS,
+        failoversSeen: actions.failover_seen ?? 0,
+        reconcileActions: actions,
+        countMismatches,
+      };
     } finally {
       clearInterval(pacer);
       await Promise.all(inFlight);

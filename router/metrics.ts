@@ -124,6 +124,12 @@ export function createRouterMetrics() {
       labelNames: ['limit'] as const,
       registers: [registry],
     }),
+    reconcileActions: new Counter({
+      name: 'geo_sfu_reconcile_actions_total',
+      help: "What the reconcile with the agents' inventories did (after a Redis failover and periodically): adopted (a participant Redis lost, re-created from its node), dropped (a participant no node serves), recounted (a node count corrected), moved_second_home, moved_overbooked, failover_seen.",
+      labelNames: ['action'] as const,
+      registers: [registry],
+    }),
     rehomes: new Counter({
       name: 'geo_sfu_room_rehomes_total',
       help: 'Rooms given a new home because their home node died.',

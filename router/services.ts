@@ -8,6 +8,7 @@ import type { RouterLimits } from './limits.ts';
 import type { RouterMetrics } from './metrics.ts';
 import type { QualityMonitor } from './operations/quality-monitor.ts';
 import type { Rebalancer } from './operations/rebalancer.ts';
+import type { Reconciler } from './operations/reconciler.ts';
 import type { RoomNodesPusher } from './operations/room-nodes.ts';
 import type { ScalingManager } from './operations/scaling-manager.ts';
 import type { SessionCloser } from './operations/session-closer.ts';
@@ -51,6 +52,8 @@ declare module 'fastify' {
     sessionCloser: SessionCloser;
     /** Pushes a room's node set to its agents after it changed. */
     roomNodes: RoomNodesPusher;
+    /** Reconciles Redis with the agents' inventories after a failover and periodically (null without Redis). */
+    reconciler: Reconciler | null;
     // plugins/p2p.ts (both null when GEO_SFU_P2P_FALLBACK is off)
     p2pAllocator: P2pAllocator | null;
     /** The P2P fallback's signaling relay. */

@@ -9,6 +9,7 @@ import {
   Id,
   MoveRequest,
   NodeAdminStatus,
+  NodeInventory,
   NodeRegistration,
   ParticipantEvent,
   ParticipantEventAnswer,
@@ -73,6 +74,11 @@ export const controlPlane = {
   roomNodesPush: call({ from: 'router', to: 'agent', path: '/v1/cascade/room-nodes', body: RoomNodesPush, answers: { 204: Empty } }),
   /** Close a participant's session there (204), or say it had none (404). */
   closeSession: call({ from: 'router', to: 'agent', path: '/v1/signaling/close', body: CloseSessionRequest, answers: { 204: Empty, 404: Type.Unknown() } }),
+  /**
+   * The sessions the agent holds now, by room (NodeInventory): the router reconciles rooms and node
+   * counts with them after a Redis failover and periodically. Answered by agents with an SFU.
+   */
+  inventory: call({ from: 'router', to: 'agent', path: '/v1/signaling/inventory', body: Empty, answers: { 200: NodeInventory } }),
   /** Live rebalancing moved a participant: its agent tells it to allocate again. */
   move: call({ from: 'router', to: 'agent', path: '/v1/signaling/move', body: MoveRequest, answers: { 202: Empty } }),
   /**

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import type { RoomNodeSet } from '../../shared/schemas/index.ts';
 import { closeSessionRoute } from '../signaling/close-route.ts';
+import { inventoryRoute } from '../signaling/inventory-route.ts';
 import { moveRoute } from '../signaling/move-route.ts';
 import { SignalingServer } from '../signaling/server.ts';
 
@@ -44,6 +45,7 @@ export const signalingPlugin = fp<SignalingPluginOptions>(
     const signed = { signaling, clusterSecret: config.clusterSecret, signedRequestWindowMs: config.signedRequestWindowMs, now };
     await app.register(moveRoute, signed);
     await app.register(closeSessionRoute, signed);
+    await app.register(inventoryRoute, { ...signed, nodeId: app.agentController.nodeId });
     app.addHook('preClose', async () => signaling.close());
   },
   { name: 'geo-sfu-agent-signaling', dependencies: ['geo-sfu-agent-sfu', 'geo-sfu-agent-control', 'geo-sfu-agent-cascade'] },

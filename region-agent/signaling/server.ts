@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { Server, type Socket } from 'socket.io';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { Refusal } from '../../shared/errors.ts';
-import type { CloseSessionRequest, RoomNodeSet } from '../../shared/schemas/index.ts';
+import type { CloseSessionRequest, InventoryRoom, RoomNodeSet } from '../../shared/schemas/index.ts';
 import { PROTOCOL_VERSION } from '../../shared/signaling.ts';
 import type { AgentController } from '../controller.ts';
 import type { RouterClient } from '../router-client.ts';
@@ -122,6 +122,22 @@ export class SignalingServer {
   /** Joined sessions waiting for their client to resume (for the heartbeat: the dashboard shows them "reconnecting"). */
   reconnecting(): { roomId: string; participantId: string; forMs: number }[] {
     return this.#sessions.reconnecting();
+  }
+
+  /**
+   * Every session open here (connected, joined, or waiting for a resume), by room: the router's
+   * reconcile re-creates from it the allocations Redis lost in a failover, and drops what Redis
+   * still counts here but this node no longer serves.
+   */
+  inventory(): InventoryRoom[] {
+    const rooms = new Map<string, InventoryRoom>();
+    for (const s of this.#sessions.all()) {
+      if (s.ended) continue;
+      let room = rooms.get(s.roomId);
+      if (!room) rooms.set(s.roomId, (room = { roomId: s.roomId, participants: [] }));
+      room.participants.push({ participantId: s.peerId, allocationId: s.allocationId, joined: s.peer !== null });
+    }
+    return [...rooms.values()];
   }
 
   /** Sessions open now (connected or within their grace period). */

@@ -2,6 +2,8 @@ import fp from 'fastify-plugin';
 import { Ticker } from '../../shared/ticker.ts';
 import { QualityMonitor } from '../operations/quality-monitor.ts';
 import { Rebalancer } from '../operations/rebalancer.ts';
+import { Reconciler } from '../operations/reconciler.ts';
+import { RedisRoomStore } from '../state/redis-room-store.ts';
 import { Rehomer } from '../operations/rehomer.ts';
 import { RoomNodesPusher } from '../operations/room-nodes.ts';
 import { ScalingManager } from '../operations/scaling-manager.ts';
@@ -61,19 +63,42 @@ export const operationsPlugin = fp(
     );
     const rehoming = new Ticker(config.rehomeIntervalMs, async () => void (await rehomer.tick()), (err) => app.log.warn({ err }, 'rehoming tick failed'), { unref: true });
     const sessionCloser = new SessionCloser({ config, registry, log: app.log });
+    // Only Redis can lose what it acknowledged (a failover): the memory store needs no reconcile.
+    const reconciler =
+      rooms instanceof RedisRoomStore
+        ? new Reconciler({
+            config,
+            registry,
+            rooms,
+            store: rooms,
+            sessions: app.sessions,
+            isLeader,
+            now,
+            log: app.log,
+            onAction: (action, n) => {
+              if (n > 0) metrics.reconcileActions.inc({ action }, n);
+            },
+            onRoomChanged: (roomId, formerNodeIds) => {
+              roomNodes.changed(roomId, formerNodeIds);
+              rebalancer.schedule(roomId);
+            },
+          })
+        : null;
     app.decorate('scaling', scaling);
     app.decorate('quality', quality);
     app.decorate('rebalancer', rebalancer);
     app.decorate('sessionCloser', sessionCloser);
     app.decorate('roomNodes', roomNodes);
+    app.decorate('reconciler', reconciler);
     app.addHook('onReady', async () => {
       scaling.start(config.scalingIntervalMs);
       quality.start(config.alertIntervalMs);
       rehoming.start();
+      reconciler?.start();
     });
     app.addHook('onClose', async () => {
       sessionCloser.close();
-      await Promise.all([rehoming.stop(), scaling.stop(), quality.stop(), rebalancer.close(), roomNodes.close()]);
+      await Promise.all([rehoming.stop(), reconciler?.stop(), scaling.stop(), quality.stop(), rebalancer.close(), roomNodes.close()]);
     });
   },
   { name: 'operations', dependencies: ['stores', 'registry'], decorators: { fastify: ['metrics'] } },

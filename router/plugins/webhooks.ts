@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fp from 'fastify-plugin';
+import { redisTarget } from '../state/redis-client.ts';
 import { Ticker } from '../../shared/ticker.ts';
 import { AppEvents } from '../webhooks/app-events.ts';
 import { AppWebhookDelivery } from '../webhooks/delivery.ts';
@@ -23,8 +24,10 @@ export const webhooksPlugin = fp(
       app.decorate('appEventStore', null);
       return;
     }
-    const store: AppEventStore = config.redisUrl
-      ? await RedisAppEventStore.open({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs })
+    // With REDIS_URL or the Sentinel group: the queue is shared by the router replicas.
+    const target = redisTarget(config);
+    const store: AppEventStore = target
+      ? await RedisAppEventStore.open({ ...target, keyPrefix: config.redisKeyPrefix, timeoutMs: config.redisTimeoutMs })
       : new MemoryAppEventStore();
     const delivery = new AppWebhookDelivery({
       store,

@@ -67,6 +67,9 @@ export async function connectRedis(options: RedisConnectionOptions): Promise<Red
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
     retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
+    // A server that became a replica under an open connection (a failover the connection did not
+    // see) refuses writes with READONLY: connect again, to the primary the sentinels name now.
+    reconnectOnError: (err) => err.message.startsWith('READONLY'),
     // Commands issued in the same tick share one socket write: under load /allocate's reads and
     // scripts for many requests go out together instead of a syscall each.
     enableAutoPipelining: true,
@@ -103,10 +106,43 @@ export async function connectRedis(options: RedisConnectionOptions): Promise<Red
   try {
     await redis.connect();
   } catch (err) {
+    closing.add(redis);
     redis.disconnect();
     throw dependencyFailure('redis', err);
   }
+  keepConnecting(redis, options);
   return redis;
+}
+
+/** Connections closed on purpose (closeRedis): their `end` is final. */
+const closing = new WeakSet<Redis>();
+
+/**
+ * ioredis gives a connection up for good (status `end`, every command refused from then on) when
+ * its connector's attempt is cut short: with Sentinel, the failover detector's `+switch-master`
+ * disconnects the connector, and if that lands while the connector is still asking the sentinels
+ * for the primary (a reconnect after the old primary died), the attempt rejects and ioredis ends
+ * the connection instead of retrying. Seen in the failover benchmark: the registry's connection of
+ * the router the agents heartbeat to ended, so no heartbeat landed again and every node stayed
+ * dead for both routers. A connection that ends without closeRedis is connected again here, on
+ * the same backoff as its reconnects.
+ */
+function keepConnecting(redis: Redis, options: Pick<RedisConnectionOptions, 'connectionName' | 'logger'>): void {
+  let attempt = 0;
+  redis.on('end', () => {
+    if (closing.has(redis)) return;
+    attempt++;
+    options.logger?.warn({ connection: options.connectionName, attempt }, 'redis connection ended on its own; connecting again');
+    const retry = setTimeout(() => {
+      if (closing.has(redis) || redis.status !== 'end') return;
+      // A failed attempt ends the connection again, which lands here again.
+      redis.connect().catch(() => undefined);
+    }, Math.min(attempt * 100, 2_000));
+    retry.unref();
+  });
+  redis.on('ready', () => {
+    attempt = 0;
+  });
 }
 
 /** Runs a Redis command, turning any failure into DependencyUnavailableError. */
@@ -130,6 +166,7 @@ export async function execAll(batch: ChainableCommander): Promise<unknown[]> {
 
 /** Closes a connection without waiting on a Redis that may be away. */
 export async function closeRedis(redis: Redis): Promise<void> {
+  closing.add(redis);
   if (redis.status === 'ready') {
     try {
       await redis.quit();

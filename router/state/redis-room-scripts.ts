@@ -308,3 +308,96 @@ local live, latest = liveMesh(nowMs)
 keepMeshUntil(latest, nowMs)
 return 1
 `;
+
+/**
+ * The reconcile's re-creation of a participant Redis does not know but its node serves (an
+ * allocation acknowledged and lost with a failed-over primary, or whose join or leave never
+ * reached Redis). ARGV: roomId, participantId, record (joined, on its node, with `adoptedAtMs`),
+ * nodeId, region, nowMs. Returns {outcome}: `known` (that allocation is recorded), `replaced` (the
+ * participant holds another allocation now), `removed` (an admin removed it), `p2p`, or, written:
+ * `pinned` (the room had no home: pinned on this node), `adopted` (the node serves the room as Redis
+ * knows it), `conflict` (the room's home in Redis is elsewhere and Redis knew no participant of it on
+ * this node: the node was a second home, and its participants are to move). The node's count grows
+ * by one with the record, so counts stay equal to the records.
+ */
+export const ADOPT = `${HELPERS}
+if redis.call('EXISTS', KEYS[7]) == 1 then return {'p2p'} end
+if redis.call('HEXISTS', KEYS[9], ARGV[2]) == 1 then return {'removed'} end
+local current = redis.call('HGET', KEYS[2], ARGV[2])
+if current then
+  if cjson.decode(current).allocationId == cjson.decode(ARGV[3]).allocationId then return {'known'} end
+  return {'replaced'}
+end
+local room = redis.call('HMGET', KEYS[1], 'home', 'homeNode')
+local outcome = 'adopted'
+if not room[1] then
+  redis.call('HSET', KEYS[1], 'home', ARGV[5], 'homeNode', ARGV[4], 'epoch', '0', 'createdAt', ARGV[6])
+  redis.call('SADD', KEYS[5], ARGV[1])
+  outcome = 'pinned'
+elseif room[2] ~= ARGV[4] then
+  outcome = 'conflict'
+  for _, record in ipairs(redis.call('HVALS', KEYS[2])) do
+    local p = cjson.decode(record)
+    if p.nodeId == ARGV[4] and not p.adoptedAtMs then outcome = 'adopted' break end
+  end
+end
+redis.call('PERSIST', KEYS[1])
+redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+bumpVersion()
+return {outcome}
+`;
+
+/**
+ * KEYS: room-id set, node counts hash. ARGV: the key prefix of rooms (`P room:`). Counts every
+ * room's participants by node and makes the counts hash equal to it, in one step (so no allocation
+ * runs between the count and the write). Returns the corrected nodes as {nodeId, was, now, ...}.
+ */
+export const RECOUNT = `
+local counts = {}
+for _, roomId in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local encoded = string.gsub(string.gsub(roomId, '%%', '%%25'), ':', '%%3A')
+  for _, record in ipairs(redis.call('HVALS', ARGV[1] .. encoded .. ':participants')) do
+    local nodeId = cjson.decode(record).nodeId
+    counts[nodeId] = (counts[nodeId] or 0) + 1
+  end
+end
+local corrected = {}
+local stored = redis.call('HGETALL', KEYS[2])
+local seen = {}
+for i = 1, #stored, 2 do
+  local nodeId, was = stored[i], tonumber(stored[i + 1])
+  seen[nodeId] = true
+  local want = counts[nodeId] or 0
+  if was ~= want then
+    corrected[#corrected + 1] = nodeId
+    corrected[#corrected + 1] = was
+    corrected[#corrected + 1] = want
+    if want == 0 then redis.call('HDEL', KEYS[2], nodeId) else redis.call('HSET', KEYS[2], nodeId, want) end
+  end
+end
+for nodeId, want in pairs(counts) do
+  if not seen[nodeId] then
+    corrected[#corrected + 1] = nodeId
+    corrected[#corrected + 1] = 0
+    corrected[#corrected + 1] = want
+    redis.call('HSET', KEYS[2], nodeId, want)
+  end
+end
+return corrected
+`;
+
+/**
+ * KEYS: identity hash, room-version counter. ARGV: the primary's run_id, nowMs. Records which
+ * Redis server holds the data: a new run_id (a replica promoted, a server restarted) or a missing
+ * hash while rooms have been allocated (data lost) is a change, dated nowMs; a fresh deployment
+ * (no hash, no room ever) is none (0). Returns {changedAtMs, 1 when it changed now else 0}.
+ */
+export const IDENTITY = `
+local stored = redis.call('HGET', KEYS[1], 'runId')
+if stored == ARGV[1] then return {tonumber(redis.call('HGET', KEYS[1], 'changedAtMs') or '0'), 0} end
+local changedAt = tonumber(ARGV[2])
+if not stored and redis.call('EXISTS', KEYS[2]) == 0 then changedAt = 0 end
+redis.call('HSET', KEYS[1], 'runId', ARGV[1], 'changedAtMs', changedAt)
+return {changedAt, 1}
+`;

@@ -2,9 +2,11 @@ import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { type NormalizedPolicy, parsePolicyKey, policyKey } from '../../shared/schemas/index.ts';
 import { compareParticipants } from './participants.ts';
+import { dependencyFailure } from './dependency-error.ts';
 import { closeRedis, connectRedis, execAll, redisCall, type RedisTarget } from './redis-client.ts';
 import * as scripts from './redis-room-scripts.ts';
 import type {
+  AdoptOutcome,
   AllocateInput,
   AllocateOutcome,
   ExpiredAllocation,
@@ -15,6 +17,7 @@ import type {
   P2pParticipantRecord,
   P2pRoomState,
   ParticipantRecord,
+  ReconcileStore,
   RoomRecord,
   RoomState,
   RoomStore,
@@ -55,6 +58,9 @@ interface RoomScripts {
   p2pAllocate: Script;
   p2pRenew: Script;
   p2pRemove: Script;
+  roomAdopt: Script;
+  roomRecount: Script;
+  redisIdentity: Script;
 }
 
 /** Every room script takes the same KEYS (see redis-room-scripts.ts). */
@@ -76,8 +82,8 @@ const SCAN_BATCH = 500;
  * - `P room:{roomId}:earlier` hash: participantId → its earlier nodes, space-separated (see MarkJoinedOutcome)
  * Every change is one Lua script (EVALSHA through ioredis defineCommand).
  */
-export class RedisRoomStore implements RoomStore {
-  private readonly keys: { counts: string; pending: string; rooms: string; versions: string };
+export class RedisRoomStore implements RoomStore, ReconcileStore {
+  private readonly keys: { counts: string; pending: string; rooms: string; versions: string; identity: string };
   private shortfalls = 0;
 
   private constructor(
@@ -89,6 +95,7 @@ export class RedisRoomStore implements RoomStore {
       pending: `${options.keyPrefix}allocations:pending`,
       rooms: `${options.keyPrefix}rooms`,
       versions: `${options.keyPrefix}roomversion`,
+      identity: `${options.keyPrefix}redis-identity`,
     };
   }
 
@@ -106,6 +113,9 @@ export class RedisRoomStore implements RoomStore {
     redis.defineCommand('p2pAllocate', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.P2P_ALLOCATE });
     redis.defineCommand('p2pRenew', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.P2P_RENEW });
     redis.defineCommand('p2pRemove', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.P2P_REMOVE });
+    redis.defineCommand('roomAdopt', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.ADOPT });
+    redis.defineCommand('roomRecount', { numberOfKeys: 2, lua: scripts.RECOUNT });
+    redis.defineCommand('redisIdentity', { numberOfKeys: 2, lua: scripts.IDENTITY });
     return new RedisRoomStore(redis as Redis & RoomScripts, options);
   }
 
@@ -325,6 +335,34 @@ export class RedisRoomStore implements RoomStore {
 
   async endP2p(roomId: string): Promise<boolean> {
     return (await redisCall(() => this.redis.del(this.p2pKey(roomId)))) === 1;
+  }
+
+  async identity(nowMs: number): Promise<{ runId: string; changedAtMs: number; changed: boolean }> {
+    // Only on a connection that is ready: ioredis lets INFO through while it is still connecting
+    // (a command allowed while a server loads), next to its own ready check.
+    if (this.redis.status !== 'ready') throw dependencyFailure('redis', new Error(`connection ${this.redis.status}`));
+    const info = await redisCall(() => this.redis.info('server'));
+    const runId = /run_id:(\w+)/.exec(info)?.[1] ?? '';
+    const [changedAtMs, changed] = (await redisCall(() => this.redis.redisIdentity(this.keys.identity, this.keys.versions, runId, nowMs))) as [number, number];
+    return { runId, changedAtMs: Number(changedAtMs), changed: changed === 1 };
+  }
+
+  async adopt(roomId: string, participant: ParticipantRecord, nowMs: number): Promise<AdoptOutcome> {
+    const [outcome] = (await redisCall(() =>
+      this.redis.roomAdopt(...this.roomKeys(roomId), roomId, participant.participantId, encodeParticipant(participant), participant.nodeId, participant.region, nowMs),
+    )) as [AdoptOutcome];
+    return outcome;
+  }
+
+  async recountNodes(): Promise<Array<{ nodeId: string; was: number; now: number }>> {
+    const flat = (await redisCall(() => this.redis.roomRecount(this.keys.rooms, this.keys.counts, `${this.options.keyPrefix}room:`))) as Array<string | number>;
+    const corrected: Array<{ nodeId: string; was: number; now: number }> = [];
+    for (let i = 0; i < flat.length; i += 3) corrected.push({ nodeId: String(flat[i]), was: Number(flat[i + 1]), now: Number(flat[i + 2]) });
+    return corrected;
+  }
+
+  async claimMove(allocationId: string, ttlMs: number): Promise<boolean> {
+    return (await redisCall(() => this.redis.set(`${this.options.keyPrefix}reconcile-move:${allocationId}`, '1', 'PX', ttlMs, 'NX'))) === 'OK';
   }
 
   async close(): Promise<void> {

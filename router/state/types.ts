@@ -30,6 +30,8 @@ export interface ParticipantRecord {
   expiresAtMs: number;
   /** Set when this allocation followed a rebalancing plan: when (the per-person window counts from it). */
   movedAtMs?: number;
+  /** Set when the reconcile re-created this record from its node's inventory (Redis had lost it): when. */
+  adoptedAtMs?: number;
 }
 
 /**
@@ -232,6 +234,28 @@ export interface RoomStore {
   endP2p(roomId: string): Promise<boolean>;
 
   close(): Promise<void>;
+}
+
+/** What the reconcile's re-creation of a participant did (see ReconcileStore.adopt). */
+export type AdoptOutcome = 'known' | 'replaced' | 'removed' | 'p2p' | 'pinned' | 'adopted' | 'conflict';
+
+/**
+ * The Redis room store's side of the reconcile after a failover (router/operations/reconciler.ts).
+ * Only Redis can lose acknowledged writes; the memory store has no such side.
+ */
+export interface ReconcileStore {
+  /**
+   * Which server holds the data (the primary's run_id, recorded in Redis): `changedAtMs` is when it
+   * last changed (a failover, a restart, data lost; 0: never since the deployment's first room);
+   * `changed`: this call saw the change first.
+   */
+  identity(nowMs: number): Promise<{ runId: string; changedAtMs: number; changed: boolean }>;
+  /** Re-creates a participant its node serves but Redis does not know (joined, on `nodeId`); atomic. */
+  adopt(roomId: string, participant: ParticipantRecord, nowMs: number): Promise<AdoptOutcome>;
+  /** Makes every node's count equal to the participant records on it, atomically; returns what it corrected. */
+  recountNodes(): Promise<Array<{ nodeId: string; was: number; now: number }>>;
+  /** True for the first caller per allocation within `ttlMs`: the one router that tells the participant to move. */
+  claimMove(allocationId: string, ttlMs: number): Promise<boolean>;
 }
 
 export interface NodeRecord {

@@ -1,12 +1,12 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AppEvent } from '../../shared/app-webhook-events.ts';
-import { closeRedis, connectRedis, redisCall } from '../state/redis-client.ts';
+import { closeRedis, connectRedis, redisCall, type RedisTarget } from '../state/redis-client.ts';
 import { CLOSED_ROOM_RETENTION_MS } from './memory-event-store.ts';
 import { type AppEventStore, CLOSED_ROOM, type ClaimedEvent, DEAD_LETTERS_MAX, type DeadLetter, type RoomPresence, type UnqueuedEvent } from './types.ts';
 
-export interface RedisAppEventStoreOptions {
-  url: string;
+/** `url` or `sentinel`: where Redis is (redisTarget). */
+export interface RedisAppEventStoreOptions extends RedisTarget {
   keyPrefix: string;
   timeoutMs: number;
   logger?: Logger;
@@ -131,7 +131,7 @@ export class RedisAppEventStore implements AppEventStore {
   }
 
   static async open(options: RedisAppEventStoreOptions): Promise<RedisAppEventStore> {
-    const redis = await connectRedis({ url: options.url, timeoutMs: options.timeoutMs, connectionName: 'geo-sfu:app-webhooks', logger: options.logger });
+    const redis = await connectRedis({ url: options.url, sentinel: options.sentinel, timeoutMs: options.timeoutMs, connectionName: 'geo-sfu:app-webhooks', logger: options.logger });
     redis.defineCommand('appEventsCommit', { numberOfKeys: 4, lua: COMMIT });
     redis.defineCommand('appEventsClaim', { numberOfKeys: 4, lua: CLAIM });
     redis.defineCommand('appEventsAck', { numberOfKeys: 4, lua: ACK });

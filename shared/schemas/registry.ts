@@ -302,3 +302,46 @@ export const RoomNodesAnswer = Type.Object({
   rooms: Type.Record(Type.String(), RoomNodeSet),
 });
 export type RoomNodesAnswer = Static<typeof RoomNodesAnswer>;
+
+/** One session an agent holds: the participant and the allocation its join token named. */
+export const InventoryParticipant = Type.Object(
+  {
+    participantId: Id,
+    allocationId: Type.String({ minLength: 1, maxLength: 64 }),
+    /** Joined (its SFU peer exists), or connected and not joined yet. */
+    joined: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+export type InventoryParticipant = Static<typeof InventoryParticipant>;
+
+/**
+ * Sessions an agent serves a node may hold: GEO_SFU_MAX_PARTICIPANTS_PER_NODE's bound. About 110
+ * bytes each in JSON, so an inventory is at most ≈ 11 MB (INVENTORY_BODY_LIMIT_BYTES on the router's
+ * side of the call).
+ */
+export const INVENTORY_MAX_SESSIONS = 100_000;
+
+export const InventoryRoom = Type.Object(
+  {
+    roomId: Id,
+    participants: Type.Array(InventoryParticipant, { maxItems: INVENTORY_MAX_SESSIONS }),
+  },
+  { additionalProperties: false },
+);
+export type InventoryRoom = Static<typeof InventoryRoom>;
+
+/**
+ * Agent → router, answering the router's signed inventory call: every session the agent holds now
+ * (connected, joined, or waiting for its client to resume), by room. The router reconciles the
+ * rooms and node counts in Redis with it after a Redis failover and periodically
+ * (router/operations/reconciler.ts).
+ */
+export const NodeInventory = Type.Object(
+  {
+    nodeId: Id,
+    rooms: Type.Array(InventoryRoom, { maxItems: INVENTORY_MAX_SESSIONS }),
+  },
+  { additionalProperties: false },
+);
+export type NodeInventory = Static<typeof NodeInventory>;

@@ -17,7 +17,7 @@ import { startRouter, testConfig, type RunningRouter } from '../utils/router-har
 import { controlPlane as cp } from '../../shared/control-plane.ts';
 
 const NODE_PATHS = ['/v1/nodes/register', '/v1/nodes/heartbeat', '/v1/nodes/deregister', '/v1/nodes/participant-event', '/v1/nodes/room-nodes'];
-const AGENT_PATHS = [...[cp.cascadeOpen, cp.cascadeSync, cp.cascadeClose, cp.cascadeKick, cp.move].map((c) => c.path), '/admin/cordon'];
+const AGENT_PATHS = [...[cp.cascadeOpen, cp.cascadeSync, cp.cascadeClose, cp.cascadeKick, cp.move, cp.inventory].map((c) => c.path), '/admin/cordon'];
 
 let router: RunningRouter;
 let fakeRouter: SignalingRouter;

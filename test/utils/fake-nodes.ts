@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Heartbeat, type HeartbeatAck, type MoveRequest, type NodeLoad, type NodeRegistration, type ParticipantQuality, type RoomNodesPush, type RttStats } from '../../shared/schemas/index.ts';
+import { type Heartbeat, type HeartbeatAck, type InventoryRoom, type MoveRequest, type NodeLoad, type NodeRegistration, type ParticipantQuality, type RoomNodesPush, type RttStats } from '../../shared/schemas/index.ts';
 import { signedCall } from '../../shared/signed-http.ts';
 import { NonceCache, verifySignedRequest } from '../../shared/signed-request.ts';
 import { controlPlane as cp } from '../../shared/control-plane.ts';
@@ -45,6 +45,8 @@ export class FakeNodes {
   onMove: ((move: MoveRequest) => void) | null = null;
   /** Signed room node-set pushes received, with the node each reached, in order. */
   readonly pushes: Array<{ nodeId: string; push: RoomNodesPush }> = [];
+  /** Each node's answer to the router's signed inventory call (none set: the call is answered 204, as by an agent without signaling). */
+  readonly inventories = new Map<string, InventoryRoom[]>();
 
   constructor(
     private readonly routerUrl: string,
@@ -60,7 +62,8 @@ export class FakeNodes {
   #control(nodeId: string | null): http.RequestListener {
     return (req, res) => {
       const path = req.url ?? '';
-      if (req.method !== 'POST' || (path !== cp.move.path && path !== cp.roomNodesPush.path)) {
+      const inventory = nodeId === null ? undefined : this.inventories.get(nodeId);
+      if (req.method !== 'POST' || (path !== cp.move.path && path !== cp.roomNodesPush.path && !(path === cp.inventory.path && inventory))) {
         res.statusCode = 204;
         res.end();
         return;
@@ -72,6 +75,11 @@ export class FakeNodes {
         if (failure) {
           res.statusCode = 401;
           res.end();
+          return;
+        }
+        if (path === cp.inventory.path) {
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ nodeId, rooms: inventory }));
           return;
         }
         if (path === cp.roomNodesPush.path) {

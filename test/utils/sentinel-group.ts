@@ -22,6 +22,8 @@ export interface SentinelGroup {
   primaryPort(): Promise<number>;
   /** The data node's process on `port` (to SIGKILL or SIGSTOP it). */
   dataNode(port: number): ChildProcess;
+  /** The sentinel's process on `port` (to SIGSTOP it). */
+  sentinel(port: number): ChildProcess;
   /** Starts a data node again on `port` (killed earlier) as a replica of the current primary; resolves once its link is up. */
   restartAsReplica(port: number): Promise<void>;
   /** Resolves once every sentinel names `port` as primary and knows the other data node as its replica. */
@@ -59,6 +61,7 @@ export async function startSentinelGroup(): Promise<SentinelGroup> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'geo-sfu-sentinel-'));
   const children: ChildProcess[] = [];
   const dataNodes = new Map<number, ChildProcess>();
+  const sentinelProcesses = new Map<number, ChildProcess>();
   const redisServer = (args: string[]): ChildProcess => {
     const child = spawn('redis-server', args, { stdio: 'ignore' });
     const kill = () => child.kill('SIGKILL');
@@ -104,7 +107,7 @@ export async function startSentinelGroup(): Promise<SentinelGroup> {
           '',
         ].join('\n'),
       );
-      redisServer([conf, '--sentinel']);
+      sentinelProcesses.set(port, redisServer([conf, '--sentinel']));
       sentinelPorts.push(port);
     }
     const primaryPort = async () => Number(((await ask(sentinelPorts[0]!, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_GROUP)) as [string, string])[1]);
@@ -131,6 +134,7 @@ export async function startSentinelGroup(): Promise<SentinelGroup> {
       dataNodePorts: [firstPrimary, replicaPort],
       primaryPort,
       dataNode: (port) => dataNodes.get(port)!,
+      sentinel: (port) => sentinelProcesses.get(port)!,
       restartAsReplica: async (port) => {
         startDataNode(port, await primaryPort());
         await linkUp(port);
