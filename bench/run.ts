@@ -200,7 +200,7 @@ const soak: Benchmark = {
         },
         {
           name: `soak ${r.durationS} s on loopback: open handles, sockets, mediasoup objects, Redis keys`,
-          value: `router: handles ${n(r.router.handles)}, sockets ${n(r.router.sockets)}, Redis keys ${n(r.router.redisKeys)}; agent growing most: handles ${n(w.handles)}, sockets ${n(w.sockets)}, mediasoup objects ${n(w.mediasoupObjects)}`,
+          value: `router: handles ${n(r.router.handles)}, sockets ${n(r.router.sockets)}, Redis keys ${n(r.router.redisKeys)} (and nonces, which expire, ${n(r.router.redisNonces)}); agent growing most: handles ${n(w.handles)}, sockets ${n(w.sockets)}, mediasoup objects ${n(w.mediasoupObjects)}`,
           ratio: `per hour after warm-up, over ${r.sessions} sessions`,
           target: { text: 'flat (< 1 per 100 sessions)', met: counts.every((t) => Math.abs(t.perHour) * (r.durationS / 3600) * (2 / 3) < r.sessions / 100) },
         },

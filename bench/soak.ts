@@ -61,7 +61,8 @@ export interface SoakResult {
   /** Why sessions failed: allocate's status and mode, or the signaling error. */
   failureReasons: Record<string, number>;
   samples: number;
-  router: ProcessTrends & { redisKeys: Trend };
+  /** `redisKeys`: the router's state in Redis (rooms, participants, registry...); `redisNonces`: signed-request nonces, which expire. */
+  router: ProcessTrends & { redisKeys: Trend; redisNonces: Trend };
   /** Each agent, in launch order. */
   agents: Array<ProcessTrends & { nodeId: string; mediasoupObjects: Trend }>;
   /** The agent whose figure grows fastest (or shrinks fastest), per figure: what the goal is checked on. */
@@ -125,10 +126,13 @@ function slope(xs: number[], ys: number[]): number {
   return den === 0 ? 0 : num / den;
 }
 
-async function countKeys(redis: Redis, prefix: string): Promise<number> {
-  let n = 0;
-  for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1_000 }) as AsyncIterable<string[]>) n += keys.length;
-  return n;
+/** The run's Redis keys: the router's state, and the nonces of signed requests (each with a TTL of twice the replay window: their number follows the request rate). */
+async function countKeys(redis: Redis, prefix: string): Promise<{ state: number; nonces: number }> {
+  const counts = { state: 0, nonces: 0 };
+  for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1_000 }) as AsyncIterable<string[]>) {
+    for (const key of keys) counts[key.startsWith(`${prefix}nonce:`) ? 'nonces' : 'state']++;
+  }
+  return counts;
 }
 
 /** One participant's life: allocate, connect, join, open a send transport, leave. */
@@ -219,7 +223,7 @@ export async function benchSoak(opts: SoakOptions): Promise<SoakResult> {
     }
     const started = performance.now();
     const samples: Sample[] = [];
-    let keys = 0;
+    let keys = { state: 0, nonces: 0 };
     const keySampler = setInterval(() => void countKeys(redis, prefix).then((n) => (keys = n), () => undefined), 10_000);
     keys = await countKeys(redis, prefix);
     const tcp = (labels: string) => labels.includes('type="TCPSocketWrap"');
@@ -234,7 +238,8 @@ export async function benchSoak(opts: SoakOptions): Promise<SoakResult> {
         routerHeapTotal: router!.value('geo_sfu_router_nodejs_heap_size_total_bytes') / MiB,
         routerHandles: router!.value('geo_sfu_router_nodejs_active_resources_total'),
         routerSockets: router!.sum('geo_sfu_router_nodejs_active_resources', tcp),
-        redisKeys: keys,
+        redisKeys: keys.state,
+        redisNonces: keys.nonces,
       };
       agents.forEach((a, i) => {
         s[`a${i}Rss`] = a.value('geo_sfu_agent_process_resident_memory_bytes') / MiB;
@@ -316,7 +321,7 @@ export async function benchSoak(opts: SoakOptions): Promise<SoakResult> {
       failures,
       failureReasons,
       samples: samples.length,
-      router: { rss: trend('routerRss'), heap: trend('routerHeap'), heapUsed: trend('routerHeapUsed'), heapTotal: trend('routerHeapTotal'), external: trend('routerExternal'), handles: trend('routerHandles'), sockets: trend('routerSockets'), redisKeys: trend('redisKeys') },
+      router: { rss: trend('routerRss'), heap: trend('routerHeap'), heapUsed: trend('routerHeapUsed'), heapTotal: trend('routerHeapTotal'), external: trend('routerExternal'), handles: trend('routerHandles'), sockets: trend('routerSockets'), redisKeys: trend('redisKeys'), redisNonces: trend('redisNonces') },
       agents,
       worstAgent: { rss: worst((a) => a.rss), heap: worst((a) => a.heap), handles: worst((a) => a.handles), sockets: worst((a) => a.sockets), mediasoupObjects: worst((a) => a.mediasoupObjects) },
     };
@@ -344,7 +349,7 @@ function report(r: SoakResult): string {
   const f = (t: Trend, unit = '') => `${t.perHour >= 0 ? '+' : ''}${t.perHour.toFixed(1)}${unit}/h (end ${t.end.toFixed(0)}${unit})`;
   const out = [
     `soak ${r.durationS} s: ${r.sessions} sessions, ${r.failures} of ${r.allocations} failed ${JSON.stringify(r.failureReasons)}, ${r.samples} samples`,
-    `router: RSS ${f(r.router.rss, ' MiB')}, heap after GC ${f(r.router.heap, ' MiB')}, heapUsed ${f(r.router.heapUsed, ' MiB')}, heapTotal ${f(r.router.heapTotal, ' MiB')}, external ${f(r.router.external, ' MiB')}, handles ${f(r.router.handles)}, sockets ${f(r.router.sockets)}, Redis keys ${f(r.router.redisKeys)}`,
+    `router: RSS ${f(r.router.rss, ' MiB')}, heap after GC ${f(r.router.heap, ' MiB')}, heapUsed ${f(r.router.heapUsed, ' MiB')}, heapTotal ${f(r.router.heapTotal, ' MiB')}, external ${f(r.router.external, ' MiB')}, handles ${f(r.router.handles)}, sockets ${f(r.router.sockets)}, Redis keys ${f(r.router.redisKeys)} and nonces ${f(r.router.redisNonces)}`,
     ...r.agents.map((a) => `${a.nodeId}: RSS ${f(a.rss, ' MiB')}, heap after GC ${f(a.heap, ' MiB')}, heapUsed ${f(a.heapUsed, ' MiB')}, heapTotal ${f(a.heapTotal, ' MiB')}, external ${f(a.external, ' MiB')}, handles ${f(a.handles)}, sockets ${f(a.sockets)}, mediasoup objects ${f(a.mediasoupObjects)}`),
   ];
   for (const [name, g] of Object.entries(r.heapGrowth ?? {})) {
