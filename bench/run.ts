@@ -197,17 +197,29 @@ const soak: Benchmark = {
   async run({ quick }) {
     const r = await benchSoak({ quick });
     const g = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)} MiB/h`;
+    const n = (t: { perHour: number; end: number }) => `${t.perHour >= 0 ? '+' : ''}${t.perHour.toFixed(0)}/h (at ${t.end.toFixed(0)})`;
+    const flatMemory = (...trends: { perHour: number }[]) => trends.every((t) => Math.abs(t.perHour) <= 10);
+    const w = r.worstAgent;
+    const counts = [r.router.handles, r.router.sockets, r.router.redisKeys, w.handles, w.sockets, w.mediasoupObjects];
     return {
       lines: [
         {
           name: `soak ${r.durationS} s on loopback: router memory growth`,
-          value: `RSS ${g(r.router.rssPerHourMiB)}, heap ${g(r.router.heapPerHourMiB)} (at ${r.router.rssEndMiB.toFixed(0)} / ${r.router.heapEndMiB.toFixed(0)} MiB)`,
-          ratio: `${r.failures} of ${r.allocations} allocations + ${r.sessions} joins/leaves failed`,
+          value: `RSS ${g(r.router.rss.perHour)}, heap ${g(r.router.heap.perHour)} (at ${r.router.rss.end.toFixed(0)} / ${r.router.heap.end.toFixed(0)} MiB)`,
+          ratio: `${r.failures} of ${r.allocations} allocations + joins/leaves failed; per hour, from the lower envelope of the samples`,
+          target: { text: 'within ±10 MiB/h', met: flatMemory(r.router.rss, r.router.heap) },
         },
         {
-          name: `soak ${r.durationS} s on loopback: 4 agents' memory growth`,
-          value: `RSS ${g(r.agents.rssPerHourMiB)}, heap ${g(r.agents.heapPerHourMiB)} (at ${r.agents.rssEndMiB.toFixed(0)} / ${r.agents.heapEndMiB.toFixed(0)} MiB)`,
-          ratio: 'per hour, from the lower envelope of the samples',
+          name: `soak ${r.durationS} s on loopback: memory growth of the agent growing most (of ${r.agents.length})`,
+          value: `RSS ${g(w.rss.perHour)}, heap ${g(w.heap.perHour)} (at ${w.rss.end.toFixed(0)} / ${w.heap.end.toFixed(0)} MiB)`,
+          ratio: `all ${r.agents.length}: RSS ${g(r.agents.reduce((a, x) => a + x.rss.perHour, 0))}, heap ${g(r.agents.reduce((a, x) => a + x.heap.perHour, 0))}`,
+          target: { text: 'within ±10 MiB/h', met: flatMemory(w.rss, w.heap) },
+        },
+        {
+          name: `soak ${r.durationS} s on loopback: open handles, sockets, mediasoup objects, Redis keys`,
+          value: `router: handles ${n(r.router.handles)}, sockets ${n(r.router.sockets)}, Redis keys ${n(r.router.redisKeys)} (and nonces, which expire, ${n(r.router.redisNonces)}); agent growing most: handles ${n(w.handles)}, sockets ${n(w.sockets)}, mediasoup objects ${n(w.mediasoupObjects)}`,
+          ratio: `per hour after warm-up, over ${r.sessions} sessions`,
+          target: { text: 'flat (< 1 per 100 sessions)', met: counts.every((t) => Math.abs(t.perHour) * (r.durationS / 3600) * (2 / 3) < r.sessions / 100) },
         },
       ],
       json: r,

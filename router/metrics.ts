@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { liveHeapGauge } from '../shared/live-heap.ts';
 import { unexpectedErrorsCounter } from '../shared/process-safety.ts';
 
 /**
@@ -8,6 +9,7 @@ import { unexpectedErrorsCounter } from '../shared/process-safety.ts';
 export function createRouterMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'geo_sfu_router_' });
+  liveHeapGauge(registry, 'geo_sfu_router_nodejs_heap_after_gc_bytes');
   return {
     registry,
     allocations: new Counter({

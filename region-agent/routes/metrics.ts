@@ -1,5 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { MetricsSource } from '../../shared/http.ts';
+import { liveHeapGauge } from '../../shared/live-heap.ts';
 import type { CascadeLinkStatus } from '../cascade/cascade.ts';
 import type { AgentController } from '../controller.ts';
 import type { AgentSfu } from '../sfu.ts';
@@ -40,6 +41,32 @@ export function agentMetricsSource({ registry, controller, sfu, cascadeLinks }: 
   // Of the whole process (shared when several agents run in one process), for leak watching (bench/soak.ts).
   loadGauge('geo_sfu_agent_process_resident_memory_bytes', "Resident memory of the agent's Node.js process (not its mediasoup workers).", () => process.memoryUsage.rss());
   loadGauge('geo_sfu_agent_process_heap_used_bytes', "V8 heap used by the agent's Node.js process.", () => process.memoryUsage().heapUsed);
+  loadGauge('geo_sfu_agent_process_heap_total_bytes', "V8 heap reserved by the agent's Node.js process (used, garbage and free).", () => process.memoryUsage().heapTotal);
+  loadGauge('geo_sfu_agent_process_external_memory_bytes', "Memory of Buffers and other objects outside the V8 heap in the agent's Node.js process.", () => process.memoryUsage().external);
+  liveHeapGauge(registry, 'geo_sfu_agent_process_heap_after_gc_bytes');
+  new Gauge({
+    name: 'geo_sfu_agent_process_active_resources',
+    help: "Resources keeping the agent process's event loop alive (process.getActiveResourcesInfo()), by type: TCPSocketWrap (sockets), TCPServerWrap, Timeout...",
+    labelNames: ['type'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const type of process.getActiveResourcesInfo()) this.inc({ type });
+    },
+  });
+  if (sfu) {
+    new Gauge({
+      name: 'geo_sfu_agent_sfu_objects',
+      help: "mediasoup routers, transports, producers and consumers alive on this agent's workers now (their observers' count).",
+      labelNames: ['kind'] as const,
+      registers,
+      collect() {
+        const totals = { routers: 0, transports: 0, producers: 0, consumers: 0 };
+        for (const worker of sfu.pool.workers) for (const kind of Object.keys(totals) as (keyof typeof totals)[]) totals[kind] += worker.counts[kind];
+        for (const [kind, n] of Object.entries(totals)) this.set({ kind }, n);
+      },
+    });
+  }
 
   const peerLabels = ['peer_region', 'peer_node'] as const;
   new Gauge({

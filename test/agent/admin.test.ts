@@ -43,9 +43,11 @@ describe('public routes', () => {
     const metrics = await fetch(`${url}/metrics`);
     expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
     const text = await metrics.text();
-    for (const name of ['participants', 'rooms', 'cpu_load', 'memory_load', 'max_participants', 'registered', 'draining', 'cordoned', 'heartbeats_total', 'heartbeat_failures_total']) {
+    for (const name of ['participants', 'rooms', 'cpu_load', 'memory_load', 'max_participants', 'registered', 'draining', 'cordoned', 'heartbeats_total', 'heartbeat_failures_total', 'process_heap_after_gc_bytes', 'process_heap_total_bytes', 'process_external_memory_bytes']) {
       expect(text).toMatch(new RegExp(`^geo_sfu_agent_${name}\\{node_id="west-1",region="us-west"\\} [\\d.]+$`, 'm'));
     }
+    // What keeps the event loop alive, by type (bench/soak.ts watches sockets and the total): the HTTP server at least.
+    expect(text).toMatch(/^geo_sfu_agent_process_active_resources\{type="TCPServerWrap",node_id="west-1",region="us-west"\} [1-9]\d*$/m);
     expect(await getJson(`${url}/nope`)).toMatchObject({ statusCode: 404, body: { error: { code: 'NOT_FOUND', message: 'no route GET /nope' } } });
   });
 });
