@@ -108,6 +108,31 @@ describe('pipe conditioner on real pipes (3 % loss, ±10 ms jitter each way)', (
     expect(eu.cascade!.conditionerStats().rebuilt).toBeGreaterThanOrEqual(stats.rebuilt);
   }, 60_000);
 
+  it('a link torn down and set up again closes its old conditioners: no socket left behind', async () => {
+    const mesh = new RelayMesh(() => 'x', () => ({ ab: { delayMs: 5 }, ba: { delayMs: 5 } }));
+    const cluster = new Cluster({ enableSrtp: false, conditioner: ON, rewrite: mesh.hook });
+    teardown.push(() => mesh.close(), () => cluster.close());
+    const us = await cluster.add('us-west-1', 'us-west');
+    const eu = await cluster.add('eu-west-1', 'eu-west');
+    const a = await Participant.join(us, ROOM, 'a');
+    const b = await Participant.join(eu, ROOM, 'b', { publish: false });
+    teardown.push(() => a.leave(), () => b.leave());
+    const pair = () => [eu.cascade!.conditioner(ROOM, 'us-west-1'), us.cascade!.conditioner(ROOM, 'eu-west-1')] as const;
+    const up = () => eu.cascade!.links().some((l) => l.connected) && us.cascade!.links().some((l) => l.connected);
+    await waitUntil(() => up() && pair().every((c) => c !== undefined), 10_000, 'link up with conditioners');
+    const udpHandles = () => process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap').length;
+    const before = udpHandles();
+    for (let i = 0; i < 3; i++) {
+      const old = pair();
+      // The higher node says it has no link: the lower tears its own down and opens a new one, which replaces the higher's.
+      eu.cascade!.handleKick({ roomId: ROOM, fromNodeId: 'us-west-1', toNodeId: 'eu-west-1' });
+      await waitUntil(() => old.every((c) => c!.closed) && up() && pair().every((c, j) => c !== undefined && c !== old[j]), 10_000, `relinked (${i + 1})`);
+    }
+    await sleep(100);
+    console.log(`UDP handles: ${before} before three rebuilds, ${udpHandles()} after`);
+    expect(udpHandles()).toBe(before);
+  }, 40_000);
+
   it('refuses a link between a node that conditions and one that does not, naming the setting', async () => {
     const mesh = new RelayMesh(() => 'x', () => ({ ab: { delayMs: 5 }, ba: { delayMs: 5 } }));
     // eu-west-1 (the lower id) opens without the conditioner; us-west-1 runs it and answers the opens.
