@@ -7,6 +7,9 @@
  * `totalFreezesDuration`), NACKs it sent, audio concealment (`concealedSamples /
  * totalSamplesReceived`). The relays count the room's inter-region bytes and the NACKs crossing
  * the pipes; pipe SRTP is off here so they can read RTCP (encryption changes no timing that matters).
+ * Each impairment runs twice, without and with the pipe conditioner (region-agent/cascade/
+ * conditioner.ts: FEC and a reordering hold on the pipes, GEO_SFU_PIPE_FEC_GROUP and
+ * GEO_SFU_PIPE_REORDER_MAX_MS at their defaults), so the table shows what it buys.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +17,9 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchEmbedded, type Embedded } from '../infra/embedded/launcher.ts';
 import type { WanProfile } from '../infra/embedded/wan-profile.ts';
-import { loadConfig } from '../shared/config/index.ts';
+import { conditionedPayload } from '../region-agent/cascade/conditioner.ts';
+import { rtcpNacks } from '../infra/embedded/udp-relay.ts';
+import { CONFIG_SPEC, loadConfig } from '../shared/config/index.ts';
 import { demoEdge, demoInboundQuality, joinDemoPage, launchChromium, MEDIA_ARGS, prepareWeb, ROOT, type InboundQuality } from '../test/web/browser.ts';
 
 const REGIONS = ['us-east', 'eu-west', 'apac'] as const;
@@ -24,13 +29,26 @@ export interface ImpairmentCase {
   name: string;
   lossPct: number;
   jitterMs: number;
+  /** The pipe conditioner (FEC + reordering hold) on the agents' links. */
+  conditioner: 'off' | 'on';
 }
 
-export const CASES: ImpairmentCase[] = [
+const LINKS = [
   { name: 'clean links', lossPct: 0, jitterMs: 0 },
   { name: '1 % loss, ±10 ms jitter', lossPct: 1, jitterMs: 10 },
   { name: '3 % loss, ±20 ms jitter', lossPct: 3, jitterMs: 20 },
 ];
+export const CASES: ImpairmentCase[] = LINKS.flatMap((l) => (['off', 'on'] as const).map((conditioner) => ({ ...l, name: `${l.name}, conditioner ${conditioner}`, conditioner })));
+
+/** The agents' settings for each conditioner case: off, or the defaults. */
+const CONDITIONER_ENV: Record<ImpairmentCase['conditioner'], Record<string, string>> = {
+  off: { GEO_SFU_PIPE_FEC_GROUP: '0', GEO_SFU_PIPE_REORDER_MAX_MS: '0' },
+  on: {
+    GEO_SFU_PIPE_FEC_GROUP: String(CONFIG_SPEC.pipeFecGroup.default || 8),
+    GEO_SFU_PIPE_FEC_GROUP_MS: String(CONFIG_SPEC.pipeFecGroupMs.default),
+    GEO_SFU_PIPE_REORDER_MAX_MS: String(CONFIG_SPEC.pipeReorderMaxMs.default || 40),
+  },
+};
 
 /** One receiving page's view of one sender over the watch window. */
 export interface StreamFigures {
@@ -91,12 +109,12 @@ export async function benchImpairedCascade(opts: { quick: boolean }): Promise<Im
     for (const c of CASES) {
       const profile = join(dir, `${c.lossPct}-${c.jitterMs}.json`);
       writeFileSync(profile, JSON.stringify({ ...sample, interRegionLossPct: c.lossPct, interRegionJitterMs: c.jitterMs }));
-      const env = { GEO_SFU_LOG_LEVEL: 'warn', GEO_SFU_PROBE_INTERVAL_MS: '250', GEO_SFU_PIPE_SRTP: 'false' };
+      const env = { GEO_SFU_LOG_LEVEL: 'warn', GEO_SFU_PROBE_INTERVAL_MS: '250', GEO_SFU_PIPE_SRTP: 'false', ...CONDITIONER_ENV[c.conditioner] };
       const embedded = await launchEmbedded({ config: loadConfig({ ...env, GEO_SFU_WAN_PROFILE: profile }), fixedPorts: false, pipeRelays: true, env });
       try {
         await healthy(embedded);
         const runs: RunFigures[] = [];
-        for (let run = 0; run < runsPerCase; run++) runs.push(await measureRun(browser, embedded, `impaired-${c.lossPct}-${c.jitterMs}-${run}`));
+        for (let run = 0; run < runsPerCase; run++) runs.push(await measureRun(browser, embedded, `impaired-${c.lossPct}-${c.jitterMs}-${c.conditioner}-${run}`));
         const streams = (r: RunFigures) => r.streams;
         cases.push({
           ...c,
@@ -153,10 +171,19 @@ async function measureRun(browser: Browser, embedded: Embedded, room: string): P
       }
     }
     await sleep(2_000);
+    // NACKs crossing the relays, read through the conditioner's trailer when it runs.
+    const nacks = { nacks: 0, packets: 0 };
+    for (const r of embedded.pipeRelays!.list().filter((v) => v.roomId === room)) {
+      r.relay.inspect = (_dir, msg) => {
+        const n = rtcpNacks(conditionedPayload(msg) ?? msg);
+        nacks.nacks += n.nacks;
+        nacks.packets += n.packets;
+      };
+    }
     const relayTotals = () => {
       const relays = embedded.pipeRelays!.list().filter((r) => r.roomId === room);
       const all = relays.flatMap((r) => [r.relay.stats.ab, r.relay.stats.ba]);
-      return { bytes: sum(all.map((s) => s.bytes)), nacks: sum(all.map((s) => s.nacks)), nackedPackets: sum(all.map((s) => s.nackedPackets)), dropped: sum(all.map((s) => s.dropped)) };
+      return { bytes: sum(all.map((s) => s.bytes)), nacks: nacks.nacks, nackedPackets: nacks.packets, dropped: sum(all.map((s) => s.dropped)) };
     };
     const [before, pipeBefore] = [await Promise.all(pages.map((p) => demoInboundQuality(p.page))), relayTotals()];
     await sleep(WATCH_MS);

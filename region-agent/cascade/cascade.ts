@@ -7,6 +7,7 @@ import type { CloseRequest, KickRequest, OpenAnswer, OpenRequest, SealedEndpoint
 import type { CascadeLinkMedia, RoomNode, RoomNodeSet } from '../../shared/schemas/index.ts';
 import { RegionPipe, type PipeEndpoint, type PipeExport, type PipeImportResult, type Room, type RoomRouter } from '../../sfu/index.ts';
 import { Ticker } from '../../shared/ticker.ts';
+import { addConditionerStats, conditionerEnabled, emptyConditionerStats, PipeConditioner, type ConditionerSettings, type ConditionerStats } from './conditioner.ts';
 import { derivePipeKey, seal, unseal } from './seal.ts';
 
 /**
@@ -30,7 +31,15 @@ export interface CascadePipeSettings {
   portRange?: { min: number; max: number };
   enableSrtp: boolean;
   enableRtx: boolean;
+  /**
+   * The pipe conditioner (./conditioner.ts: FEC and a reordering hold between the pipe transport
+   * and the network); runs when its FEC or its hold is on. Both sides must agree. Default: off.
+   */
+  conditioner?: ConditionerSettings;
 }
+
+/** The sealed endpoint of an open and its answer, with whether the side runs the conditioner (absent: it does not). */
+type LinkOffer = SealedEndpoint & { conditioned?: boolean };
 
 export interface CascadeOptions {
   rooms: RoomRouter;
@@ -94,6 +103,8 @@ interface Link {
   linkId: string;
   initiator: boolean;
   pipe: RegionPipe;
+  /** Between the pipe transport and the network when the conditioner is on. */
+  conditioner: PipeConditioner | undefined;
   /** Last successful exchange (our push answered, or theirs received), performance.now(). */
   lastOkAt: number;
   lastPushAt: number;
@@ -136,6 +147,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   /** Pushes the links that are due. */
   readonly #sync: Ticker;
   #pollSoon: NodeJS.Timeout | undefined;
+  /** Conditioner counters of the links closed so far (the live ones are added when read). */
+  readonly #closedConditioners: ConditionerStats = emptyConditionerStats();
   #started = false;
   #closed = false;
   readonly #onRoomCreated: (room: Room) => void;
@@ -199,6 +212,24 @@ export class Cascade extends EventEmitter<CascadeEvents> {
 
   link(roomId: string, remoteNodeId: string): RegionPipe | undefined {
     return this.#links.get(linkKey(roomId, remoteNodeId))?.pipe;
+  }
+
+  /** The conditioner of a link (undefined when the conditioner is off or there is no such link). */
+  conditioner(roomId: string, remoteNodeId: string): PipeConditioner | undefined {
+    return this.#links.get(linkKey(roomId, remoteNodeId))?.conditioner;
+  }
+
+  /** Whether this node runs the pipe conditioner on its links. */
+  get conditioned(): boolean {
+    return this.#o.pipe.conditioner !== undefined && conditionerEnabled(this.#o.pipe.conditioner);
+  }
+
+  /** The conditioner counters of every link so far, open and closed (for /metrics). */
+  conditionerStats(): ConditionerStats {
+    const total = emptyConditionerStats();
+    addConditionerStats(total, this.#closedConditioners);
+    for (const link of this.#links.values()) if (link.conditioner) addConditionerStats(total, link.conditioner.stats);
+    return total;
   }
 
   /**
@@ -267,25 +298,32 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     const room = this.#o.rooms.getRoom(req.roomId);
     if (this.#closed || !room || room.closed) return { status: 409, code: 'ROOM_NOT_HERE', message: `room ${req.roomId} has no participants here` };
     const aad = (kind: string) => `${kind}|${req.roomId}|${req.fromNodeId}|${req.toNodeId}|${req.linkId}`;
-    let offer: SealedEndpoint;
+    let offer: LinkOffer;
     try {
-      offer = unseal<SealedEndpoint>(this.#key, req.sealed, aad('open'));
+      offer = unseal<LinkOffer>(this.#key, req.sealed, aad('open'));
     } catch {
       return { status: 409, code: 'BAD_SEAL', message: 'sealed endpoint does not open with the cluster key' };
+    }
+    if ((offer.conditioned ?? false) !== this.conditioned) {
+      return {
+        status: 409,
+        code: 'PIPE_SETTINGS',
+        message: `pipe conditioner ${offer.conditioned ? 'on' : 'off'} on ${req.fromNodeId}, ${this.conditioned ? 'on' : 'off'} here (GEO_SFU_PIPE_FEC_GROUP / GEO_SFU_PIPE_REORDER_MAX_MS must agree)`,
+      };
     }
     const key = linkKey(req.roomId, req.fromNodeId);
     const existing = this.#links.get(key);
     if (existing) await this.#teardown(existing, 'replaced', false);
     const remote = { nodeId: req.fromNodeId, region: req.fromRegion };
-    const pipe = await this.#createPipe(room, remote);
-    const link = this.#addLink(req.roomId, remote, req.linkId, false, pipe);
+    const { pipe, conditioner } = await this.#createPipe(room, remote);
+    const link = this.#addLink(req.roomId, remote, req.linkId, false, pipe, conditioner);
     try {
-      await pipe.connect(await this.#rewrite(req.roomId, req.fromNodeId, offer.endpoint as PipeEndpoint));
+      await this.#connect(link, await this.#rewrite(req.roomId, req.fromNodeId, offer.endpoint as PipeEndpoint));
     } catch (err) {
       await this.#teardown(link, 'connect failed', false);
       throw err;
     }
-    const answer: SealedEndpoint = { endpoint: pipe.localEndpoint as SealedEndpoint['endpoint'], enableSrtp: this.#o.pipe.enableSrtp, enableRtx: this.#o.pipe.enableRtx };
+    const answer: LinkOffer = { endpoint: this.#advertised(link), enableSrtp: this.#o.pipe.enableSrtp, enableRtx: this.#o.pipe.enableRtx, conditioned: this.conditioned };
     this.#linkUp(link);
     return { status: 200, body: { linkId: req.linkId, sealed: seal(this.#key, answer, aad('answer')) } };
   }
@@ -460,24 +498,25 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     const linkId = randomUUID();
     const remote = { nodeId: node.nodeId, region: node.region };
     const aad = (kind: string) => `${kind}|${roomId}|${this.nodeId}|${node.nodeId}|${linkId}`;
-    const pipe = await this.#createPipe(room, remote);
+    const { pipe, conditioner } = await this.#createPipe(room, remote);
     if (this.#closed) {
       pipe.close();
+      conditioner?.close();
       return;
     }
     // Registered before the call: the other side may push its state before we have its answer.
-    const link = this.#addLink(roomId, remote, linkId, true, pipe);
-    const offer: SealedEndpoint = { endpoint: pipe.localEndpoint as SealedEndpoint['endpoint'], enableSrtp: this.#o.pipe.enableSrtp, enableRtx: this.#o.pipe.enableRtx };
+    const link = this.#addLink(roomId, remote, linkId, true, pipe, conditioner);
+    const offer: LinkOffer = { endpoint: this.#advertised(link), enableSrtp: this.#o.pipe.enableSrtp, enableRtx: this.#o.pipe.enableRtx, conditioned: this.conditioned };
     const body: OpenRequest = { roomId, fromNodeId: this.nodeId, toNodeId: node.nodeId, fromRegion: this.region, linkId, sealed: seal(this.#key, offer, aad('open')) };
     try {
       const { body: res } = await this.#call(node.nodeId, controlPlane.cascadeOpen, body);
       if (res.linkId !== linkId) throw new Error('open: unexpected answer');
-      const answer = unseal<SealedEndpoint>(this.#key, res.sealed, aad('answer'));
-      if (answer.enableSrtp !== this.#o.pipe.enableSrtp || answer.enableRtx !== this.#o.pipe.enableRtx) {
-        throw new Error(`open: pipe settings differ (srtp ${answer.enableSrtp}, rtx ${answer.enableRtx} there)`);
+      const answer = unseal<LinkOffer>(this.#key, res.sealed, aad('answer'));
+      if (answer.enableSrtp !== this.#o.pipe.enableSrtp || answer.enableRtx !== this.#o.pipe.enableRtx || (answer.conditioned ?? false) !== this.conditioned) {
+        throw new Error(`open: pipe settings differ (srtp ${answer.enableSrtp}, rtx ${answer.enableRtx}, conditioner ${answer.conditioned ?? false} there)`);
       }
       if (link.closed) return;
-      await pipe.connect(await this.#rewrite(roomId, node.nodeId, answer.endpoint as PipeEndpoint));
+      await this.#connect(link, await this.#rewrite(roomId, node.nodeId, answer.endpoint as PipeEndpoint));
     } catch (err) {
       await this.#teardown(link, 'set-up failed', false);
       throw err;
@@ -485,7 +524,47 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     this.#linkUp(link);
   }
 
-  #createPipe(room: Room, remote: { nodeId: string; region: string }): Promise<RegionPipe> {
+  /** The room's pipe transport towards `remote`, and its conditioner when it runs. */
+  async #createPipe(room: Room, remote: { nodeId: string; region: string }): Promise<{ pipe: RegionPipe; conditioner: PipeConditioner | undefined }> {
+    const p = this.#o.pipe;
+    const conditioner =
+      p.conditioner && this.conditioned
+        ? await PipeConditioner.open({
+            ...p.conditioner,
+            wireIp: p.listenIp,
+            ...(p.announcedAddress ? { announcedAddress: p.announcedAddress } : {}),
+            ...(p.portRange ? { portRange: p.portRange } : {}),
+          })
+        : undefined;
+    try {
+      const pipe = await this.#newPipe(room, remote);
+      // Where the pipe transport listens (0.0.0.0 is reached on loopback); its datagrams also say.
+      conditioner?.setPipe({ ip: p.listenIp === '0.0.0.0' ? '127.0.0.1' : p.listenIp, port: pipe.transport.tuple.localPort });
+      return { pipe, conditioner };
+    } catch (err) {
+      conditioner?.close();
+      throw err;
+    }
+  }
+
+  /** The endpoint the other side is told to send to: the conditioner's wire socket, or the pipe transport itself. */
+  #advertised(link: Link): SealedEndpoint['endpoint'] {
+    const own = link.pipe.localEndpoint as SealedEndpoint['endpoint'];
+    return link.conditioner ? { ...own, ...link.conditioner.wireEndpoint } : own;
+  }
+
+  /** Connects the link to the other side's (rewritten) endpoint, through the conditioner when it runs. */
+  async #connect(link: Link, remote: PipeEndpoint): Promise<void> {
+    const c = link.conditioner;
+    if (!c) {
+      await link.pipe.connect(remote);
+      return;
+    }
+    c.connect({ ip: remote.ip, port: remote.port });
+    await link.pipe.connect({ ...remote, ...c.localEndpoint });
+  }
+
+  #newPipe(room: Room, remote: { nodeId: string; region: string }): Promise<RegionPipe> {
     const p = this.#o.pipe;
     return RegionPipe.create(room, {
       local: { nodeId: this.nodeId, region: this.region },
@@ -506,15 +585,16 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     return { ...endpoint, ip, port };
   }
 
-  #addLink(roomId: string, remote: { nodeId: string; region: string }, linkId: string, initiator: boolean, pipe: RegionPipe): Link {
+  #addLink(roomId: string, remote: { nodeId: string; region: string }, linkId: string, initiator: boolean, pipe: RegionPipe, conditioner: PipeConditioner | undefined): Link {
     const key = linkKey(roomId, remote.nodeId);
-    const link: Link = { key, roomId, remote, linkId, initiator, pipe, lastOkAt: performance.now(), lastPushAt: 0, pushing: false, dirty: true, closed: false };
+    const link: Link = { key, roomId, remote, linkId, initiator, pipe, conditioner, lastOkAt: performance.now(), lastPushAt: 0, pushing: false, dirty: true, closed: false };
     this.#links.set(key, link);
     pipe.on('change', () => {
       link.dirty = true;
       void this.#push(link);
     });
     pipe.once('close', (reason) => {
+      this.#closeConditioner(link);
       // Closed under us (room emptied, router closed): tell the other side.
       if (!link.closed) void this.#teardown(link, `pipe ${reason}`, true);
     });
@@ -534,12 +614,21 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     link.closed = true;
     if (this.#links.get(link.key) === link) this.#links.delete(link.key);
     link.pipe.close();
+    this.#closeConditioner(link);
     this.#log.info({ roomId: link.roomId, remote: link.remote.nodeId, linkId: link.linkId, reason }, 'cascade link down');
     this.emit('linkdown', { roomId: link.roomId, remoteNodeId: link.remote.nodeId, linkId: link.linkId, reason });
     if (notify) {
       const body: CloseRequest = { roomId: link.roomId, fromNodeId: this.nodeId, toNodeId: link.remote.nodeId, linkId: link.linkId, reason: reason.slice(0, 64) };
       await this.#call(link.remote.nodeId, controlPlane.cascadeClose, body).catch(() => undefined);
     }
+  }
+
+  /** Closes the link's conditioner (sockets and timers) once, keeping its counters. */
+  #closeConditioner(link: Link): void {
+    const c = link.conditioner;
+    if (!c || c.closed) return;
+    c.close();
+    addConditionerStats(this.#closedConditioners, c.stats);
   }
 
   /** Tear down and set up again (stall, the other side lost the link). */

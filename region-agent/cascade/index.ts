@@ -8,11 +8,13 @@ import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import type { RoomRouter } from '../../sfu/index.ts';
 import type { RouterClient } from '../router-client.ts';
 import { Cascade, type CascadeOptions, type CascadeTiming, type EndpointRewrite, type RoomNodesSource } from './cascade.ts';
+import type { ConditionerSettings } from './conditioner.ts';
 import { cascadeRoutes } from './routes.ts';
 
 export { Cascade };
 export type { EndpointRewrite, RoomNodesSource } from './cascade.ts';
 export { derivePipeKey, seal, unseal } from './seal.ts';
+export type { ConditionerSettings } from './conditioner.ts';
 
 export interface RegisterCascadeOptions extends Omit<CascadeOptions, 'logger'> {
   signedRequestWindowMs: number;
@@ -58,11 +60,17 @@ export function cascadeOptionsFromConfig(
       portRange: { min: config.rtcMinPort, max: config.rtcMaxPort },
       enableSrtp: config.pipeEnableSrtp,
       enableRtx: config.pipeEnableRtx,
+      conditioner: pipeConditionerSettings(config),
     },
     timing: cascadeTiming(config, settings.callTimeoutMs),
     ...(deps.rewriteRemoteEndpoint ? { rewriteRemoteEndpoint: deps.rewriteRemoteEndpoint } : {}),
     now,
   };
+}
+
+/** The pipe conditioner's settings (GEO_SFU_PIPE_FEC_GROUP, _FEC_GROUP_MS, GEO_SFU_PIPE_REORDER_MAX_MS). */
+export function pipeConditionerSettings(config: GeoSfuConfig): ConditionerSettings {
+  return { fecGroup: config.pipeFecGroup, fecGroupMs: config.pipeFecGroupMs, reorderMaxMs: config.pipeReorderMaxMs };
 }
 
 /** The cascade's cadences from the configuration (GEO_SFU_CASCADE_*); `requestTimeoutMs`: the agent's call timeout. */

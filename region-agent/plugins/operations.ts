@@ -33,7 +33,7 @@ export const operationsPlugin = fp<OperationsPluginOptions>(
     const registry = new Registry();
     app.decorate('agentUnexpectedErrors', unexpectedErrorsCounter(registry));
     const { agentSfu: sfu, agentCascade: cascade } = app;
-    serveMetrics(app, agentMetricsSource({ registry, controller, ...(sfu ? { sfu } : {}), cascadeLinks: () => cascade?.links() ?? [] }), {
+    serveMetrics(app, agentMetricsSource({ registry, controller, ...(sfu ? { sfu } : {}), cascadeLinks: () => cascade?.links() ?? [], ...(cascade ? { pipeConditioner: () => cascade.conditionerStats() } : {}) }), {
       host: config.agentHost,
       port: config.agentMetricsPort,
       settings: config,

@@ -2,6 +2,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { MetricsSource } from '../../shared/http.ts';
 import { liveHeapGauge } from '../../shared/live-heap.ts';
 import type { CascadeLinkStatus } from '../cascade/cascade.ts';
+import type { ConditionerStats } from '../cascade/conditioner.ts';
 import type { AgentController } from '../controller.ts';
 import type { AgentSfu } from '../sfu.ts';
 
@@ -13,6 +14,8 @@ export interface AgentMetricsOptions {
   sfu?: AgentSfu;
   /** The cascade's links, read at scrape time (none without a cascade). */
   cascadeLinks?: () => CascadeLinkStatus[];
+  /** The pipe conditioner's counters over every link so far (absent without a cascade). */
+  pipeConditioner?: () => ConditionerStats;
 }
 
 /**
@@ -20,7 +23,7 @@ export interface AgentMetricsOptions {
  * (several agents may share a process in the embedded launcher; a global registry would mix
  * them). Gauges read the controller at scrape time.
  */
-export function agentMetricsSource({ registry, controller, sfu, cascadeLinks }: AgentMetricsOptions): MetricsSource {
+export function agentMetricsSource({ registry, controller, sfu, cascadeLinks, pipeConditioner }: AgentMetricsOptions): MetricsSource {
   registry.setDefaultLabels({ node_id: controller.nodeId, region: controller.region });
   const registers = [registry];
 
@@ -114,6 +117,26 @@ export function agentMetricsSource({ registry, controller, sfu, cascadeLinks }: 
       this.set({ direction: 'imported' }, links.reduce((n, l) => n + l.imported, 0));
     },
   });
+  // The pipe conditioner (region-agent/cascade/conditioner.ts), summed over every cascade link so far.
+  const conditionerCounter = (name: string, help: string, read: (s: ConditionerStats) => number) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        const stats = pipeConditioner?.();
+        this.reset();
+        if (stats) this.inc(read(stats));
+      },
+    });
+  conditionerCounter('geo_sfu_agent_pipe_fec_rebuilt_total', 'Cascade datagrams lost on the way and rebuilt from FEC parity by the pipe conditioner.', (s) => s.rebuilt);
+  conditionerCounter('geo_sfu_agent_pipe_fec_parity_bytes_total', 'Bytes of FEC parity datagrams the pipe conditioner sent.', (s) => s.parityBytes);
+  conditionerCounter('geo_sfu_agent_pipe_sent_bytes_total', 'Payload bytes the pipe conditioner sent on cascade links (the pipe transports\' datagrams, headers and parity excluded).', (s) => s.sentBytes);
+  conditionerCounter('geo_sfu_agent_pipe_reorder_held_total', 'Cascade datagrams the pipe conditioner held behind a gap (reordering or loss).', (s) => s.held);
+  conditionerCounter('geo_sfu_agent_pipe_reorder_released_total', 'Held cascade datagrams released because the hold expired (the gap before them went to mediasoup\'s NACK).', (s) => s.releasedAfterHold);
+  conditionerCounter('geo_sfu_agent_pipe_reorder_gave_up_total', 'Cascade datagrams the pipe conditioner stopped waiting for (neither arrived nor rebuilt within the hold).', (s) => s.gaveUp);
+  conditionerCounter('geo_sfu_agent_pipe_duplicates_total', 'Second copies dropped by the pipe conditioner (a late original after its rebuild).', (s) => s.duplicates);
+  conditionerCounter('geo_sfu_agent_pipe_dropped_total', 'Datagrams on a pipe conditioner\'s wire socket that were not the far side\'s (bad header, other sender, out of window).', (s) => s.dropped);
   const workerDeaths = new Counter({ name: 'geo_sfu_agent_worker_deaths_total', help: 'mediasoup workers that died (each replaced; its rooms were lost).', registers });
   sfu?.pool.on('workerdied', () => workerDeaths.inc());
 

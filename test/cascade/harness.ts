@@ -6,7 +6,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { types as ms } from 'mediasoup';
 
-import { cascadeTiming, registerCascade, type Cascade, type EndpointRewrite } from '../../region-agent/cascade/index.ts';
+import { cascadeTiming, pipeConditionerSettings, registerCascade, type Cascade, type ConditionerSettings, type EndpointRewrite } from '../../region-agent/cascade/index.ts';
 import { configWith } from '../../shared/config/index.ts';
 import { controlCall, controlPlane } from '../../shared/control-plane.ts';
 import { AJV_OPTIONS, errorReplies } from '../../shared/http.ts';
@@ -20,6 +20,10 @@ export const SECRET = 'cascade-test-secret-0123456789abcdef0123456789';
 export interface ClusterOptions {
   enableSrtp?: boolean;
   enableRtx?: boolean;
+  /** The pipe conditioner; default: the configuration's default (GEO_SFU_PIPE_FEC_GROUP, GEO_SFU_PIPE_REORDER_MAX_MS). */
+  conditioner?: ConditionerSettings;
+  /** Per node, over `conditioner` (a mismatch between two nodes). */
+  conditionerOf?: (nodeId: string) => ConditionerSettings | undefined;
   rewrite?: EndpointRewrite;
   pollIntervalMs?: number;
   syncIntervalMs?: number;
@@ -110,7 +114,7 @@ export class AgentNode {
       clusterSecret: SECRET,
       signedRequestWindowMs: 30_000,
       roomNodes: (ids) => this.cluster.roomNodes(ids),
-      pipe: { listenIp: '127.0.0.1', enableSrtp: o.enableSrtp ?? true, enableRtx: o.enableRtx ?? true },
+      pipe: { listenIp: '127.0.0.1', enableSrtp: o.enableSrtp ?? true, enableRtx: o.enableRtx ?? true, conditioner: o.conditionerOf?.(this.nodeId) ?? o.conditioner ?? pipeConditionerSettings(configWith()) },
       timing: {
         ...cascadeTiming(configWith(), 2_000),
         // This stub router answers polls only (no pushes): poll as often as the agents once did.

@@ -1,0 +1,170 @@
+/**
+ * The pipe conditioner on real cascade links: two in-process agents (real mediasoup pipes, SRTP off
+ * so the relay can read the RTCP) joined through a relay that loses 3 % and reorders (±10 ms) each
+ * way. The same media with the conditioner off and on: the far side's piped producers NACK far
+ * less with it (losses rebuilt from parity, reordering held back), and its sockets go with the link.
+ * (The Chromium figures with the default settings: bench/impaired-cascade.ts.)
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { rtcpNacks, RelayMesh } from '../../infra/embedded/udp-relay.ts';
+import { conditionedPayload, type ConditionerSettings } from '../../region-agent/cascade/conditioner.ts';
+import { sleep, waitUntil } from '../sfu/helpers/rtp.ts';
+import { Cluster, Participant } from './harness.ts';
+
+const ROOM = 'conditioned-room';
+const OFF: ConditionerSettings = { fecGroup: 0, fecGroupMs: 40, reorderMaxMs: 0 };
+/**
+ * FEC as by default; a hold long enough for the parity of this thin test media (~80 small
+ * datagrams/s: the byte budget makes a group take up to 4 × 40 ms), so the rebuilds come within it.
+ */
+const ON: ConditionerSettings = { fecGroup: 8, fecGroupMs: 40, reorderMaxMs: 200 };
+const WATCH_MS = 8_000;
+
+const teardown: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const t of teardown.splice(0).reverse()) await t();
+});
+
+interface Figures {
+  /** The far side's piped producers (inbound on its pipe transport): NACKs sent, packets lost. */
+  nacks: number;
+  lost: number;
+  /** RTCP NACKs seen on the relay, and media packets received by the far participant. */
+  relayNacks: number;
+  received: number;
+  /** Datagrams the relay dropped (both ways) in the window: the loss the far side had to deal with. */
+  dropped: number;
+}
+
+async function run(settings: ConditionerSettings): Promise<{ figures: Figures; cluster: Cluster; mesh: RelayMesh }> {
+  const mesh = new RelayMesh(
+    (nodeId) => nodeId.replace(/-\d+$/, ''),
+    () => ({ ab: { delayMs: 30, jitterMs: 10, loss: 0.03 }, ba: { delayMs: 30, jitterMs: 10, loss: 0.03 } }),
+  );
+  const cluster = new Cluster({ enableSrtp: false, conditioner: settings, rewrite: mesh.hook });
+  teardown.push(() => mesh.close(), () => cluster.close());
+  const us = await cluster.add('us-west-1', 'us-west');
+  const eu = await cluster.add('eu-west-1', 'eu-west');
+  const alice = await Participant.join(us, ROOM, 'alice');
+  const bruno = await Participant.join(eu, ROOM, 'bruno', { publish: false });
+  teardown.push(() => alice.leave(), () => bruno.leave());
+  await bruno.waitConsuming([alice.audio!.id, alice.video!.id], 15_000);
+  alice.startMedia();
+  await waitUntil(() => bruno.received(alice.video!.id) > 10, 10_000, 'video across the pipe');
+  let relayNacks = 0;
+  const relay = mesh.relay(ROOM, 'us-west-1', 'eu-west-1')!;
+  relay.inspect = (_dir, msg) => {
+    const rtcp = conditionedPayload(msg) ?? msg;
+    relayNacks += rtcpNacks(rtcp).nacks;
+  };
+  const inbound = async () => {
+    let nacks = 0;
+    let lost = 0;
+    for (const p of eu.cascade!.link(ROOM, 'us-west-1')!.importedProducers.values()) {
+      for (const s of await p.getStats()) {
+        nacks += s.nackCount ?? 0;
+        lost += s.packetsLost ?? 0;
+      }
+    }
+    return { nacks, lost };
+  };
+  const dropped = () => relay.stats.ab.dropped + relay.stats.ba.dropped;
+  const before = { ...(await inbound()), received: bruno.received(alice.audio!.id) + bruno.received(alice.video!.id), dropped: dropped() };
+  await sleep(WATCH_MS);
+  const after = { ...(await inbound()), received: bruno.received(alice.audio!.id) + bruno.received(alice.video!.id), dropped: dropped() };
+  alice.stopMedia();
+  return {
+    figures: { nacks: after.nacks - before.nacks, lost: after.lost - before.lost, relayNacks, received: after.received - before.received, dropped: after.dropped - before.dropped },
+    cluster,
+    mesh,
+  };
+}
+
+describe('pipe conditioner on real pipes (3 % loss, ±10 ms jitter each way)', () => {
+  const results = new Map<string, Figures>();
+
+  it('without it, the far side NACKs losses and reordering across the link', async () => {
+    const { figures } = await run(OFF);
+    results.set('off', figures);
+    console.log('conditioner off:', figures);
+    expect(figures.received).toBeGreaterThan(300);
+    expect(figures.nacks).toBeGreaterThan(5);
+  }, 60_000);
+
+  it('with it, losses are rebuilt and reordering is held back: at most half the NACKs; its sockets close with the link', async () => {
+    const { figures, cluster } = await run(ON);
+    console.log('conditioner on:', figures);
+    const off = results.get('off');
+    const us = cluster.nodes.get('us-west-1')!;
+    const eu = cluster.nodes.get('eu-west-1')!;
+    const [cu, ce] = [us.cascade!.conditioner(ROOM, 'eu-west-1')!, eu.cascade!.conditioner(ROOM, 'us-west-1')!];
+    const stats = eu.cascade!.conditionerStats();
+    console.log('far side conditioner:', stats, 'hold', ce.holdMs, 'ms; parity / payload bytes (origin):', (cu.stats.parityBytes / cu.stats.sentBytes).toFixed(3));
+    expect(figures.received).toBeGreaterThan(300);
+    expect(stats.rebuilt).toBeGreaterThan(0);
+    expect(stats.held).toBeGreaterThan(0);
+    // NACKs per datagram the relay dropped (the loss is random: the two runs do not lose the same number).
+    if (off) expect(figures.nacks / Math.max(1, figures.dropped)).toBeLessThanOrEqual(off.nacks / Math.max(1, off.dropped) / 2);
+    // The link's sockets and timers go with it; the counters stay.
+    await eu.cascade!.close({ notify: true });
+    await waitUntil(() => cu.closed && ce.closed, 5_000, 'both conditioners closed');
+    expect(eu.cascade!.conditionerStats().rebuilt).toBeGreaterThanOrEqual(stats.rebuilt);
+  }, 60_000);
+
+  it('a link torn down and set up again closes its old conditioners: no socket left behind', async () => {
+    const mesh = new RelayMesh(() => 'x', () => ({ ab: { delayMs: 5 }, ba: { delayMs: 5 } }));
+    const cluster = new Cluster({ enableSrtp: false, conditioner: ON, rewrite: mesh.hook });
+    teardown.push(() => mesh.close(), () => cluster.close());
+    const us = await cluster.add('us-west-1', 'us-west');
+    const eu = await cluster.add('eu-west-1', 'eu-west');
+    const a = await Participant.join(us, ROOM, 'a');
+    const b = await Participant.join(eu, ROOM, 'b', { publish: false });
+    teardown.push(() => a.leave(), () => b.leave());
+    const pair = () => [eu.cascade!.conditioner(ROOM, 'us-west-1'), us.cascade!.conditioner(ROOM, 'eu-west-1')] as const;
+    const up = () => eu.cascade!.links().some((l) => l.connected) && us.cascade!.links().some((l) => l.connected);
+    await waitUntil(() => up() && pair().every((c) => c !== undefined), 10_000, 'link up with conditioners');
+    const udpHandles = () => process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap').length;
+    const before = udpHandles();
+    for (let i = 0; i < 3; i++) {
+      const old = pair();
+      // The higher node says it has no link: the lower tears its own down and opens a new one, which replaces the higher's.
+      eu.cascade!.handleKick({ roomId: ROOM, fromNodeId: 'us-west-1', toNodeId: 'eu-west-1' });
+      await waitUntil(() => old.every((c) => c!.closed) && up() && pair().every((c, j) => c !== undefined && c !== old[j]), 10_000, `relinked (${i + 1})`);
+    }
+    await sleep(100);
+    console.log(`UDP handles: ${before} before three rebuilds, ${udpHandles()} after`);
+    expect(udpHandles()).toBe(before);
+  }, 40_000);
+
+  it('refuses a link between a node that conditions and one that does not, naming the setting', async () => {
+    const mesh = new RelayMesh(() => 'x', () => ({ ab: { delayMs: 5 }, ba: { delayMs: 5 } }));
+    // eu-west-1 (the lower id) opens without the conditioner; us-west-1 runs it and answers the opens.
+    const answers: string[] = [];
+    const cluster = new Cluster({
+      enableSrtp: false,
+      rewrite: mesh.hook,
+      conditionerOf: (nodeId) => (nodeId === 'eu-west-1' ? OFF : ON),
+      configureApp: (nodeId, app) => {
+        app.addHook('onSend', async (req, reply, payload) => {
+          if (req.url.endsWith('/cascade/open')) answers.push(`${reply.statusCode} ${String(payload)}`);
+          return payload;
+        });
+      },
+    });
+    teardown.push(() => mesh.close(), () => cluster.close());
+    const us = await cluster.add('us-west-1', 'us-west');
+    const eu = await cluster.add('eu-west-1', 'eu-west');
+    const a = await Participant.join(us, ROOM, 'a');
+    const b = await Participant.join(eu, ROOM, 'b', { publish: false });
+    teardown.push(() => a.leave(), () => b.leave());
+    await waitUntil(() => answers.length > 0, 10_000, 'an open answered');
+    await sleep(500);
+    console.log(answers[0]);
+    expect(answers[0]).toMatch(/^409 .*PIPE_SETTINGS.*GEO_SFU_PIPE_FEC_GROUP/);
+    expect(us.cascade!.links()).toHaveLength(0);
+    expect(eu.cascade!.links()).toHaveLength(0);
+    expect(us.cascade!.conditioned).toBe(true);
+    expect(eu.cascade!.conditioned).toBe(false);
+  }, 30_000);
+});
