@@ -43,4 +43,19 @@ describe('signed requests', () => {
     expect(verifySignedRequest('t'.repeat(40), input, fresh, 10_000, 30_000, nonces)).toBe('BAD_SIGNATURE');
     expect(verifySignedRequest('s'.repeat(40), input, {}, 10_000, 30_000, nonces)).toBe('MISSING');
   });
+
+  it('the nonce cache holds two windows of nonces: replays within them refused, older ones swept as calls come', () => {
+    const windowMs = 1_000;
+    const nonces = new NonceCache(windowMs);
+    // 50,000 calls, one a millisecond, each nonce replayed half a window later.
+    for (let t = 0; t < 50_000; t++) {
+      expect(nonces.remember(`n${t}`, t)).toBe(true);
+      if (t >= windowMs / 2) expect(nonces.remember(`n${t - windowMs / 2}`, t)).toBe(false);
+      expect(nonces.size).toBeLessThanOrEqual(2 * windowMs + 1);
+    }
+    // A clock that steps back a little does not make the sweep drop nonces still in the window.
+    expect(nonces.remember('late', 49_990)).toBe(true);
+    expect(nonces.remember('n49999', 50_001)).toBe(false);
+    expect(nonces.remember('late', 50_002)).toBe(false);
+  });
 });
