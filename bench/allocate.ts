@@ -175,8 +175,8 @@ export function topSelfTime(profile: Profiler.Profile, n: number): ProfileEntry[
 
 /**
  * Where the time went by component: each busy sample goes to the nearest frame of its stack that
- * is in a package (`node_modules/<name>`) or in one of our folders (`router/<file>`), so a native
- * write ends up with the library that called it. Idle and GC left out of the total.
+ * is in a package (`node_modules/<name>`) or in one of our folders (`router/<folder>`), so a
+ * native write ends up with the library that called it. Idle left out of the total.
  */
 export function timeByComponent(profile: Profiler.Profile): ProfileEntry[] {
   const parent = new Map<number, number>();
@@ -187,7 +187,7 @@ export function timeByComponent(profile: Profiler.Profile): ProfileEntry[] {
     if (pkg) return pkg[1]!;
     const ours = /\/(router|shared|bench|test)\/([^/]+\/)?/.exec(url);
     if (ours) return `${ours[1]}/${ours[2] ?? ''}`.replace(/\/$/, '');
-    return url.startsWith('node:') ? 'node' : null;
+    return null;
   };
   const totals = new Map<string, number>();
   let total = 0;
@@ -195,9 +195,15 @@ export function timeByComponent(profile: Profiler.Profile): ProfileEntry[] {
     const top = byId.get(id);
     if (!top || top.callFrame.functionName === '(idle)' || top.callFrame.functionName === '(program)') continue;
     total++;
+    // Node's own modules (node:net, node:http...) are passed through to whoever called them.
     let name: string | null = null;
-    for (let at: number | undefined = id; at !== undefined && name === null; at = parent.get(at)) name = component(byId.get(at)?.callFrame.url ?? '');
-    const key = name ?? (top.callFrame.functionName === '(garbage collector)' ? '(garbage collector)' : '(other native)');
+    let sawNode = false;
+    for (let at: number | undefined = id; at !== undefined && name === null; at = parent.get(at)) {
+      const url = byId.get(at)?.callFrame.url ?? '';
+      sawNode ||= url.startsWith('node:');
+      name = component(url);
+    }
+    const key = name ?? (top.callFrame.functionName === '(garbage collector)' ? '(garbage collector)' : sawNode ? 'node (no caller of ours)' : '(other native)');
     totals.set(key, (totals.get(key) ?? 0) + 1);
   }
   return [...totals.entries()].sort((a, b) => b[1] - a[1]).map(([where, count]) => ({ where, selfPct: Math.round((1000 * count) / Math.max(1, total)) / 10 }));
