@@ -56,6 +56,7 @@ export class NodeRegistry {
   #view: PlacementView | null = null;
   #ticker: Ticker | null = null;
   #refreshing: Promise<RegistrySnapshot> | null = null;
+  #refreshAgain: Promise<RegistrySnapshot> | null = null;
   /** Since when every read of the store has succeeded; null while it fails (see `livenessSettled`). */
   #storeReachableSinceMs: number | null = null;
 
@@ -133,9 +134,21 @@ export class NodeRegistry {
     return { snapshot, nodes, interRegionRtt };
   }
 
-  /** Reads the store; concurrent callers share one read. */
+  /**
+   * Reads the store. Callers while a read runs share the one after it: that read may have started
+   * before what they just wrote (a node registered), so it cannot answer for them.
+   */
   refresh(): Promise<RegistrySnapshot> {
-    this.#refreshing ??= this.#read()
+    if (this.#refreshing) {
+      this.#refreshAgain ??= this.#refreshing
+        .catch(() => undefined)
+        .then(() => {
+          this.#refreshAgain = null;
+          return this.refresh();
+        });
+      return this.#refreshAgain;
+    }
+    this.#refreshing = this.#read()
       .then(
         (snapshot) => {
           this.#storeReachableSinceMs ??= this.opts.now();

@@ -157,8 +157,10 @@ it('two routers cut from Redis at once: both serve the room they know within the
     { nodeId: 'eu-west-1', region: 'eu-west' },
   ]);
   // Each router knows the room (it allocated into it); the room serves both regions.
-  expect((await allocate(a.url, { roomId: 'shared', participantId: 'a0', latencies: US_WEST })).body.homeRegion).toBe('us-west');
-  expect((await allocate(b.url, { roomId: 'shared', participantId: 'b0', latencies: EU_WEST })).body.region).toBe('eu-west');
+  const a0 = await allocate(a.url, { roomId: 'shared', participantId: 'a0', latencies: US_WEST });
+  expect(a0.body.homeRegion, JSON.stringify(a0.body)).toBe('us-west');
+  const b0 = await allocate(b.url, { roomId: 'shared', participantId: 'b0', latencies: EU_WEST });
+  expect(b0.body.region, JSON.stringify(b0.body)).toBe('eu-west');
   expect((await allocate(a.url, { roomId: 'shared', participantId: 'a1', latencies: EU_WEST })).status).toBe(200);
   const before = await a.app.rooms.nodeCounts();
 

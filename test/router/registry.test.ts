@@ -1,4 +1,6 @@
 import { afterEach, expect, it } from 'vitest';
+import { NodeRegistry } from '../../router/registry/node-registry.ts';
+import { MemoryNodeRegistry, MemoryRoomStore, type NodeRegistryStore } from '../../router/state/index.ts';
 import { FakeNodes } from '../utils/fake-nodes.ts';
 import { startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
 
@@ -83,4 +85,46 @@ it('a node re-registers after the router forgets it (heartbeat answers known: fa
   await nodes.add({ nodeId: 'apac-1', region: 'apac' });
   await router.app.registry.deregister('apac-1');
   expect((await nodes.heartbeat('apac-1')).known).toBe(false);
+});
+
+it('a refresh asked for while an older read runs waits for a read that starts after it (a node registered meanwhile is in it)', async () => {
+  const config = testConfig('memory');
+  const inner = new MemoryNodeRegistry();
+  // A store whose reads wait until the test lets them go.
+  const heldReads: Array<() => void> = [];
+  const store: NodeRegistryStore = {
+    register: (r, now) => inner.register(r, now),
+    heartbeat: (h, now) => inner.heartbeat(h, now),
+    deregister: (id) => inner.deregister(id),
+    close: () => inner.close(),
+    list: async () => {
+      const records = await inner.list();
+      await new Promise<void>((release) => heldReads.push(release));
+      return records;
+    },
+  };
+  const registry = new NodeRegistry({ config, store, rooms: new MemoryRoomStore({ roomIdleTtlMs: 60_000 }), now: Date.now });
+  /** Lets the read that is held go, once one is. */
+  const releaseRead = async () => {
+    const deadline = Date.now() + 5_000;
+    while (heldReads.length === 0) {
+      if (Date.now() > deadline) throw new Error('no read of the store was started');
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    heldReads.shift()!();
+  };
+  // The background refresh's read has taken its records before the node registers.
+  const stale = registry.refresh();
+  while (heldReads.length === 0) await new Promise((r) => setTimeout(r, 1));
+  const url = 'http://127.0.0.1:9';
+  await store.register({ nodeId: 'late-1', region: 'eu-west', controlUrl: url, signalingUrl: url, probeUrl: `${url}/probe`, maxParticipants: 10, version: 'test' }, Date.now());
+  const fresh = registry.refresh();
+  const again = registry.refresh();
+  await releaseRead();
+  expect((await stale).nodes.map((n) => n.nodeId)).toEqual([]);
+  await releaseRead();
+  const [freshSnapshot, againSnapshot] = await Promise.all([fresh, again]);
+  expect(freshSnapshot.nodes.map((n) => n.nodeId)).toEqual(['late-1']);
+  // Callers while a read ran share one read after it.
+  expect(againSnapshot).toBe(freshSnapshot);
 });
