@@ -14,6 +14,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchEmbedded, type Embedded } from '../infra/embedded/launcher.ts';
 import { interRegionRtt, readWanProfile } from '../infra/embedded/wan-profile.ts';
 import { loadConfig } from '../shared/config/index.ts';
+import { waitHealthy } from '../test/sdk/helpers.ts';
 import { DEFAULT_REGIONS } from '../shared/regions.ts';
 import { joinDemoPage, launchChromium, MEDIA_ARGS, prepareWeb, ROOT } from '../test/web/browser.ts';
 
@@ -72,9 +73,11 @@ export async function benchFirstFrame(opts: { quick: boolean }): Promise<FirstFr
       const config = loadConfig({ ...env, ...(wan ? { GEO_SFU_WAN_PROFILE: SAMPLE_PROFILE } : {}) });
       const profile = wan ? readWanProfile(SAMPLE_PROFILE, DEFAULT_REGIONS.map((r) => r.id)) : null;
       const largestRttMs = profile ? Math.max(...PUBLISHERS.map((p) => interRegionRtt(profile, JOINER, p) ?? 0)) : 0;
-      const embedded = await launchEmbedded({ config, fixedPorts: false, pipeRelays: wan, env });
+      // The processes' output, for the error when the cluster does not come up.
+      const output: string[] = [];
+      const embedded = await launchEmbedded({ config, fixedPorts: false, pipeRelays: wan, env, onOutput: (name, line) => output.push(`[${name}] ${line}`) });
       try {
-        await healthy(embedded);
+        await waitHealthy(embedded, output);
         const joins: JoinTimeline[] = [];
         for (let i = 0; i < joinsPerCase; i++) joins.push(await measureJoin(browser, embedded, `first-frame-${wan ? 'wan' : 'loopback'}-${i}`));
         const m = (pick: (j: JoinTimeline) => number) => median(joins.map(pick));
@@ -106,17 +109,6 @@ export async function benchFirstFrame(opts: { quick: boolean }): Promise<FirstFr
     await browser.close();
   }
   return { joinsPerCase, cases };
-}
-
-async function healthy(embedded: Embedded): Promise<void> {
-  const deadline = Date.now() + 90_000;
-  while (Date.now() < deadline) {
-    const body = (await fetch(`${embedded.routerUrl}/regions`).then((r) => r.json()).catch(() => null)) as { regions: Array<{ healthy: boolean }>; interRegion: Record<string, Record<string, { samples: number }>> } | null;
-    const pairs = body ? Object.values(body.interRegion).flatMap((row) => Object.values(row)) : [];
-    if (body?.regions.every((r) => r.healthy) && pairs.length === 12 && pairs.every((p) => p.samples >= 3)) return;
-    await sleep(500);
-  }
-  throw new Error('first-frame: the embedded default did not come up within 90 s');
 }
 
 /**

@@ -20,6 +20,7 @@ import type { WanProfile } from '../infra/embedded/wan-profile.ts';
 import { conditionedPayload } from '../region-agent/cascade/conditioner.ts';
 import { rtcpNacks } from '../infra/embedded/udp-relay.ts';
 import { CONFIG_SPEC, loadConfig } from '../shared/config/index.ts';
+import { waitHealthy } from '../test/sdk/helpers.ts';
 import { demoEdge, demoInboundQuality, joinDemoPage, launchChromium, MEDIA_ARGS, prepareWeb, ROOT, type InboundQuality } from '../test/web/browser.ts';
 
 const REGIONS = ['us-east', 'eu-west', 'apac'] as const;
@@ -110,9 +111,11 @@ export async function benchImpairedCascade(opts: { quick: boolean }): Promise<Im
       const profile = join(dir, `${c.lossPct}-${c.jitterMs}.json`);
       writeFileSync(profile, JSON.stringify({ ...sample, interRegionLossPct: c.lossPct, interRegionJitterMs: c.jitterMs }));
       const env = { GEO_SFU_LOG_LEVEL: 'warn', GEO_SFU_PROBE_INTERVAL_MS: '250', GEO_SFU_PIPE_SRTP: 'false', ...CONDITIONER_ENV[c.conditioner] };
-      const embedded = await launchEmbedded({ config: loadConfig({ ...env, GEO_SFU_WAN_PROFILE: profile }), fixedPorts: false, pipeRelays: true, env });
+      // The processes' output, for the error when the cluster does not come up.
+      const output: string[] = [];
+      const embedded = await launchEmbedded({ config: loadConfig({ ...env, GEO_SFU_WAN_PROFILE: profile }), fixedPorts: false, pipeRelays: true, env, onOutput: (name, line) => output.push(`[${name}] ${line}`) });
       try {
-        await healthy(embedded);
+        await waitHealthy(embedded, output);
         const runs: RunFigures[] = [];
         for (let run = 0; run < runsPerCase; run++) runs.push(await measureRun(browser, embedded, `impaired-${c.lossPct}-${c.jitterMs}-${c.conditioner}-${run}`));
         const streams = (r: RunFigures) => r.streams;
@@ -137,17 +140,6 @@ export async function benchImpairedCascade(opts: { quick: boolean }): Promise<Im
     rmSync(dir, { recursive: true, force: true });
   }
   return { runsPerCase, watchS: WATCH_MS / 1000, cases };
-}
-
-async function healthy(embedded: Embedded): Promise<void> {
-  const deadline = Date.now() + 90_000;
-  while (Date.now() < deadline) {
-    const body = (await fetch(`${embedded.routerUrl}/regions`).then((r) => r.json()).catch(() => null)) as { regions: Array<{ healthy: boolean }>; interRegion: Record<string, Record<string, { samples: number }>> } | null;
-    const pairs = body ? Object.values(body.interRegion).flatMap((row) => Object.values(row)) : [];
-    if (body?.regions.every((r) => r.healthy) && pairs.length === 12 && pairs.every((p) => p.samples >= 3)) return;
-    await sleep(500);
-  }
-  throw new Error('impaired-cascade: the embedded default did not come up within 90 s');
 }
 
 async function measureRun(browser: Browser, embedded: Embedded, room: string): Promise<RunFigures> {
