@@ -55,7 +55,8 @@ it('shows four healthy regions with measured RTTs matching the WAN profile', asy
     for (const [to, stats] of Object.entries(row)) {
       const expected = profile.interRegionRttMs[from]?.[to] ?? profile.interRegionRttMs[to]![from]!;
       lines.push(`${from}→${to}: median ${stats.medianMs} ms (profile ${expected})`);
-      expect(stats.medianMs!).toBeGreaterThanOrEqual(expected);
+      // Node's millisecond timers in the delay proxies can fire up to 1 ms early in each direction.
+      expect(stats.medianMs!).toBeGreaterThanOrEqual(expected - 2);
       expect(stats.medianMs!).toBeLessThan(expected * 1.25 + 40);
       expect(stats.loss).toBe(0);
     }
@@ -64,7 +65,7 @@ it('shows four healthy regions with measured RTTs matching the WAN profile', asy
     const expected = profile.clientRttMs![r.id]!;
     const probe = r.nodes[0]!.probe;
     lines.push(`router→${r.id}: median ${probe.medianMs} ms (profile clientRttMs ${expected})`);
-    expect(probe.medianMs!).toBeGreaterThanOrEqual(expected);
+    expect(probe.medianMs!).toBeGreaterThanOrEqual(expected - 2);
     expect(probe.medianMs!).toBeLessThan(expected * 1.25 + 40);
   }
   console.log(lines.join('\n'));

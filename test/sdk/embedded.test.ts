@@ -47,7 +47,8 @@ describe('probeRegions and allocate', () => {
       const expected = profile[r.region]!;
       lines.push(`${r.region}: median ${r.medianMs} ms, jitter ${r.jitterMs} ms, loss ${r.loss} (profile ${expected} ms, ${r.received}/${r.sent} samples)`);
       expect(r.loss).toBe(0);
-      expect(r.medianMs!).toBeGreaterThanOrEqual(expected);
+      // Node's millisecond timers in the delay proxy can fire up to 1 ms early in each direction (174.98 ms seen for 175).
+      expect(r.medianMs!).toBeGreaterThanOrEqual(expected - 2);
       // The same bound as the CLI's probe test on a shared machine (a loaded event loop adds to every sample).
       expect(r.medianMs!).toBeLessThan(expected * 1.25 + 40);
     }
