@@ -195,13 +195,13 @@ export class SignalingServer {
       socket.disconnect(true);
       return null;
     }
-    this.#sfu.routerRtpCapabilities(session.roomId).then(
-      (rtpCapabilities) => this.#welcome(socket, session, 'resume' in admission, rtpCapabilities, events),
-      (err: unknown) => {
-        this.#log.error({ err, roomId: session.roomId }, 'no RTP capabilities for the welcome');
+    this.#sfu
+      .routerRtpCapabilities(session.roomId)
+      .then((rtpCapabilities) => this.#welcome(socket, session, 'resume' in admission, rtpCapabilities, events))
+      .catch((err: unknown) => {
+        this.#log.error({ err, roomId: session.roomId }, 'could not welcome a signaling connection');
         socket.disconnect(true);
-      },
-    );
+      });
     return session;
   }
 
