@@ -471,19 +471,24 @@ export class PipeConditioner {
     const hold = this.holdMs;
     // The last held datagram whose hold is over.
     let until: number | undefined;
-    const expect = this.#expect!;
-    for (let i = 1, seen = 0; i < WINDOW && seen < this.#heldCount; i++) {
-      const s = seqAdd(expect, i);
-      const slot = s % WINDOW;
-      if (this.#slotSeq[slot] !== s || this.#slotDelivered[slot]) continue;
-      seen++;
-      if (all || now - this.#slotArrivedAt[slot]! >= hold) until = s;
-    }
+    for (const { seq, slot } of this.#held()) if (all || now - this.#slotArrivedAt[slot]! >= hold) until = seq;
     if (until === undefined) return;
     this.#advanceTo(until, now);
     const before = this.stats.delivered;
     this.#drainHeld();
     this.stats.releasedAfterHold += this.stats.delivered - before;
+  }
+
+  /** The datagrams held behind the gap, in sequence order. */
+  *#held(): Generator<{ seq: number; slot: number }> {
+    const expect = this.#expect!;
+    for (let i = 1, seen = 0; i < WINDOW && seen < this.#heldCount; i++) {
+      const seq = seqAdd(expect, i);
+      const slot = seq % WINDOW;
+      if (this.#slotSeq[slot] !== seq || this.#slotDelivered[slot]) continue;
+      seen++;
+      yield { seq, slot };
+    }
   }
 
   /** Delivers the held datagrams that follow in order. */
@@ -509,14 +514,7 @@ export class PipeConditioner {
     if (this.#holdTimer) return;
     // The oldest held datagram's deadline.
     let oldest = Infinity;
-    const expect = this.#expect!;
-    for (let i = 1, seen = 0; i < WINDOW && seen < this.#heldCount; i++) {
-      const s = seqAdd(expect, i);
-      const slot = s % WINDOW;
-      if (this.#slotSeq[slot] !== s || this.#slotDelivered[slot]) continue;
-      seen++;
-      if (this.#slotArrivedAt[slot]! < oldest) oldest = this.#slotArrivedAt[slot]!;
-    }
+    for (const { slot } of this.#held()) if (this.#slotArrivedAt[slot]! < oldest) oldest = this.#slotArrivedAt[slot]!;
     if (oldest === Infinity) {
       this.#heldCount = 0;
       return;
