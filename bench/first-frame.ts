@@ -6,8 +6,9 @@
  * socket opened, `welcome`, the answers to getRouterRtpCapabilities, join, the transports and the
  * consumes (acks matched to requests on the socket.io wire), the receiving peer connection
  * connected (ICE + DTLS), and the first frame of each remote video (requestVideoFrameCallback).
- * Twice: regions on loopback (no WAN emulation), and with the sample WAN profile (inter-region
- * delays on the agents' links and on the cascade's media).
+ * Regions on loopback (no WAN emulation) and with the sample WAN profile (inter-region delays on
+ * the agents' links and on the cascade's media), each with the joiner's edge opening the room at
+ * the join and ahead of it (GEO_SFU_CASCADE_PREWARM_MS 0 and its default), side by side.
  */
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -43,6 +44,8 @@ export interface JoinTimeline {
 export interface FirstFrameCase {
   name: string;
   wan: boolean;
+  /** Whether the joiner's edge opened the room ahead of the join (GEO_SFU_CASCADE_PREWARM_MS). */
+  openedAhead: boolean;
   /** The largest inter-region RTT between the joiner's edge and a publisher's edge (0 on loopback). */
   largestRttMs: number;
   goalMs: number;
@@ -68,8 +71,13 @@ export async function benchFirstFrame(opts: { quick: boolean }): Promise<FirstFr
   const browser = await launchChromium(MEDIA_ARGS);
   const cases: FirstFrameCase[] = [];
   try {
-    for (const wan of [false, true]) {
-      const env = { GEO_SFU_LOG_LEVEL: 'warn', GEO_SFU_PROBE_INTERVAL_MS: '250' };
+    for (const [wan, openedAhead] of [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ] as const) {
+      const env = { GEO_SFU_LOG_LEVEL: 'warn', GEO_SFU_PROBE_INTERVAL_MS: '250', ...(openedAhead ? {} : { GEO_SFU_CASCADE_PREWARM_MS: '0' }) };
       const config = loadConfig({ ...env, ...(wan ? { GEO_SFU_WAN_PROFILE: SAMPLE_PROFILE } : {}) });
       const profile = wan ? readWanProfile(SAMPLE_PROFILE, DEFAULT_REGIONS.map((r) => r.id)) : null;
       const largestRttMs = profile ? Math.max(...PUBLISHERS.map((p) => interRegionRtt(profile, JOINER, p) ?? 0)) : 0;
@@ -79,11 +87,12 @@ export async function benchFirstFrame(opts: { quick: boolean }): Promise<FirstFr
       try {
         await waitHealthy(embedded, output);
         const joins: JoinTimeline[] = [];
-        for (let i = 0; i < joinsPerCase; i++) joins.push(await measureJoin(browser, embedded, `first-frame-${wan ? 'wan' : 'loopback'}-${i}`));
+        for (let i = 0; i < joinsPerCase; i++) joins.push(await measureJoin(browser, embedded, `first-frame-${wan ? 'wan' : 'loopback'}-${openedAhead ? 'ahead' : 'at-join'}-${i}`));
         const m = (pick: (j: JoinTimeline) => number) => median(joins.map(pick));
         cases.push({
-          name: wan ? 'with the sample WAN profile' : 'on loopback',
+          name: `${wan ? 'with the sample WAN profile' : 'on loopback'}, room opened ${openedAhead ? 'ahead of the join' : 'at the join'}`,
           wan,
+          openedAhead,
           largestRttMs,
           goalMs: 1_000 + largestRttMs,
           joins,

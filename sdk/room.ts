@@ -530,13 +530,21 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
     this.emit('trackRemoved', { peerId: t.peerId, producerId, kind: t.kind });
   }
 
-  /** After join (or rejoin) on `session`: peers, own tracks, everyone else's producers. */
+  /**
+   * After join (or rejoin) on `session`: peers, everyone else's producers and own tracks. The
+   * others' producers are consumed while ours are published, not after: publishing takes its own
+   * round trips (the send transport's connect, one `produce` per track) that would otherwise hold
+   * up the first remote frame. (#consume reports its failures itself and never rejects.)
+   */
   async #populate(session: EdgeSession, producers: ProducerInfoMessage[]): Promise<void> {
     const peers = session.peers().filter((p) => !this.#isSelf(p.peerId));
     for (const p of peers) this.#addPeer(p.peerId, p.region, p.displayName);
-    for (const local of this.#local.values()) if (!session.producers.has(local.localId)) await session.produce(local);
-    if (!session.permissions.subscribe) return;
-    await Promise.all(producers.filter((p) => !this.#isSelf(p.peerId)).map((p) => this.#consume(session, p)));
+    const consuming = session.permissions.subscribe ? Promise.all(producers.filter((p) => !this.#isSelf(p.peerId)).map((p) => this.#consume(session, p))) : undefined;
+    try {
+      for (const local of this.#local.values()) if (!session.producers.has(local.localId)) await session.produce(local);
+    } finally {
+      await consuming;
+    }
   }
 
   // --- failures ---

@@ -76,6 +76,13 @@ export interface CascadeTiming {
   retryMaxMs: number;
   /** Delay of the reconcile after a participant leaves a room here. */
   debounceMs: number;
+  /**
+   * A pushed node set naming this node for a room not open here (a participant was just allocated
+   * here) opens the room and links it at once, so the other nodes' streams are piped in before the
+   * participant asks for them; such a room still without a participant this long after is closed.
+   * 0 = a room opens at its first join.
+   */
+  prewarmMs: number;
 }
 
 export interface CascadeLinkStatus {
@@ -142,6 +149,10 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   /** Nodes the router reported dead in the last answer: no links with them. */
   readonly #dead = new Set<string>();
   readonly #roomListeners = new Map<Room, () => void>();
+  /** Rooms opened ahead of a join (by a push) and still without a participant: their closing timers. */
+  readonly #aheadTimers = new Map<string, NodeJS.Timeout>();
+  /** Rooms being opened ahead of a join: an open from the other side waits for it. */
+  readonly #openingAhead = new Map<string, Promise<Room | undefined>>();
   /** The reconcile poll: never two at once, a poll asked for during one runs right after it. */
   readonly #reconcile: Ticker;
   /** Pushes the links that are due. */
@@ -247,7 +258,9 @@ export class Cascade extends EventEmitter<CascadeEvents> {
    * the room is not here; else the room's links are reconciled with it. Returns whether it was applied.
    */
   applyNodeSet(roomId: string, set: RoomNodeSet, from: 'push' | 'join'): boolean {
-    if (this.#closed || !this.#accept(roomId, set, from)) return false;
+    if (this.#closed) return false;
+    if (from === 'push' && this.#openAhead(roomId, set)) return true;
+    if (!this.#accept(roomId, set, from)) return false;
     this.#relink(roomId);
     return true;
   }
@@ -284,6 +297,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       detach();
       this.#roomListeners.delete(room);
     }
+    for (const timer of this.#aheadTimers.values()) clearTimeout(timer);
+    this.#aheadTimers.clear();
     const notices = [...this.#links.values()].map((link) => this.#teardown(link, 'node closing', opts.notify ?? true));
     await Promise.allSettled(notices);
   }
@@ -295,7 +310,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     if (req.toNodeId !== this.nodeId) return { status: 409, code: 'WRONG_NODE', message: `this is ${this.nodeId}, not ${req.toNodeId}` };
     if (!(req.fromNodeId < this.nodeId)) return { status: 409, code: 'NOT_INITIATOR', message: 'the lower nodeId opens links' };
     if (this.#dead.has(req.fromNodeId)) return { status: 409, code: 'NODE_DEAD', message: `the router reports ${req.fromNodeId} dead` };
-    const room = this.#o.rooms.getRoom(req.roomId);
+    // The router's push reached both sides at once: this side may still be opening the room.
+    const room = this.#o.rooms.getRoom(req.roomId) ?? (await this.#openingAhead.get(req.roomId));
     if (this.#closed || !room || room.closed) return { status: 409, code: 'ROOM_NOT_HERE', message: `room ${req.roomId} has no participants here` };
     const aad = (kind: string) => `${kind}|${req.roomId}|${req.fromNodeId}|${req.toNodeId}|${req.linkId}`;
     let offer: LinkOffer;
@@ -368,13 +384,20 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   #watchRoom(room: Room): void {
     if (this.#roomListeners.has(room)) return;
     const onLeave = () => this.#schedulePoll(this.#t.debounceMs);
+    // A room opened ahead is an ordinary room from its first join on (closed when it empties).
+    const onJoin = () => this.#clearAhead(room.id);
     room.on('peerleft', onLeave);
-    this.#roomListeners.set(room, () => room.off('peerleft', onLeave));
+    room.on('peerjoined', onJoin);
+    this.#roomListeners.set(room, () => {
+      room.off('peerleft', onLeave);
+      room.off('peerjoined', onJoin);
+    });
   }
 
   #unwatchRoom(room: Room): void {
     this.#roomListeners.get(room)?.();
     this.#roomListeners.delete(room);
+    this.#clearAhead(room.id);
     this.#sets.delete(room.id);
     // The pipes closed with the room (RegionPipe 'close'); the poll also updates the router's view.
     this.#schedulePoll(this.#t.debounceMs);
@@ -390,7 +413,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   }
 
   async #pollOnce(): Promise<void> {
-    const roomIds = [...this.#o.rooms.rooms.values()].filter((r) => !r.closed && r.peers.size > 0).map((r) => r.id);
+    const roomIds = [...this.#o.rooms.rooms.values()].filter((r) => !r.closed && (r.peers.size > 0 || this.#aheadTimers.has(r.id))).map((r) => r.id);
     // Links of rooms that are gone here.
     for (const link of [...this.#links.values()]) {
       if (!roomIds.includes(link.roomId)) await this.#teardown(link, 'room empty here', true);
@@ -408,6 +431,74 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       // The router does not know the room (yet): leave it to liveness.
       if (set && this.#accept(roomId, set, 'poll')) await this.#reconcileRoom(roomId, set.nodes);
     }
+  }
+
+  /**
+   * A pushed set for a room with no participant here yet (see CascadeTiming.prewarmMs): when it
+   * names this node and another live one, the room is opened and linked now and held open for
+   * prewarmMs; when it no longer names this node (the allocation expired or went elsewhere), a room
+   * opened so is closed. Returns whether the set was handled here (else: as any set).
+   */
+  #openAhead(roomId: string, set: RoomNodeSet): boolean {
+    if (this.#t.prewarmMs <= 0) return false;
+    const held = this.#sets.get(roomId);
+    if (held && held.version > set.version) return false;
+    const named = set.nodes.some((n) => n.nodeId === this.nodeId && n.state !== 'dead');
+    const room = this.#o.rooms.getRoom(roomId);
+    if (room && !room.closed) {
+      if (!this.#aheadTimers.has(roomId) || room.peers.size > 0) return false;
+      if (named) {
+        this.#holdAhead(room);
+        return false;
+      }
+      this.#sets.set(roomId, set);
+      room.close('empty');
+      return true;
+    }
+    const opening = this.#openingAhead.get(roomId);
+    if (opening) {
+      // Taken when the room is open (below), the newest set wins.
+      this.#sets.set(roomId, set);
+      return true;
+    }
+    if (!named || !set.nodes.some((n) => n.nodeId !== this.nodeId && n.state !== 'dead')) return false;
+    this.#sets.set(roomId, set);
+    const open = this.#o.rooms.getOrCreateRoom(roomId).then(
+      (opened) => {
+        if (this.#closed || opened.closed) return undefined;
+        if (opened.peers.size === 0) this.#holdAhead(opened);
+        this.#log.debug({ roomId, version: this.#sets.get(roomId)?.version }, 'room opened ahead of a join');
+        this.#relink(roomId);
+        return opened;
+      },
+      (err: unknown) => {
+        if (!this.#o.rooms.getRoom(roomId)) this.#sets.delete(roomId);
+        this.#log.warn({ roomId, err: (err as Error).message }, 'room not opened ahead of a join');
+        return undefined;
+      },
+    );
+    const tracked = open.finally(() => this.#openingAhead.delete(roomId));
+    this.#openingAhead.set(roomId, tracked);
+    return true;
+  }
+
+  /** (Re)starts the timer that closes a room opened ahead of a join if nobody has joined it by then. */
+  #holdAhead(room: Room): void {
+    clearTimeout(this.#aheadTimers.get(room.id));
+    const timer = setTimeout(() => {
+      this.#aheadTimers.delete(room.id);
+      if (!room.closed && room.peers.size === 0) {
+        this.#log.debug({ roomId: room.id }, 'room opened ahead closed: nobody joined');
+        room.close('empty');
+      }
+    }, this.#t.prewarmMs);
+    timer.unref();
+    this.#aheadTimers.set(room.id, timer);
+  }
+
+  #clearAhead(roomId: string): void {
+    clearTimeout(this.#aheadTimers.get(roomId));
+    this.#aheadTimers.delete(roomId);
   }
 
   /** Holds the set as the room's newest unless a newer version is held; false when it is stale (or the room is not here). */

@@ -84,5 +84,6 @@ export function cascadeTiming(config: GeoSfuConfig, requestTimeoutMs: number): C
     retryMs: config.cascadeRetryMs,
     retryMaxMs: config.cascadeRetryMaxMs,
     debounceMs: config.cascadeDebounceMs,
+    prewarmMs: config.cascadePrewarmMs,
   };
 }

@@ -30,6 +30,8 @@ export interface ClusterOptions {
   staleAfterMs?: number;
   /** The stub router pushes a room's node set to its nodes after each Participant.join (default true). */
   push?: boolean;
+  /** CascadeTiming.prewarmMs (default: the configuration's). */
+  prewarmMs?: number;
   /** Called on each agent's app before it listens (hooks for tests). */
   configureApp?: (nodeId: string, app: FastifyInstance) => void;
 }
@@ -121,6 +123,7 @@ export class AgentNode {
         reconcileMs: o.pollIntervalMs ?? 2_000,
         ...(o.syncIntervalMs !== undefined ? { syncIntervalMs: o.syncIntervalMs } : {}),
         ...(o.staleAfterMs !== undefined ? { staleAfterMs: o.staleAfterMs } : {}),
+        ...(o.prewarmMs !== undefined ? { prewarmMs: o.prewarmMs } : {}),
       },
       ...(o.rewrite ? { rewriteRemoteEndpoint: o.rewrite } : {}),
     });

@@ -6,7 +6,8 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { controlPlane as cp } from '../../shared/control-plane.ts';
+import { controlCall, controlPlane as cp } from '../../shared/control-plane.ts';
+import type { RoomNodeSet } from '../../shared/schemas/index.ts';
 import { signRequest } from '../../shared/signed-request.ts';
 import { sleep, waitUntil } from '../sfu/helpers/rtp.ts';
 import { Cluster, Participant, SECRET, type AgentNode } from './harness.ts';
@@ -68,5 +69,83 @@ describe('room node-set push', () => {
     // Only the signed one was applied.
     expect(before?.version).toBeLessThan(1_000_000);
     expect(us.cascade!.nodeSet('pushed')?.version).toBe(1_000_000);
+  });
+});
+
+describe('a room opened ahead of a join (GEO_SFU_CASCADE_PREWARM_MS)', () => {
+  const HOLD_MS = 1_500;
+  const cluster = new Cluster({ pollIntervalMs: 3_600_000, prewarmMs: HOLD_MS });
+  let us: AgentNode;
+  let eu: AgentNode;
+  const people: Participant[] = [];
+  /** The set the router pushes right after allocating a participant on eu-west: eu-west is named, nobody joined there yet. */
+  const allocatedOnEu = (roomId: string): RoomNodeSet => {
+    const set = cluster.nodeSet(roomId);
+    return { version: set.version, nodes: [...set.nodes, { nodeId: eu.nodeId, region: eu.region, controlUrl: eu.url, state: 'alive' }] };
+  };
+  const pushTo = (node: AgentNode, roomId: string, set: RoomNodeSet) =>
+    controlCall(cp.roomNodesPush, { baseUrl: node.url, secret: SECRET, timeoutMs: 2_000, nowMs: Date.now() }, { roomId, ...set });
+
+  beforeAll(async () => {
+    us = await cluster.add('us-west-1', 'us-west');
+    eu = await cluster.add('eu-west-1', 'eu-west');
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const p of people) p.leave();
+    await cluster.close();
+  });
+
+  it('a pushed set naming this node opens the room and pipes the other nodes\' streams in before anyone joins here', async () => {
+    const alice = await Participant.join(us, 'ahead', 'alice');
+    people.push(alice);
+    expect(eu.room('ahead')).toBeUndefined();
+    const set = allocatedOnEu('ahead');
+    const started = performance.now();
+    await Promise.all([pushTo(us, 'ahead', set), pushTo(eu, 'ahead', set)]);
+    await waitUntil(() => (eu.room('ahead')?.producers.size ?? 0) === 2, 10_000, "alice's two streams piped into eu-west's room");
+    console.log(`[prewarm] alice's streams in eu-west's room ${(performance.now() - started).toFixed(0)} ms after the push, with nobody joined there`);
+    const room = eu.room('ahead')!;
+    expect(room.peers.size).toBe(0);
+    expect([...room.producers.values()].map((p) => ({ peerId: p.peerId, remote: p.remote }))).toEqual([
+      { peerId: 'alice', remote: true },
+      { peerId: 'alice', remote: true },
+    ]);
+    // Bruno joins: alice's streams are there at his join, and the room outlives the hold while he is in it.
+    const bruno = await Participant.join(eu, 'ahead', 'bruno', { publish: false });
+    people.push(bruno);
+    await waitUntil(() => bruno.consumers.size === 2, 5_000, 'bruno consuming both of alice\'s streams');
+    await sleep(HOLD_MS + 300);
+    expect(eu.room('ahead')).toBe(room);
+    expect(room.closed).toBe(false);
+  });
+
+  it('closes a room opened ahead that nobody joins within the hold, and its links', async () => {
+    people.push(await Participant.join(us, 'nobody', 'carla'));
+    const set = allocatedOnEu('nobody');
+    await Promise.all([pushTo(us, 'nobody', set), pushTo(eu, 'nobody', set)]);
+    await waitUntil(() => us.cascade!.links().some((l) => l.roomId === 'nobody' && l.connected), 10_000, 'us-west linked to the room opened ahead');
+    const opened = eu.room('nobody')!;
+    await waitUntil(() => opened.closed, HOLD_MS + 5_000, 'room opened ahead closed after the hold');
+    await waitUntil(() => !us.cascade!.links().some((l) => l.roomId === 'nobody') && !eu.cascade!.links().some((l) => l.roomId === 'nobody'), 5_000, 'links gone on both sides');
+    expect(eu.room('nobody')).toBeUndefined();
+  });
+
+  it('closes a room opened ahead at once when a newer set no longer names this node (the allocation expired or moved)', async () => {
+    people.push(await Participant.join(us, 'moved', 'dan'));
+    const set = allocatedOnEu('moved');
+    await Promise.all([pushTo(us, 'moved', set), pushTo(eu, 'moved', set)]);
+    await waitUntil(() => eu.room('moved') !== undefined, 5_000, 'room opened ahead');
+    const opened = eu.room('moved')!;
+    const without = cluster.nodeSet('moved');
+    await Promise.all([pushTo(us, 'moved', without), pushTo(eu, 'moved', without)]);
+    await waitUntil(() => opened.closed, 2_000, 'room closed by the newer set');
+    expect(eu.room('moved')).toBeUndefined();
+  });
+
+  it('a set naming only this node opens nothing (a room on one node needs no cascade)', async () => {
+    await pushTo(eu, 'alone', { version: ++cluster.version, nodes: [{ nodeId: eu.nodeId, region: eu.region, controlUrl: eu.url, state: 'alive' }] });
+    await sleep(200);
+    expect(eu.room('alone')).toBeUndefined();
   });
 });
