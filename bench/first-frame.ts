@@ -245,7 +245,9 @@ async function timeline(page: Page): Promise<JoinTimeline> {
     capabilities: since(marks['first:getRouterRtpCapabilities'] !== undefined ? 'first:getRouterRtpCapabilities' : 'event:welcome'),
     joined: since('first:join'),
     transports: since('last:createWebRtcTransport'),
-    consumed: since('last:consume'),
+    // Since protocol 1.2 the recv transport's answer carries the consumers of what was there at
+    // the join; a `consume` is asked only for a producer announced later.
+    consumed: Math.max(since('last:createWebRtcTransport'), marks['last:consume'] !== undefined ? since('last:consume') : 0),
     connected: since('connected'),
     videoPacket: since('videoPacket'),
     videoDecoded: since('videoDecoded'),

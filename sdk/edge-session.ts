@@ -6,6 +6,7 @@ import {
   FINAL_REQUEST_CODES,
   type ParticipantPermissions,
   PROTOCOL_VERSION,
+  protocolAtLeast,
   type PeerInfoMessage,
   type ProducerInfoMessage,
   type RequestErrorCode,
@@ -120,6 +121,8 @@ export class EdgeSession {
   /** Remote producer id → consumer on this edge. */
   readonly consumers = new Map<string, RemoteConsumer>();
   readonly #consuming = new Map<string, Promise<RemoteConsumer | null>>();
+  /** Consumers the agent made with the recv transport (`consumeAll`), by producer id, until consumed here. */
+  readonly #madeWithTransport = new Map<string, ResponseData['consume']>();
 
   constructor(o: EdgeSessionOptions) {
     this.allocation = o.allocation;
@@ -171,9 +174,12 @@ export class EdgeSession {
     // Requests of one connection run in order on the agent: the transports asked for right behind
     // the join are made once it has joined, a round trip sooner. (Without the welcome's
     // permissions, after the join answer.) Producers announced from now on wait for #recvReady.
+    // Since protocol 1.2 the recv transport comes with consumers of the room's producers, so the
+    // first remote media needs no `consume` round trip either.
+    const consumeAll = protocolAtLeast(welcome.protocolVersion, 2);
     const transports = () => {
       const { publish, subscribe } = this.permissions;
-      if (subscribe) this.#recvReady = this.#createTransport('recv').then((t) => (this.#recv = t));
+      if (subscribe) this.#recvReady = this.#createTransport('recv', consumeAll).then((t) => (this.#recv = t));
       return Promise.all([this.#recvReady, opts.send && publish ? this.#sendTransport() : undefined]);
     };
     const pipelined = welcome.permissions ? transports() : null;
@@ -252,9 +258,10 @@ export class EdgeSession {
     return reply.data;
   }
 
-  async #createTransport(direction: 'send' | 'recv'): Promise<mc.Transport> {
+  async #createTransport(direction: 'send' | 'recv', consumeAll = false): Promise<mc.Transport> {
     const device = this.#device!;
-    const t = await this.request('createWebRtcTransport', { direction });
+    const t = await this.request('createWebRtcTransport', { direction, ...(consumeAll ? { consumeAll } : {}) });
+    for (const c of t.consumers ?? []) this.#madeWithTransport.set(c.producerId, c);
     const options: mc.TransportOptions = {
       id: t.transportId,
       iceParameters: t.iceParameters as unknown as mc.IceParameters,
@@ -341,7 +348,9 @@ export class EdgeSession {
   async #consume(info: ProducerInfoMessage): Promise<RemoteConsumer | null> {
     const recv = this.#recv ?? (await this.#recvReady?.catch(() => null));
     if (!recv || this.#closed) return null;
-    const c = await this.request('consume', { transportId: recv.id, producerId: info.producerId });
+    const made = this.#madeWithTransport.get(info.producerId);
+    this.#madeWithTransport.delete(info.producerId);
+    const c = made ?? (await this.request('consume', { transportId: recv.id, producerId: info.producerId }));
     const consumer = await recv.consume({ id: c.consumerId, producerId: c.producerId, kind: c.kind, rtpParameters: c.rtpParameters as unknown as mc.RtpParameters });
     const remote: RemoteConsumer = { consumer, info: { ...info, paused: c.producerPaused } };
     this.consumers.set(info.producerId, remote);

@@ -10,11 +10,16 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
  * acknowledgement callback that receives `{ ok: true, data }` or `{ ok: false, error }`; a bad
  * payload gets an error naming the field and changes nothing.
  */
-export const PROTOCOL_VERSION = '1.1';
+export const PROTOCOL_VERSION = '1.2';
 
 /** Compatible when the major versions match. */
 export function protocolCompatible(clientVersion: unknown): boolean {
   return typeof clientVersion === 'string' && /^\d+\.\d+$/.test(clientVersion) && clientVersion.split('.')[0] === PROTOCOL_VERSION.split('.')[0];
+}
+
+/** Whether a compatible peer's `N.M` version is at least `N.minor` (what a minor version added). */
+export function protocolAtLeast(version: unknown, minor: number): boolean {
+  return protocolCompatible(version) && Number((version as string).split('.')[1]) >= minor;
 }
 
 export const ConnectAuth = Type.Object(
@@ -45,7 +50,20 @@ export const REQUESTS = {
     },
     { additionalProperties: false },
   ),
-  createWebRtcTransport: Type.Object({ direction: Direction, sctp: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+  createWebRtcTransport: Type.Object(
+    {
+      direction: Direction,
+      sctp: Type.Optional(Type.Boolean()),
+      /**
+       * Protocol 1.2, `recv` only: also consume, on the new transport, every producer of the room
+       * this participant may consume now (as `consume` would, paused until `resumeConsumer`); the
+       * answer lists them. A joiner sends this right behind `join` and so needs no `consume` round
+       * trip before its first remote media.
+       */
+      consumeAll: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  ),
   connectTransport: Type.Object({ transportId: MsId, dtlsParameters: MediasoupObject }, { additionalProperties: false }),
   restartIce: Type.Object({ transportId: MsId }, { additionalProperties: false }),
   produce: Type.Object(
@@ -103,6 +121,8 @@ export interface ResponseData {
     iceCandidates: Record<string, unknown>[];
     dtlsParameters: Record<string, unknown>;
     sctpParameters?: Record<string, unknown>;
+    /** With `consumeAll`: the consumers made on this transport (producers it could not consume are left out). */
+    consumers?: ResponseData['consume'][];
   };
   connectTransport: Record<string, never>;
   restartIce: { iceParameters: Record<string, unknown> };

@@ -42,15 +42,17 @@ export class PeerCaps {
     };
   }
 
+  /** Whether the peer may have one more of `resource`. */
+  hasRoomFor(peer: Peer, resource: CappedResource): boolean {
+    const limit = this.#limits[resource];
+    return limit === 0 || this.held(peer, resource) < limit;
+  }
+
   /** Refuses (with the resource's code) a request that would create one more of what the peer holds its cap of. */
   assertRoomFor(peer: Peer, request: RequestName): void {
     const resource = CREATED_BY[request];
-    if (!resource) return;
-    const limit = this.#limits[resource];
-    const held = this.held(peer, resource);
-    if (limit > 0 && held >= limit) {
-      throw new Refusal(CAP_CODES[resource], `this participant holds ${held} ${resource}, the most allowed (${SETTING[resource]}=${limit})`);
-    }
+    if (!resource || this.hasRoomFor(peer, resource)) return;
+    throw new Refusal(CAP_CODES[resource], `this participant holds ${this.held(peer, resource)} ${resource}, the most allowed (${SETTING[resource]}=${this.#limits[resource]})`);
   }
 
   /** How many of `resource` the peer holds. */

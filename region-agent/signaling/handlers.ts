@@ -3,6 +3,7 @@ import type { RequestName, RequestPayload, ResponseData } from '../../shared/sig
 import type { Peer, types as ms } from '../../sfu/index.ts';
 import type { AgentSfu } from '../sfu.ts';
 import type { PeerCaps } from './client-limits.ts';
+import { Refusal } from '../../shared/errors.ts';
 import { requestRefusal } from './refusals.ts';
 import type { RoomEvents } from './room-events.ts';
 import type { RouterReports } from './router-reports.ts';
@@ -60,6 +61,38 @@ function transportOf(peer: Peer, transportId: string, direction?: Direction): ms
   return t;
 }
 
+/** A consumer as `consume` answers it. */
+function consumed(consumer: ms.Consumer): ResponseData['consume'] {
+  return {
+    consumerId: consumer.id,
+    producerId: consumer.producerId,
+    kind: consumer.kind,
+    rtpParameters: consumer.rtpParameters as unknown as Record<string, unknown>,
+    producerPaused: consumer.producerPaused,
+  };
+}
+
+/**
+ * `createWebRtcTransport { consumeAll }`: a consumer on the new transport for every producer of the
+ * room but the peer's own, as `consume` makes them, within the peer's consumer cap. A producer it
+ * cannot consume (closed meanwhile, codecs) is left out: the client's `consume` of it then gets the
+ * reason.
+ */
+async function consumeAll(peer: Peer, transportId: string, caps: PeerCaps): Promise<ResponseData['consume'][]> {
+  const answers: ResponseData['consume'][] = [];
+  const consuming = new Set([...peer.consumers.values()].map((c) => c.producerId));
+  for (const { producer, peerId } of [...peer.room.producers.values()]) {
+    if (peerId === peer.id || consuming.has(producer.id)) continue;
+    if (!caps.hasRoomFor(peer, 'consumers')) break;
+    try {
+      answers.push(consumed(await peer.consume({ transportId, producerId: producer.id })));
+    } catch {
+      // Left for the client's own consume, which reports why.
+    }
+  }
+  return answers;
+}
+
 /**
  * One function per request (see ./README.md "Requests"). The mapped type makes the compiler check
  * that every request of shared/signaling.ts has its handler, and each handler's payload and answer.
@@ -86,14 +119,17 @@ const handlers: { [N in RequestName]: Handler<N> } = {
     return { peerId: peer.id, region, peers: snapshot.peers, producers: snapshot.producers, permissions: session.permissions };
   },
 
-  createWebRtcTransport: async ({ session }, p) => {
-    const t = await joined(session).createWebRtcTransport({ enableSctp: p.sctp ?? false, appData: { direction: p.direction } });
+  createWebRtcTransport: async ({ session, caps }, p) => {
+    if (p.consumeAll && p.direction !== 'recv') throw new Refusal('INVALID_PAYLOAD', 'consumeAll is for a recv transport', 'consumeAll');
+    const peer = joined(session);
+    const t = await peer.createWebRtcTransport({ enableSctp: p.sctp ?? false, appData: { direction: p.direction } });
     return {
       transportId: t.id,
       iceParameters: t.iceParameters as unknown as Record<string, unknown>,
       iceCandidates: t.iceCandidates as unknown as Record<string, unknown>[],
       dtlsParameters: t.dtlsParameters as unknown as Record<string, unknown>,
       ...(t.sctpParameters ? { sctpParameters: t.sctpParameters as unknown as Record<string, unknown> } : {}),
+      ...(p.consumeAll ? { consumers: await consumeAll(peer, t.id, caps) } : {}),
     };
   },
 
@@ -141,14 +177,7 @@ const handlers: { [N in RequestName]: Handler<N> } = {
   consume: async ({ session }, p) => {
     const peer = joined(session);
     transportOf(peer, p.transportId, 'recv');
-    const consumer = await peer.consume({ transportId: p.transportId, producerId: p.producerId });
-    return {
-      consumerId: consumer.id,
-      producerId: consumer.producerId,
-      kind: consumer.kind,
-      rtpParameters: consumer.rtpParameters as unknown as Record<string, unknown>,
-      producerPaused: consumer.producerPaused,
-    };
+    return consumed(await peer.consume({ transportId: p.transportId, producerId: p.producerId }));
   },
 
   resumeConsumer: async ({ session }, p) => {

@@ -5,11 +5,15 @@ import { type RunningAgent, SfuAgents, type SignalingRouter, signalingConfig, st
 import { type Participant, startParticipant } from './participants.ts';
 
 /**
- * A joiner that publishes consumes the others' streams while it publishes its own, not after
- * (issue #21, time to first frame): publishing costs round trips of its own (the send transport's
- * connect, one `produce` per track) that must not delay the first remote frame. Seen at the SFU:
- * the joiner's first consumer exists before its first producer. Real WebRTC participants (wrtc,
- * child processes) against one agent with a stub router, as in permissions.test.ts.
+ * A joiner gets the room's media without waiting on round trips it does not need (issue #21, time
+ * to first frame), seen at the SFU in the order it creates the joiner's objects:
+ * - protocol 1.2: its recv transport comes with consumers of the room's producers
+ *   (`createWebRtcTransport { consumeAll }`), made before its send transport, which is asked for
+ *   right behind it (with `consume` requests they would come after both transports);
+ * - it resumes those consumers while it publishes, not after: publishing takes its own round trips
+ *   (the send transport's connect, one `produce` per track).
+ * Real WebRTC participants (wrtc, child processes) against one agent with a stub router, as in
+ * permissions.test.ts.
  */
 let router: SignalingRouter;
 let agent: RunningAgent;
@@ -26,7 +30,7 @@ afterAll(async () => {
   await router.close();
 });
 
-it("a publishing joiner's consumes of the room's streams reach the SFU before its own produces", async () => {
+it("a publishing joiner's recv transport comes with the room's consumers, which it resumes before it has published", async () => {
   const roomId = 'sdk-join-order';
   const start = (id: string) => {
     const p = startParticipant({ routerUrl: router.url, roomId, participantId: id, allocation: directAllocation(agent.url, roomId, id), publish: true });
@@ -36,18 +40,27 @@ it("a publishing joiner's consumes of the room's streams reach the SFU before it
   start('first');
   const room = await waitFor('the room', () => agent.sfu.rooms.getRoom(roomId), 30_000);
   await waitFor("first's two producers", () => room.getPeer('first')?.producers.size === 2, 30_000);
-  // The joiner's SFU objects, in the order the SFU created them.
-  const created: string[] = [];
+  // The joiner's SFU objects, in the order the SFU created (or resumed) them.
+  const order: string[] = [];
   room.on('peerjoined', (peer: Peer) => {
     if (peer.id !== 'joiner') return;
-    peer.observer.on('newconsumer', (c) => created.push(`consume ${c.kind}`));
-    peer.observer.on('newproducer', (p) => created.push(`produce ${p.kind}`));
+    peer.observer.on('newtransport', (t) => order.push(`transport ${(t.appData as { direction?: string }).direction}`));
+    peer.observer.on('newconsumer', (c) => {
+      order.push(`consumer ${c.kind}`);
+      c.observer.once('resume', () => order.push(`resume ${c.kind}`));
+    });
+    peer.observer.on('newproducer', (p) => order.push(`producer ${p.kind}`));
   });
   const joiner = start('joiner');
-  await waitFor("the joiner's two consumers and two producers", () => created.length === 4, 30_000);
+  await waitFor("the joiner's transports, consumers (resumed) and producers", () => order.length === 8, 30_000);
   await joiner.waitFor('frames from first', (x) => (x.stats()?.framesDecoded ?? 0) > 0, 30_000);
-  console.log(`the joiner's SFU objects in creation order: ${created.join(', ')}`);
-  expect(created.filter((c) => c.startsWith('consume')).sort()).toEqual(['consume audio', 'consume video']);
-  expect(created.filter((c) => c.startsWith('produce')).sort()).toEqual(['produce audio', 'produce video']);
-  expect(created[0]).toMatch(/^consume/);
+  console.log(`the joiner's SFU objects in order: ${order.join(', ')}`);
+  expect(order.filter((c) => c.startsWith('consumer')).sort()).toEqual(['consumer audio', 'consumer video']);
+  expect(order.filter((c) => c.startsWith('producer')).sort()).toEqual(['producer audio', 'producer video']);
+  const at = (what: string) => order.indexOf(what);
+  const all = (prefix: string) => order.flatMap((c, i) => (c.startsWith(prefix) ? [i] : []));
+  // Made with the recv transport: both consumers before the send transport.
+  expect(Math.max(...all('consumer'))).toBeLessThan(at('transport send'));
+  // Resumed while publishing: the first resume before the last producer.
+  expect(Math.min(...all('resume'))).toBeLessThan(Math.max(...all('producer')));
 });

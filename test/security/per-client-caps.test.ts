@@ -89,6 +89,10 @@ describe('issue 14 row 4: per-client caps at the agent (defaults)', () => {
     expect(codes).toEqual({ ok: cap, TOO_MANY_CONSUMERS: 250 - cap });
     expect(m.peer.consumers.size).toBe(cap);
     expect(load.totals.consumers).toBe(cap);
+    // A recv transport with the room's consumers (protocol 1.2 consumeAll) stays within the cap too.
+    await ok(alice.socket, 'produce', { transportId: send.transportId, kind: 'video', rtpParameters: vp8Parameters(9102) });
+    expect((await ok(m.socket, 'createWebRtcTransport', { direction: 'recv', consumeAll: true })).consumers).toEqual([]);
+    expect(m.peer.consumers.size).toBe(cap);
     // Still usable: resume one of its consumers.
     const [consumerId] = m.peer.consumers.keys();
     await ok(m.socket, 'resumeConsumer', { consumerId: consumerId! });

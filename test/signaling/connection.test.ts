@@ -44,7 +44,7 @@ describe('signaling connection', () => {
   it('welcomes a client with its identity from the token and a resume credential', async () => {
     const t = token({ room: 'room-welcome', sub: 'alice' });
     const { socket, welcome } = await joinWith(agent.url, { token: t.token });
-    expect(welcome).toMatchObject({ peerId: 'alice', roomId: 'room-welcome', region: 'us-west', nodeId: 'west-1', resumeGraceMs: 800, protocolVersion: '1.1', resumed: false, joined: false });
+    expect(welcome).toMatchObject({ peerId: 'alice', roomId: 'room-welcome', region: 'us-west', nodeId: 'west-1', resumeGraceMs: 800, protocolVersion: '1.2', resumed: false, joined: false });
     expect(welcome.resume).toEqual(expect.any(String));
     // What getRouterRtpCapabilities and join would answer, so the client need not wait for them.
     expect(welcome.rtpCapabilities).toEqual((await ok(socket, 'getRouterRtpCapabilities', {})).rtpCapabilities);

@@ -39,6 +39,8 @@ describe('signaling requests', () => {
       ['join', { rtpCapabilities: {}, lastN: '2' }, 'lastN'],
       ['createWebRtcTransport', { direction: 'sideways' }, 'direction'],
       ['createWebRtcTransport', { direction: 'send', sctp: 'yes' }, 'sctp'],
+      ['createWebRtcTransport', { direction: 'recv', consumeAll: 'yes' }, 'consumeAll'],
+      ['createWebRtcTransport', { direction: 'send', consumeAll: true }, 'consumeAll'],
       ['connectTransport', { transportId: a.send, dtlsParameters: 'x' }, 'dtlsParameters'],
       ['connectTransport', { dtlsParameters: {} }, 'transportId'],
       ['restartIce', { transportId: '' }, 'transportId'],
@@ -124,6 +126,13 @@ describe('signaling requests', () => {
     const joined = await ok(c, 'join', { rtpCapabilities: a.caps });
     expect(joined.peers.map((p) => p.peerId).sort()).toEqual(['alice', 'bob']);
     expect(joined.producers).toEqual([{ producerId, peerId: 'alice', kind: 'video', paused: false, region: 'us-west' }]);
+    // Protocol 1.2: its recv transport comes with a consumer of each (paused until resumed), once.
+    const recvWithConsumers = await ok(c, 'createWebRtcTransport', { direction: 'recv', consumeAll: true });
+    expect(recvWithConsumers.consumers).toEqual([{ consumerId: expect.any(String), producerId, kind: 'video', rtpParameters: expect.any(Object), producerPaused: false }]);
+    const carolPeer = agent.sfu.rooms.getRoom('room-flow')!.getPeer('carol')!;
+    const made = carolPeer.consumers.get(recvWithConsumers.consumers![0]!.consumerId)!;
+    expect({ transport: [...carolPeer.transports.keys()].includes(recvWithConsumers.transportId), paused: made.paused }).toEqual({ transport: true, paused: true });
+    expect((await ok(c, 'createWebRtcTransport', { direction: 'recv', consumeAll: true })).consumers).toEqual([]);
 
     await ok(a.socket, 'closeProducer', { producerId });
     await waitFor('bob hears the producer closed and its consumer closed', () => bEvents.find((e) => e.event === 'producerClosed') && bEvents.find((e) => e.event === 'consumerClosed'));
