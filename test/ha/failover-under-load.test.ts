@@ -25,9 +25,10 @@ import { TEST_DATABASE_URL, TestPgSchemas, randomSuffix } from '../utils/test-ba
  * and the calls refused meanwhile. Asserted: every refusal a 503 with Retry-After (no other status,
  * no connection error); every join report answered current (a participant whose allocation the
  * failover lost is re-created, not stranded). After the load, once the routers have reconciled:
- * one home per room (its participants all on the node Redis pins it to, and no other node holds
- * it), Redis's participants exactly those the agents hold, node counts equal to them, no node over
- * its capacity, and in PostgreSQL exactly one video_sessions row per acknowledged allocation (the
+ * one home per room (a pin, on a node serving the room; any other node serving it does so for
+ * participants Redis records there, an edge the router links to the home, not a second home), Redis's
+ * participants exactly those the agents hold (allocation, node, joined), node counts equal to them,
+ * no node over its capacity, and in PostgreSQL exactly one video_sessions row per acknowledged allocation (the
  * router writes one row per allocation, id = allocation id; a join only moves its status), none for
  * a refused call, and per participant exactly one live row: the session its agent holds.
  *
@@ -143,24 +144,21 @@ async function readRedis(port: number, prefix: string) {
 function mismatches(redis: Awaited<ReturnType<typeof readRedis>>, held: Map<string, [string, string]>): string[] {
   const problems: string[] = [];
   const recorded = new Map<string, [string, string, string]>();
-  for (const room of redis.rooms) {
-    if (room.participants.length === 0) continue;
-    const nodes = new Set(room.participants.map((p) => p.nodeId));
-    if (nodes.size !== 1 || room.homeNodeId === null || !nodes.has(room.homeNodeId)) problems.push(`room ${room.roomId}: home ${room.homeNodeId}, participants on ${[...nodes].join(', ')}`);
-    for (const p of room.participants) recorded.set(`${room.roomId}/${p.participantId}`, [p.nodeId, p.allocationId, p.status]);
-  }
-  // The agents hold each room on one node.
-  const holders = new Map<string, Set<string>>();
-  for (const [key, [nodeId]] of held) {
-    const roomId = key.split('/')[0]!;
-    holders.set(roomId, (holders.get(roomId) ?? new Set()).add(nodeId));
-  }
-  for (const [roomId, nodes] of holders) if (nodes.size !== 1) problems.push(`room ${roomId} held by ${[...nodes].join(', ')}`);
+  for (const room of redis.rooms) for (const p of room.participants) recorded.set(`${room.roomId}/${p.participantId}`, [p.nodeId, p.allocationId, p.status]);
   for (const [key, [nodeId, allocationId]] of held) {
     const r = recorded.get(key);
     if (!r || r[0] !== nodeId || r[1] !== allocationId || r[2] !== 'joined') problems.push(`${key}: agent holds ${allocationId} on ${nodeId}, Redis ${r ? r.join(' ') : 'nothing'}`);
   }
   for (const [key, r] of recorded) if (!held.has(key)) problems.push(`${key}: Redis records ${r.join(' ')}, no agent holds it`);
+  // Every room one pin, on a node that serves it (others serving it are its edges, recorded above:
+  // the router links them to the home); with the records equal to the agents' sessions, no node
+  // serves a room the router does not know of (a second home).
+  const heldRooms = new Map<string, Set<string>>();
+  for (const [key, [nodeId]] of held) heldRooms.set(key.split('/')[0]!, (heldRooms.get(key.split('/')[0]!) ?? new Set()).add(nodeId));
+  for (const room of redis.rooms) {
+    const holders = heldRooms.get(room.roomId);
+    if (holders && (room.homeNodeId === null || !holders.has(room.homeNodeId))) problems.push(`room ${room.roomId}: pinned on ${room.homeNodeId}, served by ${[...holders].join(', ')}`);
+  }
   const perNode: Record<string, number> = {};
   for (const [nodeId] of held.values()) perNode[nodeId] = (perNode[nodeId] ?? 0) + 1;
   for (const nodeId of new Set([...Object.keys(perNode), ...Object.keys(redis.counts)])) {
@@ -293,7 +291,13 @@ it('three Sentinel failovers under 200 allocations/s: refusals are 503 with Retr
 
   const rounds: Array<{ killed: number; promoted: number; backMs: number; calls: number; refused: number; refusals: Record<string, number> }> = [];
   for (let round = 0; round < FAILOVERS; round++) {
-    const killed = await group.primaryPort();
+    // The primary: the data node whose own role says so, named by the sentinels, its replica in sync.
+    const killed = await until('one primary, its replica in sync', async () => {
+      const roles = await Promise.all(group.dataNodePorts.map(async (port) => [port, String(await ask(port, 'INFO', 'replication'))] as const));
+      const primaries = roles.filter(([, info]) => info.includes('role:master'));
+      const linked = roles.some(([, info]) => info.includes('master_link_status:up'));
+      return primaries.length === 1 && linked && primaries[0]![0] === (await group.primaryPort()) ? primaries[0]![0] : null;
+    }, 30_000);
     const replica = group.dataNodePorts.find((p) => p !== killed)!;
     const lossy = round === LOSSY_ROUND;
     if (lossy) {
@@ -342,10 +346,12 @@ it('three Sentinel failovers under 200 allocations/s: refusals are 503 with Retr
   // with GEO_SFU_ALLOCATION_TTL_MS).
   let last: string[] = [];
   let first: string[] | null = null;
+  let state: Awaited<ReturnType<typeof readRedis>> | null = null;
   await until(
     'Redis reconciled with the agents',
     async () => {
-      last = mismatches(await readRedis(await group.primaryPort(), prefix), agents.sessions());
+      state = await readRedis(await group.primaryPort(), prefix);
+      last = mismatches(state, agents.sessions());
       first ??= last;
       return last.length === 0 ? true : null;
     },
@@ -375,7 +381,8 @@ it('three Sentinel failovers under 200 allocations/s: refusals are 503 with Retr
   console.log(
     `failover under load: kill → allocations back ${rounds.map((r) => r.backMs).join(' / ')} ms, median ${median} ms; ` +
       `${calls.length} calls, ${okCalls} acknowledged, ${calls.length - okCalls} refused; joins: ${joinAnswers.current} current, ${joinAnswers.notCurrent.length} not current, ${joinAnswers.retries} retried reports; ` +
-      `reconciled ${reconciledAfterMs} ms after the load stopped (${first!.length} mismatches then, e.g. ${JSON.stringify(first!.slice(0, 2))}; actions ${JSON.stringify(actions)}); ${held.size} sessions held, ${rows.length} session rows ${JSON.stringify(statuses)}`,
+      `reconciled ${reconciledAfterMs} ms after the load stopped (${first!.length} mismatches then, e.g. ${JSON.stringify(first!.slice(0, 2))}; actions ${JSON.stringify(actions)}); ${held.size} sessions held, node counts ${JSON.stringify(state!.counts)}, ${state!.rooms.filter((r) => new Set(r.participants.map((p) => p.nodeId)).size > 1).length} rooms on two nodes; ` +
+      `${rows.length} session rows ${JSON.stringify(statuses)}`,
   );
 
   // Refusals: each a 503 with Retry-After; no other status, no connection error.
