@@ -25,7 +25,7 @@ const DEFAULT_MAX_BACKOFF_MS = 5_000;
  * status change that can reach the table before its row; so can a replica's rows held back while
  * the database was away. Past this the row is taken as never coming (its router died with it).
  */
-export const ROW_WAIT_MS = 60_000;
+const ROW_WAIT_MS = 60_000;
 
 /**
  * The session log's queueing, flushing and retry policy, shared by the memory and PostgreSQL
