@@ -128,7 +128,7 @@ export function createRouterMetrics() {
     }),
     reconcileActions: new Counter({
       name: 'geo_sfu_reconcile_actions_total',
-      help: "What the reconcile with the agents' inventories did (after a Redis failover and periodically): adopted (a participant Redis lost, re-created from its node), dropped (a participant no node serves), recounted (a node count corrected), moved_second_home, moved_overbooked, failover_seen.",
+      help: "What the reconcile with the agents' inventories did (after a Redis failover and periodically): adopted (a participant Redis lost, re-created from its node), joined (an allocation Redis holds as not joined whose node serves it joined: its join was lost), dropped (a participant no node serves), recounted (a node count corrected), moved_second_home, moved_overbooked, failover_seen.",
       labelNames: ['action'] as const,
       registers: [registry],
     }),

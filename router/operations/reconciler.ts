@@ -7,7 +7,7 @@ import type { NodeRegistry, NodeSnapshot } from '../registry/node-registry.ts';
 import { isSessionId } from '../state/session-buffer.ts';
 import type { AdoptOutcome, ParticipantRecord, ReconcileStore, RoomState, RoomStore, SessionLog } from '../state/types.ts';
 
-export type ReconcileAction = 'adopted' | 'dropped' | 'recounted' | 'moved_second_home' | 'moved_overbooked' | 'failover_seen';
+export type ReconcileAction = 'adopted' | 'joined' | 'dropped' | 'recounted' | 'moved_second_home' | 'moved_overbooked' | 'failover_seen';
 
 /** One reconcile pass (the leader's), as counted and logged. */
 export interface ReconcileResult {
@@ -15,6 +15,8 @@ export interface ReconcileResult {
   /** Nodes whose inventory was read (the others were left as they were). */
   nodes: number;
   adopted: number;
+  /** Allocations Redis held as not joined yet that their node serves joined (the join was lost). */
+  joined: number;
   dropped: number;
   recounted: Array<{ nodeId: string; was: number; now: number }>;
   movedSecondHome: number;
@@ -48,12 +50,14 @@ export interface ReconcilerDeps {
  * 1. It reads every room from Redis, then asks every live agent for its inventory (the sessions it
  *    holds). Rooms first: a participant recorded joined at that read had reached its node before,
  *    so if the node no longer holds it, it left and its leave was lost.
- * 2. A joined session Redis does not know is re-created on its node (atomic, by allocation id: a
- *    participant that allocated again since is left alone). If the room has no home any more it is
- *    pinned there; if its home in Redis is elsewhere and Redis knew nobody of the room on that node,
- *    the node was a second home of the room: the pin in Redis wins, and the participant is told to
- *    move (it allocates again and lands by the pin), kept and counted until it does.
- * 3. A participant Redis records as joined on a node whose inventory lacks it is dropped.
+ * 2. A participant Redis records as joined on a node whose inventory lacks it is dropped.
+ * 3. A joined session Redis does not know is re-created on its node (atomic, by allocation id: a
+ *    participant that allocated again since is left alone; one whose former allocation step 2
+ *    dropped is re-created). If the room has no home any more it is pinned there; if its home in
+ *    Redis is elsewhere and Redis knew nobody of the room on that node, the node was a second home
+ *    of the room: the pin in Redis wins, and the participant is told to move (it allocates again and
+ *    lands by the pin), kept and counted until it does. A joined session Redis records as not
+ *    joined yet (its join was lost) is marked joined, before it would expire.
  * 4. Every node's count is recounted from the records, in one step (after a change of server, or
  *    when the pass re-created or dropped anyone).
  * 5. A node holding more participants than it takes: its newest participants beyond the limit are
@@ -129,11 +133,15 @@ export class Reconciler {
   /**
    * A join report of an allocation Redis does not know, after a change of server: the participant
    * is re-created on the reporting node. True when the allocation is recorded now (so it is current).
+   * If Redis holds another allocation of the participant on that same node, allocated before the
+   * change, the reported one replaces it: the agent serves one session per participant, so the node
+   * admitted the reported one after that one (on a token the router signed), and the allocation that
+   * had replaced it in Redis (with the leave of its session) was lost with the old server.
    */
   async adoptJoined(roomId: string, participantId: string, allocationId: string, nodeId: string): Promise<boolean> {
     const node = this.#deps.registry.snapshot().nodes.find((n) => n.nodeId === nodeId);
     if (!node) return false;
-    const outcome = await this.#adopt(roomId, { participantId, allocationId }, node);
+    const outcome = await this.#adopt(roomId, { participantId, allocationId }, node, this.#changedAtMs);
     return outcome === 'known' || outcome === 'adopted' || outcome === 'pinned' || outcome === 'conflict';
   }
 
@@ -165,22 +173,11 @@ export class Reconciler {
         }
       }),
     );
-    const result: ReconcileResult = { startedAtMs, nodes: inventories.size, adopted: 0, dropped: 0, recounted: [], movedSecondHome: 0, movedOverbooked: 0 };
+    const result: ReconcileResult = { startedAtMs, nodes: inventories.size, adopted: 0, joined: 0, dropped: 0, recounted: [], movedSecondHome: 0, movedOverbooked: 0 };
 
-    // 2. Joined sessions Redis does not know.
-    for (const { node, inventory } of inventories.values()) {
-      for (const room of inventory.rooms) {
-        const known = new Set(states.get(room.roomId)?.participants.map((p) => p.allocationId));
-        for (const session of room.participants) {
-          if (!session.joined || known.has(session.allocationId)) continue;
-          const outcome = await this.#adopt(room.roomId, session, node);
-          if (outcome === 'adopted' || outcome === 'pinned' || outcome === 'conflict') result.adopted++;
-          if (outcome === 'conflict') result.movedSecondHome++;
-        }
-      }
-    }
-
-    // 3. Joined records no node serves.
+    // 2. Joined records no node serves. Before the re-creations: a participant whose new allocation
+    // (and its join) was lost still holds its former one in Redis, which its node no longer serves;
+    // the former is dropped first, so the new one is re-created in this pass, not the next.
     for (const state of states.values()) {
       for (const p of state.participants) {
         const held = inventories.get(p.nodeId);
@@ -190,6 +187,28 @@ export class Reconciler {
           this.#deps.onAction?.('dropped', 1);
           this.#setStatus(p.allocationId, 'ended');
           this.#deps.onRoomChanged?.(state.room.roomId, [p.nodeId]);
+        }
+      }
+    }
+
+    // 3. Joined sessions Redis does not know, or knows as not joined yet (their join was lost).
+    for (const { node, inventory } of inventories.values()) {
+      for (const room of inventory.rooms) {
+        const known = new Map(states.get(room.roomId)?.participants.map((p) => [p.allocationId, p]));
+        for (const session of room.participants) {
+          if (!session.joined) continue;
+          const recorded = known.get(session.allocationId);
+          if (recorded) {
+            if (recorded.status === 'allocated' && (await this.#deps.rooms.markJoined(room.roomId, session.participantId, session.allocationId)).status === 'joined') {
+              result.joined++;
+              this.#deps.onAction?.('joined', 1);
+              this.#setStatus(session.allocationId, 'active');
+            }
+            continue;
+          }
+          const outcome = await this.#adopt(room.roomId, session, node);
+          if (outcome === 'adopted' || outcome === 'pinned' || outcome === 'conflict') result.adopted++;
+          if (outcome === 'conflict') result.movedSecondHome++;
         }
       }
     }
@@ -224,14 +243,14 @@ export class Reconciler {
 
     this.#last = result;
     this.#owed = false;
-    if (result.adopted + result.dropped + result.recounted.length + result.movedSecondHome + result.movedOverbooked > 0) {
+    if (result.adopted + result.joined + result.dropped + result.recounted.length + result.movedSecondHome + result.movedOverbooked > 0) {
       log.warn({ ...result, tookMs: now() - startedAtMs }, 'reconciled Redis with the agents');
     }
     return result;
   }
 
   /** Re-creates one session's participant on its node; a second home's participant is told to move. */
-  async #adopt(roomId: string, session: { participantId: string; allocationId: string }, node: NodeSnapshot): Promise<AdoptOutcome> {
+  async #adopt(roomId: string, session: { participantId: string; allocationId: string }, node: NodeSnapshot, replaceBeforeMs = 0): Promise<AdoptOutcome> {
     const { now, config } = this.#deps;
     const at = now();
     const record: ParticipantRecord = {
@@ -245,7 +264,7 @@ export class Reconciler {
       expiresAtMs: at + config.allocationTtlMs,
       adoptedAtMs: at,
     };
-    const outcome = await this.#deps.store.adopt(roomId, record, at);
+    const outcome = await this.#deps.store.adopt(roomId, record, at, replaceBeforeMs);
     if (outcome === 'adopted' || outcome === 'pinned' || outcome === 'conflict') {
       this.#deps.onAction?.('adopted', 1);
       this.#setStatus(session.allocationId, 'active');

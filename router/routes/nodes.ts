@@ -75,10 +75,11 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         // `joined` answers whether the allocation is current (ParticipantEventAnswer); the agent
         // closes a session that is not.
         let outcome = await rooms.markJoined(roomId, participantId, allocationId);
-        // Unknown to Redis right after a change of Redis server (a failover may have lost it): the
-        // agent admitted the participant on a token the router signed, so it is re-created on this
-        // node rather than refused (a single-use grant could not allocate again).
-        if (outcome.status === 'unknown' && app.reconciler && (await app.reconciler.mayHaveLost())) {
+        // Unknown to Redis right after a change of Redis server (a failover may have lost it, or
+        // Redis still holds the allocation it had replaced): the agent admitted the participant on
+        // a token the router signed, so it is re-created on this node rather than refused (a
+        // single-use grant could not allocate again). See Reconciler.adoptJoined.
+        if ((outcome.status === 'unknown' || outcome.status === 'replaced') && app.reconciler && (await app.reconciler.mayHaveLost())) {
           if (await app.reconciler.adoptJoined(roomId, participantId, allocationId, nodeId)) outcome = await rooms.markJoined(roomId, participantId, allocationId);
         }
         if (outcome.status !== 'joined') return reply.status(200).send({ current: false, reason: outcome.status });

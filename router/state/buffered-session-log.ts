@@ -18,6 +18,14 @@ export interface SessionLogOptions {
 
 const DEFAULT_FLUSH_TIMEOUT_MS = 5_000;
 const DEFAULT_MAX_BACKOFF_MS = 5_000;
+/**
+ * How long a status change whose row is not in the table yet is kept and written again with the
+ * next writes. Router replicas share the table, not their buffers: a participant's allocation
+ * answered by one replica and its join reported to another (agents reach any replica) gives a
+ * status change that can reach the table before its row; so can a replica's rows held back while
+ * the database was away. Past this the row is taken as never coming (its router died with it).
+ */
+const ROW_WAIT_MS = 60_000;
 
 /**
  * The session log's queueing, flushing and retry policy, shared by the memory and PostgreSQL
@@ -34,6 +42,8 @@ export abstract class BufferedSessionLog implements SessionLog {
   private failures = 0;
   private started = false;
   private closed = false;
+  /** Status changes written while their row was not in the table: when their row was first missed. */
+  private readonly rowMissingSince = new Map<string, number>();
 
   protected constructor(protected readonly options: SessionLogOptions) {
     this.buffer = new SessionBuffer(options.bufferMax);
@@ -42,8 +52,8 @@ export abstract class BufferedSessionLog implements SessionLog {
 
   /** Readies the backend (migrations); throws when it cannot. */
   protected abstract prepare(): Promise<void>;
-  /** Writes one batch, inserts before changes, all or nothing. */
-  protected abstract write(batch: SessionBatch): Promise<void>;
+  /** Writes one batch, inserts before changes, all or nothing; returns the ids of the changes whose row is not in the table. */
+  protected abstract write(batch: SessionBatch): Promise<string[]>;
   abstract get(id: string): Promise<SessionRow | null>;
   /** Releases the backend's resources. */
   protected abstract release(): Promise<void>;
@@ -124,16 +134,44 @@ export abstract class BufferedSessionLog implements SessionLog {
     const write = this.writes.then(async () => {
       const batch = this.buffer.take();
       if (!batch) return;
+      let withoutRow: string[];
       try {
-        await this.write(batch);
+        withoutRow = await this.write(batch);
       } catch (err) {
         this.buffer.restore();
         throw err;
       }
       this.buffer.commit();
+      this.awaitRows(batch, withoutRow);
     });
     this.writes = write.catch(() => undefined);
     return write;
+  }
+
+  /** The batch's changes that found no row are queued again, until their row has been missed for ROW_WAIT_MS. */
+  private awaitRows(batch: SessionBatch, withoutRow: string[]): void {
+    const missing = new Set(withoutRow.map((id) => id.toLowerCase()));
+    const nowMs = Date.now();
+    // First missed first: what a full buffer dropped is forgotten here too, oldest first.
+    for (const [id, since] of this.rowMissingSince) {
+      if (nowMs - since <= 2 * ROW_WAIT_MS) break;
+      this.rowMissingSince.delete(id);
+    }
+    for (const change of batch.changes) {
+      const id = change.id.toLowerCase();
+      const since = this.rowMissingSince.get(id);
+      if (!missing.has(id)) {
+        if (since !== undefined) this.rowMissingSince.delete(id);
+        continue;
+      }
+      if (since !== undefined && nowMs - since > ROW_WAIT_MS) {
+        this.rowMissingSince.delete(id);
+        this.options.logger?.info({ id, status: change.status }, 'session log: status change dropped, its row never reached the table');
+        continue;
+      }
+      this.rowMissingSince.set(id, since ?? nowMs);
+      this.buffer.addChange(change);
+    }
   }
 
   private backoff(attempt: number): number {

@@ -24,7 +24,7 @@ export class MemorySessionLog extends BufferedSessionLog {
 
   protected async prepare(): Promise<void> {}
 
-  protected async write(batch: SessionBatch): Promise<void> {
+  protected async write(batch: SessionBatch): Promise<string[]> {
     for (const row of batch.inserts) {
       if (!this.rows.has(row.id)) this.rows.set(row.id, { ...row });
     }
@@ -38,6 +38,8 @@ export class MemorySessionLog extends BufferedSessionLog {
       const changed = row && applyStatusChange(row, change);
       if (changed) this.rows.set(change.id, changed);
     }
+    // One process: a row not here was never recorded or is gone, it is not on its way from another replica.
+    return [];
   }
 
   protected async release(): Promise<void> {

@@ -76,11 +76,17 @@ export class PgSessionLog extends BufferedSessionLog {
     this.insertSql = `INSERT INTO ${this.table} (id, room_id, user_id, server_id, region, home_region, status, created_at, ended_at)
       SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::varchar[], $7::varchar[], $8::timestamptz[], $9::timestamptz[])
       ON CONFLICT (id) DO NOTHING`;
-    this.changeSql = `UPDATE ${this.table} AS s
-      SET status = c.status,
-          ended_at = CASE WHEN c.status IN (${FINAL_STATUSES.map((status) => `'${status}'`).join(', ')}) THEN c.at ELSE s.ended_at END
-      FROM unnest($1::uuid[], $2::varchar[], $3::timestamptz[]) AS c(id, status, at)
-      WHERE s.id = c.id AND ${rankOf('s.status')} < ${rankOf('c.status')}`;
+    // Answers the changes whose row is not in the table (yet): the data-modifying CTE runs whether
+    // or not the SELECT reads it, and the SELECT sees the rows as they were before it (the same ids).
+    this.changeSql = `WITH c AS (SELECT * FROM unnest($1::uuid[], $2::varchar[], $3::timestamptz[]) AS c(id, status, at)),
+      changed AS (
+        UPDATE ${this.table} AS s
+        SET status = c.status,
+            ended_at = CASE WHEN c.status IN (${FINAL_STATUSES.map((status) => `'${status}'`).join(', ')}) THEN c.at ELSE s.ended_at END
+        FROM c
+        WHERE s.id = c.id AND ${rankOf('s.status')} < ${rankOf('c.status')}
+      )
+      SELECT c.id FROM c WHERE NOT EXISTS (SELECT 1 FROM ${this.table} AS s WHERE s.id = c.id)`;
   }
 
   async get(id: string): Promise<SessionRow | null> {
@@ -109,7 +115,7 @@ export class PgSessionLog extends BufferedSessionLog {
     }
   }
 
-  protected async write(batch: SessionBatch): Promise<void> {
+  protected async write(batch: SessionBatch): Promise<string[]> {
     const client = await this.pool.connect();
     // A server that dies (a PostgreSQL restart) mid-write fails the query, and the checked-out
     // client also emits 'error': without a listener that would end the router. The query's
@@ -120,8 +126,13 @@ export class PgSessionLog extends BufferedSessionLog {
     try {
       await client.query('BEGIN');
       for (const rows of chunks(batch.inserts, this.options.batchSize)) await client.query(this.insertSql, insertParams(rows));
-      for (const changes of chunks(batch.changes, this.options.batchSize)) await client.query(this.changeSql, changeParams(changes));
+      const withoutRow: string[] = [];
+      for (const changes of chunks(batch.changes, this.options.batchSize)) {
+        const { rows } = await client.query<{ id: string }>(this.changeSql, changeParams(changes));
+        withoutRow.push(...rows.map((row) => row.id));
+      }
       await client.query('COMMIT');
+      return withoutRow;
     } catch (err) {
       failure = err as Error;
       await client.query('ROLLBACK').catch(() => undefined);

@@ -313,20 +313,28 @@ return 1
  * The reconcile's re-creation of a participant Redis does not know but its node serves (an
  * allocation acknowledged and lost with a failed-over primary, or whose join or leave never
  * reached Redis). ARGV: roomId, participantId, record (joined, on its node, with `adoptedAtMs`),
- * nodeId, region, nowMs. Returns {outcome}: `known` (that allocation is recorded), `replaced` (the
- * participant holds another allocation now), `removed` (an admin removed it), `p2p`, or, written:
+ * nodeId, region, nowMs, replaceBeforeMs, pendingMember. Returns {outcome}: `known` (that allocation
+ * is recorded), `replaced` (the participant holds another allocation now), `removed` (an admin
+ * removed it), `p2p`, or, written:
  * `pinned` (the room had no home: pinned on this node), `adopted` (the node serves the room as Redis
  * knows it), `conflict` (the room's home in Redis is elsewhere and Redis knew no participant of it on
  * this node: the node was a second home, and its participants are to move). The node's count grows
- * by one with the record, so counts stay equal to the records.
+ * by one with the record, so counts stay equal to the records. A participant holding another
+ * allocation on this same node, allocated before replaceBeforeMs ('0': never), has it replaced (an
+ * agent serves one session per participant: the node serves the new one instead, and the failover
+ * lost the allocation that had replaced it); its reservation and pending expiry go with it.
  */
 export const ADOPT = `${HELPERS}
 if redis.call('EXISTS', KEYS[7]) == 1 then return {'p2p'} end
 if redis.call('HEXISTS', KEYS[9], ARGV[2]) == 1 then return {'removed'} end
 local current = redis.call('HGET', KEYS[2], ARGV[2])
 if current then
-  if cjson.decode(current).allocationId == cjson.decode(ARGV[3]).allocationId then return {'known'} end
-  return {'replaced'}
+  local held = cjson.decode(current)
+  if held.allocationId == cjson.decode(ARGV[3]).allocationId then return {'known'} end
+  if held.nodeId ~= ARGV[4] or held.allocatedAtMs >= tonumber(ARGV[7]) then return {'replaced'} end
+  releaseNode(KEYS[3], held.nodeId)
+  redis.call('ZREM', KEYS[4], ARGV[8])
+  redis.call('HDEL', KEYS[8], ARGV[2])
 end
 local room = redis.call('HMGET', KEYS[1], 'home', 'homeNode')
 local outcome = 'adopted'

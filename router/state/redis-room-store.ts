@@ -347,9 +347,19 @@ export class RedisRoomStore implements RoomStore, ReconcileStore {
     return { runId, changedAtMs: Number(changedAtMs), changed: changed === 1 };
   }
 
-  async adopt(roomId: string, participant: ParticipantRecord, nowMs: number): Promise<AdoptOutcome> {
+  async adopt(roomId: string, participant: ParticipantRecord, nowMs: number, replaceBeforeMs = 0): Promise<AdoptOutcome> {
     const [outcome] = (await redisCall(() =>
-      this.redis.roomAdopt(...this.roomKeys(roomId), roomId, participant.participantId, encodeParticipant(participant), participant.nodeId, participant.region, nowMs),
+      this.redis.roomAdopt(
+        ...this.roomKeys(roomId),
+        roomId,
+        participant.participantId,
+        encodeParticipant(participant),
+        participant.nodeId,
+        participant.region,
+        nowMs,
+        replaceBeforeMs,
+        pendingMember(roomId, participant.participantId),
+      ),
     )) as [AdoptOutcome];
     return outcome;
   }

@@ -250,8 +250,12 @@ export interface ReconcileStore {
    * `changed`: this call saw the change first.
    */
   identity(nowMs: number): Promise<{ runId: string; changedAtMs: number; changed: boolean }>;
-  /** Re-creates a participant its node serves but Redis does not know (joined, on `nodeId`); atomic. */
-  adopt(roomId: string, participant: ParticipantRecord, nowMs: number): Promise<AdoptOutcome>;
+  /**
+   * Re-creates a participant its node serves but Redis does not know (joined, on `nodeId`); atomic.
+   * The participant's record of another allocation on the same node, allocated before
+   * `replaceBeforeMs` (default 0: never), is replaced rather than answered `replaced`.
+   */
+  adopt(roomId: string, participant: ParticipantRecord, nowMs: number, replaceBeforeMs?: number): Promise<AdoptOutcome>;
   /** Makes every node's count equal to the participant records on it, atomically; returns what it corrected. */
   recountNodes(): Promise<Array<{ nodeId: string; was: number; now: number }>>;
   /** True for the first caller per allocation within `ttlMs`: the one router that tells the participant to move. */

@@ -86,6 +86,15 @@ function setInventories(sessions: Array<{ nodeId: string; roomId: string; partic
 
 const roomKey = (roomId: string) => `${prefix}room:${roomId}`;
 
+/** The sessions of every participant Redis records as joined now (what the agents hold when nothing was lost). */
+async function joinedInRedis() {
+  const sessions: Array<{ nodeId: string; roomId: string; participantId: string; allocationId: string }> = [];
+  for (const roomId of await routers[0]!.app.rooms.listRoomIds()) {
+    for (const p of (await routers[0]!.app.rooms.getRoom(roomId))?.participants ?? []) if (p.status === 'joined') sessions.push({ nodeId: p.nodeId, roomId, participantId: p.participantId, allocationId: p.allocationId });
+  }
+  return sessions;
+}
+
 /** Every node's count equals the participant records on it, and none is above its limit. */
 async function expectExactCounts() {
   const counts = await routers[0]!.app.rooms.nodeCounts();
@@ -204,5 +213,63 @@ it('a join report of an allocation Redis lost: re-created after a change of Redi
   expect(state.participants.map((p) => [p.participantId, p.allocationId, p.status])).toEqual([['erin', lost.body.allocationId, 'joined']]);
   // The deleted record left its count behind (a real failover loses both together): the pass recounts.
   await passBoth();
+  await expectExactCounts();
+});
+
+it("a participant's new allocation lost with its join (Redis holds its former one, which its node no longer serves): dropped and re-created in one pass", async () => {
+  const former = await join('replaced-room', 'frank', US);
+  const formerRecord = (await redis.hget(`${roomKey('replaced-room')}:participants`, 'frank'))!;
+  const latest = await join('replaced-room', 'frank', US);
+  expect(latest.node.id).toBe(former.node.id);
+  setInventories(await joinedInRedis());
+  // Lost with the old primary: the new allocation and its join; Redis has the former one again.
+  await redis.hset(`${roomKey('replaced-room')}:participants`, 'frank', formerRecord);
+
+  // One leader's pass (with two at once, one's drop can precede the other's re-creation by chance).
+  const done = await reconcilers()[0]!.runPass();
+  expect(done).toMatchObject({ dropped: 1, adopted: 1 });
+  const state = (await routers[0]!.app.rooms.getRoom('replaced-room'))!;
+  expect(state.participants.map((p) => [p.participantId, p.allocationId, p.status])).toEqual([['frank', latest.allocationId, 'joined']]);
+  await expectExactCounts();
+});
+
+it('a join lost (Redis holds the allocation as not joined, its node serves it joined): marked joined, so it does not expire', async () => {
+  const res = await allocate(routers[0]!.url, { roomId: 'lost-join', participantId: 'gina', latencies: US });
+  expect(res.status).toBe(200);
+  setInventories([...(await joinedInRedis()), { nodeId: res.body.node.id, roomId: 'lost-join', participantId: 'gina', allocationId: res.body.allocationId }]);
+  expect((await routers[0]!.app.rooms.getRoom('lost-join'))!.participants.map((p) => p.status)).toEqual(['allocated']);
+
+  const done = await passBoth();
+  expect(done).toMatchObject({ adopted: 0, dropped: 0 });
+  expect((await routers[0]!.app.rooms.getRoom('lost-join'))!.participants.map((p) => [p.allocationId, p.status])).toEqual([[res.body.allocationId, 'joined']]);
+  // No longer pending: the expiry sweep leaves it.
+  expect(await redis.zrange(`${prefix}allocations:pending`, 0, -1)).not.toContainEqual(JSON.stringify(['lost-join', 'gina']));
+  await expectExactCounts();
+});
+
+it("a join report after a change of server of an allocation lost with its predecessor's leave (Redis holds the former one on that node): re-created; a stale one is still \"replaced\"", async () => {
+  const former = await join('late-replace', 'hugo', US);
+  const formerRecord = (await redis.hget(`${roomKey('late-replace')}:participants`, 'hugo'))!;
+  const lost = await allocate(routers[0]!.url, { roomId: 'late-replace', participantId: 'hugo', latencies: US });
+  expect(lost.status).toBe(200);
+  expect(lost.body.node.id).toBe(former.node.id);
+  // Lost with the old primary: the new allocation and the former session's leave. Then the change of server.
+  await redis.hset(`${roomKey('late-replace')}:participants`, 'hugo', formerRecord);
+  await redis.zrem(`${prefix}allocations:pending`, JSON.stringify(['late-replace', 'hugo']));
+  await redis.del(`${prefix}redis-identity`);
+
+  let answer = await report('joined', lost.body.node.id, 'late-replace', 'hugo', lost.body.allocationId);
+  expect(answer.body).toMatchObject({ current: true });
+  const state = (await routers[0]!.app.rooms.getRoom('late-replace'))!;
+  expect(state.participants.map((p) => [p.participantId, p.allocationId, p.status])).toEqual([['hugo', lost.body.allocationId, 'joined']]);
+  expect(await redis.zrange(`${prefix}allocations:pending`, 0, -1)).not.toContainEqual(JSON.stringify(['late-replace', 'hugo']));
+  await expectExactCounts();
+
+  // Allocated again after the change: a report of the earlier allocation is stale, "replaced" as always.
+  const newer = await allocate(routers[0]!.url, { roomId: 'late-replace', participantId: 'hugo', latencies: US });
+  expect(newer.status).toBe(200);
+  answer = await report('joined', lost.body.node.id, 'late-replace', 'hugo', lost.body.allocationId);
+  expect(answer.body).toEqual({ current: false, reason: 'replaced' });
+  expect((await routers[0]!.app.rooms.getRoom('late-replace'))!.participants.map((p) => p.allocationId)).toEqual([newer.body.allocationId]);
   await expectExactCounts();
 });

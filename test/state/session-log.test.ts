@@ -122,6 +122,26 @@ describe('PgSessionLog on PostgreSQL', () => {
     expect(stored).toEqual([{ n: '20', servers: 'us-east-1', statuses: 'ended' }]);
   });
 
+  it("a status change that reaches the table before its row (another router's, not written yet) is applied once the row is there", async () => {
+    // Router A answers the allocations, the agents report the joins to router B, and B writes first.
+    const allocatedBy = pgLog();
+    const joinedAt = pgLog();
+    await allocatedBy.start();
+    await joinedAt.start();
+    const rows = Array.from({ length: 5 }, () => sessionRow({ roomId: 'joined-elsewhere' }));
+    for (const row of rows) joinedAt.setStatus(row.id, 'active', new Date());
+    joinedAt.setStatus(rows[4]!.id, 'ended', new Date('2024-05-01T11:00:00.000Z'));
+    await joinedAt.flush();
+    // The changes wait for their rows.
+    expect(joinedAt.bufferDepth()).toBe(5);
+    for (const row of rows) allocatedBy.record(row);
+    await allocatedBy.flush();
+    await joinedAt.flush();
+    const stored = await schemas.query<{ status: string; ended_at: Date | null }>(`SELECT status, ended_at FROM "${sharedSchema}".video_sessions WHERE id = ANY($1::uuid[]) ORDER BY status`, [rows.map((r) => r.id)]);
+    expect(stored.map((r) => [r.status, r.ended_at?.toISOString() ?? null])).toEqual([...Array(4).fill(['active', null]), ['ended', '2024-05-01T11:00:00.000Z']]);
+    expect(joinedAt.bufferDepth()).toBe(0);
+  });
+
   it('close writes what is still queued', async () => {
     const log = pgLog();
     await log.start();
