@@ -59,6 +59,15 @@ export class NodeRegistry {
   #refreshAgain: Promise<RegistrySnapshot> | null = null;
   /** Since when every read of the store has succeeded; null while it fails (see `livenessSettled`). */
   #storeReachableSinceMs: number | null = null;
+  /**
+   * After the store failed to answer (an outage, or a Sentinel failover, whose new primary may also
+   * lack the last heartbeats written to the old one), live nodes' heartbeats look old until their
+   * next one lands, and placement would take them for dead: refuse the room, or put it on another
+   * node beside its home. So for GEO_SFU_DEAD_AFTER_MS after the store answers again, the nodes not
+   * dead in the last read before count their heartbeat age from that answer. (A node that died during
+   * the outage is then placed on for at most that long; its clients fail over from it.)
+   */
+  #heartbeatGrace: { sinceMs: number; nodeIds: ReadonlySet<string> } | null = null;
 
   constructor(private readonly opts: NodeRegistryOptions) {}
 
@@ -97,7 +106,7 @@ export class NodeRegistry {
     const { config } = this.opts;
     return {
       ...this.#snapshot,
-      nodes: this.#snapshot.nodes.map((n) => ({ ...n, state: nodeState(now - n.record.lastHeartbeatMs, config) })),
+      nodes: this.#snapshot.nodes.map((n) => ({ ...n, state: nodeState(this.#heartbeatAgeMs(n.record, now), config) })),
     };
   }
 
@@ -179,6 +188,10 @@ export class NodeRegistry {
     const { config, store, rooms, now } = this.opts;
     const [records, counts] = await Promise.all([store.list(), rooms.nodeCounts()]);
     const takenAtMs = now();
+    // The first answer after failed reads (not the first read ever): see #heartbeatGrace.
+    if (this.#storeReachableSinceMs === null && this.#snapshot.takenAtMs > 0) {
+      this.#heartbeatGrace = { sinceMs: takenAtMs, nodeIds: new Set(this.#snapshot.nodes.filter((n) => n.state !== 'dead').map((n) => n.nodeId)) };
+    }
     const live: NodeRecord[] = [];
     for (const record of records) {
       if (takenAtMs - record.lastHeartbeatMs > config.forgetDeadAfterMs) {
@@ -187,10 +200,19 @@ export class NodeRegistry {
         live.push(record);
       }
     }
-    const nodes = live.map((record) => toSnapshot(record, counts.get(record.registration.nodeId) ?? 0, takenAtMs, config));
+    const nodes = live.map((record) => toSnapshot(record, counts.get(record.registration.nodeId) ?? 0, this.#heartbeatAgeMs(record, takenAtMs), config));
     this.#snapshot = { takenAtMs, nodes, interRegion: interRegionFrom(nodes) };
     this.#view = null;
     return this.#snapshot;
+  }
+
+  /** How old the node's heartbeat counts as at `nowMs` (see #heartbeatGrace). */
+  #heartbeatAgeMs(record: NodeRecord, nowMs: number): number {
+    const grace = this.#heartbeatGrace;
+    if (grace && nowMs - grace.sinceMs < this.opts.config.deadAfterMs && grace.nodeIds.has(record.registration.nodeId)) {
+      return nowMs - Math.max(record.lastHeartbeatMs, grace.sinceMs);
+    }
+    return nowMs - record.lastHeartbeatMs;
   }
 
   peersOf(nodeId: string): HeartbeatAck['peers'] {
@@ -212,7 +234,7 @@ export function nodeState(heartbeatAgeMs: number, config: Pick<GeoSfuConfig, 'su
   return 'alive';
 }
 
-function toSnapshot(record: NodeRecord, reserved: number, nowMs: number, config: GeoSfuConfig): NodeSnapshot {
+function toSnapshot(record: NodeRecord, reserved: number, heartbeatAgeMs: number, config: GeoSfuConfig): NodeSnapshot {
   const hb = record.heartbeat;
   const maxParticipants = Math.min(
     config.maxParticipantsPerNode,
@@ -224,7 +246,7 @@ function toSnapshot(record: NodeRecord, reserved: number, nowMs: number, config:
     record,
     nodeId: record.registration.nodeId,
     region: record.registration.region,
-    state: nodeState(nowMs - record.lastHeartbeatMs, config),
+    state: nodeState(heartbeatAgeMs, config),
     draining: hb?.draining ?? false,
     cordoned: hb?.cordoned ?? false,
     reserved,

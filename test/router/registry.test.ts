@@ -128,3 +128,43 @@ it('a refresh asked for while an older read runs waits for a read that starts af
   // Callers while a read ran share one read after it.
   expect(againSnapshot).toBe(freshSnapshot);
 });
+
+it("after the store failed to answer, nodes alive before it keep their place for one dead-after period (their heartbeats could not land); a node dead before stays dead", async () => {
+  const config = testConfig('memory');
+  const inner = new MemoryNodeRegistry();
+  let storeDown = false;
+  const store: NodeRegistryStore = {
+    register: (r, now) => inner.register(r, now),
+    heartbeat: (h, now) => inner.heartbeat(h, now),
+    deregister: (id) => inner.deregister(id),
+    close: () => inner.close(),
+    list: async () => {
+      if (storeDown) throw new Error('store unreachable');
+      return inner.list();
+    },
+  };
+  let nowMs = 1_000_000;
+  const registry = new NodeRegistry({ config, store, rooms: new MemoryRoomStore({ roomIdleTtlMs: 60_000 }), now: () => nowMs });
+  const url = 'http://127.0.0.1:9';
+  const register = (nodeId: string) => store.register({ nodeId, region: 'eu-west', controlUrl: url, signalingUrl: url, probeUrl: `${url}/probe`, maxParticipants: 10, version: 'test' }, nowMs);
+  await register('gone-1');
+  nowMs += config.deadAfterMs + 1;
+  await register('live-1');
+  const states = (snapshot: { nodes: Array<{ nodeId: string; state: string }> }) => Object.fromEntries(snapshot.nodes.map((n) => [n.nodeId, n.state]));
+  expect(states(await registry.refresh())).toEqual({ 'gone-1': 'dead', 'live-1': 'alive' });
+  // An outage (or a failover) longer than dead-after: live-1's heartbeats cannot land meanwhile.
+  storeDown = true;
+  nowMs += 1_000;
+  await expect(registry.refresh()).rejects.toThrow('store unreachable');
+  nowMs += config.deadAfterMs;
+  storeDown = false;
+  const back = await registry.refresh();
+  expect(states(back)).toEqual({ 'gone-1': 'dead', 'live-1': 'alive' });
+  expect(registry.livenessSettled()).toBe(false);
+  expect(registry.placementView().nodes.find((n) => n.nodeId === 'live-1')?.state).toBe('alive');
+  // No heartbeat from it within dead-after of the store's answer: suspect, then dead after all.
+  nowMs += config.suspectAfterMs;
+  expect(states(registry.snapshot())['live-1']).toBe('suspect');
+  nowMs += config.deadAfterMs - config.suspectAfterMs;
+  expect(states(registry.snapshot())['live-1']).toBe('dead');
+});
