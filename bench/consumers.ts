@@ -5,26 +5,48 @@ import type { types as ms } from 'mediasoup';
 import { DEFAULT_MEDIA_CODECS } from '../sfu/index.ts';
 import { loadMediasoup } from '../sfu/worker-binary.ts';
 import { rtpPacket, vp8Payload, VP8_PT, vp8RtpParameters } from '../test/sfu/helpers/rtp.ts';
+import { receiverFeedback, SrtcpSender } from './srtcp-feedback.ts';
 
 /**
  * Consumers one mediasoup worker can feed: one VP8 producer at a stated bitrate, consumers whose
  * packets are SRTP-encrypted (as on a WebRTC downlink) and go to a discard port, added in steps until the worker's own CPU (getResourceUsage)
  * passes 85%; the figure is interpolated at 85%. mediasoup's documentation suggests about 500
  * per core as a guide; the target here is ≥ 400.
+ *
+ * With `feedback`, each downlink also sends what a real receiver sends back, SRTCP-protected
+ * (./srtcp-feedback.ts): every 100 ms (the cadence of libwebrtc's transport feedback) a receiver
+ * report with a block per consumer and a REMB, and every second a generic NACK per consumer. It is
+ * sent from the discard port (the address the transport is connected to: a plain transport takes
+ * RTCP from there only). Transport-wide congestion control feedback is not emulated: it needs the
+ * arrival times of packets these receivers never read.
  */
 export interface ConsumersBenchResult {
   /** The producer's measured inbound bitrate over the run. */
   bitrateKbps: number;
   consumersAt85: number | null;
   steps: Array<{ consumers: number; cpu: number }>;
+  /** With `feedback`: SRTCP packets sent, and NACKs the consumers counted (proof the worker took the feedback). */
+  feedback: { packets: number; nacksCounted: number } | null;
 }
 
 const SSRC = 0x0bec0001;
 const PACKET_PAYLOAD = 1_100;
 
-/** A UDP port bound by a process that never reads it: the kernel drops what overflows, no ICMP errors. */
+/**
+ * A UDP port bound by a process that never reads it: the kernel drops what overflows, no ICMP
+ * errors. Lines `<port> <hex>` on its stdin are sent from it to 127.0.0.1:<port>.
+ */
 async function discardPort(): Promise<{ port: number; proc: ChildProcess }> {
-  const proc = spawn('python3', ['-c', "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('127.0.0.1',0))\nprint(s.getsockname()[1],flush=True)\ntime.sleep(3600)"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const script = [
+    'import socket,sys',
+    's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)',
+    "s.bind(('127.0.0.1',0))",
+    'print(s.getsockname()[1],flush=True)',
+    'for line in sys.stdin:',
+    '  port,data=line.split()',
+    "  s.sendto(bytes.fromhex(data),('127.0.0.1',int(port)))",
+  ].join('\n');
+  const proc = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     proc.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
     proc.once('error', reject);
@@ -38,7 +60,7 @@ async function workerCpuMs(worker: ms.Worker): Promise<number> {
 }
 
 /** `budgetMs`: stop adding consumers after this long (default: 45 s with `quick`, none otherwise). */
-export async function benchConsumers(opts: { quick: boolean; bitrateKbps?: number; budgetMs?: number }): Promise<ConsumersBenchResult> {
+export async function benchConsumers(opts: { quick: boolean; bitrateKbps?: number; budgetMs?: number; feedback?: boolean }): Promise<ConsumersBenchResult> {
   const budgetMs = opts.budgetMs ?? (opts.quick ? 45_000 : Number.POSITIVE_INFINITY);
   const bitrateKbps = opts.bitrateKbps ?? 1_000;
   const mediasoup = await loadMediasoup();
@@ -49,6 +71,8 @@ export async function benchConsumers(opts: { quick: boolean; bitrateKbps?: numbe
   await new Promise<void>((r) => sender.bind(0, '127.0.0.1', () => r()));
   const steps: ConsumersBenchResult['steps'] = [];
   let measuredKbps = 0;
+  let feedback: ConsumersBenchResult['feedback'] = null;
+  let feedbackTimer: NodeJS.Timeout | undefined;
   try {
     const input = await router.createPlainTransport({ listenInfo: { protocol: 'udp', ip: '127.0.0.1' }, rtcpMux: true, comedia: true });
     const producer = await input.produce({ kind: 'video', rtpParameters: vp8RtpParameters(SSRC) });
@@ -72,6 +96,20 @@ export async function benchConsumers(opts: { quick: boolean; bitrateKbps?: numbe
 
     const consumerCaps = router.rtpCapabilities;
     const transports: ms.PlainTransport[] = [];
+    const made: ms.Consumer[] = [];
+    const downlinks: Array<{ transport: ms.PlainTransport; srtcp: SrtcpSender; ssrc: number; mediaSsrcs: number[] }> = [];
+    let feedbackPackets = 0;
+    let tick = 0;
+    feedbackTimer = opts.feedback
+      ? setInterval(() => {
+          tick++;
+          for (const d of downlinks) {
+            const packet = d.srtcp.protect(receiverFeedback(d.ssrc, d.mediaSsrcs, bitrateKbps * 1000, tick % 10 === 0 ? tick & 0xffff : undefined));
+            sink.proc.stdin!.write(`${d.transport.tuple.localPort} ${packet.toString('hex')}\n`);
+            feedbackPackets++;
+          }
+        }, 100)
+      : undefined;
     const step = opts.quick ? 100 : 50;
     const settleMs = opts.quick ? 1_500 : 3_000;
     const maxConsumers = opts.quick ? 1_500 : 3_000;
@@ -82,10 +120,14 @@ export async function benchConsumers(opts: { quick: boolean; bitrateKbps?: numbe
         if (consumers % 10 === 0) {
           // SRTP like a WebRTC downlink: encryption is a large part of a consumer's cost.
           const t = await router.createPlainTransport({ listenInfo: { protocol: 'udp', ip: '127.0.0.1' }, rtcpMux: true, comedia: false, enableSrtp: true, srtpCryptoSuite: 'AES_CM_128_HMAC_SHA1_80' });
-          await t.connect({ ip: '127.0.0.1', port: sink.port, srtpParameters: { cryptoSuite: 'AES_CM_128_HMAC_SHA1_80', keyBase64: randomBytes(30).toString('base64') } });
+          const keyBase64 = randomBytes(30).toString('base64');
+          await t.connect({ ip: '127.0.0.1', port: sink.port, srtpParameters: { cryptoSuite: 'AES_CM_128_HMAC_SHA1_80', keyBase64 } });
           transports.push(t);
+          downlinks.push({ transport: t, srtcp: new SrtcpSender(keyBase64), ssrc: randomBytes(4).readUInt32BE(0), mediaSsrcs: [] });
         }
-        await transports.at(-1)!.consume({ producerId: producer.id, rtpCapabilities: consumerCaps, paused: false });
+        const consumer = await transports.at(-1)!.consume({ producerId: producer.id, rtpCapabilities: consumerCaps, paused: false });
+        made.push(consumer);
+        downlinks.at(-1)!.mediaSsrcs.push(consumer.rtpParameters.encodings![0]!.ssrc!);
         consumers++;
       }
       await new Promise((r) => setTimeout(r, 300));
@@ -98,15 +140,23 @@ export async function benchConsumers(opts: { quick: boolean; bitrateKbps?: numbe
       if (share >= 0.85) break;
     }
     clearInterval(timer);
+    clearInterval(feedbackTimer);
+    if (opts.feedback) {
+      // The first downlinks' consumers, which got feedback for the whole run.
+      let nacksCounted = 0;
+      for (const consumer of made.slice(0, 50)) for (const s of await consumer.getStats()) if (s.type === 'outbound-rtp') nacksCounted += s.nackCount;
+      feedback = { packets: feedbackPackets, nacksCounted };
+    }
     const stats = await producer.getStats();
     const received = stats.reduce((n, x) => n + x.byteCount, 0);
     measuredKbps = Math.round((received * 8) / (performance.now() - started));
   } finally {
+    clearInterval(feedbackTimer);
     sender.close();
     sink.proc.kill();
     worker.close();
   }
-  return { bitrateKbps: measuredKbps, consumersAt85: interpolate(steps, 0.85), steps };
+  return { bitrateKbps: measuredKbps, consumersAt85: interpolate(steps, 0.85), steps, feedback };
 }
 
 function interpolate(steps: ConsumersBenchResult['steps'], level: number): number | null {
