@@ -206,8 +206,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   /**
    * What the links carry now, per other node (summed over its rooms' pipe transports), and how
    * what arrives from it fares over all its rooms' piped-in streams (loss: LinkLossMeter; jitter:
-   * cascadeLinkJitterMs): bounded by the number of nodes, whatever the number of rooms. Read once
-   * per heartbeat (the loss is counted between reads).
+   * cascadeLinkJitterMs): bounded by the number of nodes, whatever the number of rooms. Each read
+   * counts the losses since the one before (the heartbeat's, each second), reported over 5 s.
    */
   async linkMedia(): Promise<CascadeLinkMedia[]> {
     const byPeer = new Map<string, { media: CascadeLinkMedia; streams: PipedStreamRawStats[] }>();

@@ -119,7 +119,7 @@ export const CascadeLinkMedia = Type.Object(
      */
     loss: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
     /** Their interarrival jitter (RFC 3550), ms, rounded to 0.1 ms: the lowest of the streams arriving (sfu/quality-stats.ts cascadeLinkJitterMs). */
-    jitterMs: Type.Optional(Type.Number({ minimum: 0, maximum: 60_000 })),
+    jitterMs: Type.Optional(Type.Number({ minimum: 0 })),
   },
   { additionalProperties: false },
 );
