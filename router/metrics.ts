@@ -100,8 +100,8 @@ export function createRouterMetrics() {
     }),
     qualityAlerts: new Gauge({
       name: 'geo_sfu_quality_alerts',
-      help: 'Active quality alerts (packet loss or RTT over threshold) by region and kind.',
-      labelNames: ['region', 'kind'] as const,
+      help: "Active quality alerts (packet loss, RTT or jitter over threshold) by region and kind: participants', and cascade links' with the peer region (peer_region, the region the link's media comes from).",
+      labelNames: ['region', 'kind', 'peer_region'] as const,
       registers: [registry],
     }),
     alertWebhookFailures: new Counter({

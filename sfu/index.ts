@@ -14,11 +14,14 @@ export { assertLastN, lastNPeers } from './last-n.ts';
 export { DEFAULT_MEDIA_CODECS } from './media-codecs.ts';
 export {
   aggregateRoomStats,
+  cascadeLinkJitterMs,
   computeParticipantStats,
   computeTrackStats,
+  firstTransmissions,
   jitterToMs,
   type ParticipantQualityStats,
   type ParticipantRawStats,
+  type PipedStreamRawStats,
   type RoomQualityStats,
   type TrackQualityStats,
   type TrackRawStats,

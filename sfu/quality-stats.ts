@@ -290,3 +290,45 @@ export function aggregateRoomStats(
     ...(jitterMs !== undefined ? { jitterMs } : {}),
   };
 }
+
+/** One stream a node receives over a cascade link: a producer piped in from the peer node. */
+export interface PipedStreamRawStats {
+  producerId: string;
+  /** The codec's clock rate (jitter conversion). */
+  clockRate: number;
+  /** The imported producer's stats ('inbound-rtp' entries are read, others ignored). */
+  stats: ms.ProducerStat[];
+}
+
+/**
+ * A received stream's first transmissions so far (cumulative): how many it should have received
+ * and how many of those were lost on the way, repaired since or not. mediasoup counts
+ * `packetsLost` as expected minus received originals at each receiver report (about 1 s for
+ * video, 5 s for audio); a retransmission over RTX is not an original, so a repaired packet stays
+ * lost there, but without RTX (audio on the pipe) the retransmission carries the original's
+ * sequence number and fills the gap: those losses are the stream's `packetsRepaired`.
+ */
+export function firstTransmissions(s: ms.ProducerStat): { expected: number; lost: number } {
+  const repaired = s.packetsRepaired;
+  const lost = s.packetsLost + (s.rtxSsrc === undefined ? repaired : 0);
+  return { expected: s.packetCount - repaired + lost, lost };
+}
+
+/**
+ * The jitter of what arrives over a cascade link, ms (rounded to 0.1 ms): the LOWEST interarrival
+ * jitter (RFC 3550, mediasoup's `jitter` in RTP clock units) among the streams arriving (bitrate
+ * > 0). Every stream crosses the same path, so the path's jitter shows in each; others add their
+ * own on top (a video frame's packets share one timestamp and arrive spread by the sender's pacing;
+ * a retransmission without RTX arrives a round trip late under the original's timestamp), so the
+ * lowest is the path's. Undefined while nothing arrives.
+ */
+export function cascadeLinkJitterMs(streams: readonly PipedStreamRawStats[]): number | undefined {
+  let jitterMs: number | undefined;
+  for (const stream of streams) {
+    for (const s of stream.stats) {
+      if (s.type !== 'inbound-rtp' || !isFiniteNumber(s.bitrate) || s.bitrate <= 0 || !isFiniteNumber(s.jitter)) continue;
+      jitterMs = Math.min(jitterMs ?? Infinity, jitterToMs(s.jitter, stream.clockRate));
+    }
+  }
+  return jitterMs === undefined ? undefined : Math.round(jitterMs * 10) / 10;
+}

@@ -31,6 +31,7 @@ import type { types as ms } from 'mediasoup';
 
 import { SfuError } from './errors.ts';
 import type { Peer, PeerOrigin } from './peer.ts';
+import type { PipedStreamRawStats } from './quality-stats.ts';
 import type { Room } from './room.ts';
 import { TypedEmitter } from './typed-emitter.ts';
 import type { PortRange } from './worker-pool.ts';
@@ -227,6 +228,17 @@ export class RegionPipe extends TypedEmitter<RegionPipeEvents> {
 
   get importedProducers(): ReadonlyMap<string, ms.Producer> {
     return new Map([...this.#imports].map(([id, i]) => [id, i.producer]));
+  }
+
+  /** The receive stats of the producers piped in over this link (the cascade's link loss and jitter). */
+  async importedStreamStats(): Promise<PipedStreamRawStats[]> {
+    return Promise.all(
+      [...this.#imports.values()].map(async ({ producer }) => ({
+        producerId: producer.id,
+        clockRate: producer.rtpParameters.codecs[0]?.clockRate ?? 0,
+        stats: await producer.getStats().catch(() => []),
+      })),
+    );
   }
 
   get importedDataProducers(): ReadonlyMap<string, ms.DataProducer> {

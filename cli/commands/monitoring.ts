@@ -10,11 +10,13 @@ export async function alertsCommand(ctx: Context, opts: { json?: boolean }): Pro
 export function renderAlerts(alerts: QualityAlert[]): string {
   if (alerts.length === 0) return 'No active quality alerts.';
   const value = (a: QualityAlert, x: number) => (a.kind === 'packet_loss' ? pct(x) : `${ms(x)} ms`);
+  // A cascade link's alert: the media `node` receives from the peer node, in place of a room and participant.
+  const subject = (a: QualityAlert) => (a.scope === 'cascade_link' ? [`link from ${a.peerNodeId}`, a.peerRegion] : [a.roomId, a.participantId]);
   return [
     `Active quality alerts (${alerts.length})`,
     table(
       ['room', 'participant', 'region', 'node', 'kind', 'value', 'threshold', 'since'],
-      alerts.map((a) => [a.roomId, a.participantId, a.region, a.nodeId, a.kind, value(a, a.value), value(a, a.threshold), a.since]),
+      alerts.map((a) => [...subject(a), a.region, a.nodeId, a.kind, value(a, a.value), value(a, a.threshold), a.since]),
       ['left', 'left', 'left', 'left', 'left', 'right', 'right', 'left'],
     ),
   ].join('\n');

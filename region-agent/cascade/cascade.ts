@@ -5,9 +5,10 @@ import { pino } from 'pino';
 import { type CallAnswer, type CallBody, type ControlCall, ControlCallError, controlCall, controlPlane } from '../../shared/control-plane.ts';
 import type { CloseRequest, KickRequest, OpenAnswer, OpenRequest, SealedEndpoint, SyncAnswer, SyncRequest } from '../../shared/schemas/cascade.ts';
 import type { CascadeLinkMedia, RoomNode, RoomNodeSet } from '../../shared/schemas/index.ts';
-import { RegionPipe, type PipeEndpoint, type PipeExport, type PipeImportResult, type Room, type RoomRouter } from '../../sfu/index.ts';
+import { cascadeLinkJitterMs, RegionPipe, type PipeEndpoint, type PipeExport, type PipeImportResult, type PipedStreamRawStats, type Room, type RoomRouter } from '../../sfu/index.ts';
 import { Ticker } from '../../shared/ticker.ts';
 import { addConditionerStats, conditionerEnabled, emptyConditionerStats, PipeConditioner, type ConditionerSettings, type ConditionerStats } from './conditioner.ts';
+import { LinkLossMeter } from './link-loss.ts';
 import { derivePipeKey, seal, unseal } from './seal.ts';
 
 /**
@@ -158,6 +159,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   /** Pushes the links that are due. */
   readonly #sync: Ticker;
   #pollSoon: NodeJS.Timeout | undefined;
+  /** The loss of each link, counted between linkMedia() reads. */
+  readonly #linkLoss = new LinkLossMeter();
   /** Conditioner counters of the links closed so far (the live ones are added when read). */
   readonly #closedConditioners: ConditionerStats = emptyConditionerStats();
   #started = false;
@@ -201,24 +204,34 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   }
 
   /**
-   * What the links carry now, per other node (summed over its rooms' pipe transports): bounded by
-   * the number of nodes, whatever the number of rooms.
+   * What the links carry now, per other node (summed over its rooms' pipe transports), and how
+   * what arrives from it fares over all its rooms' piped-in streams (loss: LinkLossMeter; jitter:
+   * cascadeLinkJitterMs): bounded by the number of nodes, whatever the number of rooms. Each read
+   * counts the losses since the one before (the heartbeat's, each second), reported over 5 s.
    */
   async linkMedia(): Promise<CascadeLinkMedia[]> {
-    const byPeer = new Map<string, CascadeLinkMedia>();
+    const byPeer = new Map<string, { media: CascadeLinkMedia; streams: PipedStreamRawStats[] }>();
     await Promise.all(
       [...this.#links.values()].map(async (link) => {
-        const stats = await link.pipe.transport.getStats().catch(() => []);
+        const [stats, streams] = await Promise.all([link.pipe.transport.getStats().catch(() => []), link.pipe.importedStreamStats()]);
         let entry = byPeer.get(link.remote.nodeId);
-        if (!entry) byPeer.set(link.remote.nodeId, (entry = { peerNodeId: link.remote.nodeId, peerRegion: link.remote.region, rooms: 0, inBps: 0, outBps: 0 }));
-        entry.rooms++;
+        if (!entry) byPeer.set(link.remote.nodeId, (entry = { media: { peerNodeId: link.remote.nodeId, peerRegion: link.remote.region, rooms: 0, inBps: 0, outBps: 0 }, streams: [] }));
+        entry.media.rooms++;
         for (const s of stats) {
-          entry.inBps += Math.max(0, Math.round(s.recvBitrate ?? 0));
-          entry.outBps += Math.max(0, Math.round(s.sendBitrate ?? 0));
+          entry.media.inBps += Math.max(0, Math.round(s.recvBitrate ?? 0));
+          entry.media.outBps += Math.max(0, Math.round(s.sendBitrate ?? 0));
         }
+        entry.streams.push(...streams);
       }),
     );
-    return [...byPeer.values()].sort((a, b) => a.peerNodeId.localeCompare(b.peerNodeId));
+    const losses = this.#linkLoss.read(performance.now(), new Map([...byPeer].map(([peer, { streams }]) => [peer, streams])));
+    return [...byPeer]
+      .map(([peer, { media, streams }]) => {
+        const loss = losses.get(peer);
+        const jitterMs = cascadeLinkJitterMs(streams);
+        return { ...media, ...(loss !== undefined ? { loss } : {}), ...(jitterMs !== undefined ? { jitterMs } : {}) };
+      })
+      .sort((a, b) => a.peerNodeId.localeCompare(b.peerNodeId));
   }
 
   link(roomId: string, remoteNodeId: string): RegionPipe | undefined {

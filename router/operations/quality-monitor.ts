@@ -1,8 +1,8 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { Ticker } from '../../shared/ticker.ts';
-import type { QualityAlert } from '../../shared/schemas/index.ts';
+import type { ParticipantQualityAlert, QualityAlert } from '../../shared/schemas/index.ts';
 import type { NodeRegistry } from '../registry/node-registry.ts';
-import { evaluateQuality, type QualitySample, type QualityState } from './quality.ts';
+import { evaluateQuality, type LinkQualitySample, type QualitySample, type QualityState } from './quality.ts';
 import { deliverSignedWebhook } from './webhook.ts';
 
 export interface QualityMonitorDeps {
@@ -16,9 +16,10 @@ export interface QualityMonitorDeps {
 }
 
 /**
- * Evaluates the agents' latest per-participant quality stats every tick: active alerts are
- * served at GET /alerts, counted in metrics, sent back to each node in its heartbeat ack (the
- * agent tells the affected clients) and, when configured, POSTed to the alert webhook.
+ * Evaluates the agents' latest per-participant quality stats and cascade links every tick: active
+ * alerts are served at GET /alerts, counted in metrics, POSTed to the alert webhook when one is
+ * configured, and the participants' sent back to each node in its heartbeat ack (the agent tells
+ * the affected clients).
  */
 export class QualityMonitor {
   #state: QualityState = new Map();
@@ -39,11 +40,19 @@ export class QualityMonitor {
 
   tick(): void {
     const { config, registry, now } = this.deps;
-    const samples: QualitySample[] = registry
-      .snapshot()
-      .nodes.filter((n) => n.state !== 'dead')
-      .flatMap((n) => (n.record.heartbeat?.quality ?? []).map((q) => ({ ...q, region: n.region, nodeId: n.nodeId })));
-    const result = evaluateQuality(this.#state, samples, now(), { lossRatio: config.alertLossRatio, rttMs: config.alertRttMs, windowMs: config.alertWindowMs });
+    const snapshot = registry.snapshot();
+    const samples: (QualitySample | LinkQualitySample)[] = [];
+    for (const n of snapshot.nodes) {
+      if (n.state === 'dead') continue;
+      const hb = n.record.heartbeat;
+      for (const q of hb?.quality ?? []) samples.push({ ...q, region: n.region, nodeId: n.nodeId });
+      for (const link of hb?.media?.links ?? []) {
+        // The two nodes' own probe RTT; before its first answer, the best measured for the region pair.
+        const rttMs = hb?.peerRtt[link.peerNodeId]?.rttMs ?? snapshot.interRegion[n.region]?.[link.peerRegion]?.rttMs ?? null;
+        samples.push({ scope: 'cascade_link', nodeId: n.nodeId, region: n.region, peerNodeId: link.peerNodeId, peerRegion: link.peerRegion, loss: link.loss ?? null, jitterMs: link.jitterMs ?? null, rttMs });
+      }
+    }
+    const result = evaluateQuality(this.#state, samples, now(), { lossRatio: config.alertLossRatio, rttMs: config.alertRttMs, jitterMs: config.alertJitterMs, windowMs: config.alertWindowMs });
     this.#state = result.state;
     this.#active = result.active;
     this.deps.onChange?.(result.active, result.raised, result.cleared);
@@ -58,7 +67,8 @@ export class QualityMonitor {
     return [...this.#active];
   }
 
-  forNode(nodeId: string): QualityAlert[] {
-    return this.#active.filter((a) => a.nodeId === nodeId);
+  /** The alerts on the node's participants (it tells those clients); a cascade link's alerts concern no client. */
+  forNode(nodeId: string): ParticipantQualityAlert[] {
+    return this.#active.filter((a): a is ParticipantQualityAlert => a.scope === 'participant' && a.nodeId === nodeId);
   }
 }

@@ -32,7 +32,7 @@ export const operationsPlugin = fp(
       isLeader,
       onChange: (active) => {
         metrics.qualityAlerts.reset();
-        for (const a of active) metrics.qualityAlerts.inc({ region: a.region, kind: a.kind });
+        for (const a of active) metrics.qualityAlerts.inc(a.scope === 'cascade_link' ? { region: a.region, kind: a.kind, peer_region: a.peerRegion } : { region: a.region, kind: a.kind });
       },
       onWebhookFailure: () => metrics.alertWebhookFailures.inc(),
     });

@@ -111,6 +111,15 @@ export const CascadeLinkMedia = Type.Object(
     /** Received from the peer node, sent to it (its pipe transports). */
     inBps: Bps,
     outBps: Bps,
+    /**
+     * Measured on the streams received from the peer node (its producers piped in here, all rooms):
+     * the fraction of their packets lost on the way over the last 5 s, repaired since or not (with
+     * the pipe conditioner, what its FEC rebuilt is not lost); rounded to 0.01 %. Absent while
+     * nothing is expected from the peer (region-agent/cascade/link-loss.ts).
+     */
+    loss: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    /** Their interarrival jitter (RFC 3550), ms, rounded to 0.1 ms: the lowest of the streams arriving (sfu/quality-stats.ts cascadeLinkJitterMs). */
+    jitterMs: Type.Optional(Type.Number({ minimum: 0 })),
   },
   { additionalProperties: false },
 );
@@ -170,17 +179,45 @@ export const PeerInfo = Type.Object({
 });
 export type PeerInfo = Static<typeof PeerInfo>;
 
-export const QualityAlert = Type.Object({
-  roomId: Type.String(),
-  participantId: Type.String(),
+/** What every quality alert says: where, which condition, the value that crossed the threshold and since when. */
+const alertCommon = {
+  /** The region and node of the participant's session, or of the receiving end of the cascade link. */
   region: Type.String(),
   nodeId: Type.String(),
-  kind: Type.Union([Type.Literal('packet_loss'), Type.Literal('rtt')]),
   /** The value that crossed the threshold (loss fraction or ms). */
   value: Type.Number(),
   threshold: Type.Number(),
   since: Type.String({ format: 'date-time' }),
+};
+
+/** A participant's own loss or RTT over its threshold (measured by its SFU). */
+export const ParticipantQualityAlert = Type.Object({
+  scope: Type.Literal('participant'),
+  roomId: Type.String(),
+  participantId: Type.String(),
+  kind: Type.Union([Type.Literal('packet_loss'), Type.Literal('rtt')]),
+  ...alertCommon,
 });
+export type ParticipantQualityAlert = Static<typeof ParticipantQualityAlert>;
+
+/**
+ * A cascade link's loss, jitter or RTT over its threshold: the media `nodeId` receives from
+ * `peerNodeId` (all the rooms they share), and the RTT between the two nodes.
+ */
+export const CascadeLinkQualityAlert = Type.Object({
+  scope: Type.Literal('cascade_link'),
+  peerNodeId: Type.String(),
+  peerRegion: Type.String(),
+  kind: Type.Union([Type.Literal('packet_loss'), Type.Literal('rtt'), Type.Literal('jitter')]),
+  ...alertCommon,
+  /** The link's latest figures, whatever the kind (null: not measured, e.g. nothing arriving). */
+  loss: Type.Union([Type.Number(), Type.Null()]),
+  jitterMs: Type.Union([Type.Number(), Type.Null()]),
+  rttMs: Type.Union([Type.Number(), Type.Null()]),
+});
+export type CascadeLinkQualityAlert = Static<typeof CascadeLinkQualityAlert>;
+
+export const QualityAlert = Type.Union([ParticipantQualityAlert, CascadeLinkQualityAlert]);
 export type QualityAlert = Static<typeof QualityAlert>;
 
 /** Router's answer to register and heartbeat: who else to probe, and alerts about this node's participants. */
@@ -188,8 +225,12 @@ export const HeartbeatAck = Type.Object({
   /** False when the router does not know this node (restarted, or it was forgotten): register again. */
   known: Type.Boolean(),
   peers: Type.Array(PeerInfo),
-  /** Active quality alerts for participants on this node (the agent tells those clients). */
-  alerts: Type.Optional(Type.Array(QualityAlert)),
+  /**
+   * Active quality alerts for participants on this node (the agent tells those clients); not the
+   * cascade links' (no client to tell). `scope` is not required: a router of the previous version
+   * does not send it.
+   */
+  alerts: Type.Optional(Type.Array(Type.Omit(ParticipantQualityAlert, ['scope']))),
 });
 export type HeartbeatAck = Static<typeof HeartbeatAck>;
 

@@ -59,3 +59,21 @@ it('keeps a small heartbeat whole, and fits a large one inside the router body l
   expect(fittedMedium.quality!.slice(0, withTracks).every((q) => q.tracks?.length === TRACKS_PER_PARTICIPANT)).toBe(true);
   expect(fittedMedium.quality!.slice(withTracks).some((q) => q.tracks)).toBe(false);
 });
+
+it('with many peer nodes, every link keeps its loss and jitter and the heartbeat still fits: the link figures grow with the nodes, not the rooms', () => {
+  const PEERS = 150;
+  const peers = Array.from({ length: PEERS }, (_, i) => `region-${i % 20}-node-${i}`);
+  const many: Heartbeat = {
+    ...heartbeat(2_000),
+    // Each peer probed and linked (all rooms towards it summed in one entry), every figure at its longest.
+    peerRtt: Object.fromEntries(peers.map((p) => [p, { rttMs: 123.456789, medianMs: 120.5, jitterMs: 3.25, loss: 0.01, samples: 20 }])),
+    media: { inBps: 1e9, outBps: 1e9, links: peers.map((p, i) => ({ peerNodeId: p, peerRegion: `region-${i % 20}`, rooms: 10_000, inBps: 123_456_789, outBps: 123_456_789, loss: 0.1234, jitterMs: 1234.5 })) },
+  };
+  const fitted = fitHeartbeat(many);
+  const linksBytes = Buffer.byteLength(JSON.stringify(many.media!.links));
+  console.log(`heartbeat with ${PEERS} peer nodes: links ${linksBytes} bytes (${Math.round(linksBytes / PEERS)} per peer), fitted ${bytes(fitted)} bytes with ${fitted.quality?.length ?? 0} participants`);
+  expect(Value.Check(Heartbeat, fitted)).toBe(true);
+  expect(bytes(fitted)).toBeLessThanOrEqual(48 * 1024);
+  expect(fitted.media).toEqual(many.media);
+  expect(fitted.media!.links.every((l) => l.loss === 0.1234 && l.jitterMs === 1234.5)).toBe(true);
+});

@@ -6,7 +6,7 @@ import { type Agent, buildAgent } from '../../region-agent/app.ts';
 import { AgentSfu } from '../../region-agent/sfu.ts';
 import type { GeoSfuConfig, TokenKey } from '../../shared/config/index.ts';
 import { AJV_OPTIONS } from '../../shared/http.ts';
-import { type AllocateSfuResponse, Heartbeat, type HeartbeatAck, NodeRegistration, ParticipantEvent, type ParticipantEventAnswer, type QualityAlert, TrackEvent } from '../../shared/schemas/index.ts';
+import { type AllocateSfuResponse, Heartbeat, type HeartbeatAck, NodeRegistration, ParticipantEvent, type ParticipantEventAnswer, TrackEvent } from '../../shared/schemas/index.ts';
 import { keepRawJsonBody, requireSignature } from '../../shared/signed-http.ts';
 import { type Ack, PROTOCOL_VERSION, type RequestName, type RequestPayload, type ResponseData } from '../../shared/signaling.ts';
 import { type JoinClaims, type Permissions, signJoinToken } from '../../shared/tokens.ts';
@@ -25,7 +25,7 @@ export interface SignalingRouter {
   heartbeats: Heartbeat[];
   refused: Array<{ path: string; statusCode: number }>;
   /** Returned in every heartbeat ack. */
-  alerts: QualityAlert[];
+  alerts: NonNullable<HeartbeatAck['alerts']>;
   /** The answer to a `joined` report; null: 503 (the router cannot tell, e.g. Redis away). */
   joinAnswer: ParticipantEventAnswer | null;
   close(): Promise<void>;
@@ -39,7 +39,7 @@ export async function startSignalingRouter(secret: string): Promise<SignalingRou
     trackEvents: [] as TrackEvent[],
     heartbeats: [] as Heartbeat[],
     refused: [] as SignalingRouter['refused'],
-    alerts: [] as QualityAlert[],
+    alerts: [] as NonNullable<HeartbeatAck['alerts']>,
     joinAnswer: { current: true } as ParticipantEventAnswer | null,
   };
   app.addHook('preValidation', requireSignature(secret, 30_000));

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Heartbeat, type HeartbeatAck, type InventoryRoom, type MoveRequest, type NodeLoad, type NodeRegistration, type ParticipantQuality, type RoomNodesPush, type RttStats } from '../../shared/schemas/index.ts';
+import { type CascadeLinkMedia, type Heartbeat, type HeartbeatAck, type InventoryRoom, type MoveRequest, type NodeLoad, type NodeRegistration, type ParticipantQuality, type RoomNodesPush, type RttStats } from '../../shared/schemas/index.ts';
 import { signedCall } from '../../shared/signed-http.ts';
 import { NonceCache, verifySignedRequest } from '../../shared/signed-request.ts';
 import { controlPlane as cp } from '../../shared/control-plane.ts';
@@ -25,6 +25,8 @@ interface FakeNode {
   beating: boolean;
   peerRtt: Record<string, RttStats>;
   quality: ParticipantQuality[];
+  /** The cascade links the node reports (e.g. a real Cascade's linkMedia()), read at each heartbeat. */
+  links?: () => Promise<CascadeLinkMedia[]>;
 }
 
 const ZERO_LOAD: NodeLoad = { cpu: 0, memory: 0, participants: 0, rooms: 0, transports: 0, producers: 0, consumers: 0, workers: 1 };
@@ -145,6 +147,11 @@ export class FakeNodes {
     this.#nodes.get(nodeId)!.quality = quality;
   }
 
+  /** Sets what the node reports of its cascade links, read at each heartbeat (its media part). */
+  setLinks(nodeId: string, links: () => Promise<CascadeLinkMedia[]>): void {
+    this.#nodes.get(nodeId)!.links = links;
+  }
+
   /** Stops heartbeating for the node, as if it died. */
   silence(nodeId: string): void {
     this.#nodes.get(nodeId)!.beating = false;
@@ -167,6 +174,10 @@ export class FakeNodes {
       peerRtt: node.peerRtt,
       ...(node.quality.length > 0 ? { quality: node.quality } : {}),
     };
+    if (node.links) {
+      const links = await node.links();
+      hb.media = { inBps: links.reduce((n, l) => n + l.inBps, 0), outBps: links.reduce((n, l) => n + l.outBps, 0), links };
+    }
     const res = await this.#call<HeartbeatAck>('/v1/nodes/heartbeat', hb);
     if (res.statusCode !== 200) throw new Error(`heartbeat ${nodeId}: ${res.statusCode}`);
     return res.body;

@@ -9,7 +9,7 @@ export function alertsPanel(alerts: Alerts, now: number): HTMLElement {
   return h(
     'table',
     { class: 'alerts', 'data-alerts': alerts.length },
-    h('thead', null, h('tr', null, ['kind', 'region / node', 'room / participant', 'value', 'since'].map((c) => h('th', null, c)))),
+    h('thead', null, h('tr', null, ['kind', 'region / node', 'room / participant or link', 'value', 'since'].map((c) => h('th', null, c)))),
     h(
       'tbody',
       null,
@@ -17,10 +17,10 @@ export function alertsPanel(alerts: Alerts, now: number): HTMLElement {
         h(
           'tr',
           null,
-          h('td', null, h('span', { class: 'pill bad' }, a.kind === 'rtt' ? 'RTT' : 'packet loss')),
+          h('td', null, h('span', { class: 'pill bad' }, a.kind === 'rtt' ? 'RTT' : a.kind === 'jitter' ? 'jitter' : 'packet loss')),
           h('td', { class: 'mono' }, `${a.region} / ${a.nodeId}`),
-          h('td', { class: 'mono' }, `${a.roomId} / ${a.participantId}`),
-          h('td', null, a.kind === 'rtt' ? `${ms(a.value)} > ${ms(a.threshold)}` : `${pct(a.value, 1)} > ${pct(a.threshold, 1)}`),
+          h('td', { class: 'mono' }, a.scope === 'cascade_link' ? `cascade link from ${a.peerRegion} / ${a.peerNodeId}` : `${a.roomId} / ${a.participantId}`),
+          h('td', null, a.kind === 'packet_loss' ? `${pct(a.value, 1)} > ${pct(a.threshold, 1)}` : `${ms(a.value)} > ${ms(a.threshold)}`),
           h('td', { class: 'muted' }, ago(now - Date.parse(a.since))),
         ),
       ),
