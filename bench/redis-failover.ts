@@ -4,7 +4,7 @@ import path from 'node:path';
 import { FakeNodes } from '../test/utils/fake-nodes.ts';
 import { allocate } from '../test/utils/http.ts';
 import { testConfig } from '../test/utils/router-harness.ts';
-import { ask, SENTINEL_GROUP, startSentinelGroup, until } from '../test/utils/sentinel-group.ts';
+import { ask, failoverRecovery, type FailoverCall, SENTINEL_GROUP, startSentinelGroup, until } from '../test/utils/sentinel-group.ts';
 import { spawnRouter, type ServiceProcess } from '../test/utils/service-process.ts';
 
 /**
@@ -85,14 +85,6 @@ const PREFIX = 'bench-failover:';
 const ROOMS = 100;
 const LATENCIES = { 'us-west': 10, 'us-east': 60, 'eu-west': 130, apac: 170 };
 
-interface Call {
-  atMs: number;
-  router: number;
-  status: number | 'connection error';
-  code: string;
-  retryAfter: boolean;
-}
-
 export async function benchRedisFailover(opts: { quick: boolean }): Promise<RedisFailoverResult> {
   const group = await startSentinelGroup();
   const journalDir = await mkdtemp(path.join(os.tmpdir(), 'geo-sfu-failover-journal-'));
@@ -119,7 +111,7 @@ export async function benchRedisFailover(opts: { quick: boolean }): Promise<Redi
     await nodes.start(200);
     await nodes.add({ nodeId: 'us-west-1', region: 'us-west', maxParticipants: 100_000 });
 
-    const calls: Call[] = [];
+    const calls: FailoverCall[] = [];
     let sent = 0;
     const inFlight = new Set<Promise<void>>();
     const fire = () => {
@@ -163,17 +155,7 @@ export async function benchRedisFailover(opts: { quick: boolean }): Promise<Redi
           const heartbeat = await nodes!.heartbeat('us-west-1').then((ack) => `200 ${JSON.stringify(ack)}`, (e: unknown) => String(e));
           throw new Error(`${String(err)}; refusals among the last 200 calls: ${JSON.stringify(recent.slice(-2))} (${recent.length}); a heartbeat now: ${heartbeat}`);
         });
-        const after = calls.filter((c) => c.atMs > killedAt);
-        const recoveryMs = Math.max(
-          ...[0, 1].map((router) => {
-            const mine = after.filter((c) => c.router === router);
-            const lastRefusal = mine.findLastIndex((c) => c.status !== 200);
-            return lastRefusal < 0 ? 0 : mine[lastRefusal + 1]!.atMs - killedAt;
-          }),
-        );
-        const refused = after.filter((c) => c.status !== 200);
-        const refusals: Record<string, number> = {};
-        for (const c of refused) refusals[`${c.status} ${c.code}`.trim()] = (refusals[`${c.status} ${c.code}`.trim()] ?? 0) + 1;
+        const { after, recoveryMs, refused, refusals } = failoverRecovery(calls, killedAt);
         const promotedPort = await group.primaryPort();
         const promotedAfterMs = await promoted;
         rounds.push({

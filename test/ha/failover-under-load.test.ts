@@ -8,7 +8,7 @@ import type { InventoryRoom, ParticipantEventAnswer } from '../../shared/schemas
 import { FakeNodes } from '../utils/fake-nodes.ts';
 import { allocate } from '../utils/http.ts';
 import { testConfig } from '../utils/router-harness.ts';
-import { ask, SENTINEL_GROUP, startSentinelGroup, until } from '../utils/sentinel-group.ts';
+import { ask, failoverRecovery, type FailoverCall, SENTINEL_GROUP, startSentinelGroup, until } from '../utils/sentinel-group.ts';
 import { spawnRouter, type ServiceProcess } from '../utils/service-process.ts';
 import { TEST_DATABASE_URL, TestPgSchemas, randomSuffix } from '../utils/test-backends.ts';
 
@@ -50,14 +50,6 @@ const LOSS_WINDOW_MS = 300;
 const NODE_CAPACITY = 700;
 const NODE_IDS = ['us-west-1', 'us-west-2'];
 const LATENCIES = { 'us-west': 10, 'us-east': 60, 'eu-west': 130, apac: 170 };
-
-interface Call {
-  atMs: number;
-  router: number;
-  status: number | 'connection error';
-  code: string;
-  retryAfter: boolean;
-}
 
 interface Acknowledged {
   roomId: string;
@@ -213,7 +205,7 @@ it('three Sentinel failovers under 200 allocations/s: refusals are 503 with Retr
   for (const nodeId of NODE_IDS) await nodes.add({ nodeId, region: 'us-west', maxParticipants: NODE_CAPACITY });
   const agents = new AgentSessions(nodes);
 
-  const calls: Call[] = [];
+  const calls: FailoverCall[] = [];
   const acknowledged = new Map<string, Acknowledged>();
   const joinAnswers = { current: 0, notCurrent: [] as string[], retries: 0, lostLeft: 0 };
   const inFlight = new Set<Promise<void>>();
@@ -312,18 +304,7 @@ it('three Sentinel failovers under 200 allocations/s: refusals are 503 with Retr
     const killedAt = Date.now();
     // Back: the last 100 calls of each router (half a second of load) succeeded.
     await until(`allocations again after failover ${round + 1}`, async () => (okSince(killedAt, 100) ? true : null), 60_000);
-    const after = calls.filter((c) => c.atMs > killedAt);
-    // Per router, kill → its first success after its last refusal; the later of the two.
-    const backMs = Math.max(
-      ...[0, 1].map((router) => {
-        const mine = after.filter((c) => c.router === router);
-        const lastRefusal = mine.findLastIndex((c) => c.status !== 200);
-        return lastRefusal < 0 ? 0 : mine[lastRefusal + 1]!.atMs - killedAt;
-      }),
-    );
-    const refused = after.filter((c) => c.status !== 200);
-    const refusals: Record<string, number> = {};
-    for (const c of refused) refusals[`${c.status} ${c.code}`.trim()] = (refusals[`${c.status} ${c.code}`.trim()] ?? 0) + 1;
+    const { after, recoveryMs: backMs, refused, refusals } = failoverRecovery(calls, killedAt);
     const promoted = await group.primaryPort();
     rounds.push({ killed, promoted, backMs, calls: after.length, refused: refused.length, refusals });
     console.log(`failover ${round + 1}: :${killed} killed, :${promoted} promoted; allocations back on both routers ${backMs} ms after the kill; ${refused.length} of ${after.length} calls refused ${JSON.stringify(refusals)}`);

@@ -4,6 +4,15 @@ import { MemoryNodeRegistry, MemoryRoomStore, type NodeRegistryStore } from '../
 import { FakeNodes } from '../utils/fake-nodes.ts';
 import { startRouter, testConfig, type RunningRouter } from '../utils/router-harness.ts';
 
+/** A memory store whose reads go through `list` (held, or failing). */
+const storeReading = (inner: MemoryNodeRegistry, list: NodeRegistryStore['list']): NodeRegistryStore => ({
+  register: (r, now) => inner.register(r, now),
+  heartbeat: (h, now) => inner.heartbeat(h, now),
+  deregister: (id) => inner.deregister(id),
+  close: () => inner.close(),
+  list,
+});
+
 let router: RunningRouter | null = null;
 let nodes: FakeNodes | null = null;
 afterEach(async () => {
@@ -92,17 +101,11 @@ it('a refresh asked for while an older read runs waits for a read that starts af
   const inner = new MemoryNodeRegistry();
   // A store whose reads wait until the test lets them go.
   const heldReads: Array<() => void> = [];
-  const store: NodeRegistryStore = {
-    register: (r, now) => inner.register(r, now),
-    heartbeat: (h, now) => inner.heartbeat(h, now),
-    deregister: (id) => inner.deregister(id),
-    close: () => inner.close(),
-    list: async () => {
-      const records = await inner.list();
-      await new Promise<void>((release) => heldReads.push(release));
-      return records;
-    },
-  };
+  const store = storeReading(inner, async () => {
+    const records = await inner.list();
+    await new Promise<void>((release) => heldReads.push(release));
+    return records;
+  });
   const registry = new NodeRegistry({ config, store, rooms: new MemoryRoomStore({ roomIdleTtlMs: 60_000 }), now: Date.now });
   /** Lets the read that is held go, once one is. */
   const releaseRead = async () => {
@@ -133,16 +136,10 @@ it("after the store failed to answer, nodes alive before it keep their place for
   const config = testConfig('memory');
   const inner = new MemoryNodeRegistry();
   let storeDown = false;
-  const store: NodeRegistryStore = {
-    register: (r, now) => inner.register(r, now),
-    heartbeat: (h, now) => inner.heartbeat(h, now),
-    deregister: (id) => inner.deregister(id),
-    close: () => inner.close(),
-    list: async () => {
-      if (storeDown) throw new Error('store unreachable');
-      return inner.list();
-    },
-  };
+  const store = storeReading(inner, async () => {
+    if (storeDown) throw new Error('store unreachable');
+    return inner.list();
+  });
   let nowMs = 1_000_000;
   const registry = new NodeRegistry({ config, store, rooms: new MemoryRoomStore({ roomIdleTtlMs: 60_000 }), now: () => nowMs });
   const url = 'http://127.0.0.1:9';

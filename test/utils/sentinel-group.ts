@@ -147,3 +147,35 @@ export async function startSentinelGroup(): Promise<SentinelGroup> {
     throw err;
   }
 }
+
+/** An /allocate call of a failover run: when it was answered, by which router (0 or 1), and how. */
+export interface FailoverCall {
+  atMs: number;
+  router: number;
+  status: number | 'connection error';
+  code: string;
+  retryAfter: boolean;
+}
+
+/**
+ * The calls answered after a kill of the primary: how long until both routers allocate again (per
+ * router, the kill to its first success after its last refusal; the later of the two), and the
+ * refusals, counted by status and code.
+ */
+export function failoverRecovery(calls: FailoverCall[], killedAt: number): { after: FailoverCall[]; recoveryMs: number; refused: FailoverCall[]; refusals: Record<string, number> } {
+  const after = calls.filter((c) => c.atMs > killedAt);
+  const recoveryMs = Math.max(
+    ...[0, 1].map((router) => {
+      const mine = after.filter((c) => c.router === router);
+      const lastRefusal = mine.findLastIndex((c) => c.status !== 200);
+      return lastRefusal < 0 ? 0 : mine[lastRefusal + 1]!.atMs - killedAt;
+    }),
+  );
+  const refused = after.filter((c) => c.status !== 200);
+  const refusals: Record<string, number> = {};
+  for (const c of refused) {
+    const key = `${c.status} ${c.code}`.trim();
+    refusals[key] = (refusals[key] ?? 0) + 1;
+  }
+  return { after, recoveryMs, refused, refusals };
+}
