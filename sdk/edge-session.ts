@@ -360,6 +360,7 @@ export class EdgeSession {
 
   /** Drops the local consumer of a remote producer; returns it if there was one. */
   dropConsumer(producerId: string): RemoteConsumer | undefined {
+    this.#madeWithTransport.delete(producerId);
     const remote = this.consumers.get(producerId);
     if (!remote) return undefined;
     this.consumers.delete(producerId);

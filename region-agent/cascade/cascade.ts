@@ -479,6 +479,11 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     const open = this.#o.rooms.getOrCreateRoom(roomId).then(
       (opened) => {
         if (this.#closed || opened.closed) return undefined;
+        // A newer set that came while it opened may no longer name this node.
+        if (opened.peers.size === 0 && !this.#sets.get(roomId)?.nodes.some((n) => n.nodeId === this.nodeId && n.state !== 'dead')) {
+          opened.close('empty');
+          return undefined;
+        }
         if (opened.peers.size === 0) this.#holdAhead(opened);
         this.#log.debug({ roomId, version: this.#sets.get(roomId)?.version }, 'room opened ahead of a join');
         this.#relink(roomId);
