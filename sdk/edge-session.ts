@@ -121,6 +121,15 @@ export class EdgeSession {
   /** Remote producer id → consumer on this edge. */
   readonly consumers = new Map<string, RemoteConsumer>();
   readonly #consuming = new Map<string, Promise<RemoteConsumer | null>>();
+  /**
+   * The room's other producers as this session heard of them: the join answer's, then `newProducer`
+   * and `producerClosed`, whether or not the room has made this session its current one yet (a
+   * session opened for a failover or a move is not current until it has joined, and producers piped
+   * in meanwhile are announced only by events).
+   */
+  readonly #roomProducers = new Map<string, ProducerInfoMessage>();
+  /** The room's other peers, heard of the same way. */
+  readonly #roomPeers = new Map<string, PeerInfoMessage>();
   /** Consumers the agent made with the recv transport (`consumeAll`), by producer id, until consumed here. */
   readonly #madeWithTransport = new Map<string, ResponseData['consume']>();
 
@@ -186,6 +195,9 @@ export class EdgeSession {
     // A refused join fails the transports behind it too: the join's error is the one to report.
     pipelined?.catch(() => undefined);
     this.joined = await joining;
+    // Room events reach a peer only once it has joined: the join answer comes before them.
+    for (const p of this.joined.producers) this.#roomProducers.set(p.producerId, p);
+    for (const p of this.joined.peers) this.#roomPeers.set(p.peerId, p);
     await (pipelined ?? transports());
     return this.joined;
   }
@@ -214,7 +226,12 @@ export class EdgeSession {
     const events: Array<keyof ServerEvents> = ['peerJoined', 'peerLeft', 'newProducer', 'producerClosed', 'producerPaused', 'producerResumed', 'consumerClosed', 'activeSpeaker', 'quality', 'moved', 'removed'];
     for (const event of events) {
       socket.on(event, (msg: Parameters<ServerEvents[typeof event]>[0]) => {
-        if (this.#socket === socket && !this.#closed) this.#hooks?.onEvent(event, msg);
+        if (this.#socket !== socket || this.#closed) return;
+        if (event === 'newProducer') this.#roomProducers.set((msg as ProducerInfoMessage).producerId, msg as ProducerInfoMessage);
+        if (event === 'producerClosed') this.#roomProducers.delete((msg as { producerId: string }).producerId);
+        if (event === 'peerJoined') this.#roomPeers.set((msg as PeerInfoMessage).peerId, msg as PeerInfoMessage);
+        if (event === 'peerLeft') this.#roomPeers.delete((msg as { peerId: string }).peerId);
+        this.#hooks?.onEvent(event, msg);
       });
     }
     return new Promise<WelcomeMessage>((resolve, reject) => {
@@ -390,14 +407,20 @@ export class EdgeSession {
     socket?.close();
   }
 
+  /** The room's other producers as this session knows them now (see #roomProducers). */
+  roomProducers(): ProducerInfoMessage[] {
+    return [...this.#roomProducers.values()];
+  }
+
   /** WebRTC stats of the transports (the peer connections'; works where RTCRtpReceiver.getStats() does not, e.g. wrtc). */
   async getStats(): Promise<{ send: RTCStatsReport | null; recv: RTCStatsReport | null }> {
     const [send, recv] = await Promise.all([this.#send?.getStats().catch(() => null) ?? null, this.#recv?.getStats().catch(() => null) ?? null]);
     return { send, recv };
   }
 
+  /** The room's other peers as this session knows them now (see #roomProducers). */
   peers(): PeerInfoMessage[] {
-    return this.joined?.peers ?? [];
+    return [...this.#roomPeers.values()];
   }
 }
 

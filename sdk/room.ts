@@ -166,7 +166,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
     room.#wire(session);
     try {
       await session.open({ send: room.#local.size > 0 });
-      await room.#populate(session, session.joined!.producers);
+      await room.#populate(session);
     } catch (err) {
       // A failure that started a recovery (e.g. `moved: worker_died` while publishing): the room
       // is joined once the recovery succeeds.
@@ -357,7 +357,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
       const next = opened(this.#wire(new EdgeSession({ ...this.#o.session, allocation, displayName: this.#o.displayName, lastN: this.#o.lastN })));
       await next.open({ send: this.#local.size > 0 });
       this.#session = next;
-      await this.#populate(next, next.joined!.producers);
+      await this.#populate(next);
       this.#meshCloseTimer = setTimeout(() => this.#closeMesh(), P2P_OVERLAP_MS);
       for (const peerId of mesh.linkedPeers) this.#retireDirectLink(peerId);
       if (mesh.linkedPeers.length === 0) this.#closeMesh();
@@ -532,13 +532,16 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
 
   /**
    * After join (or rejoin) on `session`: peers, everyone else's producers and own tracks. The
-   * others' producers are consumed while ours are published, not after: publishing takes its own
+   * producers are those the session knows now, not only its join answer's: one piped in while a
+   * failover's session was joining is announced by an event that came before the session was
+   * current. They are consumed while ours are published, not after: publishing takes its own
    * round trips (the send transport's connect, one `produce` per track) that would otherwise hold
    * up the first remote frame. (#consume reports its failures itself and never rejects.)
    */
-  async #populate(session: EdgeSession, producers: ProducerInfoMessage[]): Promise<void> {
+  async #populate(session: EdgeSession): Promise<void> {
     const peers = session.peers().filter((p) => !this.#isSelf(p.peerId));
     for (const p of peers) this.#addPeer(p.peerId, p.region, p.displayName);
+    const producers = session.roomProducers();
     const consuming = session.permissions.subscribe ? Promise.all(producers.filter((p) => !this.#isSelf(p.peerId)).map((p) => this.#consume(session, p))) : undefined;
     try {
       for (const local of this.#local.values()) if (!session.producers.has(local.localId)) await session.produce(local);
@@ -648,7 +651,7 @@ export class GeoSfuRoom extends TypedEmitter<RoomEvents> {
       const oldAnnounced = new Map(this.#announced);
       this.#session = next;
       this.#announced.clear();
-      await this.#populate(next, next.joined!.producers);
+      await this.#populate(next);
       // Tracks the new edge does not carry (any more) are gone; the others were re-announced.
       for (const [producerId, t] of oldAnnounced) if (!this.#announced.has(producerId)) this.emit('trackRemoved', { peerId: t.peerId, producerId, kind: t.kind });
       const nowPeers = new Set(next.peers().map((p) => p.peerId));
