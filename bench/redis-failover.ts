@@ -4,7 +4,7 @@ import path from 'node:path';
 import { FakeNodes } from '../test/utils/fake-nodes.ts';
 import { allocate } from '../test/utils/http.ts';
 import { testConfig } from '../test/utils/router-harness.ts';
-import { ask, failoverRecovery, type FailoverCall, SENTINEL_GROUP, startSentinelGroup, until } from '../test/utils/sentinel-group.ts';
+import { ask, failoverRecovery, type FailoverCall, reconcileActions, SENTINEL_GROUP, startSentinelGroup, until } from '../test/utils/sentinel-group.ts';
 import { spawnRouter, type ServiceProcess } from '../test/utils/service-process.ts';
 
 /**
@@ -69,16 +69,6 @@ for nodeId, n in pairs(records) do
 end
 return out
 `;
-
-/** The routers' reconcile actions, from their /metrics. */
-async function reconcileActions(routers: ServiceProcess[]): Promise<Record<string, number>> {
-  const actions: Record<string, number> = {};
-  for (const router of routers) {
-    const text = await fetch(`${router.url}/metrics`).then((r) => r.text());
-    for (const [, action, value] of text.matchAll(/^geo_sfu_reconcile_actions_total\{action="(\w+)"\} (\d+)/gm)) actions[action!] = (actions[action!] ?? 0) + Number(value);
-  }
-  return actions;
-}
 
 const RATE = 200;
 const PREFIX = 'bench-failover:';

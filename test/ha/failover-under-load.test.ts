@@ -8,7 +8,7 @@ import type { InventoryRoom, ParticipantEventAnswer } from '../../shared/schemas
 import { FakeNodes } from '../utils/fake-nodes.ts';
 import { allocate } from '../utils/http.ts';
 import { testConfig } from '../utils/router-harness.ts';
-import { ask, failoverRecovery, type FailoverCall, SENTINEL_GROUP, startSentinelGroup, until } from '../utils/sentinel-group.ts';
+import { ask, failoverRecovery, type FailoverCall, reconcileActions, SENTINEL_GROUP, startSentinelGroup, until } from '../utils/sentinel-group.ts';
 import { spawnRouter, type ServiceProcess } from '../utils/service-process.ts';
 import { TEST_DATABASE_URL, TestPgSchemas, randomSuffix } from '../utils/test-backends.ts';
 
@@ -159,16 +159,6 @@ function mismatches(redis: Awaited<ReturnType<typeof readRedis>>, held: Map<stri
     if (count > NODE_CAPACITY || (perNode[nodeId] ?? 0) > NODE_CAPACITY) problems.push(`${nodeId} overbooked: ${count} counted, ${perNode[nodeId] ?? 0} held, capacity ${NODE_CAPACITY}`);
   }
   return problems;
-}
-
-/** The routers' reconcile actions, summed, from their /metrics. */
-async function reconcileActions(routers: ServiceProcess[]): Promise<Record<string, number>> {
-  const actions: Record<string, number> = {};
-  for (const router of routers) {
-    const text = await fetch(`${router.url}/metrics`).then((r) => r.text());
-    for (const [, action, value] of text.matchAll(/^geo_sfu_reconcile_actions_total\{action="(\w+)"\} (\d+)/gm)) actions[action!] = (actions[action!] ?? 0) + Number(value);
-  }
-  return actions;
 }
 
 it('three Sentinel failovers under 200 allocations/s: refusals are 503 with Retry-After, joins stay current; reconciled: one home per room, exact counts, no overbooking, one session row per allocation', async () => {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, stopChild } from '../../infra/embedded/launcher.ts';
+import type { ServiceProcess } from './service-process.ts';
 
 /**
  * A Redis group behind Sentinel started on spare ports (tests and the failover benchmark): one
@@ -178,4 +179,14 @@ export function failoverRecovery(calls: FailoverCall[], killedAt: number): { aft
     refusals[key] = (refusals[key] ?? 0) + 1;
   }
   return { after, recoveryMs, refused, refusals };
+}
+
+/** The routers' reconcile actions, summed, from their /metrics. */
+export async function reconcileActions(routers: ServiceProcess[]): Promise<Record<string, number>> {
+  const actions: Record<string, number> = {};
+  for (const router of routers) {
+    const text = await fetch(`${router.url}/metrics`).then((r) => r.text());
+    for (const [, action, value] of text.matchAll(/^geo_sfu_reconcile_actions_total\{action="(\w+)"\} (\d+)/gm)) actions[action!] = (actions[action!] ?? 0) + Number(value);
+  }
+  return actions;
 }
