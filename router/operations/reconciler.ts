@@ -67,14 +67,23 @@ export interface ReconcilerDeps {
  * and each move is claimed once in Redis, so two leaders at once (the lease around a failover) do
  * each change once and tell each participant once.
  *
- * A join report of an allocation Redis does not know, within GEO_SFU_ALLOCATION_TTL_MS after a
- * change of server (`mayHaveLost`), is the agent's inventory for that participant: the route
- * re-creates it the same way (`adoptJoined`) instead of answering "not current".
+ * Join reports within GEO_SFU_ALLOCATION_TTL_MS after a change of server (`mayHaveLost`): one of an
+ * allocation Redis does not know at all is the agent's inventory for that participant, and the
+ * route re-creates it the same way (`adoptJoined`) instead of answering "not current". One whose
+ * participant Redis holds under another allocation cannot be judged from Redis alone: the reported
+ * allocation may be the newer one, lost with the old server, or a stale report of an older one
+ * (when the change was noticed, allocations on the new server may already have been made, so no
+ * time tells them apart). The agents' inventories tell: until a leader has run a pass after the
+ * change (`awaitingPass`, a mark in Redis every router reads), the route answers 503 with
+ * Retry-After, the agent keeps the session and reports it again, and after the pass (drop what no
+ * node serves, then re-create what the nodes serve) Redis answers.
  */
 export class Reconciler {
   readonly #deps: ReconcilerDeps;
   /** When the server holding the data last changed (0: never seen). */
   #changedAtMs = 0;
+  /** The change a leader's pass has run after, as last read from Redis or run here. */
+  #reconciledAtMs = 0;
   #identityTicker: Ticker;
   #passTicker: Ticker;
   #last: ReconcileResult | null = null;
@@ -107,7 +116,17 @@ export class Reconciler {
    * leader). Returns when it last changed.
    */
   async checkIdentity(): Promise<number> {
-    const { changedAtMs, changed } = await this.#deps.store.identity(this.#deps.now());
+    await this.#readIdentity();
+    // Right after a failover the lease may be held by nobody for a while, and the nodes' heartbeats
+    // have not landed on the new server yet (every node looks dead, and a pass would read no
+    // inventory): the pass waits for both.
+    if (this.#owed && this.#deps.isLeader() && this.#deps.registry.livenessSettled()) void this.#passTicker.runNow();
+    return this.#changedAtMs;
+  }
+
+  async #readIdentity(): Promise<void> {
+    const { changedAtMs, changed, reconciledAtMs } = await this.#deps.store.identity(this.#deps.now());
+    this.#reconciledAtMs = Math.max(this.#reconciledAtMs, reconciledAtMs);
     if (changedAtMs > this.#changedAtMs) {
       this.#changedAtMs = changedAtMs;
       if (changed) {
@@ -116,32 +135,34 @@ export class Reconciler {
       }
       this.#owed = true;
     }
-    // Right after a failover the lease may be held by nobody for a while, and the nodes' heartbeats
-    // have not landed on the new server yet (every node looks dead, and a pass would read no
-    // inventory): the pass waits for both.
-    if (this.#owed && this.#deps.isLeader() && this.#deps.registry.livenessSettled()) void this.#passTicker.runNow();
-    return this.#changedAtMs;
   }
 
   /** Whether an allocation Redis does not know may have been lost with a server (within an allocation TTL of a change). */
   async mayHaveLost(): Promise<boolean> {
     // Checked now rather than waiting for the ticker: the report may come right after a failover.
-    const changedAtMs = await this.checkIdentity().catch(() => this.#changedAtMs);
+    // A failed read fails the report (503, asked again): "not current" ends the participant's
+    // session, so it is answered only on what Redis said.
+    const changedAtMs = await this.checkIdentity();
     return changedAtMs > 0 && this.#deps.now() - changedAtMs < this.#deps.config.allocationTtlMs;
   }
 
   /**
-   * A join report of an allocation Redis does not know, after a change of server: the participant
-   * is re-created on the reporting node. True when the allocation is recorded now (so it is current).
-   * If Redis holds another allocation of the participant on that same node, allocated before the
-   * change, the reported one replaces it: the agent serves one session per participant, so the node
-   * admitted the reported one after that one (on a token the router signed), and the allocation that
-   * had replaced it in Redis (with the leave of its session) was lost with the old server.
+   * Whether the last change of server (read by mayHaveLost just before) still waits for a leader's
+   * pass: a join report Redis cannot make current is asked again until then (see the class comment).
+   */
+  awaitingPass(): boolean {
+    return this.#changedAtMs > this.#reconciledAtMs;
+  }
+
+  /**
+   * A join report of an allocation Redis does not know (nor any other of its participant), after a
+   * change of server: the participant is re-created on the reporting node. True when the allocation
+   * is recorded now (so it is current).
    */
   async adoptJoined(roomId: string, participantId: string, allocationId: string, nodeId: string): Promise<boolean> {
     const node = this.#deps.registry.snapshot().nodes.find((n) => n.nodeId === nodeId);
     if (!node) return false;
-    const outcome = await this.#adopt(roomId, { participantId, allocationId }, node, this.#changedAtMs);
+    const outcome = await this.#adopt(roomId, { participantId, allocationId }, node);
     return outcome === 'known' || outcome === 'adopted' || outcome === 'pinned' || outcome === 'conflict';
   }
 
@@ -154,6 +175,10 @@ export class Reconciler {
   async runPass(): Promise<ReconcileResult> {
     const { rooms, store, registry, now, config, log } = this.#deps;
     const startedAtMs = now();
+    // The change this pass reconciles, read now (another router may have seen it first): one seen
+    // later (a second failover meanwhile) owes another pass.
+    await this.#readIdentity();
+    const reconciling = this.#changedAtMs;
     // 1. Redis's rooms, then the inventories.
     const states = new Map<string, RoomState>();
     for (const roomId of await rooms.listRoomIds()) {
@@ -242,7 +267,11 @@ export class Reconciler {
     }
 
     this.#last = result;
-    this.#owed = false;
+    if (reconciling > this.#reconciledAtMs) {
+      // Every router's join reports wait for this mark (awaitingPass); not written if the server changed again.
+      if (await store.markReconciled(reconciling)) this.#reconciledAtMs = reconciling;
+    }
+    if (reconciling === this.#changedAtMs) this.#owed = false;
     if (result.adopted + result.joined + result.dropped + result.recounted.length + result.movedSecondHome + result.movedOverbooked > 0) {
       log.warn({ ...result, tookMs: now() - startedAtMs }, 'reconciled Redis with the agents');
     }
@@ -250,7 +279,7 @@ export class Reconciler {
   }
 
   /** Re-creates one session's participant on its node; a second home's participant is told to move. */
-  async #adopt(roomId: string, session: { participantId: string; allocationId: string }, node: NodeSnapshot, replaceBeforeMs = 0): Promise<AdoptOutcome> {
+  async #adopt(roomId: string, session: { participantId: string; allocationId: string }, node: NodeSnapshot): Promise<AdoptOutcome> {
     const { now, config } = this.#deps;
     const at = now();
     const record: ParticipantRecord = {
@@ -264,7 +293,7 @@ export class Reconciler {
       expiresAtMs: at + config.allocationTtlMs,
       adoptedAtMs: at,
     };
-    const outcome = await this.#deps.store.adopt(roomId, record, at, replaceBeforeMs);
+    const outcome = await this.#deps.store.adopt(roomId, record, at);
     if (outcome === 'adopted' || outcome === 'pinned' || outcome === 'conflict') {
       this.#deps.onAction?.('adopted', 1);
       this.#setStatus(session.allocationId, 'active');

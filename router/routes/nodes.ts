@@ -1,10 +1,11 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { BadRequestError, TooManyRequestsError } from '../../shared/errors.ts';
+import { BadRequestError, DependencyUnavailableError, TooManyRequestsError } from '../../shared/errors.ts';
 import { controlPlane } from '../../shared/control-plane.ts';
 import type { ParticipantMoveReason } from '../../shared/app-webhook-events.ts';
 import { ErrorBody, type RoomNodeSet } from '../../shared/schemas/index.ts';
 import { roomNodeSet } from '../operations/room-nodes.ts';
+import { isSessionId } from '../state/session-buffer.ts';
 import { requireSignature } from '../../shared/signed-http.ts';
 
 /** What every signed route may answer besides the contract's answers. */
@@ -75,14 +76,21 @@ export const nodeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         // `joined` answers whether the allocation is current (ParticipantEventAnswer); the agent
         // closes a session that is not.
         let outcome = await rooms.markJoined(roomId, participantId, allocationId);
-        // Unknown to Redis right after a change of Redis server (a failover may have lost it, or
-        // Redis still holds the allocation it had replaced): the agent admitted the participant on
-        // a token the router signed, so it is re-created on this node rather than refused (a
-        // single-use grant could not allocate again). See Reconciler.adoptJoined.
+        // Right after a change of Redis server (a failover may have lost writes), see Reconciler:
+        // an allocation Redis does not know is re-created on this node rather than refused (the
+        // agent admitted the participant on a token the router signed; a single-use grant could
+        // not allocate again). One whose participant Redis holds under another allocation is
+        // judged only once a reconcile pass has run: until then 503, the agent keeps the session
+        // and reports it again ("not current" would end it).
         if ((outcome.status === 'unknown' || outcome.status === 'replaced') && app.reconciler && (await app.reconciler.mayHaveLost())) {
-          if (await app.reconciler.adoptJoined(roomId, participantId, allocationId, nodeId)) outcome = await rooms.markJoined(roomId, participantId, allocationId);
+          if (outcome.status === 'unknown' && (await app.reconciler.adoptJoined(roomId, participantId, allocationId, nodeId))) outcome = await rooms.markJoined(roomId, participantId, allocationId);
+          else if (app.reconciler.awaitingPass()) throw new DependencyUnavailableError('redis: the server holding the data changed and no reconcile pass has run since: report this join again', 1);
         }
-        if (outcome.status !== 'joined') return reply.status(200).send({ current: false, reason: outcome.status });
+        if (outcome.status !== 'joined') {
+          // The agent closes the session: its allocation's row (if the router made one) ends with it.
+          if (isSessionId(allocationId)) sessions.setStatus(allocationId, 'ended', at);
+          return reply.status(200).send({ current: false, reason: outcome.status });
+        }
         sessions.setStatus(allocationId, 'active', at);
         app.sessionCloser.closeReplacedLater(roomId, participantId, allocationId, outcome.earlierNodeIds);
         app.rebalancer.schedule(roomId);

@@ -313,28 +313,21 @@ return 1
  * The reconcile's re-creation of a participant Redis does not know but its node serves (an
  * allocation acknowledged and lost with a failed-over primary, or whose join or leave never
  * reached Redis). ARGV: roomId, participantId, record (joined, on its node, with `adoptedAtMs`),
- * nodeId, region, nowMs, replaceBeforeMs, pendingMember. Returns {outcome}: `known` (that allocation
- * is recorded), `replaced` (the participant holds another allocation now), `removed` (an admin
- * removed it), `p2p`, or, written:
+ * nodeId, region, nowMs. Returns {outcome}: `known` (that allocation is recorded), `replaced` (the
+ * participant holds another allocation in Redis: the pass drops it first if no node serves it),
+ * `removed` (an admin removed it), `p2p`, or, written:
  * `pinned` (the room had no home: pinned on this node), `adopted` (the node serves the room as Redis
  * knows it), `conflict` (the room's home in Redis is elsewhere and Redis knew no participant of it on
  * this node: the node was a second home, and its participants are to move). The node's count grows
- * by one with the record, so counts stay equal to the records. A participant holding another
- * allocation on this same node, allocated before replaceBeforeMs ('0': never), has it replaced (an
- * agent serves one session per participant: the node serves the new one instead, and the failover
- * lost the allocation that had replaced it); its reservation and pending expiry go with it.
+ * by one with the record, so counts stay equal to the records.
  */
 export const ADOPT = `${HELPERS}
 if redis.call('EXISTS', KEYS[7]) == 1 then return {'p2p'} end
 if redis.call('HEXISTS', KEYS[9], ARGV[2]) == 1 then return {'removed'} end
 local current = redis.call('HGET', KEYS[2], ARGV[2])
 if current then
-  local held = cjson.decode(current)
-  if held.allocationId == cjson.decode(ARGV[3]).allocationId then return {'known'} end
-  if held.nodeId ~= ARGV[4] or held.allocatedAtMs >= tonumber(ARGV[7]) then return {'replaced'} end
-  releaseNode(KEYS[3], held.nodeId)
-  redis.call('ZREM', KEYS[4], ARGV[8])
-  redis.call('HDEL', KEYS[8], ARGV[2])
+  if cjson.decode(current).allocationId == cjson.decode(ARGV[3]).allocationId then return {'known'} end
+  return {'replaced'}
 end
 local room = redis.call('HMGET', KEYS[1], 'home', 'homeNode')
 local outcome = 'adopted'
@@ -399,13 +392,25 @@ return corrected
  * KEYS: identity hash, room-version counter. ARGV: the primary's run_id, nowMs. Records which
  * Redis server holds the data: a new run_id (a replica promoted, a server restarted) or a missing
  * hash while rooms have been allocated (data lost) is a change, dated nowMs; a fresh deployment
- * (no hash, no room ever) is none (0). Returns {changedAtMs, 1 when it changed now else 0}.
+ * (no hash, no room ever) is none (0). Returns {changedAtMs, 1 when it changed now else 0,
+ * reconciledAtMs}: the change a leader's reconcile pass has run after (MARK_RECONCILED; 0: none).
  */
 export const IDENTITY = `
 local stored = redis.call('HGET', KEYS[1], 'runId')
-if stored == ARGV[1] then return {tonumber(redis.call('HGET', KEYS[1], 'changedAtMs') or '0'), 0} end
+local reconciledAt = tonumber(redis.call('HGET', KEYS[1], 'reconciledAtMs') or '0')
+if stored == ARGV[1] then return {tonumber(redis.call('HGET', KEYS[1], 'changedAtMs') or '0'), 0, reconciledAt} end
 local changedAt = tonumber(ARGV[2])
 if not stored and redis.call('EXISTS', KEYS[2]) == 0 then changedAt = 0 end
 redis.call('HSET', KEYS[1], 'runId', ARGV[1], 'changedAtMs', changedAt)
-return {changedAt, 1}
+return {changedAt, 1, reconciledAt}
+`;
+
+/**
+ * KEYS: identity hash. ARGV: the changedAtMs a reconcile pass started under. Records that a pass
+ * has run after that change, unless the server changed again meanwhile. Returns 1 when recorded.
+ */
+export const MARK_RECONCILED = `
+if tonumber(redis.call('HGET', KEYS[1], 'changedAtMs') or '-1') ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'reconciledAtMs', ARGV[1])
+return 1
 `;

@@ -21,6 +21,7 @@ import type {
   RoomRecord,
   RoomState,
   RoomStore,
+  StoreIdentity,
 } from './types.ts';
 
 /** `url` or `sentinel`: where Redis is (redisTarget). */
@@ -61,6 +62,7 @@ interface RoomScripts {
   roomAdopt: Script;
   roomRecount: Script;
   redisIdentity: Script;
+  redisMarkReconciled: Script;
 }
 
 /** Every room script takes the same KEYS (see redis-room-scripts.ts). */
@@ -116,6 +118,7 @@ export class RedisRoomStore implements RoomStore, ReconcileStore {
     redis.defineCommand('roomAdopt', { numberOfKeys: ROOM_KEY_COUNT, lua: scripts.ADOPT });
     redis.defineCommand('roomRecount', { numberOfKeys: 2, lua: scripts.RECOUNT });
     redis.defineCommand('redisIdentity', { numberOfKeys: 2, lua: scripts.IDENTITY });
+    redis.defineCommand('redisMarkReconciled', { numberOfKeys: 1, lua: scripts.MARK_RECONCILED });
     return new RedisRoomStore(redis as Redis & RoomScripts, options);
   }
 
@@ -337,17 +340,21 @@ export class RedisRoomStore implements RoomStore, ReconcileStore {
     return (await redisCall(() => this.redis.del(this.p2pKey(roomId)))) === 1;
   }
 
-  async identity(nowMs: number): Promise<{ runId: string; changedAtMs: number; changed: boolean }> {
+  async identity(nowMs: number): Promise<StoreIdentity> {
     // Only on a connection that is ready: ioredis lets INFO through while it is still connecting
     // (a command allowed while a server loads), next to its own ready check.
     if (this.redis.status !== 'ready') throw dependencyFailure('redis', new Error(`connection ${this.redis.status}`));
     const info = await redisCall(() => this.redis.info('server'));
     const runId = /run_id:(\w+)/.exec(info)?.[1] ?? '';
-    const [changedAtMs, changed] = (await redisCall(() => this.redis.redisIdentity(this.keys.identity, this.keys.versions, runId, nowMs))) as [number, number];
-    return { runId, changedAtMs: Number(changedAtMs), changed: changed === 1 };
+    const [changedAtMs, changed, reconciledAtMs] = (await redisCall(() => this.redis.redisIdentity(this.keys.identity, this.keys.versions, runId, nowMs))) as [number, number, number];
+    return { runId, changedAtMs: Number(changedAtMs), changed: changed === 1, reconciledAtMs: Number(reconciledAtMs) };
   }
 
-  async adopt(roomId: string, participant: ParticipantRecord, nowMs: number, replaceBeforeMs = 0): Promise<AdoptOutcome> {
+  async markReconciled(changedAtMs: number): Promise<boolean> {
+    return (await redisCall(() => this.redis.redisMarkReconciled(this.keys.identity, changedAtMs))) === 1;
+  }
+
+  async adopt(roomId: string, participant: ParticipantRecord, nowMs: number): Promise<AdoptOutcome> {
     const [outcome] = (await redisCall(() =>
       this.redis.roomAdopt(
         ...this.roomKeys(roomId),
@@ -357,8 +364,6 @@ export class RedisRoomStore implements RoomStore, ReconcileStore {
         participant.nodeId,
         participant.region,
         nowMs,
-        replaceBeforeMs,
-        pendingMember(roomId, participant.participantId),
       ),
     )) as [AdoptOutcome];
     return outcome;

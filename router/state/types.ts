@@ -239,23 +239,29 @@ export interface RoomStore {
 /** What the reconcile's re-creation of a participant did (see ReconcileStore.adopt). */
 export type AdoptOutcome = 'known' | 'replaced' | 'removed' | 'p2p' | 'pinned' | 'adopted' | 'conflict';
 
+/** Which Redis server holds the data, as ReconcileStore.identity reads it. */
+export interface StoreIdentity {
+  /** The primary's run_id. */
+  runId: string;
+  /** When the server holding the data last changed (a failover, a restart, data lost; 0: never since the deployment's first room). */
+  changedAtMs: number;
+  /** This call saw the change first. */
+  changed: boolean;
+  /** The change a leader's reconcile pass has run after (equal to changedAtMs once reconciled; 0: none). */
+  reconciledAtMs: number;
+}
+
 /**
  * The Redis room store's side of the reconcile after a failover (router/operations/reconciler.ts).
  * Only Redis can lose acknowledged writes; the memory store has no such side.
  */
 export interface ReconcileStore {
-  /**
-   * Which server holds the data (the primary's run_id, recorded in Redis): `changedAtMs` is when it
-   * last changed (a failover, a restart, data lost; 0: never since the deployment's first room);
-   * `changed`: this call saw the change first.
-   */
-  identity(nowMs: number): Promise<{ runId: string; changedAtMs: number; changed: boolean }>;
-  /**
-   * Re-creates a participant its node serves but Redis does not know (joined, on `nodeId`); atomic.
-   * The participant's record of another allocation on the same node, allocated before
-   * `replaceBeforeMs` (default 0: never), is replaced rather than answered `replaced`.
-   */
-  adopt(roomId: string, participant: ParticipantRecord, nowMs: number, replaceBeforeMs?: number): Promise<AdoptOutcome>;
+  /** Which server holds the data (the primary's run_id, recorded in Redis), and whether a pass has reconciled its last change. */
+  identity(nowMs: number): Promise<StoreIdentity>;
+  /** Records that a reconcile pass ran after the change dated `changedAtMs` (compare-and-set: false if the server changed again). */
+  markReconciled(changedAtMs: number): Promise<boolean>;
+  /** Re-creates a participant its node serves but Redis does not know (joined, on `nodeId`); atomic; `replaced` if Redis holds another allocation of it. */
+  adopt(roomId: string, participant: ParticipantRecord, nowMs: number): Promise<AdoptOutcome>;
   /** Makes every node's count equal to the participant records on it, atomically; returns what it corrected. */
   recountNodes(): Promise<Array<{ nodeId: string; was: number; now: number }>>;
   /** True for the first caller per allocation within `ttlMs`: the one router that tells the participant to move. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { controlCall, controlPlane } from '../../shared/control-plane.ts';
+import { ControlCallError, controlCall, controlPlane } from '../../shared/control-plane.ts';
 import type { InventoryRoom, ParticipantEventAnswer } from '../../shared/schemas/index.ts';
 import { FakeNodes } from '../utils/fake-nodes.ts';
 import { allocate } from '../utils/http.ts';
@@ -247,29 +247,89 @@ it('a join lost (Redis holds the allocation as not joined, its node serves it jo
   await expectExactCounts();
 });
 
-it("a join report after a change of server of an allocation lost with its predecessor's leave (Redis holds the former one on that node): re-created; a stale one is still \"replaced\"", async () => {
+/** A join report refused as the route does while the change of server waits for a pass: 503, to be sent again. */
+async function expectAskedAgain(nodeId: string, roomId: string, participantId: string, allocationId: string) {
+  const refused = await report('joined', nodeId, roomId, participantId, allocationId).then(
+    () => null,
+    (err: unknown) => err,
+  );
+  expect(refused).toBeInstanceOf(ControlCallError);
+  expect(refused).toMatchObject({ statusCode: 503, code: 'DEPENDENCY_UNAVAILABLE' });
+}
+
+it("a join report after a change of server of an allocation lost with its predecessor's leave (Redis holds the former one on that node): 503 until a pass has run, then current; a stale one then \"replaced\"", async () => {
   const former = await join('late-replace', 'hugo', US);
   const formerRecord = (await redis.hget(`${roomKey('late-replace')}:participants`, 'hugo'))!;
   const lost = await allocate(routers[0]!.url, { roomId: 'late-replace', participantId: 'hugo', latencies: US });
   expect(lost.status).toBe(200);
   expect(lost.body.node.id).toBe(former.node.id);
-  // Lost with the old primary: the new allocation and the former session's leave. Then the change of server.
+  // The node serves the new session (it ended the former one); lost with the old primary: the new
+  // allocation and the former session's leave. Then the change of server.
+  setInventories([...(await joinedInRedis()).filter((x) => x.participantId !== 'hugo'), { nodeId: lost.body.node.id, roomId: 'late-replace', participantId: 'hugo', allocationId: lost.body.allocationId }]);
   await redis.hset(`${roomKey('late-replace')}:participants`, 'hugo', formerRecord);
   await redis.zrem(`${prefix}allocations:pending`, JSON.stringify(['late-replace', 'hugo']));
   await redis.del(`${prefix}redis-identity`);
 
+  // Redis alone cannot tell this report from a stale one: asked again until a pass has run.
+  await expectAskedAgain(lost.body.node.id, 'late-replace', 'hugo', lost.body.allocationId);
+  expect((await routers[0]!.app.rooms.getRoom('late-replace'))!.participants.map((p) => p.allocationId)).toEqual([former.allocationId]);
+  // A pass (the one the report's identity check started on the leader may run first: the counts
+  // are whichever's) drops the former, which no node serves, and re-creates the lost one.
+  await reconcilers()[0]!.runPass();
   let answer = await report('joined', lost.body.node.id, 'late-replace', 'hugo', lost.body.allocationId);
   expect(answer.body).toMatchObject({ current: true });
   const state = (await routers[0]!.app.rooms.getRoom('late-replace'))!;
   expect(state.participants.map((p) => [p.participantId, p.allocationId, p.status])).toEqual([['hugo', lost.body.allocationId, 'joined']]);
-  expect(await redis.zrange(`${prefix}allocations:pending`, 0, -1)).not.toContainEqual(JSON.stringify(['late-replace', 'hugo']));
   await expectExactCounts();
 
-  // Allocated again after the change: a report of the earlier allocation is stale, "replaced" as always.
+  // Allocated again: a report of the earlier allocation is stale, "replaced" as always.
   const newer = await allocate(routers[0]!.url, { roomId: 'late-replace', participantId: 'hugo', latencies: US });
   expect(newer.status).toBe(200);
   answer = await report('joined', lost.body.node.id, 'late-replace', 'hugo', lost.body.allocationId);
   expect(answer.body).toEqual({ current: false, reason: 'replaced' });
   expect((await routers[0]!.app.rooms.getRoom('late-replace'))!.participants.map((p) => p.allocationId)).toEqual([newer.body.allocationId]);
+  await expectExactCounts();
+});
+
+it("a stale join report after a change of server, the participant allocated again on the new server before the change was noticed: 503 until a pass has run, then \"replaced\"; the newer allocation stays", async () => {
+  const older = await allocate(routers[0]!.url, { roomId: 'late-stale', participantId: 'iris', latencies: US });
+  expect(older.status).toBe(200);
+  // The newer allocation is made on the new server before any router has noticed the change.
+  await redis.del(`${prefix}redis-identity`);
+  const newer = await join('late-stale', 'iris', US);
+  setInventories(await joinedInRedis());
+  await expectAskedAgain(older.body.node.id, 'late-stale', 'iris', older.body.allocationId);
+  await reconcilers()[0]!.runPass();
+  const answer = await report('joined', older.body.node.id, 'late-stale', 'iris', older.body.allocationId);
+  expect(answer.body).toEqual({ current: false, reason: 'replaced' });
+  expect((await routers[0]!.app.rooms.getRoom('late-stale'))!.participants.map((p) => [p.allocationId, p.status])).toEqual([[newer.allocationId, 'joined']]);
+  await expectExactCounts();
+});
+
+it('a join report after a change of server of an allocation lost on another node than its former one: 503 until a pass has run, then current; the mark read by the other router', async () => {
+  const former = await join('cross-node', 'ivy', US);
+  const lost = await allocate(routers[0]!.url, { roomId: 'cross-node', participantId: 'ivy', latencies: US });
+  expect(lost.status).toBe(200);
+  // Lost with the old primary: the new allocation and the former session's leave; the former was
+  // an edge on the other node (placement put both on the home here: the record is written there).
+  // Then the change of server. The new node admitted ivy, and her former node ended that session.
+  const elsewhere = lost.body.node.id === 'us-west-1' ? { nodeId: 'eu-west-1', region: 'eu-west' } : { nodeId: 'us-west-1', region: 'us-west' };
+  const formerRecord = { ...(JSON.parse((await redis.hget(`${roomKey('cross-node')}:participants`, 'ivy'))!) as object), allocationId: former.allocationId, ...elsewhere };
+  setInventories([...(await joinedInRedis()).filter((s) => s.participantId !== 'ivy'), { nodeId: lost.body.node.id, roomId: 'cross-node', participantId: 'ivy', allocationId: lost.body.allocationId }]);
+  await redis.hset(`${roomKey('cross-node')}:participants`, 'ivy', JSON.stringify({ ...formerRecord, status: 'joined', allocatedAtMs: Date.now() - 1_000 }));
+  await redis.zrem(`${prefix}allocations:pending`, JSON.stringify(['cross-node', 'ivy']));
+  await redis.del(`${prefix}redis-identity`);
+
+  // Redis holds ivy's former allocation: not "not current" yet, asked again.
+  await expectAskedAgain(lost.body.node.id, 'cross-node', 'ivy', lost.body.allocationId);
+  expect((await routers[0]!.app.rooms.getRoom('cross-node'))!.participants.map((p) => [p.allocationId, p.nodeId])).toEqual([[former.allocationId, elsewhere.nodeId]]);
+
+  // A pass drops the former (no node serves it) and re-creates the lost one; the report again: current.
+  await reconcilers()[0]!.runPass();
+  const answer = await report('joined', lost.body.node.id, 'cross-node', 'ivy', lost.body.allocationId);
+  expect(answer.body).toMatchObject({ current: true });
+  // The router that answered 503 reads the mark the pass left in Redis: a stale report is "not current" at once.
+  const stale = await report('joined', elsewhere.nodeId, 'cross-node', 'ivy', former.allocationId);
+  expect(stale.body).toEqual({ current: false, reason: 'replaced' });
   await expectExactCounts();
 });
