@@ -54,6 +54,8 @@ export class NodeRegistry {
   #snapshot: RegistrySnapshot = { takenAtMs: 0, nodes: [], interRegion: {} };
   /** The placement view of `#snapshot`, built once per refresh when first asked for. */
   #view: PlacementView | null = null;
+  /** `#snapshot`'s nodes by region, sorted by id (peersOf), built once per refresh when first asked for. */
+  #byRegion: Map<string, NodeSnapshot[]> | null = null;
   #ticker: Ticker | null = null;
   #refreshing: Promise<RegistrySnapshot> | null = null;
   #refreshAgain: Promise<RegistrySnapshot> | null = null;
@@ -203,6 +205,7 @@ export class NodeRegistry {
     const nodes = live.map((record) => toSnapshot(record, counts.get(record.registration.nodeId) ?? 0, this.#heartbeatAgeMs(record, takenAtMs), config));
     this.#snapshot = { takenAtMs, nodes, interRegion: interRegionFrom(nodes) };
     this.#view = null;
+    this.#byRegion = null;
     return this.#snapshot;
   }
 
@@ -215,16 +218,29 @@ export class NodeRegistry {
     return nowMs - record.lastHeartbeatMs;
   }
 
+  /**
+   * The peers a node probes (its heartbeat answer): in every region, its own included, up to
+   * GEO_SFU_PROBE_PEERS_PER_REGION live nodes, a window over the region's nodes (sorted by id) that
+   * starts at a place of the node's own and moves on by that many every GEO_SFU_PROBE_ROTATE_MS.
+   * Every pair is measured in turn, and a heartbeat's answer, its probes and its `peerRtt` grow
+   * with the regions, not with the fleet (listing every node made heartbeats O(N) each, probing
+   * O(N²) in all, and refused `peerRtt` beyond 1,000 peers).
+   */
   peersOf(nodeId: string): HeartbeatAck['peers'] {
-    return this.snapshot()
-      .nodes
-      .filter((n) => n.nodeId !== nodeId && n.state !== 'dead')
-      .map((n) => ({
-        nodeId: n.nodeId,
-        region: n.region,
-        controlUrl: n.record.registration.controlUrl,
-        probeUrl: n.record.registration.probeUrl,
-      }));
+    const { config, now } = this.opts;
+    const at = now();
+    const start = fnv1a(nodeId) + Math.floor(at / config.probeRotateMs) * config.probePeersPerRegion;
+    const peers: HeartbeatAck['peers'] = [];
+    for (const nodes of (this.#byRegion ??= byRegion(this.#snapshot.nodes)).values()) {
+      let listed = 0;
+      for (let i = 0; i < nodes.length && listed < config.probePeersPerRegion; i++) {
+        const n = nodes[(start + i) % nodes.length]!;
+        if (n.nodeId === nodeId || nodeState(this.#heartbeatAgeMs(n.record, at), config) === 'dead') continue;
+        peers.push({ nodeId: n.nodeId, region: n.region, controlUrl: n.record.registration.controlUrl, probeUrl: n.record.registration.probeUrl });
+        listed++;
+      }
+    }
+    return peers;
   }
 }
 
@@ -256,6 +272,25 @@ function toSnapshot(record: NodeRecord, reserved: number, heartbeatAgeMs: number
       { maxCpu: config.maxCpu, maxMemory: config.maxMemory, maxParticipants },
     ),
   };
+}
+
+/** Nodes by region (a Map: region ids are operator-chosen), each region's sorted by node id. */
+function byRegion(nodes: readonly NodeSnapshot[]): Map<string, NodeSnapshot[]> {
+  const regions = new Map<string, NodeSnapshot[]>();
+  for (const n of nodes) {
+    const list = regions.get(n.region);
+    if (list) list.push(n);
+    else regions.set(n.region, [n]);
+  }
+  for (const list of regions.values()) list.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+  return regions;
+}
+
+/** 32-bit FNV-1a of a string: where a node's window over each region starts. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
 }
 
 /** For each region pair, the stats of the node pair with the lowest smoothed RTT. */

@@ -107,6 +107,8 @@ export const CONFIG_SPEC = {
   deadAfterMs: int('GEO_SFU_DEAD_AFTER_MS', 'router', 3_000, 300, 300_000, 'A node with no heartbeat for this long is dead: it gets no participants.'),
   forgetDeadAfterMs: int('GEO_SFU_FORGET_DEAD_AFTER_MS', 'router', 600_000, 1_000, 24 * HOUR_MS, 'A dead node is removed from the registry after this long.'),
   probeIntervalMs: int('GEO_SFU_PROBE_INTERVAL_MS', 'all', 1_000, 50, 60_000, 'Interval between latency probes (router→agent and agent→agent).'),
+  probePeersPerRegion: int('GEO_SFU_PROBE_PEERS_PER_REGION', 'router', 3, 1, 1_000, "How many live nodes of each region (its own included) an agent probes: the router's heartbeat answer lists that many per region, not every node, so probes and heartbeat work per node do not grow with the fleet. The inter-region matrix keeps, per region pair, the best RTT measured among the pairs probed."),
+  probeRotateMs: int('GEO_SFU_PROBE_ROTATE_MS', 'router', 600_000, 1_000, 24 * HOUR_MS, "How long an agent keeps probing the same peers of a region before the router moves its window on to the next ones (each pair of nodes is measured in turn; a new peer's smoothed RTT starts over)."),
   probeTimeoutMs: int('GEO_SFU_PROBE_TIMEOUT_MS', 'all', 2_000, 50, 60_000, 'A probe without an answer in this time counts as lost.'),
   rttEwmaAlpha: num('GEO_SFU_RTT_EWMA_ALPHA', 'all', 0.2, 0.01, 1, 'Weight of a new RTT sample in the smoothed RTT (EWMA); jitter uses the same weight over |sample − previous sample|.'),
   lossWindow: int('GEO_SFU_LOSS_WINDOW', 'all', 20, 2, 1_000, 'Number of recent probes over which loss is computed.'),

@@ -165,3 +165,45 @@ it("after the store failed to answer, nodes alive before it keep their place for
   nowMs += config.deadAfterMs - config.suspectAfterMs;
   expect(states(registry.snapshot())['live-1']).toBe('dead');
 });
+
+it('each node probes a bounded window of every region (GEO_SFU_PROBE_PEERS_PER_REGION live peers, never itself or a dead node) that moves on each GEO_SFU_PROBE_ROTATE_MS until every peer was listed', async () => {
+  const config = testConfig('memory', { probePeersPerRegion: 3, probeRotateMs: 60_000 });
+  const store = new MemoryNodeRegistry();
+  let nowMs = 5_000_000;
+  const registry = new NodeRegistry({ config, store, rooms: new MemoryRoomStore({ roomIdleTtlMs: 60_000 }), now: () => nowMs });
+  const url = 'http://127.0.0.1:9';
+  const regions = ['us-west', 'us-east', 'eu-west', 'apac'];
+  const register = (nodeId: string, region: string) => store.register({ nodeId, region, controlUrl: url, signalingUrl: url, probeUrl: `${url}/probe`, maxParticipants: 10, version: 'test' }, nowMs);
+  await register('eu-west-dead', 'eu-west');
+  nowMs += config.deadAfterMs + 1;
+  // Ten live nodes per region; each step re-registers them (a heartbeat) so only the first stays dead.
+  const beatAll = async () => {
+    for (const region of regions) for (let i = 0; i < 10; i++) await register(`${region}-${i}`, region);
+    await registry.refresh();
+  };
+  const seen = new Map(regions.map((r) => [r, new Set<string>()]));
+  for (let rotation = 0; rotation < 4; rotation++) {
+    await beatAll();
+    const peers = registry.peersOf('us-west-0');
+    const perRegion = new Map<string, number>();
+    for (const p of peers) {
+      perRegion.set(p.region, (perRegion.get(p.region) ?? 0) + 1);
+      seen.get(p.region)!.add(p.nodeId);
+    }
+    // The answer grows with the regions, not the fleet: 3 per region of 41 nodes.
+    expect(Object.fromEntries(perRegion)).toEqual({ 'us-west': 3, 'us-east': 3, 'eu-west': 3, apac: 3 });
+    expect(peers.map((p) => p.nodeId)).not.toContain('us-west-0');
+    expect(peers.map((p) => p.nodeId)).not.toContain('eu-west-dead');
+    // Within one rotation period the window stays (the prober keeps its smoothed RTTs).
+    nowMs += config.probeRotateMs / 2;
+    await beatAll();
+    expect(registry.peersOf('us-west-0').map((p) => p.nodeId)).toEqual(peers.map((p) => p.nodeId));
+    nowMs += config.probeRotateMs / 2;
+  }
+  // Four rotations of 3 cover every live peer of a region of 10 (9 in its own).
+  expect([...seen].map(([region, ids]) => [region, ids.size])).toEqual([['us-west', 9], ['us-east', 10], ['eu-west', 10], ['apac', 10]]);
+  // Nodes start their windows at different places: the first rotation's 40 answers list many different peers.
+  await beatAll();
+  const listed = new Set(regions.flatMap((r) => Array.from({ length: 10 }, (_, i) => registry.peersOf(`${r}-${i}`))).flat().map((p) => p.nodeId));
+  expect(listed.size).toBeGreaterThan(20);
+});
