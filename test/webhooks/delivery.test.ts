@@ -220,7 +220,11 @@ describe('application webhooks', () => {
     // Raised as Redis comes back: queued behind the journaled ones.
     expect(await publish('t4')).toBe(204);
 
-    await waitFor('the journaled events delivered', () => w.receiver.delivered.length === 6, 20_000);
+    // On a timeout, what was stuck where (seen once under a loaded .ci/run, not reproduced since).
+    await waitFor('the journaled events delivered', () => w.receiver.delivered.length === 6, 20_000).catch((err: unknown) => {
+      const delivered = w.receiver.delivered.map((d) => ('track' in d.event ? d.event.track.trackId : d.event.event));
+      throw new Error(`${String(err)}: ${router.app.allocator.journal.appEventCount} still journaled, delivered ${JSON.stringify(delivered)}`);
+    });
     const events = w.receiver.delivered.map((d) => d.event);
     expect(events.map((e) => [e.seq, 'track' in e ? e.track.trackId : e.event])).toEqual([
       [1, 'room_started'],
