@@ -369,7 +369,7 @@ const scale: Benchmark = {
       {
         name: 'control plane at scale, CPU per call alone (router / Redis)',
         value: `/allocate ${f(r.perCall.allocateSmallRoom.routerMs, 3)} / ${f(r.perCall.allocateSmallRoom.redisMs, 3)} ms (rooms of 1–100: ${f(r.perCall.allocateLargeRoom.routerMs, 3)} / ${f(r.perCall.allocateLargeRoom.redisMs, 3)} ms), join report ${f(r.perCall.joinReport.routerMs, 3)} / ${f(r.perCall.joinReport.redisMs, 3)} ms, leave report ${f(r.perCall.leaveReport.routerMs, 3)} / ${f(r.perCall.leaveReport.redisMs, 3)} ms`,
-        ratio: `room scan ${f(r.roomScan.cpuMsPerRoom, 3)} / ${f(r.roomScan.redisMsPerRoom, 3)} ms per room; Redis memory ${f(r.redisBytesPerParticipant, 0)} B per participant, ${f(r.redisBytesPerRoom, 0)} B per room`,
+        ratio: `room scan ${f(r.roomScan.cpuMsPerRoom, 3)} / ${f(r.roomScan.redisMsPerRoom, 3)} ms per room; placement decision ${r.placement.map((c) => `${c.regions} regions, room of ${c.roomSize}: ${f(c.medianUs, 0)} µs`).join(', ')}; Redis memory ${f(r.redisBytesPerParticipant, 0)} B per participant, ${f(r.redisBytesPerRoom, 0)} B per room`,
       },
       {
         name: `control plane at scale, rebalancer at 1 % of participants joining and leaving per minute (${f(r.churn.joinsPerSecond, 1)}/s each)`,
@@ -379,8 +379,13 @@ const scale: Benchmark = {
       ...x.rows.map((row) => ({
         name: `control plane extrapolated to ${big(row.participants)} concurrent participants`,
         value: rowSummary(row),
-        ratio: `ratio ${f(row.saturatesFirst.ratio, 2)} of the first resource to saturate`,
+        ratio: `ratio ${f(row.saturatesFirst.ratio, 2)} of the limit of the first resource to saturate`,
       })),
+      {
+        name: 'control plane: the order in which resources saturate as participants grow',
+        value: x.saturation.map((u) => `${u.resource} at ${u.participants === null ? '> 1,000,000,000' : u.participants.toLocaleString('en-US')}`).join('; '),
+        ratio: 'participants; bench/scale/model.ts',
+      },
       {
         name: 'control plane: size at which one Redis primary stops being enough',
         value: x.redisPrimaryLimit ? `${x.redisPrimaryLimit.participants.toLocaleString('en-US')} participants (${x.redisPrimaryLimit.resource})` : 'beyond 1,000,000,000 participants',

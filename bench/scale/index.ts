@@ -18,6 +18,7 @@ import type { AllocateLatencyJob } from './allocate-worker.ts';
 import { clientProfiles, regionRtt, SCALE_REGIONS, type ScaleRegion } from './catalog.ts';
 import { ASSUMPTIONS, extrapolate, type Extrapolation, type Measured } from './model.ts';
 import { ScaleNodes } from './nodes.ts';
+import { placementCosts, type PlacementCost } from './placement-cost.ts';
 import { type FillRoom, startPrivateRedis, writeRooms, type PrivateRedis } from './redis.ts';
 import { scaleMarkdown, scalePlot } from './report.ts';
 
@@ -83,6 +84,8 @@ export interface SizeResult {
     /** This process's CPU meanwhile (the nodes' heartbeats, the measuring client), cores; the machine's 1-minute load average after the window. */
     benchCores: number;
     loadAverage: number;
+    /** The router's threads' time runnable but waiting for a CPU (taken by other processes), per second. */
+    routerWaitCores: number;
   };
   /** /allocate latency on the steady router (open loop), by the size of the rooms allocated into. */
   allocate: Array<{ roomSize: number; ratePerSecond: number; p50Ms: number; p99Ms: number; errors: number }>;
@@ -104,6 +107,8 @@ export interface ScaleResult {
     joinReport: { routerMs: number; redisMs: number };
     leaveReport: { routerMs: number; redisMs: number };
   };
+  /** The pure placement decision's time by number of regions and room size. */
+  placement: PlacementCost[];
   /** A full room scan (listRoomIds, then getRoom per room) in this process, per room. */
   roomScan: { rooms: number; listMs: number; cpuMsPerRoom: number; wallMsPerRoom: number; redisMsPerRoom: number };
   churn: {
@@ -144,15 +149,23 @@ const CLUSTER_SECRET = 'scale-bench-cluster-secret-0123456789abcdef';
  * short calls). A thread that has exited no longer counts: Node's threads live as long as the process.
  */
 function processCpuSeconds(pid: number): number {
-  let ns = 0;
+  return schedstat(pid).runS;
+}
+
+/** Its threads' time on a CPU and time runnable but waiting for one (a busy machine), seconds. */
+function schedstat(pid: number): { runS: number; waitS: number } {
+  let run = 0;
+  let wait = 0;
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      const [onCpu, waiting] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ');
+      run += Number(onCpu);
+      wait += Number(waiting);
     } catch {
       // The thread exited between the listing and the read.
     }
   }
-  return ns / 1e9;
+  return { runS: run / 1e9, waitS: wait / 1e9 };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -349,6 +362,14 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
       const allocated: AllocateSfuResponse[] = [];
       // Rooms of one region's clients and a neighbour's, as most rooms are.
       const roomProfile = (room: number, i: number) => profiles[(room + (i % 2)) % profiles.length]!;
+      const report = (a: AllocateSfuResponse, event: 'joined' | 'left') =>
+        quietNodes.participantEvent({ nodeId: a.node.id, roomId: a.roomId, participantId: a.participantId, allocationId: a.allocationId, event, ...(event === 'left' ? { reason: 'left' as const } : {}) });
+      // Warm-up, not measured: the router's first calls of each kind compile its paths (JIT).
+      await inParallel(200, 8, async (i) => {
+        const a = await allocate(pool, `warm-${Math.floor(i / 20)}`, `p${i}`, roomProfile(i, i));
+        await report(a, 'joined');
+        await report(a, 'left');
+      });
       const small = await perCallCpu(quiet, redis, isolatedCalls, 5, async (i) => {
         const room = Math.floor(i / 10);
         allocated.push(await allocate(pool, `iso-small-${room}`, `p${i}`, roomProfile(room, i)));
@@ -357,8 +378,6 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
         const room = Math.floor(i / 100);
         allocated.push(await allocate(pool, `iso-large-${room}`, `p${i}`, roomProfile(room, i)));
       });
-      const report = (a: AllocateSfuResponse, event: 'joined' | 'left') =>
-        quietNodes.participantEvent({ nodeId: a.node.id, roomId: a.roomId, participantId: a.participantId, allocationId: a.allocationId, event, ...(event === 'left' ? { reason: 'left' as const } : {}) });
       const joinReport = await perCallCpu(quiet, redis, allocated.length, 5, async (i) => {
         const { status, text } = await report(allocated[i]!, 'joined');
         if (status !== 200) throw new Error(`joined report answered ${status} ${text.slice(0, 200)}`);
@@ -464,6 +483,10 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
     };
     log(`room scan: listRoomIds of ${roomIds.length} rooms ${listMs.toFixed(0)} ms, then getRoom × ${scanned}: ${roomScan.wallMsPerRoom.toFixed(3)} ms per room (${roomScan.cpuMsPerRoom.toFixed(3)} ms CPU here, ${roomScan.redisMsPerRoom.toFixed(3)} ms Redis)`);
 
+    // The placement decision alone, by number of regions and room size.
+    const placement = placementCosts(regions, [...new Set([Math.min(4, regions.length), regions.length])], [10, 100], sizes.at(-1)!, opts.quick ? 300 : 2_000);
+    log(`placement decision (min-delay, ${sizes.at(-1)} nodes): ${placement.map((c) => `${c.regions} regions, room of ${c.roomSize}: ${c.medianUs.toFixed(0)} µs (p99 ${c.p99Us.toFixed(0)})`).join('; ')}`);
+
     // ---- Steady router: default cadences, all nodes heartbeating.
     const steady = await spawnRouter(routerEnv(redis, STEADY_PREFIX, regions, journalDir, { GEO_SFU_RECONCILE_INTERVAL_MS: '3600000' }));
     routers.push(steady);
@@ -506,7 +529,9 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
       const before = { ...nodes.counts };
       const offered = nodes.beatingIds().length;
       const ownCpu0 = process.cpuUsage();
+      const wait0 = schedstat(steady.child.pid!).waitS;
       const window = await measure(steady, redis, () => sleep(windowMs));
+      const routerWaitCores = (schedstat(steady.child.pid!).waitS - wait0) / window.seconds;
       const ownCpu = process.cpuUsage(ownCpu0);
       const loadAverage = os.loadavg()[0]!;
       const answered = nodes.counts.answered - before.answered;
@@ -537,6 +562,7 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
           heartbeatsPerSecond: answered / window.seconds,
           offeredPerSecond: offered,
           benchCores: (ownCpu.user + ownCpu.system) / 1e6 / window.seconds,
+          routerWaitCores,
           loadAverage,
           skipped: nodes.counts.skipped - before.skipped,
           failed: nodes.counts.failed - before.failed,
@@ -547,7 +573,7 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
         allocate: allocateRuns,
       });
       const st = results.at(-1)!.steady;
-      log(`steady router, ${size} nodes: router ${st.routerCores.toFixed(2)} cores, Redis ${st.redisCores.toFixed(2)} cores (this process ${st.benchCores.toFixed(2)}, load average ${st.loadAverage.toFixed(1)}), ${st.heartbeatsPerSecond.toFixed(0)} heartbeats/s answered (${st.skipped} skipped behind an unanswered one, ${st.failed} failed), registry refresh ${st.refreshWallMs.toFixed(0)} ms; /allocate ${allocateRuns.map((a) => `rooms of ${a.roomSize}: p50 ${a.p50Ms.toFixed(1)} ms, p99 ${a.p99Ms.toFixed(1)} ms (${a.errors} errors)`).join('; ')}`);
+      log(`steady router, ${size} nodes: router ${st.routerCores.toFixed(2)} cores, Redis ${st.redisCores.toFixed(2)} cores (the router waited ${st.routerWaitCores.toFixed(2)} s/s for a CPU; this process ${st.benchCores.toFixed(2)} cores, load average ${st.loadAverage.toFixed(1)}), ${st.heartbeatsPerSecond.toFixed(0)} heartbeats/s answered (${st.skipped} skipped behind an unanswered one, ${st.failed} failed), registry refresh ${st.refreshWallMs.toFixed(0)} ms; /allocate ${allocateRuns.map((a) => `rooms of ${a.roomSize}: p50 ${a.p50Ms.toFixed(1)} ms, p99 ${a.p99Ms.toFixed(1)} ms (${a.errors} errors)`).join('; ')}`);
 
       // The churn at the smallest size: past it this machine's router no longer keeps its nodes alive.
       if (s === 0) churnResult = await churnPhase(size);
@@ -664,6 +690,7 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
       redisBytesPerParticipant,
       sizes: results,
       perCall: perCall!,
+      placement,
       roomScan,
       churn: churnResult!,
       untrimmedHeartbeat: untrimmed,

@@ -81,7 +81,7 @@ export interface ExtrapolatedRow {
   redisCoresBy: Record<'heartbeats' | 'registryRefresh' | 'allocateAndReports' | 'roomScans', number>;
   redisMemoryBytes: number;
   uses: ResourceUse[];
-  /** The resource with the highest use. */
+  /** Of the resources saturated at this size, the one that saturated at the fewest participants (none saturated: the most used). */
   saturatesFirst: ResourceUse;
 }
 
@@ -90,10 +90,18 @@ export interface Extrapolation {
   /** Per-heartbeat costs (ms) and per-node refresh costs (ms per node per refresh) as fitted: a + b × peer entries. */
   fits: Record<string, { a: number; b: number }>;
   rows: ExtrapolatedRow[];
+  /** Each resource and the participant count at which it saturates (null: not below 1,000,000,000), fewest first. */
+  saturation: Array<{ resource: string; participants: number | null }>;
   /** The smallest participant count at which one Redis primary is not enough (CPU or memory), and why. */
   redisPrimaryLimit: { participants: number; resource: string; redisCoresBy: ExtrapolatedRow['redisCoresBy'] } | null;
   /** The smallest participant count at which a router replica's registry refresh alone takes its 70 % of a core. */
   routerRefreshLimit: number | null;
+  /**
+   * Where one Redis primary saturates on the participants' path alone (node costs made small: design
+   * step 1 of docs/scaling.md): allocations, join/leave reports and rebalancing reads, with the
+   * leader's room scans (`withScans`) and without them (step 2).
+   */
+  participantPathLimit: { withScans: number | null; withoutScans: number | null };
 }
 
 /** Least squares a + b × x. */
@@ -124,7 +132,7 @@ export function extrapolate(m: Measured, participantCounts: readonly number[] = 
     const min = floor(pick);
     return Number.isFinite(min) ? Math.max(v, min) : Math.max(v, 0);
   };
-  const model = (participants: number): ExtrapolatedRow => {
+  const model = (participants: number): Omit<ExtrapolatedRow, 'saturatesFirst'> => {
     const nodes = Math.ceil(participants / A.participantsPerNode);
     const rooms = participants / A.participantsPerRoom;
     const joinsPerSecond = participants / A.sessionSeconds;
@@ -162,7 +170,6 @@ export function extrapolate(m: Measured, participantCounts: readonly number[] = 
       { resource: 'Redis CPU (one command thread)', ratio: redisCores / A.redisCoreBudget },
       { resource: 'Redis memory (64 GiB host)', ratio: redisMemoryBytes / A.redisMemoryBytes },
     ];
-    const saturatesFirst = uses.reduce((a, b) => (b.ratio > a.ratio ? b : a));
     return {
       participants,
       nodes,
@@ -178,14 +185,20 @@ export function extrapolate(m: Measured, participantCounts: readonly number[] = 
       redisCoresBy,
       redisMemoryBytes,
       uses,
-      saturatesFirst,
     };
   };
+  const saturatedAt = new Map<string, number>();
   let redisPrimaryLimit: Extrapolation['redisPrimaryLimit'] = null;
   let routerRefreshLimit: number | null = null;
-  for (let p = 1_000; p <= 1e9 && (redisPrimaryLimit === null || routerRefreshLimit === null); p = Math.ceil(p * 1.05)) {
+  const participantPathLimit: Extrapolation['participantPathLimit'] = { withScans: null, withoutScans: null };
+  for (let p = 1_000; p <= 1e9; p = Math.ceil(p * 1.01)) {
     const row = model(p);
+    if (saturatedAt.size === row.uses.length && redisPrimaryLimit !== null && routerRefreshLimit !== null && participantPathLimit.withoutScans !== null) break;
+    for (const use of row.uses) if (use.ratio >= 1 && !saturatedAt.has(use.resource)) saturatedAt.set(use.resource, p);
     if (routerRefreshLimit === null && row.refreshCoresPerReplica >= A.routerCoreBudget) routerRefreshLimit = p;
+    const calls = row.redisCoresBy.allocateAndReports;
+    if (participantPathLimit.withScans === null && calls + row.redisCoresBy.roomScans >= A.redisCoreBudget) participantPathLimit.withScans = p;
+    if (participantPathLimit.withoutScans === null && calls >= A.redisCoreBudget) participantPathLimit.withoutScans = p;
     if (redisPrimaryLimit !== null) continue;
     if (row.redisCores >= A.redisCoreBudget) {
       redisPrimaryLimit = { participants: p, resource: 'Redis CPU', redisCoresBy: row.redisCoresBy };
@@ -193,5 +206,13 @@ export function extrapolate(m: Measured, participantCounts: readonly number[] = 
       redisPrimaryLimit = { participants: p, resource: 'Redis memory', redisCoresBy: row.redisCoresBy };
     }
   }
-  return { assumptions: A, fits, rows: participantCounts.map(model), redisPrimaryLimit, routerRefreshLimit };
+  const saturation = model(1_000).uses
+    .map((u) => ({ resource: u.resource, participants: saturatedAt.get(u.resource) ?? null }))
+    .sort((a, b) => (a.participants ?? Number.POSITIVE_INFINITY) - (b.participants ?? Number.POSITIVE_INFINITY));
+  const rows = participantCounts.map((p): ExtrapolatedRow => {
+    const row = model(p);
+    const saturated = row.uses.filter((u) => u.ratio >= 1).sort((a, b) => saturatedAt.get(a.resource)! - saturatedAt.get(b.resource)!);
+    return { ...row, saturatesFirst: saturated[0] ?? row.uses.reduce((a, b) => (b.ratio > a.ratio ? b : a)) };
+  });
+  return { assumptions: A, fits, rows, saturation, redisPrimaryLimit, routerRefreshLimit, participantPathLimit };
 }

@@ -35,6 +35,10 @@ describe('control plane at scale benchmark', () => {
       expect(row.redisMemoryBytes).toBeGreaterThan(0);
     }
     expect(rows[2]!.beyondPeerRttLimit).toBe(true);
+    // Every resource has its place in the order, those that saturate sorted by where.
+    expect(r.extrapolation.saturation.length).toBe(rows[0]!.uses.length);
+    const points = r.extrapolation.saturation.map((u) => u.participants ?? Number.POSITIVE_INFINITY);
+    expect(points).toEqual([...points].sort((a, b) => a - b));
     expect(scalePlot(r)).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
   });
 
