@@ -11,6 +11,7 @@ import { RedisRoomStore } from '../../router/state/redis-room-store.ts';
 import type { ParticipantRecord } from '../../router/state/types.ts';
 import { configWith } from '../../shared/config/index.ts';
 import type { AllocateSfuResponse } from '../../shared/schemas/index.ts';
+import { stopChild } from '../../infra/embedded/launcher.ts';
 import { spawnRouter, type ServiceProcess } from '../../test/utils/service-process.ts';
 import type { LoadResult } from '../load.ts';
 import { startTsWorker } from '../ts-worker-host.ts';
@@ -280,7 +281,7 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
   const roomCount = opts.rooms ?? (opts.quick ? 10_000 : 100_000);
   const participantCount = opts.participants ?? (opts.quick ? 100_000 : 1_000_000);
   const windowMs = opts.windowMs ?? (opts.quick ? 2_000 : 10_000);
-  const isolatedCalls = opts.isolatedCalls ?? (opts.quick ? 400 : 2_000);
+  const isolatedCalls = opts.isolatedCalls ?? (opts.quick ? 200 : 2_000);
   /** Idle CPU is sampled this long; the steady router heartbeats this long before its window. */
   const settleMs = opts.quick ? 500 : 2_000;
   const notes: string[] = [];
@@ -365,7 +366,7 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
       const report = (a: AllocateSfuResponse, event: 'joined' | 'left') =>
         quietNodes.participantEvent({ nodeId: a.node.id, roomId: a.roomId, participantId: a.participantId, allocationId: a.allocationId, event, ...(event === 'left' ? { reason: 'left' as const } : {}) });
       // Warm-up, not measured: the router's first calls of each kind compile its paths (JIT).
-      await inParallel(200, 8, async (i) => {
+      await inParallel(opts.quick ? 100 : 200, 8, async (i) => {
         const a = await allocate(pool, `warm-${Math.floor(i / 20)}`, `p${i}`, roomProfile(i, i));
         await report(a, 'joined');
         await report(a, 'left');
@@ -400,7 +401,7 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
     const untrimmed = await quietNodes.heartbeatWithAllPeers(quietNodes.beatingIds()[0]!);
     log(`a heartbeat with all ${untrimmed.entries} peers' RTTs (${untrimmed.bytes} B, no quality): answered ${untrimmed.status}`);
     await quietNodes.close();
-    await quiet.stop();
+    await stopChild(quiet.child, 1_000);
     routers.splice(routers.indexOf(quiet), 1);
 
     // ---- The rooms and participants, written straight into Redis with the store's layout.
@@ -710,7 +711,8 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
   } finally {
     log('closing');
     for (const close of closers.reverse()) await close().catch(() => undefined);
-    await Promise.all(routers.map((r) => r.stop()));
+    // Their graceful shutdown is not measured: SIGKILL after a second.
+    await Promise.all(routers.map((r) => stopChild(r.child, 1_000)));
     await redis.close();
     await rm(journalDir, { recursive: true, force: true });
   }

@@ -251,8 +251,9 @@ export class ScaleNodes {
 
   async close(): Promise<void> {
     this.stopBeating();
+    // Heartbeats still waiting on a saturated router are abandoned, not awaited.
+    await this.#pool.destroy();
     await Promise.allSettled([...this.#inFlight]);
-    await this.#pool.close();
     const closed = new Promise<void>((r) => this.#control.close(() => r()));
     this.#control.closeAllConnections();
     await closed;
