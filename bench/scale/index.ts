@@ -89,7 +89,7 @@ export interface SizeResult {
     routerWaitCores: number;
   };
   /** /allocate latency on the steady router (open loop), by the size of the rooms allocated into. */
-  allocate: Array<{ roomSize: number; ratePerSecond: number; p50Ms: number; p99Ms: number; errors: number }>;
+  allocate: Array<{ roomSize: number; ratePerSecond: number; p50Ms: number; p99Ms: number; errors: number; failures: Record<string, number> }>;
 }
 
 export interface ScaleResult {
@@ -550,7 +550,7 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
         const rate = opts.quick ? 40 : 50;
         const job: AllocateLatencyJob = { origin: steady.url, ratePerSecond: rate, durationMs: opts.quick ? 1_000 : 3_000, roomIds: roomIdsOfSize, profiles, participantPrefix: `lat-${size}-${roomSize}-` };
         const r = await runWorker(job);
-        allocateRuns.push({ roomSize, ratePerSecond: rate, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.errors });
+        allocateRuns.push({ roomSize, ratePerSecond: rate, p50Ms: r.p50Ms, p99Ms: r.p99Ms, errors: r.errors, failures: r.failures });
       }
       clearInterval(churn);
       died += diedHere;
@@ -574,7 +574,7 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
         allocate: allocateRuns,
       });
       const st = results.at(-1)!.steady;
-      log(`steady router, ${size} nodes: router ${st.routerCores.toFixed(2)} cores, Redis ${st.redisCores.toFixed(2)} cores (the router waited ${st.routerWaitCores.toFixed(2)} s/s for a CPU; this process ${st.benchCores.toFixed(2)} cores, load average ${st.loadAverage.toFixed(1)}), ${st.heartbeatsPerSecond.toFixed(0)} heartbeats/s answered (${st.skipped} skipped behind an unanswered one, ${st.failed} failed), registry refresh ${st.refreshWallMs.toFixed(0)} ms; /allocate ${allocateRuns.map((a) => `rooms of ${a.roomSize}: p50 ${a.p50Ms.toFixed(1)} ms, p99 ${a.p99Ms.toFixed(1)} ms (${a.errors} errors)`).join('; ')}`);
+      log(`steady router, ${size} nodes: router ${st.routerCores.toFixed(2)} cores, Redis ${st.redisCores.toFixed(2)} cores (the router waited ${st.routerWaitCores.toFixed(2)} s/s for a CPU; this process ${st.benchCores.toFixed(2)} cores, load average ${st.loadAverage.toFixed(1)}), ${st.heartbeatsPerSecond.toFixed(0)} heartbeats/s answered (${st.skipped} skipped behind an unanswered one, ${st.failed} failed), registry refresh ${st.refreshWallMs.toFixed(0)} ms; /allocate ${allocateRuns.map((a) => `rooms of ${a.roomSize}: p50 ${a.p50Ms.toFixed(1)} ms, p99 ${a.p99Ms.toFixed(1)} ms (${a.errors} failed${a.errors > 0 ? `: ${JSON.stringify(a.failures)}` : ''})`).join('; ')}`);
 
       // The churn at the smallest size: past it this machine's router no longer keeps its nodes alive.
       if (s === 0) churnResult = await churnPhase(size);

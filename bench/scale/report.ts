@@ -89,7 +89,8 @@ export function scalePlot(r: ScaleResult): string {
     `Control plane CPU: ${r.regions} regions, ${n(r.participants)} participants in Redis`,
     {
       series: [
-        { name: 'router (one process)', colour: '#1f77b4', points: r.sizes.map((s) => [s.nodes, s.steady.routerCores]) },
+        { name: 'router (one process), on a CPU', colour: '#1f77b4', points: r.sizes.map((s) => [s.nodes, s.steady.routerCores]) },
+        { name: 'router, on a CPU + waiting for one (a shared machine)', colour: '#9ecae1', points: r.sizes.map((s) => [s.nodes, s.steady.routerCores + s.steady.routerWaitCores]) },
         { name: 'Redis', colour: '#d62728', points: r.sizes.map((s) => [s.nodes, s.steady.redisCores]) },
       ],
       hLine: { y: 1, label: 'one core' },
