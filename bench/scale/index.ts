@@ -282,7 +282,7 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
   const participantCount = opts.participants ?? (opts.quick ? 100_000 : 1_000_000);
   const windowMs = opts.windowMs ?? (opts.quick ? 2_000 : 10_000);
   const isolatedCalls = opts.isolatedCalls ?? (opts.quick ? 200 : 2_000);
-  /** Idle CPU is sampled this long; the steady router heartbeats this long before its window. */
+  /** The steady router's nodes heartbeat this long before its window (and its first allocations, unmeasured, last as long). */
   const settleMs = opts.quick ? 500 : 2_000;
   const notes: string[] = [];
   const rtt = regionRtt(regions);

@@ -73,7 +73,7 @@ export class ScaleNodes {
   constructor(
     private readonly routerUrl: string,
     private readonly secret: string,
-    /** One-way-ish RTT between two regions, ms (what a probe would measure). */
+    /** RTT between two regions, ms (what a probe would measure). */
     private readonly rttMs: (from: string, to: string) => number,
   ) {
     this.#pool = new Pool(routerUrl, { connections: 32, pipelining: 1 });
@@ -114,7 +114,9 @@ export class ScaleNodes {
     const { status, text } = await this.call(cp.register.path, JSON.stringify(registration));
     if (status !== 200) throw new Error(`register ${spec.nodeId}: ${status} ${text.slice(0, 200)}`);
     const quality = qualityEntries(spec);
-    this.#nodes.set(spec.nodeId, { spec, seq: 0, beating: true, inFlight: false, peers: [], peerRttJson: '{}', peerRttEntries: 0, peerRttCapacity: 0, qualityJson: `[${quality.withTracks.join(',')}]`, quality, sinceParsed: 0 });
+    const node: ScaleNode = { spec, seq: 0, beating: true, inFlight: false, peers: [], peerRttJson: '{}', peerRttEntries: 0, peerRttCapacity: 0, qualityJson: '[]', quality, sinceParsed: 0 };
+    node.qualityJson = fitQuality(quality, AGENT_HEARTBEAT_BUDGET_BYTES - Buffer.byteLength(this.#body({ ...node })));
+    this.#nodes.set(spec.nodeId, node);
   }
 
   /** Stops heartbeating for the node, as if it died. */
