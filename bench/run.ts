@@ -18,6 +18,8 @@ import { DEFAULT_DATASET_URL, loadDataset } from './placement/dataset.ts';
 import { benchPlacement } from './placement/index.ts';
 import { simulatePolicyRooms } from './placement/region-policy.ts';
 import { benchRedisFailover } from './redis-failover.ts';
+import { benchScale } from './scale/index.ts';
+import { limitsText, rowSummary } from './scale/report.ts';
 import { benchSoak } from './soak.ts';
 import { formatLine, summaryBody, summaryMarkdown, writePageSummary, type BenchLine, type Benchmark } from './summary.ts';
 import { benchWebhooks } from './webhooks.ts';
@@ -352,8 +354,50 @@ const firstFrame: Benchmark = {
   },
 };
 
+const scale: Benchmark = {
+  id: 'scale',
+  async run({ quick }) {
+    const r = await benchScale({ quick });
+    const x = r.extrapolation;
+    const big = (p: number) => (p >= 1e6 ? `${p / 1e6}M` : `${p / 1e3}k`);
+    const lines: BenchLine[] = [
+      ...r.sizes.map((s) => ({
+        name: `control plane at scale, ${s.nodes} nodes over ${r.regions} regions heartbeating every second (${s.peerRttEntries} peerRtt entries each), ${r.participants.toLocaleString('en-US')} participants in Redis`,
+        value: `router ${f(s.steady.routerCores, 2)} cores, Redis ${f(s.steady.redisCores, 2)} cores`,
+        ratio: `per heartbeat alone: router ${f(s.routerMsPerHeartbeat, 3)} ms, Redis ${f(s.redisMsPerHeartbeat, 3)} ms CPU; registry refresh ${f(s.refreshWallMs, 1)} ms (${f(s.refreshCpuMs, 1)} ms CPU); /allocate p50/p99 ${s.allocate.map((a) => `rooms of ${a.roomSize} ${f(a.p50Ms, 1)}/${f(a.p99Ms, 1)} ms`).join(', ')}`,
+      })),
+      {
+        name: 'control plane at scale, CPU per call alone (router / Redis)',
+        value: `/allocate ${f(r.perCall.allocateSmallRoom.routerMs, 3)} / ${f(r.perCall.allocateSmallRoom.redisMs, 3)} ms (rooms of 1–100: ${f(r.perCall.allocateLargeRoom.routerMs, 3)} / ${f(r.perCall.allocateLargeRoom.redisMs, 3)} ms), join report ${f(r.perCall.joinReport.routerMs, 3)} / ${f(r.perCall.joinReport.redisMs, 3)} ms, leave report ${f(r.perCall.leaveReport.routerMs, 3)} / ${f(r.perCall.leaveReport.redisMs, 3)} ms`,
+        ratio: `room scan ${f(r.roomScan.cpuMsPerRoom, 3)} / ${f(r.roomScan.redisMsPerRoom, 3)} ms per room; placement decision ${r.placement.map((c) => `${c.regions} regions, room of ${c.roomSize}: ${f(c.medianUs, 0)} µs`).join(', ')}; Redis memory ${f(r.redisBytesPerParticipant, 0)} B per participant, ${f(r.redisBytesPerRoom, 0)} B per room`,
+      },
+      {
+        name: `control plane at scale, rebalancer at 1 % of participants joining and leaving per minute (${f(r.churn.joinsPerSecond, 1)}/s each)`,
+        value: `${f(r.churn.rebalanceCores, 4)} cores (${r.churn.rebalanceDecisions} decisions of ${f(r.churn.rebalanceDecisionMs, 3)} ms)`,
+        ratio: `router ${f(r.churn.routerCores, 2)} cores during the churn (${f(r.sizes.at(-1)!.steady.routerCores, 2)} before it), Redis ${f(r.churn.redisCores, 2)} (${f(r.sizes.at(-1)!.steady.redisCores, 2)}); ${r.churn.failures} of ${r.churn.joins + r.churn.leaves + r.churn.failures} joins and leaves failed`,
+      },
+      ...x.rows.map((row) => ({
+        name: `control plane extrapolated to ${big(row.participants)} concurrent participants`,
+        value: rowSummary(row),
+        ratio: `ratio ${f(row.saturatesFirst.ratio, 2)} of the limit of the first resource to saturate`,
+      })),
+      {
+        name: 'control plane: the order in which resources saturate as participants grow',
+        value: x.saturation.map((u) => `${u.resource} at ${u.participants === null ? '> 1,000,000,000' : u.participants.toLocaleString('en-US')}`).join('; '),
+        ratio: 'participants; bench/scale/model.ts',
+      },
+      {
+        name: 'control plane: size at which one Redis primary stops being enough',
+        value: x.redisPrimaryLimit ? `${x.redisPrimaryLimit.participants.toLocaleString('en-US')} participants (${x.redisPrimaryLimit.resource})` : 'beyond 1,000,000,000 participants',
+        ratio: `ratio ${x.redisPrimaryLimit ? f(x.redisPrimaryLimit.participants / 10_000_000, 3) : 'n/a'} vs 10M; ${limitsText(r)} Table and plot: bench/results/scale.md, scale-cpu.svg`,
+      },
+    ];
+    return { lines, json: r };
+  },
+};
+
 /** Every benchmark, in the order they run. */
-const BENCHMARKS: Benchmark[] = [allocate, webhooks, consumers, cascade, impairedCascade, firstFrame, placement, hostile, build, redisFailover, soak];
+const BENCHMARKS: Benchmark[] = [allocate, webhooks, consumers, cascade, impairedCascade, firstFrame, placement, hostile, build, redisFailover, scale, soak];
 
 const quick = process.argv.includes('--quick');
 // `--only id,id`: run those entries alone (while working on one); the summary is then not rewritten.
