@@ -661,6 +661,7 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
 
     const measured: Measured = {
       peerRttEntriesThatFit,
+      probePeerLimit: regions.length * config.probePeersPerRegion,
       sizes: results.map((r) => ({
         nodes: r.nodes,
         peerRttEntries: r.peerRttEntries,

@@ -42,6 +42,8 @@ export interface MeasuredSize {
 export interface Measured {
   /** peerRtt entries a heartbeat can carry: the router's body limit (64 KiB) or the schema's 1,000, whichever is fewer. */
   peerRttEntriesThatFit: number;
+  /** Peers a heartbeat's answer lists at most, so the RTTs a heartbeat carries: regions × GEO_SFU_PROBE_PEERS_PER_REGION. */
+  probePeerLimit: number;
   sizes: MeasuredSize[];
   allocate: { routerMs: number; redisMs: number };
   joinReport: { routerMs: number; redisMs: number };
@@ -66,7 +68,7 @@ export interface ExtrapolatedRow {
   nodes: number;
   rooms: number;
   joinsPerSecond: number;
-  /** Heartbeats of this many nodes are refused today (every node probes every other: its RTTs do not fit); the figures then assume every heartbeat carries at most what fits. */
+  /** Heartbeats would not fit (each node's probed peers' RTTs are more than fit); the figures then assume every heartbeat carries at most what fits. */
   beyondPeerRttLimit: boolean;
   /** Replicas for heartbeats, calls and the leader's scans at 70 % of a core each (2 at least). */
   routerReplicas: number;
@@ -136,7 +138,8 @@ export function extrapolate(m: Measured, participantCounts: readonly number[] = 
     const nodes = Math.ceil(participants / A.participantsPerNode);
     const rooms = participants / A.participantsPerRoom;
     const joinsPerSecond = participants / A.sessionSeconds;
-    const entries = Math.min(nodes - 1, m.peerRttEntriesThatFit);
+    const probed = Math.min(nodes - 1, m.probePeerLimit);
+    const entries = Math.min(probed, m.peerRttEntriesThatFit);
     const hbRouterMs = evalFit('routerMsPerHeartbeat', entries, (s) => s.routerMsPerHeartbeat);
     const hbRedisMs = evalFit('redisMsPerHeartbeat', entries, (s) => s.redisMsPerHeartbeat);
     const refreshCpuMs = nodes * evalFit('refreshCpuMsPerNode', entries, (s) => s.refreshCpuMs / s.nodes);
@@ -163,7 +166,7 @@ export function extrapolate(m: Measured, participantCounts: readonly number[] = 
     const redisMemoryBytes = rooms * m.redisBytesPerRoom + participants * m.redisBytesPerParticipant + nodes * evalFit('redisBytesPerNode', entries, (s) => s.redisBytesPerNode);
     const roomScanSeconds = (rooms * m.roomScan.wallMsPerRoom) / 1000;
     const uses: ResourceUse[] = [
-      { resource: `heartbeat size: every node probes every other, and ${m.peerRttEntriesThatFit} peers' RTTs fit a heartbeat`, ratio: (nodes - 1) / m.peerRttEntriesThatFit },
+      { resource: `heartbeat size: each node probes at most ${m.probePeerLimit} peers, and ${m.peerRttEntriesThatFit} peers' RTTs fit a heartbeat`, ratio: probed / m.peerRttEntriesThatFit },
       { resource: "a router replica's event loop: registry refresh", ratio: refreshCoresPerReplica / A.routerCoreBudget },
       { resource: "the leader's event loop: room scans", ratio: leaderScanCores / A.routerCoreBudget },
       { resource: "the leader's reconcile pass: one room scan vs its 30 s period", ratio: roomScanSeconds / A.reconcileSeconds },
@@ -175,7 +178,7 @@ export function extrapolate(m: Measured, participantCounts: readonly number[] = 
       nodes,
       rooms,
       joinsPerSecond,
-      beyondPeerRttLimit: nodes - 1 > m.peerRttEntriesThatFit,
+      beyondPeerRttLimit: probed > m.peerRttEntriesThatFit,
       routerReplicas,
       routerCores,
       refreshCoresPerReplica,

@@ -29,7 +29,7 @@ export function scaleMarkdown(r: ScaleResult): string {
       return `| ${n(s.nodes)} | ${n(s.peerRttEntries)} | ${n(s.heartbeatBytes)} / ${n(s.answerBytes)} | ${f(s.routerMsPerHeartbeat, 3)} | ${f(s.redisMsPerHeartbeat, 3)} | ${f(s.refreshWallMs, 1)} / ${f(s.refreshCpuMs, 1)} / ${f(s.refreshRedisMs, 1)} | ${n(s.redisBytesPerNode)} | ${f(s.steady.routerCores)} | ${f(s.steady.redisCores)} | ${f(s.steady.routerWaitCores)}; ${f(s.steady.benchCores)}; ${f(s.steady.loadAverage, 1)} | ${n(s.steady.heartbeatsPerSecond)} of ${n(s.steady.offeredPerSecond)} (${s.steady.skipped}, ${s.steady.failed}) | ${f(s.steady.refreshWallMs, 0)} | ${f(a10.p50Ms, 1)} / ${f(a10.p99Ms, 1)}${a10.errors ? ` (${a10.errors} failed)` : ''} | ${f(a100.p50Ms, 1)} / ${f(a100.p99Ms, 1)}${a100.errors ? ` (${a100.errors} failed)` : ''} |`;
     }),
     '',
-    `peerRtt entries that fit a heartbeat: ${n(r.peerRttEntriesThatFit)} (the router's 64 KiB body limit; the schema allows 1,000), so heartbeats of agents are refused past ${n(r.peerRttEntriesThatFit + 1)} nodes: a heartbeat with all ${n(r.untrimmedHeartbeat.entries)} peers' RTTs (${n(r.untrimmedHeartbeat.bytes)} B, quality list empty) was answered ${r.untrimmedHeartbeat.status}. Sizes past that ran with the RTTs limited to what fits.`,
+    `peerRtt entries that fit a heartbeat: ${n(r.peerRttEntriesThatFit)} (the router's 64 KiB body limit; the schema allows 1,000). Each node probes at most ${n(r.measured.probePeerLimit)} peers (GEO_SFU_PROBE_PEERS_PER_REGION in each of the ${r.regions} regions), ${r.measured.probePeerLimit <= r.peerRttEntriesThatFit ? 'so heartbeats fit at every size' : `so heartbeats are refused past ${n(r.peerRttEntriesThatFit + 1)} nodes; sizes past that ran with the RTTs limited to what fits`}: at the largest size a heartbeat with the RTTs of all ${n(r.untrimmedHeartbeat.entries)} peers listed to it (${n(r.untrimmedHeartbeat.bytes)} B, quality list empty) was answered ${r.untrimmedHeartbeat.status}.`,
     '',
     '## Per call (quiet router, each kind alone)',
     '',
@@ -82,7 +82,8 @@ export function limitsText(r: ScaleResult): string {
 export function scalePlot(r: ScaleResult): string {
   const grid: number[] = [];
   for (let p = 10_000; p <= 10_000_000; p = Math.round(p * 1.25)) grid.push(p);
-  const limit = (r.peerRttEntriesThatFit + 1) * ASSUMPTIONS.participantsPerNode;
+  // Where heartbeats stop fitting, if they ever do (each node probes at most probePeerLimit peers).
+  const limit = r.measured.probePeerLimit > r.peerRttEntriesThatFit ? (r.peerRttEntriesThatFit + 1) * ASSUMPTIONS.participantsPerNode : undefined;
   const finite = (pts: Array<[number, number]>) => pts.filter(([, y]) => Number.isFinite(y) && y > 0);
   const rows = extrapolate(r.measured, grid).rows;
   return scaleSvg(
@@ -97,11 +98,11 @@ export function scalePlot(r: ScaleResult): string {
     },
     {
       series: [
-        { name: 'router, all replicas (dashed: RTTs cut to fit)', colour: '#1f77b4', points: finite(rows.map((row) => [row.participants, row.routerCores])), dashedFrom: limit },
-        { name: 'Redis', colour: '#d62728', points: finite(rows.map((row) => [row.participants, row.redisCores])), dashedFrom: limit },
+        { name: limit === undefined ? 'router, all replicas' : 'router, all replicas (dashed: RTTs cut to fit)', colour: '#1f77b4', points: finite(rows.map((row) => [row.participants, row.routerCores])), ...(limit === undefined ? {} : { dashedFrom: limit }) },
+        { name: 'Redis', colour: '#d62728', points: finite(rows.map((row) => [row.participants, row.redisCores])), ...(limit === undefined ? {} : { dashedFrom: limit }) },
       ],
       hLine: { y: 1, label: "Redis's one command thread" },
-      vLine: { x: limit, label: 'heartbeats refused past here' },
+      ...(limit === undefined ? {} : { vLine: { x: limit, label: 'heartbeats refused past here' } }),
     },
   );
 }

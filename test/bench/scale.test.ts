@@ -10,7 +10,8 @@ describe('control plane at scale benchmark', () => {
     process.stdout.write(`${scaleMarkdown(r)}\n`);
     expect(r.sizes.map((s) => s.nodes)).toEqual([12, 24]);
     for (const s of r.sizes) {
-      expect(s.peerRttEntries).toBe(s.nodes - 1);
+      // Bounded probing: a heartbeat carries the RTTs of at most GEO_SFU_PROBE_PEERS_PER_REGION (3) peers per region.
+      expect(s.peerRttEntries).toBe(Math.min(s.nodes - 1, 3 * r.regions));
       expect(s.routerMsPerHeartbeat).toBeGreaterThan(0);
       expect(s.steady.routerCores).toBeGreaterThan(0);
       expect(s.steady.redisCores).toBeGreaterThan(0);
@@ -34,7 +35,7 @@ describe('control plane at scale benchmark', () => {
       expect(row.redisCores).toBeGreaterThan(0);
       expect(row.redisMemoryBytes).toBeGreaterThan(0);
     }
-    expect(rows[2]!.beyondPeerRttLimit).toBe(true);
+    expect(rows.map((row) => row.beyondPeerRttLimit)).toEqual([false, false, false]);
     // Every resource has its place in the order, those that saturate sorted by where.
     expect(r.extrapolation.saturation.length).toBe(rows[0]!.uses.length);
     const points = r.extrapolation.saturation.map((u) => u.participants ?? Number.POSITIVE_INFINITY);
@@ -47,6 +48,7 @@ describe('control plane at scale benchmark', () => {
     const size = (nodes: number) => ({ nodes, peerRttEntries: nodes - 1, heartbeatBytes: 40_000, routerMsPerHeartbeat: 1 + nodes / 1_000, redisMsPerHeartbeat: 0.5, refreshCpuMs: nodes * 0.4, refreshRedisMs: nodes * 0.02, redisBytesPerNode: 40_000 });
     const measured: Measured = {
       peerRttEntriesThatFit: 700,
+      probePeerLimit: 1_000_000,
       sizes: [size(100), size(300)],
       allocate: { routerMs: 1.5, redisMs: 0.1 },
       joinReport: { routerMs: 1, redisMs: 0.1 },
@@ -63,7 +65,12 @@ describe('control plane at scale benchmark', () => {
       expect(rows[i]!.redisCores).toBeGreaterThan(rows[i - 1]!.redisCores);
       expect(rows[i]!.redisMemoryBytes).toBeGreaterThan(rows[i - 1]!.redisMemoryBytes);
     }
+    // Every node probing every other: past 701 nodes the RTTs do not fit a heartbeat.
     expect(rows[0]!.beyondPeerRttLimit).toBe(true);
     expect(redisPrimaryLimit).not.toBeNull();
+    // Probing bounded to 30 peers: they always fit, and heartbeats cost less at every size.
+    const bounded = extrapolate({ ...measured, probePeerLimit: 30 }).rows;
+    expect(bounded.map((row) => row.beyondPeerRttLimit)).toEqual([false, false, false]);
+    for (let i = 0; i < rows.length; i++) expect(bounded[i]!.routerCores).toBeLessThan(rows[i]!.routerCores);
   });
 });
