@@ -79,7 +79,7 @@ async function redisContents(): Promise<Map<string, unknown>> {
     const out = new Map<string, unknown>();
     for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1_000 }) as AsyncIterable<string[]>) {
       for (const key of keys) {
-        if (key === `${prefix}nodes` || key === `${prefix}node-heartbeats` || key.startsWith(`${prefix}nonce:`) || key.startsWith(`${prefix}limit:`)) continue;
+        if (key === `${prefix}nodes` || key === `${prefix}node-heartbeats` || key === `${prefix}node-beats` || key.startsWith(`${prefix}nonce:`) || key.startsWith(`${prefix}limit:`)) continue;
         const type = await redis.type(key);
         const value =
           type === 'hash' ? await redis.hgetall(key)

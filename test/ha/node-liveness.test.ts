@@ -32,7 +32,7 @@ it("a heartbeating node whose registry keys Redis lost is alive again within two
 
   for (let round = 1; round <= 3; round++) {
     // Lost: the node's record and its heartbeats, as a promoted replica that never got them.
-    await redis.del(`${config.redisKeyPrefix}nodes`, `${config.redisKeyPrefix}node-heartbeats`);
+    await redis.del(`${config.redisKeyPrefix}nodes`, `${config.redisKeyPrefix}node-heartbeats`, `${config.redisKeyPrefix}node-beats`);
     const lostAt = Date.now();
     const acks = [];
     // The next heartbeats (the fake's own keep going meanwhile).

@@ -103,5 +103,27 @@ export function describeNodeRegistryContract(name: string, createHarness: () => 
       expect(await other.heartbeat(heartbeat('n1', 3), 2_000)).toBe(true);
       expect((await registry.list())[0]?.heartbeat?.seq).toBe(3);
     });
+
+    it("every read sees each node's latest heartbeat, whichever router wrote it, through re-registrations and removals", async () => {
+      const other = await harness.open();
+      for (const id of ['n1', 'n2', 'constructor']) await registry.register(registration(id), 1_000);
+      const seen = async () => Object.fromEntries((await registry.list()).map((n) => [n.registration.nodeId, [n.heartbeat?.seq ?? null, n.lastHeartbeatMs]]));
+      // More reads than heartbeats, as a router refreshing four times per node heartbeat.
+      for (let seq = 1; seq <= 20; seq++) {
+        const writer = seq % 2 === 0 ? registry : other;
+        await writer.heartbeat(heartbeat('n1', seq), 1_000 + seq);
+        if (seq % 3 === 0) await writer.heartbeat(heartbeat('constructor', seq), 2_000 + seq);
+        const expected = { n1: [seq, 1_000 + seq], n2: [null, 1_000], constructor: seq >= 3 ? [seq - (seq % 3), 2_000 + seq - (seq % 3)] : [null, 1_000] };
+        expect(await seen()).toEqual(expected);
+        expect(await seen()).toEqual(expected);
+      }
+      // A restarted agent: no heartbeat until its next; then seq from 0 again.
+      await other.register(registration('n1'), 5_000);
+      expect((await seen()).n1).toEqual([null, 5_000]);
+      await registry.heartbeat(heartbeat('n1', 0), 5_001);
+      expect((await seen()).n1).toEqual([0, 5_001]);
+      await other.deregister('n2');
+      expect(Object.keys(await seen()).sort()).toEqual(['constructor', 'n1']);
+    });
   });
 }
