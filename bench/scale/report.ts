@@ -1,4 +1,4 @@
-import type { ScaleResult } from './index.ts';
+import type { ScaleResult } from './types.ts';
 import { ASSUMPTIONS, extrapolate, type ExtrapolatedRow } from './model.ts';
 import { scaleSvg } from './plot.ts';
 
