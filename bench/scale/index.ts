@@ -19,6 +19,7 @@ import type { AllocateLatencyJob } from './allocate-worker.ts';
 import { clientProfiles, regionRtt, SCALE_REGIONS, type ScaleRegion } from './catalog.ts';
 import { ASSUMPTIONS, extrapolate, type Measured } from './model.ts';
 import { ScaleNodes } from './nodes.ts';
+import { seededRandom } from '../placement/prng.ts';
 import { placementCosts } from './placement-cost.ts';
 import { type FillRoom, startPrivateRedis, writeRooms, type PrivateRedis } from './redis.ts';
 import { scaleMarkdown, scalePlot } from './report.ts';
@@ -87,18 +88,6 @@ function schedstat(pid: number): { runS: number; waitS: number } {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A deterministic PRNG (mulberry32), so two runs fill the same rooms. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The `n`-th node's id and region: regions in turn, so every size spreads evenly over them. */
 function nodeSpec(n: number, regions: readonly ScaleRegion[]): { nodeId: string; region: string } {
@@ -331,7 +320,7 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
     routers.splice(routers.indexOf(quiet), 1);
 
     // ---- The rooms and participants, written straight into Redis with the store's layout.
-    const rand = prng(21);
+    const rand = seededRandom(21);
     const largeRooms = Math.max(1, Math.floor(roomCount / 100));
     const inLarge = Math.min(participantCount, largeRooms * 100);
     const perSmallRoom = (participantCount - inLarge) / Math.max(1, roomCount - largeRooms);
@@ -442,7 +431,7 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
       // Churn: every 3 s a node outside the core dies (stops heartbeating) and a new one registers.
       let diedHere = 0;
       let registeredHere = 0;
-      const churnRand = prng(size);
+      const churnRand = seededRandom(size);
       const churn = setInterval(() => {
         const mortal = nodes.beatingIds().filter((id) => !core.has(id));
         const victim = mortal[Math.floor(churnRand() * mortal.length)];
@@ -513,7 +502,7 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleResult> {
       const total = Math.max(1, Math.round(perSecond * seconds));
       const decisions0 = await metric(steady, 'geo_sfu_rebalance_decision_seconds_count');
       const decisionSeconds0 = await metric(steady, 'geo_sfu_rebalance_decision_seconds_sum');
-      const churnRand = prng(1_000_003);
+      const churnRand = seededRandom(1_000_003);
       // Leaves: joined participants of the filled rooms (each once); joins: newcomers into filled rooms.
       const leaving = Array.from({ length: total }, () => {
         const room = filled[Math.floor(churnRand() * filled.length)]!;
