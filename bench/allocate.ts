@@ -2,8 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { Session, type Profiler } from 'node:inspector/promises';
 import { Redis } from 'ioredis';
 import { configWith } from '../shared/config/index.ts';
-import { FakeNodes } from '../test/utils/fake-nodes.ts';
 import { cleanupNamespaces, REDIS_URL, runNamespace, startRouter, testConfig } from '../test/utils/router-harness.ts';
+import type { FakeNodesJob } from './fake-nodes-worker.ts';
 import type { HonestCredentials } from './load-worker-body.ts';
 import type { LoadJob } from './load-worker.ts';
 import { startTsWorker } from './ts-worker-host.ts';
@@ -49,6 +49,30 @@ function runJob(job: LoadJob): Promise<LoadResult> {
   });
 }
 
+/** FakeNodes (bench/fake-nodes-worker.ts) in a worker thread, registered once this resolves. */
+async function startFakeNodes(job: FakeNodesJob): Promise<{ close(): Promise<void> }> {
+  const worker = startTsWorker(new URL('./fake-nodes-worker.ts', import.meta.url), job);
+  const said = (what: string) =>
+    new Promise<void>((resolve, reject) => {
+      const onMessage = (message: unknown) => {
+        if (message !== what) return;
+        worker.off('message', onMessage);
+        resolve();
+      };
+      worker.on('message', onMessage);
+      worker.once('error', reject);
+    });
+  await said('ready');
+  return {
+    async close() {
+      const closed = said('closed');
+      worker.postMessage('close');
+      await closed;
+      await worker.terminate();
+    },
+  };
+}
+
 const GRANT_KEY = { kid: 'bench-app', secret: 'bench-grant-secret-0123456789abcdef0123' };
 
 export async function benchAllocate(opts: { quick: boolean }): Promise<AllocateBenchResult> {
@@ -66,9 +90,13 @@ export async function benchAllocate(opts: { quick: boolean }): Promise<AllocateB
     app.get('/bench/reference', async () => ({ value: await redis.get(refKey) }));
   });
   const honestRouter = await startRouter(honest, undefined, { sharedLimits: true });
-  const nodes = new FakeNodes(router.url, bare.clusterSecret);
-  await nodes.start(1_000);
-  for (const region of ['us-west', 'us-east', 'eu-west', 'apac']) await nodes.add({ nodeId: `${region}-1`, region, maxParticipants: 100_000 });
+  // The nodes answer the router's pushes from a thread of their own, as agents do from their processes.
+  const nodes = await startFakeNodes({
+    routerUrl: router.url,
+    secret: bare.clusterSecret,
+    heartbeatIntervalMs: 1_000,
+    nodes: ['us-west', 'us-east', 'eu-west', 'apac'].map((region) => ({ nodeId: `${region}-1`, region, maxParticipants: 100_000 })),
+  });
   await router.app.registry.refresh();
   await honestRouter.app.registry.refresh();
 

@@ -7,6 +7,7 @@ import type { P2pAllocator } from '../p2p/p2p-allocator.ts';
 import { estimateClientRtt, type ClientRttModel } from '../placement/client-rtt.ts';
 import { followPlan } from '../placement/rebalance.ts';
 import type { ClientRtt, PlacementDecision, PlacementStrategy } from '../placement/types.ts';
+import type { RoomNodesBasis } from '../operations/room-nodes.ts';
 import type { NodeRegistry, NodeSnapshot } from '../registry/node-registry.ts';
 import type { ParticipantRecord, RoomState, RoomStore, SessionLog } from '../state/types.ts';
 import { type KnownRoom, type KnownRooms, NO_ROOM } from './known-rooms.ts';
@@ -31,8 +32,11 @@ export interface AllocatorDeps {
   onDecision?: (outcome: AllocationOutcome, elapsedMs: number, placed?: PlacedAllocation) => void;
   /** A room left P2P mode because a region can take it now (its relay tells the peers). */
   onP2pEnded?: (roomId: string) => void;
-  /** The room's node set may have changed (a node new to it; `formerNodeIds` may have left it). */
-  onRoomNodesChanged?: (roomId: string, formerNodeIds: string[]) => void;
+  /**
+   * The room's node set may have changed (a node new to it; `formerNodeIds` may have left it);
+   * `known`: the whole room as this allocation left it, when the allocation knew it exactly.
+   */
+  onRoomNodesChanged?: (roomId: string, formerNodeIds: string[], known: RoomNodesBasis | null) => void;
 }
 
 export type AllocationOutcome = 'home' | 'edge' | 'cascade' | 'overflow' | 'rebalanced' | 'p2p' | 'refused';
@@ -174,25 +178,27 @@ export class Allocator {
       }
       const exact = outcome.previousVersion === basis.version;
       const former = outcome.replaced && outcome.replaced.nodeId !== decision.nodeId ? [outcome.replaced.nodeId] : [];
-      // With the basis exact, its participants say whether the node is new to the room; else it may be.
-      if (!exact || former.length > 0 || !basis.participants.some((p) => p.participantId !== req.participantId && p.nodeId === decision.nodeId)) {
-        this.deps.onRoomNodesChanged?.(req.roomId, former);
-      }
+      let known: KnownRoom | null = null;
       if (exact) {
         const others = basis.participants.filter((p) => p.participantId !== req.participantId);
         const plans = new Map(basis.plans);
         plans.delete(req.participantId);
-        knownRooms.set(req.roomId, {
+        known = {
           version: outcome.version,
           home: { region: outcome.room.homeRegion, nodeId: outcome.room.homeNodeId },
           epoch: outcome.room.epoch,
           policy: outcome.room.policy,
           participants: [...others, placed(participant, config.defaultClientRttMs)],
           plans,
-        });
+        };
+        knownRooms.set(req.roomId, known);
       } else {
         // Someone else changed the room between the basis and this allocation: what it holds now is unknown.
         knownRooms.delete(req.roomId);
+      }
+      // With the basis exact, its participants say whether the node is new to the room; else it may be.
+      if (!known || former.length > 0 || !basis.participants.some((p) => p.participantId !== req.participantId && p.nodeId === decision.nodeId)) {
+        this.deps.onRoomNodesChanged?.(req.roomId, former, known && { version: known.version, participants: known.participants, room: { policy: known.policy } });
       }
       if (outcome.replaced) this.deps.sessions.setStatus(outcome.replaced.allocationId, 'ended', new Date(nowMs));
       return this.finish(job, decision, node, participant, outcome.room.homeRegion);

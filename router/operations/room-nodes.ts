@@ -1,15 +1,22 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { controlCall, controlPlane } from '../../shared/control-plane.ts';
-import type { RoomNodeSet, RoomNodesPush } from '../../shared/schemas/index.ts';
+import type { NormalizedPolicy, RoomNodeSet, RoomNodesPush } from '../../shared/schemas/index.ts';
 import type { NodeRegistry, NodeSnapshot } from '../registry/node-registry.ts';
-import type { RoomState, RoomStore } from '../state/types.ts';
+import type { RoomStore } from '../state/types.ts';
+
+/** What a room's node set is made of: a RoomState, or the room as an allocation just committed it. */
+export interface RoomNodesBasis {
+  version: number;
+  participants: ReadonlyArray<{ nodeId: string }>;
+  room: { policy: NormalizedPolicy | null };
+}
 
 /**
  * The nodes a room's participants are placed on (registered ones, in a region the room's policy
  * allows: the cascade never pipes a policy room's media outside it), at the room's version.
  */
-export function roomNodeSet(state: RoomState, nodes: ReadonlyMap<string, NodeSnapshot>): RoomNodeSet {
+export function roomNodeSet(state: RoomNodesBasis, nodes: ReadonlyMap<string, NodeSnapshot>): RoomNodeSet {
   const ids = [...new Set(state.participants.map((p) => p.nodeId))];
   const allowed = state.room.policy ? new Set(state.room.policy.allowedRegions) : null;
   return {
@@ -32,14 +39,19 @@ export interface RoomNodesPusherDeps {
  * Pushes a room's node set (controlPlane.roomNodesPush) to the agents that serve it, or served it
  * until the change, so their cascades follow without polling. Changes are coalesced per room: one
  * push at a time per room, reading the room as it is then (its version rises with every change, so
- * an agent keeps the newest set whatever order pushes from several routers arrive in). A push is
+ * an agent keeps the newest set whatever order pushes from several routers arrive in), or taking
+ * it as the change that made it knew it whole (an allocation on an exact basis): that saves
+ * /allocate a read of the room for every participant in a node new to it. A push is
  * sent only when the set differs from the last one this router pushed for the room (or it knows
  * none), or a node named as former is no longer in it. Fire-and-forget: a failure (an agent down,
  * or without the route yet) is logged at debug; the agents' reconcile poll is the safety net.
  */
 export class RoomNodesPusher {
-  /** Rooms with a change not pushed yet → nodes that served them before the change. */
-  readonly #pending = new Map<string, Set<string>>();
+  /**
+   * Rooms with a change not pushed yet → nodes that served them before the change, and the room
+   * as the last change knew it (null: unknown, read it).
+   */
+  readonly #pending = new Map<string, { former: Set<string>; known: RoomNodesBasis | null }>();
   /** Rooms whose pushes are under way (one drain per room). */
   readonly #draining = new Set<string>();
   /** The node ids last pushed per room (rooms with nodes only). */
@@ -50,12 +62,17 @@ export class RoomNodesPusher {
 
   constructor(private readonly deps: RoomNodesPusherDeps) {}
 
-  /** The room's node set may have changed; `formerNodeIds` served it before the change. */
-  changed(roomId: string, formerNodeIds: Iterable<string> = []): void {
+  /**
+   * The room's node set may have changed; `formerNodeIds` served it before the change; `known`:
+   * the whole room as the change left it, if the caller knows it (else it is read before the push).
+   */
+  changed(roomId: string, formerNodeIds: Iterable<string> = [], known: RoomNodesBasis | null = null): void {
     if (this.#closed) return;
-    let former = this.#pending.get(roomId);
-    if (!former) this.#pending.set(roomId, (former = new Set()));
-    for (const id of formerNodeIds) former.add(id);
+    let pending = this.#pending.get(roomId);
+    if (!pending) this.#pending.set(roomId, (pending = { former: new Set(), known }));
+    // Any change the room is not known after makes the push read it (changes since are in the read).
+    else pending.known = known && pending.known && known.version > pending.known.version ? known : null;
+    for (const id of formerNodeIds) pending.former.add(id);
     if (this.#draining.has(roomId)) return;
     this.#draining.add(roomId);
     // After the current turn: the changes made in it are pushed together.
@@ -75,28 +92,30 @@ export class RoomNodesPusher {
 
   async #drain(roomId: string): Promise<void> {
     for (;;) {
-      const former = this.#pending.get(roomId);
+      const pending = this.#pending.get(roomId);
       // Checked and cleared in one turn: a change made after this starts a drain of its own.
-      if (!former || this.#closed) {
+      if (!pending || this.#closed) {
         this.#draining.delete(roomId);
         return;
       }
       this.#pending.delete(roomId);
       try {
-        await this.#push(roomId, former);
+        await this.#push(roomId, pending.former, pending.known);
       } catch (err) {
         this.deps.log.debug({ roomId, err: (err as Error).message }, 'room nodes not pushed');
       }
     }
   }
 
-  async #push(roomId: string, former: ReadonlySet<string>): Promise<void> {
-    let state: RoomState | null;
-    try {
-      state = await this.deps.rooms.getRoom(roomId);
-    } catch (err) {
-      this.deps.log.debug({ roomId, err: (err as Error).message }, 'room nodes not pushed: room not readable');
-      return;
+  async #push(roomId: string, former: ReadonlySet<string>, known: RoomNodesBasis | null): Promise<void> {
+    let state: RoomNodesBasis | null = known;
+    if (!state) {
+      try {
+        state = await this.deps.rooms.getRoom(roomId);
+      } catch (err) {
+        this.deps.log.debug({ roomId, err: (err as Error).message }, 'room nodes not pushed: room not readable');
+        return;
+      }
     }
     if (!state || this.#closed) {
       this.#last.delete(roomId);

@@ -48,7 +48,7 @@ export const allocationPlugin = fp<AllocationOptions>(
         metrics.p2pMigrations.inc();
         p2pRelay?.migrate(roomId, 'region_available');
       },
-      onRoomNodesChanged: (roomId, formerNodeIds) => roomNodes.changed(roomId, formerNodeIds),
+      onRoomNodesChanged: (roomId, formerNodeIds, known) => roomNodes.changed(roomId, formerNodeIds, known),
     });
     // On disk when there is a Redis to wait for (router/allocation/degraded-journal.ts).
     const journal = redisTarget(config)

@@ -82,3 +82,34 @@ it.each(['memory', 'real'] as const)('pushes carry rising versions and reach the
   }
 });
 
+
+it('an allocation that knew the room exactly pushes the room as it committed it, without reading it back; a change it did not see is read', async () => {
+  router = await startRouter(testConfig('real', { rebalance: false }));
+  nodes = new FakeNodes(router.url, router.config.clusterSecret);
+  await nodes.start(router.config.heartbeatIntervalMs);
+  for (const [nodeId, region] of [['us-west-1', 'us-west'], ['us-east-1', 'us-east']]) await nodes.add({ nodeId: nodeId!, region: region! });
+  await router.app.registry.refresh();
+  const rooms = router.app.rooms;
+  const getRoom = rooms.getRoom.bind(rooms);
+  const reads: string[] = [];
+  rooms.getRoom = (roomId) => {
+    reads.push(roomId);
+    return getRoom(roomId);
+  };
+
+  // A new room, then a second node in it: each allocation's basis is exact (this router made the room).
+  const a = (await allocate(router.url, { roomId: 'r', participantId: 'a', latencies: US_WEST })).body;
+  await pushesUntil('us-west-1 told it serves r', reached('us-west-1', 'r', ['us-west-1']));
+  const b = (await allocate(router.url, { roomId: 'r', participantId: 'b', latencies: US_WEST, excludeNodeIds: ['us-west-1'] })).body;
+  const two = [a.node.id, b.node.id].sort();
+  await pushesUntil('both nodes told the two-node set', (ps) => reached('us-west-1', 'r', two)(ps) && reached(b.node.id, 'r', two)(ps));
+  expect(reads.filter((id) => id === 'r')).toEqual([]);
+  // What was pushed is what the store holds: the same version.
+  const stored = await getRoom('r');
+  expect(nodes.pushes.filter((p) => p.push.roomId === 'r').at(-1)!.push.version).toBe(stored!.version);
+
+  // b leaves (a node's report, not an allocation of this router's): the push reads the room.
+  await event(router, { nodeId: b.node.id, roomId: 'r', participantId: 'b', allocationId: b.allocationId, event: 'left' });
+  await pushesUntil('both told the room is back to one node', (ps) => reached(b.node.id, 'r', ['us-west-1'])(ps) && reached('us-west-1', 'r', ['us-west-1'])(ps));
+  expect(reads.filter((id) => id === 'r').length).toBeGreaterThanOrEqual(1);
+});

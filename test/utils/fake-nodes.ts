@@ -47,6 +47,8 @@ export class FakeNodes {
   onMove: ((move: MoveRequest) => void) | null = null;
   /** Signed room node-set pushes received, with the node each reached, in order. */
   readonly pushes: Array<{ nodeId: string; push: RoomNodesPush }> = [];
+  /** Off: pushes are verified and answered but not kept (a benchmark's thousands would pile up). */
+  recordPushes = true;
   /** Each node's answer to the router's signed inventory call (none set: the call is answered 204, as by an agent without signaling). */
   readonly inventories = new Map<string, InventoryRoom[]>();
 
@@ -85,7 +87,7 @@ export class FakeNodes {
           return;
         }
         if (path === cp.roomNodesPush.path) {
-          this.pushes.push({ nodeId: nodeId ?? '', push: JSON.parse(body) as RoomNodesPush });
+          if (this.recordPushes) this.pushes.push({ nodeId: nodeId ?? '', push: JSON.parse(body) as RoomNodesPush });
           res.statusCode = 204;
           res.end();
           return;
