@@ -1,3 +1,4 @@
+import v8 from 'node:v8';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { MetricsSource } from '../../shared/http.ts';
 import { liveHeapGauge } from '../../shared/live-heap.ts';
@@ -47,6 +48,15 @@ export function agentMetricsSource({ registry, controller, sfu, cascadeLinks, pi
   loadGauge('geo_sfu_agent_process_heap_total_bytes', "V8 heap reserved by the agent's Node.js process (used, garbage and free).", () => process.memoryUsage().heapTotal);
   loadGauge('geo_sfu_agent_process_external_memory_bytes', "Memory of Buffers and other objects outside the V8 heap in the agent's Node.js process.", () => process.memoryUsage().external);
   liveHeapGauge(registry, 'geo_sfu_agent_process_heap_after_gc_bytes');
+  new Gauge({
+    name: 'geo_sfu_agent_process_heap_space_size_bytes',
+    help: "V8 heap reserved by the agent's Node.js process, by space (new_space, old_space, code_space...): which part a growing heap total is.",
+    labelNames: ['space'] as const,
+    registers,
+    collect() {
+      for (const space of v8.getHeapSpaceStatistics()) this.set({ space: space.space_name }, space.space_size);
+    },
+  });
   new Gauge({
     name: 'geo_sfu_agent_process_active_resources',
     help: "Resources keeping the agent process's event loop alive (process.getActiveResourcesInfo()), by type: TCPSocketWrap (sockets), TCPServerWrap, Timeout...",
