@@ -29,6 +29,7 @@ export class AgentSfu {
       spread: { consumersPerWorker: config.consumersPerWorker },
       pipe: { enableSrtp: config.pipeEnableSrtp, enableRtx: config.pipeEnableRtx },
       keyFrameRequestDelayMs: config.keyFrameRequestDelayMs,
+      keyFramesAhead: config.keyFramesAhead,
     });
     return new AgentSfu(pool, rooms);
   }

@@ -144,6 +144,8 @@ export interface PeerContext<R extends PeerRoom> {
   webRtcTransport: WebRtcTransportDefaults;
   /** mediasoup's keyFrameRequestDelay for the peer's producers (RoomRouterOptions.keyFrameRequestDelayMs). */
   keyFrameRequestDelayMs: number;
+  /** RoomRouterOptions.keyFramesAhead. */
+  keyFramesAhead: boolean;
   /** The router the peer's transports live on, and its pooled worker. */
   router: ms.Router;
   worker: PoolWorker;
@@ -152,6 +154,8 @@ export interface PeerContext<R extends PeerRoom> {
   registerDataProducer: (peer: Peer<R>, dataProducer: ms.DataProducer) => void;
   /** The peer id owning a producer of the room, if the room has it. */
   producerPeerId: (producerId: string) => string | undefined;
+  /** Whether a producer of the room comes over a region pipe (a remote peer's). */
+  producerIsPiped: (producerId: string) => boolean;
   /** A producer of the room (its encodings and declared capture describe its consumers' layers). */
   producer: (producerId: string) => ms.Producer | undefined;
   hasDataProducer: (dataProducerId: string) => boolean;
@@ -173,6 +177,8 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
   readonly #producers = new Map<string, ms.Producer>();
   readonly #dataProducers = new Map<string, ms.DataProducer>();
   readonly #consumers = new Map<string, ms.Consumer>();
+  /** Each consumer's transport id. */
+  readonly #consumerTransports = new Map<string, string>();
   readonly #dataConsumers = new Map<string, ms.DataConsumer>();
   /** Video consumers the remote side asked to receive (resumeConsumer), for last-N. */
   readonly #wantedVideo = new Set<string>();
@@ -301,6 +307,15 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
       appData: { ...options.appData, peerId: this.id },
     });
     this.#adoptTransport(transport);
+    if (this.#ctx.keyFramesAhead) {
+      // Once: at the first ICE connection, while DTLS has yet to end (RoomRouterOptions.keyFramesAhead).
+      const onIce = (state: ms.IceState) => {
+        if (state !== 'connected' && state !== 'completed') return;
+        transport.off('icestatechange', onIce);
+        if (transport.dtlsState !== 'connected') this.#askKeyFramesAhead(transport.id).catch(() => undefined);
+      };
+      transport.on('icestatechange', onIce);
+    }
     if (o.maxIncomingBitrate !== undefined) {
       try {
         await transport.setMaxIncomingBitrate(o.maxIncomingBitrate);
@@ -479,7 +494,30 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
       throw new SfuError('CLOSED', `peer ${this.id} closed while consuming`);
     }
     this.#adoptConsumer(consumer);
+    this.#consumerTransports.set(consumer.id, transport.id);
     return consumer;
+  }
+
+  /**
+   * Asks the origins of this transport's consumers of piped video for a key frame now: a consumer
+   * on a DirectTransport (always connected) of each such producer, on this peer's router, makes
+   * mediasoup request one up the pipe as it is created, and is closed at once. A key frame that
+   * arrives before the client's consumer is active is not forwarded to it; mediasoup's own request
+   * when the transport connects still goes.
+   */
+  async #askKeyFramesAhead(transportId: string): Promise<void> {
+    const producerIds = new Set<string>();
+    for (const consumer of this.#consumers.values()) {
+      if (consumer.kind !== 'video' || consumer.producerPaused || this.#consumerTransports.get(consumer.id) !== transportId) continue;
+      if (this.#ctx.producerIsPiped(consumer.producerId)) producerIds.add(consumer.producerId);
+    }
+    if (producerIds.size === 0 || this.#closed) return;
+    const direct = await this.router.createDirectTransport();
+    try {
+      for (const producerId of producerIds) (await direct.consume({ producerId, rtpCapabilities: this.router.rtpCapabilities })).close();
+    } finally {
+      direct.close();
+    }
   }
 
   /** Resumes a consumer (a video one stays paused server-side while last-N excludes it). */
@@ -590,6 +628,7 @@ export class Peer<R extends PeerRoom> extends TypedEmitter<PeerEvents> {
     consumer.on('score', (score) => this.safeEmit('consumerscore', consumer, score));
     consumer.observer.once('close', () => {
       this.#consumers.delete(consumer.id);
+      this.#consumerTransports.delete(consumer.id);
       // A video slot may have freed up for another consumed peer.
       if (this.#wantedVideo.delete(consumer.id) && this.#lastN > 0 && !this.#closed) this.applyLastN().catch(() => undefined);
       if (!this.#closed) this.safeEmit('consumerclose', consumer, reason);

@@ -35,6 +35,14 @@ export interface RoomRouterOptions {
    * new consumer's request is sent when the sender takes it, instead of a second later.
    */
   keyFrameRequestDelayMs?: number;
+  /**
+   * Ask for the key frames of another region's video ahead (default false). A client's consumers of
+   * a producer piped from another node get their first key frame only once mediasoup asks for it,
+   * when the client's DTLS handshake has ended: the request and the key frame then cross the
+   * inter-region link (a round trip) while the client waits. With this on, the request leaves when
+   * the client's transport is ICE-connected, so the key frame travels during the DTLS handshake.
+   */
+  keyFramesAhead?: boolean;
 }
 
 export type RoomRouterEvents = {
@@ -65,6 +73,7 @@ export class RoomRouter extends TypedEmitter<RoomRouterEvents> {
       spread: spreadPolicy(options.spread, options.pool.size),
       webRtcTransport: { ...options.webRtcTransport },
       keyFrameRequestDelayMs: options.keyFrameRequestDelayMs ?? 0,
+      keyFramesAhead: options.keyFramesAhead ?? false,
       pipe: { ...options.pipe, listenIp: options.pipe?.listenIp ?? options.pool.options.listenIp },
     };
   }

@@ -72,6 +72,7 @@ export interface RoomContext {
   spread: SpreadPolicy | undefined;
   webRtcTransport: WebRtcTransportDefaults;
   keyFrameRequestDelayMs: number;
+  keyFramesAhead: boolean;
   pipe: Required<Pick<PipeOptions, 'listenIp'>> & PipeOptions;
 }
 
@@ -283,11 +284,13 @@ export class Room extends TypedEmitter<RoomEvents> implements PeerRoom {
       pool: this.#ctx.pool,
       webRtcTransport: this.#ctx.webRtcTransport,
       keyFrameRequestDelayMs: this.#ctx.keyFrameRequestDelayMs,
+      keyFramesAhead: this.#ctx.keyFramesAhead,
       router: slot.router,
       worker: slot.worker,
       registerProducer: (peer, producer) => this.#registerProducer(peer, slot, producer),
       registerDataProducer: (peer, dataProducer) => this.#registerDataProducer(peer, slot, dataProducer),
       producerPeerId: (producerId) => this.#producers.get(producerId)?.peer.id,
+      producerIsPiped: (producerId) => this.#producers.get(producerId)?.peer.remote ?? false,
       producer: (producerId) => this.#producers.get(producerId)?.producer,
       hasDataProducer: (dataProducerId) => this.#dataProducers.has(dataProducerId),
       ensurePiped: (producerId) => this.#ensurePiped(producerId, slot),

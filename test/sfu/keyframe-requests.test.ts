@@ -8,20 +8,12 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { RoomRouter, WorkerPool } from '../../sfu/index.ts';
-import { rtpPacket, sleep, UdpEndpoint, VP8_PT, vp8Payload, vp8RtpParameters, waitUntil } from './helpers/rtp.ts';
+import { hasPli, rtpPacket, sleep, UdpEndpoint, VP8_PT, vp8Payload, vp8RtpParameters, waitUntil } from './helpers/rtp.ts';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
   for (const c of cleanups.splice(0).reverse()) c();
 });
-
-/** Whether a compound RTCP packet holds a PLI (PSFB, PT 206, FMT 1). */
-function hasPli(packet: Buffer): boolean {
-  for (let at = 0; at + 4 <= packet.length; at += (packet.readUInt16BE(at + 2) + 1) * 4) {
-    if (packet[at + 1] === 206 && (packet[at]! & 0x1f) === 1) return true;
-  }
-  return false;
-}
 
 /** PLI arrival times (ms) at a publisher that sends VP8 at 30 fps, a key frame only when asked. */
 async function publishAndWatchRequests(keyFrameRequestDelayMs: number): Promise<number[]> {

@@ -105,6 +105,14 @@ export function vp8Payload(opts: { keyframe: boolean; pictureId: number; tl0PicI
   return Buffer.concat([descriptor, header, Buffer.alloc(400, 0x42)]);
 }
 
+/** Whether a compound RTCP packet holds a PLI (PSFB, PT 206, FMT 1). */
+export function hasPli(packet: Buffer): boolean {
+  for (let at = 0; at + 4 <= packet.length; at += (packet.readUInt16BE(at + 2) + 1) * 4) {
+    if (packet[at + 1] === 206 && (packet[at]! & 0x1f) === 1) return true;
+  }
+  return false;
+}
+
 export class UdpEndpoint {
   readonly socket: Socket;
   readonly rtp: Buffer[] = [];
