@@ -70,7 +70,7 @@ export const controlPlane = {
   /** The node sets of rooms this agent serves: the reconcile poll behind the pushes. */
   roomNodes: call({ from: 'agent', to: 'router', path: '/v1/nodes/room-nodes', body: RoomNodesQuery, answers: { 200: RoomNodesAnswer } }),
 
-  /** A room's node set changed: sent to every node that serves it or served it until now. */
+  /** Rooms' node sets changed: sent to every node that serves them or served them until now. */
   roomNodesPush: call({ from: 'router', to: 'agent', path: '/v1/cascade/room-nodes', body: RoomNodesPush, answers: { 204: Empty } }),
   /** Close a participant's session there (204), or say it had none (404). */
   closeSession: call({ from: 'router', to: 'agent', path: '/v1/signaling/close', body: CloseSessionRequest, answers: { 204: Empty, 404: Type.Unknown() } }),

@@ -45,8 +45,7 @@ export const cascadeRoutes: FastifyPluginAsync<CascadeRoutesOptions> = async (ap
     return reply.code(202).send();
   });
   app.post<{ Body: RoomNodesPush }>(controlPlane.roomNodesPush.path, schema(controlPlane.roomNodesPush.body), async (req, reply) => {
-    const { roomId, version, nodes } = req.body;
-    cascade.applyNodeSet(roomId, { version, nodes }, 'push');
+    for (const { roomId, version, nodes } of req.body.rooms) cascade.applyNodeSet(roomId, { version, nodes }, 'push');
     return reply.code(204).send();
   });
 };

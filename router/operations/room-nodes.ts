@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { controlCall, controlPlane } from '../../shared/control-plane.ts';
-import type { NormalizedPolicy, RoomNodeSet, RoomNodesPush } from '../../shared/schemas/index.ts';
+import { type NormalizedPolicy, ROOM_NODES_PUSH_MAX_ROOMS, type RoomNodeSet, type RoomNodesOfRoom } from '../../shared/schemas/index.ts';
 import type { NodeRegistry, NodeSnapshot } from '../registry/node-registry.ts';
 import type { RoomStore } from '../state/types.ts';
 
@@ -43,8 +43,13 @@ export interface RoomNodesPusherDeps {
  * it as the change that made it knew it whole (an allocation on an exact basis): that saves
  * /allocate a read of the room for every participant in a node new to it. A push is
  * sent only when the set differs from the last one this router pushed for the room (or it knows
- * none), or a node named as former is no longer in it. Fire-and-forget: a failure (an agent down,
- * or without the route yet) is logged at debug; the agents' reconcile poll is the safety net.
+ * none), or a node named as former is no longer in it. Per agent, one push is on its way at a time,
+ * and the next leaves no sooner than GEO_SFU_ROOM_NODES_PUSH_SPACING_MS after it: the rooms that
+ * change meanwhile go together in the next (at most ROOM_NODES_PUSH_MAX_ROOMS a call), so a busy
+ * router sends an agent a bounded number of calls a second whatever its allocation rate (with a
+ * call per room and agent, the pushes took half of /allocate's CPU in bench/allocate.ts).
+ * Fire-and-forget: a failure (an agent down, or without the route yet) is logged at debug; the
+ * agents' reconcile poll is the safety net.
  */
 export class RoomNodesPusher {
   /**
@@ -57,6 +62,12 @@ export class RoomNodesPusher {
   /** The node ids last pushed per room (rooms with nodes only). */
   readonly #last = new Map<string, ReadonlySet<string>>();
   readonly #drains = new Set<Promise<void>>();
+  /** Per agent: the room sets for its next push (the newest version of each room), and where it is. */
+  readonly #outbox = new Map<string, { controlUrl: string; rooms: Map<string, RoomNodesOfRoom> }>();
+  /** Agents a push is on its way to, or about to be (after the current turn, or the spacing). */
+  readonly #pushing = new Set<string>();
+  /** When the last push to each agent left (performance.now()), for GEO_SFU_ROOM_NODES_PUSH_SPACING_MS. */
+  readonly #lastSent = new Map<string, number>();
   readonly #sending = new Set<Promise<void>>();
   #closed = false;
 
@@ -86,6 +97,7 @@ export class RoomNodesPusher {
   async close(): Promise<void> {
     this.#closed = true;
     this.#pending.clear();
+    this.#outbox.clear();
     await Promise.allSettled([...this.#drains]);
     await Promise.allSettled([...this.#sending]);
   }
@@ -130,17 +142,56 @@ export class RoomNodesPusher {
     if (current.size > 0) this.#last.set(roomId, current);
     else this.#last.delete(roomId);
     const targets = new Set([...current, ...(last ?? []), ...former]);
-    const push: RoomNodesPush = { roomId, ...set };
-    const { config } = this.deps;
+    const entry: RoomNodesOfRoom = { roomId, ...set };
     for (const nodeId of targets) {
       const node = nodes.get(nodeId);
-      if (!node || node.state === 'dead') continue;
-      const target = { secret: config.clusterSecret, baseUrl: node.record.registration.controlUrl, timeoutMs: config.routerCallTimeoutMs, nowMs: Date.now() };
-      const sent: Promise<void> = controlCall(controlPlane.roomNodesPush, target, push)
-        .then(() => undefined)
-        .catch((err: unknown) => this.deps.log.debug({ roomId, nodeId, err: (err as Error).message }, 'room nodes not pushed'))
-        .finally(() => this.#sending.delete(sent));
-      this.#sending.add(sent);
+      if (node && node.state !== 'dead') this.#enqueue(nodeId, node.record.registration.controlUrl, entry);
     }
+  }
+
+  #enqueue(nodeId: string, controlUrl: string, entry: RoomNodesOfRoom): void {
+    let box = this.#outbox.get(nodeId);
+    if (!box) this.#outbox.set(nodeId, (box = { controlUrl, rooms: new Map() }));
+    box.controlUrl = controlUrl;
+    const queued = box.rooms.get(entry.roomId);
+    if (!queued || queued.version <= entry.version) box.rooms.set(entry.roomId, entry);
+    if (this.#pushing.has(nodeId)) return;
+    this.#pushing.add(nodeId);
+    // After the current turn: the rooms changed in it go in one call.
+    setImmediate(() => this.#send(nodeId));
+  }
+
+  /** After a push was answered: the next one, once the spacing since the last one's start has passed. */
+  #sendNext(nodeId: string): void {
+    const wait = (this.#lastSent.get(nodeId) ?? 0) + this.deps.config.roomNodesPushSpacingMs - performance.now();
+    // Changes made until then wait for it too (an empty outbox then lets the agent go).
+    if (wait <= 0) return this.#send(nodeId);
+    setTimeout(() => this.#send(nodeId), wait).unref();
+  }
+
+  /** Sends the agent what its outbox holds, then, once answered, what came in meanwhile. */
+  #send(nodeId: string): void {
+    const box = this.#outbox.get(nodeId);
+    if (!box || this.#closed) {
+      this.#pushing.delete(nodeId);
+      this.#lastSent.delete(nodeId);
+      return;
+    }
+    const rooms = [...box.rooms.values()].slice(0, ROOM_NODES_PUSH_MAX_ROOMS);
+    for (const { roomId } of rooms) box.rooms.delete(roomId);
+    if (box.rooms.size === 0) this.#outbox.delete(nodeId);
+    const { config, log } = this.deps;
+    this.#lastSent.set(nodeId, performance.now());
+    const target = { secret: config.clusterSecret, baseUrl: box.controlUrl, timeoutMs: config.routerCallTimeoutMs, nowMs: Date.now() };
+    const sent: Promise<void> = controlCall(controlPlane.roomNodesPush, target, { rooms })
+      .then(
+        () => undefined,
+        (err: unknown) => log.debug({ nodeId, rooms: rooms.map((r) => r.roomId), err: (err as Error).message }, 'room nodes not pushed'),
+      )
+      .finally(() => {
+        this.#sending.delete(sent);
+        this.#sendNext(nodeId);
+      });
+    this.#sending.add(sent);
   }
 }

@@ -189,6 +189,7 @@ export const CONFIG_SPEC = {
   alertIntervalMs: int('GEO_SFU_ALERT_INTERVAL_MS', 'router', 1_000, 10, 60_000, "How often the leader's quality monitor looks at the participants' loss and RTT and the cascade links' loss, RTT and jitter."),
   eventsIntervalMs: int('GEO_SFU_EVENTS_INTERVAL_MS', 'router', 1_000, 100, 60_000, 'Dashboard /events: one snapshot this often to every subscriber (computed only while someone listens).'),
   leaderRenewMs: int('GEO_SFU_LEADER_RENEW_MS', 'router', 0, 0, 60_000, 'A router renews (or tries to take) the leader lease this often; must be well under GEO_SFU_LEADER_LEASE_MS. 0 = a third of the lease (at least 50 ms).'),
+  roomNodesPushSpacingMs: int('GEO_SFU_ROOM_NODES_PUSH_SPACING_MS', 'router', 25, 0, 1_000, "Least time between the starts of two room node-set pushes from this router to one agent: the rooms that change meanwhile go in the next push together, so a router allocating hundreds of participants a second sends each agent at most 1000 / this pushes a second (each costs about as much router CPU as an allocation). A change after a quiet spell is pushed at once. 0: the next push leaves as soon as the last is answered."),
   routerCallTimeoutMs: int('GEO_SFU_ROUTER_CALL_TIMEOUT_MS', 'router', 2_000, 50, 60_000, "The router's calls to agents (rebalancing moves, room node-set pushes) fail after this; neither waits for the other side beyond it."),
   // --- agent ---
   agentId: str('GEO_SFU_AGENT_ID', 'agent', '', 'Node id of this agent (unique in the deployment). Empty: `<region>-<random>`.'),

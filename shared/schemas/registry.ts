@@ -272,8 +272,18 @@ export const RoomNodeSet = Type.Object({
 });
 export type RoomNodeSet = Static<typeof RoomNodeSet>;
 
-/** Router → agent (signed): the node set of a room this agent serves or served, after it changed. */
-export const RoomNodesPush = Type.Object({ roomId: Id, ...RoomNodeSet.properties }, { additionalProperties: false });
+/** A room's node set, named. */
+export const RoomNodesOfRoom = Type.Object({ roomId: Id, ...RoomNodeSet.properties }, { additionalProperties: false });
+export type RoomNodesOfRoom = Static<typeof RoomNodesOfRoom>;
+
+/** Rooms in one push, at most (a room of 100 nodes is ~15 KB of JSON: the agent's 4 MiB body limit holds 250). */
+export const ROOM_NODES_PUSH_MAX_ROOMS = 200;
+
+/**
+ * Router → agent (signed): the node sets of rooms this agent serves or served, after they changed;
+ * the changes the router made while its last push to that agent was on its way, in one call.
+ */
+export const RoomNodesPush = Type.Object({ rooms: Type.Array(RoomNodesOfRoom, { minItems: 1, maxItems: ROOM_NODES_PUSH_MAX_ROOMS }) }, { additionalProperties: false });
 export type RoomNodesPush = Static<typeof RoomNodesPush>;
 
 /**

@@ -79,7 +79,7 @@ export class Cluster {
   async push(roomId: string, set: RoomNodeSet = this.nodeSet(roomId)): Promise<void> {
     const targets = [...this.nodes.values()].filter((n) => n.cascade && set.nodes.some((x) => x.nodeId === n.nodeId));
     await Promise.allSettled(
-      targets.map((n) => controlCall(controlPlane.roomNodesPush, { baseUrl: n.url, secret: SECRET, timeoutMs: 2_000, nowMs: Date.now() }, { roomId, ...set })),
+      targets.map((n) => controlCall(controlPlane.roomNodesPush, { baseUrl: n.url, secret: SECRET, timeoutMs: 2_000, nowMs: Date.now() }, { rooms: [{ roomId, ...set }] })),
     );
   }
 

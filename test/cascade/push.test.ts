@@ -54,14 +54,14 @@ describe('room node-set push', () => {
 
   it('refuses unsigned, forged and replayed pushes before reading the body', async () => {
     const before = us.cascade!.nodeSet('pushed');
-    const body = JSON.stringify({ roomId: 'pushed', version: 1_000_000, nodes: [] });
+    const body = JSON.stringify({ rooms: [{ roomId: 'pushed', version: 1_000_000, nodes: [] }] });
     const post = async (headers: Record<string, string>, payload = body) => {
       const res = await request(`${us.url}${cp.roomNodesPush.path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: payload });
       return { status: res.statusCode, code: res.statusCode === 204 ? null : ((await res.body.json()) as { error: { code: string } }).error.code };
     };
     expect(await post({})).toEqual({ status: 401, code: 'SIGNATURE_MISSING' });
     // Not even JSON: still refused for its signature, not its body.
-    expect((await post({}, '{"roomId": ')).status).toBe(401);
+    expect((await post({}, '{"rooms": ')).status).toBe(401);
     expect((await post(signRequest('not-the-cluster-secret-0123456789abcdef', { method: 'POST', path: cp.roomNodesPush.path, body }, Date.now()))).status).toBe(401);
     const signed = signRequest(SECRET, { method: 'POST', path: cp.roomNodesPush.path, body }, Date.now());
     expect(await post(signed)).toEqual({ status: 204, code: null });
@@ -84,7 +84,7 @@ describe('a room opened ahead of a join (GEO_SFU_CASCADE_PREWARM_MS)', () => {
     return { version: set.version, nodes: [...set.nodes, { nodeId: eu.nodeId, region: eu.region, controlUrl: eu.url, state: 'alive' }] };
   };
   const pushTo = (node: AgentNode, roomId: string, set: RoomNodeSet) =>
-    controlCall(cp.roomNodesPush, { baseUrl: node.url, secret: SECRET, timeoutMs: 2_000, nowMs: Date.now() }, { roomId, ...set });
+    controlCall(cp.roomNodesPush, { baseUrl: node.url, secret: SECRET, timeoutMs: 2_000, nowMs: Date.now() }, { rooms: [{ roomId, ...set }] });
 
   beforeAll(async () => {
     us = await cluster.add('us-west-1', 'us-west');

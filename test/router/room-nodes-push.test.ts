@@ -113,3 +113,21 @@ it('an allocation that knew the room exactly pushes the room as it committed it,
   await pushesUntil('both told the room is back to one node', (ps) => reached(b.node.id, 'r', ['us-west-1'])(ps) && reached('us-west-1', 'r', ['us-west-1'])(ps));
   expect(reads.filter((id) => id === 'r').length).toBeGreaterThanOrEqual(1);
 });
+
+it('one push at a time per node: the rooms that change while it is on its way go together in the next', async () => {
+  router = await startRouter(testConfig('real', { rebalance: false }));
+  nodes = new FakeNodes(router.url, router.config.clusterSecret);
+  nodes.pushAnswerDelayMs = 500;
+  await nodes.start(router.config.heartbeatIntervalMs);
+  await nodes.add({ nodeId: 'us-west-1', region: 'us-west', maxParticipants: 1_000 });
+  await router.app.registry.refresh();
+
+  const rooms = Array.from({ length: 30 }, (_, i) => `batch-${i}`);
+  await Promise.all(rooms.map((roomId) => allocate(router!.url, { roomId, participantId: 'a', latencies: US_WEST })));
+  await pushesUntil('every room pushed to us-west-1', (ps) => rooms.every((roomId) => reached('us-west-1', roomId, ['us-west-1'])(ps)));
+  const calls = nodes.pushCalls.get('us-west-1') ?? 0;
+  console.log(`${rooms.length} rooms new to us-west-1 reached it in ${calls} push calls`);
+  // Each room once, in far fewer calls than rooms (the first call, then what queued while it was answered).
+  expect(nodes.pushes.filter((p) => p.push.roomId.startsWith('batch-')).length).toBe(rooms.length);
+  expect(calls).toBeLessThanOrEqual(5);
+});

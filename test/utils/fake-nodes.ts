@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type CascadeLinkMedia, type Heartbeat, type HeartbeatAck, type InventoryRoom, type MoveRequest, type NodeLoad, type NodeRegistration, type ParticipantQuality, type RoomNodesPush, type RttStats } from '../../shared/schemas/index.ts';
+import { type CascadeLinkMedia, type Heartbeat, type HeartbeatAck, type InventoryRoom, type MoveRequest, type NodeLoad, type NodeRegistration, type ParticipantQuality, type RoomNodesOfRoom, type RoomNodesPush, type RttStats } from '../../shared/schemas/index.ts';
 import { signedCall } from '../../shared/signed-http.ts';
 import { NonceCache, verifySignedRequest } from '../../shared/signed-request.ts';
 import { controlPlane as cp } from '../../shared/control-plane.ts';
@@ -45,10 +45,14 @@ export class FakeNodes {
   readonly moves: MoveRequest[] = [];
   /** Called for every verified move request (e.g. to act as the moved participant's SDK). */
   onMove: ((move: MoveRequest) => void) | null = null;
-  /** Signed room node-set pushes received, with the node each reached, in order. */
-  readonly pushes: Array<{ nodeId: string; push: RoomNodesPush }> = [];
+  /** The rooms' node sets in the signed pushes received, with the node each reached, in order (a push of several rooms: one entry each). */
+  readonly pushes: Array<{ nodeId: string; push: RoomNodesOfRoom }> = [];
+  /** Signed push calls received, by node. */
+  readonly pushCalls = new Map<string, number>();
   /** Off: pushes are verified and answered but not kept (a benchmark's thousands would pile up). */
   recordPushes = true;
+  /** How long a node takes to answer a push (a slow or far agent). */
+  pushAnswerDelayMs = 0;
   /** Each node's answer to the router's signed inventory call (none set: the call is answered 204, as by an agent without signaling). */
   readonly inventories = new Map<string, InventoryRoom[]>();
 
@@ -87,9 +91,10 @@ export class FakeNodes {
           return;
         }
         if (path === cp.roomNodesPush.path) {
-          if (this.recordPushes) this.pushes.push({ nodeId: nodeId ?? '', push: JSON.parse(body) as RoomNodesPush });
+          this.pushCalls.set(nodeId ?? '', (this.pushCalls.get(nodeId ?? '') ?? 0) + 1);
+          if (this.recordPushes) for (const push of (JSON.parse(body) as RoomNodesPush).rooms) this.pushes.push({ nodeId: nodeId ?? '', push });
           res.statusCode = 204;
-          res.end();
+          setTimeout(() => res.end(), this.pushAnswerDelayMs);
           return;
         }
         const move = JSON.parse(body) as MoveRequest;
