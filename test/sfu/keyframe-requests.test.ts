@@ -8,7 +8,7 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { RoomRouter, WorkerPool } from '../../sfu/index.ts';
-import { hasPli, rtpPacket, sleep, UdpEndpoint, VP8_PT, vp8Payload, vp8RtpParameters, waitUntil } from './helpers/rtp.ts';
+import { publishVp8AnsweringPlis, sleep, UdpEndpoint, waitUntil } from './helpers/rtp.ts';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -22,28 +22,8 @@ async function publishAndWatchRequests(keyFrameRequestDelayMs: number): Promise<
   const rooms = new RoomRouter({ pool, spread: false, keyFrameRequestDelayMs });
   cleanups.push(() => rooms.close());
   const publisher = await rooms.join('kf', 'publisher');
-  const sendTransport = await publisher.createPlainTransport({ comedia: true });
-  const ssrc = 4242;
-  const producer = await publisher.produce({ transportId: sendTransport.id, kind: 'video', rtpParameters: vp8RtpParameters(ssrc) });
-  const endpoint = await UdpEndpoint.open();
-  cleanups.push(() => endpoint.close());
-  const plis: number[] = [];
-  let keyframeAsked = true;
-  endpoint.onRtcp((packet) => {
-    if (!hasPli(packet)) return;
-    plis.push(performance.now());
-    keyframeAsked = true;
-  });
-  let seq = 1;
-  let frame = 0;
-  const timer = setInterval(() => {
-    const keyframe = keyframeAsked;
-    keyframeAsked = false;
-    endpoint.send(rtpPacket({ payloadType: VP8_PT, sequenceNumber: seq++, timestamp: frame * 3000, ssrc, marker: true }, vp8Payload({ keyframe, pictureId: frame & 0x7fff, tl0PicIdx: frame & 0xff })), sendTransport.tuple.localPort);
-    frame++;
-  }, 33);
-  cleanups.push(() => clearInterval(timer));
-  await waitUntil(async () => (await producer.getStats()).some((s) => s.packetCount > 0), 5_000, 'the producer receiving');
+  const { producer, plis, close } = await publishVp8AnsweringPlis(publisher, 4242);
+  cleanups.push(close);
 
   // Two viewers, the second resumed 100 ms after the first one's request reached the publisher.
   const viewer = async (name: string) => {

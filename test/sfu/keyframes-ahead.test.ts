@@ -11,7 +11,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { afterEach, expect, it } from 'vitest';
 import { RegionPipe, RoomRouter, WorkerPool, type types as ms } from '../../sfu/index.ts';
-import { hasPli, rtpPacket, sleep, UdpEndpoint, VP8_PT, vp8Payload, vp8RtpParameters, waitUntil } from './helpers/rtp.ts';
+import { publishVp8AnsweringPlis, sleep, waitUntil } from './helpers/rtp.ts';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -83,28 +83,8 @@ async function plisAfterIce(keyFramesAhead: boolean, watchMs: number): Promise<{
   cleanups.push(() => edge.close());
 
   const publisher = await origin.join('kf', 'publisher');
-  const sendTransport = await publisher.createPlainTransport({ comedia: true });
-  const ssrc = 5151;
-  const producer = await publisher.produce({ transportId: sendTransport.id, kind: 'video', rtpParameters: vp8RtpParameters(ssrc) });
-  const endpoint = await UdpEndpoint.open();
-  cleanups.push(() => endpoint.close());
-  let plis = 0;
-  let keyframeAsked = true;
-  endpoint.onRtcp((packet) => {
-    if (!hasPli(packet)) return;
-    plis++;
-    keyframeAsked = true;
-  });
-  let seq = 1;
-  let frame = 0;
-  const timer = setInterval(() => {
-    const keyframe = keyframeAsked;
-    keyframeAsked = false;
-    endpoint.send(rtpPacket({ payloadType: VP8_PT, sequenceNumber: seq++, timestamp: frame * 3000, ssrc, marker: true }, vp8Payload({ keyframe, pictureId: frame & 0x7fff, tl0PicIdx: frame & 0xff })), sendTransport.tuple.localPort);
-    frame++;
-  }, 33);
-  cleanups.push(() => clearInterval(timer));
-  await waitUntil(async () => (await producer.getStats()).some((s) => s.packetCount > 0), 5_000, 'the producer receiving');
+  const { producer, plis, close } = await publishVp8AnsweringPlis(publisher, 5151);
+  cleanups.push(close);
 
   // The client joins the edge, which pipes the origin's producer in (what region-agent/cascade/ does over HTTP).
   const viewer = await edge.join('kf', 'viewer', { rtpCapabilities: publisher.room.rtpCapabilities });
@@ -124,7 +104,7 @@ async function plisAfterIce(keyFramesAhead: boolean, watchMs: number): Promise<{
   await viewer.resumeConsumer(consumer.id);
   // Whatever the pipe's own set-up asked for has been answered before the client's ICE.
   await sleep(500);
-  const before = plis;
+  const before = plis.length;
 
   const udp = recv.iceCandidates.find((c) => c.protocol === 'udp')!;
   const client = createSocket('udp4');
@@ -134,7 +114,7 @@ async function plisAfterIce(keyFramesAhead: boolean, watchMs: number): Promise<{
   client.send(nominatingBindingRequest(recv.iceParameters), udp.port, udp.address ?? udp.ip);
   await Promise.race([connected, sleep(5_000)]);
   await sleep(watchMs);
-  return { plis: plis - before, iceState: recv.iceState, dtlsState: recv.dtlsState };
+  return { plis: plis.length - before, iceState: recv.iceState, dtlsState: recv.dtlsState };
 }
 
 it('asks the origin for a key frame when the client is ICE-connected, before DTLS; without the option nothing is asked until DTLS', async () => {

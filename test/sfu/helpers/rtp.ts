@@ -7,6 +7,7 @@ import { createSocket, type Socket } from 'node:dgram';
 
 import type { types as ms } from 'mediasoup';
 
+import type { Peer } from '../../../sfu/index.ts';
 import type { EventMap, TypedEmitter } from '../../../sfu/typed-emitter.ts';
 
 export const OPUS_PT = 100;
@@ -106,11 +107,48 @@ export function vp8Payload(opts: { keyframe: boolean; pictureId: number; tl0PicI
 }
 
 /** Whether a compound RTCP packet holds a PLI (PSFB, PT 206, FMT 1). */
-export function hasPli(packet: Buffer): boolean {
+function hasPli(packet: Buffer): boolean {
   for (let at = 0; at + 4 <= packet.length; at += (packet.readUInt16BE(at + 2) + 1) * 4) {
     if (packet[at + 1] === 206 && (packet[at]! & 0x1f) === 1) return true;
   }
   return false;
+}
+
+/**
+ * A VP8 publisher on a plain transport of `peer` that sends a frame every 33 ms and a key frame
+ * only when a PLI asked for one, as a browser does; `plis` holds the PLIs' arrival times
+ * (performance.now()). Resolves once the producer receives; `close` stops it.
+ */
+export async function publishVp8AnsweringPlis(peer: Peer, ssrc: number): Promise<{ producer: ms.Producer; plis: number[]; close: () => void }> {
+  const sendTransport = await peer.createPlainTransport({ comedia: true });
+  const producer = await peer.produce({ transportId: sendTransport.id, kind: 'video', rtpParameters: vp8RtpParameters(ssrc) });
+  const endpoint = await UdpEndpoint.open();
+  const plis: number[] = [];
+  let keyframeAsked = true;
+  endpoint.onRtcp((packet) => {
+    if (!hasPli(packet)) return;
+    plis.push(performance.now());
+    keyframeAsked = true;
+  });
+  let seq = 1;
+  let frame = 0;
+  const timer = setInterval(() => {
+    const keyframe = keyframeAsked;
+    keyframeAsked = false;
+    endpoint.send(rtpPacket({ payloadType: VP8_PT, sequenceNumber: seq++, timestamp: frame * 3000, ssrc, marker: true }, vp8Payload({ keyframe, pictureId: frame & 0x7fff, tl0PicIdx: frame & 0xff })), sendTransport.tuple.localPort);
+    frame++;
+  }, 33);
+  const close = () => {
+    clearInterval(timer);
+    endpoint.close();
+  };
+  try {
+    await waitUntil(async () => (await producer.getStats()).some((s) => s.packetCount > 0), 5_000, 'the producer receiving');
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return { producer, plis, close };
 }
 
 export class UdpEndpoint {
