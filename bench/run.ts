@@ -411,16 +411,32 @@ if (unknown.length > 0) {
 const results = new URL('./results/', import.meta.url);
 mkdirSync(results, { recursive: true });
 const lines: BenchLine[] = [];
+const started = performance.now();
+const took: string[] = [];
 for (const bench of BENCHMARKS.filter((b) => !only || only.has(b.id))) {
+  const benchStarted = performance.now();
   const { lines: own, json } = await bench.run({ quick });
   for (const line of own) process.stdout.write(`${formatLine(line)}\n`);
   lines.push(...own);
   writeFileSync(new URL(`${bench.id}.json`, results), `${JSON.stringify(json, null, 2)}\n`);
+  took.push(`${bench.id} ${((performance.now() - benchStarted) / 1000).toFixed(0)} s`);
+  process.stdout.write(`  (${took.at(-1)})\n`);
 }
 if (only) {
   process.stdout.write(`\nran ${[...only].join(', ')} only: the summary and docs/benchmarks.md were not rewritten\n`);
   process.exit(0);
 }
+// Issue #21: the full run under an hour, --quick under 5 minutes.
+const wallMinutes = (performance.now() - started) / 60_000;
+const wallGoalMinutes = quick ? 5 : 60;
+const wallLine: BenchLine = {
+  name: `the whole ${quick ? '--quick ' : ''}run`,
+  value: `${wallMinutes.toFixed(1)} min`,
+  ratio: `ratio ${(wallMinutes / wallGoalMinutes).toFixed(2)} vs ${wallGoalMinutes} min; ${took.join(', ')}`,
+  target: { text: `< ${wallGoalMinutes} min`, met: wallMinutes < wallGoalMinutes },
+};
+process.stdout.write(`${formatLine(wallLine)}\n`);
+lines.push(wallLine);
 const cpus = os.cpus();
 const machine = `${cpus.length} × ${cpus[0]?.model.trim() ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
 const body = summaryBody(lines, { date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', machine, quick });

@@ -54,6 +54,22 @@ export async function ask(port: number, ...command: [string, ...Array<string | n
   }
 }
 
+/**
+ * Whether the server answering on `port` is `child` (INFO's process_id): false once `child` has
+ * exited, as it does when another process took the port between freePort() and its bind (another
+ * test's Redis on this shared machine would otherwise answer in its place, and be "killed" in vain).
+ */
+export async function serves(port: number, child: ChildProcess): Promise<boolean> {
+  const deadline = Date.now() + 20_000;
+  while (child.exitCode === null && child.signalCode === null) {
+    const info = await ask(port, 'INFO', 'server').catch(() => null);
+    if (info !== null && String(info).includes(`process_id:${child.pid}\r\n`)) return true;
+    if (Date.now() > deadline) throw new Error(`redis-server pid ${child.pid} not serving :${port} within 20 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
 async function linkUp(port: number): Promise<void> {
   await until(`replica :${port} in sync`, async () => (String(await ask(port, 'INFO', 'replication')).includes('master_link_status:up') ? true : null));
 }
@@ -71,9 +87,22 @@ export async function startSentinelGroup(): Promise<SentinelGroup> {
     children.push(child);
     return child;
   };
-  const startDataNode = (port: number, replicaOf?: number) => {
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
-    dataNodes.set(port, redisServer(replicaOf === undefined ? args : [...args, '--replicaof', '127.0.0.1', String(replicaOf)]));
+  /** A server on a spare port (`fixedPort`: that one), its own: a port taken meanwhile is given up for another. */
+  const startOwned = async (argsFor: (port: number) => Promise<string[]>, fixedPort?: number): Promise<{ port: number; child: ChildProcess }> => {
+    for (let attempt = 1; ; attempt++) {
+      const port = fixedPort ?? (await freePort());
+      const child = redisServer(await argsFor(port));
+      if (await serves(port, child)) return { port, child };
+      if (fixedPort !== undefined || attempt === 5) throw new Error(`redis-server could not take :${port} (taken by another process)`);
+    }
+  };
+  const startDataNode = async (replicaOf?: number, fixedPort?: number): Promise<number> => {
+    const { port, child } = await startOwned(async (p) => {
+      const args = ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+      return replicaOf === undefined ? args : [...args, '--replicaof', '127.0.0.1', String(replicaOf)];
+    }, fixedPort);
+    dataNodes.set(port, child);
+    return port;
   };
   const close = async () => {
     await Promise.all(
@@ -85,30 +114,29 @@ export async function startSentinelGroup(): Promise<SentinelGroup> {
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    const firstPrimary = await freePort();
-    startDataNode(firstPrimary);
-    await until('primary up', async () => ((await ask(firstPrimary, 'PING')) === 'PONG' ? true : null));
-    const replicaPort = await freePort();
-    startDataNode(replicaPort, firstPrimary);
+    const firstPrimary = await startDataNode();
+    const replicaPort = await startDataNode(firstPrimary);
     await linkUp(replicaPort);
     const sentinelPorts: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const port = await freePort();
       const conf = path.join(dir, `sentinel-${i}.conf`);
-      await writeFile(
-        conf,
-        [
-          `port ${port}`,
-          'bind 127.0.0.1',
-          `dir ${dir}`,
-          `sentinel monitor ${SENTINEL_GROUP} 127.0.0.1 ${firstPrimary} 2`,
-          `sentinel down-after-milliseconds ${SENTINEL_GROUP} 1000`,
-          `sentinel failover-timeout ${SENTINEL_GROUP} 5000`,
-          `sentinel parallel-syncs ${SENTINEL_GROUP} 1`,
-          '',
-        ].join('\n'),
-      );
-      sentinelProcesses.set(port, redisServer([conf, '--sentinel']));
+      const { port, child } = await startOwned(async (port) => {
+        await writeFile(
+          conf,
+          [
+            `port ${port}`,
+            'bind 127.0.0.1',
+            `dir ${dir}`,
+            `sentinel monitor ${SENTINEL_GROUP} 127.0.0.1 ${firstPrimary} 2`,
+            `sentinel down-after-milliseconds ${SENTINEL_GROUP} 1000`,
+            `sentinel failover-timeout ${SENTINEL_GROUP} 5000`,
+            `sentinel parallel-syncs ${SENTINEL_GROUP} 1`,
+            '',
+          ].join('\n'),
+        );
+        return [conf, '--sentinel'];
+      });
+      sentinelProcesses.set(port, child);
       sentinelPorts.push(port);
     }
     const primaryPort = async () => Number(((await ask(sentinelPorts[0]!, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_GROUP)) as [string, string])[1]);
@@ -137,7 +165,7 @@ export async function startSentinelGroup(): Promise<SentinelGroup> {
       dataNode: (port) => dataNodes.get(port)!,
       sentinel: (port) => sentinelProcesses.get(port)!,
       restartAsReplica: async (port) => {
-        startDataNode(port, await primaryPort());
+        await startDataNode(await primaryPort(), port);
         await linkUp(port);
       },
       settled,
