@@ -131,13 +131,20 @@ it('applies the profile’s inter-region loss and jitter to the pipe media: abou
   const stats = relays.list()[0]!.relay.stats.ba;
   await waitUntilQuiet(() => arrived.length, 60 + jitterMs + 500);
   const reordered = arrived.filter((seq, i) => i > 0 && seq < arrived[i - 1]!).length;
-  const lostShare = 1 - arrived.length / sent;
+  // The relay's own losses, over what reached it: on a loaded machine the kernel may also drop a
+  // datagram before the relay reads it or before the test does, which is not the emulation's doing.
+  const reachedRelay = stats.packets + stats.dropped;
+  const lostShare = stats.dropped / reachedRelay;
   const meanHeld = stats.heldTotalMs / stats.forwarded;
-  console.log(`${sent} packets at ${lossPct} % loss, ±${jitterMs} ms jitter: ${(lostShare * 100).toFixed(1)} % lost, ${reordered} arrived after a later one, held ${meanHeld.toFixed(1)} ms on average (max ${stats.heldMaxMs.toFixed(1)} ms; delay 60 ms)`);
-  // Binomial: 10 % of 2,000 has a standard deviation of 0.7 %; these bounds are 5 of them.
-  expect(lostShare).toBeGreaterThan(0.065);
-  expect(lostShare).toBeLessThan(0.135);
-  expect(stats.dropped).toBe(sent - arrived.length);
+  console.log(`${sent} packets at ${lossPct} % loss, ±${jitterMs} ms jitter: ${(lostShare * 100).toFixed(1)} % of the ${reachedRelay} that reached the relay lost by it (${sent - reachedRelay} lost before it, ${stats.forwarded - arrived.length} after it), ${reordered} arrived after a later one, held ${meanHeld.toFixed(1)} ms on average (max ${stats.heldMaxMs.toFixed(1)} ms; delay 60 ms)`);
+  // Binomial: 10 % of n has a standard deviation of sqrt(0.09 / n) (0.7 % for 2,000); the bounds are 5 of them.
+  const sigma = Math.sqrt((0.1 * 0.9) / reachedRelay);
+  expect(reachedRelay).toBeGreaterThan(sent / 2);
+  expect(lostShare).toBeGreaterThan(0.1 - 5 * sigma);
+  expect(lostShare).toBeLessThan(0.1 + 5 * sigma);
+  // Everything the relay accepted it sent on, and nothing more arrived.
+  expect(stats.forwarded).toBe(stats.packets);
+  expect(arrived.length).toBeLessThanOrEqual(stats.forwarded);
   // Uniform ± jitter around the delay: reordering, and a mean near the delay (timer lateness only adds).
   expect(reordered).toBeGreaterThan(0);
   expect(meanHeld).toBeGreaterThanOrEqual(60 - 3);
