@@ -46,8 +46,8 @@ export interface RoomNodesPusherDeps {
  * none), or a node named as former is no longer in it. Per agent, one push is on its way at a time,
  * and the next leaves no sooner than GEO_SFU_ROOM_NODES_PUSH_SPACING_MS after it: the rooms that
  * change meanwhile go together in the next (at most ROOM_NODES_PUSH_MAX_ROOMS a call), so a busy
- * router sends an agent a bounded number of calls a second whatever its allocation rate (with a
- * call per room and agent, the pushes took half of /allocate's CPU in bench/allocate.ts).
+ * router sends an agent a bounded number of calls a second whatever its allocation rate, not one
+ * per room changed.
  * Fire-and-forget: a failure (an agent down, or without the route yet) is logged at debug; the
  * agents' reconcile poll is the safety net.
  */
