@@ -48,9 +48,51 @@ export class RouterLimits {
       };
     };
     this.allocate = counter('allocate');
-    this.failedAuth = counter('failed_auth');
+    this.failedAuth = shared ? new ReadWhereFailed(counter('failed_auth'), now) : counter('failed_auth');
     // requireSignature checks this process's own nonce cache first: with Redis away, that check is all there is.
     this.nonces = { remember: (nonce, windowMs) => fallback('nonce', (s) => s.remember(nonce, windowMs * 2), async () => true) };
+  }
+}
+
+/** Addresses a replica remembers having answered 401; past it, every peek asks the shared counter. */
+const FAILED_HERE_MAX = 100_000;
+
+/**
+ * The failed-authentication counter as one replica reads it. The count is shared (Redis), but an
+ * address's count is read only once this replica has itself answered it 401 within the window: the
+ * credentialed requests of clients that never fail, nearly all of them, then cost no Redis read
+ * (every /allocate with a grant or API key presents a credential). The price: a guesser spread over N
+ * replicas gets at most N − 1 tries past the limit per window (each replica's first failure), and
+ * a restarted replica forgets what it saw.
+ */
+export class ReadWhereFailed implements WindowCounter {
+  /** Address → when this replica's memory of its failures ends. */
+  readonly #failedHere = new Map<string, number>();
+  constructor(
+    private readonly shared: WindowCounter,
+    private readonly now: () => number,
+  ) {}
+
+  hit(key: string, windowMs: number): Promise<WindowCount> {
+    const at = this.now();
+    // Kept in the order they end (one window length for all): the ended ones are the first.
+    for (const [k, until] of this.#failedHere) {
+      if (until > at) break;
+      this.#failedHere.delete(k);
+    }
+    this.#failedHere.delete(key);
+    // Full of live windows (many addresses failing at once): the peek below then asks for every address.
+    if (this.#failedHere.size < FAILED_HERE_MAX) this.#failedHere.set(key, at + windowMs);
+    return this.shared.hit(key, windowMs);
+  }
+
+  async peek(key: string, windowMs: number): Promise<WindowCount> {
+    const until = this.#failedHere.get(key);
+    if (until === undefined ? this.#failedHere.size < FAILED_HERE_MAX : this.now() >= until) {
+      if (until !== undefined) this.#failedHere.delete(key);
+      return { count: 0, resetInMs: 0 };
+    }
+    return this.shared.peek(key, windowMs);
   }
 }
 

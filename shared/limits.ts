@@ -25,9 +25,6 @@ export interface NonceStore {
   remember(nonce: string, windowMs: number): Promise<boolean>;
 }
 
-/** Keys tracked before expired windows are swept (each key needs an event to exist). */
-const SWEEP_AT = 10_000;
-
 /** A WindowCounter in this process's memory. */
 export class LocalWindowCounter implements WindowCounter {
   readonly #windows = new Map<string, { since: number; count: number }>();
@@ -35,10 +32,20 @@ export class LocalWindowCounter implements WindowCounter {
 
   async hit(key: string, windowMs: number): Promise<WindowCount> {
     const at = this.now();
-    if (this.#windows.size >= SWEEP_AT) for (const [k, w] of this.#windows) if (at - w.since >= windowMs) this.#windows.delete(k);
+    // Windows are kept in the order they opened, so the expired ones are the first: each hit drops
+    // those, at a cost that stays constant however many keys are open (a scan of them all per hit
+    // would let many addresses make every hit slow).
+    for (const [k, w] of this.#windows) {
+      if (at - w.since < windowMs) break;
+      this.#windows.delete(k);
+    }
     const open = this.#open(key, windowMs, at);
     if (open) open.count++;
-    else this.#windows.set(key, { since: at, count: 1 });
+    else {
+      // Re-inserted, not overwritten in place: the new window goes to the end of the order.
+      this.#windows.delete(key);
+      this.#windows.set(key, { since: at, count: 1 });
+    }
     return this.#count(key, windowMs, at);
   }
 

@@ -54,6 +54,8 @@ export class NodeRegistry {
   #snapshot: RegistrySnapshot = { takenAtMs: 0, nodes: [], interRegion: {} };
   /** The placement view of `#snapshot`, built once per refresh when first asked for. */
   #view: PlacementView | null = null;
+  /** placementView()'s answer with states aged, and until when no node's state changes (cleared by each read). */
+  #agedView: { view: PlacementView; untilMs: number } | null = null;
   /** `#snapshot`'s nodes by region, sorted by id (peersOf), built once per refresh when first asked for. */
   #byRegion: Map<string, NodeSnapshot[]> | null = null;
   #ticker: Ticker | null = null;
@@ -127,9 +129,27 @@ export class NodeRegistry {
   placementView(aged = true): PlacementView {
     const read = (this.#view ??= this.#placementViewOf(this.#snapshot, null));
     if (!aged) return read;
+    // Every /allocate asks: age the nodes only when one of them crosses a threshold, not on each call.
+    const now = this.opts.now();
+    if (this.#agedView && now < this.#agedView.untilMs) return this.#agedView.view;
     const snapshot = this.snapshot();
-    if (snapshot.nodes.every((n, i) => n.state === read.nodes[i]!.state)) return read;
-    return this.#placementViewOf(snapshot, read.interRegionRtt);
+    const view = snapshot.nodes.every((n, i) => n.state === read.nodes[i]!.state) ? read : this.#placementViewOf(snapshot, read.interRegionRtt);
+    this.#agedView = { view, untilMs: this.#nextStateChangeMs(now) };
+    return view;
+  }
+
+  /** The first time after `nowMs` when a node's aged state can differ from its state at `nowMs`. */
+  #nextStateChangeMs(nowMs: number): number {
+    const { suspectAfterMs, deadAfterMs } = this.opts.config;
+    const grace = this.#heartbeatGrace;
+    // Ages grow with the clock, except where the heartbeat grace ends (an age then jumps).
+    let untilMs = grace && nowMs - grace.sinceMs < deadAfterMs ? grace.sinceMs + deadAfterMs : Number.POSITIVE_INFINITY;
+    for (const n of this.#snapshot.nodes) {
+      const age = this.#heartbeatAgeMs(n.record, nowMs);
+      if (age < suspectAfterMs) untilMs = Math.min(untilMs, nowMs + suspectAfterMs - age);
+      else if (age < deadAfterMs) untilMs = Math.min(untilMs, nowMs + deadAfterMs - age);
+    }
+    return untilMs;
   }
 
   #placementViewOf(snapshot: RegistrySnapshot, interRegionRtt: InterRegionRtt | null): PlacementView {
@@ -205,6 +225,7 @@ export class NodeRegistry {
     const nodes = live.map((record) => toSnapshot(record, counts.get(record.registration.nodeId) ?? 0, this.#heartbeatAgeMs(record, takenAtMs), config));
     this.#snapshot = { takenAtMs, nodes, interRegion: interRegionFrom(nodes) };
     this.#view = null;
+    this.#agedView = null;
     this.#byRegion = null;
     return this.#snapshot;
   }

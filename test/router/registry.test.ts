@@ -162,8 +162,36 @@ it("after the store failed to answer, nodes alive before it keep their place for
   // No heartbeat from it within dead-after of the store's answer: suspect, then dead after all.
   nowMs += config.suspectAfterMs;
   expect(states(registry.snapshot())['live-1']).toBe('suspect');
+  expect(states(registry.placementView())['live-1']).toBe('suspect');
   nowMs += config.deadAfterMs - config.suspectAfterMs;
   expect(states(registry.snapshot())['live-1']).toBe('dead');
+  expect(states(registry.placementView())['live-1']).toBe('dead');
+});
+
+it("the placement view's node states are the snapshot's at every moment, though it ages the nodes only when one crosses a threshold", async () => {
+  const config = testConfig('memory');
+  const store = new MemoryNodeRegistry();
+  let nowMs = 2_000_000;
+  const registry = new NodeRegistry({ config, store, rooms: new MemoryRoomStore({ roomIdleTtlMs: 60_000 }), now: () => nowMs });
+  const url = 'http://127.0.0.1:9';
+  // Heartbeats of different ages, so the nodes cross their thresholds at different moments.
+  for (const [i, nodeId] of ['a-1', 'b-1', 'c-1'].entries()) {
+    await store.register({ nodeId, region: 'eu-west', controlUrl: url, signalingUrl: url, probeUrl: `${url}/probe`, maxParticipants: 10, version: 'test' }, nowMs - i * 700);
+  }
+  await registry.refresh();
+  const states = (snapshot: { nodes: Array<{ nodeId: string; state: string }> }) => Object.fromEntries(snapshot.nodes.map((n) => [n.nodeId, n.state]));
+  const views = new Set<object>();
+  const seen = new Set<string>();
+  for (let step = 0; nowMs < 2_000_000 + config.deadAfterMs + 2_000; step++, nowMs += 50) {
+    const view = registry.placementView();
+    views.add(view);
+    expect(states(view), `at +${step * 50} ms`).toEqual(states(registry.snapshot()));
+    seen.add(JSON.stringify(states(view)));
+  }
+  // Every combination of states on the way was seen, each with one view object: built once per change, not per call.
+  console.log(`${views.size} placement views for ${seen.size} combinations of states over ${(config.deadAfterMs + 2_000) / 50} calls`);
+  expect(seen.size).toBeGreaterThanOrEqual(5);
+  expect(views.size).toBe(seen.size);
 });
 
 it('each node probes a bounded window of every region (GEO_SFU_PROBE_PEERS_PER_REGION live peers, never itself or a dead node) that moves on each GEO_SFU_PROBE_ROTATE_MS until every peer was listed', async () => {
