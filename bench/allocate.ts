@@ -100,7 +100,7 @@ export async function benchAllocate(opts: { quick: boolean }): Promise<AllocateB
   await router.app.registry.refresh();
   await honestRouter.app.registry.refresh();
 
-  const durationMs = opts.quick ? 2_000 : 5_000;
+  const durationMs = opts.quick ? 1_500 : 5_000;
   const base = { concurrency: 16, ratePerSecond: 0, durationMs };
   const alloc = { ...base, origin: router.url, method: 'POST' as const, path: '/allocate', body: 'allocate' as const };
   const allocHonest = { ...alloc, origin: honestRouter.url, credentials };

@@ -51,7 +51,7 @@ async function measure(start: () => Promise<ServiceProcess>): Promise<{ ms: numb
 }
 
 export async function benchBuild(opts: { quick: boolean }): Promise<BuildResult> {
-  const rounds = opts.quick ? 3 : 5;
+  const rounds = opts.quick ? 2 : 5;
   const t0 = performance.now();
   await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT });
   const buildS = (performance.now() - t0) / 1000;

@@ -111,7 +111,7 @@ export async function benchConsumers(opts: { quick: boolean; bitrateKbps?: numbe
         }, 100)
       : undefined;
     const step = opts.quick ? 100 : 50;
-    const settleMs = opts.quick ? 1_500 : 3_000;
+    const settleMs = opts.quick ? 1_000 : 3_000;
     const maxConsumers = opts.quick ? 1_500 : 3_000;
     let consumers = 0;
     while (consumers < maxConsumers && performance.now() - started < budgetMs) {

@@ -67,7 +67,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function benchFirstFrame(opts: { quick: boolean }): Promise<FirstFrameResult> {
   prepareWeb();
-  const joinsPerCase = opts.quick ? 2 : 5;
+  const joinsPerCase = opts.quick ? 1 : 5;
   const browser = await launchChromium(MEDIA_ARGS);
   const cases: FirstFrameCase[] = [];
   try {

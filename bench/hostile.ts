@@ -14,7 +14,7 @@ import { startTsWorker } from './ts-worker-host.ts';
  * participant's /allocate latency are measured. The attacker runs in a thread of its own
  * (bench/hostile-attacker.ts), so what it costs shows in the cluster, not in the measuring client's
  * timers. Each round measures a quiet window, then an attacked one; figures are medians over the
- * rounds.
+ * rounds (5; 2 with `--quick`).
  * Goal (hardening issue): attacked ≤ 1.5 × quiet, or within 2 ms of it, whichever is larger.
  */
 export interface HostileBenchResult {
@@ -119,7 +119,7 @@ export async function benchHostile(opts: { quick: boolean }): Promise<HostileBen
   const embedded = await launchEmbedded({ config, fixedPorts: false, env, onOutput: () => {} });
   try {
     await waitHealthy(embedded);
-    const rounds = 5;
+    const rounds = opts.quick ? 2 : 5;
     const windowMs = opts.quick ? 2_000 : 5_000;
     const target: Target = { routerUrl: embedded.routerUrl, apiKey: embedded.credentials.apiKey };
     const publisher = await participant(target, 'hostile', 'publisher');

@@ -7,7 +7,7 @@
  * Growth per hour is the least-squares slope of the lower envelope (the minimum of each window of
  * samples: what survives garbage collection and the churn's own coming and going, not the
  * saw-tooth between collections) after a warm-up third, so start-up allocation does not count.
- * The full run is 30 minutes, --quick 40 s (it shows the method works, not much about hours).
+ * The full run is 30 minutes, --quick 15 s (it shows the method works, not much about hours).
  *
  * With `heapSnapshotDir`, the router and the first agent write V8 heap snapshots at the end of the
  * warm-up, the middle and the end of the churn, and the growth between them by constructor
@@ -73,7 +73,7 @@ export interface SoakResult {
 
 export interface SoakOptions {
   quick: boolean;
-  /** Length of the churn; default 30 min (40 s with `quick`). */
+  /** Length of the churn; default 30 min (15 s with `quick`). */
   durationMs?: number;
   /** Heap snapshots of the router and the first agent go here (see the top of this file). */
   heapSnapshotDir?: string;
@@ -191,9 +191,9 @@ async function heapSnapshot(pid: number, dir: string, metricsUrl: string): Promi
 }
 
 export async function benchSoak(opts: SoakOptions): Promise<SoakResult> {
-  const durationMs = opts.durationMs ?? (opts.quick ? 40_000 : 1_800_000);
+  const durationMs = opts.durationMs ?? (opts.quick ? 15_000 : 1_800_000);
   const sampleEveryMs = durationMs <= 60_000 ? 500 : 2_000;
-  const windowMs = durationMs <= 60_000 ? 5_000 : 30_000;
+  const windowMs = durationMs <= 60_000 ? 2_500 : 30_000;
   const concurrency = 8;
   const redisKeys = new TestRedisKeys();
   const pgSchemas = new TestPgSchemas();
