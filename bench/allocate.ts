@@ -2,6 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { Session, type Profiler } from 'node:inspector/promises';
 import { Redis } from 'ioredis';
 import { configWith } from '../shared/config/index.ts';
+import type { NodeRegistration } from '../shared/schemas/index.ts';
+import { RoomRouter, WorkerPool } from '../sfu/index.ts';
 import { cleanupNamespaces, REDIS_URL, runNamespace, startRouter, testConfig } from '../test/utils/router-harness.ts';
 import type { FakeNodesJob } from './fake-nodes-worker.ts';
 import type { HonestCredentials } from './load-worker-body.ts';
@@ -73,6 +75,18 @@ async function startFakeNodes(job: FakeNodesJob): Promise<{ close(): Promise<voi
   };
 }
 
+/** What an agent registers: the RTP capabilities of a room router with the SFU's codecs (one worker, closed after). */
+async function sfuRtpCapabilities(): Promise<NonNullable<NodeRegistration['rtpCapabilities']>> {
+  const pool = await WorkerPool.create({ numWorkers: 1 });
+  const rooms = new RoomRouter({ pool });
+  try {
+    return (await rooms.rtpCapabilities()) as unknown as NonNullable<NodeRegistration['rtpCapabilities']>;
+  } finally {
+    rooms.close();
+    pool.close();
+  }
+}
+
 const GRANT_KEY = { kid: 'bench-app', secret: 'bench-grant-secret-0123456789abcdef0123' };
 
 export async function benchAllocate(opts: { quick: boolean }): Promise<AllocateBenchResult> {
@@ -90,12 +104,14 @@ export async function benchAllocate(opts: { quick: boolean }): Promise<AllocateB
     app.get('/bench/reference', async () => ({ value: await redis.get(refKey) }));
   });
   const honestRouter = await startRouter(honest, undefined, { sharedLimits: true });
-  // The nodes answer the router's pushes from a thread of their own, as agents do from their processes.
+  // The nodes answer the router's pushes from a thread of their own, as agents do from their
+  // processes, and register an SFU's RTP capabilities, as agents do: every answer carries them.
+  const rtpCapabilities = await sfuRtpCapabilities();
   const nodes = await startFakeNodes({
     routerUrl: router.url,
     secret: bare.clusterSecret,
     heartbeatIntervalMs: 1_000,
-    nodes: ['us-west', 'us-east', 'eu-west', 'apac'].map((region) => ({ nodeId: `${region}-1`, region, maxParticipants: 100_000 })),
+    nodes: ['us-west', 'us-east', 'eu-west', 'apac'].map((region) => ({ nodeId: `${region}-1`, region, maxParticipants: 100_000, rtpCapabilities })),
   });
   await router.app.registry.refresh();
   await honestRouter.app.registry.refresh();

@@ -125,7 +125,9 @@ export async function benchFirstFrame(opts: { quick: boolean }): Promise<FirstFr
 /**
  * Marks in the page, on its own clock (performance.now()): the Join click, /allocate's answer, the
  * signaling socket's packets (socket.io v5 over a WebSocket: `42["event",…]` events, `42<id>["request",…]`
- * requests and `43<id>[…]` their acks), peer connections connected, and each remote tile's first frame.
+ * requests and `43<id>[…]` their acks; since protocol 1.3 the requests in the `40{…}` connect packet's
+ * `requests` and their `handshakeAnswer` events), peer connections connected, and each remote tile's
+ * first frame.
  */
 function instrument(): void {
   type Marks = { marks: Record<string, number>; frames: Record<string, number> };
@@ -149,11 +151,13 @@ function instrument(): void {
     constructor(url: string | URL, protocols?: string | string[]) {
       super(url, protocols);
       const requests = new Map<string, string>();
+      const handshake: string[] = [];
       this.addEventListener('open', () => mark('socketOpen'));
       const send = this.send.bind(this);
       this.send = (data) => {
         const request = typeof data === 'string' ? /^42(\d+)\["([^"]+)"/.exec(data) : null;
         if (request) requests.set(request[1]!, request[2]!);
+        if (typeof data === 'string' && data.startsWith('40{')) for (const r of (JSON.parse(data.slice(2)) as { requests?: { name: string }[] }).requests ?? []) handshake.push(r.name);
         send(data);
       };
       this.addEventListener('message', (ev: MessageEvent) => {
@@ -161,7 +165,8 @@ function instrument(): void {
         const event = /^42\["([^"]+)"/.exec(ev.data);
         if (event) mark(`event:${event[1]}`);
         const ack = /^43(\d+)/.exec(ev.data);
-        const name = ack ? requests.get(ack[1]!) : undefined;
+        const answer = /^42\["handshakeAnswer",\{"index":(\d+)/.exec(ev.data);
+        const name = ack ? requests.get(ack[1]!) : answer ? handshake[Number(answer[1])] : undefined;
         if (name) {
           mark(`first:${name}`);
           markLast(`last:${name}`);

@@ -50,6 +50,8 @@ export interface AgentControllerOptions {
   router: RouterClient;
   /** The heartbeat's media part: per-participant quality, node and cascade bandwidth, reconnecting sessions. */
   report?: () => Promise<HeartbeatReport>;
+  /** The SFU routers' RTP capabilities, put in the registration (clients get them from /allocate); absent without an SFU. */
+  rtpCapabilities?: () => Promise<NonNullable<NodeRegistration['rtpCapabilities']>>;
   now: () => number;
 }
 
@@ -97,6 +99,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
   readonly #log: FastifyBaseLogger;
   readonly #loadProvider: SfuLoadProvider;
   readonly #reportProvider: (() => Promise<HeartbeatReport>) | undefined;
+  readonly #rtpCapabilities: AgentControllerOptions['rtpCapabilities'];
   readonly #sampler: LoadSampler;
   readonly #router: RouterClient;
   readonly #prober: PeerProber;
@@ -134,6 +137,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
     this.#log = app.log.child({ nodeId: settings.nodeId, region: settings.region });
     this.#loadProvider = opts.load;
     this.#reportProvider = opts.report;
+    this.#rtpCapabilities = opts.rtpCapabilities;
     this.#now = opts.now;
     this.#startedAt = opts.now();
     this.#sampler = new LoadSampler(opts.load, settings.cpuCores, settings.memoryBytes);
@@ -275,7 +279,8 @@ export class AgentController extends EventEmitter<AgentEvents> {
     return url;
   }
 
-  #nodeRegistration(): NodeRegistration {
+  async #nodeRegistration(): Promise<NodeRegistration> {
+    const rtpCapabilities = await this.#rtpCapabilities?.();
     return {
       nodeId: this.nodeId,
       region: this.region,
@@ -284,6 +289,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
       probeUrl: `${this.#publicUrl}/probe`,
       maxParticipants: this.maxParticipants,
       version: this.#settings.version,
+      ...(rtpCapabilities ? { rtpCapabilities } : {}),
     };
   }
 
@@ -291,7 +297,7 @@ export class AgentController extends EventEmitter<AgentEvents> {
     let retryMs = this.#config.agentRegisterRetryMs;
     for (let attempt = 1; !this.#leaving; attempt++) {
       try {
-        const ack = await this.#router.register(this.#nodeRegistration());
+        const ack = await this.#router.register(await this.#nodeRegistration());
         this.#registered = true;
         this.#acknowledged(ack);
         this.#log.info({ attempt, peers: ack.peers.length, routerUrl: this.#config.routerUrl }, 'registered with the router');

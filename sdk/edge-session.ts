@@ -4,6 +4,7 @@ import {
   type Ack,
   FATAL_CONNECT_CODES,
   FINAL_REQUEST_CODES,
+  type HandshakeRequest,
   type ParticipantPermissions,
   PROTOCOL_VERSION,
   protocolAtLeast,
@@ -35,6 +36,12 @@ export class SignalingError extends Error {
     super(message);
     this.name = 'SignalingError';
   }
+}
+
+/** A request's answer, or its refusal as a SignalingError. */
+function unwrap<T>(name: string, reply: Ack<T>): T {
+  if (!reply.ok) throw new SignalingError(reply.error.code, `${name}: ${reply.error.message}`, reply.error.field);
+  return reply.data;
 }
 
 /** Connect errors after which the same credential will never work on that node (shared/signaling.ts). */
@@ -169,17 +176,27 @@ export class EdgeSession {
    * (when the participant may subscribe) and, with `send`, the send transport (when it may publish).
    */
   async open(opts: { send?: boolean } = {}): Promise<ResponseData['join']> {
-    const welcome = (this.welcome = await this.#connect({ token: this.allocation.token }));
+    // Protocol 1.3: with the agent's capabilities from /allocate, the Device loads before the
+    // connection and the join and transports ride in its handshake, answered right after the
+    // welcome: no round trip of their own.
+    const known = this.allocation.node.rtpCapabilities;
+    if (known) {
+      this.#device = await this.#loadDevice(known);
+      const handshake: HandshakeRequest[] = [
+        { name: 'join', payload: this.#joinPayload(this.#device) },
+        { name: 'createWebRtcTransport', payload: { direction: 'recv', consumeAll: true } },
+        ...(opts.send ? [{ name: 'createWebRtcTransport', payload: { direction: 'send' } }] : []),
+      ];
+      const { welcome, answers } = await this.#connect({ token: this.allocation.token }, handshake);
+      this.welcome = welcome;
+      return this.#joinedInHandshake(answers);
+    }
+    const { welcome } = await this.#connect({ token: this.allocation.token });
+    this.welcome = welcome;
     // An agent before protocol 1.1 does not put the capabilities and permissions in its welcome.
     const rtpCapabilities = welcome.rtpCapabilities ?? (await this.request('getRouterRtpCapabilities', {})).rtpCapabilities;
-    const device = this.#o.device.handlerFactory ? new Device({ handlerFactory: this.#o.device.handlerFactory }) : new Device(this.#o.device.handlerName ? { handlerName: this.#o.device.handlerName } : {});
-    await device.load({ routerRtpCapabilities: rtpCapabilities as unknown as mc.RtpCapabilities });
-    this.#device = device;
-    const joining = this.request('join', {
-      rtpCapabilities: device.recvRtpCapabilities as unknown as Record<string, unknown>,
-      ...(this.#o.displayName !== undefined ? { displayName: this.#o.displayName } : {}),
-      ...(this.#o.lastN !== undefined ? { lastN: this.#o.lastN } : {}),
-    });
+    const device = (this.#device = await this.#loadDevice(rtpCapabilities));
+    const joining = this.request('join', this.#joinPayload(device));
     // Requests of one connection run in order on the agent: the transports asked for right behind
     // the join are made once it has joined, a round trip sooner. (Without the welcome's
     // permissions, after the join answer.) Producers announced from now on wait for #recvReady.
@@ -202,15 +219,53 @@ export class EdgeSession {
     return this.joined;
   }
 
+  async #loadDevice(routerRtpCapabilities: Record<string, unknown>): Promise<Device> {
+    const device = this.#o.device.handlerFactory ? new Device({ handlerFactory: this.#o.device.handlerFactory }) : new Device(this.#o.device.handlerName ? { handlerName: this.#o.device.handlerName } : {});
+    await device.load({ routerRtpCapabilities: routerRtpCapabilities as unknown as mc.RtpCapabilities });
+    return device;
+  }
+
+  #joinPayload(device: Device): RequestPayload<'join'> {
+    return {
+      rtpCapabilities: device.recvRtpCapabilities as unknown as Record<string, unknown>,
+      ...(this.#o.displayName !== undefined ? { displayName: this.#o.displayName } : {}),
+      ...(this.#o.lastN !== undefined ? { lastN: this.#o.lastN } : {}),
+    };
+  }
+
+  /**
+   * The handshake's answers: [join, recv transport (with the room's consumers), send transport if
+   * asked]. A transport the welcome's permissions do not allow was refused and is not opened.
+   */
+  async #joinedInHandshake(answers: Promise<Ack<unknown>>[]): Promise<ResponseData['join']> {
+    const [join, recv, send] = answers as [Promise<Ack<ResponseData['join']>>, ...Promise<Ack<ResponseData['createWebRtcTransport']>>[]];
+    const { publish, subscribe } = this.permissions;
+    // Set before the join answer, as in the pipelined path: producers announced after it wait for these.
+    if (subscribe && recv) this.#recvReady = recv.then((r) => (this.#recv = this.#transportFrom('recv', unwrap('createWebRtcTransport', r))));
+    if (publish && send) this.#sendCreating = send.then((r) => (this.#send = this.#transportFrom('send', unwrap('createWebRtcTransport', r))));
+    const transports = Promise.all([this.#recvReady, this.#sendCreating]);
+    // A refused join fails the transports behind it too: the join's error is the one to report.
+    transports.catch(() => undefined);
+    this.joined = unwrap('join', await join);
+    for (const p of this.joined.producers) this.#roomProducers.set(p.producerId, p);
+    for (const p of this.joined.peers) this.#roomPeers.set(p.peerId, p);
+    await transports;
+    return this.joined;
+  }
+
   /** Reconnects with the resume credential; resolves with what survived on the SFU. */
   async resume(): Promise<SessionSnapshot | undefined> {
     if (!this.welcome) throw new Error('nothing to resume');
-    const welcome = await this.#connect({ resume: this.welcome.resume });
+    const { welcome } = await this.#connect({ resume: this.welcome.resume });
     this.welcome = welcome;
     return welcome.session;
   }
 
-  #connect(auth: { token: string } | { resume: string }): Promise<WelcomeMessage> {
+  /**
+   * Connects; resolves at the welcome, with a promise of each handshake request's answer (settled
+   * with CLOSED if the connection drops first, TIMEOUT after the request timeout).
+   */
+  #connect(auth: { token: string } | { resume: string }, requests: HandshakeRequest[] = []): Promise<{ welcome: WelcomeMessage; answers: Promise<Ack<unknown>>[] }> {
     this.#socket?.removeAllListeners();
     this.#socket?.close();
     const timeoutMs = this.#o.connectTimeoutMs ?? 5_000;
@@ -220,9 +275,22 @@ export class EdgeSession {
       forceNew: true,
       timeout: timeoutMs,
       ...this.#o.socketOptions,
-      auth: { protocolVersion: PROTOCOL_VERSION, ...auth },
+      auth: { protocolVersion: PROTOCOL_VERSION, ...auth, ...(requests.length > 0 ? { requests } : {}) },
     });
     this.#socket = socket;
+    const answers = requests.map(({ name }) => {
+      let settle!: (reply: Ack<unknown>) => void;
+      const answer = new Promise<Ack<unknown>>((resolve) => (settle = resolve));
+      const timer = setTimeout(() => settle({ ok: false, error: { code: 'TIMEOUT', message: `${name}: no answer from ${this.nodeId}` } }), this.#o.requestTimeoutMs ?? 10_000);
+      void answer.then(() => clearTimeout(timer));
+      return { answer, settle };
+    });
+    if (answers.length > 0) {
+      socket.on('handshakeAnswer', ({ index, reply }: Parameters<ServerEvents['handshakeAnswer']>[0]) => answers[index]?.settle(reply));
+      socket.on('disconnect', () => {
+        for (const a of answers) a.settle({ ok: false, error: { code: 'CLOSED', message: `${this.nodeId}: disconnected before answering` } });
+      });
+    }
     const events: Array<keyof ServerEvents> = ['peerJoined', 'peerLeft', 'newProducer', 'producerClosed', 'producerPaused', 'producerResumed', 'consumerClosed', 'activeSpeaker', 'quality', 'moved', 'removed'];
     for (const event of events) {
       socket.on(event, (msg: Parameters<ServerEvents[typeof event]>[0]) => {
@@ -234,7 +302,7 @@ export class EdgeSession {
         this.#hooks?.onEvent(event, msg);
       });
     }
-    return new Promise<WelcomeMessage>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => fail(new SignalingError('CONNECT_TIMEOUT', `no welcome from ${this.nodeId} within ${timeoutMs} ms`)), timeoutMs);
       const fail = (err: Error) => {
@@ -245,14 +313,14 @@ export class EdgeSession {
         socket.close();
         reject(err);
       };
-      socket.once('welcome', (msg: WelcomeMessage) => {
+      socket.once('welcome', (welcome: WelcomeMessage) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         socket.on('disconnect', (reason) => {
           if (this.#socket === socket && !this.#closed) this.#hooks?.onLost(reason);
         });
-        resolve(msg);
+        resolve({ welcome, answers: answers.map((a) => a.answer) });
       });
       socket.once('connect_error', (err: Error & { data?: { code?: string; message?: string } }) =>
         fail(err.data?.code ? new SignalingError(err.data.code, `${this.nodeId}: ${err.data.message ?? err.data.code}`) : new SignalingError('CONNECT_FAILED', `${this.nodeId}: ${err.message}`)),
@@ -271,13 +339,16 @@ export class EdgeSession {
     } catch {
       throw new SignalingError('TIMEOUT', `${name}: no answer from ${this.nodeId}`);
     }
-    if (!reply.ok) throw new SignalingError(reply.error.code, `${name}: ${reply.error.message}`, reply.error.field);
-    return reply.data;
+    return unwrap(name, reply);
   }
 
   async #createTransport(direction: 'send' | 'recv', consumeAll = false): Promise<mc.Transport> {
+    return this.#transportFrom(direction, await this.request('createWebRtcTransport', { direction, ...(consumeAll ? { consumeAll } : {}) }));
+  }
+
+  /** The local side of a transport the agent created (`createWebRtcTransport`'s answer). */
+  #transportFrom(direction: 'send' | 'recv', t: ResponseData['createWebRtcTransport']): mc.Transport {
     const device = this.#device!;
-    const t = await this.request('createWebRtcTransport', { direction, ...(consumeAll ? { consumeAll } : {}) });
     for (const c of t.consumers ?? []) this.#madeWithTransport.set(c.producerId, c);
     const options: mc.TransportOptions = {
       id: t.transportId,

@@ -9,8 +9,13 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
  * credential with a connect_error whose `data` is `{ code, message }`. Requests are emitted with an
  * acknowledgement callback that receives `{ ok: true, data }` or `{ ok: false, error }`; a bad
  * payload gets an error naming the field and changes nothing.
+ *
+ * Since 1.3 a token connection may carry its first requests in `auth.requests` (a client that got
+ * the agent's RTP capabilities from /allocate: `node.rtpCapabilities`): the agent runs them right
+ * after `welcome`, as if they had been emitted then, and sends each answer as `handshakeAnswer`.
+ * The join and the transports then need no round trip of their own after the connection's.
  */
-export const PROTOCOL_VERSION = '1.2';
+export const PROTOCOL_VERSION = '1.3';
 
 /** Compatible when the major versions match. */
 export function protocolCompatible(clientVersion: unknown): boolean {
@@ -22,18 +27,29 @@ export function protocolAtLeast(version: unknown, minor: number): boolean {
   return protocolCompatible(version) && Number((version as string).split('.')[1]) >= minor;
 }
 
+/** mediasoup parameter objects are checked in depth by mediasoup itself; here only their shape. */
+const MediasoupObject = Type.Object({}, { additionalProperties: true });
+
+/** Requests a connection may carry in its handshake (protocol 1.3): a join and its two transports. */
+export const HANDSHAKE_REQUESTS_MAX = 3;
+/** One request carried in `auth.requests`: its name and payload are checked as an emitted request's are. */
+export const HandshakeRequest = Type.Object(
+  { name: Type.String({ maxLength: 64 }), payload: Type.Optional(MediasoupObject) },
+  { additionalProperties: false },
+);
+export type HandshakeRequest = Static<typeof HandshakeRequest>;
+
 export const ConnectAuth = Type.Object(
   {
     protocolVersion: Type.String({ maxLength: 16 }),
     token: Type.Optional(Type.String({ maxLength: 4096 })),
     resume: Type.Optional(Type.String({ maxLength: 4096 })),
+    /** Protocol 1.3, with `token` only: requests run right after `welcome`, each answered by a `handshakeAnswer`. */
+    requests: Type.Optional(Type.Array(HandshakeRequest, { maxItems: HANDSHAKE_REQUESTS_MAX })),
   },
   { additionalProperties: false },
 );
 export type ConnectAuth = Static<typeof ConnectAuth>;
-
-/** mediasoup parameter objects are checked in depth by mediasoup itself; here only their shape. */
-const MediasoupObject = Type.Object({}, { additionalProperties: true });
 const Direction = Type.Union([Type.Literal('send'), Type.Literal('recv')]);
 const Kind = Type.Union([Type.Literal('audio'), Type.Literal('video')]);
 const MsId = Type.String({ minLength: 1, maxLength: 64 });
@@ -262,6 +278,8 @@ export const FINAL_REQUEST_CODES: ReadonlySet<RequestErrorCode> = new Set<Reques
 export interface ServerEvents {
   /** Sent on connect: who you are and how to resume a dropped connection. */
   welcome: (msg: WelcomeMessage) => void;
+  /** The answer to `auth.requests[index]` (protocol 1.3), sent when an emitted request's ack would be. */
+  handshakeAnswer: (msg: { index: number; reply: Ack<unknown> }) => void;
   peerJoined: (msg: PeerInfoMessage) => void;
   peerLeft: (msg: { peerId: string }) => void;
   newProducer: (msg: ProducerInfoMessage) => void;

@@ -4,6 +4,7 @@ import { AgentController, type HeartbeatReport } from '../controller.ts';
 import { noSfu, type SfuLoadProvider } from '../load.ts';
 import { RouterClient } from '../router-client.ts';
 import type { AgentSettings } from '../settings.ts';
+import type { NodeRegistration } from '../../shared/schemas/index.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -41,7 +42,15 @@ export const controlPlugin = fp<ControlPluginOptions>(
         reconnecting: app.agentSignaling?.reconnecting() ?? [],
       };
     };
-    const controller = new AgentController({ app, config, settings, router, load: load ?? sfu?.load ?? noSfu, ...(sfu ? { report } : {}), now });
+    const controller = new AgentController({
+      app,
+      config,
+      settings,
+      router,
+      load: load ?? sfu?.load ?? noSfu,
+      ...(sfu ? { report, rtpCapabilities: async () => (await sfu.rooms.rtpCapabilities()) as unknown as NonNullable<NodeRegistration['rtpCapabilities']> } : {}),
+      now,
+    });
     app.decorate('agentSettings', settings);
     app.decorate('agentRouter', router);
     app.decorate('agentController', controller);

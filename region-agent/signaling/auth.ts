@@ -1,5 +1,5 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
-import { PROTOCOL_VERSION, protocolCompatible } from '../../shared/signaling.ts';
+import { type ConnectAuth, PROTOCOL_VERSION, protocolCompatible } from '../../shared/signaling.ts';
 import { TokenError, verifyJoinToken, type JoinClaims } from '../../shared/tokens.ts';
 import { AdmittedAllocations } from './admitted-allocations.ts';
 import type { ResumeCredentials } from './credentials.ts';
@@ -30,11 +30,13 @@ export class SignalingAuth {
     const { agent } = this.#o;
     const bad = validateAuth(auth);
     if (bad) throw connectRefusal('BAD_AUTH', `auth ${bad.message}`, bad.field);
-    const { protocolVersion, token, resume } = auth as { protocolVersion: string; token?: string; resume?: string };
+    const { protocolVersion, token, resume, requests = [] } = auth as ConnectAuth;
     if (!protocolCompatible(protocolVersion)) {
       throw connectRefusal('PROTOCOL_VERSION', `protocol ${JSON.stringify(protocolVersion)} is not compatible with ${PROTOCOL_VERSION}`);
     }
     if (resume !== undefined) {
+      // A resumed session's state is what survived; what to do next, the client decides once it knows it.
+      if (requests.length > 0) throw connectRefusal('BAD_AUTH', 'auth.requests: only a connection with a join token carries requests', 'requests');
       const claims = this.#o.credentials.verify(resume);
       if (!claims || claims.node !== agent.nodeId) throw connectRefusal('RESUME_INVALID', 'resume credential does not verify on this node');
       const session = this.#o.sessions.get(claims.room, claims.peer);
@@ -58,6 +60,6 @@ export class SignalingAuth {
     if (!this.#admitted.admit(claims.aid, claims.exp * 1000, this.#o.now())) {
       throw connectRefusal('TOKEN_USED', 'this join token opened a session already: a dropped session resumes with its resume credential, a new one needs a new allocation');
     }
-    return { claims };
+    return { claims, requests };
   }
 }

@@ -4,7 +4,7 @@ import { Server, type Socket } from 'socket.io';
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { Refusal } from '../../shared/errors.ts';
 import type { CloseSessionRequest, InventoryRoom, RoomNodeSet } from '../../shared/schemas/index.ts';
-import { PROTOCOL_VERSION } from '../../shared/signaling.ts';
+import { type Ack, PROTOCOL_VERSION } from '../../shared/signaling.ts';
 import type { AgentController } from '../controller.ts';
 import type { RouterClient } from '../router-client.ts';
 import type { AgentSfu } from '../sfu.ts';
@@ -46,6 +46,7 @@ export class SignalingServer {
   readonly #sfu: AgentSfu;
   readonly #log: FastifyBaseLogger;
   readonly #sessions: Sessions;
+  readonly #requests: Requests;
   readonly #credentials = new ResumeCredentials();
   #drainTimer: NodeJS.Timeout | null = null;
   #closing: Promise<void> | null = null;
@@ -77,13 +78,13 @@ export class SignalingServer {
         else sessions.move(session, reason === 'workerdied' ? 'worker_died' : 'sfu_error', []);
       },
     });
-    const requests = new Requests({
+    const requests = (this.#requests = new Requests({
       sessions,
       limiter: new RequestLimiter(config.signalingRequestsPerSecond, requestBurst(config), opts.now),
       requestsPerSecond: config.signalingRequestsPerSecond,
       context: { sfu, region: controller.region, events, reports, caps: new PeerCaps(config), dataProducers: new Map() },
       logger: log,
-    });
+    }));
     const auth = new SignalingAuth({ tokenKeys: config.tokenKeys, credentials: this.#credentials, sessions, agent: controller, now: opts.now });
     const limiter = new ConnectionLimiter(config.signalingConnectionsPerMinute, opts.now);
 
@@ -197,7 +198,7 @@ export class SignalingServer {
     }
     this.#sfu
       .routerRtpCapabilities(session.roomId)
-      .then((rtpCapabilities) => this.#welcome(socket, session, 'resume' in admission, rtpCapabilities, events))
+      .then((rtpCapabilities) => this.#welcome(socket, session, admission, rtpCapabilities, events))
       .catch((err: unknown) => {
         this.#log.error({ err, roomId: session.roomId }, 'could not welcome a signaling connection');
         socket.disconnect(true);
@@ -205,8 +206,9 @@ export class SignalingServer {
     return session;
   }
 
-  #welcome(socket: Socket, session: Session, resumed: boolean, rtpCapabilities: ms.RtpCapabilities, events: RoomEvents): void {
+  #welcome(socket: Socket, session: Session, admission: Admission, rtpCapabilities: ms.RtpCapabilities, events: RoomEvents): void {
     if (!socket.connected || session.socket !== socket) return;
+    const resumed = 'resume' in admission;
     send(socket, 'welcome', {
       peerId: session.peerId,
       roomId: session.roomId,
@@ -222,6 +224,13 @@ export class SignalingServer {
       ...(resumed && session.peer ? { session: events.snapshot(session.peer) } : {}),
     });
     this.#log.debug({ roomId: session.roomId, peerId: session.peerId, resumed }, 'signaling session connected');
+    // The handshake's requests, as if emitted right after the welcome: the same limits, checks and
+    // order as any request of the connection, each answer where its ack would be.
+    if (!resumed) {
+      for (const [index, { name, payload }] of admission.requests.entries()) {
+        this.#requests.receive(session, socket, name, [payload, (reply: Ack<unknown>) => send(socket, 'handshakeAnswer', { index, reply })]);
+      }
+    }
   }
 
   /** Drain: clients are told to move shortly before the deadline (they may leave earlier on their own). */

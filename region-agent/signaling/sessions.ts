@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Socket } from 'socket.io';
 import type { LeftReport, ParticipantEventAnswer } from '../../shared/schemas/index.ts';
-import type { ParticipantPermissions, ServerEvents } from '../../shared/signaling.ts';
+import type { HandshakeRequest, ParticipantPermissions, ServerEvents } from '../../shared/signaling.ts';
 import { resolvePermissions, type JoinClaims } from '../../shared/tokens.ts';
 import type { Peer } from '../../sfu/index.ts';
 
@@ -40,8 +40,11 @@ export interface Session {
 
 export const sessionKey = (roomId: string, peerId: string): string => `${roomId}\n${peerId}`;
 
-/** What a connection presented (./auth.ts): a verified join token, or the session its resume credential names. */
-export type Admission = { claims: JoinClaims } | { resume: Session };
+/**
+ * What a connection presented (./auth.ts): a verified join token, with the requests its handshake
+ * carries (protocol 1.3; none before), or the session its resume credential names.
+ */
+export type Admission = { claims: JoinClaims; requests: HandshakeRequest[] } | { resume: Session };
 
 /** Sends a server event, typed by shared/signaling.ts. */
 export function send<E extends keyof ServerEvents>(socket: Socket, event: E, ...args: Parameters<ServerEvents[E]>): void {

@@ -1,7 +1,7 @@
 import type { GeoSfuConfig } from '../../shared/config/index.ts';
 import { own } from '../../shared/own.ts';
 import { P2P_RELAY_PATH } from '../../shared/p2p-relay.ts';
-import type { AllocateP2pResponse, AllocateRequest, AllocateSfuResponse, Candidate, NormalizedPolicy } from '../../shared/schemas/index.ts';
+import type { AllocateP2pResponse, AllocateRequest, AllocateSfuResponse, Candidate, NodeRef, NodeRegistration, NormalizedPolicy } from '../../shared/schemas/index.ts';
 import { type Permissions, signJoinToken, signRelayToken } from '../../shared/tokens.ts';
 import { turnCredentials } from '../../shared/turn.ts';
 import type { ClientRtt, PlacementDecision } from '../placement/types.ts';
@@ -47,7 +47,7 @@ export function sfuResponse(
     participantId: req.participantId,
     homeRegion,
     region: decision.region,
-    node: { id: node.nodeId, region: node.region, signalingUrl: node.record.registration.signalingUrl },
+    node: nodeRef(node.record.registration),
     token,
     expiresAt: new Date(expSeconds * 1000).toISOString(),
     iceServers: iceServers(config, decision.region, req.participantId, nowMs, policy),
@@ -124,4 +124,10 @@ function iceServers(config: GeoSfuConfig, region: string, participantId: string,
   const urls = regional ? (inPolicy([region]) ? regional : undefined) : inPolicy(config.turnAnyRegions) ? config.turnUrls['*'] : undefined;
   if (config.turnSecret === '' || !urls || urls.length === 0) return servers;
   return [...servers, turnCredentials({ secret: config.turnSecret, ttlSeconds: config.turnTtlSeconds, participantId, nowMs, urls })];
+}
+
+/** Where the allocation connects: the node, and its SFU's RTP capabilities when its agent registered them. */
+export function nodeRef(registration: NodeRegistration): NodeRef {
+  const { nodeId, region, signalingUrl, rtpCapabilities } = registration;
+  return { id: nodeId, region, signalingUrl, ...(rtpCapabilities ? { rtpCapabilities } : {}) };
 }

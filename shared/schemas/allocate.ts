@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Id, RegionId } from './common.ts';
+import { Id, RegionId, RtpCapabilitiesObject } from './common.ts';
 import { RegionPolicy } from './policy.ts';
 import { EXCLUSION_CODES, Reason, stringEnum } from './reasons.ts';
 
@@ -58,7 +58,10 @@ export const NodeRef = Type.Object({
   id: Type.String(),
   region: Type.String(),
   signalingUrl: Type.String(),
+  /** The node's SFU RTP capabilities, when its agent registered them: load the Device and join within the signaling handshake (protocol 1.3). */
+  rtpCapabilities: Type.Optional(RtpCapabilitiesObject),
 });
+export type NodeRef = Static<typeof NodeRef>;
 
 export const AllocateSfuResponse = Type.Object({
   mode: Type.Literal('sfu'),

@@ -26,3 +26,15 @@ export const RttStats = Type.Object({
   samples: Type.Integer(),
 });
 export type RttStats = Static<typeof RttStats>;
+
+/**
+ * A mediasoup router's RTP capabilities, passed through as the SFU gave them (mediasoup-client
+ * checks them in depth when a Device loads them); here only their outline, bounded.
+ */
+export const RtpCapabilitiesObject = Type.Object(
+  {
+    codecs: Type.Array(Type.Object({}, { additionalProperties: true }), { maxItems: 64 }),
+    headerExtensions: Type.Array(Type.Object({}, { additionalProperties: true }), { maxItems: 64 }),
+  },
+  { additionalProperties: true },
+);

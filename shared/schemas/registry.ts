@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Id, RegionId, RttStats, Url } from './common.ts';
+import { Id, RegionId, RtpCapabilitiesObject, RttStats, Url } from './common.ts';
 
 /** What an agent tells the router about itself when it starts (signed request). */
 export const NodeRegistration = Type.Object(
@@ -14,6 +14,12 @@ export const NodeRegistration = Type.Object(
     probeUrl: Url,
     maxParticipants: Type.Integer({ minimum: 1, maximum: 100_000 }),
     version: Type.String({ maxLength: 64 }),
+    /**
+     * The RTP capabilities of the agent's SFU routers (every room's are the same), handed to clients
+     * in /allocate's answer so they can join within their connection's handshake (signaling
+     * protocol 1.3). Absent: an agent before it, or without an SFU.
+     */
+    rtpCapabilities: Type.Optional(RtpCapabilitiesObject),
   },
   { additionalProperties: false },
 );

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { SfuAllocation } from '../../sdk/router-api.ts';
 import type { Peer } from '../../sfu/index.ts';
 import { CLUSTER_SECRET } from '../agent/helpers.ts';
 import { type RunningAgent, SfuAgents, type SignalingRouter, signalingConfig, startSignalingRouter, directAllocation, waitFor } from '../signaling/helpers.ts';
@@ -12,6 +13,8 @@ import { type Participant, startParticipant } from './participants.ts';
  *   right behind it (with `consume` requests they would come after both transports);
  * - it resumes those consumers while it publishes, not after: publishing takes its own round trips
  *   (the send transport's connect, one `produce` per track).
+ * - protocol 1.3: given the agent's RTP capabilities in the allocation, the join and both
+ *   transports ride in the connection's handshake: the joiner emits none of them.
  * Real WebRTC participants (wrtc, child processes) against one agent with a stub router, as in
  * permissions.test.ts.
  */
@@ -63,4 +66,43 @@ it("a publishing joiner's recv transport comes with the room's consumers, which 
   expect(Math.max(...all('consumer'))).toBeLessThan(at('transport send'));
   // Resumed while publishing: the first resume before the last producer.
   expect(Math.min(...all('resume'))).toBeLessThan(Math.max(...all('producer')));
+});
+
+it("with the agent's RTP capabilities in its allocation, a joiner joins and opens both transports within the connection's handshake", async () => {
+  const roomId = 'sdk-join-handshake';
+  const rtpCapabilities = (await agent.sfu.rooms.rtpCapabilities()) as unknown as NonNullable<SfuAllocation['node']['rtpCapabilities']>;
+  const start = (id: string, withCapabilities: boolean) => {
+    const allocation = directAllocation(agent.url, roomId, id);
+    const p = startParticipant({ routerUrl: router.url, roomId, participantId: id, allocation: withCapabilities ? { ...allocation, node: { ...allocation.node, rtpCapabilities } } : allocation, publish: true });
+    participants.push(p);
+    return p;
+  };
+  // What each participant's connection emitted, as the agent received it.
+  const emitted = new Map<string, string[]>();
+  agent.signaling!.io.on('connection', (socket) => {
+    const peerId = (socket.data as { claims?: { sub: string } }).claims?.sub ?? '?';
+    emitted.set(peerId, []);
+    socket.onAny((event: string) => emitted.get(peerId)!.push(event));
+  });
+  const first = start('first', false);
+  const room = await waitFor('the room', () => agent.sfu.rooms.getRoom(roomId), 30_000);
+  await waitFor("first's two producers", () => room.getPeer('first')?.producers.size === 2, 30_000);
+  const order: string[] = [];
+  room.on('peerjoined', (peer: Peer) => {
+    if (peer.id !== 'joiner') return;
+    peer.observer.on('newtransport', (t) => order.push(`transport ${(t.appData as { direction?: string }).direction}`));
+    peer.observer.on('newconsumer', (c) => order.push(`consumer ${c.kind}`));
+  });
+  const joiner = start('joiner', true);
+  await joiner.waitFor('frames from first', (x) => (x.stats()?.framesDecoded ?? 0) > 0, 30_000);
+  await first.waitFor('frames from the joiner', (x) => (x.stats()?.framesDecoded ?? 0) > 0, 30_000);
+  console.log(`emitted by the joiner: ${emitted.get('joiner')!.join(', ')}; by first: ${emitted.get('first')!.join(', ')}; the joiner's SFU objects: ${order.join(', ')}`);
+  // The old path asks for each; the handshake carried them.
+  expect(emitted.get('first')).toEqual(expect.arrayContaining(['join', 'createWebRtcTransport']));
+  expect(emitted.get('joiner')!.filter((e) => e === 'join' || e === 'createWebRtcTransport' || e === 'getRouterRtpCapabilities')).toEqual([]);
+  expect(emitted.get('joiner')).toEqual(expect.arrayContaining(['connectTransport', 'produce']));
+  // The recv transport with the room's consumers, then the send transport.
+  expect(order[0]).toBe('transport recv');
+  expect(order.filter((c) => c.startsWith('consumer')).sort()).toEqual(['consumer audio', 'consumer video']);
+  expect(Math.max(order.indexOf('consumer audio'), order.indexOf('consumer video'))).toBeLessThan(order.indexOf('transport send'));
 });

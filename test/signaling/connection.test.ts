@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROTOCOL_VERSION } from '../../shared/signaling.ts';
 import { signJoinToken } from '../../shared/tokens.ts';
 import { CLUSTER_SECRET } from '../agent/helpers.ts';
 import { type RunningAgent, SfuAgents, type SignalingRouter, TOKEN_KEY, connect, joinWith, ok, recordEvents, sfuCounts, signalingConfig, startSignalingRouter, token, waitFor } from './helpers.ts';
@@ -44,7 +45,7 @@ describe('signaling connection', () => {
   it('welcomes a client with its identity from the token and a resume credential', async () => {
     const t = token({ room: 'room-welcome', sub: 'alice' });
     const { socket, welcome } = await joinWith(agent.url, { token: t.token });
-    expect(welcome).toMatchObject({ peerId: 'alice', roomId: 'room-welcome', region: 'us-west', nodeId: 'west-1', resumeGraceMs: 800, protocolVersion: '1.2', resumed: false, joined: false });
+    expect(welcome).toMatchObject({ peerId: 'alice', roomId: 'room-welcome', region: 'us-west', nodeId: 'west-1', resumeGraceMs: 800, protocolVersion: PROTOCOL_VERSION, resumed: false, joined: false });
     expect(welcome.resume).toEqual(expect.any(String));
     // What getRouterRtpCapabilities and join would answer, so the client need not wait for them.
     expect(welcome.rtpCapabilities).toEqual((await ok(socket, 'getRouterRtpCapabilities', {})).rtpCapabilities);

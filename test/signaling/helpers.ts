@@ -23,6 +23,7 @@ export interface SignalingRouter {
   /** Track reports (published, unpublished), in arrival order. */
   trackEvents: TrackEvent[];
   heartbeats: Heartbeat[];
+  registrations: NodeRegistration[];
   refused: Array<{ path: string; statusCode: number }>;
   /** Returned in every heartbeat ack. */
   alerts: NonNullable<HeartbeatAck['alerts']>;
@@ -38,6 +39,7 @@ export async function startSignalingRouter(secret: string): Promise<SignalingRou
     participantEvents: [] as SignalingRouter['participantEvents'],
     trackEvents: [] as TrackEvent[],
     heartbeats: [] as Heartbeat[],
+    registrations: [] as NodeRegistration[],
     refused: [] as SignalingRouter['refused'],
     alerts: [] as NonNullable<HeartbeatAck['alerts']>,
     joinAnswer: { current: true } as ParticipantEventAnswer | null,
@@ -47,7 +49,10 @@ export async function startSignalingRouter(secret: string): Promise<SignalingRou
     state.refused.push({ path: req.url, statusCode: err.statusCode ?? 500 });
     return reply.code(err.statusCode ?? 500).send({ error: { code: 'ERROR', message: err.message } });
   });
-  app.post('/v1/nodes/register', { schema: { body: NodeRegistration } }, async (): Promise<HeartbeatAck> => ({ known: true, peers: [] }));
+  app.post<{ Body: NodeRegistration }>('/v1/nodes/register', { schema: { body: NodeRegistration } }, async (req): Promise<HeartbeatAck> => {
+    state.registrations.push(req.body);
+    return { known: true, peers: [] };
+  });
   app.post<{ Body: Heartbeat }>('/v1/nodes/heartbeat', { schema: { body: Heartbeat } }, async (req): Promise<HeartbeatAck> => {
     state.heartbeats.push(req.body);
     return { known: true, peers: [], alerts: state.alerts };

@@ -17,6 +17,8 @@ export interface FakeNodeSpec {
   load?: Partial<NodeLoad>;
   draining?: boolean;
   cordoned?: boolean;
+  /** Registered as the node's SFU RTP capabilities (an agent with an SFU registers its own). */
+  rtpCapabilities?: NodeRegistration['rtpCapabilities'];
 }
 
 interface FakeNode {
@@ -130,6 +132,7 @@ export class FakeNodes {
       probeUrl: this.probeUrl,
       maxParticipants: spec.maxParticipants ?? 100,
       version: 'test',
+      ...(spec.rtpCapabilities ? { rtpCapabilities: spec.rtpCapabilities } : {}),
     };
     const res = await this.#call<HeartbeatAck>('/v1/nodes/register', registration);
     if (res.statusCode !== 200) throw new Error(`register ${spec.nodeId}: ${res.statusCode} ${JSON.stringify(res.body)}`);
