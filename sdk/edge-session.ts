@@ -176,18 +176,20 @@ export class EdgeSession {
    * (when the participant may subscribe) and, with `send`, the send transport (when it may publish).
    */
   async open(opts: { send?: boolean } = {}): Promise<ResponseData['join']> {
-    // Protocol 1.3: with the agent's capabilities from /allocate, the Device loads before the
-    // connection and the join and transports ride in its handshake, answered right after the
-    // welcome: no round trip of their own.
+    // Protocol 1.3: with the agent's capabilities from /allocate, the Device loads while the
+    // connection opens, and the join and transports ride in its handshake, answered right after
+    // the welcome: no round trip of their own.
     const known = this.allocation.node.rtpCapabilities;
     if (known) {
-      this.#device = await this.#loadDevice(known);
-      const handshake: HandshakeRequest[] = [
-        { name: 'join', payload: this.#joinPayload(this.#device) },
-        { name: 'createWebRtcTransport', payload: { direction: 'recv', consumeAll: true } },
-        ...(opts.send ? [{ name: 'createWebRtcTransport', payload: { direction: 'send' } }] : []),
-      ];
-      const { welcome, answers } = await this.#connect({ token: this.allocation.token }, handshake);
+      const requests = this.#loadDevice(known).then((device): HandshakeRequest[] => {
+        this.#device = device;
+        return [
+          { name: 'join', payload: this.#joinPayload(device) },
+          { name: 'createWebRtcTransport', payload: { direction: 'recv', consumeAll: true } },
+          ...(opts.send ? [{ name: 'createWebRtcTransport', payload: { direction: 'send' } }] : []),
+        ];
+      });
+      const { welcome, answers } = await this.#connect({ token: this.allocation.token }, { count: opts.send ? 3 : 2, requests });
       this.welcome = welcome;
       return this.#joinedInHandshake(answers);
     }
@@ -263,9 +265,14 @@ export class EdgeSession {
 
   /**
    * Connects; resolves at the welcome, with a promise of each handshake request's answer (settled
-   * with CLOSED if the connection drops first, TIMEOUT after the request timeout).
+   * with CLOSED if the connection drops first, TIMEOUT after the request timeout). `handshake`:
+   * `count` requests, sent when the socket.io handshake goes out (so they may still be in the
+   * making while the connection opens); failing to make them fails the connection.
    */
-  #connect(auth: { token: string } | { resume: string }, requests: HandshakeRequest[] = []): Promise<{ welcome: WelcomeMessage; answers: Promise<Ack<unknown>>[] }> {
+  #connect(
+    auth: { token: string } | { resume: string },
+    handshake?: { count: number; requests: Promise<HandshakeRequest[]> },
+  ): Promise<{ welcome: WelcomeMessage; answers: Promise<Ack<unknown>>[] }> {
     this.#socket?.removeAllListeners();
     this.#socket?.close();
     const timeoutMs = this.#o.connectTimeoutMs ?? 5_000;
@@ -275,13 +282,16 @@ export class EdgeSession {
       forceNew: true,
       timeout: timeoutMs,
       ...this.#o.socketOptions,
-      auth: { protocolVersion: PROTOCOL_VERSION, ...auth, ...(requests.length > 0 ? { requests } : {}) },
+      // socket.io asks for the auth when it sends its handshake, once the connection is open.
+      auth: handshake
+        ? (send: (data: object) => void) => void handshake.requests.then((requests) => send({ protocolVersion: PROTOCOL_VERSION, ...auth, requests }), () => undefined)
+        : { protocolVersion: PROTOCOL_VERSION, ...auth },
     });
     this.#socket = socket;
-    const answers = requests.map(({ name }) => {
+    const answers = Array.from({ length: handshake?.count ?? 0 }, (_, index) => {
       let settle!: (reply: Ack<unknown>) => void;
       const answer = new Promise<Ack<unknown>>((resolve) => (settle = resolve));
-      const timer = setTimeout(() => settle({ ok: false, error: { code: 'TIMEOUT', message: `${name}: no answer from ${this.nodeId}` } }), this.#o.requestTimeoutMs ?? 10_000);
+      const timer = setTimeout(() => settle({ ok: false, error: { code: 'TIMEOUT', message: `handshake request ${index}: no answer from ${this.nodeId}` } }), this.#o.requestTimeoutMs ?? 10_000);
       void answer.then(() => clearTimeout(timer));
       return { answer, settle };
     });
@@ -326,6 +336,7 @@ export class EdgeSession {
         fail(err.data?.code ? new SignalingError(err.data.code, `${this.nodeId}: ${err.data.message ?? err.data.code}`) : new SignalingError('CONNECT_FAILED', `${this.nodeId}: ${err.message}`)),
       );
       socket.once('disconnect', (reason) => fail(new SignalingError('CONNECT_FAILED', `${this.nodeId}: disconnected before welcome (${reason})`)));
+      handshake?.requests.catch((err: unknown) => fail(err as Error));
     });
   }
 

@@ -3,6 +3,7 @@ import type { SfuAllocation } from '../../sdk/router-api.ts';
 import type { Peer } from '../../sfu/index.ts';
 import { CLUSTER_SECRET } from '../agent/helpers.ts';
 import { type RunningAgent, SfuAgents, type SignalingRouter, signalingConfig, startSignalingRouter, directAllocation, waitFor } from '../signaling/helpers.ts';
+import { fakeMediaClient } from './helpers.ts';
 import { type Participant, startParticipant } from './participants.ts';
 
 /**
@@ -105,4 +106,19 @@ it("with the agent's RTP capabilities in its allocation, a joiner joins and open
   expect(order[0]).toBe('transport recv');
   expect(order.filter((c) => c.startsWith('consumer')).sort()).toEqual(['consumer audio', 'consumer video']);
   expect(Math.max(order.indexOf('consumer audio'), order.indexOf('consumer video'))).toBeLessThan(order.indexOf('transport send'));
+});
+
+it('capabilities in the allocation that a Device cannot load fail the join with its error, and leave no session on the agent', async () => {
+  const allocation = directAllocation(agent.url, 'sdk-join-bad-caps', 'bad-caps');
+  const client = fakeMediaClient(router.url);
+  const broken = { ...allocation, node: { ...allocation.node, rtpCapabilities: { codecs: [{ mimeType: 'nothing/at-all' }], headerExtensions: [] } } };
+  const joined = client.join({ allocation: broken }).then(
+    () => 'joined',
+    (err: unknown) => (err as Error).message,
+  );
+  const outcome = await joined;
+  console.log(`join with capabilities no Device loads: ${outcome}`);
+  expect(outcome).not.toBe('joined');
+  await waitFor('no session of the participant', () => agent.signaling!.sessionCount === 0 || !agent.signaling!.inventory().some((r) => r.roomId === 'sdk-join-bad-caps'), 5_000);
+  expect(agent.sfu.rooms.getRoom('sdk-join-bad-caps')?.getPeer('bad-caps')).toBeUndefined();
 });
