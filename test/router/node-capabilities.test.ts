@@ -49,7 +49,9 @@ it('a registration whose capabilities are not their outline is refused, naming t
   for (const [what, rtpCapabilities, field] of [
     ['not an object', 'opus', 'rtpCapabilities'],
     ['no codecs', { headerExtensions: [] }, 'codecs'],
-    ['too many codecs', { codecs: Array.from({ length: 65 }, () => ({})), headerExtensions: [] }, 'codecs'],
+    ['too many codecs', { codecs: Array.from({ length: 65 }, () => CAPABILITIES.codecs[0]), headerExtensions: [] }, 'codecs'],
+    ['a codec without its clock rate', { codecs: [{ kind: 'audio', mimeType: 'audio/opus' }], headerExtensions: [] }, 'clockRate'],
+    ['a parameter that is an object', { codecs: [{ ...CAPABILITIES.codecs[0], parameters: { apt: { x: 1 } } }], headerExtensions: [] }, 'parameters'],
   ] as const) {
     await expect(nodes.add({ nodeId: `bad-${what.replace(/ /g, '-')}`, region: 'us-west', rtpCapabilities: rtpCapabilities as never }), what).rejects.toThrow(new RegExp(`register .*: 400 .*${field}`));
   }

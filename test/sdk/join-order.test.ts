@@ -111,7 +111,7 @@ it("with the agent's RTP capabilities in its allocation, a joiner joins and open
 it('capabilities in the allocation that a Device cannot load fail the join with its error, and leave no session on the agent', async () => {
   const allocation = directAllocation(agent.url, 'sdk-join-bad-caps', 'bad-caps');
   const client = fakeMediaClient(router.url);
-  const broken = { ...allocation, node: { ...allocation.node, rtpCapabilities: { codecs: [{ mimeType: 'nothing/at-all' }], headerExtensions: [] } } };
+  const broken = { ...allocation, node: { ...allocation.node, rtpCapabilities: { codecs: [{ kind: 'video', mimeType: 'nothing/at-all', clockRate: 90000 }], headerExtensions: [] } } };
   const joined = client.join({ allocation: broken }).then(
     () => 'joined',
     (err: unknown) => (err as Error).message,
