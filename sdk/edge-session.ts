@@ -296,7 +296,9 @@ export class EdgeSession {
       return { answer, settle };
     });
     if (answers.length > 0) {
-      socket.on('handshakeAnswer', ({ index, reply }: Parameters<ServerEvents['handshakeAnswer']>[0]) => answers[index]?.settle(reply));
+      socket.on('handshakeAnswer', ({ index, reply }: Parameters<ServerEvents['handshakeAnswer']>[0]) => {
+        if (Number.isInteger(index)) answers[index]?.settle(reply);
+      });
       socket.on('disconnect', () => {
         for (const a of answers) a.settle({ ok: false, error: { code: 'CLOSED', message: `${this.nodeId}: disconnected before answering` } });
       });
