@@ -50,11 +50,11 @@ const QUICK_CASES = CASES.filter((c) => c.lossPct === 1 && c.conditioner === 'on
 
 /** The agents' settings for each conditioner case: off, or the defaults. */
 const CONDITIONER_ENV: Record<ImpairmentCase['conditioner'], Record<string, string>> = {
-  off: { GEO_SFU_PIPE_FEC_GROUP: '0', GEO_SFU_PIPE_REORDER_MAX_MS: '0' },
+  off: { GEO_SFU_PIPE_FEC_SHARE: '0', GEO_SFU_PIPE_REORDER_MAX_MS: '0' },
   on: {
-    GEO_SFU_PIPE_FEC_GROUP: String(CONFIG_SPEC.pipeFecGroup.default || 8),
-    GEO_SFU_PIPE_FEC_GROUP_MS: String(CONFIG_SPEC.pipeFecGroupMs.default),
-    GEO_SFU_PIPE_REORDER_MAX_MS: String(CONFIG_SPEC.pipeReorderMaxMs.default || 40),
+    GEO_SFU_PIPE_FEC_SHARE: process.env.BENCH_FEC_SHARE ?? String(CONFIG_SPEC.pipeFecShare.default || 0.25),
+    GEO_SFU_PIPE_FEC_GROUP_MS: process.env.BENCH_FEC_GROUP_MS ?? String(CONFIG_SPEC.pipeFecGroupMs.default),
+    GEO_SFU_PIPE_REORDER_MAX_MS: process.env.BENCH_REORDER_MAX_MS ?? String(CONFIG_SPEC.pipeReorderMaxMs.default || 150),
   },
 };
 
@@ -68,6 +68,16 @@ export interface StreamFigures {
   /** NACKs the receiving browser sent for this sender's video and audio. */
   nacks: number;
   concealedShare: number;
+  /** Video packets the receiving browser counts as lost (never arrived, not even repaired) over the window. */
+  videoLost: number;
+}
+
+/** The pipe conditioners' counters over the window, summed over the agents (their /metrics). */
+export interface RepairFigures {
+  rebuilt: number;
+  gaveUp: number;
+  late: number;
+  parityBytes: number;
 }
 
 export interface RunFigures {
@@ -78,6 +88,7 @@ export interface RunFigures {
   pipeNackedPackets: number;
   /** Packets the relays dropped (the emulated loss). */
   pipeDropped: number;
+  repair: RepairFigures;
 }
 
 export interface CaseFigures extends ImpairmentCase {
@@ -88,6 +99,10 @@ export interface CaseFigures extends ImpairmentCase {
   maxFrozenShare: number;
   meanFrozenShare: number;
   concealedShare: number;
+  /** Video packets lost for good, summed over the streams (median over runs). */
+  videoLost: number;
+  /** The conditioners' counters (median over runs of each). */
+  repair: RepairFigures;
   browserNacks: number;
   pipeNacks: number;
   pipeBytes: number;
@@ -125,7 +140,11 @@ export async function benchImpairedCascade(opts: { quick: boolean }): Promise<Im
       try {
         await waitHealthy(embedded, output);
         const runs: RunFigures[] = [];
-        for (let run = 0; run < runsPerCase; run++) runs.push(await measureRun(browser, embedded, watchMs, `impaired-${c.lossPct}-${c.jitterMs}-${c.conditioner}-${run}`));
+        for (let run = 0; run < runsPerCase; run++) {
+          const room = `impaired-${c.lossPct}-${c.jitterMs}-${c.conditioner}-${run}`;
+          // A page the router placed elsewhere (its probes of a busy agent) is tried once more, in a room of its own.
+          runs.push(await measureRun(browser, embedded, watchMs, room).catch((err: unknown) => (err instanceof Misplaced ? measureRun(browser, embedded, watchMs, `${room}-again`) : Promise.reject(err))));
+        }
         const streams = (r: RunFigures) => r.streams;
         cases.push({
           ...c,
@@ -135,6 +154,8 @@ export async function benchImpairedCascade(opts: { quick: boolean }): Promise<Im
           maxFrozenShare: median(runs.map((r) => Math.max(...streams(r).map((s) => s.frozenShare)))),
           meanFrozenShare: median(runs.map((r) => sum(streams(r).map((s) => s.frozenShare)) / streams(r).length)),
           concealedShare: median(runs.map((r) => sum(streams(r).map((s) => s.concealedShare)) / streams(r).length)),
+          videoLost: median(runs.map((r) => sum(streams(r).map((s) => s.videoLost)))),
+          repair: { rebuilt: median(runs.map((r) => r.repair.rebuilt)), gaveUp: median(runs.map((r) => r.repair.gaveUp)), late: median(runs.map((r) => r.repair.late)), parityBytes: median(runs.map((r) => r.repair.parityBytes)) },
           browserNacks: median(runs.map((r) => sum(streams(r).map((s) => s.nacks)))),
           pipeNacks: median(runs.map((r) => r.pipeNacks)),
           pipeBytes: median(runs.map((r) => r.pipeBytes)),
@@ -150,6 +171,8 @@ export async function benchImpairedCascade(opts: { quick: boolean }): Promise<Im
   return { runsPerCase, watchS: watchMs / 1000, cases };
 }
 
+class Misplaced extends Error {}
+
 async function measureRun(browser: Browser, embedded: Embedded, watchMs: number, room: string): Promise<RunFigures> {
   const pages: Array<{ name: string; context: BrowserContext; page: Page }> = [];
   try {
@@ -157,7 +180,7 @@ async function measureRun(browser: Browser, embedded: Embedded, watchMs: number,
       const { context, page } = await joinDemoPage(browser, embedded.routerUrl, { room, name: region, region });
       pages.push({ name: region, context, page });
       const edge = await demoEdge(page);
-      if (edge.region !== region) throw new Error(`impaired-cascade: the page emulating ${region} was placed on ${edge.region ?? 'nothing'}`);
+      if (edge.region !== region) throw new Misplaced(`impaired-cascade: the page emulating ${region} was placed on ${edge.region ?? 'nothing'}`);
     }
     // Every page decodes video and hears audio from both others, then the window starts.
     const deadline = Date.now() + 60_000;
@@ -185,9 +208,10 @@ async function measureRun(browser: Browser, embedded: Embedded, watchMs: number,
       const all = relays.flatMap((r) => [r.relay.stats.ab, r.relay.stats.ba]);
       return { bytes: sum(all.map((s) => s.bytes)), nacks: nacks.nacks, nackedPackets: nacks.packets, dropped: sum(all.map((s) => s.dropped)) };
     };
-    const [before, pipeBefore] = [await Promise.all(pages.map((p) => demoInboundQuality(p.page))), relayTotals()];
+    const [before, pipeBefore, repairBefore] = [await Promise.all(pages.map((p) => demoInboundQuality(p.page))), relayTotals(), await repairCounters(embedded)];
     await sleep(watchMs);
-    const [after, pipeAfter] = [await Promise.all(pages.map((p) => demoInboundQuality(p.page))), relayTotals()];
+    const [after, pipeAfter, repairAfter] = [await Promise.all(pages.map((p) => demoInboundQuality(p.page))), relayTotals(), await repairCounters(embedded)];
+    if (process.env.BENCH_DEBUG) for (const r of embedded.pipeRelays!.list().filter((v) => v.roomId === room)) console.error('DEBUG', r.relay.stats.ab.packets, r.relay.stats.ab.bytes, [...r.relay.stats.ab.rtpBySsrc.entries()]);
     const streams: StreamFigures[] = [];
     for (const [i, p] of pages.entries()) {
       for (const other of pages.filter((o) => o !== p)) {
@@ -202,6 +226,7 @@ async function measureRun(browser: Browser, embedded: Embedded, watchMs: number,
       pipeNacks: pipeAfter.nacks - pipeBefore.nacks,
       pipeNackedPackets: pipeAfter.nackedPackets - pipeBefore.nackedPackets,
       pipeDropped: pipeAfter.dropped - pipeBefore.dropped,
+      repair: { rebuilt: repairAfter.rebuilt - repairBefore.rebuilt, gaveUp: repairAfter.gaveUp - repairBefore.gaveUp, late: repairAfter.late - repairBefore.late, parityBytes: repairAfter.parityBytes - repairBefore.parityBytes },
     };
   } finally {
     for (const p of pages) await p.context.close().catch(() => undefined);
@@ -218,5 +243,26 @@ function streamFigures(receiver: string, sender: string, b: InboundQuality, a: I
     frozenShare: (a.video.totalFreezesDurationS - b.video.totalFreezesDurationS) / (watchMs / 1000),
     nacks: a.video.nackCount - b.video.nackCount + (a.audio.nackCount - b.audio.nackCount),
     concealedShare: samples > 0 ? (a.audio.concealedSamples - b.audio.concealedSamples) / samples : 0,
+    videoLost: a.video.packetsLost - b.video.packetsLost,
   };
+}
+
+const REPAIR_METRICS: Record<keyof RepairFigures, string> = {
+  rebuilt: 'geo_sfu_agent_pipe_fec_rebuilt_total',
+  gaveUp: 'geo_sfu_agent_pipe_reorder_gave_up_total',
+  late: 'geo_sfu_agent_pipe_late_total',
+  parityBytes: 'geo_sfu_agent_pipe_fec_parity_bytes_total',
+};
+
+/** The conditioners' counters, summed over the agents' /metrics. */
+async function repairCounters(embedded: Embedded): Promise<RepairFigures> {
+  const total: RepairFigures = { rebuilt: 0, gaveUp: 0, late: 0, parityBytes: 0 };
+  for (const agent of embedded.agents) {
+    const text = await (await fetch(`${agent.directUrl}/metrics`)).text();
+    for (const [key, metric] of Object.entries(REPAIR_METRICS) as Array<[keyof RepairFigures, string]>) {
+      const line = text.split('\n').find((l) => l.startsWith(`${metric} `) || l.startsWith(`${metric}{`));
+      total[key] += line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+    }
+  }
+  return total;
 }

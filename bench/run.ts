@@ -324,7 +324,7 @@ const impairedCascade: Benchmark = {
       return {
         name: `cascade media, 3 Chromium pages in 3 regions, ${c.name} between regions (median of ${r.runsPerCase}, ${r.watchS} s each)`,
         value: `${f(c.framesPerSecond)} frames/s, ${c.maxFreezesPerStream} freezes, ${pct(c.maxFrozenShare)} frozen (worst stream; mean ${pct(c.meanFrozenShare)}), audio concealed ${pct(c.concealedShare)}`,
-        ratio: `NACKs: ${c.browserNacks} from browsers, ${c.pipeNacks} on the pipes; ${clean ? `inter-region bytes ratio ${f(c.pipeBytes / clean.pipeBytes, 2)} vs clean links` : `${c.pipeBytes} inter-region bytes (no clean-links run with --quick to compare)`}`,
+        ratio: `video packets lost for good ${c.videoLost}; repair on the pipes: ${c.repair.rebuilt} rebuilt, ${c.repair.gaveUp} gaps given up, ${c.repair.late} late; NACKs: ${c.browserNacks} from browsers, ${c.pipeNacks} on the pipes; ${clean ? `inter-region bytes ratio ${f(c.pipeBytes / clean.pipeBytes, 2)} vs clean links` : `${c.pipeBytes} inter-region bytes (no clean-links run with --quick to compare)`}`,
         ...(impaired ? { target: { text: `frozen ≤ ${pct(frozenGoal(c.lossPct))}${c.lossPct <= 1 ? ', concealed ≤ 1 %' : ''}${clean ? ', bytes ≤ 1.25× clean' : ''}`, met } } : {}),
       };
     });

@@ -7,7 +7,7 @@ import type { CloseRequest, KickRequest, OpenAnswer, OpenRequest, SealedEndpoint
 import type { CascadeLinkMedia, RoomNode, RoomNodeSet } from '../../shared/schemas/index.ts';
 import { cascadeLinkJitterMs, RegionPipe, type PipeEndpoint, type PipeExport, type PipeImportResult, type PipedStreamRawStats, type Room, type RoomRouter } from '../../sfu/index.ts';
 import { Ticker } from '../../shared/ticker.ts';
-import { addConditionerStats, conditionerEnabled, emptyConditionerStats, PipeConditioner, type ConditionerSettings, type ConditionerStats } from './conditioner.ts';
+import { addConditionerStats, conditionerEnabled, emptyConditionerStats, PipeConditioner, type ConditionerSettings, type ConditionerStats, type FarEnd } from './conditioner.ts';
 import { LinkLossMeter } from './link-loss.ts';
 import { derivePipeKey, seal, unseal } from './seal.ts';
 
@@ -39,8 +39,8 @@ export interface CascadePipeSettings {
   conditioner?: ConditionerSettings;
 }
 
-/** The sealed endpoint of an open and its answer, with whether the side runs the conditioner (absent: it does not). */
-type LinkOffer = SealedEndpoint & { conditioned?: boolean };
+/** The sealed endpoint of an open and its answer, with whether the side runs the conditioner and sends parity (absent: it does not). */
+type LinkOffer = SealedEndpoint & { conditioned?: boolean; sendsParity?: boolean };
 
 export interface CascadeOptions {
   rooms: RoomRouter;
@@ -122,6 +122,13 @@ interface Link {
 }
 
 const linkKey = (roomId: string, nodeId: string): string => `${roomId}\n${nodeId}`;
+
+/** What the far end of a link said of its conditioner (an agent before parity said nothing: it sends none). */
+const farEnd = (offer: LinkOffer): FarEnd => ({ conditioned: offer.conditioned ?? false, sendsParity: offer.sendsParity ?? false });
+
+/** The payload types the conditioner protects: the room's video codecs (their RTX excluded). */
+const videoPayloadTypes = (caps: Room['rtpCapabilities']): number[] =>
+  (caps.codecs ?? []).filter((c) => c.kind === 'video' && !c.mimeType.toLowerCase().endsWith('/rtx') && c.preferredPayloadType !== undefined).map((c) => c.preferredPayloadType!);
 
 /** Call failed with a status the caller acts on. */
 /**
@@ -248,6 +255,11 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     return this.#o.pipe.conditioner !== undefined && conditionerEnabled(this.#o.pipe.conditioner);
   }
 
+  /** What an open or its answer says of this side's conditioner. */
+  #conditioning(): Pick<LinkOffer, 'conditioned' | 'sendsParity'> {
+    return { conditioned: this.conditioned, sendsParity: this.conditioned && (this.#o.pipe.conditioner?.fecShare ?? 0) > 0 };
+  }
+
   /** The conditioner counters of every link so far, open and closed (for /metrics). */
   conditionerStats(): ConditionerStats {
     const total = emptyConditionerStats();
@@ -333,18 +345,12 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     } catch {
       return { status: 409, code: 'BAD_SEAL', message: 'sealed endpoint does not open with the cluster key' };
     }
-    if ((offer.conditioned ?? false) !== this.conditioned) {
-      return {
-        status: 409,
-        code: 'PIPE_SETTINGS',
-        message: `pipe conditioner ${offer.conditioned ? 'on' : 'off'} on ${req.fromNodeId}, ${this.conditioned ? 'on' : 'off'} here (GEO_SFU_PIPE_FEC_GROUP / GEO_SFU_PIPE_REORDER_MAX_MS must agree)`,
-      };
-    }
     const key = linkKey(req.roomId, req.fromNodeId);
     const existing = this.#links.get(key);
     if (existing) await this.#teardown(existing, 'replaced', false);
     const remote = { nodeId: req.fromNodeId, region: req.fromRegion };
     const { pipe, conditioner } = await this.#createPipe(room, remote);
+    conditioner?.setFar(farEnd(offer));
     const link = this.#addLink(req.roomId, remote, req.linkId, false, pipe, conditioner);
     try {
       await this.#connect(link, await this.#rewrite(req.roomId, req.fromNodeId, offer.endpoint as PipeEndpoint));
@@ -352,7 +358,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       await this.#teardown(link, 'connect failed', false);
       throw err;
     }
-    const answer: LinkOffer = { endpoint: this.#advertised(link), enableSrtp: this.#o.pipe.enableSrtp, enableRtx: this.#o.pipe.enableRtx, conditioned: this.conditioned };
+    const answer: LinkOffer = { endpoint: this.#advertised(link), enableSrtp: this.#o.pipe.enableSrtp, enableRtx: this.#o.pipe.enableRtx, ...this.#conditioning() };
     this.#linkUp(link);
     return { status: 200, body: { linkId: req.linkId, sealed: seal(this.#key, answer, aad('answer')) } };
   }
@@ -615,16 +621,17 @@ export class Cascade extends EventEmitter<CascadeEvents> {
     }
     // Registered before the call: the other side may push its state before we have its answer.
     const link = this.#addLink(roomId, remote, linkId, true, pipe, conditioner);
-    const offer: LinkOffer = { endpoint: this.#advertised(link), enableSrtp: this.#o.pipe.enableSrtp, enableRtx: this.#o.pipe.enableRtx, conditioned: this.conditioned };
+    const offer: LinkOffer = { endpoint: this.#advertised(link), enableSrtp: this.#o.pipe.enableSrtp, enableRtx: this.#o.pipe.enableRtx, ...this.#conditioning() };
     const body: OpenRequest = { roomId, fromNodeId: this.nodeId, toNodeId: node.nodeId, fromRegion: this.region, linkId, sealed: seal(this.#key, offer, aad('open')) };
     try {
       const { body: res } = await this.#call(node.nodeId, controlPlane.cascadeOpen, body);
       if (res.linkId !== linkId) throw new Error('open: unexpected answer');
       const answer = unseal<LinkOffer>(this.#key, res.sealed, aad('answer'));
-      if (answer.enableSrtp !== this.#o.pipe.enableSrtp || answer.enableRtx !== this.#o.pipe.enableRtx || (answer.conditioned ?? false) !== this.conditioned) {
-        throw new Error(`open: pipe settings differ (srtp ${answer.enableSrtp}, rtx ${answer.enableRtx}, conditioner ${answer.conditioned ?? false} there)`);
+      if (answer.enableSrtp !== this.#o.pipe.enableSrtp || answer.enableRtx !== this.#o.pipe.enableRtx) {
+        throw new Error(`open: pipe settings differ (srtp ${answer.enableSrtp}, rtx ${answer.enableRtx} there)`);
       }
       if (link.closed) return;
+      link.conditioner?.setFar(farEnd(answer));
       await this.#connect(link, await this.#rewrite(roomId, node.nodeId, answer.endpoint as PipeEndpoint));
     } catch (err) {
       await this.#teardown(link, 'set-up failed', false);
@@ -640,6 +647,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       p.conditioner && this.conditioned
         ? await PipeConditioner.open({
             ...p.conditioner,
+            protectedPayloadTypes: videoPayloadTypes(room.rtpCapabilities),
             wireIp: p.listenIp,
             ...(p.announcedAddress ? { announcedAddress: p.announcedAddress } : {}),
             ...(p.portRange ? { portRange: p.portRange } : {}),

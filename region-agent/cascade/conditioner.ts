@@ -1,7 +1,6 @@
 /**
  * The pipe conditioner: the SFU's own loss repair and reordering allowance on a cascade link,
- * between the local PipeTransport and the network, at datagram level (the datagrams are opaque:
- * SRTP or not, never parsed).
+ * between the local PipeTransport and the network.
  *
  *   PipeTransport ⇄ [local socket, loopback] ⇄ conditioner ⇄ [wire socket, pipe listen IP] ⇄ network ⇄ far conditioner ⇄ far PipeTransport
  *
@@ -9,55 +8,64 @@
  *   socket (mediasoup drops packets from any address other than the one it connected to). The
  *   agent advertises the wire socket to the other side; the wire socket only takes datagrams from
  *   the far wire endpoint it was given (`connect()`).
- * - Outgoing: each datagram gets a 5-byte trailer (link sequence number u32, type) and, after every
- *   `fecGroup` datagrams or `fecGroupMs` after the group's first (whichever comes first), a parity
- *   datagram: the XOR of the group's payloads padded to the longest, the XOR of their lengths, the
- *   group's first sequence number and count. Any single loss in a group is rebuilt at the far end
- *   without a round trip. The parity is as long as the group's longest datagram, so a group of a
- *   few audio packets and one video packet would cost nearly as much again: a group closes at its
- *   count or time only once its parity is within the byte budget (a fifth of the group's bytes,
- *   or 1/fecGroup if that is more: with the trailers, about 1.25 × the bytes in all); otherwise it
- *   grows, up to 4 × fecGroup datagrams or 4 × fecGroupMs, then closes anyway. Data keeps its first bytes (a relay or capture still reads RTP headers
- *   and SSRCs); a parity datagram starts and ends with its type byte (0xd8: neither RTP nor RTCP).
- * - Incoming: single losses are rebuilt from parity; datagrams go to the PipeTransport in link
- *   order with a bounded hold: a datagram after a gap waits until the gap fills (late arrival or
- *   rebuild) or the hold passes (derived from the gaps this link has seen filled, at most
- *   `reorderMaxMs`), then goes on. So mediasoup's NACK generator does not ask again for packets
- *   that were only late, and a packet really lost (two in a group) is NACKed as before, one hold
- *   later. A datagram that arrives after its gap was given up is still delivered (once); a second
- *   copy (a late original after its rebuild) is dropped.
+ * - It reads RTP headers only (clear under SRTP too: SSRC, sequence number, payload type) and
+ *   leaves every datagram as mediasoup sent it. Only the **protected** streams (RTP whose payload
+ *   type is one of the video codecs', given at open) are repaired: a lost video packet stops the
+ *   picture until it comes, while a lost audio packet is concealed in 20 ms, and retransmissions
+ *   (RTX) and RTCP are repair traffic themselves. Everything else passes straight through.
+ * - Outgoing, per protected stream: consecutive packets form a group; its parity datagram (the
+ *   XOR of the group's packets padded to the longest, the XOR of their lengths, SSRC, first
+ *   sequence number and count) lets the far end rebuild any one lost packet of the group without
+ *   a round trip. Parity is paid from a byte budget (`fecShare` of the protected bytes, shared by
+ *   the link's streams): a group closes as soon as the budget covers its parity, so a lost packet
+ *   is rebuilt about as soon as the budget allows (about two frames of low-rate video at a share
+ *   of a quarter), and at the latest `fecGroupMs` after the group's first packet, borrowing up
+ *   to one parity ahead when the budget is short (a slow stream still gets its repair in time).
+ * - Incoming: a protected stream's packets reach the PipeTransport in sequence order; those
+ *   behind a gap wait until the gap fills (its rebuild or the late packet itself), or until the
+ *   far end's parity shows it cannot be rebuilt (two lost in one group, or the group's parity
+ *   lost) and a reordering allowance has passed (derived from how late packets come on this
+ *   link), or `reorderMaxMs` at most. So mediasoup's NACK generator, which asks at the first
+ *   packet past a gap, asks only for packets really lost and not rebuilt; and the browser behind
+ *   this SFU sees neither the reordering nor the rebuilt losses. A packet that comes after its gap
+ *   was given up is still delivered (once); a second copy is dropped.
+ * - A parity datagram starts with 0xd8 (version bits 3: neither RTP nor RTCP); the far end sends
+ *   parity only when this side runs the conditioner too (`setFarRepairs`).
  */
 import { createSocket, type Socket } from 'node:dgram';
 
 export interface ConditionerSettings {
-  /** Data datagrams per parity datagram; 0 = no FEC. */
-  fecGroup: number;
-  /** A group's parity is sent at most this long after its first datagram, ms. */
+  /** Parity bytes per byte of protected (video) RTP sent; 0 = no FEC. */
+  fecShare: number;
+  /** A group's parity goes at the latest this long after the group's first packet, ms. */
   fecGroupMs: number;
-  /** Longest hold of a datagram behind a gap, ms; 0 = no reordering (delivered as it comes). */
+  /** Longest hold of a protected packet behind a gap, ms; 0 = no hold (delivered as it comes). */
   reorderMaxMs: number;
 }
 
 export interface ConditionerStats {
-  /** Data datagrams (and their payload bytes) sent on the wire / delivered to the PipeTransport. */
+  /** Datagrams (and their bytes) sent on the wire / delivered to the PipeTransport. */
   sent: number;
   sentBytes: number;
   delivered: number;
+  /** Protected packets sent and their bytes (what the parity budget is a share of). */
+  protectedSent: number;
+  protectedBytes: number;
   /** Parity datagrams sent and their bytes (header included). */
   paritySent: number;
   parityBytes: number;
-  /** Datagrams rebuilt from parity. */
+  /** Packets rebuilt from parity. */
   rebuilt: number;
-  /** Datagrams that waited behind a gap. */
+  /** Packets that waited behind a gap. */
   held: number;
-  /** Datagrams delivered because a hold expired (the gap before them was given up), and the datagrams given up. */
+  /** Packets delivered because the gap before them was given up, and the packets given up. */
   releasedAfterHold: number;
   gaveUp: number;
-  /** Datagrams that came after their gap was given up (delivered anyway, out of order). */
+  /** Packets that came after their gap was given up (delivered anyway, out of order). */
   late: number;
-  /** Second copies dropped (a late original after its rebuild). */
+  /** Second copies dropped (a late original after its rebuild, or a repeat). */
   duplicates: number;
-  /** Datagrams on the wire socket that were not ours (bad header, wrong sender, out of window). */
+  /** Datagrams on the wire socket that were not ours (wrong sender, bad parity, out of window). */
   dropped: number;
 }
 
@@ -68,12 +76,16 @@ export interface ConditionerOptions extends ConditionerSettings {
   announcedAddress?: string;
   /** Port range for the wire socket (firewalls). Default: any free port. */
   portRange?: { min: number; max: number };
+  /** RTP payload types of the protected streams (the room's video codecs, RTX excluded). */
+  protectedPayloadTypes: Iterable<number>;
 }
 
 export const emptyConditionerStats = (): ConditionerStats => ({
   sent: 0,
   sentBytes: 0,
   delivered: 0,
+  protectedSent: 0,
+  protectedBytes: 0,
   paritySent: 0,
   parityBytes: 0,
   rebuilt: 0,
@@ -94,32 +106,39 @@ interface Address {
   port: number;
 }
 
-/** Data: payload ‖ seq u32 ‖ DATA. Parity: PARITY ‖ first seq u32 ‖ count u8 ‖ XOR of lengths u16 ‖ XOR of payloads ‖ PARITY. */
-const DATA = 0xd7;
+/** Parity: PARITY ‖ SSRC u32 ‖ first seq u16 ‖ count u8 ‖ XOR of lengths u16 ‖ XOR of the packets. */
 const PARITY = 0xd8;
-const DATA_TRAILER = 5;
-const PARITY_HEADER = 8;
-/** Header and trailer bytes of a parity datagram. */
-export const PARITY_OVERHEAD = PARITY_HEADER + 1;
-/** Most datagrams in a group (the count travels in a byte; more would make a loss in it likely to be a double one). */
+export const PARITY_HEADER = 10;
+/** Most packets in a group (the count travels in a byte; more would make a loss in it likely to be a double one). */
 export const MAX_FEC_GROUP = 64;
-/** A group's parity may cost this share of its bytes (or 1/fecGroup when more) before the group is closed at its count or time: with the 5-byte trailers (2–5 % of audio-sized datagrams) the link stays within 1.25 × its bytes. */
-const PARITY_BUDGET = 0.2;
-/** A group over budget grows up to this many times its count and time. */
-const STRETCH = 4;
-/** Receive window, datagrams: held, kept for rebuilds, and remembered for duplicates. */
-const WINDOW = 1024;
-/** Parities waiting for more of their group, at most. */
-const MAX_PENDING_PARITIES = 32;
-/** Fill delays of gaps kept for the hold (the last ones, within this long). */
+/** How far the budget may run ahead (a quiet link does not save up for a burst of parity), and behind (one parity borrowed when a group's time is up). */
+const CREDIT_CAP = 3_000;
+const DEBT_MAX = 1_500;
+/** Streams per link tracked at most (each way; a pipe carries a room's producers from one node). */
+const MAX_STREAMS = 64;
+/** Packets kept per received stream: held, kept for rebuilds, remembered for duplicates. */
+const WINDOW = 512;
+/** Parities per stream waiting for more of their group, at most. */
+const MAX_PENDING_PARITIES = 16;
+/** Recent parities' ranges per stream (to tell that a gap's parity came or was lost). */
+const PARITY_LOG = 16;
+/** Fill delays of gaps (late packets) kept for the allowance: the last ones, within this long. */
 const SAMPLES = 64;
 const SAMPLE_TTL_MS = 10_000;
+/** The allowance before any packet came late on the link. */
+const FIRST_ALLOWANCE_MS = 20;
 
-const PARITY_END = Buffer.from([PARITY]);
+/** Signed distance a − b of two RTP sequence numbers. */
+const seqDiff = (a: number, b: number): number => ((((a - b) & 0xffff) + 0x8000) & 0xffff) - 0x8000;
+const seqAdd = (a: number, n: number): number => (a + n) & 0xffff;
 
-/** Signed distance a − b of two u32 sequence numbers (wrap handled). */
-const seqDiff = (a: number, b: number): number => (a - b) | 0;
-const seqAdd = (a: number, n: number): number => (a + n) >>> 0;
+/** The SSRC, sequence number and payload type of an RTP packet (not RTCP), else undefined. */
+function rtpHeader(b: Buffer): { ssrc: number; seq: number; pt: number } | undefined {
+  if (b.length < 12 || (b[0]! & 0xc0) !== 0x80) return undefined;
+  const pt = b[1]! & 0x7f;
+  if (pt >= 64 && pt <= 95) return undefined; // RTCP (192..223 with the marker bit)
+  return { ssrc: b.readUInt32BE(8), seq: b.readUInt16BE(2), pt };
+}
 
 async function bindUdp(ip: string, range?: { min: number; max: number }): Promise<Socket> {
   const tries = range ? 24 : 1;
@@ -146,16 +165,60 @@ async function bindUdp(ip: string, range?: { min: number; max: number }): Promis
 
 /** Validated settings (a bad one names the field). */
 export function checkConditionerSettings(s: ConditionerSettings): void {
-  if (!Number.isInteger(s.fecGroup) || s.fecGroup < 0 || s.fecGroup > MAX_FEC_GROUP) throw new TypeError(`fecGroup must be an integer 0..${MAX_FEC_GROUP}`);
+  if (!Number.isFinite(s.fecShare) || s.fecShare < 0 || s.fecShare > 1) throw new TypeError('fecShare must be a number 0..1');
   if (!Number.isFinite(s.fecGroupMs) || s.fecGroupMs < 1) throw new TypeError('fecGroupMs must be ≥ 1');
   if (!Number.isFinite(s.reorderMaxMs) || s.reorderMaxMs < 0) throw new TypeError('reorderMaxMs must be ≥ 0');
+  // Rebuilt packets go in order behind their gap: parity is of no use to a side that holds nothing.
+  if (s.fecShare > 0 && s.reorderMaxMs <= 0) throw new TypeError('reorderMaxMs must be > 0 when fecShare is (rebuilt packets are delivered in order behind their gap)');
 }
 
-export const conditionerEnabled = (s: ConditionerSettings): boolean => s.fecGroup > 0 || s.reorderMaxMs > 0;
+/** What the far end of a link does. */
+export interface FarEnd {
+  conditioned: boolean;
+  sendsParity: boolean;
+}
+
+export const conditionerEnabled = (s: ConditionerSettings): boolean => s.fecShare > 0 || s.reorderMaxMs > 0;
+
+/** A protected stream's open group (sending). */
+interface SendGroup {
+  first: number;
+  count: number;
+  lenXor: number;
+  maxLen: number;
+  xor: Buffer;
+  /** Its time (fecGroupMs) is up: it closes as soon as the budget allows, borrowing. */
+  due: boolean;
+  timer: NodeJS.Timeout | undefined;
+}
+
+interface Parity {
+  first: number;
+  count: number;
+  lenXor: number;
+  xor: Buffer;
+}
+
+/** A protected stream as received. */
+interface RecvStream {
+  readonly ssrc: number;
+  /** Next sequence number to deliver. */
+  expect: number;
+  readonly slotSeq: Int32Array;
+  readonly slotPayload: Array<Buffer | undefined>;
+  readonly slotArrivedAt: Float64Array;
+  readonly slotDelivered: Uint8Array;
+  /** Stored, not delivered yet (held behind a gap). */
+  heldCount: number;
+  readonly parities: Map<number, Parity>;
+  /** Recent parities: last sequence number covered, and when the parity came. */
+  readonly parityLog: Array<{ end: number; at: number }>;
+}
 
 export class PipeConditioner {
   readonly stats: ConditionerStats = emptyConditionerStats();
   readonly #settings: ConditionerSettings;
+  readonly #protected: ReadonlySet<number>;
   readonly #local: Socket;
   readonly #wire: Socket;
   readonly #announced: string;
@@ -163,36 +226,26 @@ export class PipeConditioner {
   #pipe: Address | undefined;
   /** The far wire socket (as rewritten: a relay in tests and the launcher). */
   #remote: Address | undefined;
+  /** The far end runs the conditioner (it takes parity), and sends parity itself. */
+  #far: FarEnd;
   #closed = false;
 
   // --- sending ---
-  #nextSeq = 0;
-  #groupFirst = 0;
-  #groupCount = 0;
-  #groupLenXor = 0;
-  #groupMaxLen = 0;
-  #groupBytes = 0;
-  /** The group's time is up (it waits only for its budget). */
-  #groupDue = false;
-  #groupXor = Buffer.alloc(1500);
-  #groupTimer: NodeJS.Timeout | undefined;
+  readonly #groups = new Map<number, SendGroup>();
+  /** Parity bytes the budget allows now (negative: borrowed). */
+  #credit = 0;
 
   // --- receiving ---
-  /** Next sequence number to deliver; undefined until the first datagram. */
-  #expect: number | undefined;
-  readonly #slotSeq = new Float64Array(WINDOW).fill(-1);
-  readonly #slotPayload: Array<Buffer | undefined> = new Array<Buffer | undefined>(WINDOW);
-  readonly #slotArrivedAt = new Float64Array(WINDOW);
-  readonly #slotDelivered = new Uint8Array(WINDOW);
-  /** Stored, not delivered yet. */
-  #heldCount = 0;
+  readonly #streams = new Map<number, RecvStream>();
   #holdTimer: NodeJS.Timeout | undefined;
-  readonly #parities = new Map<number, { first: number; count: number; lenXor: number; xor: Buffer }>();
-  /** Fill delays of gaps (ms) and when each was seen. */
+  #holdTimerAt = Infinity;
+  /** How late packets came behind their gap (ms), and when. */
   readonly #samples: Array<{ ms: number; at: number }> = [];
 
   private constructor(local: Socket, wire: Socket, options: ConditionerOptions) {
-    this.#settings = { fecGroup: options.fecGroup, fecGroupMs: options.fecGroupMs, reorderMaxMs: options.reorderMaxMs };
+    this.#settings = { fecShare: options.fecShare, fecGroupMs: options.fecGroupMs, reorderMaxMs: options.reorderMaxMs };
+    this.#far = { conditioned: true, sendsParity: options.fecShare > 0 };
+    this.#protected = new Set(options.protectedPayloadTypes);
     this.#local = local;
     this.#wire = wire;
     this.#announced = options.announcedAddress ?? options.wireIp;
@@ -232,15 +285,17 @@ export class PipeConditioner {
     return { ip: this.#announced, port: this.#wire.address().port };
   }
 
-  /** The hold a datagram behind a gap gets now, ms. */
-  get holdMs(): number {
+  /**
+   * How long a gap that parity cannot fill is still waited for (a packet reordered behind it may
+   * yet come), ms: 1.5 × the latest the link's packets came lately + 3 ms, within reorderMaxMs.
+   */
+  get allowanceMs(): number {
     const max = this.#settings.reorderMaxMs;
     if (max <= 0) return 0;
     const now = performance.now();
     let worst = -1;
     for (const s of this.#samples) if (now - s.at <= SAMPLE_TTL_MS && s.ms > worst) worst = s.ms;
-    // No gap filled lately: the longest (the first gaps teach the link's figure).
-    if (worst < 0) return max;
+    if (worst < 0) return Math.min(max, FIRST_ALLOWANCE_MS);
     return Math.min(max, Math.max(2, Math.ceil(worst * 1.5 + 3)));
   }
 
@@ -254,16 +309,23 @@ export class PipeConditioner {
     this.#remote = { ...remote };
   }
 
+  /**
+   * What the far end does (told in the link's open and its answer; default: what this side does):
+   * parity goes only to a far end that conditions, and a gap waits for parity only from one that sends it.
+   */
+  setFar(far: FarEnd): void {
+    this.#far = { ...far };
+    if (!far.conditioned) this.#clearGroups();
+  }
+
   /** Closes both sockets and every timer. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#groupTimer);
+    this.#clearGroups();
     clearTimeout(this.#holdTimer);
-    this.#groupTimer = undefined;
     this.#holdTimer = undefined;
-    this.#parities.clear();
-    this.#slotPayload.fill(undefined);
+    this.#streams.clear();
     for (const s of [this.#local, this.#wire]) {
       try {
         s.close();
@@ -271,6 +333,11 @@ export class PipeConditioner {
         // already closed
       }
     }
+  }
+
+  #clearGroups(): void {
+    for (const g of this.#groups.values()) clearTimeout(g.timer);
+    this.#groups.clear();
   }
 
   // --- sending ---
@@ -281,71 +348,86 @@ export class PipeConditioner {
     if (!this.#pipe || this.#pipe.port !== rinfo.port || this.#pipe.ip !== rinfo.address) this.#pipe = { ip: rinfo.address, port: rinfo.port };
     const remote = this.#remote;
     if (!remote) return;
-    const seq = this.#nextSeq;
-    this.#nextSeq = seqAdd(seq, 1);
-    const trailer = Buffer.allocUnsafe(DATA_TRAILER);
-    trailer.writeUInt32BE(seq, 0);
-    trailer[4] = DATA;
-    this.#wire.send([msg, trailer], remote.port, remote.ip);
+    this.#wire.send(msg, remote.port, remote.ip);
     this.stats.sent++;
     this.stats.sentBytes += msg.length;
-    if (this.#settings.fecGroup > 0) this.#addToGroup(seq, msg);
+    const share = this.#settings.fecShare;
+    const repairs = share > 0 && this.#far.conditioned;
+    // The budget is a share of everything the link carries; it is spent on the protected streams.
+    if (repairs) this.#credit = Math.min(CREDIT_CAP, this.#credit + share * msg.length);
+    const rtp = rtpHeader(msg);
+    if (!rtp || !this.#protected.has(rtp.pt)) return;
+    this.stats.protectedSent++;
+    this.stats.protectedBytes += msg.length;
+    if (repairs) this.#addToGroup(rtp.ssrc, rtp.seq, msg);
   }
 
-  #addToGroup(seq: number, msg: Buffer): void {
-    if (this.#groupCount === 0) {
-      this.#groupFirst = seq;
-      this.#groupLenXor = 0;
-      this.#groupMaxLen = 0;
-      this.#groupBytes = 0;
-      this.#groupDue = false;
-      this.#groupTimer = setTimeout(() => {
-        this.#groupDue = true;
-        if (this.#withinBudget()) {
-          this.#sendParity();
-          return;
-        }
-        this.#groupTimer = setTimeout(() => this.#sendParity(), this.#settings.fecGroupMs * (STRETCH - 1));
+  #addToGroup(ssrc: number, seq: number, msg: Buffer): void {
+    let group = this.#groups.get(ssrc);
+    // A group covers consecutive packets: one out of sequence (a late one upstream) goes unprotected.
+    if (group && seq !== seqAdd(group.first, group.count)) {
+      if (seqDiff(seq, group.first) < group.count) return;
+      // A jump ahead (packets lost upstream): the group so far gets its parity if the budget allows.
+      const cost = PARITY_HEADER + group.maxLen;
+      this.#sendParity(ssrc, group, this.#credit - cost >= -DEBT_MAX);
+      group = undefined;
+    }
+    if (!group) {
+      if (!this.#groups.has(ssrc) && this.#groups.size >= MAX_STREAMS) this.#dropOldestGroup();
+      group = { first: seq, count: 0, lenXor: 0, maxLen: 0, xor: Buffer.alloc(Math.max(1500, msg.length)), due: false, timer: undefined };
+      const g = group;
+      group.timer = setTimeout(() => {
+        g.timer = undefined;
+        g.due = true;
+        if (this.#groups.get(ssrc) === g) this.#closeIfPaid(ssrc, g);
       }, this.#settings.fecGroupMs);
+      this.#groups.set(ssrc, group);
     }
-    if (msg.length > this.#groupXor.length) {
-      const grown = Buffer.alloc(Math.max(msg.length, this.#groupXor.length * 2));
-      this.#groupXor.copy(grown, 0, 0, this.#groupMaxLen);
-      this.#groupXor = grown;
+    if (msg.length > group.xor.length) {
+      const grown = Buffer.alloc(msg.length);
+      group.xor.copy(grown, 0, 0, group.maxLen);
+      group.xor = grown;
     }
-    const xor = this.#groupXor;
+    const xor = group.xor;
     for (let i = 0; i < msg.length; i++) xor[i]! ^= msg[i]!;
-    this.#groupLenXor ^= msg.length & 0xffff;
-    if (msg.length > this.#groupMaxLen) this.#groupMaxLen = msg.length;
-    this.#groupBytes += msg.length;
-    this.#groupCount++;
-    const n = this.#settings.fecGroup;
-    if (this.#groupCount >= Math.min(MAX_FEC_GROUP, n * STRETCH) || ((this.#groupCount >= n || this.#groupDue) && this.#withinBudget())) this.#sendParity();
+    group.lenXor ^= msg.length & 0xffff;
+    if (msg.length > group.maxLen) group.maxLen = msg.length;
+    group.count++;
+    this.#closeIfPaid(ssrc, group);
   }
 
-  /** The parity would cost at most the budget share of the group's bytes. */
-  #withinBudget(): boolean {
-    return this.#groupMaxLen + PARITY_OVERHEAD <= Math.max(PARITY_BUDGET, 1 / this.#settings.fecGroup) * this.#groupBytes;
+  /**
+   * Closes the group with its parity when the budget pays for it; once the group's time is up,
+   * with at most DEBT_MAX borrowed. Otherwise the group goes on growing (up to MAX_FEC_GROUP).
+   */
+  #closeIfPaid(ssrc: number, group: SendGroup): void {
+    const cost = PARITY_HEADER + group.maxLen;
+    if (group.count >= MAX_FEC_GROUP || this.#credit >= cost || (group.due && this.#credit - cost >= -DEBT_MAX)) this.#sendParity(ssrc, group, true);
   }
 
-  #sendParity(): void {
-    clearTimeout(this.#groupTimer);
-    this.#groupTimer = undefined;
-    const count = this.#groupCount;
-    if (count === 0 || this.#closed) return;
+  #dropOldestGroup(): void {
+    const [ssrc, g] = this.#groups.entries().next().value!;
+    clearTimeout(g.timer);
+    this.#groups.delete(ssrc);
+  }
+
+  /** Closes the group: with its parity when `paid`, else (cut short by a packet out of sequence) without. */
+  #sendParity(ssrc: number, group: SendGroup, paid: boolean): void {
+    clearTimeout(group.timer);
+    this.#groups.delete(ssrc);
     const remote = this.#remote;
+    if (!paid || !remote || this.#closed) return;
+    const cost = PARITY_HEADER + group.maxLen;
+    this.#credit -= cost;
     const header = Buffer.allocUnsafe(PARITY_HEADER);
     header[0] = PARITY;
-    header.writeUInt32BE(this.#groupFirst, 1);
-    header[5] = count;
-    header.writeUInt16BE(this.#groupLenXor, 6);
-    const body = Buffer.from(this.#groupXor.subarray(0, this.#groupMaxLen));
-    this.#groupXor.fill(0, 0, this.#groupMaxLen);
-    this.#groupCount = 0;
-    if (!remote) return;
-    this.#wire.send([header, body, PARITY_END], remote.port, remote.ip);
+    header.writeUInt32BE(ssrc, 1);
+    header.writeUInt16BE(group.first, 5);
+    header[7] = group.count;
+    header.writeUInt16BE(group.lenXor, 8);
+    this.#wire.send([header, group.xor.subarray(0, group.maxLen)], remote.port, remote.ip);
     this.stats.paritySent++;
-    this.stats.parityBytes += PARITY_OVERHEAD + body.length;
+    this.stats.parityBytes += cost;
   }
 
   // --- receiving ---
@@ -357,216 +439,253 @@ export class PipeConditioner {
       this.stats.dropped++;
       return;
     }
-    const type = msg.length > 0 ? msg[msg.length - 1] : undefined;
-    if (type === DATA && msg.length > DATA_TRAILER) {
-      this.#onData(msg.readUInt32BE(msg.length - DATA_TRAILER), msg.subarray(0, msg.length - DATA_TRAILER), false);
-    } else if (type === PARITY && msg.length > PARITY_OVERHEAD && msg[0] === PARITY && msg[5]! > 0 && msg[5]! <= MAX_FEC_GROUP) {
-      this.#onParity(msg.readUInt32BE(1), msg[5]!, msg.readUInt16BE(6), msg.subarray(PARITY_HEADER, msg.length - 1));
-    } else {
-      this.stats.dropped++;
+    if (msg.length > 0 && msg[0] === PARITY) {
+      const count = msg.length > PARITY_HEADER ? msg[7]! : 0;
+      if (count === 0 || count > MAX_FEC_GROUP) this.stats.dropped++;
+      else this.#onParity(msg.readUInt32BE(1), { first: msg.readUInt16BE(5), count, lenXor: msg.readUInt16BE(8), xor: Buffer.from(msg.subarray(PARITY_HEADER)) });
+      return;
+    }
+    const rtp = rtpHeader(msg);
+    if (!rtp || !this.#protected.has(rtp.pt) || this.#settings.reorderMaxMs <= 0) {
+      this.#send(msg);
+      return;
+    }
+    this.#onData(rtp.ssrc, rtp.seq, msg, false);
+  }
+
+  #send(payload: Buffer): void {
+    const pipe = this.#pipe;
+    if (!pipe) return;
+    this.#local.send(payload, pipe.port, pipe.ip);
+    this.stats.delivered++;
+  }
+
+  #stream(ssrc: number, seq: number): RecvStream {
+    let s = this.#streams.get(ssrc);
+    if (!s) {
+      if (this.#streams.size >= MAX_STREAMS) this.#dropOldestStream();
+      s = {
+        ssrc,
+        expect: seq,
+        slotSeq: new Int32Array(WINDOW).fill(-1),
+        slotPayload: new Array<Buffer | undefined>(WINDOW),
+        slotArrivedAt: new Float64Array(WINDOW),
+        slotDelivered: new Uint8Array(WINDOW),
+        heldCount: 0,
+        parities: new Map(),
+        parityLog: [],
+      };
+      this.#streams.set(ssrc, s);
+    }
+    return s;
+  }
+
+  /** Gives the oldest stream's held packets to the PipeTransport and forgets it. */
+  #dropOldestStream(): void {
+    const [ssrc, s] = this.#streams.entries().next().value!;
+    this.#streams.delete(ssrc);
+    for (let i = 0; i < WINDOW && s.heldCount > 0; i++) {
+      const seq = seqAdd(s.expect, i);
+      const slot = seq % WINDOW;
+      if (s.slotSeq[slot] === seq && !s.slotDelivered[slot]) {
+        this.#send(s.slotPayload[slot]!);
+        s.heldCount--;
+      }
     }
   }
 
-  #onData(seq: number, payload: Buffer, rebuilt: boolean): void {
-    this.#expect ??= seq;
-    const d = seqDiff(seq, this.#expect);
-    // Far outside the window: not a datagram of this link's present (a forged or stray one).
-    if (d <= -WINDOW / 2 || d >= WINDOW * 4) {
-      this.stats.dropped++;
-      return;
-    }
+  #onData(ssrc: number, seq: number, payload: Buffer, rebuilt: boolean): void {
+    const s = this.#stream(ssrc, seq);
+    const d = seqDiff(seq, s.expect);
     const slot = seq % WINDOW;
-    if (this.#slotSeq[slot] === seq) {
+    if (s.slotSeq[slot] === seq) {
       this.stats.duplicates++;
       return;
     }
     const now = performance.now();
     if (rebuilt) this.stats.rebuilt++;
     if (d < 0) {
+      if (d <= -WINDOW) {
+        // Older than anything kept: a stray (or a restarted stream): deliver, nothing to order.
+        this.#send(payload);
+        return;
+      }
       // Its gap was given up: deliver it now (mediasoup takes it as a late packet), once.
-      this.#store(slot, seq, payload, now);
-      this.#deliver(slot);
+      this.#store(s, slot, seq, payload, now);
+      s.slotDelivered[slot] = 1;
+      this.#send(payload);
       this.stats.late++;
-      // How late it came: the hold should have been that long.
-      const after = this.#arrivalAfter(seq);
-      if (after !== undefined) this.#sample(now - after, now);
-      this.#checkParities(seq);
+      if (!rebuilt) this.#sampleFill(s, seq, now);
+      this.#checkParities(s, seq);
       return;
     }
     // Beyond the window: give up the oldest gaps to make room.
-    if (d >= WINDOW - 64) this.#advanceTo(seqAdd(seq, -(WINDOW - 128)), now);
-    if (this.#heldCount > 0) {
-      // A gap is open: if this datagram (or its rebuild) fills it, that is how late a packet comes here.
-      const after = this.#arrivalAfter(seq);
-      if (after !== undefined) this.#sample(now - after, now);
-    }
-    this.#store(slot, seq, payload, now);
-    if (seq === this.#expect) {
-      this.#deliver(slot);
-      this.#expect = seqAdd(seq, 1);
-      this.#drainHeld();
-    } else {
-      this.#heldCount++;
-      this.stats.held++;
-      if (this.#settings.reorderMaxMs <= 0) this.#release(now, true);
-    }
-    this.#checkParities(seq);
+    if (d >= WINDOW - MAX_FEC_GROUP) this.#advance(s, seqAdd(seq, -(WINDOW - 2 * MAX_FEC_GROUP)));
+    if (s.heldCount > 0 && !rebuilt && seqDiff(seq, s.expect) >= 0) this.#sampleFill(s, seq, now);
+    this.#store(s, slot, seq, payload, now);
+    s.heldCount++;
+    if (seq === s.expect) this.#drain(s);
+    else this.stats.held++;
+    this.#checkParities(s, seq);
     this.#scheduleHold();
   }
 
-  #store(slot: number, seq: number, payload: Buffer, now: number): void {
-    this.#slotSeq[slot] = seq;
-    this.#slotPayload[slot] = payload;
-    this.#slotArrivedAt[slot] = now;
-    this.#slotDelivered[slot] = 0;
+  #store(s: RecvStream, slot: number, seq: number, payload: Buffer, now: number): void {
+    s.slotSeq[slot] = seq;
+    s.slotPayload[slot] = payload;
+    s.slotArrivedAt[slot] = now;
+    s.slotDelivered[slot] = 0;
   }
 
-  #deliver(slot: number): void {
-    const payload = this.#slotPayload[slot];
-    this.#slotDelivered[slot] = 1;
-    const pipe = this.#pipe;
-    if (!payload || !pipe) return;
-    this.#local.send(payload, pipe.port, pipe.ip);
-    this.stats.delivered++;
-  }
-
-  /** Arrival time of the first datagram here after `seq` (the one that came before it: the gap opened then). */
-  #arrivalAfter(seq: number): number | undefined {
-    for (let i = 1; i <= MAX_FEC_GROUP * 2; i++) {
-      const s = seqAdd(seq, i);
-      if (this.#slotSeq[s % WINDOW] === s) return this.#slotArrivedAt[s % WINDOW];
+  /** A packet filled a gap late (not rebuilt): how long after the packet that followed it. */
+  #sampleFill(s: RecvStream, seq: number, now: number): void {
+    for (let i = 1; i <= MAX_FEC_GROUP; i++) {
+      const next = seqAdd(seq, i);
+      const slot = next % WINDOW;
+      if (s.slotSeq[slot] !== next) continue;
+      this.#samples.push({ ms: now - s.slotArrivedAt[slot]!, at: now });
+      if (this.#samples.length > SAMPLES) this.#samples.shift();
+      return;
     }
-    return undefined;
   }
 
-  #sample(ms: number, now: number): void {
-    this.#samples.push({ ms, at: now });
-    if (this.#samples.length > SAMPLES) this.#samples.shift();
+  /** Delivers the stored packets that follow in order. */
+  #drain(s: RecvStream): void {
+    for (;;) {
+      const slot = s.expect % WINDOW;
+      if (s.slotSeq[slot] !== s.expect) return;
+      if (!s.slotDelivered[slot]) {
+        s.slotDelivered[slot] = 1;
+        s.heldCount--;
+        this.#send(s.slotPayload[slot]!);
+      }
+      s.expect = seqAdd(s.expect, 1);
+    }
   }
 
-  /** Gives up the gaps before `seq`: delivers what is held before it. */
-  #advanceTo(seq: number, now: number): void {
-    while (seqDiff(seq, this.#expect!) > 0) {
-      const expect = this.#expect!;
-      const slot = expect % WINDOW;
-      if (this.#slotSeq[slot] === expect) {
-        if (!this.#slotDelivered[slot]) {
-          this.#deliver(slot);
-          this.#heldCount = Math.max(0, this.#heldCount - 1);
+  /** Gives up the gaps before `seq`, delivering what is stored before it. */
+  #advance(s: RecvStream, seq: number): void {
+    while (seqDiff(seq, s.expect) > 0) {
+      const slot = s.expect % WINDOW;
+      if (s.slotSeq[slot] === s.expect) {
+        if (!s.slotDelivered[slot]) {
+          s.slotDelivered[slot] = 1;
+          s.heldCount--;
+          this.#send(s.slotPayload[slot]!);
           this.stats.releasedAfterHold++;
         }
       } else {
         this.stats.gaveUp++;
       }
-      this.#expect = seqAdd(expect, 1);
+      s.expect = seqAdd(s.expect, 1);
     }
-    void now;
   }
 
   /**
-   * Hold expiry (or no hold at all): gives up every gap before the held datagrams whose hold is
-   * over, delivering them and what follows them in order.
+   * When the gap at `s.expect` is given up: `reorderMaxMs` after the packet after it came, or
+   * sooner once the far end's parity shows it cannot be rebuilt (a parity covering it or a later
+   * one came and did not fill it) or when the far end sends no parity: an allowance after that.
    */
-  #release(now: number, all: boolean): void {
-    const hold = this.holdMs;
-    // The last held datagram whose hold is over.
-    let until: number | undefined;
-    for (const { seq, slot } of this.#held()) if (all || now - this.#slotArrivedAt[slot]! >= hold) until = seq;
-    if (until === undefined) return;
-    this.#advanceTo(until, now);
-    const before = this.stats.delivered;
-    this.#drainHeld();
-    this.stats.releasedAfterHold += this.stats.delivered - before;
-  }
-
-  /** The datagrams held behind the gap, in sequence order. */
-  *#held(): Generator<{ seq: number; slot: number }> {
-    const expect = this.#expect!;
-    for (let i = 1, seen = 0; i < WINDOW && seen < this.#heldCount; i++) {
-      const seq = seqAdd(expect, i);
+  #deadline(s: RecvStream): number {
+    let opened = Infinity;
+    for (let i = 1; i < WINDOW; i++) {
+      const seq = seqAdd(s.expect, i);
       const slot = seq % WINDOW;
-      if (this.#slotSeq[slot] !== seq || this.#slotDelivered[slot]) continue;
-      seen++;
-      yield { seq, slot };
-    }
-  }
-
-  /** Delivers the held datagrams that follow in order. */
-  #drainHeld(): void {
-    for (;;) {
-      const expect = this.#expect!;
-      const slot = expect % WINDOW;
-      if (this.#slotSeq[slot] !== expect) return;
-      if (!this.#slotDelivered[slot]) {
-        this.#deliver(slot);
-        this.#heldCount = Math.max(0, this.#heldCount - 1);
+      if (s.slotSeq[slot] === seq && !s.slotDelivered[slot]) {
+        opened = s.slotArrivedAt[slot]!;
+        break;
       }
-      this.#expect = seqAdd(expect, 1);
     }
+    if (opened === Infinity) return Infinity;
+    let deadline = opened + this.#settings.reorderMaxMs;
+    const allowance = this.allowanceMs;
+    if (!this.#far.sendsParity) return Math.min(deadline, opened + allowance);
+    for (const p of s.parityLog) if (seqDiff(p.end, s.expect) >= 0) deadline = Math.min(deadline, Math.max(opened, p.at) + allowance);
+    return deadline;
   }
 
   #scheduleHold(): void {
-    if (this.#heldCount === 0) {
+    let next = Infinity;
+    for (const s of this.#streams.values()) if (s.heldCount > 0) next = Math.min(next, this.#deadline(s));
+    if (next === Infinity) {
       clearTimeout(this.#holdTimer);
       this.#holdTimer = undefined;
+      this.#holdTimerAt = Infinity;
       return;
     }
-    if (this.#holdTimer) return;
-    // The oldest held datagram's deadline.
-    let oldest = Infinity;
-    for (const { slot } of this.#held()) if (this.#slotArrivedAt[slot]! < oldest) oldest = this.#slotArrivedAt[slot]!;
-    if (oldest === Infinity) {
-      this.#heldCount = 0;
-      return;
-    }
-    const wait = Math.max(0, oldest + this.holdMs - performance.now());
+    if (this.#holdTimer && this.#holdTimerAt <= next) return;
+    clearTimeout(this.#holdTimer);
+    this.#holdTimerAt = next;
     this.#holdTimer = setTimeout(() => {
       this.#holdTimer = undefined;
+      this.#holdTimerAt = Infinity;
       if (this.#closed) return;
-      this.#release(performance.now(), false);
+      this.#releaseDue(performance.now());
       this.#scheduleHold();
-    }, Math.ceil(wait));
+    }, Math.max(0, Math.ceil(next - performance.now())));
   }
 
-  #onParity(first: number, count: number, lenXor: number, xor: Buffer): void {
-    if (this.#expect === undefined) return;
-    const d = seqDiff(first, this.#expect);
-    if (d <= -WINDOW / 2 + MAX_FEC_GROUP || d >= WINDOW * 4) {
+  /** Gives up every gap whose deadline has passed, delivering what follows it in order. */
+  #releaseDue(now: number): void {
+    for (const s of this.#streams.values()) {
+      while (s.heldCount > 0 && this.#deadline(s) <= now) {
+        const slot = s.expect % WINDOW;
+        if (s.slotSeq[slot] !== s.expect) this.stats.gaveUp++;
+        s.expect = seqAdd(s.expect, 1);
+        const before = this.stats.delivered;
+        this.#drain(s);
+        this.stats.releasedAfterHold += this.stats.delivered - before;
+      }
+    }
+  }
+
+  #onParity(ssrc: number, p: Parity): void {
+    const s = this.#streams.get(ssrc);
+    // No packet of this stream came yet (or it is not held here): nothing to rebuild against.
+    if (!s || this.#settings.reorderMaxMs <= 0) return;
+    const d = seqDiff(p.first, s.expect);
+    if (d <= -WINDOW + MAX_FEC_GROUP || d >= WINDOW) {
       this.stats.dropped++;
       return;
     }
-    const parity = { first, count, lenXor, xor: Buffer.from(xor) };
-    if (this.#tryRebuild(parity)) return;
-    this.#parities.set(first, parity);
-    if (this.#parities.size > MAX_PENDING_PARITIES) this.#parities.delete(this.#parities.keys().next().value!);
+    s.parityLog.push({ end: seqAdd(p.first, p.count - 1), at: performance.now() });
+    if (s.parityLog.length > PARITY_LOG) s.parityLog.shift();
+    if (!this.#tryRebuild(s, p)) {
+      s.parities.set(p.first, p);
+      if (s.parities.size > MAX_PENDING_PARITIES) s.parities.delete(s.parities.keys().next().value!);
+    }
+    // The parity may have shown a gap cannot be rebuilt: its deadline comes sooner.
+    this.#scheduleHold();
   }
 
   /** Parities waiting for more of their group: try them with `seq` now here. */
-  #checkParities(seq: number): void {
-    if (this.#parities.size === 0) return;
-    for (const [key, p] of this.#parities) {
-      const d = seqDiff(seq, p.first);
-      if (seqDiff(p.first, this.#expect!) <= -WINDOW / 2 + MAX_FEC_GROUP) this.#parities.delete(key);
-      else if (d >= 0 && d < p.count && this.#tryRebuild(p)) this.#parities.delete(key);
+  #checkParities(s: RecvStream, seq: number): void {
+    if (s.parities.size === 0) return;
+    for (const [key, p] of s.parities) {
+      if (seqDiff(p.first, s.expect) <= -WINDOW + MAX_FEC_GROUP) s.parities.delete(key);
+      else {
+        const d = seqDiff(seq, p.first);
+        if (d >= 0 && d < p.count && this.#tryRebuild(s, p)) s.parities.delete(key);
+      }
     }
   }
 
-  /** Rebuilds the one missing datagram of a group; true when the parity is used up (nothing or one missing). */
-  #tryRebuild(p: { first: number; count: number; lenXor: number; xor: Buffer }): boolean {
+  /** Rebuilds the one missing packet of a group; true when the parity is used up (nothing or one missing). */
+  #tryRebuild(s: RecvStream, p: Parity): boolean {
     let missing: number | undefined;
     for (let i = 0; i < p.count; i++) {
-      const s = seqAdd(p.first, i);
-      if (this.#slotSeq[s % WINDOW] === s) continue;
+      const seq = seqAdd(p.first, i);
+      if (s.slotSeq[seq % WINDOW] === seq) continue;
       if (missing !== undefined) return false;
-      missing = s;
+      missing = seq;
     }
     if (missing === undefined) return true;
     const out = Buffer.from(p.xor);
     let len = p.lenXor;
     for (let i = 0; i < p.count; i++) {
-      const s = seqAdd(p.first, i);
-      if (s === missing) continue;
-      const payload = this.#slotPayload[s % WINDOW]!;
+      const seq = seqAdd(p.first, i);
+      if (seq === missing) continue;
+      const payload = s.slotPayload[seq % WINDOW]!;
       if (payload.length > out.length) {
         // Not a parity of what we hold (or forged): nothing to rebuild.
         this.stats.dropped++;
@@ -575,19 +694,22 @@ export class PipeConditioner {
       for (let j = 0; j < payload.length; j++) out[j]! ^= payload[j]!;
       len ^= payload.length & 0xffff;
     }
-    if (len === 0 || len > out.length) {
+    const rebuilt = len > 0 && len <= out.length ? out.subarray(0, len) : undefined;
+    const header = rebuilt && rtpHeader(rebuilt);
+    // What it rebuilt must be the packet it stands for.
+    if (!header || header.ssrc !== s.ssrc || header.seq !== missing) {
       this.stats.dropped++;
       return true;
     }
-    this.#onData(missing, out.subarray(0, len), true);
+    this.#onData(s.ssrc, missing, rebuilt, true);
     return true;
   }
 }
 
 /**
- * What a datagram on a conditioned link carries for the pipe transports: the payload of a data
- * datagram, nothing for a parity one (for captures and relays that read RTP/RTCP on the wire).
+ * What a datagram on a conditioned link carries for the pipe transports: the datagram itself, or
+ * nothing for a parity one (for captures and relays that read RTP/RTCP on the wire).
  */
 export function conditionedPayload(datagram: Buffer): Buffer | undefined {
-  return datagram.length > DATA_TRAILER && datagram[datagram.length - 1] === DATA ? datagram.subarray(0, datagram.length - DATA_TRAILER) : undefined;
+  return datagram.length > 0 && datagram[0] === PARITY ? undefined : datagram;
 }

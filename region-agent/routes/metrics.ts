@@ -145,6 +145,7 @@ export function agentMetricsSource({ registry, controller, sfu, cascadeLinks, pi
   conditionerCounter('geo_sfu_agent_pipe_reorder_held_total', 'Cascade datagrams the pipe conditioner held behind a gap (reordering or loss).', (s) => s.held);
   conditionerCounter('geo_sfu_agent_pipe_reorder_released_total', 'Held cascade datagrams released because the hold expired (the gap before them went to mediasoup\'s NACK).', (s) => s.releasedAfterHold);
   conditionerCounter('geo_sfu_agent_pipe_reorder_gave_up_total', 'Cascade datagrams the pipe conditioner stopped waiting for (neither arrived nor rebuilt within the hold).', (s) => s.gaveUp);
+  conditionerCounter('geo_sfu_agent_pipe_late_total', 'Cascade video packets that came after the pipe conditioner had given up their gap (delivered anyway, out of order).', (s) => s.late);
   conditionerCounter('geo_sfu_agent_pipe_duplicates_total', 'Second copies dropped by the pipe conditioner (a late original after its rebuild).', (s) => s.duplicates);
   conditionerCounter('geo_sfu_agent_pipe_dropped_total', 'Datagrams on a pipe conditioner\'s wire socket that were not the far side\'s (bad header, other sender, out of window).', (s) => s.dropped);
   const workerDeaths = new Counter({ name: 'geo_sfu_agent_worker_deaths_total', help: 'mediasoup workers that died (each replaced; its rooms were lost).', registers });

@@ -163,6 +163,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GeoSfuConfig {
   if (r.deadAfterMs <= r.suspectAfterMs) problems.push('GEO_SFU_DEAD_AFTER_MS must be greater than GEO_SFU_SUSPECT_AFTER_MS');
   if (r.redisUrl !== '' && r.redisSentinels !== '') problems.push('REDIS_URL and GEO_SFU_REDIS_SENTINELS are both set: one Redis server, or a Sentinel-monitored group, not both');
   if (r.rtcMinPort > r.rtcMaxPort) problems.push('GEO_SFU_RTC_MIN_PORT must not be above GEO_SFU_RTC_MAX_PORT');
+  if (r.pipeFecShare > 0 && r.pipeReorderMaxMs === 0) problems.push('GEO_SFU_PIPE_REORDER_MAX_MS must be > 0 when GEO_SFU_PIPE_FEC_SHARE is (rebuilt packets are delivered in order behind their gap)');
   // The relay renews P2P leases every check interval: a lease must outlive a missed renewal or two.
   if (r.p2pLeaseMs < 3 * r.p2pCheckIntervalMs) problems.push('GEO_SFU_P2P_LEASE_MS must be at least 3 × GEO_SFU_P2P_CHECK_INTERVAL_MS');
   if (r.leaderRenewMs > 0 && 2 * r.leaderRenewMs > r.leaderLeaseMs) problems.push('GEO_SFU_LEADER_RENEW_MS must be at most half of GEO_SFU_LEADER_LEASE_MS');

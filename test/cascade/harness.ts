@@ -20,7 +20,7 @@ export const SECRET = 'cascade-test-secret-0123456789abcdef0123456789';
 export interface ClusterOptions {
   enableSrtp?: boolean;
   enableRtx?: boolean;
-  /** The pipe conditioner; default: the configuration's default (GEO_SFU_PIPE_FEC_GROUP, GEO_SFU_PIPE_REORDER_MAX_MS). */
+  /** The pipe conditioner; default: the configuration's default (GEO_SFU_PIPE_FEC_SHARE, GEO_SFU_PIPE_REORDER_MAX_MS). */
   conditioner?: ConditionerSettings;
   /** Per node, over `conditioner` (a mismatch between two nodes). */
   conditionerOf?: (nodeId: string) => ConditionerSettings | undefined;
