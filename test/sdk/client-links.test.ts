@@ -86,7 +86,6 @@ it('drops about clientLossPct of a region’s client media each way at its relay
   // Enough media for the shares to mean something: ~15 s of audio (50 packets/s) at each receiver.
   const enough = (s: Stats | undefined) => s !== undefined && s.framesDecoded >= 60 && s.packets.audio >= 600;
   await Promise.all([westRecv, eastRecv].map((p) => p.waitFor('media', (x) => enough(x.stats()), 45_000)));
-  // The publishers have received nothing (no one else publishes) and the stats arrive every 250 ms.
   const west = westRecv.stats()!;
   const east = eastRecv.stats()!;
 
