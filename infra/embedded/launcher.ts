@@ -3,9 +3,10 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { GeoSfuConfig, TokenKey } from '../../shared/config/index.ts';
+import { ClientRelays } from './client-relays.ts';
 import { startDelayProxy, type DelayProxy } from './delay-proxy.ts';
 import { PipeRelays } from './pipe-relays.ts';
-import { interRegionRtt, readWanProfile, type WanProfile } from './wan-profile.ts';
+import { clientRtt, interRegionRtt, readWanProfile, type WanProfile } from './wan-profile.ts';
 
 /**
  * The embedded default: one router and `agentsPerRegion` region agents per catalog region, each a
@@ -13,7 +14,9 @@ import { interRegionRtt, readWanProfile, type WanProfile } from './wan-profile.t
  * WAN profile, loopback delay proxies sit between agents (so agents measure the profile's
  * inter-region RTTs) and, with `clientRttMs`, in front of each agent's public URL (so clients and
  * the router's prober see those RTTs); with `pipeRelays`, the cascade's media between regions
- * crosses delaying UDP relays too (pipe-relays.ts). The router hands out demo grants (the /demo
+ * crosses delaying UDP relays too (pipe-relays.ts); with `clientLossPct` or `clientJitterMs` for
+ * a region, its clients' media crosses lossy, jittery UDP relays in front of its agents
+ * (client-relays.ts). The router hands out demo grants (the /demo
  * page) and has the P2P fallback on unless GEO_SFU_DEMO_GRANTS / GEO_SFU_P2P_FALLBACK say otherwise
  * or production mode is on.
  */
@@ -64,6 +67,8 @@ export interface Embedded {
   wanProfile: WanProfile | null;
   /** The media relays between regions (`pipeRelays`), else null. */
   pipeRelays: PipeRelays | null;
+  /** The client media relays (a profile with `clientLossPct` or `clientJitterMs`), else null. */
+  clientRelays: ClientRelays | null;
   /** Starts an agent again (same id, port and proxies) after it was stopped. */
   restartAgent(nodeId: string): Promise<LaunchedAgent>;
   close(): Promise<void>;
@@ -115,11 +120,11 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
     GEO_SFU_API_KEY: credentials.apiKey,
     GEO_SFU_GRANT_SECRETS: credentials.grantSecrets,
   };
-  const spawnChild = (name: string, script: string, env: NodeJS.ProcessEnv, ipc = false): ChildProcess => {
+  const spawnChild = (name: string, script: string, env: NodeJS.ProcessEnv, ipc = false, args: string[] = []): ChildProcess => {
     // Each child leads a process group of its own (with its mediasoup workers), so that a Ctrl-C
     // on the terminal reaches only this process, which stops them in order (close()); otherwise
     // the workers would die under their agents ("SFU worker died") and the router before them.
-    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc' as const] : [])] });
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc' as const] : [])] });
     children.add(child);
     child.on('exit', () => children.delete(child));
     for (const stream of [child.stdout, child.stderr]) {
@@ -149,9 +154,9 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
   const peerRoutes = new Map<string, Record<string, string>>();
   for (const [i, a] of plan.entries()) {
     const directUrl = `http://${config.agentHost}:${ports[i]}`;
-    const clientRtt = wanProfile?.clientRttMs?.[a.region];
-    if (clientRtt !== undefined) {
-      const proxy = await startDelayProxy({ targetHost: config.agentHost, targetPort: ports[i]!, oneWayDelayMs: clientRtt / 2 });
+    const rtt = wanProfile ? clientRtt(wanProfile, a.region) : undefined;
+    if (rtt !== undefined) {
+      const proxy = await startDelayProxy({ targetHost: config.agentHost, targetPort: ports[i]!, oneWayDelayMs: rtt / 2 });
       proxies.push(proxy);
       publicUrls.set(a.nodeId, proxy.url);
     } else {
@@ -177,9 +182,14 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
 
   const regionOf = new Map(plan.map((a) => [a.nodeId, a.region]));
   const pipeRelays = opts.pipeRelays && wanProfile ? new PipeRelays(wanProfile, (nodeId) => regionOf.get(nodeId) ?? '') : null;
+  const clientRelaysOf = wanProfile ? new ClientRelays(wanProfile, plan) : null;
+  const clientRelays = clientRelaysOf?.active ? clientRelaysOf : null;
   const startAgent = (index: number): LaunchedAgent => {
     const a = plan[index]!;
-    const script = pipeRelays ? 'infra/embedded/relayed-agent.ts' : 'region-agent/main.ts';
+    const clientRelay = clientRelays?.addressOf(a.nodeId);
+    const relayed = pipeRelays !== null || clientRelay !== undefined;
+    const script = relayed ? 'infra/embedded/relayed-agent.ts' : 'region-agent/main.ts';
+    const args = [...(pipeRelays ? ['--pipe-relays'] : []), ...(clientRelay ? [`--client-relay=${clientRelay}`] : [])];
     const child = spawnChild(a.nodeId, script, {
       ...baseEnv,
       GEO_SFU_AGENT_ID: a.nodeId,
@@ -189,8 +199,9 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
       GEO_SFU_ROUTER_URL: routerUrl,
       GEO_SFU_PEER_ROUTES: JSON.stringify(peerRoutes.get(a.nodeId)),
       GEO_SFU_SFU_WORKERS: '1',
-    }, pipeRelays !== null);
+    }, relayed, args);
     pipeRelays?.serve(child);
+    if (clientRelay) clientRelays?.serve(child, a.nodeId);
     return { ...a, directUrl: `http://${config.agentHost}:${ports[index]}`, publicUrl: publicUrls.get(a.nodeId)!, process: child };
   };
   const agents = plan.map((_, i) => startAgent(i));
@@ -202,6 +213,7 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
     await stopChild(router);
     await Promise.all(proxies.map((p) => p.close()));
     pipeRelays?.close();
+    clientRelays?.close();
   };
   return {
     routerUrl,
@@ -211,6 +223,7 @@ export async function launchEmbedded(opts: LaunchOptions): Promise<Embedded> {
     generated,
     wanProfile,
     pipeRelays,
+    clientRelays,
     restartAgent: async (nodeId) => {
       const index = plan.findIndex((a) => a.nodeId === nodeId);
       if (index < 0) throw new Error(`unknown agent ${nodeId}`);

@@ -6,7 +6,7 @@
  */
 import { ConfigError } from '../../shared/errors.ts';
 import { CONFIG_SPEC, loadConfig } from '../../shared/config/index.ts';
-import { type Credentials, launchEmbedded } from './launcher.ts';
+import { type Credentials, type Embedded, launchEmbedded } from './launcher.ts';
 import { jsonLine, prettyLine } from './log-lines.ts';
 
 const VARIABLE: Record<keyof Credentials, string> = {
@@ -16,6 +16,14 @@ const VARIABLE: Record<keyof Credentials, string> = {
   apiKey: CONFIG_SPEC.apiKey.env,
   grantSecrets: CONFIG_SPEC.grantSecrets.env,
 };
+
+/** The agents whose clients' media crosses lossy, jittery relays, for the banner. */
+function clientRelayed(embedded: Embedded): string {
+  const relays = embedded.clientRelays;
+  if (!relays) return '';
+  const nodes = embedded.agents.filter((a) => relays.addressOf(a.nodeId) !== undefined).map((a) => `${a.nodeId} at ${relays.addressOf(a.nodeId)}`);
+  return `; client media relayed for ${nodes.join(', ')}`;
+}
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -44,7 +52,7 @@ async function main(): Promise<void> {
         : `  dashboard  ${embedded.routerUrl}/   (sign in with GEO_SFU_ADMIN_TOKEN)`,
       `  demo       ${embedded.routerUrl}/demo?room=demo   (open it in two tabs, each emulating another region)`,
       ...embedded.agents.map((a) => `  ${a.nodeId.padEnd(10)} ${a.publicUrl}${a.publicUrl !== a.directUrl ? `  (via WAN delay proxy → ${a.directUrl})` : ''}`),
-      `  WAN profile ${config.wanProfile ? `${config.wanProfile} (agent links and cascade media delayed)` : 'none (all regions on loopback, ~0 ms apart)'}`,
+      `  WAN profile ${config.wanProfile ? `${config.wanProfile} (agent links and cascade media delayed${clientRelayed(embedded)})` : 'none (all regions on loopback, ~0 ms apart)'}`,
       '',
       'credentials:',
       shown('apiKey'),

@@ -51,11 +51,12 @@ interface Address {
 
 const newStats = (): DirectionStats => ({ packets: 0, bytes: 0, dropped: 0, forwarded: 0, heldTotalMs: 0, heldMaxMs: 0, rtpBySsrc: new Map(), nacks: 0, nackedPackets: 0 });
 
-function bind(ip: string): Promise<Socket> {
+/** A UDP socket bound to `ip`:`port` (0: any free port). */
+export function bindUdp(ip: string, port = 0): Promise<Socket> {
   const socket = createSocket('udp4');
   return new Promise((resolve, reject) => {
     socket.once('error', reject);
-    socket.bind(0, ip, () => {
+    socket.bind(port, ip, () => {
       socket.off('error', reject);
       resolve(socket);
     });
@@ -96,26 +97,108 @@ export function rtcpNacks(packet: Buffer): { nacks: number; packets: number } {
   return { nacks, packets };
 }
 
+/**
+ * One direction of an emulated link: each packet is lost with the profile's probability or sent
+ * on after its one-way delay, ± a uniform jitter (never below 0, so packets may be reordered),
+ * and counted in `stats`. The UDP relays (this file's, and the client media relays of
+ * client-relays.ts) shape every direction with one of these.
+ */
+export class ShapedDirection {
+  readonly stats: DirectionStats = newStats();
+  #profile: DirectionProfile;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #closed = false;
+
+  constructor(profile: DirectionProfile) {
+    this.#profile = { ...profile };
+  }
+
+  get profile(): DirectionProfile {
+    return { ...this.#profile };
+  }
+
+  set profile(profile: DirectionProfile) {
+    this.#profile = { ...profile };
+  }
+
+  /** A packet that could not be forwarded (no one to send it to): counted as dropped. */
+  drop(): void {
+    this.stats.dropped++;
+  }
+
+  /**
+   * Counts `msg` and, unless the profile loses it, calls `accepted` at once and `send` after its
+   * delay. False when it was lost (or the direction is closed).
+   */
+  forward(msg: Buffer, send: () => void, accepted?: () => void): boolean {
+    if (this.#closed) return false;
+    const { stats } = this;
+    const profile = this.#profile;
+    if ((profile.loss ?? 0) > Math.random()) {
+      stats.dropped++;
+      return false;
+    }
+    stats.packets++;
+    stats.bytes += msg.length;
+    const ssrc = rtpSsrc(msg);
+    if (ssrc !== undefined) stats.rtpBySsrc.set(ssrc, (stats.rtpBySsrc.get(ssrc) ?? 0) + 1);
+    else if (msg.length >= 8) {
+      const { nacks, packets } = rtcpNacks(msg);
+      stats.nacks += nacks;
+      stats.nackedPackets += packets;
+    }
+    accepted?.();
+    const jitter = profile.jitterMs ? (Math.random() * 2 - 1) * profile.jitterMs : 0;
+    const delay = Math.max(0, profile.delayMs + jitter);
+    const receivedAt = performance.now();
+    const release = () => {
+      if (this.#closed) return;
+      const held = performance.now() - receivedAt;
+      stats.forwarded++;
+      stats.heldTotalMs += held;
+      if (held > stats.heldMaxMs) stats.heldMaxMs = held;
+      send();
+    };
+    if (delay === 0) {
+      release();
+      return true;
+    }
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      release();
+    }, delay);
+    this.#timers.add(timer);
+    return true;
+  }
+
+  /** Packets still held are never sent. */
+  close(): void {
+    this.#closed = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+  }
+}
+
 export class UdpRelay {
   readonly #sockets: Record<Side, Socket>;
   readonly #targets: Record<Side, Address | undefined> = { a: undefined, b: undefined };
-  readonly #profiles: { ab: DirectionProfile; ba: DirectionProfile };
-  readonly #timers = new Set<NodeJS.Timeout>();
-  readonly stats: { ab: DirectionStats; ba: DirectionStats } = { ab: newStats(), ba: newStats() };
+  readonly #directions: { ab: ShapedDirection; ba: ShapedDirection };
+  readonly stats: { ab: DirectionStats; ba: DirectionStats };
   /** Sees every packet forwarded (before the delay). */
   inspect: ((direction: 'ab' | 'ba', packet: Buffer) => void) | undefined;
   #closed = false;
 
   private constructor(a: Socket, b: Socket, profiles: { ab: DirectionProfile; ba: DirectionProfile }) {
     this.#sockets = { a, b };
-    this.#profiles = { ab: { ...profiles.ab }, ba: { ...profiles.ba } };
+    this.#directions = { ab: new ShapedDirection(profiles.ab), ba: new ShapedDirection(profiles.ba) };
+    this.stats = { ab: this.#directions.ab.stats, ba: this.#directions.ba.stats };
     a.on('message', (msg, rinfo) => this.#onMessage('a', msg, rinfo));
     b.on('message', (msg, rinfo) => this.#onMessage('b', msg, rinfo));
   }
 
   /** Two sockets on `ip` (default 127.0.0.1); `ab` shapes A→B, `ba` B→A. */
   static async open(profiles: { ab: DirectionProfile; ba: DirectionProfile }, ip = '127.0.0.1'): Promise<UdpRelay> {
-    const [a, b] = await Promise.all([bind(ip), bind(ip)]);
+    const [a, b] = await Promise.all([bindUdp(ip), bindUdp(ip)]);
     return new UdpRelay(a, b, profiles);
   }
 
@@ -131,7 +214,7 @@ export class UdpRelay {
   }
 
   setProfile(direction: 'ab' | 'ba', profile: DirectionProfile): void {
-    this.#profiles[direction] = { ...profile };
+    this.#directions[direction].profile = profile;
   }
 
   /** SSRCs of RTP packets seen in either direction. */
@@ -142,8 +225,8 @@ export class UdpRelay {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
+    this.#directions.ab.close();
+    this.#directions.ba.close();
     for (const s of Object.values(this.#sockets)) {
       try {
         s.close();
@@ -159,43 +242,16 @@ export class UdpRelay {
     // Learn a side from its own packets when it was not given.
     this.#targets[from] ??= { ip: rinfo.address, port: rinfo.port };
     const direction = from === 'a' ? 'ab' : 'ba';
-    const stats = this.stats[direction];
-    const profile = this.#profiles[direction];
     const target = this.#targets[to];
-    if (!target || (profile.loss ?? 0) > Math.random()) {
-      stats.dropped++;
+    if (!target) {
+      this.#directions[direction].drop();
       return;
     }
-    stats.packets++;
-    stats.bytes += msg.length;
-    const ssrc = rtpSsrc(msg);
-    if (ssrc !== undefined) stats.rtpBySsrc.set(ssrc, (stats.rtpBySsrc.get(ssrc) ?? 0) + 1);
-    else if (msg.length >= 8) {
-      const { nacks, packets } = rtcpNacks(msg);
-      stats.nacks += nacks;
-      stats.nackedPackets += packets;
-    }
-    this.inspect?.(direction, msg);
-    const jitter = profile.jitterMs ? (Math.random() * 2 - 1) * profile.jitterMs : 0;
-    const delay = Math.max(0, profile.delayMs + jitter);
-    const receivedAt = performance.now();
-    const send = () => {
-      if (this.#closed) return;
-      const held = performance.now() - receivedAt;
-      stats.forwarded++;
-      stats.heldTotalMs += held;
-      if (held > stats.heldMaxMs) stats.heldMaxMs = held;
-      this.#sockets[to].send(msg, target.port, target.ip);
-    };
-    if (delay === 0) {
-      send();
-      return;
-    }
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      send();
-    }, delay);
-    this.#timers.add(timer);
+    this.#directions[direction].forward(
+      msg,
+      () => this.#sockets[to].send(msg, target.port, target.ip),
+      () => this.inspect?.(direction, msg),
+    );
   }
 }
 

@@ -13,12 +13,23 @@ export type RegionMatrix = Record<string, Record<string, number>>;
  * uniformly ± that many ms, so packets may arrive reordered), each one number for every link or a
  * matrix like `interRegionRttMs` (pairs not listed: 0). The launcher's UDP relays apply them to the
  * cascade's media; the agents' HTTP between regions (TCP) keeps the plain delay.
+ *
+ * The clients' links to a region may be impaired too: `clientLossPct` (% lost per direction) and
+ * `clientJitterMs` (± ms, uniform, around the one-way delay clientRttMs/2), each one number for
+ * every region or an object per region like `clientRttMs`. For a region where either is given
+ * (even 0), the launcher puts a UDP relay in front of each of its agents' WebRTC ports
+ * (client-relays.ts): clients' media then crosses half the region's clientRttMs each way, with
+ * that loss and jitter. Without them, client media goes straight to the agents (only signaling
+ * and probes are delayed, by the TCP proxies). Region keys must be catalog regions: names such as
+ * `__proto__` or `constructor` are refused like any other unknown region.
  */
 export interface WanProfile {
   interRegionRttMs: RegionMatrix;
   interRegionLossPct?: number | RegionMatrix;
   interRegionJitterMs?: number | RegionMatrix;
   clientRttMs?: Record<string, number>;
+  clientLossPct?: number | Record<string, number>;
+  clientJitterMs?: number | Record<string, number>;
 }
 
 /** One direction of the emulated link between two regions. */
@@ -27,6 +38,9 @@ export interface InterRegionLink {
   jitterMs: number;
   lossPct: number;
 }
+
+/** One direction of the emulated link between a client and a region's agents (the same both ways). */
+export type ClientLink = InterRegionLink;
 
 export function readWanProfile(path: string, regionIds: readonly string[]): WanProfile {
   let parsed: unknown;
@@ -81,16 +95,52 @@ export function wanProfileProblems(value: unknown, regionIds: readonly string[])
     if (typeof v === 'number') problems.push(`${field}: must be ${what}, or a matrix of them like interRegionRttMs`);
     else problems.push(...matrixProblems(field, v, known, valid, what));
   }
-  if (profile.clientRttMs !== undefined) {
-    if (typeof profile.clientRttMs !== 'object' || profile.clientRttMs === null || Array.isArray(profile.clientRttMs)) problems.push('clientRttMs must be an object');
-    else {
-      for (const [region, ms] of Object.entries(profile.clientRttMs)) {
-        if (!known.has(region)) problems.push(`clientRttMs.${region}: not a catalog region`);
-        if (!isMs(ms)) problems.push(`clientRttMs.${region}: must be a number of ms in [0, 10000]`);
-      }
-    }
+  if (profile.clientRttMs !== undefined) problems.push(...perRegionProblems('clientRttMs', profile.clientRttMs, known, isMs, 'a number of ms in [0, 10000]'));
+  const clientImpairments: Array<[keyof WanProfile & string, (x: unknown) => boolean, string]> = [
+    ['clientLossPct', isPct, 'a percentage in [0, 100]'],
+    ['clientJitterMs', isMs, 'a number of ms in [0, 10000]'],
+  ];
+  for (const [field, valid, what] of clientImpairments) {
+    const v = profile[field];
+    if (v === undefined || valid(v)) continue;
+    if (typeof v === 'number') problems.push(`${field}: must be ${what}, or an object of them per region like clientRttMs`);
+    else problems.push(...perRegionProblems(field, v, known, valid, what));
   }
   return problems;
+}
+
+/** Problems of a per-region object field (`what` describes a valid value). */
+function perRegionProblems(field: string, value: unknown, known: ReadonlySet<string>, valid: (x: unknown) => boolean, what: string): string[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${field} must be an object`];
+  const problems: string[] = [];
+  for (const [region, x] of Object.entries(value)) {
+    if (!known.has(region)) problems.push(`${field}.${region}: not a catalog region`);
+    if (!valid(x)) problems.push(`${field}.${region}: must be ${what}`);
+  }
+  return problems;
+}
+
+/** A region's value in a per-region object (own keys only: `constructor` is not inherited). */
+function regionValue(values: Record<string, number> | undefined, region: string): number | undefined {
+  return values !== undefined && Object.hasOwn(values, region) ? values[region] : undefined;
+}
+
+/** The clients' RTT to a region in the profile, if it gives one. */
+export function clientRtt(profile: WanProfile, region: string): number | undefined {
+  return regionValue(profile.clientRttMs, region);
+}
+
+/**
+ * The emulated link between clients and a region, when the profile impairs it (`clientLossPct`
+ * or `clientJitterMs` given for the region, even as 0): half the region's clientRttMs (0 when
+ * not given) each way, with that jitter and loss. Null when client media is not emulated there.
+ */
+export function clientLink(profile: WanProfile, region: string): ClientLink | null {
+  const value = (v: number | Record<string, number> | undefined) => (typeof v === 'number' ? v : regionValue(v, region));
+  const lossPct = value(profile.clientLossPct);
+  const jitterMs = value(profile.clientJitterMs);
+  if (lossPct === undefined && jitterMs === undefined) return null;
+  return { oneWayDelayMs: (clientRtt(profile, region) ?? 0) / 2, jitterMs: jitterMs ?? 0, lossPct: lossPct ?? 0 };
 }
 
 /** A pair's value in a symmetric matrix, whichever direction it was written in. */

@@ -14,6 +14,9 @@ export interface Line {
 export interface Stats {
   framesDecoded: number;
   packets: { audio: number; video: number };
+  /** inbound-rtp packetsLost per kind, and the NACKs sent for video (0 when the stats lack them). */
+  lost: { audio: number; video: number };
+  nacks: number;
   /** Per peer: video frames and audio chunks rendered (by wrtc sinks), whatever edge or track they came on. */
   received: Record<string, { video: number; audio: number }>;
   consumers: number;

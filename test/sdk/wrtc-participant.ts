@@ -8,7 +8,8 @@
  * The SDK gets @roamhq/wrtc injected (`webrtc: wrtc`, Chrome111 handler); the participant
  * publishes a synthetic 320×240 15 fps video track and a 48 kHz audio track and writes JSON lines:
  * `{ type: 'joined' | 'event' | 'stats' | 'error' | 'left', t, ... }`. `stats` (every 250 ms)
- * sums the inbound-rtp of what it receives: framesDecoded, packets per kind, the edge and its mode (sfu, p2p),
+ * sums the inbound-rtp of what it receives: framesDecoded, packets per kind (and `lost` per kind:
+ * packetsLost, and `nacks`: the video NACKs it sent), the edge and its mode (sfu, p2p),
  * and `received`: per peer, the video frames and audio chunks its sinks rendered so far.
  * Every remote track also gets a wrtc sink: `{ type: 'gap', peerId, kind, ms }` is written when a
  * peer's video frames or audio chunks (from any of its tracks, old or new edge alike) resume after
@@ -116,21 +117,28 @@ async function main(): Promise<void> {
       void (async () => {
         let framesDecoded = 0;
         const packets = { audio: 0, video: 0 };
+        const lost = { audio: 0, video: 0 };
+        let nacks = 0;
         // @roamhq/wrtc 0.10 has no RTCRtpReceiver.getStats(): the recv transport's peer connection
         // stats (in P2P, every direct link's).
         if (room.remoteTracks.length > 0) {
           const { recv: report } = await room.getStats();
-          report?.forEach((s: { type: string; kind?: string; framesDecoded?: number; packetsReceived?: number }) => {
+          report?.forEach((s: { type: string; kind?: string; framesDecoded?: number; packetsReceived?: number; packetsLost?: number; nackCount?: number }) => {
             if (s.type !== 'inbound-rtp') return;
             if (s.kind === 'video') {
               framesDecoded += s.framesDecoded ?? 0;
               packets.video += s.packetsReceived ?? 0;
-            } else if (s.kind === 'audio') packets.audio += s.packetsReceived ?? 0;
+              lost.video += s.packetsLost ?? 0;
+              nacks += s.nackCount ?? 0;
+            } else if (s.kind === 'audio') {
+              packets.audio += s.packetsReceived ?? 0;
+              lost.audio += s.packetsLost ?? 0;
+            }
           });
         }
         if (framesDecoded > 0 && firstFrameAt === null) firstFrameAt = performance.now() - startedAt;
         const regions = Object.fromEntries(room.participants.map((p) => [p.peerId, p.region]));
-        out({ type: 'stats', framesDecoded, packets, received: Object.fromEntries(received), consumers: room.consumers.length, edge: room.edge.nodeId, mode: room.edge.mode, regions, firstFrameMs: firstFrameAt === null ? null : Math.round(firstFrameAt) });
+        out({ type: 'stats', framesDecoded, packets, lost, nacks, received: Object.fromEntries(received), consumers: room.consumers.length, edge: room.edge.nodeId, mode: room.edge.mode, regions, firstFrameMs: firstFrameAt === null ? null : Math.round(firstFrameAt) });
       })();
     }, 250),
   );
