@@ -16,11 +16,16 @@
  * - Outgoing, per protected stream: consecutive packets form a group; its parity datagram (the
  *   XOR of the group's packets padded to the longest, the XOR of their lengths, SSRC, first
  *   sequence number and count) lets the far end rebuild any one lost packet of the group without
- *   a round trip. Parity is paid from a byte budget (`fecShare` of the protected bytes, shared by
- *   the link's streams): a group closes as soon as the budget covers its parity, so a lost packet
- *   is rebuilt about as soon as the budget allows (about two frames of low-rate video at a share
- *   of a quarter), and at the latest `fecGroupMs` after the group's first packet, borrowing up
- *   to one parity ahead when the budget is short (a slow stream still gets its repair in time).
+ *   a round trip. Parity is paid from a byte budget, a share of all the bytes the link sends
+ *   (shared by its streams): a group closes as soon as the budget covers its parity, so a lost
+ *   packet is rebuilt about as soon as the budget allows (about two frames of low-rate video at a
+ *   share of a quarter), and at the latest `fecGroupMs` after the group's first packet, borrowing
+ *   up to one parity ahead when the budget is short (a slow stream still gets its repair in time).
+ * - The share follows the loss: the far end reports every REPORT_MS how many protected packets
+ *   it lost on the way and how many came; over its last minute of reports the share is `fecShare`
+ *   from FULL_SHARE_LOSS up, in proportion below it. A link is protected in full until its reports
+ *   count LOSS_MIN_PACKETS packets (about 40 s of one camera), so a link that loses a packet now
+ *   and then keeps its protection, and a clean one carries no parity after its first minute.
  * - Incoming: a protected stream's packets reach the PipeTransport in sequence order; those
  *   behind a gap wait until the gap fills (its rebuild or the late packet itself), or until the
  *   far end's parity shows it cannot be rebuilt (two lost in one group, or the group's parity
@@ -30,7 +35,8 @@
  *   this SFU sees neither the reordering nor the rebuilt losses. A packet that comes after its gap
  *   was given up is still delivered (once); a second copy is dropped.
  * - A parity datagram starts with 0xd8 (version bits 3: neither RTP nor RTCP); the far end sends
- *   parity only when this side runs the conditioner too (`setFarRepairs`).
+ *   parity only when this side runs the conditioner too (`setFar`), and a gap waits for parity
+ *   only while parity comes.
  */
 import { createSocket, type Socket } from 'node:dgram';
 
@@ -48,9 +54,10 @@ export interface ConditionerStats {
   sent: number;
   sentBytes: number;
   delivered: number;
-  /** Protected packets sent and their bytes (what the parity budget is a share of). */
+  /** Protected packets sent and their bytes; protected packets received (once each, rebuilt ones included). */
   protectedSent: number;
   protectedBytes: number;
+  protectedReceived: number;
   /** Parity datagrams sent and their bytes (header included). */
   paritySent: number;
   parityBytes: number;
@@ -86,6 +93,7 @@ export const emptyConditionerStats = (): ConditionerStats => ({
   delivered: 0,
   protectedSent: 0,
   protectedBytes: 0,
+  protectedReceived: 0,
   paritySent: 0,
   parityBytes: 0,
   rebuilt: 0,
@@ -109,6 +117,19 @@ interface Address {
 /** Parity: PARITY ‖ SSRC u32 ‖ first seq u16 ‖ count u8 ‖ XOR of lengths u16 ‖ XOR of the packets. */
 const PARITY = 0xd8;
 export const PARITY_HEADER = 10;
+/** Loss report: REPORT ‖ protected packets lost u32 ‖ received u32 (since the last report). */
+const REPORT = 0xd9;
+const REPORT_LENGTH = 9;
+/** How often a link's receiver reports its loss, ms. */
+export const REPORT_MS = 500;
+/** The loss at which the whole `fecShare` is spent (in proportion below it). */
+export const FULL_SHARE_LOSS = 0.005;
+/** The loss the share follows is the far end's over its last LOSS_REPORTS reports (a minute)... */
+const LOSS_REPORTS = 120;
+/** ...once they count this many packets: a younger link is protected in full. */
+const LOSS_MIN_PACKETS = 1_000;
+/** A gap waits for parity only while some came from the far end this recently, ms. */
+const PARITY_QUIET_MS = 1_000;
 /** Most packets in a group (the count travels in a byte; more would make a loss in it likely to be a double one). */
 export const MAX_FEC_GROUP = 64;
 /** How far the budget may run ahead (a quiet link does not save up for a burst of parity), and behind (one parity borrowed when a group's time is up). */
@@ -234,11 +255,17 @@ export class PipeConditioner {
   readonly #groups = new Map<number, SendGroup>();
   /** Parity bytes the budget allows now (negative: borrowed). */
   #credit = 0;
+  /** The far end's last reports (lost, received), oldest first. */
+  readonly #reports: Array<{ lost: number; received: number }> = [];
 
   // --- receiving ---
   readonly #streams = new Map<number, RecvStream>();
   #holdTimer: NodeJS.Timeout | undefined;
   #holdTimerAt = Infinity;
+  #lastParityAt = -Infinity;
+  #reportTimer: NodeJS.Timeout;
+  /** Counters at the last report (lost = rebuilt − duplicates + given up − late, received = protected delivered − rebuilt). */
+  #reported = { lost: 0, received: 0 };
   /** How late packets came behind their gap (ms), and when. */
   readonly #samples: Array<{ ms: number; at: number }> = [];
 
@@ -254,6 +281,8 @@ export class PipeConditioner {
     // A send to a closed port comes back as an error on some systems: not fatal.
     local.on('error', () => undefined);
     wire.on('error', () => undefined);
+    this.#reportTimer = setInterval(() => this.#report(), REPORT_MS);
+    this.#reportTimer.unref();
   }
 
   /** Binds the local (loopback) and wire sockets. */
@@ -299,6 +328,18 @@ export class PipeConditioner {
     return Math.min(max, Math.max(2, Math.ceil(worst * 1.5 + 3)));
   }
 
+  /** The share of the bytes the link spends on parity now: `fecShare`, scaled down by the far end's loss below FULL_SHARE_LOSS. */
+  get shareNow(): number {
+    let lost = 0;
+    let total = 0;
+    for (const r of this.#reports) {
+      lost += r.lost;
+      total += r.lost + r.received;
+    }
+    if (total < LOSS_MIN_PACKETS) return this.#settings.fecShare;
+    return this.#settings.fecShare * Math.min(1, lost / total / FULL_SHARE_LOSS);
+  }
+
   /** Where the local PipeTransport listens. */
   setPipe(pipe: Address): void {
     this.#pipe = { ...pipe };
@@ -324,6 +365,7 @@ export class PipeConditioner {
     this.#closed = true;
     this.#clearGroups();
     clearTimeout(this.#holdTimer);
+    clearInterval(this.#reportTimer);
     this.#holdTimer = undefined;
     this.#streams.clear();
     for (const s of [this.#local, this.#wire]) {
@@ -351,7 +393,7 @@ export class PipeConditioner {
     this.#wire.send(msg, remote.port, remote.ip);
     this.stats.sent++;
     this.stats.sentBytes += msg.length;
-    const share = this.#settings.fecShare;
+    const share = this.shareNow;
     const repairs = share > 0 && this.#far.conditioned;
     // The budget is a share of everything the link carries; it is spent on the protected streams.
     if (repairs) this.#credit = Math.min(CREDIT_CAP, this.#credit + share * msg.length);
@@ -439,6 +481,10 @@ export class PipeConditioner {
       this.stats.dropped++;
       return;
     }
+    if (msg.length === REPORT_LENGTH && msg[0] === REPORT) {
+      this.#onReport(msg.readUInt32BE(1), msg.readUInt32BE(5));
+      return;
+    }
     if (msg.length > 0 && msg[0] === PARITY) {
       const count = msg.length > PARITY_HEADER ? msg[7]! : 0;
       if (count === 0 || count > MAX_FEC_GROUP) this.stats.dropped++;
@@ -503,6 +549,7 @@ export class PipeConditioner {
       return;
     }
     const now = performance.now();
+    this.stats.protectedReceived++;
     if (rebuilt) this.stats.rebuilt++;
     if (d < 0) {
       if (d <= -WINDOW) {
@@ -599,7 +646,8 @@ export class PipeConditioner {
     if (opened === Infinity) return Infinity;
     let deadline = opened + this.#settings.reorderMaxMs;
     const allowance = this.allowanceMs;
-    if (!this.#far.sendsParity) return Math.min(deadline, opened + allowance);
+    // No parity lately (the far end sends none, or its link is clean): nothing to wait for but reordering.
+    if (!this.#far.sendsParity || performance.now() - this.#lastParityAt > PARITY_QUIET_MS) return Math.min(deadline, opened + allowance);
     for (const p of s.parityLog) if (seqDiff(p.end, s.expect) >= 0) deadline = Math.min(deadline, Math.max(opened, p.at) + allowance);
     return deadline;
   }
@@ -639,7 +687,32 @@ export class PipeConditioner {
     }
   }
 
+  /** Tells the far end what this side lost of its protected packets since the last report. */
+  #report(): void {
+    const remote = this.#remote;
+    if (this.#closed || !remote || !this.#far.conditioned) return;
+    const st = this.stats;
+    const now = { lost: Math.max(0, st.rebuilt - st.duplicates) + Math.max(0, st.gaveUp - st.late), received: st.protectedReceived - st.rebuilt };
+    const lost = Math.max(0, now.lost - this.#reported.lost);
+    const received = Math.max(0, now.received - this.#reported.received);
+    this.#reported = now;
+    if (lost + received === 0) return;
+    const report = Buffer.allocUnsafe(REPORT_LENGTH);
+    report[0] = REPORT;
+    report.writeUInt32BE(Math.min(lost, 0xffffffff), 1);
+    report.writeUInt32BE(Math.min(received, 0xffffffff), 5);
+    this.#wire.send(report, remote.port, remote.ip);
+  }
+
+  /** The far end's report: kept for the share (the last LOSS_REPORTS). */
+  #onReport(lost: number, received: number): void {
+    if (lost + received === 0) return;
+    this.#reports.push({ lost, received });
+    if (this.#reports.length > LOSS_REPORTS) this.#reports.shift();
+  }
+
   #onParity(ssrc: number, p: Parity): void {
+    this.#lastParityAt = performance.now();
     const s = this.#streams.get(ssrc);
     // No packet of this stream came yet (or it is not held here): nothing to rebuild against.
     if (!s || this.#settings.reorderMaxMs <= 0) return;

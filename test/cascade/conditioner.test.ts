@@ -123,6 +123,13 @@ function parityOf(ssrc: number, first: number, packets: Buffer[]): Buffer {
   return Buffer.concat([header, xor]);
 }
 
+/** Video 0 and 1 and their parity: parity comes on this link (a gap after them waits for its own). */
+function primeParity(wire: (msg: Buffer) => void): void {
+  wire(video(0));
+  wire(video(1));
+  wire(parityOf(VIDEO_SSRC, 0, [0, 1].map(video)));
+}
+
 /** A conditioner fed by a hand-driven far side (`far`), delivering to `pipe`. */
 async function receiver(settings: ConditionerSettings) {
   const b = await conditioner(settings);
@@ -233,43 +240,46 @@ describe('pipe conditioner', () => {
 
   it('gives up a gap no parity fills after the hold, delivers the straggler once; an audio gap is not waited for', async () => {
     const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 150 });
+    primeParity(wire);
     wire(audio(0));
     wire(audio(2));
-    for (const n of [0, 1, 3, 4]) wire(video(n));
-    await waitUntil(() => pipe.got.length >= 6, 2_000, '3 and 4 after the hold');
-    const [one, three] = [pipe.got.find((g) => g.ssrc === VIDEO_SSRC && g.seq === 1)!, pipe.got.find((g) => g.ssrc === VIDEO_SSRC && g.seq === 3)!];
-    console.log(`held ${(three.at - one.at).toFixed(1)} ms for a hold of 150 ms`);
+    for (const n of [2, 4, 5]) wire(video(n));
+    await waitUntil(() => pipe.got.length >= 7, 2_000, '4 and 5 after the hold');
+    const [two, four] = [pipe.got.find((g) => g.ssrc === VIDEO_SSRC && g.seq === 2)!, pipe.got.find((g) => g.ssrc === VIDEO_SSRC && g.seq === 4)!];
+    console.log(`held ${(four.at - two.at).toFixed(1)} ms for a hold of 150 ms`);
     expect(pipe.got.filter((g) => g.ssrc === AUDIO_SSRC).map((g) => g.seq)).toEqual([0, 2]);
-    expect(pipe.got.filter((g) => g.ssrc === VIDEO_SSRC).map((g) => g.seq)).toEqual([0, 1, 3, 4]);
-    expect(three.at - one.at).toBeGreaterThanOrEqual(100); // held (no parity came), not passed through
+    expect(pipe.got.filter((g) => g.ssrc === VIDEO_SSRC).map((g) => g.seq)).toEqual([0, 1, 2, 4, 5]);
+    expect(four.at - two.at).toBeGreaterThanOrEqual(100); // held (parity comes on this link, none for this gap yet), not passed through
     expect(b.stats).toMatchObject({ gaveUp: 1, releasedAfterHold: 2, held: 2 });
-    wire(video(2));
-    wire(video(2));
-    wire(video(5));
-    await waitUntil(() => pipe.got.length >= 8, 2_000, 'straggler and 5');
+    wire(video(3));
+    wire(video(3));
+    wire(video(6));
+    await waitUntil(() => pipe.got.length >= 9, 2_000, 'straggler and 6');
     await sleep(50);
-    expect(pipe.got.filter((g) => g.ssrc === VIDEO_SSRC).map((g) => g.seq)).toEqual([0, 1, 3, 4, 2, 5]);
+    expect(pipe.got.filter((g) => g.ssrc === VIDEO_SSRC).map((g) => g.seq)).toEqual([0, 1, 2, 4, 5, 3, 6]);
     expect(b.stats).toMatchObject({ late: 1, duplicates: 1 });
   });
 
   it('a parity that cannot fill a gap (two lost in its group, or a later group’s) ends the wait after an allowance, long before the hold', async () => {
     for (const parity of ['two lost', 'later group'] as const) {
       const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 5_000 });
-      for (const n of [0, 1, 3, 4]) wire(video(n));
+      primeParity(wire);
+      for (const n of [2, 3, 5, 6]) wire(video(n));
       await sleep(30);
       const sentAt = performance.now();
-      // 2 and 5 are missing from 2..5; or a parity of 6..7 comes while 2 is missing (its own parity lost).
-      if (parity === 'two lost') wire(parityOf(VIDEO_SSRC, 2, [2, 3, 4, 5].map(video)));
+      // 4 and 7 are missing from 4..7; or a parity of 8..9 comes while 4 is missing (its own parity lost).
+      if (parity === 'two lost') wire(parityOf(VIDEO_SSRC, 4, [4, 5, 6, 7].map(video)));
       else {
-        for (const n of [6, 7]) wire(video(n));
-        wire(parityOf(VIDEO_SSRC, 6, [6, 7].map(video)));
+        for (const n of [8, 9]) wire(video(n));
+        wire(parityOf(VIDEO_SSRC, 8, [8, 9].map(video)));
       }
-      await waitUntil(() => pipe.got.some((g) => g.seq === 3), 4_000, `released (${parity})`);
-      const waited = pipe.got.find((g) => g.seq === 3)!.at - sentAt;
+      const last = parity === 'two lost' ? 6 : 9;
+      await waitUntil(() => pipe.got.some((g) => g.seq === last), 4_000, `released (${parity})`);
+      const waited = pipe.got.find((g) => g.seq === 5)!.at - sentAt;
       console.log(`${parity}: released ${waited.toFixed(1)} ms after the parity (allowance ${b.allowanceMs} ms, hold 5,000 ms)`);
       expect(waited).toBeLessThan(2_500);
       expect(b.stats.rebuilt).toBe(0);
-      // With the later group, 5 is a gap before it too (no parity of its own came): both given up.
+      // With the later group, 7 is a gap before it too (no parity of its own came): both given up.
       expect(b.stats.gaveUp).toBe(parity === 'two lost' ? 1 : 2);
     }
   });
@@ -296,14 +306,27 @@ describe('pipe conditioner', () => {
     expect(b.stats.dropped).toBe(1);
   });
 
-  it('without parity from the far end, a gap waits only the reordering allowance', async () => {
-    const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 5_000 });
-    b.setFar({ conditioned: true, sendsParity: false });
-    const sentAt = performance.now();
-    for (const n of [0, 1, 3, 4]) wire(video(n));
-    await waitUntil(() => pipe.got.length >= 4, 4_000, 'released');
-    console.log(`released after ${(pipe.got[2]!.at - sentAt).toFixed(1)} ms (allowance ${b.allowanceMs} ms)`);
-    expect(pipe.got[2]!.at - sentAt).toBeLessThan(2_500);
+  it('without parity from the far end (it sends none, or none lately), a gap waits only the reordering allowance', async () => {
+    for (const far of ['sends none', 'none lately'] as const) {
+      const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 5_000 });
+      if (far === 'sends none') b.setFar({ conditioned: true, sendsParity: false });
+      const sentAt = performance.now();
+      for (const n of [0, 1, 3, 4]) wire(video(n));
+      await waitUntil(() => pipe.got.length >= 4, 4_000, 'released');
+      console.log(`${far}: released after ${(pipe.got[2]!.at - sentAt).toFixed(1)} ms (allowance ${b.allowanceMs} ms)`);
+      expect(pipe.got[2]!.at - sentAt).toBeLessThan(2_500);
+    }
+  });
+
+  it('the parity share follows the loss the far end reports: full at a lossy link, none once it is clean', async () => {
+    const lossy = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300 }, { delayMs: 5, loss: 0.05 });
+    const clean = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300 }, { delayMs: 5 });
+    // 6 s of traffic: a dozen reports each; the clean link's share decays by a tenth each.
+    await Promise.all([send(lossy.pipeA, lossy.a.localEndpoint, 1_500, 4), send(clean.pipeA, clean.a.localEndpoint, 1_500, 4)]);
+    console.log(`share now: lossy ${lossy.a.shareNow.toFixed(3)}, clean ${clean.a.shareNow.toFixed(3)}; parity bytes ${lossy.a.stats.parityBytes} / ${clean.a.stats.parityBytes}`);
+    expect(lossy.a.shareNow).toBe(SHARE);
+    expect(clean.a.shareNow).toBeLessThan(SHARE * 0.5);
+    expect(clean.a.stats.parityBytes).toBeLessThan(lossy.a.stats.parityBytes);
   });
 
   it('sends no parity to a far end that does not condition', async () => {
