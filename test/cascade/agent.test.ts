@@ -78,7 +78,7 @@ describe('cascade in buildAgent()', () => {
     const metrics = await (await fetch(`${eu.url}/metrics`)).text();
     expect(metrics).toMatch(/^geo_sfu_agent_pipes\{[^}]*remote_region="us-west"[^}]*state="connected"[^}]*\} 1$/m);
     expect(metrics).toMatch(/^geo_sfu_agent_piped_producers\{[^}]*direction="imported"[^}]*\} [1-9]/m);
-    // The pipe conditioner's counters are served (zero here: GEO_SFU_PIPE_FEC_SHARE and _REORDER_MAX_MS are off by default).
+    // The pipe conditioner's counters are served (zero here: nothing is lost or reordered on loopback).
     expect(metrics).toMatch(/^geo_sfu_agent_pipe_fec_rebuilt_total\{[^}]*\} 0$/m);
     expect(metrics).toMatch(/^geo_sfu_agent_pipe_reorder_held_total\{[^}]*\} 0$/m);
   });
