@@ -31,6 +31,8 @@ export interface ImpairmentCase {
 
 const LINKS = [
   { name: 'clean links', lossPct: 0, jitterMs: 0 },
+  // Reordering alone: what the NACKs of mere lateness were, and are with the reordering allowance.
+  { name: '±10 ms jitter, no loss', lossPct: 0, jitterMs: 10 },
   { name: '1 % loss, ±10 ms jitter', lossPct: 1, jitterMs: 10 },
   { name: '3 % loss, ±20 ms jitter', lossPct: 3, jitterMs: 20 },
 ];

@@ -37,6 +37,16 @@ import { TypedEmitter } from './typed-emitter.ts';
 import type { PortRange } from './worker-pool.ts';
 
 /** Where the other side must send to. SRTP parameters are secret: carry them encrypted. */
+
+/**
+ * Audio piped in is not NACKed across the link: its retransmission comes an inter-region round
+ * trip late, after the receivers have concealed the gap (browsers do not NACK audio either), so
+ * asking would only spend the link's bytes, and reordering on the link would read as loss.
+ */
+function withoutNack(rtp: ms.RtpParameters): ms.RtpParameters {
+  return { ...rtp, codecs: rtp.codecs.map((c) => ({ ...c, rtcpFeedback: (c.rtcpFeedback ?? []).filter((f) => f.type !== 'nack') })) };
+}
+
 export interface PipeEndpoint {
   ip: string;
   port: number;
@@ -417,7 +427,7 @@ export class RegionPipe extends TypedEmitter<RegionPipeEvents> {
           producer = await this.transport.produce({
             id: spec.producerId,
             kind: spec.kind,
-            rtpParameters: spec.rtpParameters,
+            rtpParameters: spec.kind === 'audio' ? withoutNack(spec.rtpParameters) : spec.rtpParameters,
             paused: spec.paused,
             appData: { ...spec.appData, peerId: spec.peerId, piped: true, originNodeId: origin.nodeId, originRegion: origin.region },
           });

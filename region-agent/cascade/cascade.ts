@@ -39,8 +39,8 @@ export interface CascadePipeSettings {
   conditioner?: ConditionerSettings;
 }
 
-/** The sealed endpoint of an open and its answer, with whether the side runs the conditioner and sends parity (absent: it does not). */
-type LinkOffer = SealedEndpoint & { conditioned?: boolean; sendsParity?: boolean };
+/** The sealed endpoint of an open and its answer, with whether the side runs the conditioner (absent: it does not). */
+type LinkOffer = SealedEndpoint & { conditioned?: boolean };
 
 export interface CascadeOptions {
   rooms: RoomRouter;
@@ -123,8 +123,8 @@ interface Link {
 
 const linkKey = (roomId: string, nodeId: string): string => `${roomId}\n${nodeId}`;
 
-/** What the far end of a link said of its conditioner (an agent before parity said nothing: it sends none). */
-const farEnd = (offer: LinkOffer): FarEnd => ({ conditioned: offer.conditioned ?? false, sendsParity: offer.sendsParity ?? false });
+/** What the far end of a link said of its conditioner. */
+const farEnd = (offer: LinkOffer): FarEnd => ({ conditioned: offer.conditioned ?? false });
 
 /** The payload types the conditioner protects: the room's video codecs (their RTX excluded). */
 const videoPayloadTypes = (caps: Room['rtpCapabilities']): number[] =>
@@ -256,8 +256,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   }
 
   /** What an open or its answer says of this side's conditioner. */
-  #conditioning(): Pick<LinkOffer, 'conditioned' | 'sendsParity'> {
-    return { conditioned: this.conditioned, sendsParity: this.conditioned && (this.#o.pipe.conditioner?.fecShare ?? 0) > 0 };
+  #conditioning(): Pick<LinkOffer, 'conditioned'> {
+    return { conditioned: this.conditioned };
   }
 
   /** The conditioner counters of every link so far, open and closed (for /metrics). */

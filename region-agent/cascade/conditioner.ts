@@ -27,16 +27,17 @@
  *   count LOSS_MIN_PACKETS packets (about 40 s of one camera), so a link that loses a packet now
  *   and then keeps its protection, and a clean one carries no parity after its first minute.
  * - Incoming: a protected stream's packets reach the PipeTransport in sequence order; those
- *   behind a gap wait until the gap fills (its rebuild or the late packet itself), or until the
- *   far end's parity shows it cannot be rebuilt (two lost in one group, or the group's parity
- *   lost) and a reordering allowance has passed (derived from how late packets come on this
- *   link), or `reorderMaxMs` at most. So mediasoup's NACK generator, which asks at the first
- *   packet past a gap, asks only for packets really lost and not rebuilt; and the browser behind
- *   this SFU sees neither the reordering nor the rebuilt losses. A packet that comes after its gap
- *   was given up is still delivered (once); a second copy is dropped.
+ *   behind a gap wait until the gap fills (the late packet itself, or its rebuild) or for a
+ *   reordering allowance (derived from how late packets come on this link, `reorderMaxMs` at
+ *   most). So mediasoup's NACK generator, which asks at the first packet past a gap, does not ask
+ *   for packets that were only reordered, and the browser behind this SFU does not see the
+ *   reordering. A gap still open after the allowance goes to mediasoup, which asks the origin at
+ *   once: the packet comes back by whichever is first, its rebuild (within a group's time) or its
+ *   retransmission (a round trip), and is delivered when it comes (once; a second copy is dropped).
+ *   Waiting for the parity instead would save the retransmission's bytes but add a group's time
+ *   to every loss that parity cannot repair (two in a group, or the parity lost).
  * - A parity datagram starts with 0xd8 (version bits 3: neither RTP nor RTCP); the far end sends
- *   parity only when this side runs the conditioner too (`setFar`), and a gap waits for parity
- *   only while parity comes.
+ *   parity only when this side runs the conditioner too (`setFar`).
  */
 import { createSocket, type Socket } from 'node:dgram';
 
@@ -45,7 +46,7 @@ export interface ConditionerSettings {
   fecShare: number;
   /** A group's parity goes at the latest this long after the group's first packet, ms. */
   fecGroupMs: number;
-  /** Longest hold of a protected packet behind a gap, ms; 0 = no hold (delivered as it comes). */
+  /** Longest reordering allowance (a protected packet's hold behind a gap), ms; 0 = no hold (delivered as it comes). */
   reorderMaxMs: number;
 }
 
@@ -128,8 +129,7 @@ export const FULL_SHARE_LOSS = 0.005;
 const LOSS_REPORTS = 120;
 /** ...once they count this many packets: a younger link is protected in full. */
 const LOSS_MIN_PACKETS = 1_000;
-/** A gap waits for parity only while some came from the far end this recently, ms. */
-const PARITY_QUIET_MS = 1_000;
+
 /** Most packets in a group (the count travels in a byte; more would make a loss in it likely to be a double one). */
 export const MAX_FEC_GROUP = 64;
 /** How far the budget may run ahead (a quiet link does not save up for a burst of parity), and behind (one parity borrowed when a group's time is up). */
@@ -141,8 +141,6 @@ const MAX_STREAMS = 64;
 const WINDOW = 512;
 /** Parities per stream waiting for more of their group, at most. */
 const MAX_PENDING_PARITIES = 16;
-/** Recent parities' ranges per stream (to tell that a gap's parity came or was lost). */
-const PARITY_LOG = 16;
 /** Fill delays of gaps (late packets) kept for the allowance: the last ones, within this long. */
 const SAMPLES = 64;
 const SAMPLE_TTL_MS = 10_000;
@@ -195,8 +193,8 @@ export function checkConditionerSettings(s: ConditionerSettings): void {
 
 /** What the far end of a link does. */
 export interface FarEnd {
+  /** It runs the conditioner: it takes parity and loss reports. */
   conditioned: boolean;
-  sendsParity: boolean;
 }
 
 export const conditionerEnabled = (s: ConditionerSettings): boolean => s.fecShare > 0 || s.reorderMaxMs > 0;
@@ -232,8 +230,6 @@ interface RecvStream {
   /** Stored, not delivered yet (held behind a gap). */
   heldCount: number;
   readonly parities: Map<number, Parity>;
-  /** Recent parities: last sequence number covered, and when the parity came. */
-  readonly parityLog: Array<{ end: number; at: number }>;
 }
 
 export class PipeConditioner {
@@ -247,8 +243,7 @@ export class PipeConditioner {
   #pipe: Address | undefined;
   /** The far wire socket (as rewritten: a relay in tests and the launcher). */
   #remote: Address | undefined;
-  /** The far end runs the conditioner (it takes parity), and sends parity itself. */
-  #far: FarEnd;
+  #far: FarEnd = { conditioned: true };
   #closed = false;
 
   // --- sending ---
@@ -262,7 +257,6 @@ export class PipeConditioner {
   readonly #streams = new Map<number, RecvStream>();
   #holdTimer: NodeJS.Timeout | undefined;
   #holdTimerAt = Infinity;
-  #lastParityAt = -Infinity;
   #reportTimer: NodeJS.Timeout;
   /** Counters at the last report (lost = rebuilt − duplicates + given up − late, received = protected delivered − rebuilt). */
   #reported = { lost: 0, received: 0 };
@@ -271,7 +265,6 @@ export class PipeConditioner {
 
   private constructor(local: Socket, wire: Socket, options: ConditionerOptions) {
     this.#settings = { fecShare: options.fecShare, fecGroupMs: options.fecGroupMs, reorderMaxMs: options.reorderMaxMs };
-    this.#far = { conditioned: true, sendsParity: options.fecShare > 0 };
     this.#protected = new Set(options.protectedPayloadTypes);
     this.#local = local;
     this.#wire = wire;
@@ -314,10 +307,7 @@ export class PipeConditioner {
     return { ip: this.#announced, port: this.#wire.address().port };
   }
 
-  /**
-   * How long a gap that parity cannot fill is still waited for (a packet reordered behind it may
-   * yet come), ms: 1.5 × the latest the link's packets came lately + 3 ms, within reorderMaxMs.
-   */
+  /** How long a gap is waited for (a packet reordered behind it may yet come), ms: 1.5 × the latest the link's packets came lately + 3 ms, within reorderMaxMs. */
   get allowanceMs(): number {
     const max = this.#settings.reorderMaxMs;
     if (max <= 0) return 0;
@@ -350,10 +340,7 @@ export class PipeConditioner {
     this.#remote = { ...remote };
   }
 
-  /**
-   * What the far end does (told in the link's open and its answer; default: what this side does):
-   * parity goes only to a far end that conditions, and a gap waits for parity only from one that sends it.
-   */
+  /** What the far end does (told in the link's open and its answer; default: it conditions): parity and reports go only to one that conditions. */
   setFar(far: FarEnd): void {
     this.#far = { ...far };
     if (!far.conditioned) this.#clearGroups();
@@ -519,7 +506,6 @@ export class PipeConditioner {
         slotDelivered: new Uint8Array(WINDOW),
         heldCount: 0,
         parities: new Map(),
-        parityLog: [],
       };
       this.#streams.set(ssrc, s);
     }
@@ -628,28 +614,14 @@ export class PipeConditioner {
     }
   }
 
-  /**
-   * When the gap at `s.expect` is given up: `reorderMaxMs` after the packet after it came, or
-   * sooner once the far end's parity shows it cannot be rebuilt (a parity covering it or a later
-   * one came and did not fill it) or when the far end sends no parity: an allowance after that.
-   */
+  /** When the gap at `s.expect` is given up: the reordering allowance after the packet after it came. */
   #deadline(s: RecvStream): number {
-    let opened = Infinity;
     for (let i = 1; i < WINDOW; i++) {
       const seq = seqAdd(s.expect, i);
       const slot = seq % WINDOW;
-      if (s.slotSeq[slot] === seq && !s.slotDelivered[slot]) {
-        opened = s.slotArrivedAt[slot]!;
-        break;
-      }
+      if (s.slotSeq[slot] === seq && !s.slotDelivered[slot]) return s.slotArrivedAt[slot]! + this.allowanceMs;
     }
-    if (opened === Infinity) return Infinity;
-    let deadline = opened + this.#settings.reorderMaxMs;
-    const allowance = this.allowanceMs;
-    // No parity lately (the far end sends none, or its link is clean): nothing to wait for but reordering.
-    if (!this.#far.sendsParity || performance.now() - this.#lastParityAt > PARITY_QUIET_MS) return Math.min(deadline, opened + allowance);
-    for (const p of s.parityLog) if (seqDiff(p.end, s.expect) >= 0) deadline = Math.min(deadline, Math.max(opened, p.at) + allowance);
-    return deadline;
+    return Infinity;
   }
 
   #scheduleHold(): void {
@@ -712,7 +684,6 @@ export class PipeConditioner {
   }
 
   #onParity(ssrc: number, p: Parity): void {
-    this.#lastParityAt = performance.now();
     const s = this.#streams.get(ssrc);
     // No packet of this stream came yet (or it is not held here): nothing to rebuild against.
     if (!s || this.#settings.reorderMaxMs <= 0) return;
@@ -721,14 +692,10 @@ export class PipeConditioner {
       this.stats.dropped++;
       return;
     }
-    s.parityLog.push({ end: seqAdd(p.first, p.count - 1), at: performance.now() });
-    if (s.parityLog.length > PARITY_LOG) s.parityLog.shift();
     if (!this.#tryRebuild(s, p)) {
       s.parities.set(p.first, p);
       if (s.parities.size > MAX_PENDING_PARITIES) s.parities.delete(s.parities.keys().next().value!);
     }
-    // The parity may have shown a gap cannot be rebuilt: its deadline comes sooner.
-    this.#scheduleHold();
   }
 
   /** Parities waiting for more of their group: try them with `seq` now here. */

@@ -1,8 +1,8 @@
 /**
  * The pipe conditioner on real cascade links: two in-process agents (real mediasoup pipes, SRTP off
  * so the relay can read the RTCP) joined through a relay that loses 3 % and reorders (±10 ms) each
- * way. The same media with the conditioner off and on: the far side's piped producers NACK far
- * less with it (losses rebuilt from parity, reordering held back), and its sockets go with the link.
+ * way. The same media with the conditioner off and on: far fewer losses reach the far side's piped
+ * producers with it (rebuilt from parity), reordering is held back, and its sockets go with the link.
  * (The Chromium figures with the default settings: bench/impaired-cascade.ts.)
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -14,11 +14,8 @@ import { Cluster, Participant } from './harness.ts';
 
 const ROOM = 'conditioned-room';
 const OFF: ConditionerSettings = { fecShare: 0, fecGroupMs: 100, reorderMaxMs: 0 };
-/**
- * A quarter of the bytes for parity; a hold long enough for the parity of this thin test media
- * (its video is a few small packets a second, so a group's parity is paid for only after a while).
- */
-const ON: ConditionerSettings = { fecShare: 0.25, fecGroupMs: 100, reorderMaxMs: 400 };
+/** As by default. */
+const ON: ConditionerSettings = { fecShare: 0.23, fecGroupMs: 100, reorderMaxMs: 60 };
 /** Long enough for some 30 losses each way at 3 %: with fewer, the NACK ratio's noise reaches the bound. */
 const WATCH_MS = 12_000;
 
@@ -85,15 +82,20 @@ async function run(settings: ConditionerSettings): Promise<{ figures: Figures; c
 describe('pipe conditioner on real pipes (3 % loss, ±10 ms jitter each way)', () => {
   const results = new Map<string, Figures>();
 
-  it('without it, the far side NACKs losses and reordering across the link', async () => {
-    const { figures } = await run(OFF);
+  it('without it, the far side NACKs losses and reordering across the link (video only: piped audio is not NACKed)', async () => {
+    const { figures, cluster } = await run(OFF);
     results.set('off', figures);
     console.log('conditioner off:', figures);
     expect(figures.received).toBeGreaterThan(300);
-    expect(figures.nacks).toBeGreaterThan(5);
+    expect(figures.lost).toBeGreaterThan(5);
+    expect(figures.nacks).toBeGreaterThan(0);
+    const imported = [...cluster.nodes.get('eu-west-1')!.cascade!.link(ROOM, 'us-west-1')!.importedProducers.values()];
+    const nack = (kind: string) => imported.filter((p) => p.kind === kind).flatMap((p) => p.rtpParameters.codecs.flatMap((c) => (c.rtcpFeedback ?? []).filter((f) => f.type === 'nack' && !f.parameter)));
+    expect(nack('audio')).toHaveLength(0);
+    expect(nack('video').length).toBeGreaterThan(0);
   }, 60_000);
 
-  it('with it, losses are rebuilt and reordering is held back: at most two thirds of the NACKs; its sockets close with the link', async () => {
+  it('with it, losses are rebuilt and reordering is held back: at most two thirds of the losses reach mediasoup; its sockets close with the link', async () => {
     const { figures, cluster } = await run(ON);
     console.log('conditioner on:', figures);
     const off = results.get('off');
@@ -105,10 +107,10 @@ describe('pipe conditioner on real pipes (3 % loss, ±10 ms jitter each way)', (
     expect(figures.received).toBeGreaterThan(300);
     expect(stats.rebuilt).toBeGreaterThan(0);
     expect(stats.held).toBeGreaterThan(0);
-    // NACKs per datagram the relay dropped (the loss is random: the two runs do not lose the same
-    // number). Measured 0.48 of the ratio without it on a loaded machine, 20–30 losses a run: the
-    // bound leaves room for that noise and still fails when nothing is rebuilt or held (about 1).
-    if (off) expect(figures.nacks / Math.max(1, figures.dropped)).toBeLessThanOrEqual((off.nacks / Math.max(1, off.dropped)) * (2 / 3));
+    // Losses mediasoup saw per datagram the relay dropped (the loss is random: the two runs do not
+    // lose the same number). Measured 0.23 against 0.84 without it: the bound leaves room for
+    // that noise and still fails when nothing is rebuilt (about 1).
+    if (off) expect(figures.lost / Math.max(1, figures.dropped)).toBeLessThanOrEqual((off.lost / Math.max(1, off.dropped)) * (2 / 3));
     // The link's sockets and timers go with it; the counters stay.
     await eu.cascade!.close({ notify: true });
     await waitUntil(() => cu.closed && ce.closed, 5_000, 'both conditioners closed');

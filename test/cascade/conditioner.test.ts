@@ -123,13 +123,6 @@ function parityOf(ssrc: number, first: number, packets: Buffer[]): Buffer {
   return Buffer.concat([header, xor]);
 }
 
-/** Video 0 and 1 and their parity: parity comes on this link (a gap after them waits for its own). */
-function primeParity(wire: (msg: Buffer) => void): void {
-  wire(video(0));
-  wire(video(1));
-  wire(parityOf(VIDEO_SSRC, 0, [0, 1].map(video)));
-}
-
 /** A conditioner fed by a hand-driven far side (`far`), delivering to `pipe`. */
 async function receiver(settings: ConditionerSettings) {
   const b = await conditioner(settings);
@@ -145,7 +138,7 @@ async function receiver(settings: ConditionerSettings) {
 const SHARE = 0.25;
 
 describe('pipe conditioner', () => {
-  it('rebuilds single video losses from parity: every packet of a group with one loss arrives once, in order, byte for byte; parity spends its share of the bytes', async () => {
+  it('rebuilds single video losses from parity: every packet of a group with one loss arrives once, byte for byte, in order but for rebuilds that came after the allowance; parity spends its share of the bytes', async () => {
     const settings = { fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300 };
     const [a, b] = await Promise.all([conditioner(settings), conditioner(settings)]);
     open.push(a, b);
@@ -176,9 +169,10 @@ describe('pipe conditioner', () => {
     console.log(`conditioner: ${dropped} of ${N} video dropped, rebuilt ${b.stats.rebuilt}, held ${b.stats.held}, late ${b.stats.late}; parity ${a.stats.paritySent} datagrams, ${a.stats.parityBytes} B for ${a.stats.sentBytes} B (${share.toFixed(3)})`);
     expect(v.seen.size).toBe(N);
     expect(v.duplicates).toBe(0);
-    expect(v.inversions).toBe(0);
     expect(b.stats.rebuilt).toBe(dropped);
-    expect(b.stats.gaveUp).toBe(0);
+    // A gap still open after the allowance went on (mediasoup would ask for it); its rebuild came late, once.
+    expect(v.inversions).toBe(b.stats.late);
+    expect(b.stats.gaveUp).toBe(b.stats.late);
     for (const { ssrc, seq, msg } of pipeB.got) expect(msg.equals(ssrc === VIDEO_SSRC ? video(seq) : audio(seq)), `${ssrc}/${seq}`).toBe(true);
     // Audio went through, unprotected (the parity budget is a share of all bytes, spent on video).
     expect(order(pipeB.got, AUDIO_SSRC).seen.size).toBe(N / 2);
@@ -238,50 +232,39 @@ describe('pipe conditioner', () => {
     expect(a.stats.paritySent).toBe(0);
   });
 
-  it('gives up a gap no parity fills after the hold, delivers the straggler once; an audio gap is not waited for', async () => {
+  it('gives up a gap after the reordering allowance, delivers the straggler once; an audio gap is not waited for', async () => {
     const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 150 });
-    primeParity(wire);
     wire(audio(0));
     wire(audio(2));
-    for (const n of [2, 4, 5]) wire(video(n));
-    await waitUntil(() => pipe.got.length >= 7, 2_000, '4 and 5 after the hold');
-    const [two, four] = [pipe.got.find((g) => g.ssrc === VIDEO_SSRC && g.seq === 2)!, pipe.got.find((g) => g.ssrc === VIDEO_SSRC && g.seq === 4)!];
-    console.log(`held ${(four.at - two.at).toFixed(1)} ms for a hold of 150 ms`);
+    for (const n of [0, 1, 3, 4]) wire(video(n));
+    await waitUntil(() => pipe.got.length >= 6, 2_000, '3 and 4 after the allowance');
+    const [one, three] = [pipe.got.find((g) => g.ssrc === VIDEO_SSRC && g.seq === 1)!, pipe.got.find((g) => g.ssrc === VIDEO_SSRC && g.seq === 3)!];
+    console.log(`held ${(three.at - one.at).toFixed(1)} ms for an allowance of ${b.allowanceMs} ms (nothing came late yet)`);
     expect(pipe.got.filter((g) => g.ssrc === AUDIO_SSRC).map((g) => g.seq)).toEqual([0, 2]);
-    expect(pipe.got.filter((g) => g.ssrc === VIDEO_SSRC).map((g) => g.seq)).toEqual([0, 1, 2, 4, 5]);
-    expect(four.at - two.at).toBeGreaterThanOrEqual(100); // held (parity comes on this link, none for this gap yet), not passed through
+    expect(pipe.got.filter((g) => g.ssrc === VIDEO_SSRC).map((g) => g.seq)).toEqual([0, 1, 3, 4]);
+    expect(three.at - one.at).toBeGreaterThanOrEqual(15); // held for the allowance, not passed through
     expect(b.stats).toMatchObject({ gaveUp: 1, releasedAfterHold: 2, held: 2 });
-    wire(video(3));
-    wire(video(3));
-    wire(video(6));
-    await waitUntil(() => pipe.got.length >= 9, 2_000, 'straggler and 6');
+    wire(video(2));
+    wire(video(2));
+    wire(video(5));
+    await waitUntil(() => pipe.got.length >= 8, 2_000, 'straggler and 5');
     await sleep(50);
-    expect(pipe.got.filter((g) => g.ssrc === VIDEO_SSRC).map((g) => g.seq)).toEqual([0, 1, 2, 4, 5, 3, 6]);
+    expect(pipe.got.filter((g) => g.ssrc === VIDEO_SSRC).map((g) => g.seq)).toEqual([0, 1, 3, 4, 2, 5]);
     expect(b.stats).toMatchObject({ late: 1, duplicates: 1 });
   });
 
-  it('a parity that cannot fill a gap (two lost in its group, or a later group’s) ends the wait after an allowance, long before the hold', async () => {
-    for (const parity of ['two lost', 'later group'] as const) {
-      const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 5_000 });
-      primeParity(wire);
-      for (const n of [2, 3, 5, 6]) wire(video(n));
-      await sleep(30);
-      const sentAt = performance.now();
-      // 4 and 7 are missing from 4..7; or a parity of 8..9 comes while 4 is missing (its own parity lost).
-      if (parity === 'two lost') wire(parityOf(VIDEO_SSRC, 4, [4, 5, 6, 7].map(video)));
-      else {
-        for (const n of [8, 9]) wire(video(n));
-        wire(parityOf(VIDEO_SSRC, 8, [8, 9].map(video)));
-      }
-      const last = parity === 'two lost' ? 6 : 9;
-      await waitUntil(() => pipe.got.some((g) => g.seq === last), 4_000, `released (${parity})`);
-      const waited = pipe.got.find((g) => g.seq === 5)!.at - sentAt;
-      console.log(`${parity}: released ${waited.toFixed(1)} ms after the parity (allowance ${b.allowanceMs} ms, hold 5,000 ms)`);
-      expect(waited).toBeLessThan(2_500);
-      expect(b.stats.rebuilt).toBe(0);
-      // With the later group, 7 is a gap before it too (no parity of its own came): both given up.
-      expect(b.stats.gaveUp).toBe(parity === 'two lost' ? 1 : 2);
-    }
+  it('a rebuild after the gap was given up is delivered late, once; the retransmission that follows is dropped', async () => {
+    const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 150 });
+    const group = [10, 11, 12, 13].map(video);
+    for (const n of [9, 10, 12, 13]) wire(video(n));
+    await waitUntil(() => pipe.got.length >= 4, 2_000, '12 and 13 after the allowance');
+    wire(parityOf(VIDEO_SSRC, 10, group));
+    await waitUntil(() => pipe.got.length >= 5, 2_000, 'the rebuild');
+    wire(video(11));
+    await sleep(50);
+    expect(pipe.got.map((g) => g.seq)).toEqual([9, 10, 12, 13, 11]);
+    expect(pipe.got[4]!.msg.equals(group[1]!)).toBe(true);
+    expect(b.stats).toMatchObject({ rebuilt: 1, gaveUp: 1, late: 1, duplicates: 1 });
   });
 
   it('rebuilds from a parity that came before the rest of its group, and only a packet that is what it stands for', async () => {
@@ -306,18 +289,6 @@ describe('pipe conditioner', () => {
     expect(b.stats.dropped).toBe(1);
   });
 
-  it('without parity from the far end (it sends none, or none lately), a gap waits only the reordering allowance', async () => {
-    for (const far of ['sends none', 'none lately'] as const) {
-      const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 5_000 });
-      if (far === 'sends none') b.setFar({ conditioned: true, sendsParity: false });
-      const sentAt = performance.now();
-      for (const n of [0, 1, 3, 4]) wire(video(n));
-      await waitUntil(() => pipe.got.length >= 4, 4_000, 'released');
-      console.log(`${far}: released after ${(pipe.got[2]!.at - sentAt).toFixed(1)} ms (allowance ${b.allowanceMs} ms)`);
-      expect(pipe.got[2]!.at - sentAt).toBeLessThan(2_500);
-    }
-  });
-
   it('the parity share follows the loss the far end reports: full at a lossy link, none once it is clean', async () => {
     const lossy = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300 }, { delayMs: 5, loss: 0.05 });
     const clean = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300 }, { delayMs: 5 });
@@ -331,7 +302,7 @@ describe('pipe conditioner', () => {
 
   it('sends no parity to a far end that does not condition', async () => {
     const { a, pipeA, pipeB } = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 100 }, { delayMs: 5 });
-    a.setFar({ conditioned: false, sendsParity: false });
+    a.setFar({ conditioned: false });
     await send(pipeA, a.localEndpoint, 200, 1);
     await waitUntil(() => order(pipeB.got, VIDEO_SSRC).seen.size >= 200, 2_000, 'delivered');
     expect(a.stats.paritySent).toBe(0);
