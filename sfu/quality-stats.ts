@@ -294,6 +294,7 @@ export function aggregateRoomStats(
 /** One stream a node receives over a cascade link: a producer piped in from the peer node. */
 export interface PipedStreamRawStats {
   producerId: string;
+  kind: ms.MediaKind;
   /** The codec's clock rate (jitter conversion). */
   clockRate: number;
   /** The imported producer's stats ('inbound-rtp' entries are read, others ignored). */

@@ -245,6 +245,7 @@ export class RegionPipe extends TypedEmitter<RegionPipeEvents> {
     return Promise.all(
       [...this.#imports.values()].map(async ({ producer }) => ({
         producerId: producer.id,
+        kind: producer.kind,
         clockRate: producer.rtpParameters.codecs[0]?.clockRate ?? 0,
         stats: await producer.getStats().catch(() => []),
       })),

@@ -212,8 +212,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
 
   /**
    * What the links carry now, per other node (summed over its rooms' pipe transports), and how
-   * what arrives from it fares over all its rooms' piped-in streams (loss: LinkLossMeter; jitter:
-   * cascadeLinkJitterMs): bounded by the number of nodes, whatever the number of rooms. Each read
+   * what arrives from it fares over all its rooms' piped-in streams, their audio only behind the
+   * conditioner (loss: LinkLossMeter; jitter: cascadeLinkJitterMs): bounded by the number of nodes, whatever the number of rooms. Each read
    * counts the losses since the one before (the heartbeat's, each second), reported over 5 s.
    */
   async linkMedia(): Promise<CascadeLinkMedia[]> {
@@ -228,7 +228,9 @@ export class Cascade extends EventEmitter<CascadeEvents> {
           entry.media.inBps += Math.max(0, Math.round(s.recvBitrate ?? 0));
           entry.media.outBps += Math.max(0, Math.round(s.sendBitrate ?? 0));
         }
-        entry.streams.push(...streams);
+        // Behind the conditioner, video arrives rebuilt and held in order: its loss and jitter are
+        // what the conditioner left, not the path's. Audio passes it as it came.
+        entry.streams.push(...(link.conditioner ? streams.filter((st) => st.kind === 'audio') : streams));
       }),
     );
     const losses = this.#linkLoss.read(performance.now(), new Map([...byPeer].map(([peer, { streams }]) => [peer, streams])));

@@ -6,6 +6,7 @@ import type { PipedStreamRawStats, types as ms } from '../../sfu/index.ts';
 /** An imported producer's inbound-rtp stats with these cumulative counters (RTX: video on the pipe; none: audio). */
 const stream = (producerId: string, c: { packetCount: number; packetsLost: number; packetsRepaired?: number; rtx?: boolean; ssrc?: number }): PipedStreamRawStats => ({
   producerId,
+  kind: c.rtx ? 'video' : 'audio',
   clockRate: 90_000,
   stats: [
     {

@@ -2,6 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, expect, it } from 'vitest';
 import { ClientRelays } from '../../infra/embedded/client-relays.ts';
 import type { WanProfile } from '../../infra/embedded/wan-profile.ts';
+import { waitUntilQuiet } from '../utils/wait.ts';
 
 /**
  * The launcher's client media relays on their own, with real UDP: a socket stands for an agent's
@@ -161,17 +162,5 @@ async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<voi
   while (!condition()) {
     if (performance.now() > deadline) throw new Error('timed out');
     await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** Resolves once `count()` has not changed for `quietMs`. */
-async function waitUntilQuiet(count: () => number, quietMs: number): Promise<void> {
-  let last = -1;
-  let since = performance.now();
-  for (;;) {
-    const now = count();
-    if (now !== last) [last, since] = [now, performance.now()];
-    else if (performance.now() - since > quietMs) return;
-    await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { PipeRelays, type PipeRelayAnswer, type PipeRelayRequest } from '../../infra/embedded/pipe-relays.ts';
 import type { WanProfile } from '../../infra/embedded/wan-profile.ts';
+import { waitUntilQuiet } from '../utils/wait.ts';
 
 /**
  * The launcher's media relays on their own: a real child process asks over its IPC channel, as
@@ -150,15 +151,3 @@ it('applies the profile’s inter-region loss and jitter to the pipe media: abou
   expect(meanHeld).toBeGreaterThanOrEqual(60 - 3);
   expect(new Set(arrived).size).toBe(arrived.length);
 });
-
-/** Resolves once `count()` has not changed for `quietMs`. */
-async function waitUntilQuiet(count: () => number, quietMs: number): Promise<void> {
-  let last = -1;
-  let since = performance.now();
-  for (;;) {
-    const now = count();
-    if (now !== last) [last, since] = [now, performance.now()];
-    else if (performance.now() - since > quietMs) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -1,12 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { launchEmbedded, type Embedded } from '../../infra/embedded/launcher.ts';
+import type { Embedded } from '../../infra/embedded/launcher.ts';
 import type { WanProfile } from '../../infra/embedded/wan-profile.ts';
 import { createGrant } from '../../sdk/server.ts';
-import { loadConfig } from '../../shared/config/index.ts';
-import { GRANT_AUDIENCE, GRANT_KEY, waitHealthy } from './helpers.ts';
+import { GRANT_AUDIENCE, GRANT_KEY, startCluster } from './helpers.ts';
 import { type Participant, type Stats, startParticipant } from './participants.ts';
 
 /**
@@ -29,31 +28,20 @@ const PROFILE: WanProfile = {
 const NEAR = { 'us-west': { 'us-west': 5, 'us-east': 400 }, 'us-east': { 'us-west': 400, 'us-east': 5 } };
 
 let embedded: Embedded | null = null;
-const output: string[] = [];
+let dir = '';
 const participants: Participant[] = [];
 
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'client-links-'));
+  dir = mkdtempSync(join(tmpdir(), 'client-links-'));
   const profile = join(dir, 'wan-profile.json');
   writeFileSync(profile, JSON.stringify(PROFILE));
-  const env = {
-    GEO_SFU_LOG_LEVEL: 'warn',
-    GEO_SFU_PROBE_INTERVAL_MS: '250',
-    GEO_SFU_GRANT_SECRETS: `${GRANT_KEY.kid}:${GRANT_KEY.secret}`,
-    GEO_SFU_REQUIRE_AUTH: 'true',
-    GEO_SFU_RATE_LIMIT_PER_MINUTE: '0',
-    GEO_SFU_REBALANCE: 'false',
-    GEO_SFU_SIGNALING_CONNECTIONS_PER_MINUTE: '0',
-    GEO_SFU_REGIONS: JSON.stringify(REGIONS),
-  };
-  const config = loadConfig({ ...env, GEO_SFU_WAN_PROFILE: profile });
-  embedded = await launchEmbedded({ config, fixedPorts: false, env, onOutput: (name, line) => output.push(`[${name}] ${line}`) });
-  await waitHealthy(embedded, output);
+  ({ embedded } = await startCluster({ GEO_SFU_REGIONS: JSON.stringify(REGIONS) }, profile));
 }, 90_000);
 
 afterAll(async () => {
   await Promise.all(participants.map((p) => p.stop()));
   await embedded?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 function join_(roomId: string, participantId: string, region: 'us-west' | 'us-east', publish: boolean): Participant {

@@ -16,8 +16,8 @@ export interface Cluster {
   output: string[];
 }
 
-/** The embedded default with the sample WAN profile, grants required at /allocate, fast liveness. */
-export async function startCluster(extraEnv: Record<string, string> = {}): Promise<Cluster> {
+/** The embedded default with the sample WAN profile (or `profile`), grants required at /allocate, fast liveness. */
+export async function startCluster(extraEnv: Record<string, string> = {}, profile = PROFILE): Promise<Cluster> {
   const env = {
     GEO_SFU_LOG_LEVEL: 'warn',
     GEO_SFU_PROBE_INTERVAL_MS: '250',
@@ -30,7 +30,7 @@ export async function startCluster(extraEnv: Record<string, string> = {}): Promi
     GEO_SFU_SIGNALING_CONNECTIONS_PER_MINUTE: '0',
     ...extraEnv,
   };
-  const config = loadConfig({ GEO_SFU_WAN_PROFILE: PROFILE, ...env });
+  const config = loadConfig({ GEO_SFU_WAN_PROFILE: profile, ...env });
   const output: string[] = [];
   const embedded = await launchEmbedded({ config, fixedPorts: false, env, onOutput: (name, line) => output.push(`[${name}] ${line}`) });
   await waitHealthy(embedded, output);

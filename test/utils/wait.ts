@@ -11,3 +11,15 @@ export async function waitFor<T>(what: string, probe: () => T | null | undefined
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** Resolves once `count()` has not changed for `quietMs` (traffic in flight has drained). */
+export async function waitUntilQuiet(count: () => number, quietMs: number): Promise<void> {
+  let last = -1;
+  let since = performance.now();
+  for (;;) {
+    const now = count();
+    if (now !== last) [last, since] = [now, performance.now()];
+    else if (performance.now() - since > quietMs) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
