@@ -250,8 +250,9 @@ export class PipeConditioner {
   readonly #groups = new Map<number, SendGroup>();
   /** Parity bytes the budget allows now (negative: borrowed). */
   #credit = 0;
-  /** The far end's last reports (lost, received), oldest first. */
+  /** The far end's last reports (lost, received), oldest first, and the share they make (see shareNow). */
   readonly #reports: Array<{ lost: number; received: number }> = [];
+  #share: number;
 
   // --- receiving ---
   readonly #streams = new Map<number, RecvStream>();
@@ -265,6 +266,7 @@ export class PipeConditioner {
 
   private constructor(local: Socket, wire: Socket, options: ConditionerOptions) {
     this.#settings = { fecShare: options.fecShare, fecGroupMs: options.fecGroupMs, reorderMaxMs: options.reorderMaxMs };
+    this.#share = options.fecShare;
     this.#protected = new Set(options.protectedPayloadTypes);
     this.#local = local;
     this.#wire = wire;
@@ -320,14 +322,7 @@ export class PipeConditioner {
 
   /** The share of the bytes the link spends on parity now: `fecShare`, scaled down by the far end's loss below FULL_SHARE_LOSS. */
   get shareNow(): number {
-    let lost = 0;
-    let total = 0;
-    for (const r of this.#reports) {
-      lost += r.lost;
-      total += r.lost + r.received;
-    }
-    if (total < LOSS_MIN_PACKETS) return this.#settings.fecShare;
-    return this.#settings.fecShare * Math.min(1, lost / total / FULL_SHARE_LOSS);
+    return this.#share;
   }
 
   /** Where the local PipeTransport listens. */
@@ -676,11 +671,19 @@ export class PipeConditioner {
     this.#wire.send(report, remote.port, remote.ip);
   }
 
-  /** The far end's report: kept for the share (the last LOSS_REPORTS). */
+  /** The far end's report: the share follows its last LOSS_REPORTS. */
   #onReport(lost: number, received: number): void {
     if (lost + received === 0) return;
     this.#reports.push({ lost, received });
     if (this.#reports.length > LOSS_REPORTS) this.#reports.shift();
+    let lostSum = 0;
+    let total = 0;
+    for (const r of this.#reports) {
+      lostSum += r.lost;
+      total += r.lost + r.received;
+    }
+    const full = this.#settings.fecShare;
+    this.#share = total < LOSS_MIN_PACKETS ? full : full * Math.min(1, lostSum / total / FULL_SHARE_LOSS);
   }
 
   #onParity(ssrc: number, p: Parity): void {

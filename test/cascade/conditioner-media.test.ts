@@ -1,7 +1,7 @@
 /**
  * The pipe conditioner on real cascade links: two in-process agents (real mediasoup pipes, SRTP off
  * so the relay can read the RTCP) joined through a relay that loses 3 % and reorders (±10 ms) each
- * way. The same media with the conditioner off and on: far fewer losses reach the far side's piped
+ * way. The same media with the conditioner off and on: far fewer video losses reach the far side's piped
  * producers with it (rebuilt from parity), reordering is held back, and its sockets go with the link.
  * (The Chromium figures with the default settings: bench/impaired-cascade.ts.)
  */
@@ -25,9 +25,10 @@ afterEach(async () => {
 });
 
 interface Figures {
-  /** The far side's piped producers (inbound on its pipe transport): NACKs sent, packets lost. */
+  /** The far side's piped producers (inbound on its pipe transport): NACKs sent, packets lost (all, and video's). */
   nacks: number;
   lost: number;
+  videoLost: number;
   /** RTCP NACKs seen on the relay, and media packets received by the far participant. */
   relayNacks: number;
   received: number;
@@ -59,13 +60,15 @@ async function run(settings: ConditionerSettings): Promise<{ figures: Figures; c
   const inbound = async () => {
     let nacks = 0;
     let lost = 0;
+    let videoLost = 0;
     for (const p of eu.cascade!.link(ROOM, 'us-west-1')!.importedProducers.values()) {
       for (const s of await p.getStats()) {
         nacks += s.nackCount ?? 0;
         lost += s.packetsLost ?? 0;
+        if (p.kind === 'video') videoLost += s.packetsLost ?? 0;
       }
     }
-    return { nacks, lost };
+    return { nacks, lost, videoLost };
   };
   const dropped = () => relay.stats.ab.dropped + relay.stats.ba.dropped;
   const before = { ...(await inbound()), received: bruno.received(alice.audio!.id) + bruno.received(alice.video!.id), dropped: dropped() };
@@ -73,18 +76,15 @@ async function run(settings: ConditionerSettings): Promise<{ figures: Figures; c
   const after = { ...(await inbound()), received: bruno.received(alice.audio!.id) + bruno.received(alice.video!.id), dropped: dropped() };
   alice.stopMedia();
   return {
-    figures: { nacks: after.nacks - before.nacks, lost: after.lost - before.lost, relayNacks, received: after.received - before.received, dropped: after.dropped - before.dropped },
+    figures: { nacks: after.nacks - before.nacks, lost: after.lost - before.lost, videoLost: after.videoLost - before.videoLost, relayNacks, received: after.received - before.received, dropped: after.dropped - before.dropped },
     cluster,
     mesh,
   };
 }
 
 describe('pipe conditioner on real pipes (3 % loss, ±10 ms jitter each way)', () => {
-  const results = new Map<string, Figures>();
-
   it('without it, the far side NACKs losses and reordering across the link (video only: piped audio is not NACKed)', async () => {
     const { figures, cluster } = await run(OFF);
-    results.set('off', figures);
     console.log('conditioner off:', figures);
     expect(figures.received).toBeGreaterThan(300);
     expect(figures.lost).toBeGreaterThan(5);
@@ -95,10 +95,9 @@ describe('pipe conditioner on real pipes (3 % loss, ±10 ms jitter each way)', (
     expect(nack('video').length).toBeGreaterThan(0);
   }, 60_000);
 
-  it('with it, losses are rebuilt and reordering is held back: at most two thirds of the losses reach mediasoup; its sockets close with the link', async () => {
+  it('with it, video losses are rebuilt and reordering is held back: mediasoup sees only the video gaps it gave up; its sockets close with the link', async () => {
     const { figures, cluster } = await run(ON);
     console.log('conditioner on:', figures);
-    const off = results.get('off');
     const us = cluster.nodes.get('us-west-1')!;
     const eu = cluster.nodes.get('eu-west-1')!;
     const [cu, ce] = [us.cascade!.conditioner(ROOM, 'eu-west-1')!, eu.cascade!.conditioner(ROOM, 'us-west-1')!];
@@ -107,10 +106,10 @@ describe('pipe conditioner on real pipes (3 % loss, ±10 ms jitter each way)', (
     expect(figures.received).toBeGreaterThan(300);
     expect(stats.rebuilt).toBeGreaterThan(0);
     expect(stats.held).toBeGreaterThan(0);
-    // Losses mediasoup saw per datagram the relay dropped (the loss is random: the two runs do not
-    // lose the same number). Measured 0.23 against 0.84 without it: the bound leaves room for
-    // that noise and still fails when nothing is rebuilt (about 1).
-    if (off) expect(figures.lost / Math.max(1, figures.dropped)).toBeLessThanOrEqual((off.lost / Math.max(1, off.dropped)) * (2 / 3));
+    // The video losses mediasoup counted are the gaps the conditioner gave up (the rest it rebuilt
+    // or held until they came); audio passes it, its losses are mediasoup's to count. The window
+    // may cut a gap given up just before it: one of slack.
+    expect(figures.videoLost).toBeLessThanOrEqual(stats.gaveUp + 1);
     // The link's sockets and timers go with it; the counters stay.
     await eu.cascade!.close({ notify: true });
     await waitUntil(() => cu.closed && ce.closed, 5_000, 'both conditioners closed');
