@@ -549,7 +549,7 @@ export class PipeConditioner {
     }
     // Beyond the window: give up the oldest gaps to make room.
     if (d >= WINDOW - MAX_FEC_GROUP) this.#advance(s, seqAdd(seq, -(WINDOW - 2 * MAX_FEC_GROUP)));
-    if (s.heldCount > 0 && !rebuilt && seqDiff(seq, s.expect) >= 0) this.#sampleFill(s, seq, now);
+    if (s.heldCount > 0 && !rebuilt) this.#sampleFill(s, seq, now);
     this.#store(s, slot, seq, payload, now);
     s.heldCount++;
     if (seq === s.expect) this.#drain(s);
