@@ -50,6 +50,7 @@ const CONDITIONER_ENV: Record<ImpairmentCase['conditioner'], Record<string, stri
     GEO_SFU_PIPE_FEC_SHARE: String(CONFIG_SPEC.pipeFecShare.default),
     GEO_SFU_PIPE_FEC_GROUP_MS: String(CONFIG_SPEC.pipeFecGroupMs.default),
     GEO_SFU_PIPE_REORDER_MAX_MS: String(CONFIG_SPEC.pipeReorderMaxMs.default),
+    GEO_SFU_PIPE_FEC_MIN_RTT_MS: String(CONFIG_SPEC.pipeFecMinRttMs.default),
   },
 };
 
@@ -68,6 +69,8 @@ export interface CaseFigures extends ImpairmentCase {
   browserNacks: number;
   pipeNacks: number;
   pipeBytes: number;
+  /** Each link's bytes (median over runs). */
+  pipeLinkBytes: Array<{ link: string; bytes: number }>;
 }
 
 export interface ImpairedCascadeResult {
@@ -120,6 +123,7 @@ export async function benchImpairedCascade(opts: { quick: boolean }): Promise<Im
           browserNacks: median(runs.map((r) => sum(streams(r).map((s) => s.nacks)))),
           pipeNacks: median(runs.map((r) => r.pipeNacks)),
           pipeBytes: median(runs.map((r) => r.pipeBytes)),
+          pipeLinkBytes: runs[0]!.pipeLinkBytes.map(({ link }) => ({ link, bytes: median(runs.map((r) => r.pipeLinkBytes.find((l) => l.link === link)?.bytes ?? 0)) })),
         });
       } finally {
         await embedded.close();

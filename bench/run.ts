@@ -12,7 +12,7 @@ import { benchCascade } from './cascade.ts';
 import { benchConsumers } from './consumers.ts';
 import { benchFirstFrame, type FirstFrameCase } from './first-frame.ts';
 import { benchHostile, withinHostileGoal } from './hostile.ts';
-import { benchImpairedCascade } from './impaired-cascade.ts';
+import { benchImpairedCascade, type CaseFigures } from './impaired-cascade.ts';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_DATASET_URL, loadDataset } from './placement/dataset.ts';
 import { benchPlacement } from './placement/index.ts';
@@ -317,6 +317,14 @@ const impairedCascade: Benchmark = {
     // The issue's goals: time frozen ≤ 1 % (1 % loss) and ≤ 3 % (3 % loss), concealment ≤ 1 % at 1 % loss.
     const frozenGoal = (lossPct: number) => (lossPct <= 1 ? 0.01 : 0.03);
     const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+    // Each link's bytes against the same link's on the clean links (links that carry parity pay more than the others).
+    const perLink = (c: CaseFigures): string =>
+      c.pipeLinkBytes
+        .map(({ link, bytes }) => {
+          const base = clean?.pipeLinkBytes.find((l) => l.link === link)?.bytes;
+          return `${link} ${base ? f(bytes / base, 2) : '?'}`;
+        })
+        .join(', ');
     const lines: BenchLine[] = r.cases.map((c) => {
       // Goals apply with the conditioner on (the off cases show what it buys).
       const impaired = c.conditioner === 'on' && (c.lossPct > 0 || c.jitterMs > 0);
@@ -327,7 +335,7 @@ const impairedCascade: Benchmark = {
       return {
         name: `cascade media, 3 Chromium pages in 3 regions, ${c.name} between regions (median of ${r.runsPerCase}, ${r.watchS} s each)`,
         value: `${f(c.framesPerSecond)} frames/s, ${c.maxFreezesPerStream} freezes, ${pct(c.maxFrozenShare)} frozen (worst stream; mean ${pct(c.meanFrozenShare)}), audio concealed ${pct(c.concealedShare)}`,
-        ratio: `video packets lost for good ${c.videoLost}; repair on the pipes: ${c.repair.rebuilt} rebuilt, ${c.repair.gaveUp} gaps given up, ${c.repair.late} late; NACKs: ${c.browserNacks} from browsers, ${c.pipeNacks} on the pipes; ${clean ? `inter-region bytes ratio ${f(c.pipeBytes / clean.pipeBytes, 2)} vs clean links` : `${c.pipeBytes} inter-region bytes (no clean-links run with --quick to compare)`}`,
+        ratio: `video packets lost for good ${c.videoLost}; repair on the pipes: ${c.repair.rebuilt} rebuilt, ${c.repair.gaveUp} gaps given up, ${c.repair.late} late; NACKs: ${c.browserNacks} from browsers, ${c.pipeNacks} on the pipes; ${clean ? `inter-region bytes ratio ${f(c.pipeBytes / clean.pipeBytes, 2)} vs clean links (per link: ${perLink(c)})` : `${c.pipeBytes} inter-region bytes (no clean-links run with --quick to compare)`}`,
         ...(impaired ? { target: { text: `frozen ≤ ${pct(frozenGoal(c.lossPct))}${c.lossPct <= 1 ? ', concealed ≤ 1 %' : ''}${clean ? ', bytes ≤ 1.25× clean' : ''}${off ? ', NACKs ≥ 10× fewer than without' : ''}`, met } } : {}),
       };
     });

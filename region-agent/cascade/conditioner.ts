@@ -13,19 +13,22 @@
  *   type is one of the video codecs', given at open) are repaired: a lost video packet stops the
  *   picture until it comes, while a lost audio packet is concealed in 20 ms, and retransmissions
  *   (RTX) and RTCP are repair traffic themselves. Everything else passes straight through.
- * - Outgoing, per protected stream: consecutive packets form a group; its parity datagram (the
- *   XOR of the group's packets padded to the longest, the XOR of their lengths, SSRC, first
- *   sequence number and count) lets the far end rebuild any one lost packet of the group without
- *   a round trip. Parity is paid from a byte budget, a share of all the bytes the link sends
- *   (shared by its streams): a group closes as soon as the budget covers its parity, so a lost
- *   packet is rebuilt about as soon as the budget allows (about two frames of low-rate video at a
- *   share of a quarter), and at the latest `fecGroupMs` after the group's first packet, borrowing
- *   up to one parity ahead when the budget is short (a slow stream still gets its repair in time).
- * - The share follows the loss: the far end reports every REPORT_MS how many protected packets
- *   it lost on the way and how many came; over its last minute of reports the share is `fecShare`
- *   from FULL_SHARE_LOSS up, in proportion below it. A link is protected in full until its reports
- *   count LOSS_MIN_PACKETS packets (about 40 s of one camera), so a link that loses a packet now
- *   and then keeps its protection, and a clean one carries no parity after its first minute.
+ * - Outgoing, per protected stream: consecutive packets form groups, and each group closes with
+ *   a repair symbol over it and the group before (a sliding-window Reed-Solomon code over
+ *   GF(2^8), `coefficient`): the far end rebuilds a packet lost in a group from the next symbol
+ *   without a round trip, two lost packets from the two symbols over them, and a lost symbol's
+ *   packets from the next one. Symbols are paid from a byte budget, a share of all the bytes the
+ *   link sends (shared by its streams): a group closes as soon as the budget covers its symbol
+ *   (every three or four packets of low-rate video at a share of 0.23), and at the latest
+ *   `fecGroupMs` after its first packet, borrowing up to one symbol ahead when the budget is
+ *   short (a slow stream still gets its repair in time).
+ * - The share follows the link: none once its round trip (read from the echo of the loss reports)
+ *   is under `fecMinRttMs`, where a retransmission comes back in time. Else it follows the loss:
+ *   the far end reports every REPORT_MS how many protected packets it lost on the way and how
+ *   many came; over its last minute of reports the share is `fecShare` from FULL_SHARE_LOSS up, in
+ *   proportion below it. A link is protected in full until its reports count LOSS_MIN_PACKETS
+ *   packets (about 40 s of one camera), so a link that loses a packet now and then keeps its
+ *   protection, and a clean one carries no parity after its first minute.
  * - Incoming: a protected stream's packets reach the PipeTransport in sequence order; those
  *   behind a gap wait until the gap fills (the late packet itself, or its rebuild) or for a
  *   reordering allowance (derived from how late packets come on this link, `reorderMaxMs` at
@@ -34,20 +37,24 @@
  *   reordering. A gap still open after the allowance goes to mediasoup, which asks the origin at
  *   once: the packet comes back by whichever is first, its rebuild (within a group's time) or its
  *   retransmission (a round trip), and is delivered when it comes (once; a second copy is dropped).
- *   Waiting for the parity instead would save the retransmission's bytes but add a group's time
- *   to every loss that parity cannot repair (two in a group, or the parity lost).
- * - A parity datagram starts with 0xd8 (version bits 3: neither RTP nor RTCP); the far end sends
- *   parity only when this side runs the conditioner too (`setFar`).
+ *   Waiting for the symbol instead would save the retransmission's bytes but add a group's time
+ *   to every loss that the symbols cannot repair.
+ * - A repair symbol starts with 0xda, a loss report with 0xd9 (version bits 3: neither RTP nor
+ *   RTCP); the far end sends them only when this side runs the conditioner too (`setFar`).
  */
 import { createSocket, type Socket } from 'node:dgram';
 
+import { gfInv, gfMul, gfMulAdd, gfScale } from './gf256.ts';
+
 export interface ConditionerSettings {
-  /** Parity bytes per byte of protected (video) RTP sent; 0 = no FEC. */
+  /** Repair symbol bytes per byte the link sends, spent on protected (video) streams; 0 = no FEC. */
   fecShare: number;
-  /** A group's parity goes at the latest this long after the group's first packet, ms. */
+  /** A group's repair symbol goes at the latest this long after the group's first packet, ms. */
   fecGroupMs: number;
   /** Longest reordering allowance (a protected packet's hold behind a gap), ms; 0 = no hold (delivered as it comes). */
   reorderMaxMs: number;
+  /** Links with a shorter round trip carry no parity (a retransmission comes back in time), ms; 0 = parity on every link. */
+  fecMinRttMs: number;
 }
 
 export interface ConditionerStats {
@@ -59,10 +66,10 @@ export interface ConditionerStats {
   protectedSent: number;
   protectedBytes: number;
   protectedReceived: number;
-  /** Parity datagrams sent and their bytes (header included). */
+  /** Repair symbols (parity) sent and their bytes (header included). */
   paritySent: number;
   parityBytes: number;
-  /** Packets rebuilt from parity. */
+  /** Packets rebuilt from repair symbols. */
   rebuilt: number;
   /** Packets that waited behind a gap. */
   held: number;
@@ -115,12 +122,29 @@ interface Address {
   port: number;
 }
 
-/** Parity: PARITY ‖ SSRC u32 ‖ first seq u16 ‖ count u8 ‖ XOR of lengths u16 ‖ XOR of the packets. */
-const PARITY = 0xd8;
-export const PARITY_HEADER = 10;
-/** Loss report: REPORT ‖ protected packets lost u32 ‖ received u32 (since the last report). */
+/**
+ * Repair symbol: REPAIR ‖ SSRC u32 ‖ first seq u16 ‖ count u8 ‖ repair id u16 ‖ symbol: the sum
+ * over GF(2^8) of the `count` packets from `first`, each as (length u16 ‖ packet) padded to the
+ * longest and multiplied by its coefficient (see `coefficient`). 0xda: version bits 3, neither
+ * RTP nor RTCP (0xd8 was the XOR parity of the conditioner before, which this one does not read).
+ */
+const REPAIR = 0xda;
+export const REPAIR_HEADER = 10;
+/** Bytes a packet takes in a symbol beyond its own: its length. */
+const LENGTH_PREFIX = 2;
+/**
+ * Loss report: REPORT ‖ protected packets lost u32 ‖ received u32 (since the last report) ‖ sent at
+ * u32 ‖ the far end's last report's sent at u32 ‖ held since u32 (NO_ECHO: none came yet), the
+ * times in ms of each side's own clock: the round trip is read from the echo as RTCP's LSR/DLSR.
+ * An earlier conditioner sends the first 9 bytes only (no round trip then).
+ */
 const REPORT = 0xd9;
-const REPORT_LENGTH = 9;
+const REPORT_LENGTH = 21;
+const REPORT_LENGTH_NO_RTT = 9;
+const NO_ECHO = 0xffffffff;
+/** Round trips kept (one per report), and the longest taken as one. */
+const RTT_SAMPLES = 9;
+const RTT_MAX_MS = 10_000;
 /** How often a link's receiver reports its loss, ms. */
 export const REPORT_MS = 500;
 /** The loss at which the whole `fecShare` is spent (in proportion below it). */
@@ -130,8 +154,9 @@ const LOSS_REPORTS = 120;
 /** ...once they count this many packets: a younger link is protected in full. */
 const LOSS_MIN_PACKETS = 1_000;
 
-/** Most packets in a group (the count travels in a byte; more would make a loss in it likely to be a double one). */
-export const MAX_FEC_GROUP = 64;
+/** Most packets a repair symbol covers (two groups), and in one group. */
+const MAX_REPAIR_SPAN = 64;
+const MAX_GROUP = MAX_REPAIR_SPAN / 2;
 /** How far the budget may run ahead (a quiet link does not save up for a burst of parity), and behind (one parity borrowed when a group's time is up). */
 const CREDIT_CAP = 3_000;
 const DEBT_MAX = 1_500;
@@ -139,24 +164,53 @@ const DEBT_MAX = 1_500;
 const MAX_STREAMS = 64;
 /** Packets kept per received stream: held, kept for rebuilds, remembered for duplicates. */
 const WINDOW = 512;
-/** Parities per stream waiting for more of their group, at most. */
-const MAX_PENDING_PARITIES = 16;
+/** Repair symbols per stream waiting for more of what they cover, at most. */
+const MAX_EQUATIONS = 16;
+/** Packets missing from them that elimination takes on at most. */
+const MAX_UNKNOWNS = 64;
 /** Fill delays of gaps (late packets) kept for the allowance: the last ones, within this long. */
 const SAMPLES = 64;
 const SAMPLE_TTL_MS = 10_000;
 /** The allowance before any packet came late on the link. */
 const FIRST_ALLOWANCE_MS = 20;
 
+/**
+ * The coefficient of packet `seq` in repair symbol `id`: a Cauchy matrix, 1 / (x_id + y_seq) with
+ * x = 128 + id mod 128 and y = seq mod 128, so that any k symbols within 128 ids that cover any k
+ * lost packets within 128 sequence numbers solve them all (every square sub-matrix of a Cauchy
+ * matrix is invertible): the code is MDS, a Reed-Solomon code over a sliding window.
+ */
+const COEFFICIENTS = new Uint8Array(128 * 128);
+for (let x = 0; x < 128; x++) for (let y = 0; y < 128; y++) COEFFICIENTS[(x << 7) | y] = gfInv((0x80 | x) ^ y);
+const coefficient = (id: number, seq: number): number => COEFFICIENTS[((id & 0x7f) << 7) | (seq & 0x7f)]!;
+
+/** symbol += coefficient × (length ‖ packet): how a packet enters a repair symbol, and leaves it. */
+export function addToSymbol(symbol: Buffer, id: number, seq: number, packet: Buffer): void {
+  const c = coefficient(id, seq);
+  symbol[0]! ^= gfMul(c, packet.length >> 8);
+  symbol[1]! ^= gfMul(c, packet.length & 0xff);
+  gfMulAdd(symbol.subarray(LENGTH_PREFIX), packet, c);
+}
+
+/** A copy of `b` at least `length` long (zero-padded). */
+function grown(b: Buffer, length: number): Buffer {
+  const out = Buffer.alloc(length);
+  b.copy(out);
+  return out;
+}
+
 /** Signed distance a − b of two RTP sequence numbers. */
 const seqDiff = (a: number, b: number): number => ((((a - b) & 0xffff) + 0x8000) & 0xffff) - 0x8000;
 const seqAdd = (a: number, n: number): number => (a + n) & 0xffff;
+/** A time (ms) as a report carries it: 32 bits, wrapping. */
+const stamp = (ms: number): number => Math.round(ms) >>> 0;
 
-/** The SSRC, sequence number and payload type of an RTP packet (not RTCP), else undefined. */
-function rtpHeader(b: Buffer): { ssrc: number; seq: number; pt: number } | undefined {
+/** The SSRC, sequence number, payload type and marker bit (a video frame's last packet) of an RTP packet (not RTCP), else undefined. */
+function rtpHeader(b: Buffer): { ssrc: number; seq: number; pt: number; marker: boolean } | undefined {
   if (b.length < 12 || (b[0]! & 0xc0) !== 0x80) return undefined;
   const pt = b[1]! & 0x7f;
   if (pt >= 64 && pt <= 95) return undefined; // RTCP (192..223 with the marker bit)
-  return { ssrc: b.readUInt32BE(8), seq: b.readUInt16BE(2), pt };
+  return { ssrc: b.readUInt32BE(8), seq: b.readUInt16BE(2), pt, marker: (b[1]! & 0x80) !== 0 };
 }
 
 async function bindUdp(ip: string, range?: { min: number; max: number }): Promise<Socket> {
@@ -187,6 +241,7 @@ export function checkConditionerSettings(s: ConditionerSettings): void {
   if (!Number.isFinite(s.fecShare) || s.fecShare < 0 || s.fecShare > 1) throw new TypeError('fecShare must be a number 0..1');
   if (!Number.isFinite(s.fecGroupMs) || s.fecGroupMs < 1) throw new TypeError('fecGroupMs must be ≥ 1');
   if (!Number.isFinite(s.reorderMaxMs) || s.reorderMaxMs < 0) throw new TypeError('reorderMaxMs must be ≥ 0');
+  if (!Number.isFinite(s.fecMinRttMs) || s.fecMinRttMs < 0) throw new TypeError('fecMinRttMs must be ≥ 0');
   // Rebuilt packets go in order behind their gap: parity is of no use to a side that holds nothing.
   if (s.fecShare > 0 && s.reorderMaxMs <= 0) throw new TypeError('reorderMaxMs must be > 0 when fecShare is (rebuilt packets are delivered in order behind their gap)');
 }
@@ -200,22 +255,30 @@ export interface FarEnd {
 export const conditionerEnabled = (s: ConditionerSettings): boolean => s.fecShare > 0 || s.reorderMaxMs > 0;
 
 /** A protected stream's open group (sending). */
-interface SendGroup {
+/** A protected stream as sent: the repair symbol that closes its open group, and the one after it. */
+interface SendStream {
+  /** The next repair symbol: its id, the packets it covers (the group before and the open one) and its sum so far. */
+  id: number;
   first: number;
   count: number;
-  lenXor: number;
   maxLen: number;
-  xor: Buffer;
-  /** Its time (fecGroupMs) is up: it closes as soon as the budget allows, borrowing. */
+  symbol: Buffer;
+  /** The open group: its first packet and size, and the next symbol's sum of it. */
+  groupFirst: number;
+  groupCount: number;
+  groupMaxLen: number;
+  nextSymbol: Buffer;
+  /** The open group's time (fecGroupMs) is up: it closes as soon as the budget allows, borrowing. */
   due: boolean;
   timer: NodeJS.Timeout | undefined;
 }
 
-interface Parity {
+/** A repair symbol as received, less what is known: the packets it covers still missing, and its rest. */
+interface Equation {
+  id: number;
   first: number;
-  count: number;
-  lenXor: number;
-  xor: Buffer;
+  missing: number[];
+  rest: Buffer;
 }
 
 /** A protected stream as received. */
@@ -229,7 +292,10 @@ interface RecvStream {
   readonly slotDelivered: Uint8Array;
   /** Stored, not delivered yet (held behind a gap). */
   heldCount: number;
-  readonly parities: Map<number, Parity>;
+  /** Repair symbols waiting for more of what they cover (or for each other). */
+  equations: Equation[];
+  /** Solving now (a rebuilt packet's delivery comes back to solve). */
+  solving: boolean;
 }
 
 export class PipeConditioner {
@@ -247,12 +313,16 @@ export class PipeConditioner {
   #closed = false;
 
   // --- sending ---
-  readonly #groups = new Map<number, SendGroup>();
+  readonly #sendStreams = new Map<number, SendStream>();
   /** Parity bytes the budget allows now (negative: borrowed). */
   #credit = 0;
   /** The far end's last reports (lost, received), oldest first, and the share they make (see shareNow). */
   readonly #reports: Array<{ lost: number; received: number }> = [];
   #share: number;
+  /** The link's last round trips (ms), from the far end's echoes of our reports. */
+  readonly #rtts: number[] = [];
+  /** The far end's last report: its sent-at stamp and when it came (our clock), echoed in ours. */
+  #farReport: { sentAt: number; at: number } | undefined;
 
   // --- receiving ---
   readonly #streams = new Map<number, RecvStream>();
@@ -265,7 +335,7 @@ export class PipeConditioner {
   readonly #samples: Array<{ ms: number; at: number }> = [];
 
   private constructor(local: Socket, wire: Socket, options: ConditionerOptions) {
-    this.#settings = { fecShare: options.fecShare, fecGroupMs: options.fecGroupMs, reorderMaxMs: options.reorderMaxMs };
+    this.#settings = { fecShare: options.fecShare, fecGroupMs: options.fecGroupMs, reorderMaxMs: options.reorderMaxMs, fecMinRttMs: options.fecMinRttMs };
     this.#share = options.fecShare;
     this.#protected = new Set(options.protectedPayloadTypes);
     this.#local = local;
@@ -320,9 +390,20 @@ export class PipeConditioner {
     return Math.min(max, Math.max(2, Math.ceil(worst * 1.5 + 3)));
   }
 
-  /** The share of the bytes the link spends on parity now: `fecShare`, scaled down by the far end's loss below FULL_SHARE_LOSS. */
+  /**
+   * The share of the bytes the link spends on parity now: `fecShare`, scaled down by the far end's
+   * loss below FULL_SHARE_LOSS; none once the link's round trip is known to be under `fecMinRttMs`.
+   */
   get shareNow(): number {
-    return this.#share;
+    const rtt = this.rttMs;
+    return rtt !== undefined && rtt < this.#settings.fecMinRttMs ? 0 : this.#share;
+  }
+
+  /** The link's round trip (the median of the last RTT_SAMPLES), ms; undefined until the far end echoed a report. */
+  get rttMs(): number | undefined {
+    if (this.#rtts.length === 0) return undefined;
+    const sorted = [...this.#rtts].sort((x, y) => x - y);
+    return sorted[sorted.length >> 1];
   }
 
   /** Where the local PipeTransport listens. */
@@ -360,8 +441,8 @@ export class PipeConditioner {
   }
 
   #clearGroups(): void {
-    for (const g of this.#groups.values()) clearTimeout(g.timer);
-    this.#groups.clear();
+    for (const st of this.#sendStreams.values()) clearTimeout(st.timer);
+    this.#sendStreams.clear();
   }
 
   // --- sending ---
@@ -383,75 +464,102 @@ export class PipeConditioner {
     if (!rtp || !this.#protected.has(rtp.pt)) return;
     this.stats.protectedSent++;
     this.stats.protectedBytes += msg.length;
-    if (repairs) this.#addToGroup(rtp.ssrc, rtp.seq, msg);
-  }
-
-  #addToGroup(ssrc: number, seq: number, msg: Buffer): void {
-    let group = this.#groups.get(ssrc);
-    // A group covers consecutive packets: one out of sequence (a late one upstream) goes unprotected.
-    if (group && seq !== seqAdd(group.first, group.count)) {
-      if (seqDiff(seq, group.first) < group.count) return;
-      // A jump ahead (packets lost upstream): the group so far gets its parity if the budget allows.
-      const cost = PARITY_HEADER + group.maxLen;
-      this.#sendParity(ssrc, group, this.#credit - cost >= -DEBT_MAX);
-      group = undefined;
-    }
-    if (!group) {
-      if (!this.#groups.has(ssrc) && this.#groups.size >= MAX_STREAMS) this.#dropOldestGroup();
-      group = { first: seq, count: 0, lenXor: 0, maxLen: 0, xor: Buffer.alloc(Math.max(1500, msg.length)), due: false, timer: undefined };
-      const g = group;
-      group.timer = setTimeout(() => {
-        g.timer = undefined;
-        g.due = true;
-        if (this.#groups.get(ssrc) === g) this.#closeIfPaid(ssrc, g);
-      }, this.#settings.fecGroupMs);
-      this.#groups.set(ssrc, group);
-    }
-    if (msg.length > group.xor.length) {
-      const grown = Buffer.alloc(msg.length);
-      group.xor.copy(grown, 0, 0, group.maxLen);
-      group.xor = grown;
-    }
-    const xor = group.xor;
-    for (let i = 0; i < msg.length; i++) xor[i]! ^= msg[i]!;
-    group.lenXor ^= msg.length & 0xffff;
-    if (msg.length > group.maxLen) group.maxLen = msg.length;
-    group.count++;
-    this.#closeIfPaid(ssrc, group);
+    if (repairs) this.#protect(rtp.ssrc, rtp.seq, msg, rtp.marker);
   }
 
   /**
-   * Closes the group with its parity when the budget pays for it; once the group's time is up,
-   * with at most DEBT_MAX borrowed. Otherwise the group goes on growing (up to MAX_FEC_GROUP).
+   * Adds a protected packet to its stream's repair symbols. A symbol covers the group before and
+   * the open one (each packet is in two symbols), so a lost symbol, or two losses in one group,
+   * are repaired by the next symbol instead of a round trip.
    */
-  #closeIfPaid(ssrc: number, group: SendGroup): void {
-    const cost = PARITY_HEADER + group.maxLen;
-    if (group.count >= MAX_FEC_GROUP || this.#credit >= cost || (group.due && this.#credit - cost >= -DEBT_MAX)) this.#sendParity(ssrc, group, true);
+  #protect(ssrc: number, seq: number, msg: Buffer, endOfFrame: boolean): void {
+    let st = this.#sendStreams.get(ssrc);
+    // Symbols cover consecutive packets: one out of sequence (a late one upstream) goes unprotected.
+    if (st && seq !== seqAdd(st.first, st.count)) {
+      if (seqDiff(seq, st.first) < st.count) return;
+      // A jump ahead (packets lost upstream): the open group gets its symbol if the budget allows, and the stream starts over.
+      if (st.groupCount > 0) this.#sendRepair(ssrc, st, this.#credit - this.#repairCost(st) >= -DEBT_MAX);
+      this.#dropSendStream(ssrc);
+      st = undefined;
+    }
+    if (!st) {
+      if (this.#sendStreams.size >= MAX_STREAMS) this.#dropSendStream(this.#sendStreams.keys().next().value!);
+      const symbolLength = LENGTH_PREFIX + Math.max(1500, msg.length);
+      st = { id: 0, first: seq, count: 0, maxLen: 0, symbol: Buffer.alloc(symbolLength), groupFirst: seq, groupCount: 0, groupMaxLen: 0, nextSymbol: Buffer.alloc(symbolLength), due: false, timer: undefined };
+      this.#sendStreams.set(ssrc, st);
+    }
+    if (st.groupCount === 0) {
+      const opened = st;
+      opened.timer = setTimeout(() => {
+        opened.timer = undefined;
+        opened.due = true;
+        // Between two frames, as a rule: packets of a frame come in a burst.
+        if (this.#sendStreams.get(ssrc) === opened) this.#closeIfPaid(ssrc, opened, true);
+      }, this.#settings.fecGroupMs);
+    }
+    const need = LENGTH_PREFIX + msg.length;
+    if (need > st.symbol.length) st.symbol = grown(st.symbol, need);
+    if (need > st.nextSymbol.length) st.nextSymbol = grown(st.nextSymbol, need);
+    addToSymbol(st.symbol, st.id, seq, msg);
+    addToSymbol(st.nextSymbol, (st.id + 1) & 0xffff, seq, msg);
+    st.count++;
+    st.groupCount++;
+    st.maxLen = Math.max(st.maxLen, msg.length);
+    st.groupMaxLen = Math.max(st.groupMaxLen, msg.length);
+    this.#closeIfPaid(ssrc, st, endOfFrame);
   }
 
-  #dropOldestGroup(): void {
-    const [ssrc, g] = this.#groups.entries().next().value!;
-    clearTimeout(g.timer);
-    this.#groups.delete(ssrc);
+  #repairCost(st: SendStream): number {
+    return REPAIR_HEADER + LENGTH_PREFIX + st.maxLen;
   }
 
-  /** Closes the group: with its parity when `paid`, else (cut short by a packet out of sequence) without. */
-  #sendParity(ssrc: number, group: SendGroup, paid: boolean): void {
-    clearTimeout(group.timer);
-    this.#groups.delete(ssrc);
+  /**
+   * Closes the open group with its repair symbol at the end of a frame when the budget pays for it
+   * (a frame is whole only with its last packet: a symbol right after it repairs a loss anywhere
+   * in the frame at once, where one mid-frame leaves the rest of the frame to the next symbol);
+   * once the group's time is up, with at most DEBT_MAX borrowed. Otherwise the group goes on
+   * growing (up to MAX_GROUP).
+   */
+  #closeIfPaid(ssrc: number, st: SendStream, endOfFrame: boolean): void {
+    const cost = this.#repairCost(st);
+    if (st.groupCount >= MAX_GROUP || (endOfFrame && this.#credit >= cost) || (st.due && this.#credit - cost >= -DEBT_MAX)) this.#sendRepair(ssrc, st, true);
+  }
+
+  #dropSendStream(ssrc: number): void {
+    clearTimeout(this.#sendStreams.get(ssrc)?.timer);
+    this.#sendStreams.delete(ssrc);
+  }
+
+  /** Closes the open group: sends the symbol when `paid`; the next symbol (the closed group so far) becomes the one to send. */
+  #sendRepair(ssrc: number, st: SendStream, paid: boolean): void {
+    clearTimeout(st.timer);
+    st.timer = undefined;
+    st.due = false;
     const remote = this.#remote;
-    if (!paid || !remote || this.#closed) return;
-    const cost = PARITY_HEADER + group.maxLen;
-    this.#credit -= cost;
-    const header = Buffer.allocUnsafe(PARITY_HEADER);
-    header[0] = PARITY;
-    header.writeUInt32BE(ssrc, 1);
-    header.writeUInt16BE(group.first, 5);
-    header[7] = group.count;
-    header.writeUInt16BE(group.lenXor, 8);
-    this.#wire.send([header, group.xor.subarray(0, group.maxLen)], remote.port, remote.ip);
-    this.stats.paritySent++;
-    this.stats.parityBytes += cost;
+    if (paid && remote && !this.#closed) {
+      const cost = this.#repairCost(st);
+      this.#credit -= cost;
+      const header = Buffer.allocUnsafe(REPAIR_HEADER);
+      header[0] = REPAIR;
+      header.writeUInt32BE(ssrc, 1);
+      header.writeUInt16BE(st.first, 5);
+      header[7] = st.count;
+      header.writeUInt16BE(st.id, 8);
+      this.#wire.send([header, st.symbol.subarray(0, LENGTH_PREFIX + st.maxLen)], remote.port, remote.ip);
+      this.stats.paritySent++;
+      this.stats.parityBytes += cost;
+    }
+    // A new buffer for the symbol after next: the one sent is still the socket's (sends are asynchronous).
+    const length = st.symbol.length;
+    st.id = (st.id + 1) & 0xffff;
+    st.first = st.groupFirst;
+    st.count = st.groupCount;
+    st.maxLen = st.groupMaxLen;
+    st.symbol = st.nextSymbol;
+    st.nextSymbol = Buffer.alloc(length);
+    st.groupFirst = seqAdd(st.first, st.count);
+    st.groupCount = 0;
+    st.groupMaxLen = 0;
   }
 
   // --- receiving ---
@@ -463,14 +571,15 @@ export class PipeConditioner {
       this.stats.dropped++;
       return;
     }
-    if (msg.length === REPORT_LENGTH && msg[0] === REPORT) {
+    if (msg[0] === REPORT && (msg.length === REPORT_LENGTH || msg.length === REPORT_LENGTH_NO_RTT)) {
+      if (msg.length === REPORT_LENGTH) this.#onEcho(msg.readUInt32BE(9), msg.readUInt32BE(13), msg.readUInt32BE(17));
       this.#onReport(msg.readUInt32BE(1), msg.readUInt32BE(5));
       return;
     }
-    if (msg.length > 0 && msg[0] === PARITY) {
-      const count = msg.length > PARITY_HEADER ? msg[7]! : 0;
-      if (count === 0 || count > MAX_FEC_GROUP) this.stats.dropped++;
-      else this.#onParity(msg.readUInt32BE(1), { first: msg.readUInt16BE(5), count, lenXor: msg.readUInt16BE(8), xor: Buffer.from(msg.subarray(PARITY_HEADER)) });
+    if (msg.length > 0 && msg[0] === REPAIR) {
+      const count = msg.length > REPAIR_HEADER + LENGTH_PREFIX ? msg[7]! : 0;
+      if (count === 0 || count > MAX_REPAIR_SPAN) this.stats.dropped++;
+      else this.#onRepair(msg.readUInt32BE(1), msg.readUInt16BE(8), msg.readUInt16BE(5), count, msg.subarray(REPAIR_HEADER));
       return;
     }
     const rtp = rtpHeader(msg);
@@ -500,7 +609,8 @@ export class PipeConditioner {
         slotArrivedAt: new Float64Array(WINDOW),
         slotDelivered: new Uint8Array(WINDOW),
         heldCount: 0,
-        parities: new Map(),
+        equations: [],
+        solving: false,
       };
       this.#streams.set(ssrc, s);
     }
@@ -544,17 +654,17 @@ export class PipeConditioner {
       this.#send(payload);
       this.stats.late++;
       if (!rebuilt) this.#sampleFill(s, seq, now);
-      this.#checkParities(s, seq);
+      this.#known(s, seq, payload);
       return;
     }
     // Beyond the window: give up the oldest gaps to make room.
-    if (d >= WINDOW - MAX_FEC_GROUP) this.#advance(s, seqAdd(seq, -(WINDOW - 2 * MAX_FEC_GROUP)));
+    if (d >= WINDOW - MAX_REPAIR_SPAN) this.#advance(s, seqAdd(seq, -(WINDOW - 2 * MAX_REPAIR_SPAN)));
     if (s.heldCount > 0 && !rebuilt) this.#sampleFill(s, seq, now);
     this.#store(s, slot, seq, payload, now);
     s.heldCount++;
     if (seq === s.expect) this.#drain(s);
     else this.stats.held++;
-    this.#checkParities(s, seq);
+    this.#known(s, seq, payload);
     this.#scheduleHold();
   }
 
@@ -567,7 +677,7 @@ export class PipeConditioner {
 
   /** A packet filled a gap late (not rebuilt): how long after the packet that followed it. */
   #sampleFill(s: RecvStream, seq: number, now: number): void {
-    for (let i = 1; i <= MAX_FEC_GROUP; i++) {
+    for (let i = 1; i <= MAX_REPAIR_SPAN; i++) {
       const next = seqAdd(seq, i);
       const slot = next % WINDOW;
       if (s.slotSeq[slot] !== next) continue;
@@ -654,7 +764,11 @@ export class PipeConditioner {
     }
   }
 
-  /** Tells the far end what this side lost of its protected packets since the last report. */
+  /**
+   * Tells the far end what this side lost of its protected packets since the last report, and
+   * echoes its last report (so each side knows the round trip). Sent even with nothing received:
+   * the side that only sends video needs the echo.
+   */
   #report(): void {
     const remote = this.#remote;
     if (this.#closed || !remote || !this.#far.conditioned) return;
@@ -663,12 +777,28 @@ export class PipeConditioner {
     const lost = Math.max(0, now.lost - this.#reported.lost);
     const received = Math.max(0, now.received - this.#reported.received);
     this.#reported = now;
-    if (lost + received === 0) return;
+    const at = performance.now();
+    const far = this.#farReport;
     const report = Buffer.allocUnsafe(REPORT_LENGTH);
     report[0] = REPORT;
     report.writeUInt32BE(Math.min(lost, 0xffffffff), 1);
     report.writeUInt32BE(Math.min(received, 0xffffffff), 5);
+    report.writeUInt32BE(stamp(at), 9);
+    report.writeUInt32BE(far ? far.sentAt : 0, 13);
+    report.writeUInt32BE(far ? Math.min(NO_ECHO - 1, Math.round(at - far.at)) : NO_ECHO, 17);
     this.#wire.send(report, remote.port, remote.ip);
+  }
+
+  /** A report's stamps: keep the far end's for our echo; a round trip from its echo of ours. */
+  #onEcho(sentAt: number, echoOf: number, heldMs: number): void {
+    const now = performance.now();
+    this.#farReport = { sentAt, at: now };
+    if (heldMs === NO_ECHO) return;
+    // Signed: the stamps are rounded, so a loopback round trip may come out a millisecond below 0.
+    const rtt = (stamp(now) - echoOf - heldMs) | 0;
+    if (rtt < -2 || rtt > RTT_MAX_MS) return;
+    this.#rtts.push(Math.max(0, rtt));
+    if (this.#rtts.length > RTT_SAMPLES) this.#rtts.shift();
   }
 
   /** The far end's report: the share follows its last LOSS_REPORTS. */
@@ -686,73 +816,139 @@ export class PipeConditioner {
     this.#share = total < LOSS_MIN_PACKETS ? full : full * Math.min(1, lostSum / total / FULL_SHARE_LOSS);
   }
 
-  #onParity(ssrc: number, p: Parity): void {
+  /** A repair symbol: what it covers that is here comes out of it; what is missing is solved for when it can be. */
+  #onRepair(ssrc: number, id: number, first: number, count: number, symbol: Buffer): void {
     const s = this.#streams.get(ssrc);
     // No packet of this stream came yet (or it is not held here): nothing to rebuild against.
     if (!s || this.#settings.reorderMaxMs <= 0) return;
-    const d = seqDiff(p.first, s.expect);
-    if (d <= -WINDOW + MAX_FEC_GROUP || d >= WINDOW) {
+    const d = seqDiff(first, s.expect);
+    if (d <= -WINDOW + MAX_REPAIR_SPAN || d >= WINDOW) {
       this.stats.dropped++;
       return;
     }
-    if (!this.#tryRebuild(s, p)) {
-      s.parities.set(p.first, p);
-      if (s.parities.size > MAX_PENDING_PARITIES) s.parities.delete(s.parities.keys().next().value!);
+    const eq: Equation = { id, first, missing: [], rest: Buffer.from(symbol) };
+    for (let i = 0; i < count; i++) {
+      const seq = seqAdd(first, i);
+      const slot = seq % WINDOW;
+      if (s.slotSeq[slot] !== seq) eq.missing.push(seq);
+      else if (!this.#takeOut(eq, seq, s.slotPayload[slot]!)) return;
     }
+    if (eq.missing.length === 0) return;
+    s.equations.push(eq);
+    if (s.equations.length > MAX_EQUATIONS) s.equations.shift();
+    this.#solve(s);
   }
 
-  /** Parities waiting for more of their group: try them with `seq` now here. */
-  #checkParities(s: RecvStream, seq: number): void {
-    if (s.parities.size === 0) return;
-    for (const [key, p] of s.parities) {
-      if (seqDiff(p.first, s.expect) <= -WINDOW + MAX_FEC_GROUP) s.parities.delete(key);
-      else {
-        const d = seqDiff(seq, p.first);
-        if (d >= 0 && d < p.count && this.#tryRebuild(s, p)) s.parities.delete(key);
-      }
-    }
-  }
-
-  /** Rebuilds the one missing packet of a group; true when the parity is used up (nothing or one missing). */
-  #tryRebuild(s: RecvStream, p: Parity): boolean {
-    let missing: number | undefined;
-    for (let i = 0; i < p.count; i++) {
-      const seq = seqAdd(p.first, i);
-      if (s.slotSeq[seq % WINDOW] === seq) continue;
-      if (missing !== undefined) return false;
-      missing = seq;
-    }
-    if (missing === undefined) return true;
-    const out = Buffer.from(p.xor);
-    let len = p.lenXor;
-    for (let i = 0; i < p.count; i++) {
-      const seq = seqAdd(p.first, i);
-      if (seq === missing) continue;
-      const payload = s.slotPayload[seq % WINDOW]!;
-      if (payload.length > out.length) {
-        // Not a parity of what we hold (or forged): nothing to rebuild.
-        this.stats.dropped++;
-        return true;
-      }
-      for (let j = 0; j < payload.length; j++) out[j]! ^= payload[j]!;
-      len ^= payload.length & 0xffff;
-    }
-    const rebuilt = len > 0 && len <= out.length ? out.subarray(0, len) : undefined;
-    const header = rebuilt && rtpHeader(rebuilt);
-    // What it rebuilt must be the packet it stands for.
-    if (!header || header.ssrc !== s.ssrc || header.seq !== missing) {
+  /** Takes a packet out of a symbol; false (and the symbol dropped) when it cannot be in it: not a symbol of what we hold, or forged. */
+  #takeOut(eq: Equation, seq: number, payload: Buffer): boolean {
+    if (LENGTH_PREFIX + payload.length > eq.rest.length) {
       this.stats.dropped++;
-      return true;
+      return false;
     }
-    this.#onData(s.ssrc, missing, rebuilt, true);
+    addToSymbol(eq.rest, eq.id, seq, payload);
     return true;
   }
+
+  /** A packet of the stream came (or was rebuilt): out of the symbols that miss it, and solve when one did. */
+  #known(s: RecvStream, seq: number, payload: Buffer): void {
+    if (s.equations.length === 0) return;
+    let changed = false;
+    s.equations = s.equations.filter((eq) => {
+      if (seqDiff(eq.first, s.expect) <= -WINDOW + MAX_REPAIR_SPAN) return false;
+      const at = eq.missing.indexOf(seq);
+      if (at < 0) return true;
+      changed = true;
+      eq.missing.splice(at, 1);
+      return this.#takeOut(eq, seq, payload) && eq.missing.length > 0;
+    });
+    if (changed) this.#solve(s);
+  }
+
+  /**
+   * Rebuilds what the stream's symbols determine: a symbol missing one packet gives it at once;
+   * otherwise Gaussian elimination over all of them (two losses and two symbols that cover both).
+   * Each rebuilt packet goes in as if it came, taking itself out of the other symbols.
+   */
+  #solve(s: RecvStream): void {
+    if (s.solving) return;
+    s.solving = true;
+    try {
+      for (;;) {
+        const found = solveOne(s.equations);
+        if (!found) return;
+        const rebuilt = unpack(found.data);
+        const header = rebuilt && rtpHeader(rebuilt);
+        // What it rebuilt must be the packet it stands for; else the symbols are not of what we hold (or forged).
+        if (!header || header.ssrc !== s.ssrc || header.seq !== found.seq) {
+          this.stats.dropped++;
+          s.equations = [];
+          return;
+        }
+        s.equations = s.equations.filter((eq) => eq.missing.length > 0);
+        this.#onData(s.ssrc, found.seq, rebuilt, true);
+      }
+    } finally {
+      s.solving = false;
+    }
+  }
+}
+
+/** (length ‖ packet) as a symbol holds it, or undefined when the length does not fit. */
+function unpack(data: Buffer): Buffer | undefined {
+  if (data.length < LENGTH_PREFIX) return undefined;
+  const len = (data[0]! << 8) | data[1]!;
+  return len > 0 && LENGTH_PREFIX + len <= data.length ? Buffer.from(data.subarray(LENGTH_PREFIX, LENGTH_PREFIX + len)) : undefined;
+}
+
+/**
+ * One packet the symbols determine, with its sequence number; the symbol it came from is used up
+ * (its `missing` emptied). A symbol missing one packet gives it directly; else elimination over
+ * copies of all of them finds a row left with one unknown.
+ */
+function solveOne(equations: Equation[]): { seq: number; data: Buffer } | undefined {
+  for (const eq of equations) {
+    if (eq.missing.length !== 1) continue;
+    const seq = eq.missing[0]!;
+    eq.missing = [];
+    gfScale(eq.rest, gfInv(coefficient(eq.id, seq)));
+    return { seq, data: eq.rest };
+  }
+  if (equations.length < 2) return undefined;
+  const unknowns = [...new Set(equations.flatMap((eq) => eq.missing))];
+  // Elimination costs equations² × (unknowns + a symbol): bounded by MAX_EQUATIONS and this.
+  if (unknowns.length > MAX_UNKNOWNS) return undefined;
+  const length = Math.max(...equations.map((eq) => eq.rest.length));
+  const rows = equations.map((eq) => ({ coef: unknowns.map((u) => (eq.missing.includes(u) ? coefficient(eq.id, u) : 0)), rest: grown(eq.rest, length) }));
+  let rank = 0;
+  for (let col = 0; col < unknowns.length && rank < rows.length; col++) {
+    const pivot = rows.findIndex((r, i) => i >= rank && r.coef[col] !== 0);
+    if (pivot < 0) continue;
+    [rows[rank], rows[pivot]] = [rows[pivot]!, rows[rank]!];
+    const p = rows[rank]!;
+    const inv = gfInv(p.coef[col]!);
+    p.coef = p.coef.map((c) => gfMul(c, inv));
+    gfScale(p.rest, inv);
+    for (const [i, r] of rows.entries()) {
+      const f = r.coef[col]!;
+      if (i === rank || f === 0) continue;
+      r.coef = r.coef.map((c, j) => c ^ gfMul(f, p.coef[j]!));
+      gfMulAdd(r.rest, p.rest, f);
+    }
+    rank++;
+  }
+  for (const r of rows) {
+    const nonzero = r.coef.flatMap((c, j) => (c !== 0 ? [j] : []));
+    if (nonzero.length !== 1) continue;
+    gfScale(r.rest, gfInv(r.coef[nonzero[0]!]!));
+    return { seq: unknowns[nonzero[0]!]!, data: r.rest };
+  }
+  return undefined;
 }
 
 /**
  * What a datagram on a conditioned link carries for the pipe transports: the datagram itself, or
- * nothing for a parity one (for captures and relays that read RTP/RTCP on the wire).
+ * nothing for a repair symbol (for captures and relays that read RTP/RTCP on the wire).
  */
 export function conditionedPayload(datagram: Buffer): Buffer | undefined {
-  return datagram.length > 0 && datagram[0] === PARITY ? undefined : datagram;
+  return datagram.length > 0 && datagram[0] === REPAIR ? undefined : datagram;
 }

@@ -68,9 +68,9 @@ export function cascadeOptionsFromConfig(
   };
 }
 
-/** The pipe conditioner's settings (GEO_SFU_PIPE_FEC_SHARE, _FEC_GROUP_MS, GEO_SFU_PIPE_REORDER_MAX_MS). */
+/** The pipe conditioner's settings (GEO_SFU_PIPE_FEC_SHARE, _FEC_GROUP_MS, _FEC_MIN_RTT_MS, GEO_SFU_PIPE_REORDER_MAX_MS). */
 export function pipeConditionerSettings(config: GeoSfuConfig): ConditionerSettings {
-  return { fecShare: config.pipeFecShare, fecGroupMs: config.pipeFecGroupMs, reorderMaxMs: config.pipeReorderMaxMs };
+  return { fecShare: config.pipeFecShare, fecGroupMs: config.pipeFecGroupMs, reorderMaxMs: config.pipeReorderMaxMs, fecMinRttMs: config.pipeFecMinRttMs };
 }
 
 /** The cascade's cadences from the configuration (GEO_SFU_CASCADE_*); `requestTimeoutMs`: the agent's call timeout. */

@@ -8,7 +8,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { UdpRelay, type DirectionProfile } from '../../infra/embedded/udp-relay.ts';
-import { conditionedPayload, PARITY_HEADER, PipeConditioner, type ConditionerSettings } from '../../region-agent/cascade/conditioner.ts';
+import { addToSymbol, conditionedPayload, PipeConditioner, REPAIR_HEADER, type ConditionerSettings } from '../../region-agent/cascade/conditioner.ts';
 import { waitUntil } from '../sfu/helpers/rtp.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -41,18 +41,18 @@ async function udp(): Promise<Socket & { port: number; got: Got[] }> {
   return s;
 }
 
-/** An RTP packet of `ssrc` numbered `seq`, its payload `len` bytes filled from the number. */
-function rtp(ssrc: number, pt: number, seq: number, len: number): Buffer {
+/** An RTP packet of `ssrc` numbered `seq`, its payload `len` bytes filled from the number; `marker`: a frame's last. */
+function rtp(ssrc: number, pt: number, seq: number, len: number, marker = false): Buffer {
   const b = Buffer.alloc(12 + len, seq & 0xff);
   b[0] = 0x80;
-  b[1] = pt;
+  b[1] = pt | (marker ? 0x80 : 0);
   b.writeUInt16BE(seq & 0xffff, 2);
   b.writeUInt32BE(seq * 3000, 4);
   b.writeUInt32BE(ssrc, 8);
   return b;
 }
-/** Video packets of mixed sizes (60–1200 bytes), audio ones small. */
-const video = (seq: number) => rtp(VIDEO_SSRC, VIDEO_PT, seq, seq % 5 === 0 ? 1188 : 48 + ((seq * 37) % 900));
+/** Video packets of mixed sizes (60–1200 bytes), two to a frame; audio ones small. */
+const video = (seq: number) => rtp(VIDEO_SSRC, VIDEO_PT, seq, seq % 5 === 0 ? 1188 : 48 + ((seq * 37) % 900), seq % 2 === 1);
 const audio = (seq: number) => rtp(AUDIO_SSRC, AUDIO_PT, seq, 80 + (seq % 40));
 
 interface Pair {
@@ -105,22 +105,18 @@ function order(got: Got[], ssrc: number): { seen: Set<number>; duplicates: numbe
   return { seen, duplicates, inversions };
 }
 
-/** A parity datagram as the far end sends it: the XOR of `packets` (consecutive, from `first`). */
-function parityOf(ssrc: number, first: number, packets: Buffer[]): Buffer {
+/** A repair symbol as the far end sends it: number `id`, over `packets` (consecutive, from `first`). */
+function repairOf(ssrc: number, first: number, packets: Buffer[], id = 0): Buffer {
   const longest = Math.max(...packets.map((p) => p.length));
-  const xor = Buffer.alloc(longest);
-  let lenXor = 0;
-  for (const p of packets) {
-    for (let i = 0; i < p.length; i++) xor[i]! ^= p[i]!;
-    lenXor ^= p.length;
-  }
-  const header = Buffer.alloc(PARITY_HEADER);
-  header[0] = 0xd8;
+  const symbol = Buffer.alloc(2 + longest);
+  for (const [i, p] of packets.entries()) addToSymbol(symbol, id, (first + i) & 0xffff, p);
+  const header = Buffer.alloc(REPAIR_HEADER);
+  header[0] = 0xda;
   header.writeUInt32BE(ssrc, 1);
   header.writeUInt16BE(first, 5);
   header[7] = packets.length;
-  header.writeUInt16BE(lenXor, 8);
-  return Buffer.concat([header, xor]);
+  header.writeUInt16BE(id, 8);
+  return Buffer.concat([header, symbol]);
 }
 
 /** A conditioner fed by a hand-driven far side (`far`), delivering to `pipe`. */
@@ -139,7 +135,7 @@ const SHARE = 0.25;
 
 describe('pipe conditioner', () => {
   it('rebuilds single video losses from parity: every packet of a group with one loss arrives once, byte for byte, in order but for rebuilds that came after the allowance; parity spends its share of the bytes', async () => {
-    const settings = { fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300 };
+    const settings = { fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300, fecMinRttMs: 0 };
     const [a, b] = await Promise.all([conditioner(settings), conditioner(settings)]);
     open.push(a, b);
     // A hand-driven link: drops one video packet in 33 (a group is a few packets: never two in one).
@@ -147,8 +143,11 @@ describe('pipe conditioner', () => {
     mid.removeAllListeners('message');
     let videoSeen = 0;
     let dropped = 0;
+    // The last packet each symbol covers.
+    const symbolEnds: number[] = [];
     mid.on('message', (msg, rinfo) => {
       if (rinfo.port !== a.wireEndpoint.port) return;
+      if (msg[0] === 0xda) symbolEnds.push((msg.readUInt16BE(5) + msg[7]! - 1) & 0xffff);
       if (conditionedPayload(msg) && msg.readUInt32BE(8) === VIDEO_SSRC && videoSeen++ % 33 === 7) {
         dropped++;
         return;
@@ -176,13 +175,17 @@ describe('pipe conditioner', () => {
     for (const { ssrc, seq, msg } of pipeB.got) expect(msg.equals(ssrc === VIDEO_SSRC ? video(seq) : audio(seq)), `${ssrc}/${seq}`).toBe(true);
     // Audio went through, unprotected (the parity budget is a share of all bytes, spent on video).
     expect(order(pipeB.got, AUDIO_SSRC).seen.size).toBe(N / 2);
+    // Symbols go at the ends of frames (odd packets here), bar one closed by its group's time now and then.
+    const atFrameEnd = symbolEnds.filter((seq) => seq % 2 === 1).length;
+    console.log(`symbols at a frame's end: ${atFrameEnd} of ${symbolEnds.length}`);
+    expect(atFrameEnd).toBeGreaterThanOrEqual(symbolEnds.length * 0.9);
     // The budget is spent, not hoarded and not overrun: within what the credit may run ahead or behind.
     expect(share).toBeLessThanOrEqual(SHARE + 1_500 / a.stats.sentBytes);
     expect(share).toBeGreaterThanOrEqual(SHARE - 3_000 / a.stats.sentBytes - 0.02);
   });
 
   it('through a lossy, jittery relay: nothing twice, only unrepairable losses missing, late only past the hold', async () => {
-    const { a, b, pipeA, pipeB, relay } = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300 }, { delayMs: 20, jitterMs: 10, loss: 0.02 });
+    const { a, b, pipeA, pipeB, relay } = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300, fecMinRttMs: 0 }, { delayMs: 20, jitterMs: 10, loss: 0.02 });
     // What crossed the relay: video sequence numbers and parity groups (the relay's loss is random).
     const passed = new Set<number>();
     const groups: Array<{ first: number; count: number }> = [];
@@ -195,11 +198,17 @@ describe('pipe conditioner', () => {
     await send(pipeA, a.localEndpoint, N, 2);
     await sleep(500);
     const { seen, duplicates, inversions } = order(pipeB.got, VIDEO_SSRC);
-    // Recoverable: passed, or alone missing in a group whose parity passed.
+    // Recoverable, at least: passed, or alone missing from a symbol that passed once the others are (the decoder solves more: two symbols for two losses).
     const recoverable = new Set(passed);
-    for (const g of groups) {
-      const missing = Array.from({ length: g.count }, (_, i) => g.first + i).filter((s) => !passed.has(s));
-      if (missing.length === 1) recoverable.add(missing[0]!);
+    for (let more = true; more; ) {
+      more = false;
+      for (const g of groups) {
+        const missing = Array.from({ length: g.count }, (_, i) => g.first + i).filter((s) => !recoverable.has(s));
+        if (missing.length === 1) {
+          recoverable.add(missing[0]!);
+          more = true;
+        }
+      }
     }
     console.log(
       `relay: ${relay.stats.ab.dropped} dropped; video delivered ${seen.size}/${N} (recoverable ${recoverable.size}), rebuilt ${b.stats.rebuilt}, held ${b.stats.held}, released after hold ${b.stats.releasedAfterHold}, late ${b.stats.late}, allowance now ${b.allowanceMs} ms, inversions ${inversions}`,
@@ -212,7 +221,7 @@ describe('pipe conditioner', () => {
   });
 
   it('delivers reordered video in order within the hold (no FEC); audio is never held', async () => {
-    const { a, b, pipeA, pipeB, relay } = await pair({ fecShare: 0, fecGroupMs: 100, reorderMaxMs: 40 }, { delayMs: 15, jitterMs: 10 });
+    const { a, b, pipeA, pipeB, relay } = await pair({ fecShare: 0, fecGroupMs: 100, reorderMaxMs: 40, fecMinRttMs: 0 }, { delayMs: 15, jitterMs: 10 });
     const N = 600;
     await send(pipeA, a.localEndpoint, N, 2);
     await waitUntil(() => pipeB.got.length >= N + N / 2, 5_000, 'all delivered');
@@ -233,7 +242,7 @@ describe('pipe conditioner', () => {
   });
 
   it('gives up a gap after the reordering allowance, delivers the straggler once; an audio gap is not waited for', async () => {
-    const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 150 });
+    const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 150, fecMinRttMs: 0 });
     wire(audio(0));
     wire(audio(2));
     for (const n of [0, 1, 3, 4]) wire(video(n));
@@ -253,12 +262,37 @@ describe('pipe conditioner', () => {
     expect(b.stats).toMatchObject({ late: 1, duplicates: 1 });
   });
 
+  it('two losses under two symbols are both rebuilt, and a lost symbol is made up by the next (each packet is in two)', async () => {
+    const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 2_000, fecMinRttMs: 0 });
+    // The sender's staircase: symbol 7 covers 6..9 and 10..13, symbol 8 covers 10..13 and 14..17.
+    const packets = Array.from({ length: 12 }, (_, i) => video(6 + i));
+    for (const n of [6, 7, 8, 9, 10, 13]) wire(video(n));
+    wire(repairOf(VIDEO_SSRC, 6, packets.slice(0, 8), 7));
+    for (const n of [14, 15, 16, 17]) wire(video(n));
+    // 11 and 12 lost: symbol 7 alone cannot tell them apart.
+    await waitUntil(() => pipe.got.length >= 10, 2_000, 'the rest, once their gap was given up');
+    expect(b.stats.rebuilt).toBe(0);
+    wire(repairOf(VIDEO_SSRC, 10, packets.slice(4), 8));
+    await waitUntil(() => pipe.got.length >= 12, 2_000, 'both rebuilt');
+    expect(b.stats.rebuilt).toBe(2);
+    // Symbol 9 (over 14..21) lost with 19 in it: symbol 10 (over 18..25) brings 19 back.
+    const later = Array.from({ length: 8 }, (_, i) => video(18 + i));
+    for (const n of [18, 20, 21, 22, 23, 24, 25]) wire(video(n));
+    wire(repairOf(VIDEO_SSRC, 18, later, 10));
+    await waitUntil(() => pipe.got.length >= 20, 2_000, 'rebuilt by the next symbol');
+    // Every packet once, byte for byte (the rebuilt ones after their gap was given up: late).
+    const bySeq = new Map(pipe.got.map((g) => [g.seq, g.msg]));
+    expect(bySeq.size).toBe(20);
+    for (const p of [...packets, ...later]) expect(bySeq.get(p.readUInt16BE(2))?.equals(p), `packet ${p.readUInt16BE(2)}`).toBe(true);
+    expect(b.stats).toMatchObject({ rebuilt: 3, dropped: 0, duplicates: 0 });
+  });
+
   it('a rebuild after the gap was given up is delivered late, once; the retransmission that follows is dropped', async () => {
-    const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 150 });
+    const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 150, fecMinRttMs: 0 });
     const group = [10, 11, 12, 13].map(video);
     for (const n of [9, 10, 12, 13]) wire(video(n));
     await waitUntil(() => pipe.got.length >= 4, 2_000, '12 and 13 after the allowance');
-    wire(parityOf(VIDEO_SSRC, 10, group));
+    wire(repairOf(VIDEO_SSRC, 10, group));
     await waitUntil(() => pipe.got.length >= 5, 2_000, 'the rebuild');
     wire(video(11));
     await sleep(50);
@@ -267,20 +301,20 @@ describe('pipe conditioner', () => {
     expect(b.stats).toMatchObject({ rebuilt: 1, gaveUp: 1, late: 1, duplicates: 1 });
   });
 
-  it('rebuilds from a parity that came before the rest of its group, and only a packet that is what it stands for', async () => {
-    const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 2_000 });
+  it('rebuilds from a symbol that came before the rest of what it covers, and only a packet that is what it stands for', async () => {
+    const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 2_000, fecMinRttMs: 0 });
     const group = [10, 11, 12, 13].map(video);
     wire(video(9));
     wire(group[0]!);
-    wire(parityOf(VIDEO_SSRC, 10, group));
+    wire(repairOf(VIDEO_SSRC, 10, group));
     wire(group[2]!);
     wire(group[3]!);
     await waitUntil(() => pipe.got.length >= 5, 2_000, 'the group, rebuilt');
     expect(pipe.got.map((g) => g.seq)).toEqual([9, 10, 11, 12, 13]);
     expect(pipe.got[2]!.msg.equals(group[1]!)).toBe(true);
     expect(b.stats.rebuilt).toBe(1);
-    // A parity that does not match what is held (another stream's packets XORed in) rebuilds nothing.
-    const forged = parityOf(VIDEO_SSRC, 20, [video(20), rtp(0x99, VIDEO_PT, 21, 300), video(22)]);
+    // A symbol that does not match what is held (another stream's packet in it) rebuilds nothing.
+    const forged = repairOf(VIDEO_SSRC, 20, [video(20), rtp(0x99, VIDEO_PT, 21, 300), video(22)]);
     wire(video(20));
     wire(video(22));
     wire(forged);
@@ -290,8 +324,8 @@ describe('pipe conditioner', () => {
   });
 
   it('the parity share follows the loss the far end reports: full at a lossy link, none once it is clean', async () => {
-    const lossy = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300 }, { delayMs: 5, loss: 0.05 });
-    const clean = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300 }, { delayMs: 5 });
+    const lossy = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300, fecMinRttMs: 0 }, { delayMs: 5, loss: 0.05 });
+    const clean = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300, fecMinRttMs: 0 }, { delayMs: 5 });
     // 6 s of traffic: a dozen reports each; the clean link's share decays by a tenth each.
     await Promise.all([send(lossy.pipeA, lossy.a.localEndpoint, 1_500, 4), send(clean.pipeA, clean.a.localEndpoint, 1_500, 4)]);
     console.log(`share now: lossy ${lossy.a.shareNow.toFixed(3)}, clean ${clean.a.shareNow.toFixed(3)}; parity bytes ${lossy.a.stats.parityBytes} / ${clean.a.stats.parityBytes}`);
@@ -300,8 +334,34 @@ describe('pipe conditioner', () => {
     expect(clean.a.stats.parityBytes).toBeLessThan(lossy.a.stats.parityBytes);
   });
 
+  it('measures the round trip from the echo of its reports, and a link shorter than fecMinRttMs stops its parity', async () => {
+    const settings = { fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300, fecMinRttMs: 50 };
+    // Relay delays: short 5 + 5 ms, long 80 + 5 ms.
+    const short = await pair(settings, { delayMs: 5, loss: 0.02 });
+    const long = await pair(settings, { delayMs: 80, loss: 0.02 });
+    expect(short.a.rttMs).toBeUndefined();
+    expect(short.a.shareNow).toBe(SHARE);
+    // 3 s of traffic: the first echo comes back within two reports (1 s).
+    await Promise.all([send(short.pipeA, short.a.localEndpoint, 750, 4), send(long.pipeA, long.a.localEndpoint, 750, 4)]);
+    const figures = (p: Pair) => `rtt ${p.a.rttMs} ms (far end ${p.b.rttMs}), share ${p.a.shareNow}, parity ${p.a.stats.paritySent}`;
+    console.log(`short link: ${figures(short)}; long link: ${figures(long)}`);
+    // Each side measures it, the side that only receives video too.
+    for (const c of [short.a, short.b]) expect(c.rttMs).toBeLessThan(50);
+    for (const c of [long.a, long.b]) {
+      expect(c.rttMs).toBeGreaterThanOrEqual(80);
+      expect(c.rttMs).toBeLessThan(300);
+    }
+    expect(short.a.shareNow).toBe(0);
+    expect(long.a.shareNow).toBe(SHARE);
+    // The short link's parity stopped at its first round trip: a fraction of the long link's.
+    expect(short.a.stats.paritySent).toBeLessThan(long.a.stats.paritySent / 2);
+    const before = short.a.stats.paritySent;
+    await send(short.pipeA, short.a.localEndpoint, 100, 4);
+    expect(short.a.stats.paritySent).toBe(before);
+  });
+
   it('sends no parity to a far end that does not condition', async () => {
-    const { a, pipeA, pipeB } = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 100 }, { delayMs: 5 });
+    const { a, pipeA, pipeB } = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 100, fecMinRttMs: 0 }, { delayMs: 5 });
     a.setFar({ conditioned: false });
     await send(pipeA, a.localEndpoint, 200, 1);
     await waitUntil(() => order(pipeB.got, VIDEO_SSRC).seen.size >= 200, 2_000, 'delivered');
@@ -310,19 +370,19 @@ describe('pipe conditioner', () => {
   });
 
   it('drops bad, truncated and foreign datagrams on the wire socket without throwing, and keeps working', async () => {
-    const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 20, reorderMaxMs: 20 });
+    const { b, pipe, wire } = await receiver({ fecShare: SHARE, fecGroupMs: 20, reorderMaxMs: 20, fecMinRttMs: 0 });
     const stranger = await udp();
     for (let n = 0; n < 20; n++) wire(video(n));
     await waitUntil(() => pipe.got.length >= 20, 2_000, 'first 20');
     let rnd = 42;
     const next = () => (rnd = (rnd * 1103515245 + 12345) & 0x7fffffff);
-    const fuzz: Buffer[] = [Buffer.alloc(0), Buffer.from([0xd8]), Buffer.from([0x80, VIDEO_PT]), Buffer.alloc(PARITY_HEADER, 0xd8), parityOf(VIDEO_SSRC, 60_000, [video(1)])];
+    const fuzz: Buffer[] = [Buffer.alloc(0), Buffer.from([0xda]), Buffer.from([0x80, VIDEO_PT]), Buffer.alloc(REPAIR_HEADER + 2, 0xda), repairOf(VIDEO_SSRC, 60_000, [video(1)])];
     for (let i = 0; i < 400; i++) {
       const len = next() % 48;
       const buf = Buffer.alloc(len);
       for (let j = 0; j < len; j++) buf[j] = next() & 0xff;
-      if (len > PARITY_HEADER && i % 3 === 1) {
-        buf[0] = 0xd8;
+      if (len > REPAIR_HEADER && i % 3 === 1) {
+        buf[0] = 0xda;
         if (i % 7 === 0) buf.writeUInt32BE(VIDEO_SSRC, 1); // a stream the receiver holds
       }
       fuzz.push(buf);
@@ -346,7 +406,7 @@ describe('pipe conditioner', () => {
     const handles = () => process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap' || r === 'Timeout').length;
     await sleep(50);
     const base = handles();
-    const { a, b, pipeA, pipeB, relay } = await pair({ fecShare: SHARE, fecGroupMs: 500, reorderMaxMs: 500 }, { delayMs: 50, jitterMs: 40 });
+    const { a, b, pipeA, pipeB, relay } = await pair({ fecShare: SHARE, fecGroupMs: 500, reorderMaxMs: 500, fecMinRttMs: 0 }, { delayMs: 50, jitterMs: 40 });
     // Mid-group and mid-hold.
     for (let n = 0; n < 30; n++) pipeA.send(video(n), a.localEndpoint.port, '127.0.0.1');
     await sleep(80);

@@ -45,6 +45,8 @@ export interface RunFigures {
   streams: StreamFigures[];
   /** The room's bytes across the relays (both directions, every pair) and the NACKs among them. */
   pipeBytes: number;
+  /** The bytes of each link (both directions), named by its regions. */
+  pipeLinkBytes: Array<{ link: string; bytes: number }>;
   pipeNacks: number;
   pipeNackedPackets: number;
   /** Packets the relays dropped (the emulated loss). */
@@ -89,7 +91,8 @@ export async function watchCascadeMedia(browser: Browser, embedded: Embedded, wa
     const relayTotals = () => {
       const relays = embedded.pipeRelays!.list().filter((r) => r.roomId === room);
       const all = relays.flatMap((r) => [r.relay.stats.ab, r.relay.stats.ba]);
-      return { bytes: sum(all.map((s) => s.bytes)), nacks: nacks.nacks, nackedPackets: nacks.packets, dropped: sum(all.map((s) => s.dropped)) };
+      const links = relays.map((r) => ({ link: r.regions.join('–'), bytes: r.relay.stats.ab.bytes + r.relay.stats.ba.bytes }));
+      return { bytes: sum(all.map((s) => s.bytes)), links, nacks: nacks.nacks, nackedPackets: nacks.packets, dropped: sum(all.map((s) => s.dropped)) };
     };
     const [before, pipeBefore, repairBefore] = [await Promise.all(pages.map((p) => demoInboundQuality(p.page))), relayTotals(), await repairCounters(embedded)];
     await sleep(watchMs);
@@ -105,6 +108,7 @@ export async function watchCascadeMedia(browser: Browser, embedded: Embedded, wa
     return {
       streams,
       pipeBytes: pipeAfter.bytes - pipeBefore.bytes,
+      pipeLinkBytes: pipeAfter.links.map(({ link, bytes }) => ({ link, bytes: bytes - (pipeBefore.links.find((l) => l.link === link)?.bytes ?? 0) })),
       pipeNacks: pipeAfter.nacks - pipeBefore.nacks,
       pipeNackedPackets: pipeAfter.nackedPackets - pipeBefore.nackedPackets,
       pipeDropped: pipeAfter.dropped - pipeBefore.dropped,
