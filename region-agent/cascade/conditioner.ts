@@ -18,10 +18,10 @@
  *   GF(2^8), `coefficient`): the far end rebuilds a packet lost in a group from the next symbol
  *   without a round trip, two lost packets from the two symbols over them, and a lost symbol's
  *   packets from the next one. Symbols are paid from a byte budget, a share of all the bytes the
- *   link sends (shared by its streams): a group closes as soon as the budget covers its symbol
- *   (every three or four packets of low-rate video at a share of 0.23), and at the latest
- *   `fecGroupMs` after its first packet, borrowing up to one symbol ahead when the budget is
- *   short (a slow stream still gets its repair in time).
+ *   link sends (shared by its streams): a group closes at the first end of a frame (RTP marker
+ *   bit) the budget covers its symbol at (every three or four packets of low-rate video at a
+ *   share of 0.23), and at the latest `fecGroupMs` after its first packet, borrowing up to one
+ *   symbol ahead when the budget is short (a slow stream still gets its repair in time).
  * - The share follows the link: none once its round trip (read from the echo of the loss reports)
  *   is under `fecMinRttMs`, where a retransmission comes back in time. Else it follows the loss:
  *   the far end reports every REPORT_MS how many protected packets it lost on the way and how
@@ -851,7 +851,12 @@ export class PipeConditioner {
 
   /** A packet of the stream came (or was rebuilt): out of the symbols that miss it, and solve when one did. */
   #known(s: RecvStream, seq: number, payload: Buffer): void {
-    if (s.equations.length === 0) return;
+    if (this.#substitute(s, seq, payload)) this.#solve(s);
+  }
+
+  /** Takes a packet out of the symbols that miss it (and drops symbols out of the window); true when one missed it. */
+  #substitute(s: RecvStream, seq: number, payload: Buffer): boolean {
+    if (s.equations.length === 0) return false;
     let changed = false;
     s.equations = s.equations.filter((eq) => {
       if (seqDiff(eq.first, s.expect) <= -WINDOW + MAX_REPAIR_SPAN) return false;
@@ -861,7 +866,7 @@ export class PipeConditioner {
       eq.missing.splice(at, 1);
       return this.#takeOut(eq, seq, payload) && eq.missing.length > 0;
     });
-    if (changed) this.#solve(s);
+    return changed;
   }
 
   /**
@@ -886,6 +891,9 @@ export class PipeConditioner {
         }
         s.equations = s.equations.filter((eq) => eq.missing.length > 0);
         this.#onData(s.ssrc, found.seq, rebuilt, true);
+        // Out of every symbol even where delivery did not store it (a stray behind the window):
+        // each round leaves one unknown fewer, so this ends.
+        this.#substitute(s, found.seq, rebuilt);
       }
     } finally {
       s.solving = false;
