@@ -51,6 +51,7 @@ const CONDITIONER_ENV: Record<ImpairmentCase['conditioner'], Record<string, stri
     GEO_SFU_PIPE_FEC_GROUP_MS: String(CONFIG_SPEC.pipeFecGroupMs.default),
     GEO_SFU_PIPE_REORDER_MAX_MS: String(CONFIG_SPEC.pipeReorderMaxMs.default),
     GEO_SFU_PIPE_FEC_MIN_RTT_MS: String(CONFIG_SPEC.pipeFecMinRttMs.default),
+    GEO_SFU_PIPE_VIDEO_BUFFER_MS: String(CONFIG_SPEC.pipeVideoBufferMs.default),
   },
 };
 

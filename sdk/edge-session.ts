@@ -137,6 +137,12 @@ export class EdgeSession {
   readonly #roomProducers = new Map<string, ProducerInfoMessage>();
   /** The room's other peers, heard of the same way. */
   readonly #roomPeers = new Map<string, PeerInfoMessage>();
+  /**
+   * The agent's jitter buffer target for the consumer of each producer (protocol 1.4: the consume
+   * answer's, then `consumerJitterBuffer`), by producer id: kept from the answer on, so a change
+   * that comes while the local consumer is being made is applied once it is.
+   */
+  readonly #jitterBufferTargets = new Map<string, number>();
   /** Consumers the agent made with the recv transport (`consumeAll`), by producer id, until consumed here. */
   readonly #madeWithTransport = new Map<string, ResponseData['consume']>();
 
@@ -303,12 +309,19 @@ export class EdgeSession {
         for (const a of answers) a.settle({ ok: false, error: { code: 'CLOSED', message: `${this.nodeId}: disconnected before answering` } });
       });
     }
-    const events: Array<keyof ServerEvents> = ['peerJoined', 'peerLeft', 'newProducer', 'producerClosed', 'producerPaused', 'producerResumed', 'consumerClosed', 'activeSpeaker', 'quality', 'moved', 'removed'];
+    const events: Array<keyof ServerEvents> = ['peerJoined', 'peerLeft', 'newProducer', 'producerClosed', 'producerPaused', 'producerResumed', 'consumerClosed', 'consumerJitterBuffer', 'activeSpeaker', 'quality', 'moved', 'removed'];
     for (const event of events) {
       socket.on(event, (msg: Parameters<ServerEvents[typeof event]>[0]) => {
         if (this.#socket !== socket || this.#closed) return;
         if (event === 'newProducer') this.#roomProducers.set((msg as ProducerInfoMessage).producerId, msg as ProducerInfoMessage);
-        if (event === 'producerClosed') this.#roomProducers.delete((msg as { producerId: string }).producerId);
+        if (event === 'producerClosed') {
+          this.#roomProducers.delete((msg as { producerId: string }).producerId);
+          this.#jitterBufferTargets.delete((msg as { producerId: string }).producerId);
+        }
+        if (event === 'consumerJitterBuffer') {
+          this.#setJitterBufferTarget(msg as Parameters<ServerEvents['consumerJitterBuffer']>[0]);
+          return;
+        }
         if (event === 'peerJoined') this.#roomPeers.set((msg as PeerInfoMessage).peerId, msg as PeerInfoMessage);
         if (event === 'peerLeft') this.#roomPeers.delete((msg as { peerId: string }).peerId);
         this.#hooks?.onEvent(event, msg);
@@ -362,7 +375,10 @@ export class EdgeSession {
   /** The local side of a transport the agent created (`createWebRtcTransport`'s answer). */
   #transportFrom(direction: 'send' | 'recv', t: ResponseData['createWebRtcTransport']): mc.Transport {
     const device = this.#device!;
-    for (const c of t.consumers ?? []) this.#madeWithTransport.set(c.producerId, c);
+    for (const c of t.consumers ?? []) {
+      this.#madeWithTransport.set(c.producerId, c);
+      this.#jitterBufferTargets.set(c.producerId, c.jitterBufferTargetMs ?? 0);
+    }
     const options: mc.TransportOptions = {
       id: t.transportId,
       iceParameters: t.iceParameters as unknown as mc.IceParameters,
@@ -452,16 +468,28 @@ export class EdgeSession {
     const made = this.#madeWithTransport.get(info.producerId);
     this.#madeWithTransport.delete(info.producerId);
     const c = made ?? (await this.request('consume', { transportId: recv.id, producerId: info.producerId }));
+    // A consumer made with the transport: its target was kept from that answer on (a change since is in it).
+    if (!made) this.#jitterBufferTargets.set(c.producerId, c.jitterBufferTargetMs ?? 0);
     const consumer = await recv.consume({ id: c.consumerId, producerId: c.producerId, kind: c.kind, rtpParameters: c.rtpParameters as unknown as mc.RtpParameters });
+    applyJitterBufferTarget(consumer, this.#jitterBufferTargets.get(c.producerId) ?? 0);
     const remote: RemoteConsumer = { consumer, info: { ...info, paused: c.producerPaused } };
     this.consumers.set(info.producerId, remote);
     await this.request('resumeConsumer', { consumerId: c.consumerId });
     return remote;
   }
 
+  /** A `consumerJitterBuffer` of a consumer this session asked for: kept, and applied when the local consumer is made. */
+  #setJitterBufferTarget({ consumerId, producerId, jitterBufferTargetMs }: Parameters<ServerEvents['consumerJitterBuffer']>[0]): void {
+    if (!this.#jitterBufferTargets.has(producerId) || !Number.isFinite(jitterBufferTargetMs)) return;
+    this.#jitterBufferTargets.set(producerId, jitterBufferTargetMs);
+    const remote = this.consumers.get(producerId);
+    if (remote?.consumer.id === consumerId) applyJitterBufferTarget(remote.consumer, jitterBufferTargetMs);
+  }
+
   /** Drops the local consumer of a remote producer; returns it if there was one. */
   dropConsumer(producerId: string): RemoteConsumer | undefined {
     this.#madeWithTransport.delete(producerId);
+    this.#jitterBufferTargets.delete(producerId);
     const remote = this.consumers.get(producerId);
     if (!remote) return undefined;
     this.consumers.delete(producerId);
@@ -517,4 +545,18 @@ function captureOf(track: MediaStreamTrack): { capture?: { width: number; height
   const { width, height, frameRate } = track.getSettings();
   if (!width || !height) return {};
   return { capture: { width, height, ...(frameRate ? { frameRate } : {}) } };
+}
+
+/**
+ * How long the browser holds the consumer's media before it plays (`RTCRtpReceiver.jitterBufferTarget`,
+ * ms; 0: its own choice). Browsers without it (or a receiver already gone) keep their own.
+ */
+function applyJitterBufferTarget(consumer: mc.Consumer, targetMs: number): void {
+  const receiver = consumer.rtpReceiver as (RTCRtpReceiver & { jitterBufferTarget?: number | null }) | undefined;
+  if (!receiver || consumer.closed || !('jitterBufferTarget' in receiver)) return;
+  try {
+    receiver.jitterBufferTarget = targetMs > 0 ? Math.min(targetMs, 4_000) : null;
+  } catch {
+    // Out of the browser's range: it keeps its own.
+  }
 }

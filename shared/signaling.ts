@@ -14,8 +14,13 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
  * the agent's RTP capabilities from /allocate: `node.rtpCapabilities`): the agent runs them right
  * after `welcome`, as if they had been emitted then, and sends each answer as `handshakeAnswer`.
  * The join and the transports then need no round trip of their own after the connection's.
+ *
+ * Since 1.4 the agent tells how long the browser should hold a consumer's video before it plays
+ * (`jitterBufferTargetMs`, set as `RTCRtpReceiver.jitterBufferTarget`): in the consumer's answer
+ * and, when it changes, in `consumerJitterBuffer`. Only for video piped in over a lossy cascade
+ * link whose repair takes longer than a browser waits (see region-agent/cascade/README.md).
  */
-export const PROTOCOL_VERSION = '1.3';
+export const PROTOCOL_VERSION = '1.4';
 
 /** Compatible when the major versions match. */
 export function protocolCompatible(clientVersion: unknown): boolean {
@@ -146,7 +151,15 @@ export interface ResponseData {
   closeProducer: Record<string, never>;
   pauseProducer: Record<string, never>;
   resumeProducer: Record<string, never>;
-  consume: { consumerId: string; producerId: string; kind: 'audio' | 'video'; rtpParameters: Record<string, unknown>; producerPaused: boolean };
+  consume: {
+    consumerId: string;
+    producerId: string;
+    kind: 'audio' | 'video';
+    rtpParameters: Record<string, unknown>;
+    producerPaused: boolean;
+    /** Protocol 1.4: the receiver's jitter buffer target for this consumer, ms (absent: the browser's own). */
+    jitterBufferTargetMs?: number;
+  };
   resumeConsumer: Record<string, never>;
   setPreferredLayers: Record<string, never>;
   produceData: { dataProducerId: string };
@@ -287,6 +300,8 @@ export interface ServerEvents {
   producerPaused: (msg: { producerId: string }) => void;
   producerResumed: (msg: { producerId: string }) => void;
   consumerClosed: (msg: { consumerId: string; producerId: string }) => void;
+  /** Protocol 1.4: a consumer's jitter buffer target changed (0: the browser's own again). */
+  consumerJitterBuffer: (msg: { consumerId: string; producerId: string; jitterBufferTargetMs: number }) => void;
   activeSpeaker: (msg: { peerId: string; producerId: string }) => void;
   quality: (msg: { peerId: string; packetLoss: number; rttMs: number | null; jitterMs: number | null; bitrateBps: number }) => void;
   /** The router re-homed or migrated this participant: allocate again (or use `allocation`). */

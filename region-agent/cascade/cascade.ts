@@ -7,7 +7,7 @@ import type { CloseRequest, KickRequest, OpenAnswer, OpenRequest, SealedEndpoint
 import type { CascadeLinkMedia, RoomNode, RoomNodeSet } from '../../shared/schemas/index.ts';
 import { cascadeLinkJitterMs, RegionPipe, type PipeEndpoint, type PipeExport, type PipeImportResult, type PipedStreamRawStats, type Room, type RoomRouter } from '../../sfu/index.ts';
 import { Ticker } from '../../shared/ticker.ts';
-import { addConditionerStats, conditionerEnabled, emptyConditionerStats, PipeConditioner, type ConditionerSettings, type ConditionerStats, type FarEnd } from './conditioner.ts';
+import { addConditionerStats, conditionerEnabled, emptyConditionerStats, PipeConditioner, pipedVideoBufferMs, type ConditionerSettings, type ConditionerStats, type FarEnd } from './conditioner.ts';
 import { LinkLossMeter } from './link-loss.ts';
 import { derivePipeKey, seal, unseal } from './seal.ts';
 
@@ -37,6 +37,12 @@ export interface CascadePipeSettings {
    * and the network); runs when its FEC or its hold is on. Both sides must agree. Default: off.
    */
   conditioner?: ConditionerSettings;
+  /**
+   * The jitter buffer target asked of browsers for video piped in over a lossy link whose repair
+   * is too slow for them (pipedVideoBufferMs), ms; needs the conditioner (it measures the link's
+   * loss and round trip). Default: 0 (their own choice).
+   */
+  videoBufferMs?: number;
 }
 
 /** The sealed endpoint of an open and its answer, with whether the side runs the conditioner (absent: it does not). */
@@ -250,6 +256,14 @@ export class Cascade extends EventEmitter<CascadeEvents> {
   /** The conditioner of a link (undefined when the conditioner is off or there is no such link). */
   conditioner(roomId: string, remoteNodeId: string): PipeConditioner | undefined {
     return this.#links.get(linkKey(roomId, remoteNodeId))?.conditioner;
+  }
+
+  /** The jitter buffer target for browsers here of the video piped in from `remoteNodeId` for the room, ms (0: their own choice). */
+  videoBufferMs(roomId: string, remoteNodeId: string): number {
+    const conditioner = this.conditioner(roomId, remoteNodeId);
+    const settings = this.#o.pipe.conditioner;
+    if (!conditioner || !settings) return 0;
+    return pipedVideoBufferMs({ lossy: conditioner.inboundLossy, rttMs: conditioner.rttMs }, { videoBufferMs: this.#o.pipe.videoBufferMs ?? 0, fecMinRttMs: settings.fecMinRttMs });
   }
 
   /** Whether this node runs the pipe conditioner on its links. */

@@ -153,6 +153,8 @@ export const FULL_SHARE_LOSS = 0.005;
 const LOSS_REPORTS = 120;
 /** ...once they count this many packets: a younger link is protected in full. */
 const LOSS_MIN_PACKETS = 1_000;
+/** Video packets this side must have lost of the far end's in its last LOSS_REPORTS reports for the link to count as lossy (libwebrtc adds the round trip to its video delay after 3 NACKed frames in 60 s). */
+const LOSSY_MIN_LOST = 3;
 
 /** Most packets a repair symbol covers (two groups), and in one group. */
 const MAX_REPAIR_SPAN = 64;
@@ -254,6 +256,20 @@ export interface FarEnd {
 
 export const conditionerEnabled = (s: ConditionerSettings): boolean => s.fecShare > 0 || s.reorderMaxMs > 0;
 
+/**
+ * How long a browser should hold the video that came over a link before it plays, ms
+ * (`RTCRtpReceiver.jitterBufferTarget`; 0: its own choice). A browser behind the edge measures
+ * its round trip to the edge, not the link's, so it waits for none of the link's repair: a loss
+ * rebuilt a symbol later (a group or two of frames) or retransmitted a link round trip later
+ * counts as a freeze once the frame is 150 ms late. Asked for while the link is lossy
+ * (`inboundLossy`, as libwebrtc adds the round trip to its own delay only after NACKs), and not on
+ * a link whose retransmissions are in time anyway (a measured round trip under `fecMinRttMs`).
+ */
+export function pipedVideoBufferMs(link: { lossy: boolean; rttMs: number | undefined }, s: { videoBufferMs: number; fecMinRttMs: number }): number {
+  if (!link.lossy || (link.rttMs !== undefined && link.rttMs < s.fecMinRttMs)) return 0;
+  return s.videoBufferMs;
+}
+
 /** A protected stream's open group (sending). */
 /** A protected stream as sent: the repair symbol that closes its open group, and the one after it. */
 interface SendStream {
@@ -331,6 +347,8 @@ export class PipeConditioner {
   #reportTimer: NodeJS.Timeout;
   /** Counters at the last report (lost = rebuilt − duplicates + given up − late, received = protected delivered − rebuilt). */
   #reported = { lost: 0, received: 0 };
+  /** This side's last reports (what it lost of the far end's video, and received), oldest first. */
+  readonly #ownReports: Array<{ lost: number; received: number }> = [];
   /** How late packets came behind their gap (ms), and when. */
   readonly #samples: Array<{ ms: number; at: number }> = [];
 
@@ -397,6 +415,21 @@ export class PipeConditioner {
   get shareNow(): number {
     const rtt = this.rttMs;
     return rtt !== undefined && rtt < this.#settings.fecMinRttMs ? 0 : this.#share;
+  }
+
+  /**
+   * Whether the far end's video reaches this side with losses to repair: LOSSY_MIN_LOST or more
+   * lost in this side's last minute of reports, or too few packets yet to tell (a young link counts
+   * as lossy, as it is protected in full).
+   */
+  get inboundLossy(): boolean {
+    let lost = 0;
+    let total = 0;
+    for (const r of this.#ownReports) {
+      lost += r.lost;
+      total += r.lost + r.received;
+    }
+    return total < LOSS_MIN_PACKETS || lost >= LOSSY_MIN_LOST;
   }
 
   /** The link's round trip (the median of the last RTT_SAMPLES), ms; undefined until the far end echoed a report. */
@@ -770,13 +803,19 @@ export class PipeConditioner {
    * the side that only sends video needs the echo.
    */
   #report(): void {
-    const remote = this.#remote;
-    if (this.#closed || !remote || !this.#far.conditioned) return;
+    if (this.#closed) return;
     const st = this.stats;
     const now = { lost: Math.max(0, st.rebuilt - st.duplicates) + Math.max(0, st.gaveUp - st.late), received: st.protectedReceived - st.rebuilt };
     const lost = Math.max(0, now.lost - this.#reported.lost);
     const received = Math.max(0, now.received - this.#reported.received);
     this.#reported = now;
+    // Counted here whether or not the far end takes reports: inboundLossy is this side's own.
+    if (lost + received > 0) {
+      this.#ownReports.push({ lost, received });
+      if (this.#ownReports.length > LOSS_REPORTS) this.#ownReports.shift();
+    }
+    const remote = this.#remote;
+    if (!remote || !this.#far.conditioned) return;
     const at = performance.now();
     const far = this.#farReport;
     const report = Buffer.allocUnsafe(REPORT_LENGTH);

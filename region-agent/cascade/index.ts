@@ -61,6 +61,7 @@ export function cascadeOptionsFromConfig(
       enableSrtp: config.pipeEnableSrtp,
       enableRtx: config.pipeEnableRtx,
       conditioner: pipeConditionerSettings(config),
+      videoBufferMs: config.pipeVideoBufferMs,
     },
     timing: cascadeTiming(config, settings.callTimeoutMs),
     ...(deps.rewriteRemoteEndpoint ? { rewriteRemoteEndpoint: deps.rewriteRemoteEndpoint } : {}),

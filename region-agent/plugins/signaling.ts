@@ -36,8 +36,14 @@ export const signalingPlugin = fp<SignalingPluginOptions>(
       config,
       controller: app.agentController,
       router: app.agentRouter,
-      // The join answer's node set: the cascade links the room without asking the router.
-      ...(cascade ? { onJoinCurrent: (roomId: string, set: RoomNodeSet | undefined) => cascade.joinAnswered(roomId, set) } : {}),
+      // The join answer's node set: the cascade links the room without asking the router; each
+      // link's loss and round trip: how long browsers hold the video it brings.
+      ...(cascade
+        ? {
+            onJoinCurrent: (roomId: string, set: RoomNodeSet | undefined) => cascade.joinAnswered(roomId, set),
+            pipedVideoBuffer: (roomId: string, originNodeId: string) => cascade.videoBufferMs(roomId, originNodeId),
+          }
+        : {}),
       logger: app.log,
       now,
     });

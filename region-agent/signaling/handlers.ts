@@ -3,6 +3,7 @@ import type { RequestName, RequestPayload, ResponseData } from '../../shared/sig
 import type { Peer, types as ms } from '../../sfu/index.ts';
 import type { AgentSfu } from '../sfu.ts';
 import type { PeerCaps } from './client-limits.ts';
+import type { PipedVideoBuffers } from './piped-video-buffer.ts';
 import { Refusal } from '../../shared/errors.ts';
 import { requestRefusal } from './refusals.ts';
 import type { RoomEvents } from './room-events.ts';
@@ -28,6 +29,8 @@ export interface RequestContext {
   readonly caps: PeerCaps;
   /** The agent's data producers by id (consumeData finds them across sessions). */
   readonly dataProducers: Map<string, DataProducerEntry>;
+  /** The jitter buffer targets of video piped in (protocol 1.4). */
+  readonly videoBuffers: PipedVideoBuffers;
 }
 
 const SOURCES: ReadonlySet<string> = new Set<TrackSource>(['camera', 'microphone', 'screen_share', 'screen_share_audio']);
@@ -61,14 +64,15 @@ function transportOf(peer: Peer, transportId: string, direction?: Direction): ms
   return t;
 }
 
-/** A consumer as `consume` answers it. */
-function consumed(consumer: ms.Consumer): ResponseData['consume'] {
+/** A consumer as `consume` answers it, with its jitter buffer target when it has one. */
+function consumed(consumer: ms.Consumer, jitterBufferTargetMs: number): ResponseData['consume'] {
   return {
     consumerId: consumer.id,
     producerId: consumer.producerId,
     kind: consumer.kind,
     rtpParameters: consumer.rtpParameters as unknown as Record<string, unknown>,
     producerPaused: consumer.producerPaused,
+    ...(jitterBufferTargetMs > 0 ? { jitterBufferTargetMs } : {}),
   };
 }
 
@@ -78,14 +82,15 @@ function consumed(consumer: ms.Consumer): ResponseData['consume'] {
  * cannot consume (closed meanwhile, codecs) is left out: the client's `consume` of it then gets the
  * reason.
  */
-async function consumeAll(peer: Peer, transportId: string, caps: PeerCaps): Promise<ResponseData['consume'][]> {
+async function consumeAll(session: Session, peer: Peer, transportId: string, caps: PeerCaps, videoBuffers: PipedVideoBuffers): Promise<ResponseData['consume'][]> {
   const answers: ResponseData['consume'][] = [];
   const consuming = new Set([...peer.consumers.values()].map((c) => c.producerId));
   for (const { producer, peerId } of [...peer.room.producers.values()]) {
     if (peerId === peer.id || consuming.has(producer.id)) continue;
     if (!caps.hasRoomFor(peer, 'consumers')) break;
     try {
-      answers.push(consumed(await peer.consume({ transportId, producerId: producer.id })));
+      const consumer = await peer.consume({ transportId, producerId: producer.id });
+      answers.push(consumed(consumer, videoBuffers.told(session, peer, consumer)));
     } catch {
       // Left for the client's own consume, which reports why.
     }
@@ -119,7 +124,7 @@ const handlers: { [N in RequestName]: Handler<N> } = {
     return { peerId: peer.id, region, peers: snapshot.peers, producers: snapshot.producers, permissions: session.permissions };
   },
 
-  createWebRtcTransport: async ({ session, caps }, p) => {
+  createWebRtcTransport: async ({ session, caps, videoBuffers }, p) => {
     if (p.consumeAll && p.direction !== 'recv') throw new Refusal('INVALID_PAYLOAD', 'consumeAll is for a recv transport', 'consumeAll');
     const peer = joined(session);
     const t = await peer.createWebRtcTransport({ enableSctp: p.sctp ?? false, appData: { direction: p.direction } });
@@ -129,7 +134,7 @@ const handlers: { [N in RequestName]: Handler<N> } = {
       iceCandidates: t.iceCandidates as unknown as Record<string, unknown>[],
       dtlsParameters: t.dtlsParameters as unknown as Record<string, unknown>,
       ...(t.sctpParameters ? { sctpParameters: t.sctpParameters as unknown as Record<string, unknown> } : {}),
-      ...(p.consumeAll ? { consumers: await consumeAll(peer, t.id, caps) } : {}),
+      ...(p.consumeAll ? { consumers: await consumeAll(session, peer, t.id, caps, videoBuffers) } : {}),
     };
   },
 
@@ -174,10 +179,11 @@ const handlers: { [N in RequestName]: Handler<N> } = {
     return {};
   },
 
-  consume: async ({ session }, p) => {
+  consume: async ({ session, videoBuffers }, p) => {
     const peer = joined(session);
     transportOf(peer, p.transportId, 'recv');
-    return consumed(await peer.consume({ transportId: p.transportId, producerId: p.producerId }));
+    const consumer = await peer.consume({ transportId: p.transportId, producerId: p.producerId });
+    return consumed(consumer, videoBuffers.told(session, peer, consumer));
   },
 
   resumeConsumer: async ({ session }, p) => {

@@ -13,6 +13,7 @@ import { SignalingAuth } from './auth.ts';
 import { PeerCaps, RequestLimiter, requestBurst } from './client-limits.ts';
 import { ConnectionLimiter } from './connection-limiter.ts';
 import { ResumeCredentials } from './credentials.ts';
+import { PIPED_VIDEO_BUFFER_REFRESH_MS, PipedVideoBuffers, type LinkVideoBuffer } from './piped-video-buffer.ts';
 import { QualityAlerts } from './quality-alerts.ts';
 import { connectRefusal } from './refusals.ts';
 import { Requests } from './requests.ts';
@@ -29,6 +30,8 @@ export interface SignalingOptions {
   router: RouterClient;
   /** The router answered a `joined` report as current, with the room's node set when it sent one (the cascade takes it). */
   onJoinCurrent?: (roomId: string, set: RoomNodeSet | undefined) => void;
+  /** The jitter buffer target of the video piped in over each cascade link (absent: no cascade, none). */
+  pipedVideoBuffer?: LinkVideoBuffer;
   logger: FastifyBaseLogger;
   now: () => number;
 }
@@ -49,6 +52,7 @@ export class SignalingServer {
   readonly #requests: Requests;
   readonly #credentials = new ResumeCredentials();
   #drainTimer: NodeJS.Timeout | null = null;
+  #videoBufferTimer: NodeJS.Timeout | null = null;
   #closing: Promise<void> | null = null;
 
   constructor(opts: SignalingOptions) {
@@ -78,11 +82,16 @@ export class SignalingServer {
         else sessions.move(session, reason === 'workerdied' ? 'worker_died' : 'sfu_error', []);
       },
     });
+    const videoBuffers = new PipedVideoBuffers(sessions, opts.pipedVideoBuffer ?? (() => 0));
+    if (opts.pipedVideoBuffer) {
+      this.#videoBufferTimer = setInterval(() => videoBuffers.refresh(), PIPED_VIDEO_BUFFER_REFRESH_MS);
+      this.#videoBufferTimer.unref();
+    }
     const requests = (this.#requests = new Requests({
       sessions,
       limiter: new RequestLimiter(config.signalingRequestsPerSecond, requestBurst(config), opts.now),
       requestsPerSecond: config.signalingRequestsPerSecond,
-      context: { sfu, region: controller.region, events, reports, caps: new PeerCaps(config), dataProducers: new Map() },
+      context: { sfu, region: controller.region, events, reports, caps: new PeerCaps(config), dataProducers: new Map(), videoBuffers },
       logger: log,
     }));
     const auth = new SignalingAuth({ tokenKeys: config.tokenKeys, credentials: this.#credentials, sessions, agent: controller, now: opts.now });
@@ -177,6 +186,7 @@ export class SignalingServer {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       if (this.#drainTimer) clearTimeout(this.#drainTimer);
+      if (this.#videoBufferTimer) clearInterval(this.#videoBufferTimer);
       const reports = this.#sessions.all().map((s) => this.#sessions.end(s, 'agent closing'));
       this.io.disconnectSockets(true);
       this.io.engine.close();

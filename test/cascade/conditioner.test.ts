@@ -8,7 +8,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { UdpRelay, type DirectionProfile } from '../../infra/embedded/udp-relay.ts';
-import { addToSymbol, conditionedPayload, PipeConditioner, REPAIR_HEADER, type ConditionerSettings } from '../../region-agent/cascade/conditioner.ts';
+import { addToSymbol, conditionedPayload, PipeConditioner, pipedVideoBufferMs, REPAIR_HEADER, type ConditionerSettings } from '../../region-agent/cascade/conditioner.ts';
 import { waitUntil } from '../sfu/helpers/rtp.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -326,12 +326,26 @@ describe('pipe conditioner', () => {
   it('the parity share follows the loss the far end reports: full at a lossy link, none once it is clean', async () => {
     const lossy = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300, fecMinRttMs: 0 }, { delayMs: 5, loss: 0.05 });
     const clean = await pair({ fecShare: SHARE, fecGroupMs: 100, reorderMaxMs: 300, fecMinRttMs: 0 }, { delayMs: 5 });
+    // A young link counts as lossy on the receiving side (too few packets to tell).
+    expect([lossy.b.inboundLossy, clean.b.inboundLossy]).toEqual([true, true]);
     // 6 s of traffic: a dozen reports each; the clean link's share decays by a tenth each.
     await Promise.all([send(lossy.pipeA, lossy.a.localEndpoint, 1_500, 4), send(clean.pipeA, clean.a.localEndpoint, 1_500, 4)]);
     console.log(`share now: lossy ${lossy.a.shareNow.toFixed(3)}, clean ${clean.a.shareNow.toFixed(3)}; parity bytes ${lossy.a.stats.parityBytes} / ${clean.a.stats.parityBytes}`);
     expect(lossy.a.shareNow).toBe(SHARE);
     expect(clean.a.shareNow).toBeLessThan(SHARE * 0.5);
     expect(clean.a.stats.parityBytes).toBeLessThan(lossy.a.stats.parityBytes);
+    // What the receiving sides lost, as they count it for the browsers behind them (pipedVideoBufferMs).
+    expect(lossy.b.inboundLossy).toBe(true);
+    expect(clean.b.inboundLossy).toBe(false);
+  });
+
+  it('asks the browsers to hold piped video only while the link is lossy, and not on a link shorter than fecMinRttMs', () => {
+    const settings = { videoBufferMs: 150, fecMinRttMs: 40 };
+    expect(pipedVideoBufferMs({ lossy: true, rttMs: undefined }, settings)).toBe(150);
+    expect(pipedVideoBufferMs({ lossy: true, rttMs: 72 }, settings)).toBe(150);
+    expect(pipedVideoBufferMs({ lossy: true, rttMs: 39 }, settings)).toBe(0);
+    expect(pipedVideoBufferMs({ lossy: false, rttMs: 224 }, settings)).toBe(0);
+    expect(pipedVideoBufferMs({ lossy: true, rttMs: 224 }, { ...settings, videoBufferMs: 0 })).toBe(0);
   });
 
   it('measures the round trip from the echo of its reports, and a link shorter than fecMinRttMs stops its parity', async () => {

@@ -56,6 +56,8 @@ export interface InboundQuality {
   region: string;
   videoTrackId: string | null;
   video: { framesDecoded: number; freezeCount: number; totalFreezesDurationS: number; nackCount: number; packetsLost: number; packetsReceived: number };
+  /** The video receiver's `jitterBufferTarget` (ms; null: the browser's own). */
+  videoJitterBufferTargetMs: number | null;
   audio: { concealedSamples: number; totalSamplesReceived: number; nackCount: number; packetsLost: number; packetsReceived: number };
 }
 
@@ -65,6 +67,7 @@ export function demoInboundQuality(page: Page): Promise<Record<string, InboundQu
     type Inbound = Record<string, number | string | undefined>;
     const pcs = (window as unknown as { __peerConnections: RTCPeerConnection[] }).__peerConnections.filter((pc) => pc.connectionState !== 'closed');
     const byTrack = new Map<string, Inbound>();
+    const receivers = new Map(pcs.flatMap((pc) => pc.getReceivers()).map((r) => [r.track.id, r as RTCRtpReceiver & { jitterBufferTarget?: number | null }]));
     for (const pc of pcs) {
       const report = await pc.getStats().catch(() => null);
       report?.forEach((s: Inbound) => {
@@ -81,6 +84,7 @@ export function demoInboundQuality(page: Page): Promise<Record<string, InboundQu
       result[tile.dataset.peer!] = {
         region: tile.dataset.region ?? '',
         videoTrackId,
+        videoJitterBufferTargetMs: receivers.get(videoTrackId ?? '')?.jitterBufferTarget ?? null,
         video: { framesDecoded: n(v, 'framesDecoded'), freezeCount: n(v, 'freezeCount'), totalFreezesDurationS: n(v, 'totalFreezesDuration'), nackCount: n(v, 'nackCount'), packetsLost: n(v, 'packetsLost'), packetsReceived: n(v, 'packetsReceived') },
         audio: { concealedSamples: n(a, 'concealedSamples'), totalSamplesReceived: n(a, 'totalSamplesReceived'), nackCount: n(a, 'nackCount'), packetsLost: n(a, 'packetsLost'), packetsReceived: n(a, 'packetsReceived') },
       };

@@ -31,6 +31,8 @@ export interface StreamFigures {
   concealedShare: number;
   /** Video packets the receiving browser counts as lost (never arrived, not even repaired) over the window. */
   videoLost: number;
+  /** The receiving browser's jitter buffer target for this sender's video at the window's end (ms; null: its own choice). */
+  jitterBufferTargetMs: number | null;
 }
 
 /** The pipe conditioners' counters over the window, summed over the agents (their /metrics). */
@@ -130,6 +132,7 @@ function streamFigures(receiver: string, sender: string, b: InboundQuality, a: I
     nacks: a.video.nackCount - b.video.nackCount + (a.audio.nackCount - b.audio.nackCount),
     concealedShare: samples > 0 ? (a.audio.concealedSamples - b.audio.concealedSamples) / samples : 0,
     videoLost: a.video.packetsLost - b.video.packetsLost,
+    jitterBufferTargetMs: a.videoJitterBufferTargetMs,
   };
 }
 

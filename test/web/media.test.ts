@@ -5,10 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchEmbedded, type Embedded } from '../../infra/embedded/launcher.ts';
 import type { PipeRelayView } from '../../infra/embedded/pipe-relays.ts';
 import { interRegionRtt } from '../../infra/embedded/wan-profile.ts';
-import { loadConfig } from '../../shared/config/index.ts';
+import { CONFIG_SPEC, loadConfig } from '../../shared/config/index.ts';
 import type { RegionsResponse, RoomView } from '../../shared/schemas/index.ts';
 import { startRouter, testConfig } from '../utils/router-harness.ts';
-import { ARTIFACTS, capturePeerConnections, demoEdge, type DemoInbound, demoInboundMedia, launchChromium, MEDIA_ARGS, prepareWeb, ROOT } from './browser.ts';
+import { ARTIFACTS, capturePeerConnections, demoEdge, type DemoInbound, demoInboundMedia, demoInboundQuality, launchChromium, MEDIA_ARGS, prepareWeb, ROOT } from './browser.ts';
 
 /**
  * Real browsers, real media, across emulated continents: chromium pages open /demo (the SDK
@@ -188,10 +188,34 @@ describe('browsers in different regions through the cascade', () => {
   it('a third browser in apac joins: all three see and hear each other', async () => {
     const carol = await joinDemo('carol', 'apac');
     await expectFlowing(['alice', 'bob', 'carol']);
+    // carol's links are seconds old: too few packets to tell they are clean, so the agent asked
+    // her browser to hold the video piped in over them (protocol 1.4; the SDK sets it).
+    const young = await demoInboundQuality(carol.page);
+    for (const other of ['alice', 'bob']) expect(young[other]?.videoJitterBufferTargetMs, `carol's receiver of ${other}'s video`).toBe(CONFIG_SPEC.pipeVideoBufferMs.default);
     await expectRelayed(people.get('bob')!, carol);
     for (const p of people.values()) await p.page.screenshot({ path: join(ARTIFACTS, `demo-${p.name}-${p.region}.png`), fullPage: true });
     await people.get('alice')!.page.waitForSelector('#groups .group[data-region="apac"] li[data-participant="carol"]', { timeout: 10_000 });
   }, 180_000);
+
+  it('once each link has shown itself clean, the browsers play the video piped in over it with their own delay again', async () => {
+    // A link is clean once the far end's video came 1,000 packets with fewer than 3 lost in its
+    // conditioner's last minute of reports (about 35 s of one camera); the agent checks every second.
+    const started = Date.now();
+    const deadline = started + 120_000;
+    let targets: Array<[string, number | null]> = [];
+    while (Date.now() < deadline) {
+      targets = [];
+      for (const p of people.values()) {
+        const q = await demoInboundQuality(p.page);
+        for (const [other, inbound] of Object.entries(q)) targets.push([`${p.name} ← ${other}`, inbound.videoJitterBufferTargetMs]);
+      }
+      if (targets.length === 6 && targets.every(([, t]) => t === null)) break;
+      await sleep(1_000);
+    }
+    console.log(`jitter buffer targets after ${((Date.now() - started) / 1000).toFixed(0)} s: ${targets.map(([k, t]) => `${k} ${t ?? 'own'}`).join(', ')}`);
+    expect(targets).toHaveLength(6);
+    for (const [receiver, target] of targets) expect(target, receiver).toBeNull();
+  }, 150_000);
 
   it("the agent serving one browser is killed: that browser rejoins through the SDK and media resumes both ways", async () => {
     const bob = people.get('bob')!;
