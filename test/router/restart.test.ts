@@ -177,7 +177,9 @@ it('a router that lost its state (new Redis prefix): agents notice (known: false
   await new Promise((resolve) => first.child.once('exit', resolve));
   const second = await spawnRouter(routerEnv(runNamespace()), first.port);
   routers.push(second);
-  const backMs = await waitFor('agents registered with the empty router', async () => (await aliveNodes(second.url)).join() === [...nodeIds].sort().join(), 15_000);
+  // The router lists an agent as soon as it stored the registration, a moment before the agent has
+  // its answer ('registered'): both must be seen.
+  const backMs = await waitFor('agents registered with the empty router', async () => registrations.every((n) => n > 0) && (await aliveNodes(second.url)).join() === [...nodeIds].sort().join(), 15_000);
   console.log(`router restarted with no state: both agents registered again ${backMs} ms after it listened`);
   expect(registrations).toEqual([1, 1]);
 }, 60_000);

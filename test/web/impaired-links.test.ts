@@ -14,8 +14,8 @@ import { Misplaced, watchCascadeMedia } from './cascade-media.ts';
  * The regression guard of issue #22: three Chromium pages in us-east, eu-west and apac, 1 % loss
  * and ±10 ms jitter on every inter-region link (the sample WAN profile's delays; client links
  * clean), the pipe conditioner at its defaults and pipe SRTP on, as deployed. Each page watches
- * the other two for 20 s: the streams may be frozen 3 % of the time on average and each 6 % at
- * most (measured at 0–1 % with the conditioner; without it 6–16 %, docs/benchmarks.md), no video
+ * the other two for 20 s: no stream may be frozen more than 3 % of the time (measured at 0–1.5 %
+ * with the conditioner; without it 6–16 %, docs/benchmarks.md), no video
  * packet may stay lost, and every browser must hold the video piped in over these lossy links for
  * GEO_SFU_PIPE_VIDEO_BUFFER_MS (the agent asks, signaling protocol 1.4; the SDK sets it).
  */
@@ -47,7 +47,7 @@ afterAll(async () => {
 });
 
 describe('cascade media over lossy, jittery inter-region links (1 %, ±10 ms)', () => {
-  it('the streams frozen 3 % of the time or less on average and none past 6 %, no video lost for good, losses rebuilt on the pipes', async () => {
+  it('no stream frozen past 3 % of the time, no video lost for good, losses rebuilt on the pipes, piped video held by the browsers', async () => {
     const watch = (room: string) => watchCascadeMedia(browser, embedded, WATCH_MS, room);
     const run = await watch('impaired-guard').catch((err: unknown) => (err instanceof Misplaced ? watch('impaired-guard-again') : Promise.reject(err)));
     for (const s of run.streams) console.log(`${s.sender} → ${s.receiver}: ${s.framesPerSecond.toFixed(1)} frames/s, ${s.freezes} freezes, ${(s.frozenShare * 100).toFixed(1)} % frozen, audio concealed ${(s.concealedShare * 100).toFixed(2)} %, video lost ${s.videoLost}, jitter buffer target ${s.jitterBufferTargetMs ?? 'none'}`);
@@ -56,15 +56,15 @@ describe('cascade media over lossy, jittery inter-region links (1 %, ±10 ms)', 
     // The relays did lose packets, and the conditioners rebuilt some: the case is the impaired one.
     expect(run.pipeDropped).toBeGreaterThan(0);
     expect(run.repair.rebuilt).toBeGreaterThan(0);
-    // The case's time frozen (the mean stream), and a bound per stream that two freezes in one
-    // window stay under: one stream's 2 freezes (3.6 %) in 20 s happened with the conditioner as
-    // committed (.ci/run of 2026-12-07), while without it the streams froze 5-6 % on average.
+    // Issue #22's bound on the 1 % case, per stream: one freeze in the window (≥ 217 ms at 15 fps,
+    // 1.1 %) passes, two do not. Before the browsers held piped video, one stream of a .ci/run froze
+    // twice (3.6 %); with it, 1 freeze in 48 streams of 8 runs (2026-12-07); without the
+    // conditioner the streams froze 1.3–7.6 %.
     const mean = run.streams.reduce((sum, s) => sum + s.frozenShare, 0) / run.streams.length;
     console.log(`frozen: mean stream ${(mean * 100).toFixed(1)} %`);
-    expect(mean).toBeLessThanOrEqual(0.03);
     for (const s of run.streams) {
       expect(s.framesPerSecond, `${s.sender} → ${s.receiver} frames/s`).toBeGreaterThan(10);
-      expect(s.frozenShare, `${s.sender} → ${s.receiver} frozen`).toBeLessThanOrEqual(0.06);
+      expect(s.frozenShare, `${s.sender} → ${s.receiver} frozen`).toBeLessThanOrEqual(0.03);
       expect(s.videoLost, `${s.sender} → ${s.receiver} video lost`).toBeLessThanOrEqual(0);
       // Every link is lossy and longer than GEO_SFU_PIPE_FEC_MIN_RTT_MS: the agent asked each
       // browser to hold the video piped in (protocol 1.4), and the SDK set it on the receiver.
