@@ -270,6 +270,25 @@ export function pipedVideoBufferMs(link: { lossy: boolean; rttMs: number | undef
   return s.videoBufferMs;
 }
 
+/** The last LOSS_REPORTS loss reports of one side (lost, received), with their sums kept as they slide. */
+class LossWindow {
+  readonly #reports: Array<{ lost: number; received: number }> = [];
+  /** Packets lost, and lost + received, over the window. */
+  lost = 0;
+  total = 0;
+
+  add(lost: number, received: number): void {
+    this.#reports.push({ lost, received });
+    this.lost += lost;
+    this.total += lost + received;
+    if (this.#reports.length > LOSS_REPORTS) {
+      const out = this.#reports.shift()!;
+      this.lost -= out.lost;
+      this.total -= out.lost + out.received;
+    }
+  }
+}
+
 /** A protected stream's open group (sending). */
 /** A protected stream as sent: the repair symbol that closes its open group, and the one after it. */
 interface SendStream {
@@ -332,8 +351,8 @@ export class PipeConditioner {
   readonly #sendStreams = new Map<number, SendStream>();
   /** Parity bytes the budget allows now (negative: borrowed). */
   #credit = 0;
-  /** The far end's last reports (lost, received), oldest first, and the share they make (see shareNow). */
-  readonly #reports: Array<{ lost: number; received: number }> = [];
+  /** The far end's last reports, and the share they make (see shareNow). */
+  readonly #reports = new LossWindow();
   #share: number;
   /** The link's last round trips (ms), from the far end's echoes of our reports. */
   readonly #rtts: number[] = [];
@@ -347,8 +366,8 @@ export class PipeConditioner {
   #reportTimer: NodeJS.Timeout;
   /** Counters at the last report (lost = rebuilt − duplicates + given up − late, received = protected delivered − rebuilt). */
   #reported = { lost: 0, received: 0 };
-  /** This side's last reports (what it lost of the far end's video, and received), oldest first. */
-  readonly #ownReports: Array<{ lost: number; received: number }> = [];
+  /** This side's last reports (what it lost of the far end's video, and received). */
+  readonly #ownReports = new LossWindow();
   /** How late packets came behind their gap (ms), and when. */
   readonly #samples: Array<{ ms: number; at: number }> = [];
 
@@ -423,13 +442,7 @@ export class PipeConditioner {
    * as lossy, as it is protected in full).
    */
   get inboundLossy(): boolean {
-    let lost = 0;
-    let total = 0;
-    for (const r of this.#ownReports) {
-      lost += r.lost;
-      total += r.lost + r.received;
-    }
-    return total < LOSS_MIN_PACKETS || lost >= LOSSY_MIN_LOST;
+    return this.#ownReports.total < LOSS_MIN_PACKETS || this.#ownReports.lost >= LOSSY_MIN_LOST;
   }
 
   /** The link's round trip (the median of the last RTT_SAMPLES), ms; undefined until the far end echoed a report. */
@@ -810,10 +823,7 @@ export class PipeConditioner {
     const received = Math.max(0, now.received - this.#reported.received);
     this.#reported = now;
     // Counted here whether or not the far end takes reports: inboundLossy is this side's own.
-    if (lost + received > 0) {
-      this.#ownReports.push({ lost, received });
-      if (this.#ownReports.length > LOSS_REPORTS) this.#ownReports.shift();
-    }
+    if (lost + received > 0) this.#ownReports.add(lost, received);
     const remote = this.#remote;
     if (!remote || !this.#far.conditioned) return;
     const at = performance.now();
@@ -843,14 +853,8 @@ export class PipeConditioner {
   /** The far end's report: the share follows its last LOSS_REPORTS. */
   #onReport(lost: number, received: number): void {
     if (lost + received === 0) return;
-    this.#reports.push({ lost, received });
-    if (this.#reports.length > LOSS_REPORTS) this.#reports.shift();
-    let lostSum = 0;
-    let total = 0;
-    for (const r of this.#reports) {
-      lostSum += r.lost;
-      total += r.lost + r.received;
-    }
+    this.#reports.add(lost, received);
+    const { lost: lostSum, total } = this.#reports;
     const full = this.#settings.fecShare;
     this.#share = total < LOSS_MIN_PACKETS ? full : full * Math.min(1, lostSum / total / FULL_SHARE_LOSS);
   }
