@@ -119,6 +119,8 @@ interface Link {
   pipe: RegionPipe;
   /** Between the pipe transport and the network when the conditioner is on. */
   conditioner: PipeConditioner | undefined;
+  /** The jitter buffer target last given for the video piped in over it (pipedVideoBufferMs), ms. */
+  videoBufferMs: number;
   /** Last successful exchange (our push answered, or theirs received), performance.now(). */
   lastOkAt: number;
   lastPushAt: number;
@@ -132,9 +134,11 @@ const linkKey = (roomId: string, nodeId: string): string => `${roomId}\n${nodeId
 /** What the far end of a link said of its conditioner. */
 const farEnd = (offer: LinkOffer): FarEnd => ({ conditioned: offer.conditioned ?? false });
 
-/** The payload types the conditioner protects: the room's video codecs (their RTX excluded). */
-const videoPayloadTypes = (caps: Room['rtpCapabilities']): number[] =>
-  (caps.codecs ?? []).filter((c) => c.kind === 'video' && !c.mimeType.toLowerCase().endsWith('/rtx') && c.preferredPayloadType !== undefined).map((c) => c.preferredPayloadType!);
+/** The payload types of the room's media codecs of `kinds` (RTX excluded): what the conditioner protects, and of them what it delivers in order. */
+const mediaPayloadTypes = (caps: Room['rtpCapabilities'], kinds: ReadonlyArray<'audio' | 'video'>): number[] =>
+  (caps.codecs ?? [])
+    .filter((c) => kinds.includes(c.kind) && !c.mimeType.toLowerCase().endsWith('/rtx') && c.preferredPayloadType !== undefined)
+    .map((c) => c.preferredPayloadType!);
 
 /** Call failed with a status the caller acts on. */
 /**
@@ -260,10 +264,12 @@ export class Cascade extends EventEmitter<CascadeEvents> {
 
   /** The jitter buffer target for browsers here of the video piped in from `remoteNodeId` for the room, ms (0: their own choice). */
   videoBufferMs(roomId: string, remoteNodeId: string): number {
-    const conditioner = this.conditioner(roomId, remoteNodeId);
+    const link = this.#links.get(linkKey(roomId, remoteNodeId));
+    const conditioner = link?.conditioner;
     const settings = this.#o.pipe.conditioner;
-    if (!conditioner || !settings) return 0;
-    return pipedVideoBufferMs({ lossy: conditioner.inboundLossy, rttMs: conditioner.rttMs }, { videoBufferMs: this.#o.pipe.videoBufferMs ?? 0, fecMinRttMs: settings.fecMinRttMs });
+    if (!link || !conditioner || !settings) return 0;
+    link.videoBufferMs = pipedVideoBufferMs({ lossy: conditioner.inboundLossy, rttMs: conditioner.rttMs }, { videoBufferMs: this.#o.pipe.videoBufferMs ?? 0, fecMinRttMs: settings.fecMinRttMs }, link.videoBufferMs);
+    return link.videoBufferMs;
   }
 
   /** Whether this node runs the pipe conditioner on its links. */
@@ -663,7 +669,8 @@ export class Cascade extends EventEmitter<CascadeEvents> {
       p.conditioner && this.conditioned
         ? await PipeConditioner.open({
             ...p.conditioner,
-            protectedPayloadTypes: videoPayloadTypes(room.rtpCapabilities),
+            protectedPayloadTypes: mediaPayloadTypes(room.rtpCapabilities, ['audio', 'video']),
+            orderedPayloadTypes: mediaPayloadTypes(room.rtpCapabilities, ['video']),
             wireIp: p.listenIp,
             ...(p.announcedAddress ? { announcedAddress: p.announcedAddress } : {}),
             ...(p.portRange ? { portRange: p.portRange } : {}),
@@ -720,7 +727,7 @@ export class Cascade extends EventEmitter<CascadeEvents> {
 
   #addLink(roomId: string, remote: { nodeId: string; region: string }, linkId: string, initiator: boolean, pipe: RegionPipe, conditioner: PipeConditioner | undefined): Link {
     const key = linkKey(roomId, remote.nodeId);
-    const link: Link = { key, roomId, remote, linkId, initiator, pipe, conditioner, lastOkAt: performance.now(), lastPushAt: 0, pushing: false, dirty: true, closed: false };
+    const link: Link = { key, roomId, remote, linkId, initiator, pipe, conditioner, videoBufferMs: 0, lastOkAt: performance.now(), lastPushAt: 0, pushing: false, dirty: true, closed: false };
     this.#links.set(key, link);
     pipe.on('change', () => {
       link.dirty = true;

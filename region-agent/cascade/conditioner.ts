@@ -10,9 +10,8 @@
  *   the far wire endpoint it was given (`connect()`).
  * - It reads RTP headers only (clear under SRTP too: SSRC, sequence number, payload type) and
  *   leaves every datagram as mediasoup sent it. Only the **protected** streams (RTP whose payload
- *   type is one of the video codecs', given at open) are repaired: a lost video packet stops the
- *   picture until it comes, while a lost audio packet is concealed in 20 ms, and retransmissions
- *   (RTX) and RTCP are repair traffic themselves. Everything else passes straight through.
+ *   type is one of the room's audio or video codecs', given at open) are repaired: retransmissions
+ *   (RTX) and RTCP are repair traffic themselves, and pass straight through.
  * - Outgoing, per protected stream: consecutive packets form groups, and each group closes with
  *   a repair symbol over it and the group before (a sliding-window Reed-Solomon code over
  *   GF(2^8), `coefficient`): the far end rebuilds a packet lost in a group from the next symbol
@@ -21,15 +20,16 @@
  *   link sends (shared by its streams): a group closes at the first end of a frame (RTP marker
  *   bit) the budget covers its symbol at (every three or four packets of low-rate video at a
  *   share of 0.23), and at the latest `fecGroupMs` after its first packet, borrowing up to one
- *   symbol ahead when the budget is short (a slow stream still gets its repair in time).
+ *   symbol ahead when the budget is short (a slow stream still gets its repair in time). An audio
+ *   group closes on its time only, AUDIO_GROUP_FACTOR × `fecGroupMs`.
  * - The share follows the link: none once its round trip (read from the echo of the loss reports)
  *   is under `fecMinRttMs`, where a retransmission comes back in time. Else it follows the loss:
  *   the far end reports every REPORT_MS how many protected packets it lost on the way and how
  *   many came; over its last minute of reports the share is `fecShare` from FULL_SHARE_LOSS up, in
  *   proportion below it. A link is protected in full until its reports count LOSS_MIN_PACKETS
- *   packets (about 40 s of one camera), so a link that loses a packet now and then keeps its
+ *   packets (about 15 s of one camera and microphone), so a link that loses a packet now and then keeps its
  *   protection, and a clean one carries no parity after its first minute.
- * - Incoming: a protected stream's packets reach the PipeTransport in sequence order; those
+ * - Incoming: a video stream's packets reach the PipeTransport in sequence order; those
  *   behind a gap wait until the gap fills (the late packet itself, or its rebuild) or for a
  *   reordering allowance (derived from how late packets come on this link, `reorderMaxMs` at
  *   most). So mediasoup's NACK generator, which asks at the first packet past a gap, does not ask
@@ -38,7 +38,9 @@
  *   once: the packet comes back by whichever is first, its rebuild (within a group's time) or its
  *   retransmission (a round trip), and is delivered when it comes (once; a second copy is dropped).
  *   Waiting for the symbol instead would save the retransmission's bytes but add a group's time
- *   to every loss that the symbols cannot repair.
+ *   to every loss that the symbols cannot repair. Audio is delivered as it comes (its jitter
+ *   buffer reorders, piped audio is not NACKed): a gap is given up at once and a rebuild delivered
+ *   late, which the receiver still plays if it comes before the gap's turn, and conceals otherwise.
  * - A repair symbol starts with 0xda, a loss report with 0xd9 (version bits 3: neither RTP nor
  *   RTCP); the far end sends them only when this side runs the conditioner too (`setFar`).
  */
@@ -47,7 +49,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { gfInv, gfMul, gfMulAdd, gfScale } from './gf256.ts';
 
 export interface ConditionerSettings {
-  /** Repair symbol bytes per byte the link sends, spent on protected (video) streams; 0 = no FEC. */
+  /** Repair symbol bytes per byte the link sends, spent on the protected (audio and video) streams; 0 = no FEC. */
   fecShare: number;
   /** A group's repair symbol goes at the latest this long after the group's first packet, ms. */
   fecGroupMs: number;
@@ -91,8 +93,10 @@ export interface ConditionerOptions extends ConditionerSettings {
   announcedAddress?: string;
   /** Port range for the wire socket (firewalls). Default: any free port. */
   portRange?: { min: number; max: number };
-  /** RTP payload types of the protected streams (the room's video codecs, RTX excluded). */
+  /** RTP payload types of the protected streams (the room's audio and video codecs, RTX excluded). */
   protectedPayloadTypes: Iterable<number>;
+  /** Those of them delivered in sequence order (video); the others (audio) are delivered as they come. */
+  orderedPayloadTypes: Iterable<number>;
 }
 
 export const emptyConditionerStats = (): ConditionerStats => ({
@@ -153,9 +157,16 @@ export const FULL_SHARE_LOSS = 0.005;
 const LOSS_REPORTS = 120;
 /** ...once they count this many packets: a younger link is protected in full. */
 const LOSS_MIN_PACKETS = 1_000;
-/** Video packets this side must have lost of the far end's in its last LOSS_REPORTS reports for the link to count as lossy (libwebrtc adds the round trip to its video delay after 3 NACKed frames in 60 s). */
+/** Protected packets this side must have lost of the far end's in its last LOSS_REPORTS reports for the link to count as lossy (libwebrtc adds the round trip to its video delay after 3 NACKed frames in 60 s). */
 const LOSSY_MIN_LOST = 3;
 
+/**
+ * An audio group stays open this many times fecGroupMs (ten Opus packets at 100 ms): audio's symbols
+ * come from the budget the video's do, and one every 100 ms took a fifth of it at 190 kbit/s of
+ * video; a rebuild still comes within what the receivers hold audio for, in sync with the video
+ * held for a lossy link (pipedVideoBufferMs).
+ */
+const AUDIO_GROUP_FACTOR = 2;
 /** Most packets a repair symbol covers (two groups), and in one group. */
 const MAX_REPAIR_SPAN = 64;
 const MAX_GROUP = MAX_REPAIR_SPAN / 2;
@@ -256,18 +267,26 @@ export interface FarEnd {
 
 export const conditionerEnabled = (s: ConditionerSettings): boolean => s.fecShare > 0 || s.reorderMaxMs > 0;
 
+/** A link's target moves by this much at least: the median of a jittery link's round trips wanders by a few ms, and each change is told to every browser consuming over it. */
+const VIDEO_BUFFER_STEP_MS = 20;
+
 /**
  * How long a browser should hold the video that came over a link before it plays, ms
  * (`RTCRtpReceiver.jitterBufferTarget`; 0: its own choice). A browser behind the edge measures
  * its round trip to the edge, not the link's, so it waits for none of the link's repair: a loss
  * rebuilt a symbol later (a group or two of frames) or retransmitted a link round trip later
- * counts as a freeze once the frame is 150 ms late. Asked for while the link is lossy
- * (`inboundLossy`, as libwebrtc adds the round trip to its own delay only after NACKs), and not on
- * a link whose retransmissions are in time anyway (a measured round trip under `fecMinRttMs`).
+ * counts as a freeze once the frame is 150 ms past the buffer's time. `videoBufferMs` covers the
+ * symbols; a link round trip covers a retransmission, which comes at most a frame (the gap seen),
+ * an allowance and a round trip after the loss: the larger of the two, as libwebrtc adds the
+ * round trip it measures to its own delay. Asked for while the link is lossy (`inboundLossy`, as
+ * libwebrtc does only after NACKs), and not on a link whose retransmissions are in time anyway (a
+ * measured round trip under `fecMinRttMs`). `previousMs`: the link's target until now, kept while
+ * the new one is within VIDEO_BUFFER_STEP_MS of it.
  */
-export function pipedVideoBufferMs(link: { lossy: boolean; rttMs: number | undefined }, s: { videoBufferMs: number; fecMinRttMs: number }): number {
-  if (!link.lossy || (link.rttMs !== undefined && link.rttMs < s.fecMinRttMs)) return 0;
-  return s.videoBufferMs;
+export function pipedVideoBufferMs(link: { lossy: boolean; rttMs: number | undefined }, s: { videoBufferMs: number; fecMinRttMs: number }, previousMs = 0): number {
+  if (s.videoBufferMs <= 0 || !link.lossy || (link.rttMs !== undefined && link.rttMs < s.fecMinRttMs)) return 0;
+  const target = Math.max(s.videoBufferMs, Math.round(link.rttMs ?? 0));
+  return previousMs > 0 && Math.abs(target - previousMs) < VIDEO_BUFFER_STEP_MS ? previousMs : target;
 }
 
 /** The last LOSS_REPORTS loss reports of one side (lost, received), with their sums kept as they slide. */
@@ -303,7 +322,9 @@ interface SendStream {
   groupCount: number;
   groupMaxLen: number;
   nextSymbol: Buffer;
-  /** The open group's time (fecGroupMs) is up: it closes as soon as the budget allows, borrowing. */
+  /** How long its groups stay open at most: fecGroupMs, audio's AUDIO_GROUP_FACTOR times that. */
+  readonly groupMs: number;
+  /** The open group's time is up: it closes as soon as the budget allows, borrowing. */
   due: boolean;
   timer: NodeJS.Timeout | undefined;
 }
@@ -319,6 +340,8 @@ interface Equation {
 /** A protected stream as received. */
 interface RecvStream {
   readonly ssrc: number;
+  /** Held in sequence order behind a gap (video), or delivered as it comes (audio). */
+  readonly ordered: boolean;
   /** Next sequence number to deliver. */
   expect: number;
   readonly slotSeq: Int32Array;
@@ -337,6 +360,7 @@ export class PipeConditioner {
   readonly stats: ConditionerStats = emptyConditionerStats();
   readonly #settings: ConditionerSettings;
   readonly #protected: ReadonlySet<number>;
+  readonly #ordered: ReadonlySet<number>;
   readonly #local: Socket;
   readonly #wire: Socket;
   readonly #announced: string;
@@ -366,7 +390,7 @@ export class PipeConditioner {
   #reportTimer: NodeJS.Timeout;
   /** Counters at the last report (lost = rebuilt − duplicates + given up − late, received = protected delivered − rebuilt). */
   #reported = { lost: 0, received: 0 };
-  /** This side's last reports (what it lost of the far end's video, and received). */
+  /** This side's last reports (what it lost of the far end's protected packets, and received). */
   readonly #ownReports = new LossWindow();
   /** How late packets came behind their gap (ms), and when. */
   readonly #samples: Array<{ ms: number; at: number }> = [];
@@ -375,6 +399,7 @@ export class PipeConditioner {
     this.#settings = { fecShare: options.fecShare, fecGroupMs: options.fecGroupMs, reorderMaxMs: options.reorderMaxMs, fecMinRttMs: options.fecMinRttMs };
     this.#share = options.fecShare;
     this.#protected = new Set(options.protectedPayloadTypes);
+    this.#ordered = new Set(options.orderedPayloadTypes);
     this.#local = local;
     this.#wire = wire;
     this.#announced = options.announcedAddress ?? options.wireIp;
@@ -437,7 +462,7 @@ export class PipeConditioner {
   }
 
   /**
-   * Whether the far end's video reaches this side with losses to repair: LOSSY_MIN_LOST or more
+   * Whether the far end's media reaches this side with losses to repair: LOSSY_MIN_LOST or more
    * lost in this side's last minute of reports, or too few packets yet to tell (a young link counts
    * as lossy, as it is protected in full).
    */
@@ -510,7 +535,7 @@ export class PipeConditioner {
     if (!rtp || !this.#protected.has(rtp.pt)) return;
     this.stats.protectedSent++;
     this.stats.protectedBytes += msg.length;
-    if (repairs) this.#protect(rtp.ssrc, rtp.seq, msg, rtp.marker);
+    if (repairs) this.#protect(rtp.ssrc, rtp.seq, msg, rtp.marker, this.#ordered.has(rtp.pt));
   }
 
   /**
@@ -518,7 +543,7 @@ export class PipeConditioner {
    * the open one (each packet is in two symbols), so a lost symbol, or two losses in one group,
    * are repaired by the next symbol instead of a round trip.
    */
-  #protect(ssrc: number, seq: number, msg: Buffer, endOfFrame: boolean): void {
+  #protect(ssrc: number, seq: number, msg: Buffer, marker: boolean, video: boolean): void {
     let st = this.#sendStreams.get(ssrc);
     // Symbols cover consecutive packets: one out of sequence (a late one upstream) goes unprotected.
     if (st && seq !== seqAdd(st.first, st.count)) {
@@ -531,7 +556,8 @@ export class PipeConditioner {
     if (!st) {
       if (this.#sendStreams.size >= MAX_STREAMS) this.#dropSendStream(this.#sendStreams.keys().next().value!);
       const symbolLength = LENGTH_PREFIX + Math.max(1500, msg.length);
-      st = { id: 0, first: seq, count: 0, maxLen: 0, symbol: Buffer.alloc(symbolLength), groupFirst: seq, groupCount: 0, groupMaxLen: 0, nextSymbol: Buffer.alloc(symbolLength), due: false, timer: undefined };
+      const groupMs = video ? this.#settings.fecGroupMs : this.#settings.fecGroupMs * AUDIO_GROUP_FACTOR;
+      st = { id: 0, first: seq, count: 0, maxLen: 0, symbol: Buffer.alloc(symbolLength), groupFirst: seq, groupCount: 0, groupMaxLen: 0, nextSymbol: Buffer.alloc(symbolLength), groupMs, due: false, timer: undefined };
       this.#sendStreams.set(ssrc, st);
     }
     if (st.groupCount === 0) {
@@ -541,7 +567,7 @@ export class PipeConditioner {
         opened.due = true;
         // Between two frames, as a rule: packets of a frame come in a burst.
         if (this.#sendStreams.get(ssrc) === opened) this.#closeIfPaid(ssrc, opened, true);
-      }, this.#settings.fecGroupMs);
+      }, opened.groupMs);
     }
     const need = LENGTH_PREFIX + msg.length;
     if (need > st.symbol.length) st.symbol = grown(st.symbol, need);
@@ -552,7 +578,8 @@ export class PipeConditioner {
     st.groupCount++;
     st.maxLen = Math.max(st.maxLen, msg.length);
     st.groupMaxLen = Math.max(st.groupMaxLen, msg.length);
-    this.#closeIfPaid(ssrc, st, endOfFrame);
+    // An audio packet is a frame of its own and its marker bit starts a talkspurt: its groups close on time only.
+    this.#closeIfPaid(ssrc, st, marker && video);
   }
 
   #repairCost(st: SendStream): number {
@@ -633,7 +660,7 @@ export class PipeConditioner {
       this.#send(msg);
       return;
     }
-    this.#onData(rtp.ssrc, rtp.seq, msg, false);
+    this.#onData(this.#stream(rtp.ssrc, rtp.seq, this.#ordered.has(rtp.pt)), rtp.seq, msg, false);
   }
 
   #send(payload: Buffer): void {
@@ -643,12 +670,13 @@ export class PipeConditioner {
     this.stats.delivered++;
   }
 
-  #stream(ssrc: number, seq: number): RecvStream {
+  #stream(ssrc: number, seq: number, ordered: boolean): RecvStream {
     let s = this.#streams.get(ssrc);
     if (!s) {
       if (this.#streams.size >= MAX_STREAMS) this.#dropOldestStream();
       s = {
         ssrc,
+        ordered,
         expect: seq,
         slotSeq: new Int32Array(WINDOW).fill(-1),
         slotPayload: new Array<Buffer | undefined>(WINDOW),
@@ -677,8 +705,7 @@ export class PipeConditioner {
     }
   }
 
-  #onData(ssrc: number, seq: number, payload: Buffer, rebuilt: boolean): void {
-    const s = this.#stream(ssrc, seq);
+  #onData(s: RecvStream, seq: number, payload: Buffer, rebuilt: boolean): void {
     const d = seqDiff(seq, s.expect);
     const slot = seq % WINDOW;
     if (s.slotSeq[slot] === seq) {
@@ -705,6 +732,8 @@ export class PipeConditioner {
     }
     // Beyond the window: give up the oldest gaps to make room.
     if (d >= WINDOW - MAX_REPAIR_SPAN) this.#advance(s, seqAdd(seq, -(WINDOW - 2 * MAX_REPAIR_SPAN)));
+    // Audio is not held: its jitter buffer takes packets out of order, and a gap is concealed, not asked for again.
+    else if (!s.ordered && d > 0) this.#advance(s, seq);
     if (s.heldCount > 0 && !rebuilt) this.#sampleFill(s, seq, now);
     this.#store(s, slot, seq, payload, now);
     s.heldCount++;
@@ -813,7 +842,7 @@ export class PipeConditioner {
   /**
    * Tells the far end what this side lost of its protected packets since the last report, and
    * echoes its last report (so each side knows the round trip). Sent even with nothing received:
-   * the side that only sends video needs the echo.
+   * the side that only sends media needs the echo.
    */
   #report(): void {
     if (this.#closed) return;
@@ -933,7 +962,7 @@ export class PipeConditioner {
           return;
         }
         s.equations = s.equations.filter((eq) => eq.missing.length > 0);
-        this.#onData(s.ssrc, found.seq, rebuilt, true);
+        this.#onData(s, found.seq, rebuilt, true);
         // Out of every symbol even where delivery did not store it (a stray behind the window):
         // each round leaves one unknown fewer, so this ends.
         this.#substitute(s, found.seq, rebuilt);

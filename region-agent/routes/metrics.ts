@@ -139,13 +139,13 @@ export function agentMetricsSource({ registry, controller, sfu, cascadeLinks, pi
         if (stats) this.inc(read(stats));
       },
     });
-  conditionerCounter('geo_sfu_agent_pipe_fec_rebuilt_total', 'Cascade video packets rebuilt from FEC repair symbols by the pipe conditioner (lost on the way, or late: a late original after its rebuild counts in _duplicates_total).', (s) => s.rebuilt);
+  conditionerCounter('geo_sfu_agent_pipe_fec_rebuilt_total', 'Cascade media packets rebuilt from FEC repair symbols by the pipe conditioner (lost on the way, or late: a late original after its rebuild counts in _duplicates_total).', (s) => s.rebuilt);
   conditionerCounter('geo_sfu_agent_pipe_fec_parity_bytes_total', 'Bytes of FEC repair symbols (datagrams) the pipe conditioner sent.', (s) => s.parityBytes);
   conditionerCounter('geo_sfu_agent_pipe_sent_bytes_total', 'Bytes of the pipe transports\' datagrams the pipe conditioner sent on cascade links (repair symbols and loss reports excluded).', (s) => s.sentBytes);
   conditionerCounter('geo_sfu_agent_pipe_reorder_held_total', 'Cascade video packets the pipe conditioner held behind a gap (reordering or loss).', (s) => s.held);
   conditionerCounter('geo_sfu_agent_pipe_reorder_released_total', 'Held cascade video packets released because the reordering allowance passed (the gap before them went to mediasoup\'s NACK).', (s) => s.releasedAfterHold);
-  conditionerCounter('geo_sfu_agent_pipe_reorder_gave_up_total', 'Cascade video packets the pipe conditioner stopped waiting for (neither arrived nor rebuilt within the reordering allowance).', (s) => s.gaveUp);
-  conditionerCounter('geo_sfu_agent_pipe_late_total', 'Cascade video packets that came after the pipe conditioner had given up their gap (delivered anyway, out of order).', (s) => s.late);
+  conditionerCounter('geo_sfu_agent_pipe_reorder_gave_up_total', 'Cascade media packets the pipe conditioner stopped waiting for (neither arrived nor rebuilt within the reordering allowance; audio\'s gaps at once).', (s) => s.gaveUp);
+  conditionerCounter('geo_sfu_agent_pipe_late_total', 'Cascade media packets that came after the pipe conditioner had given up their gap (delivered anyway, out of order).', (s) => s.late);
   conditionerCounter('geo_sfu_agent_pipe_duplicates_total', 'Second copies dropped by the pipe conditioner (a late original or a retransmission after its rebuild).', (s) => s.duplicates);
   conditionerCounter('geo_sfu_agent_pipe_dropped_total', 'Datagrams on a pipe conditioner\'s wire socket dropped: another sender, a malformed or out-of-window repair symbol, or one that does not fit the packets held or would rebuild the wrong packet.', (s) => s.dropped);
   const workerDeaths = new Counter({ name: 'geo_sfu_agent_worker_deaths_total', help: 'mediasoup workers that died (each replaced; its rooms were lost).', registers });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchEmbedded, type Embedded } from '../../infra/embedded/launcher.ts';
-import type { WanProfile } from '../../infra/embedded/wan-profile.ts';
+import { interRegionRtt, type WanProfile } from '../../infra/embedded/wan-profile.ts';
 import { CONFIG_SPEC, loadConfig } from '../../shared/config/index.ts';
 import { waitHealthy } from '../sdk/helpers.ts';
 import { launchChromium, MEDIA_ARGS, prepareWeb, ROOT } from './browser.ts';
@@ -17,7 +17,8 @@ import { Misplaced, watchCascadeMedia } from './cascade-media.ts';
  * the other two for 20 s: no stream may be frozen more than 3 % of the time (measured at 0–1.5 %
  * with the conditioner; without it 6–16 %, docs/benchmarks.md), no video
  * packet may stay lost, and every browser must hold the video piped in over these lossy links for
- * GEO_SFU_PIPE_VIDEO_BUFFER_MS (the agent asks, signaling protocol 1.4; the SDK sets it).
+ * GEO_SFU_PIPE_VIDEO_BUFFER_MS or the link's round trip, the longer (the agent asks, signaling
+ * protocol 1.4; the SDK sets it).
  */
 const WATCH_MS = 20_000;
 
@@ -67,8 +68,13 @@ describe('cascade media over lossy, jittery inter-region links (1 %, ±10 ms)', 
       expect(s.frozenShare, `${s.sender} → ${s.receiver} frozen`).toBeLessThanOrEqual(0.03);
       expect(s.videoLost, `${s.sender} → ${s.receiver} video lost`).toBeLessThanOrEqual(0);
       // Every link is lossy and longer than GEO_SFU_PIPE_FEC_MIN_RTT_MS: the agent asked each
-      // browser to hold the video piped in (protocol 1.4), and the SDK set it on the receiver.
-      expect(s.jitterBufferTargetMs, `${s.sender} → ${s.receiver} jitter buffer target`).toBe(CONFIG_SPEC.pipeVideoBufferMs.default);
+      // browser to hold the video piped in (protocol 1.4), and the SDK set it on the receiver: the
+      // setting, or the link's round trip as the conditioners measure it (the profile's, plus the
+      // relays' timers, late on a busy machine; a target moves in steps of 20 ms).
+      const rtt = interRegionRtt(embedded.wanProfile!, s.sender, s.receiver)!;
+      const floor = CONFIG_SPEC.pipeVideoBufferMs.default;
+      expect(s.jitterBufferTargetMs, `${s.sender} → ${s.receiver} jitter buffer target`).toBeGreaterThanOrEqual(Math.max(floor, rtt - 20));
+      expect(s.jitterBufferTargetMs, `${s.sender} → ${s.receiver} jitter buffer target`).toBeLessThanOrEqual(Math.max(floor, rtt + 60));
     }
   }, 150_000);
 });
