@@ -8,7 +8,7 @@ import type { CascadeLinkMedia, RoomNode, RoomNodeSet } from '../../shared/schem
 import { cascadeLinkJitterMs, RegionPipe, type PipeEndpoint, type PipeExport, type PipeImportResult, type PipedStreamRawStats, type Room, type RoomRouter } from '../../sfu/index.ts';
 import { Ticker } from '../../shared/ticker.ts';
 import { addConditionerStats, conditionerEnabled, emptyConditionerStats, PipeConditioner, pipedVideoBufferMs, type ConditionerSettings, type ConditionerStats, type FarEnd } from './conditioner.ts';
-import { LinkLossMeter } from './link-loss.ts';
+import { LinkLossMeter, pipedStreamCounters, type LossCounters } from './link-loss.ts';
 import { derivePipeKey, seal, unseal } from './seal.ts';
 
 /**
@@ -131,6 +131,12 @@ interface Link {
 
 const linkKey = (roomId: string, nodeId: string): string => `${roomId}\n${nodeId}`;
 
+/** A conditioner's count of the wire as a link's loss source: every packet that crossed it first, lost or not. */
+const wireCounters = (conditioner: PipeConditioner): { expected: number; lost: number } => {
+  const { lost, received } = conditioner.wireLoss;
+  return { expected: lost + received, lost };
+};
+
 /** What the far end of a link said of its conditioner. */
 const farEnd = (offer: LinkOffer): FarEnd => ({ conditioned: offer.conditioned ?? false });
 
@@ -222,28 +228,32 @@ export class Cascade extends EventEmitter<CascadeEvents> {
 
   /**
    * What the links carry now, per other node (summed over its rooms' pipe transports), and how
-   * what arrives from it fares over all its rooms' piped-in streams, their audio only behind the
-   * conditioner (loss: LinkLossMeter; jitter: cascadeLinkJitterMs): bounded by the number of nodes, whatever the number of rooms. Each read
-   * counts the losses since the one before (the heartbeat's, each second), reported over 5 s.
+   * what arrives from it fares over all its rooms' links: bounded by the number of nodes, whatever
+   * the number of rooms. Loss (LinkLossMeter): the piped-in streams' as mediasoup counts them, or
+   * behind a conditioner the conditioner's count of the wire (mediasoup sees what it left);
+   * jitter (cascadeLinkJitterMs): the piped-in streams', only audio's behind a conditioner (video
+   * is held in order there). Each read counts the losses since the one before (the heartbeat's,
+   * each second), reported over 5 s.
    */
   async linkMedia(): Promise<CascadeLinkMedia[]> {
-    const byPeer = new Map<string, { media: CascadeLinkMedia; streams: PipedStreamRawStats[] }>();
+    const byPeer = new Map<string, { media: CascadeLinkMedia; streams: PipedStreamRawStats[]; losses: LossCounters[] }>();
     await Promise.all(
       [...this.#links.values()].map(async (link) => {
         const [stats, streams] = await Promise.all([link.pipe.transport.getStats().catch(() => []), link.pipe.importedStreamStats()]);
         let entry = byPeer.get(link.remote.nodeId);
-        if (!entry) byPeer.set(link.remote.nodeId, (entry = { media: { peerNodeId: link.remote.nodeId, peerRegion: link.remote.region, rooms: 0, inBps: 0, outBps: 0 }, streams: [] }));
+        if (!entry) byPeer.set(link.remote.nodeId, (entry = { media: { peerNodeId: link.remote.nodeId, peerRegion: link.remote.region, rooms: 0, inBps: 0, outBps: 0 }, streams: [], losses: [] }));
         entry.media.rooms++;
         for (const s of stats) {
           entry.media.inBps += Math.max(0, Math.round(s.recvBitrate ?? 0));
           entry.media.outBps += Math.max(0, Math.round(s.sendBitrate ?? 0));
         }
-        // Behind the conditioner, video arrives rebuilt and held in order: its loss and jitter are
-        // what the conditioner left, not the path's. Audio passes it as it came.
+        // Behind the conditioner, media arrives rebuilt and video held in order: mediasoup's loss
+        // is what the conditioner left, and video's jitter its holds, not the path's.
         entry.streams.push(...(link.conditioner ? streams.filter((st) => st.kind === 'audio') : streams));
+        entry.losses.push(...(link.conditioner ? [{ key: `conditioner ${link.linkId}`, ...wireCounters(link.conditioner) }] : pipedStreamCounters(streams)));
       }),
     );
-    const losses = this.#linkLoss.read(performance.now(), new Map([...byPeer].map(([peer, { streams }]) => [peer, streams])));
+    const losses = this.#linkLoss.read(performance.now(), new Map([...byPeer].map(([peer, entry]) => [peer, entry.losses])));
     return [...byPeer]
       .map(([peer, { media, streams }]) => {
         const loss = losses.get(peer);

@@ -470,6 +470,16 @@ export class PipeConditioner {
     return this.#ownReports.total < LOSS_MIN_PACKETS || this.#ownReports.lost >= LOSSY_MIN_LOST;
   }
 
+  /**
+   * The far end's protected packets this side lost on the wire and received there, since the link
+   * opened: lost = rebuilt less late originals, plus gaps given up that nothing filled; received =
+   * the originals that came. The path's loss, before repair (what the loss reports carry).
+   */
+  get wireLoss(): { lost: number; received: number } {
+    const st = this.stats;
+    return { lost: Math.max(0, st.rebuilt - st.duplicates) + Math.max(0, st.gaveUp - st.late), received: st.protectedReceived - st.rebuilt };
+  }
+
   /** The link's round trip (the median of the last RTT_SAMPLES), ms; undefined until the far end echoed a report. */
   get rttMs(): number | undefined {
     if (this.#rtts.length === 0) return undefined;
@@ -846,8 +856,7 @@ export class PipeConditioner {
    */
   #report(): void {
     if (this.#closed) return;
-    const st = this.stats;
-    const now = { lost: Math.max(0, st.rebuilt - st.duplicates) + Math.max(0, st.gaveUp - st.late), received: st.protectedReceived - st.rebuilt };
+    const now = this.wireLoss;
     const lost = Math.max(0, now.lost - this.#reported.lost);
     const received = Math.max(0, now.received - this.#reported.received);
     this.#reported = now;

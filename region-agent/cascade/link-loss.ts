@@ -1,6 +1,22 @@
 import { firstTransmissions, type PipedStreamRawStats } from '../../sfu/index.ts';
 
 /**
+ * One source of a link's loss, as counted since it began: first transmissions expected and lost (a
+ * piped-in stream as mediasoup counts it, or a pipe conditioner's count of the wire). `key` follows
+ * it from read to read (a new key counts from its second read).
+ */
+export interface LossCounters {
+  key: string;
+  expected: number;
+  lost: number;
+}
+
+/** Piped-in streams as mediasoup counts them (first transmissions: retransmissions are repairs, not arrivals). */
+export function pipedStreamCounters(streams: readonly PipedStreamRawStats[]): LossCounters[] {
+  return streams.flatMap((stream) => stream.stats.filter((s) => s.type === 'inbound-rtp').map((s) => ({ key: `${stream.producerId} ${s.ssrc}`, ...firstTransmissions(s) })));
+}
+
+/**
  * How long the loss of a link is counted over: mediasoup's longest receiver-report interval (5 s,
  * audio's), so each stream's losses of the window are in it whatever its kind. A constant of
  * mediasoup, not a tunable; how long a loss must last to raise an alert is the router's
@@ -25,35 +41,30 @@ interface Totals {
  * window.
  */
 export class LinkLossMeter {
-  /** The last counters of each stream, by link then `producerId ssrc`. */
+  /** The last counters of each source, by link then key. */
   #streams = new Map<string, Map<string, { expected: number; lost: number }>>();
   #totals = new Map<string, Totals>();
 
-  /** Reads the streams arriving from each peer node now; returns each link's loss fraction over the window (undefined: nothing expected in it). */
-  read(nowMs: number, streamsByPeer: ReadonlyMap<string, readonly PipedStreamRawStats[]>): Map<string, number | undefined> {
+  /** Reads the sources of each peer node's link now; returns each link's loss fraction over the window (undefined: nothing expected in it). */
+  read(nowMs: number, countersByPeer: ReadonlyMap<string, readonly LossCounters[]>): Map<string, number | undefined> {
     const losses = new Map<string, number | undefined>();
     for (const peer of [...this.#totals.keys()]) {
-      if (!streamsByPeer.has(peer)) {
+      if (!countersByPeer.has(peer)) {
         this.#totals.delete(peer);
         this.#streams.delete(peer);
       }
     }
-    for (const [peer, streams] of streamsByPeer) {
+    for (const [peer, sources] of countersByPeer) {
       const previous = this.#streams.get(peer) ?? new Map<string, { expected: number; lost: number }>();
       const current = new Map<string, { expected: number; lost: number }>();
       const totals = this.#totals.get(peer) ?? { expected: 0, lost: 0, history: [] };
-      for (const stream of streams) {
-        for (const s of stream.stats) {
-          if (s.type !== 'inbound-rtp') continue;
-          const key = `${stream.producerId} ${s.ssrc}`;
-          const counters = firstTransmissions(s);
-          current.set(key, counters);
-          // A stream first seen counts from now on.
-          const before = previous.get(key);
-          if (!before) continue;
-          totals.expected += counters.expected - before.expected;
-          totals.lost += counters.lost - before.lost;
-        }
+      for (const { key, expected, lost } of sources) {
+        current.set(key, { expected, lost });
+        // A source first seen counts from now on.
+        const before = previous.get(key);
+        if (!before) continue;
+        totals.expected += expected - before.expected;
+        totals.lost += lost - before.lost;
       }
       this.#streams.set(peer, current);
       totals.history.push({ atMs: nowMs, expected: totals.expected, lost: totals.lost });

@@ -96,7 +96,7 @@ describe('pipe conditioner on real pipes (3 % loss, ±10 ms jitter each way)', (
     expect(nack('video').length).toBeGreaterThan(0);
   }, 60_000);
 
-  it('with it, losses are rebuilt and video reordering is held back: mediasoup sees only the gaps it gave up and nothing filled; its sockets close with the link', async () => {
+  it('with it, audio and video losses are rebuilt and video reordering is held back: mediasoup sees few losses, video only where a gap was given up; its sockets close with the link', async () => {
     const { figures, cluster } = await run(ON);
     console.log('conditioner on:', figures);
     const us = cluster.nodes.get('us-west-1')!;
@@ -107,10 +107,12 @@ describe('pipe conditioner on real pipes (3 % loss, ±10 ms jitter each way)', (
     expect(figures.received).toBeGreaterThan(300);
     expect(stats.rebuilt).toBeGreaterThan(0);
     expect(stats.held).toBeGreaterThan(0);
-    // The losses mediasoup counted are the gaps the conditioner gave up (video's after the
-    // allowance, audio's at once) and nothing filled later, by a rebuild or the packet itself (the
-    // rest it rebuilt or held until they came). The window may cut a gap given up just before it: one of slack.
-    expect(figures.lost).toBeLessThanOrEqual(stats.gaveUp - stats.late + 1);
+    // Audio's losses are rebuilt as video's are: mediasoup counts a few of the packets the relay
+    // dropped as lost at most (without the conditioner, most of them).
+    expect(figures.lost).toBeLessThanOrEqual(Math.max(2, figures.dropped / 10));
+    // The video losses it counted are among the gaps the conditioner gave up (the rest it rebuilt
+    // or held until they came). The window may cut a gap given up just before it: one of slack.
+    expect(figures.videoLost).toBeLessThanOrEqual(stats.gaveUp + 1);
     // The link's sockets and timers go with it; the counters stay.
     await eu.cascade!.close({ notify: true });
     await waitUntil(() => cu.closed && ce.closed, 5_000, 'both conditioners closed');

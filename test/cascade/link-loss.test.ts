@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { LINK_LOSS_WINDOW_MS, LinkLossMeter } from '../../region-agent/cascade/link-loss.ts';
+import { LINK_LOSS_WINDOW_MS, LinkLossMeter, pipedStreamCounters } from '../../region-agent/cascade/link-loss.ts';
 import type { PipedStreamRawStats, types as ms } from '../../sfu/index.ts';
 
 /** An imported producer's inbound-rtp stats with these cumulative counters (RTX: video on the pipe; none: audio). */
@@ -38,9 +38,9 @@ describe('LinkLossMeter', () => {
   it('counts first transmissions lost over the window, summed over the streams: RTX repairs stay losses, repairs without RTX are losses packetsLost no longer shows', () => {
     const meter = new LinkLossMeter();
     // First read: a baseline only (nothing counted yet).
-    expect(meter.read(0, new Map([['eu-1', [stream('v', { packetCount: 1_000, packetsLost: 0, rtx: true }), stream('a', { packetCount: 1_000, packetsLost: 0 })]]]))).toEqual(new Map([['eu-1', undefined]]));
+    expect(meter.read(0, new Map([['eu-1', pipedStreamCounters([stream('v', { packetCount: 1_000, packetsLost: 0, rtx: true }), stream('a', { packetCount: 1_000, packetsLost: 0 })])]]))).toEqual(new Map([['eu-1', undefined]]));
     // 1 s: video (RTX) got 90 of 100 originals + 8 repairs: 10 lost. Audio (no RTX) got 50 packets, 5 of them repairs filling its gaps: 5 lost of 50.
-    const second = meter.read(1_000, new Map([['eu-1', [stream('v', { packetCount: 1_098, packetsLost: 10, packetsRepaired: 8, rtx: true }), stream('a', { packetCount: 1_050, packetsLost: 0, packetsRepaired: 5 })]]]));
+    const second = meter.read(1_000, new Map([['eu-1', pipedStreamCounters([stream('v', { packetCount: 1_098, packetsLost: 10, packetsRepaired: 8, rtx: true }), stream('a', { packetCount: 1_050, packetsLost: 0, packetsRepaired: 5 })])]]));
     expect(second.get('eu-1')).toBe(Math.round((15 / 150) * 10_000) / 10_000);
   });
 
@@ -49,7 +49,7 @@ describe('LinkLossMeter', () => {
     let at = 0;
     let count = 0;
     let lost = 0;
-    const read = (extra: PipedStreamRawStats[] = []) => meter.read(at, new Map([['eu-1', [stream('v', { packetCount: count, packetsLost: lost, rtx: true }), ...extra]]])).get('eu-1');
+    const read = (extra: PipedStreamRawStats[] = []) => meter.read(at, new Map([['eu-1', pipedStreamCounters([stream('v', { packetCount: count, packetsLost: lost, rtx: true }), ...extra])]])).get('eu-1');
     read();
     // 20 % lost for 3 s, then clean.
     for (let s = 1; s <= 3; s++) {
@@ -75,10 +75,10 @@ describe('LinkLossMeter', () => {
 
   it('a link nothing arrives on has no loss; a link gone is forgotten', () => {
     const meter = new LinkLossMeter();
-    meter.read(0, new Map([['eu-1', [stream('v', { packetCount: 10, packetsLost: 0, rtx: true })]]]));
-    expect(meter.read(1_000, new Map([['eu-1', [stream('v', { packetCount: 10, packetsLost: 0, rtx: true })]]])).get('eu-1')).toBeUndefined();
-    expect(meter.read(2_000, new Map([['ap-1', []]]))).toEqual(new Map([['ap-1', undefined]]));
+    meter.read(0, new Map([['eu-1', pipedStreamCounters([stream('v', { packetCount: 10, packetsLost: 0, rtx: true })])]]));
+    expect(meter.read(1_000, new Map([['eu-1', pipedStreamCounters([stream('v', { packetCount: 10, packetsLost: 0, rtx: true })])]])).get('eu-1')).toBeUndefined();
+    expect(meter.read(2_000, new Map([['ap-1', pipedStreamCounters([])]]))).toEqual(new Map([['ap-1', undefined]]));
     // eu-1 back: a baseline again, not a delta from before it was gone.
-    expect(meter.read(3_000, new Map([['eu-1', [stream('v', { packetCount: 500, packetsLost: 400, rtx: true })]]])).get('eu-1')).toBeUndefined();
+    expect(meter.read(3_000, new Map([['eu-1', pipedStreamCounters([stream('v', { packetCount: 500, packetsLost: 400, rtx: true })])]])).get('eu-1')).toBeUndefined();
   });
 });
