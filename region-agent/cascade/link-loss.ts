@@ -34,15 +34,14 @@ interface Totals {
 
 /**
  * The packet loss of each cascade link (what this node receives from one other node, all rooms),
- * counted rather than averaged: each read adds every piped-in stream's new first transmissions
- * expected and lost (firstTransmissions, since the previous read) to its link's totals, and the
- * loss is lost / expected over the last LINK_LOSS_WINDOW_MS. Streams and links come and go
- * without disturbing the others; state is kept per stream and link, nothing per read beyond the
- * window.
+ * counted rather than averaged: each read adds every source's new first transmissions expected
+ * and lost (LossCounters, since the previous read) to its link's totals, and the loss is lost /
+ * expected over the last LINK_LOSS_WINDOW_MS. Sources and links come and go without disturbing
+ * the others; state is kept per source and link, nothing per read beyond the window.
  */
 export class LinkLossMeter {
   /** The last counters of each source, by link then key. */
-  #streams = new Map<string, Map<string, { expected: number; lost: number }>>();
+  readonly #sources = new Map<string, Map<string, { expected: number; lost: number }>>();
   #totals = new Map<string, Totals>();
 
   /** Reads the sources of each peer node's link now; returns each link's loss fraction over the window (undefined: nothing expected in it). */
@@ -51,11 +50,11 @@ export class LinkLossMeter {
     for (const peer of [...this.#totals.keys()]) {
       if (!countersByPeer.has(peer)) {
         this.#totals.delete(peer);
-        this.#streams.delete(peer);
+        this.#sources.delete(peer);
       }
     }
     for (const [peer, sources] of countersByPeer) {
-      const previous = this.#streams.get(peer) ?? new Map<string, { expected: number; lost: number }>();
+      const previous = this.#sources.get(peer) ?? new Map<string, { expected: number; lost: number }>();
       const current = new Map<string, { expected: number; lost: number }>();
       const totals = this.#totals.get(peer) ?? { expected: 0, lost: 0, history: [] };
       for (const { key, expected, lost } of sources) {
@@ -66,7 +65,7 @@ export class LinkLossMeter {
         totals.expected += expected - before.expected;
         totals.lost += lost - before.lost;
       }
-      this.#streams.set(peer, current);
+      this.#sources.set(peer, current);
       totals.history.push({ atMs: nowMs, expected: totals.expected, lost: totals.lost });
       while (totals.history.length > 2 && totals.history[1]!.atMs <= nowMs - LINK_LOSS_WINDOW_MS) totals.history.shift();
       this.#totals.set(peer, totals);
